@@ -1,0 +1,136 @@
+/* The configuration model of SPEC.md: every section and key, its default and its validation. */
+#ifndef WSB_CONFIG_H
+#define WSB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "values.h"
+
+#define WSB_NAME_MAX 64        /* backend names, including "NAME#ADDR" forms */
+#define WSB_MAX_LISTEN 16      /* addresses in [listen] address */
+#define WSB_MAX_FAILOVER_CODES 32
+
+enum wsb_algorithm { WSB_ALG_LEAST_CONN, WSB_ALG_ROUND_ROBIN, WSB_ALG_RANDOM, WSB_ALG_HASH };
+enum wsb_hash_key { WSB_HASH_IP, WSB_HASH_PATH, WSB_HASH_HEADER, WSB_HASH_COOKIE, WSB_HASH_QUERY };
+enum wsb_health_check { WSB_HEALTH_OFF, WSB_HEALTH_TCP, WSB_HEALTH_HTTP };
+
+/* A comma-separated value split into trimmed, non-empty items. */
+struct wsb_strlist {
+  char **items;
+  size_t n;
+};
+
+struct wsb_backend_config {
+  char name[WSB_NAME_MAX];
+  char url_text[WSB_HOST_MAX + WSB_PATH_MAX + 16];
+  struct wsb_url url;
+  unsigned weight;        /* 1..1000 */
+  unsigned max_sessions;  /* 0 = no limit */
+  bool enabled;
+  bool backup;
+  int line;               /* line of its section header, 0 when it came from WSBAL_BACKENDS */
+};
+
+struct wsb_config {
+  char *path;  /* the file it was loaded from */
+
+  struct {
+    unsigned workers;  /* 0 = auto: one per online CPU */
+    char *user;        /* NULL = keep */
+    char *group;
+    enum wsb_log_level log_level;
+    char *access_log;  /* NULL = off, "stderr", or a path */
+    uint64_t max_sessions;
+    uint64_t shutdown_timeout_ms;
+  } wsbal;
+
+  struct {
+    struct wsb_hostport address[WSB_MAX_LISTEN];
+    size_t naddress;
+    struct wsb_strlist tls_cert;  /* pairs up with tls_key */
+    struct wsb_strlist tls_key;
+    unsigned tls_min_version;     /* 12 or 13 */
+    char *path;                   /* NULL = every path */
+    uint64_t handshake_timeout_ms;
+    uint64_t max_header_bytes;
+    uint64_t max_message_bytes;
+    uint64_t idle_timeout_ms;     /* 0 = never */
+    uint64_t ping_interval_ms;    /* 0 = no keepalive pings */
+    bool trust_forwarded;
+    struct wsb_strlist allowed_origins;  /* empty = any */
+  } listen;
+
+  struct {
+    enum wsb_algorithm algorithm;
+    enum wsb_hash_key hash_key;
+    char *hash_key_name;  /* NAME of header:/cookie:/query:, else NULL */
+    uint64_t connect_timeout_ms;
+    bool failover;
+    uint16_t failover_codes[WSB_MAX_FAILOVER_CODES];
+    size_t nfailover_codes;
+    unsigned max_failovers;
+    uint64_t failover_buffer;
+    char *reconnect_header;
+    struct wsb_strlist pass_headers;
+    struct wsb_strlist block_headers;
+    bool preserve_host;
+    uint64_t ping_interval_ms;
+    enum wsb_health_check health_check;
+    char *health_path;
+    uint64_t health_interval_ms;
+    uint64_t health_timeout_ms;
+    unsigned health_rise;
+    unsigned health_fall;
+    unsigned breaker_threshold;
+    uint64_t breaker_cooldown_ms;
+    char *load_report_path;  /* NULL = off */
+    uint64_t load_report_ttl_ms;
+    bool tls_verify;
+    char *tls_ca_file;       /* NULL = system store */
+    char *tls_client_cert;
+    char *tls_client_key;
+    uint64_t slow_start_ms;
+    uint64_t resolve_interval_ms;
+  } upstream;
+
+  struct {
+    bool enabled;  /* false for address = off */
+    struct wsb_hostport address;
+    char *token;   /* NULL = no authentication */
+  } admin;
+
+  struct wsb_backend_config *backends;
+  size_t nbackends;
+};
+
+/* Every problem found while loading, each "FILE:LINE: message", in the order found. */
+struct wsb_config_errors {
+  char **lines;
+  size_t n;
+};
+
+/* Fills cfg with SPEC.md's defaults and no backend. */
+void wsb_config_defaults(struct wsb_config *cfg);
+
+/*
+ * Loads path over the defaults, then applies WSBAL_<SECTION>_<KEY> and
+ * WSBAL_BACKENDS from envp (NULL-terminated "NAME=value" strings; may be
+ * NULL), then checks the whole (no backend, duplicate names, admin without
+ * token, unpaired TLS files, ...). Every problem is appended to errs; the
+ * load goes on after each so all are reported at once. Returns 0, or
+ * WSB_ECONFIG when errs is not empty. Overrides name their variable in place
+ * of FILE:LINE ("env WSBAL_LISTEN_ADDRESS: ...").
+ */
+int wsb_config_load(struct wsb_config *cfg, const char *path, char *const *envp,
+                    struct wsb_config_errors *errs);
+
+/* True when code is in [upstream] failover_codes. */
+bool wsb_config_is_failover_code(const struct wsb_config *cfg, uint16_t code);
+
+void wsb_config_free(struct wsb_config *cfg);
+void wsb_config_errors_free(struct wsb_config_errors *errs);
+
+#endif

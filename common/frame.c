@@ -1,0 +1,2 @@
+/* Being written: see the module header. */
+typedef int wsb_placeholder_t;

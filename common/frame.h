@@ -1,0 +1,110 @@
+/* WebSocket frame codec (RFC 6455 section 5): pure, incremental, allocation-free. */
+#ifndef WSB_FRAME_H
+#define WSB_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum wsb_opcode {
+  WSB_OP_CONT = 0x0,
+  WSB_OP_TEXT = 0x1,
+  WSB_OP_BINARY = 0x2,
+  WSB_OP_CLOSE = 0x8,
+  WSB_OP_PING = 0x9,
+  WSB_OP_PONG = 0xA,
+};
+
+#define WSB_FRAME_HEADER_MAX 14   /* 2 + 8 bytes of length + 4 bytes of mask */
+#define WSB_CONTROL_PAYLOAD_MAX 125
+#define WSB_CLOSE_REASON_MAX 123  /* control payload minus the two code bytes */
+
+/* Close codes wsbal itself sends. */
+enum wsb_close_code {
+  WSB_CLOSE_NORMAL = 1000,
+  WSB_CLOSE_GOING_AWAY = 1001,
+  WSB_CLOSE_PROTOCOL_ERROR = 1002,
+  WSB_CLOSE_UNSUPPORTED = 1003,
+  WSB_CLOSE_NO_STATUS = 1005,   /* never on the wire: an empty close payload */
+  WSB_CLOSE_ABNORMAL = 1006,    /* never on the wire: connection lost without a close */
+  WSB_CLOSE_INVALID_DATA = 1007,
+  WSB_CLOSE_POLICY = 1008,
+  WSB_CLOSE_TOO_BIG = 1009,
+  WSB_CLOSE_INTERNAL = 1011,
+  WSB_CLOSE_RESTART = 1012,
+  WSB_CLOSE_TRY_AGAIN = 1013,
+};
+
+/* One parsed frame header. */
+struct wsb_frame {
+  uint64_t payload_len;
+  uint8_t mask[4];     /* valid when masked */
+  uint8_t header_len;  /* 2..14: bytes before the payload */
+  uint8_t opcode;
+  bool fin;
+  bool masked;
+};
+
+static inline bool wsb_opcode_is_control(uint8_t opcode) { return (opcode & 0x8) != 0; }
+
+/*
+ * Parses the frame header at buf. Returns the header length (> 0) and fills f,
+ * WSB_PARTIAL when len is too short to hold the whole header, or a negative
+ * WSB_E* code for a header that breaks a rule independent of who sent it:
+ * reserved bits (wsbal never negotiates extensions), unknown opcode, fragmented
+ * or over-long control frame, non-minimal or 63-bit-overflowing length.
+ * Stateless: call again with more bytes after WSB_PARTIAL.
+ */
+ssize_t wsb_frame_parse(struct wsb_frame *f, const uint8_t *buf, size_t len);
+
+/* Fragmentation state of one direction of a connection; starts zeroed. */
+struct wsb_msg_state {
+  uint64_t msg_len;     /* payload bytes of the open data message so far */
+  uint8_t open_opcode;  /* WSB_OP_TEXT/BINARY while a fragmented message is open, else 0 */
+};
+
+/*
+ * Checks a parsed header against the rules that depend on the sender and on
+ * the frames before it: masking (from_client frames must be masked, server
+ * frames must not), continuation order, and message size (max_message bytes;
+ * 0 = no limit). Updates st when the frame is accepted. Returns 0 or WSB_E*.
+ */
+int wsb_frame_check(struct wsb_msg_state *st, const struct wsb_frame *f, bool from_client,
+                    uint64_t max_message);
+
+/* The close code a peer earns for a WSB_E* framing error (1002, 1007 or 1009); 1011 for others. */
+uint16_t wsb_frame_error_close_code(int err);
+
+/*
+ * Writes a frame header to out (at least WSB_FRAME_HEADER_MAX bytes) using
+ * the minimal length encoding; mask may be NULL for an unmasked frame.
+ * Returns the header length.
+ */
+size_t wsb_frame_header_write(uint8_t *out, bool fin, uint8_t opcode, uint64_t payload_len,
+                              const uint8_t *mask);
+
+/*
+ * XORs data with the masking key, word at a time. pos is the offset of data[0]
+ * within the frame's payload, so a payload may be (un)masked in pieces.
+ */
+void wsb_mask_apply(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t pos);
+
+/* True for a close code that may appear in a close frame (1000-1003, 1007-1014, 3000-4999). */
+bool wsb_close_code_is_valid(uint16_t code);
+
+/*
+ * Parses an unmasked close payload. An empty payload gives code 1005 and an
+ * empty reason. Returns 0, WSB_ECLOSE_LEN, WSB_ECLOSE_CODE or WSB_EUTF8 (reason).
+ */
+int wsb_close_parse(const uint8_t *payload, size_t len, uint16_t *code, const uint8_t **reason,
+                    size_t *reason_len);
+
+/*
+ * Builds a close payload (code, then the reason cut to WSB_CLOSE_REASON_MAX
+ * bytes at a UTF-8 character boundary) into out (at least
+ * WSB_CONTROL_PAYLOAD_MAX bytes). Returns its length.
+ */
+size_t wsb_close_build(uint8_t *out, uint16_t code, const char *reason, size_t reason_len);
+
+#endif

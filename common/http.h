@@ -1,0 +1,89 @@
+/* HTTP/1.1 request and response heads, parsed with llhttp into slices of the caller's buffer. */
+#ifndef WSB_HTTP_H
+#define WSB_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <llhttp.h>
+
+/* A piece of a buffer owned by someone else; not NUL-terminated. */
+struct wsb_slice {
+  const char *p;
+  size_t len;
+};
+
+struct wsb_header {
+  struct wsb_slice name;
+  struct wsb_slice value;
+};
+
+#define WSB_HTTP_MAX_HEADERS 100
+
+struct wsb_http_head {
+  llhttp_t parser;
+  size_t max_bytes;      /* WSB_EHEAD_TOO_LARGE past this many bytes of head */
+  size_t seen;           /* bytes fed so far */
+  struct wsb_slice url;  /* request target, for requests */
+  struct wsb_slice reason;
+  struct wsb_header headers[WSB_HTTP_MAX_HEADERS];
+  size_t nheaders;
+  uint16_t status;  /* for responses */
+  uint8_t method;   /* enum llhttp_method, for requests */
+  uint8_t http_major;
+  uint8_t http_minor;
+  bool complete;    /* the blank line ending the head was seen */
+  bool in_value;    /* private: the parser is inside a header value */
+};
+
+/*
+ * Prepares h to parse a request (response = false) or a response head of at
+ * most max_bytes bytes.
+ */
+void wsb_http_head_init(struct wsb_http_head *h, bool response, size_t max_bytes);
+
+/*
+ * Feeds the next bytes of the head. Every call must pass the bytes that
+ * follow the previous call's, stored right after them in the same buffer, so
+ * slices stay valid and contiguous. Returns, once the head is complete, how
+ * many bytes of this call's buf belong to it (the rest is what follows the
+ * head: WebSocket frames); WSB_PARTIAL while incomplete; WSB_EHTTP,
+ * WSB_ETOO_MANY_HEADERS or WSB_EHEAD_TOO_LARGE on bad input.
+ */
+ssize_t wsb_http_feed(struct wsb_http_head *h, const char *buf, size_t len);
+
+/* Case-insensitive comparison of a slice with a NUL-terminated string. */
+bool wsb_slice_eq(struct wsb_slice s, const char *str);
+
+/* The first header named name (case-insensitive) after `after` (NULL = from the start), or NULL. */
+const struct wsb_header *wsb_http_find(const struct wsb_http_head *h, const char *name,
+                                       const struct wsb_header *after);
+
+/* True when the comma-separated list holds token (case-insensitive, spaces trimmed). */
+bool wsb_token_list_has(struct wsb_slice list, const char *token);
+
+/* True when any header named name holds token in its comma-separated value. */
+bool wsb_http_has_token(const struct wsb_http_head *h, const char *name, const char *token);
+
+/*
+ * True for headers a proxy must not forward (RFC 9110 7.6.1): Connection,
+ * Keep-Alive, Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE,
+ * Trailer, Transfer-Encoding, Upgrade, and every name the message's own
+ * Connection header lists.
+ */
+bool wsb_http_is_hop_by_hop(const struct wsb_http_head *h, const struct wsb_header *hdr);
+
+/* The standard reason phrase of a status ("Bad Request"), or "Unknown". */
+const char *wsb_http_reason(int status);
+
+/*
+ * Writes a complete error answer: status line, Content-Type: text/plain,
+ * Content-Length, Connection: close, extra_headers (each ending in CRLF, may
+ * be NULL) and a short text body naming the status. Returns its length, or
+ * 0 when it does not fit in cap.
+ */
+size_t wsb_http_error_response(char *out, size_t cap, int status, const char *extra_headers);
+
+#endif

@@ -1,0 +1,2 @@
+/* Placeholder until the module is written. */
+int main(void) { return 77; }

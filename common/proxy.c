@@ -1,0 +1,157 @@
+/* Writing the backend's upgrade request and the client's 101 from the heads the proxy has read. */
+#include "proxy.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* An output buffer that remembers it overflowed, so writers check once at the end. */
+struct out {
+  char *p;
+  size_t cap;
+  size_t len;
+  bool full;
+};
+
+static void put(struct out *o, const char *s, size_t n) {
+  if (o->full || n > o->cap - o->len) {
+    o->full = true;
+    return;
+  }
+  memcpy(o->p + o->len, s, n);
+  o->len += n;
+}
+
+static void puts_(struct out *o, const char *s) { put(o, s, strlen(s)); }
+static void put_slice(struct out *o, struct wsb_slice s) { put(o, s.p, s.len); }
+
+static void put_header(struct out *o, const char *name, struct wsb_slice value) {
+  puts_(o, name);
+  put(o, ": ", 2);
+  put_slice(o, value);
+  put(o, "\r\n", 2);
+}
+
+static void put_raw_header(struct out *o, const struct wsb_header *hdr) {
+  put_slice(o, hdr->name);
+  put(o, ": ", 2);
+  put_slice(o, hdr->value);
+  put(o, "\r\n", 2);
+}
+
+static struct wsb_slice cstr(const char *s) { return (struct wsb_slice){s, strlen(s)}; }
+
+/* True when the comma list (no spaces: the config loader trimmed them) holds name, any case. */
+static bool list_has_name(const char *list, struct wsb_slice name) {
+  if (list == NULL || name.len == 0)
+    return false;
+  for (const char *item = list; *item != '\0';) {
+    const char *end = strchr(item, ',');
+    size_t len = end ? (size_t)(end - item) : strlen(item);
+    if (len == name.len && strncasecmp(item, name.p, len) == 0)
+      return true;
+    item += len + (end ? 1 : 0);
+  }
+  return false;
+}
+
+/* Headers the proxy writes itself, so the client's copies are never forwarded. */
+static bool is_rewritten(struct wsb_slice name) {
+  return wsb_slice_eq(name, "Host") || wsb_slice_eq(name, "X-Forwarded-For") ||
+         wsb_slice_eq(name, "X-Forwarded-Proto") || wsb_slice_eq(name, "X-Forwarded-Host");
+}
+
+ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_request *r) {
+  struct out o = {buf, cap, 0, false};
+  const struct wsb_http_head *h = r->client;
+
+  puts_(&o, "GET ");
+  puts_(&o, r->backend->path);
+  put_slice(&o, r->upgrade->path);
+  puts_(&o, " HTTP/1.1\r\n");
+
+  if (r->preserve_host) {
+    put_header(&o, "Host", r->upgrade->host);
+  } else {
+    char host[WSB_HOST_MAX + 16];
+    bool v6 = strchr(r->backend->host, ':') != NULL;
+    bool default_port = r->backend->port == (r->backend->tls ? 443 : 80);
+    if (default_port)
+      snprintf(host, sizeof(host), v6 ? "[%s]" : "%s", r->backend->host);
+    else
+      snprintf(host, sizeof(host), v6 ? "[%s]:%u" : "%s:%u", r->backend->host,
+               (unsigned)r->backend->port);
+    put_header(&o, "Host", cstr(host));
+  }
+  puts_(&o, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n");
+  put_header(&o, "Sec-WebSocket-Key", cstr(r->key));
+
+  for (size_t i = 0; i < h->nheaders; i++) {
+    const struct wsb_header *hdr = &h->headers[i];
+    if (wsb_http_is_hop_by_hop(h, hdr) || wsb_handshake_header_is_own(hdr->name) ||
+        is_rewritten(hdr->name) || list_has_name(r->block_headers, hdr->name) ||
+        (r->reconnect_header != NULL && wsb_slice_eq(hdr->name, r->reconnect_header)))
+      continue;
+    put_raw_header(&o, hdr);
+  }
+
+  /* X-Forwarded-For: the client's own chain only when the operator trusts what is in front. */
+  puts_(&o, "X-Forwarded-For: ");
+  const struct wsb_header *xff = wsb_http_find(h, "X-Forwarded-For", NULL);
+  if (r->trust_forwarded && xff != NULL) {
+    for (; xff != NULL; xff = wsb_http_find(h, "X-Forwarded-For", xff)) {
+      put_slice(&o, xff->value);
+      put(&o, ", ", 2);
+    }
+  }
+  puts_(&o, r->client_ip);
+  put(&o, "\r\n", 2);
+  puts_(&o, r->client_tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
+  put_header(&o, "X-Forwarded-Host", r->upgrade->host);
+  if (r->reconnect_value != NULL && r->reconnect_header != NULL)
+    put_header(&o, r->reconnect_header, cstr(r->reconnect_value));
+  put(&o, "\r\n", 2);
+  return o.full ? -ENOSPC : (ssize_t)o.len;
+}
+
+ssize_t wsb_proxy_response_write(char *buf, size_t cap, struct wsb_slice client_key,
+                                 const struct wsb_http_head *backend,
+                                 const struct wsb_upgrade_response *chosen,
+                                 const char *pass_headers) {
+  struct out o = {buf, cap, 0, false};
+  char accept[WSB_WS_ACCEPT_LEN + 1];
+  wsb_ws_accept(client_key, accept);
+  puts_(&o, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+  put_header(&o, "Sec-WebSocket-Accept", cstr(accept));
+  if (chosen->protocol.p != NULL)
+    put_header(&o, "Sec-WebSocket-Protocol", chosen->protocol);
+  for (size_t i = 0; i < backend->nheaders; i++) {
+    const struct wsb_header *hdr = &backend->headers[i];
+    if (list_has_name(pass_headers, hdr->name) && !wsb_http_is_hop_by_hop(backend, hdr) &&
+        !wsb_handshake_header_is_own(hdr->name) &&
+        !wsb_slice_eq(hdr->name, "Sec-WebSocket-Protocol"))
+      put_raw_header(&o, hdr);
+  }
+  put(&o, "\r\n", 2);
+  return o.full ? -ENOSPC : (ssize_t)o.len;
+}
+
+bool wsb_proxy_path_allowed(const char *prefix, struct wsb_slice path) {
+  size_t n = prefix != NULL ? strlen(prefix) : 0;
+  /* A prefix ending in '/' already marks the boundary itself. */
+  while (n > 0 && prefix[n - 1] == '/')
+    n--;
+  if (n == 0)
+    return true;
+  if (path.len < n || memcmp(path.p, prefix, n) != 0)
+    return false;
+  return path.len == n || path.p[n] == '/' || path.p[n] == '?';
+}
+
+bool wsb_proxy_origin_allowed(const char *allowed, struct wsb_slice origin) {
+  if (allowed == NULL || allowed[0] == '\0')
+    return true;
+  return list_has_name(allowed, origin);
+}

@@ -1,0 +1,53 @@
+/* The two heads wsbal writes while proxying an upgrade: the request to the backend and the client's 101. */
+#ifndef WSB_PROXY_H
+#define WSB_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "handshake.h"
+#include "http.h"
+#include "values.h"
+
+struct wsb_proxy_request {
+  const struct wsb_http_head *client;         /* the client's request head */
+  const struct wsb_upgrade_request *upgrade;  /* what wsb_handshake_check_request found in it */
+  const struct wsb_url *backend;
+  const char *key;              /* the fresh Sec-WebSocket-Key for the backend */
+  const char *client_ip;        /* the peer address of the client connection */
+  bool client_tls;              /* X-Forwarded-Proto: https when the client came over TLS */
+  bool preserve_host;           /* forward the client's Host instead of the backend's */
+  bool trust_forwarded;         /* extend the client's X-Forwarded-For instead of replacing it */
+  const char *block_headers;    /* comma list of header names never forwarded; may be "" */
+  const char *reconnect_header; /* name of the failover header; a client-sent one is dropped */
+  const char *reconnect_value;  /* session id on failover reconnects; NULL on the first connect */
+};
+
+/*
+ * Writes the backend's upgrade request: GET backend path prefix + client
+ * target, Host, the WebSocket headers with the fresh key, the client's
+ * end-to-end headers (minus hop-by-hop, wsbal's own handshake headers,
+ * Sec-WebSocket-Extensions, blocked ones, X-Forwarded-* and a client-sent
+ * reconnect header), then X-Forwarded-For/-Proto/-Host and, on a failover,
+ * the reconnect header. Returns its length or -ENOSPC.
+ */
+ssize_t wsb_proxy_request_write(char *out, size_t cap, const struct wsb_proxy_request *r);
+
+/*
+ * Writes the client's 101: Upgrade, Connection, Sec-WebSocket-Accept for the
+ * client's key, the backend's chosen subprotocol, and the backend's headers
+ * named in the comma list pass_headers. Returns its length or -ENOSPC.
+ */
+ssize_t wsb_proxy_response_write(char *out, size_t cap, struct wsb_slice client_key,
+                                 const struct wsb_http_head *backend,
+                                 const struct wsb_upgrade_response *chosen,
+                                 const char *pass_headers);
+
+/* True when path starts with prefix at a segment boundary ("/ws" takes "/ws", "/ws/a", "/ws?x"). */
+bool wsb_proxy_path_allowed(const char *prefix, struct wsb_slice path);
+
+/* True when origin is in the comma list allowed (case-insensitive), or allowed is empty. */
+bool wsb_proxy_origin_allowed(const char *allowed, struct wsb_slice origin);
+
+#endif

@@ -1,0 +1,14 @@
+/* Listening sockets: one SO_REUSEPORT socket per worker slot and address, bound by the master. */
+#ifndef WSB_LISTEN_H
+#define WSB_LISTEN_H
+
+#include "values.h"
+
+/*
+ * Opens a non-blocking TCP socket bound to hp with SO_REUSEADDR and
+ * SO_REUSEPORT (IPv6 sockets are v6-only, so [::] and 0.0.0.0 combine) and
+ * listening. Returns the descriptor or a negative errno; err says what failed.
+ */
+int wsb_listen_open(const struct wsb_hostport *hp, char *err, size_t errlen);
+
+#endif

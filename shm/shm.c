@@ -1,0 +1,77 @@
+/* The segment's creation and its reader/writer protocol: two table copies and a generation. */
+#include "shm.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define WSB_SHM_MAGIC 0x77736231u /* "wsb1" */
+
+static size_t segment_size(unsigned nworkers) {
+  return sizeof(struct wsb_shm) + (size_t)nworkers * sizeof(struct wsb_shm_worker);
+}
+
+struct wsb_shm *wsb_shm_create(unsigned nworkers) {
+  /* Anonymous and shared: visible to the processes forked from us, to nobody else. */
+  void *p = mmap(NULL, segment_size(nworkers), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  struct wsb_shm *shm = p;
+  shm->magic = WSB_SHM_MAGIC;
+  shm->nworkers = nworkers;
+  atomic_store_explicit(&shm->generation, 0, memory_order_relaxed);
+  for (unsigned i = 0; i < WSB_SHM_MAX_BACKENDS; i++)
+    atomic_store_explicit(&shm->backend_up[i], 1, memory_order_relaxed);
+  return shm;
+}
+
+void wsb_shm_destroy(struct wsb_shm *shm) {
+  if (shm != NULL)
+    munmap(shm, segment_size(shm->nworkers));
+}
+
+void wsb_shm_publish(struct wsb_shm *shm, const struct wsb_shm_table *t) {
+  uint64_t next = atomic_load_explicit(&shm->generation, memory_order_relaxed) + 1;
+  /* Readers of the current generation use the other copy; a reader still on the
+     copy we overwrite sees the generation move and reads again. */
+  memcpy(&shm->tables[next & 1], t, sizeof(*t));
+  atomic_store_explicit(&shm->generation, next, memory_order_release);
+}
+
+uint64_t wsb_shm_generation(const struct wsb_shm *shm) {
+  return atomic_load_explicit(&shm->generation, memory_order_acquire);
+}
+
+uint64_t wsb_shm_read(const struct wsb_shm *shm, struct wsb_shm_table *out) {
+  for (;;) {
+    uint64_t before = atomic_load_explicit(&shm->generation, memory_order_acquire);
+    memcpy(out, &shm->tables[before & 1], sizeof(*out));
+    atomic_thread_fence(memory_order_acquire);
+    /* The copy we read is rewritten only after the generation has moved past it. */
+    if (atomic_load_explicit(&shm->generation, memory_order_relaxed) == before)
+      return before;
+  }
+}
+
+uint64_t wsb_shm_backend_live(const struct wsb_shm *shm, uint32_t slot) {
+  uint64_t sum = 0;
+  for (unsigned w = 0; w < shm->nworkers; w++)
+    sum += atomic_load_explicit(&shm->workers[w].sessions[slot], memory_order_relaxed);
+  return sum;
+}
+
+uint64_t wsb_shm_live(const struct wsb_shm *shm) {
+  uint64_t sum = 0;
+  for (unsigned w = 0; w < shm->nworkers; w++)
+    sum += atomic_load_explicit(&shm->workers[w].live, memory_order_relaxed);
+  return sum;
+}
+
+void wsb_shm_worker_forget(struct wsb_shm *shm, unsigned worker) {
+  struct wsb_shm_worker *w = &shm->workers[worker];
+  atomic_store_explicit(&w->pid, 0, memory_order_relaxed);
+  atomic_store_explicit(&w->live, 0, memory_order_relaxed);
+  for (unsigned i = 0; i < WSB_SHM_MAX_BACKENDS; i++)
+    atomic_store_explicit(&w->sessions[i], 0, memory_order_relaxed);
+}

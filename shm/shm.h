@@ -1,0 +1,137 @@
+/* The shared-memory segment: the generation-published backend table and per-worker counters. */
+#ifndef WSB_SHM_H
+#define WSB_SHM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+#define WSB_SHM_MAX_BACKENDS 256
+#define WSB_SHM_LIST_MAX 1024   /* comma lists copied from the configuration */
+#define WSB_SHM_HEADER_NAME_MAX 128
+
+/* One backend as workers see it. A backend keeps its slot while its name exists. */
+struct wsb_shm_backend {
+  char name[WSB_NAME_MAX];
+  struct wsb_url url;
+  struct sockaddr_storage addr;  /* resolved by the master: workers never resolve names */
+  socklen_t addr_len;
+  uint32_t weight;
+  uint32_t max_sessions;  /* 0 = no limit */
+  bool in_use;            /* the slot holds a backend in this generation */
+  bool enabled;
+  bool backup;
+};
+
+/* What workers need of the configuration; published with the table so reloads reach them. */
+struct wsb_shm_settings {
+  uint64_t max_sessions;
+  uint64_t handshake_timeout_ms;
+  uint64_t max_header_bytes;
+  uint64_t max_message_bytes;
+  uint64_t idle_timeout_ms;
+  uint64_t client_ping_ms;
+  uint64_t connect_timeout_ms;
+  uint64_t backend_ping_ms;
+  uint32_t algorithm;  /* enum wsb_algorithm */
+  bool trust_forwarded;
+  bool preserve_host;
+  char path[WSB_PATH_MAX];                    /* "" = every path */
+  char allowed_origins[WSB_SHM_LIST_MAX];     /* comma list, "" = any */
+  char pass_headers[WSB_SHM_LIST_MAX];        /* comma list */
+  char block_headers[WSB_SHM_LIST_MAX];       /* comma list */
+  char reconnect_header[WSB_SHM_HEADER_NAME_MAX];
+};
+
+struct wsb_shm_table {
+  struct wsb_shm_settings settings;
+  uint32_t nslots;  /* slots [0, nslots) may be in use */
+  struct wsb_shm_backend backends[WSB_SHM_MAX_BACKENDS];
+};
+
+/* Handshake results, in the order of SPEC.md's wsbal_handshakes_total{result}. */
+#define WSB_HANDSHAKE_RESULTS(XX) \
+  XX(OK, "ok")                    \
+  XX(BAD_REQUEST, "bad_request")  \
+  XX(FORBIDDEN, "forbidden")      \
+  XX(NOT_FOUND, "not_found")      \
+  XX(NO_BACKEND, "no_backend")    \
+  XX(BACKEND_ERROR, "backend_error") \
+  XX(TIMEOUT, "timeout")          \
+  XX(LIMIT, "limit")
+
+enum wsb_handshake_result {
+#define WSB_XX(name, label) WSB_HS_##name,
+  WSB_HANDSHAKE_RESULTS(WSB_XX)
+#undef WSB_XX
+  WSB_HS_COUNT
+};
+
+enum wsb_direction { WSB_DIR_TO_BACKEND = 0, WSB_DIR_TO_CLIENT = 1, WSB_DIR_COUNT };
+
+/*
+ * One worker's counters. Every field has a single writer, that worker, so
+ * relaxed atomic adds suffice and a worker dying mid-update breaks nothing.
+ */
+struct wsb_shm_worker {
+  _Atomic int32_t pid;
+  _Atomic uint64_t live;  /* live sessions of this worker, all backends */
+  _Atomic uint64_t sessions[WSB_SHM_MAX_BACKENDS];        /* live, per backend slot */
+  _Atomic uint64_t sessions_total[WSB_SHM_MAX_BACKENDS];  /* started, per backend slot */
+  _Atomic uint64_t handshakes[WSB_HS_COUNT];
+  _Atomic uint64_t messages[WSB_DIR_COUNT];
+  _Atomic uint64_t bytes[WSB_DIR_COUNT];
+};
+
+struct wsb_shm {
+  uint32_t magic;
+  uint32_t nworkers;
+  _Atomic uint64_t generation;  /* tables[generation & 1] is the published one */
+  struct wsb_shm_table tables[2];
+  _Atomic uint8_t backend_up[WSB_SHM_MAX_BACKENDS];  /* written by the master's health checks */
+  struct wsb_shm_worker workers[];
+};
+
+/* Maps a segment for nworkers workers, shared with every process forked afterwards. NULL on failure. */
+struct wsb_shm *wsb_shm_create(unsigned nworkers);
+void wsb_shm_destroy(struct wsb_shm *shm);
+
+/* Master: copies t into the inactive table, then flips the generation (release). */
+void wsb_shm_publish(struct wsb_shm *shm, const struct wsb_shm_table *t);
+
+/* The published generation (acquire); a reader whose copy is of an older one reads again. */
+uint64_t wsb_shm_generation(const struct wsb_shm *shm);
+
+/* Reader: copies the published table into out, retrying a torn read. Returns its generation. */
+uint64_t wsb_shm_read(const struct wsb_shm *shm, struct wsb_shm_table *out);
+
+/* Live sessions on one backend slot, summed over workers. */
+uint64_t wsb_shm_backend_live(const struct wsb_shm *shm, uint32_t slot);
+
+/* Live sessions of every worker together. */
+uint64_t wsb_shm_live(const struct wsb_shm *shm);
+
+/* Master, after a worker died: its live counts go to zero; its totals stay. */
+void wsb_shm_worker_forget(struct wsb_shm *shm, unsigned worker);
+
+/* Relaxed single-writer counter updates, for the worker that owns w. */
+static inline void wsb_shm_add(_Atomic uint64_t *counter, uint64_t n) {
+  atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+static inline void wsb_shm_sub(_Atomic uint64_t *counter, uint64_t n) {
+  atomic_fetch_sub_explicit(counter, n, memory_order_relaxed);
+}
+
+/*
+ * Builds a table from a configuration, keeping each backend in the slot its
+ * name has in prev (NULL at start-up); resolves backend hosts. Returns 0, or
+ * a negative code with a message in err (size errlen) naming the backend.
+ */
+int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
+                        const struct wsb_shm_table *prev, char *err, size_t errlen);
+
+#endif

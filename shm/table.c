@@ -1,0 +1,139 @@
+/* Turns a configuration into a backend table and settings for the segment, keeping slots by name. */
+#include "shm.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "errors.h"
+
+/* Joins a list with commas into out; a list too long for out is an error, never cut silently. */
+static int join_list(char *out, size_t cap, const struct wsb_strlist *list, const char *what,
+                     char *err, size_t errlen) {
+  size_t used = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < list->n; i++) {
+    int n = snprintf(out + used, cap - used, "%s%s", i ? "," : "", list->items[i]);
+    if (n < 0 || (size_t)n >= cap - used) {
+      snprintf(err, errlen, "%s: list longer than %zu bytes", what, cap - 1);
+      return -ENAMETOOLONG;
+    }
+    used += (size_t)n;
+  }
+  return 0;
+}
+
+static int copy_string(char *out, size_t cap, const char *s, const char *what, char *err,
+                       size_t errlen) {
+  if (s == NULL) {
+    out[0] = '\0';
+    return 0;
+  }
+  if (strlen(s) >= cap) {
+    snprintf(err, errlen, "%s: longer than %zu bytes", what, cap - 1);
+    return -ENAMETOOLONG;
+  }
+  strcpy(out, s);
+  return 0;
+}
+
+static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cfg, char *err,
+                         size_t errlen) {
+  memset(s, 0, sizeof(*s));
+  s->max_sessions = cfg->wsbal.max_sessions;
+  s->handshake_timeout_ms = cfg->listen.handshake_timeout_ms;
+  s->max_header_bytes = cfg->listen.max_header_bytes;
+  s->max_message_bytes = cfg->listen.max_message_bytes;
+  s->idle_timeout_ms = cfg->listen.idle_timeout_ms;
+  s->client_ping_ms = cfg->listen.ping_interval_ms;
+  s->connect_timeout_ms = cfg->upstream.connect_timeout_ms;
+  s->backend_ping_ms = cfg->upstream.ping_interval_ms;
+  s->algorithm = cfg->upstream.algorithm;
+  s->trust_forwarded = cfg->listen.trust_forwarded;
+  s->preserve_host = cfg->upstream.preserve_host;
+  int rc = copy_string(s->path, sizeof(s->path), cfg->listen.path, "[listen] path", err, errlen);
+  if (rc == 0)
+    rc = copy_string(s->reconnect_header, sizeof(s->reconnect_header),
+                     cfg->upstream.reconnect_header, "[upstream] reconnect_header", err, errlen);
+  if (rc == 0)
+    rc = join_list(s->allowed_origins, sizeof(s->allowed_origins), &cfg->listen.allowed_origins,
+                   "[listen] allowed_origins", err, errlen);
+  if (rc == 0)
+    rc = join_list(s->pass_headers, sizeof(s->pass_headers), &cfg->upstream.pass_headers,
+                   "[upstream] pass_headers", err, errlen);
+  if (rc == 0)
+    rc = join_list(s->block_headers, sizeof(s->block_headers), &cfg->upstream.block_headers,
+                   "[upstream] block_headers", err, errlen);
+  return rc;
+}
+
+/* Resolves a backend's host once, here in the master, so workers connect without lookups. */
+static int resolve(struct wsb_shm_backend *b, char *err, size_t errlen) {
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  struct addrinfo *res = NULL;
+  char port[8];
+  snprintf(port, sizeof(port), "%u", (unsigned)b->url.port);
+  int rc = getaddrinfo(b->url.host, port, &hints, &res);
+  if (rc != 0) {
+    snprintf(err, errlen, "backend %s: cannot resolve %s: %s", b->name, b->url.host,
+             gai_strerror(rc));
+    return -EHOSTUNREACH;
+  }
+  memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
+  b->addr_len = res->ai_addrlen;
+  freeaddrinfo(res);
+  return 0;
+}
+
+static int find_slot(const struct wsb_shm_table *t, const char *name) {
+  for (uint32_t i = 0; i < t->nslots; i++)
+    if (t->backends[i].in_use && strcmp(t->backends[i].name, name) == 0)
+      return (int)i;
+  return -1;
+}
+
+int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
+                        const struct wsb_shm_table *prev, char *err, size_t errlen) {
+  memset(t, 0, sizeof(*t));
+  int rc = fill_settings(&t->settings, cfg, err, errlen);
+  if (rc != 0)
+    return rc;
+  if (cfg->nbackends > WSB_SHM_MAX_BACKENDS) {
+    snprintf(err, errlen, "%zu backends; at most %d are supported", cfg->nbackends,
+             WSB_SHM_MAX_BACKENDS);
+    return -E2BIG;
+  }
+  bool taken[WSB_SHM_MAX_BACKENDS] = {false};
+  int slot_of[WSB_SHM_MAX_BACKENDS];
+  /* First the backends that keep their slot, then new ones into the lowest free slots. */
+  for (size_t i = 0; i < cfg->nbackends; i++) {
+    slot_of[i] = prev != NULL ? find_slot(prev, cfg->backends[i].name) : -1;
+    if (slot_of[i] >= 0)
+      taken[slot_of[i]] = true;
+  }
+  uint32_t next_free = 0;
+  for (size_t i = 0; i < cfg->nbackends; i++) {
+    if (slot_of[i] < 0) {
+      while (taken[next_free])
+        next_free++;
+      slot_of[i] = (int)next_free;
+      taken[next_free] = true;
+    }
+    const struct wsb_backend_config *bc = &cfg->backends[i];
+    struct wsb_shm_backend *b = &t->backends[slot_of[i]];
+    snprintf(b->name, sizeof(b->name), "%s", bc->name);
+    b->url = bc->url;
+    b->weight = bc->weight;
+    b->max_sessions = bc->max_sessions;
+    b->enabled = bc->enabled;
+    b->backup = bc->backup;
+    b->in_use = true;
+    rc = resolve(b, err, errlen);
+    if (rc != 0)
+      return rc;
+    if ((uint32_t)slot_of[i] + 1 > t->nslots)
+      t->nslots = (uint32_t)slot_of[i] + 1;
+  }
+  return 0;
+}

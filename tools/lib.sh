@@ -1,0 +1,42 @@
+# Shared by tools/demo and tools/check: install what is missing, then build with meson.
+# Sourced, not run. Works as root, or through sudo when it is there.
+
+WSB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# What building needs, and what the tests add (their peers come from Debian too).
+WSB_BUILD_PACKAGES="gcc libc6-dev pkg-config meson ninja-build libuv1-dev libssl-dev libinih-dev check node-llhttp"
+WSB_TEST_PACKAGES="python3 python3-websockets procps"
+
+wsb_say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Installs the Debian packages named that are not installed yet; apt-get update runs first, once.
+wsb_ensure_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; return 1; }
+    sudo=sudo
+  fi
+  wsb_say "installing ${missing[*]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# wsb_build DIR [meson options...]: configures DIR once (or again when its options change), then builds.
+wsb_build() {
+  local dir=$1
+  shift
+  local stamp="$WSB_ROOT/$dir/.wsb-options"
+  if [ ! -f "$WSB_ROOT/$dir/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$*" ]; then
+    rm -rf "${WSB_ROOT:?}/$dir"
+    wsb_say "configuring $dir ($*)"
+    meson setup "$WSB_ROOT/$dir" "$WSB_ROOT" "$@" >/dev/null || meson setup "$WSB_ROOT/$dir" "$WSB_ROOT" "$@"
+    echo "$*" > "$stamp"
+  fi
+  wsb_say "building $dir"
+  ninja -C "$WSB_ROOT/$dir"
+}

@@ -1,0 +1,371 @@
+/* The relay: frames pass whole and untouched between the legs, checked on the way, with keepalive. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "log.h"
+#include "session.h"
+
+#define MAX_IOV 64
+#define KEEPALIVE_PAYLOAD "wsbal-ka"
+#define KEEPALIVE_LEN (sizeof(KEEPALIVE_PAYLOAD) - 1)
+
+/* Frames to forward from one read, pointing into the read buffer until written. */
+struct batch {
+  uv_buf_t bufs[MAX_IOV];
+  unsigned n;
+};
+
+static enum wsb_direction direction_from(const struct leg *l) {
+  return l->is_client ? WSB_DIR_TO_BACKEND : WSB_DIR_TO_CLIENT;
+}
+
+static int flush(struct leg *to, struct batch *b) {
+  int rc = b->n ? leg_write(to, b->bufs, b->n) : 0;
+  b->n = 0;
+  return rc;
+}
+
+static int add(struct leg *to, struct batch *b, const uint8_t *p, size_t len) {
+  b->bufs[b->n++] = wsb_write_buf(p, len);
+  return b->n == MAX_IOV ? flush(to, b) : 0;
+}
+
+/* Frames towards a backend are masked, as a client's must be (RFC 6455 5.3). */
+static int send_frame(struct leg *to, uint8_t opcode, const uint8_t *payload, size_t len) {
+  uint8_t frame[WSB_FRAME_HEADER_MAX + WSB_CONTROL_PAYLOAD_MAX];
+  uint8_t mask[4];
+  bool masked = !to->is_client;
+  if (masked) {
+    uint64_t r = wsb_worker_random(to->s->w);
+    memcpy(mask, &r, sizeof(mask));
+  }
+  size_t hl = wsb_frame_header_write(frame, true, opcode, len, masked ? mask : NULL);
+  memcpy(frame + hl, payload, len);
+  if (masked)
+    wsb_mask_apply(frame + hl, len, mask, 0);
+  uv_buf_t b = uv_buf_init((char *)frame, (unsigned)(hl + len));
+  return leg_write(to, &b, 1);
+}
+
+/* A frame may go into a leg only between frames of the stream already flowing into it. */
+static bool can_inject(const struct leg *to) { return to->open && to->peer->stream_left == 0; }
+
+void relay_send_close(struct leg *to, uint16_t code, const char *reason) {
+  if (to->close_sent || !can_inject(to))
+    return;
+  uint8_t payload[WSB_CONTROL_PAYLOAD_MAX];
+  size_t len = wsb_close_build(payload, code, reason, strlen(reason));
+  to->close_sent = true;
+  send_frame(to, WSB_OP_CLOSE, payload, len);
+}
+
+static void on_dropped(uv_handle_t *h) { session_unref(h->data); }
+
+/* Closes one leg at once, its unwritten bytes lost with it: the peer behind it is gone. */
+static void lose_leg(struct leg *l) {
+  if (!l->open)
+    return;
+  l->open = false;
+  uv_close((uv_handle_t *)&l->tcp, on_dropped);
+}
+
+/* A peer broke the protocol: it gets the close code it earned, the other side 1001 or 1011. */
+static void protocol_error(struct leg *l, int err) {
+  struct wsb_session *s = l->s;
+  wsb_log_debug("session %016llx: %s sent a bad frame: %s", (unsigned long long)s->id,
+                l->is_client ? "client" : "backend", wsb_strerror(err));
+  s->reason = err;
+  s->closed_by = BY_WSBAL;
+  relay_send_close(l, wsb_frame_error_close_code(err), wsb_strerror(err));
+  relay_send_close(l->peer, l->is_client ? WSB_CLOSE_GOING_AWAY : WSB_CLOSE_INTERNAL,
+                   l->is_client ? "client error" : "backend error");
+  session_finish(s);
+}
+
+/* Copies a control payload out of the read buffer, unmasked. */
+static void unmask_copy(uint8_t *out, const struct wsb_frame *f, const uint8_t *payload) {
+  memcpy(out, payload, f->payload_len);
+  if (f->masked)
+    wsb_mask_apply(out, f->payload_len, f->mask, 0);
+}
+
+enum control_action { FORWARD, CONSUME, STOP };
+
+static enum control_action on_control(struct leg *l, const struct wsb_frame *f,
+                                      const uint8_t *payload) {
+  struct wsb_session *s = l->s;
+  uint8_t copy[WSB_CONTROL_PAYLOAD_MAX];
+  switch (f->opcode) {
+  case WSB_OP_PONG:
+    unmask_copy(copy, f, payload);
+    if (l->ping_outstanding && f->payload_len == KEEPALIVE_LEN &&
+        memcmp(copy, KEEPALIVE_PAYLOAD, KEEPALIVE_LEN) == 0) {
+      l->ping_outstanding = false;
+      return CONSUME; /* the answer to wsbal's own keepalive */
+    }
+    return FORWARD;
+  case WSB_OP_CLOSE: {
+    uint16_t code;
+    const uint8_t *reason;
+    size_t reason_len;
+    unmask_copy(copy, f, payload);
+    int rc = wsb_close_parse(copy, f->payload_len, &code, &reason, &reason_len);
+    if (rc != 0) {
+      protocol_error(l, rc);
+      return STOP;
+    }
+    l->close_received = true;
+    if (s->closed_by == BY_NONE)
+      s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
+    return FORWARD;
+  }
+  default:
+    return FORWARD; /* pings travel end to end */
+  }
+}
+
+/* After a close frame has gone through: either wait for the answer or end. */
+static void after_close(struct leg *l) {
+  struct wsb_session *s = l->s;
+  l->peer->close_sent = true;
+  if (l->peer->close_received) {
+    session_finish(s);
+    return;
+  }
+  if (s->state == S_RELAY) {
+    session_set_state(s, S_CLOSING);
+    session_timer_start(s, 5000);
+  }
+}
+
+/* Forwards every complete frame of buf; returns how many bytes it used (the rest waits). */
+static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
+  struct wsb_session *s = l->s;
+  struct wsb_shm_worker *stats = s->w->stats;
+  enum wsb_direction dir = direction_from(l);
+  struct leg *to = l->peer;
+  uint64_t max_message = l->is_client ? s->w->table->settings.max_message_bytes : 0;
+  struct batch b = {.n = 0};
+  size_t pos = 0;
+  int rc = 0;
+
+  while (pos < n && rc == 0) {
+    if (l->stream_left > 0) {
+      size_t take = n - pos < l->stream_left ? n - pos : (size_t)l->stream_left;
+      l->stream_left -= take;
+      wsb_shm_add(&stats->bytes[dir], take);
+      rc = add(to, &b, buf + pos, take);
+      pos += take;
+      continue;
+    }
+    struct wsb_frame f;
+    ssize_t hl = wsb_frame_parse(&f, buf + pos, n - pos);
+    if (hl == WSB_PARTIAL)
+      break;
+    if (hl < 0) {
+      flush(to, &b);
+      protocol_error(l, (int)hl);
+      return n;
+    }
+    uint64_t total = (uint64_t)hl + f.payload_len;
+    bool whole = total <= n - pos;
+    /* A frame that fits the read buffer waits until whole; a larger one streams. */
+    if (!whole && total <= WSB_READ_BUFFER_SIZE)
+      break;
+    int err = wsb_frame_check(&l->msg, &f, l->is_client, max_message);
+    if (err != 0) {
+      flush(to, &b);
+      protocol_error(l, err);
+      return n;
+    }
+    if (wsb_opcode_is_control(f.opcode)) {
+      enum control_action a = on_control(l, &f, buf + pos + hl);
+      if (a == STOP)
+        return n;
+      if (a == FORWARD)
+        rc = add(to, &b, buf + pos, total);
+      pos += total;
+      if (f.opcode == WSB_OP_CLOSE) {
+        flush(to, &b);
+        after_close(l);
+        return n; /* nothing a peer sends after its close is relayed */
+      }
+      continue;
+    }
+    s->last_data_ms = s->client.last_rx_ms > s->backend.last_rx_ms ? s->client.last_rx_ms
+                                                                      : s->backend.last_rx_ms;
+    if (f.fin)
+      wsb_shm_add(&stats->messages[dir], 1);
+    size_t take = whole ? (size_t)total : n - pos;
+    l->stream_left = total - take;
+    wsb_shm_add(&stats->bytes[dir], take);
+    rc = add(to, &b, buf + pos, take);
+    pos += take;
+  }
+  if (rc == 0)
+    rc = flush(to, &b);
+  if (rc != 0)
+    session_close(s, rc);
+  return pos;
+}
+
+void relay_on_read(struct leg *l, const uint8_t *data, size_t len) {
+  struct wsb_session *s = l->s;
+  if (l->close_received)
+    return; /* RFC 6455 5.5.1: nothing follows a close */
+  const uint8_t *buf = data;
+  size_t n = len;
+  if (l->pending_len > 0) {
+    /* Complete the waiting frame: its bytes must be contiguous to parse and forward. */
+    size_t need = l->pending_len + len;
+    if (need > l->pending_cap) {
+      uint8_t *p = realloc(l->pending, need);
+      if (p == NULL) {
+        session_close(s, UV_ENOMEM);
+        return;
+      }
+      l->pending = p;
+      l->pending_cap = (uint32_t)need;
+    }
+    memcpy(l->pending + l->pending_len, data, len);
+    l->pending_len = (uint32_t)need;
+    buf = l->pending;
+    n = need;
+  }
+  size_t used = forward_frames(l, buf, n);
+  if (s->state == S_CLOSED)
+    return;
+  size_t rest = n - used;
+  if (rest == 0) {
+    /* Idle sessions hold no read buffer at all. */
+    free(l->pending);
+    l->pending = NULL;
+    l->pending_len = l->pending_cap = 0;
+    return;
+  }
+  if (buf == l->pending) {
+    memmove(l->pending, l->pending + used, rest);
+  } else {
+    if (rest > l->pending_cap) {
+      uint8_t *p = realloc(l->pending, rest);
+      if (p == NULL) {
+        session_close(s, UV_ENOMEM);
+        return;
+      }
+      l->pending = p;
+      l->pending_cap = (uint32_t)rest;
+    }
+    memcpy(l->pending, buf + used, rest);
+  }
+  l->pending_len = (uint32_t)rest;
+}
+
+void relay_on_eof(struct leg *l, int status) {
+  struct wsb_session *s = l->s;
+  if (!l->close_received) {
+    /* Lost without a close frame. The client's backend hears 1001; a lost backend's
+       client sees its connection end once what the backend sent has reached it. */
+    s->reason = status == UV_EOF ? UV_ECONNRESET : status;
+    if (s->closed_by == BY_NONE)
+      s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
+    if (l->is_client)
+      relay_send_close(l->peer, WSB_CLOSE_GOING_AWAY, "client gone");
+  }
+  lose_leg(l);
+  session_finish(s);
+}
+
+static uint64_t ping_interval(const struct leg *l) {
+  const struct wsb_shm_settings *cfg = &l->s->w->table->settings;
+  return l->is_client ? cfg->client_ping_ms : cfg->backend_ping_ms;
+}
+
+/* When the timer must next look at this session: a ping to send, a pong overdue, idleness. */
+static void arm_relay_timer(struct wsb_session *s) {
+  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  uint64_t now = uv_now(&s->w->loop), next = UINT64_MAX;
+  struct leg *legs[2] = {&s->client, &s->backend};
+  for (int i = 0; i < 2; i++) {
+    uint64_t every = ping_interval(legs[i]);
+    if (every == 0)
+      continue;
+    uint64_t at = (legs[i]->ping_outstanding ? legs[i]->ping_sent_ms : legs[i]->last_rx_ms) + every;
+    if (at < next)
+      next = at;
+  }
+  if (cfg->idle_timeout_ms > 0 && s->last_data_ms + cfg->idle_timeout_ms < next)
+    next = s->last_data_ms + cfg->idle_timeout_ms;
+  if (next == UINT64_MAX)
+    uv_timer_stop(&s->timer);
+  else
+    session_timer_start(s, next > now ? next - now : 0);
+}
+
+void relay_on_timer(struct wsb_session *s) {
+  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  uint64_t now = uv_now(&s->w->loop);
+  struct leg *legs[2] = {&s->client, &s->backend};
+  for (int i = 0; i < 2; i++) {
+    struct leg *l = legs[i];
+    uint64_t every = ping_interval(l);
+    if (every == 0)
+      continue;
+    if (l->ping_outstanding && l->last_rx_ms > l->ping_sent_ms)
+      l->ping_outstanding = false; /* it spoke since: alive, whatever it said */
+    if (l->ping_outstanding && now >= l->ping_sent_ms + every) {
+      wsb_log_info("session %016llx: %s did not answer a ping in %llu ms",
+                   (unsigned long long)s->id, l->is_client ? "client" : "backend",
+                   (unsigned long long)every);
+      relay_on_eof(l, UV_ETIMEDOUT);
+      return;
+    }
+    if (!l->ping_outstanding && now >= l->last_rx_ms + every && can_inject(l)) {
+      l->ping_outstanding = true;
+      l->ping_sent_ms = now;
+      send_frame(l, WSB_OP_PING, (const uint8_t *)KEEPALIVE_PAYLOAD, KEEPALIVE_LEN);
+    }
+  }
+  if (cfg->idle_timeout_ms > 0 && now >= s->last_data_ms + cfg->idle_timeout_ms) {
+    s->closed_by = BY_WSBAL;
+    s->reason = UV_ETIMEDOUT;
+    relay_send_close(&s->client, WSB_CLOSE_GOING_AWAY, "idle timeout");
+    relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, "idle timeout");
+    session_finish(s);
+    return;
+  }
+  if (s->state == S_RELAY)
+    arm_relay_timer(s);
+}
+
+void relay_start(struct wsb_session *s, const uint8_t *backend_early, size_t backend_early_len) {
+  session_set_state(s, S_RELAY);
+  uint64_t now = uv_now(&s->w->loop);
+  s->client.last_rx_ms = s->backend.last_rx_ms = s->last_data_ms = now;
+  /* Frames the backend sent right behind its 101 follow the client's 101. */
+  if (backend_early_len > 0)
+    relay_on_read(&s->backend, backend_early, backend_early_len);
+  session_free_handshake(s);
+  if (s->state == S_CLOSED)
+    return;
+  /* Frames the client sent before its 101 (it should not have) now go on. */
+  if (s->client.pending_len > 0) {
+    uint8_t *early = s->client.pending;
+    size_t len = s->client.pending_len;
+    s->client.pending = NULL;
+    s->client.pending_len = s->client.pending_cap = 0;
+    relay_on_read(&s->client, early, len);
+    free(early);
+    if (s->state == S_CLOSED)
+      return;
+  }
+  if (!s->finishing) {
+    int rc = leg_start_reading(&s->client);
+    if (rc != 0) {
+      session_close(s, rc);
+      return;
+    }
+  }
+  if (s->state == S_RELAY)
+    arm_relay_timer(s);
+}

@@ -1,0 +1,119 @@
+/* One proxied WebSocket session: two symmetric legs, a timer, and the state machine that joins them. */
+#ifndef WSB_SESSION_H
+#define WSB_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "frame.h"
+#include "handshake.h"
+#include "http.h"
+#include "worker.h"
+
+enum session_state {
+  S_READ_REQUEST,
+  S_CONNECT_BACKEND,
+  S_RELAY,
+  S_FAILOVER,
+  S_CLOSING,
+  S_CLOSED,
+};
+
+/* Who ended a session, for the access log and metrics. */
+enum closed_by { BY_NONE, BY_CLIENT, BY_BACKEND, BY_WSBAL };
+
+struct wsb_session;
+
+struct leg {
+  uv_tcp_t tcp;
+  struct wsb_session *s;
+  struct leg *peer;
+  bool is_client;
+  bool open;             /* tcp initialised and not yet closed */
+  bool paused;           /* reading stopped because the peer's queue is full */
+  bool close_received;   /* a close frame came from this leg */
+  bool close_sent;       /* a close frame was written to this leg */
+  bool ping_outstanding; /* wsbal's keepalive ping awaits its pong */
+  struct wsb_msg_state msg;  /* fragmentation state of frames read from this leg */
+  uint64_t stream_left;  /* payload bytes still to pass of a frame too large to hold */
+  uint8_t *pending;      /* incomplete frame read from this leg (NULL while idle) */
+  uint32_t pending_len;
+  uint32_t pending_cap;
+  size_t queued;         /* bytes written to this leg that the kernel has not taken */
+  uint64_t last_rx_ms;   /* when this leg last sent us anything */
+  uint64_t ping_sent_ms;
+};
+
+/* Handshake-time state: allocated on accept, freed when relaying starts. */
+struct handshake {
+  struct wsb_http_head req;
+  char *req_buf;
+  size_t req_len;
+  size_t req_cap;
+  struct wsb_upgrade_request upgrade;
+  struct wsb_http_head resp;
+  char *resp_buf;
+  size_t resp_len;
+  size_t resp_cap;
+  char key[WSB_WS_KEY_LEN + 1];        /* the key sent to the backend */
+  char accept[WSB_WS_ACCEPT_LEN + 1];  /* what the backend must answer */
+  char client_ip[64];
+  uv_connect_t connect;
+  uint8_t tried[(WSB_SHM_MAX_BACKENDS + 7) / 8];  /* backends tried for this session */
+  bool relaying_error;  /* passing a backend's non-101 answer through to the client */
+  uint64_t error_body_left;
+};
+
+struct wsb_session {
+  struct wsb_worker *w;
+  struct wsb_session *prev;
+  struct wsb_session *next;
+  uint64_t id;
+  enum session_state state;
+  struct leg client;
+  struct leg backend;
+  uv_timer_t timer;
+  int handles;        /* open handles; the session is freed when the last one has closed */
+  int backend_slot;   /* the slot whose live count this session holds, or -1 */
+  bool finishing;     /* close both connections once every queued byte is written */
+  struct handshake *hs;
+  uint64_t started_ms;
+  uint64_t last_data_ms;  /* the last data frame either way, for idle_timeout */
+  int reason;         /* why it ended: 0 or a negative code */
+  enum closed_by closed_by;
+};
+
+/* Session life (session.c). */
+void session_set_state(struct wsb_session *s, enum session_state to);
+void session_close(struct wsb_session *s, int reason);
+void session_finish(struct wsb_session *s);
+void session_timer_start(struct wsb_session *s, uint64_t ms);
+/* Drops one handle reference; frees the session with the last. Returns true when it was freed. */
+bool session_unref(struct wsb_session *s);
+void session_free_handshake(struct wsb_session *s);
+void session_hold_backend(struct wsb_session *s, int slot);
+void session_release_backend(struct wsb_session *s);
+
+/* Writing to a leg: try at once, queue only what the kernel did not take (session.c). */
+int leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs);
+void leg_pause(struct leg *l);
+void leg_resume(struct leg *l);
+void leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+int leg_start_reading(struct leg *l);
+
+/* The upgrade (upgrade.c). */
+void upgrade_on_client_read(struct leg *l, ssize_t nread);
+void upgrade_on_backend_read(struct leg *l, ssize_t nread, const uv_buf_t *buf);
+void upgrade_on_timeout(struct wsb_session *s);
+
+/* The relay (relay.c). */
+void relay_on_read(struct leg *l, const uint8_t *data, size_t len);
+void relay_on_eof(struct leg *l, int status);
+void relay_start(struct wsb_session *s, const uint8_t *backend_early, size_t backend_early_len);
+void relay_on_timer(struct wsb_session *s);
+void relay_send_close(struct leg *l, uint16_t code, const char *reason);
+
+static inline struct leg *leg_of(uv_handle_t *h) { return (struct leg *)h; }
+
+#endif

@@ -1,0 +1,356 @@
+/* The upgrade: read the client's request, pick and connect a backend, upgrade it, answer 101. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "log.h"
+#include "proxy.h"
+#include "session.h"
+
+#define BACKEND_HEAD_MAX (16 * 1024)  /* a backend's answer head may be this large */
+#define ERROR_BODY_MAX (64 * 1024)    /* bytes of a backend's non-101 body passed to the client */
+
+static void count_handshake(struct wsb_session *s, enum wsb_handshake_result r) {
+  wsb_shm_add(&s->w->stats->handshakes[r], 1);
+}
+
+/* Answers the client with an error status and ends the session once the answer is written. */
+static void reply_error(struct wsb_session *s, int status, enum wsb_handshake_result result) {
+  char buf[512];
+  const char *extra = NULL;
+  if (status == 426)
+    extra = "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
+  else if (status == 503)
+    extra = "Retry-After: 5\r\n";
+  size_t n = wsb_http_error_response(buf, sizeof(buf), status, extra);
+  count_handshake(s, result);
+  wsb_log_debug("session %016llx: answering %d", (unsigned long long)s->id, status);
+  uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+  if (n == 0 || leg_write(&s->client, &b, 1) != 0) {
+    session_close(s, WSB_EHTTP);
+    return;
+  }
+  s->closed_by = BY_WSBAL;
+  session_finish(s);
+}
+
+/* Grows the head buffer; slices point into it, so the head is parsed again from the start. */
+static int grow_head(struct wsb_http_head *head, char **buf, size_t *cap, size_t len,
+                     size_t max_bytes, bool response) {
+  size_t want = *cap * 2 > max_bytes + 1 ? max_bytes + 1 : *cap * 2;
+  char *p = realloc(*buf, want);
+  if (p == NULL)
+    return UV_ENOMEM;
+  *buf = p;
+  *cap = want;
+  wsb_http_head_init(head, response, max_bytes);
+  ssize_t rc = wsb_http_feed(head, p, len);
+  return rc == WSB_PARTIAL ? 0 : (int)rc;
+}
+
+static void peer_ip(struct wsb_session *s) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  s->hs->client_ip[0] = '\0';
+  if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &len) != 0)
+    return;
+  if (ss.ss_family == AF_INET)
+    uv_ip4_name((struct sockaddr_in *)&ss, s->hs->client_ip, sizeof(s->hs->client_ip));
+  else if (ss.ss_family == AF_INET6)
+    uv_ip6_name((struct sockaddr_in6 *)&ss, s->hs->client_ip, sizeof(s->hs->client_ip));
+}
+
+static void connect_next_backend(struct wsb_session *s);
+
+/* The complete request head is here: validate it, then look for a backend. */
+static void on_request(struct wsb_session *s, size_t head_len) {
+  struct handshake *hs = s->hs;
+  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  int status = wsb_handshake_check_request(&hs->req, &hs->upgrade);
+  if (status != 0) {
+    reply_error(s, status, WSB_HS_BAD_REQUEST);
+    return;
+  }
+  if (!wsb_proxy_path_allowed(cfg->path, hs->upgrade.path)) {
+    reply_error(s, 404, WSB_HS_NOT_FOUND);
+    return;
+  }
+  if (hs->upgrade.origin.p != NULL &&
+      !wsb_proxy_origin_allowed(cfg->allowed_origins, hs->upgrade.origin)) {
+    reply_error(s, 403, WSB_HS_FORBIDDEN);
+    return;
+  }
+  /* This session is already counted in live, hence "greater than". */
+  if (cfg->max_sessions > 0 && wsb_shm_live(s->w->shm) > cfg->max_sessions) {
+    reply_error(s, 503, WSB_HS_LIMIT);
+    return;
+  }
+  /* Bytes the client sent after its head wait, as frames, until the relay starts. */
+  size_t early = hs->req_len - head_len;
+  if (early > 0) {
+    s->client.pending = malloc(early);
+    if (s->client.pending == NULL) {
+      session_close(s, UV_ENOMEM);
+      return;
+    }
+    memcpy(s->client.pending, hs->req_buf + head_len, early);
+    s->client.pending_len = s->client.pending_cap = (uint32_t)early;
+  }
+  /* The client may not send frames before its 101; stop reading until the relay starts. */
+  uv_read_stop((uv_stream_t *)&s->client.tcp);
+  peer_ip(s);
+  session_set_state(s, S_CONNECT_BACKEND);
+  connect_next_backend(s);
+}
+
+void upgrade_on_client_read(struct leg *l, ssize_t nread) {
+  struct wsb_session *s = l->s;
+  struct handshake *hs = s->hs;
+  if (nread < 0) {
+    /* The client went away before finishing its request: nothing to answer. */
+    count_handshake(s, WSB_HS_BAD_REQUEST);
+    session_close(s, (int)nread);
+    return;
+  }
+  size_t before = hs->req_len;
+  hs->req_len += (size_t)nread;
+  ssize_t rc = wsb_http_feed(&hs->req, hs->req_buf + before, (size_t)nread);
+  size_t max = (size_t)s->w->table->settings.max_header_bytes;
+  if (rc == WSB_PARTIAL && hs->req_len == hs->req_cap && hs->req_cap <= max)
+    rc = grow_head(&hs->req, &hs->req_buf, &hs->req_cap, hs->req_len, max, false);
+  if (rc == WSB_PARTIAL || rc == 0)
+    return;
+  if (rc == WSB_EHEAD_TOO_LARGE || rc == WSB_ETOO_MANY_HEADERS) {
+    reply_error(s, 431, WSB_HS_BAD_REQUEST);
+    return;
+  }
+  if (rc < 0) {
+    reply_error(s, 400, WSB_HS_BAD_REQUEST);
+    return;
+  }
+  on_request(s, before + (size_t)rc);
+}
+
+static void mark_tried(struct handshake *hs, int slot) {
+  hs->tried[slot / 8] |= (uint8_t)(1u << (slot % 8));
+}
+
+static void on_backend_closed_for_retry(uv_handle_t *h);
+
+/* This backend failed the upgrade: close its connection and try the next one. */
+static void backend_failed(struct wsb_session *s, int reason) {
+  const struct wsb_shm_backend *b = &s->w->table->backends[s->backend_slot];
+  wsb_log_warn("session %016llx: backend %s failed: %s", (unsigned long long)s->id, b->name,
+               wsb_strerror(reason));
+  session_release_backend(s);
+  s->reason = reason;
+  uv_timer_stop(&s->timer);
+  s->backend.open = false;
+  uv_close((uv_handle_t *)&s->backend.tcp, on_backend_closed_for_retry);
+}
+
+static void on_backend_closed_for_retry(uv_handle_t *h) {
+  struct wsb_session *s = h->data;
+  if (session_unref(s) || s->state == S_CLOSED)
+    return;
+  connect_next_backend(s);
+}
+
+static void on_backend_connected(uv_connect_t *req, int status);
+
+static void connect_next_backend(struct wsb_session *s) {
+  struct wsb_worker *w = s->w;
+  struct handshake *hs = s->hs;
+  int slot = wsb_select_backend(w, hs->tried);
+  if (slot < 0) {
+    /* A refused, failed or timed-out backend before this one makes it a 502, else a 503. */
+    if (s->reason != 0)
+      reply_error(s, 502, WSB_HS_BACKEND_ERROR);
+    else
+      reply_error(s, 503, WSB_HS_NO_BACKEND);
+    return;
+  }
+  mark_tried(hs, slot);
+  session_hold_backend(s, slot);
+  const struct wsb_shm_backend *b = &w->table->backends[slot];
+  uv_tcp_init(&w->loop, &s->backend.tcp);
+  s->backend.tcp.data = s;
+  s->backend.open = true;
+  s->handles++;
+  hs->resp_len = 0;
+  hs->relaying_error = false;
+  session_timer_start(s, w->table->settings.connect_timeout_ms);
+  int rc = uv_tcp_connect(&hs->connect, &s->backend.tcp, (const struct sockaddr *)&b->addr,
+                          on_backend_connected);
+  if (rc != 0)
+    backend_failed(s, rc);
+}
+
+static void on_backend_connected(uv_connect_t *req, int status) {
+  struct wsb_session *s = req->handle->data;
+  struct handshake *hs = s->hs;
+  if (s->state == S_CLOSED || !s->backend.open)
+    return; /* cancelled by a close already under way */
+  if (status < 0) {
+    backend_failed(s, status);
+    return;
+  }
+  uv_tcp_nodelay(&s->backend.tcp, 1);
+  int rc = wsb_ws_key_generate(hs->key);
+  if (rc != 0) {
+    backend_failed(s, rc);
+    return;
+  }
+  wsb_ws_accept((struct wsb_slice){hs->key, WSB_WS_KEY_LEN}, hs->accept);
+
+  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  struct wsb_proxy_request pr = {
+      .client = &hs->req,
+      .upgrade = &hs->upgrade,
+      .backend = &s->w->table->backends[s->backend_slot].url,
+      .key = hs->key,
+      .client_ip = hs->client_ip,
+      .client_tls = false,
+      .preserve_host = cfg->preserve_host,
+      .trust_forwarded = cfg->trust_forwarded,
+      .block_headers = cfg->block_headers,
+      .reconnect_header = cfg->reconnect_header,
+      .reconnect_value = NULL,
+  };
+  /* The client's head, plus what wsbal adds, always fits in twice its size and a bit. */
+  size_t cap = hs->req_len * 2 + 2048 + WSB_PATH_MAX;
+  char *out = malloc(cap);
+  if (out == NULL) {
+    backend_failed(s, UV_ENOMEM);
+    return;
+  }
+  ssize_t n = wsb_proxy_request_write(out, cap, &pr);
+  if (n < 0) {
+    free(out);
+    backend_failed(s, (int)n);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(out, (unsigned)n);
+  rc = leg_write(&s->backend, &b, 1);
+  free(out);
+  if (rc != 0) {
+    backend_failed(s, rc);
+    return;
+  }
+  if (hs->resp_buf == NULL) {
+    hs->resp_cap = 2048;
+    hs->resp_buf = malloc(hs->resp_cap);
+    if (hs->resp_buf == NULL) {
+      session_close(s, UV_ENOMEM);
+      return;
+    }
+  }
+  wsb_http_head_init(&hs->resp, true, BACKEND_HEAD_MAX);
+  rc = leg_start_reading(&s->backend);
+  if (rc != 0)
+    backend_failed(s, rc);
+}
+
+static uint64_t content_length(const struct wsb_http_head *h) {
+  const struct wsb_header *cl = wsb_http_find(h, "Content-Length", NULL);
+  if (cl == NULL)
+    return ERROR_BODY_MAX; /* no length: pass what comes until the backend closes */
+  uint64_t n = 0;
+  for (size_t i = 0; i < cl->value.len && n <= ERROR_BODY_MAX; i++)
+    n = n * 10 + (uint64_t)(cl->value.p[i] - '0');
+  return n < ERROR_BODY_MAX ? n : ERROR_BODY_MAX;
+}
+
+/* A backend's answer other than 101 and below 500 reaches the client unchanged. */
+static void relay_backend_error(struct wsb_session *s, size_t head_len) {
+  struct handshake *hs = s->hs;
+  count_handshake(s, WSB_HS_BACKEND_ERROR);
+  s->closed_by = BY_BACKEND;
+  hs->relaying_error = true;
+  hs->error_body_left = content_length(&hs->resp);
+  size_t body = hs->resp_len - head_len;
+  if (body > hs->error_body_left)
+    body = hs->error_body_left;
+  hs->error_body_left -= body;
+  uv_buf_t b = uv_buf_init(hs->resp_buf, (unsigned)(head_len + body));
+  if (leg_write(&s->client, &b, 1) != 0 || hs->error_body_left == 0)
+    session_finish(s);
+}
+
+static void answer_client(struct wsb_session *s, size_t head_len) {
+  struct handshake *hs = s->hs;
+  struct wsb_upgrade_response chosen;
+  int rc = wsb_handshake_check_response(&hs->resp, hs->accept, hs->upgrade.protocols, &chosen);
+  if (rc == WSB_EHTTP_STATUS && hs->resp.status < 500) {
+    relay_backend_error(s, head_len);
+    return;
+  }
+  if (rc != 0) {
+    backend_failed(s, rc);
+    return;
+  }
+  char head[8192];
+  ssize_t n = wsb_proxy_response_write(head, sizeof(head), hs->upgrade.key, &hs->resp, &chosen,
+                                       s->w->table->settings.pass_headers);
+  if (n < 0) {
+    backend_failed(s, (int)n);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(head, (unsigned)n);
+  rc = leg_write(&s->client, &b, 1);
+  if (rc != 0) {
+    session_close(s, rc);
+    return;
+  }
+  count_handshake(s, WSB_HS_OK);
+  wsb_shm_add(&s->w->stats->sessions_total[s->backend_slot], 1);
+  relay_start(s, (const uint8_t *)hs->resp_buf + head_len, hs->resp_len - head_len);
+}
+
+void upgrade_on_backend_read(struct leg *l, ssize_t nread, const uv_buf_t *buf) {
+  struct wsb_session *s = l->s;
+  struct handshake *hs = s->hs;
+  if (hs->relaying_error) {
+    if (nread < 0) {
+      session_finish(s);
+      return;
+    }
+    size_t n = (size_t)nread < hs->error_body_left ? (size_t)nread : hs->error_body_left;
+    hs->error_body_left -= n;
+    uv_buf_t b = uv_buf_init(buf->base, (unsigned)n);
+    if (leg_write(&s->client, &b, 1) != 0 || hs->error_body_left == 0)
+      session_finish(s);
+    return;
+  }
+  if (nread < 0) {
+    backend_failed(s, nread == UV_EOF ? UV_ECONNRESET : (int)nread);
+    return;
+  }
+  size_t before = hs->resp_len;
+  hs->resp_len += (size_t)nread;
+  ssize_t rc = wsb_http_feed(&hs->resp, hs->resp_buf + before, (size_t)nread);
+  if (rc == WSB_PARTIAL && hs->resp_len == hs->resp_cap && hs->resp_cap <= BACKEND_HEAD_MAX)
+    rc = grow_head(&hs->resp, &hs->resp_buf, &hs->resp_cap, hs->resp_len, BACKEND_HEAD_MAX, true);
+  if (rc == WSB_PARTIAL || rc == 0)
+    return;
+  if (rc < 0) {
+    backend_failed(s, (int)rc);
+    return;
+  }
+  answer_client(s, before + (size_t)rc);
+}
+
+void upgrade_on_timeout(struct wsb_session *s) {
+  if (s->state == S_READ_REQUEST) {
+    /* SPEC.md: a request too slow to arrive gets its connection closed, no answer. */
+    count_handshake(s, WSB_HS_TIMEOUT);
+    s->closed_by = BY_WSBAL;
+    session_close(s, UV_ETIMEDOUT);
+  } else if (s->hs->relaying_error) {
+    session_finish(s);
+  } else {
+    backend_failed(s, UV_ETIMEDOUT);
+  }
+}

@@ -1,0 +1,140 @@
+/* A worker process: its own loop, its slot's listening sockets, its control socket, its sessions. */
+#include "worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "errors.h"
+#include "log.h"
+
+void wsb_worker_refresh_table(struct wsb_worker *w) {
+  if (wsb_shm_generation(w->shm) != w->table_generation)
+    w->table_generation = wsb_shm_read(w->shm, w->table);
+}
+
+uint64_t wsb_worker_random(struct wsb_worker *w) {
+  uint64_t x = w->rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return w->rng = x;
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  struct wsb_worker *w = listener->data;
+  if (status < 0) {
+    wsb_log_warn("accept: %s", wsb_strerror(status));
+    return;
+  }
+  wsb_session_accept(w, listener);
+}
+
+static void close_everything(struct wsb_worker *w) {
+  for (size_t i = 0; i < w->nlisten; i++)
+    if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
+      uv_close((uv_handle_t *)&w->listeners[i], NULL);
+  wsb_session_close_all(w);
+  if (!uv_is_closing((uv_handle_t *)&w->control))
+    uv_close((uv_handle_t *)&w->control, NULL);
+  if (!uv_is_closing((uv_handle_t *)&w->sigterm)) {
+    uv_close((uv_handle_t *)&w->sigterm, NULL);
+    uv_close((uv_handle_t *)&w->sigint, NULL);
+  }
+}
+
+static void stop(struct wsb_worker *w, const char *why) {
+  if (w->stopping)
+    return;
+  w->stopping = true;
+  wsb_log_debug("stopping: %s", why);
+  close_everything(w);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void control_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct wsb_worker *w = h->data;
+  buf->base = (char *)w->read_buffer;
+  buf->len = sizeof(w->read_buffer);
+}
+
+static void on_control_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  struct wsb_worker *w = stream->data;
+  if (nread < 0) {
+    /* EOF on the control socket: the master is gone, and nobody supervises us. */
+    wsb_log_error("master gone: stopping");
+    stop(w, "master gone");
+  }
+  /* Typed commands (list, kill, failover, drain) come with the control-plane issue. */
+}
+
+static int open_listeners(struct wsb_worker *w, const struct wsb_worker_start *start) {
+  w->nlisten = start->nlisten < WSB_MAX_LISTENERS ? start->nlisten : WSB_MAX_LISTENERS;
+  for (size_t i = 0; i < w->nlisten; i++) {
+    uv_tcp_t *t = &w->listeners[i];
+    uv_tcp_init(&w->loop, t);
+    t->data = w;
+    int rc = uv_tcp_open(t, start->listen_fds[i]);
+    if (rc == 0)
+      rc = uv_listen((uv_stream_t *)t, 1024, on_connection);
+    if (rc != 0) {
+      wsb_log_error("listener %zu: %s", i, wsb_strerror(rc));
+      return rc;
+    }
+  }
+  return 0;
+}
+
+int wsb_worker_main(const struct wsb_worker_start *start) {
+  char who[32];
+  snprintf(who, sizeof(who), "worker %u", start->slot);
+  wsb_log_setup(start->log_level, who);
+  signal(SIGPIPE, SIG_IGN);
+
+  struct wsb_worker *w = calloc(1, sizeof(*w));
+  if (w == NULL)
+    return 3;
+  w->table = malloc(sizeof(*w->table));
+  if (w->table == NULL || uv_loop_init(&w->loop) != 0)
+    return 3;
+  w->slot = start->slot;
+  w->incarnation = start->incarnation;
+  w->shm = start->shm;
+  w->stats = &start->shm->workers[start->slot];
+  atomic_store_explicit(&w->stats->pid, (int32_t)getpid(), memory_order_relaxed);
+  if (RAND_bytes((unsigned char *)&w->rng, sizeof(w->rng)) != 1 || w->rng == 0)
+    w->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+  w->table_generation = wsb_shm_read(w->shm, w->table);
+
+  int status = 0;
+  if (open_listeners(w, start) != 0)
+    status = 3;
+  uv_pipe_init(&w->loop, &w->control, 0);
+  w->control.data = w;
+  uv_signal_init(&w->loop, &w->sigterm);
+  uv_signal_init(&w->loop, &w->sigint);
+  w->sigterm.data = w->sigint.data = w;
+  if (status == 0 && uv_pipe_open(&w->control, start->control_fd) == 0) {
+    uv_read_start((uv_stream_t *)&w->control, control_alloc, on_control_read);
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    wsb_log_debug("started");
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+  } else {
+    status = 3;
+    close_everything(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+  }
+  if (uv_loop_close(&w->loop) != 0)
+    wsb_log_error("event loop closed with handles still open");
+  free(w->table);
+  free(w);
+  return status;
+}

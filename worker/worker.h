@@ -1,0 +1,58 @@
+/* A worker process's context and the pieces of its session machinery that call each other. */
+#ifndef WSB_WORKER_H
+#define WSB_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "frame.h"
+#include "proc.h"
+#include "shm.h"
+
+#define WSB_READ_BUFFER_SIZE (64 * 1024)
+#define WSB_MAX_LISTENERS 16
+
+struct wsb_session;
+
+struct wsb_worker {
+  uv_loop_t loop;
+  unsigned slot;
+  uint32_t incarnation;
+  struct wsb_shm *shm;
+  struct wsb_shm_worker *stats;  /* this worker's counters in the segment */
+  struct wsb_shm_table *table;   /* private copy of the published table */
+  uint64_t table_generation;
+  uv_tcp_t listeners[WSB_MAX_LISTENERS];
+  size_t nlisten;
+  uv_pipe_t control;
+  uv_signal_t sigterm;
+  uv_signal_t sigint;
+  bool stopping;
+  uint64_t next_session;         /* sequence for session ids */
+  uint64_t rng;                  /* xorshift state: tie-breaks and masking keys */
+  struct wsb_session *sessions;  /* every live session, for stop and (later) the admin API */
+  /* Every read lands here first; only what a peer did not take is copied. */
+  uint8_t read_buffer[WSB_READ_BUFFER_SIZE];
+};
+
+/* uv_buf_t has no const form; libuv only reads what it is given to write. */
+static inline uv_buf_t wsb_write_buf(const void *p, size_t len) {
+  return uv_buf_init((char *)(uintptr_t)p, (unsigned)len);
+}
+
+/* Refreshes w->table when the master published a new generation. */
+void wsb_worker_refresh_table(struct wsb_worker *w);
+
+/* A fast non-cryptographic random number (tie-breaks, masking keys: RFC 6455 10.3 wants them unpredictable to scripts, not to the kernel). */
+uint64_t wsb_worker_random(struct wsb_worker *w);
+
+/* Chooses a backend slot by the configured algorithm among those not in excluded; -1 when none is available. */
+int wsb_select_backend(struct wsb_worker *w, const uint8_t *excluded);
+
+/* Session entry points (session.c). */
+void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener);
+/* Closes every session: close 1001 to both sides where a session is relaying. */
+void wsb_session_close_all(struct wsb_worker *w);
+
+#endif

@@ -54,6 +54,10 @@ static inline bool wsb_opcode_is_control(uint8_t opcode) { return (opcode & 0x8)
  * WSB_E* code for a header that breaks a rule independent of who sent it:
  * reserved bits (wsbal never negotiates extensions), unknown opcode, fragmented
  * or over-long control frame, non-minimal or 63-bit-overflowing length.
+ * Each error is returned as soon as the bytes deciding it are present, in
+ * header order: byte 0 gives WSB_ERSV, then WSB_EOPCODE, then WSB_ECTRL_FRAG;
+ * byte 1 WSB_ECTRL_LEN; byte 2 WSB_ELEN_MSB; the end of the extended length
+ * WSB_ELEN_ENCODING. f is written only when a header length is returned.
  * Stateless: call again with more bytes after WSB_PARTIAL.
  */
 ssize_t wsb_frame_parse(struct wsb_frame *f, const uint8_t *buf, size_t len);
@@ -95,7 +99,8 @@ bool wsb_close_code_is_valid(uint16_t code);
 
 /*
  * Parses an unmasked close payload. An empty payload gives code 1005 and an
- * empty reason. Returns 0, WSB_ECLOSE_LEN, WSB_ECLOSE_CODE or WSB_EUTF8 (reason).
+ * empty reason. Returns 0, WSB_ECLOSE_LEN, WSB_ECLOSE_CODE or WSB_EUTF8 (reason);
+ * the outputs are written only on success, and reason points into payload.
  */
 int wsb_close_parse(const uint8_t *payload, size_t len, uint16_t *code, const uint8_t **reason,
                     size_t *reason_len);
@@ -103,7 +108,9 @@ int wsb_close_parse(const uint8_t *payload, size_t len, uint16_t *code, const ui
 /*
  * Builds a close payload (code, then the reason cut to WSB_CLOSE_REASON_MAX
  * bytes at a UTF-8 character boundary) into out (at least
- * WSB_CONTROL_PAYLOAD_MAX bytes). Returns its length.
+ * WSB_CONTROL_PAYLOAD_MAX bytes). Returns its length. Code 1005 builds the
+ * empty payload it stands for; reason must be UTF-8 and may be NULL when
+ * reason_len is 0.
  */
 size_t wsb_close_build(uint8_t *out, uint16_t code, const char *reason, size_t reason_len);
 

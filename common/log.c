@@ -25,7 +25,8 @@ void wsb_log_setup(enum wsb_log_level level, const char *who) {
 
 int wsb_log_enabled(enum wsb_log_level level) { return level <= log_level; }
 
-static void log_line(enum wsb_log_level level, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static void log_line(enum wsb_log_level level,
+                                                       const char *fmt, va_list ap) {
   char line[2048];
   struct timeval tv;
   struct tm tm;

@@ -1,0 +1,489 @@
+"""wsbal end to end: every handshake answer, the relay rules, headers, backpressure, balancing.
+
+Real processes on 127.0.0.1: wsbal with two workers, wsbal-echo backends, a python3-websockets
+backend, and clients from python3-websockets or hand-built frames.
+"""
+import asyncio
+import json
+import os
+import socket
+import struct
+import sys
+import time
+
+import websockets
+import websockets.server
+
+from wsbtest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, T, Checks, Echo,
+                     RawClient, Wsbal, close_payload, frame, free_port, run)
+
+c = Checks()
+
+
+# ---- backends written here, for what wsbal-echo does not do ----
+
+async def header_backend(ready, stop, port_box):
+    """A python3-websockets server that answers each session with the request it received."""
+    async def handler(ws, path=None):
+        headers = {k.lower(): v for k, v in ws.request_headers.raw_items()}
+        await ws.send(json.dumps({"path": ws.path, "headers": headers,
+                                  "extensions": ws.request_headers.get_all("Sec-WebSocket-Extensions")}))
+        async for msg in ws:
+            await ws.send(msg)
+
+    async with websockets.serve(handler, "127.0.0.1", 0, subprotocols=["superchat"],
+                                compression=None) as server:
+        port_box.append(server.sockets[0].getsockname()[1])
+        ready.set()
+        await stop.wait()
+
+
+class ThreadedBackend:
+    """Runs one asyncio backend in a thread of its own so blocking tests can use it."""
+
+    def __init__(self, factory):
+        import threading
+        self.port_box = []
+        self.loop = asyncio.new_event_loop()
+        self.ready = asyncio.Event()
+        self.stop_event = None
+        started = threading.Event()
+
+        def main():
+            asyncio.set_event_loop(self.loop)
+            self.stop_event = asyncio.Event()
+            self.ready = asyncio.Event()
+            task = self.loop.create_task(factory(self.ready, self.stop_event, self.port_box))
+            started.set()
+            self.loop.run_until_complete(task)
+
+        self.thread = threading.Thread(target=main, daemon=True)
+        self.thread.start()
+        started.wait(T)
+        deadline = time.monotonic() + T
+        while not self.port_box and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.port = self.port_box[0]
+        self.url = f"ws://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(T)
+
+
+async def fixed_answer_backend(answer):
+    """A TCP server that answers any request head with the given bytes and closes."""
+    async def handle(reader, writer):
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), T)
+            writer.write(answer)
+            await writer.drain()
+        finally:
+            writer.close()
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def closed_port():
+    """A port nothing listens on: connecting is refused."""
+    return free_port()
+
+
+# ---- the tests ----
+
+async def test_echo_sizes(lb):
+    async with websockets.connect(lb.url + "/sizes", max_size=None, compression=None) as ws:
+        for size in (0, 1, 125, 126, 65535, 65536, 100000, 1 << 20):
+            data = os.urandom(size)
+            await ws.send(data)
+            got = await asyncio.wait_for(ws.recv(), T)
+            c.eq(f"binary echo of {size} bytes", data, got)
+            text = "é" * (size // 2)
+            await ws.send(text)
+            got = await asyncio.wait_for(ws.recv(), T)
+            c.eq(f"text echo of {len(text)} characters", text, got)
+        pong = await ws.ping(b"are you there")
+        await asyncio.wait_for(pong, T)
+        c.true("ping through wsbal answered", True)
+        await ws.send((b"part1-", b"part2-", b"part3"))  # one fragmented message
+        c.eq("fragmented message echoed whole", b"part1-part2-part3",
+             await asyncio.wait_for(ws.recv(), T))
+        await ws.close(4000, "bye now")
+        c.eq("close code relayed back", 4000, ws.close_code)
+        c.eq("close reason relayed back", "bye now", ws.close_reason)
+
+
+async def test_browser_style(lb):
+    # Firefox sends "Connection: keep-alive, Upgrade".
+    async with websockets.connect(lb.url + "/b?x=1", compression=None,
+                                  extra_headers={"Connection": "keep-alive, Upgrade"}) as ws:
+        await ws.send("from a browser")
+        c.eq("browser-style Connection header", "from a browser", await asyncio.wait_for(ws.recv(), T))
+
+
+def test_handshake_answers(lb):
+    def answer(path="/", headers=None, raw=None):
+        cl = RawClient(lb.port)
+        try:
+            if raw is not None:
+                cl.send(raw)
+            else:
+                cl.request(path, headers)
+            status, hdrs, _ = cl.read_head()
+            body = cl.read_rest()
+            return status, hdrs, body
+        finally:
+            cl.close()
+
+    status, hdrs, body = answer(raw=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.eq("plain HTTP request gets 426", 426, status)
+    c.eq("426 names version 13", "13", hdrs.get("sec-websocket-version"))
+    c.true("error answers have a text body", len(body) > 0 and b"426" in body, repr(body))
+    c.eq("error answers close the connection", "close", hdrs.get("connection", "").lower())
+    c.eq("version 8 gets 426", 426, answer(headers={"Sec-WebSocket-Version": "8"})[0])
+    c.eq("a bad key gets 400", 400, answer(headers={"Sec-WebSocket-Key": "short"})[0])
+    c.eq("no key gets 400", 400, answer(headers={"Sec-WebSocket-Key": None})[0])
+    c.eq("no Host gets 400", 400, answer(headers={"Host": None})[0])
+    c.eq("Connection without upgrade gets 400", 400, answer(headers={"Connection": "keep-alive"})[0])
+    c.eq("POST upgrade gets 400", 400, answer(raw=(
+        b"POST / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Content-Length: 0\r\n\r\n"))[0])
+    c.eq("HTTP/1.0 upgrade gets 400", 400, answer(raw=(
+        b"GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))[0])
+    c.eq("garbage gets 400", 400, answer(raw=b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n")[0])
+    c.eq("a head over max_header_bytes gets 431", 431,
+         answer(headers={"X-Big": "a" * 20000})[0])
+
+
+def test_limits_and_policies(echo1):
+    lb = Wsbal([("e1", echo1.url)], sections={
+        "listen": {"path": "/ws", "allowed_origins": "https://good.example",
+                   "handshake_timeout": "1s", "max_message_bytes": "1k"},
+        "wsbal": {"max_sessions": "2"}})
+    try:
+        def status_of(path, headers=None):
+            cl = RawClient(lb.port)
+            cl.request(path, headers)
+            st = cl.read_head()[0]
+            cl.close()
+            return st
+
+        c.eq("path outside [listen] path gets 404", 404, status_of("/other"))
+        c.eq("a path sharing only a prefix gets 404", 404, status_of("/wsx"))
+        c.eq("path under [listen] path upgrades", 101, status_of("/ws/room?id=1"))
+        c.eq("a foreign Origin gets 403", 403, status_of("/ws", {"Origin": "https://evil.example"}))
+        c.eq("an allowed Origin upgrades", 101, status_of("/ws", {"Origin": "https://good.example"}))
+
+        # A request that never ends is closed after handshake_timeout, with no answer.
+        cl = RawClient(lb.port)
+        cl.send(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.monotonic()
+        closed = cl.closed_by_peer(timeout=5)
+        took = time.monotonic() - t0
+        c.true("slow request closed after handshake_timeout", closed and 0.5 < took < 4.5,
+               f"closed={closed} after {took:.2f}s")
+        cl.close()
+
+        # Messages over max_message_bytes end the session with 1009.
+        cl = RawClient(lb.port)
+        cl.request("/ws")
+        c.eq("upgrade for the size test", 101, cl.read_head()[0])
+        cl.send(frame(OP_BINARY, b"x" * 2000))
+        fin, op, payload = cl.read_frame()
+        c.eq("oversized message closes with 1009", (OP_CLOSE, 1009),
+             (op, struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None))
+        cl.close()
+
+        # The global max_sessions: two held sessions, the third gets 503 with Retry-After.
+        held = []
+        for _ in range(2):
+            h = RawClient(lb.port)
+            h.request("/ws")
+            c.eq("held session upgrades", 101, h.read_head()[0])
+            held.append(h)
+        cl = RawClient(lb.port)
+        cl.request("/ws")
+        st, hdrs, _ = cl.read_head()
+        c.eq("past max_sessions gets 503", 503, st)
+        c.true("503 carries Retry-After", "retry-after" in hdrs, str(hdrs))
+        cl.close()
+        for h in held:
+            h.close()
+    finally:
+        lb.stop()
+
+
+def test_backend_failures(echo1):
+    async def servers():
+        return (await fixed_answer_backend(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n"
+                                           b"X-Why: nope\r\n\r\ndenied"),
+                await fixed_answer_backend(b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"))
+
+    loop = asyncio.new_event_loop()
+    import threading
+    (s403, p403), (s500, p500) = loop.run_until_complete(servers())
+    t = threading.Thread(target=loop.run_forever, daemon=True)
+    t.start()
+    try:
+        def answer(lb):
+            cl = RawClient(lb.port)
+            cl.request("/")
+            st, hdrs, _ = cl.read_head()
+            body = cl.read_rest()
+            cl.close()
+            return st, hdrs, body
+
+        lb = Wsbal([("only403", f"ws://127.0.0.1:{p403}")])
+        st, hdrs, body = answer(lb)
+        c.eq("a backend's 403 reaches the client", 403, st)
+        c.eq("with its headers", "nope", hdrs.get("x-why"))
+        c.eq("and its body", b"denied", body)
+        lb.stop()
+
+        lb = Wsbal([("refused", f"ws://127.0.0.1:{closed_port()}"),
+                    ("err500", f"ws://127.0.0.1:{p500}")])
+        c.eq("refused and 5xx backends give 502", 502, answer(lb)[0])
+        lb.stop()
+
+        # A dead backend is skipped: the session reaches the live one.
+        lb = Wsbal([("dead", f"ws://127.0.0.1:{closed_port()}"), ("e1", echo1.url)],
+                   sections={"upstream": {"pass_headers": "X-Backend-Id"}})
+        for i in range(4):
+            st, hdrs = None, {}
+            cl = RawClient(lb.port)
+            cl.request("/")
+            st, hdrs, _ = cl.read_head()
+            cl.close()
+            c.eq(f"dead backend skipped ({i})", (101, "e1"), (st, hdrs.get("x-backend-id")))
+        lb.stop()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(T)
+
+
+def test_headers_and_subprotocols(lb_factory):
+    hb = ThreadedBackend(header_backend)
+    lb = lb_factory([("hb", hb.url + "/prefix")], {"upstream": {"block_headers": "X-Secret"}})
+    try:
+        async def go():
+            async with websockets.connect(
+                    lb.url + "/room/7?user=ann", subprotocols=["chat", "superchat"],
+                    compression="deflate",
+                    extra_headers={"X-Custom": "kept", "X-Secret": "hidden", "Keep-Alive": "300",
+                                   "X-Forwarded-For": "6.6.6.6",
+                                   "X-Balancer-Reconnect": "forged"}) as ws:
+                info = json.loads(await asyncio.wait_for(ws.recv(), T))
+                return ws.subprotocol, ws.extensions, info
+
+        proto, extensions, info = run(go())
+        h = info["headers"]
+        c.eq("subprotocol chosen by the backend reaches the client", "superchat", proto)
+        c.eq("no extension negotiated through wsbal", [], extensions)
+        c.eq("backend path = prefix + client path and query", "/prefix/room/7?user=ann", info["path"])
+        c.eq("Host is the backend's", f"127.0.0.1:{hb.port}", h.get("host"))
+        c.eq("end-to-end header forwarded", "kept", h.get("x-custom"))
+        c.true("blocked header not forwarded", "x-secret" not in h, str(h))
+        c.true("hop-by-hop header not forwarded", "keep-alive" not in h, str(h))
+        c.eq("Sec-WebSocket-Extensions not forwarded", [], info["extensions"])
+        c.eq("X-Forwarded-For replaced by the client address", "127.0.0.1", h.get("x-forwarded-for"))
+        c.eq("X-Forwarded-Proto", "http", h.get("x-forwarded-proto"))
+        c.eq("X-Forwarded-Host is the client's Host", f"127.0.0.1:{lb.port}", h.get("x-forwarded-host"))
+        c.true("a client-sent reconnect header is dropped", "x-balancer-reconnect" not in h, str(h))
+        c.true("wsbal's own key, not the client's", "sec-websocket-key" in h, str(h))
+    finally:
+        lb.stop()
+
+    lb = lb_factory([("hb", hb.url)], {"listen": {"trust_forwarded": "on"},
+                                      "upstream": {"preserve_host": "on"}})
+    try:
+        async def go2():
+            async with websockets.connect(lb.url + "/", extra_headers={
+                    "X-Forwarded-For": "6.6.6.6"}) as ws:
+                return json.loads(await asyncio.wait_for(ws.recv(), T))
+        h = run(go2())["headers"]
+        c.eq("trust_forwarded extends X-Forwarded-For", "6.6.6.6, 127.0.0.1", h.get("x-forwarded-for"))
+        c.eq("preserve_host forwards the client's Host", f"127.0.0.1:{lb.port}", h.get("host"))
+    finally:
+        lb.stop()
+        hb.close()
+
+
+def test_bad_frames(lb):
+    def session():
+        cl = RawClient(lb.port)
+        cl.request("/")
+        c.eq("raw upgrade", 101, cl.read_head()[0])
+        return cl
+
+    def close_code(cl):
+        try:
+            while True:
+                fin, op, payload = cl.read_frame()
+                if op == OP_CLOSE:
+                    return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+        except (EOFError, ConnectionResetError, socket.timeout):
+            return None
+
+    cases = [
+        ("unmasked client frame", frame(OP_TEXT, b"hi", mask=False), 1002),
+        ("reserved bit set", frame(OP_TEXT, b"hi", rsv=4), 1002),
+        ("unknown opcode", frame(0x3, b"hi"), 1002),
+        ("fragmented ping", frame(OP_PING, b"x", fin=False), 1002),
+        ("126-byte ping", frame(OP_PING, b"x" * 126), 1002),
+        ("continuation with nothing to continue", frame(OP_CONT, b"x"), 1002),
+        ("new message inside a fragmented one",
+         frame(OP_TEXT, b"a", fin=False) + frame(OP_TEXT, b"b"), 1002),
+        ("one-byte close payload", frame(OP_CLOSE, b"x"), 1002),
+        ("close code 1005 on the wire", frame(OP_CLOSE, close_payload(1005)), 1002),
+    ]
+    for name, data, code in cases:
+        cl = session()
+        cl.send(data)
+        c.eq(f"{name} closes with {code}", code, close_code(cl))
+        cl.close()
+
+    # Fragments with a ping between them: wsbal relays all four frames in order; the echo
+    # answers the ping with a pong and returns the message whole (re-framed as it likes).
+    cl = session()
+    cl.send(frame(OP_TEXT, b"Hel", fin=False) + frame(OP_PING, b"p1") +
+            frame(OP_CONT, b"lo", fin=False) + frame(OP_CONT, b"!"))
+    got, text, done = [], b"", False
+    while not done and len(got) < 10:
+        fin, op, payload = cl.read_frame()
+        got.append((fin, op, payload))
+        if op in (OP_TEXT, OP_CONT):
+            text += payload
+            done = fin
+    c.true("pong for the interleaved ping", (True, OP_PONG, b"p1") in got, str(got))
+    c.eq("fragmented message echoed whole", b"Hello!", text)
+    # A clean close both ways, with a code and reason the backend echoes.
+    cl.send(frame(OP_CLOSE, close_payload(1000, b"done")))
+    fin, op, payload = cl.read_frame()
+    c.eq("close answered", (OP_CLOSE, close_payload(1000, b"done")), (op, payload))
+    c.true("TCP closed after the close handshake", cl.closed_by_peer(), "still open")
+    cl.close()
+
+    # A frame split into single bytes still goes through whole.
+    cl = session()
+    for b in frame(OP_BINARY, b"byte by byte"):
+        cl.send(bytes([b]))
+    fin, op, payload = cl.read_frame()
+    c.eq("frame sent byte by byte", (OP_BINARY, b"byte by byte"), (op, payload))
+    cl.close()
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+async def flood_backend(ready, stop, port_box):
+    """Sends 1 MiB messages as fast as the connection takes them, up to 256 of them."""
+    async def handler(ws, path=None):
+        chunk = os.urandom(1 << 20)
+        try:
+            for _ in range(256):
+                await ws.send(chunk)
+            await ws.wait_closed()
+        except websockets.ConnectionClosed:
+            pass  # the test client leaves before the flood ends
+    async with websockets.serve(handler, "127.0.0.1", 0, compression=None,
+                                max_size=None, write_limit=1 << 20) as server:
+        port_box.append(server.sockets[0].getsockname()[1])
+        ready.set()
+        await stop.wait()
+
+
+def test_backpressure():
+    fb = ThreadedBackend(flood_backend)
+    lb = Wsbal([("flood", fb.url)])
+    try:
+        before = rss_kib(lb.pids())
+        cl = RawClient(lb.port)
+        cl.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        cl.request("/")
+        c.eq("flood session upgrades", 101, cl.read_head()[0])
+        # The client reads nothing for two seconds while the backend pushes 256 MiB.
+        time.sleep(2)
+        grown = rss_kib(lb.pids()) - before
+        c.true("wsbal memory bounded while the client does not read", grown < 16 * 1024,
+               f"grew by {grown} KiB")
+        # Reading again gets the data flowing, whole and in order.
+        fin, op, payload = cl.read_frame()
+        c.eq("flooded frames intact after the pause", (OP_BINARY, 1 << 20), (op, len(payload)))
+        cl.close()
+    finally:
+        lb.stop()
+        fb.close()
+
+
+def test_balance(echo1, echo2):
+    lb = Wsbal([("e1", echo1.url), ("e2", echo2.url)],
+               sections={"upstream": {"pass_headers": "X-Backend-Id"}})
+    try:
+        held, counts = [], {}
+        for _ in range(40):
+            cl = RawClient(lb.port)
+            cl.request("/")
+            st, hdrs, _ = cl.read_head()
+            counts[hdrs.get("x-backend-id")] = counts.get(hdrs.get("x-backend-id"), 0) + 1
+            held.append(cl)
+        c.true("held sessions spread evenly over two backends",
+               counts.get("e1", 0) in range(18, 23) and counts.get("e2", 0) in range(18, 23),
+               str(counts))
+        workers = [p for p in lb.pids() if p != lb.proc.pid]
+        per_worker = []
+        for pid in workers:
+            n = 0
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                        n += 1
+                except OSError:
+                    pass
+            per_worker.append(n)
+        c.true("both workers hold sessions", len(per_worker) == 2 and min(per_worker) > 10,
+               f"sockets per worker: {per_worker}")
+        for cl in held:
+            cl.close()
+    finally:
+        lb.stop()
+
+
+def main():
+    echo1, echo2 = Echo("e1"), Echo("e2")
+    lb = Wsbal([("e1", echo1.url), ("e2", echo2.url)])
+    try:
+        run(test_echo_sizes(lb))
+        run(test_browser_style(lb))
+        test_handshake_answers(lb)
+        test_bad_frames(lb)
+        test_limits_and_policies(echo1)
+        test_backend_failures(echo1)
+        test_headers_and_subprotocols(lambda backends, sections: Wsbal(backends, sections=sections))
+        test_backpressure()
+        test_balance(echo1, echo2)
+        c.eq("wsbal stops cleanly on SIGTERM", 0, lb.stop())
+    except Exception as e:  # a crash of the test itself is a failure, never a pass
+        import traceback
+        traceback.print_exc()
+        c.true("test ran to the end", False, repr(e))
+        lb.stop()
+    finally:
+        echo1.stop()
+        echo2.stop()
+    return c.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""Shared pieces of the integration tests: processes on 127.0.0.1, raw WebSocket frames, checks.
+
+Run with Debian's python3 (python3-websockets). Every wait has a deadline, so a broken program
+makes a test fail, never hang.
+"""
+import asyncio
+import base64
+import os
+import re
+import select
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+WSBAL = os.environ.get("WSBAL", "build/wsbal")
+ECHO = os.environ.get("WSBAL_ECHO", "build/wsbal-echo")
+T = 10  # seconds any single wait may take
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+class Checks:
+    """Counts checks; a failure prints what was expected and what came."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def eq(self, name, expected, got):
+        if expected == got:
+            self.passed += 1
+            return True
+        self.failed += 1
+        exp, came = repr(expected), repr(got)
+        print(f"FAIL {name}: expected {exp[:300]}, got {came[:300]}", flush=True)
+        return False
+
+    def true(self, name, condition, detail=""):
+        if condition:
+            self.passed += 1
+            return True
+        self.failed += 1
+        print(f"FAIL {name}: {detail}", flush=True)
+        return False
+
+    def summary(self):
+        """The closing line test runners read; returns the exit status."""
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        return 0 if self.failed == 0 and self.passed > 0 else 1
+
+
+def free_port():
+    """A port the kernel just handed out; wsbal binds it by number a moment later."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A child process whose output lines are collected so tests can wait for one."""
+
+    def __init__(self, argv, env=None):
+        self.argv = argv
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=env)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            with self.cond:
+                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_line(self, pattern, timeout=T, start=0):
+        """Waits for an output line matching pattern (from line index start); returns the match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            i = start
+            while True:
+                while i < len(self.lines):
+                    m = rx.search(self.lines[i])
+                    if m:
+                        return m
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and i >= len(self.lines)):
+                    return None
+                self.cond.wait(min(left, 0.2))
+
+    def output(self):
+        with self.cond:
+            return "\n".join(self.lines)
+
+    def pids(self):
+        """This process and its children (wsbal's workers), from /proc."""
+        out = [self.proc.pid]
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == self.proc.pid:
+                        out.append(int(entry))
+                except (OSError, IndexError, ValueError):
+                    pass
+        return out
+
+    def stop(self, sig=15, timeout=T):
+        """Sends sig and waits; returns the exit status (None if it had to be killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        self.reader.join(2)
+        return self.proc.returncode
+
+
+class Echo(Process):
+    """A wsbal-echo backend on an ephemeral port."""
+
+    def __init__(self, ident, *args):
+        super().__init__([ECHO, "--host", "127.0.0.1", "--port", "0", "--id", ident, *args])
+        m = self.wait_line(r"listening on [^ ]*:(\d+)")
+        if m is None:
+            self.stop()
+            raise RuntimeError(f"wsbal-echo {ident} did not start: {self.output()}")
+        self.port = int(m.group(1))
+        self.ident = ident
+        self.url = f"ws://127.0.0.1:{self.port}"
+
+
+class Wsbal(Process):
+    """wsbal with a generated configuration, listening on a fresh port of 127.0.0.1."""
+
+    def __init__(self, backends, workers=2, sections=None, extra_env=None, log_level="info",
+                 expect_start=True):
+        self.port = free_port()
+        sections = {k: dict(v) for k, v in (sections or {}).items()}
+        wsbal = sections.setdefault("wsbal", {})
+        wsbal.setdefault("workers", str(workers))
+        wsbal.setdefault("log_level", log_level)
+        sections.setdefault("listen", {}).setdefault("address", f"127.0.0.1:{self.port}")
+        sections.setdefault("admin", {}).setdefault("address", "off")
+        sections.setdefault("upstream", {}).setdefault("health_check", "off")
+        text = ""
+        for name, keys in sections.items():
+            text += f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+        for name, url in backends:
+            text += f"[backend:{name}]\nurl = {url}\n"
+        fd, self.config = tempfile.mkstemp(prefix="wsbal-test-", suffix=".ini")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WSBAL_")}
+        env.update(extra_env or {})
+        super().__init__([WSBAL, "-c", self.config], env=env)
+        self.url = f"ws://127.0.0.1:{self.port}"
+        if expect_start and self.wait_line(r"listening on") is None:
+            self.stop()
+            raise RuntimeError(f"wsbal did not start:\n{self.output()}")
+
+    def stop(self, sig=15, timeout=T):
+        rc = super().stop(sig, timeout)
+        if os.path.exists(self.config):
+            os.unlink(self.config)
+        return rc
+
+
+# ---- raw WebSocket pieces, for what a well-behaved client library will not send ----
+
+def frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length_override=None):
+    """One frame; masked with a random key unless mask is False."""
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload) if length_override is None else length_override
+    key = os.urandom(4) if mask else b""
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, mbit | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, mbit | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, mbit | 127, n)
+    if mask:
+        payload = bytes(c ^ key[i % 4] for i, c in enumerate(payload)) if len(payload) < 4096 \
+            else _mask_fast(payload, key)
+    return head + key + payload
+
+
+def _mask_fast(payload, key):
+    k = (key * (len(payload) // 4 + 1))[:len(payload)]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(len(payload), "big")
+
+
+def close_payload(code, reason=b""):
+    return struct.pack("!H", code) + reason
+
+
+class RawClient:
+    """A blocking socket client that speaks the handshake and frames by hand."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=T)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def request(self, path="/", headers=None, key=None):
+        key = key or base64.b64encode(os.urandom(16)).decode()
+        hdrs = {"Host": "127.0.0.1", "Upgrade": "websocket", "Connection": "Upgrade",
+                "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"}
+        hdrs.update(headers or {})
+        head = f"GET {path} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in hdrs.items() if v is not None) + "\r\n"
+        self.send(head.encode())
+        return key
+
+    def _fill(self, timeout=T):
+        self.sock.settimeout(timeout)
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        self.buf += chunk
+
+    def read_head(self, timeout=T):
+        """Reads a response head; returns (status, {lower-case name: value}, raw head)."""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill(timeout)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode(errors="replace").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        return status, headers, head
+
+    def read_rest(self, timeout=T):
+        """Everything until the peer closes the connection."""
+        try:
+            while True:
+                self._fill(timeout)
+        except (EOFError, ConnectionResetError):
+            pass
+        data, self.buf = self.buf, b""
+        return data
+
+    def read_frame(self, timeout=T):
+        """Returns (fin, opcode, payload) of the next frame (server frames are unmasked)."""
+        while True:
+            if len(self.buf) >= 2:
+                b0, b1 = self.buf[0], self.buf[1]
+                n, pos = b1 & 0x7F, 2
+                if n == 126 and len(self.buf) >= 4:
+                    n, pos = struct.unpack("!H", self.buf[2:4])[0], 4
+                elif n == 127 and len(self.buf) >= 10:
+                    n, pos = struct.unpack("!Q", self.buf[2:10])[0], 10
+                elif n >= 126:
+                    n = None
+                if n is not None and b1 & 0x80:
+                    pos += 4  # a masked server frame: the test decides whether that is a failure
+                if n is not None and len(self.buf) >= pos + n:
+                    payload = self.buf[pos:pos + n]
+                    self.buf = self.buf[pos + n:]
+                    return bool(b0 & 0x80), b0 & 0x0F, payload
+            self._fill(timeout)
+
+    def closed_by_peer(self, timeout=T):
+        """True when the peer closes the TCP connection (after any bytes still coming)."""
+        try:
+            self.sock.settimeout(timeout)
+            while self.sock.recv(65536):
+                pass
+            return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+def run(coro):
+    """Runs an asyncio coroutine with an overall deadline."""
+    return asyncio.run(asyncio.wait_for(coro, 120))

@@ -1,2 +1,641 @@
-/* Being written: see the module header. */
-typedef int wsb_placeholder_t;
+/* Loading the configuration: defaults, the INI file through inih, the environment, the checks. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_keys.h"
+#include "errors.h"
+
+/*
+ * The INI dialect is Debian's libinih (r55) as built, whose options are
+ * compile-time or library-wide globals we leave alone:
+ * - comments are lines starting with ';' or '#'; inside a value only a ';'
+ *   preceded by whitespace starts a comment ("a ;b" is "a", "a;b" and "a #b"
+ *   stay whole);
+ * - "key = value" or "key: value", spaces around both trimmed; the first '='
+ *   or ':' splits, so keys never contain them;
+ * - a line holds at most 199 characters (INI_MAX_LINE 200 minus the NUL);
+ *   longer lines are reported, not split as inih would;
+ * - a UTF-8 byte order mark on line 1 is skipped;
+ * - inih's continuation lines (an indented line continues the previous
+ *   value) are switched off here: the reader hands inih every line without
+ *   its leading whitespace, so indented keys are ordinary keys;
+ * - the handler gets no line number (INI_HANDLER_LINENO is 0), sections are
+ *   cut to 49 characters and headers never reach the handler, so the reader
+ *   below counts lines and reads section headers itself.
+ * Section and key names are lower case and compared exactly; a global
+ * section may appear more than once, its keys still only once.
+ */
+
+/* Where a value came from: a line of the file or an environment variable. */
+struct origin {
+  int line;        /* > 0: a file line */
+  const char *env; /* else the variable's "NAME=value" entry, NULL for a default */
+  size_t envlen;   /* length of NAME */
+};
+
+/* What the loader remembers of each backend beyond its config: for duplicates and messages. */
+struct backend_state {
+  int key_line[CFG_MAX_BACKEND_KEYS];
+};
+
+struct loader {
+  struct wsb_config *cfg;
+  struct wsb_config_errors *errs;
+  const char *file;
+  FILE *fp;
+  char *buf;
+  size_t cap;
+  int line; /* the line being read; after the file, its last line */
+  enum cfg_section sec;
+  size_t backend;  /* index into cfg->backends while sec is CFG_SEC_BACKEND */
+  char label[272]; /* "[listen]", "[backend:app1]": room for any header a line can hold */
+  struct origin origin[CFG_SEC_BACKEND][CFG_MAX_KEYS];
+  struct backend_state *bstate; /* parallel to cfg->backends */
+  unsigned nunnamed;            /* WSBAL_BACKENDS items named env1, env2, ... so far */
+};
+
+/* Defaults, freeing, lookups. */
+
+void wsb_config_defaults(struct wsb_config *cfg) {
+  static const uint16_t failover_codes[] = {1001, 1006, 1011, 1012, 1013, 1014};
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->wsbal.workers = 0;
+  cfg->wsbal.log_level = WSB_LOG_INFO;
+  cfg->wsbal.max_sessions = 100000;
+  cfg->wsbal.shutdown_timeout_ms = 30000;
+
+  snprintf(cfg->listen.address[0].host, sizeof(cfg->listen.address[0].host), "0.0.0.0");
+  cfg->listen.address[0].port = 8080;
+  cfg->listen.naddress = 1;
+  cfg->listen.tls_min_version = 12;
+  cfg->listen.handshake_timeout_ms = 10000;
+  cfg->listen.max_header_bytes = 16 * 1024;
+  cfg->listen.max_message_bytes = 16 * 1024 * 1024;
+  cfg->listen.idle_timeout_ms = 0;
+  cfg->listen.ping_interval_ms = 30000;
+
+  cfg->upstream.algorithm = WSB_ALG_LEAST_CONN;
+  cfg->upstream.hash_key = WSB_HASH_IP;
+  cfg->upstream.connect_timeout_ms = 5000;
+  cfg->upstream.failover = true;
+  memcpy(cfg->upstream.failover_codes, failover_codes, sizeof(failover_codes));
+  cfg->upstream.nfailover_codes = sizeof(failover_codes) / sizeof(failover_codes[0]);
+  cfg->upstream.max_failovers = 5;
+  cfg->upstream.failover_buffer = 1024 * 1024;
+  cfg->upstream.reconnect_header = cfg_strdup("X-Balancer-Reconnect");
+  cfg->upstream.ping_interval_ms = 30000;
+  cfg->upstream.health_check = WSB_HEALTH_TCP;
+  cfg->upstream.health_path = cfg_strdup("/healthCheck");
+  cfg->upstream.health_interval_ms = 5000;
+  cfg->upstream.health_timeout_ms = 2000;
+  cfg->upstream.health_rise = 2;
+  cfg->upstream.health_fall = 3;
+  cfg->upstream.breaker_threshold = 5;
+  cfg->upstream.breaker_cooldown_ms = 10000;
+  cfg->upstream.load_report_ttl_ms = 30000;
+  cfg->upstream.tls_verify = true;
+  cfg->upstream.slow_start_ms = 30000;
+  cfg->upstream.resolve_interval_ms = 0;
+
+  cfg->admin.enabled = true;
+  snprintf(cfg->admin.address.host, sizeof(cfg->admin.address.host), "127.0.0.1");
+  cfg->admin.address.port = 8081;
+}
+
+void wsb_config_free(struct wsb_config *cfg) {
+  char **strings[] = {
+      &cfg->path,
+      &cfg->wsbal.user,
+      &cfg->wsbal.group,
+      &cfg->wsbal.access_log,
+      &cfg->listen.path,
+      &cfg->upstream.hash_key_name,
+      &cfg->upstream.reconnect_header,
+      &cfg->upstream.health_path,
+      &cfg->upstream.load_report_path,
+      &cfg->upstream.tls_ca_file,
+      &cfg->upstream.tls_client_cert,
+      &cfg->upstream.tls_client_key,
+      &cfg->admin.token,
+  };
+  for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+    free(*strings[i]);
+  cfg_strlist_free(&cfg->listen.tls_cert);
+  cfg_strlist_free(&cfg->listen.tls_key);
+  cfg_strlist_free(&cfg->listen.allowed_origins);
+  cfg_strlist_free(&cfg->upstream.pass_headers);
+  cfg_strlist_free(&cfg->upstream.block_headers);
+  free(cfg->backends);
+  /* Zeroed, a second free or a free after a failed load is harmless. */
+  memset(cfg, 0, sizeof(*cfg));
+}
+
+void wsb_config_errors_free(struct wsb_config_errors *errs) {
+  for (size_t i = 0; i < errs->n; i++)
+    free(errs->lines[i]);
+  free(errs->lines);
+  errs->lines = NULL;
+  errs->n = 0;
+}
+
+bool wsb_config_is_failover_code(const struct wsb_config *cfg, uint16_t code) {
+  for (size_t i = 0; i < cfg->upstream.nfailover_codes; i++)
+    if (cfg->upstream.failover_codes[i] == code)
+      return true;
+  return false;
+}
+
+/* Error lines. */
+
+static void verror(struct loader *ld, const char *where, const char *fmt, va_list ap) {
+  char msg[1024];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  cfg_errors_add(ld->errs, "%s: %s", where, msg);
+}
+
+static void __attribute__((format(printf, 3, 4)))
+error_at(struct loader *ld, int line, const char *fmt, ...) {
+  char where[4096];
+  va_list ap;
+  snprintf(where, sizeof(where), "%s:%d", ld->file != NULL ? ld->file : "(no file)", line);
+  va_start(ap, fmt);
+  verror(ld, where, fmt, ap);
+  va_end(ap);
+}
+
+static void __attribute__((format(printf, 4, 5)))
+error_env(struct loader *ld, const char *var, size_t varlen, const char *fmt, ...) {
+  char where[256];
+  va_list ap;
+  snprintf(where, sizeof(where), "env %.*s", (int)varlen, var);
+  va_start(ap, fmt);
+  verror(ld, where, fmt, ap);
+  va_end(ap);
+}
+
+/* Reports at the line or the variable that set a value the whole-config checks reject. */
+static void __attribute__((format(printf, 3, 4)))
+error_origin(struct loader *ld, const struct origin *o, const char *fmt, ...) {
+  char where[4096];
+  va_list ap;
+  if (o->env != NULL)
+    snprintf(where, sizeof(where), "env %.*s", (int)o->envlen, o->env);
+  else
+    snprintf(where, sizeof(where), "%s:%d", ld->file != NULL ? ld->file : "(no file)", o->line);
+  va_start(ap, fmt);
+  verror(ld, where, fmt, ap);
+  va_end(ap);
+}
+
+/* Backends. */
+
+static struct wsb_backend_config *backend_find(struct wsb_config *cfg, const char *name) {
+  for (size_t i = 0; i < cfg->nbackends; i++)
+    if (strcmp(cfg->backends[i].name, name) == 0)
+      return &cfg->backends[i];
+  return NULL;
+}
+
+static struct wsb_backend_config *backend_add(struct loader *ld, const char *name, int line) {
+  struct wsb_config *cfg = ld->cfg;
+  size_t n = cfg->nbackends + 1;
+  cfg->backends = cfg_must(realloc(cfg->backends, n * sizeof(*cfg->backends)));
+  ld->bstate = cfg_must(realloc(ld->bstate, n * sizeof(*ld->bstate)));
+  struct wsb_backend_config *b = &cfg->backends[n - 1];
+  memset(b, 0, sizeof(*b));
+  memset(&ld->bstate[n - 1], 0, sizeof(ld->bstate[n - 1]));
+  snprintf(b->name, sizeof(b->name), "%s", name);
+  b->weight = 1;
+  b->max_sessions = 0;
+  b->enabled = true;
+  b->backup = false;
+  b->line = line;
+  cfg->nbackends = n;
+  return b;
+}
+
+/* Section headers. */
+
+static void begin_backend(struct loader *ld, const char *name) {
+  if (!cfg_backend_name_valid(name)) {
+    error_at(ld, ld->line,
+             "bad backend name \"%s\" (expected 1 to 63 letters, digits, '-', '_' or '.')", name);
+    ld->sec = CFG_SEC_SKIP;
+    return;
+  }
+  const struct wsb_backend_config *first = backend_find(ld->cfg, name);
+  if (first != NULL) {
+    error_at(ld, ld->line, "duplicate section [backend:%s] (first at line %d)", name, first->line);
+    ld->sec = CFG_SEC_SKIP;
+    return;
+  }
+  backend_add(ld, name, ld->line);
+  ld->sec = CFG_SEC_BACKEND;
+  ld->backend = ld->cfg->nbackends - 1;
+  snprintf(ld->label, sizeof(ld->label), "[backend:%s]", name);
+}
+
+/* s is a left-trimmed line starting with '['. Unknown sections are skipped whole, reported once. */
+static void begin_section(struct loader *ld, const char *s) {
+  const char *close = strchr(s, ']');
+  ld->sec = CFG_SEC_SKIP;
+  if (close == NULL) {
+    error_at(ld, ld->line, "section header without ']'");
+    return;
+  }
+  const char *after = close + 1;
+  while (isspace((unsigned char)*after))
+    after++;
+  if (*after != '\0' && *after != ';' && *after != '#')
+    error_at(ld, ld->line, "unexpected text after the section header: \"%s\"", after);
+  const char *start = s + 1, *end = close;
+  while (start < end && isspace((unsigned char)*start))
+    start++;
+  while (end > start && isspace((unsigned char)end[-1]))
+    end--;
+  char name[256]; /* a section header fits: lines are shorter than inih's 200 */
+  snprintf(name, sizeof(name), "%.*s", (int)(end - start), start);
+  if (strncmp(name, "backend:", 8) == 0) {
+    begin_backend(ld, name + 8);
+    return;
+  }
+  for (enum cfg_section sec = CFG_SEC_WSBAL; sec < CFG_SEC_BACKEND; sec++) {
+    if (strcmp(name, cfg_section_name(sec)) == 0) {
+      ld->sec = sec;
+      snprintf(ld->label, sizeof(ld->label), "[%s]", name);
+      return;
+    }
+  }
+  error_at(ld, ld->line,
+           "unknown section [%s] (expected [wsbal], [listen], [upstream], [admin] or "
+           "[backend:NAME])",
+           name);
+}
+
+/* Reading the file. */
+
+/* inih's rule: the first '=' or ':' before a ';' that follows whitespace. */
+static bool has_separator(const char *s) {
+  bool was_space = false;
+  for (; *s; s++) {
+    if (*s == '=' || *s == ':')
+      return true;
+    if (was_space && *s == ';')
+      return false;
+    was_space = isspace((unsigned char)*s);
+  }
+  return false;
+}
+
+/*
+ * inih's line source (an fgets look-alike). It counts lines, reports what
+ * inih would only count as "the first error line", and hands inih each line
+ * without leading whitespace; a line it has reported goes to inih empty.
+ */
+static char *read_line(char *str, int num, void *stream) {
+  struct loader *ld = stream;
+  ssize_t len = getline(&ld->buf, &ld->cap, ld->fp);
+  if (len < 0)
+    return NULL;
+  ld->line++;
+  char *s = ld->buf;
+  while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+    s[--len] = '\0';
+  if (ld->line == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0) {
+    s += 3;
+    len -= 3;
+  }
+  str[0] = '\0';
+  if (strlen(s) != (size_t)len) {
+    error_at(ld, ld->line, "NUL byte in line");
+    return str;
+  }
+  while (isspace((unsigned char)*s))
+    s++;
+  if (strlen(s) > (size_t)num - 1) {
+    error_at(ld, ld->line, "line longer than %d characters", num - 1);
+    if (*s == '[')
+      ld->sec = CFG_SEC_SKIP;
+    return str;
+  }
+  if (*s == '[')
+    begin_section(ld, s);
+  else if (*s != '\0' && *s != ';' && *s != '#' && !has_separator(s)) {
+    error_at(ld, ld->line, "expected KEY = VALUE, a [section] or a comment");
+    return str;
+  }
+  memcpy(str, s, strlen(s) + 1);
+  return str;
+}
+
+static void set_key_from_file(struct loader *ld, const char *name, const char *value) {
+  int idx = cfg_key_find(ld->sec, name);
+  if (idx < 0) {
+    error_at(ld, ld->line, "unknown key \"%s\" in %s", name, ld->label);
+    return;
+  }
+  int *first;
+  void *base;
+  if (ld->sec == CFG_SEC_BACKEND) {
+    first = &ld->bstate[ld->backend].key_line[idx];
+    base = &ld->cfg->backends[ld->backend];
+  } else {
+    first = &ld->origin[ld->sec][idx].line;
+    base = ld->cfg;
+  }
+  if (*first > 0) {
+    error_at(ld, ld->line, "%s %s given twice (first at line %d)", ld->label, name, *first);
+    return;
+  }
+  *first = ld->line;
+  char msg[512];
+  if (cfg_key_apply(ld->sec, idx, base, ld->label, value, msg, sizeof(msg)) < 0)
+    error_at(ld, ld->line, "%s", msg);
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value) {
+  struct loader *ld = user;
+  (void)section; /* cut to 49 characters by inih; the reader tracks sections itself */
+  if (ld->sec == CFG_SEC_SKIP)
+    return 1;
+  if (*name == '\0')
+    error_at(ld, ld->line, "missing key name before '='");
+  else if (ld->sec == CFG_SEC_NONE)
+    error_at(ld, ld->line, "key \"%s\" outside any section", name);
+  else
+    set_key_from_file(ld, name, value);
+  return 1;
+}
+
+static bool error_reported_at(const struct loader *ld, size_t first, int line) {
+  char prefix[4096];
+  int n = snprintf(prefix, sizeof(prefix), "%s:%d: ", ld->file, line);
+  for (size_t i = first; i < ld->errs->n; i++)
+    if (strncmp(ld->errs->lines[i], prefix, (size_t)n) == 0)
+      return true;
+  return false;
+}
+
+/* Returns -1 when the file could not be opened or read, 0 when it was read (with or without
+ * errors). */
+static int read_file(struct loader *ld) {
+  ld->fp = fopen(ld->file, "r");
+  if (ld->fp == NULL) {
+    error_at(ld, 0, "cannot open: %s", strerror(errno));
+    return -1;
+  }
+  size_t first = ld->errs->n;
+  ld->sec = CFG_SEC_NONE;
+  int rc = ini_parse_stream(read_line, ld, on_key, ld);
+  bool unreadable = ferror(ld->fp);
+  if (unreadable)
+    error_at(ld, ld->line, "cannot read: %s", strerror(errno));
+  /* The reader reports every syntax error inih knows of; this only guards against a gap. */
+  else if (rc > 0 && !error_reported_at(ld, first, rc))
+    error_at(ld, rc, "syntax error");
+  fclose(ld->fp);
+  ld->fp = NULL;
+  free(ld->buf);
+  ld->buf = NULL;
+  return unreadable ? -1 : 0;
+}
+
+/* The environment. */
+
+/*
+ * "WSBAL_<SECTION>_<KEY>" for the four global sections. Other WSBAL_ names
+ * (wsbalctl's WSBAL_ADMIN and WSBAL_TOKEN, the test scripts' own) are not
+ * ours and are left alone; backends cannot be changed key by key.
+ */
+static void env_key(struct loader *ld, const char *entry, size_t namelen, const char *value) {
+  if (strncmp(entry, "WSBAL_BACKEND_", 14) == 0) {
+    error_env(ld, entry, namelen,
+              "[backend:NAME] keys cannot be set from the environment (use WSBAL_BACKENDS)");
+    return;
+  }
+  for (enum cfg_section sec = CFG_SEC_WSBAL; sec < CFG_SEC_BACKEND; sec++) {
+    char prefix[32], key[64], label[32];
+    const char *sname = cfg_section_name(sec);
+    size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "WSBAL_%s_", sname);
+    for (size_t i = 0; i < plen; i++)
+      prefix[i] = (char)toupper((unsigned char)prefix[i]);
+    if (namelen <= plen || strncmp(entry, prefix, plen) != 0)
+      continue;
+    size_t klen = namelen - plen;
+    snprintf(key, sizeof(key), "%.*s", (int)klen, entry + plen);
+    bool upper = klen < sizeof(key);
+    for (char *k = key; *k; k++) {
+      upper = upper && !islower((unsigned char)*k);
+      *k = (char)tolower((unsigned char)*k);
+    }
+    snprintf(label, sizeof(label), "[%s]", sname);
+    int idx = upper ? cfg_key_find(sec, key) : -1;
+    if (idx < 0) {
+      error_env(ld, entry, namelen, "unknown key \"%.*s\" in %s", (int)klen, entry + plen, label);
+      return;
+    }
+    char msg[512];
+    if (cfg_key_apply(sec, idx, ld->cfg, label, value, msg, sizeof(msg)) < 0) {
+      error_env(ld, entry, namelen, "%s", msg);
+      return;
+    }
+    ld->origin[sec][idx] = (struct origin){.env = entry, .envlen = namelen};
+    return;
+  }
+}
+
+static bool is_ws_url(const char *s) {
+  return strncasecmp(s, "ws://", 5) == 0 || strncasecmp(s, "wss://", 6) == 0;
+}
+
+/* One "URL" or "NAME=URL" item of WSBAL_BACKENDS. */
+static void env_backend(struct loader *ld, const char *entry, size_t namelen, const char *item) {
+  char name[WSB_NAME_MAX + 1];
+  const char *url = item;
+  if (is_ws_url(item)) {
+    snprintf(name, sizeof(name), "env%u", ++ld->nunnamed);
+  } else {
+    const char *eq = strchr(item, '=');
+    if (eq == NULL) {
+      error_env(ld, entry, namelen, "bad item \"%s\" (expected URL or NAME=URL)", item);
+      return;
+    }
+    size_t len = (size_t)(eq - item);
+    while (len > 0 && isspace((unsigned char)item[len - 1]))
+      len--;
+    url = eq + 1;
+    while (isspace((unsigned char)*url))
+      url++;
+    /* One byte more than a valid name can hold, so a long name fails the check below. */
+    snprintf(name, sizeof(name), "%.*s", (int)len, item);
+    if (!cfg_backend_name_valid(name)) {
+      error_env(ld, entry, namelen,
+                "bad backend name \"%.*s\" (expected 1 to 63 letters, digits, '-', '_' or '.')",
+                (int)len, item);
+      return;
+    }
+  }
+  const struct wsb_backend_config *old = backend_find(ld->cfg, name);
+  if (old != NULL) {
+    if (old->line > 0)
+      error_env(ld, entry, namelen, "backend name \"%s\" is already used by [backend:%s] at %s:%d",
+                name, name, ld->file, old->line);
+    else
+      error_env(ld, entry, namelen, "backend name \"%s\" is used twice", name);
+    return;
+  }
+  struct wsb_backend_config b = {0};
+  char label[WSB_NAME_MAX + 16], msg[512];
+  int url_key = cfg_key_find(CFG_SEC_BACKEND, "url");
+  snprintf(label, sizeof(label), "[backend:%s]", name);
+  if (cfg_key_apply(CFG_SEC_BACKEND, url_key, &b, label, url, msg, sizeof(msg)) < 0) {
+    error_env(ld, entry, namelen, "%s", msg);
+    return;
+  }
+  struct wsb_backend_config *nb = backend_add(ld, name, 0);
+  nb->url = b.url;
+  memcpy(nb->url_text, b.url_text, sizeof(nb->url_text));
+  /* Not a line: it marks the url as given for check_backends. */
+  ld->bstate[ld->cfg->nbackends - 1].key_line[url_key] = -1;
+}
+
+static void env_backends(struct loader *ld, const char *entry, size_t namelen, const char *value) {
+  struct wsb_strlist items;
+  cfg_strlist_split(value, &items);
+  for (size_t i = 0; i < items.n; i++)
+    env_backend(ld, entry, namelen, items.items[i]);
+  cfg_strlist_free(&items);
+}
+
+static void apply_env(struct loader *ld, char *const *envp) {
+  for (; envp != NULL && *envp != NULL; envp++) {
+    const char *entry = *envp;
+    const char *eq = strchr(entry, '=');
+    if (eq == NULL || strncmp(entry, "WSBAL_", 6) != 0)
+      continue;
+    size_t namelen = (size_t)(eq - entry);
+    if (namelen == 14 && strncmp(entry, "WSBAL_BACKENDS", 14) == 0)
+      env_backends(ld, entry, namelen, eq + 1);
+    else
+      env_key(ld, entry, namelen, eq + 1);
+  }
+}
+
+/* Checks of the whole, after the file and the environment. */
+
+static void check_backends(struct loader *ld) {
+  int url = cfg_key_find(CFG_SEC_BACKEND, "url");
+  for (size_t i = 0; i < ld->cfg->nbackends; i++) {
+    const struct wsb_backend_config *b = &ld->cfg->backends[i];
+    /* A url given but rejected has been reported already. */
+    if (ld->bstate[i].key_line[url] == 0)
+      error_at(ld, b->line, "[backend:%s] has no url", b->name);
+  }
+  if (ld->cfg->nbackends > 0)
+    return;
+  if (ld->file != NULL)
+    error_at(ld, ld->line, "no backend defined: add a [backend:NAME] section or WSBAL_BACKENDS");
+  else
+    error_env(ld, "WSBAL_BACKENDS", 14,
+              "no backend defined: add a [backend:NAME] section or WSBAL_BACKENDS");
+}
+
+static const struct origin *origin_of(const struct loader *ld, enum cfg_section sec,
+                                      const char *key) {
+  return &ld->origin[sec][cfg_key_find(sec, key)];
+}
+
+/* A certificate and its key come together; lists of them pair up one to one. */
+static void check_pair(struct loader *ld, enum cfg_section sec, const char *cert_key, size_t ncert,
+                       const char *key_key, size_t nkey) {
+  const char *s = cfg_section_name(sec);
+  if (ncert > 0 && nkey == 0)
+    error_origin(ld, origin_of(ld, sec, cert_key), "[%s] %s is set but %s is not", s, cert_key,
+                 key_key);
+  else if (nkey > 0 && ncert == 0)
+    error_origin(ld, origin_of(ld, sec, key_key), "[%s] %s is set but %s is not", s, key_key,
+                 cert_key);
+  else if (ncert != nkey)
+    error_origin(ld, origin_of(ld, sec, key_key),
+                 "[%s] %s lists %zu file%s but %s lists %zu (they pair up in order)", s, key_key,
+                 nkey, nkey == 1 ? "" : "s", cert_key, ncert);
+}
+
+static void format_hostport(const struct wsb_hostport *hp, char *out, size_t len) {
+  if (strchr(hp->host, ':') != NULL)
+    snprintf(out, len, "[%s]:%u", hp->host, hp->port);
+  else
+    snprintf(out, len, "%s:%u", hp->host, hp->port);
+}
+
+static bool is_wildcard(const char *host) {
+  return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+}
+
+static void check_admin(struct loader *ld) {
+  const struct wsb_config *cfg = ld->cfg;
+  const struct origin *o = origin_of(ld, CFG_SEC_ADMIN, "address");
+  /* With the default admin address, a collision is the listen address's doing. */
+  if (o->line == 0 && o->env == NULL)
+    o = origin_of(ld, CFG_SEC_LISTEN, "address");
+  char addr[WSB_HOST_MAX + 16];
+  if (!cfg->admin.enabled)
+    return;
+  format_hostport(&cfg->admin.address, addr, sizeof(addr));
+  if (cfg->admin.token == NULL && !wsb_host_is_loopback(cfg->admin.address.host))
+    error_origin(ld, o,
+                 "[admin] address %s is not a loopback address: set [admin] token or use "
+                 "127.0.0.1",
+                 addr);
+  for (size_t i = 0; i < cfg->listen.naddress; i++) {
+    const struct wsb_hostport *l = &cfg->listen.address[i];
+    if (l->port == cfg->admin.address.port &&
+        (strcmp(l->host, cfg->admin.address.host) == 0 || is_wildcard(l->host) ||
+         is_wildcard(cfg->admin.address.host))) {
+      char laddr[WSB_HOST_MAX + 16];
+      format_hostport(l, laddr, sizeof(laddr));
+      error_origin(ld, o, "[admin] address %s collides with [listen] address %s", addr, laddr);
+      return;
+    }
+  }
+}
+
+static void check_all(struct loader *ld) {
+  const struct wsb_config *cfg = ld->cfg;
+  check_backends(ld);
+  check_pair(ld, CFG_SEC_LISTEN, "tls_cert", cfg->listen.tls_cert.n, "tls_key",
+             cfg->listen.tls_key.n);
+  check_pair(ld, CFG_SEC_UPSTREAM, "tls_client_cert", cfg->upstream.tls_client_cert != NULL,
+             "tls_client_key", cfg->upstream.tls_client_key != NULL);
+  check_admin(ld);
+}
+
+int wsb_config_load(struct wsb_config *cfg, const char *path, char *const *envp,
+                    struct wsb_config_errors *errs) {
+  wsb_config_defaults(cfg);
+  size_t before = errs->n;
+  struct loader *ld = cfg_must(calloc(1, sizeof(*ld)));
+  ld->cfg = cfg;
+  ld->errs = errs;
+  ld->file = path;
+  int rc = 0;
+  if (path != NULL) {
+    cfg->path = cfg_strdup(path);
+    rc = read_file(ld);
+  }
+  /* A file that cannot be read would only add "no backend" noise to the one line that matters. */
+  if (rc == 0) {
+    apply_env(ld, envp);
+    check_all(ld);
+  }
+  free(ld->bstate);
+  free(ld);
+  return errs->n > before ? WSB_ECONFIG : 0;
+}

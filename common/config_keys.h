@@ -1,0 +1,58 @@
+/* The table of configuration keys and their parsers, private to the config*.c files. */
+#ifndef WSB_CONFIG_KEYS_H
+#define WSB_CONFIG_KEYS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* Every section kind; the order is SPEC.md's, and CFG_SEC_NONE/SKIP only exist while reading a
+ * file. */
+enum cfg_section {
+  CFG_SEC_WSBAL,
+  CFG_SEC_LISTEN,
+  CFG_SEC_UPSTREAM,
+  CFG_SEC_ADMIN,
+  CFG_SEC_BACKEND,
+  CFG_SEC_NONE, /* before the first section header */
+  CFG_SEC_SKIP, /* inside an unknown, malformed or duplicate section: its keys are ignored */
+};
+
+/* More keys than any section has, so the loader sizes its per-key arrays at compile time. */
+#define CFG_MAX_KEYS         64
+#define CFG_MAX_BACKEND_KEYS 8
+
+/* "wsbal", "listen", "upstream", "admin" or "backend". */
+const char *cfg_section_name(enum cfg_section sec);
+
+/* The index of key name in section sec's own table (below CFG_MAX_KEYS, or CFG_MAX_BACKEND_KEYS for
+ * a backend), or -1. */
+int cfg_key_find(enum cfg_section sec, const char *name);
+
+/*
+ * Parses value into key idx of section sec. base is the struct wsb_config
+ * for the global sections and the struct wsb_backend_config for a backend.
+ * label is the section as the user wrote it ("[listen]", "[backend:app1]").
+ * On failure the field is unchanged, a sentence without location goes to
+ * msg, and the result is WSB_EVALUE or WSB_ERANGE_VALUE.
+ */
+int cfg_key_apply(enum cfg_section sec, int idx, void *base, const char *label, const char *value,
+                  char *msg, size_t msglen);
+
+/* True for a backend name SPEC.md allows: 1..63 of letters, digits, '-', '_', '.'. */
+bool cfg_backend_name_valid(const char *name);
+
+/* Splits a comma list into trimmed, non-empty, heap-allocated items. */
+void cfg_strlist_split(const char *value, struct wsb_strlist *list);
+void cfg_strlist_free(struct wsb_strlist *list);
+
+/* strdup that treats running out of memory as fatal, as every start-up allocation does. */
+char *cfg_strdup(const char *s);
+void *cfg_must(void *p);
+
+/* Appends one formatted line to errs. */
+void cfg_errors_add(struct wsb_config_errors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,234 @@
+/* Unit tests for common/proxy.c: the backend's upgrade request, the client's 101, path and Origin policy. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "proxy.h"
+
+#define KEY "dGhlIHNhbXBsZSBub25jZQ=="
+#define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+static const char client_request[] = "GET /room/7?user=ann HTTP/1.1\r\n"
+                                     "Host: lb.example:8080\r\n"
+                                     "Connection: keep-alive, Upgrade, X-Hop\r\n"
+                                     "Upgrade: websocket\r\n"
+                                     "Sec-WebSocket-Key: " KEY "\r\n"
+                                     "Sec-WebSocket-Version: 13\r\n"
+                                     "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                                     "Sec-WebSocket-Protocol: chat, superchat\r\n"
+                                     "Origin: https://app.example\r\n"
+                                     "X-Hop: hop-by-hop by Connection\r\n"
+                                     "Keep-Alive: 300\r\n"
+                                     "X-Forwarded-For: 10.1.1.1\r\n"
+                                     "X-Forwarded-For: 10.2.2.2\r\n"
+                                     "X-Forwarded-Proto: https\r\n"
+                                     "X-Secret: s\r\n"
+                                     "X-Balancer-Reconnect: forged\r\n"
+                                     "Cookie: a=1\r\n"
+                                     "\r\n";
+
+struct fixture {
+  char *buf;
+  struct wsb_http_head head;
+  struct wsb_upgrade_request up;
+  struct wsb_url backend;
+  struct wsb_proxy_request req;
+};
+
+static void setup_request(struct fixture *f) {
+  size_t len = strlen(client_request);
+  f->buf = malloc(len);
+  memcpy(f->buf, client_request, len);
+  wsb_http_head_init(&f->head, false, 16384);
+  ck_assert_int_eq(wsb_http_feed(&f->head, f->buf, len), (ssize_t)len);
+  ck_assert_int_eq(wsb_handshake_check_request(&f->head, &f->up), 0);
+  memset(&f->backend, 0, sizeof(f->backend));
+  strcpy(f->backend.host, "10.0.0.5");
+  f->backend.port = 9001;
+  strcpy(f->backend.path, "/prefix");
+  f->req = (struct wsb_proxy_request){
+      .client = &f->head,
+      .upgrade = &f->up,
+      .backend = &f->backend,
+      .key = "AAAAAAAAAAAAAAAAAAAAAA==",
+      .client_ip = "192.0.2.7",
+      .block_headers = "x-secret",
+      .reconnect_header = "X-Balancer-Reconnect",
+  };
+}
+
+static char *write_request(struct fixture *f) {
+  static char out[4096];
+  ssize_t n = wsb_proxy_request_write(out, sizeof(out) - 1, &f->req);
+  ck_assert_int_gt(n, 0);
+  out[n] = '\0';
+  return out;
+}
+
+START_TEST(test_request_exact) {
+  struct fixture f;
+  setup_request(&f);
+  const char *out = write_request(&f);
+  static const char expected[] = "GET /prefix/room/7?user=ann HTTP/1.1\r\n"
+                                 "Host: 10.0.0.5:9001\r\n"
+                                 "Upgrade: websocket\r\n"
+                                 "Connection: Upgrade\r\n"
+                                 "Sec-WebSocket-Version: 13\r\n"
+                                 "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"
+                                 "Sec-WebSocket-Protocol: chat, superchat\r\n"
+                                 "Origin: https://app.example\r\n"
+                                 "Cookie: a=1\r\n"
+                                 "X-Forwarded-For: 192.0.2.7\r\n"
+                                 "X-Forwarded-Proto: http\r\n"
+                                 "X-Forwarded-Host: lb.example:8080\r\n"
+                                 "\r\n";
+  ck_assert_str_eq(out, expected);
+  free(f.buf);
+}
+END_TEST
+
+START_TEST(test_request_options) {
+  struct fixture f;
+  setup_request(&f);
+  f.req.preserve_host = true;
+  f.req.trust_forwarded = true;
+  f.req.client_tls = true;
+  f.req.reconnect_value = "00000000000000ab";
+  f.req.block_headers = "";
+  const char *out = write_request(&f);
+  ck_assert_ptr_nonnull(strstr(out, "\r\nHost: lb.example:8080\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "\r\nX-Forwarded-For: 10.1.1.1, 10.2.2.2, 192.0.2.7\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "\r\nX-Forwarded-Proto: https\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "\r\nX-Secret: s\r\n"));
+  /* The client's forged header is gone; wsbal's own carries the session id. */
+  ck_assert_ptr_null(strstr(out, "forged"));
+  ck_assert_ptr_nonnull(strstr(out, "\r\nX-Balancer-Reconnect: 00000000000000ab\r\n"));
+  free(f.buf);
+}
+END_TEST
+
+START_TEST(test_request_host_forms) {
+  struct fixture f;
+  setup_request(&f);
+  f.backend.port = 80;
+  strcpy(f.backend.path, "");
+  ck_assert_ptr_nonnull(strstr(write_request(&f), "GET /room/7?user=ann HTTP/1.1\r\nHost: 10.0.0.5\r\n"));
+  strcpy(f.backend.host, "::1");
+  f.backend.port = 9000;
+  ck_assert_ptr_nonnull(strstr(write_request(&f), "\r\nHost: [::1]:9000\r\n"));
+  f.backend.tls = true;
+  f.backend.port = 443;
+  ck_assert_ptr_nonnull(strstr(write_request(&f), "\r\nHost: [::1]\r\n"));
+  free(f.buf);
+}
+END_TEST
+
+START_TEST(test_request_no_room) {
+  struct fixture f;
+  setup_request(&f);
+  char small[64];
+  ck_assert_int_eq(wsb_proxy_request_write(small, sizeof(small), &f.req), -ENOSPC);
+  /* Every size short of the whole answer is refused, never cut. */
+  char full[4096];
+  ssize_t n = wsb_proxy_request_write(full, sizeof(full), &f.req);
+  ck_assert_int_gt(n, 0);
+  for (size_t cap = 0; cap < (size_t)n; cap++) {
+    char *b = malloc(cap ? cap : 1);
+    ck_assert_int_eq(wsb_proxy_request_write(b, cap, &f.req), -ENOSPC);
+    free(b);
+  }
+  char *exact = malloc((size_t)n);
+  ck_assert_int_eq(wsb_proxy_request_write(exact, (size_t)n, &f.req), n);
+  free(exact);
+  free(f.buf);
+}
+END_TEST
+
+static const char backend_101[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                  "Upgrade: websocket\r\n"
+                                  "Connection: Upgrade\r\n"
+                                  "Sec-WebSocket-Accept: xxxxxxxxxxxxxxxxxxxxxxxxxxx=\r\n"
+                                  "Sec-WebSocket-Protocol: superchat\r\n"
+                                  "X-Backend-Id: b1\r\n"
+                                  "Set-Cookie: s=1\r\n"
+                                  "\r\n";
+
+START_TEST(test_response) {
+  size_t len = strlen(backend_101);
+  char *buf = malloc(len);
+  memcpy(buf, backend_101, len);
+  struct wsb_http_head h;
+  wsb_http_head_init(&h, true, 16384);
+  ck_assert_int_eq(wsb_http_feed(&h, buf, len), (ssize_t)len);
+  struct wsb_upgrade_response chosen = {.protocol = {"superchat", 9}};
+  char out[1024];
+  ssize_t n = wsb_proxy_response_write(out, sizeof(out) - 1, (struct wsb_slice){KEY, 24}, &h,
+                                       &chosen, "x-backend-id,Sec-WebSocket-Accept,Connection");
+  ck_assert_int_gt(n, 0);
+  out[n] = '\0';
+  ck_assert_str_eq(out, "HTTP/1.1 101 Switching Protocols\r\n"
+                        "Upgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: " ACCEPT "\r\n"
+                        "Sec-WebSocket-Protocol: superchat\r\n"
+                        "X-Backend-Id: b1\r\n"
+                        "\r\n");
+  chosen.protocol.p = NULL;
+  n = wsb_proxy_response_write(out, sizeof(out) - 1, (struct wsb_slice){KEY, 24}, &h, &chosen, "");
+  out[n] = '\0';
+  ck_assert_ptr_null(strstr(out, "Sec-WebSocket-Protocol"));
+  ck_assert_ptr_null(strstr(out, "X-Backend-Id"));
+  ck_assert_int_eq(wsb_proxy_response_write(out, 40, (struct wsb_slice){KEY, 24}, &h, &chosen, ""),
+                   -ENOSPC);
+  free(buf);
+}
+END_TEST
+
+static struct wsb_slice sl(const char *s) { return (struct wsb_slice){s, strlen(s)}; }
+
+START_TEST(test_path_policy) {
+  ck_assert(wsb_proxy_path_allowed(NULL, sl("/anything")));
+  ck_assert(wsb_proxy_path_allowed("", sl("/anything")));
+  ck_assert(wsb_proxy_path_allowed("/", sl("/anything")));
+  ck_assert(wsb_proxy_path_allowed("/ws", sl("/ws")));
+  ck_assert(wsb_proxy_path_allowed("/ws", sl("/ws/room")));
+  ck_assert(wsb_proxy_path_allowed("/ws", sl("/ws?x=1")));
+  ck_assert(wsb_proxy_path_allowed("/ws/", sl("/ws/room")));
+  ck_assert(!wsb_proxy_path_allowed("/ws", sl("/wsx")));
+  ck_assert(!wsb_proxy_path_allowed("/ws", sl("/w")));
+  ck_assert(!wsb_proxy_path_allowed("/ws", sl("/other/ws")));
+  ck_assert(!wsb_proxy_path_allowed("/ws", sl("")));
+}
+END_TEST
+
+START_TEST(test_origin_policy) {
+  ck_assert(wsb_proxy_origin_allowed("", sl("https://any.example")));
+  ck_assert(wsb_proxy_origin_allowed(NULL, sl("https://any.example")));
+  ck_assert(wsb_proxy_origin_allowed("https://a.example,https://b.example", sl("https://b.example")));
+  ck_assert(wsb_proxy_origin_allowed("https://a.example", sl("HTTPS://A.EXAMPLE")));
+  ck_assert(!wsb_proxy_origin_allowed("https://a.example", sl("https://a.example.evil")));
+  ck_assert(!wsb_proxy_origin_allowed("https://a.example", sl("https://a.exampl")));
+  ck_assert(!wsb_proxy_origin_allowed("https://a.example", sl("null")));
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("proxy");
+  TCase *tc = tcase_create("proxy");
+  tcase_add_test(tc, test_request_exact);
+  tcase_add_test(tc, test_request_options);
+  tcase_add_test(tc, test_request_host_forms);
+  tcase_add_test(tc, test_request_no_room);
+  tcase_add_test(tc, test_response);
+  tcase_add_test(tc, test_path_policy);
+  tcase_add_test(tc, test_origin_policy);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "errors.h"
+#include "inactive.h"
 #include "listen.h"
 #include "log.h"
 #include "proc.h"
@@ -266,6 +267,7 @@ static int start(struct master *m) {
 int wsb_master_run(const struct wsb_config *cfg) {
   wsb_log_setup(cfg->wsbal.log_level, "master");
   signal(SIGPIPE, SIG_IGN);
+  wsb_warn_inactive_keys(cfg);
 
   struct master m = {.cfg = cfg, .nlisten = cfg->listen.naddress};
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -1,0 +1,72 @@
+/* Keys that are parsed and validated but whose feature is not built yet: never silently ignored. */
+#include "inactive.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "log.h"
+
+static bool str_differs(const char *a, const char *b) {
+  if (a == NULL || b == NULL)
+    return a != b;
+  return strcmp(a, b) != 0;
+}
+
+void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
+  struct wsb_config d;
+  wsb_config_defaults(&d);
+  const struct {
+    const char *key;
+    bool set;
+  } keys[] = {
+      {"[wsbal] user", cfg->wsbal.user != NULL},
+      {"[wsbal] group", cfg->wsbal.group != NULL},
+      {"[wsbal] access_log", cfg->wsbal.access_log != NULL},
+      {"[wsbal] shutdown_timeout", cfg->wsbal.shutdown_timeout_ms != d.wsbal.shutdown_timeout_ms},
+      {"[listen] tls_cert", cfg->listen.tls_cert.n > 0},
+      {"[listen] tls_key", cfg->listen.tls_key.n > 0},
+      {"[listen] tls_min_version", cfg->listen.tls_min_version != d.listen.tls_min_version},
+      {"[upstream] algorithm", cfg->upstream.algorithm != d.upstream.algorithm},
+      {"[upstream] hash_key", cfg->upstream.hash_key != d.upstream.hash_key},
+      {"[upstream] failover", cfg->upstream.failover != d.upstream.failover},
+      {"[upstream] failover_codes", cfg->upstream.nfailover_codes != d.upstream.nfailover_codes ||
+                                        memcmp(cfg->upstream.failover_codes,
+                                               d.upstream.failover_codes,
+                                               sizeof(d.upstream.failover_codes)) != 0},
+      {"[upstream] max_failovers", cfg->upstream.max_failovers != d.upstream.max_failovers},
+      {"[upstream] failover_buffer", cfg->upstream.failover_buffer != d.upstream.failover_buffer},
+      {"[upstream] health_check", cfg->upstream.health_check != d.upstream.health_check},
+      {"[upstream] health_path", str_differs(cfg->upstream.health_path, d.upstream.health_path)},
+      {"[upstream] health_interval",
+       cfg->upstream.health_interval_ms != d.upstream.health_interval_ms},
+      {"[upstream] health_timeout", cfg->upstream.health_timeout_ms != d.upstream.health_timeout_ms},
+      {"[upstream] health_rise", cfg->upstream.health_rise != d.upstream.health_rise},
+      {"[upstream] health_fall", cfg->upstream.health_fall != d.upstream.health_fall},
+      {"[upstream] breaker_threshold",
+       cfg->upstream.breaker_threshold != d.upstream.breaker_threshold},
+      {"[upstream] breaker_cooldown",
+       cfg->upstream.breaker_cooldown_ms != d.upstream.breaker_cooldown_ms},
+      {"[upstream] load_report_path", cfg->upstream.load_report_path != NULL},
+      {"[upstream] load_report_ttl",
+       cfg->upstream.load_report_ttl_ms != d.upstream.load_report_ttl_ms},
+      {"[upstream] tls_verify", cfg->upstream.tls_verify != d.upstream.tls_verify},
+      {"[upstream] tls_ca_file", cfg->upstream.tls_ca_file != NULL},
+      {"[upstream] tls_client_cert", cfg->upstream.tls_client_cert != NULL},
+      {"[upstream] tls_client_key", cfg->upstream.tls_client_key != NULL},
+      {"[upstream] slow_start", cfg->upstream.slow_start_ms != d.upstream.slow_start_ms},
+      {"[upstream] resolve_interval",
+       cfg->upstream.resolve_interval_ms != d.upstream.resolve_interval_ms},
+      {"[admin] token", cfg->admin.token != NULL},
+  };
+  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+    if (keys[i].set)
+      wsb_log_warn("%s is set, but its feature is not built yet: it has no effect", keys[i].key);
+  bool wss = false;
+  for (size_t i = 0; i < cfg->nbackends; i++)
+    wss = wss || cfg->backends[i].url.tls;
+  if (wss)
+    wsb_log_warn("wss:// backends need TLS, which is not built yet: connecting to them fails");
+  wsb_log_info("not built yet: failover, live reload, health checks, admin API and metrics, "
+               "TLS, access log (see README, \"Status\")");
+  wsb_config_free(&d);
+}

@@ -79,7 +79,16 @@ static void spawn_worker(struct worker_proc *w) {
     uv_timer_start(&w->respawn_timer, NULL, RESPAWN_DELAY_MAX_MS, 0);
     return;
   }
+  /* The child inherits stop signals blocked, and unblocks them once its own handlers are in
+     place: a SIGTERM sent to a worker that is still starting must not kill it half-way. */
+  sigset_t stop_signals, previous;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigprocmask(SIG_BLOCK, &stop_signals, &previous);
   pid_t pid = fork();
+  if (pid != 0)
+    sigprocmask(SIG_SETMASK, &previous, NULL);
   if (pid < 0) {
     wsb_log_error("worker %u: fork: %s", w->slot, strerror(errno));
     close(pair[0]);

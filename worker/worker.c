@@ -75,6 +75,15 @@ static void on_control_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
   /* Typed commands (list, kill, failover, drain) come with the control-plane issue. */
 }
 
+/* The master forks us with SIGTERM and SIGINT blocked; they are ours once handled. */
+static void unblock_stop_signals(void) {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
+}
+
 static int open_listeners(struct wsb_worker *w, const struct wsb_worker_start *start) {
   w->nlisten = start->nlisten < WSB_MAX_LISTENERS ? start->nlisten : WSB_MAX_LISTENERS;
   for (size_t i = 0; i < w->nlisten; i++) {
@@ -125,10 +134,12 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
     uv_read_start((uv_stream_t *)&w->control, control_alloc, on_control_read);
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
     uv_signal_start(&w->sigint, on_signal, SIGINT);
+    unblock_stop_signals();
     wsb_log_debug("started");
     uv_run(&w->loop, UV_RUN_DEFAULT);
   } else {
     status = 3;
+    unblock_stop_signals();
     close_everything(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
   }

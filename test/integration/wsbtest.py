@@ -48,6 +48,12 @@ class Checks:
 
     def summary(self):
         """The closing line test runners read; returns the exit status."""
+        findings = sanitizer_findings()
+        self.true("no sanitizer reports in any process", not findings, "\n".join(findings[:20]))
+        crashes = [line for p in ALL_PROCESSES for line in p.output().split("\n")
+                   if re.search(r"worker \d+ \(pid \d+\) (killed by signal|exited with status [1-9])",
+                                line)]
+        self.true("no worker crashed", not crashes, "\n".join(crashes[:20]))
         print(f"{self.passed} passed, {self.failed} failed", flush=True)
         return 0 if self.failed == 0 and self.passed > 0 else 1
 
@@ -59,10 +65,24 @@ def free_port():
         return s.getsockname()[1]
 
 
+ALL_PROCESSES = []
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
+
+
+def sanitizer_findings():
+    """Output lines of every process started so far in which a sanitizer reported a problem."""
+    found = []
+    for p in ALL_PROCESSES:
+        found += [f"{os.path.basename(p.argv[0])}: {line}" for line in p.output().split("\n")
+                  if any(m in line for m in SANITIZER_MARKERS)]
+    return found
+
+
 class Process:
     """A child process whose output lines are collected so tests can wait for one."""
 
     def __init__(self, argv, env=None):
+        ALL_PROCESSES.append(self)
         self.argv = argv
         self.lines = []
         self.cond = threading.Condition()

@@ -154,7 +154,8 @@ bool wsb_config_is_failover_code(const struct wsb_config *cfg, uint16_t code) {
 
 /* Error lines. */
 
-static void verror(struct loader *ld, const char *where, const char *fmt, va_list ap) {
+static void __attribute__((format(printf, 3, 0)))
+verror(struct loader *ld, const char *where, const char *fmt, va_list ap) {
   char msg[1024];
   vsnprintf(msg, sizeof(msg), fmt, ap);
   cfg_errors_add(ld->errs, "%s: %s", where, msg);

@@ -25,7 +25,7 @@ struct wsb_header {
 struct wsb_http_head {
   llhttp_t parser;
   size_t max_bytes;      /* WSB_EHEAD_TOO_LARGE past this many bytes of head */
-  size_t seen;           /* bytes fed so far */
+  size_t seen;           /* bytes of head parsed so far; its length once complete */
   struct wsb_slice url;  /* request target, for requests */
   struct wsb_slice reason;
   struct wsb_header headers[WSB_HTTP_MAX_HEADERS];
@@ -36,6 +36,9 @@ struct wsb_http_head {
   uint8_t http_minor;
   bool complete;    /* the blank line ending the head was seen */
   bool in_value;    /* private: the parser is inside a header value */
+  uint8_t lines;    /* private: state of the line-syntax check llhttp leaves to us */
+  size_t nlines;    /* private: header lines that check has seen begin */
+  ssize_t result;   /* private: the final verdict once complete or failed, else WSB_PARTIAL */
 };
 
 /*
@@ -50,7 +53,10 @@ void wsb_http_head_init(struct wsb_http_head *h, bool response, size_t max_bytes
  * slices stay valid and contiguous. Returns, once the head is complete, how
  * many bytes of this call's buf belong to it (the rest is what follows the
  * head: WebSocket frames); WSB_PARTIAL while incomplete; WSB_EHTTP,
- * WSB_ETOO_MANY_HEADERS or WSB_EHEAD_TOO_LARGE on bad input.
+ * WSB_ETOO_MANY_HEADERS or WSB_EHEAD_TOO_LARGE on bad input. The verdict
+ * does not depend on how the bytes were split between calls. Once the head
+ * is complete or rejected, further calls parse nothing and return that same
+ * result again; h->seen then holds the length of a complete head.
  */
 ssize_t wsb_http_feed(struct wsb_http_head *h, const char *buf, size_t len);
 

@@ -29,6 +29,9 @@ async def header_backend(ready, stop, port_box):
         await ws.send(json.dumps({"path": ws.path, "headers": headers,
                                   "extensions": ws.request_headers.get_all("Sec-WebSocket-Extensions")}))
         async for msg in ws:
+            if isinstance(msg, str) and msg.startswith("close:"):
+                await ws.close(int(msg[6:]), "backend says bye")
+                break
             await ws.send(msg)
 
     async with websockets.serve(handler, "127.0.0.1", 0, subprotocols=["superchat"],
@@ -295,6 +298,23 @@ def test_headers_and_subprotocols(lb_factory):
     finally:
         lb.stop()
 
+    # A close started by the backend reaches the client with its code and reason.
+    lb = lb_factory([("hb", hb.url)], {})
+    try:
+        async def backend_closes():
+            async with websockets.connect(lb.url + "/") as ws:
+                await asyncio.wait_for(ws.recv(), T)
+                await ws.send("close:4001")
+                try:
+                    await asyncio.wait_for(ws.recv(), T)
+                except websockets.ConnectionClosed:
+                    pass
+                return ws.close_code, ws.close_reason
+        c.eq("backend's close code and reason reach the client", (4001, "backend says bye"),
+             run(backend_closes()))
+    finally:
+        lb.stop()
+
     lb = lb_factory([("hb", hb.url)], {"listen": {"trust_forwarded": "on"},
                                       "upstream": {"preserve_host": "on"}})
     try:
@@ -460,6 +480,154 @@ def test_balance(echo1, echo2):
         lb.stop()
 
 
+async def deaf_backend(ready, stop, port_box):
+    """Completes the upgrade by hand, then never reads again."""
+    import base64
+    import hashlib
+    held = []
+
+    async def handle(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
+               if l.lower().startswith(b"sec-websocket-key:")][0]
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                  .digest())
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        writer.transport.pause_reading()
+        held.append(writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port_box.append(server.sockets[0].getsockname()[1])
+    ready.set()
+    await stop.wait()
+    for w in held:
+        w.close()
+    server.close()
+
+
+def test_backpressure_to_backend():
+    db = ThreadedBackend(deaf_backend)
+    lb = Wsbal([("deaf", db.url)])
+    try:
+        before = rss_kib(lb.pids())
+        cl = RawClient(lb.port)
+        cl.request("/")
+        c.eq("deaf backend session upgrades", 101, cl.read_head()[0])
+        # Send until the client's own socket refuses more: wsbal must have stopped reading.
+        cl.sock.setblocking(False)
+        chunk = frame(OP_BINARY, os.urandom(60000))
+        sent, deadline = 0, time.monotonic() + 20
+        while sent < 256 << 20 and time.monotonic() < deadline:
+            try:
+                cl.sock.send(chunk)
+                sent += len(chunk)
+            except BlockingIOError:
+                time.sleep(0.2)
+                try:
+                    cl.sock.send(chunk)
+                    sent += len(chunk)
+                except BlockingIOError:
+                    break
+        grown = rss_kib(lb.pids()) - before
+        c.true("client writes stall when the backend does not read", sent < 64 << 20,
+               f"{sent} bytes accepted")
+        c.true("wsbal memory bounded while the backend does not read", grown < 16 * 1024,
+               f"grew by {grown} KiB after {sent} bytes")
+        cl.close()
+    finally:
+        lb.stop()
+        db.close()
+
+
+def test_keepalive_and_idle(echo1):
+    lb = Wsbal([("e1", echo1.url)], sections={"listen": {"ping_interval": "1s"}})
+    try:
+        # A client that answers pings stays; one that never answers is dropped as dead.
+        alive = RawClient(lb.port)
+        alive.request("/")
+        c.eq("keepalive session upgrades", 101, alive.read_head()[0])
+        dead = RawClient(lb.port)
+        dead.request("/")
+        c.eq("dead-peer session upgrades", 101, dead.read_head()[0])
+        fin, op, payload = alive.read_frame(timeout=5)
+        c.eq("wsbal pings an idle client", OP_PING, op)
+        alive.send(frame(OP_PONG, payload))
+        t0 = time.monotonic()
+        closed = dead.closed_by_peer(timeout=6)
+        c.true("a client that never answers pings is dropped", closed and time.monotonic() - t0 < 5.5,
+               f"closed={closed} after {time.monotonic() - t0:.1f}s")
+        fin, op, payload = alive.read_frame(timeout=5)
+        c.eq("the answering client is pinged again, not dropped", OP_PING, op)
+        alive.send(frame(OP_PONG, payload) + frame(OP_TEXT, b"still here"))
+        while True:
+            fin, op, payload = alive.read_frame(timeout=5)
+            if op != OP_PING:
+                break
+            alive.send(frame(OP_PONG, payload))
+        c.eq("the answering client's session still echoes", (OP_TEXT, b"still here"), (op, payload))
+        alive.close()
+        dead.close()
+    finally:
+        lb.stop()
+
+    lb = Wsbal([("e1", echo1.url)], sections={"listen": {"idle_timeout": "1s", "ping_interval": "0"}})
+    try:
+        cl = RawClient(lb.port)
+        cl.request("/")
+        c.eq("idle session upgrades", 101, cl.read_head()[0])
+        t0 = time.monotonic()
+        fin, op, payload = cl.read_frame(timeout=5)
+        took = time.monotonic() - t0
+        c.eq("idle_timeout closes with 1001", (OP_CLOSE, 1001),
+             (op, struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None))
+        c.true("after about idle_timeout", 0.8 < took < 3, f"{took:.2f}s")
+        cl.close()
+    finally:
+        lb.stop()
+
+
+def test_backend_policies(echo1, echo2):
+    def backend_counts(lb, n):
+        held, counts = [], {}
+        for _ in range(n):
+            cl = RawClient(lb.port)
+            cl.request("/")
+            st, hdrs, _ = cl.read_head()
+            key = hdrs.get("x-backend-id") if st == 101 else st
+            counts[key] = counts.get(key, 0) + 1
+            held.append(cl)
+        for cl in held:
+            cl.close()
+        return counts
+
+    def start(backend_sections):
+        return Wsbal([], sections={"upstream": {"pass_headers": "X-Backend-Id"},
+                                   **backend_sections})
+
+    lb = start({"backend:e1": {"url": echo1.url, "weight": "3"},
+                "backend:e2": {"url": echo2.url, "weight": "1"}})
+    counts = backend_counts(lb, 40)
+    c.true("weights 3:1 give 30:10 held sessions", counts.get("e1") in range(28, 33),
+           str(counts))
+    lb.stop()
+
+    lb = start({"backend:e1": {"url": echo1.url, "max_sessions": "3"},
+                "backend:e2": {"url": echo2.url, "enabled": "off"}})
+    counts = backend_counts(lb, 5)
+    c.eq("a full backend and a disabled one: 503 past its max_sessions", {"e1": 3, 503: 2}, counts)
+    lb.stop()
+
+    lb = start({"backend:e1": {"url": echo1.url, "backup": "on"},
+                "backend:e2": {"url": echo2.url}})
+    c.eq("the backup gets nothing while a primary is available", {"e2": 4}, backend_counts(lb, 4))
+    lb.stop()
+    lb = start({"backend:e1": {"url": echo1.url, "backup": "on"},
+                "backend:e2": {"url": echo2.url, "enabled": "off"}})
+    c.eq("the backup takes over when no primary is available", {"e1": 4}, backend_counts(lb, 4))
+    lb.stop()
+
+
 def main():
     echo1, echo2 = Echo("e1"), Echo("e2")
     lb = Wsbal([("e1", echo1.url), ("e2", echo2.url)])
@@ -472,6 +640,9 @@ def main():
         test_backend_failures(echo1)
         test_headers_and_subprotocols(lambda backends, sections: Wsbal(backends, sections=sections))
         test_backpressure()
+        test_backpressure_to_backend()
+        test_keepalive_and_idle(echo1)
+        test_backend_policies(echo1, echo2)
         test_balance(echo1, echo2)
         c.eq("wsbal stops cleanly on SIGTERM", 0, lb.stop())
     except Exception as e:  # a crash of the test itself is a failure, never a pass

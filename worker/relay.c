@@ -90,10 +90,8 @@ static void unmask_copy(uint8_t *out, const struct wsb_frame *f, const uint8_t *
     wsb_mask_apply(out, f->payload_len, f->mask, 0);
 }
 
-enum control_action { FORWARD, CONSUME, STOP };
-
-static enum control_action on_control(struct leg *l, const struct wsb_frame *f,
-                                      const uint8_t *payload) {
+/* Looks at a control frame: 1 to forward it, 0 when it was wsbal's own (consumed), or WSB_E*. */
+static int on_control(struct leg *l, const struct wsb_frame *f, const uint8_t *payload) {
   struct wsb_session *s = l->s;
   uint8_t copy[WSB_CONTROL_PAYLOAD_MAX];
   switch (f->opcode) {
@@ -102,26 +100,24 @@ static enum control_action on_control(struct leg *l, const struct wsb_frame *f,
     if (l->ping_outstanding && f->payload_len == KEEPALIVE_LEN &&
         memcmp(copy, KEEPALIVE_PAYLOAD, KEEPALIVE_LEN) == 0) {
       l->ping_outstanding = false;
-      return CONSUME; /* the answer to wsbal's own keepalive */
+      return 0; /* the answer to wsbal's own keepalive */
     }
-    return FORWARD;
+    return 1;
   case WSB_OP_CLOSE: {
     uint16_t code;
     const uint8_t *reason;
     size_t reason_len;
     unmask_copy(copy, f, payload);
     int rc = wsb_close_parse(copy, f->payload_len, &code, &reason, &reason_len);
-    if (rc != 0) {
-      protocol_error(l, rc);
-      return STOP;
-    }
+    if (rc != 0)
+      return rc;
     l->close_received = true;
     if (s->closed_by == BY_NONE)
       s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
-    return FORWARD;
+    return 1;
   }
   default:
-    return FORWARD; /* pings travel end to end */
+    return 1; /* pings travel end to end */
   }
 }
 
@@ -148,13 +144,16 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
   uint64_t max_message = l->is_client ? s->w->table->settings.max_message_bytes : 0;
   struct batch b = {.n = 0};
   size_t pos = 0;
-  int rc = 0;
+  int rc = 0, bad = 0;
+  bool closed = false;
+  /* Counted locally and published once per read: one atomic add per read, not per frame. */
+  uint64_t messages = 0, bytes = 0;
 
   while (pos < n && rc == 0) {
     if (l->stream_left > 0) {
       size_t take = n - pos < l->stream_left ? n - pos : (size_t)l->stream_left;
       l->stream_left -= take;
-      wsb_shm_add(&stats->bytes[dir], take);
+      bytes += take;
       rc = add(to, &b, buf + pos, take);
       pos += take;
       continue;
@@ -164,49 +163,57 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
     if (hl == WSB_PARTIAL)
       break;
     if (hl < 0) {
-      flush(to, &b);
-      protocol_error(l, (int)hl);
-      return n;
+      bad = (int)hl;
+      break;
     }
     uint64_t total = (uint64_t)hl + f.payload_len;
     bool whole = total <= n - pos;
     /* A frame that fits the read buffer waits until whole; a larger one streams. */
     if (!whole && total <= WSB_READ_BUFFER_SIZE)
       break;
-    int err = wsb_frame_check(&l->msg, &f, l->is_client, max_message);
-    if (err != 0) {
-      flush(to, &b);
-      protocol_error(l, err);
-      return n;
-    }
+    bad = wsb_frame_check(&l->msg, &f, l->is_client, max_message);
+    if (bad != 0)
+      break;
     if (wsb_opcode_is_control(f.opcode)) {
-      enum control_action a = on_control(l, &f, buf + pos + hl);
-      if (a == STOP)
-        return n;
-      if (a == FORWARD)
+      int forward = on_control(l, &f, buf + pos + hl);
+      if (forward < 0) {
+        bad = forward;
+        break;
+      }
+      if (forward)
         rc = add(to, &b, buf + pos, total);
       pos += total;
       if (f.opcode == WSB_OP_CLOSE) {
-        flush(to, &b);
-        after_close(l);
-        return n; /* nothing a peer sends after its close is relayed */
+        closed = true; /* nothing a peer sends after its close is relayed */
+        break;
       }
       continue;
     }
-    s->last_data_ms = s->client.last_rx_ms > s->backend.last_rx_ms ? s->client.last_rx_ms
-                                                                      : s->backend.last_rx_ms;
-    if (f.fin)
-      wsb_shm_add(&stats->messages[dir], 1);
+    s->last_data_ms = l->last_rx_ms;
+    messages += f.fin;
     size_t take = whole ? (size_t)total : n - pos;
     l->stream_left = total - take;
-    wsb_shm_add(&stats->bytes[dir], take);
+    bytes += take;
     rc = add(to, &b, buf + pos, take);
     pos += take;
   }
   if (rc == 0)
     rc = flush(to, &b);
-  if (rc != 0)
+  wsb_shm_add(&stats->messages[dir], messages);
+  wsb_shm_add(&stats->bytes[dir], bytes);
+  if (rc != 0) {
     session_close(s, rc);
+    return n;
+  }
+  if (bad != 0) {
+    /* The frames before the bad one went through; then each side gets its close. */
+    protocol_error(l, bad);
+    return n;
+  }
+  if (closed) {
+    after_close(l);
+    return n;
+  }
   return pos;
 }
 

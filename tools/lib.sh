@@ -26,16 +26,17 @@ wsb_ensure_packages() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# wsb_build DIR [meson options...]: configures DIR once (or again when its options change), then builds.
+# wsb_build DIR [meson options...]: configures DIR the first time, applies the options named to
+# an existing one (so tools/demo and tools/check share build/), then builds.
 wsb_build() {
   local dir=$1
   shift
-  local stamp="$WSB_ROOT/$dir/.wsb-options"
-  if [ ! -f "$WSB_ROOT/$dir/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$*" ]; then
+  if [ ! -f "$WSB_ROOT/$dir/build.ninja" ]; then
     rm -rf "${WSB_ROOT:?}/$dir"
-    wsb_say "configuring $dir ($*)"
-    meson setup "$WSB_ROOT/$dir" "$WSB_ROOT" "$@" >/dev/null || meson setup "$WSB_ROOT/$dir" "$WSB_ROOT" "$@"
-    echo "$*" > "$stamp"
+    wsb_say "configuring $dir $*"
+    meson setup "$WSB_ROOT/$dir" "$WSB_ROOT" "$@"
+  elif [ $# -gt 0 ]; then
+    meson configure "$WSB_ROOT/$dir" "$@" >/dev/null
   fi
   wsb_say "building $dir"
   ninja -C "$WSB_ROOT/$dir"

@@ -217,6 +217,18 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
   return pos;
 }
 
+/* Makes room for size bytes of incomplete frame in l->pending, keeping what is there. */
+static int reserve_pending(struct leg *l, size_t size) {
+  if (size <= l->pending_cap)
+    return 0;
+  uint8_t *p = realloc(l->pending, size);
+  if (p == NULL)
+    return UV_ENOMEM;
+  l->pending = p;
+  l->pending_cap = (uint32_t)size;
+  return 0;
+}
+
 void relay_on_read(struct leg *l, const uint8_t *data, size_t len) {
   struct wsb_session *s = l->s;
   if (l->close_received)
@@ -226,14 +238,9 @@ void relay_on_read(struct leg *l, const uint8_t *data, size_t len) {
   if (l->pending_len > 0) {
     /* Complete the waiting frame: its bytes must be contiguous to parse and forward. */
     size_t need = l->pending_len + len;
-    if (need > l->pending_cap) {
-      uint8_t *p = realloc(l->pending, need);
-      if (p == NULL) {
-        session_close(s, UV_ENOMEM);
-        return;
-      }
-      l->pending = p;
-      l->pending_cap = (uint32_t)need;
+    if (reserve_pending(l, need) != 0) {
+      session_close(s, UV_ENOMEM);
+      return;
     }
     memcpy(l->pending + l->pending_len, data, len);
     l->pending_len = (uint32_t)need;
@@ -254,14 +261,9 @@ void relay_on_read(struct leg *l, const uint8_t *data, size_t len) {
   if (buf == l->pending) {
     memmove(l->pending, l->pending + used, rest);
   } else {
-    if (rest > l->pending_cap) {
-      uint8_t *p = realloc(l->pending, rest);
-      if (p == NULL) {
-        session_close(s, UV_ENOMEM);
-        return;
-      }
-      l->pending = p;
-      l->pending_cap = (uint32_t)rest;
+    if (reserve_pending(l, rest) != 0) {
+      session_close(s, UV_ENOMEM);
+      return;
     }
     memcpy(l->pending, buf + used, rest);
   }

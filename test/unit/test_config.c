@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "errors.h"
+#include "run_suite.h"
 
 #define ETC_DIR WSB_TEST_DATA_DIR "/../../../etc"
 
@@ -949,9 +950,5 @@ static Suite *config_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(config_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return wsb_run_suite(config_suite());
 }

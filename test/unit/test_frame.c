@@ -5,6 +5,7 @@
 
 #include "errors.h"
 #include "frame.h"
+#include "run_suite.h"
 
 #define MAX63 0x7fffffffffffffffull
 
@@ -621,9 +622,5 @@ int main(void) {
   tcase_add_test(close, close_build);
   suite_add_tcase(s, close);
 
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return wsb_run_suite(s);
 }

@@ -6,6 +6,7 @@
 
 #include "errors.h"
 #include "handshake.h"
+#include "run_suite.h"
 
 #define LIT(s) s, sizeof(s) - 1
 
@@ -432,9 +433,5 @@ static Suite *handshake_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(handshake_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return wsb_run_suite(handshake_suite());
 }

@@ -7,6 +7,7 @@
 
 #include "errors.h"
 #include "proxy.h"
+#include "run_suite.h"
 
 #define KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -226,9 +227,5 @@ int main(void) {
   tcase_add_test(tc, test_path_policy);
   tcase_add_test(tc, test_origin_policy);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return wsb_run_suite(s);
 }

@@ -5,6 +5,7 @@
 
 #include "errors.h"
 #include "utf8.h"
+#include "run_suite.h"
 
 /*
  * One case: the bytes, whether they are complete valid UTF-8, and for invalid
@@ -339,9 +340,5 @@ int main(void) {
   tcase_add_test(ex, early_rejection_matches_reference);
   suite_add_tcase(s, ex);
 
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return wsb_run_suite(s);
 }

@@ -6,6 +6,7 @@
 
 #include "errors.h"
 #include "values.h"
+#include "run_suite.h"
 
 /* Each input sits at the very end of its own allocation, so ASan sees any read past the NUL. */
 static char *exact(const char *s) {
@@ -476,9 +477,5 @@ static Suite *values_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(values_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return wsb_run_suite(values_suite());
 }

@@ -22,7 +22,7 @@
 #define RESPAWN_DELAY_MIN_MS 100
 #define RESPAWN_DELAY_MAX_MS 10000
 #define CRASH_WINDOW_MS 1000 /* a worker dying sooner than this after its start is crashing */
-#define STOP_GRACE_MS 5000   /* after SIGTERM to the workers, SIGKILL once this has passed */
+#define STOP_GRACE_MS 6000   /* beyond shutdown_timeout: the close handshakes' 5 s, and a margin */
 
 struct master;
 
@@ -181,18 +181,32 @@ static void signal_workers(struct master *m, int sig) {
 
 static void on_stop_timer(uv_timer_t *t) {
   struct master *m = t->data;
-  wsb_log_warn("workers still running after %d ms: killing them", STOP_GRACE_MS);
+  wsb_log_warn("workers still running: killing them");
   signal_workers(m, SIGKILL);
 }
 
+/*
+ * The first stop signal drains: workers stop accepting and let sessions end
+ * for shutdown_timeout, then close the rest with 1001. A second one closes
+ * every session at once. Workers that outlive either get SIGKILL.
+ */
 static void begin_stop(struct master *m, int signum) {
   if (m->stopping) {
-    wsb_log_info("second stop signal: stopping at once");
-    signal_workers(m, SIGKILL);
+    wsb_log_info("%s again: closing every session now", strsignal(signum));
+    signal_workers(m, SIGINT);
+    uv_timer_start(&m->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
     return;
   }
   m->stopping = true;
-  wsb_log_info("%s: stopping", strsignal(signum));
+  wsb_log_info("%s: stopping; sessions have %llu ms to end", strsignal(signum),
+               (unsigned long long)m->cfg->wsbal.shutdown_timeout_ms);
+  /* Our copies of the listening sockets go now, so that once the workers have closed
+     theirs, new connections are refused instead of waiting in a queue nobody serves. */
+  for (size_t i = 0; i < m->nworkers * m->nlisten; i++) {
+    if (m->listen_fds[i] >= 0)
+      close(m->listen_fds[i]);
+    m->listen_fds[i] = -1;
+  }
   for (unsigned s = 0; s < m->nworkers; s++)
     uv_timer_stop(&m->workers[s].respawn_timer);
   if (m->running == 0) {
@@ -200,7 +214,8 @@ static void begin_stop(struct master *m, int signum) {
     return;
   }
   signal_workers(m, SIGTERM);
-  uv_timer_start(&m->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
+  uv_timer_start(&m->stop_timer, on_stop_timer, m->cfg->wsbal.shutdown_timeout_ms + STOP_GRACE_MS,
+                 0);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {

@@ -37,6 +37,7 @@ struct wsb_shm_settings {
   uint64_t client_ping_ms;
   uint64_t connect_timeout_ms;
   uint64_t backend_ping_ms;
+  uint64_t shutdown_timeout_ms;
   uint32_t algorithm;  /* enum wsb_algorithm */
   bool trust_forwarded;
   bool preserve_host;

@@ -49,6 +49,7 @@ static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cf
   s->client_ping_ms = cfg->listen.ping_interval_ms;
   s->connect_timeout_ms = cfg->upstream.connect_timeout_ms;
   s->backend_ping_ms = cfg->upstream.ping_interval_ms;
+  s->shutdown_timeout_ms = cfg->wsbal.shutdown_timeout_ms;
   s->algorithm = cfg->upstream.algorithm;
   s->trust_forwarded = cfg->listen.trust_forwarded;
   s->preserve_host = cfg->upstream.preserve_host;

@@ -93,6 +93,7 @@ void session_close(struct wsb_session *s, int reason) {
   close_leg(&s->client);
   close_leg(&s->backend);
   uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+  wsb_worker_session_ended(s->w);
 }
 
 static bool flushed(const struct wsb_session *s) {
@@ -328,13 +329,18 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
 }
 
 void wsb_session_close_all(struct wsb_worker *w) {
-  while (w->sessions != NULL) {
-    struct wsb_session *s = w->sessions;
-    if (s->state == S_RELAY) {
-      relay_send_close(&s->client, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
-      relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
+  struct wsb_session *next;
+  for (struct wsb_session *s = w->sessions; s != NULL; s = next) {
+    next = s->next;
+    if (s->finishing)
+      continue; /* already closing, within its own deadline */
+    if (s->state != S_RELAY) {
+      session_close(s, UV_ECANCELED); /* nothing relayed yet: nobody to say goodbye to */
+      continue;
     }
     s->closed_by = BY_WSBAL;
-    session_close(s, 0);
+    relay_send_close(&s->client, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
+    relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
+    session_finish(s);
   }
 }

@@ -34,29 +34,53 @@ static void on_connection(uv_stream_t *listener, int status) {
   wsb_session_accept(w, listener);
 }
 
-static void close_everything(struct wsb_worker *w) {
+static void close_listeners(struct wsb_worker *w) {
   for (size_t i = 0; i < w->nlisten; i++)
     if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
       uv_close((uv_handle_t *)&w->listeners[i], NULL);
-  wsb_session_close_all(w);
-  if (!uv_is_closing((uv_handle_t *)&w->control))
-    uv_close((uv_handle_t *)&w->control, NULL);
-  if (!uv_is_closing((uv_handle_t *)&w->sigterm)) {
-    uv_close((uv_handle_t *)&w->sigterm, NULL);
-    uv_close((uv_handle_t *)&w->sigint, NULL);
-  }
 }
 
-static void stop(struct wsb_worker *w, const char *why) {
-  if (w->stopping)
+/* The last step: once no session is left, closing these ends the loop. */
+static void close_worker_handles(struct wsb_worker *w) {
+  if (w->closing)
     return;
-  w->stopping = true;
-  wsb_log_debug("stopping: %s", why);
-  close_everything(w);
+  w->closing = true;
+  close_listeners(w);
+  uv_close((uv_handle_t *)&w->control, NULL);
+  uv_close((uv_handle_t *)&w->sigterm, NULL);
+  uv_close((uv_handle_t *)&w->sigint, NULL);
+  uv_close((uv_handle_t *)&w->drain_timer, NULL);
 }
 
+void wsb_worker_session_ended(struct wsb_worker *w) {
+  if (w->draining && w->sessions == NULL)
+    close_worker_handles(w);
+}
+
+static void on_drain_timeout(uv_timer_t *t) {
+  struct wsb_worker *w = t->data;
+  wsb_log_info("shutdown_timeout reached: closing the remaining sessions with 1001");
+  wsb_session_close_all(w);
+}
+
+/* Stops accepting; sessions go on until they end, or until shutdown_timeout when graceful. */
+static void drain(struct wsb_worker *w, bool graceful, const char *why) {
+  if (!w->draining) {
+    w->draining = true;
+    close_listeners(w);
+    wsb_worker_refresh_table(w); /* shutdown_timeout as of the latest reload */
+    wsb_log_debug("%s: %s", why, graceful ? "draining" : "closing every session");
+  }
+  if (!graceful)
+    wsb_session_close_all(w);
+  else if (w->sessions != NULL && !uv_is_active((uv_handle_t *)&w->drain_timer))
+    uv_timer_start(&w->drain_timer, on_drain_timeout, w->table->settings.shutdown_timeout_ms, 0);
+  wsb_worker_session_ended(w);
+}
+
+/* SIGTERM drains gracefully (the master's stop); SIGINT (a second stop, or Ctrl-C) closes now. */
 static void on_signal(uv_signal_t *h, int signum) {
-  stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  drain(h->data, signum == SIGTERM, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 static void control_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -69,8 +93,8 @@ static void on_control_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
   struct wsb_worker *w = stream->data;
   if (nread < 0) {
     /* EOF on the control socket: the master is gone, and nobody supervises us. */
-    wsb_log_error("master gone: stopping");
-    stop(w, "master gone");
+    wsb_log_error("master gone: draining");
+    drain(w, true, "master gone");
   }
   /* Typed commands (list, kill, failover, drain) come with the control-plane issue. */
 }
@@ -85,11 +109,12 @@ static void unblock_stop_signals(void) {
 }
 
 static int open_listeners(struct wsb_worker *w, const struct wsb_worker_start *start) {
-  w->nlisten = start->nlisten < WSB_MAX_LISTENERS ? start->nlisten : WSB_MAX_LISTENERS;
-  for (size_t i = 0; i < w->nlisten; i++) {
+  size_t n = start->nlisten < WSB_MAX_LISTENERS ? start->nlisten : WSB_MAX_LISTENERS;
+  for (size_t i = 0; i < n; i++) {
     uv_tcp_t *t = &w->listeners[i];
     uv_tcp_init(&w->loop, t);
     t->data = w;
+    w->nlisten = i + 1; /* counts initialised handles, so a failure here closes only those */
     int rc = uv_tcp_open(t, start->listen_fds[i]);
     if (rc == 0)
       rc = uv_listen((uv_stream_t *)t, 1024, on_connection);
@@ -111,8 +136,11 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   if (w == NULL)
     return 3;
   w->table = malloc(sizeof(*w->table));
-  if (w->table == NULL || uv_loop_init(&w->loop) != 0)
+  if (w->table == NULL || uv_loop_init(&w->loop) != 0) {
+    free(w->table);
+    free(w);
     return 3;
+  }
   w->slot = start->slot;
   w->incarnation = start->incarnation;
   w->shm = start->shm;
@@ -129,7 +157,8 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   w->control.data = w;
   uv_signal_init(&w->loop, &w->sigterm);
   uv_signal_init(&w->loop, &w->sigint);
-  w->sigterm.data = w->sigint.data = w;
+  uv_timer_init(&w->loop, &w->drain_timer);
+  w->sigterm.data = w->sigint.data = w->drain_timer.data = w;
   if (status == 0 && uv_pipe_open(&w->control, start->control_fd) == 0) {
     uv_read_start((uv_stream_t *)&w->control, control_alloc, on_control_read);
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
@@ -140,7 +169,7 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   } else {
     status = 3;
     unblock_stop_signals();
-    close_everything(w);
+    close_worker_handles(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
   }
   if (uv_loop_close(&w->loop) != 0)

@@ -28,7 +28,9 @@ struct wsb_worker {
   uv_pipe_t control;
   uv_signal_t sigterm;
   uv_signal_t sigint;
-  bool stopping;
+  uv_timer_t drain_timer;  /* shutdown_timeout of a graceful stop */
+  bool draining;           /* no longer accepting; exits when the last session ends */
+  bool closing;            /* every handle of the worker is closing */
   uint64_t next_session;         /* sequence for session ids */
   uint64_t rng;                  /* xorshift state: tie-breaks and masking keys */
   struct wsb_session *sessions;  /* every live session, for stop and (later) the admin API */
@@ -50,9 +52,12 @@ uint64_t wsb_worker_random(struct wsb_worker *w);
 /* Chooses a backend slot by the configured algorithm among those not in excluded; -1 when none is available. */
 int wsb_select_backend(struct wsb_worker *w, const uint8_t *excluded);
 
+/* Called by the session code after a session has left w->sessions. */
+void wsb_worker_session_ended(struct wsb_worker *w);
+
 /* Session entry points (session.c). */
 void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener);
-/* Closes every session: close 1001 to both sides where a session is relaying. */
+/* Ends every session now: close 1001 to both sides of relaying ones, then their TCP connections. */
 void wsb_session_close_all(struct wsb_worker *w);
 
 #endif

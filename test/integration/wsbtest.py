@@ -135,9 +135,10 @@ class Process:
         return out
 
     def stop(self, sig=15, timeout=T):
-        """Sends sig and waits; returns the exit status (None if it had to be killed)."""
+        """Sends sig (0: none, just wait) and waits; returns the exit status (None if killed)."""
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if sig:
+                self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
     return EXIT_CLEAN;
   }
 
-  rc = wsb_master_run(&cfg);
+  rc = wsb_master_run(&cfg, path, workers_arg != NULL ? (int)workers : -1);
   wsb_config_free(&cfg);
   return rc;
 }

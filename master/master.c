@@ -14,6 +14,7 @@
 #include "errors.h"
 #include "inactive.h"
 #include "listen.h"
+#include "reload.h"
 #include "log.h"
 #include "proc.h"
 #include "shm.h"
@@ -39,7 +40,10 @@ struct worker_proc {
 
 struct master {
   uv_loop_t loop;
-  const struct wsb_config *cfg;
+  struct wsb_config *cfg;       /* the running configuration; a reload replaces its contents */
+  const char *path;
+  int workers_override;         /* -w, or -1 */
+  struct wsb_shm_table *table;  /* what was last published, for slots kept by name */
   struct wsb_shm *shm;
   unsigned nworkers;
   size_t nlisten;   /* addresses; each worker slot has one socket per address */
@@ -218,6 +222,35 @@ static void begin_stop(struct master *m, int signum) {
                  0);
 }
 
+static void reload(struct master *m) {
+  if (m->stopping)
+    return;
+  struct wsb_config next;
+  struct wsb_shm_table *next_table = malloc(sizeof(*next_table));
+  if (next_table == NULL) {
+    wsb_log_error("reload: out of memory");
+    return;
+  }
+  if (wsb_reload_prepare(m->path, m->workers_override, m->cfg, m->table, m->shm, &next,
+                         next_table) != 0) {
+    atomic_fetch_add(&m->shm->reloads_error, 1);
+    wsb_log_error("reload failed: the running configuration stays");
+    free(next_table);
+    return;
+  }
+  wsb_shm_publish(m->shm, next_table);
+  free(m->table);
+  m->table = next_table;
+  wsb_config_free(m->cfg);
+  *m->cfg = next;
+  wsb_log_setup(m->cfg->wsbal.log_level, "master");
+  atomic_fetch_add(&m->shm->reloads_ok, 1);
+  wsb_log_info("reloaded %s: generation %llu, %zu backend%s", m->path,
+               (unsigned long long)wsb_shm_generation(m->shm), m->cfg->nbackends,
+               m->cfg->nbackends == 1 ? "" : "s");
+  wsb_warn_inactive_keys(m->cfg);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   struct master *m = h->data;
   switch (signum) {
@@ -229,7 +262,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     reap_children(m);
     break;
   case SIGHUP:
-    wsb_log_warn("SIGHUP: live reload is not built yet; the running configuration stays");
+    reload(m);
     break;
   case SIGUSR1:
     wsb_log_info("SIGUSR1: no access log file to reopen yet");
@@ -275,25 +308,27 @@ static int start(struct master *m) {
     wsb_log_error("cannot map the shared segment: %s", strerror(errno));
     return -ENOMEM;
   }
-  struct wsb_shm_table *table = malloc(sizeof(*table));
-  if (table == NULL)
+  m->table = malloc(sizeof(*m->table));
+  if (m->table == NULL)
     return -ENOMEM;
   char err[512];
-  rc = wsb_shm_table_build(table, m->cfg, NULL, err, sizeof(err));
+  rc = wsb_shm_table_build(m->table, m->cfg, NULL, NULL, err, sizeof(err));
   if (rc == 0)
-    wsb_shm_publish(m->shm, table);
+    wsb_shm_publish(m->shm, m->table);
   else
     wsb_log_error("%s", err);
-  free(table);
   return rc;
 }
 
-int wsb_master_run(const struct wsb_config *cfg) {
+int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_override) {
   wsb_log_setup(cfg->wsbal.log_level, "master");
   signal(SIGPIPE, SIG_IGN);
   wsb_warn_inactive_keys(cfg);
 
-  struct master m = {.cfg = cfg, .nlisten = cfg->listen.naddress};
+  struct master m = {.cfg = cfg,
+                     .path = path,
+                     .workers_override = workers_override,
+                     .nlisten = cfg->listen.naddress};
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   m.nworkers = cfg->wsbal.workers ? cfg->wsbal.workers : (unsigned)(cpus > 0 ? cpus : 1);
   m.listen_fds = malloc(m.nworkers * m.nlisten * sizeof(int));
@@ -339,6 +374,7 @@ out:
     if (m.listen_fds[i] >= 0)
       close(m.listen_fds[i]);
   wsb_shm_destroy(m.shm);
+  free(m.table);
   free(m.listen_fds);
   free(m.workers);
   return status;

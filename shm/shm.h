@@ -38,7 +38,8 @@ struct wsb_shm_settings {
   uint64_t connect_timeout_ms;
   uint64_t backend_ping_ms;
   uint64_t shutdown_timeout_ms;
-  uint32_t algorithm;  /* enum wsb_algorithm */
+  uint32_t algorithm;
+  uint32_t log_level;  /* enum wsb_log_level of the workers */  /* enum wsb_algorithm */
   bool trust_forwarded;
   bool preserve_host;
   char path[WSB_PATH_MAX];                    /* "" = every path */
@@ -94,6 +95,8 @@ struct wsb_shm {
   _Atomic uint64_t generation;  /* tables[generation & 1] is the published one */
   struct wsb_shm_table tables[2];
   _Atomic uint8_t backend_up[WSB_SHM_MAX_BACKENDS];  /* written by the master's health checks */
+  _Atomic uint64_t reloads_ok;     /* written by the master */
+  _Atomic uint64_t reloads_error;
   struct wsb_shm_worker workers[];
 };
 
@@ -129,10 +132,12 @@ static inline void wsb_shm_sub(_Atomic uint64_t *counter, uint64_t n) {
 
 /*
  * Builds a table from a configuration, keeping each backend in the slot its
- * name has in prev (NULL at start-up); resolves backend hosts. Returns 0, or
- * a negative code with a message in err (size errlen) naming the backend.
+ * name has in prev (NULL at start-up), and never reusing the slot of a
+ * removed backend that still has live sessions in shm; resolves backend
+ * hosts. Returns 0, or a negative code with a message in err naming the backend.
  */
 int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
-                        const struct wsb_shm_table *prev, char *err, size_t errlen);
+                        const struct wsb_shm_table *prev, const struct wsb_shm *shm, char *err,
+                        size_t errlen);
 
 #endif

@@ -51,6 +51,7 @@ static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cf
   s->backend_ping_ms = cfg->upstream.ping_interval_ms;
   s->shutdown_timeout_ms = cfg->wsbal.shutdown_timeout_ms;
   s->algorithm = cfg->upstream.algorithm;
+  s->log_level = cfg->wsbal.log_level;
   s->trust_forwarded = cfg->listen.trust_forwarded;
   s->preserve_host = cfg->upstream.preserve_host;
   int rc = copy_string(s->path, sizeof(s->path), cfg->listen.path, "[listen] path", err, errlen);
@@ -95,7 +96,8 @@ static int find_slot(const struct wsb_shm_table *t, const char *name) {
 }
 
 int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
-                        const struct wsb_shm_table *prev, char *err, size_t errlen) {
+                        const struct wsb_shm_table *prev, const struct wsb_shm *shm, char *err,
+                        size_t errlen) {
   memset(t, 0, sizeof(*t));
   int rc = fill_settings(&t->settings, cfg, err, errlen);
   if (rc != 0)
@@ -113,11 +115,20 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
     if (slot_of[i] >= 0)
       taken[slot_of[i]] = true;
   }
+  /* A removed backend's slot waits for its last session: its count must not land on another. */
+  for (uint32_t slot = 0; prev != NULL && shm != NULL && slot < prev->nslots; slot++)
+    if (prev->backends[slot].in_use && wsb_shm_backend_live(shm, slot) > 0)
+      taken[slot] = true;
   uint32_t next_free = 0;
   for (size_t i = 0; i < cfg->nbackends; i++) {
     if (slot_of[i] < 0) {
-      while (taken[next_free])
+      while (next_free < WSB_SHM_MAX_BACKENDS && taken[next_free])
         next_free++;
+      if (next_free == WSB_SHM_MAX_BACKENDS) {
+        snprintf(err, errlen, "backend %s: all %d slots hold backends or their last sessions",
+                 cfg->backends[i].name, WSB_SHM_MAX_BACKENDS);
+        return -E2BIG;
+      }
       slot_of[i] = (int)next_free;
       taken[next_free] = true;
     }

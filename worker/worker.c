@@ -13,8 +13,12 @@
 #include "log.h"
 
 void wsb_worker_refresh_table(struct wsb_worker *w) {
-  if (wsb_shm_generation(w->shm) != w->table_generation)
-    w->table_generation = wsb_shm_read(w->shm, w->table);
+  if (wsb_shm_generation(w->shm) == w->table_generation)
+    return;
+  w->table_generation = wsb_shm_read(w->shm, w->table);
+  char who[32];
+  snprintf(who, sizeof(who), "worker %u", w->slot);
+  wsb_log_setup((enum wsb_log_level)w->table->settings.log_level, who);
 }
 
 uint64_t wsb_worker_random(struct wsb_worker *w) {
@@ -50,6 +54,10 @@ static void close_worker_handles(struct wsb_worker *w) {
   uv_close((uv_handle_t *)&w->sigterm, NULL);
   uv_close((uv_handle_t *)&w->sigint, NULL);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
+  /* Closing the handles restored the default actions; a late stop signal must not turn a
+     clean exit into a death by signal. */
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
 }
 
 void wsb_worker_session_ended(struct wsb_worker *w) {

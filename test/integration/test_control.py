@@ -109,11 +109,86 @@ def test_master_gone(echo):
     lb.stop()
 
 
+def backend_of_new_sessions(lb, n, held=None):
+    """Opens n sessions; returns {backend id: count}; keeps them open in held when given."""
+    counts = {}
+    for _ in range(n):
+        cl = RawClient(lb.port)
+        cl.request("/")
+        status, hdrs, _ = cl.read_head()
+        key = hdrs.get("x-backend-id") if status == 101 else status
+        counts[key] = counts.get(key, 0) + 1
+        if held is not None:
+            held.append(cl)
+        else:
+            cl.close()
+    return counts
+
+
+def test_reload(e1, e2):
+    up = {"upstream": {"pass_headers": "X-Backend-Id"}}
+    lb = Wsbal([("e1", e1.url)], sections=up)
+    held = []
+    try:
+        c.eq("before the reload every session is on e1", {"e1": 4},
+             backend_of_new_sessions(lb, 4, held))
+
+        verdict, _ = lb.reload([("e1", e1.url), ("e2", e2.url)], up)
+        c.true("reload adding e2 succeeds", verdict and verdict.startswith("reloaded"), str(verdict))
+        # least_conn still sees the 4 sessions held on e1: the next 4 all go to e2.
+        c.eq("counts survive the reload: new sessions go to the new backend", {"e2": 4},
+             backend_of_new_sessions(lb, 4, held))
+        c.eq("sessions opened before the reload still relay", [(OP_TEXT, b"after")] * 8,
+             [echo_once(cl, b"after") for cl in held])
+
+        verdict, _ = lb.reload([("e2", e2.url)], up)
+        c.true("reload removing e1 succeeds", verdict and verdict.startswith("reloaded"), str(verdict))
+        c.eq("a removed backend takes no new session", {"e2": 3}, backend_of_new_sessions(lb, 3))
+        c.eq("a removed backend's live sessions go on", (OP_TEXT, b"kept"), echo_once(held[0], b"kept"))
+
+        raw = (f"[wsbal]\nworkers = 2\n[listen]\naddress = 127.0.0.1:{lb.port}\n"
+               f"[admin]\naddress = off\n[upstream]\npass_headers = X-Backend-Id\n"
+               f"[backend:e1]\nurl = {e1.url}\n[backend:e2]\nurl = {e2.url}\nenabled = off\n")
+        verdict, _ = lb.reload(None, raw=raw)
+        c.true("reload disabling e2 succeeds", verdict and verdict.startswith("reloaded"), str(verdict))
+        c.eq("a disabled backend takes no new session", {"e1": 3}, backend_of_new_sessions(lb, 3))
+
+        raw_weights = raw.replace("enabled = off", "weight = 1").replace(
+            f"url = {e1.url}\n", f"url = {e1.url}\nweight = 1000\n")
+        verdict, _ = lb.reload(None, raw=raw_weights)
+        c.true("reload re-weighting succeeds", verdict and verdict.startswith("reloaded"), str(verdict))
+        # e1 holds 4 + 0, e2 holds 4: with weight 1000 against 1, e1 takes every new session.
+        c.eq("new weights are used at once", {"e1": 4}, backend_of_new_sessions(lb, 4))
+
+        bad = raw_weights + "[backend:e3]\nurl = http://nope\nweight = 0\n"
+        verdict, lines = lb.reload(None, raw=bad)
+        c.true("a broken file is refused", verdict and verdict.startswith("reload failed"), str(verdict))
+        errors = [l for l in lines if "reload: " + lb.config + ":" in l]
+        c.true("every error is logged with FILE:LINE", len(errors) >= 2, "\n".join(lines))
+        c.eq("the running configuration stays", {"e1": 2}, backend_of_new_sessions(lb, 2))
+
+        raw_addr = raw_weights.replace(f"127.0.0.1:{lb.port}", "127.0.0.1:1")
+        verdict, lines = lb.reload(None, raw=raw_addr)
+        c.true("a changed listen address is reported as needing a restart",
+               any("address changed" in l for l in lines), "\n".join(lines))
+        c.eq("and the running listener stays", {"e1": 1}, backend_of_new_sessions(lb, 1))
+        for cl in held:
+            cl.close()
+        c.eq("wsbal stops cleanly after reloads", 0, lb.stop())
+    finally:
+        lb.stop()
+
+
 def main():
     echo = Echo("e1")
     try:
         test_graceful_stop(echo)
         test_master_gone(echo)
+        e2 = Echo("e2")
+        try:
+            test_reload(echo, e2)
+        finally:
+            e2.stop()
     except Exception as e:  # a crash of the test itself is a failure, never a pass
         import traceback
         traceback.print_exc()

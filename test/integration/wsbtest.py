@@ -169,21 +169,11 @@ class Wsbal(Process):
     def __init__(self, backends, workers=2, sections=None, extra_env=None, log_level="info",
                  expect_start=True):
         self.port = free_port()
-        sections = {k: dict(v) for k, v in (sections or {}).items()}
-        wsbal = sections.setdefault("wsbal", {})
-        wsbal.setdefault("workers", str(workers))
-        wsbal.setdefault("log_level", log_level)
-        sections.setdefault("listen", {}).setdefault("address", f"127.0.0.1:{self.port}")
-        sections.setdefault("admin", {}).setdefault("address", "off")
-        sections.setdefault("upstream", {}).setdefault("health_check", "off")
-        text = ""
-        for name, keys in sections.items():
-            text += f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
-        for name, url in backends:
-            text += f"[backend:{name}]\nurl = {url}\n"
+        self.workers = workers
+        self.log_level = log_level
         fd, self.config = tempfile.mkstemp(prefix="wsbal-test-", suffix=".ini")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        os.close(fd)
+        self.write_config(backends, sections)
         env = {k: v for k, v in os.environ.items() if not k.startswith("WSBAL_")}
         env.update(extra_env or {})
         super().__init__([WSBAL, "-c", self.config], env=env)
@@ -191,6 +181,35 @@ class Wsbal(Process):
         if expect_start and self.wait_line(r"listening on") is None:
             self.stop()
             raise RuntimeError(f"wsbal did not start:\n{self.output()}")
+
+    def write_config(self, backends, sections=None, raw=None):
+        """Writes the INI file: defaults for the tests, then sections, then backends (or raw text)."""
+        sections = {k: dict(v) for k, v in (sections or {}).items()}
+        wsbal = sections.setdefault("wsbal", {})
+        wsbal.setdefault("workers", str(self.workers))
+        wsbal.setdefault("log_level", self.log_level)
+        sections.setdefault("listen", {}).setdefault("address", f"127.0.0.1:{self.port}")
+        sections.setdefault("admin", {}).setdefault("address", "off")
+        sections.setdefault("upstream", {}).setdefault("health_check", "off")
+        text = ""
+        for name, keys in sections.items():
+            text += f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+        for name, url in backends or []:
+            text += f"[backend:{name}]\nurl = {url}\n"
+        with open(self.config, "w") as f:
+            f.write(raw if raw is not None else text)
+
+    def reload(self, backends, sections=None, raw=None):
+        """Rewrites the file, sends SIGHUP; returns the master's verdict line ("reloaded ..." or
+        "reload failed ...") and the output lines since the signal."""
+        self.write_config(backends, sections, raw)
+        with self.cond:
+            mark = len(self.lines)
+        self.proc.send_signal(1)
+        m = self.wait_line(r"(reloaded .*|reload failed.*)", start=mark)
+        with self.cond:
+            since = self.lines[mark:]
+        return (m.group(1) if m else None), since
 
     def stop(self, sig=15, timeout=T):
         rc = super().stop(sig, timeout)

@@ -19,10 +19,7 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
     const char *key;
     bool set;
   } keys[] = {
-      {"[wsbal] user", cfg->wsbal.user != NULL},
-      {"[wsbal] group", cfg->wsbal.group != NULL},
       {"[wsbal] access_log", cfg->wsbal.access_log != NULL},
-      {"[wsbal] shutdown_timeout", cfg->wsbal.shutdown_timeout_ms != d.wsbal.shutdown_timeout_ms},
       {"[listen] tls_cert", cfg->listen.tls_cert.n > 0},
       {"[listen] tls_key", cfg->listen.tls_key.n > 0},
       {"[listen] tls_min_version", cfg->listen.tls_min_version != d.listen.tls_min_version},
@@ -66,7 +63,7 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
     wss = wss || cfg->backends[i].url.tls;
   if (wss)
     wsb_log_warn("wss:// backends need TLS, which is not built yet: connecting to them fails");
-  wsb_log_info("not built yet: failover, live reload, health checks, admin API and metrics, "
+  wsb_log_info("not built yet: failover, health checks, admin API and metrics, "
                "TLS, access log (see README, \"Status\")");
   wsb_config_free(&d);
 }

@@ -14,6 +14,8 @@
 #include "errors.h"
 #include "inactive.h"
 #include "listen.h"
+#include "notify.h"
+#include "privileges.h"
 #include "reload.h"
 #include "log.h"
 #include "proc.h"
@@ -51,6 +53,7 @@ struct master {
   struct worker_proc *workers;
   uv_signal_t signals[5];
   uv_timer_t stop_timer;
+  uv_timer_t status_timer;  /* refreshes systemd's STATUS= line */
   bool stopping;
   unsigned running;
 };
@@ -134,6 +137,7 @@ static void close_handles(struct master *m) {
   for (unsigned s = 0; s < m->nworkers; s++)
     uv_close((uv_handle_t *)&m->workers[s].respawn_timer, NULL);
   uv_close((uv_handle_t *)&m->stop_timer, NULL);
+  uv_close((uv_handle_t *)&m->status_timer, NULL);
 }
 
 static void on_worker_exit(struct master *m, struct worker_proc *w, int status) {
@@ -163,6 +167,7 @@ static void on_worker_exit(struct master *m, struct worker_proc *w, int status) 
     if (delay > RESPAWN_DELAY_MAX_MS)
       delay = RESPAWN_DELAY_MAX_MS;
   }
+  atomic_fetch_add(&m->shm->worker_restarts, 1);
   wsb_log_info("respawning worker %u in %llu ms", w->slot, (unsigned long long)delay);
   uv_timer_start(&w->respawn_timer, on_respawn_timer, delay, 0);
 }
@@ -202,6 +207,8 @@ static void begin_stop(struct master *m, int signum) {
     return;
   }
   m->stopping = true;
+  wsb_notify("STOPPING=1");
+  uv_timer_stop(&m->status_timer);
   wsb_log_info("%s: stopping; sessions have %llu ms to end", strsignal(signum),
                (unsigned long long)m->cfg->wsbal.shutdown_timeout_ms);
   /* Our copies of the listening sockets go now, so that once the workers have closed
@@ -222,9 +229,27 @@ static void begin_stop(struct master *m, int signum) {
                  0);
 }
 
+#define STATUS_INTERVAL_MS 5000
+
+static void notify_status(struct master *m, const char *state) {
+  wsb_notify("%sSTATUS=%llu sessions, %u workers, configuration generation %llu", state,
+             (unsigned long long)wsb_shm_live(m->shm), m->running,
+             (unsigned long long)wsb_shm_generation(m->shm));
+}
+
+static void on_status_timer(uv_timer_t *t) { notify_status(t->data, ""); }
+
+static void reload_apply(struct master *m);
+
 static void reload(struct master *m) {
   if (m->stopping)
     return;
+  wsb_notify("RELOADING=1");
+  reload_apply(m);
+  notify_status(m, "READY=1\n");
+}
+
+static void reload_apply(struct master *m) {
   struct wsb_config next;
   struct wsb_shm_table *next_table = malloc(sizeof(*next_table));
   if (next_table == NULL) {
@@ -308,6 +333,13 @@ static int start(struct master *m) {
     wsb_log_error("cannot map the shared segment: %s", strerror(errno));
     return -ENOMEM;
   }
+  /* Bound and mapped: root is no longer needed, by the master or the workers it forks. */
+  char why[256];
+  rc = wsb_privileges_drop(m->cfg->wsbal.user, m->cfg->wsbal.group, why, sizeof(why));
+  if (rc != 0) {
+    wsb_log_error("%s", why);
+    return rc;
+  }
   m->table = malloc(sizeof(*m->table));
   if (m->table == NULL)
     return -ENOMEM;
@@ -352,6 +384,8 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   }
   uv_timer_init(&m.loop, &m.stop_timer);
   m.stop_timer.data = &m;
+  uv_timer_init(&m.loop, &m.status_timer);
+  m.status_timer.data = &m;
   for (unsigned s = 0; s < m.nworkers; s++) {
     struct worker_proc *w = &m.workers[s];
     w->m = &m;
@@ -363,6 +397,8 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   for (unsigned s = 0; s < m.nworkers; s++)
     spawn_worker(&m.workers[s]);
   log_listening(&m);
+  notify_status(&m, "READY=1\n");
+  uv_timer_start(&m.status_timer, on_status_timer, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS);
 
   uv_run(&m.loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&m.loop) != 0)

@@ -96,6 +96,7 @@ struct wsb_shm {
   struct wsb_shm_table tables[2];
   _Atomic uint8_t backend_up[WSB_SHM_MAX_BACKENDS];  /* written by the master's health checks */
   _Atomic uint64_t reloads_ok;     /* written by the master */
+  _Atomic uint64_t worker_restarts;
   _Atomic uint64_t reloads_error;
   struct wsb_shm_worker workers[];
 };

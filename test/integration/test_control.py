@@ -179,6 +179,120 @@ def test_reload(e1, e2):
         lb.stop()
 
 
+def socket_count(pid):
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+
+def test_worker_killed_with_sessions(e1, e2):
+    """kill -9 of a worker: its sessions end, the other worker's go on, counts are exact after."""
+    up = {"upstream": {"pass_headers": "X-Backend-Id"}}
+    lb = Wsbal([("e1", e1.url)], sections=up)
+    try:
+        held = []
+        c.eq("ten sessions on e1", {"e1": 10}, backend_of_new_sessions(lb, 10, held))
+        workers = [p for p in lb.pids() if p != lb.proc.pid]
+        victim = max(workers, key=socket_count)
+        os.kill(victim, signal.SIGKILL)
+        lb.wait_line(r"respawning worker")
+        lost, kept = [], []
+        for cl in held:
+            try:
+                cl.send(frame(OP_TEXT, b"ping?"))
+                fin, op, payload = cl.read_frame(timeout=3)
+                (kept if (op, payload) == (OP_TEXT, b"ping?") else lost).append(cl)
+            except (OSError, EOFError):
+                lost.append(cl)
+        c.true("the killed worker's sessions ended, the other's still relay",
+               0 < len(lost) <= 10 and len(lost) + len(kept) == 10,
+               f"{len(lost)} lost, {len(kept)} kept")
+        # e1 now really holds len(kept) sessions. Add e2: least_conn must fill e2 up to that
+        # many first; a leaked count of the dead worker would send everything to e2.
+        verdict, _ = lb.reload([("e1", e1.url), ("e2", e2.url)], up)
+        c.true("reload adding e2", verdict and verdict.startswith("reloaded"), str(verdict))
+        n = len(kept)
+        c.eq("counts are exact after the respawn", {"e2": n + 1, "e1": 1},
+             backend_of_new_sessions(lb, n + 2, held))
+        for cl in held:
+            cl.close()
+    finally:
+        lb.stop()
+        with lb.cond:
+            lb.lines = [l for l in lb.lines if "killed by signal 9" not in l]
+
+
+async def chatter(url, stop, stats):
+    """One session sending a numbered message every 20 ms until stop, checking every echo."""
+    import asyncio
+    import websockets
+    async with websockets.connect(url, compression=None) as ws:
+        i = 0
+        while not stop.is_set():
+            msg = f"msg {i}"
+            await ws.send(msg)
+            got = await asyncio.wait_for(ws.recv(), T)
+            if got != msg:
+                stats["wrong"] += 1
+            stats["echoed"] += 1
+            i += 1
+            await asyncio.sleep(0.02)
+        await ws.close()
+        stats["closed_clean"] += ws.close_code == 1000
+
+
+def test_reload_under_load(e1, e2):
+    """100 sessions keep echoing through reloads that add, re-weight, disable and remove."""
+    import asyncio
+    import threading
+    lb = Wsbal([("e1", e1.url)])
+    stats = {"echoed": 0, "wrong": 0, "closed_clean": 0, "errors": []}
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def run_all():
+        tasks = [asyncio.ensure_future(chatter(lb.url + f"/s{i}", stop, stats)) for i in range(100)]
+        for r in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(r, BaseException):
+                stats["errors"].append(repr(r))
+
+    t = threading.Thread(target=lambda: loop.run_until_complete(run_all()), daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + T
+        while stats["echoed"] < 500 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        plans = [
+            [("e1", e1.url), ("e2", e2.url)],
+            None,  # raw: re-weight and disable
+            [("e2", e2.url)],
+            [("e1", e1.url), ("e2", e2.url)],
+        ]
+        raw = (f"[wsbal]\nworkers = 2\n[listen]\naddress = 127.0.0.1:{lb.port}\n"
+               f"[admin]\naddress = off\n[backend:e1]\nurl = {e1.url}\nweight = 5\n"
+               f"[backend:e2]\nurl = {e2.url}\nenabled = off\n")
+        for plan in plans:
+            before = stats["echoed"]
+            verdict, _ = lb.reload(plan, raw=None if plan else raw)
+            c.true("reload under load succeeds", verdict and verdict.startswith("reloaded"), str(verdict))
+            deadline = time.monotonic() + T
+            while stats["echoed"] < before + 300 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            c.true("sessions keep echoing after the reload", stats["echoed"] >= before + 300,
+                   f"{stats['echoed'] - before} echoes since")
+        loop.call_soon_threadsafe(stop.set)
+        t.join(T * 3)
+        c.eq("no session closed, failed or got a wrong echo through the reloads",
+             (100, 0, []), (stats["closed_clean"], stats["wrong"], stats["errors"][:3]))
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        lb.stop()
+
+
 def main():
     echo = Echo("e1")
     try:
@@ -187,6 +301,8 @@ def main():
         e2 = Echo("e2")
         try:
             test_reload(echo, e2)
+            test_worker_killed_with_sessions(echo, e2)
+            test_reload_under_load(echo, e2)
         finally:
             e2.stop()
     except Exception as e:  # a crash of the test itself is a failure, never a pass

@@ -54,16 +54,20 @@ uint64_t wsb_shm_read(const struct wsb_shm *shm, struct wsb_shm_table *out) {
   }
 }
 
+static unsigned slots_used(const struct wsb_shm *shm) {
+  return atomic_load_explicit(&shm->slots_used, memory_order_acquire);
+}
+
 uint64_t wsb_shm_backend_live(const struct wsb_shm *shm, uint32_t slot) {
   uint64_t sum = 0;
-  for (unsigned w = 0; w < shm->nworkers; w++)
+  for (unsigned w = 0, n = slots_used(shm); w < n; w++)
     sum += atomic_load_explicit(&shm->workers[w].sessions[slot], memory_order_relaxed);
   return sum;
 }
 
 uint64_t wsb_shm_live(const struct wsb_shm *shm) {
   uint64_t sum = 0;
-  for (unsigned w = 0; w < shm->nworkers; w++)
+  for (unsigned w = 0, n = slots_used(shm); w < n; w++)
     sum += atomic_load_explicit(&shm->workers[w].live, memory_order_relaxed);
   return sum;
 }
@@ -74,4 +78,9 @@ void wsb_shm_worker_forget(struct wsb_shm *shm, unsigned worker) {
   atomic_store_explicit(&w->live, 0, memory_order_relaxed);
   for (unsigned i = 0; i < WSB_SHM_MAX_BACKENDS; i++)
     atomic_store_explicit(&w->sessions[i], 0, memory_order_relaxed);
+}
+
+void wsb_shm_slot_used(struct wsb_shm *shm, unsigned worker) {
+  if (worker + 1 > slots_used(shm))
+    atomic_store_explicit(&shm->slots_used, worker + 1, memory_order_release);
 }

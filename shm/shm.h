@@ -91,7 +91,8 @@ struct wsb_shm_worker {
 
 struct wsb_shm {
   uint32_t magic;
-  uint32_t nworkers;
+  uint32_t nworkers;              /* worker slots mapped */
+  _Atomic uint32_t slots_used;    /* slots [0, slots_used) have been given to a worker */
   _Atomic uint64_t generation;  /* tables[generation & 1] is the published one */
   struct wsb_shm_table tables[2];
   _Atomic uint8_t backend_up[WSB_SHM_MAX_BACKENDS];  /* written by the master's health checks */
@@ -101,7 +102,7 @@ struct wsb_shm {
   struct wsb_shm_worker workers[];
 };
 
-/* Maps a segment for nworkers workers, shared with every process forked afterwards. NULL on failure. */
+/* Maps a segment with nworkers worker slots, shared with every process forked afterwards. NULL on failure. */
 struct wsb_shm *wsb_shm_create(unsigned nworkers);
 void wsb_shm_destroy(struct wsb_shm *shm);
 
@@ -122,6 +123,9 @@ uint64_t wsb_shm_live(const struct wsb_shm *shm);
 
 /* Master, after a worker died: its live counts go to zero; its totals stay. */
 void wsb_shm_worker_forget(struct wsb_shm *shm, unsigned worker);
+
+/* Master, before giving a slot to a worker: readers sum counters up to the highest slot used. */
+void wsb_shm_slot_used(struct wsb_shm *shm, unsigned worker);
 
 /* Relaxed single-writer counter updates, for the worker that owns w. */
 static inline void wsb_shm_add(_Atomic uint64_t *counter, uint64_t n) {

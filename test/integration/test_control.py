@@ -167,14 +167,46 @@ def test_reload(e1, e2):
         c.true("every error is logged with FILE:LINE", len(errors) >= 2, "\n".join(lines))
         c.eq("the running configuration stays", {"e1": 2}, backend_of_new_sessions(lb, 2))
 
-        raw_addr = raw_weights.replace(f"127.0.0.1:{lb.port}", "127.0.0.1:1")
+        # A new listen address takes a new pool of workers; the old pool drains.
+        from wsbtest import free_port
+        new_port = free_port()
+        raw_addr = raw_weights.replace(f"127.0.0.1:{lb.port}", f"127.0.0.1:{new_port}")
         verdict, lines = lb.reload(None, raw=raw_addr)
-        c.true("a changed listen address is reported as needing a restart",
-               any("address changed" in l for l in lines), "\n".join(lines))
-        c.eq("and the running listener stays", {"e1": 1}, backend_of_new_sessions(lb, 1))
+        c.true("reload moving the listen address succeeds",
+               verdict and verdict.startswith("reloaded"), "\n".join(lines))
+        old_port, lb.port = lb.port, new_port
+        c.eq("the new address serves", {"e1": 1}, backend_of_new_sessions(lb, 1))
+        deadline = time.monotonic() + T
+        while not refused(old_port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        c.true("the old address is closed", refused(old_port), "still accepting")
+        c.eq("sessions of the old pool go on while it drains", (OP_TEXT, b"moved"),
+             echo_once(held[1], b"moved"))
+        workers = [p for p in lb.pids() if p != lb.proc.pid]
+        c.eq("old pool (draining) and new pool both run", 4, len(workers))
         for cl in held:
             cl.close()
         c.eq("wsbal stops cleanly after reloads", 0, lb.stop())
+    finally:
+        lb.stop()
+
+
+def test_reload_worker_count(e1):
+    """Changing [wsbal] workers starts a new pool; the idle old pool exits at once."""
+    lb = Wsbal([("e1", e1.url)], workers=2)
+    try:
+        verdict, lines = lb.reload([("e1", e1.url)], {"wsbal": {"workers": "3"}})
+        c.true("reload to 3 workers succeeds", verdict and verdict.startswith("reloaded"),
+               "\n".join(lines))
+        deadline = time.monotonic() + T
+        while time.monotonic() < deadline:
+            workers = [p for p in lb.pids() if p != lb.proc.pid]
+            if len(workers) == 3:
+                break
+            time.sleep(0.05)
+        c.eq("three workers after the old two drained", 3, len(workers))
+        c.eq("sessions work with the new pool", {None: 4}, backend_of_new_sessions(lb, 4))
+        c.eq("stops cleanly", 0, lb.stop())
     finally:
         lb.stop()
 
@@ -301,6 +333,7 @@ def main():
         e2 = Echo("e2")
         try:
             test_reload(echo, e2)
+            test_reload_worker_count(echo)
             test_worker_killed_with_sessions(echo, e2)
             test_reload_under_load(echo, e2)
         finally:

@@ -39,7 +39,12 @@ struct wsb_shm_settings {
   uint64_t backend_ping_ms;
   uint64_t shutdown_timeout_ms;
   uint32_t algorithm;
-  uint32_t log_level;  /* enum wsb_log_level of the workers */  /* enum wsb_algorithm */
+  uint32_t log_level;  /* enum wsb_log_level of the workers */
+  bool failover;
+  uint32_t max_failovers;
+  uint64_t failover_buffer;
+  uint16_t failover_codes[WSB_MAX_FAILOVER_CODES];
+  uint32_t nfailover_codes;  /* enum wsb_algorithm */
   bool trust_forwarded;
   bool preserve_host;
   char path[WSB_PATH_MAX];                    /* "" = every path */
@@ -87,6 +92,8 @@ struct wsb_shm_worker {
   _Atomic uint64_t handshakes[WSB_HS_COUNT];
   _Atomic uint64_t messages[WSB_DIR_COUNT];
   _Atomic uint64_t bytes[WSB_DIR_COUNT];
+  _Atomic uint64_t failovers[WSB_SHM_MAX_BACKENDS];  /* moves away from each backend slot */
+  _Atomic uint64_t failover_failures;                /* sessions closed with 1013 */
 };
 
 struct wsb_shm {

@@ -52,6 +52,11 @@ static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cf
   s->shutdown_timeout_ms = cfg->wsbal.shutdown_timeout_ms;
   s->algorithm = cfg->upstream.algorithm;
   s->log_level = cfg->wsbal.log_level;
+  s->failover = cfg->upstream.failover;
+  s->max_failovers = cfg->upstream.max_failovers;
+  s->failover_buffer = cfg->upstream.failover_buffer;
+  memcpy(s->failover_codes, cfg->upstream.failover_codes, sizeof(s->failover_codes));
+  s->nfailover_codes = (uint32_t)cfg->upstream.nfailover_codes;
   s->trust_forwarded = cfg->listen.trust_forwarded;
   s->preserve_host = cfg->upstream.preserve_host;
   int rc = copy_string(s->path, sizeof(s->path), cfg->listen.path, "[listen] path", err, errlen);

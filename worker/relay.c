@@ -32,7 +32,7 @@ static int add(struct leg *to, struct batch *b, const uint8_t *p, size_t len) {
 }
 
 /* Frames towards a backend are masked, as a client's must be (RFC 6455 5.3). */
-static int send_frame(struct leg *to, uint8_t opcode, const uint8_t *payload, size_t len) {
+int relay_send_frame(struct leg *to, uint8_t opcode, const uint8_t *payload, size_t len) {
   uint8_t frame[WSB_FRAME_HEADER_MAX + WSB_CONTROL_PAYLOAD_MAX];
   uint8_t mask[4];
   bool masked = !to->is_client;
@@ -57,17 +57,7 @@ void relay_send_close(struct leg *to, uint16_t code, const char *reason) {
   uint8_t payload[WSB_CONTROL_PAYLOAD_MAX];
   size_t len = wsb_close_build(payload, code, reason, strlen(reason));
   to->close_sent = true;
-  send_frame(to, WSB_OP_CLOSE, payload, len);
-}
-
-static void on_dropped(uv_handle_t *h) { session_unref(h->data); }
-
-/* Closes one leg at once, its unwritten bytes lost with it: the peer behind it is gone. */
-static void lose_leg(struct leg *l) {
-  if (!l->open)
-    return;
-  l->open = false;
-  uv_close((uv_handle_t *)&l->tcp, on_dropped);
+  relay_send_frame(to, WSB_OP_CLOSE, payload, len);
 }
 
 /* A peer broke the protocol: it gets the close code it earned, the other side 1001 or 1011. */
@@ -90,40 +80,60 @@ static void unmask_copy(uint8_t *out, const struct wsb_frame *f, const uint8_t *
     wsb_mask_apply(out, f->payload_len, f->mask, 0);
 }
 
-/* Looks at a control frame: 1 to forward it, 0 when it was wsbal's own (consumed), or WSB_E*. */
+enum control_action { CONSUME, FORWARD, MOVE };
+
+/* Looks at a control frame: forward it, consume it (wsbal's own), move the session, or WSB_E*. */
 static int on_control(struct leg *l, const struct wsb_frame *f, const uint8_t *payload) {
   struct wsb_session *s = l->s;
   uint8_t copy[WSB_CONTROL_PAYLOAD_MAX];
+  unmask_copy(copy, f, payload);
+  bool failing_over = s->state == S_FAILOVER;
   switch (f->opcode) {
   case WSB_OP_PONG:
-    unmask_copy(copy, f, payload);
     if (l->ping_outstanding && f->payload_len == KEEPALIVE_LEN &&
         memcmp(copy, KEEPALIVE_PAYLOAD, KEEPALIVE_LEN) == 0) {
       l->ping_outstanding = false;
-      return 0; /* the answer to wsbal's own keepalive */
+      return CONSUME; /* the answer to wsbal's own keepalive */
     }
-    return 1;
+    return failing_over ? CONSUME : FORWARD;
+  case WSB_OP_PING:
+    if (!failing_over)
+      return FORWARD; /* pings travel end to end */
+    /* No backend to answer while the session moves: wsbal answers for it. */
+    relay_send_frame(l, WSB_OP_PONG, copy, f->payload_len);
+    return CONSUME;
   case WSB_OP_CLOSE: {
     uint16_t code;
     const uint8_t *reason;
     size_t reason_len;
-    unmask_copy(copy, f, payload);
     int rc = wsb_close_parse(copy, f->payload_len, &code, &reason, &reason_len);
     if (rc != 0)
       return rc;
+    if (!l->is_client && s->state == S_RELAY && failover_code(s, code))
+      return MOVE; /* a backend going away: the client must not notice */
     l->close_received = true;
     if (s->closed_by == BY_NONE)
       s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
-    return 1;
+    if (failing_over) {
+      /* The client leaves while its session moves: answer its close ourselves. */
+      relay_send_frame(l, WSB_OP_CLOSE, copy, f->payload_len);
+      l->close_sent = true;
+      return CONSUME;
+    }
+    return FORWARD;
   }
   default:
-    return 1; /* pings travel end to end */
+    return FORWARD;
   }
 }
 
 /* After a close frame has gone through: either wait for the answer or end. */
 static void after_close(struct leg *l) {
   struct wsb_session *s = l->s;
+  if (s->state == S_FAILOVER) {
+    session_finish(s); /* its close was answered by wsbal; the move is abandoned */
+    return;
+  }
   l->peer->close_sent = true;
   if (l->peer->close_received) {
     session_finish(s);
@@ -133,6 +143,64 @@ static void after_close(struct leg *l) {
     session_set_state(s, S_CLOSING);
     session_timer_start(s, 5000);
   }
+}
+
+/* Passes a backend's held fragments on, now that their message is whole. */
+static int release_hold(struct leg *l, struct batch *b) {
+  if (l->hold.len == 0)
+    return 0;
+  int rc = flush(l->peer, b);
+  uv_buf_t held = wsb_write_buf(wsb_buf_data(&l->hold), l->hold.len);
+  if (rc == 0)
+    rc = leg_write(l->peer, &held, 1);
+  wsb_buf_free(&l->hold);
+  return rc;
+}
+
+/*
+ * One data frame (or, streaming, the part of it in this read) on its way.
+ * Client frames are forwarded and kept until answered; during a failover they
+ * are only kept. Backend fragments are held until their message ends, so a
+ * backend that dies mid-message never leaves half a message at the client.
+ */
+static int pass_data(struct leg *l, struct batch *b, const uint8_t *p, size_t take,
+                     bool whole_frame, bool fin) {
+  struct wsb_session *s = l->s;
+  if (l->is_client) {
+    if (s->state == S_FAILOVER) {
+      if (wsb_buf_append(&s->replay, p, take) != 0)
+        return UV_ENOMEM;
+      if (s->replay.len > s->w->table->settings.failover_buffer)
+        leg_pause(l); /* never dropped: the client waits until the new backend takes them */
+      return 0;
+    }
+    int rc = add(l->peer, b, p, take);
+    if (whole_frame)
+      replay_keep(s, p, take, fin);
+    else
+      l->partial_out = true;
+    return rc;
+  }
+  uint64_t bound = s->w->table->settings.failover_buffer;
+  if (whole_frame && (!fin || l->hold.len > 0) && !l->partial_out &&
+      l->hold.len + take <= bound) {
+    if (wsb_buf_append(&l->hold, p, take) != 0)
+      return UV_ENOMEM;
+    return fin ? release_hold(l, b) : 0;
+  }
+  int rc = release_hold(l, b);
+  if (rc == 0)
+    rc = add(l->peer, b, p, take);
+  if (!(whole_frame && fin))
+    l->partial_out = true;
+  return rc;
+}
+
+/* A message from the backend reached the client: the client message it answers is done. */
+static void message_delivered(struct leg *l) {
+  l->partial_out = false;
+  if (!l->is_client)
+    replay_answered(l->s);
 }
 
 /* Forwards every complete frame of buf; returns how many bytes it used (the rest waits). */
@@ -145,7 +213,7 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
   struct batch b = {.n = 0};
   size_t pos = 0;
   int rc = 0, bad = 0;
-  bool closed = false;
+  bool closed = false, move = false;
   /* Counted locally and published once per read: one atomic add per read, not per frame. */
   uint64_t messages = 0, bytes = 0;
 
@@ -154,8 +222,10 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
       size_t take = n - pos < l->stream_left ? n - pos : (size_t)l->stream_left;
       l->stream_left -= take;
       bytes += take;
-      rc = add(to, &b, buf + pos, take);
+      rc = pass_data(l, &b, buf + pos, take, false, l->stream_fin);
       pos += take;
+      if (l->stream_left == 0 && l->stream_fin)
+        message_delivered(l);
       continue;
     }
     struct wsb_frame f;
@@ -175,12 +245,16 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
     if (bad != 0)
       break;
     if (wsb_opcode_is_control(f.opcode)) {
-      int forward = on_control(l, &f, buf + pos + hl);
-      if (forward < 0) {
-        bad = forward;
+      int action = on_control(l, &f, buf + pos + hl);
+      if (action < 0) {
+        bad = action;
         break;
       }
-      if (forward)
+      if (action == MOVE) {
+        move = true;
+        break;
+      }
+      if (action == FORWARD)
         rc = add(to, &b, buf + pos, total);
       pos += total;
       if (f.opcode == WSB_OP_CLOSE) {
@@ -193,21 +267,32 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
     messages += f.fin;
     size_t take = whole ? (size_t)total : n - pos;
     l->stream_left = total - take;
+    l->stream_fin = f.fin;
     bytes += take;
-    rc = add(to, &b, buf + pos, take);
+    rc = pass_data(l, &b, buf + pos, take, whole, f.fin);
     pos += take;
+    if (whole && f.fin)
+      message_delivered(l);
   }
-  if (rc == 0)
+  if (rc == 0 && b.n > 0)
     rc = flush(to, &b);
   wsb_shm_add(&stats->messages[dir], messages);
   wsb_shm_add(&stats->bytes[dir], bytes);
   if (rc != 0) {
-    session_close(s, rc);
+    /* A write to the backend failed: that backend is lost, not the session. */
+    if (to == &s->backend && s->state == S_RELAY)
+      failover_lost(s, rc);
+    else
+      session_close(s, rc);
     return n;
   }
   if (bad != 0) {
     /* The frames before the bad one went through; then each side gets its close. */
     protocol_error(l, bad);
+    return n;
+  }
+  if (move) {
+    failover_begin(s, WSB_ECLOSE_CODE);
     return n;
   }
   if (closed) {
@@ -272,16 +357,24 @@ void relay_on_read(struct leg *l, const uint8_t *data, size_t len) {
 
 void relay_on_eof(struct leg *l, int status) {
   struct wsb_session *s = l->s;
+  if (!l->is_client && !l->close_received && s->state == S_RELAY) {
+    /* Lost without a close frame (1006): the session moves if it can. */
+    failover_lost(s, status == UV_EOF ? UV_ECONNRESET : status);
+    return;
+  }
   if (!l->close_received) {
-    /* Lost without a close frame. The client's backend hears 1001; a lost backend's
-       client sees its connection end once what the backend sent has reached it. */
+    /* The client left without a close frame: its backend hears 1001. */
     s->reason = status == UV_EOF ? UV_ECONNRESET : status;
     if (s->closed_by == BY_NONE)
       s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
     if (l->is_client)
       relay_send_close(l->peer, WSB_CLOSE_GOING_AWAY, "client gone");
   }
-  lose_leg(l);
+  if (l->is_client && s->state == S_FAILOVER) {
+    session_close(s, s->reason); /* nobody left to move the session for */
+    return;
+  }
+  leg_lose(l);
   session_finish(s);
 }
 
@@ -291,7 +384,7 @@ static uint64_t ping_interval(const struct leg *l) {
 }
 
 /* When the timer must next look at this session: a ping to send, a pong overdue, idleness. */
-static void arm_relay_timer(struct wsb_session *s) {
+void relay_arm_timer(struct wsb_session *s) {
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   uint64_t now = uv_now(&s->w->loop), next = UINT64_MAX;
   struct leg *legs[2] = {&s->client, &s->backend};
@@ -332,7 +425,7 @@ void relay_on_timer(struct wsb_session *s) {
     if (!l->ping_outstanding && now >= l->last_rx_ms + every && can_inject(l)) {
       l->ping_outstanding = true;
       l->ping_sent_ms = now;
-      send_frame(l, WSB_OP_PING, (const uint8_t *)KEEPALIVE_PAYLOAD, KEEPALIVE_LEN);
+      relay_send_frame(l, WSB_OP_PING, (const uint8_t *)KEEPALIVE_PAYLOAD, KEEPALIVE_LEN);
     }
   }
   if (cfg->idle_timeout_ms > 0 && now >= s->last_data_ms + cfg->idle_timeout_ms) {
@@ -344,7 +437,7 @@ void relay_on_timer(struct wsb_session *s) {
     return;
   }
   if (s->state == S_RELAY)
-    arm_relay_timer(s);
+    relay_arm_timer(s);
 }
 
 void relay_start(struct wsb_session *s, const uint8_t *backend_early, size_t backend_early_len) {
@@ -376,5 +469,5 @@ void relay_start(struct wsb_session *s, const uint8_t *backend_early, size_t bac
     }
   }
   if (s->state == S_RELAY)
-    arm_relay_timer(s);
+    relay_arm_timer(s);
 }

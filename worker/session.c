@@ -60,12 +60,36 @@ bool session_unref(struct wsb_session *s) {
     return false;
   free(s->client.pending);
   free(s->backend.pending);
+  wsb_buf_free(&s->backend.hold);
+  wsb_buf_free(&s->replay);
+  free(s->head);
+  free(s->protocol);
   session_free_handshake(s);
   free(s);
   return true;
 }
 
 static void on_handle_closed(uv_handle_t *h) { session_unref(h->data); }
+
+static void on_leg_lost(uv_handle_t *h) { session_unref(h->data); }
+
+void leg_lose(struct leg *l) {
+  if (!l->open)
+    return;
+  l->open = false;
+  uv_close((uv_handle_t *)&l->tcp, on_leg_lost);
+}
+
+void leg_reset(struct leg *l) {
+  free(l->pending);
+  wsb_buf_free(&l->hold);
+  l->pending = NULL;
+  l->pending_len = l->pending_cap = 0;
+  l->paused = l->close_received = l->close_sent = l->ping_outstanding = false;
+  l->partial_out = l->stream_fin = false;
+  l->msg = (struct wsb_msg_state){0};
+  l->stream_left = 0;
+}
 
 static void close_leg(struct leg *l) {
   if (!l->open)
@@ -134,7 +158,10 @@ static void on_write(uv_write_t *req, int status) {
   if (s->state == S_CLOSED)
     return;
   if (status < 0 && l->open) {
-    session_close(s, status);
+    if (!l->is_client && s->state == S_RELAY)
+      failover_lost(s, status); /* the backend is lost, not the session */
+    else
+      session_close(s, status);
     return;
   }
   if (s->finishing) {
@@ -216,8 +243,8 @@ void leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   if (hs != NULL && l->is_client && s->state == S_READ_REQUEST) {
     buf->base = hs->req_buf + hs->req_len;
     buf->len = hs->req_cap - hs->req_len;
-  } else if (hs != NULL && !l->is_client && s->state == S_CONNECT_BACKEND &&
-             !hs->relaying_error) {
+  } else if (hs != NULL && !l->is_client &&
+             (s->state == S_CONNECT_BACKEND || s->state == S_FAILOVER) && !hs->relaying_error) {
     buf->base = hs->resp_buf + hs->resp_len;
     buf->len = hs->resp_cap - hs->resp_len;
   } else {
@@ -232,11 +259,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0 || s->state == S_CLOSED)
     return;
   l->last_rx_ms = uv_now(&s->w->loop);
+  /* A backend being upgraded, at the start or while the session moves. */
+  if (!l->is_client && (s->state == S_CONNECT_BACKEND || s->state == S_FAILOVER)) {
+    upgrade_on_backend_read(l, nread, buf);
+    return;
+  }
   if (s->state == S_READ_REQUEST || s->state == S_CONNECT_BACKEND) {
     if (l->is_client && s->state == S_READ_REQUEST)
       upgrade_on_client_read(l, nread);
-    else if (!l->is_client)
-      upgrade_on_backend_read(l, nread, buf);
     else if (nread < 0)
       session_close(s, (int)nread); /* the client left while we were connecting */
     return;
@@ -257,6 +287,7 @@ static void on_timer(uv_timer_t *t) {
   switch (s->state) {
   case S_READ_REQUEST:
   case S_CONNECT_BACKEND:
+  case S_FAILOVER:
     upgrade_on_timeout(s);
     break;
   case S_RELAY:
@@ -265,7 +296,6 @@ static void on_timer(uv_timer_t *t) {
   case S_CLOSING:
     session_close(s, UV_ETIMEDOUT); /* a peer did not finish the close handshake in time */
     break;
-  case S_FAILOVER:
   case S_CLOSED:
     break;
   }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "buffer.h"
 #include "frame.h"
 #include "handshake.h"
 #include "http.h"
@@ -35,8 +36,12 @@ struct leg {
   bool close_received;   /* a close frame came from this leg */
   bool close_sent;       /* a close frame was written to this leg */
   bool ping_outstanding; /* wsbal's keepalive ping awaits its pong */
+  bool partial_out;      /* part of a message from this leg went out that cannot be repeated:
+                            the session cannot move to another backend until it ends */
+  bool stream_fin;       /* the frame being streamed ends its message */
   struct wsb_msg_state msg;  /* fragmentation state of frames read from this leg */
   uint64_t stream_left;  /* payload bytes still to pass of a frame too large to hold */
+  struct wsb_buf hold;   /* backend leg: fragments of an open message, passed on when it ends */
   uint8_t *pending;      /* incomplete frame read from this leg (NULL while idle) */
   uint32_t pending_len;
   uint32_t pending_cap;
@@ -59,6 +64,9 @@ struct handshake {
   char key[WSB_WS_KEY_LEN + 1];        /* the key sent to the backend */
   char accept[WSB_WS_ACCEPT_LEN + 1];  /* what the backend must answer */
   char client_ip[64];
+  size_t head_len;      /* bytes of req_buf that are the request head */
+  unsigned attempts;    /* backends tried for this upgrade or failover */
+  bool backoff;         /* the timer is a pause between failover attempts */
   uv_connect_t connect;
   uint8_t tried[(WSB_SHM_MAX_BACKENDS + 7) / 8];  /* backends tried for this session */
   bool relaying_error;  /* passing a backend's non-101 answer through to the client */
@@ -78,6 +86,14 @@ struct wsb_session {
   int backend_slot;   /* the slot whose live count this session holds, or -1 */
   bool finishing;     /* close both connections once every queued byte is written */
   struct handshake *hs;
+  char *head;          /* the client's request head, to upgrade again on a failover */
+  uint32_t head_len;
+  char *protocol;      /* the subprotocol the client has, which a new backend must choose */
+  struct wsb_buf replay;  /* client data frames the backend has not answered yet, and during a
+                             failover the ones that arrive meanwhile: resent to the new backend */
+  uint32_t failovers;
+  int failover_reason;
+  uint64_t failover_started_ms;
   uint64_t started_ms;
   uint64_t last_data_ms;  /* the last data frame either way, for idle_timeout */
   int reason;         /* why it ended: 0 or a negative code */
@@ -107,12 +123,35 @@ void upgrade_on_client_read(struct leg *l, ssize_t nread);
 void upgrade_on_backend_read(struct leg *l, ssize_t nread, const uv_buf_t *buf);
 void upgrade_on_timeout(struct wsb_session *s);
 
+/* Failover (failover.c). */
+/* A close frame with a failover code, or an admin request: move the session if it can. */
+void failover_begin(struct wsb_session *s, int reason);
+/* The backend connection is lost (EOF, reset, write error, no pong): move if 1006 says so. */
+void failover_lost(struct wsb_session *s, int reason);
+void failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t len);
+void failover_give_up(struct wsb_session *s, uint16_t code, const char *why);
+bool failover_code(const struct wsb_session *s, uint16_t code);
+void replay_keep(struct wsb_session *s, const uint8_t *frame, size_t len, bool fin);
+void replay_answered(struct wsb_session *s);
+
+/* Upgrade pieces a failover reuses (upgrade.c). */
+void upgrade_find_client_ip(struct wsb_session *s);
+void upgrade_connect_next(struct wsb_session *s);
+void upgrade_retry_after_close(struct wsb_session *s);
+
+/* Clears a backend leg's relay state before a new connection uses it (session.c). */
+void leg_reset(struct leg *l);
+/* Closes one leg at once, its unwritten bytes lost with it: the peer behind it is gone. */
+void leg_lose(struct leg *l);
+
 /* The relay (relay.c). */
 void relay_on_read(struct leg *l, const uint8_t *data, size_t len);
 void relay_on_eof(struct leg *l, int status);
 void relay_start(struct wsb_session *s, const uint8_t *backend_early, size_t backend_early_len);
 void relay_on_timer(struct wsb_session *s);
 void relay_send_close(struct leg *l, uint16_t code, const char *reason);
+int relay_send_frame(struct leg *to, uint8_t opcode, const uint8_t *payload, size_t len);
+void relay_arm_timer(struct wsb_session *s);
 
 static inline struct leg *leg_of(uv_handle_t *h) { return (struct leg *)h; }
 

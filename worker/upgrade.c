@@ -50,7 +50,7 @@ static int grow_head(struct wsb_http_head *head, char **buf, size_t *cap, size_t
   return rc == WSB_PARTIAL ? 0 : (int)rc;
 }
 
-static void peer_ip(struct wsb_session *s) {
+void upgrade_find_client_ip(struct wsb_session *s) {
   struct sockaddr_storage ss;
   int len = sizeof(ss);
   s->hs->client_ip[0] = '\0';
@@ -62,7 +62,6 @@ static void peer_ip(struct wsb_session *s) {
     uv_ip6_name((struct sockaddr_in6 *)&ss, s->hs->client_ip, sizeof(s->hs->client_ip));
 }
 
-static void connect_next_backend(struct wsb_session *s);
 
 /* The complete request head is here: validate it, then look for a backend. */
 static void on_request(struct wsb_session *s, size_t head_len) {
@@ -100,9 +99,10 @@ static void on_request(struct wsb_session *s, size_t head_len) {
   }
   /* The client may not send frames before its 101; stop reading until the relay starts. */
   uv_read_stop((uv_stream_t *)&s->client.tcp);
-  peer_ip(s);
+  hs->head_len = head_len;
+  upgrade_find_client_ip(s);
   session_set_state(s, S_CONNECT_BACKEND);
-  connect_next_backend(s);
+  upgrade_connect_next(s);
 }
 
 void upgrade_on_client_read(struct leg *l, ssize_t nread) {
@@ -139,6 +139,11 @@ static void mark_tried(struct handshake *hs, int slot) {
 
 static void on_backend_closed_for_retry(uv_handle_t *h);
 
+void upgrade_retry_after_close(struct wsb_session *s) {
+  s->backend.open = false;
+  uv_close((uv_handle_t *)&s->backend.tcp, on_backend_closed_for_retry);
+}
+
 /* This backend failed the upgrade: close its connection and try the next one. */
 static void backend_failed(struct wsb_session *s, int reason) {
   const struct wsb_shm_backend *b = &s->w->table->backends[s->backend_slot];
@@ -147,23 +152,37 @@ static void backend_failed(struct wsb_session *s, int reason) {
   session_release_backend(s);
   s->reason = reason;
   uv_timer_stop(&s->timer);
-  s->backend.open = false;
-  uv_close((uv_handle_t *)&s->backend.tcp, on_backend_closed_for_retry);
+  upgrade_retry_after_close(s);
 }
+
+#define FAILOVER_BACKOFF_MS 50     /* pause before the second attempt, growing with each one */
+#define FAILOVER_BACKOFF_MAX_MS 1000
 
 static void on_backend_closed_for_retry(uv_handle_t *h) {
   struct wsb_session *s = h->data;
   if (session_unref(s) || s->state == S_CLOSED)
     return;
-  connect_next_backend(s);
+  if (s->state == S_FAILOVER && s->hs->attempts > 0) {
+    /* A moving session pauses between attempts, so a pool restarting all at once is not
+       hammered; the client notices nothing either way. */
+    uint64_t pause = (uint64_t)FAILOVER_BACKOFF_MS * s->hs->attempts;
+    s->hs->backoff = true;
+    session_timer_start(s, pause < FAILOVER_BACKOFF_MAX_MS ? pause : FAILOVER_BACKOFF_MAX_MS);
+    return;
+  }
+  upgrade_connect_next(s);
 }
 
 static void on_backend_connected(uv_connect_t *req, int status);
 
-static void connect_next_backend(struct wsb_session *s) {
+void upgrade_connect_next(struct wsb_session *s) {
   struct wsb_worker *w = s->w;
   struct handshake *hs = s->hs;
   int slot = wsb_select_backend(w, hs->tried);
+  if (slot < 0 && s->state == S_FAILOVER) {
+    failover_give_up(s, WSB_CLOSE_TRY_AGAIN, "no backend left");
+    return;
+  }
   if (slot < 0) {
     /* A refused, failed or timed-out backend before this one makes it a 502, else a 503. */
     if (s->reason != 0)
@@ -173,8 +192,10 @@ static void connect_next_backend(struct wsb_session *s) {
     return;
   }
   mark_tried(hs, slot);
+  hs->attempts++;
   session_hold_backend(s, slot);
   const struct wsb_shm_backend *b = &w->table->backends[slot];
+  leg_reset(&s->backend);
   uv_tcp_init(&w->loop, &s->backend.tcp);
   s->backend.tcp.data = s;
   s->backend.open = true;
@@ -219,6 +240,11 @@ static void on_backend_connected(uv_connect_t *req, int status) {
       .reconnect_header = cfg->reconnect_header,
       .reconnect_value = NULL,
   };
+  char id[17];
+  if (s->state == S_FAILOVER) {
+    snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
+    pr.reconnect_value = id;
+  }
   /* The client's head, plus what wsbal adds, always fits in twice its size and a bit. */
   size_t cap = hs->req_len * 2 + 2048 + WSB_PATH_MAX;
   char *out = malloc(cap);
@@ -279,10 +305,39 @@ static void relay_backend_error(struct wsb_session *s, size_t head_len) {
     session_finish(s);
 }
 
+static bool same_protocol(const char *have, struct wsb_slice chosen) {
+  if (have == NULL || chosen.p == NULL)
+    return have == NULL && chosen.p == NULL;
+  return strlen(have) == chosen.len && memcmp(have, chosen.p, chosen.len) == 0;
+}
+
+/* What a failover needs later: the request to send again, the subprotocol to insist on. */
+static int remember_for_failover(struct wsb_session *s, struct wsb_slice protocol) {
+  struct handshake *hs = s->hs;
+  s->head = malloc(hs->head_len);
+  if (s->head == NULL)
+    return UV_ENOMEM;
+  memcpy(s->head, hs->req_buf, hs->head_len);
+  s->head_len = (uint32_t)hs->head_len;
+  if (protocol.p != NULL && (s->protocol = strndup(protocol.p, protocol.len)) == NULL)
+    return UV_ENOMEM;
+  return 0;
+}
+
 static void answer_client(struct wsb_session *s, size_t head_len) {
   struct handshake *hs = s->hs;
   struct wsb_upgrade_response chosen;
   int rc = wsb_handshake_check_response(&hs->resp, hs->accept, hs->upgrade.protocols, &chosen);
+  if (s->state == S_FAILOVER) {
+    /* The client already has its 101: a new backend must agree with it, or it is skipped. */
+    if (rc == 0 && !same_protocol(s->protocol, chosen.protocol))
+      rc = WSB_EHTTP_PROTOCOL;
+    if (rc != 0)
+      backend_failed(s, rc);
+    else
+      failover_done(s, (const uint8_t *)hs->resp_buf + head_len, hs->resp_len - head_len);
+    return;
+  }
   if (rc == WSB_EHTTP_STATUS && hs->resp.status < 500) {
     relay_backend_error(s, head_len);
     return;
@@ -300,6 +355,8 @@ static void answer_client(struct wsb_session *s, size_t head_len) {
   }
   uv_buf_t b = uv_buf_init(head, (unsigned)n);
   rc = leg_write(&s->client, &b, 1);
+  if (rc == 0)
+    rc = remember_for_failover(s, chosen.protocol);
   if (rc != 0) {
     session_close(s, rc);
     return;
@@ -350,6 +407,9 @@ void upgrade_on_timeout(struct wsb_session *s) {
     session_close(s, UV_ETIMEDOUT);
   } else if (s->hs->relaying_error) {
     session_finish(s);
+  } else if (s->hs->backoff) {
+    s->hs->backoff = false;
+    upgrade_connect_next(s);
   } else {
     backend_failed(s, UV_ETIMEDOUT);
   }

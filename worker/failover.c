@@ -1,0 +1,190 @@
+/* Failover: a lost backend is replaced under a live session without the client noticing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "log.h"
+#include "session.h"
+
+bool failover_code(const struct wsb_session *s, uint16_t code) {
+  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  if (!cfg->failover)
+    return false;
+  for (uint32_t i = 0; i < cfg->nfailover_codes; i++)
+    if (cfg->failover_codes[i] == code)
+      return true;
+  return false;
+}
+
+/*
+ * The replay window: client data frames the backend has not answered yet.
+ * Each whole message the backend sends answers the oldest one (request and
+ * response, as echo, OCPP and most RPC-style protocols pair them), so what is
+ * left when a backend dies is what it may never have processed; it is sent
+ * to the new backend first. Bounded by failover_buffer: past it the oldest
+ * answered-looking messages are dropped from the window (they could be lost
+ * in a failover, never duplicated).
+ */
+static bool release_oldest_message(struct wsb_session *s) {
+  const uint8_t *p = wsb_buf_data(&s->replay);
+  size_t len = s->replay.len, off = 0;
+  while (off < len) {
+    struct wsb_frame f;
+    ssize_t hl = wsb_frame_parse(&f, p + off, len - off);
+    if (hl < 0 || f.payload_len > len - off - (size_t)hl)
+      return false; /* a frame still arriving during a failover */
+    off += (size_t)hl + f.payload_len;
+    if (f.fin) {
+      wsb_buf_consume(&s->replay, off);
+      return true;
+    }
+  }
+  return false; /* the message at the front is still open */
+}
+
+void replay_answered(struct wsb_session *s) {
+  if (s->replay.len > 0)
+    release_oldest_message(s);
+}
+
+void replay_keep(struct wsb_session *s, const uint8_t *frame, size_t len, bool fin) {
+  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  if (!cfg->failover)
+    return;
+  while (s->replay.len + len > cfg->failover_buffer && release_oldest_message(s))
+    ;
+  if (s->replay.len + len > cfg->failover_buffer || wsb_buf_append(&s->replay, frame, len) != 0) {
+    /* Not kept: a whole message is merely unprotected, a fragment pins the session. */
+    if (!fin)
+      s->client.partial_out = true;
+  }
+}
+
+/* A session can move only between whole frames and messages on both legs. */
+static const char *unmovable_because(const struct wsb_session *s) {
+  if (s->client.stream_left > 0 || s->client.partial_out)
+    return "a client message too large to repeat was partly sent";
+  if (s->backend.stream_left > 0 || s->backend.partial_out)
+    return "a backend message too large to hold was partly delivered";
+  return NULL;
+}
+
+void failover_give_up(struct wsb_session *s, uint16_t code, const char *why) {
+  wsb_log_warn("session %016llx: cannot fail over (%s): closing the client with %u",
+               (unsigned long long)s->id, why, (unsigned)code);
+  if (code == WSB_CLOSE_TRY_AGAIN)
+    wsb_shm_add(&s->w->stats->failover_failures, 1);
+  s->closed_by = BY_WSBAL;
+  if (s->reason == 0)
+    s->reason = WSB_ENOBACKEND;
+  if (s->backend.open)
+    leg_lose(&s->backend);
+  relay_send_close(&s->client, code, why);
+  session_finish(s);
+}
+
+/* Without failover, as a plain proxy would: the client's connection ends once what came is
+   delivered, and the client sees 1006. */
+static void end_with_backend(struct wsb_session *s, int reason) {
+  s->reason = reason;
+  if (s->closed_by == BY_NONE)
+    s->closed_by = BY_BACKEND;
+  leg_lose(&s->backend);
+  session_finish(s);
+}
+
+void failover_lost(struct wsb_session *s, int reason) {
+  /* 1006 in failover_codes stands for a connection lost without a close frame. */
+  if (failover_code(s, WSB_CLOSE_ABNORMAL))
+    failover_begin(s, reason);
+  else
+    end_with_backend(s, reason);
+}
+
+void failover_begin(struct wsb_session *s, int reason) {
+  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  const char *name = s->backend_slot >= 0 ? s->w->table->backends[s->backend_slot].name : "?";
+  if (!cfg->failover) {
+    end_with_backend(s, reason);
+    return;
+  }
+  const char *stuck = unmovable_because(s);
+  if (stuck != NULL) {
+    failover_give_up(s, WSB_CLOSE_INTERNAL, stuck);
+    return;
+  }
+  if (s->failovers >= cfg->max_failovers) {
+    failover_give_up(s, WSB_CLOSE_TRY_AGAIN, "max_failovers reached");
+    return;
+  }
+  struct handshake *hs = calloc(1, sizeof(*hs));
+  char *head = malloc(s->head_len);
+  if (hs == NULL || head == NULL) {
+    free(hs);
+    free(head);
+    session_close(s, UV_ENOMEM);
+    return;
+  }
+  wsb_log_info("session %016llx: backend %s lost (%s): failing over", (unsigned long long)s->id,
+               name, wsb_strerror(reason));
+  s->failovers++;
+  s->failover_reason = reason;
+  s->failover_started_ms = uv_now(&s->w->loop);
+  wsb_shm_add(&s->w->stats->failovers[s->backend_slot], 1);
+
+  /* The original request, parsed again, is what the next backend is asked for. */
+  memcpy(head, s->head, s->head_len);
+  hs->req_buf = head;
+  hs->req_len = hs->req_cap = hs->head_len = s->head_len;
+  wsb_http_head_init(&hs->req, false, s->head_len);
+  if (wsb_http_feed(&hs->req, head, s->head_len) != (ssize_t)s->head_len ||
+      wsb_handshake_check_request(&hs->req, &hs->upgrade) != 0) {
+    free(head);
+    free(hs);
+    session_close(s, WSB_EHTTP); /* cannot happen: it was valid when the session began */
+    return;
+  }
+  s->hs = hs;
+  upgrade_find_client_ip(s);
+  hs->tried[s->backend_slot / 8] |= (uint8_t)(1u << (s->backend_slot % 8));
+  /* The count moves exactly once: off the lost backend now, onto the next when chosen. */
+  session_release_backend(s);
+  session_set_state(s, S_FAILOVER);
+  uv_timer_stop(&s->timer);
+  /* Frames the dead backend would never take are dropped with its connection. */
+  if (s->client.paused && !(s->replay.len > cfg->failover_buffer))
+    leg_resume(&s->client);
+  if (s->backend.open)
+    upgrade_retry_after_close(s);
+  else
+    upgrade_connect_next(s);
+}
+
+void failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t len) {
+  uint64_t took = uv_now(&s->w->loop) - s->failover_started_ms;
+  wsb_log_info("session %016llx: moved to %s in %llu ms, %u bytes resent",
+               (unsigned long long)s->id, s->w->table->backends[s->backend_slot].name,
+               (unsigned long long)took, s->replay.len);
+  session_set_state(s, S_RELAY);
+  uint64_t now = uv_now(&s->w->loop);
+  s->backend.last_rx_ms = s->last_data_ms = now;
+  /* First what the old backend never answered and what came meanwhile, in order. */
+  int rc = 0;
+  if (s->replay.len > 0) {
+    uv_buf_t b = wsb_write_buf(wsb_buf_data(&s->replay), s->replay.len);
+    rc = leg_write(&s->backend, &b, 1);
+  }
+  if (rc == 0 && len > 0)
+    relay_on_read(&s->backend, backend_early, len);
+  session_free_handshake(s);
+  if (s->state == S_CLOSED)
+    return;
+  if (rc != 0) {
+    failover_lost(s, rc);
+    return;
+  }
+  if (s->client.paused)
+    leg_resume(&s->client);
+  if (s->state == S_RELAY)
+    relay_arm_timer(s);
+}

@@ -36,6 +36,7 @@ static bool release_oldest_message(struct wsb_session *s) {
     off += (size_t)hl + f.payload_len;
     if (f.fin) {
       wsb_buf_consume(&s->replay, off);
+      s->replay_resent = s->replay_resent > off ? s->replay_resent - (uint32_t)off : 0;
       return true;
     }
   }
@@ -127,6 +128,12 @@ void failover_begin(struct wsb_session *s, int reason) {
   }
   wsb_log_info("session %016llx: backend %s lost (%s): failing over", (unsigned long long)s->id,
                name, wsb_strerror(reason));
+  /* A message already resent once whose new backend died too before answering it may be
+     what kills them: it is not sent a third time. */
+  if (s->replay_resent > 0 && release_oldest_message(s))
+    wsb_log_warn("session %016llx: dropped a message that preceded two backend losses",
+                 (unsigned long long)s->id);
+  s->replay_resent = 0;
   s->failovers++;
   s->failover_reason = reason;
   s->failover_started_ms = uv_now(&s->w->loop);
@@ -173,6 +180,7 @@ void failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t l
   if (s->replay.len > 0) {
     uv_buf_t b = wsb_write_buf(wsb_buf_data(&s->replay), s->replay.len);
     rc = leg_write(&s->backend, &b, 1);
+    s->replay_resent = s->replay.len;
   }
   if (rc == 0 && len > 0)
     relay_on_read(&s->backend, backend_early, len);

@@ -109,8 +109,12 @@ static int on_control(struct leg *l, const struct wsb_frame *f, const uint8_t *p
     int rc = wsb_close_parse(copy, f->payload_len, &code, &reason, &reason_len);
     if (rc != 0)
       return rc;
-    if (!l->is_client && s->state == S_RELAY && failover_code(s, code))
-      return MOVE; /* a backend going away: the client must not notice */
+    if (!l->is_client && s->state == S_RELAY && failover_code(s, code)) {
+      /* Its close is the backend's last word: it answers the oldest client message, as any
+         message from it would. Then the session moves; the client must not notice. */
+      replay_answered(s);
+      return MOVE;
+    }
     l->close_received = true;
     if (s->closed_by == BY_NONE)
       s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;

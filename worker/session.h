@@ -91,6 +91,7 @@ struct wsb_session {
   char *protocol;      /* the subprotocol the client has, which a new backend must choose */
   struct wsb_buf replay;  /* client data frames the backend has not answered yet, and during a
                              failover the ones that arrive meanwhile: resent to the new backend */
+  uint32_t replay_resent; /* bytes at the front of replay already resent by a failover */
   uint32_t failovers;
   int failover_reason;
   uint64_t failover_started_ms;

@@ -163,6 +163,25 @@ class Echo(Process):
         self.url = f"ws://127.0.0.1:{self.port}"
 
 
+class Peer(Process):
+    """A test backend of peer_backend.py (python3-websockets) on a given or ephemeral port."""
+
+    def __init__(self, ident, mode="echo", port=0, protocol=None):
+        here = os.path.dirname(os.path.abspath(__file__))
+        argv = ["/usr/bin/python3", os.path.join(here, "peer_backend.py"), "--port", str(port),
+                "--id", ident, "--mode", mode]
+        if protocol:
+            argv += ["--protocol", protocol]
+        super().__init__(argv)
+        m = self.wait_line(r"listening on [^ ]*:(\d+)")
+        if m is None:
+            self.stop()
+            raise RuntimeError(f"peer {ident} did not start: {self.output()}")
+        self.port = int(m.group(1))
+        self.ident = ident
+        self.url = f"ws://127.0.0.1:{self.port}"
+
+
 class Wsbal(Process):
     """wsbal with a generated configuration, listening on a fresh port of 127.0.0.1."""
 

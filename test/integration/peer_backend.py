@@ -1,0 +1,90 @@
+"""A test backend with behaviours wsbal-echo does not have; run with Debian's python3.
+
+  peer_backend.py --port P --id NAME [--mode echo|silent|503|drop] [--protocol P]
+
+echo:   python3-websockets echo server; "close:CODE" makes it close with CODE; "who" answers
+        with its id. Logs "connect reconnect=VALUE path=PATH" for every session.
+silent: accepts TCP and never answers the upgrade.
+503:    answers every request with 503.
+drop:   answers a valid 101, then drops the connection at once.
+Prints "listening on 127.0.0.1:PORT" once ready.
+"""
+import argparse
+import asyncio
+import base64
+import hashlib
+import sys
+
+import websockets
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def log(line):
+    print(line, flush=True)
+
+
+async def echo_server(args):
+    async def handler(ws, path=None):
+        log(f"connect reconnect={ws.request_headers.get('X-Balancer-Reconnect', '-')} path={ws.path}")
+        try:
+            async for msg in ws:
+                if isinstance(msg, str) and msg.startswith("close:"):
+                    await ws.close(int(msg[6:]), "test close")
+                    return
+                if msg == "who":
+                    await ws.send(args.id)
+                    continue
+                await ws.send(msg)
+        except websockets.ConnectionClosed:
+            pass
+
+    protocols = [args.protocol] if args.protocol else None
+    async with websockets.serve(handler, "127.0.0.1", args.port, subprotocols=protocols,
+                                compression=None, max_size=None, ping_interval=None) as server:
+        log(f"listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        await asyncio.Future()
+
+
+async def raw_server(args):
+    async def handle(reader, writer):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        if args.mode == "silent":
+            await reader.read()  # until the peer gives up
+        elif args.mode == "503":
+            writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        elif args.mode == "drop":
+            key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
+                   if l.lower().startswith(b"sec-websocket-key:")][0]
+            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", args.port)
+    log(f"listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    await asyncio.Future()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--id", default="peer")
+    p.add_argument("--mode", default="echo", choices=["echo", "silent", "503", "drop"])
+    p.add_argument("--protocol")
+    args = p.parse_args()
+    try:
+        asyncio.run(echo_server(args) if args.mode == "echo" else raw_server(args))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

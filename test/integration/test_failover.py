@@ -1,0 +1,262 @@
+"""Failover: sessions move to another backend without the client noticing.
+
+Real processes on 127.0.0.1: wsbal, python3-websockets backends (peer_backend.py) and wsbal-echo,
+clients from python3-websockets or hand-built frames. Every wait has a deadline.
+"""
+import asyncio
+import random
+import re
+import signal
+import struct
+import sys
+import time
+
+import websockets
+
+from wsbtest import (ALL_PROCESSES, OP_CLOSE, OP_CONT, OP_TEXT, T, Checks, Echo, Peer, RawClient, Wsbal, frame,
+                     free_port, run)
+
+c = Checks()
+rng = random.Random(20261123)
+
+
+def restart(peer, **kw):
+    """Kills a backend outright and starts it again on the same port."""
+    peer.stop(sig=signal.SIGKILL)
+    return Peer(peer.ident, port=peer.port, **kw)
+
+
+async def who(ws):
+    await ws.send("who")
+    return await asyncio.wait_for(ws.recv(), T)
+
+
+async def stream_through_kill(lb, peers, n_messages=60, window=4):
+    """Streams numbered messages with a few in flight; kills the serving backend mid-way."""
+    async with websockets.connect(lb.url + "/stream", compression=None, ping_interval=None) as ws:
+        serving = await who(ws)
+        kill_after = rng.randrange(5, n_messages - 10)
+        got, sent, killed = [], 0, None
+        while len(got) < n_messages:
+            while sent < n_messages and sent - len(got) < window:
+                await ws.send(f"m{sent}")
+                sent += 1
+            got.append(await asyncio.wait_for(ws.recv(), T))
+            if len(got) == kill_after and killed is None:
+                idx = [p.ident for p in peers].index(serving)
+                peers[idx] = restart(peers[idx])
+                killed = serving
+        now = await who(ws)
+        await ws.close()
+        return got, killed, now, ws.close_code
+
+
+def test_kill_rounds():
+    peers = [Peer("p1"), Peer("p2")]
+    lb = Wsbal([(p.ident, p.url) for p in peers], sections={"upstream": {"max_failovers": "100"}})
+    try:
+        moved, ids = 0, set()
+        for rnd in range(20):
+            got, killed, now, code = run(stream_through_kill(lb, peers))
+            expected = [f"m{i}" for i in range(60)]
+            if not c.eq(f"round {rnd}: every message echoed once, in order", expected, got):
+                break
+            c.true(f"round {rnd}: now on the other backend", now != killed, f"{killed} -> {now}")
+            c.eq(f"round {rnd}: the client closed normally, never saw a close", 1000, code)
+            moved += now != killed
+        c.eq("20 sessions moved", 20, moved)
+        # The new backend saw the reconnect header carrying the session id wsbal logged.
+        lost = set(re.findall(r"session ([0-9a-f]{16}): backend \S+ lost", lb.output()))
+        seen = set()
+        for p in ALL_PROCESSES:  # the killed backends' logs too
+            seen |= set(re.findall(r"connect reconnect=([0-9a-f]{16})", p.output()))
+        c.true("every failover reconnect carried the session id", lost and lost <= seen,
+               f"lost {sorted(lost)[:3]}, seen {sorted(seen)[:3]}")
+    finally:
+        lb.stop()
+        for p in peers:
+            p.stop()
+
+
+def test_close_codes():
+    peers = [Peer("p1"), Peer("p2")]
+    lb = Wsbal([(p.ident, p.url) for p in peers])
+    try:
+        async def backend_closes(code):
+            async with websockets.connect(lb.url + "/", compression=None, ping_interval=None) as ws:
+                before = await who(ws)
+                await ws.send(f"close:{code}")
+                try:
+                    after = await who(ws)
+                    await ws.send("still there?")
+                    echo = await asyncio.wait_for(ws.recv(), T)
+                    return before, after, echo, None
+                except websockets.ConnectionClosed:
+                    return before, None, None, ws.close_code
+        for code in (1001, 1011, 1012):
+            before, after, echo, closed = run(backend_closes(code))
+            c.true(f"backend close {code} is transparent", closed is None and after not in (None, before)
+                   and echo == "still there?", f"{before} -> {after}, echo {echo!r}, closed {closed}")
+        for code in (1000, 4000):
+            before, after, echo, closed = run(backend_closes(code))
+            c.eq(f"backend close {code} is relayed to the client", code, closed)
+    finally:
+        lb.stop()
+        for p in peers:
+            p.stop()
+
+
+def test_bad_replacements():
+    """Backends that hang, refuse with 503 or drop after 101: bounded, then 1013."""
+    for mode, extra in (("silent", {}), ("503", {}), ("drop", {"max_failovers": "3"})):
+        good = Peer("good")
+        bads = [Peer(f"{mode}{i}", mode=mode) for i in range(2)]
+        up = {"upstream": {"connect_timeout": "1s", **extra}}
+        lb = Wsbal([("good", good.url)], sections=up)
+        try:
+            async def go():
+                async with websockets.connect(lb.url + "/", compression=None, ping_interval=None) as ws:
+                    c.eq(f"{mode}: starts on the good backend", "good", await who(ws))
+                    verdict, _ = lb.reload([("good", good.url)] + [(b.ident, b.url) for b in bads], up)
+                    c.true(f"{mode}: reload adds the bad backends", verdict and "reloaded" in verdict,
+                           str(verdict))
+                    t0 = time.monotonic()
+                    good.stop(sig=signal.SIGKILL)
+                    try:
+                        await asyncio.wait_for(ws.recv(), 20)
+                    except websockets.ConnectionClosed:
+                        pass
+                    return ws.close_code, time.monotonic() - t0
+            code, took = run(go())
+            c.eq(f"{mode}: the client gets 1013 when no backend takes the session", 1013, code)
+            c.true(f"{mode}: within a bounded time", took < 10, f"{took:.1f}s")
+        finally:
+            lb.stop()
+            for b in bads:
+                b.stop()
+
+
+def test_subprotocol_mismatch():
+    p1 = Peer("p1", protocol="chat")
+    other = Peer("other", protocol="other")
+    p3 = Peer("p3", protocol="chat")
+    lb = Wsbal([("p1", p1.url)])
+    try:
+        async def go():
+            async with websockets.connect(lb.url + "/", subprotocols=["chat"], compression=None,
+                                          ping_interval=None) as ws:
+                c.eq("subprotocol chat chosen", "chat", ws.subprotocol)
+                lb.reload([("p1", p1.url), ("other", other.url), ("p3", p3.url)])
+                p1.stop(sig=signal.SIGKILL)
+                return await who(ws)
+        c.eq("the backend without the client's subprotocol is skipped", "p3", run(go()))
+    finally:
+        lb.stop()
+        for p in (p1, other, p3):
+            p.stop()
+
+
+def test_fragmented_in_flight():
+    p1, p2 = Peer("p1"), Peer("p2")
+    lb = Wsbal([("p1", p1.url)])
+    try:
+        cl = RawClient(lb.port)
+        cl.request("/")
+        c.eq("raw session upgrades", 101, cl.read_head()[0])
+        lb.reload([("p1", p1.url), ("p2", p2.url)])
+        mark = len(lb.output().split("\n"))
+        cl.send(frame(OP_TEXT, b"first part, ", fin=False))
+        time.sleep(0.2)  # the fragment reaches p1 before it dies
+        p1.stop(sig=signal.SIGKILL)
+        c.true("wsbal moved the session", lb.wait_line(r"moved to p2", start=mark) is not None,
+               lb.output()[-1500:])
+        cl.send(frame(OP_CONT, b"second part, ", fin=False) + frame(OP_CONT, b"end"))
+        fin, op, payload = cl.read_frame()
+        c.eq("the fragmented message arrives whole at the new backend",
+             (OP_TEXT, b"first part, second part, end"), (op, payload))
+        cl.close()
+    finally:
+        lb.stop()
+        p2.stop()
+
+
+async def streamer(url, stop, stats, idx):
+    async with websockets.connect(url, compression=None, ping_interval=None) as ws:
+        i = 0
+        while not stop.is_set():
+            await ws.send(f"{idx}:{i}")
+            got = await asyncio.wait_for(ws.recv(), T)
+            if got != f"{idx}:{i}":
+                stats["wrong"].append((f"{idx}:{i}", got))
+            stats["echoed"] += 1
+            i += 1
+            await asyncio.sleep(0.05)
+        await ws.close()
+        stats["clean"] += ws.close_code == 1000
+
+
+def test_rolling_restart():
+    ports = [free_port() for _ in range(3)]
+    echoes = [Echo(f"e{i}", "--port", str(ports[i])) if False else None for i in range(3)]
+    import subprocess
+    from wsbtest import ECHO, Process
+
+    def start_echo(i):
+        p = Process([ECHO, "--host", "127.0.0.1", "--port", str(ports[i]), "--id", f"e{i}"])
+        if p.wait_line(r"listening on") is None:
+            raise RuntimeError(p.output())
+        return p
+
+    echoes = [start_echo(i) for i in range(3)]
+    lb = Wsbal([(f"e{i}", f"ws://127.0.0.1:{ports[i]}") for i in range(3)],
+               sections={"upstream": {"max_failovers": "10"}})
+    stats = {"echoed": 0, "wrong": [], "clean": 0}
+    try:
+        async def go():
+            stop = asyncio.Event()
+            tasks = [asyncio.ensure_future(streamer(lb.url + f"/r{i}", stop, stats, i))
+                     for i in range(200)]
+            await asyncio.sleep(1)
+            for i in range(3):
+                echoes[i].stop(sig=signal.SIGKILL)
+                await asyncio.sleep(0.3)
+                echoes[i] = await asyncio.get_running_loop().run_in_executor(None, start_echo, i)
+                await asyncio.sleep(1)
+            stop.set()
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+        results = run(go())
+        errors = [repr(r) for r in results if isinstance(r, BaseException)]
+        c.eq("rolling restart: no session saw a close or an error", [], errors[:3])
+        c.eq("rolling restart: every echo right (none lost, none duplicated)", [], stats["wrong"][:3])
+        c.eq("rolling restart: all 200 sessions closed normally at the end", 200, stats["clean"])
+        moved = [int(x) for x in re.findall(r"moved to \S+ in (\d+) ms", lb.output())]
+        moved.sort()
+        if moved:
+            p50, p99 = moved[len(moved) // 2], moved[min(len(moved) - 1, len(moved) * 99 // 100)]
+            print(f"failover reconnect time over {len(moved)} moves: p50 {p50} ms, p99 {p99} ms, "
+                  f"{stats['echoed']} echoes", flush=True)
+        c.true("rolling restart: sessions moved", len(moved) >= 100, f"{len(moved)} moves")
+    finally:
+        lb.stop()
+        for e in echoes:
+            e.stop()
+
+
+def main():
+    try:
+        test_close_codes()
+        test_subprotocol_mismatch()
+        test_fragmented_in_flight()
+        test_bad_replacements()
+        test_kill_rounds()
+        test_rolling_restart()
+    except Exception as e:  # a crash of the test itself is a failure, never a pass
+        import traceback
+        traceback.print_exc()
+        c.true("test ran to the end", False, repr(e))
+    return c.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

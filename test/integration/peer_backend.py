@@ -3,16 +3,18 @@
   peer_backend.py --port P --id NAME [--mode echo|silent|503|drop] [--protocol P]
 
 echo:   python3-websockets echo server; "close:CODE" makes it close with CODE; "who" answers
-        with its id. Logs "connect reconnect=VALUE path=PATH" for every session.
+        with its id; "halfdie:ID" (its own id) sends half a fragmented message and kills the process. Logs "connect reconnect=VALUE path=PATH" for every session.
 silent: accepts TCP and never answers the upgrade.
 503:    answers every request with 503.
 drop:   answers a valid 101, then drops the connection at once.
+mute:   answers a valid 101, then reads everything and answers nothing, not even pings.
 Prints "listening on 127.0.0.1:PORT" once ready.
 """
 import argparse
 import asyncio
 import base64
 import hashlib
+import os
 import sys
 
 import websockets
@@ -34,6 +36,14 @@ async def echo_server(args):
                     return
                 if msg == "who":
                     await ws.send(args.id)
+                    continue
+                if msg == f"halfdie:{args.id}":
+                    # The first fragment of a message goes out, then the process dies.
+                    async def fragments():
+                        yield "first half of a message that never ends"
+                        await asyncio.sleep(0.3)
+                        os._exit(1)
+                    await ws.send(fragments())
                     continue
                 await ws.send(msg)
         except websockets.ConnectionClosed:
@@ -58,6 +68,16 @@ async def raw_server(args):
         elif args.mode == "503":
             writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()
+        elif args.mode == "mute":
+            # A valid 101, then silence: it reads everything and answers nothing, not even pings.
+            key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
+                   if l.lower().startswith(b"sec-websocket-key:")][0]
+            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            await writer.drain()
+            while await reader.read(65536):
+                pass
         elif args.mode == "drop":
             key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
                    if l.lower().startswith(b"sec-websocket-key:")][0]
@@ -76,7 +96,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--id", default="peer")
-    p.add_argument("--mode", default="echo", choices=["echo", "silent", "503", "drop"])
+    p.add_argument("--mode", default="echo", choices=["echo", "silent", "503", "drop", "mute"])
     p.add_argument("--protocol")
     args = p.parse_args()
     try:

@@ -180,6 +180,53 @@ def test_fragmented_in_flight():
         p2.stop()
 
 
+def test_backend_dies_mid_message():
+    """A backend message cut off by the backend's death is never half-delivered."""
+    p1, p2 = Peer("p1"), Peer("p2")
+    lb = Wsbal([("p1", p1.url)])
+    try:
+        cl = RawClient(lb.port)
+        cl.request("/")
+        c.eq("raw session upgrades", 101, cl.read_head()[0])
+        lb.reload([("p1", p1.url), ("p2", p2.url)])
+        mark = len(lb.output().split("\n"))
+        cl.send(frame(OP_TEXT, b"halfdie:p1"))
+        c.true("the session moved after the backend died mid-message",
+               lb.wait_line(r"moved to p2", start=mark) is not None, lb.output()[-1500:])
+        cl.send(frame(OP_TEXT, b"who"))
+        frames = [cl.read_frame(), cl.read_frame()]
+        # p1's half message is gone; the unanswered request went to p2, which echoed it whole.
+        c.eq("the client never saw the half message, only whole ones from the new backend",
+             [(True, OP_TEXT, b"halfdie:p1"), (True, OP_TEXT, b"p2")], frames)
+        cl.close()
+    finally:
+        lb.stop()
+        p1.stop()
+        p2.stop()
+
+
+def test_silent_backend_detected():
+    """A backend that stops answering pings is taken as lost after ping_interval."""
+    mute, p2 = Peer("mute", mode="mute"), Peer("p2")
+    up = {"upstream": {"ping_interval": "1s"}}
+    lb = Wsbal([("mute", mute.url)], sections=up)
+    try:
+        async def go():
+            async with websockets.connect(lb.url + "/", compression=None, ping_interval=None) as ws:
+                lb.reload([("mute", mute.url), ("p2", p2.url)], up)
+                t0 = time.monotonic()
+                await ws.send("who")  # unanswered by the mute backend, resent to p2
+                answer = await asyncio.wait_for(ws.recv(), 10)
+                return answer, time.monotonic() - t0
+        answer, took = run(go())
+        c.eq("a message the mute backend swallowed is answered by the next one", "p2", answer)
+        c.true("after about two ping intervals", 0.9 < took < 5, f"{took:.1f}s")
+    finally:
+        lb.stop()
+        mute.stop()
+        p2.stop()
+
+
 async def streamer(url, stop, stats, idx):
     async with websockets.connect(url, compression=None, ping_interval=None) as ws:
         i = 0
@@ -248,6 +295,8 @@ def main():
         test_close_codes()
         test_subprotocol_mismatch()
         test_fragmented_in_flight()
+        test_backend_dies_mid_message()
+        test_silent_backend_detected()
         test_bad_replacements()
         test_kill_rounds()
         test_rolling_restart()

@@ -19,7 +19,6 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
     const char *key;
     bool set;
   } keys[] = {
-      {"[wsbal] access_log", cfg->wsbal.access_log != NULL},
       {"[listen] tls_cert", cfg->listen.tls_cert.n > 0},
       {"[listen] tls_key", cfg->listen.tls_key.n > 0},
       {"[listen] tls_min_version", cfg->listen.tls_min_version != d.listen.tls_min_version},
@@ -63,7 +62,7 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
     wss = wss || cfg->backends[i].url.tls;
   if (wss)
     wsb_log_warn("wss:// backends need TLS, which is not built yet: connecting to them fails");
-  wsb_log_info("not built yet: failover, health checks, admin API and metrics, "
-               "TLS, access log (see README, \"Status\")");
+  wsb_log_info("not built yet: health checks, admin API and metrics, TLS "
+               "(see README, \"Status\")");
   wsb_config_free(&d);
 }

@@ -178,7 +178,9 @@ static void on_signal(uv_signal_t *h, int signum) {
     reload(m);
     break;
   case SIGUSR1:
-    wsb_log_info("SIGUSR1: no access log file to reopen yet");
+    /* logrotate moved the file: every worker opens the path again. */
+    wsb_log_info("SIGUSR1: workers reopen the access log");
+    wsb_workers_signal(&m->workers, SIGUSR1);
     break;
   }
 }

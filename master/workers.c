@@ -85,6 +85,7 @@ static void spawn(struct wsb_worker_proc *w) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);
   sigprocmask(SIG_BLOCK, &stop_signals, &previous);
   pid_t pid = fork();
   if (pid != 0)

@@ -52,6 +52,7 @@ struct wsb_shm_settings {
   char pass_headers[WSB_SHM_LIST_MAX];        /* comma list */
   char block_headers[WSB_SHM_LIST_MAX];       /* comma list */
   char reconnect_header[WSB_SHM_HEADER_NAME_MAX];
+  char access_log[WSB_PATH_MAX];  /* "" = off, "stderr", or a file path */
 };
 
 struct wsb_shm_table {

@@ -64,6 +64,9 @@ static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cf
     rc = copy_string(s->reconnect_header, sizeof(s->reconnect_header),
                      cfg->upstream.reconnect_header, "[upstream] reconnect_header", err, errlen);
   if (rc == 0)
+    rc = copy_string(s->access_log, sizeof(s->access_log), cfg->wsbal.access_log,
+                     "[wsbal] access_log", err, errlen);
+  if (rc == 0)
     rc = join_list(s->allowed_origins, sizeof(s->allowed_origins), &cfg->listen.allowed_origins,
                    "[listen] allowed_origins", err, errlen);
   if (rc == 0)

@@ -173,6 +173,7 @@ void failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t l
                (unsigned long long)s->id, s->w->table->backends[s->backend_slot].name,
                (unsigned long long)took, s->replay.len);
   session_set_state(s, S_RELAY);
+  session_note_backend(s);
   uint64_t now = uv_now(&s->w->loop);
   s->backend.last_rx_ms = s->last_data_ms = now;
   /* First what the old backend never answered and what came meanwhile, in order. */

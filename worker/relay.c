@@ -57,6 +57,8 @@ void relay_send_close(struct leg *to, uint16_t code, const char *reason) {
   uint8_t payload[WSB_CONTROL_PAYLOAD_MAX];
   size_t len = wsb_close_build(payload, code, reason, strlen(reason));
   to->close_sent = true;
+  if (to->is_client && to->s->close_code == 0)
+    to->s->close_code = code;
   relay_send_frame(to, WSB_OP_CLOSE, payload, len);
 }
 
@@ -116,6 +118,8 @@ static int on_control(struct leg *l, const struct wsb_frame *f, const uint8_t *p
       return MOVE;
     }
     l->close_received = true;
+    if (s->close_code == 0)
+      s->close_code = code;
     if (s->closed_by == BY_NONE)
       s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
     if (failing_over) {
@@ -282,6 +286,8 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
     rc = flush(to, &b);
   wsb_shm_add(&stats->messages[dir], messages);
   wsb_shm_add(&stats->bytes[dir], bytes);
+  s->messages[dir] += messages;
+  s->bytes[dir] += bytes;
   if (rc != 0) {
     /* A write to the backend failed: that backend is lost, not the session. */
     if (to == &s->backend && s->state == S_RELAY)

@@ -36,7 +36,15 @@ void session_set_state(struct wsb_session *s, enum session_state to) {
 void session_hold_backend(struct wsb_session *s, int slot) {
   session_release_backend(s);
   s->backend_slot = slot;
+
   wsb_shm_add(&s->w->stats->sessions[slot], 1);
+}
+
+void session_note_backend(struct wsb_session *s) {
+  size_t max = sizeof(s->used) / sizeof(s->used[0]);
+  if (s->nused < max)
+    s->nused++;
+  s->used[s->nused - 1] = (uint16_t)s->backend_slot;
 }
 
 void session_release_backend(struct wsb_session *s) {
@@ -114,6 +122,7 @@ void session_close(struct wsb_session *s, int reason) {
     s->next->prev = s->prev;
   wsb_log_debug("session %016llx closed: %s", (unsigned long long)s->id,
                 s->reason ? wsb_strerror(s->reason) : "normal");
+  wsb_access_log_session(s->w, s);
   close_leg(&s->client);
   close_leg(&s->backend);
   uv_close((uv_handle_t *)&s->timer, on_handle_closed);

@@ -92,6 +92,16 @@ struct wsb_session {
   struct wsb_buf replay;  /* client data frames the backend has not answered yet, and during a
                              failover the ones that arrive meanwhile: resent to the new backend */
   uint32_t replay_resent; /* bytes at the front of replay already resent by a failover */
+  /* For the access log. */
+  uint64_t messages[WSB_DIR_COUNT];
+  uint64_t bytes[WSB_DIR_COUNT];
+  uint8_t client_addr[16];   /* IPv4 (first 4 bytes) or IPv6 */
+  uint8_t client_family;     /* AF_INET, AF_INET6, or 0 when unknown */
+  uint8_t nused;             /* entries of used */
+  uint16_t close_code;       /* of the first close frame either way; 0 while none */
+  uint16_t used[8];          /* backend slots the session used, in order (the last one repeats) */
+  uint32_t path_off;         /* the request target within head */
+  uint32_t path_len;
   uint32_t failovers;
   int failover_reason;
   uint64_t failover_started_ms;
@@ -111,6 +121,8 @@ bool session_unref(struct wsb_session *s);
 void session_free_handshake(struct wsb_session *s);
 void session_hold_backend(struct wsb_session *s, int slot);
 void session_release_backend(struct wsb_session *s);
+/* Adds the backend now serving the session to the list the access log shows. */
+void session_note_backend(struct wsb_session *s);
 
 /* Writing to a leg: try at once, queue only what the kernel did not take (session.c). */
 int leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs);

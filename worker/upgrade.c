@@ -51,15 +51,21 @@ static int grow_head(struct wsb_http_head *head, char **buf, size_t *cap, size_t
 }
 
 void upgrade_find_client_ip(struct wsb_session *s) {
-  struct sockaddr_storage ss;
-  int len = sizeof(ss);
   s->hs->client_ip[0] = '\0';
-  if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &len) != 0)
-    return;
-  if (ss.ss_family == AF_INET)
-    uv_ip4_name((struct sockaddr_in *)&ss, s->hs->client_ip, sizeof(s->hs->client_ip));
-  else if (ss.ss_family == AF_INET6)
-    uv_ip6_name((struct sockaddr_in6 *)&ss, s->hs->client_ip, sizeof(s->hs->client_ip));
+  if (s->client_family == 0) {
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &len) != 0)
+      return;
+    if (ss.ss_family == AF_INET)
+      memcpy(s->client_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    else if (ss.ss_family == AF_INET6)
+      memcpy(s->client_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    else
+      return;
+    s->client_family = (uint8_t)ss.ss_family;
+  }
+  inet_ntop(s->client_family, s->client_addr, s->hs->client_ip, sizeof(s->hs->client_ip));
 }
 
 
@@ -319,6 +325,8 @@ static int remember_for_failover(struct wsb_session *s, struct wsb_slice protoco
     return UV_ENOMEM;
   memcpy(s->head, hs->req_buf, hs->head_len);
   s->head_len = (uint32_t)hs->head_len;
+  s->path_off = (uint32_t)(hs->upgrade.path.p - hs->req_buf);
+  s->path_len = (uint32_t)hs->upgrade.path.len;
   if (protocol.p != NULL && (s->protocol = strndup(protocol.p, protocol.len)) == NULL)
     return UV_ENOMEM;
   return 0;
@@ -363,6 +371,7 @@ static void answer_client(struct wsb_session *s, size_t head_len) {
   }
   count_handshake(s, WSB_HS_OK);
   wsb_shm_add(&s->w->stats->sessions_total[s->backend_slot], 1);
+  session_note_backend(s);
   relay_start(s, (const uint8_t *)hs->resp_buf + head_len, hs->resp_len - head_len);
 }
 

@@ -19,6 +19,8 @@ void wsb_worker_refresh_table(struct wsb_worker *w) {
   char who[32];
   snprintf(who, sizeof(who), "worker %u", w->slot);
   wsb_log_setup((enum wsb_log_level)w->table->settings.log_level, who);
+  if (strcmp(w->access_path, w->table->settings.access_log) != 0)
+    wsb_access_log_reopen(w);
 }
 
 uint64_t wsb_worker_random(struct wsb_worker *w) {
@@ -53,11 +55,13 @@ static void close_worker_handles(struct wsb_worker *w) {
   uv_close((uv_handle_t *)&w->control, NULL);
   uv_close((uv_handle_t *)&w->sigterm, NULL);
   uv_close((uv_handle_t *)&w->sigint, NULL);
+  uv_close((uv_handle_t *)&w->sigusr1, NULL);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
   /* Closing the handles restored the default actions; a late stop signal must not turn a
      clean exit into a death by signal. */
   signal(SIGTERM, SIG_IGN);
   signal(SIGINT, SIG_IGN);
+  signal(SIGUSR1, SIG_IGN);
 }
 
 void wsb_worker_session_ended(struct wsb_worker *w) {
@@ -84,6 +88,12 @@ static void drain(struct wsb_worker *w, bool graceful, const char *why) {
   else if (w->sessions != NULL && !uv_is_active((uv_handle_t *)&w->drain_timer))
     uv_timer_start(&w->drain_timer, on_drain_timeout, w->table->settings.shutdown_timeout_ms, 0);
   wsb_worker_session_ended(w);
+}
+
+static void on_reopen(uv_signal_t *h, int signum) {
+  struct wsb_worker *w = h->data;
+  wsb_access_log_reopen(w);
+  wsb_log_info("access log reopened%s%s", w->access_path[0] ? ": " : " (off)", w->access_path);
 }
 
 /* SIGTERM drains gracefully (the master's stop); SIGINT (a second stop, or Ctrl-C) closes now. */
@@ -113,6 +123,7 @@ static void unblock_stop_signals(void) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);
   sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
 }
 
@@ -157,6 +168,8 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   if (RAND_bytes((unsigned char *)&w->rng, sizeof(w->rng)) != 1 || w->rng == 0)
     w->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
   w->table_generation = wsb_shm_read(w->shm, w->table);
+  w->access_fd = -1;
+  wsb_access_log_reopen(w);
 
   int status = 0;
   if (open_listeners(w, start) != 0)
@@ -166,11 +179,13 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   uv_signal_init(&w->loop, &w->sigterm);
   uv_signal_init(&w->loop, &w->sigint);
   uv_timer_init(&w->loop, &w->drain_timer);
-  w->sigterm.data = w->sigint.data = w->drain_timer.data = w;
+  uv_signal_init(&w->loop, &w->sigusr1);
+  w->sigterm.data = w->sigint.data = w->drain_timer.data = w->sigusr1.data = w;
   if (status == 0 && uv_pipe_open(&w->control, start->control_fd) == 0) {
     uv_read_start((uv_stream_t *)&w->control, control_alloc, on_control_read);
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
     uv_signal_start(&w->sigint, on_signal, SIGINT);
+    uv_signal_start(&w->sigusr1, on_reopen, SIGUSR1);
     unblock_stop_signals();
     wsb_log_debug("started");
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -182,6 +197,8 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   }
   if (uv_loop_close(&w->loop) != 0)
     wsb_log_error("event loop closed with handles still open");
+  if (w->access_fd > STDERR_FILENO)
+    close(w->access_fd);
   free(w->table);
   free(w);
   return status;

@@ -29,6 +29,9 @@ struct wsb_worker {
   uv_signal_t sigterm;
   uv_signal_t sigint;
   uv_timer_t drain_timer;  /* shutdown_timeout of a graceful stop */
+  uv_signal_t sigusr1;     /* reopen the access log */
+  int access_fd;           /* -1 when off */
+  char access_path[WSB_PATH_MAX];
   bool draining;           /* no longer accepting; exits when the last session ends */
   bool closing;            /* every handle of the worker is closing */
   uint64_t next_session;         /* sequence for session ids */
@@ -51,6 +54,10 @@ uint64_t wsb_worker_random(struct wsb_worker *w);
 
 /* Chooses a backend slot by the configured algorithm among those not in excluded; -1 when none is available. */
 int wsb_select_backend(struct wsb_worker *w, const uint8_t *excluded);
+
+/* The access log (access_log.c): opened per the table's settings, one line per session. */
+void wsb_access_log_reopen(struct wsb_worker *w);
+void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s);
 
 /* Called by the session code after a session has left w->sessions. */
 void wsb_worker_session_ended(struct wsb_worker *w);

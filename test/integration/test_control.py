@@ -3,6 +3,7 @@
 Real processes on 127.0.0.1, real clients; every wait has a deadline.
 """
 import os
+import re
 import signal
 import socket
 import struct
@@ -211,6 +212,102 @@ def test_reload_worker_count(e1):
         lb.stop()
 
 
+def read_json_lines(path, n, timeout=T):
+    """Waits until path holds n lines; returns them parsed."""
+    import json
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                lines = [l for l in f.read().split("\n") if l]
+            if len(lines) >= n:
+                return [json.loads(l) for l in lines]
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+    return None
+
+
+def test_access_log(e1):
+    import tempfile
+    from wsbtest import Peer
+    tmp = tempfile.mkdtemp(prefix="wsbal-access-")
+    log = os.path.join(tmp, "access.log")
+    p1, p2 = Peer("p1"), Peer("p2")
+    lb = Wsbal([("p1", p1.url)], sections={"wsbal": {"access_log": log}})
+    try:
+        cl = RawClient(lb.port)
+        cl.request("/room/9?user=ann")
+        c.eq("logged session upgrades", 101, cl.read_head()[0])
+        for text in (b"one", b"two!"):
+            c.eq("echo", (OP_TEXT, text), echo_once(cl, text))
+        cl.send(frame(OP_CLOSE, close_payload(4001, b"bye")))
+        c.eq("close answered", 4001, close_code(cl))
+        cl.close()
+        lines = read_json_lines(log, 1)
+        c.true("one access log line per finished session", lines is not None and len(lines) == 1,
+               str(lines))
+        entry = lines[0] if lines else {}
+        expect = {"client": "127.0.0.1", "path": "/room/9?user=ann", "backends": ["p1"],
+                  "messages_in": 2, "messages_out": 2, "failovers": 0, "close_code": 4001,
+                  "closed_by": "client"}
+        c.eq("access log fields", expect, {k: entry.get(k) for k in expect})
+        # Client frames are masked (6 bytes of header each), the echoes are not (2 bytes each).
+        c.eq("bytes each way", (3 + 6 + 4 + 6, 3 + 2 + 4 + 2), (entry.get("bytes_in"), entry.get("bytes_out")))
+        c.true("ts, session and duration_ms present",
+               re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", entry.get("ts", "")) and
+               re.match(r"[0-9a-f]{16}$", entry.get("session", "")) and
+               isinstance(entry.get("duration_ms"), int), str(entry))
+
+        # A session that failed over lists both backends.
+        lb.reload([("p1", p1.url), ("p2", p2.url)], {"wsbal": {"access_log": log}})
+        cl = RawClient(lb.port)
+        cl.request("/moving")
+        c.eq("second session upgrades", 101, cl.read_head()[0])
+        first = echo_once(cl, b"who")[1].decode()
+        victim = p1 if first == "p1" else p2
+        victim.stop(sig=signal.SIGKILL)
+        other = "p2" if first == "p1" else "p1"
+        c.eq("moved", (OP_TEXT, other.encode()), echo_once(cl, b"who"))
+        cl.send(frame(OP_CLOSE, close_payload(1000)))
+        close_code(cl)
+        cl.close()
+        lines = read_json_lines(log, 2)
+        entry = lines[1] if lines and len(lines) > 1 else {}
+        c.eq("a failed-over session lists both backends", ([first, other], 1),
+             (entry.get("backends"), entry.get("failovers")))
+
+        # logrotate: the file is moved away, SIGUSR1, and the next line goes to a new file.
+        os.rename(log, log + ".1")
+        with lb.cond:
+            mark = len(lb.lines)
+        lb.proc.send_signal(signal.SIGUSR1)
+        for worker in (0, 1):
+            c.true(f"worker {worker} reopened the access log",
+                   lb.wait_line(rf"worker \d+ info: access log reopened", start=mark) is not None,
+                   lb.output()[-800:])
+            with lb.cond:
+                mark = next((i for i in range(mark, len(lb.lines))
+                             if "access log reopened" in lb.lines[i]), mark) + 1
+        cl = RawClient(lb.port)
+        cl.request("/after-rotate")
+        c.eq("third session upgrades", 101, cl.read_head()[0])
+        cl.send(frame(OP_CLOSE, close_payload(1000)))
+        close_code(cl)
+        cl.close()
+        lines = read_json_lines(log, 1)
+        c.true("after SIGUSR1 the log is written to a new file at the same path",
+               lines is not None and lines[0].get("path") == "/after-rotate", str(lines))
+        with open(log + ".1") as f:
+            c.eq("the rotated file keeps its two lines", 2, len([l for l in f if l.strip()]))
+    finally:
+        lb.stop()
+        for p in (p1, p2):
+            p.stop()
+        import shutil
+        shutil.rmtree(tmp)
+
+
 def socket_count(pid):
     n = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -334,6 +431,7 @@ def main():
         try:
             test_reload(echo, e2)
             test_reload_worker_count(echo)
+            test_access_log(echo)
             test_worker_killed_with_sessions(echo, e2)
             test_reload_under_load(echo, e2)
         finally:

@@ -56,6 +56,16 @@ async def echo_server(args):
         await asyncio.Future()
 
 
+async def answer_101(head, writer):
+    """A valid 101 for the request head, written by hand."""
+    key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
+           if l.lower().startswith(b"sec-websocket-key:")][0]
+    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    await writer.drain()
+
+
 async def raw_server(args):
     async def handle(reader, writer):
         try:
@@ -70,21 +80,11 @@ async def raw_server(args):
             await writer.drain()
         elif args.mode == "mute":
             # A valid 101, then silence: it reads everything and answers nothing, not even pings.
-            key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
-                   if l.lower().startswith(b"sec-websocket-key:")][0]
-            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-            await writer.drain()
+            await answer_101(head, writer)
             while await reader.read(65536):
                 pass
         elif args.mode == "drop":
-            key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
-                   if l.lower().startswith(b"sec-websocket-key:")][0]
-            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-            await writer.drain()
+            await answer_101(head, writer)
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", args.port)

@@ -11,7 +11,7 @@ import sys
 import time
 
 from wsbtest import (OP_CLOSE, OP_TEXT, T, Checks, Echo, RawClient, Wsbal, close_payload, frame,
-                     run)
+                     run, run_tests)
 
 c = Checks()
 
@@ -423,26 +423,16 @@ def test_reload_under_load(e1, e2):
 
 
 def main():
-    echo = Echo("e1")
+    e1, e2 = Echo("e1"), Echo("e2")
     try:
-        test_graceful_stop(echo)
-        test_master_gone(echo)
-        e2 = Echo("e2")
-        try:
-            test_reload(echo, e2)
-            test_reload_worker_count(echo)
-            test_access_log(echo)
-            test_worker_killed_with_sessions(echo, e2)
-            test_reload_under_load(echo, e2)
-        finally:
-            e2.stop()
-    except Exception as e:  # a crash of the test itself is a failure, never a pass
-        import traceback
-        traceback.print_exc()
-        c.true("test ran to the end", False, repr(e))
+        return run_tests(c, lambda: test_graceful_stop(e1), lambda: test_master_gone(e1),
+                         lambda: test_reload(e1, e2), lambda: test_reload_worker_count(e1),
+                         lambda: test_access_log(e1),
+                         lambda: test_worker_killed_with_sessions(e1, e2),
+                         lambda: test_reload_under_load(e1, e2))
     finally:
-        echo.stop()
-    return c.summary()
+        e1.stop()
+        e2.stop()
 
 
 if __name__ == "__main__":

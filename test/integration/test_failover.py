@@ -14,7 +14,7 @@ import time
 import websockets
 
 from wsbtest import (ALL_PROCESSES, OP_CLOSE, OP_CONT, OP_TEXT, T, Checks, Echo, Peer, RawClient, Wsbal, frame,
-                     free_port, run)
+                     free_port, run, run_tests)
 
 c = Checks()
 rng = random.Random(20261123)
@@ -291,20 +291,9 @@ def test_rolling_restart():
 
 
 def main():
-    try:
-        test_close_codes()
-        test_subprotocol_mismatch()
-        test_fragmented_in_flight()
-        test_backend_dies_mid_message()
-        test_silent_backend_detected()
-        test_bad_replacements()
-        test_kill_rounds()
-        test_rolling_restart()
-    except Exception as e:  # a crash of the test itself is a failure, never a pass
-        import traceback
-        traceback.print_exc()
-        c.true("test ran to the end", False, repr(e))
-    return c.summary()
+    return run_tests(c, test_close_codes, test_subprotocol_mismatch, test_fragmented_in_flight,
+                     test_backend_dies_mid_message, test_silent_backend_detected,
+                     test_bad_replacements, test_kill_rounds, test_rolling_restart)
 
 
 if __name__ == "__main__":

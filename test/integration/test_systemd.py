@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 
-from wsbtest import OP_TEXT, T, WSBAL, Checks, Echo, RawClient, Wsbal, frame
+from wsbtest import OP_TEXT, T, WSBAL, Checks, Echo, RawClient, Wsbal, frame, run_tests
 
 c = Checks()
 SOURCE_ROOT = os.environ.get("WSBAL_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../.."))
@@ -115,16 +115,9 @@ def test_unit_file():
 def main():
     echo = Echo("e1")
     try:
-        test_notify(echo)
-        test_privileges(echo)
-        test_unit_file()
-    except Exception as e:  # a crash of the test itself is a failure, never a pass
-        import traceback
-        traceback.print_exc()
-        c.true("test ran to the end", False, repr(e))
+        return run_tests(c, lambda: test_notify(echo), lambda: test_privileges(echo), test_unit_file)
     finally:
         echo.stop()
-    return c.summary()
 
 
 if __name__ == "__main__":

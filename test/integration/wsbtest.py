@@ -352,6 +352,19 @@ class RawClient:
         self.sock.close()
 
 
+def run_tests(checks, *tests):
+    """Runs each test in order; a crash of the test code itself is a failure, never a pass.
+    Returns the exit status of checks.summary()."""
+    import traceback
+    try:
+        for test in tests:
+            test()
+    except Exception as e:
+        traceback.print_exc()
+        checks.true("test ran to the end", False, repr(e))
+    return checks.summary()
+
+
 def run(coro):
     """Runs an asyncio coroutine with an overall deadline."""
     return asyncio.run(asyncio.wait_for(coro, 120))

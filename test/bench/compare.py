@@ -1,0 +1,638 @@
+#!/usr/bin/python3
+"""Compares wsbal with HAProxy and nginx (and a direct connection) on the same load, on loopback.
+
+Run through test/bench/compare, which installs what is missing and builds first. Every figure is
+measured in the same invocation, round by round, targets interleaved, and the table reports
+medians over the rounds that were not disturbed by other load on the machine.
+See test/bench/README.md for what each figure means.
+"""
+
+import argparse
+import datetime
+import gzip
+import shutil
+import json
+import os
+import platform
+import resource
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TARGETS = ["direct", "haproxy", "nginx", "wsbal"]
+PEERS = ["haproxy", "nginx"]
+SCENARIOS = ["echo", "rate", "idle", "connect"]
+IDLE_SESSIONS = 9900
+RATE = 20000
+NOISE_SHARE = 0.10  # other load above this share of one core marks a round noisy
+
+
+def irq_time_accounting():
+    """Whether the kernel keeps irq and softirq time out of the processes' own CPU times."""
+    for path in ["/boot/config-" + platform.release(), "/proc/config.gz"]:
+        try:
+            if path.endswith(".gz"):
+                text = gzip.open(path, "rt").read()
+            else:
+                text = open(path).read()
+        except OSError:
+            continue
+        return "CONFIG_IRQ_TIME_ACCOUNTING=y" in text
+    return False
+
+
+IRQ_TIME_ACCOUNTING = irq_time_accounting()
+
+
+def log(msg):
+    print("compare: " + msg, file=sys.stderr, flush=True)
+
+
+class Stop(Exception):
+    """Raised by SIGINT/SIGTERM so the cleanup in main's finally runs."""
+
+
+def on_signal(signum, frame):
+    raise Stop("signal %d" % signum)
+
+
+# ---- processes ----
+
+class Processes:
+    """Every process this script starts, so each one is stopped at the end, by its id."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.live = []
+
+    def start(self, name, args, stdout=subprocess.DEVNULL):
+        err = open(os.path.join(self.tmp, name + ".err"), "ab")
+        # Its own process group: workers forked by a proxy can be stopped with it as a last resort.
+        p = subprocess.Popen(args, stdout=stdout, stderr=err, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        err.close()
+        p.name = name
+        self.live.append(p)
+        return p
+
+    def stop(self, p, grace=3.0):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(grace)
+            except subprocess.TimeoutExpired:
+                # wsbal stops at once on a second SIGTERM; the others get SIGKILL.
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(2.0)
+                except subprocess.TimeoutExpired:
+                    pass
+        # Workers left behind by a master that died go with its process group.
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if p.poll() is None:
+            p.wait(5)
+        if p in self.live:
+            self.live.remove(p)
+
+    def stop_all(self):
+        for p in list(self.live):
+            self.stop(p, grace=2.0)
+
+
+def children_of(pid):
+    """Every descendant of pid, from the parent field of /proc/PID/stat."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for c in parents.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def read_listening_port(p, timeout=10.0):
+    """wsbal-echo --port 0 prints "listening on HOST:PORT" once bound."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([p.stdout], [], [], 0.1)
+        if ready:
+            chunk = os.read(p.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            buf += chunk
+            for line in buf.decode(errors="replace").splitlines():
+                if line.startswith("listening on "):
+                    return int(line.rsplit(":", 1)[1])
+    raise RuntimeError("%s did not report its port: %r" % (p.name, buf))
+
+
+# ---- proxy configurations ----
+
+def haproxy_config(port, backends, maxconn):
+    servers = "".join("    server b%d 127.0.0.1:%d\n" % (i + 1, b) for i, b in enumerate(backends))
+    return f"""# generated by test/bench/compare
+global
+    nbthread 2
+    maxconn {maxconn}
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+    timeout tunnel 1h
+
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+
+backend be
+    balance leastconn
+{servers}"""
+
+
+def nginx_config(port, backends, tmp, nofile):
+    servers = "".join("    server 127.0.0.1:%d;\n" % b for b in backends)
+    return f"""# generated by test/bench/compare
+worker_processes 2;
+worker_rlimit_nofile {nofile};
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections {nofile}; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/client_body;
+  proxy_temp_path {tmp}/proxy_temp;
+  fastcgi_temp_path {tmp}/fastcgi_temp;
+  uwsgi_temp_path {tmp}/uwsgi_temp;
+  scgi_temp_path {tmp}/scgi_temp;
+  upstream be {{
+    least_conn;
+{servers}  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 1h;
+      proxy_send_timeout 1h;
+    }}
+  }}
+}}
+"""
+
+
+def wsbal_config(port, backends):
+    blocks = "".join("\n[backend:b%d]\nurl = ws://127.0.0.1:%d\n" % (i + 1, b)
+                     for i, b in enumerate(backends))
+    return f"""; generated by test/bench/compare
+[wsbal]
+workers = 2
+log_level = warn
+shutdown_timeout = 1s
+
+[listen]
+address = 127.0.0.1:{port}
+
+[upstream]
+algorithm = least_conn
+health_check = off
+
+[admin]
+address = off
+{blocks}"""
+
+
+class Bench:
+    def __init__(self, opts, procs, tmp):
+        self.o = opts
+        self.procs = procs
+        self.tmp = tmp
+        self.build = opts.build
+        self.backend_procs = []
+        self.backend_ports = []
+        self.nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        # Each proxied idle session costs the proxy two descriptors.
+        self.idle_sessions = min(IDLE_SESSIONS, max(100, (self.nofile - 200) // 2))
+
+    def start_backends(self):
+        for i in range(2):
+            p = self.procs.start("backend%d" % (i + 1),
+                                 [os.path.join(self.build, "wsbal-echo"), "--port", "0",
+                                  "--id", "b%d" % (i + 1)], stdout=subprocess.PIPE)
+            self.backend_ports.append(read_listening_port(p))
+            self.backend_procs.append(p)
+        log("backends on ports %s" % self.backend_ports)
+
+    def check_backends(self):
+        for p in self.backend_procs:
+            if p.poll() is not None:
+                raise RuntimeError("backend %s exited (status %s); see %s/%s.err" %
+                                   (p.name, p.returncode, self.tmp, p.name))
+
+    def start_proxy(self, target):
+        """Starts a fresh proxy; returns (process, port, pids of all its processes)."""
+        port = free_port()
+        d = os.path.join(self.tmp, target)
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)  # nginx workers may run as nobody
+        workers = 0
+        if target == "haproxy":
+            cfg = os.path.join(d, "haproxy.cfg")
+            with open(cfg, "w") as f:
+                f.write(haproxy_config(port, self.backend_ports, self.idle_sessions + 50))
+            args = ["haproxy", "-db", "-f", cfg]
+        elif target == "nginx":
+            cfg = os.path.join(d, "nginx.conf")
+            with open(cfg, "w") as f:
+                f.write(nginx_config(port, self.backend_ports, d, self.nofile))
+            args = ["nginx", "-p", d + "/", "-e", os.path.join(d, "nginx-error.log"), "-c", cfg,
+                    "-g", "daemon off;"]
+            workers = 2
+        else:
+            cfg = os.path.join(d, "wsbal.ini")
+            with open(cfg, "w") as f:
+                f.write(wsbal_config(port, self.backend_ports))
+            args = [os.path.join(self.build, "wsbal"), "-c", cfg]
+            workers = 2
+        p = self.procs.start(target, args)
+        if not wait_port(port, p):
+            self.procs.stop(p)
+            raise RuntimeError("%s did not start; see %s/%s.err" % (target, self.tmp, target))
+        deadline = time.monotonic() + 10
+        while len(children_of(p.pid)) < workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # let the workers reach their loops before the load starts
+        return p, port, [p.pid] + children_of(p.pid)
+
+    def load_args(self, scenario):
+        o = self.o
+        d, w = "%g" % o.duration, "%g" % o.warmup
+        if scenario == "echo":
+            return ["--mode", "echo", "-c", "64", "-d", "8", "-s", "64", "-t", d, "--warmup", w]
+        if scenario == "rate":
+            return ["--mode", "rate", "-r", str(RATE), "-c", "64", "-s", "64", "-t", d,
+                    "--warmup", w]
+        if scenario == "idle":
+            return ["--mode", "idle", "-c", str(self.idle_sessions), "-t", "%g" % o.idle_hold,
+                    "--warmup", "0"]
+        return ["--mode", "connect", "-c", "32", "-s", "64", "-t", d, "--warmup", w]
+
+    def run_one(self, rnd, scenario, target):
+        self.check_backends()
+        proc, pids = None, []
+        if target == "direct":
+            port = self.backend_ports[0]
+        else:
+            proc, port, pids = self.start_proxy(target)
+        args = [os.path.join(self.build, "wsbal-load"), "--url", "ws://127.0.0.1:%d/bench" % port,
+                "--json-only"] + self.load_args(scenario)
+        if pids:
+            args += ["--watch", "proxy:" + ",".join(map(str, pids))]
+        args += ["--watch", "backends:" + ",".join(str(p.pid) for p in self.backend_procs)]
+        limit = self.o.warmup + max(self.o.duration, self.o.idle_hold) + 120
+        started = time.time()
+        try:
+            out = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 timeout=limit)
+        finally:
+            if proc is not None:
+                alive = proc.poll() is None
+                self.procs.stop(proc)
+        record = {"round": rnd, "scenario": scenario, "target": target, "started": started,
+                  "load_args": args[1:], "proxy_pids": pids, "proxy_survived": proc is None or alive,
+                  "exit_status": out.returncode,
+                  "stderr": out.stderr.decode(errors="replace")[-2000:]}
+        lines = out.stdout.decode(errors="replace").strip().splitlines()
+        try:
+            record["load"] = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            record["load"] = None
+        record["derived"] = derive(record, target)
+        return record
+
+
+# ---- figures ----
+
+def delta(load, group, key):
+    w = load["watch"]
+    g0 = w["start"]["groups"].get(group)
+    g1 = w["end"]["groups"].get(group)
+    if g0 is None or g1 is None:
+        return None
+    return g1[key] - g0[key]
+
+
+def derive(record, target):
+    """CPU and memory over the window, and whether other load disturbed it."""
+    load = record["load"]
+    if load is None:
+        return {"valid": False}
+    w = load["watch"]
+    m0, m1 = w["start"]["machine"], w["end"]["machine"]
+    dm = {k: m1[k] - m0[k] for k in m0}
+    window = load["window_s"]
+    proxy = delta(load, "proxy", "cpu_s") if target != "direct" else 0.0
+    backends = delta(load, "backends", "cpu_s") or 0.0
+    tool = w["end"]["self_cpu_s"] - w["start"]["self_cpu_s"]
+    process_time = dm["user"] + dm["nice"] + dm["system"]
+    busy = process_time + dm["irq"] + dm["softirq"] + dm["steal"]
+    # Loopback traffic is mostly softirq work done inside the sending process's system calls.
+    # With tick-based accounting that time is also in the process's stime; with
+    # IRQ_TIME_ACCOUNTING it is in neither, so it must not count as other load.
+    tracked = (proxy or 0.0) + backends + tool
+    other = (process_time if IRQ_TIME_ACCOUNTING else busy) - tracked
+    d = {
+        "valid": True,
+        "window_s": window,
+        "proxy_cpu_s": proxy if target != "direct" else None,
+        "backends_cpu_s": backends,
+        "load_cpu_s": tool,
+        "machine_busy_s": busy,
+        "machine_softirq_s": dm["softirq"] + dm["irq"],
+        "machine_idle_s": dm["idle"] + dm["iowait"],
+        "other_cpu_s": other,
+        "other_share_of_core": other / window if window > 0 else None,
+        "noisy": window <= 0 or other > NOISE_SHARE * window,
+        "errors": load["error_total"] + load["mismatches"],
+    }
+    if target != "direct" and load["mode"] == "idle":
+        before = w["before"]["groups"]["proxy"]["pss_kb"]
+        during = w["start"]["groups"]["proxy"]["pss_kb"]
+        d["proxy_pss_before_kb"] = before
+        d["proxy_pss_idle_kb"] = during
+        if before >= 0 and during >= 0 and load["open_at_start"] > 0:
+            d["kib_per_idle_session"] = (during - before) / load["open_at_start"]
+    return d
+
+
+def per_unit_us(record, count_key):
+    d, load = record["derived"], record["load"]
+    if d.get("proxy_cpu_s") is None or not load.get(count_key):
+        return None
+    return d["proxy_cpu_s"] / load[count_key] * 1e6
+
+
+FIGURES = [
+    # key, label, scenario, value, better, applies to direct
+    ("echo_msgs_per_s", "closed-loop echo msgs/s, 64 conns x 8 in flight, 64 B", "echo",
+     lambda r: r["load"]["msgs_per_s"], "higher", True),
+    ("echo_cpu_us", "proxy CPU per echoed message, us, closed loop", "echo",
+     lambda r: per_unit_us(r, "messages"), "lower", False),
+    ("rate_cpu_us", "proxy CPU per message at %s msg/s, us" % format(RATE, ","), "rate",
+     lambda r: per_unit_us(r, "messages"), "lower", False),
+    ("rate_p50_us", "latency p50 at %s msg/s, us" % format(RATE, ","), "rate",
+     lambda r: r["load"]["latency_us"]["p50"], "lower", True),
+    ("rate_p99_us", "latency p99 at %s msg/s, us" % format(RATE, ","), "rate",
+     lambda r: r["load"]["latency_us"]["p99"], "lower", True),
+    ("idle_kib", "memory per idle session, KiB PSS, %s sessions" % format(IDLE_SESSIONS, ","),
+     "idle", lambda r: r["derived"].get("kib_per_idle_session"), "lower", False),
+    ("connect_cpu_us", "proxy CPU per handshake, us, 32 connect loops", "connect",
+     lambda r: per_unit_us(r, "cycles"), "lower", False),
+    ("connect_per_s", "handshakes/s: connect, upgrade, 1 echo, close; 32 loops", "connect",
+     lambda r: r["load"]["handshakes_per_s"], "higher", True),
+]
+
+
+def summarize(runs, targets):
+    """Per figure and target: the median over quiet rounds (all rounds when none was quiet)."""
+    out = {}
+    for key, label, scenario, value, better, direct_ok in FIGURES:
+        row = {}
+        for t in targets:
+            if t == "direct" and not direct_ok:
+                continue
+            vals, quiet = [], []
+            for r in runs:
+                if r["scenario"] != scenario or r["target"] != t or not r["derived"]["valid"]:
+                    continue
+                v = value(r)
+                if v is None:
+                    continue
+                vals.append(v)
+                if not r["derived"]["noisy"]:
+                    quiet.append(v)
+            if not vals:
+                continue
+            use = quiet if quiet else vals
+            row[t] = {"median": statistics.median(use), "values": vals, "quiet_values": quiet,
+                      "all_noisy": not quiet}
+        out[key] = row
+    return out
+
+
+def fmt(v, key):
+    if v is None:
+        return "-"
+    if key.endswith("per_s"):
+        return format(int(round(v)), ",")
+    if abs(v) >= 100:
+        return "%.0f" % v
+    if abs(v) >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def table(summary, targets, scenarios, runs):
+    lines = ["| figure | " + " | ".join(targets) + " | wsbal / best peer |",
+             "|---|" + "---|" * len(targets) + "---|"]
+    for key, label, scenario, value, better, direct_ok in FIGURES:
+        if scenario not in scenarios:
+            continue
+        row = summary.get(key, {})
+        cells = []
+        for t in targets:
+            c = row.get(t)
+            cells.append("-" if c is None else fmt(c["median"], key) + (" ~" if c["all_noisy"] else ""))
+        ratio = "-"
+        peers = [row[p]["median"] for p in PEERS if p in row and row[p]["median"]]
+        if "wsbal" in row and peers:
+            best = max(peers) if better == "higher" else min(peers)
+            ratio = "%.2f" % (row["wsbal"]["median"] / best) if best else "-"
+        lines.append("| %s (%s is better) | %s | %s |" % (label, better, " | ".join(cells), ratio))
+    errs = []
+    for t in targets:
+        n = sum(r["derived"].get("errors", 0) for r in runs if r["target"] == t and r["derived"]["valid"])
+        bad = sum(1 for r in runs if r["target"] == t and not r["derived"]["valid"])
+        errs.append(str(n) + (" (+%d runs without result)" % bad if bad else ""))
+    lines.append("| errors + mismatches, all runs | " + " | ".join(errs) + " | |")
+    noisy = []
+    for t in targets:
+        mine = [r for r in runs if r["target"] == t and r["derived"]["valid"]]
+        noisy.append("%d/%d" % (sum(1 for r in mine if r["derived"]["noisy"]), len(mine)))
+    lines.append("| noisy runs (excluded) | " + " | ".join(noisy) + " | |")
+    return "\n".join(lines)
+
+
+def machine_info(build):
+    def first_line(args):
+        try:
+            out = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+            return out.stdout.decode(errors="replace").strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return None
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
+            "haproxy": first_line(["haproxy", "-v"]), "nginx": first_line(["nginx", "-v"]),
+            "wsbal": first_line([os.path.join(build, "wsbal"), "-V"]),
+            "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
+            "irq_time_accounting": IRQ_TIME_ACCOUNTING}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="test/bench/compare",
+                                description="wsbal vs HAProxy vs nginx on the same load, on loopback")
+    p.add_argument("--rounds", type=int, default=3, help="rounds, medians over them (default 3)")
+    p.add_argument("--duration", type=float, default=10.0,
+                   help="measured window of each run in seconds (default 10)")
+    p.add_argument("--warmup", type=float, default=1.0, help="warm-up before each window (default 1)")
+    p.add_argument("--idle-hold", type=float, default=2.0,
+                   help="seconds the idle sessions are held open (default 2)")
+    p.add_argument("--quick", action="store_true",
+                   help="1 round of short windows: a smoke check, not a measurement")
+    p.add_argument("--only", default=",".join(TARGETS),
+                   help="comma list of targets among %s" % ",".join(TARGETS))
+    p.add_argument("--scenarios", default=",".join(SCENARIOS),
+                   help="comma list among %s" % ",".join(SCENARIOS))
+    p.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"),
+                   help="build directory holding wsbal, wsbal-echo, wsbal-load")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"),
+                   help="directory for the raw JSON (default test/bench/results)")
+    o = p.parse_args(argv)
+    if o.quick:
+        o.rounds, o.duration, o.warmup, o.idle_hold = 1, 2.0, 0.5, 1.0
+    targets = [t for t in o.only.split(",") if t]
+    scenarios = [s for s in o.scenarios.split(",") if s]
+    for t in targets:
+        if t not in TARGETS:
+            p.error("unknown target %r" % t)
+    for s in scenarios:
+        if s not in SCENARIOS:
+            p.error("unknown scenario %r" % s)
+    # Columns and runs keep one order whatever order the lists were given in.
+    o.targets = [t for t in TARGETS if t in targets]
+    o.scenarios = [s for s in SCENARIOS if s in scenarios]
+    if not o.targets or not o.scenarios:
+        p.error("nothing to run")
+    if not 1 <= o.rounds <= 20 or not 0.5 <= o.duration <= 300 or not 0 <= o.warmup <= 60 \
+            or not 0.5 <= o.idle_hold <= 60:
+        p.error("rounds 1..20, duration 0.5..300, warmup 0..60, idle hold 0.5..60")
+    o.build = os.path.abspath(o.build)
+    return o
+
+
+def main(argv):
+    o = parse_args(argv)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    for prog in ["wsbal", "wsbal-echo", "wsbal-load"]:
+        if not os.access(os.path.join(o.build, prog), os.X_OK):
+            sys.exit("compare: %s/%s is missing; build first" % (o.build, prog))
+    tmp = tempfile.mkdtemp(prefix="wsbal-bench-")
+    os.chmod(tmp, 0o755)
+    procs = Processes(tmp)
+    runs = []
+    status = 0
+    started = datetime.datetime.now()
+    try:
+        bench = Bench(o, procs, tmp)
+        if bench.idle_sessions < IDLE_SESSIONS:
+            log("only %d descriptors: idle test with %d sessions" % (bench.nofile, bench.idle_sessions))
+        bench.start_backends()
+        for rnd in range(o.rounds):
+            shift = rnd % len(o.targets)
+            order = o.targets[shift:] + o.targets[:shift]
+            for scenario in o.scenarios:
+                for target in order:
+                    r = bench.run_one(rnd, scenario, target)
+                    runs.append(r)
+                    d = r["derived"]
+                    if not d["valid"]:
+                        log("round %d %-7s %-7s: no result (exit %s): %s" %
+                            (rnd + 1, scenario, target, r["exit_status"], r["stderr"][-300:]))
+                        continue
+                    log("round %d %-7s %-7s: proxy cpu %s s, other load %.0f%% of a core%s%s" %
+                        (rnd + 1, scenario, target,
+                         "-" if d["proxy_cpu_s"] is None else "%.2f" % d["proxy_cpu_s"],
+                         100 * (d["other_share_of_core"] or 0), " NOISY" if d["noisy"] else "",
+                         " ERRORS %d" % d["errors"] if d["errors"] else ""))
+    except Stop as e:
+        log("stopped by %s" % e)
+        status = 1
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        log("failed: %s" % e)
+        status = 1
+    finally:
+        procs.stop_all()
+    summary = summarize(runs, o.targets)
+    text = table(summary, o.targets, o.scenarios, runs)
+    os.makedirs(o.out, exist_ok=True)
+    path = os.path.join(o.out, "compare-%s.json" % started.strftime("%Y%m%d-%H%M%S"))
+    with open(path, "w") as f:
+        json.dump({"started": started.isoformat(), "options": {k: v for k, v in vars(o).items()},
+                   "machine": machine_info(o.build), "temp_dir": tmp, "runs": runs,
+                   "summary": summary, "table": text}, f, indent=1)
+    if status == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(text)
+    print("\nMedians over %d round(s) of %gs windows; '~' = every round was noisy (other load "
+          "> %d%% of a core), median of all. Raw data: %s" %
+          (o.rounds, o.duration, int(NOISE_SHARE * 100), os.path.relpath(path)))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -52,7 +52,6 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
       {"[upstream] slow_start", cfg->upstream.slow_start_ms != d.upstream.slow_start_ms},
       {"[upstream] resolve_interval",
        cfg->upstream.resolve_interval_ms != d.upstream.resolve_interval_ms},
-      {"[admin] token", cfg->admin.token != NULL},
   };
   for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
     if (keys[i].set)
@@ -62,7 +61,8 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
     wss = wss || cfg->backends[i].url.tls;
   if (wss)
     wsb_log_warn("wss:// backends need TLS, which is not built yet: connecting to them fails");
-  wsb_log_info("not built yet: health checks, admin API and metrics, TLS "
+  wsb_log_info("not built yet: health checks, TLS, the admin API's session and backend-editing "
+               "operations, the status page, wsbalctl "
                "(see README, \"Status\")");
   wsb_config_free(&d);
 }

@@ -12,13 +12,13 @@
 
 #define LISTEN_BACKLOG 1024
 
-static int open_one(const struct addrinfo *ai) {
+static int open_one(const struct addrinfo *ai, bool reuseport) {
   int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
   if (fd < 0)
     return -errno;
   int on = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+      (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) ||
       (ai->ai_family == AF_INET6 &&
        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
       bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
@@ -29,7 +29,7 @@ static int open_one(const struct addrinfo *ai) {
   return fd;
 }
 
-int wsb_listen_open(const struct wsb_hostport *hp, char *err, size_t errlen) {
+int wsb_listen_open(const struct wsb_hostport *hp, bool reuseport, char *err, size_t errlen) {
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                            .ai_flags = AI_PASSIVE};
   struct addrinfo *res = NULL;
@@ -40,7 +40,7 @@ int wsb_listen_open(const struct wsb_hostport *hp, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot resolve listen address %s: %s", hp->host, gai_strerror(rc));
     return -EADDRNOTAVAIL;
   }
-  int fd = open_one(res);
+  int fd = open_one(res, reuseport);
   freeaddrinfo(res);
   if (fd < 0)
     snprintf(err, errlen, "cannot listen on %s%s%s:%u: %s", strchr(hp->host, ':') ? "[" : "",

@@ -4,11 +4,14 @@
 
 #include "values.h"
 
+#include <stdbool.h>
+
 /*
- * Opens a non-blocking TCP socket bound to hp with SO_REUSEADDR and
- * SO_REUSEPORT (IPv6 sockets are v6-only, so [::] and 0.0.0.0 combine) and
- * listening. Returns the descriptor or a negative errno; err says what failed.
+ * Opens a non-blocking TCP socket bound to hp with SO_REUSEADDR and, when
+ * reuseport, SO_REUSEPORT (IPv6 sockets are v6-only, so [::] and 0.0.0.0
+ * combine) and listening. Returns the descriptor or a negative errno; err
+ * says what failed.
  */
-int wsb_listen_open(const struct wsb_hostport *hp, char *err, size_t errlen);
+int wsb_listen_open(const struct wsb_hostport *hp, bool reuseport, char *err, size_t errlen);
 
 #endif

@@ -17,6 +17,7 @@
 #include "reload.h"
 #include "shm.h"
 #include "workers.h"
+#include "master_internal.h"
 
 #define EXIT_STARTUP 3
 #define STOP_GRACE_MS 6000 /* beyond shutdown_timeout: the close handshakes' 5 s, and a margin */
@@ -24,19 +25,6 @@
 /* Worker slots in the segment: a reload may start a whole new pool while the old one drains. */
 #define WORKER_SLOTS 2048
 
-struct master {
-  uv_loop_t loop;
-  struct wsb_config *cfg;       /* the running configuration; a reload replaces its contents */
-  const char *path;
-  int workers_override;         /* -w, or -1 */
-  struct wsb_shm_table *table;  /* what was last published, for slots kept by name */
-  struct wsb_shm *shm;
-  struct wsb_workers workers;
-  uv_signal_t signals[5];
-  uv_timer_t stop_timer;
-  uv_timer_t status_timer;      /* refreshes systemd's STATUS= line */
-  bool stopping;
-};
 
 static const int handled_signals[] = {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1};
 #define NSIGNALS (sizeof(handled_signals) / sizeof(handled_signals[0]))
@@ -56,6 +44,7 @@ static void forget_master_in_child(void *arg) {
 
 static void close_handles(void *arg) {
   struct master *m = arg;
+  wsb_admin_stop(&m->admin);
   for (size_t i = 0; i < NSIGNALS; i++)
     uv_close((uv_handle_t *)&m->signals[i], NULL);
   wsb_workers_close(&m->workers);
@@ -110,12 +99,13 @@ static bool same_listeners(const struct wsb_config *a, const struct wsb_config *
 }
 
 /* Returns 0 once next is running, or an error with the running configuration untouched. */
-static int reload_apply(struct master *m) {
+static int reload_apply(struct master *m, struct wsb_config_errors *errs) {
   struct wsb_config next;
   struct wsb_shm_table *next_table = malloc(sizeof(*next_table));
   if (next_table == NULL)
     return -ENOMEM;
-  if (wsb_reload_prepare(m->path, m->workers_override, m->table, m->shm, &next, next_table) != 0) {
+  if (wsb_reload_prepare(m->path, m->workers_override, m->table, m->shm, &next, next_table,
+                         errs) != 0) {
     free(next_table);
     return WSB_ECONFIG;
   }
@@ -147,11 +137,12 @@ static int reload_apply(struct master *m) {
   return 0;
 }
 
-static void reload(struct master *m) {
+int wsb_master_reload(struct master *m, struct wsb_config_errors *errs) {
   if (m->stopping)
-    return;
+    return -ECANCELED;
   wsb_notify("RELOADING=1");
-  if (reload_apply(m) != 0) {
+  int rc = reload_apply(m, errs);
+  if (rc != 0) {
     atomic_fetch_add(&m->shm->reloads_error, 1);
     wsb_log_error("reload failed: the running configuration stays");
   } else {
@@ -162,6 +153,22 @@ static void reload(struct master *m) {
     wsb_warn_inactive_keys(m->cfg);
   }
   notify_status(m, "READY=1\n");
+  return rc;
+}
+
+int wsb_master_publish(struct master *m, char *err, size_t errlen) {
+  struct wsb_shm_table *next = malloc(sizeof(*next));
+  if (next == NULL)
+    return -ENOMEM;
+  int rc = wsb_shm_table_build(next, m->cfg, m->table, m->shm, err, errlen);
+  if (rc != 0) {
+    free(next);
+    return rc;
+  }
+  wsb_shm_publish(m->shm, next);
+  free(m->table);
+  m->table = next;
+  return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -175,7 +182,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     wsb_workers_reap(&m->workers);
     break;
   case SIGHUP:
-    reload(m);
+    wsb_master_reload(m, NULL);
     break;
   case SIGUSR1:
     /* logrotate moved the file: every worker opens the path again. */
@@ -212,6 +219,15 @@ static int start(struct master *m, int **fds) {
     wsb_log_error("cannot map the shared segment: %s", strerror(errno));
     return -ENOMEM;
   }
+  /* The admin port may be privileged too: bound now, served once the loop runs. */
+  if (m->cfg->admin.enabled) {
+    char aerr[256];
+    m->admin_fd = wsb_admin_bind(&m->cfg->admin.address, aerr, sizeof(aerr));
+    if (m->admin_fd < 0) {
+      wsb_log_error("admin: %s", aerr);
+      return m->admin_fd;
+    }
+  }
   char why[256];
   rc = wsb_privileges_drop(m->cfg->wsbal.user, m->cfg->wsbal.group, why, sizeof(why));
   if (rc != 0) {
@@ -236,7 +252,8 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   signal(SIGPIPE, SIG_IGN);
   wsb_warn_inactive_keys(cfg);
 
-  struct master m = {.cfg = cfg, .path = path, .workers_override = workers_override};
+  struct master m = {.cfg = cfg, .path = path, .workers_override = workers_override,
+                     .admin_fd = -1, .admin = {.fd = -1}};
   int *fds = NULL;
   if (start(&m, &fds) != 0) {
     if (fds != NULL) {
@@ -244,6 +261,8 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
         close(fds[i]);
       free(fds);
     }
+    if (m.admin_fd >= 0)
+      close(m.admin_fd);
     wsb_shm_destroy(m.shm);
     free(m.workers.procs);
     free(m.table);
@@ -266,6 +285,10 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   m.workers.all_exited = close_handles;
   m.workers.arg = &m;
   wsb_workers_start(&m.workers, worker_count(cfg), fds, cfg->listen.naddress);
+  m.started_ms = uv_now(&m.loop);
+  if (m.admin_fd >= 0 &&
+      wsb_admin_start(&m.admin, &m.loop, m.admin_fd, &m.cfg->admin.token, wsb_api_route, &m) != 0)
+    wsb_log_error("admin server could not start");
   log_listening(&m);
   notify_status(&m, "READY=1\n");
   uv_timer_start(&m.status_timer, on_status_timer, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS);

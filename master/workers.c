@@ -44,7 +44,8 @@ int wsb_workers_bind(const struct wsb_config *cfg, unsigned n, int **out) {
     return -ENOMEM;
   char err[256];
   for (size_t i = 0; i < total; i++) {
-    fds[i] = wsb_listen_open(&cfg->listen.address[i % cfg->listen.naddress], err, sizeof(err));
+    fds[i] = wsb_listen_open(&cfg->listen.address[i % cfg->listen.naddress], true, err,
+                             sizeof(err));
     if (fds[i] < 0) {
       int rc = fds[i];
       wsb_log_error("%s", err);

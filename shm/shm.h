@@ -81,6 +81,14 @@ enum wsb_handshake_result {
 
 enum wsb_direction { WSB_DIR_TO_BACKEND = 0, WSB_DIR_TO_CLIENT = 1, WSB_DIR_COUNT };
 
+/* Why a session left its backend: a close frame with a failover code, a lost connection, no pong. */
+enum wsb_failover_reason { WSB_FO_CLOSE, WSB_FO_LOST, WSB_FO_TIMEOUT, WSB_FAILOVER_REASONS };
+#define WSB_FAILOVER_REASON_NAMES {"close", "lost", "timeout"}
+
+/* Upper bounds of wsbal_failover_seconds's buckets, in milliseconds (the last is +Inf). */
+#define WSB_FAILOVER_BUCKET_MS {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}
+#define WSB_FAILOVER_BUCKETS 12
+
 /*
  * One worker's counters. Every field has a single writer, that worker, so
  * relaxed atomic adds suffice and a worker dying mid-update breaks nothing.
@@ -93,8 +101,11 @@ struct wsb_shm_worker {
   _Atomic uint64_t handshakes[WSB_HS_COUNT];
   _Atomic uint64_t messages[WSB_DIR_COUNT];
   _Atomic uint64_t bytes[WSB_DIR_COUNT];
-  _Atomic uint64_t failovers[WSB_SHM_MAX_BACKENDS];  /* moves away from each backend slot */
-  _Atomic uint64_t failover_failures;                /* sessions closed with 1013 */
+  _Atomic uint64_t failovers[WSB_SHM_MAX_BACKENDS][WSB_FAILOVER_REASONS];  /* moves away */
+  _Atomic uint64_t failover_failures;  /* sessions closed with 1013 */
+  _Atomic uint64_t failover_buckets[WSB_FAILOVER_BUCKETS];  /* moves that took <= each bound */
+  _Atomic uint64_t failover_us;        /* their total time */
+  _Atomic uint64_t failover_count;
 };
 
 struct wsb_shm {

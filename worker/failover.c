@@ -137,7 +137,10 @@ void failover_begin(struct wsb_session *s, int reason) {
   s->failovers++;
   s->failover_reason = reason;
   s->failover_started_ms = uv_now(&s->w->loop);
-  wsb_shm_add(&s->w->stats->failovers[s->backend_slot], 1);
+  enum wsb_failover_reason why = reason == WSB_ECLOSE_CODE ? WSB_FO_CLOSE
+                                 : reason == UV_ETIMEDOUT ? WSB_FO_TIMEOUT
+                                                          : WSB_FO_LOST;
+  wsb_shm_add(&s->w->stats->failovers[s->backend_slot][why], 1);
 
   /* The original request, parsed again, is what the next backend is asked for. */
   memcpy(head, s->head, s->head_len);
@@ -169,6 +172,13 @@ void failover_begin(struct wsb_session *s, int reason) {
 
 void failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t len) {
   uint64_t took = uv_now(&s->w->loop) - s->failover_started_ms;
+  static const uint64_t bounds[] = WSB_FAILOVER_BUCKET_MS;
+  struct wsb_shm_worker *stats = s->w->stats;
+  for (size_t i = 0; i < WSB_FAILOVER_BUCKETS; i++)
+    if (i == WSB_FAILOVER_BUCKETS - 1 || took <= bounds[i])
+      wsb_shm_add(&stats->failover_buckets[i], 1);
+  wsb_shm_add(&stats->failover_us, took * 1000);
+  wsb_shm_add(&stats->failover_count, 1);
   wsb_log_info("session %016llx: moved to %s in %llu ms, %u bytes resent",
                (unsigned long long)s->id, s->w->table->backends[s->backend_slot].name,
                (unsigned long long)took, s->replay.len);

@@ -1,0 +1,56 @@
+/* The admin HTTP server in the master: JSON API, /metrics, /healthz, /readyz. */
+#ifndef WSB_ADMIN_H
+#define WSB_ADMIN_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "values.h"
+
+/* An answer a route handler fills: status, content type and body. */
+struct wsb_admin_reply {
+  int status;
+  const char *content_type;  /* NULL = application/json */
+  const char *allow;         /* for 405: the methods the path takes */
+  char *body;                /* malloc'd, taken over by the server */
+  size_t len;
+};
+
+struct wsb_admin_request {
+  int method;                /* enum llhttp_method */
+  const char *path;          /* NUL-terminated, without the query */
+  const char *query;         /* NUL-terminated, "" when none */
+  const char *body;
+  size_t body_len;
+};
+
+/* Answers one request; the server does token checks, framing and keep-alive. */
+typedef void (*wsb_admin_route_fn)(void *ctx, const struct wsb_admin_request *req,
+                                   struct wsb_admin_reply *reply);
+
+struct wsb_admin {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  int fd;                    /* bound before privileges are dropped, -1 when off */
+  char *const *token;        /* where the running token is (NULL inside = no authentication):
+                                a reload may replace it */
+  wsb_admin_route_fn route;
+  void *ctx;
+  unsigned connections;
+  struct admin_conn *conns;  /* open connections, closed at stop */
+};
+
+/* Binds hp (the master does this before dropping privileges). Returns the fd or -errno. */
+int wsb_admin_bind(const struct wsb_hostport *hp, char *err, size_t errlen);
+
+/* Serves on fd from now on. */
+int wsb_admin_start(struct wsb_admin *a, uv_loop_t *loop, int fd, char *const *token,
+                    wsb_admin_route_fn route, void *ctx);
+
+/* Closes the listener and every connection. */
+void wsb_admin_stop(struct wsb_admin *a);
+
+/* Helpers for handlers: a JSON error {"error": msg} with status. */
+void wsb_admin_error(struct wsb_admin_reply *reply, int status, const char *msg);
+
+#endif

@@ -1,0 +1,520 @@
+/* The admin API's routes: status, backends, reload, health, and Prometheus metrics. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llhttp.h>
+
+#include "json.h"
+#include "master_internal.h"
+
+#define JSON_MAX (256 * 1024)
+
+/* ---- replies ---- */
+
+static void reply_json(struct wsb_admin_reply *r, int status, struct wsb_json *j) {
+  size_t n = wsb_json_finish(j);
+  if (n == 0) {
+    free(j->buf);
+    wsb_admin_error(r, 500, "answer too large");
+    return;
+  }
+  j->buf[n++] = '\n';
+  r->status = status;
+  r->body = j->buf;
+  r->len = n;
+}
+
+static bool json_begin(struct wsb_json *j, struct wsb_admin_reply *r) {
+  char *buf = malloc(JSON_MAX);
+  if (buf == NULL) {
+    wsb_admin_error(r, 500, "out of memory");
+    return false;
+  }
+  wsb_json_init(j, buf, JSON_MAX - 1);
+  return true;
+}
+
+static void method_not_allowed(struct wsb_admin_reply *r, const char *allow) {
+  wsb_admin_error(r, 405, "method not allowed");
+  r->allow = allow;
+}
+
+/* ---- sums over the workers' counters in the segment ---- */
+
+static uint64_t sum_worker(const struct wsb_shm *shm, size_t offset) {
+  uint64_t total = 0;
+  unsigned n = atomic_load(&shm->slots_used);
+  for (unsigned w = 0; w < n; w++)
+    total += atomic_load_explicit(
+        (const _Atomic uint64_t *)((const char *)&shm->workers[w] + offset), memory_order_relaxed);
+  return total;
+}
+#define SUM(shm, field) sum_worker((shm), offsetof(struct wsb_shm_worker, field))
+
+static uint64_t backend_failovers(const struct wsb_shm *shm, uint32_t slot) {
+  uint64_t n = 0;
+  for (int r = 0; r < WSB_FAILOVER_REASONS; r++)
+    n += SUM(shm, failovers[slot][r]);
+  return n;
+}
+
+static const char *const handshake_labels[] = {
+#define WSB_XX(name, label) label,
+    WSB_HANDSHAKE_RESULTS(WSB_XX)
+#undef WSB_XX
+};
+
+static bool backend_available(const struct master *m, uint32_t slot) {
+  const struct wsb_shm_backend *b = &m->table->backends[slot];
+  return b->in_use && b->enabled && atomic_load(&m->shm->backend_up[slot]);
+}
+
+/* ---- /healthz, /readyz ---- */
+
+static void healthz(struct master *m, struct wsb_admin_reply *r) {
+  struct wsb_json j;
+  if (!json_begin(&j, r))
+    return;
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "status");
+  wsb_json_cstring(&j, m->stopping ? "stopping" : "alive");
+  wsb_json_object_end(&j);
+  reply_json(r, 200, &j);
+}
+
+static void readyz(struct master *m, struct wsb_admin_reply *r) {
+  bool backend = false;
+  for (uint32_t s = 0; s < m->table->nslots; s++)
+    backend = backend || backend_available(m, s);
+  if (m->stopping)
+    wsb_admin_error(r, 503, "stopping");
+  else if (wsb_workers_current(&m->workers) == 0)
+    wsb_admin_error(r, 503, "no worker is listening");
+  else if (!backend)
+    wsb_admin_error(r, 503, "no backend available");
+  else {
+    struct wsb_json j;
+    if (!json_begin(&j, r))
+      return;
+    wsb_json_object_begin(&j);
+    wsb_json_key(&j, "status");
+    wsb_json_cstring(&j, "ready");
+    wsb_json_object_end(&j);
+    reply_json(r, 200, &j);
+  }
+}
+
+/* ---- /api/v1/status ---- */
+
+static void status(struct master *m, struct wsb_admin_reply *r) {
+  struct wsb_json j;
+  if (!json_begin(&j, r))
+    return;
+  const struct wsb_shm *shm = m->shm;
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "version");
+  wsb_json_cstring(&j, WSB_VERSION);
+  wsb_json_key(&j, "uptime_s");
+  wsb_json_uint(&j, (uv_now(&m->loop) - m->started_ms) / 1000);
+  wsb_json_key(&j, "generation");
+  wsb_json_uint(&j, wsb_shm_generation(shm));
+  wsb_json_key(&j, "workers");
+  wsb_json_array_begin(&j);
+  for (unsigned s = 0; s < shm->nworkers; s++) {
+    const struct wsb_worker_proc *w = &m->workers.procs[s];
+    if (!w->in_use || w->pid == 0)
+      continue;
+    wsb_json_object_begin(&j);
+    wsb_json_key(&j, "slot");
+    wsb_json_uint(&j, s);
+    wsb_json_key(&j, "pid");
+    wsb_json_uint(&j, (uint64_t)w->pid);
+    wsb_json_key(&j, "sessions");
+    wsb_json_uint(&j, atomic_load(&shm->workers[s].live));
+    wsb_json_key(&j, "draining");
+    wsb_json_bool(&j, w->retiring);
+    wsb_json_object_end(&j);
+  }
+  wsb_json_array_end(&j);
+  wsb_json_key(&j, "totals");
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "sessions");
+  wsb_json_uint(&j, wsb_shm_live(shm));
+  wsb_json_key(&j, "handshakes");
+  wsb_json_object_begin(&j);
+  for (int i = 0; i < WSB_HS_COUNT; i++) {
+    wsb_json_key(&j, handshake_labels[i]);
+    wsb_json_uint(&j, SUM(shm, handshakes[i]));
+  }
+  wsb_json_object_end(&j);
+  wsb_json_key(&j, "messages");
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "client_to_backend");
+  wsb_json_uint(&j, SUM(shm, messages[WSB_DIR_TO_BACKEND]));
+  wsb_json_key(&j, "backend_to_client");
+  wsb_json_uint(&j, SUM(shm, messages[WSB_DIR_TO_CLIENT]));
+  wsb_json_object_end(&j);
+  wsb_json_key(&j, "bytes");
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "client_to_backend");
+  wsb_json_uint(&j, SUM(shm, bytes[WSB_DIR_TO_BACKEND]));
+  wsb_json_key(&j, "backend_to_client");
+  wsb_json_uint(&j, SUM(shm, bytes[WSB_DIR_TO_CLIENT]));
+  wsb_json_object_end(&j);
+  uint64_t failovers = 0;
+  for (uint32_t s = 0; s < WSB_SHM_MAX_BACKENDS; s++)
+    failovers += backend_failovers(shm, s);
+  wsb_json_key(&j, "failovers");
+  wsb_json_uint(&j, failovers);
+  wsb_json_key(&j, "failover_failures");
+  wsb_json_uint(&j, SUM(shm, failover_failures));
+  wsb_json_key(&j, "reloads");
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "ok");
+  wsb_json_uint(&j, atomic_load(&shm->reloads_ok));
+  wsb_json_key(&j, "error");
+  wsb_json_uint(&j, atomic_load(&shm->reloads_error));
+  wsb_json_object_end(&j);
+  wsb_json_key(&j, "worker_restarts");
+  wsb_json_uint(&j, atomic_load(&shm->worker_restarts));
+  wsb_json_object_end(&j);
+  wsb_json_object_end(&j);
+  reply_json(r, 200, &j);
+}
+
+/* ---- /api/v1/backends ---- */
+
+static void backend_json(struct master *m, struct wsb_json *j, uint32_t slot) {
+  const struct wsb_shm_backend *b = &m->table->backends[slot];
+  const struct wsb_backend_config *bc = NULL;
+  for (size_t i = 0; i < m->cfg->nbackends; i++)
+    if (strcmp(m->cfg->backends[i].name, b->name) == 0)
+      bc = &m->cfg->backends[i];
+  wsb_json_object_begin(j);
+  wsb_json_key(j, "name");
+  wsb_json_cstring(j, b->name);
+  wsb_json_key(j, "url");
+  wsb_json_cstring(j, bc ? bc->url_text : "");
+  wsb_json_key(j, "weight");
+  wsb_json_uint(j, b->weight);
+  wsb_json_key(j, "max_sessions");
+  wsb_json_uint(j, b->max_sessions);
+  wsb_json_key(j, "backup");
+  wsb_json_bool(j, b->backup);
+  wsb_json_key(j, "enabled");
+  wsb_json_bool(j, b->enabled);
+  wsb_json_key(j, "up");
+  wsb_json_bool(j, atomic_load(&m->shm->backend_up[slot]) != 0);
+  wsb_json_key(j, "sessions");
+  wsb_json_uint(j, wsb_shm_backend_live(m->shm, slot));
+  wsb_json_key(j, "sessions_total");
+  wsb_json_uint(j, SUM(m->shm, sessions_total[slot]));
+  wsb_json_key(j, "failovers");
+  wsb_json_uint(j, backend_failovers(m->shm, slot));
+  wsb_json_key(j, "failures");
+  wsb_json_uint(j, 0); /* consecutive connect failures: counted with the breaker (issue 8) */
+  wsb_json_key(j, "breaker");
+  wsb_json_cstring(j, "closed");
+  wsb_json_object_end(j);
+}
+
+static int find_backend(struct master *m, const char *name) {
+  for (uint32_t s = 0; s < m->table->nslots; s++)
+    if (m->table->backends[s].in_use && strcmp(m->table->backends[s].name, name) == 0)
+      return (int)s;
+  return -1;
+}
+
+static void backends_list(struct master *m, struct wsb_admin_reply *r) {
+  struct wsb_json j;
+  if (!json_begin(&j, r))
+    return;
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "backends");
+  wsb_json_array_begin(&j);
+  for (uint32_t s = 0; s < m->table->nslots; s++)
+    if (m->table->backends[s].in_use)
+      backend_json(m, &j, s);
+  wsb_json_array_end(&j);
+  wsb_json_object_end(&j);
+  reply_json(r, 200, &j);
+}
+
+static void backend_one(struct master *m, int slot, struct wsb_admin_reply *r) {
+  struct wsb_json j;
+  if (!json_begin(&j, r))
+    return;
+  backend_json(m, &j, (uint32_t)slot);
+  reply_json(r, 200, &j);
+}
+
+/* enable/disable: a runtime change, published as a new generation like a reload. */
+static void backend_set_enabled(struct master *m, int slot, bool enabled,
+                                struct wsb_admin_reply *r) {
+  char name[WSB_NAME_MAX];
+  /* A copy: publishing replaces the table the slot's name lives in. */
+  snprintf(name, sizeof(name), "%s", m->table->backends[slot].name);
+  for (size_t i = 0; i < m->cfg->nbackends; i++)
+    if (strcmp(m->cfg->backends[i].name, name) == 0)
+      m->cfg->backends[i].enabled = enabled;
+  char err[512];
+  if (wsb_master_publish(m, err, sizeof(err)) != 0) {
+    wsb_admin_error(r, 500, err);
+    return;
+  }
+  wsb_log_info("admin: backend %s %s", name, enabled ? "enabled" : "disabled");
+  backend_one(m, slot, r);
+}
+
+static void backends_route(struct master *m, const struct wsb_admin_request *req,
+                           struct wsb_admin_reply *r) {
+  const char *rest = req->path + strlen("/api/v1/backends");
+  if (*rest == '\0') {
+    if (req->method == HTTP_GET)
+      backends_list(m, r);
+    else if (req->method == HTTP_POST)
+      wsb_admin_error(r, 501, "adding backends at run time is not built yet: edit the file and reload");
+    else
+      method_not_allowed(r, "GET, POST");
+    return;
+  }
+  if (*rest != '/') {
+    wsb_admin_error(r, 404, "no such path");
+    return;
+  }
+  char name[WSB_NAME_MAX + 1];
+  const char *action = strchr(rest + 1, '/');
+  size_t len = action ? (size_t)(action - rest - 1) : strlen(rest + 1);
+  if (len == 0 || len >= sizeof(name)) {
+    wsb_admin_error(r, 404, "no such backend");
+    return;
+  }
+  memcpy(name, rest + 1, len);
+  name[len] = '\0';
+  int slot = find_backend(m, name);
+  if (slot < 0) {
+    wsb_admin_error(r, 404, "no such backend");
+    return;
+  }
+  if (action == NULL) {
+    if (req->method == HTTP_GET)
+      backend_one(m, slot, r);
+    else if (req->method == HTTP_PATCH || req->method == HTTP_DELETE)
+      wsb_admin_error(r, 501, "changing or deleting backends at run time is not built yet");
+    else
+      method_not_allowed(r, "GET, PATCH, DELETE");
+    return;
+  }
+  bool enable = strcmp(action, "/enable") == 0, disable = strcmp(action, "/disable") == 0;
+  if (!enable && !disable && strcmp(action, "/drain") != 0) {
+    wsb_admin_error(r, 404, "no such path");
+    return;
+  }
+  if (req->method != HTTP_POST)
+    method_not_allowed(r, "POST");
+  else if (enable || disable)
+    backend_set_enabled(m, slot, enable, r);
+  else
+    wsb_admin_error(r, 501, "drain is not built yet");
+}
+
+/* ---- /api/v1/reload ---- */
+
+static void reload_route(struct master *m, const struct wsb_admin_request *req,
+                         struct wsb_admin_reply *r) {
+  if (req->method != HTTP_POST) {
+    method_not_allowed(r, "POST");
+    return;
+  }
+  struct wsb_config_errors errs = {0};
+  int rc = wsb_master_reload(m, &errs);
+  struct wsb_json j;
+  if (json_begin(&j, r)) {
+    wsb_json_object_begin(&j);
+    if (rc != 0) {
+      wsb_json_key(&j, "error");
+      wsb_json_cstring(&j, "reload failed: the running configuration stays");
+    }
+    wsb_json_key(&j, "result");
+    wsb_json_cstring(&j, rc == 0 ? "ok" : "error");
+    wsb_json_key(&j, "generation");
+    wsb_json_uint(&j, wsb_shm_generation(m->shm));
+    wsb_json_key(&j, "errors");
+    wsb_json_array_begin(&j);
+    for (size_t i = 0; i < errs.n; i++)
+      wsb_json_cstring(&j, errs.lines[i]);
+    wsb_json_array_end(&j);
+    wsb_json_object_end(&j);
+    reply_json(r, rc == 0 ? 200 : 422, &j);
+  }
+  wsb_config_errors_free(&errs);
+}
+
+/* ---- /metrics: Prometheus text format 0.0.4 ---- */
+
+struct text {
+  char *p;
+  size_t len;
+  size_t cap;
+  bool failed;
+};
+
+__attribute__((format(printf, 2, 3))) static void out(struct text *t, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = t->failed ? 0 : vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (t->failed || n < 0)
+      return;
+    if ((size_t)n < t->cap - t->len) {
+      t->len += (size_t)n;
+      return;
+    }
+    char *p = realloc(t->p, t->cap * 2 + (size_t)n);
+    if (p == NULL) {
+      t->failed = true;
+      return;
+    }
+    t->p = p;
+    t->cap = t->cap * 2 + (size_t)n;
+  }
+}
+
+static void family(struct text *t, const char *name, const char *type, const char *help) {
+  out(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Label values escaped as the text format wants: backslash, double quote, newline. */
+static const char *label(const char *v, char *buf, size_t cap) {
+  size_t o = 0;
+  for (; *v && o + 2 < cap; v++) {
+    if (*v == '\\' || *v == '"' || *v == '\n')
+      buf[o++] = '\\';
+    buf[o++] = *v == '\n' ? 'n' : *v;
+  }
+  buf[o] = '\0';
+  return buf;
+}
+
+static void metrics(struct master *m, struct wsb_admin_reply *r) {
+  struct text t = {.p = malloc(16384), .cap = 16384};
+  if (t.p == NULL) {
+    wsb_admin_error(r, 500, "out of memory");
+    return;
+  }
+  const struct wsb_shm *shm = m->shm;
+  char b[WSB_NAME_MAX * 2 + 1];
+  static const char *const reasons[] = WSB_FAILOVER_REASON_NAMES;
+  static const char *const dirs[] = {"client_to_backend", "backend_to_client"};
+
+  family(&t, "wsbal_sessions", "gauge", "Live sessions per backend.");
+  for (uint32_t s = 0; s < m->table->nslots; s++)
+    if (m->table->backends[s].in_use)
+      out(&t, "wsbal_sessions{backend=\"%s\"} %" PRIu64 "\n",
+          label(m->table->backends[s].name, b, sizeof(b)), wsb_shm_backend_live(shm, s));
+  family(&t, "wsbal_sessions_total", "counter", "Sessions started per backend.");
+  for (uint32_t s = 0; s < m->table->nslots; s++)
+    if (m->table->backends[s].in_use)
+      out(&t, "wsbal_sessions_total{backend=\"%s\"} %" PRIu64 "\n",
+          label(m->table->backends[s].name, b, sizeof(b)), SUM(shm, sessions_total[s]));
+  family(&t, "wsbal_handshakes_total", "counter", "Client upgrade requests by result.");
+  for (int i = 0; i < WSB_HS_COUNT; i++)
+    out(&t, "wsbal_handshakes_total{result=\"%s\"} %" PRIu64 "\n", handshake_labels[i],
+        SUM(shm, handshakes[i]));
+  family(&t, "wsbal_failovers_total", "counter", "Sessions moved away from a backend, by reason.");
+  for (uint32_t s = 0; s < m->table->nslots; s++)
+    for (int i = 0; m->table->backends[s].in_use && i < WSB_FAILOVER_REASONS; i++)
+      out(&t, "wsbal_failovers_total{backend=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+          label(m->table->backends[s].name, b, sizeof(b)), reasons[i], SUM(shm, failovers[s][i]));
+  family(&t, "wsbal_failover_failures_total", "counter",
+         "Sessions closed with 1013 because no backend took them.");
+  out(&t, "wsbal_failover_failures_total %" PRIu64 "\n", SUM(shm, failover_failures));
+  family(&t, "wsbal_messages_total", "counter", "Messages relayed, by direction.");
+  for (int d = 0; d < WSB_DIR_COUNT; d++)
+    out(&t, "wsbal_messages_total{direction=\"%s\"} %" PRIu64 "\n", dirs[d],
+        SUM(shm, messages[d]));
+  family(&t, "wsbal_bytes_total", "counter", "Bytes of frames relayed, by direction.");
+  for (int d = 0; d < WSB_DIR_COUNT; d++)
+    out(&t, "wsbal_bytes_total{direction=\"%s\"} %" PRIu64 "\n", dirs[d], SUM(shm, bytes[d]));
+  family(&t, "wsbal_backend_up", "gauge", "1 when the backend is considered up.");
+  family(&t, "wsbal_backend_enabled", "gauge", "1 when the backend takes new sessions.");
+  for (uint32_t s = 0; s < m->table->nslots; s++) {
+    if (!m->table->backends[s].in_use)
+      continue;
+    label(m->table->backends[s].name, b, sizeof(b));
+    out(&t, "wsbal_backend_up{backend=\"%s\"} %d\n", b, atomic_load(&shm->backend_up[s]) ? 1 : 0);
+    out(&t, "wsbal_backend_enabled{backend=\"%s\"} %d\n", b,
+        m->table->backends[s].enabled ? 1 : 0);
+  }
+  /* Health checks and connect timings come with issue 8; their families are declared now. */
+  family(&t, "wsbal_backend_health_checks_total", "counter", "Health checks by result.");
+  family(&t, "wsbal_backend_connect_seconds", "histogram",
+         "Time to connect and upgrade a backend.");
+  family(&t, "wsbal_failover_seconds", "histogram", "Time from a backend's loss to the new 101.");
+  static const uint64_t bounds[] = WSB_FAILOVER_BUCKET_MS;
+  for (int i = 0; i < WSB_FAILOVER_BUCKETS; i++) {
+    if (i < WSB_FAILOVER_BUCKETS - 1)
+      out(&t, "wsbal_failover_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", bounds[i] / 1000.0,
+          SUM(shm, failover_buckets[i]));
+    else
+      out(&t, "wsbal_failover_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+          SUM(shm, failover_buckets[i]));
+  }
+  out(&t, "wsbal_failover_seconds_sum %.6f\n", (double)SUM(shm, failover_us) / 1e6);
+  out(&t, "wsbal_failover_seconds_count %" PRIu64 "\n", SUM(shm, failover_count));
+  family(&t, "wsbal_workers", "gauge", "Worker processes running the current configuration.");
+  out(&t, "wsbal_workers %u\n", wsb_workers_current(&m->workers));
+  family(&t, "wsbal_worker_restarts_total", "counter", "Workers respawned after dying.");
+  out(&t, "wsbal_worker_restarts_total %" PRIu64 "\n", atomic_load(&shm->worker_restarts));
+  family(&t, "wsbal_config_reloads_total", "counter", "Reloads by result.");
+  out(&t, "wsbal_config_reloads_total{result=\"ok\"} %" PRIu64 "\n", atomic_load(&shm->reloads_ok));
+  out(&t, "wsbal_config_reloads_total{result=\"error\"} %" PRIu64 "\n",
+      atomic_load(&shm->reloads_error));
+  family(&t, "wsbal_config_generation", "gauge", "Generation of the published backend table.");
+  out(&t, "wsbal_config_generation %" PRIu64 "\n", wsb_shm_generation(shm));
+  family(&t, "wsbal_build_info", "gauge", "The running version.");
+  out(&t, "wsbal_build_info{version=\"%s\"} 1\n", WSB_VERSION);
+  if (t.failed) {
+    free(t.p);
+    wsb_admin_error(r, 500, "out of memory");
+    return;
+  }
+  r->status = 200;
+  r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r->body = t.p;
+  r->len = t.len;
+}
+
+/* ---- routing ---- */
+
+void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *r) {
+  struct master *m = ctx;
+  const char *p = req->path;
+  bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
+  if (strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0 || strcmp(p, "/metrics") == 0 ||
+      strcmp(p, "/api/v1/status") == 0) {
+    if (!get)
+      method_not_allowed(r, "GET, HEAD");
+    else if (p[1] == 'h')
+      healthz(m, r);
+    else if (p[1] == 'r')
+      readyz(m, r);
+    else if (p[1] == 'm')
+      metrics(m, r);
+    else
+      status(m, r);
+  } else if (strncmp(p, "/api/v1/backends", 16) == 0) {
+    backends_route(m, req, r);
+  } else if (strcmp(p, "/api/v1/reload") == 0) {
+    reload_route(m, req, r);
+  } else if (strncmp(p, "/api/v1/sessions", 16) == 0) {
+    wsb_admin_error(r, 501, "session operations are not built yet");
+  } else {
+    wsb_admin_error(r, 404, "no such path");
+  }
+}

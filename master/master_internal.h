@@ -1,0 +1,40 @@
+/* The master's context, shared by its own files (master.c, api.c); nothing outside master/ sees it. */
+#ifndef WSB_MASTER_INTERNAL_H
+#define WSB_MASTER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "admin.h"
+#include "config.h"
+#include "shm.h"
+#include "workers.h"
+
+struct master {
+  uv_loop_t loop;
+  struct wsb_config *cfg;       /* the running configuration; a reload replaces its contents */
+  const char *path;
+  int workers_override;         /* -w, or -1 */
+  struct wsb_shm_table *table;  /* what was last published, for slots kept by name */
+  struct wsb_shm *shm;
+  struct wsb_workers workers;
+  uv_signal_t signals[5];
+  uv_timer_t stop_timer;
+  uv_timer_t status_timer;      /* refreshes systemd's STATUS= line */
+  bool stopping;
+  struct wsb_admin admin;
+  int admin_fd;                 /* bound at start, -1 when [admin] address = off */
+  uint64_t started_ms;
+};
+
+/* Reloads the file; error lines go to errs when it is not NULL. Returns 0 or an error. */
+int wsb_master_reload(struct master *m, struct wsb_config_errors *errs);
+
+/* Publishes a table rebuilt from m->cfg after a runtime change (admin API). Returns 0 or an error. */
+int wsb_master_publish(struct master *m, char *err, size_t errlen);
+
+/* The admin API's router (api.c). */
+void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *reply);
+
+#endif

@@ -1,0 +1,145 @@
+"""The admin server: health, readiness, status, backends, enable/disable, reload, token, errors,
+and /metrics checked by promtool (Debian's prometheus package)."""
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from wsbtest import OP_TEXT, Checks, Echo, RawClient, Wsbal, frame, free_port, run_tests
+
+c = Checks()
+
+
+def request(port, method, path, body=None, headers=None, conn=None):
+    """One request; returns (status, headers dict, body bytes). Reuses conn when given."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    data = r.read()
+    if own:
+        conn.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+
+def jbody(resp):
+    return json.loads(resp[2])
+
+
+def test_api(e1, e2):
+    ap = free_port()
+    lb = Wsbal([("e1", e1.url), ("e2", e2.url)], sections={"admin": {"address": f"127.0.0.1:{ap}"}})
+    try:
+        c.eq("healthz", (200, {"status": "alive"}), (request(ap, "GET", "/healthz")[0],
+                                                    jbody(request(ap, "GET", "/healthz"))))
+        c.eq("readyz with backends", 200, request(ap, "GET", "/readyz")[0])
+        st = jbody(request(ap, "GET", "/api/v1/status"))
+        c.eq("status: version, workers", ("0.1.0", 2), (st["version"], len(st["workers"])))
+        c.true("status: totals", "handshakes" in st["totals"] and "sessions" in st["totals"], str(st))
+
+        cl = RawClient(lb.port)
+        cl.request("/")
+        c.eq("session upgrades", 101, cl.read_head()[0])
+        cl.send(frame(OP_TEXT, b"hi"))
+        cl.read_frame()
+        bs = jbody(request(ap, "GET", "/api/v1/backends"))["backends"]
+        c.eq("backends listed with their fields", ["e1", "e2"], [b["name"] for b in bs])
+        c.eq("live sessions counted", 1, sum(b["sessions"] for b in bs))
+        c.eq("one backend", "e1", jbody(request(ap, "GET", "/api/v1/backends/e1"))["name"])
+        c.eq("unknown backend is 404 JSON", (404, "no such backend"),
+             (request(ap, "GET", "/api/v1/backends/nope")[0],
+              jbody(request(ap, "GET", "/api/v1/backends/nope"))["error"]))
+        st = jbody(request(ap, "GET", "/api/v1/status"))
+        c.eq("status counts the session", (1, 1), (st["totals"]["sessions"],
+                                                   st["totals"]["handshakes"]["ok"]))
+        cl.close()
+
+        # disable both: no backend left, readyz says so, upgrades get 503; enable brings it back.
+        for name in ("e1", "e2"):
+            s, h, body = request(ap, "POST", f"/api/v1/backends/{name}/disable")
+            c.eq(f"disable {name}", (200, False), (s, json.loads(body)["enabled"]))
+        c.eq("readyz without an enabled backend", 503, request(ap, "GET", "/readyz")[0])
+        cl = RawClient(lb.port)
+        cl.request("/")
+        c.eq("no enabled backend: 503", 503, cl.read_head()[0])
+        cl.close()
+        c.eq("enable e2", 200, request(ap, "POST", "/api/v1/backends/e2/enable")[0])
+        cl = RawClient(lb.port)
+        cl.request("/")
+        c.eq("enabled again: upgrades", 101, cl.read_head()[0])
+        cl.close()
+
+        s, h, _ = request(ap, "DELETE", "/api/v1/backends/e1/enable")
+        c.eq("wrong method: 405 with Allow", (405, "POST"), (s, h.get("allow")))
+        c.eq("unknown path: 404", 404, request(ap, "GET", "/api/v2/whatever")[0])
+        s, h, body = request(ap, "POST", "/api/v1/reload")
+        c.eq("reload over the API", (200, "ok"), (s, json.loads(body)["result"]))
+        c.eq("reload restores the file's enabled flags", True,
+             jbody(request(ap, "GET", "/api/v1/backends/e1"))["enabled"])
+        with open(lb.config, "a") as f:
+            f.write("[backend:bad]\nurl = http://nope\n")
+        s, h, body = request(ap, "POST", "/api/v1/reload")
+        errors = json.loads(body).get("errors", [])
+        c.true("a broken file: 422 with FILE:LINE errors",
+               s == 422 and errors and all(e.startswith(lb.config + ":") for e in errors), body)
+
+        # Keep-alive: several requests on one connection.
+        conn = http.client.HTTPConnection("127.0.0.1", ap, timeout=10)
+        statuses = [request(ap, "GET", "/healthz", conn=conn)[0] for _ in range(3)]
+        conn.close()
+        c.eq("keep-alive serves several requests on one connection", [200] * 3, statuses)
+        big = request(ap, "POST", "/api/v1/reload", body=b"x" * (70 * 1024))
+        c.eq("a body over 64 KiB: 413", 413, big[0])
+
+        # /metrics through promtool.
+        s, h, text = request(ap, "GET", "/metrics")
+        c.eq("metrics content type", "text/plain; version=0.0.4; charset=utf-8", h.get("content-type"))
+        for name in ("wsbal_sessions", "wsbal_sessions_total", "wsbal_handshakes_total",
+                     "wsbal_failovers_total", "wsbal_failover_failures_total", "wsbal_messages_total",
+                     "wsbal_bytes_total", "wsbal_backend_up", "wsbal_backend_enabled",
+                     "wsbal_backend_health_checks_total", "wsbal_backend_connect_seconds",
+                     "wsbal_failover_seconds", "wsbal_workers", "wsbal_worker_restarts_total",
+                     "wsbal_config_reloads_total", "wsbal_config_generation", "wsbal_build_info"):
+            c.true(f"metric family {name}", f"# TYPE {name} " in text.decode(), "missing")
+        c.true("handshakes counted", b'wsbal_handshakes_total{result="ok"} 2' in text,
+               text.decode()[:600])
+        c.true("a failed reload counted", b'wsbal_config_reloads_total{result="error"} 1' in text, "")
+        promtool = shutil.which("promtool")
+        if c.true("promtool is installed", promtool is not None, "apt-get install prometheus"):
+            r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                               timeout=60)
+            c.eq("promtool check metrics passes", (0, b""), (r.returncode, r.stdout + r.stderr))
+    finally:
+        lb.stop()
+
+
+def test_token(e1):
+    ap = free_port()
+    lb = Wsbal([("e1", e1.url)], sections={"admin": {"address": f"127.0.0.1:{ap}",
+                                                      "token": "s3cret"}})
+    try:
+        c.eq("no token: 401 on the API", 401, request(ap, "GET", "/api/v1/status")[0])
+        c.eq("no token: 401 on /metrics", 401, request(ap, "GET", "/metrics")[0])
+        c.eq("wrong token: 401", 401, request(ap, "GET", "/api/v1/status",
+                                              headers={"Authorization": "Bearer s3creT"})[0])
+        c.eq("right token: 200", 200, request(ap, "GET", "/api/v1/status",
+                                               headers={"Authorization": "Bearer s3cret"})[0])
+        c.eq("healthz needs no token", 200, request(ap, "GET", "/healthz")[0])
+    finally:
+        lb.stop()
+
+
+def main():
+    e1, e2 = Echo("e1"), Echo("e2")
+    try:
+        return run_tests(c, lambda: test_api(e1, e2), lambda: test_token(e1))
+    finally:
+        e1.stop()
+        e2.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -37,9 +37,17 @@
   XX(ECONFIG, -20300, "configuration error")                                      \
   XX(EVALUE, -20301, "bad value")                                                 \
   XX(ERANGE_VALUE, -20302, "value out of range")                                  \
+  /* JSON request bodies (json_read.c); parse errors also give a byte offset */   \
+  XX(EJSON, -20500, "malformed JSON")                                             \
+  XX(EJSON_DEPTH, -20501, "JSON nested too deeply")                               \
+  XX(EJSON_DUP_KEY, -20502, "duplicate key in a JSON object")                     \
+  XX(EJSON_TOO_MANY, -20503, "JSON text has too many values")                     \
+  XX(EJSON_TYPE, -20504, "JSON value of the wrong type")                          \
+  XX(EJSON_ABSENT, -20505, "JSON member absent")                                  \
   /* runtime */                                                                   \
   XX(ENOBACKEND, -20400, "no backend available")                                  \
-  XX(ELIMIT, -20401, "session limit reached")
+  XX(ELIMIT, -20401, "session limit reached")                                    \
+  XX(EADMIN, -20402, "moved or closed through the admin API")
 
 enum wsb_errno {
 #define WSB_XX(name, value, msg) WSB_##name = (value),

@@ -8,6 +8,7 @@
 
 #include <llhttp.h>
 
+#include "control.h"
 #include "json.h"
 #include "master_internal.h"
 
@@ -252,6 +253,91 @@ static void backend_one(struct master *m, int slot, struct wsb_admin_reply *r) {
   reply_json(r, 200, &j);
 }
 
+/* A query parameter's value, %XX and '+' decoded. Returns false when absent or too long. */
+static bool query_get(const char *query, const char *key, char *out, size_t cap) {
+  size_t klen = strlen(key);
+  for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+    if (strncmp(p, key, klen) != 0 || p[klen] != '=')
+      continue;
+    size_t o = 0;
+    for (const char *v = p + klen + 1; *v && *v != '&'; v++) {
+      if (o + 1 >= cap)
+        return false;
+      unsigned hex;
+      if (*v == '%' && sscanf(v + 1, "%2x", &hex) == 1 && v[1] && v[2]) {
+        out[o++] = (char)hex;
+        v += 2;
+      } else {
+        out[o++] = *v == '+' ? ' ' : *v;
+      }
+    }
+    out[o] = '\0';
+    return true;
+  }
+  return false;
+}
+
+static void accepted(struct wsb_admin_reply *r, const char *what, unsigned workers) {
+  struct wsb_json j;
+  if (!json_begin(&j, r))
+    return;
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "status");
+  wsb_json_cstring(&j, what);
+  wsb_json_key(&j, "workers");
+  wsb_json_uint(&j, workers);
+  wsb_json_object_end(&j);
+  reply_json(r, 202, &j);
+}
+
+/* Removes a backend from the running configuration; the next table no longer has it. */
+static int remove_backend(struct master *m, const char *name, char *err, size_t errlen) {
+  for (size_t i = 0; i < m->cfg->nbackends; i++) {
+    if (strcmp(m->cfg->backends[i].name, name) != 0)
+      continue;
+    memmove(&m->cfg->backends[i], &m->cfg->backends[i + 1],
+            (m->cfg->nbackends - i - 1) * sizeof(m->cfg->backends[0]));
+    m->cfg->nbackends--;
+    return wsb_master_publish(m, err, errlen);
+  }
+  snprintf(err, errlen, "no such backend");
+  return -ENOENT;
+}
+
+static void backend_delete(struct master *m, int slot, const struct wsb_admin_request *req,
+                           struct wsb_admin_reply *r) {
+  char mode[16] = "keep", name[WSB_NAME_MAX], err[512];
+  if (req->query[0] && query_get(req->query, "sessions", mode, sizeof(mode)) &&
+      strcmp(mode, "keep") && strcmp(mode, "failover") && strcmp(mode, "close")) {
+    wsb_admin_error(r, 400, "sessions= takes keep, failover or close");
+    return;
+  }
+  snprintf(name, sizeof(name), "%s", m->table->backends[slot].name);
+  if (remove_backend(m, name, err, sizeof(err)) != 0) {
+    wsb_admin_error(r, 500, err);
+    return;
+  }
+  unsigned reached = 0;
+  if (strcmp(mode, "keep") != 0) {
+    struct wsb_control_msg msg = {.len = sizeof(msg), .slot = slot};
+    msg.type = strcmp(mode, "failover") == 0 ? WSB_CTL_FAILOVER_BACKEND : WSB_CTL_CLOSE_BACKEND;
+    reached = wsb_workers_send(&m->workers, -1, &msg);
+  }
+  wsb_log_info("admin: backend %s deleted, its sessions: %s", name, mode);
+  struct wsb_json j;
+  if (!json_begin(&j, r))
+    return;
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "deleted");
+  wsb_json_cstring(&j, name);
+  wsb_json_key(&j, "sessions");
+  wsb_json_cstring(&j, mode);
+  wsb_json_key(&j, "workers");
+  wsb_json_uint(&j, reached);
+  wsb_json_object_end(&j);
+  reply_json(r, 200, &j);
+}
+
 /* enable/disable: a runtime change, published as a new generation like a reload. */
 static void backend_set_enabled(struct master *m, int slot, bool enabled,
                                 struct wsb_admin_reply *r) {
@@ -303,8 +389,10 @@ static void backends_route(struct master *m, const struct wsb_admin_request *req
   if (action == NULL) {
     if (req->method == HTTP_GET)
       backend_one(m, slot, r);
-    else if (req->method == HTTP_PATCH || req->method == HTTP_DELETE)
-      wsb_admin_error(r, 501, "changing or deleting backends at run time is not built yet");
+    else if (req->method == HTTP_DELETE)
+      backend_delete(m, slot, req, r);
+    else if (req->method == HTTP_PATCH)
+      wsb_admin_error(r, 501, "changing backends at run time is not built yet");
     else
       method_not_allowed(r, "GET, PATCH, DELETE");
     return;
@@ -318,8 +406,77 @@ static void backends_route(struct master *m, const struct wsb_admin_request *req
     method_not_allowed(r, "POST");
   else if (enable || disable)
     backend_set_enabled(m, slot, enable, r);
+  else {
+    /* Drain: no new sessions, then the workers move the live ones over, paced. */
+    backend_set_enabled(m, slot, false, r);
+    if (r->status != 200)
+      return;
+    free(r->body);
+    *r = (struct wsb_admin_reply){0};
+    struct wsb_control_msg msg = {.type = WSB_CTL_FAILOVER_BACKEND, .len = sizeof(msg),
+                                  .slot = slot};
+    wsb_log_info("admin: draining backend %s", m->table->backends[slot].name);
+    accepted(r, "draining", wsb_workers_send(&m->workers, -1, &msg));
+  }
+}
+
+/* /api/v1/sessions/{id} and /api/v1/sessions/{id}/failover: commands to the session's worker,
+   found from the id alone. The worker acts if the session still exists: answered 202. */
+static void sessions_route(struct master *m, const struct wsb_admin_request *req,
+                           struct wsb_admin_reply *r) {
+  const char *rest = req->path + strlen("/api/v1/sessions");
+  if (*rest == '\0') {
+    wsb_admin_error(r, 501, "listing sessions is not built yet");
+    return;
+  }
+  char *end;
+  errno = 0;
+  uint64_t id = strtoull(rest + 1, &end, 16);
+  if (*rest != '/' || end != rest + 17 || errno != 0 || (*end != '\0' && strcmp(end, "/failover"))) {
+    wsb_admin_error(r, 404, "no such session: ids are 16 hex digits");
+    return;
+  }
+  struct wsb_control_msg msg = {.len = sizeof(msg), .session = id, .slot = -1};
+  int worker = (int)(id >> 52);
+  if (*end == '\0') {
+    if (req->method == HTTP_GET) {
+      wsb_admin_error(r, 501, "reading a session is not built yet");
+      return;
+    }
+    if (req->method != HTTP_DELETE) {
+      method_not_allowed(r, "GET, DELETE");
+      return;
+    }
+    char code[8] = "1000";
+    query_get(req->query, "code", code, sizeof(code));
+    query_get(req->query, "reason", msg.reason, sizeof(msg.reason));
+    long c = strtol(code, &end, 10);
+    if (*end != '\0' || c < 1000 || c > 4999 || !(c == 1000 || c == 1001 || c >= 3000)) {
+      wsb_admin_error(r, 400, "code= takes 1000, 1001 or 3000..4999");
+      return;
+    }
+    msg.type = WSB_CTL_KILL_SESSION;
+    msg.code = (uint16_t)c;
+  } else {
+    if (req->method != HTTP_POST) {
+      method_not_allowed(r, "POST");
+      return;
+    }
+    char target[WSB_NAME_MAX + 1];
+    if (query_get(req->query, "backend", target, sizeof(target))) {
+      msg.slot = find_backend(m, target);
+      if (msg.slot < 0) {
+        wsb_admin_error(r, 404, "no such backend");
+        return;
+      }
+    }
+    msg.type = WSB_CTL_FAILOVER_SESSION;
+  }
+  unsigned reached = wsb_workers_send(&m->workers, worker, &msg);
+  if (reached == 0)
+    wsb_admin_error(r, 404, "no such session: its worker is not running");
   else
-    wsb_admin_error(r, 501, "drain is not built yet");
+    accepted(r, msg.type == WSB_CTL_KILL_SESSION ? "closing" : "moving", reached);
 }
 
 /* ---- /api/v1/reload ---- */
@@ -513,7 +670,7 @@ void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_ad
   } else if (strcmp(p, "/api/v1/reload") == 0) {
     reload_route(m, req, r);
   } else if (strncmp(p, "/api/v1/sessions", 16) == 0) {
-    wsb_admin_error(r, 501, "session operations are not built yet");
+    sessions_route(m, req, r);
   } else {
     wsb_admin_error(r, 404, "no such path");
   }

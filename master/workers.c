@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "listen.h"
 #include "log.h"
 #include "proc.h"
@@ -267,4 +268,19 @@ unsigned wsb_workers_current(const struct wsb_workers *ws) {
   for (unsigned s = 0; s < ws->shm->nworkers; s++)
     n += ws->procs[s].in_use && !ws->procs[s].retiring && ws->procs[s].pid > 0;
   return n;
+}
+
+unsigned wsb_workers_send(struct wsb_workers *ws, int slot, const struct wsb_control_msg *msg) {
+  unsigned reached = 0;
+  for (unsigned s = 0; s < ws->shm->nworkers; s++) {
+    const struct wsb_worker_proc *w = &ws->procs[s];
+    if ((slot >= 0 && (unsigned)slot != s) || w->pid == 0 || w->control_fd < 0)
+      continue;
+    int rc = wsb_control_send(w->control_fd, msg);
+    if (rc == 0)
+      reached++;
+    else
+      wsb_log_error("worker %u: command not sent: %s", s, strerror(-rc));
+  }
+  return reached;
 }

@@ -67,6 +67,11 @@ void wsb_workers_reap(struct wsb_workers *ws);
 
 void wsb_workers_signal(struct wsb_workers *ws, int sig);
 
+struct wsb_control_msg;
+/* Sends a command to the worker in slot (or every running worker when slot < 0). Returns how
+   many workers it reached. */
+unsigned wsb_workers_send(struct wsb_workers *ws, int slot, const struct wsb_control_msg *msg);
+
 /* Stop: no more respawns, the master's copies of the sockets closed, SIGTERM to every worker. */
 void wsb_workers_stop(struct wsb_workers *ws);
 

@@ -82,8 +82,14 @@ enum wsb_handshake_result {
 enum wsb_direction { WSB_DIR_TO_BACKEND = 0, WSB_DIR_TO_CLIENT = 1, WSB_DIR_COUNT };
 
 /* Why a session left its backend: a close frame with a failover code, a lost connection, no pong. */
-enum wsb_failover_reason { WSB_FO_CLOSE, WSB_FO_LOST, WSB_FO_TIMEOUT, WSB_FAILOVER_REASONS };
-#define WSB_FAILOVER_REASON_NAMES {"close", "lost", "timeout"}
+enum wsb_failover_reason {
+  WSB_FO_CLOSE,
+  WSB_FO_LOST,
+  WSB_FO_TIMEOUT,
+  WSB_FO_ADMIN,
+  WSB_FAILOVER_REASONS
+};
+#define WSB_FAILOVER_REASON_NAMES {"close", "lost", "timeout", "admin"}
 
 /* Upper bounds of wsbal_failover_seconds's buckets, in milliseconds (the last is +Inf). */
 #define WSB_FAILOVER_BUCKET_MS {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}

@@ -139,6 +139,7 @@ void failover_begin(struct wsb_session *s, int reason) {
   s->failover_started_ms = uv_now(&s->w->loop);
   enum wsb_failover_reason why = reason == WSB_ECLOSE_CODE ? WSB_FO_CLOSE
                                  : reason == UV_ETIMEDOUT ? WSB_FO_TIMEOUT
+                                 : reason == WSB_EADMIN   ? WSB_FO_ADMIN
                                                           : WSB_FO_LOST;
   wsb_shm_add(&s->w->stats->failovers[s->backend_slot][why], 1);
 
@@ -155,6 +156,8 @@ void failover_begin(struct wsb_session *s, int reason) {
     return;
   }
   s->hs = hs;
+  hs->prefer = s->prefer_slot;
+  s->prefer_slot = -1;
   upgrade_find_client_ip(s);
   hs->tried[s->backend_slot / 8] |= (uint8_t)(1u << (s->backend_slot % 8));
   /* The count moves exactly once: off the lost backend now, onto the next when chosen. */

@@ -325,10 +325,13 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
   s->w = w;
   s->hs = hs;
   s->backend_slot = -1;
+  s->prefer_slot = -1;
+  hs->prefer = -1;
   s->state = S_READ_REQUEST;
   s->started_ms = uv_now(&w->loop);
-  /* Ids stay unique across respawns: slot, incarnation, then a sequence. */
-  s->id = ((uint64_t)w->slot << 56) | ((uint64_t)(w->incarnation & 0xffff) << 40) |
+  /* Ids stay unique across respawns: slot (12 bits, so the master can route a command to
+     the worker from the id alone), incarnation (12 bits), then a 40-bit sequence. */
+  s->id = ((uint64_t)(w->slot & 0xfff) << 52) | ((uint64_t)(w->incarnation & 0xfff) << 40) |
           (w->next_session++ & 0xffffffffffull);
   s->client.s = s->backend.s = s;
   s->client.peer = &s->backend;

@@ -67,6 +67,7 @@ struct handshake {
   size_t head_len;      /* bytes of req_buf that are the request head */
   unsigned attempts;    /* backends tried for this upgrade or failover */
   bool backoff;         /* the timer is a pause between failover attempts */
+  int prefer;           /* a backend slot the admin asked for, tried first; -1 for none */
   uv_connect_t connect;
   uint8_t tried[(WSB_SHM_MAX_BACKENDS + 7) / 8];  /* backends tried for this session */
   bool relaying_error;  /* passing a backend's non-101 answer through to the client */
@@ -103,6 +104,7 @@ struct wsb_session {
   uint32_t path_off;         /* the request target within head */
   uint32_t path_len;
   uint32_t failovers;
+  int prefer_slot;     /* where the next failover should go first (admin API), or -1 */
   int failover_reason;
   uint64_t failover_started_ms;
   uint64_t started_ms;

@@ -184,7 +184,10 @@ static void on_backend_connected(uv_connect_t *req, int status);
 void upgrade_connect_next(struct wsb_session *s) {
   struct wsb_worker *w = s->w;
   struct handshake *hs = s->hs;
-  int slot = wsb_select_backend(w, hs->tried);
+  int slot = hs->prefer >= 0 ? hs->prefer : wsb_select_backend(w, hs->tried);
+  hs->prefer = -1; /* the admin's choice is tried once; then the algorithm picks */
+  if (slot >= 0 && (hs->tried[slot / 8] & (1u << (slot % 8)))) 
+    slot = wsb_select_backend(w, hs->tried);
   if (slot < 0 && s->state == S_FAILOVER) {
     failover_give_up(s, WSB_CLOSE_TRY_AGAIN, "no backend left");
     return;

@@ -9,6 +9,7 @@
 
 #include <openssl/rand.h>
 
+#include "control.h"
 #include "errors.h"
 #include "log.h"
 
@@ -56,6 +57,7 @@ static void close_worker_handles(struct wsb_worker *w) {
   uv_close((uv_handle_t *)&w->sigterm, NULL);
   uv_close((uv_handle_t *)&w->sigint, NULL);
   uv_close((uv_handle_t *)&w->sigusr1, NULL);
+  uv_close((uv_handle_t *)&w->drain_tick, NULL);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
   /* Closing the handles restored the default actions; a late stop signal must not turn a
      clean exit into a death by signal. */
@@ -112,9 +114,18 @@ static void on_control_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
   if (nread < 0) {
     /* EOF on the control socket: the master is gone, and nobody supervises us. */
     wsb_log_error("master gone: draining");
+    uv_read_stop(stream);
     drain(w, true, "master gone");
+    return;
   }
-  /* Typed commands (list, kill, failover, drain) come with the control-plane issue. */
+  if (nread == 0)
+    return;
+  /* One record per datagram; anything else means master and worker disagree: fatal. */
+  if (wsb_control_check(buf->base, (size_t)nread) != 0)
+    wsb_fatal(70, "control socket: malformed message of %zd bytes", nread);
+  struct wsb_control_msg msg;
+  memcpy(&msg, buf->base, sizeof(msg));
+  wsb_worker_command(w, &msg);
 }
 
 /* The master forks us with SIGTERM and SIGINT blocked; they are ours once handled. */
@@ -180,6 +191,8 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   uv_signal_init(&w->loop, &w->sigint);
   uv_timer_init(&w->loop, &w->drain_timer);
   uv_signal_init(&w->loop, &w->sigusr1);
+  uv_timer_init(&w->loop, &w->drain_tick);
+  w->drain_tick.data = w;
   w->sigterm.data = w->sigint.data = w->drain_timer.data = w->sigusr1.data = w;
   if (status == 0 && uv_pipe_open(&w->control, start->control_fd) == 0) {
     uv_read_start((uv_stream_t *)&w->control, control_alloc, on_control_read);

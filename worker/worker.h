@@ -30,6 +30,8 @@ struct wsb_worker {
   uv_signal_t sigint;
   uv_timer_t drain_timer;  /* shutdown_timeout of a graceful stop */
   uv_signal_t sigusr1;     /* reopen the access log */
+  uv_timer_t drain_tick;   /* paces moving a drained backend's sessions */
+  uint8_t drain_slots[(WSB_SHM_MAX_BACKENDS + 7) / 8];
   int access_fd;           /* -1 when off */
   char access_path[WSB_PATH_MAX];
   bool draining;           /* no longer accepting; exits when the last session ends */
@@ -58,6 +60,10 @@ int wsb_select_backend(struct wsb_worker *w, const uint8_t *excluded);
 /* The access log (access_log.c): opened per the table's settings, one line per session. */
 void wsb_access_log_reopen(struct wsb_worker *w);
 void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s);
+
+struct wsb_control_msg;
+/* Carries out one command of the master (commands.c). */
+void wsb_worker_command(struct wsb_worker *w, const struct wsb_control_msg *m);
 
 /* Called by the session code after a session has left w->sessions. */
 void wsb_worker_session_ended(struct wsb_worker *w);

@@ -132,10 +132,90 @@ def test_token(e1):
         lb.stop()
 
 
+def test_session_and_drain_commands():
+    """Commands that reach the workers: close a session, move it, drain and delete backends."""
+    from wsbtest import OP_CLOSE, Peer, T
+    import struct
+    import time
+    p1, p2 = Peer("p1"), Peer("p2")
+    ap = free_port()
+    # One worker: its session ids are 0000000000000000, ...01, ... in accept order.
+    lb = Wsbal([("p1", p1.url), ("p2", p2.url)], workers=1,
+               sections={"admin": {"address": f"127.0.0.1:{ap}"}})
+
+    def who(cl):
+        cl.send(frame(OP_TEXT, b"who"))
+        return cl.read_frame()[2].decode()
+
+    try:
+        a = RawClient(lb.port)
+        a.request("/")
+        c.eq("session 0 upgrades", 101, a.read_head()[0])
+        s, h, body = request(ap, "DELETE", "/api/v1/sessions/0000000000000000?code=4002&reason=bye+now")
+        c.eq("DELETE session: 202", 202, s)
+        fin, op, payload = a.read_frame()
+        c.eq("the client gets the code and reason asked for", (OP_CLOSE, 4002, b"bye now"),
+             (op, struct.unpack("!H", payload[:2])[0], payload[2:]))
+        a.close()
+        c.eq("a bad close code is refused", 400,
+             request(ap, "DELETE", "/api/v1/sessions/0000000000000001?code=1006")[0])
+        c.eq("a malformed id is 404", 404, request(ap, "DELETE", "/api/v1/sessions/xyz")[0])
+
+        b = RawClient(lb.port)
+        b.request("/")
+        c.eq("session 1 upgrades", 101, b.read_head()[0])
+        first = who(b)
+        other = "p2" if first == "p1" else "p1"
+        s, h, body = request(ap, "POST", f"/api/v1/sessions/0000000000000001/failover?backend={other}")
+        c.eq("POST failover: 202", 202, s)
+        deadline = time.monotonic() + T
+        now = who(b)
+        while now != other and time.monotonic() < deadline:
+            now = who(b)
+        c.eq("the session moved to the backend asked for, unnoticed by the client", other, now)
+
+        held = [b]
+        for _ in range(6):
+            cl = RawClient(lb.port)
+            cl.request("/")
+            cl.read_head()
+            held.append(cl)
+        on_p1 = jbody(request(ap, "GET", "/api/v1/backends/p1"))["sessions"]
+        s, h, body = request(ap, "POST", "/api/v1/backends/p1/drain")
+        c.eq("drain: 202", 202, s)
+        deadline = time.monotonic() + T
+        while jbody(request(ap, "GET", "/api/v1/backends/p1"))["sessions"] > 0 and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        c.eq("drained: p1 holds no session", 0, jbody(request(ap, "GET", "/api/v1/backends/p1"))["sessions"])
+        c.eq("drained: p1 disabled", False, jbody(request(ap, "GET", "/api/v1/backends/p1"))["enabled"])
+        c.eq("every session now answers from p2", ["p2"] * len(held), [who(cl) for cl in held])
+
+        s, h, body = request(ap, "DELETE", "/api/v1/backends/p2?sessions=close")
+        c.eq("DELETE backend with sessions=close", 200, s)
+        codes = []
+        for cl in held:
+            fin, op, payload = cl.read_frame()
+            codes.append((op, struct.unpack("!H", payload[:2])[0] if op == OP_CLOSE else None))
+            cl.close()
+        c.eq("its sessions are closed with 1001", [(OP_CLOSE, 1001)] * len(held), codes)
+        c.eq("the deleted backend is gone", 404, request(ap, "GET", "/api/v1/backends/p2")[0])
+        st = jbody(request(ap, "GET", "/api/v1/status"))
+        c.eq("admin failovers counted: the one asked for and every drained one", 1 + on_p1,
+             st["totals"]["failovers"])
+        metrics = request(ap, "GET", "/metrics")[2]
+        c.true("reason admin in the metrics", b'reason="admin"} ' in metrics, "")
+    finally:
+        lb.stop()
+        p1.stop()
+        p2.stop()
+
+
 def main():
     e1, e2 = Echo("e1"), Echo("e2")
     try:
-        return run_tests(c, lambda: test_api(e1, e2), lambda: test_token(e1))
+        return run_tests(c, lambda: test_api(e1, e2), lambda: test_token(e1),
+                         test_session_and_drain_commands)
     finally:
         e1.stop()
         e2.stop()

@@ -30,6 +30,10 @@ struct admin_conn {
   size_t len;       /* bytes in buf */
   size_t head_len;  /* 0 until the head is complete */
   size_t body_len;
+  uint64_t serial;     /* names the connection to a deferred answer */
+  bool waiting;        /* a deferred answer is pending: later requests wait */
+  bool keep_alive;     /* of the request being answered */
+  size_t request_len;  /* head and body of the request being answered */
   bool finished;  /* no more requests are read: an answer with Connection: close is going out */
   bool closed;    /* uv_close called */
 };
@@ -143,22 +147,24 @@ static bool needs_token(const char *path) {
          strcmp(path, "/metrics") == 0;
 }
 
-/* Handles one complete request; returns false when the connection was closed. */
-static bool dispatch(struct admin_conn *c) {
+static void answer(struct admin_conn *c, struct wsb_admin_reply *r);
+
+/* Handles one complete request: answered now, or later (c->waiting). */
+static void dispatch(struct admin_conn *c) {
   struct wsb_http_head *h = &c->head;
   char target[2048];
   if (h->url.len >= sizeof(target)) {
     reply_error_and_close(c, 414, "request target too long");
-    return false;
+    return;
   }
   memcpy(target, h->url.p, h->url.len);
   target[h->url.len] = '\0';
   char *query = strchr(target, '?');
   if (query != NULL)
     *query++ = '\0';
-  bool keep_alive = h->http_major == 1 && h->http_minor == 1
-                        ? !wsb_http_has_token(h, "Connection", "close")
-                        : wsb_http_has_token(h, "Connection", "keep-alive");
+  c->keep_alive = h->http_major == 1 && h->http_minor == 1
+                      ? !wsb_http_has_token(h, "Connection", "close")
+                      : wsb_http_has_token(h, "Connection", "keep-alive");
   struct wsb_admin_reply r = {0};
   if (needs_token(target) && !authorized(c->a, h)) {
     wsb_admin_error(&r, 401, "missing or wrong bearer token");
@@ -169,17 +175,50 @@ static bool dispatch(struct admin_conn *c) {
         .query = query ? query : "",
         .body = c->buf + c->head_len,
         .body_len = c->body_len,
+        .conn = c->serial,
     };
     c->a->route(c->a->ctx, &req, &r);
+    if (r.status == 0) {
+      c->waiting = true;
+      return;
+    }
   }
-  send_reply(c, &r, keep_alive);
-  free(r.body);
-  return keep_alive;
+  answer(c, &r);
+}
+
+static void process(struct admin_conn *c);
+
+/* Sends the answer to the current request, then goes on with what came after it. */
+static void answer(struct admin_conn *c, struct wsb_admin_reply *r) {
+  send_reply(c, r, c->keep_alive);
+  free(r->body);
+  r->body = NULL;
+  if (!c->keep_alive) {
+    c->finished = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    return;
+  }
+  memmove(c->buf, c->buf + c->request_len, c->len - c->request_len);
+  c->len -= c->request_len;
+  c->head_len = 0;
+  c->waiting = false;
+}
+
+void wsb_admin_complete(struct wsb_admin *a, uint64_t conn, struct wsb_admin_reply *reply) {
+  struct admin_conn *c = a->conns;
+  while (c != NULL && c->serial != conn)
+    c = c->next;
+  if (c == NULL || c->closed || !c->waiting) {
+    free(reply->body);
+    return;
+  }
+  answer(c, reply);
+  process(c);
 }
 
 /* Parses what has arrived; answers each complete request in turn (pipelining included). */
 static void process(struct admin_conn *c) {
-  while (!c->finished) {
+  while (!c->finished && !c->waiting) {
     if (c->head_len == 0) {
       wsb_http_head_init(&c->head, false, HEAD_MAX);
       ssize_t rc = wsb_http_feed(&c->head, c->buf, c->len);
@@ -209,15 +248,8 @@ static void process(struct admin_conn *c) {
     }
     if (c->len < c->head_len + c->body_len)
       return; /* the body is still coming */
-    size_t used = c->head_len + c->body_len;
-    if (!dispatch(c)) {
-      c->finished = true;
-      uv_read_stop((uv_stream_t *)&c->tcp);
-      return;
-    }
-    memmove(c->buf, c->buf + used, c->len - used);
-    c->len -= used;
-    c->head_len = 0;
+    c->request_len = c->head_len + c->body_len;
+    dispatch(c);
     if (c->len == 0)
       return;
   }
@@ -247,6 +279,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   if (c == NULL)
     return;
   c->a = a;
+  c->serial = ++a->next_conn;
   uv_tcp_init(a->loop, &c->tcp);
   c->next = a->conns;
   if (a->conns)

@@ -2,7 +2,9 @@
 #ifndef WSB_ADMIN_H
 #define WSB_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "values.h"
@@ -22,9 +24,11 @@ struct wsb_admin_request {
   const char *query;         /* NUL-terminated, "" when none */
   const char *body;
   size_t body_len;
+  uint64_t conn;             /* for wsb_admin_complete, when the handler defers its answer */
 };
 
-/* Answers one request; the server does token checks, framing and keep-alive. */
+/* Answers one request; the server does token checks, framing and keep-alive. A handler that
+   leaves reply->status at 0 answers later with wsb_admin_complete(req->conn). */
 typedef void (*wsb_admin_route_fn)(void *ctx, const struct wsb_admin_request *req,
                                    struct wsb_admin_reply *reply);
 
@@ -37,6 +41,7 @@ struct wsb_admin {
   wsb_admin_route_fn route;
   void *ctx;
   unsigned connections;
+  uint64_t next_conn;
   struct admin_conn *conns;  /* open connections, closed at stop */
 };
 
@@ -49,6 +54,9 @@ int wsb_admin_start(struct wsb_admin *a, uv_loop_t *loop, int fd, char *const *t
 
 /* Closes the listener and every connection. */
 void wsb_admin_stop(struct wsb_admin *a);
+
+/* Sends a deferred answer (takes reply->body); dropped when the client has gone meanwhile. */
+void wsb_admin_complete(struct wsb_admin *a, uint64_t conn, struct wsb_admin_reply *reply);
 
 /* Helpers for handlers: a JSON error {"error": msg} with status. */
 void wsb_admin_error(struct wsb_admin_reply *reply, int status, const char *msg);

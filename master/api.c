@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <llhttp.h>
 
@@ -420,13 +421,197 @@ static void backends_route(struct master *m, const struct wsb_admin_request *req
   }
 }
 
+/* ---- session lists: asked of every worker, answered when all have, or after a second ---- */
+
+#define LIST_TIMEOUT_MS 1000
+
+struct list_op {
+  struct list_op *next;
+  struct master *m;
+  uint64_t request;
+  uint64_t conn;
+  unsigned expected;  /* workers asked */
+  unsigned done;      /* workers whose last chunk came */
+  bool one;           /* GET /api/v1/sessions/{id} */
+  uint64_t limit;
+  uint64_t offset;
+  struct wsb_session_info *entries;
+  size_t n;
+  size_t cap;
+  uv_timer_t timer;
+};
+
+static void session_json(struct master *m, struct wsb_json *j, const struct wsb_session_info *e) {
+  char id[17], ts[96];
+  snprintf(id, sizeof(id), "%016llx", (unsigned long long)e->id);
+  time_t secs = (time_t)(e->started_unix_ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(e->started_unix_ms % 1000));
+  wsb_json_object_begin(j);
+  wsb_json_key(j, "id");
+  wsb_json_cstring(j, id);
+  wsb_json_key(j, "worker");
+  wsb_json_uint(j, e->worker);
+  wsb_json_key(j, "client");
+  wsb_json_string(j, e->client, strnlen(e->client, sizeof(e->client)));
+  wsb_json_key(j, "path");
+  wsb_json_string(j, e->path, strnlen(e->path, sizeof(e->path)));
+  wsb_json_key(j, "backend");
+  if (e->backend_slot >= 0 && e->backend_slot < WSB_SHM_MAX_BACKENDS &&
+      m->table->backends[e->backend_slot].in_use)
+    wsb_json_cstring(j, m->table->backends[e->backend_slot].name);
+  else
+    wsb_json_null(j); /* moving to another backend right now, or its backend was removed */
+  wsb_json_key(j, "started");
+  wsb_json_cstring(j, ts);
+  wsb_json_key(j, "messages_in");
+  wsb_json_uint(j, e->messages_in);
+  wsb_json_key(j, "messages_out");
+  wsb_json_uint(j, e->messages_out);
+  wsb_json_key(j, "bytes_in");
+  wsb_json_uint(j, e->bytes_in);
+  wsb_json_key(j, "bytes_out");
+  wsb_json_uint(j, e->bytes_out);
+  wsb_json_key(j, "failovers");
+  wsb_json_uint(j, e->failovers);
+  wsb_json_object_end(j);
+}
+
+static int by_id(const void *a, const void *b) {
+  uint64_t x = ((const struct wsb_session_info *)a)->id, y = ((const struct wsb_session_info *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
+static void on_list_timer_closed(uv_handle_t *h) {
+  struct list_op *op = h->data;
+  free(op->entries);
+  free(op);
+}
+
+static void finish_list(struct list_op *op) {
+  struct master *m = op->m;
+  for (struct list_op **p = &m->lists; *p != NULL; p = &(*p)->next)
+    if (*p == op) {
+      *p = op->next;
+      break;
+    }
+  bool partial = op->done < op->expected;
+  struct wsb_admin_reply r = {0};
+  qsort(op->entries, op->n, sizeof(op->entries[0]), by_id);
+  struct wsb_json j;
+  if (op->one && op->n == 0) {
+    wsb_admin_error(&r, partial ? 504 : 404,
+                    partial ? "its worker did not answer in time" : "no such session");
+  } else if (json_begin(&j, &r)) {
+    if (op->one) {
+      session_json(m, &j, &op->entries[0]);
+    } else {
+      wsb_json_object_begin(&j);
+      wsb_json_key(&j, "total");
+      wsb_json_uint(&j, op->n);
+      wsb_json_key(&j, "partial");
+      wsb_json_bool(&j, partial);
+      wsb_json_key(&j, "sessions");
+      wsb_json_array_begin(&j);
+      for (size_t i = op->offset; i < op->n && i - op->offset < op->limit; i++)
+        session_json(m, &j, &op->entries[i]);
+      wsb_json_array_end(&j);
+      wsb_json_object_end(&j);
+    }
+    reply_json(&r, 200, &j);
+  }
+  wsb_admin_complete(&m->admin, op->conn, &r);
+  uv_close((uv_handle_t *)&op->timer, on_list_timer_closed);
+}
+
+static void on_list_timeout(uv_timer_t *t) { finish_list(t->data); }
+
+void wsb_api_on_chunk(void *ctx, const struct wsb_sessions_chunk *chunk) {
+  struct master *m = ctx;
+  struct list_op *op = m->lists;
+  while (op != NULL && op->request != chunk->request)
+    op = op->next;
+  if (op == NULL)
+    return; /* an answer after its request timed out */
+  if (op->n + chunk->count > op->cap) {
+    size_t cap = (op->n + chunk->count) * 2;
+    struct wsb_session_info *e = realloc(op->entries, cap * sizeof(*e));
+    if (e == NULL)
+      return;
+    op->entries = e;
+    op->cap = cap;
+  }
+  memcpy(&op->entries[op->n], chunk->entries, chunk->count * sizeof(chunk->entries[0]));
+  op->n += chunk->count;
+  if (chunk->last && ++op->done == op->expected)
+    finish_list(op);
+}
+
+void wsb_api_stop(struct master *m) {
+  while (m->lists != NULL)
+    finish_list(m->lists);
+}
+
+static bool query_uint(const char *query, const char *key, uint64_t *v) {
+  char buf[24], *end;
+  if (!query_get(query, key, buf, sizeof(buf)))
+    return true; /* absent: the default stays */
+  errno = 0;
+  *v = strtoull(buf, &end, 10);
+  return buf[0] != '\0' && *end == '\0' && errno == 0;
+}
+
+/* GET /api/v1/sessions[?backend=&limit=&offset=] or one session: asks the workers. */
+static void list_sessions(struct master *m, const struct wsb_admin_request *req, bool one,
+                          uint64_t id, struct wsb_admin_reply *r) {
+  struct wsb_control_msg msg = {.type = WSB_CTL_LIST_SESSIONS, .len = sizeof(msg), .one = one,
+                                .session = id, .slot = -1, .request = ++m->next_request};
+  uint64_t limit = 1000, offset = 0;
+  char name[WSB_NAME_MAX + 1];
+  if (!query_uint(req->query, "limit", &limit) || !query_uint(req->query, "offset", &offset)) {
+    wsb_admin_error(r, 400, "limit= and offset= take whole numbers");
+    return;
+  }
+  if (query_get(req->query, "backend", name, sizeof(name)) &&
+      (msg.slot = find_backend(m, name)) < 0) {
+    wsb_admin_error(r, 404, "no such backend");
+    return;
+  }
+  struct list_op *op = calloc(1, sizeof(*op));
+  if (op == NULL) {
+    wsb_admin_error(r, 500, "out of memory");
+    return;
+  }
+  op->m = m;
+  op->request = msg.request;
+  op->conn = req->conn;
+  op->one = one;
+  op->limit = limit;
+  op->offset = offset;
+  op->expected = wsb_workers_send(&m->workers, one ? (int)(id >> 52) : -1, &msg);
+  op->next = m->lists;
+  m->lists = op;
+  uv_timer_init(&m->loop, &op->timer);
+  op->timer.data = op;
+  r->status = 0; /* answered when every worker has, or at the timeout */
+  if (op->expected == 0)
+    finish_list(op);
+  else
+    uv_timer_start(&op->timer, on_list_timeout, LIST_TIMEOUT_MS, 0);
+}
+
 /* /api/v1/sessions/{id} and /api/v1/sessions/{id}/failover: commands to the session's worker,
    found from the id alone. The worker acts if the session still exists: answered 202. */
 static void sessions_route(struct master *m, const struct wsb_admin_request *req,
                            struct wsb_admin_reply *r) {
   const char *rest = req->path + strlen("/api/v1/sessions");
   if (*rest == '\0') {
-    wsb_admin_error(r, 501, "listing sessions is not built yet");
+    if (req->method == HTTP_GET)
+      list_sessions(m, req, false, 0, r);
+    else
+      method_not_allowed(r, "GET");
     return;
   }
   char *end;
@@ -440,7 +625,7 @@ static void sessions_route(struct master *m, const struct wsb_admin_request *req
   int worker = (int)(id >> 52);
   if (*end == '\0') {
     if (req->method == HTTP_GET) {
-      wsb_admin_error(r, 501, "reading a session is not built yet");
+      list_sessions(m, req, true, id, r);
       return;
     }
     if (req->method != HTTP_DELETE) {

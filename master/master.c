@@ -44,6 +44,7 @@ static void forget_master_in_child(void *arg) {
 
 static void close_handles(void *arg) {
   struct master *m = arg;
+  wsb_api_stop(m);
   wsb_admin_stop(&m->admin);
   for (size_t i = 0; i < NSIGNALS; i++)
     uv_close((uv_handle_t *)&m->signals[i], NULL);
@@ -283,6 +284,10 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   m.workers.log_level = cfg->wsbal.log_level;
   m.workers.in_child = forget_master_in_child;
   m.workers.all_exited = close_handles;
+  m.workers.on_chunk = wsb_api_on_chunk;
+  m.workers.rbuf = malloc(sizeof(*m.workers.rbuf));
+  if (m.workers.rbuf == NULL)
+    wsb_fatal(EXIT_STARTUP, "out of memory");
   m.workers.arg = &m;
   wsb_workers_start(&m.workers, worker_count(cfg), fds, cfg->listen.naddress);
   m.started_ms = uv_now(&m.loop);
@@ -299,6 +304,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   wsb_log_info("stopped");
   wsb_shm_destroy(m.shm);
   free(m.workers.procs);
+  free(m.workers.rbuf);
   free(m.table);
   return 0;
 }

@@ -25,6 +25,8 @@ struct master {
   bool stopping;
   struct wsb_admin admin;
   int admin_fd;                 /* bound at start, -1 when [admin] address = off */
+  struct list_op *lists;        /* session lists waiting for the workers' answers (api.c) */
+  uint64_t next_request;
   uint64_t started_ms;
 };
 
@@ -33,6 +35,11 @@ int wsb_master_reload(struct master *m, struct wsb_config_errors *errs);
 
 /* Publishes a table rebuilt from m->cfg after a runtime change (admin API). Returns 0 or an error. */
 int wsb_master_publish(struct master *m, char *err, size_t errlen);
+
+/* A chunk of a session list from a worker (api.c). */
+void wsb_api_on_chunk(void *ctx, const struct wsb_sessions_chunk *chunk);
+/* Answers the session lists still waiting, as partial, before the loop ends (api.c). */
+void wsb_api_stop(struct master *m);
 
 /* The admin API's router (api.c). */
 void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *reply);

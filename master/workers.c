@@ -73,6 +73,55 @@ static void forget_others_in_child(struct wsb_workers *ws, unsigned slot) {
 
 static void on_respawn_timer(uv_timer_t *t);
 
+static void ctl_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct wsb_worker_proc *w = h->data;
+  buf->base = (char *)w->ws->rbuf;
+  buf->len = sizeof(*w->ws->rbuf);
+}
+
+static void on_ctl_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  struct wsb_worker_proc *w = stream->data;
+  if (nread <= 0)
+    return; /* end of file: the worker is gone, which SIGCHLD tells us properly */
+  /* A worker's answer that does not parse is dropped with a word; the request times out. */
+  if (wsb_control_check_chunk(buf->base, (size_t)nread) != 0) {
+    wsb_log_error("worker %u: malformed answer of %zd bytes", w->slot, nread);
+    return;
+  }
+  w->ws->on_chunk(w->ws->arg, (const struct wsb_sessions_chunk *)(const void *)buf->base);
+}
+
+static void on_ctl_closed(uv_handle_t *h) { free(h); }
+
+/* Opens the master's end of a new worker's socketpair for its answers. */
+static void open_ctl(struct wsb_worker_proc *w, int fd) {
+  w->control_fd = fd;
+  w->ctl = malloc(sizeof(*w->ctl));
+  if (w->ctl == NULL || uv_pipe_init(w->ws->loop, w->ctl, 0) != 0) {
+    free(w->ctl);
+    w->ctl = NULL;
+    return; /* commands still go out; answers will not come */
+  }
+  w->ctl->data = w;
+  if (uv_pipe_open(w->ctl, fd) != 0) {
+    uv_close((uv_handle_t *)w->ctl, on_ctl_closed); /* fd is not the handle's: it stays open */
+    w->ctl = NULL;
+    return;
+  }
+  if (uv_read_start((uv_stream_t *)w->ctl, ctl_alloc, on_ctl_read) != 0)
+    wsb_log_error("worker %u: its answers cannot be read", w->slot);
+}
+
+static void close_ctl(struct wsb_worker_proc *w) {
+  if (w->ctl != NULL) {
+    uv_close((uv_handle_t *)w->ctl, on_ctl_closed); /* closes control_fd too */
+    w->ctl = NULL;
+  } else if (w->control_fd >= 0) {
+    close(w->control_fd);
+  }
+  w->control_fd = -1;
+}
+
 static void spawn(struct wsb_worker_proc *w) {
   struct wsb_workers *ws = w->ws;
   int pair[2];
@@ -115,7 +164,7 @@ static void spawn(struct wsb_worker_proc *w) {
   }
   close(pair[1]);
   w->pid = pid;
-  w->control_fd = pair[0];
+  open_ctl(w, pair[0]);
   w->incarnation++;
   w->started_ms = uv_now(ws->loop);
   ws->running++;
@@ -201,8 +250,7 @@ static void on_worker_exit(struct wsb_workers *ws, struct wsb_worker_proc *w, in
             "worker %u (pid %d) exited with status %d", w->slot, (int)w->pid, WEXITSTATUS(status));
   /* Its live sessions are gone with it: their least-connection counts must go too. */
   wsb_shm_worker_forget(ws->shm, w->slot);
-  close(w->control_fd);
-  w->control_fd = -1;
+  close_ctl(w);
   w->pid = 0;
   ws->running--;
   if (ws->stopping) {
@@ -259,6 +307,7 @@ void wsb_workers_stop(struct wsb_workers *ws) {
 void wsb_workers_close(struct wsb_workers *ws) {
   for (unsigned s = 0; s < ws->shm->nworkers; s++) {
     uv_close((uv_handle_t *)&ws->procs[s].respawn_timer, NULL);
+    close_ctl(&ws->procs[s]);
     release_sockets(&ws->procs[s]);
   }
 }

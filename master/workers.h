@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "control.h"
 #include "shm.h"
 
 struct wsb_workers;
@@ -20,6 +21,7 @@ struct wsb_worker_proc {
   size_t nlisten;
   pid_t pid;              /* 0 while not running */
   int control_fd;         /* the master's end of the socketpair, -1 while not running */
+  uv_pipe_t *ctl;         /* reads the worker's answers on control_fd; NULL while not running */
   uint32_t incarnation;   /* starts so far in this slot */
   uint32_t generation;    /* which start of the pool it belongs to */
   uint64_t started_ms;
@@ -39,6 +41,9 @@ struct wsb_workers {
   enum wsb_log_level log_level;   /* handed to workers started from now on */
   void (*in_child)(void *arg);    /* run in each new worker: drop the master's own handles */
   void (*all_exited)(void *arg);  /* run once stopping and the last worker has exited */
+  /* run for each chunk of a session list a worker sends back */
+  void (*on_chunk)(void *arg, const struct wsb_sessions_chunk *chunk);
+  struct wsb_sessions_chunk *rbuf; /* where answers are read */
   void *arg;
 };
 

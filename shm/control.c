@@ -2,6 +2,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -18,9 +19,21 @@ int wsb_control_check(const void *data, size_t len) {
     return -EPROTO;
   memcpy(&msg, data, sizeof(msg));
   if (msg.len != sizeof(msg) || msg.type < WSB_CTL_FAILOVER_BACKEND ||
-      msg.type > WSB_CTL_FAILOVER_SESSION)
+      msg.type > WSB_CTL_LIST_SESSIONS)
     return -EPROTO;
   if (msg.reason[sizeof(msg.reason) - 1] != '\0')
+    return -EPROTO;
+  return 0;
+}
+
+int wsb_control_check_chunk(const void *data, size_t len) {
+  const size_t head = offsetof(struct wsb_sessions_chunk, entries);
+  struct wsb_sessions_chunk c;
+  if (len < head || len > sizeof(c))
+    return -EPROTO;
+  memcpy(&c, data, head);
+  if (c.type != WSB_CTL_SESSIONS || c.len != len || c.count > WSB_SESSIONS_PER_CHUNK ||
+      len != head + c.count * sizeof(struct wsb_session_info) || c.last > 1)
     return -EPROTO;
   return 0;
 }

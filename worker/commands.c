@@ -1,5 +1,10 @@
 /* Commands from the master (control socket): drain or close a backend's sessions, kill or move one. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "control.h"
 #include "errors.h"
@@ -55,6 +60,56 @@ static void end_session(struct wsb_session *s, uint16_t code, const char *reason
   session_finish(s);
 }
 
+static void describe(struct wsb_worker *w, const struct wsb_session *s,
+                     struct wsb_session_info *e) {
+  memset(e, 0, sizeof(*e));
+  e->id = s->id;
+  e->started_unix_ms = w->unix_offset_ms + s->started_ms;
+  e->messages_in = s->messages[WSB_DIR_TO_BACKEND];
+  e->messages_out = s->messages[WSB_DIR_TO_CLIENT];
+  e->bytes_in = s->bytes[WSB_DIR_TO_BACKEND];
+  e->bytes_out = s->bytes[WSB_DIR_TO_CLIENT];
+  e->failovers = s->failovers;
+  e->backend_slot = s->state == S_FAILOVER ? -1 : s->backend_slot;
+  e->worker = (uint16_t)w->slot;
+  if (s->client_family != 0)
+    inet_ntop(s->client_family, s->client_addr, e->client, sizeof(e->client));
+  size_t n = s->path_len < sizeof(e->path) - 1 ? s->path_len : sizeof(e->path) - 1;
+  memcpy(e->path, s->head + s->path_off, n);
+}
+
+static void send_chunk(struct wsb_worker *w, struct wsb_sessions_chunk *c, bool last) {
+  uv_os_fd_t fd;
+  c->type = WSB_CTL_SESSIONS;
+  c->last = last;
+  c->len = (uint32_t)(offsetof(struct wsb_sessions_chunk, entries) +
+                      c->count * sizeof(struct wsb_session_info));
+  if (uv_fileno((uv_handle_t *)&w->control, &fd) != 0 ||
+      send(fd, c, c->len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)c->len)
+    wsb_log_warn("session list: answer not sent: %s", strerror(errno));
+  c->count = 0;
+}
+
+/* Sessions that have a 101 (a head kept), in chunks the master puts together. */
+static void list_sessions(struct wsb_worker *w, const struct wsb_control_msg *m) {
+  struct wsb_sessions_chunk *chunk = malloc(sizeof(*chunk)); /* 50 KiB: not for the stack */
+  if (chunk == NULL)
+    return; /* the master's request times out and says the answer is partial */
+  chunk->request = m->request;
+  chunk->count = 0;
+  for (struct wsb_session *s = w->sessions; s != NULL; s = s->next) {
+    if (s->head == NULL || s->state == S_CLOSED)
+      continue;
+    if ((m->one && s->id != m->session) || (m->slot >= 0 && s->backend_slot != m->slot))
+      continue;
+    describe(w, s, &chunk->entries[chunk->count++]);
+    if (chunk->count == WSB_SESSIONS_PER_CHUNK)
+      send_chunk(w, chunk, false);
+  }
+  send_chunk(w, chunk, true);
+  free(chunk);
+}
+
 void wsb_worker_command(struct wsb_worker *w, const struct wsb_control_msg *m) {
   wsb_worker_refresh_table(w);
   switch (m->type) {
@@ -80,6 +135,9 @@ void wsb_worker_command(struct wsb_worker *w, const struct wsb_control_msg *m) {
       end_session(s, m->code, m->reason);
     break;
   }
+  case WSB_CTL_LIST_SESSIONS:
+    list_sessions(w, m);
+    break;
   case WSB_CTL_FAILOVER_SESSION: {
     struct wsb_session *s = find(w, m->session);
     if (s != NULL && s->state == S_RELAY) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -179,6 +180,9 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   if (RAND_bytes((unsigned char *)&w->rng, sizeof(w->rng)) != 1 || w->rng == 0)
     w->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
   w->table_generation = wsb_shm_read(w->shm, w->table);
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  w->unix_offset_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000 - uv_now(&w->loop);
   w->access_fd = -1;
   wsb_access_log_reopen(w);
 

@@ -38,6 +38,7 @@ struct wsb_worker {
   bool closing;            /* every handle of the worker is closing */
   uint64_t next_session;         /* sequence for session ids */
   uint64_t rng;                  /* xorshift state: tie-breaks and masking keys */
+  uint64_t unix_offset_ms;       /* wall clock minus loop time at start: stable start times */
   struct wsb_session *sessions;  /* every live session, for stop and (later) the admin API */
   /* Every read lands here first; only what a peer did not take is copied. */
   uint8_t read_buffer[WSB_READ_BUFFER_SIZE];

@@ -211,10 +211,52 @@ def test_session_and_drain_commands():
         p2.stop()
 
 
+def test_session_list(e1, e2):
+    ap = free_port()
+    lb = Wsbal([("e1", e1.url), ("e2", e2.url)], sections={"admin": {"address": f"127.0.0.1:{ap}"}})
+    try:
+        held = []
+        for i in range(6):
+            cl = RawClient(lb.port)
+            cl.request(f"/room/{i}?user=u{i}")
+            c.eq("session upgrades", 101, cl.read_head()[0])
+            cl.send(frame(OP_TEXT, b"hello"))
+            cl.read_frame()
+            held.append(cl)
+        s, h, body = request(ap, "GET", "/api/v1/sessions")
+        doc = json.loads(body) if s == 200 else {}
+        c.eq("session list: every live session, from both workers, complete", (200, 6, False),
+             (s, doc.get("total"), doc.get("partial")))
+        sess = doc.get("sessions", [])
+        c.eq("paths", sorted(f"/room/{i}?user=u{i}" for i in range(6)), sorted(x["path"] for x in sess))
+        first = sess[0] if sess else {}
+        c.eq("fields of a session", {"client": "127.0.0.1", "messages_in": 1, "messages_out": 1,
+                                     "failovers": 0},
+             {k: first.get(k) for k in ("client", "messages_in", "messages_out", "failovers")})
+        c.true("backend, worker, started, id", first.get("backend") in ("e1", "e2") and
+               isinstance(first.get("worker"), int) and first.get("started", "").endswith("Z") and
+               len(first.get("id", "")) == 16, str(first))
+        by_backend = json.loads(request(ap, "GET", "/api/v1/sessions?backend=e1")[2])
+        c.true("filtered by backend", all(x["backend"] == "e1" for x in by_backend["sessions"]) and
+               by_backend["total"] == sum(1 for x in sess if x["backend"] == "e1"), str(by_backend))
+        page = json.loads(request(ap, "GET", "/api/v1/sessions?limit=2&offset=1")[2])
+        c.eq("paginated", ([x["id"] for x in sess][1:3], 6),
+             ([x["id"] for x in page["sessions"]], page["total"]))
+        one = json.loads(request(ap, "GET", f"/api/v1/sessions/{first.get('id')}")[2])
+        c.eq("one session by id", first, one)
+        c.eq("an unknown id is 404", 404, request(ap, "GET", "/api/v1/sessions/00000000deadbeef")[0])
+        c.eq("a bad limit is 400", 400, request(ap, "GET", "/api/v1/sessions?limit=x")[0])
+        for cl in held:
+            cl.close()
+    finally:
+        lb.stop()
+
+
 def main():
     e1, e2 = Echo("e1"), Echo("e2")
     try:
         return run_tests(c, lambda: test_api(e1, e2), lambda: test_token(e1),
+                         lambda: test_session_list(e1, e2),
                          test_session_and_drain_commands)
     finally:
         e1.stop()

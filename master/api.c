@@ -499,7 +499,8 @@ static void finish_list(struct list_op *op) {
     }
   bool partial = op->done < op->expected;
   struct wsb_admin_reply r = {0};
-  qsort(op->entries, op->n, sizeof(op->entries[0]), by_id);
+  if (op->n > 1)
+    qsort(op->entries, op->n, sizeof(op->entries[0]), by_id);
   struct wsb_json j;
   if (op->one && op->n == 0) {
     wsb_admin_error(&r, partial ? 504 : 404,
@@ -543,7 +544,8 @@ void wsb_api_on_chunk(void *ctx, const struct wsb_sessions_chunk *chunk) {
     op->entries = e;
     op->cap = cap;
   }
-  memcpy(&op->entries[op->n], chunk->entries, chunk->count * sizeof(chunk->entries[0]));
+  if (chunk->count > 0)
+    memcpy(&op->entries[op->n], chunk->entries, chunk->count * sizeof(chunk->entries[0]));
   op->n += chunk->count;
   if (chunk->last && ++op->done == op->expected)
     finish_list(op);

@@ -149,6 +149,32 @@ static bool needs_token(const char *path) {
 
 static void answer(struct admin_conn *c, struct wsb_admin_reply *r);
 
+static int hex_value(char ch) {
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
+    return (ch | 0x20) - 'a' + 10;
+  return -1;
+}
+
+/* Decodes %XX in place; refuses a truncated escape and %00. */
+static int percent_decode(char *s) {
+  char *out = s;
+  for (; *s; s++) {
+    if (*s != '%') {
+      *out++ = *s;
+      continue;
+    }
+    int hi = hex_value(s[1]), lo = hi < 0 ? -1 : hex_value(s[2]);
+    if (lo < 0 || (hi == 0 && lo == 0))
+      return -1;
+    *out++ = (char)(hi * 16 + lo);
+    s += 2;
+  }
+  *out = '\0';
+  return 0;
+}
+
 /* Handles one complete request: answered now, or later (c->waiting). */
 static void dispatch(struct admin_conn *c) {
   struct wsb_http_head *h = &c->head;
@@ -162,6 +188,11 @@ static void dispatch(struct admin_conn *c) {
   char *query = strchr(target, '?');
   if (query != NULL)
     *query++ = '\0';
+  /* Names in paths may be percent-encoded ("b%231" for the backend "b#1"). */
+  if (percent_decode(target) != 0) {
+    reply_error_and_close(c, 400, "bad percent-encoding in the path");
+    return;
+  }
   c->keep_alive = h->http_major == 1 && h->http_minor == 1
                       ? !wsb_http_has_token(h, "Connection", "close")
                       : wsb_http_has_token(h, "Connection", "keep-alive");

@@ -49,6 +49,9 @@ def test_api(e1, e2):
         c.eq("backends listed with their fields", ["e1", "e2"], [b["name"] for b in bs])
         c.eq("live sessions counted", 1, sum(b["sessions"] for b in bs))
         c.eq("one backend", "e1", jbody(request(ap, "GET", "/api/v1/backends/e1"))["name"])
+        c.eq("percent-encoded names in paths", "e1",
+             jbody(request(ap, "GET", "/api/v1/backends/e%31"))["name"])
+        c.eq("a broken escape is 400", 400, request(ap, "GET", "/api/v1/backends/e%3")[0])
         c.eq("unknown backend is 404 JSON", (404, "no such backend"),
              (request(ap, "GET", "/api/v1/backends/nope")[0],
               jbody(request(ap, "GET", "/api/v1/backends/nope"))["error"]))

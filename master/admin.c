@@ -33,6 +33,7 @@ struct admin_conn {
   uint64_t serial;     /* names the connection to a deferred answer */
   bool waiting;        /* a deferred answer is pending: later requests wait */
   bool keep_alive;     /* of the request being answered */
+  bool head_only;      /* the request being answered is a HEAD */
   size_t request_len;  /* head and body of the request being answered */
   bool finished;  /* no more requests are read: an answer with Connection: close is going out */
   bool closed;    /* uv_close called */
@@ -94,7 +95,9 @@ static void on_written(uv_write_t *req, int status) {
   free(w);
 }
 
+/* A HEAD request's answer carries the head only, Content-Length included (RFC 9110 9.3.2). */
 static void send_reply(struct admin_conn *c, const struct wsb_admin_reply *r, bool keep_alive) {
+  size_t body_len = c->head_only ? 0 : r->len;
   char head[512];
   int n = snprintf(head, sizeof(head),
                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
@@ -103,7 +106,7 @@ static void send_reply(struct admin_conn *c, const struct wsb_admin_reply *r, bo
                    r->content_type ? r->content_type : "application/json", r->len,
                    r->allow ? "Allow: " : "", r->allow ? r->allow : "", r->allow ? "\r\n" : "",
                    keep_alive ? "keep-alive" : "close");
-  struct admin_write *w = malloc(sizeof(*w) + (size_t)n + r->len);
+  struct admin_write *w = malloc(sizeof(*w) + (size_t)n + body_len);
   if (w == NULL || n < 0) {
     free(w);
     close_conn(c);
@@ -112,9 +115,9 @@ static void send_reply(struct admin_conn *c, const struct wsb_admin_reply *r, bo
   w->c = c;
   w->close_after = !keep_alive;
   memcpy(w->data, head, (size_t)n);
-  if (r->len)
-    memcpy(w->data + n, r->body, r->len);
-  uv_buf_t b = uv_buf_init(w->data, (unsigned)((size_t)n + r->len));
+  if (body_len)
+    memcpy(w->data + n, r->body, body_len);
+  uv_buf_t b = uv_buf_init(w->data, (unsigned)((size_t)n + body_len));
   if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
     free(w);
     close_conn(c);
@@ -193,6 +196,7 @@ static void dispatch(struct admin_conn *c) {
     reply_error_and_close(c, 400, "bad percent-encoding in the path");
     return;
   }
+  c->head_only = h->method == HTTP_HEAD;
   c->keep_alive = h->http_major == 1 && h->http_minor == 1
                       ? !wsb_http_has_token(h, "Connection", "close")
                       : wsb_http_has_token(h, "Connection", "keep-alive");
@@ -222,6 +226,7 @@ static void process(struct admin_conn *c);
 /* Sends the answer to the current request, then goes on with what came after it. */
 static void answer(struct admin_conn *c, struct wsb_admin_reply *r) {
   send_reply(c, r, c->keep_alive);
+  c->head_only = false;
   free(r->body);
   r->body = NULL;
   if (!c->keep_alive) {

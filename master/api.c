@@ -834,6 +834,24 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
   r->len = t.len;
 }
 
+/* ---- / : the status page, built in from master/status_page.html ---- */
+
+extern const char wsb_status_page[];
+extern const unsigned long wsb_status_page_len;
+
+static void status_page(struct wsb_admin_reply *r) {
+  char *body = malloc(wsb_status_page_len);
+  if (body == NULL) {
+    wsb_admin_error(r, 500, "out of memory");
+    return;
+  }
+  memcpy(body, wsb_status_page, wsb_status_page_len);
+  r->status = 200;
+  r->content_type = "text/html; charset=utf-8";
+  r->body = body;
+  r->len = wsb_status_page_len;
+}
+
 /* ---- routing ---- */
 
 void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *r) {
@@ -852,6 +870,11 @@ void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_ad
       metrics(m, r);
     else
       status(m, r);
+  } else if (strcmp(p, "/") == 0) {
+    if (!get)
+      method_not_allowed(r, "GET, HEAD");
+    else
+      status_page(r);
   } else if (strncmp(p, "/api/v1/backends", 16) == 0) {
     backends_route(m, req, r);
   } else if (strcmp(p, "/api/v1/reload") == 0) {

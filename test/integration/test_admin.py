@@ -94,6 +94,12 @@ def test_api(e1, e2):
         statuses = [request(ap, "GET", "/healthz", conn=conn)[0] for _ in range(3)]
         conn.close()
         c.eq("keep-alive serves several requests on one connection", [200] * 3, statuses)
+        conn = http.client.HTTPConnection("127.0.0.1", ap, timeout=10)
+        head = request(ap, "HEAD", "/healthz", conn=conn)
+        after = request(ap, "GET", "/api/v1/backends/e2", conn=conn)
+        conn.close()
+        c.eq("HEAD: the head only, then the next request on the connection is intact",
+             (200, b"", 200, "e2"), (head[0], head[2], after[0], json.loads(after[2])["name"]))
         big = request(ap, "POST", "/api/v1/reload", body=b"x" * (70 * 1024))
         c.eq("a body over 64 KiB: 413", 413, big[0])
 

@@ -1,0 +1,379 @@
+/* wsbalctl: the command-line client of wsbal's admin API. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "json.h"
+
+/*
+ * What scripts can rely on beyond SPEC.md:
+ * - Options may come before or after the command; "--" ends them.
+ * - With --json the answer's body goes to stdout exactly as the server sent it, also for an
+ *   error answer (whose message then also goes to stderr), so `wsbalctl --json backends | jq`
+ *   works and a script still sees the exit status.
+ * - Every request is one connection with Connection: close; nothing is retried, since add,
+ *   remove, drain, kill and failover are not idempotent.
+ * - Names and session ids are percent-encoded into the path as they are; the server judges them.
+ */
+
+#define TARGET_MAX 1024
+#define BODY_MAX   2048
+
+/* The command-specific options, in the order of enum option_bit. */
+static const char *const option_names[] = {"--backend", "--weight", "--to", "--sessions"};
+
+enum option_bit {
+  OPT_BACKEND = 1 << 0,  /* sessions --backend NAME */
+  OPT_WEIGHT = 1 << 1,   /* add --weight W */
+  OPT_TO = 1 << 2,       /* failover --to NAME */
+  OPT_SESSIONS = 1 << 3, /* remove --sessions keep|failover|close */
+};
+
+struct options {
+  const char *addr;
+  const char *token;
+  bool json;
+  unsigned given; /* enum option_bit */
+  const char *backend;
+  const char *to;
+  const char *sessions;
+  unsigned long weight;
+  char **args; /* the command and its operands */
+  int nargs;
+};
+
+/* What a command sends: method, encoded target and an optional JSON body. */
+struct call {
+  const char *method;
+  char target[TARGET_MAX];
+  char body[BODY_MAX];
+  size_t body_len; /* 0: no body */
+};
+
+struct command {
+  const char *name;
+  int operands;
+  unsigned options; /* enum option_bit allowed */
+  const char *synopsis;
+  bool (*build)(const struct options *o, struct call *c);
+  int (*print)(const struct wsb_ctl_answer *ans);
+};
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: wsbalctl [-a ADDR] [-T TOKEN] [--json] COMMAND\n"
+          "commands:\n"
+          "  status                            version, uptime, workers and totals\n"
+          "  backends                          every backend with its state and counters\n"
+          "  sessions [--backend NAME]         live sessions\n"
+          "  add NAME URL [--weight W]         add a backend (ws:// or wss:// URL, W 1..1000)\n"
+          "  remove NAME [--sessions MODE]     remove a backend; its live sessions: keep\n"
+          "                                    (default), failover or close\n"
+          "  enable NAME, disable NAME         start/stop giving a backend new sessions\n"
+          "  drain NAME                        disable it and move its sessions to the others\n"
+          "  kill SESSION                      close a session\n"
+          "  failover SESSION [--to NAME]      move a session to another backend now\n"
+          "  reload                            re-read the configuration file, like SIGHUP\n"
+          "options:\n"
+          "  -a, --address ADDR  admin API HOST:PORT (default $WSBAL_ADMIN or " WSB_CTL_DEFAULT_ADDR
+          ")\n"
+          "  -T, --token TOKEN   bearer token (default $WSBAL_TOKEN)\n"
+          "  -j, --json          print the server's JSON answer as it came\n"
+          "  -h, --help          show this help;  -V, --version  print the version\n"
+          "exit status: 0 done, 1 the server answered an error or could not be reached, 2 usage\n");
+}
+
+__attribute__((noreturn, format(printf, 1, 2))) static void usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "wsbalctl: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\nTry 'wsbalctl --help'.\n");
+  va_end(ap);
+  exit(WSB_CTL_EXIT_USAGE);
+}
+
+/* ---- building requests ---- */
+
+/* Appends s percent-encoded: everything but RFC 3986's unreserved characters. */
+static bool append_encoded(char *out, size_t cap, const char *s) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t len = strlen(out);
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '-' || ch == '.' || ch == '_' || ch == '~';
+    if (len + (plain ? 1 : 3) >= cap)
+      return false;
+    if (plain) {
+      out[len++] = (char)ch;
+    } else {
+      out[len++] = '%';
+      out[len++] = hex[ch >> 4];
+      out[len++] = hex[ch & 15];
+    }
+  }
+  out[len] = '\0';
+  return true;
+}
+
+/* target = prefix + encoded(name) + suffix. */
+static bool make_target(struct call *c, const char *prefix, const char *name, const char *suffix) {
+  snprintf(c->target, sizeof(c->target), "%s", prefix);
+  if (name != NULL && !append_encoded(c->target, sizeof(c->target), name))
+    return false;
+  size_t len = strlen(c->target);
+  return snprintf(c->target + len, sizeof(c->target) - len, "%s", suffix) <
+         (int)(sizeof(c->target) - len);
+}
+
+static bool build_status(const struct options *o, struct call *c) {
+  c->method = "GET";
+  return make_target(c, "/api/v1/status", NULL, "");
+}
+
+static bool build_backends(const struct options *o, struct call *c) {
+  c->method = "GET";
+  return make_target(c, "/api/v1/backends", NULL, "");
+}
+
+static bool build_sessions(const struct options *o, struct call *c) {
+  c->method = "GET";
+  if (o->backend == NULL)
+    return make_target(c, "/api/v1/sessions", NULL, "");
+  return make_target(c, "/api/v1/sessions?backend=", o->backend, "");
+}
+
+static bool build_add(const struct options *o, struct call *c) {
+  struct wsb_json j;
+  wsb_json_init(&j, c->body, sizeof(c->body));
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "name");
+  wsb_json_cstring(&j, o->args[1]);
+  wsb_json_key(&j, "url");
+  wsb_json_cstring(&j, o->args[2]);
+  if (o->given & OPT_WEIGHT) {
+    wsb_json_key(&j, "weight");
+    wsb_json_uint(&j, o->weight);
+  }
+  wsb_json_object_end(&j);
+  c->body_len = wsb_json_finish(&j);
+  c->method = "POST";
+  return c->body_len > 0 && make_target(c, "/api/v1/backends", NULL, "");
+}
+
+static bool build_remove(const struct options *o, struct call *c) {
+  c->method = "DELETE";
+  if (!make_target(c, "/api/v1/backends/", o->args[1], ""))
+    return false;
+  if (o->sessions == NULL)
+    return true;
+  size_t len = strlen(c->target);
+  return snprintf(c->target + len, sizeof(c->target) - len, "?sessions=%s", o->sessions) <
+         (int)(sizeof(c->target) - len);
+}
+
+static bool build_enable(const struct options *o, struct call *c) {
+  c->method = "POST";
+  return make_target(c, "/api/v1/backends/", o->args[1], "/enable");
+}
+
+static bool build_disable(const struct options *o, struct call *c) {
+  c->method = "POST";
+  return make_target(c, "/api/v1/backends/", o->args[1], "/disable");
+}
+
+static bool build_drain(const struct options *o, struct call *c) {
+  c->method = "POST";
+  return make_target(c, "/api/v1/backends/", o->args[1], "/drain");
+}
+
+static bool build_kill(const struct options *o, struct call *c) {
+  c->method = "DELETE";
+  return make_target(c, "/api/v1/sessions/", o->args[1], "");
+}
+
+static bool build_failover(const struct options *o, struct call *c) {
+  c->method = "POST";
+  if (o->to != NULL) {
+    struct wsb_json j;
+    wsb_json_init(&j, c->body, sizeof(c->body));
+    wsb_json_object_begin(&j);
+    wsb_json_key(&j, "backend");
+    wsb_json_cstring(&j, o->to);
+    wsb_json_object_end(&j);
+    c->body_len = wsb_json_finish(&j);
+    if (c->body_len == 0)
+      return false;
+  }
+  return make_target(c, "/api/v1/sessions/", o->args[1], "/failover");
+}
+
+static bool build_reload(const struct options *o, struct call *c) {
+  c->method = "POST";
+  return make_target(c, "/api/v1/reload", NULL, "");
+}
+
+static const struct command commands[] = {
+    {"status", 0, 0, "status", build_status, wsb_ctl_print_status},
+    {"backends", 0, 0, "backends", build_backends, wsb_ctl_print_backends},
+    {"sessions", 0, OPT_BACKEND, "sessions [--backend NAME]", build_sessions,
+     wsb_ctl_print_sessions},
+    {"add", 2, OPT_WEIGHT, "add NAME URL [--weight W]", build_add, wsb_ctl_print_backend},
+    {"remove", 1, OPT_SESSIONS, "remove NAME [--sessions keep|failover|close]", build_remove,
+     wsb_ctl_print_fields},
+    {"enable", 1, 0, "enable NAME", build_enable, wsb_ctl_print_backend},
+    {"disable", 1, 0, "disable NAME", build_disable, wsb_ctl_print_backend},
+    {"drain", 1, 0, "drain NAME", build_drain, wsb_ctl_print_fields},
+    {"kill", 1, 0, "kill SESSION", build_kill, wsb_ctl_print_fields},
+    {"failover", 1, OPT_TO, "failover SESSION [--to NAME]", build_failover, wsb_ctl_print_fields},
+    {"reload", 0, 0, "reload", build_reload, wsb_ctl_print_reload},
+};
+
+/* ---- the command line ---- */
+
+static unsigned long parse_weight(const char *s) {
+  char *end;
+  if (s[0] < '0' || s[0] > '9')
+    usage_error("--weight takes a whole number from 1 to 1000, not \"%s\"", s);
+  unsigned long w = strtoul(s, &end, 10);
+  if (*end != '\0' || w < 1 || w > 1000)
+    usage_error("--weight takes a whole number from 1 to 1000, not \"%s\"", s);
+  return w;
+}
+
+static void parse_options(int argc, char **argv, struct options *o) {
+  static const struct option longopts[] = {
+      {"address", required_argument, NULL, 'a'},  {"token", required_argument, NULL, 'T'},
+      {"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},        {"backend", required_argument, NULL, 'b'},
+      {"weight", required_argument, NULL, 'w'},   {"to", required_argument, NULL, 't'},
+      {"sessions", required_argument, NULL, 's'}, {NULL, 0, NULL, 0},
+  };
+  opterr = 0; /* our own messages, with the exit status SPEC.md gives usage errors */
+  int ch;
+  while ((ch = getopt_long(argc, argv, ":a:T:jhV", longopts, NULL)) != -1) {
+    switch (ch) {
+    case 'a':
+      o->addr = optarg;
+      break;
+    case 'T':
+      o->token = optarg;
+      break;
+    case 'j':
+      o->json = true;
+      break;
+    case 'h':
+      usage(stdout);
+      exit(WSB_CTL_EXIT_OK);
+    case 'V':
+      printf("wsbalctl %s\n", WSB_VERSION);
+      exit(WSB_CTL_EXIT_OK);
+    case 'b':
+      o->given |= OPT_BACKEND;
+      o->backend = optarg;
+      break;
+    case 'w':
+      o->given |= OPT_WEIGHT;
+      o->weight = parse_weight(optarg);
+      break;
+    case 't':
+      o->given |= OPT_TO;
+      o->to = optarg;
+      break;
+    case 's':
+      o->given |= OPT_SESSIONS;
+      o->sessions = optarg;
+      if (strcmp(optarg, "keep") && strcmp(optarg, "failover") && strcmp(optarg, "close"))
+        usage_error("--sessions takes keep, failover or close, not \"%s\"", optarg);
+      break;
+    case ':':
+      usage_error("%s needs a value", argv[optind - 1]);
+    default:
+      if (optopt != 0)
+        usage_error("unknown option -%c", optopt);
+      usage_error("unknown option %s", argv[optind - 1]);
+    }
+  }
+  o->args = argv + optind;
+  o->nargs = argc - optind;
+}
+
+static const struct command *find_command(const struct options *o) {
+  if (o->nargs == 0)
+    usage_error("%s", "no command given");
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    const struct command *cmd = &commands[i];
+    if (strcmp(cmd->name, o->args[0]) != 0)
+      continue;
+    if (o->nargs - 1 != cmd->operands)
+      usage_error("%s takes %d operand%s: wsbalctl [-a ADDR] [-T TOKEN] [--json] %s", cmd->name,
+                  cmd->operands, cmd->operands == 1 ? "" : "s", cmd->synopsis);
+    for (unsigned b = 0; b < sizeof(option_names) / sizeof(option_names[0]); b++)
+      if ((o->given & ~cmd->options) & (1u << b))
+        usage_error("%s does not go with %s", option_names[b], cmd->name);
+    for (int a = 1; a < o->nargs; a++)
+      if (o->args[a][0] == '\0')
+        usage_error("%s: an operand is empty", cmd->name);
+    return cmd;
+  }
+  usage_error("unknown command \"%s\"", o->args[0]);
+}
+
+/* Sends the call and reports the answer; returns the exit status. */
+static int run(const struct options *o, const struct wsb_ctl_addr *addr, const struct call *c,
+               const struct command *cmd) {
+  struct wsb_ctl_request rq = {
+      .method = c->method,
+      .target = c->target,
+      .body = c->body_len > 0 ? c->body : NULL,
+      .body_len = c->body_len,
+      .token = o->token,
+  };
+  struct wsb_ctl_answer ans;
+  char err[512];
+  if (wsb_ctl_call(addr, &rq, &ans, err, sizeof(err)) != 0) {
+    fprintf(stderr, "wsbalctl: %s\n", err);
+    return WSB_CTL_EXIT_ERROR;
+  }
+  bool ok = ans.status >= 200 && ans.status < 300;
+  int rc = ok ? WSB_CTL_EXIT_OK : WSB_CTL_EXIT_ERROR;
+  if (o->json) {
+    fwrite(ans.body, 1, ans.len, stdout);
+    if (ans.len > 0 && ans.body[ans.len - 1] != '\n')
+      fputc('\n', stdout);
+  }
+  if (!ok)
+    wsb_ctl_print_error(&ans);
+  else if (!o->json)
+    rc = cmd->print(&ans);
+  free(ans.body);
+  if (fflush(stdout) != 0) {
+    perror("wsbalctl: stdout");
+    rc = WSB_CTL_EXIT_ERROR;
+  }
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  struct options o = {.addr = getenv("WSBAL_ADMIN"), .token = getenv("WSBAL_TOKEN")};
+  if (o.addr == NULL || o.addr[0] == '\0')
+    o.addr = WSB_CTL_DEFAULT_ADDR;
+  parse_options(argc, argv, &o);
+  const struct command *cmd = find_command(&o);
+
+  struct wsb_ctl_addr addr;
+  char err[512];
+  if (wsb_ctl_addr_parse(o.addr, &addr, err, sizeof(err)) != 0)
+    usage_error("%s", err);
+  for (const char *t = o.token; t != NULL && *t; t++)
+    if ((unsigned char)*t < ' ' || *t == 0x7f)
+      usage_error("%s", "the token holds a control character");
+  struct call c = {0};
+  if (!cmd->build(&o, &c))
+    usage_error("%s", "an argument is too long");
+  return run(&o, &addr, &c, cmd);
+}

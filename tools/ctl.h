@@ -1,0 +1,89 @@
+/* wsbalctl's internal interfaces: the HTTP exchange, text tables and the answer printers. */
+#ifndef WSB_CTL_H
+#define WSB_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define WSB_CTL_DEFAULT_ADDR "127.0.0.1:8081"
+#define WSB_CTL_DEFAULT_PORT "8081"
+
+/* Exit statuses, as SPEC.md gives them. */
+#define WSB_CTL_EXIT_OK    0
+#define WSB_CTL_EXIT_ERROR 1 /* the server answered an error, or could not be reached or read */
+#define WSB_CTL_EXIT_USAGE 2
+
+/* Where the admin API listens: HOST or [V6]:PORT as the user wrote it, split. */
+struct wsb_ctl_addr {
+  char host[256]; /* without brackets */
+  char port[16];
+  char display[300]; /* HOST:PORT, brackets around IPv6: messages and the Host header */
+};
+
+/* One request: the target is already percent-encoded; body may be NULL. */
+struct wsb_ctl_request {
+  const char *method;
+  const char *target;
+  const char *body;
+  size_t body_len;
+  const char *token; /* NULL or empty: no Authorization header */
+};
+
+/* The answer: status and the whole body, NUL-terminated (the NUL is not counted in len). */
+struct wsb_ctl_answer {
+  int status;
+  char *body;
+  size_t len;
+};
+
+/*
+ * Parses "HOST", "HOST:PORT", "[V6]:PORT" or a bare IPv6 address, each optionally after
+ * "http://" and before a trailing "/"; a missing port is 8081. Returns 0, or WSB_EVALUE with
+ * a reason in err.
+ */
+int wsb_ctl_addr_parse(const char *text, struct wsb_ctl_addr *addr, char *err, size_t errlen);
+
+/*
+ * Sends one request with Connection: close and reads the whole answer. Returns 0 with ans
+ * filled (free ans->body), or a negative code with a sentence in err that names the address:
+ * "cannot reach the admin API at ADDR: Connection refused", a timeout, a malformed answer.
+ */
+int wsb_ctl_call(const struct wsb_ctl_addr *addr, const struct wsb_ctl_request *rq,
+                 struct wsb_ctl_answer *ans, char *err, size_t errlen);
+
+/* An aligned text table: cells added row by row, printed once every width is known. */
+struct wsb_ctl_table {
+  size_t ncols;
+  const bool *right; /* per column: numbers align right; NULL = all left */
+  char **cells;
+  size_t ncells;
+  size_t cap;
+  bool failed; /* out of memory: printing says so instead of a wrong table */
+};
+
+void wsb_ctl_table_init(struct wsb_ctl_table *t, size_t ncols, const bool *right);
+/* Adds the next cell (copied), filling rows left to right. */
+void wsb_ctl_table_add(struct wsb_ctl_table *t, const char *cell);
+/* Prints every row with two spaces between columns and no trailing blanks; frees the table.
+   Returns 0, or -ENOMEM when a cell could not be stored. */
+int wsb_ctl_table_print(struct wsb_ctl_table *t, FILE *out);
+void wsb_ctl_table_free(struct wsb_ctl_table *t);
+
+/*
+ * Printers of successful answers, by command. Each reads the JSON body, prints to stdout and
+ * returns an exit status: an answer that is not the JSON expected is reported on stderr (1).
+ */
+int wsb_ctl_print_status(const struct wsb_ctl_answer *ans);
+int wsb_ctl_print_backends(const struct wsb_ctl_answer *ans);
+int wsb_ctl_print_backend(const struct wsb_ctl_answer *ans);
+int wsb_ctl_print_sessions(const struct wsb_ctl_answer *ans);
+int wsb_ctl_print_reload(const struct wsb_ctl_answer *ans);
+/* Any other object: one "key  value" line per member. */
+int wsb_ctl_print_fields(const struct wsb_ctl_answer *ans);
+
+/* Reports an error answer on stderr: "wsbalctl: STATUS: the server's error", then any
+   "errors" lines (a failed reload's FILE:LINE messages). */
+void wsb_ctl_print_error(const struct wsb_ctl_answer *ans);
+
+#endif

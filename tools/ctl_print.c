@@ -1,0 +1,385 @@
+/* wsbalctl's human output: the admin API's JSON answers as aligned tables and key/value lists. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "errors.h"
+#include "http.h"
+#include "json_read.h"
+
+/* Longest text a cell shows; longer strings are cut (paths can be long). */
+#define CELL_MAX    512
+#define MAX_COLUMNS 16
+
+struct column {
+  const char *title;
+  const char *key;
+  bool right; /* a number */
+};
+
+static const struct column backend_columns[] = {
+    {"NAME", "name", false},
+    {"URL", "url", false},
+    {"WEIGHT", "weight", true},
+    {"MAX", "max_sessions", true},
+    {"BACKUP", "backup", false},
+    {"ENABLED", "enabled", false},
+    {"UP", "up", false},
+    {"SESSIONS", "sessions", true},
+    {"TOTAL", "sessions_total", true},
+    {"FAILOVERS", "failovers", true},
+    {"FAILURES", "failures", true},
+    {"BREAKER", "breaker", false},
+};
+
+static const struct column session_columns[] = {
+    {"ID", "id", false},
+    {"WORKER", "worker", true},
+    {"CLIENT", "client", false},
+    {"PATH", "path", false},
+    {"BACKEND", "backend", false},
+    {"STARTED", "started", false},
+    {"MSGS_IN", "messages_in", true},
+    {"MSGS_OUT", "messages_out", true},
+    {"BYTES_IN", "bytes_in", true},
+    {"BYTES_OUT", "bytes_out", true},
+    {"FAILOVERS", "failovers", true},
+};
+
+static const struct column worker_columns[] = {
+    {"SLOT", "slot", true},
+    {"PID", "pid", true},
+    {"SESSIONS", "sessions", true},
+    {"DRAINING", "draining", false},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- reading the answer ---- */
+
+struct reader {
+  struct wsb_json_doc doc;
+  struct wsb_json_token *tokens;
+};
+
+static void unexpected(const char *why) {
+  fprintf(stderr, "wsbalctl: the admin API's answer is not what wsbalctl expects: %s\n", why);
+}
+
+/* Parses the body; prints why not and returns false when it is not a JSON object. */
+static bool read_json(const struct wsb_ctl_answer *ans, struct reader *r, bool quiet) {
+  /* Every token but the last takes at least two bytes of text (itself and a comma or colon). */
+  size_t ntokens = ans->len / 2 + 2;
+  r->tokens = malloc(ntokens * sizeof(*r->tokens));
+  if (r->tokens == NULL) {
+    if (!quiet)
+      unexpected("out of memory");
+    return false;
+  }
+  int n = wsb_json_parse(&r->doc, ans->body, ans->len, r->tokens, ntokens, 0);
+  if (n < 0) {
+    if (!quiet) {
+      char why[128];
+      snprintf(why, sizeof(why), "%s at byte %zu", wsb_strerror(n), r->doc.err_off);
+      unexpected(why);
+    }
+    free(r->tokens);
+    r->tokens = NULL;
+    return false;
+  }
+  return true;
+}
+
+static void reader_free(struct reader *r) {
+  free(r->tokens);
+}
+
+static enum wsb_json_type type_of(const struct wsb_json_doc *doc, int i) {
+  return i >= 0 && i < doc->count ? doc->tokens[i].type : 0;
+}
+
+/* Control bytes from the server (a client's path, say) must not drive the terminal. */
+static void make_printable(char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < ' ' || *s == 0x7f)
+      *s = '?';
+}
+
+static void raw_text(const struct wsb_json_doc *doc, int i, char *buf, size_t cap) {
+  size_t n = doc->tokens[i].end - doc->tokens[i].start;
+  if (n >= cap)
+    n = cap - 1;
+  memcpy(buf, doc->text + doc->tokens[i].start, n);
+  buf[n] = '\0';
+  make_printable(buf);
+}
+
+/*
+ * A scalar as a cell: strings unescaped, numbers as written, booleans yes/no, null, absent and
+ * empty as "-". An object of scalars becomes "k=v k=v"; anything deeper stays JSON text.
+ */
+static void value_text(const struct wsb_json_doc *doc, int i, char *buf, size_t cap) {
+  switch (type_of(doc, i)) {
+  case WSB_JSON_STRING:
+    /* A string too long or holding U+0000 still shows what was decoded. */
+    wsb_json_get_string(doc, i, buf, cap, NULL);
+    make_printable(buf);
+    if (buf[0] == '\0')
+      snprintf(buf, cap, "-");
+    return;
+  case WSB_JSON_NUMBER:
+    raw_text(doc, i, buf, cap);
+    return;
+  case WSB_JSON_BOOL: {
+    bool v = false;
+    wsb_json_get_bool(doc, i, &v);
+    snprintf(buf, cap, "%s", v ? "yes" : "no");
+    return;
+  }
+  case WSB_JSON_OBJECT: {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int k = wsb_json_next_child(doc, i, 0); k > 0; k = wsb_json_next_child(doc, i, k)) {
+      enum wsb_json_type t = type_of(doc, k + 1);
+      if (t == WSB_JSON_OBJECT || t == WSB_JSON_ARRAY) {
+        raw_text(doc, i, buf, cap);
+        return;
+      }
+      char key[64], val[128];
+      wsb_json_get_string(doc, k, key, sizeof(key), NULL);
+      make_printable(key);
+      value_text(doc, k + 1, val, sizeof(val));
+      int n = snprintf(buf + len, cap - len, "%s%s=%s", len ? " " : "", key, val);
+      if (n < 0 || (size_t)n >= cap - len)
+        return;
+      len += (size_t)n;
+    }
+    return;
+  }
+  case WSB_JSON_ARRAY:
+    raw_text(doc, i, buf, cap);
+    return;
+  default:
+    snprintf(buf, cap, "-");
+  }
+}
+
+/* ---- tables ---- */
+
+static void add_header(struct wsb_ctl_table *t, const struct column *cols, size_t ncols,
+                       bool *right) {
+  for (size_t c = 0; c < ncols; c++) {
+    right[c] = cols[c].right;
+    wsb_ctl_table_add(t, cols[c].title);
+  }
+}
+
+static void add_row(struct wsb_ctl_table *t, const struct wsb_json_doc *doc, int obj,
+                    const struct column *cols, size_t ncols) {
+  char cell[CELL_MAX];
+  for (size_t c = 0; c < ncols; c++) {
+    value_text(doc, wsb_json_member(doc, obj, cols[c].key), cell, sizeof(cell));
+    wsb_ctl_table_add(t, cell);
+  }
+}
+
+static int finish_table(struct wsb_ctl_table *t) {
+  if (wsb_ctl_table_print(t, stdout) != 0) {
+    fprintf(stderr, "wsbalctl: out of memory\n");
+    return WSB_CTL_EXIT_ERROR;
+  }
+  return WSB_CTL_EXIT_OK;
+}
+
+/* One row per object of the array member `key` of the top-level object. */
+static int print_rows(const struct wsb_json_doc *doc, const char *key, const struct column *cols,
+                      size_t ncols) {
+  int array = wsb_json_member(doc, 0, key);
+  if (type_of(doc, array) != WSB_JSON_ARRAY) {
+    char why[96];
+    snprintf(why, sizeof(why), "no \"%s\" array", key);
+    unexpected(why);
+    return WSB_CTL_EXIT_ERROR;
+  }
+  bool right[MAX_COLUMNS];
+  struct wsb_ctl_table t;
+  wsb_ctl_table_init(&t, ncols, right);
+  add_header(&t, cols, ncols, right);
+  for (int e = wsb_json_next_child(doc, array, 0); e > 0; e = wsb_json_next_child(doc, array, e)) {
+    if (type_of(doc, e) != WSB_JSON_OBJECT) {
+      wsb_ctl_table_free(&t);
+      unexpected("a list element is not an object");
+      return WSB_CTL_EXIT_ERROR;
+    }
+    add_row(&t, doc, e, cols, ncols);
+  }
+  return finish_table(&t);
+}
+
+/* "key  value" lines for the members of obj, except arrays and the keys in skip. */
+static void add_fields(struct wsb_ctl_table *t, const struct wsb_json_doc *doc, int obj,
+                       const char *const *skip) {
+  char key[128], val[CELL_MAX];
+  for (int k = wsb_json_next_child(doc, obj, 0); k > 0; k = wsb_json_next_child(doc, obj, k)) {
+    wsb_json_get_string(doc, k, key, sizeof(key), NULL);
+    bool skipped = type_of(doc, k + 1) == WSB_JSON_ARRAY;
+    for (size_t s = 0; skip != NULL && skip[s] != NULL && !skipped; s++)
+      skipped = strcmp(key, skip[s]) == 0;
+    if (skipped)
+      continue;
+    make_printable(key);
+    value_text(doc, k + 1, val, sizeof(val));
+    wsb_ctl_table_add(t, key);
+    wsb_ctl_table_add(t, val);
+  }
+}
+
+/* ---- printers ---- */
+
+int wsb_ctl_print_status(const struct wsb_ctl_answer *ans) {
+  struct reader r;
+  if (!read_json(ans, &r, false))
+    return WSB_CTL_EXIT_ERROR;
+  static const char *const skip[] = {"totals", "workers", NULL};
+  struct wsb_ctl_table t;
+  wsb_ctl_table_init(&t, 2, NULL);
+  add_fields(&t, &r.doc, 0, skip);
+  int totals = wsb_json_member(&r.doc, 0, "totals");
+  if (type_of(&r.doc, totals) == WSB_JSON_OBJECT)
+    add_fields(&t, &r.doc, totals, NULL);
+  int rc = finish_table(&t);
+  if (rc == WSB_CTL_EXIT_OK) {
+    fputc('\n', stdout);
+    rc = print_rows(&r.doc, "workers", worker_columns, COUNT(worker_columns));
+  }
+  reader_free(&r);
+  return rc;
+}
+
+int wsb_ctl_print_backends(const struct wsb_ctl_answer *ans) {
+  struct reader r;
+  if (!read_json(ans, &r, false))
+    return WSB_CTL_EXIT_ERROR;
+  int rc = print_rows(&r.doc, "backends", backend_columns, COUNT(backend_columns));
+  reader_free(&r);
+  return rc;
+}
+
+int wsb_ctl_print_backend(const struct wsb_ctl_answer *ans) {
+  struct reader r;
+  if (!read_json(ans, &r, false))
+    return WSB_CTL_EXIT_ERROR;
+  int rc;
+  if (wsb_json_member(&r.doc, 0, "name") < 0) {
+    reader_free(&r);
+    return wsb_ctl_print_fields(ans); /* some other acknowledgement */
+  }
+  bool right[MAX_COLUMNS];
+  struct wsb_ctl_table t;
+  wsb_ctl_table_init(&t, COUNT(backend_columns), right);
+  add_header(&t, backend_columns, COUNT(backend_columns), right);
+  add_row(&t, &r.doc, 0, backend_columns, COUNT(backend_columns));
+  rc = finish_table(&t);
+  reader_free(&r);
+  return rc;
+}
+
+/* Notes on stderr, so stdout stays the table: a list cut by the server's limit, or partial. */
+static void note_incomplete_list(const struct wsb_json_doc *doc, int shown) {
+  bool partial = false;
+  uint64_t total = 0;
+  if (wsb_json_get_uint(doc, wsb_json_member(doc, 0, "total"), 0, UINT64_MAX, &total) == 0 &&
+      total > (uint64_t)shown)
+    fprintf(stderr, "wsbalctl: %d of %llu sessions shown\n", shown, (unsigned long long)total);
+  if (wsb_json_get_bool(doc, wsb_json_member(doc, 0, "partial"), &partial) == 0 && partial)
+    fprintf(stderr, "wsbalctl: some workers did not answer in time: the list is partial\n");
+}
+
+int wsb_ctl_print_sessions(const struct wsb_ctl_answer *ans) {
+  struct reader r;
+  if (!read_json(ans, &r, false))
+    return WSB_CTL_EXIT_ERROR;
+  int list = wsb_json_member(&r.doc, 0, "sessions"), shown = 0;
+  for (int e = wsb_json_next_child(&r.doc, list, 0); e > 0;
+       e = wsb_json_next_child(&r.doc, list, e))
+    shown++;
+  int rc = WSB_CTL_EXIT_OK;
+  if (type_of(&r.doc, list) == WSB_JSON_ARRAY && shown == 0)
+    printf("no live sessions\n");
+  else
+    rc = print_rows(&r.doc, "sessions", session_columns, COUNT(session_columns));
+  if (rc == WSB_CTL_EXIT_OK)
+    note_incomplete_list(&r.doc, shown);
+  reader_free(&r);
+  return rc;
+}
+
+/* The "errors" strings of an answer, one indented line each. */
+static void print_error_lines(const struct wsb_json_doc *doc, FILE *out) {
+  int list = wsb_json_member(doc, 0, "errors");
+  char line[CELL_MAX];
+  for (int e = wsb_json_next_child(doc, list, 0); e > 0; e = wsb_json_next_child(doc, list, e)) {
+    value_text(doc, e, line, sizeof(line));
+    fprintf(out, "  %s\n", line);
+  }
+}
+
+int wsb_ctl_print_reload(const struct wsb_ctl_answer *ans) {
+  struct reader r;
+  if (!read_json(ans, &r, false))
+    return WSB_CTL_EXIT_ERROR;
+  char result[64], generation[32];
+  value_text(&r.doc, wsb_json_member(&r.doc, 0, "result"), result, sizeof(result));
+  value_text(&r.doc, wsb_json_member(&r.doc, 0, "generation"), generation, sizeof(generation));
+  printf("reload %s: configuration generation %s\n", result, generation);
+  print_error_lines(&r.doc, stdout);
+  reader_free(&r);
+  return WSB_CTL_EXIT_OK;
+}
+
+int wsb_ctl_print_fields(const struct wsb_ctl_answer *ans) {
+  struct reader r;
+  if (!read_json(ans, &r, false))
+    return WSB_CTL_EXIT_ERROR;
+  struct wsb_ctl_table t;
+  wsb_ctl_table_init(&t, 2, NULL);
+  add_fields(&t, &r.doc, 0, NULL);
+  int rc = finish_table(&t);
+  reader_free(&r);
+  return rc;
+}
+
+/* The first line of a body that is not JSON, trimmed and cut short. */
+static void first_line(const char *body, size_t len, char *buf, size_t cap) {
+  while (len > 0 && (*body == ' ' || *body == '\r' || *body == '\n')) {
+    body++;
+    len--;
+  }
+  size_t n = 0;
+  while (n < len && body[n] != '\n' && body[n] != '\r' && n + 1 < cap)
+    n++;
+  memcpy(buf, body, n);
+  buf[n] = '\0';
+  make_printable(buf);
+}
+
+void wsb_ctl_print_error(const struct wsb_ctl_answer *ans) {
+  char msg[CELL_MAX] = "";
+  struct reader r;
+  bool json = ans->len > 0 && read_json(ans, &r, true);
+  if (ans->status == 401) {
+    snprintf(msg, sizeof(msg), "missing or wrong bearer token (set WSBAL_TOKEN or -T)");
+  } else if (json && type_of(&r.doc, wsb_json_member(&r.doc, 0, "error")) == WSB_JSON_STRING) {
+    value_text(&r.doc, wsb_json_member(&r.doc, 0, "error"), msg, sizeof(msg));
+  } else if (!json) {
+    first_line(ans->body ? ans->body : "", ans->len, msg, sizeof(msg));
+  }
+  if (msg[0] == '\0')
+    snprintf(msg, sizeof(msg), "%s", wsb_http_reason(ans->status));
+  fprintf(stderr, "wsbalctl: %d: %s\n", ans->status, msg);
+  if (json) {
+    print_error_lines(&r.doc, stderr);
+    reader_free(&r);
+  }
+}

@@ -225,7 +225,7 @@ static struct wsb_backend_config *backend_add(struct loader *ld, const char *nam
 /* Section headers. */
 
 static void begin_backend(struct loader *ld, const char *name) {
-  if (!cfg_backend_name_valid(name)) {
+  if (!wsb_config_backend_name_valid(name)) {
     error_at(ld, ld->line,
              "bad backend name \"%s\" (expected 1 to 63 letters, digits, '-', '_' or '.')", name);
     ld->sec = CFG_SEC_SKIP;
@@ -476,7 +476,7 @@ static void env_backend(struct loader *ld, const char *entry, size_t namelen, co
       url++;
     /* One byte more than a valid name can hold, so a long name fails the check below. */
     snprintf(name, sizeof(name), "%.*s", (int)len, item);
-    if (!cfg_backend_name_valid(name)) {
+    if (!wsb_config_backend_name_valid(name)) {
       error_env(ld, entry, namelen,
                 "bad backend name \"%.*s\" (expected 1 to 63 letters, digits, '-', '_' or '.')",
                 (int)len, item);

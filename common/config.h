@@ -127,6 +127,9 @@ void wsb_config_defaults(struct wsb_config *cfg);
 int wsb_config_load(struct wsb_config *cfg, const char *path, char *const *envp,
                     struct wsb_config_errors *errs);
 
+/* True for a backend name of 1 to 63 letters, digits, '-', '_' or '.'. */
+bool wsb_config_backend_name_valid(const char *name);
+
 /* True when code is in [upstream] failover_codes. */
 bool wsb_config_is_failover_code(const struct wsb_config *cfg, uint16_t code);
 

@@ -105,7 +105,7 @@ static bool origin_valid(const char *s) {
   return true;
 }
 
-bool cfg_backend_name_valid(const char *name) {
+bool wsb_config_backend_name_valid(const char *name) {
   size_t n = strlen(name);
   if (n == 0 || n >= WSB_NAME_MAX)
     return false;

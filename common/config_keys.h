@@ -40,9 +40,6 @@ int cfg_key_find(enum cfg_section sec, const char *name);
 int cfg_key_apply(enum cfg_section sec, int idx, void *base, const char *label, const char *value,
                   char *msg, size_t msglen);
 
-/* True for a backend name SPEC.md allows: 1..63 of letters, digits, '-', '_', '.'. */
-bool cfg_backend_name_valid(const char *name);
-
 /* Splits a comma list into trimmed, non-empty, heap-allocated items. */
 void cfg_strlist_split(const char *value, struct wsb_strlist *list);
 void cfg_strlist_free(struct wsb_strlist *list);

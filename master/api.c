@@ -10,7 +10,9 @@
 #include <llhttp.h>
 
 #include "control.h"
+#include "errors.h"
 #include "json.h"
+#include "json_read.h"
 #include "master_internal.h"
 
 #define JSON_MAX (256 * 1024)
@@ -254,6 +256,45 @@ static void backend_one(struct master *m, int slot, struct wsb_admin_reply *r) {
   reply_json(r, 200, &j);
 }
 
+/* ---- request bodies ---- */
+
+#define BODY_TOKENS 64
+
+/* Parses a JSON object body and refuses keys outside known; false with the answer set. */
+static bool parse_body(const struct wsb_admin_request *req, struct wsb_json_doc *doc,
+                       struct wsb_json_token *tokens, const char *const *known,
+                       struct wsb_admin_reply *r) {
+  char msg[160];
+  int rc = wsb_json_parse(doc, req->body, req->body_len, tokens, BODY_TOKENS, 0);
+  if (rc < 0) {
+    snprintf(msg, sizeof(msg), "body: %s at byte %zu", wsb_strerror(rc), doc->err_off);
+    wsb_admin_error(r, 400, msg);
+    return false;
+  }
+  int unknown = wsb_json_unknown_key(doc, 0, known);
+  if (unknown > 0) {
+    char key[64];
+    wsb_json_get_string(doc, unknown, key, sizeof(key), NULL);
+    snprintf(msg, sizeof(msg), "body: unknown field \"%s\"", key);
+    wsb_admin_error(r, 400, msg);
+    return false;
+  }
+  return true;
+}
+
+/* A typed member check: 0 (absent is fine when optional), or false with the answer set. */
+static bool field_ok(int rc, const char *field, const char *expected, bool optional,
+                     struct wsb_admin_reply *r) {
+  if (rc == 0 || (optional && rc == WSB_EJSON_ABSENT))
+    return true;
+  char msg[160];
+  snprintf(msg, sizeof(msg), rc == WSB_EJSON_ABSENT ? "body: \"%s\" is required (%s)"
+                                                    : "body: \"%s\" must be %s",
+           field, expected);
+  wsb_admin_error(r, 400, msg);
+  return false;
+}
+
 /* A query parameter's value, %XX and '+' decoded. Returns false when absent or too long. */
 static bool query_get(const char *query, const char *key, char *out, size_t cap) {
   size_t klen = strlen(key);
@@ -339,6 +380,101 @@ static void backend_delete(struct master *m, int slot, const struct wsb_admin_re
   reply_json(r, 200, &j);
 }
 
+/* POST /api/v1/backends: a backend added at run time, published like a reload. */
+static void backend_add(struct master *m, const struct wsb_admin_request *req,
+                        struct wsb_admin_reply *r) {
+  static const char *const known[] = {"name", "url", "weight", "max_sessions", "backup", NULL};
+  struct wsb_json_token tokens[BODY_TOKENS];
+  struct wsb_json_doc doc;
+  if (!parse_body(req, &doc, tokens, known, r))
+    return;
+  struct wsb_backend_config b = {.weight = 1, .enabled = true};
+  char url[sizeof(b.url_text)];
+  uint64_t weight = 1, max_sessions = 0;
+  bool backup = false;
+  if (!field_ok(wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "name"), b.name,
+                                    sizeof(b.name), NULL),
+                "name", "a string of 1 to 63 letters, digits, '-', '_' or '.'", false, r) ||
+      !field_ok(wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "url"), url, sizeof(url), NULL),
+                "url", "a ws:// or wss:// URL", false, r) ||
+      !field_ok(wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "weight"), 1, 1000, &weight),
+                "weight", "an integer from 1 to 1000", true, r) ||
+      !field_ok(wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "max_sessions"), 0, 10000000,
+                                  &max_sessions),
+                "max_sessions", "an integer from 0 to 10000000", true, r) ||
+      !field_ok(wsb_json_get_bool(&doc, wsb_json_member(&doc, 0, "backup"), &backup), "backup",
+                "true or false", true, r))
+    return;
+  if (!wsb_config_backend_name_valid(b.name)) {
+    wsb_admin_error(r, 400, "body: \"name\" must be 1 to 63 letters, digits, '-', '_' or '.'");
+    return;
+  }
+  if (wsb_parse_url(url, &b.url) != 0) {
+    wsb_admin_error(r, 400, "body: \"url\" must be a ws:// or wss:// URL without query");
+    return;
+  }
+  for (size_t i = 0; i < m->cfg->nbackends; i++)
+    if (strcmp(m->cfg->backends[i].name, b.name) == 0) {
+      wsb_admin_error(r, 409, "a backend of that name exists");
+      return;
+    }
+  snprintf(b.url_text, sizeof(b.url_text), "%s", url);
+  b.weight = (unsigned)weight;
+  b.max_sessions = (unsigned)max_sessions;
+  b.backup = backup;
+  struct wsb_backend_config *grown =
+      realloc(m->cfg->backends, (m->cfg->nbackends + 1) * sizeof(*grown));
+  if (grown == NULL) {
+    wsb_admin_error(r, 500, "out of memory");
+    return;
+  }
+  m->cfg->backends = grown;
+  m->cfg->backends[m->cfg->nbackends++] = b;
+  char err[512];
+  if (wsb_master_publish(m, err, sizeof(err)) != 0) {
+    m->cfg->nbackends--; /* not resolvable, or no slot left: as if never added */
+    wsb_admin_error(r, 422, err);
+    return;
+  }
+  wsb_log_info("admin: backend %s added (%s)", b.name, b.url_text);
+  backend_one(m, find_backend(m, b.name), r);
+  r->status = 201;
+}
+
+/* PATCH /api/v1/backends/{name}: weight and enabled. */
+static void backend_patch(struct master *m, int slot, const struct wsb_admin_request *req,
+                          struct wsb_admin_reply *r) {
+  static const char *const known[] = {"weight", "enabled", NULL};
+  struct wsb_json_token tokens[BODY_TOKENS];
+  struct wsb_json_doc doc;
+  if (!parse_body(req, &doc, tokens, known, r))
+    return;
+  uint64_t weight = 0;
+  bool enabled = false;
+  int wrc = wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "weight"), 1, 1000, &weight);
+  int erc = wsb_json_get_bool(&doc, wsb_json_member(&doc, 0, "enabled"), &enabled);
+  if (!field_ok(wrc, "weight", "an integer from 1 to 1000", true, r) ||
+      !field_ok(erc, "enabled", "true or false", true, r))
+    return;
+  char name[WSB_NAME_MAX];
+  snprintf(name, sizeof(name), "%s", m->table->backends[slot].name);
+  for (size_t i = 0; i < m->cfg->nbackends; i++) {
+    if (strcmp(m->cfg->backends[i].name, name) != 0)
+      continue;
+    if (wrc == 0)
+      m->cfg->backends[i].weight = (unsigned)weight;
+    if (erc == 0)
+      m->cfg->backends[i].enabled = enabled;
+  }
+  char err[512];
+  if (wsb_master_publish(m, err, sizeof(err)) != 0) {
+    wsb_admin_error(r, 500, err);
+    return;
+  }
+  wsb_log_info("admin: backend %s changed", name);
+  backend_one(m, slot, r);
+}
+
 /* enable/disable: a runtime change, published as a new generation like a reload. */
 static void backend_set_enabled(struct master *m, int slot, bool enabled,
                                 struct wsb_admin_reply *r) {
@@ -364,7 +500,7 @@ static void backends_route(struct master *m, const struct wsb_admin_request *req
     if (req->method == HTTP_GET)
       backends_list(m, r);
     else if (req->method == HTTP_POST)
-      wsb_admin_error(r, 501, "adding backends at run time is not built yet: edit the file and reload");
+      backend_add(m, req, r);
     else
       method_not_allowed(r, "GET, POST");
     return;
@@ -393,7 +529,7 @@ static void backends_route(struct master *m, const struct wsb_admin_request *req
     else if (req->method == HTTP_DELETE)
       backend_delete(m, slot, req, r);
     else if (req->method == HTTP_PATCH)
-      wsb_admin_error(r, 501, "changing backends at run time is not built yet");
+      backend_patch(m, slot, req, r);
     else
       method_not_allowed(r, "GET, PATCH, DELETE");
     return;
@@ -650,7 +786,20 @@ static void sessions_route(struct master *m, const struct wsb_admin_request *req
       return;
     }
     char target[WSB_NAME_MAX + 1];
-    if (query_get(req->query, "backend", target, sizeof(target))) {
+    bool named = query_get(req->query, "backend", target, sizeof(target));
+    if (req->body_len > 0) {
+      static const char *const known[] = {"backend", NULL};
+      struct wsb_json_token tokens[BODY_TOKENS];
+      struct wsb_json_doc doc;
+      if (!parse_body(req, &doc, tokens, known, r))
+        return;
+      int rc = wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "backend"), target,
+                                   sizeof(target), NULL);
+      if (!field_ok(rc, "backend", "a backend name", true, r))
+        return;
+      named = named || rc == 0;
+    }
+    if (named) {
       msg.slot = find_backend(m, target);
       if (msg.slot < 0) {
         wsb_admin_error(r, 404, "no such backend");

@@ -61,8 +61,6 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
     wss = wss || cfg->backends[i].url.tls;
   if (wss)
     wsb_log_warn("wss:// backends need TLS, which is not built yet: connecting to them fails");
-  wsb_log_info("not built yet: health checks, TLS, the admin API's session and backend-editing "
-               "operations, the status page, wsbalctl "
-               "(see README, \"Status\")");
+  wsb_log_info("not built yet: health checks, the breaker, TLS (see README, \"Status\")");
   wsb_config_free(&d);
 }

@@ -89,6 +89,32 @@ def test_api(e1, e2):
         c.true("a broken file: 422 with FILE:LINE errors",
                s == 422 and errors and all(e.startswith(lb.config + ":") for e in errors), body)
 
+        # Adding and changing backends at run time.
+        body = json.dumps({"name": "e3", "url": e2.url, "weight": 3, "backup": False}).encode()
+        s, h, out = request(ap, "POST", "/api/v1/backends", body=body)
+        c.eq("POST a backend: 201 with it", (201, "e3", 3), (s, json.loads(out).get("name"),
+                                                              json.loads(out).get("weight")))
+        c.eq("it is listed", ["e1", "e2", "e3"],
+             sorted(b["name"] for b in jbody(request(ap, "GET", "/api/v1/backends"))["backends"]))
+        for bad, status, words in (
+                (b'{"name": "e4", "url": ', 400, "malformed JSON at byte"),
+                (b'{"name": "e4", "url": "ws://127.0.0.1:1", "colour": 1}', 400, 'unknown field "colour"'),
+                (b'{"name": "e4", "url": "http://127.0.0.1:1"}', 400, "ws:// or wss://"),
+                (b'{"name": "e 4", "url": "ws://127.0.0.1:1"}', 400, "letters, digits"),
+                (b'{"name": "e4", "url": "ws://127.0.0.1:1", "weight": 0}', 400, "1 to 1000"),
+                (b'{"url": "ws://127.0.0.1:1"}', 400, '"name" is required'),
+                (b'{"name": "e3", "url": "ws://127.0.0.1:1"}', 409, "exists")):
+            s, h, out = request(ap, "POST", "/api/v1/backends", body=bad)
+            msg = json.loads(out).get("error", "")
+            c.true(f"bad add answered {status}: {words}", s == status and words in msg, f"{s} {msg}")
+        s, h, out = request(ap, "PATCH", "/api/v1/backends/e3",
+                            body=json.dumps({"weight": 7, "enabled": False}).encode())
+        c.eq("PATCH weight and enabled", (200, 7, False),
+             (s, json.loads(out).get("weight"), json.loads(out).get("enabled")))
+        c.eq("PATCH refuses unknown fields", 400,
+             request(ap, "PATCH", "/api/v1/backends/e3", body=b'{"url": "ws://x:1"}')[0])
+        c.eq("DELETE it", 200, request(ap, "DELETE", "/api/v1/backends/e3")[0])
+
         # Keep-alive: several requests on one connection.
         conn = http.client.HTTPConnection("127.0.0.1", ap, timeout=10)
         statuses = [request(ap, "GET", "/healthz", conn=conn)[0] for _ in range(3)]
@@ -175,7 +201,8 @@ def test_session_and_drain_commands():
         c.eq("session 1 upgrades", 101, b.read_head()[0])
         first = who(b)
         other = "p2" if first == "p1" else "p1"
-        s, h, body = request(ap, "POST", f"/api/v1/sessions/0000000000000001/failover?backend={other}")
+        s, h, body = request(ap, "POST", "/api/v1/sessions/0000000000000001/failover",
+                             body=json.dumps({"backend": other}).encode())
         c.eq("POST failover: 202", 202, s)
         deadline = time.monotonic() + T
         now = who(b)

@@ -49,7 +49,8 @@ struct wsb_json_doc {
  * WSB_JSON_ANY_VALUE; whitespace around it but nothing else after it (no BOM); no duplicate keys
  * in an object (compared after unescaping); no control characters, invalid UTF-8 or lone
  * surrogates (raw or escaped) in strings; numbers exactly as the RFC's grammar (no leading zero,
- * "+", ".5", "1." or NaN). Allocates nothing and never recurses.
+ * "+", ".5", "1." or NaN). Allocates nothing and never recurses. Finding duplicates is quadratic
+ * in one object's keys, so size tokens for the bodies expected (a few dozen), not for the worst.
  *
  * Returns the token count, or an error with doc->count 0 and doc->err_off set: WSB_EJSON
  * (syntax: at the first byte no valid text could have there, len when the text stops early; an

@@ -13,22 +13,69 @@
 #include "log.h"
 #include "session.h"
 
+/*
+ * An open log file. Lines are written from libuv's thread pool, so a file may only be closed once
+ * no write to it is pending: otherwise a late write could land in whatever reuses the descriptor.
+ */
+struct wsb_log_file {
+  int fd;
+  unsigned pending;  /* writes in flight */
+  bool retired;      /* replaced or closed: close fd after the last pending write */
+};
+
+static void release(struct wsb_log_file *f) {
+  if (f->pending > 0)
+    return;
+  if (f->fd > STDERR_FILENO)
+    close(f->fd);
+  free(f);
+}
+
+void wsb_access_log_close(struct wsb_worker *w) {
+  if (w->access_log == NULL)
+    return;
+  w->access_log->retired = true;
+  release(w->access_log);
+  w->access_log = NULL;
+}
+
 void wsb_access_log_reopen(struct wsb_worker *w) {
   const char *path = w->table->settings.access_log;
-  if (w->access_fd > STDERR_FILENO)
-    close(w->access_fd);
-  w->access_fd = -1;
+  wsb_access_log_close(w);
   snprintf(w->access_path, sizeof(w->access_path), "%s", path);
   if (path[0] == '\0')
     return;
-  if (strcmp(path, "stderr") == 0) {
-    w->access_fd = STDERR_FILENO;
+  /* O_APPEND: every worker writes whole lines to the same file without clobbering the others. */
+  int fd = strcmp(path, "stderr") == 0
+               ? STDERR_FILENO
+               : open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    wsb_log_error("access log %s: %s", path, strerror(errno));
     return;
   }
-  /* O_APPEND: every worker writes whole lines to the same file without clobbering the others. */
-  w->access_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (w->access_fd < 0)
-    wsb_log_error("access log %s: %s", path, strerror(errno));
+  w->access_log = calloc(1, sizeof(*w->access_log));
+  if (w->access_log == NULL) {
+    if (fd > STDERR_FILENO)
+      close(fd);
+    return;
+  }
+  w->access_log->fd = fd;
+}
+
+struct log_write {
+  uv_fs_t req;
+  struct wsb_log_file *file;
+  char *line;
+};
+
+static void on_log_written(uv_fs_t *req) {
+  struct log_write *lw = req->data;
+  uv_fs_req_cleanup(req);
+  lw->file->pending--;
+  if (lw->file->retired)
+    release(lw->file);
+  free(lw->line);
+  free(lw);
 }
 
 static const char *closed_by_name(enum closed_by by) {
@@ -43,7 +90,7 @@ static const char *closed_by_name(enum closed_by by) {
 }
 
 void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s) {
-  if (w->access_fd < 0 || s->head == NULL)
+  if (w->access_log == NULL || s->head == NULL)
     return; /* off, or no WebSocket session ever started */
   char ts[64], id[17], client[INET6_ADDRSTRLEN] = "";
   struct timeval tv;
@@ -96,10 +143,26 @@ void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s) {
   wsb_json_cstring(&j, closed_by_name(s->closed_by));
   wsb_json_object_end(&j);
   size_t n = wsb_json_finish(&j);
-  if (n > 0) {
-    line[n++] = '\n';
-    ssize_t unused = write(w->access_fd, line, n);
-    (void)unused;
+  if (n == 0) {
+    free(line);
+    return;
   }
-  free(line);
+  line[n++] = '\n';
+  /* Written from libuv's thread pool: a slow disk never stalls the sessions of this loop.
+     O_APPEND keeps each line whole; lines of different sessions may land in any order. */
+  struct log_write *lw = malloc(sizeof(*lw));
+  if (lw == NULL) {
+    free(line);
+    return;
+  }
+  lw->line = line;
+  lw->file = w->access_log;
+  lw->req.data = lw;
+  uv_buf_t b = uv_buf_init(line, (unsigned)n);
+  if (uv_fs_write(&w->loop, &lw->req, lw->file->fd, &b, 1, -1, on_log_written) != 0) {
+    free(line);
+    free(lw);
+    return;
+  }
+  lw->file->pending++;
 }

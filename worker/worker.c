@@ -59,6 +59,7 @@ static void close_worker_handles(struct wsb_worker *w) {
   uv_close((uv_handle_t *)&w->sigint, NULL);
   uv_close((uv_handle_t *)&w->sigusr1, NULL);
   uv_close((uv_handle_t *)&w->drain_tick, NULL);
+  wsb_access_log_close(w);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
   /* Closing the handles restored the default actions; a late stop signal must not turn a
      clean exit into a death by signal. */
@@ -183,7 +184,6 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   struct timeval tv;
   gettimeofday(&tv, NULL);
   w->unix_offset_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000 - uv_now(&w->loop);
-  w->access_fd = -1;
   wsb_access_log_reopen(w);
 
   int status = 0;
@@ -214,8 +214,6 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   }
   if (uv_loop_close(&w->loop) != 0)
     wsb_log_error("event loop closed with handles still open");
-  if (w->access_fd > STDERR_FILENO)
-    close(w->access_fd);
   free(w->table);
   free(w);
   return status;

@@ -32,7 +32,7 @@ struct wsb_worker {
   uv_signal_t sigusr1;     /* reopen the access log */
   uv_timer_t drain_tick;   /* paces moving a drained backend's sessions */
   uint8_t drain_slots[(WSB_SHM_MAX_BACKENDS + 7) / 8];
-  int access_fd;           /* -1 when off */
+  struct wsb_log_file *access_log; /* NULL when off */
   char access_path[WSB_PATH_MAX];
   bool draining;           /* no longer accepting; exits when the last session ends */
   bool closing;            /* every handle of the worker is closing */
@@ -60,6 +60,8 @@ int wsb_select_backend(struct wsb_worker *w, const uint8_t *excluded);
 
 /* The access log (access_log.c): opened per the table's settings, one line per session. */
 void wsb_access_log_reopen(struct wsb_worker *w);
+/* Lets go of the open log file; it closes once its last pending write is done. */
+void wsb_access_log_close(struct wsb_worker *w);
 void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s);
 
 struct wsb_control_msg;

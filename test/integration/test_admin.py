@@ -288,11 +288,86 @@ def test_session_list(e1, e2):
         lb.stop()
 
 
+def test_partial_answer(e1):
+    """A worker that cannot answer makes the session list partial after a second, never hang."""
+    import signal
+    import time
+    ap = free_port()
+    lb = Wsbal([("e1", e1.url)], sections={"admin": {"address": f"127.0.0.1:{ap}"}})
+    stopped = None
+    try:
+        held = []
+        for _ in range(4):
+            cl = RawClient(lb.port)
+            cl.request("/")
+            cl.read_head()
+            held.append(cl)
+        workers = [p for p in lb.pids() if p != lb.proc.pid]
+        stopped = workers[0]
+        os.kill(stopped, signal.SIGSTOP)
+        t0 = time.monotonic()
+        s, h, body = request(ap, "GET", "/api/v1/sessions")
+        took = time.monotonic() - t0
+        doc = json.loads(body)
+        c.eq("a stopped worker: 200 with partial true", (200, True), (s, doc.get("partial")))
+        c.true("answered after about the 1 s timeout", 0.8 < took < 5, f"{took:.2f}s")
+        os.kill(stopped, signal.SIGCONT)
+        stopped = None
+        doc = json.loads(request(ap, "GET", "/api/v1/sessions")[2])
+        c.eq("once it runs again the list is complete", (False, 4), (doc["partial"], doc["total"]))
+        for cl in held:
+            cl.close()
+    finally:
+        if stopped:
+            os.kill(stopped, signal.SIGCONT)
+        lb.stop()
+
+
+def test_prometheus_scrape(e1):
+    """A real Prometheus server on loopback scrapes /metrics."""
+    import time
+    import urllib.parse
+    prom = shutil.which("prometheus")
+    if not c.true("prometheus is installed", prom is not None, "apt-get install prometheus"):
+        return
+    ap, pp = free_port(), free_port()
+    lb = Wsbal([("e1", e1.url)], sections={"admin": {"address": f"127.0.0.1:{ap}"}})
+    tmp = tempfile.mkdtemp(prefix="wsbal-prom-")
+    cfg = os.path.join(tmp, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write(f"global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: wsbal\n"
+                f"    static_configs:\n      - targets: ['127.0.0.1:{ap}']\n")
+    proc = subprocess.Popen([prom, f"--config.file={cfg}", f"--storage.tsdb.path={tmp}/data",
+                             f"--web.listen-address=127.0.0.1:{pp}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        q = urllib.parse.quote('wsbal_build_info{version="0.1.0"}')
+        value, deadline = None, time.monotonic() + 30
+        while value is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                s, h, body = request(pp, "GET", f"/api/v1/query?query={q}")
+                result = json.loads(body)["data"]["result"]
+                value = result[0]["value"][1] if result else None
+            except (OSError, KeyError, ValueError):
+                pass
+        c.eq("Prometheus scraped wsbal_build_info", "1", value)
+        s, h, body = request(pp, "GET", "/api/v1/targets")
+        health = [t["health"] for t in json.loads(body)["data"]["activeTargets"]]
+        c.eq("the scrape target is healthy", ["up"], health)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        lb.stop()
+        shutil.rmtree(tmp)
+
+
 def main():
     e1, e2 = Echo("e1"), Echo("e2")
     try:
         return run_tests(c, lambda: test_api(e1, e2), lambda: test_token(e1),
-                         lambda: test_session_list(e1, e2),
+                         lambda: test_session_list(e1, e2), lambda: test_partial_answer(e1),
+                         lambda: test_prometheus_scrape(e1),
                          test_session_and_drain_commands)
     finally:
         e1.stop()

@@ -10,8 +10,8 @@ import struct
 import sys
 import time
 
-from wsbtest import (OP_CLOSE, OP_TEXT, T, Checks, Echo, RawClient, Wsbal, close_payload, frame,
-                     run, run_tests)
+from wsbtest import (OP_CLOSE, OP_TEXT, T, Checks, Echo, RawClient, Wsbal, chatter,
+                     close_payload, frame, run, run_tests)
 
 c = Checks()
 
@@ -353,25 +353,6 @@ def test_worker_killed_with_sessions(e1, e2):
         lb.stop()
         with lb.cond:
             lb.lines = [l for l in lb.lines if "killed by signal 9" not in l]
-
-
-async def chatter(url, stop, stats):
-    """One session sending a numbered message every 20 ms until stop, checking every echo."""
-    import asyncio
-    import websockets
-    async with websockets.connect(url, compression=None) as ws:
-        i = 0
-        while not stop.is_set():
-            msg = f"msg {i}"
-            await ws.send(msg)
-            got = await asyncio.wait_for(ws.recv(), T)
-            if got != msg:
-                stats["wrong"] += 1
-            stats["echoed"] += 1
-            i += 1
-            await asyncio.sleep(0.02)
-        await ws.close()
-        stats["closed_clean"] += ws.close_code == 1000
 
 
 def test_reload_under_load(e1, e2):

@@ -352,6 +352,24 @@ class RawClient:
         self.sock.close()
 
 
+async def chatter(url, stop, stats):
+    """One session sending a numbered message every 20 ms until stop, checking every echo."""
+    import websockets
+    async with websockets.connect(url, compression=None) as ws:
+        i = 0
+        while not stop.is_set():
+            msg = f"msg {i}"
+            await ws.send(msg)
+            got = await asyncio.wait_for(ws.recv(), T)
+            if got != msg:
+                stats["wrong"] += 1
+            stats["echoed"] += 1
+            i += 1
+            await asyncio.sleep(0.02)
+        await ws.close()
+        stats["closed_clean"] += ws.close_code == 1000
+
+
 def run_tests(checks, *tests):
     """Runs each test in order; a crash of the test code itself is a failure, never a pass.
     Returns the exit status of checks.summary()."""

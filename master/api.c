@@ -944,10 +944,25 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
     out(&t, "wsbal_backend_enabled{backend=\"%s\"} %d\n", b,
         m->table->backends[s].enabled ? 1 : 0);
   }
-  /* Health checks and connect timings come with issue 8; their families are declared now. */
+  /* Health checks come with issue 8; the family is declared now. */
   family(&t, "wsbal_backend_health_checks_total", "counter", "Health checks by result.");
   family(&t, "wsbal_backend_connect_seconds", "histogram",
-         "Time to connect and upgrade a backend.");
+         "Time to connect and upgrade a backend, for the connections that got their 101.");
+  static const uint64_t connect_bounds[] = WSB_CONNECT_BUCKET_MS;
+  for (uint32_t s = 0; s < m->table->nslots; s++) {
+    if (!m->table->backends[s].in_use)
+      continue;
+    label(m->table->backends[s].name, b, sizeof(b));
+    for (int i = 0; i < WSB_CONNECT_BUCKETS - 1; i++)
+      out(&t, "wsbal_backend_connect_seconds_bucket{backend=\"%s\",le=\"%g\"} %" PRIu64 "\n", b,
+          connect_bounds[i] / 1000.0, SUM(shm, connect_buckets[s][i]));
+    out(&t, "wsbal_backend_connect_seconds_bucket{backend=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", b,
+        SUM(shm, connect_buckets[s][WSB_CONNECT_BUCKETS - 1]));
+    out(&t, "wsbal_backend_connect_seconds_sum{backend=\"%s\"} %.6f\n", b,
+        (double)SUM(shm, connect_us[s]) / 1e6);
+    out(&t, "wsbal_backend_connect_seconds_count{backend=\"%s\"} %" PRIu64 "\n", b,
+        SUM(shm, connect_count[s]));
+  }
   family(&t, "wsbal_failover_seconds", "histogram", "Time from a backend's loss to the new 101.");
   static const uint64_t bounds[] = WSB_FAILOVER_BUCKET_MS;
   for (int i = 0; i < WSB_FAILOVER_BUCKETS; i++) {

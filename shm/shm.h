@@ -95,6 +95,10 @@ enum wsb_failover_reason {
 #define WSB_FAILOVER_BUCKET_MS {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}
 #define WSB_FAILOVER_BUCKETS 12
 
+/* Upper bounds of wsbal_backend_connect_seconds's buckets, in milliseconds (the last is +Inf). */
+#define WSB_CONNECT_BUCKET_MS {1, 5, 10, 25, 50, 100, 250, 1000, 5000}
+#define WSB_CONNECT_BUCKETS 10
+
 /*
  * One worker's counters. Every field has a single writer, that worker, so
  * relaxed atomic adds suffice and a worker dying mid-update breaks nothing.
@@ -112,6 +116,10 @@ struct wsb_shm_worker {
   _Atomic uint64_t failover_buckets[WSB_FAILOVER_BUCKETS];  /* moves that took <= each bound */
   _Atomic uint64_t failover_us;        /* their total time */
   _Atomic uint64_t failover_count;
+  /* connect + upgrade of a backend, successful ones, per slot */
+  _Atomic uint64_t connect_buckets[WSB_SHM_MAX_BACKENDS][WSB_CONNECT_BUCKETS];
+  _Atomic uint64_t connect_us[WSB_SHM_MAX_BACKENDS];
+  _Atomic uint64_t connect_count[WSB_SHM_MAX_BACKENDS];
 };
 
 struct wsb_shm {

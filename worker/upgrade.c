@@ -202,6 +202,7 @@ void upgrade_connect_next(struct wsb_session *s) {
   }
   mark_tried(hs, slot);
   hs->attempts++;
+  hs->connect_started_ms = uv_now(&w->loop);
   session_hold_backend(s, slot);
   const struct wsb_shm_backend *b = &w->table->backends[slot];
   leg_reset(&s->backend);
@@ -314,6 +315,18 @@ static void relay_backend_error(struct wsb_session *s, size_t head_len) {
     session_finish(s);
 }
 
+/* wsbal_backend_connect_seconds: TCP connect and upgrade of the backend that answered 101. */
+static void count_connect_time(struct wsb_session *s) {
+  static const uint64_t bounds[] = WSB_CONNECT_BUCKET_MS;
+  struct wsb_shm_worker *stats = s->w->stats;
+  uint64_t took = uv_now(&s->w->loop) - s->hs->connect_started_ms;
+  for (size_t i = 0; i < WSB_CONNECT_BUCKETS; i++)
+    if (i == WSB_CONNECT_BUCKETS - 1 || took <= bounds[i])
+      wsb_shm_add(&stats->connect_buckets[s->backend_slot][i], 1);
+  wsb_shm_add(&stats->connect_us[s->backend_slot], took * 1000);
+  wsb_shm_add(&stats->connect_count[s->backend_slot], 1);
+}
+
 static bool same_protocol(const char *have, struct wsb_slice chosen) {
   if (have == NULL || chosen.p == NULL)
     return have == NULL && chosen.p == NULL;
@@ -343,10 +356,12 @@ static void answer_client(struct wsb_session *s, size_t head_len) {
     /* The client already has its 101: a new backend must agree with it, or it is skipped. */
     if (rc == 0 && !same_protocol(s->protocol, chosen.protocol))
       rc = WSB_EHTTP_PROTOCOL;
-    if (rc != 0)
+    if (rc != 0) {
       backend_failed(s, rc);
-    else
-      failover_done(s, (const uint8_t *)hs->resp_buf + head_len, hs->resp_len - head_len);
+      return;
+    }
+    count_connect_time(s);
+    failover_done(s, (const uint8_t *)hs->resp_buf + head_len, hs->resp_len - head_len);
     return;
   }
   if (rc == WSB_EHTTP_STATUS && hs->resp.status < 500) {
@@ -373,6 +388,7 @@ static void answer_client(struct wsb_session *s, size_t head_len) {
     return;
   }
   count_handshake(s, WSB_HS_OK);
+  count_connect_time(s);
   wsb_shm_add(&s->w->stats->sessions_total[s->backend_slot], 1);
   session_note_backend(s);
   relay_start(s, (const uint8_t *)hs->resp_buf + head_len, hs->resp_len - head_len);

@@ -142,6 +142,11 @@ def test_api(e1, e2):
         c.true("handshakes counted", b'wsbal_handshakes_total{result="ok"} 2' in text,
                text.decode()[:600])
         c.true("a failed reload counted", b'wsbal_config_reloads_total{result="error"} 1' in text, "")
+        import re
+        c.true("backend connect times recorded",
+               re.search(rb'wsbal_backend_connect_seconds_count\{backend="e[12]"\} [1-9]', text) and
+               re.search(rb'wsbal_backend_connect_seconds_bucket\{backend="e[12]",le="\+Inf"\} [1-9]',
+                         text), text.decode()[-1500:])
         promtool = shutil.which("promtool")
         if c.true("promtool is installed", promtool is not None, "apt-get install prometheus"):
             r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,

@@ -369,32 +369,12 @@ def test_prometheus_scrape(e1):
 
 def test_admin_under_traffic(e1, e2):
     """Admin changes while 50 sessions echo: none of them notices anything."""
-    import asyncio
-    import threading
-    import time
-    from wsbtest import chatter
+    from wsbtest import Chatters
     ap = free_port()
     lb = Wsbal([("e1", e1.url), ("e2", e2.url)], sections={"admin": {"address": f"127.0.0.1:{ap}"}})
-    stats = {"echoed": 0, "wrong": 0, "closed_clean": 0, "errors": []}
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    async def run_all():
-        tasks = [asyncio.ensure_future(chatter(lb.url + f"/t{i}", stop, stats)) for i in range(50)]
-        for r in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(r, BaseException):
-                stats["errors"].append(repr(r))
-
-    t = threading.Thread(target=lambda: loop.run_until_complete(run_all()), daemon=True)
-    t.start()
+    chat = Chatters(lb.url, 50)
     try:
-        def settle(n=200):
-            before, deadline = stats["echoed"], time.monotonic() + 10
-            while stats["echoed"] < before + n and time.monotonic() < deadline:
-                time.sleep(0.05)
-            return stats["echoed"] >= before + n
-
-        settle()
+        chat.more_echoes(200)
         steps = [
             ("POST", "/api/v1/backends", json.dumps({"name": "e3", "url": e1.url}).encode()),
             ("PATCH", "/api/v1/backends/e2", b'{"weight": 5}'),
@@ -407,13 +387,14 @@ def test_admin_under_traffic(e1, e2):
         for method, path, body in steps:
             s = request(ap, method, path, body=body)[0]
             c.true(f"{method} {path} under traffic", 200 <= s < 300, str(s))
-            c.true(f"sessions keep echoing after {method} {path}", settle(), str(stats))
-        loop.call_soon_threadsafe(stop.set)
-        t.join(30)
+            c.true(f"sessions keep echoing after {method} {path}", chat.more_echoes(200),
+                   str(chat.stats))
+        chat.stop()
+        st = chat.stats
         c.eq("no session closed, failed or got a wrong echo through the admin changes",
-             (50, 0, []), (stats["closed_clean"], stats["wrong"], stats["errors"][:3]))
+             (50, 0, []), (st["closed_clean"], st["wrong"], st["errors"][:3]))
     finally:
-        loop.call_soon_threadsafe(stop.set)
+        chat.stop()
         lb.stop()
 
 

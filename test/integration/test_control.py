@@ -10,7 +10,7 @@ import struct
 import sys
 import time
 
-from wsbtest import (OP_CLOSE, OP_TEXT, T, Checks, Echo, RawClient, Wsbal, chatter,
+from wsbtest import (OP_CLOSE, OP_TEXT, T, Chatters, Checks, Echo, RawClient, Wsbal,
                      close_payload, frame, run, run_tests)
 
 c = Checks()
@@ -357,25 +357,10 @@ def test_worker_killed_with_sessions(e1, e2):
 
 def test_reload_under_load(e1, e2):
     """100 sessions keep echoing through reloads that add, re-weight, disable and remove."""
-    import asyncio
-    import threading
     lb = Wsbal([("e1", e1.url)])
-    stats = {"echoed": 0, "wrong": 0, "closed_clean": 0, "errors": []}
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    async def run_all():
-        tasks = [asyncio.ensure_future(chatter(lb.url + f"/s{i}", stop, stats)) for i in range(100)]
-        for r in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(r, BaseException):
-                stats["errors"].append(repr(r))
-
-    t = threading.Thread(target=lambda: loop.run_until_complete(run_all()), daemon=True)
-    t.start()
+    chat = Chatters(lb.url, 100)
     try:
-        deadline = time.monotonic() + T
-        while stats["echoed"] < 500 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        chat.more_echoes(500)
         plans = [
             [("e1", e1.url), ("e2", e2.url)],
             None,  # raw: re-weight and disable
@@ -386,20 +371,15 @@ def test_reload_under_load(e1, e2):
                f"[admin]\naddress = off\n[backend:e1]\nurl = {e1.url}\nweight = 5\n"
                f"[backend:e2]\nurl = {e2.url}\nenabled = off\n")
         for plan in plans:
-            before = stats["echoed"]
             verdict, _ = lb.reload(plan, raw=None if plan else raw)
             c.true("reload under load succeeds", verdict and verdict.startswith("reloaded"), str(verdict))
-            deadline = time.monotonic() + T
-            while stats["echoed"] < before + 300 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            c.true("sessions keep echoing after the reload", stats["echoed"] >= before + 300,
-                   f"{stats['echoed'] - before} echoes since")
-        loop.call_soon_threadsafe(stop.set)
-        t.join(T * 3)
+            c.true("sessions keep echoing after the reload", chat.more_echoes(300), str(chat.stats))
+        chat.stop()
+        st = chat.stats
         c.eq("no session closed, failed or got a wrong echo through the reloads",
-             (100, 0, []), (stats["closed_clean"], stats["wrong"], stats["errors"][:3]))
+             (100, 0, []), (st["closed_clean"], st["wrong"], st["errors"][:3]))
     finally:
-        loop.call_soon_threadsafe(stop.set)
+        chat.stop()
         lb.stop()
 
 

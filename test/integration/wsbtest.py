@@ -370,6 +370,37 @@ async def chatter(url, stop, stats):
         stats["closed_clean"] += ws.close_code == 1000
 
 
+class Chatters:
+    """n sessions echoing through url in a thread of their own until stop(); stats counts."""
+
+    def __init__(self, url, n):
+        self.stats = {"echoed": 0, "wrong": 0, "closed_clean": 0, "errors": []}
+        self.loop = asyncio.new_event_loop()
+        self.stop_event = asyncio.Event()
+
+        async def run_all():
+            tasks = [asyncio.ensure_future(chatter(f"{url}/c{i}", self.stop_event, self.stats))
+                     for i in range(n)]
+            for r in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(r, BaseException):
+                    self.stats["errors"].append(repr(r))
+
+        self.thread = threading.Thread(target=lambda: self.loop.run_until_complete(run_all()),
+                                       daemon=True)
+        self.thread.start()
+
+    def more_echoes(self, n, timeout=T):
+        """Waits until n more echoes came; returns whether they did."""
+        before, deadline = self.stats["echoed"], time.monotonic() + timeout
+        while self.stats["echoed"] < before + n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.stats["echoed"] >= before + n
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(3 * T)
+
+
 def run_tests(checks, *tests):
     """Runs each test in order; a crash of the test code itself is a failure, never a pass.
     Returns the exit status of checks.summary()."""

@@ -219,10 +219,12 @@ static void backend_json(struct master *m, struct wsb_json *j, uint32_t slot) {
   wsb_json_uint(j, SUM(m->shm, sessions_total[slot]));
   wsb_json_key(j, "failovers");
   wsb_json_uint(j, backend_failovers(m->shm, slot));
+  static const char *const breaker[] = WSB_BREAKER_NAMES;
+  uint32_t state = atomic_load(&m->shm->breaker_state[slot]);
   wsb_json_key(j, "failures");
-  wsb_json_uint(j, 0); /* consecutive connect failures: counted with the breaker (issue 8) */
+  wsb_json_uint(j, atomic_load(&m->shm->breaker_failures[slot]));
   wsb_json_key(j, "breaker");
-  wsb_json_cstring(j, "closed");
+  wsb_json_cstring(j, state <= WSB_BREAKER_TRIAL ? breaker[state] : "?");
   wsb_json_object_end(j);
 }
 

@@ -33,6 +33,17 @@ void wsb_shm_destroy(struct wsb_shm *shm) {
 
 void wsb_shm_publish(struct wsb_shm *shm, const struct wsb_shm_table *t) {
   uint64_t next = atomic_load_explicit(&shm->generation, memory_order_relaxed) + 1;
+  /* A slot given to another backend starts with a closed breaker. */
+  const struct wsb_shm_table *now = &shm->tables[(next - 1) & 1];
+  for (uint32_t s = 0; s < t->nslots; s++) {
+    bool same = next > 1 && s < now->nslots && now->backends[s].in_use &&
+                strcmp(now->backends[s].name, t->backends[s].name) == 0;
+    if (t->backends[s].in_use && !same) {
+      atomic_store(&shm->breaker_state[s], WSB_BREAKER_CLOSED);
+      atomic_store(&shm->breaker_failures[s], 0);
+      atomic_store(&shm->breaker_until_ms[s], 0);
+    }
+  }
   /* Readers of the current generation use the other copy; a reader still on the
      copy we overwrite sees the generation move and reads again. */
   memcpy(&shm->tables[next & 1], t, sizeof(*t));

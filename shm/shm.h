@@ -41,6 +41,8 @@ struct wsb_shm_settings {
   uint32_t algorithm;
   uint32_t log_level;  /* enum wsb_log_level of the workers */
   bool failover;
+  uint32_t breaker_threshold;
+  uint64_t breaker_cooldown_ms;
   uint32_t max_failovers;
   uint64_t failover_buffer;
   uint16_t failover_codes[WSB_MAX_FAILOVER_CODES];
@@ -60,6 +62,9 @@ struct wsb_shm_table {
   uint32_t nslots;  /* slots [0, nslots) may be in use */
   struct wsb_shm_backend backends[WSB_SHM_MAX_BACKENDS];
 };
+
+enum wsb_breaker_state { WSB_BREAKER_CLOSED, WSB_BREAKER_OPEN, WSB_BREAKER_TRIAL };
+#define WSB_BREAKER_NAMES {"closed", "open", "half_open"}
 
 /* Handshake results, in the order of SPEC.md's wsbal_handshakes_total{result}. */
 #define WSB_HANDSHAKE_RESULTS(XX) \
@@ -129,6 +134,11 @@ struct wsb_shm {
   _Atomic uint64_t generation;  /* tables[generation & 1] is the published one */
   struct wsb_shm_table tables[2];
   _Atomic uint8_t backend_up[WSB_SHM_MAX_BACKENDS];  /* written by the master's health checks */
+  /* The passive breaker of each backend slot. Any worker updates these with atomic operations
+     only (no lock a dying worker could hold): see worker/breaker.c. */
+  _Atomic uint32_t breaker_failures[WSB_SHM_MAX_BACKENDS];  /* consecutive connect failures */
+  _Atomic uint32_t breaker_state[WSB_SHM_MAX_BACKENDS];     /* enum wsb_breaker_state */
+  _Atomic uint64_t breaker_until_ms[WSB_SHM_MAX_BACKENDS];  /* end of the cooldown or trial */
   _Atomic uint64_t reloads_ok;     /* written by the master */
   _Atomic uint64_t worker_restarts;
   _Atomic uint64_t reloads_error;

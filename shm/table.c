@@ -53,6 +53,8 @@ static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cf
   s->algorithm = cfg->upstream.algorithm;
   s->log_level = cfg->wsbal.log_level;
   s->failover = cfg->upstream.failover;
+  s->breaker_threshold = cfg->upstream.breaker_threshold;
+  s->breaker_cooldown_ms = cfg->upstream.breaker_cooldown_ms;
   s->max_failovers = cfg->upstream.max_failovers;
   s->failover_buffer = cfg->upstream.failover_buffer;
   memcpy(s->failover_codes, cfg->upstream.failover_codes, sizeof(s->failover_codes));

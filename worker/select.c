@@ -33,6 +33,9 @@ static int least_conn(struct wsb_worker *w, const uint8_t *excluded, bool backup
     uint64_t live = wsb_shm_backend_live(w->shm, slot);
     if (!is_available(w, b, slot, live))
       continue;
+    if (atomic_load(&w->shm->breaker_state[slot]) != WSB_BREAKER_CLOSED &&
+        atomic_load(&w->shm->breaker_until_ms[slot]) > uv_now(&w->loop))
+      continue; /* tripped: cooling down, or its trial is under way */
     uint64_t lhs = live * best_weight, rhs = best_live * b->weight;
     if (best < 0 || lhs < rhs) {
       best = (int)slot;
@@ -55,5 +58,14 @@ int wsb_select_backend(struct wsb_worker *w, const uint8_t *excluded) {
   int slot = least_conn(w, excluded, false);
   if (slot < 0)
     slot = least_conn(w, excluded, true);
+  /* A tripped backend whose cooldown is over is chosen only by the one worker that wins its
+     trial; the others choose again without it. */
+  if (slot >= 0 && !wsb_breaker_allows(w, (uint32_t)slot)) {
+    uint8_t without[(WSB_SHM_MAX_BACKENDS + 7) / 8] = {0};
+    if (excluded != NULL)
+      memcpy(without, excluded, sizeof(without));
+    without[slot / 8] |= (uint8_t)(1u << (slot % 8));
+    return wsb_select_backend(w, without);
+  }
   return slot;
 }

@@ -153,6 +153,7 @@ void upgrade_retry_after_close(struct wsb_session *s) {
 /* This backend failed the upgrade: close its connection and try the next one. */
 static void backend_failed(struct wsb_session *s, int reason) {
   const struct wsb_shm_backend *b = &s->w->table->backends[s->backend_slot];
+  wsb_breaker_failure(s->w, (uint32_t)s->backend_slot);
   wsb_log_warn("session %016llx: backend %s failed: %s", (unsigned long long)s->id, b->name,
                wsb_strerror(reason));
   session_release_backend(s);
@@ -320,6 +321,7 @@ static void count_connect_time(struct wsb_session *s) {
   static const uint64_t bounds[] = WSB_CONNECT_BUCKET_MS;
   struct wsb_shm_worker *stats = s->w->stats;
   uint64_t took = uv_now(&s->w->loop) - s->hs->connect_started_ms;
+  wsb_breaker_success(s->w, (uint32_t)s->backend_slot);
   for (size_t i = 0; i < WSB_CONNECT_BUCKETS; i++)
     if (i == WSB_CONNECT_BUCKETS - 1 || took <= bounds[i])
       wsb_shm_add(&stats->connect_buckets[s->backend_slot][i], 1);

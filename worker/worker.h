@@ -55,6 +55,12 @@ void wsb_worker_refresh_table(struct wsb_worker *w);
 /* A fast non-cryptographic random number (tie-breaks, masking keys: RFC 6455 10.3 wants them unpredictable to scripts, not to the kernel). */
 uint64_t wsb_worker_random(struct wsb_worker *w);
 
+/* The breaker (breaker.c): may a new connection go to slot (claims the trial when it is due)?
+   And the outcome of a connect and upgrade. */
+bool wsb_breaker_allows(struct wsb_worker *w, uint32_t slot);
+void wsb_breaker_failure(struct wsb_worker *w, uint32_t slot);
+void wsb_breaker_success(struct wsb_worker *w, uint32_t slot);
+
 /* Chooses a backend slot by the configured algorithm among those not in excluded; -1 when none is available. */
 int wsb_select_backend(struct wsb_worker *w, const uint8_t *excluded);
 

@@ -227,6 +227,54 @@ def test_silent_backend_detected():
         p2.stop()
 
 
+def test_breaker():
+    """Consecutive failures open a backend's breaker; after the cooldown one trial decides."""
+    import json
+    import urllib.request
+    ap = free_port()
+    dead = f"ws://127.0.0.1:{free_port()}"
+    p1 = Peer("p1")
+    lb = Wsbal([("dead", dead), ("p1", p1.url)], workers=2, sections={
+        "upstream": {"breaker_threshold": "2", "breaker_cooldown": "2s"},
+        "admin": {"address": f"127.0.0.1:{ap}"}})
+
+    def dead_state():
+        with urllib.request.urlopen(f"http://127.0.0.1:{ap}/api/v1/backends/dead", timeout=5) as r:
+            b = json.loads(r.read())
+        return b["breaker"], b["failures"]
+
+    def session():
+        cl = RawClient(lb.port)
+        cl.request("/")
+        status = cl.read_head()[0]
+        cl.close()
+        return status
+
+    try:
+        statuses = []
+        deadline = time.monotonic() + T
+        while dead_state()[0] != "open" and time.monotonic() < deadline:
+            statuses.append(session())
+        c.eq("every session still upgrades (the dead backend is skipped)", [101] * len(statuses),
+             statuses)
+        state, failures = dead_state()
+        c.eq("two failures in a row open the breaker", ("open", 2), (state, failures))
+        for _ in range(10):
+            session()
+        c.eq("while open, nobody tries the backend", ("open", 2), dead_state())
+        time.sleep(2.2)  # the cooldown is the behaviour under test
+        for _ in range(10):
+            session()
+        state, failures = dead_state()
+        c.eq("after the cooldown exactly one trial ran, failed, and opened it again",
+             ("open", 3), (state, failures))
+        c.true("the breaker's changes are logged",
+               lb.wait_line(r"breaker of backend dead: trial session") is not None, "")
+    finally:
+        lb.stop()
+        p1.stop()
+
+
 async def streamer(url, stop, stats, idx):
     async with websockets.connect(url, compression=None, ping_interval=None) as ws:
         i = 0
@@ -293,7 +341,7 @@ def test_rolling_restart():
 def main():
     return run_tests(c, test_close_codes, test_subprotocol_mismatch, test_fragmented_in_flight,
                      test_backend_dies_mid_message, test_silent_backend_detected,
-                     test_bad_replacements, test_kill_rounds, test_rolling_restart)
+                     test_bad_replacements, test_breaker, test_kill_rounds, test_rolling_restart)
 
 
 if __name__ == "__main__":

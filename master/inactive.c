@@ -38,10 +38,6 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
       {"[upstream] health_timeout", cfg->upstream.health_timeout_ms != d.upstream.health_timeout_ms},
       {"[upstream] health_rise", cfg->upstream.health_rise != d.upstream.health_rise},
       {"[upstream] health_fall", cfg->upstream.health_fall != d.upstream.health_fall},
-      {"[upstream] breaker_threshold",
-       cfg->upstream.breaker_threshold != d.upstream.breaker_threshold},
-      {"[upstream] breaker_cooldown",
-       cfg->upstream.breaker_cooldown_ms != d.upstream.breaker_cooldown_ms},
       {"[upstream] load_report_path", cfg->upstream.load_report_path != NULL},
       {"[upstream] load_report_ttl",
        cfg->upstream.load_report_ttl_ms != d.upstream.load_report_ttl_ms},
@@ -61,6 +57,6 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
     wss = wss || cfg->backends[i].url.tls;
   if (wss)
     wsb_log_warn("wss:// backends need TLS, which is not built yet: connecting to them fails");
-  wsb_log_info("not built yet: health checks, the breaker, TLS (see README, \"Status\")");
+  wsb_log_info("not built yet: health checks, TLS (see README, \"Status\")");
   wsb_config_free(&d);
 }

@@ -102,9 +102,14 @@ void failover_lost(struct wsb_session *s, int reason) {
     end_with_backend(s, reason);
 }
 
+#define EARLY_LOSS_MS 1000 /* a backend lost this soon after its 101, silent so far, failed */
+
 void failover_begin(struct wsb_session *s, int reason) {
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   const char *name = s->backend_slot >= 0 ? s->w->table->backends[s->backend_slot].name : "?";
+  if (s->backend_slot >= 0 && !s->backend_proven && reason != WSB_EADMIN &&
+      uv_now(&s->w->loop) - s->backend_since_ms < EARLY_LOSS_MS)
+    wsb_breaker_failure(s->w, (uint32_t)s->backend_slot);
   if (!cfg->failover) {
     end_with_backend(s, reason);
     return;

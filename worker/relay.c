@@ -206,9 +206,15 @@ static int pass_data(struct leg *l, struct batch *b, const uint8_t *p, size_t ta
 
 /* A message from the backend reached the client: the client message it answers is done. */
 static void message_delivered(struct leg *l) {
+  struct wsb_session *s = l->s;
   l->partial_out = false;
-  if (!l->is_client)
-    replay_answered(l->s);
+  if (l->is_client)
+    return;
+  replay_answered(s);
+  if (!s->backend_proven && s->backend_slot >= 0) {
+    s->backend_proven = true;
+    wsb_breaker_success(s->w, (uint32_t)s->backend_slot);
+  }
 }
 
 /* Forwards every complete frame of buf; returns how many bytes it used (the rest waits). */

@@ -105,6 +105,8 @@ struct wsb_session {
   uint32_t path_off;         /* the request target within head */
   uint32_t path_len;
   uint32_t failovers;
+  uint64_t backend_since_ms;  /* when the current backend answered 101 */
+  bool backend_proven;        /* it has sent a message since: the breaker counts it healthy */
   int prefer_slot;     /* where the next failover should go first (admin API), or -1 */
   int failover_reason;
   uint64_t failover_started_ms;

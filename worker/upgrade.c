@@ -321,7 +321,10 @@ static void count_connect_time(struct wsb_session *s) {
   static const uint64_t bounds[] = WSB_CONNECT_BUCKET_MS;
   struct wsb_shm_worker *stats = s->w->stats;
   uint64_t took = uv_now(&s->w->loop) - s->hs->connect_started_ms;
-  wsb_breaker_success(s->w, (uint32_t)s->backend_slot);
+  /* A 101 is not yet health: a backend that drops every session right after it must trip the
+     breaker too. Its first message settles it (relay.c); an early loss counts as a failure. */
+  s->backend_since_ms = uv_now(&s->w->loop);
+  s->backend_proven = false;
   for (size_t i = 0; i < WSB_CONNECT_BUCKETS; i++)
     if (i == WSB_CONNECT_BUCKETS - 1 || took <= bounds[i])
       wsb_shm_add(&stats->connect_buckets[s->backend_slot][i], 1);

@@ -108,7 +108,8 @@ def test_close_codes():
 
 def test_bad_replacements():
     """Backends that hang, refuse with 503 or drop after 101: bounded, then 1013."""
-    for mode, extra in (("silent", {}), ("503", {}), ("drop", {"max_failovers": "3"})):
+    for mode, extra in (("silent", {}), ("503", {}),
+                        ("drop", {"max_failovers": "3", "breaker_threshold": "1"})):
         good = Peer("good")
         bads = [Peer(f"{mode}{i}", mode=mode) for i in range(2)]
         up = {"upstream": {"connect_timeout": "1s", **extra}}
@@ -130,6 +131,10 @@ def test_bad_replacements():
             code, took = run(go())
             c.eq(f"{mode}: the client gets 1013 when no backend takes the session", 1013, code)
             c.true(f"{mode}: within a bounded time", took < 10, f"{took:.1f}s")
+            if mode == "drop":
+                c.true("drop: the backends dropping every session after 101 trip their breaker",
+                       lb.wait_line(r"breaker of backend drop\d open") is not None,
+                       lb.output()[-1500:])
         finally:
             lb.stop()
             for b in bads:

@@ -114,6 +114,18 @@ static void readyz(struct master *m, struct wsb_admin_reply *r) {
 
 /* ---- /api/v1/status ---- */
 
+/* key: {"client_to_backend": N, "backend_to_client": M}, the direction names of the metrics. */
+static void directions(struct wsb_json *j, const char *key, uint64_t to_backend,
+                       uint64_t to_client) {
+  wsb_json_key(j, key);
+  wsb_json_object_begin(j);
+  wsb_json_key(j, "client_to_backend");
+  wsb_json_uint(j, to_backend);
+  wsb_json_key(j, "backend_to_client");
+  wsb_json_uint(j, to_client);
+  wsb_json_object_end(j);
+}
+
 static void status(struct master *m, struct wsb_admin_reply *r) {
   struct wsb_json j;
   if (!json_begin(&j, r))
@@ -155,20 +167,9 @@ static void status(struct master *m, struct wsb_admin_reply *r) {
     wsb_json_uint(&j, SUM(shm, handshakes[i]));
   }
   wsb_json_object_end(&j);
-  wsb_json_key(&j, "messages");
-  wsb_json_object_begin(&j);
-  wsb_json_key(&j, "client_to_backend");
-  wsb_json_uint(&j, SUM(shm, messages[WSB_DIR_TO_BACKEND]));
-  wsb_json_key(&j, "backend_to_client");
-  wsb_json_uint(&j, SUM(shm, messages[WSB_DIR_TO_CLIENT]));
-  wsb_json_object_end(&j);
-  wsb_json_key(&j, "bytes");
-  wsb_json_object_begin(&j);
-  wsb_json_key(&j, "client_to_backend");
-  wsb_json_uint(&j, SUM(shm, bytes[WSB_DIR_TO_BACKEND]));
-  wsb_json_key(&j, "backend_to_client");
-  wsb_json_uint(&j, SUM(shm, bytes[WSB_DIR_TO_CLIENT]));
-  wsb_json_object_end(&j);
+  directions(&j, "messages", SUM(shm, messages[WSB_DIR_TO_BACKEND]),
+             SUM(shm, messages[WSB_DIR_TO_CLIENT]));
+  directions(&j, "bytes", SUM(shm, bytes[WSB_DIR_TO_BACKEND]), SUM(shm, bytes[WSB_DIR_TO_CLIENT]));
   uint64_t failovers = 0;
   for (uint32_t s = 0; s < WSB_SHM_MAX_BACKENDS; s++)
     failovers += backend_failovers(shm, s);

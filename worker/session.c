@@ -79,13 +79,11 @@ bool session_unref(struct wsb_session *s) {
 
 static void on_handle_closed(uv_handle_t *h) { session_unref(h->data); }
 
-static void on_leg_lost(uv_handle_t *h) { session_unref(h->data); }
-
 void leg_lose(struct leg *l) {
   if (!l->open)
     return;
   l->open = false;
-  uv_close((uv_handle_t *)&l->tcp, on_leg_lost);
+  uv_close((uv_handle_t *)&l->tcp, on_handle_closed);
 }
 
 void leg_reset(struct leg *l) {
@@ -99,12 +97,6 @@ void leg_reset(struct leg *l) {
   l->stream_left = 0;
 }
 
-static void close_leg(struct leg *l) {
-  if (!l->open)
-    return;
-  l->open = false;
-  uv_close((uv_handle_t *)&l->tcp, on_handle_closed);
-}
 
 void session_close(struct wsb_session *s, int reason) {
   if (s->state == S_CLOSED)
@@ -123,8 +115,8 @@ void session_close(struct wsb_session *s, int reason) {
   wsb_log_debug("session %016llx closed: %s", (unsigned long long)s->id,
                 s->reason ? wsb_strerror(s->reason) : "normal");
   wsb_access_log_session(s->w, s);
-  close_leg(&s->client);
-  close_leg(&s->backend);
+  leg_lose(&s->client);
+  leg_lose(&s->backend);
   uv_close((uv_handle_t *)&s->timer, on_handle_closed);
   wsb_worker_session_ended(s->w);
 }

@@ -161,15 +161,21 @@ def test_subprotocol_mismatch():
             p.stop()
 
 
-def test_fragmented_in_flight():
+def session_on_p1_then_p2():
+    """A raw session held on p1, then p2 added by a reload: where a failover must go.
+    Returns the peers, wsbal, the client and the log mark after the reload."""
     p1, p2 = Peer("p1"), Peer("p2")
     lb = Wsbal([("p1", p1.url)])
+    cl = RawClient(lb.port)
+    cl.request("/")
+    c.eq("raw session upgrades", 101, cl.read_head()[0])
+    lb.reload([("p1", p1.url), ("p2", p2.url)])
+    return p1, p2, lb, cl, len(lb.output().split("\n"))
+
+
+def test_fragmented_in_flight():
+    p1, p2, lb, cl, mark = session_on_p1_then_p2()
     try:
-        cl = RawClient(lb.port)
-        cl.request("/")
-        c.eq("raw session upgrades", 101, cl.read_head()[0])
-        lb.reload([("p1", p1.url), ("p2", p2.url)])
-        mark = len(lb.output().split("\n"))
         cl.send(frame(OP_TEXT, b"first part, ", fin=False))
         time.sleep(0.2)  # the fragment reaches p1 before it dies
         p1.stop(sig=signal.SIGKILL)
@@ -187,14 +193,8 @@ def test_fragmented_in_flight():
 
 def test_backend_dies_mid_message():
     """A backend message cut off by the backend's death is never half-delivered."""
-    p1, p2 = Peer("p1"), Peer("p2")
-    lb = Wsbal([("p1", p1.url)])
+    p1, p2, lb, cl, mark = session_on_p1_then_p2()
     try:
-        cl = RawClient(lb.port)
-        cl.request("/")
-        c.eq("raw session upgrades", 101, cl.read_head()[0])
-        lb.reload([("p1", p1.url), ("p2", p2.url)])
-        mark = len(lb.output().split("\n"))
         cl.send(frame(OP_TEXT, b"halfdie:p1"))
         c.true("the session moved after the backend died mid-message",
                lb.wait_line(r"moved to p2", start=mark) is not None, lb.output()[-1500:])

@@ -133,10 +133,7 @@ static void spawn(struct wsb_worker_proc *w) {
   /* The child inherits stop signals blocked, and unblocks them once its own handlers are in
      place: a SIGTERM sent to a worker that is still starting must not kill it half-way. */
   sigset_t stop_signals, previous;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGUSR1);
+  wsb_worker_signal_set(&stop_signals);
   sigprocmask(SIG_BLOCK, &stop_signals, &previous);
   pid_t pid = fork();
   if (pid != 0)

@@ -2,6 +2,7 @@
 #ifndef WSB_PROC_H
 #define WSB_PROC_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,15 @@ struct wsb_worker_start {
   struct wsb_shm *shm;
   enum wsb_log_level log_level;
 };
+
+/* The signals a worker handles on its loop (stop, second stop, log reopen). The master forks it
+   with them blocked, and the worker unblocks them once its handlers are in place. */
+static inline void wsb_worker_signal_set(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGUSR1);
+}
 
 /*
  * The worker role, run in the child right after fork. Creates its own loop,

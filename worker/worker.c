@@ -53,6 +53,12 @@ static void close_worker_handles(struct wsb_worker *w) {
   if (w->closing)
     return;
   w->closing = true;
+  /* Closing the signal handles restores the default actions, under which a late stop signal
+     (a second stop, or the master's stop reaching a retired worker) would turn this clean exit
+     into a death by signal. Held blocked until they are ignored, none can land in between. */
+  sigset_t stop_signals;
+  wsb_worker_signal_set(&stop_signals);
+  sigprocmask(SIG_BLOCK, &stop_signals, NULL);
   close_listeners(w);
   uv_close((uv_handle_t *)&w->control, NULL);
   uv_close((uv_handle_t *)&w->sigterm, NULL);
@@ -61,11 +67,10 @@ static void close_worker_handles(struct wsb_worker *w) {
   uv_close((uv_handle_t *)&w->drain_tick, NULL);
   wsb_access_log_close(w);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
-  /* Closing the handles restored the default actions; a late stop signal must not turn a
-     clean exit into a death by signal. */
   signal(SIGTERM, SIG_IGN);
   signal(SIGINT, SIG_IGN);
   signal(SIGUSR1, SIG_IGN);
+  sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
 }
 
 void wsb_worker_session_ended(struct wsb_worker *w) {
@@ -133,10 +138,7 @@ static void on_control_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
 /* The master forks us with SIGTERM and SIGINT blocked; they are ours once handled. */
 static void unblock_stop_signals(void) {
   sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGUSR1);
+  wsb_worker_signal_set(&stop_signals);
   sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
 }
 

@@ -91,6 +91,29 @@ def test_graceful_stop(echo):
     c.eq("wsbal exits 0 after the second signal", 0, lb.stop(sig=0))
 
 
+def test_stop_signal_flood(echo):
+    """A worker that keeps getting SIGTERM while it closes its handles still exits by itself:
+    closing a libuv signal handle restores the default action, which would kill it."""
+    lb = Wsbal([("e1", echo.url)], workers=2)
+    try:
+        victim = min(p for p in lb.pids() if p != lb.proc.pid)
+        deadline = time.monotonic() + 5
+        sent = 0
+        while time.monotonic() < deadline and sent < 200000:
+            try:
+                os.kill(victim, signal.SIGTERM)
+            except ProcessLookupError:
+                break
+            sent += 1
+        ended = lb.wait_line(rf"worker \d+ \(pid {victim}\) (exited with status \d+|killed by signal \d+)")
+        c.true("a worker flooded with SIGTERM exits with status 0, not by the signal",
+               ended is not None and ended.group(1) == "exited with status 0",
+               ended.group(0) if ended else lb.output()[-800:])
+        c.true("the worker closed by itself (signals sent)", sent > 1, str(sent))
+    finally:
+        lb.stop()
+
+
 def test_master_gone(echo):
     """Workers notice a dead master (EOF on their control socket) and drain rather than linger."""
     lb = Wsbal([("e1", echo.url)], sections={"wsbal": {"shutdown_timeout": "1s"}})
@@ -183,8 +206,10 @@ def test_reload(e1, e2):
         c.true("the old address is closed", refused(old_port), "still accepting")
         c.eq("sessions of the old pool go on while it drains", (OP_TEXT, b"moved"),
              echo_once(held[1], b"moved"))
+        # An old worker that happened to hold none of the sessions has exited already.
         workers = [p for p in lb.pids() if p != lb.proc.pid]
-        c.eq("old pool (draining) and new pool both run", 4, len(workers))
+        c.true("the draining old pool runs next to the new one", len(workers) in (3, 4),
+               f"{len(workers)} workers")
         for cl in held:
             cl.close()
         c.eq("wsbal stops cleanly after reloads", 0, lb.stop())
@@ -386,7 +411,8 @@ def test_reload_under_load(e1, e2):
 def main():
     e1, e2 = Echo("e1"), Echo("e2")
     try:
-        return run_tests(c, lambda: test_graceful_stop(e1), lambda: test_master_gone(e1),
+        return run_tests(c, lambda: test_graceful_stop(e1), lambda: test_stop_signal_flood(e1),
+                         lambda: test_master_gone(e1),
                          lambda: test_reload(e1, e2), lambda: test_reload_worker_count(e1),
                          lambda: test_access_log(e1),
                          lambda: test_worker_killed_with_sessions(e1, e2),

@@ -477,13 +477,8 @@ void relay_start(struct wsb_session *s, const uint8_t *backend_early, size_t bac
     if (s->state == S_CLOSED)
       return;
   }
-  if (!s->finishing) {
-    int rc = leg_start_reading(&s->client);
-    if (rc != 0) {
-      session_close(s, rc);
-      return;
-    }
-  }
+  /* The client was read all along, unless it sent frames early and was paused for it. */
+  leg_resume(&s->client);
   if (s->state == S_RELAY)
     relay_arm_timer(s);
 }

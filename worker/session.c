@@ -270,12 +270,28 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       upgrade_on_client_read(l, nread);
     else if (nread < 0)
       session_close(s, (int)nread); /* the client left while we were connecting */
+    else
+      leg_hold_early(l, (const uint8_t *)buf->base, (size_t)nread);
     return;
   }
   if (nread < 0)
     relay_on_eof(l, (int)nread);
   else
     relay_on_read(l, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+/* Bytes a client sent before its 101 wait with the rest of its early data until the relay
+   starts; reading pauses meanwhile, so an impatient client cannot make us hold more. */
+void leg_hold_early(struct leg *l, const uint8_t *data, size_t len) {
+  uint8_t *p = realloc(l->pending, l->pending_len + len);
+  if (p == NULL) {
+    session_close(l->s, UV_ENOMEM);
+    return;
+  }
+  memcpy(p + l->pending_len, data, len);
+  l->pending = p;
+  l->pending_len = l->pending_cap = l->pending_len + (uint32_t)len;
+  leg_pause(l);
 }
 
 int leg_start_reading(struct leg *l) {

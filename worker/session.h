@@ -134,6 +134,7 @@ int leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs);
 void leg_pause(struct leg *l);
 void leg_resume(struct leg *l);
 void leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+void leg_hold_early(struct leg *l, const uint8_t *data, size_t len);
 int leg_start_reading(struct leg *l);
 
 /* The upgrade (upgrade.c). */

@@ -103,8 +103,9 @@ static void on_request(struct wsb_session *s, size_t head_len) {
     memcpy(s->client.pending, hs->req_buf + head_len, early);
     s->client.pending_len = s->client.pending_cap = (uint32_t)early;
   }
-  /* The client may not send frames before its 101; stop reading until the relay starts. */
-  uv_read_stop((uv_stream_t *)&s->client.tcp);
+  /* The client stays readable while its backend is found: it may not send frames before its
+     101, but stopping and restarting the read would cost two epoll_ctl calls per session.
+     Whatever it sends anyway is held, and reading paused, by leg_hold_early(). */
   hs->head_len = head_len;
   upgrade_find_client_ip(s);
   session_set_state(s, S_CONNECT_BACKEND);
@@ -214,8 +215,21 @@ void upgrade_connect_next(struct wsb_session *s) {
   hs->resp_len = 0;
   hs->relaying_error = false;
   session_timer_start(s, w->table->settings.connect_timeout_ms);
+  if (hs->resp_buf == NULL) {
+    hs->resp_cap = 2048;
+    hs->resp_buf = malloc(hs->resp_cap);
+    if (hs->resp_buf == NULL) {
+      backend_failed(s, UV_ENOMEM);
+      return;
+    }
+  }
+  wsb_http_head_init(&hs->resp, true, BACKEND_HEAD_MAX);
   int rc = uv_tcp_connect(&hs->connect, &s->backend.tcp, (const struct sockaddr *)&b->addr,
                           on_backend_connected);
+  /* Reading starts with the connect, so the socket is registered with the poller once, for
+     both events, instead of once for the connect and again for the answer. */
+  if (rc == 0)
+    rc = leg_start_reading(&s->backend);
   if (rc != 0)
     backend_failed(s, rc);
 }
@@ -272,20 +286,6 @@ static void on_backend_connected(uv_connect_t *req, int status) {
   uv_buf_t b = uv_buf_init(out, (unsigned)n);
   rc = leg_write(&s->backend, &b, 1);
   free(out);
-  if (rc != 0) {
-    backend_failed(s, rc);
-    return;
-  }
-  if (hs->resp_buf == NULL) {
-    hs->resp_cap = 2048;
-    hs->resp_buf = malloc(hs->resp_cap);
-    if (hs->resp_buf == NULL) {
-      session_close(s, UV_ENOMEM);
-      return;
-    }
-  }
-  wsb_http_head_init(&hs->resp, true, BACKEND_HEAD_MAX);
-  rc = leg_start_reading(&s->backend);
   if (rc != 0)
     backend_failed(s, rc);
 }

@@ -8,6 +8,7 @@ silent: accepts TCP and never answers the upgrade.
 503:    answers every request with 503.
 drop:   answers a valid 101, then drops the connection at once.
 mute:   answers a valid 101, then reads everything and answers nothing, not even pings.
+--delay-101 SEC (echo mode): waits that long before answering an upgrade.
 Prints "listening on 127.0.0.1:PORT" once ready.
 """
 import argparse
@@ -49,9 +50,14 @@ async def echo_server(args):
         except websockets.ConnectionClosed:
             pass
 
+    async def delay_101(path, headers):
+        await asyncio.sleep(args.delay_101)
+        return None  # then the upgrade goes on
+
     protocols = [args.protocol] if args.protocol else None
     async with websockets.serve(handler, "127.0.0.1", args.port, subprotocols=protocols,
-                                compression=None, max_size=None, ping_interval=None) as server:
+                                compression=None, max_size=None, ping_interval=None,
+                                process_request=delay_101 if args.delay_101 else None) as server:
         log(f"listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}")
         await asyncio.Future()
 
@@ -98,6 +104,7 @@ def main():
     p.add_argument("--id", default="peer")
     p.add_argument("--mode", default="echo", choices=["echo", "silent", "503", "drop", "mute"])
     p.add_argument("--protocol")
+    p.add_argument("--delay-101", type=float, default=0)
     args = p.parse_args()
     try:
         asyncio.run(echo_server(args) if args.mode == "echo" else raw_server(args))

@@ -15,7 +15,7 @@ import websockets
 import websockets.server
 
 from wsbtest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, T, Checks, Echo,
-                     RawClient, Wsbal, close_payload, frame, free_port, run)
+                     Peer, RawClient, Wsbal, close_payload, frame, free_port, run)
 
 c = Checks()
 
@@ -662,6 +662,47 @@ def test_worker_respawn(echo1):
         lb.stop()
 
 
+def test_early_frames():
+    """Frames a client sends before its 101 (it should not) are held and relayed in order after
+    it, whether they came with the request head or while the backend was slow to answer."""
+    slow = Peer("slow", delay_101=0.5)
+    lb = Wsbal([("slow", slow.url)])
+    try:
+        cl = RawClient(lb.port)
+        cl.request("/")
+        cl.send(frame(OP_TEXT, b"one"))
+        cl.send(frame(OP_TEXT, b"two") + frame(OP_BINARY, b"three" * 1000))
+        c.eq("the upgrade still succeeds", 101, cl.read_head()[0])
+        got = [cl.read_frame()[1:] for _ in range(3)]
+        c.eq("frames sent during the backend's upgrade arrive, in order",
+             [(OP_TEXT, b"one"), (OP_TEXT, b"two"), (OP_BINARY, b"three" * 1000)], got)
+        cl.send(frame(OP_TEXT, b"after"))
+        c.eq("the session relays normally after that", (OP_TEXT, b"after"), cl.read_frame()[1:])
+        cl.close()
+
+        # The same, with the frame in the very packet of the request head.
+        cl = RawClient(lb.port)
+        head = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        cl.send(head + frame(OP_TEXT, b"glued"))
+        c.eq("an upgrade with a frame glued to its head succeeds", 101, cl.read_head()[0])
+        c.eq("the glued frame is relayed", (OP_TEXT, b"glued"), cl.read_frame()[1:])
+        cl.close()
+
+        # A client that gives up while its backend is still connecting leaves nothing behind.
+        cl = RawClient(lb.port)
+        cl.request("/")
+        cl.close()
+        cl = RawClient(lb.port)
+        cl.request("/")
+        c.eq("the next session is served", 101, cl.read_head()[0])
+        cl.close()
+        c.eq("stops cleanly", 0, lb.stop())
+    finally:
+        lb.stop()
+        slow.stop()
+
+
 def main():
     echo1, echo2 = Echo("e1"), Echo("e2")
     lb = Wsbal([("e1", echo1.url), ("e2", echo2.url)])
@@ -679,6 +720,7 @@ def main():
         test_backend_policies(echo1, echo2)
         test_worker_respawn(echo1)
         test_balance(echo1, echo2)
+        test_early_frames()
         c.eq("wsbal stops cleanly on SIGTERM", 0, lb.stop())
     except Exception as e:  # a crash of the test itself is a failure, never a pass
         import traceback

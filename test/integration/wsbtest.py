@@ -166,12 +166,14 @@ class Echo(Process):
 class Peer(Process):
     """A test backend of peer_backend.py (python3-websockets) on a given or ephemeral port."""
 
-    def __init__(self, ident, mode="echo", port=0, protocol=None):
+    def __init__(self, ident, mode="echo", port=0, protocol=None, delay_101=0):
         here = os.path.dirname(os.path.abspath(__file__))
         argv = ["/usr/bin/python3", os.path.join(here, "peer_backend.py"), "--port", str(port),
                 "--id", ident, "--mode", mode]
         if protocol:
             argv += ["--protocol", protocol]
+        if delay_101:
+            argv += ["--delay-101", str(delay_101)]
         super().__init__(argv)
         m = self.wait_line(r"listening on [^ ]*:(\d+)")
         if m is None:

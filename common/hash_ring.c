@@ -77,12 +77,11 @@ int64_t wsb_ring_lookup(const struct wsb_ring *r, uint64_t hash, wsb_ring_accept
     else
       hi = mid;
   }
-  /* Nodes refused once are remembered, so a walk past many of their points stays cheap. */
+  /* Ids refused once are remembered, so a walk past many points of down nodes stays cheap. */
   uint64_t refused[4] = {0};
   for (size_t k = 0; k < r->n; k++) {
     uint32_t id = r->points[(lo + k) % r->n].id;
-    bool known = id < 256 && (refused[id / 64] >> (id % 64) & 1);
-    if (known)
+    if (id < 256 && (refused[id / 64] >> (id % 64) & 1))
       continue;
     if (accept == NULL || accept(ctx, id))
       return id;

@@ -1,0 +1,32 @@
+/* What the hash algorithm hashes: the key SPEC.md's [upstream] hash_key names, taken from a request. */
+#ifndef WSB_HASH_KEY_H
+#define WSB_HASH_KEY_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "http.h"
+
+struct wsb_hash_key_source {
+  const struct wsb_http_head *req;  /* the client's request head */
+  struct wsb_slice target;          /* its request target: path and query */
+  const char *client_ip;            /* the TCP peer's address as text */
+  bool trust_forwarded;             /* [listen] trust_forwarded */
+};
+
+/*
+ * Sets *out to the bytes to hash, a slice of the request or of client_ip:
+ *  - ip: the client's address; with trust_forwarded, the first (leftmost) address of the first
+ *    X-Forwarded-For header, which is the client as the trusted proxies in front saw it;
+ *  - path: the path without its query;
+ *  - header:NAME: the first NAME header's value, spaces trimmed;
+ *  - cookie:NAME: the value of cookie NAME in the Cookie headers;
+ *  - query:NAME: the raw (not percent-decoded) value of the first NAME parameter.
+ * A key that is absent or empty falls back to the ip key, so such clients still stick to one
+ * backend each and spread over all. Returns true when the configured key was found, false when
+ * *out is the fallback.
+ */
+bool wsb_hash_key_get(enum wsb_hash_key kind, const char *name,
+                      const struct wsb_hash_key_source *src, struct wsb_slice *out);
+
+#endif

@@ -22,8 +22,6 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
       {"[listen] tls_cert", cfg->listen.tls_cert.n > 0},
       {"[listen] tls_key", cfg->listen.tls_key.n > 0},
       {"[listen] tls_min_version", cfg->listen.tls_min_version != d.listen.tls_min_version},
-      {"[upstream] algorithm", cfg->upstream.algorithm != d.upstream.algorithm},
-      {"[upstream] hash_key", cfg->upstream.hash_key != d.upstream.hash_key},
       {"[upstream] failover", cfg->upstream.failover != d.upstream.failover},
       {"[upstream] failover_codes", cfg->upstream.nfailover_codes != d.upstream.nfailover_codes ||
                                         memcmp(cfg->upstream.failover_codes,
@@ -45,7 +43,6 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
       {"[upstream] tls_ca_file", cfg->upstream.tls_ca_file != NULL},
       {"[upstream] tls_client_cert", cfg->upstream.tls_client_cert != NULL},
       {"[upstream] tls_client_key", cfg->upstream.tls_client_key != NULL},
-      {"[upstream] slow_start", cfg->upstream.slow_start_ms != d.upstream.slow_start_ms},
       {"[upstream] resolve_interval",
        cfg->upstream.resolve_interval_ms != d.upstream.resolve_interval_ms},
   };

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #define WSB_SHM_MAGIC 0x77736231u /* "wsb1" */
 
@@ -33,8 +34,10 @@ void wsb_shm_destroy(struct wsb_shm *shm) {
 
 void wsb_shm_publish(struct wsb_shm *shm, const struct wsb_shm_table *t) {
   uint64_t next = atomic_load_explicit(&shm->generation, memory_order_relaxed) + 1;
-  /* A slot given to another backend starts with a closed breaker. */
+  /* A slot given to another backend starts with a closed breaker. A backend added or enabled
+     after start-up starts its slow start now; at start-up every backend has its full weight. */
   const struct wsb_shm_table *now = &shm->tables[(next - 1) & 1];
+  uint64_t now_ms = wsb_shm_now_ms();
   for (uint32_t s = 0; s < t->nslots; s++) {
     bool same = next > 1 && s < now->nslots && now->backends[s].in_use &&
                 strcmp(now->backends[s].name, t->backends[s].name) == 0;
@@ -42,6 +45,9 @@ void wsb_shm_publish(struct wsb_shm *shm, const struct wsb_shm_table *t) {
       atomic_store(&shm->breaker_state[s], WSB_BREAKER_CLOSED);
       atomic_store(&shm->breaker_failures[s], 0);
       atomic_store(&shm->breaker_until_ms[s], 0);
+      atomic_store(&shm->ramp_since_ms[s], next > 1 ? now_ms : 0);
+    } else if (t->backends[s].in_use && t->backends[s].enabled && !now->backends[s].enabled) {
+      atomic_store(&shm->ramp_since_ms[s], now_ms);
     }
   }
   /* Readers of the current generation use the other copy; a reader still on the
@@ -63,6 +69,23 @@ uint64_t wsb_shm_read(const struct wsb_shm *shm, struct wsb_shm_table *out) {
     if (atomic_load_explicit(&shm->generation, memory_order_relaxed) == before)
       return before;
   }
+}
+
+uint64_t wsb_shm_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  return ms > 0 ? ms : 1;
+}
+
+void wsb_shm_backend_set_up(struct wsb_shm *shm, uint32_t slot, bool up, uint64_t now_ms) {
+  if (slot >= WSB_SHM_MAX_BACKENDS)
+    return;
+  /* The master is the only writer of backend_up. The start is stored first, so a worker that
+     sees the backend up also sees it ramping. */
+  if (up && !atomic_load(&shm->backend_up[slot]))
+    atomic_store(&shm->ramp_since_ms[slot], now_ms > 0 ? now_ms : 1);
+  atomic_store(&shm->backend_up[slot], up ? 1 : 0);
 }
 
 static unsigned slots_used(const struct wsb_shm *shm) {

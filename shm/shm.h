@@ -38,7 +38,10 @@ struct wsb_shm_settings {
   uint64_t connect_timeout_ms;
   uint64_t backend_ping_ms;
   uint64_t shutdown_timeout_ms;
-  uint32_t algorithm;
+  uint32_t algorithm;  /* enum wsb_algorithm */
+  uint32_t hash_key;   /* enum wsb_hash_key */
+  char hash_key_name[WSB_SHM_HEADER_NAME_MAX];  /* NAME of header:, cookie:, query: */
+  uint64_t slow_start_ms;  /* 0 = off */
   uint32_t log_level;  /* enum wsb_log_level of the workers */
   bool failover;
   uint32_t breaker_threshold;
@@ -46,7 +49,7 @@ struct wsb_shm_settings {
   uint32_t max_failovers;
   uint64_t failover_buffer;
   uint16_t failover_codes[WSB_MAX_FAILOVER_CODES];
-  uint32_t nfailover_codes;  /* enum wsb_algorithm */
+  uint32_t nfailover_codes;
   bool trust_forwarded;
   bool preserve_host;
   char path[WSB_PATH_MAX];                    /* "" = every path */
@@ -139,6 +142,12 @@ struct wsb_shm {
   _Atomic uint32_t breaker_failures[WSB_SHM_MAX_BACKENDS];  /* consecutive connect failures */
   _Atomic uint32_t breaker_state[WSB_SHM_MAX_BACKENDS];     /* enum wsb_breaker_state */
   _Atomic uint64_t breaker_until_ms[WSB_SHM_MAX_BACKENDS];  /* end of the cooldown or trial */
+  /* When each slot's slow start began (wsb_shm_now_ms): the master sets it when a backend is
+     added or enabled, or comes up (wsb_shm_backend_set_up); a worker, when it closes a breaker.
+     0 = never, full weight. Plain stores of a time: a writer dying leaves nothing half done. */
+  _Atomic uint64_t ramp_since_ms[WSB_SHM_MAX_BACKENDS];
+  /* round_robin's shared tickets, primaries and backups: see worker/select_round_robin.c. */
+  _Atomic uint64_t rr_tickets[2];
   _Atomic uint64_t reloads_ok;     /* written by the master */
   _Atomic uint64_t worker_restarts;
   _Atomic uint64_t reloads_error;
@@ -163,6 +172,14 @@ uint64_t wsb_shm_backend_live(const struct wsb_shm *shm, uint32_t slot);
 
 /* Live sessions of every worker together. */
 uint64_t wsb_shm_live(const struct wsb_shm *shm);
+
+/* Milliseconds of CLOCK_MONOTONIC: one clock for every process on the host (libuv's uv_now
+   is the same clock, possibly coarse and cached per loop turn). Never 0. */
+uint64_t wsb_shm_now_ms(void);
+
+/* Master (health checks): publishes whether a slot is up; a 0 -> 1 change starts its slow
+   start at now_ms (wsb_shm_now_ms()). */
+void wsb_shm_backend_set_up(struct wsb_shm *shm, uint32_t slot, bool up, uint64_t now_ms);
 
 /* Master, after a worker died: its live counts go to zero; its totals stay. */
 void wsb_shm_worker_forget(struct wsb_shm *shm, unsigned worker);

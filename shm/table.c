@@ -51,6 +51,8 @@ static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cf
   s->backend_ping_ms = cfg->upstream.ping_interval_ms;
   s->shutdown_timeout_ms = cfg->wsbal.shutdown_timeout_ms;
   s->algorithm = cfg->upstream.algorithm;
+  s->hash_key = cfg->upstream.hash_key;
+  s->slow_start_ms = cfg->upstream.slow_start_ms;
   s->log_level = cfg->wsbal.log_level;
   s->failover = cfg->upstream.failover;
   s->breaker_threshold = cfg->upstream.breaker_threshold;
@@ -65,6 +67,9 @@ static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cf
   if (rc == 0)
     rc = copy_string(s->reconnect_header, sizeof(s->reconnect_header),
                      cfg->upstream.reconnect_header, "[upstream] reconnect_header", err, errlen);
+  if (rc == 0)
+    rc = copy_string(s->hash_key_name, sizeof(s->hash_key_name), cfg->upstream.hash_key_name,
+                     "[upstream] hash_key", err, errlen);
   if (rc == 0)
     rc = copy_string(s->access_log, sizeof(s->access_log), cfg->wsbal.access_log,
                      "[wsbal] access_log", err, errlen);

@@ -46,6 +46,9 @@ void wsb_breaker_success(struct wsb_worker *w, uint32_t slot) {
   atomic_store(&shm->breaker_failures[slot], 0);
   uint32_t state = atomic_load(&shm->breaker_state[slot]);
   if (state != WSB_BREAKER_CLOSED &&
-      atomic_compare_exchange_strong(&shm->breaker_state[slot], &state, WSB_BREAKER_CLOSED))
+      atomic_compare_exchange_strong(&shm->breaker_state[slot], &state, WSB_BREAKER_CLOSED)) {
+    /* Back after a trial: it ramps up like a backend that came up (slow start). */
+    atomic_store(&shm->ramp_since_ms[slot], wsb_shm_now_ms());
     wsb_log_info("breaker of backend %s closed", w->table->backends[slot].name);
+  }
 }

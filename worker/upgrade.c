@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "hash_key.h"
 #include "log.h"
 #include "proxy.h"
 #include "session.h"
@@ -186,10 +187,12 @@ static void on_backend_connected(uv_connect_t *req, int status);
 void upgrade_connect_next(struct wsb_session *s) {
   struct wsb_worker *w = s->w;
   struct handshake *hs = s->hs;
-  int slot = hs->prefer >= 0 ? hs->prefer : wsb_select_backend(w, hs->tried);
+  struct wsb_hash_key_source key = {&hs->req, hs->upgrade.path, hs->client_ip,
+                                    w->table->settings.trust_forwarded};
+  int slot = hs->prefer >= 0 ? hs->prefer : wsb_select_backend(w, &key, hs->tried);
   hs->prefer = -1; /* the admin's choice is tried once; then the algorithm picks */
-  if (slot >= 0 && (hs->tried[slot / 8] & (1u << (slot % 8)))) 
-    slot = wsb_select_backend(w, hs->tried);
+  if (slot >= 0 && (hs->tried[slot / 8] & (1u << (slot % 8))))
+    slot = wsb_select_backend(w, &key, hs->tried);
   if (slot < 0 && s->state == S_FAILOVER) {
     failover_give_up(s, WSB_CLOSE_TRY_AGAIN, "no backend left");
     return;

@@ -216,6 +216,7 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   }
   if (uv_loop_close(&w->loop) != 0)
     wsb_log_error("event loop closed with handles still open");
+  wsb_select_release(w);
   free(w->table);
   free(w);
   return status;

@@ -14,6 +14,8 @@
 #define WSB_MAX_LISTENERS 16
 
 struct wsb_session;
+struct wsb_balancer;
+struct wsb_hash_key_source;
 
 struct wsb_worker {
   uv_loop_t loop;
@@ -23,6 +25,9 @@ struct wsb_worker {
   struct wsb_shm_worker *stats;  /* this worker's counters in the segment */
   struct wsb_shm_table *table;   /* private copy of the published table */
   uint64_t table_generation;
+  const struct wsb_balancer *balancer;  /* the algorithm of balancer_generation (select.c) */
+  void *balancer_state;                 /* its tables for that generation */
+  uint64_t balancer_generation;
   uv_tcp_t listeners[WSB_MAX_LISTENERS];
   size_t nlisten;
   uv_pipe_t control;
@@ -61,8 +66,12 @@ bool wsb_breaker_allows(struct wsb_worker *w, uint32_t slot);
 void wsb_breaker_failure(struct wsb_worker *w, uint32_t slot);
 void wsb_breaker_success(struct wsb_worker *w, uint32_t slot);
 
-/* Chooses a backend slot by the configured algorithm among those not in excluded; -1 when none is available. */
-int wsb_select_backend(struct wsb_worker *w, const uint8_t *excluded);
+/* Chooses a backend slot by the configured algorithm among those not in excluded; -1 when none
+   is available. src is the request the hash algorithm takes its key from. */
+int wsb_select_backend(struct wsb_worker *w, const struct wsb_hash_key_source *src,
+                       const uint8_t *excluded);
+/* Frees the algorithm's tables (at exit). */
+void wsb_select_release(struct wsb_worker *w);
 
 /* The access log (access_log.c): opened per the table's settings, one line per session. */
 void wsb_access_log_reopen(struct wsb_worker *w);

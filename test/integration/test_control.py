@@ -150,7 +150,8 @@ def backend_of_new_sessions(lb, n, held=None):
 
 
 def test_reload(e1, e2):
-    up = {"upstream": {"pass_headers": "X-Backend-Id"}}
+    # slow_start off: these tests count where sessions go right after adding a backend.
+    up = {"upstream": {"pass_headers": "X-Backend-Id", "slow_start": "0"}}
     lb = Wsbal([("e1", e1.url)], sections=up)
     held = []
     try:
@@ -171,7 +172,7 @@ def test_reload(e1, e2):
         c.eq("a removed backend's live sessions go on", (OP_TEXT, b"kept"), echo_once(held[0], b"kept"))
 
         raw = (f"[wsbal]\nworkers = 2\n[listen]\naddress = 127.0.0.1:{lb.port}\n"
-               f"[admin]\naddress = off\n[upstream]\npass_headers = X-Backend-Id\n"
+               f"[admin]\naddress = off\n[upstream]\npass_headers = X-Backend-Id\nslow_start = 0\n"
                f"[backend:e1]\nurl = {e1.url}\n[backend:e2]\nurl = {e2.url}\nenabled = off\n")
         verdict, _ = lb.reload(None, raw=raw)
         c.true("reload disabling e2 succeeds", verdict and verdict.startswith("reloaded"), str(verdict))
@@ -345,7 +346,8 @@ def socket_count(pid):
 
 def test_worker_killed_with_sessions(e1, e2):
     """kill -9 of a worker: its sessions end, the other worker's go on, counts are exact after."""
-    up = {"upstream": {"pass_headers": "X-Backend-Id"}}
+    # slow_start off: these tests count where sessions go right after adding a backend.
+    up = {"upstream": {"pass_headers": "X-Backend-Id", "slow_start": "0"}}
     lb = Wsbal([("e1", e1.url)], sections=up)
     try:
         held = []

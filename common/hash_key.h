@@ -1,4 +1,5 @@
-/* What the hash algorithm hashes: the key SPEC.md's [upstream] hash_key names, taken from a request. */
+/* What the hash algorithm hashes: the key SPEC.md's [upstream] hash_key names, taken from a
+ * request. */
 #ifndef WSB_HASH_KEY_H
 #define WSB_HASH_KEY_H
 
@@ -8,10 +9,10 @@
 #include "http.h"
 
 struct wsb_hash_key_source {
-  const struct wsb_http_head *req;  /* the client's request head */
-  struct wsb_slice target;          /* its request target: path and query */
-  const char *client_ip;            /* the TCP peer's address as text */
-  bool trust_forwarded;             /* [listen] trust_forwarded */
+  const struct wsb_http_head *req; /* the client's request head */
+  struct wsb_slice target;         /* its request target: path and query */
+  const char *client_ip;           /* the TCP peer's address as text */
+  bool trust_forwarded;            /* [listen] trust_forwarded */
 };
 
 /*

@@ -51,8 +51,8 @@ int wsb_ring_build(struct wsb_ring *r, const struct wsb_ring_node *nodes, size_t
   for (size_t i = 0; i < n; i++) {
     uint64_t seed = wsb_hash64(nodes[i].name, strlen(nodes[i].name));
     for (uint64_t v = 0; v < nodes[i].weight * per; v++)
-      r->points[r->n++] = (struct wsb_ring_point){mix64(seed + v * 0x9e3779b97f4a7c15ull),
-                                                  nodes[i].id};
+      r->points[r->n++] =
+          (struct wsb_ring_point){mix64(seed + v * 0x9e3779b97f4a7c15ull), nodes[i].id};
   }
   qsort(r->points, r->n, sizeof(*r->points), by_hash);
   return 0;

@@ -6,14 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Virtual nodes per unit of weight (ketama's 160), while the ring stays under WSB_RING_MAX_POINTS. */
+/* Virtual nodes per unit of weight (ketama's 160), while the ring stays under WSB_RING_MAX_POINTS.
+ */
 #define WSB_RING_POINTS_PER_WEIGHT 160
-#define WSB_RING_MAX_POINTS 262144
+#define WSB_RING_MAX_POINTS        262144
 
 struct wsb_ring_node {
-  const char *name;  /* a node's points depend only on its name and weight */
-  uint32_t weight;   /* 0 = not on the ring */
-  uint32_t id;       /* what lookups return for it (a backend slot) */
+  const char *name; /* a node's points depend only on its name and weight */
+  uint32_t weight;  /* 0 = not on the ring */
+  uint32_t id;      /* what lookups return for it (a backend slot) */
 };
 
 struct wsb_ring_point {
@@ -22,7 +23,7 @@ struct wsb_ring_point {
 };
 
 struct wsb_ring {
-  struct wsb_ring_point *points;  /* sorted by hash */
+  struct wsb_ring_point *points; /* sorted by hash */
   size_t n;
 };
 

@@ -1,4 +1,5 @@
-/* Backend selection: the algorithm table, availability, slow-start weights, backups and the breaker's trial. */
+/* Backend selection: the algorithm table, availability, slow-start weights, backups and the
+ * breaker's trial. */
 #include "select.h"
 
 #include <errno.h>

@@ -9,10 +9,10 @@
 
 /* One selection, as every algorithm is asked it. */
 struct wsb_pick {
-  const uint8_t *excluded;  /* bitset of slots tried already for this session, or NULL */
-  bool backups;             /* choose among backups: no primary is available */
-  uint64_t key_hash;        /* hash: the hash of the request's key */
-  uint64_t now_ms;          /* wsb_shm_now_ms(), for slow start */
+  const uint8_t *excluded; /* bitset of slots tried already for this session, or NULL */
+  bool backups;            /* choose among backups: no primary is available */
+  uint64_t key_hash;       /* hash: the hash of the request's key */
+  uint64_t now_ms;         /* wsb_shm_now_ms(), for slow start */
 };
 
 /* A balancing algorithm (STYLE.md rule 8): private state per table generation, and select. */

@@ -1,4 +1,5 @@
-/* hash: a consistent hash ring of the tier's backends; a key goes to the first available one clockwise. */
+/* hash: a consistent hash ring of the tier's backends; a key goes to the first available one
+ * clockwise. */
 #include "select.h"
 
 #include <errno.h>
@@ -14,7 +15,7 @@
  * does not apply: a key's backend is fixed by the ring, not by load.
  */
 struct hash_state {
-  struct wsb_ring ring[2];  /* index = backups */
+  struct wsb_ring ring[2]; /* index = backups */
 };
 
 static void hash_release(void *state) {

@@ -25,7 +25,7 @@
 #define MAX_TICKETS 16
 
 struct rr_state {
-  uint16_t *slots[2];  /* the period of the sequence, as backend slots; index = backups */
+  uint16_t *slots[2]; /* the period of the sequence, as backend slots; index = backups */
   size_t len[2];
 };
 
@@ -73,8 +73,7 @@ static int rr_select(struct wsb_worker *w, void *state, const struct wsb_pick *p
   if (rr->len[tier] == 0)
     return -1;
   for (int i = 0; i < MAX_TICKETS; i++) {
-    uint64_t ticket = atomic_fetch_add_explicit(&w->shm->rr_tickets[tier], 1,
-                                                memory_order_relaxed);
+    uint64_t ticket = atomic_fetch_add_explicit(&w->shm->rr_tickets[tier], 1, memory_order_relaxed);
     uint32_t slot = rr->slots[tier][ticket % rr->len[tier]];
     if (!wsb_select_available(w, slot, p))
       continue;

@@ -1,4 +1,5 @@
-/* Unit tests for common/balance.c: the smooth weighted round-robin sequence and the slow-start ramp. */
+/* Unit tests for common/balance.c: the smooth weighted round-robin sequence and the slow-start
+ * ramp. */
 #include <check.h>
 #include <stdlib.h>
 

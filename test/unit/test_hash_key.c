@@ -1,4 +1,5 @@
-/* Unit tests for common/hash_key.c: each hash_key kind, and the fallback to the client's address. */
+/* Unit tests for common/hash_key.c: each hash_key kind, and the fallback to the client's address.
+ */
 #include <check.h>
 #include <string.h>
 

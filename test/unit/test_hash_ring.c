@@ -1,4 +1,5 @@
-/* Unit tests for common/hash_ring.c: spread by weight, few keys moved by adding, refusing and restoring a node. */
+/* Unit tests for common/hash_ring.c: spread by weight, few keys moved by adding, refusing and
+ * restoring a node. */
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 
 #define KEYS 100000
 
-static const char *names[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot",
+static const char *names[] = {"alpha", "bravo", "charlie", "delta",  "echo", "foxtrot",
                               "golf",  "hotel", "india",   "juliet", "kilo"};
 
 static uint64_t key_hash(int i) {
@@ -85,7 +86,9 @@ START_TEST(adding_moves_one_nth) {
 }
 END_TEST
 
-static bool all_but(void *ctx, uint32_t id) { return id != *(uint32_t *)ctx; }
+static bool all_but(void *ctx, uint32_t id) {
+  return id != *(uint32_t *)ctx;
+}
 
 /* A refused (down) node's keys, and only those, go to other nodes; accepted again, they come
    back to it. Its keys spread over several nodes, not all onto one neighbour. */

@@ -947,8 +947,19 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
     out(&t, "wsbal_backend_enabled{backend=\"%s\"} %d\n", b,
         m->table->backends[s].enabled ? 1 : 0);
   }
-  /* Health checks come with issue 8; the family is declared now. */
   family(&t, "wsbal_backend_health_checks_total", "counter", "Health checks by result.");
+  for (uint32_t s = 0; s < m->table->nslots; s++)
+    for (int i = 0; m->table->backends[s].in_use && i < WSB_PROBE_BAD_BODY; i++)
+      out(&t, "wsbal_backend_health_checks_total{backend=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+          label(m->table->backends[s].name, b, sizeof(b)), wsb_probe_result_name(i),
+          wsb_health_checks(m->health, s, i));
+  family(&t, "wsbal_backend_load_reports_total", "counter",
+         "Polls of the backends' load reports (load_report_path) by result.");
+  for (uint32_t s = 0; s < m->table->nslots; s++)
+    for (int i = 0; m->table->backends[s].in_use && i < WSB_PROBE_RESULT_COUNT; i++)
+      out(&t, "wsbal_backend_load_reports_total{backend=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+          label(m->table->backends[s].name, b, sizeof(b)), wsb_probe_result_name(i),
+          wsb_health_reports(m->health, s, i));
   family(&t, "wsbal_backend_connect_seconds", "histogram",
          "Time to connect and upgrade a backend, for the connections that got their 101.");
   static const uint64_t connect_bounds[] = WSB_CONNECT_BUCKET_MS;

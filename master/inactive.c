@@ -6,12 +6,6 @@
 
 #include "log.h"
 
-static bool str_differs(const char *a, const char *b) {
-  if (a == NULL || b == NULL)
-    return a != b;
-  return strcmp(a, b) != 0;
-}
-
 void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
   struct wsb_config d;
   wsb_config_defaults(&d);
@@ -29,16 +23,6 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
                                                sizeof(d.upstream.failover_codes)) != 0},
       {"[upstream] max_failovers", cfg->upstream.max_failovers != d.upstream.max_failovers},
       {"[upstream] failover_buffer", cfg->upstream.failover_buffer != d.upstream.failover_buffer},
-      {"[upstream] health_check", cfg->upstream.health_check != d.upstream.health_check},
-      {"[upstream] health_path", str_differs(cfg->upstream.health_path, d.upstream.health_path)},
-      {"[upstream] health_interval",
-       cfg->upstream.health_interval_ms != d.upstream.health_interval_ms},
-      {"[upstream] health_timeout", cfg->upstream.health_timeout_ms != d.upstream.health_timeout_ms},
-      {"[upstream] health_rise", cfg->upstream.health_rise != d.upstream.health_rise},
-      {"[upstream] health_fall", cfg->upstream.health_fall != d.upstream.health_fall},
-      {"[upstream] load_report_path", cfg->upstream.load_report_path != NULL},
-      {"[upstream] load_report_ttl",
-       cfg->upstream.load_report_ttl_ms != d.upstream.load_report_ttl_ms},
       {"[upstream] tls_verify", cfg->upstream.tls_verify != d.upstream.tls_verify},
       {"[upstream] tls_ca_file", cfg->upstream.tls_ca_file != NULL},
       {"[upstream] tls_client_cert", cfg->upstream.tls_client_cert != NULL},
@@ -54,6 +38,6 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
     wss = wss || cfg->backends[i].url.tls;
   if (wss)
     wsb_log_warn("wss:// backends need TLS, which is not built yet: connecting to them fails");
-  wsb_log_info("not built yet: health checks, TLS (see README, \"Status\")");
+  wsb_log_info("not built yet: TLS (see README, \"Status\")");
   wsb_config_free(&d);
 }

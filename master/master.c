@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "errors.h"
+#include "health.h"
 #include "inactive.h"
 #include "log.h"
 #include "notify.h"
@@ -46,6 +47,7 @@ static void close_handles(void *arg) {
   struct master *m = arg;
   wsb_api_stop(m);
   wsb_admin_stop(&m->admin);
+  wsb_health_stop(m->health);
   for (size_t i = 0; i < NSIGNALS; i++)
     uv_close((uv_handle_t *)&m->signals[i], NULL);
   wsb_workers_close(&m->workers);
@@ -127,6 +129,7 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs) {
   m->table = next_table;
   wsb_config_free(m->cfg);
   *m->cfg = next;
+  wsb_health_sync(m->health, m->table, m->cfg);
   wsb_log_setup(m->cfg->wsbal.log_level, "master");
   m->workers.log_level = m->cfg->wsbal.log_level;
   if (new_pool && wsb_workers_start(&m->workers, worker_count(m->cfg), fds,
@@ -169,6 +172,7 @@ int wsb_master_publish(struct master *m, char *err, size_t errlen) {
   wsb_shm_publish(m->shm, next);
   free(m->table);
   m->table = next;
+  wsb_health_sync(m->health, m->table, m->cfg);
   return 0;
 }
 
@@ -280,6 +284,10 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   m.stop_timer.data = &m;
   uv_timer_init(&m.loop, &m.status_timer);
   m.status_timer.data = &m;
+  m.health = wsb_health_create(&m.loop, m.shm);
+  if (m.health == NULL)
+    wsb_fatal(EXIT_STARTUP, "out of memory");
+  wsb_health_sync(m.health, m.table, m.cfg);
   wsb_workers_init(&m.workers, &m.loop, m.shm);
   m.workers.log_level = cfg->wsbal.log_level;
   m.workers.in_child = forget_master_in_child;
@@ -302,6 +310,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   if (uv_loop_close(&m.loop) != 0)
     wsb_log_error("event loop closed with handles still open");
   wsb_log_info("stopped");
+  wsb_health_free(m.health);
   wsb_shm_destroy(m.shm);
   free(m.workers.procs);
   free(m.workers.rbuf);

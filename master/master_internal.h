@@ -8,6 +8,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "health.h"
 #include "shm.h"
 #include "workers.h"
 
@@ -19,6 +20,7 @@ struct master {
   struct wsb_shm_table *table;  /* what was last published, for slots kept by name */
   struct wsb_shm *shm;
   struct wsb_workers workers;
+  struct wsb_health *health;    /* health checks and load reports of the backends */
   uv_signal_t signals[5];
   uv_timer_t stop_timer;
   uv_timer_t status_timer;      /* refreshes systemd's STATUS= line */

@@ -99,6 +99,57 @@ uint64_t wsb_shm_backend_live(const struct wsb_shm *shm, uint32_t slot) {
   return sum;
 }
 
+uint64_t wsb_shm_backend_opened(const struct wsb_shm *shm, uint32_t slot) {
+  uint64_t sum = 0;
+  for (unsigned w = 0, n = slots_used(shm); w < n; w++)
+    sum += atomic_load_explicit(&shm->workers[w].sessions_total[slot], memory_order_relaxed);
+  return sum;
+}
+
+/* A master killed mid-write leaves seq odd for good: readers give up after this many tries. */
+#define LOAD_READ_TRIES 64
+
+uint64_t wsb_shm_backend_load(const struct wsb_shm *shm, uint32_t slot, uint64_t now_ms) {
+  const struct wsb_shm_load_report *r = &shm->load[slot];
+  uint64_t ttl = atomic_load_explicit(&shm->load_report_ttl_ms, memory_order_relaxed);
+  for (int i = 0; i < LOAD_READ_TRIES; i++) {
+    uint64_t seq = atomic_load_explicit(&r->seq, memory_order_acquire);
+    if (seq & 1)
+      continue;
+    uint64_t count = atomic_load_explicit(&r->count, memory_order_relaxed);
+    uint64_t at = atomic_load_explicit(&r->at_ms, memory_order_relaxed);
+    uint64_t opened = atomic_load_explicit(&r->opened, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&r->seq, memory_order_relaxed) != seq)
+      continue;
+    if (at == 0 || now_ms > at + ttl)
+      break;
+    /* sessions_total only grows, but a worker slot reused after a crash may start below. */
+    uint64_t now_opened = wsb_shm_backend_opened(shm, slot);
+    return count + (now_opened > opened ? now_opened - opened : 0);
+  }
+  return wsb_shm_backend_live(shm, slot);
+}
+
+static void load_write(struct wsb_shm *shm, uint32_t slot, uint64_t count, uint64_t at,
+                       uint64_t opened) {
+  struct wsb_shm_load_report *r = &shm->load[slot];
+  uint64_t seq = atomic_load_explicit(&r->seq, memory_order_relaxed);
+  atomic_store_explicit(&r->seq, seq + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  atomic_store_explicit(&r->count, count, memory_order_relaxed);
+  atomic_store_explicit(&r->at_ms, at, memory_order_relaxed);
+  atomic_store_explicit(&r->opened, opened, memory_order_relaxed);
+  atomic_store_explicit(&r->seq, seq + 2, memory_order_release);
+}
+
+void wsb_shm_load_set(struct wsb_shm *shm, uint32_t slot, uint64_t count, uint64_t now_ms) {
+  /* at_ms 0 means "none"; wsb_shm_now_ms() never reads 0. */
+  load_write(shm, slot, count, now_ms ? now_ms : 1, wsb_shm_backend_opened(shm, slot));
+}
+
+void wsb_shm_load_clear(struct wsb_shm *shm, uint32_t slot) { load_write(shm, slot, 0, 0, 0); }
+
 uint64_t wsb_shm_live(const struct wsb_shm *shm) {
   uint64_t sum = 0;
   for (unsigned w = 0, n = slots_used(shm); w < n; w++)

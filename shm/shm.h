@@ -130,6 +130,18 @@ struct wsb_shm_worker {
   _Atomic uint64_t connect_count[WSB_SHM_MAX_BACKENDS];
 };
 
+/*
+ * The connection count a backend last reported (load_report_path). Written by the master only,
+ * as a sequence lock: seq is odd while it writes, and a reader whose seq changed reads again.
+ * Readers never hold it, so no worker can die holding anything.
+ */
+struct wsb_shm_load_report {
+  _Atomic uint64_t seq;
+  _Atomic uint64_t count;   /* connections the backend reported */
+  _Atomic uint64_t at_ms;   /* wsb_shm_now_ms() when it arrived; 0 = no report */
+  _Atomic uint64_t opened;  /* this instance's sessions_total on the slot at that time */
+};
+
 struct wsb_shm {
   uint32_t magic;
   uint32_t nworkers;              /* worker slots mapped */
@@ -151,6 +163,8 @@ struct wsb_shm {
   _Atomic uint64_t reloads_ok;     /* written by the master */
   _Atomic uint64_t worker_restarts;
   _Atomic uint64_t reloads_error;
+  struct wsb_shm_load_report load[WSB_SHM_MAX_BACKENDS];  /* master/health.c writes them */
+  _Atomic uint64_t load_report_ttl_ms;                     /* reports older than this are ignored */
   struct wsb_shm_worker workers[];
 };
 
@@ -169,6 +183,20 @@ uint64_t wsb_shm_read(const struct wsb_shm *shm, struct wsb_shm_table *out);
 
 /* Live sessions on one backend slot, summed over workers. */
 uint64_t wsb_shm_backend_live(const struct wsb_shm *shm, uint32_t slot);
+
+/* Sessions ever started on one backend slot by this instance, summed over workers. */
+uint64_t wsb_shm_backend_opened(const struct wsb_shm *shm, uint32_t slot);
+
+/*
+ * The load to balance a backend slot by: the connections it last reported plus the sessions
+ * this instance opened on it since, when that report is younger than load_report_ttl_ms at
+ * now_ms (wsb_shm_now_ms()); otherwise this instance's live sessions on it.
+ */
+uint64_t wsb_shm_backend_load(const struct wsb_shm *shm, uint32_t slot, uint64_t now_ms);
+
+/* Master: records a report of count connections received at now_ms, or withdraws it. */
+void wsb_shm_load_set(struct wsb_shm *shm, uint32_t slot, uint64_t count, uint64_t now_ms);
+void wsb_shm_load_clear(struct wsb_shm *shm, uint32_t slot);
 
 /* Live sessions of every worker together. */
 uint64_t wsb_shm_live(const struct wsb_shm *shm);

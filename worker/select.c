@@ -31,11 +31,12 @@ bool wsb_select_available(struct wsb_worker *w, uint32_t slot, const struct wsb_
   if (atomic_load(&w->shm->breaker_state[slot]) != WSB_BREAKER_CLOSED &&
       atomic_load(&w->shm->breaker_until_ms[slot]) > uv_now(&w->loop))
     return false; /* tripped: cooling down, or its trial is under way */
-  return b->max_sessions == 0 || wsb_select_load(w, slot) < b->max_sessions;
+  /* max_sessions limits this instance's own sessions, whatever the backend reports. */
+  return b->max_sessions == 0 || wsb_shm_backend_live(w->shm, slot) < b->max_sessions;
 }
 
 uint64_t wsb_select_load(const struct wsb_worker *w, uint32_t slot) {
-  return wsb_shm_backend_live(w->shm, slot);
+  return wsb_shm_backend_load(w->shm, slot, wsb_shm_now_ms()); /* a fresh report, if any */
 }
 
 uint64_t wsb_select_weight(const struct wsb_worker *w, uint32_t slot, const struct wsb_pick *p) {

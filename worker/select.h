@@ -34,7 +34,8 @@ extern const struct wsb_balancer wsb_balancer_hash;
    its breaker not cooling down, and not excluded. */
 bool wsb_select_available(struct wsb_worker *w, uint32_t slot, const struct wsb_pick *p);
 
-/* The load least_conn and random compare: the slot's live sessions over all workers. */
+/* The load least_conn and random compare: the backend's fresh load report plus the sessions this
+   instance opened since (load_report_path), else the slot's live sessions over all workers. */
 uint64_t wsb_select_load(const struct wsb_worker *w, uint32_t slot);
 
 /* The slot's weight now, in 1/WSB_RAMP_SCALE units, slow start applied. */

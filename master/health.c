@@ -1,0 +1,286 @@
+/* Active health checks and load-report polls of every backend, from the master's loop. */
+#include "health.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "probe_client.h"
+
+struct health_slot {
+  struct wsb_health *h;
+  uint32_t slot;
+  bool watched;  /* holds the backend named below */
+  char name[WSB_NAME_MAX];
+  struct sockaddr_storage addr;
+  uv_timer_t timer;
+  bool timer_ready;  /* initialised, closed by wsb_health_stop */
+  struct wsb_probe_client *check;   /* in flight, or NULL */
+  struct wsb_probe_client *report;  /* in flight, or NULL */
+  bool up;
+  bool confirmed;   /* a check has answered since the backend got the slot */
+  unsigned passes;  /* consecutive, while down */
+  unsigned fails;   /* consecutive, while up */
+  bool reports_failing;
+  uint64_t checks[WSB_PROBE_RESULT_COUNT];
+  uint64_t reports[WSB_PROBE_RESULT_COUNT];
+};
+
+struct wsb_health {
+  uv_loop_t *loop;
+  struct wsb_shm *shm;
+  const struct wsb_shm_table *table;
+  bool synced;
+  bool stopped;
+  enum wsb_health_check mode;
+  uint64_t interval_ms;
+  uint64_t timeout_ms;
+  unsigned rise;
+  unsigned fall;
+  char health_path[WSB_PATH_MAX];
+  char load_path[WSB_PATH_MAX];  /* "" = no load reports */
+  struct health_slot slots[WSB_SHM_MAX_BACKENDS];
+};
+
+static const char *const check_names[] = {"off", "tcp", "http"};
+
+struct wsb_health *wsb_health_create(uv_loop_t *loop, struct wsb_shm *shm) {
+  struct wsb_health *h = calloc(1, sizeof(*h));
+  if (h == NULL)
+    return NULL;
+  h->loop = loop;
+  h->shm = shm;
+  for (uint32_t s = 0; s < WSB_SHM_MAX_BACKENDS; s++) {
+    h->slots[s].h = h;
+    h->slots[s].slot = s;
+  }
+  return h;
+}
+
+/* Through the segment's helper: a backend coming up starts its slow start there. */
+static void set_up(struct health_slot *s, bool up) {
+  s->up = up;
+  wsb_shm_backend_set_up(s->h->shm, s->slot, up, wsb_shm_now_ms());
+}
+
+/* A GET of path with the Host the backend's URL names; the answer is read until it ends. */
+static int build_request(const struct wsb_shm_backend *b, const char *path, char *buf,
+                         size_t cap) {
+  bool v6 = strchr(b->url.host, ':') != NULL;
+  char port[8] = "";
+  if (b->url.port != (b->url.tls ? 443 : 80))
+    snprintf(port, sizeof(port), ":%u", (unsigned)b->url.port);
+  int n = snprintf(buf, cap,
+                   "GET %s HTTP/1.1\r\nHost: %s%s%s%s\r\nUser-Agent: wsbal/%s\r\n"
+                   "Accept: application/json\r\nConnection: close\r\n\r\n",
+                   path, v6 ? "[" : "", b->url.host, v6 ? "]" : "", port, WSB_VERSION);
+  return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* Consecutive results flip the state; the first answer of a backend decides alone (HAProxy's
+   way: nothing waits fall checks to learn that a backend was dead from the start). */
+static void record(struct health_slot *s, bool ok, const char *why) {
+  struct wsb_health *h = s->h;
+  bool first = !s->confirmed;
+  s->confirmed = true;
+  if (ok) {
+    s->fails = 0;
+    if (!s->up && ++s->passes >= h->rise) {
+      s->passes = 0;
+      set_up(s, true);
+      wsb_log_info("backend %s is up: %u %s check%s passed", s->name, h->rise,
+                   check_names[h->mode], h->rise == 1 ? "" : "s");
+    }
+    return;
+  }
+  s->passes = 0;
+  if (s->up && (first || ++s->fails >= h->fall)) {
+    s->fails = 0;
+    set_up(s, false);
+    wsb_log_warn("backend %s is down: %s (%s)", s->name, why,
+                 first ? "its first check" : h->fall == 1 ? "1 check failed" : "checks failed");
+  }
+}
+
+static void on_check(void *arg, enum wsb_probe_result result, const struct wsb_probe_response *r,
+                     const char *why) {
+  struct health_slot *s = arg;
+  s->check = NULL;
+  char reason[128];
+  snprintf(reason, sizeof(reason), "%s", why);
+  if (result == WSB_PROBE_OK && r != NULL)
+    result = wsb_probe_health(r, reason, sizeof(reason));
+  s->checks[result]++;
+  record(s, result == WSB_PROBE_OK, reason);
+}
+
+static void on_report(void *arg, enum wsb_probe_result result, const struct wsb_probe_response *r,
+                      const char *why) {
+  struct health_slot *s = arg;
+  s->report = NULL;
+  uint64_t count = 0;
+  if (result == WSB_PROBE_OK)
+    result = r != NULL ? wsb_probe_load(r, &count) : WSB_PROBE_BAD_BODY;
+  s->reports[result]++;
+  if (result == WSB_PROBE_OK) {
+    wsb_shm_load_set(s->h->shm, s->slot, count, wsb_shm_now_ms());
+    if (s->reports_failing)
+      wsb_log_info("backend %s reports its load again", s->name);
+    s->reports_failing = false;
+    return;
+  }
+  /* The last good report stays until load_report_ttl; selection then counts locally. */
+  if (!s->reports_failing)
+    wsb_log_warn("backend %s: no load report from %s: %s%s%s", s->name, s->h->load_path,
+                 wsb_probe_result_name(result), *why ? ", " : "", why);
+  s->reports_failing = true;
+}
+
+static void on_tick(uv_timer_t *t) {
+  struct health_slot *s = t->data;
+  struct wsb_health *h = s->h;
+  const struct wsb_shm_backend *b = &h->table->backends[s->slot];
+  const struct sockaddr *addr = (const struct sockaddr *)&b->addr;
+  char req[WSB_PATH_MAX + WSB_HOST_MAX + 160];
+  /* A check still running (timeout above the interval) lets this round go by. */
+  if (h->mode != WSB_HEALTH_OFF && s->check == NULL) {
+    bool http = h->mode == WSB_HEALTH_HTTP;
+    if (http && build_request(b, h->health_path, req, sizeof(req)) != 0) {
+      s->checks[WSB_PROBE_ERROR]++;
+      record(s, false, "request too long");
+    } else {
+      s->check = wsb_probe_start(h->loop, addr, http ? req : NULL, h->timeout_ms, on_check, s);
+      if (s->check == NULL) {
+        s->checks[WSB_PROBE_ERROR]++;
+        record(s, false, "cannot open a socket");
+      }
+    }
+  }
+  if (h->load_path[0] != '\0' && s->report == NULL &&
+      build_request(b, h->load_path, req, sizeof(req)) == 0) {
+    s->report = wsb_probe_start(h->loop, addr, req, h->timeout_ms, on_report, s);
+    if (s->report == NULL)
+      s->reports[WSB_PROBE_ERROR]++;
+  }
+}
+
+static void cancel(struct wsb_probe_client **p) {
+  if (*p != NULL)
+    wsb_probe_cancel(*p);
+  *p = NULL;
+}
+
+static void forget(struct health_slot *s) {
+  cancel(&s->check);
+  cancel(&s->report);
+  if (s->timer_ready)
+    uv_timer_stop(&s->timer);
+  s->watched = false;
+}
+
+/* A backend new in its slot: up until its checks say otherwise, no report yet. */
+static void adopt(struct health_slot *s, const struct wsb_shm_backend *b) {
+  if (strcmp(s->name, b->name) != 0) {
+    memset(s->checks, 0, sizeof(s->checks));
+    memset(s->reports, 0, sizeof(s->reports));
+  }
+  s->watched = true;
+  snprintf(s->name, sizeof(s->name), "%s", b->name);
+  memcpy(&s->addr, &b->addr, sizeof(s->addr));
+  s->confirmed = false;
+  s->passes = s->fails = 0;
+  s->reports_failing = false;
+  set_up(s, true);
+  wsb_shm_load_clear(s->h->shm, s->slot);
+}
+
+static void copy_path(char *dst, const char *src) {
+  snprintf(dst, WSB_PATH_MAX, "%s", src != NULL ? src : "");
+}
+
+void wsb_health_sync(struct wsb_health *h, const struct wsb_shm_table *t,
+                     const struct wsb_config *cfg) {
+  if (h->stopped)
+    return;
+  const typeof(cfg->upstream) *u = &cfg->upstream;
+  bool retime = !h->synced || h->interval_ms != u->health_interval_ms || h->mode != u->health_check ||
+                (h->load_path[0] != '\0') != (u->load_report_path != NULL);
+  h->synced = true;
+  h->table = t;
+  h->mode = u->health_check;
+  h->interval_ms = u->health_interval_ms;
+  h->timeout_ms = u->health_timeout_ms;
+  h->rise = u->health_rise;
+  h->fall = u->health_fall;
+  copy_path(h->health_path, u->health_path);
+  copy_path(h->load_path, u->load_report_path);
+  atomic_store(&h->shm->load_report_ttl_ms, u->load_report_ttl_ms);
+  bool polling = h->mode != WSB_HEALTH_OFF || h->load_path[0] != '\0';
+  if (h->load_path[0] != '\0' && u->load_report_ttl_ms <= h->interval_ms)
+    wsb_log_warn("load_report_ttl (%llu ms) is not above health_interval (%llu ms): reports "
+                 "expire before the next poll",
+                 (unsigned long long)u->load_report_ttl_ms, (unsigned long long)h->interval_ms);
+
+  for (uint32_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++) {
+    struct health_slot *s = &h->slots[i];
+    const struct wsb_shm_backend *b = i < t->nslots ? &t->backends[i] : NULL;
+    bool wanted = b != NULL && b->in_use;
+    bool same = wanted && s->watched && strcmp(s->name, b->name) == 0 &&
+                memcmp(&s->addr, &b->addr, sizeof(s->addr)) == 0;
+    if (!same)
+      forget(s);
+    if (!wanted)
+      continue;
+    if (!same)
+      adopt(s, b);
+    if (h->mode == WSB_HEALTH_OFF) {
+      cancel(&s->check);
+      if (!s->up)
+        wsb_log_info("backend %s counts as up: health_check = off", s->name);
+      set_up(s, true);
+    }
+    if (h->load_path[0] == '\0') {
+      cancel(&s->report);
+      wsb_shm_load_clear(h->shm, i);
+    }
+    if (!polling) {
+      if (s->timer_ready)
+        uv_timer_stop(&s->timer);
+      continue;
+    }
+    if (!s->timer_ready) {
+      uv_timer_init(h->loop, &s->timer);
+      s->timer.data = s;
+      s->timer_ready = true;
+    }
+    /* Each backend's first round at its own share of the interval: no thundering herd. */
+    if (!same || retime || !uv_is_active((uv_handle_t *)&s->timer))
+      uv_timer_start(&s->timer, on_tick, h->interval_ms * i / t->nslots, h->interval_ms);
+  }
+}
+
+void wsb_health_stop(struct wsb_health *h) {
+  if (h == NULL || h->stopped)
+    return;
+  h->stopped = true;
+  for (uint32_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++) {
+    struct health_slot *s = &h->slots[i];
+    cancel(&s->check);
+    cancel(&s->report);
+    if (s->timer_ready)
+      uv_close((uv_handle_t *)&s->timer, NULL);
+    s->timer_ready = false;
+  }
+}
+
+void wsb_health_free(struct wsb_health *h) { free(h); }
+
+uint64_t wsb_health_checks(const struct wsb_health *h, uint32_t slot, enum wsb_probe_result r) {
+  return h != NULL && slot < WSB_SHM_MAX_BACKENDS ? h->slots[slot].checks[r] : 0;
+}
+
+uint64_t wsb_health_reports(const struct wsb_health *h, uint32_t slot, enum wsb_probe_result r) {
+  return h != NULL && slot < WSB_SHM_MAX_BACKENDS ? h->slots[slot].reports[r] : 0;
+}

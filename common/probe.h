@@ -14,19 +14,19 @@
  * wsbal_backend_health_checks_total{result} and wsbal_backend_load_reports_total{result}.
  * Health checks never end in bad_body (a body that is not JSON leaves the HTTP status to decide).
  */
-#define WSB_PROBE_RESULTS(XX)          \
-  XX(OK, "ok")                         \
-  XX(REFUSED, "refused")               \
-  XX(TIMEOUT, "timeout")               \
-  XX(ERROR, "error")                   \
-  XX(BAD_STATUS, "bad_status")         \
+#define WSB_PROBE_RESULTS(XX)  \
+  XX(OK, "ok")                 \
+  XX(REFUSED, "refused")       \
+  XX(TIMEOUT, "timeout")       \
+  XX(ERROR, "error")           \
+  XX(BAD_STATUS, "bad_status") \
   XX(BAD_BODY, "bad_body")
 
 enum wsb_probe_result {
 #define WSB_XX(name, label) WSB_PROBE_##name,
   WSB_PROBE_RESULTS(WSB_XX)
 #undef WSB_XX
-  WSB_PROBE_RESULT_COUNT
+      WSB_PROBE_RESULT_COUNT
 };
 
 /* The label of a result ("ok", "refused", ...). */

@@ -12,17 +12,17 @@
 struct health_slot {
   struct wsb_health *h;
   uint32_t slot;
-  bool watched;  /* holds the backend named below */
+  bool watched; /* holds the backend named below */
   char name[WSB_NAME_MAX];
   struct sockaddr_storage addr;
   uv_timer_t timer;
-  bool timer_ready;  /* initialised, closed by wsb_health_stop */
-  struct wsb_probe_client *check;   /* in flight, or NULL */
-  struct wsb_probe_client *report;  /* in flight, or NULL */
+  bool timer_ready;                /* initialised, closed by wsb_health_stop */
+  struct wsb_probe_client *check;  /* in flight, or NULL */
+  struct wsb_probe_client *report; /* in flight, or NULL */
   bool up;
-  bool confirmed;   /* a check has answered since the backend got the slot */
-  unsigned passes;  /* consecutive, while down */
-  unsigned fails;   /* consecutive, while up */
+  bool confirmed;  /* a check has answered since the backend got the slot */
+  unsigned passes; /* consecutive, while down */
+  unsigned fails;  /* consecutive, while up */
   bool reports_failing;
   uint64_t checks[WSB_PROBE_RESULT_COUNT];
   uint64_t reports[WSB_PROBE_RESULT_COUNT];
@@ -40,7 +40,7 @@ struct wsb_health {
   unsigned rise;
   unsigned fall;
   char health_path[WSB_PATH_MAX];
-  char load_path[WSB_PATH_MAX];  /* "" = no load reports */
+  char load_path[WSB_PATH_MAX]; /* "" = no load reports */
   struct health_slot slots[WSB_SHM_MAX_BACKENDS];
 };
 
@@ -66,8 +66,7 @@ static void set_up(struct health_slot *s, bool up) {
 }
 
 /* A GET of path with the Host the backend's URL names; the answer is read until it ends. */
-static int build_request(const struct wsb_shm_backend *b, const char *path, char *buf,
-                         size_t cap) {
+static int build_request(const struct wsb_shm_backend *b, const char *path, char *buf, size_t cap) {
   bool v6 = strchr(b->url.host, ':') != NULL;
   char port[8] = "";
   if (b->url.port != (b->url.tls ? 443 : 80))
@@ -90,8 +89,8 @@ static void record(struct health_slot *s, bool ok, const char *why) {
     if (!s->up && ++s->passes >= h->rise) {
       s->passes = 0;
       set_up(s, true);
-      wsb_log_info("backend %s is up: %u %s check%s passed", s->name, h->rise,
-                   check_names[h->mode], h->rise == 1 ? "" : "s");
+      wsb_log_info("backend %s is up: %u %s check%s passed", s->name, h->rise, check_names[h->mode],
+                   h->rise == 1 ? "" : "s");
     }
     return;
   }
@@ -99,8 +98,10 @@ static void record(struct health_slot *s, bool ok, const char *why) {
   if (s->up && (first || ++s->fails >= h->fall)) {
     s->fails = 0;
     set_up(s, false);
-    wsb_log_warn("backend %s is down: %s (%s)", s->name, why,
-                 first ? "its first check" : h->fall == 1 ? "1 check failed" : "checks failed");
+    char count[48] = "its first check";
+    if (!first)
+      snprintf(count, sizeof(count), "%u check%s in a row", h->fall, h->fall == 1 ? "" : "s");
+    wsb_log_warn("backend %s is down: %s (%s)", s->name, why, count);
   }
 }
 
@@ -205,7 +206,8 @@ void wsb_health_sync(struct wsb_health *h, const struct wsb_shm_table *t,
   if (h->stopped)
     return;
   const typeof(cfg->upstream) *u = &cfg->upstream;
-  bool retime = !h->synced || h->interval_ms != u->health_interval_ms || h->mode != u->health_check ||
+  bool retime = !h->synced || h->interval_ms != u->health_interval_ms ||
+                h->mode != u->health_check ||
                 (h->load_path[0] != '\0') != (u->load_report_path != NULL);
   h->synced = true;
   h->table = t;
@@ -275,7 +277,9 @@ void wsb_health_stop(struct wsb_health *h) {
   }
 }
 
-void wsb_health_free(struct wsb_health *h) { free(h); }
+void wsb_health_free(struct wsb_health *h) {
+  free(h);
+}
 
 uint64_t wsb_health_checks(const struct wsb_health *h, uint32_t slot, enum wsb_probe_result r) {
   return h != NULL && slot < WSB_SHM_MAX_BACKENDS ? h->slots[slot].checks[r] : 0;

@@ -13,11 +13,11 @@ struct wsb_probe_client {
   uv_timer_t timer;
   uv_connect_t connect;
   uv_write_t write;
-  wsb_probe_cb cb;  /* NULL once called or cancelled */
+  wsb_probe_cb cb; /* NULL once called or cancelled */
   void *arg;
   uint64_t timeout_ms;
   char *request;
-  int open_handles;  /* freed when both have closed */
+  int open_handles; /* freed when both have closed */
   size_t len;
   char buf[WSB_PROBE_MAX_RESPONSE];
   struct wsb_probe_response response;
@@ -50,8 +50,7 @@ static void finish(struct wsb_probe_client *p, enum wsb_probe_result result,
 }
 
 static void fail(struct wsb_probe_client *p, int err) {
-  finish(p, err == UV_ECONNREFUSED ? WSB_PROBE_REFUSED : WSB_PROBE_ERROR, NULL,
-         wsb_strerror(err));
+  finish(p, err == UV_ECONNREFUSED ? WSB_PROBE_REFUSED : WSB_PROBE_ERROR, NULL, wsb_strerror(err));
 }
 
 static void on_timeout(uv_timer_t *t) {
@@ -119,8 +118,8 @@ static void on_connect(uv_connect_t *c, int status) {
 }
 
 struct wsb_probe_client *wsb_probe_start(uv_loop_t *loop, const struct sockaddr *addr,
-                                         const char *request, uint64_t timeout_ms,
-                                         wsb_probe_cb cb, void *arg) {
+                                         const char *request, uint64_t timeout_ms, wsb_probe_cb cb,
+                                         void *arg) {
   struct wsb_probe_client *p = malloc(sizeof(*p));
   if (p == NULL)
     return NULL;

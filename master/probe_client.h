@@ -24,8 +24,8 @@ typedef void (*wsb_probe_cb)(void *arg, enum wsb_probe_result result,
  * or NULL when it could not even start (cb is then not called).
  */
 struct wsb_probe_client *wsb_probe_start(uv_loop_t *loop, const struct sockaddr *addr,
-                                         const char *request, uint64_t timeout_ms,
-                                         wsb_probe_cb cb, void *arg);
+                                         const char *request, uint64_t timeout_ms, wsb_probe_cb cb,
+                                         void *arg);
 
 /* Stops a probe whose callback has not run yet: it never runs; the handles close and free it. */
 void wsb_probe_cancel(struct wsb_probe_client *p);

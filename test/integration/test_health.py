@@ -180,7 +180,7 @@ def test_http_json_status():
         lines = len(lb.lines)
         bad.answer = (503, b"busy")
         m = lb.wait_line(r"backend h is down: (.*)", start=lines)
-        c.true("HTTP 503: down after fall", m is not None and m.group(1) == "HTTP 503 (checks failed)",
+        c.true("HTTP 503: down after fall", m is not None and m.group(1) == "HTTP 503 (3 checks in a row)",
                lb.output()[-1500:])
         # A silent backend: each check times out.
         lines = len(lb.lines)

@@ -1,0 +1,49 @@
+/* Unit tests for shm/shm.c's backend-reported load: fresh reports, opened-since, expiry, fallback. */
+#include <check.h>
+
+#include "run_suite.h"
+#include "shm.h"
+
+START_TEST(load_follows_reports) {
+  struct wsb_shm *shm = wsb_shm_create(2);
+  ck_assert_ptr_nonnull(shm);
+  wsb_shm_slot_used(shm, 1);
+  atomic_store(&shm->load_report_ttl_ms, 1000);
+  /* No report: this instance's live sessions. */
+  wsb_shm_add(&shm->workers[0].sessions[3], 2);
+  wsb_shm_add(&shm->workers[1].sessions[3], 1);
+  wsb_shm_add(&shm->workers[0].sessions_total[3], 5);
+  wsb_shm_add(&shm->workers[1].sessions_total[3], 4);
+  ck_assert_uint_eq(wsb_shm_backend_load(shm, 3, 5000), 3);
+  ck_assert_uint_eq(wsb_shm_backend_opened(shm, 3), 9);
+  /* A report of 40 at t=5000: 40, then 40 + the sessions opened since. */
+  wsb_shm_load_set(shm, 3, 40, 5000);
+  ck_assert_uint_eq(wsb_shm_backend_load(shm, 3, 5000), 40);
+  wsb_shm_add(&shm->workers[1].sessions_total[3], 2);
+  wsb_shm_add(&shm->workers[1].sessions[3], 2);
+  ck_assert_uint_eq(wsb_shm_backend_load(shm, 3, 5500), 42);
+  ck_assert_uint_eq(wsb_shm_backend_load(shm, 3, 6000), 42);
+  /* Older than the ttl: live counts again. */
+  ck_assert_uint_eq(wsb_shm_backend_load(shm, 3, 6001), 5);
+  /* Other slots are untouched; a withdrawn report falls back at once. */
+  ck_assert_uint_eq(wsb_shm_backend_load(shm, 4, 5000), 0);
+  wsb_shm_load_set(shm, 3, 0, 5600);
+  ck_assert_uint_eq(wsb_shm_backend_load(shm, 3, 5600), 0);
+  wsb_shm_load_clear(shm, 3);
+  ck_assert_uint_eq(wsb_shm_backend_load(shm, 3, 5600), 5);
+  /* A writer stuck mid-update (odd sequence) makes readers give up, not spin. */
+  wsb_shm_load_set(shm, 3, 100, 5600);
+  atomic_fetch_add(&shm->load[3].seq, 1);
+  ck_assert_uint_eq(wsb_shm_backend_load(shm, 3, 5600), 5);
+  ck_assert_uint_gt(wsb_shm_now_ms(), 0);
+  wsb_shm_destroy(shm);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("shm_load");
+  TCase *tc = tcase_create("shm_load");
+  tcase_add_test(tc, load_follows_reports);
+  suite_add_tcase(s, tc);
+  return wsb_run_suite(s);
+}

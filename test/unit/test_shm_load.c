@@ -1,4 +1,4 @@
-/* Unit tests for shm/shm.c's backend-reported load: fresh reports, opened-since, expiry, fallback. */
+/* Unit tests for shm/shm.c's backend-reported load: fresh, opened-since, expiry, fallback. */
 #include <check.h>
 
 #include "run_suite.h"

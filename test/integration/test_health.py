@@ -207,6 +207,12 @@ def test_timeout_reload_and_api():
                m is not None and m.group(1).startswith("no answer within 150 ms"), lb.output()[-1500:])
         c.true("timeouts counted", (metric(ap, "wsbal_backend_health_checks_total", backend="s",
                                            result="timeout") or 0) >= 1)
+        lines = len(lb.lines)
+        verdict, _ = lb.reload([("e1", e1.url), ("s", silent.url)], sections)
+        c.true("reload keeping it", verdict.startswith("reloaded"), verdict)
+        c.eq("a reload keeps a down backend down", False, backends(ap)["s"]["up"])
+        c.true("and logs no transition", lb.wait_line(r"backend s is", start=lines, timeout=0.5)
+               is None, lb.output()[-1000:])
         # Removed by reload: no longer checked, gone from the metrics.
         verdict, _ = lb.reload([("e1", e1.url)], sections)
         c.true("reload removes it", verdict.startswith("reloaded"), verdict)

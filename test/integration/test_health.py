@@ -81,7 +81,7 @@ def test_tcp_down_and_up():
     ap = free_port()
     lb = Wsbal([("e1", e1.url), ("e2", e2.url)],
                sections={"admin": {"address": f"127.0.0.1:{ap}"},
-                         "upstream": dict(FAST, health_check="tcp")})
+                         "upstream": dict(FAST, health_check="tcp", slow_start="0s")})
     try:
         c.true("both up at start", wait_for(lambda: metric(ap, "wsbal_backend_health_checks_total",
                                                            backend="e2", result="ok")),
@@ -121,7 +121,7 @@ def test_tcp_down_and_up():
         c.eq("one down and one up line", (1, 1),
              (len(re.findall(r"backend e2 is down", lb.output())),
               len(re.findall(r"backend e2 is up", lb.output()))))
-        clients = open_sessions(lb.port, 4)
+        clients = open_sessions(lb.port, 4)  # slow_start = 0: no ramp to wait for
         c.true("sessions reach it again", backends(ap)["e2"]["sessions"] >= 1, str(backends(ap)))
         close_all(clients)
     finally:

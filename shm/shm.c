@@ -148,7 +148,9 @@ void wsb_shm_load_set(struct wsb_shm *shm, uint32_t slot, uint64_t count, uint64
   load_write(shm, slot, count, now_ms ? now_ms : 1, wsb_shm_backend_opened(shm, slot));
 }
 
-void wsb_shm_load_clear(struct wsb_shm *shm, uint32_t slot) { load_write(shm, slot, 0, 0, 0); }
+void wsb_shm_load_clear(struct wsb_shm *shm, uint32_t slot) {
+  load_write(shm, slot, 0, 0, 0);
+}
 
 uint64_t wsb_shm_live(const struct wsb_shm *shm) {
   uint64_t sum = 0;

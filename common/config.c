@@ -11,6 +11,7 @@
 
 #include "config_keys.h"
 #include "errors.h"
+#include "tls_context.h"
 
 /*
  * The INI dialect is Debian's libinih (r55) as built, whose options are
@@ -110,6 +111,10 @@ void wsb_config_defaults(struct wsb_config *cfg) {
 }
 
 void wsb_config_free(struct wsb_config *cfg) {
+  for (int i = 0; i < WSB_TLS_WHERE_COUNT; i++) {
+    free(cfg->tls_where[i]);
+    cfg->tls_where[i] = NULL;
+  }
   char **strings[] = {
       &cfg->path,
       &cfg->wsbal.user,
@@ -608,6 +613,65 @@ static void check_admin(struct loader *ld) {
   }
 }
 
+/* Remembers where the TLS file keys were set, for wsb_config_check_tls's messages. */
+static void note_tls_origins(struct loader *ld) {
+  static const struct {
+    enum cfg_section sec;
+    const char *key;
+  } keys[WSB_TLS_WHERE_COUNT] = {{CFG_SEC_LISTEN, "tls_cert"},
+                                 {CFG_SEC_UPSTREAM, "tls_ca_file"},
+                                 {CFG_SEC_UPSTREAM, "tls_client_cert"},
+                                 {CFG_SEC_UPSTREAM, "tls_verify"}};
+  for (int i = 0; i < WSB_TLS_WHERE_COUNT; i++) {
+    const struct origin *o = origin_of(ld, keys[i].sec, keys[i].key);
+    char where[4096];
+    if (o->env != NULL)
+      snprintf(where, sizeof(where), "env %.*s", (int)o->envlen, o->env);
+    else if (o->line > 0)
+      snprintf(where, sizeof(where), "%s:%d", ld->file != NULL ? ld->file : "(no file)", o->line);
+    else
+      snprintf(where, sizeof(where), "%s", ld->file != NULL ? ld->file : "(no file)");
+    free(ld->cfg->tls_where[i]);
+    ld->cfg->tls_where[i] = cfg_strdup(where);
+  }
+}
+
+static const char *tls_where(const struct wsb_config *cfg, int k) {
+  return cfg->tls_where[k] != NULL ? cfg->tls_where[k] : "(no file)";
+}
+
+int wsb_config_check_tls(const struct wsb_config *cfg, struct wsb_config_errors *errs) {
+  char err[1024];
+  size_t before = errs->n;
+  size_t n = cfg->listen.tls_cert.n;
+  if (n > 0 && n == cfg->listen.tls_key.n) {
+    SSL_CTX *ctx = wsb_tls_server_ctx(cfg->listen.tls_cert.items, cfg->listen.tls_key.items, n,
+                                      cfg->listen.tls_min_version, err, sizeof(err));
+    if (ctx == NULL)
+      cfg_errors_add(errs, "%s: [listen] tls_cert: %s", tls_where(cfg, WSB_TLS_WHERE_CERT), err);
+    SSL_CTX_free(ctx);
+  }
+  bool wss = cfg->upstream.tls_ca_file != NULL || cfg->upstream.tls_client_cert != NULL;
+  for (size_t i = 0; i < cfg->nbackends; i++)
+    wss = wss || cfg->backends[i].url.tls;
+  if (wss && (cfg->upstream.tls_client_cert != NULL) == (cfg->upstream.tls_client_key != NULL)) {
+    SSL_CTX *ctx = wsb_tls_client_ctx(cfg->upstream.tls_verify, cfg->upstream.tls_ca_file,
+                                      cfg->upstream.tls_client_cert, cfg->upstream.tls_client_key,
+                                      err, sizeof(err));
+    if (ctx == NULL) {
+      int k = cfg->upstream.tls_ca_file != NULL && strstr(err, "CA file") != NULL
+                  ? WSB_TLS_WHERE_CA
+              : cfg->upstream.tls_client_cert != NULL ? WSB_TLS_WHERE_CLIENT
+                                                      : WSB_TLS_WHERE_VERIFY;
+      static const char *const names[] = {"tls_cert", "tls_ca_file", "tls_client_cert",
+                                          "tls_verify"};
+      cfg_errors_add(errs, "%s: [upstream] %s: %s", tls_where(cfg, k), names[k], err);
+    }
+    SSL_CTX_free(ctx);
+  }
+  return errs->n > before ? WSB_ECONFIG : 0;
+}
+
 static void check_all(struct loader *ld) {
   const struct wsb_config *cfg = ld->cfg;
   check_backends(ld);
@@ -615,6 +679,7 @@ static void check_all(struct loader *ld) {
              cfg->listen.tls_key.n);
   check_pair(ld, CFG_SEC_UPSTREAM, "tls_client_cert", cfg->upstream.tls_client_cert != NULL,
              "tls_client_key", cfg->upstream.tls_client_key != NULL);
+  note_tls_origins(ld);
   check_admin(ld);
 }
 

@@ -23,6 +23,9 @@ struct wsb_strlist {
   size_t n;
 };
 
+enum { WSB_TLS_WHERE_CERT, WSB_TLS_WHERE_CA, WSB_TLS_WHERE_CLIENT, WSB_TLS_WHERE_VERIFY,
+       WSB_TLS_WHERE_COUNT };
+
 struct wsb_backend_config {
   char name[WSB_NAME_MAX];
   char url_text[WSB_HOST_MAX + WSB_PATH_MAX + 16];
@@ -104,7 +107,21 @@ struct wsb_config {
 
   struct wsb_backend_config *backends;
   size_t nbackends;
+
+  /* Where the TLS keys were set ("FILE:LINE", "env NAME", or FILE for a default), so a file
+     that fails to load is reported at its key. */
+  char *tls_where[WSB_TLS_WHERE_COUNT];
 };
+
+/*
+ * Loads the TLS files as workers will (listener certificates and keys, the
+ * backends' CA file and client certificate) and appends a "FILE:LINE: ..."
+ * line to errs for each that fails. Called after wsb_config_load, at start
+ * (and by -t) and on a reload, which then keeps the running configuration.
+ * Returns 0 or WSB_ECONFIG.
+ */
+struct wsb_config_errors;
+int wsb_config_check_tls(const struct wsb_config *cfg, struct wsb_config_errors *errs);
 
 /* Every problem found while loading, each "FILE:LINE: message", in the order found. */
 struct wsb_config_errors {

@@ -47,7 +47,9 @@
   /* runtime */                                                                   \
   XX(ENOBACKEND, -20400, "no backend available")                                  \
   XX(ELIMIT, -20401, "session limit reached")                                    \
-  XX(EADMIN, -20402, "moved or closed through the admin API")
+  XX(EADMIN, -20402, "moved or closed through the admin API")                    \
+  XX(ETLS, -20403, "TLS handshake failed")                                        \
+  XX(ETLS_RECORD, -20404, "TLS error after the handshake")
 
 enum wsb_errno {
 #define WSB_XX(name, value, msg) WSB_##name = (value),

@@ -897,6 +897,12 @@ static const char *label(const char *v, char *buf, size_t cap) {
   return buf;
 }
 
+static const char *const tls_error_labels[] = {
+#define WSB_XX(name, label) label,
+    WSB_TLS_ERRORS(WSB_XX)
+#undef WSB_XX
+};
+
 static void metrics(struct master *m, struct wsb_admin_reply *r) {
   struct text t = {.p = malloc(16384), .cap = 16384};
   if (t.p == NULL) {
@@ -922,6 +928,20 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
   for (int i = 0; i < WSB_HS_COUNT; i++)
     out(&t, "wsbal_handshakes_total{result=\"%s\"} %" PRIu64 "\n", handshake_labels[i],
         SUM(shm, handshakes[i]));
+  static const char *const tls_sides[] = WSB_TLS_SIDE_NAMES;
+  family(&t, "wsbal_tls_handshakes_total", "counter",
+         "Completed TLS handshakes, by side (client: wss listeners, backend: wss backends) and "
+         "whether the session was resumed.");
+  for (int sd = 0; sd < WSB_TLS_SIDES; sd++)
+    for (int res = 0; res < 2; res++)
+      out(&t, "wsbal_tls_handshakes_total{side=\"%s\",resumed=\"%s\"} %" PRIu64 "\n",
+          tls_sides[sd], res ? "true" : "false", SUM(shm, tls_handshakes[sd][res]));
+  family(&t, "wsbal_tls_handshake_errors_total", "counter",
+         "Failed TLS handshakes, by side and reason.");
+  for (int sd = 0; sd < WSB_TLS_SIDES; sd++)
+    for (int e = 0; e < WSB_TLS_ERR_COUNT; e++)
+      out(&t, "wsbal_tls_handshake_errors_total{side=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+          tls_sides[sd], tls_error_labels[e], SUM(shm, tls_errors[sd][e]));
   family(&t, "wsbal_failovers_total", "counter", "Sessions moved away from a backend, by reason.");
   for (uint32_t s = 0; s < m->table->nslots; s++)
     for (int i = 0; m->table->backends[s].in_use && i < WSB_FAILOVER_REASONS; i++)

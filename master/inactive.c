@@ -13,9 +13,6 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
     const char *key;
     bool set;
   } keys[] = {
-      {"[listen] tls_cert", cfg->listen.tls_cert.n > 0},
-      {"[listen] tls_key", cfg->listen.tls_key.n > 0},
-      {"[listen] tls_min_version", cfg->listen.tls_min_version != d.listen.tls_min_version},
       {"[upstream] failover", cfg->upstream.failover != d.upstream.failover},
       {"[upstream] failover_codes", cfg->upstream.nfailover_codes != d.upstream.nfailover_codes ||
                                         memcmp(cfg->upstream.failover_codes,
@@ -23,21 +20,11 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
                                                sizeof(d.upstream.failover_codes)) != 0},
       {"[upstream] max_failovers", cfg->upstream.max_failovers != d.upstream.max_failovers},
       {"[upstream] failover_buffer", cfg->upstream.failover_buffer != d.upstream.failover_buffer},
-      {"[upstream] tls_verify", cfg->upstream.tls_verify != d.upstream.tls_verify},
-      {"[upstream] tls_ca_file", cfg->upstream.tls_ca_file != NULL},
-      {"[upstream] tls_client_cert", cfg->upstream.tls_client_cert != NULL},
-      {"[upstream] tls_client_key", cfg->upstream.tls_client_key != NULL},
       {"[upstream] resolve_interval",
        cfg->upstream.resolve_interval_ms != d.upstream.resolve_interval_ms},
   };
   for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
     if (keys[i].set)
       wsb_log_warn("%s is set, but its feature is not built yet: it has no effect", keys[i].key);
-  bool wss = false;
-  for (size_t i = 0; i < cfg->nbackends; i++)
-    wss = wss || cfg->backends[i].url.tls;
-  if (wss)
-    wsb_log_warn("wss:// backends need TLS, which is not built yet: connecting to them fails");
-  wsb_log_info("not built yet: TLS (see README, \"Status\")");
   wsb_config_free(&d);
 }

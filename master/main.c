@@ -83,6 +83,8 @@ int main(int argc, char **argv) {
   struct wsb_config cfg;
   struct wsb_config_errors errs = {0};
   int rc = wsb_config_load(&cfg, path, environ, &errs);
+  if (rc == 0)
+    rc = wsb_config_check_tls(&cfg, &errs);
   if (workers_arg != NULL)
     cfg.wsbal.workers = (unsigned)workers;
   if (rc != 0) {

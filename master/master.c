@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <openssl/rand.h>
+
 #include "errors.h"
 #include "health.h"
 #include "inactive.h"
@@ -112,6 +114,7 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs) {
     free(next_table);
     return WSB_ECONFIG;
   }
+  next_table->settings.tls.serial++; /* workers load the certificates again */
   /* New addresses or another worker count take a new pool: its sockets are bound before the
      old pool stops accepting, so the port never refuses a connection in between. */
   int *fds = NULL;
@@ -247,6 +250,12 @@ static int start(struct master *m, int **fds) {
   if (rc != 0) {
     wsb_log_error("%s", err);
     return rc;
+  }
+  /* One set of ticket keys for every worker: a session resumes whichever worker accepts it. */
+  if (RAND_bytes(m->table->settings.tls.ticket_key, sizeof(m->table->settings.tls.ticket_key)) !=
+      1) {
+    wsb_log_error("cannot make TLS session ticket keys");
+    return -EIO;
   }
   wsb_shm_publish(m->shm, m->table);
   return 0;

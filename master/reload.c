@@ -26,6 +26,8 @@ int wsb_reload_prepare(const char *path, int workers_override, const struct wsb_
                        struct wsb_shm_table *next_table, struct wsb_config_errors *errs) {
   struct wsb_config_errors found = {0};
   int rc = wsb_config_load(next, path, environ, &found);
+  if (rc == 0)
+    rc = wsb_config_check_tls(next, &found); /* a broken certificate keeps the old ones */
   for (size_t i = 0; i < found.n; i++) {
     wsb_log_error("reload: %s", found.lines[i]);
     add_error(errs, found.lines[i]);

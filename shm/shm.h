@@ -27,6 +27,22 @@ struct wsb_shm_backend {
   bool backup;
 };
 
+#define WSB_TLS_TICKET_KEY_LEN 80  /* name (16), AES-256 key (32), HMAC-SHA256 key (32) */
+
+/* TLS as workers need it: file paths they load themselves, at start and when serial changes. */
+struct wsb_shm_tls {
+  char cert[WSB_SHM_LIST_MAX];  /* comma list, "" = the listeners speak plain ws */
+  char key[WSB_SHM_LIST_MAX];
+  uint32_t min_version;         /* 12 or 13 */
+  bool verify;                  /* [upstream] tls_verify */
+  char ca_file[WSB_PATH_MAX];   /* "" = the system store */
+  char client_cert[WSB_PATH_MAX];
+  char client_key[WSB_PATH_MAX];
+  uint64_t serial;              /* bumped by every reload: workers load the files again */
+  /* Session ticket keys, made by the master at start, so any worker resumes any session. */
+  uint8_t ticket_key[WSB_TLS_TICKET_KEY_LEN];
+};
+
 /* What workers need of the configuration; published with the table so reloads reach them. */
 struct wsb_shm_settings {
   uint64_t max_sessions;
@@ -58,6 +74,7 @@ struct wsb_shm_settings {
   char block_headers[WSB_SHM_LIST_MAX];       /* comma list */
   char reconnect_header[WSB_SHM_HEADER_NAME_MAX];
   char access_log[WSB_PATH_MAX];  /* "" = off, "stderr", or a file path */
+  struct wsb_shm_tls tls;
 };
 
 struct wsb_shm_table {
@@ -86,6 +103,29 @@ enum wsb_handshake_result {
 #undef WSB_XX
   WSB_HS_COUNT
 };
+
+/* Why a TLS handshake failed, for wsbal_tls_handshake_errors_total{side,reason}. */
+#define WSB_TLS_ERRORS(XX)             \
+  XX(HTTP, "http_request")             \
+  XX(PROTOCOL, "protocol")             \
+  XX(VERSION, "version")               \
+  XX(CIPHER, "no_shared_cipher")       \
+  XX(CERTIFICATE, "certificate")       \
+  XX(ALERT, "alert")                   \
+  XX(CLOSED, "closed")                 \
+  XX(TIMEOUT, "timeout")               \
+  XX(OTHER, "other")
+
+enum wsb_tls_error {
+#define WSB_XX(name, label) WSB_TLS_ERR_##name,
+  WSB_TLS_ERRORS(WSB_XX)
+#undef WSB_XX
+  WSB_TLS_ERR_COUNT
+};
+
+/* The two sides of wsbal a TLS handshake happens on. */
+enum wsb_tls_side { WSB_TLS_CLIENT_SIDE, WSB_TLS_BACKEND_SIDE, WSB_TLS_SIDES };
+#define WSB_TLS_SIDE_NAMES {"client", "backend"}
 
 enum wsb_direction { WSB_DIR_TO_BACKEND = 0, WSB_DIR_TO_CLIENT = 1, WSB_DIR_COUNT };
 
@@ -128,6 +168,8 @@ struct wsb_shm_worker {
   _Atomic uint64_t connect_buckets[WSB_SHM_MAX_BACKENDS][WSB_CONNECT_BUCKETS];
   _Atomic uint64_t connect_us[WSB_SHM_MAX_BACKENDS];
   _Atomic uint64_t connect_count[WSB_SHM_MAX_BACKENDS];
+  _Atomic uint64_t tls_handshakes[WSB_TLS_SIDES][2];  /* completed: [side][resumed] */
+  _Atomic uint64_t tls_errors[WSB_TLS_SIDES][WSB_TLS_ERR_COUNT];
 };
 
 /*

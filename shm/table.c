@@ -38,6 +38,26 @@ static int copy_string(char *out, size_t cap, const char *s, const char *what, c
   return 0;
 }
 
+/* File paths only: the files were checked when the configuration was loaded (config.c). */
+static int fill_tls(struct wsb_shm_tls *t, const struct wsb_config *cfg, char *err, size_t errlen) {
+  t->min_version = cfg->listen.tls_min_version;
+  t->verify = cfg->upstream.tls_verify;
+  int rc = join_list(t->cert, sizeof(t->cert), &cfg->listen.tls_cert, "[listen] tls_cert", err,
+                     errlen);
+  if (rc == 0)
+    rc = join_list(t->key, sizeof(t->key), &cfg->listen.tls_key, "[listen] tls_key", err, errlen);
+  if (rc == 0)
+    rc = copy_string(t->ca_file, sizeof(t->ca_file), cfg->upstream.tls_ca_file,
+                     "[upstream] tls_ca_file", err, errlen);
+  if (rc == 0)
+    rc = copy_string(t->client_cert, sizeof(t->client_cert), cfg->upstream.tls_client_cert,
+                     "[upstream] tls_client_cert", err, errlen);
+  if (rc == 0)
+    rc = copy_string(t->client_key, sizeof(t->client_key), cfg->upstream.tls_client_key,
+                     "[upstream] tls_client_key", err, errlen);
+  return rc;
+}
+
 static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cfg, char *err,
                          size_t errlen) {
   memset(s, 0, sizeof(*s));
@@ -82,6 +102,8 @@ static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cf
   if (rc == 0)
     rc = join_list(s->block_headers, sizeof(s->block_headers), &cfg->upstream.block_headers,
                    "[upstream] block_headers", err, errlen);
+  if (rc == 0)
+    rc = fill_tls(&s->tls, cfg, err, errlen);
   return rc;
 }
 
@@ -117,6 +139,12 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
   int rc = fill_settings(&t->settings, cfg, err, errlen);
   if (rc != 0)
     return rc;
+  if (prev != NULL) {
+    /* The ticket keys live as long as the master; a reload bumps serial itself (master.c). */
+    t->settings.tls.serial = prev->settings.tls.serial;
+    memcpy(t->settings.tls.ticket_key, prev->settings.tls.ticket_key,
+           sizeof(t->settings.tls.ticket_key));
+  }
   if (cfg->nbackends > WSB_SHM_MAX_BACKENDS) {
     snprintf(err, errlen, "%zu backends; at most %d are supported", cfg->nbackends,
              WSB_SHM_MAX_BACKENDS);

@@ -6,6 +6,7 @@
 
 #include "errors.h"
 #include "log.h"
+#include "tls_leg.h"
 
 #define QUEUE_HIGH_WATER (256 * 1024) /* past this many queued bytes the other leg stops reading */
 #define QUEUE_LOW_WATER (64 * 1024)   /* and starts again once the queue is below this */
@@ -66,6 +67,8 @@ void session_free_handshake(struct wsb_session *s) {
 bool session_unref(struct wsb_session *s) {
   if (--s->handles > 0)
     return false;
+  tls_leg_free(&s->client);
+  tls_leg_free(&s->backend);
   free(s->client.pending);
   free(s->backend.pending);
   wsb_buf_free(&s->backend.hold);
@@ -82,16 +85,20 @@ static void on_handle_closed(uv_handle_t *h) { session_unref(h->data); }
 void leg_lose(struct leg *l) {
   if (!l->open)
     return;
+  tls_leg_close_notify(l);
   l->open = false;
+  l->reading = false;
   uv_close((uv_handle_t *)&l->tcp, on_handle_closed);
 }
 
 void leg_reset(struct leg *l) {
+  tls_leg_free(l);
   free(l->pending);
   wsb_buf_free(&l->hold);
   l->pending = NULL;
   l->pending_len = l->pending_cap = 0;
   l->paused = l->close_received = l->close_sent = l->ping_outstanding = false;
+  l->reading = false; /* a new connection, not reading yet */
   l->partial_out = l->stream_fin = false;
   l->msg = (struct wsb_msg_state){0};
   l->stream_left = 0;
@@ -136,10 +143,8 @@ void session_finish(struct wsb_session *s) {
     return;
   }
   /* Stop reading: nothing more is relayed, and a peer that never reads cannot hold us. */
-  if (s->client.open)
-    uv_read_stop((uv_stream_t *)&s->client.tcp);
-  if (s->backend.open)
-    uv_read_stop((uv_stream_t *)&s->backend.tcp);
+  leg_stop_reading(&s->client);
+  leg_stop_reading(&s->backend);
   session_timer_start(s, CLOSING_TIMEOUT_MS);
 }
 
@@ -175,6 +180,12 @@ static void on_write(uv_write_t *req, int status) {
 }
 
 int leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs) {
+  if (l->tls != NULL)
+    return tls_leg_write(l, bufs, nbufs);
+  return leg_write_raw(l, bufs, nbufs);
+}
+
+int leg_write_raw(struct leg *l, const uv_buf_t *bufs, unsigned nbufs) {
   if (!l->open)
     return UV_EPIPE;
   size_t total = 0;
@@ -222,23 +233,37 @@ int leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs) {
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
-void leg_pause(struct leg *l) {
-  if (l->open && !l->paused) {
-    l->paused = true;
+void leg_stop_reading(struct leg *l) {
+  if (l->open && l->reading) {
+    l->reading = false;
     uv_read_stop((uv_stream_t *)&l->tcp);
   }
 }
 
-void leg_resume(struct leg *l) {
-  if (l->open && l->paused && !l->s->finishing) {
-    l->paused = false;
-    uv_read_start((uv_stream_t *)&l->tcp, leg_alloc, on_read);
+void leg_pause(struct leg *l) {
+  if (l->open && !l->paused) {
+    l->paused = true;
+    leg_stop_reading(l);
   }
 }
 
-/* During the handshake a leg reads straight into its head buffer; afterwards into the loop's buffer. */
+void leg_resume(struct leg *l) {
+  if (l->open && l->paused && !l->s->finishing)
+    leg_start_reading(l);
+}
+
+/* A TLS leg reads ciphertext into the worker's TLS buffer; its plaintext goes where a plain
+   leg's bytes would. */
 void leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct leg *l = leg_of(h);
+  if (l->tls != NULL)
+    *buf = tls_leg_read_buf(l);
+  else
+    leg_plain_buf(l, buf);
+}
+
+/* During the handshake a leg reads straight into its head buffer; afterwards into the loop's buffer. */
+void leg_plain_buf(struct leg *l, uv_buf_t *buf) {
   struct wsb_session *s = l->s;
   struct handshake *hs = s->hs;
   if (hs != NULL && l->is_client && s->state == S_READ_REQUEST) {
@@ -256,8 +281,20 @@ void leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   struct leg *l = leg_of((uv_handle_t *)stream);
+  if (nread == 0 || l->s->state == S_CLOSED)
+    return;
+  if (l->tls != NULL && nread > 0) {
+    tls_leg_on_read(l, (const uint8_t *)buf->base, (size_t)nread);
+    return;
+  }
+  if (tls_leg_handshaking(l))
+    tls_leg_count_error(l, WSB_TLS_ERR_CLOSED); /* gone in the middle of the handshake */
+  leg_dispatch(l, nread, buf);
+}
+
+void leg_dispatch(struct leg *l, ssize_t nread, const uv_buf_t *buf) {
   struct wsb_session *s = l->s;
-  if (nread == 0 || s->state == S_CLOSED)
+  if (s->state == S_CLOSED)
     return;
   l->last_rx_ms = uv_now(&s->w->loop);
   /* A backend being upgraded, at the start or while the session moves. */
@@ -296,7 +333,14 @@ void leg_hold_early(struct leg *l, const uint8_t *data, size_t len) {
 
 int leg_start_reading(struct leg *l) {
   l->paused = false;
-  return uv_read_start((uv_stream_t *)&l->tcp, leg_alloc, on_read);
+  if (l->reading)
+    return 0;
+  int rc = uv_read_start((uv_stream_t *)&l->tcp, leg_alloc, on_read);
+  if (rc == 0) {
+    l->reading = true;
+    tls_leg_resume(l); /* what the TLS leg holds already goes on as well */
+  }
+  return rc;
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -364,6 +408,13 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
   }
   uv_tcp_nodelay(&s->client.tcp, 1);
   wsb_worker_refresh_table(w);
+  if (wsb_tls_worker_listens_tls(w)) {
+    int trc = tls_leg_accept(&s->client);
+    if (trc != 0) {
+      session_close(s, trc);
+      return;
+    }
+  }
   size_t max_head = (size_t)w->table->settings.max_header_bytes;
   hs->req_cap = max_head < HEAD_BUFFER_START ? max_head + 1 : HEAD_BUFFER_START;
   hs->req_buf = malloc(hs->req_cap);

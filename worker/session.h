@@ -26,12 +26,16 @@ enum closed_by { BY_NONE, BY_CLIENT, BY_BACKEND, BY_WSBAL };
 
 struct wsb_session;
 
+struct wsb_tls_leg;
+
 struct leg {
   uv_tcp_t tcp;
+  struct wsb_tls_leg *tls; /* NULL for plain ws */
   struct wsb_session *s;
   struct leg *peer;
   bool is_client;
   bool open;             /* tcp initialised and not yet closed */
+  bool reading;          /* uv_read_start is in effect */
   bool paused;           /* reading stopped because the peer's queue is full */
   bool close_received;   /* a close frame came from this leg */
   bool close_sent;       /* a close frame was written to this leg */
@@ -129,8 +133,15 @@ void session_release_backend(struct wsb_session *s);
 /* Adds the backend now serving the session to the list the access log shows. */
 void session_note_backend(struct wsb_session *s);
 
-/* Writing to a leg: try at once, queue only what the kernel did not take (session.c). */
+/* Writing to a leg: try at once, queue only what the kernel did not take (session.c).
+   leg_write encrypts first on a TLS leg; leg_write_raw puts bytes on the socket as they are. */
 int leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs);
+int leg_write_raw(struct leg *l, const uv_buf_t *bufs, unsigned nbufs);
+void leg_stop_reading(struct leg *l);
+/* What a leg read (plaintext on a TLS leg), or an error or UV_EOF, to the state's handler. */
+void leg_dispatch(struct leg *l, ssize_t nread, const uv_buf_t *buf);
+/* Where a leg's next plaintext goes: the head buffers during the upgrade, else the loop's. */
+void leg_plain_buf(struct leg *l, uv_buf_t *buf);
 void leg_pause(struct leg *l);
 void leg_resume(struct leg *l);
 void leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "session.h"
+#include "tls_leg.h"
 
 #define BACKEND_HEAD_MAX (16 * 1024)  /* a backend's answer head may be this large */
 #define ERROR_BODY_MAX (64 * 1024)    /* bytes of a backend's non-101 body passed to the client */
@@ -149,6 +150,7 @@ static void on_backend_closed_for_retry(uv_handle_t *h);
 
 void upgrade_retry_after_close(struct wsb_session *s) {
   s->backend.open = false;
+  s->backend.reading = false;
   uv_close((uv_handle_t *)&s->backend.tcp, on_backend_closed_for_retry);
 }
 
@@ -247,7 +249,13 @@ static void on_backend_connected(uv_connect_t *req, int status) {
     return;
   }
   uv_tcp_nodelay(&s->backend.tcp, 1);
-  int rc = wsb_ws_key_generate(hs->key);
+  int rc = 0;
+  /* wss: the request below waits inside the TLS leg until the handshake is done. */
+  if (s->w->table->backends[s->backend_slot].url.tls && (rc = tls_leg_connect(&s->backend)) != 0) {
+    backend_failed(s, rc);
+    return;
+  }
+  rc = wsb_ws_key_generate(hs->key);
   if (rc != 0) {
     backend_failed(s, rc);
     return;
@@ -261,7 +269,7 @@ static void on_backend_connected(uv_connect_t *req, int status) {
       .backend = &s->w->table->backends[s->backend_slot].url,
       .key = hs->key,
       .client_ip = hs->client_ip,
-      .client_tls = false,
+      .client_tls = s->client.tls != NULL,
       .preserve_host = cfg->preserve_host,
       .trust_forwarded = cfg->trust_forwarded,
       .block_headers = cfg->block_headers,
@@ -439,6 +447,8 @@ void upgrade_on_timeout(struct wsb_session *s) {
   if (s->state == S_READ_REQUEST) {
     /* SPEC.md: a request too slow to arrive gets its connection closed, no answer. */
     count_handshake(s, WSB_HS_TIMEOUT);
+    if (tls_leg_handshaking(&s->client))
+      tls_leg_count_error(&s->client, WSB_TLS_ERR_TIMEOUT);
     s->closed_by = BY_WSBAL;
     session_close(s, UV_ETIMEDOUT);
   } else if (s->hs->relaying_error) {

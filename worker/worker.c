@@ -13,6 +13,7 @@
 #include "control.h"
 #include "errors.h"
 #include "log.h"
+#include "tls_leg.h"
 
 void wsb_worker_refresh_table(struct wsb_worker *w) {
   if (wsb_shm_generation(w->shm) == w->table_generation)
@@ -23,6 +24,7 @@ void wsb_worker_refresh_table(struct wsb_worker *w) {
   wsb_log_setup((enum wsb_log_level)w->table->settings.log_level, who);
   if (strcmp(w->access_path, w->table->settings.access_log) != 0)
     wsb_access_log_reopen(w);
+  wsb_tls_worker_refresh(w);
 }
 
 uint64_t wsb_worker_random(struct wsb_worker *w) {
@@ -65,6 +67,7 @@ static void close_worker_handles(struct wsb_worker *w) {
   uv_close((uv_handle_t *)&w->sigint, NULL);
   uv_close((uv_handle_t *)&w->sigusr1, NULL);
   uv_close((uv_handle_t *)&w->drain_tick, NULL);
+  wsb_tls_worker_close(w);
   wsb_access_log_close(w);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
   signal(SIGTERM, SIG_IGN);
@@ -189,7 +192,11 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   wsb_access_log_reopen(w);
 
   int status = 0;
-  if (open_listeners(w, start) != 0)
+  if (wsb_tls_worker_start(w) != 0) {
+    wsb_log_error("cannot set up TLS");
+    status = 3;
+  }
+  if (status == 0 && open_listeners(w, start) != 0)
     status = 3;
   uv_pipe_init(&w->loop, &w->control, 0);
   w->control.data = w;
@@ -217,6 +224,7 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   if (uv_loop_close(&w->loop) != 0)
     wsb_log_error("event loop closed with handles still open");
   wsb_select_release(w);
+  wsb_tls_worker_free(w);
   free(w->table);
   free(w);
   return status;

@@ -16,6 +16,7 @@
 struct wsb_session;
 struct wsb_balancer;
 struct wsb_hash_key_source;
+struct wsb_tls_worker;
 
 struct wsb_worker {
   uv_loop_t loop;
@@ -44,6 +45,7 @@ struct wsb_worker {
   uint64_t next_session;         /* sequence for session ids */
   uint64_t rng;                  /* xorshift state: tie-breaks and masking keys */
   uint64_t unix_offset_ms;       /* wall clock minus loop time at start: stable start times */
+  struct wsb_tls_worker *tls;    /* TLS contexts and buffers (tls_worker.c) */
   struct wsb_session *sessions;  /* every live session, for stop and (later) the admin API */
   /* Every read lands here first; only what a peer did not take is copied. */
   uint8_t read_buffer[WSB_READ_BUFFER_SIZE];

@@ -1,6 +1,7 @@
 """A test backend with behaviours wsbal-echo does not have; run with Debian's python3.
 
   peer_backend.py --port P --id NAME [--mode echo|silent|503|drop] [--protocol P]
+                  [--tls-cert PEM --tls-key PEM]   (echo mode over wss)
 
 echo:   python3-websockets echo server; "close:CODE" makes it close with CODE; "who" answers
         with its id; "halfdie:ID" (its own id) sends half a fragmented message and kills the process. Logs "connect reconnect=VALUE path=PATH" for every session.
@@ -16,6 +17,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import ssl
 import sys
 
 import websockets
@@ -29,7 +31,10 @@ def log(line):
 
 async def echo_server(args):
     async def handler(ws, path=None):
-        log(f"connect reconnect={ws.request_headers.get('X-Balancer-Reconnect', '-')} path={ws.path}")
+        ssl_object = ws.transport.get_extra_info("ssl_object")
+        resumed = f" tls_resumed={ssl_object.session_reused}" if ssl_object is not None else ""
+        log(f"connect reconnect={ws.request_headers.get('X-Balancer-Reconnect', '-')} path={ws.path}"
+            f"{resumed}")
         try:
             async for msg in ws:
                 if isinstance(msg, str) and msg.startswith("close:"):
@@ -55,9 +60,14 @@ async def echo_server(args):
         return None  # then the upgrade goes on
 
     protocols = [args.protocol] if args.protocol else None
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     async with websockets.serve(handler, "127.0.0.1", args.port, subprotocols=protocols,
                                 compression=None, max_size=None, ping_interval=None,
-                                process_request=delay_101 if args.delay_101 else None) as server:
+                                process_request=delay_101 if args.delay_101 else None,
+                                ssl=tls) as server:
         log(f"listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}")
         await asyncio.Future()
 
@@ -105,6 +115,8 @@ def main():
     p.add_argument("--mode", default="echo", choices=["echo", "silent", "503", "drop", "mute"])
     p.add_argument("--protocol")
     p.add_argument("--delay-101", type=float, default=0)
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     args = p.parse_args()
     try:
         asyncio.run(echo_server(args) if args.mode == "echo" else raw_server(args))

@@ -166,7 +166,9 @@ class Echo(Process):
 class Peer(Process):
     """A test backend of peer_backend.py (python3-websockets) on a given or ephemeral port."""
 
-    def __init__(self, ident, mode="echo", port=0, protocol=None, delay_101=0):
+    def __init__(self, ident, mode="echo", port=0, protocol=None, delay_101=0, tls=None,
+                 host="127.0.0.1"):
+        """tls: (certificate file, key file) to serve wss; host: what the URL names."""
         here = os.path.dirname(os.path.abspath(__file__))
         argv = ["/usr/bin/python3", os.path.join(here, "peer_backend.py"), "--port", str(port),
                 "--id", ident, "--mode", mode]
@@ -174,6 +176,8 @@ class Peer(Process):
             argv += ["--protocol", protocol]
         if delay_101:
             argv += ["--delay-101", str(delay_101)]
+        if tls:
+            argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
         super().__init__(argv)
         m = self.wait_line(r"listening on [^ ]*:(\d+)")
         if m is None:
@@ -181,7 +185,7 @@ class Peer(Process):
             raise RuntimeError(f"peer {ident} did not start: {self.output()}")
         self.port = int(m.group(1))
         self.ident = ident
-        self.url = f"ws://127.0.0.1:{self.port}"
+        self.url = f"{'wss' if tls else 'ws'}://{host}:{self.port}"
 
 
 class Wsbal(Process):

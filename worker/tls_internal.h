@@ -1,0 +1,53 @@
+/* What tls_leg.c and tls_worker.c share: the worker's TLS state and a leg's. */
+#ifndef WSB_TLS_INTERNAL_H
+#define WSB_TLS_INTERNAL_H
+
+#include <openssl/ssl.h>
+
+#include "buffer.h"
+#include "tls_leg.h"
+#include "worker.h"
+
+/* The last session of each backend slot, so a reconnect (a failover) resumes instead. */
+struct tls_resume {
+  SSL_SESSION *session;
+  uint16_t port;
+  char host[WSB_HOST_MAX];
+};
+
+struct wsb_tls_leg {
+  SSL *ssl;
+  struct leg *leg;
+  const uint8_t *in;          /* ciphertext being fed to OpenSSL, during one call */
+  size_t in_len;
+  uint8_t *saved;             /* ciphertext not read yet when the leg paused (NULL while idle) */
+  size_t saved_len;
+  struct wsb_buf early;       /* plaintext written before the handshake ended */
+  struct wsb_tls_leg *drain_next;
+  struct wsb_tls_leg *drain_prev;
+  bool draining;              /* on the worker's drain list */
+  bool done;                  /* handshake complete */
+  bool failed;
+};
+
+struct wsb_tls_worker {
+  SSL_CTX *server;            /* NULL: plain listeners, or certificates that failed to load */
+  SSL_CTX *client;            /* made when a wss backend is first needed */
+  bool listens_tls;
+  uint64_t serial;
+  BIO_METHOD *bio_method;
+  uint8_t *out;               /* ciphertext OpenSSL produced, written out after each call */
+  size_t out_len;
+  size_t out_cap;
+  uv_idle_t drain;            /* passes on what paused legs hold once they read again */
+  struct wsb_tls_leg *drain_list;
+  struct tls_resume resume[WSB_SHM_MAX_BACKENDS];
+  uint8_t cipher_in[WSB_READ_BUFFER_SIZE];
+};
+
+/* The client context for backends, made on first use (tls_worker.c). NULL when it cannot be. */
+SSL_CTX *tls_worker_client_ctx(struct wsb_worker *w);
+void tls_worker_drain_add(struct wsb_worker *w, struct wsb_tls_leg *t);
+void tls_worker_drain_remove(struct wsb_worker *w, struct wsb_tls_leg *t);
+
+#endif

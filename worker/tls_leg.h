@@ -1,0 +1,40 @@
+/* TLS on a leg: OpenSSL over a BIO of wsbal's own, so TLS and plain legs share the relay path. */
+#ifndef WSB_TLS_LEG_H
+#define WSB_TLS_LEG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "shm.h"
+
+struct leg;
+struct wsb_worker;
+
+/* A worker's TLS state (tls_worker.c): contexts as of the table's serial, backend sessions. */
+int wsb_tls_worker_start(struct wsb_worker *w);
+/* Loads the certificates again when a reload bumped the serial; on failure the old ones stay. */
+void wsb_tls_worker_refresh(struct wsb_worker *w);
+void wsb_tls_worker_close(struct wsb_worker *w);
+void wsb_tls_worker_free(struct wsb_worker *w);
+/* The listeners speak wss (whether or not the certificates could be loaded). */
+bool wsb_tls_worker_listens_tls(const struct wsb_worker *w);
+
+/* One leg (tls_leg.c). Each returns 0 or a negative code. */
+int tls_leg_accept(struct leg *l);
+int tls_leg_connect(struct leg *l);
+/* Ciphertext read from the socket (NULL, 0 to go on with what is already held). */
+void tls_leg_on_read(struct leg *l, const uint8_t *data, size_t n);
+int tls_leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs);
+/* Reading starts again: what the leg holds already is passed on from the loop's idle phase. */
+void tls_leg_resume(struct leg *l);
+/* Sends close_notify if it can go out at once; the connection closes right after. */
+void tls_leg_close_notify(struct leg *l);
+void tls_leg_free(struct leg *l);
+bool tls_leg_handshaking(const struct leg *l);
+void tls_leg_count_error(struct leg *l, enum wsb_tls_error e);
+/* Where the socket's ciphertext is read to. */
+uv_buf_t tls_leg_read_buf(struct leg *l);
+
+#endif

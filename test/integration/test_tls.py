@@ -391,6 +391,46 @@ def test_failover_between_wss_backends():
             p.stop()
 
 
+async def burst(url, n=128, size=65536):
+    """Sends n distinct messages before reading any answer: wsbal's queues fill and its TLS legs
+    pause, then everything must come back whole and in order once the client reads."""
+    async with websockets.connect(url, ssl=client_ctx(), compression=None, ping_interval=None,
+                                  max_size=None, max_queue=4) as ws:
+        msgs = [bytes([i % 251]) * size for i in range(n)]
+
+        async def send_all():
+            for m in msgs:
+                await ws.send(m)
+
+        sender = asyncio.create_task(send_all())
+        await asyncio.wait([sender], timeout=1)  # let the pipes and queues fill up
+        got = []
+        for _ in range(n):
+            got.append(await asyncio.wait_for(ws.recv(), T))
+        await sender
+        return got == msgs, len(got)
+
+
+def test_backpressure_over_tls():
+    echo = Echo("e1")
+    peer = Peer("t1", tls=SERVER)
+    lb = Wsbal([("e1", echo.url)], sections={"listen": tls_listen()})
+    lb2 = Wsbal([("t1", peer.url)],
+                sections={"listen": tls_listen(), "upstream": {"tls_ca_file": path("ca.pem")}})
+    try:
+        # More than loopback's socket buffers hold: wsbal's queues pass their high-water marks,
+        # its TLS legs pause with ciphertext held, and pass it on when they resume.
+        ok, n = run(burst(wss_url(lb), n=512))
+        c.true("32 MB burst, wss -> ws: every message back, in order", ok, n)
+        ok, n = run(burst(wss_url(lb2), n=256))
+        c.true("16 MB burst, wss -> wss: every message back, in order", ok, n)
+    finally:
+        lb.stop()
+        lb2.stop()
+        echo.stop()
+        peer.stop()
+
+
 def test_real_client_verifies():
     """python3-websockets with its default verification against the test CA, by host name."""
     echo = Echo("e1")
@@ -427,7 +467,8 @@ try:
                        test_ws_client_to_wss_backend_and_resumption, test_wss_to_wss,
                        test_bad_backend_certificate, test_sni, test_reload_swaps_certificate,
                        test_start_with_broken_certificate, test_tickets_shared_across_workers,
-                       test_failover_between_wss_backends, test_real_client_verifies)
+                       test_failover_between_wss_backends, test_backpressure_over_tls,
+                       test_real_client_verifies)
 finally:
     shutil.rmtree(TMP, ignore_errors=True)
 raise SystemExit(status)

@@ -1,4 +1,5 @@
-/* TLS contexts built from PEM files: the listeners' (SNI, ALPN, ciphers) and the backends' (verification). */
+/* TLS contexts built from PEM files: the listeners' (SNI, ALPN, ciphers) and the backends'
+ * (verification). */
 #include "tls_context.h"
 
 #include <errno.h>
@@ -9,8 +10,9 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-/* TLS 1.2 suites with forward secrecy and AEAD only, strongest first (TLS 1.3 suites are all fine). */
-#define TLS12_CIPHERS                                                                      \
+/* TLS 1.2 suites with forward secrecy and AEAD only, strongest first (TLS 1.3 suites are all fine).
+ */
+#define TLS12_CIPHERS                                                                        \
   "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
   "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define SESSION_CONTEXT "wsbal"

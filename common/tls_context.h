@@ -1,4 +1,5 @@
-/* TLS contexts built from PEM files: the listeners' (SNI, ALPN, ciphers) and the backends' (verification). */
+/* TLS contexts built from PEM files: the listeners' (SNI, ALPN, ciphers) and the backends'
+ * (verification). */
 #ifndef WSB_TLS_CONTEXT_H
 #define WSB_TLS_CONTEXT_H
 

@@ -59,7 +59,7 @@ uint64_t wsb_load_now_ns(void) {
 static void usage(FILE *out) {
   fprintf(
       out,
-      "usage: wsbal-load --url ws://127.0.0.1:PORT/path --mode echo|rate|idle|connect [options]\n"
+      "usage: wsbal-load --url ws[s]://127.0.0.1:PORT/path --mode echo|rate|idle|connect [options]\n"
       "  -c, --connections N   sessions (echo, rate: 50; idle: 100) or parallel loops\n"
       "                        (connect: 32)\n"
       "  -d, --depth D         echo: messages in flight per connection (default 1)\n"
@@ -111,9 +111,7 @@ static enum wsb_load_mode parse_mode(const char *s) {
 /* Benchmarks run on one machine: a load generator aimed elsewhere would be a weapon. */
 static void resolve_url(struct wsb_load_opts *o) {
   if (wsb_parse_url(o->url_text, &o->url) != 0)
-    usage_error("not a ws:// URL", o->url_text);
-  if (o->url.tls)
-    usage_error("wss:// is not supported", o->url_text);
+    usage_error("not a ws:// or wss:// URL", o->url_text);
   if (!wsb_host_is_loopback(o->url.host))
     usage_error("only loopback hosts (127.0.0.0/8, ::1, localhost) are allowed", o->url.host);
   const char *ip = strcasecmp(o->url.host, "localhost") == 0 ? "127.0.0.1" : o->url.host;
@@ -982,6 +980,8 @@ static void setup(struct wsb_load_ctx *ctx) {
     wsb_fatal(EXIT_STARTUP, "out of memory");
   for (uint32_t i = 0; i < ctx->nconns; i++)
     wsb_load_conn_init(ctx, &ctx->conns[i], i);
+  if (ctx->o.url.tls && wsb_load_tls_init(ctx) != 0)
+    wsb_fatal(EXIT_STARTUP, "cannot set up TLS");
   uv_timer_init(&ctx->loop, &ctx->tick);
   uv_timer_init(&ctx->loop, &ctx->phase_timer);
   uv_timer_start(&ctx->tick, on_tick, TICK_MS, TICK_MS);
@@ -1022,6 +1022,7 @@ int main(int argc, char **argv) {
   int status = error_total(ctx) + ctx->st.mismatches > 0 ? EXIT_ERRORS : 0;
   for (uint32_t i = 0; i < ctx->nconns; i++)
     wsb_load_conn_free(&ctx->conns[i]);
+  wsb_load_tls_free_ctx(ctx);
   free(ctx->conns);
   free(ctx->sched.list);
   if (uv_loop_close(&ctx->loop) != 0) {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "frame.h"
@@ -203,6 +204,8 @@ struct wsb_load_conn {
   size_t head_len;
   char accept[WSB_WS_ACCEPT_LEN + 1];
   struct wsb_load_reader rd;
+  SSL *ssl;      /* wss:// only */
+  bool tls_done; /* its handshake is over */
 };
 
 struct wsb_load_stats {
@@ -264,9 +267,24 @@ struct wsb_load_ctx {
   struct wsb_load_watch_sample watch_end;
   struct wsb_http_head head; /* for 101 answers that arrive in one read */
   uint8_t rbuf[65536];
+  SSL_CTX *ssl_ctx;      /* wss:// only */
+  uint8_t plain[65536];  /* what TLS decrypted from rbuf */
 };
 
 uint64_t wsb_load_now_ns(void);
+
+/* load_tls.c: wss://. Each returns 0 or -1 unless said otherwise. */
+int wsb_load_tls_init(struct wsb_load_ctx *ctx);
+void wsb_load_tls_free_ctx(struct wsb_load_ctx *ctx);
+int wsb_load_tls_start(struct wsb_load_conn *c);
+void wsb_load_tls_free(struct wsb_load_conn *c);
+/* Encrypts what fill holds (once the handshake is over) and empties fill. */
+int wsb_load_tls_encrypt(struct wsb_load_conn *c);
+/* Moves up to cap bytes of ciphertext to out; returns how many. */
+size_t wsb_load_tls_take(struct wsb_load_conn *c, uint8_t *out, size_t cap);
+/* Ciphertext from the socket: plaintext goes to plain. 1 when the server sent close_notify. */
+int wsb_load_tls_read(struct wsb_load_conn *c, const uint8_t *data, size_t n,
+                      void (*plain)(struct wsb_load_conn *c, const uint8_t *p, size_t n));
 
 /* load_conn.c */
 /* Bytes of each of a connection's two output buffers. */

@@ -33,6 +33,7 @@ void wsb_load_conn_init(struct wsb_load_ctx *ctx, struct wsb_load_conn *c, uint3
 }
 
 void wsb_load_conn_free(struct wsb_load_conn *c) {
+  wsb_load_tls_free(c);
   free(c->fill);
   free(c->wbuf);
   free(c->head_buf);
@@ -76,7 +77,41 @@ static uint8_t *out_reserve(struct wsb_load_conn *c, size_t n) {
 
 static void on_write_done(uv_write_t *req, int status);
 
+/* wss: fill is encrypted at once; the ciphertext leaves through wbuf, one write at a time. */
+static void flush_tls(struct wsb_load_conn *c) {
+  if (wsb_load_tls_encrypt(c) != 0) {
+    wsb_load_conn_abort(c, ERR_IO);
+    return;
+  }
+  while (!c->writing) {
+    size_t len = wsb_load_tls_take(c, c->wbuf, c->cap);
+    if (len == 0)
+      return;
+    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == UV_EAGAIN)
+      n = 0;
+    if (n < 0) {
+      wsb_load_conn_abort(c, ERR_IO);
+      return;
+    }
+    if ((size_t)n == len)
+      continue;
+    b = uv_buf_init((char *)c->wbuf + n, (unsigned)(len - (size_t)n));
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write_done) != 0) {
+      wsb_load_conn_abort(c, ERR_IO);
+      return;
+    }
+    c->writing = true;
+  }
+}
+
 void wsb_load_conn_flush(struct wsb_load_conn *c) {
+  if (c->ssl != NULL && !c->writing && c->state != C_SHUT && c->state != C_IDLE &&
+      c->state != C_CONNECTING) {
+    flush_tls(c);
+    return;
+  }
   if (c->writing || c->fill_len == 0 || c->state == C_SHUT || c->state == C_IDLE ||
       c->state == C_CONNECTING)
     return;
@@ -186,6 +221,7 @@ static void on_handle_closed(uv_handle_t *h) {
   c->state = C_IDLE;
   c->deadline = 0;
   c->ctx->live--;
+  wsb_load_tls_free(c);
   free(c->head_buf);
   c->head_buf = NULL;
   wsb_load_on_conn_gone(c->ctx, c, c->before_upgrade);
@@ -249,7 +285,11 @@ static void on_connect(uv_connect_t *req, int status) {
     wsb_load_conn_abort(c, ERR_IO);
     return;
   }
-  send_request(c);
+  if (c->ctx->ssl_ctx != NULL && wsb_load_tls_start(c) != 0) {
+    wsb_load_conn_abort(c, ERR_HANDSHAKE);
+    return;
+  }
+  send_request(c); /* over wss it waits in fill until the TLS handshake is over */
 }
 
 static bool alloc_buffers(struct wsb_load_conn *c) {
@@ -607,6 +647,14 @@ static void on_eof(struct wsb_load_conn *c, ssize_t err) {
   }
 }
 
+static void on_plain(struct wsb_load_conn *c, const uint8_t *p, size_t n) {
+  uint64_t now = wsb_load_now_ns();
+  if (c->state == C_HANDSHAKE)
+    feed_head(c, p, n, now);
+  else if (c->state == C_OPEN || c->state == C_CLOSING || c->state == C_CLOSE_WAIT)
+    feed_frames(c, p, n, now);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct wsb_load_conn *c = container_of((uv_tcp_t *)s, struct wsb_load_conn, tcp);
   if (nread == 0)
@@ -615,11 +663,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     on_eof(c, nread);
     return;
   }
-  uint64_t now = wsb_load_now_ns();
   const uint8_t *p = (const uint8_t *)buf->base;
-  if (c->state == C_HANDSHAKE)
-    feed_head(c, p, (size_t)nread, now);
-  else if (c->state == C_OPEN || c->state == C_CLOSING || c->state == C_CLOSE_WAIT)
-    feed_frames(c, p, (size_t)nread, now);
+  if (c->ssl != NULL) {
+    int rc = wsb_load_tls_read(c, p, (size_t)nread, on_plain);
+    if (rc != 0) {
+      on_eof(c, rc > 0 ? UV_EOF : UV_EPROTO);
+      return;
+    }
+  } else {
+    on_plain(c, p, (size_t)nread);
+  }
   wsb_load_conn_flush(c);
 }

@@ -18,28 +18,28 @@ struct tls_resume {
 struct wsb_tls_leg {
   SSL *ssl;
   struct leg *leg;
-  const uint8_t *in;          /* ciphertext being fed to OpenSSL, during one call */
+  const uint8_t *in; /* ciphertext being fed to OpenSSL, during one call */
   size_t in_len;
-  uint8_t *saved;             /* ciphertext not read yet when the leg paused (NULL while idle) */
+  uint8_t *saved; /* ciphertext not read yet when the leg paused (NULL while idle) */
   size_t saved_len;
-  struct wsb_buf early;       /* plaintext written before the handshake ended */
+  struct wsb_buf early; /* plaintext written before the handshake ended */
   struct wsb_tls_leg *drain_next;
   struct wsb_tls_leg *drain_prev;
-  bool draining;              /* on the worker's drain list */
-  bool done;                  /* handshake complete */
+  bool draining; /* on the worker's drain list */
+  bool done;     /* handshake complete */
   bool failed;
 };
 
 struct wsb_tls_worker {
-  SSL_CTX *server;            /* NULL: plain listeners, or certificates that failed to load */
-  SSL_CTX *client;            /* made when a wss backend is first needed */
+  SSL_CTX *server; /* NULL: plain listeners, or certificates that failed to load */
+  SSL_CTX *client; /* made when a wss backend is first needed */
   bool listens_tls;
   uint64_t serial;
   BIO_METHOD *bio_method;
-  uint8_t *out;               /* ciphertext OpenSSL produced, written out after each call */
+  uint8_t *out; /* ciphertext OpenSSL produced, written out after each call */
   size_t out_len;
   size_t out_cap;
-  uv_idle_t drain;            /* passes on what paused legs hold once they read again */
+  uv_idle_t drain; /* passes on what paused legs hold once they read again */
   struct wsb_tls_leg *drain_list;
   struct tls_resume resume[WSB_SHM_MAX_BACKENDS];
   uint8_t cipher_in[WSB_READ_BUFFER_SIZE];

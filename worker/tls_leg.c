@@ -1,4 +1,5 @@
-/* TLS on a leg: ciphertext in from the socket, plaintext into the same path plain legs use, and back. */
+/* TLS on a leg: ciphertext in from the socket, plaintext into the same path plain legs use, and
+ * back. */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,12 @@
 #include "session.h"
 #include "tls_internal.h"
 
-#define WRITE_CHUNK (16 * 1024)  /* small frames are gathered into records of up to this */
-#define OUT_FLUSH (64 * 1024)    /* ciphertext is handed to the socket at least this often */
+#define WRITE_CHUNK (16 * 1024) /* small frames are gathered into records of up to this */
+#define OUT_FLUSH   (64 * 1024) /* ciphertext is handed to the socket at least this often */
 
-static struct wsb_tls_worker *tls_of(const struct leg *l) { return l->s->w->tls; }
+static struct wsb_tls_worker *tls_of(const struct leg *l) {
+  return l->s->w->tls;
+}
 
 static enum wsb_tls_side side_of(const struct leg *l) {
   return l->is_client ? WSB_TLS_CLIENT_SIDE : WSB_TLS_BACKEND_SIDE;
@@ -24,7 +27,9 @@ void tls_leg_count_error(struct leg *l, enum wsb_tls_error e) {
   wsb_shm_add(&l->s->w->stats->tls_errors[side_of(l)][e], 1);
 }
 
-bool tls_leg_handshaking(const struct leg *l) { return l->tls != NULL && !l->tls->done; }
+bool tls_leg_handshaking(const struct leg *l) {
+  return l->tls != NULL && !l->tls->done;
+}
 
 uv_buf_t tls_leg_read_buf(struct leg *l) {
   struct wsb_tls_worker *t = tls_of(l);
@@ -175,8 +180,7 @@ static void handshake_failed(struct leg *l, int ssl_error) {
 static int handshake_done(struct leg *l) {
   struct wsb_tls_leg *tl = l->tls;
   tl->done = true;
-  wsb_shm_add(&l->s->w->stats->tls_handshakes[side_of(l)][SSL_session_reused(tl->ssl) ? 1 : 0],
-              1);
+  wsb_shm_add(&l->s->w->stats->tls_handshakes[side_of(l)][SSL_session_reused(tl->ssl) ? 1 : 0], 1);
   if (tl->early.len == 0)
     return 0;
   uv_buf_t b = wsb_write_buf(wsb_buf_data(&tl->early), tl->early.len);
@@ -291,8 +295,8 @@ void tls_leg_on_read(struct leg *l, const uint8_t *data, size_t n) {
 
 void tls_leg_resume(struct leg *l) {
   struct wsb_tls_leg *tl = l->tls;
-  if (tl != NULL && !tl->failed && (tl->saved != NULL || SSL_pending(tl->ssl) > 0 ||
-                                    SSL_has_pending(tl->ssl)))
+  if (tl != NULL && !tl->failed &&
+      (tl->saved != NULL || SSL_pending(tl->ssl) > 0 || SSL_has_pending(tl->ssl)))
     tls_worker_drain_add(l->s->w, tl);
 }
 

@@ -1,4 +1,5 @@
-/* A worker's TLS state: contexts reloaded by serial, shared ticket keys, backend sessions, the BIO. */
+/* A worker's TLS state: contexts reloaded by serial, shared ticket keys, backend sessions, the BIO.
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,9 +90,9 @@ static void load(struct wsb_worker *w) {
   memcpy(keys, cfg->key, sizeof(keys));
   size_t n = split(certs, cert_items, MAX_PAIRS);
   size_t nk = split(keys, key_items, MAX_PAIRS);
-  SSL_CTX *ctx = n == nk ? wsb_tls_server_ctx(cert_items, key_items, n, cfg->min_version, err,
-                                              sizeof(err))
-                         : NULL;
+  SSL_CTX *ctx =
+      n == nk ? wsb_tls_server_ctx(cert_items, key_items, n, cfg->min_version, err, sizeof(err))
+              : NULL;
   if (ctx == NULL) {
     /* The master loaded the same files a moment ago; keep serving what we have. */
     wsb_log_error("TLS certificates not loaded: %s%s", n == nk ? err : "unpaired lists",
@@ -208,7 +209,9 @@ static int bio_create(BIO *b) {
   return 1;
 }
 
-bool wsb_tls_worker_listens_tls(const struct wsb_worker *w) { return w->tls->listens_tls; }
+bool wsb_tls_worker_listens_tls(const struct wsb_worker *w) {
+  return w->tls->listens_tls;
+}
 
 int wsb_tls_worker_start(struct wsb_worker *w) {
   struct wsb_tls_worker *t = calloc(1, sizeof(*t));
@@ -230,8 +233,7 @@ int wsb_tls_worker_start(struct wsb_worker *w) {
 void wsb_tls_worker_refresh(struct wsb_worker *w) {
   if (w->tls != NULL && w->tls->serial != w->table->settings.tls.serial) {
     load(w);
-    wsb_log_info("TLS certificates loaded again (reload %llu)",
-                 (unsigned long long)w->tls->serial);
+    wsb_log_info("TLS certificates loaded again (reload %llu)", (unsigned long long)w->tls->serial);
   }
 }
 

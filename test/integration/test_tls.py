@@ -5,6 +5,7 @@ Real processes on 127.0.0.1: wsbal, wsbal-echo, python3-websockets backends over
 the test CA. Every wait has a deadline.
 """
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -431,6 +432,29 @@ def test_backpressure_over_tls():
         peer.stop()
 
 
+def test_load_generator_over_wss():
+    """wsbal-load's wss:// support, which the benchmark uses: echo and connect modes, no errors."""
+    load = os.environ.get("WSBAL_LOAD")
+    if not load:
+        c.true("WSBAL_LOAD is set", False)
+        return
+    echo = Echo("e1")
+    lb = Wsbal([("e1", echo.url)], sections={"listen": tls_listen()})
+    try:
+        for mode in ("echo", "connect"):
+            r = subprocess.run([load, "--url", f"wss://127.0.0.1:{lb.port}/", "--mode", mode,
+                                "-c", "4", "-t", "1", "--warmup", "0.2", "--json-only"],
+                               capture_output=True, text=True, timeout=60)
+            result = json.loads(r.stdout.strip().splitlines()[-1]) if r.stdout.strip() else {}
+            count = result.get("messages" if mode == "echo" else "cycles", 0)
+            c.true(f"wsbal-load {mode} over wss: no errors, work done",
+                   r.returncode == 0 and result.get("error_total") == 0 and count > 0,
+                   r.stdout[-400:] + r.stderr[-400:])
+    finally:
+        lb.stop()
+        echo.stop()
+
+
 def test_real_client_verifies():
     """python3-websockets with its default verification against the test CA, by host name."""
     echo = Echo("e1")
@@ -468,6 +492,7 @@ try:
                        test_bad_backend_certificate, test_sni, test_reload_swaps_certificate,
                        test_start_with_broken_certificate, test_tickets_shared_across_workers,
                        test_failover_between_wss_backends, test_backpressure_over_tls,
+                       test_load_generator_over_wss,
                        test_real_client_verifies)
 finally:
     shutil.rmtree(TMP, ignore_errors=True)

@@ -265,6 +265,10 @@ void tls_leg_on_read(struct leg *l, const uint8_t *data, size_t n) {
       }
       continue;
     }
+    /* Nothing left to decrypt: stop rather than have SSL_read set up its record buffer only
+       to find the BIO empty. */
+    if (tl->in_len == 0 && SSL_pending(tl->ssl) == 0 && !SSL_has_pending(tl->ssl))
+      break;
     uv_buf_t buf;
     leg_plain_buf(l, &buf);
     if (buf.len == 0)
@@ -289,8 +293,15 @@ void tls_leg_on_read(struct leg *l, const uint8_t *data, size_t n) {
     }
     return;
   }
-  if (l->tls == tl && keep_rest(tl) != 0)
+  if (l->tls != tl)
+    return;
+  if (keep_rest(tl) != 0) {
     leg_dispatch(l, UV_ENOMEM, NULL);
+    return;
+  }
+  /* An idle leg gives OpenSSL's record buffers back (it refuses while they hold a record). */
+  if (tl->done)
+    SSL_free_buffers(tl->ssl);
 }
 
 void tls_leg_resume(struct leg *l) {

@@ -76,9 +76,14 @@ static void load(struct wsb_worker *w) {
   const struct wsb_shm_tls *cfg = &w->table->settings.tls;
   t->serial = cfg->serial;
   t->listens_tls = cfg->cert[0] != '\0';
-  /* The backends' context is made again on first use, with the new files. */
+  /* The backends' context is made again on first use, with the new files; sessions made
+     under the old settings (perhaps without verification) are not resumed under the new. */
   SSL_CTX_free(t->client);
   t->client = NULL;
+  for (size_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++) {
+    SSL_SESSION_free(t->resume[i].session);
+    t->resume[i].session = NULL;
+  }
   if (!t->listens_tls) {
     SSL_CTX_free(t->server);
     t->server = NULL;

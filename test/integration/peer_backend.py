@@ -1,7 +1,8 @@
 """A test backend with behaviours wsbal-echo does not have; run with Debian's python3.
 
   peer_backend.py --port P --id NAME [--mode echo|silent|503|drop] [--protocol P]
-                  [--tls-cert PEM --tls-key PEM]   (echo mode over wss)
+                  [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]   (echo mode over wss,
+                  with --tls-client-ca requiring a client certificate from that CA)
 
 echo:   python3-websockets echo server; "close:CODE" makes it close with CODE; "who" answers
         with its id; "halfdie:ID" (its own id) sends half a fragmented message and kills the process. Logs "connect reconnect=VALUE path=PATH" for every session.
@@ -64,6 +65,9 @@ async def echo_server(args):
     if args.tls_cert:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            tls.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: the proxy must show a certificate
+            tls.load_verify_locations(args.tls_client_ca)
     async with websockets.serve(handler, "127.0.0.1", args.port, subprotocols=protocols,
                                 compression=None, max_size=None, ping_interval=None,
                                 process_request=delay_101 if args.delay_101 else None,
@@ -117,6 +121,7 @@ def main():
     p.add_argument("--delay-101", type=float, default=0)
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
+    p.add_argument("--tls-client-ca")
     args = p.parse_args()
     try:
         asyncio.run(echo_server(args) if args.mode == "echo" else raw_server(args))

@@ -59,6 +59,7 @@ make_ca()
 SERVER = make_cert("server", "DNS:localhost,IP:127.0.0.1", 1001)
 OTHER = make_cert("other", "DNS:other.test", 2002)
 SERVER2 = make_cert("server2", "DNS:localhost,IP:127.0.0.1", 3003)
+CLIENT = make_cert("client", "DNS:wsbal.client", 5005)
 BAD = make_cert("bad", "DNS:localhost,IP:127.0.0.1", 4004, self_signed=True)
 with open(path("broken.pem"), "w") as f:
     f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
@@ -241,6 +242,26 @@ def test_bad_backend_certificate():
         status, _, _ = rc.read_head()
         rc.close()
         c.eq("backend certificate for another host: 502", 502, status)
+    finally:
+        lb.stop()
+        peer.stop()
+
+
+def test_mutual_tls_to_backend():
+    peer = Peer("m1", tls=SERVER, client_ca=path("ca.pem"))
+    upstream = {"tls_ca_file": path("ca.pem")}
+    lb = Wsbal([("m1", peer.url)], sections={"upstream": upstream})
+    try:
+        rc = RawClient(lb.port)
+        rc.request()
+        status, _, _ = rc.read_head()
+        rc.close()
+        c.eq("backend wanting a client certificate, none configured: 502", 502, status)
+        verdict, _ = lb.reload([("m1", peer.url)], sections={"upstream": dict(
+            upstream, tls_client_cert=CLIENT[0], tls_client_key=CLIENT[1])})
+        c.true("reload with tls_client_cert", verdict and verdict.startswith("reloaded"), verdict)
+        got, _, _ = run(echo_once(lb.url, text="mutual"))
+        c.eq("mutual TLS with tls_client_cert: accepted", "mutual", got)
     finally:
         lb.stop()
         peer.stop()
@@ -489,7 +510,8 @@ def test_real_client_verifies():
 try:
     status = run_tests(c, test_wss_client_to_ws_backend, test_min_version_13_and_http_and_garbage,
                        test_ws_client_to_wss_backend_and_resumption, test_wss_to_wss,
-                       test_bad_backend_certificate, test_sni, test_reload_swaps_certificate,
+                       test_bad_backend_certificate, test_mutual_tls_to_backend, test_sni,
+                       test_reload_swaps_certificate,
                        test_start_with_broken_certificate, test_tickets_shared_across_workers,
                        test_failover_between_wss_backends, test_backpressure_over_tls,
                        test_load_generator_over_wss,

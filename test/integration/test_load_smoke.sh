@@ -116,7 +116,7 @@ run corrupt 1 --url "ws://127.0.0.1:$port/" --mode rate -r 500 -c 2 -t 1 --warmu
 check corrupt "$tmp/corrupt.json" 'd["mismatches"] > 0 and d["messages"] + d["mismatches"] >= 400'
 
 # Only loopback targets; bad options are usage errors.
-for bad in "ws://10.1.2.3:80/" "ws://example.com:80/" "wss://127.0.0.1:1/" "http://127.0.0.1:1/" "127.0.0.1:1"; do
+for bad in "ws://10.1.2.3:80/" "ws://example.com:80/" "wss://10.1.2.3:443/" "http://127.0.0.1:1/" "127.0.0.1:1"; do
   "$WSBAL_LOAD" --url "$bad" --mode echo > /dev/null 2>&1
   st=$?
   if [ "$st" -eq 2 ]; then ok; else fail "$bad: exit $st, want 2"; fi

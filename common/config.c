@@ -659,8 +659,7 @@ int wsb_config_check_tls(const struct wsb_config *cfg, struct wsb_config_errors 
                                       cfg->upstream.tls_client_cert, cfg->upstream.tls_client_key,
                                       err, sizeof(err));
     if (ctx == NULL) {
-      int k = cfg->upstream.tls_ca_file != NULL && strstr(err, "CA file") != NULL
-                  ? WSB_TLS_WHERE_CA
+      int k = cfg->upstream.tls_ca_file != NULL && strstr(err, "CA file") != NULL ? WSB_TLS_WHERE_CA
               : cfg->upstream.tls_client_cert != NULL ? WSB_TLS_WHERE_CLIENT
                                                       : WSB_TLS_WHERE_VERIFY;
       static const char *const names[] = {"tls_cert", "tls_ca_file", "tls_client_cert",

@@ -42,8 +42,8 @@ static int copy_string(char *out, size_t cap, const char *s, const char *what, c
 static int fill_tls(struct wsb_shm_tls *t, const struct wsb_config *cfg, char *err, size_t errlen) {
   t->min_version = cfg->listen.tls_min_version;
   t->verify = cfg->upstream.tls_verify;
-  int rc = join_list(t->cert, sizeof(t->cert), &cfg->listen.tls_cert, "[listen] tls_cert", err,
-                     errlen);
+  int rc =
+      join_list(t->cert, sizeof(t->cert), &cfg->listen.tls_cert, "[listen] tls_cert", err, errlen);
   if (rc == 0)
     rc = join_list(t->key, sizeof(t->key), &cfg->listen.tls_key, "[listen] tls_key", err, errlen);
   if (rc == 0)

@@ -57,26 +57,26 @@ uint64_t wsb_load_now_ns(void) {
 /* ---- options ---- */
 
 static void usage(FILE *out) {
-  fprintf(
-      out,
-      "usage: wsbal-load --url ws[s]://127.0.0.1:PORT/path --mode echo|rate|idle|connect [options]\n"
-      "  -c, --connections N   sessions (echo, rate: 50; idle: 100) or parallel loops\n"
-      "                        (connect: 32)\n"
-      "  -d, --depth D         echo: messages in flight per connection (default 1)\n"
-      "  -s, --size S          message size in bytes, k/m suffixes (default 64; at least\n"
-      "                        16 binary, 32 text)\n"
-      "  -t, --duration SEC    measured window (default 10, at most 600)\n"
-      "  -r, --rate R          rate: messages per second over all connections (required)\n"
-      "      --warmup SEC      load before the window, not measured (default 1; idle 0)\n"
-      "      --ping-interval SEC  idle: ping every session this often (default 0 = never)\n"
-      "      --binary, --text  message type (default binary)\n"
-      "      --watch LABEL:PID[,PID...]  report CPU time and PSS of these processes\n"
-      "                        before, at the start and at the end of the window\n"
-      "      --json-only       no human summary on stderr\n"
-      "      --self-test       check the histogram and payload code, then exit\n"
-      "  -h, --help            show this help\n"
-      "Prints one JSON line with the results on stdout. Loopback targets only.\n"
-      "Exit status: 0 clean run, 1 errors or mismatches were counted, 2 usage, 3 start-up.\n");
+  fprintf(out,
+          "usage: wsbal-load --url ws[s]://127.0.0.1:PORT/path --mode echo|rate|idle|connect "
+          "[options]\n"
+          "  -c, --connections N   sessions (echo, rate: 50; idle: 100) or parallel loops\n"
+          "                        (connect: 32)\n"
+          "  -d, --depth D         echo: messages in flight per connection (default 1)\n"
+          "  -s, --size S          message size in bytes, k/m suffixes (default 64; at least\n"
+          "                        16 binary, 32 text)\n"
+          "  -t, --duration SEC    measured window (default 10, at most 600)\n"
+          "  -r, --rate R          rate: messages per second over all connections (required)\n"
+          "      --warmup SEC      load before the window, not measured (default 1; idle 0)\n"
+          "      --ping-interval SEC  idle: ping every session this often (default 0 = never)\n"
+          "      --binary, --text  message type (default binary)\n"
+          "      --watch LABEL:PID[,PID...]  report CPU time and PSS of these processes\n"
+          "                        before, at the start and at the end of the window\n"
+          "      --json-only       no human summary on stderr\n"
+          "      --self-test       check the histogram and payload code, then exit\n"
+          "  -h, --help            show this help\n"
+          "Prints one JSON line with the results on stdout. Loopback targets only.\n"
+          "Exit status: 0 clean run, 1 errors or mismatches were counted, 2 usage, 3 start-up.\n");
 }
 
 static void usage_error(const char *msg, const char *arg) {

@@ -267,8 +267,8 @@ struct wsb_load_ctx {
   struct wsb_load_watch_sample watch_end;
   struct wsb_http_head head; /* for 101 answers that arrive in one read */
   uint8_t rbuf[65536];
-  SSL_CTX *ssl_ctx;      /* wss:// only */
-  uint8_t plain[65536];  /* what TLS decrypted from rbuf */
+  SSL_CTX *ssl_ctx;     /* wss:// only */
+  uint8_t plain[65536]; /* what TLS decrypted from rbuf */
 };
 
 uint64_t wsb_load_now_ns(void);

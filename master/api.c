@@ -934,8 +934,8 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
          "whether the session was resumed.");
   for (int sd = 0; sd < WSB_TLS_SIDES; sd++)
     for (int res = 0; res < 2; res++)
-      out(&t, "wsbal_tls_handshakes_total{side=\"%s\",resumed=\"%s\"} %" PRIu64 "\n",
-          tls_sides[sd], res ? "true" : "false", SUM(shm, tls_handshakes[sd][res]));
+      out(&t, "wsbal_tls_handshakes_total{side=\"%s\",resumed=\"%s\"} %" PRIu64 "\n", tls_sides[sd],
+          res ? "true" : "false", SUM(shm, tls_handshakes[sd][res]));
   family(&t, "wsbal_tls_handshake_errors_total", "counter",
          "Failed TLS handshakes, by side and reason.");
   for (int sd = 0; sd < WSB_TLS_SIDES; sd++)

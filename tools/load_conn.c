@@ -77,6 +77,29 @@ static uint8_t *out_reserve(struct wsb_load_conn *c, size_t n) {
 
 static void on_write_done(uv_write_t *req, int status);
 
+/* Writes what the kernel takes at once: how much, or -1 once the connection is aborted. */
+static ssize_t write_now(struct wsb_load_conn *c, uint8_t *p, size_t len) {
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (n == UV_EAGAIN)
+    return 0;
+  if (n < 0) {
+    wsb_load_conn_abort(c, ERR_IO);
+    return -1;
+  }
+  return n;
+}
+
+/* Queues the rest; p must stay untouched until on_write_done. */
+static void write_later(struct wsb_load_conn *c, uint8_t *p, size_t len) {
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
+  if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write_done) != 0) {
+    wsb_load_conn_abort(c, ERR_IO);
+    return;
+  }
+  c->writing = true;
+}
+
 /* wss: fill is encrypted at once; the ciphertext leaves through wbuf, one write at a time. */
 static void flush_tls(struct wsb_load_conn *c) {
   if (wsb_load_tls_encrypt(c) != 0) {
@@ -87,22 +110,11 @@ static void flush_tls(struct wsb_load_conn *c) {
     size_t len = wsb_load_tls_take(c, c->wbuf, c->cap);
     if (len == 0)
       return;
-    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == UV_EAGAIN)
-      n = 0;
-    if (n < 0) {
-      wsb_load_conn_abort(c, ERR_IO);
+    ssize_t n = write_now(c, c->wbuf, len);
+    if (n < 0)
       return;
-    }
-    if ((size_t)n == len)
-      continue;
-    b = uv_buf_init((char *)c->wbuf + n, (unsigned)(len - (size_t)n));
-    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write_done) != 0) {
-      wsb_load_conn_abort(c, ERR_IO);
-      return;
-    }
-    c->writing = true;
+    if ((size_t)n < len)
+      write_later(c, c->wbuf + n, len - (size_t)n);
   }
 }
 
@@ -115,14 +127,9 @@ void wsb_load_conn_flush(struct wsb_load_conn *c) {
   if (c->writing || c->fill_len == 0 || c->state == C_SHUT || c->state == C_IDLE ||
       c->state == C_CONNECTING)
     return;
-  uv_buf_t b = uv_buf_init((char *)c->fill, (unsigned)c->fill_len);
-  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-  if (n == UV_EAGAIN)
-    n = 0;
-  if (n < 0) {
-    wsb_load_conn_abort(c, ERR_IO);
+  ssize_t n = write_now(c, c->fill, c->fill_len);
+  if (n < 0)
     return;
-  }
   if ((size_t)n == c->fill_len) {
     c->fill_len = 0;
     return;
@@ -133,13 +140,7 @@ void wsb_load_conn_flush(struct wsb_load_conn *c) {
   c->fill = c->wbuf;
   c->wbuf = rest;
   c->fill_len = 0;
-  b = uv_buf_init((char *)rest + off, (unsigned)len);
-  int err = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write_done);
-  if (err != 0) {
-    wsb_load_conn_abort(c, ERR_IO);
-    return;
-  }
-  c->writing = true;
+  write_later(c, rest + off, len);
 }
 
 static void on_write_done(uv_write_t *req, int status) {

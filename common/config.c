@@ -463,7 +463,7 @@ static bool is_ws_url(const char *s) {
 
 /* One "URL" or "NAME=URL" item of WSBAL_BACKENDS. */
 static void env_backend(struct loader *ld, const char *entry, size_t namelen, const char *item) {
-  char name[WSB_NAME_MAX + 1];
+  char name[WSB_SECTION_NAME_MAX + 1];
   const char *url = item;
   if (is_ws_url(item)) {
     snprintf(name, sizeof(name), "env%u", ++ld->nunnamed);

@@ -9,7 +9,10 @@
 #include "log.h"
 #include "values.h"
 
-#define WSB_NAME_MAX 64        /* backend names, including "NAME#ADDR" forms */
+#define WSB_SECTION_NAME_MAX 64 /* [backend:NAME] names: 1 to 63 letters, digits, - _ . */
+/* Backend names in the table, including "NAME#ADDR" forms: a section name, '#', an IPv6
+   address with its scope. */
+#define WSB_NAME_MAX 128
 #define WSB_MAX_LISTEN 16      /* addresses in [listen] address */
 #define WSB_MAX_FAILOVER_CODES 32
 

@@ -107,7 +107,7 @@ static bool origin_valid(const char *s) {
 
 bool wsb_config_backend_name_valid(const char *name) {
   size_t n = strlen(name);
-  if (n == 0 || n >= WSB_NAME_MAX)
+  if (n == 0 || n >= WSB_SECTION_NAME_MAX)
     return false;
   for (; *name; name++)
     if (!(isalnum((unsigned char)*name) || *name == '-' || *name == '_' || *name == '.'))

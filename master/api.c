@@ -196,8 +196,10 @@ static void status(struct master *m, struct wsb_admin_reply *r) {
 static void backend_json(struct master *m, struct wsb_json *j, uint32_t slot) {
   const struct wsb_shm_backend *b = &m->table->backends[slot];
   const struct wsb_backend_config *bc = NULL;
+  char section[WSB_NAME_MAX];
+  wsb_addrs_section(b->name, section, sizeof(section)); /* NAME#ADDR: its section's URL */
   for (size_t i = 0; i < m->cfg->nbackends; i++)
-    if (strcmp(m->cfg->backends[i].name, b->name) == 0)
+    if (strcmp(m->cfg->backends[i].name, section) == 0)
       bc = &m->cfg->backends[i];
   wsb_json_object_begin(j);
   wsb_json_key(j, "name");
@@ -358,6 +360,12 @@ static void backend_delete(struct master *m, int slot, const struct wsb_admin_re
     return;
   }
   snprintf(name, sizeof(name), "%s", m->table->backends[slot].name);
+  if (strchr(name, '#') != NULL) {
+    /* The next lookup would bring it back: an address is disabled or drained, its section goes. */
+    wsb_admin_error(r, 409, "an address found by DNS discovery cannot be deleted: disable or "
+                            "drain it, or delete its section");
+    return;
+  }
   if (remove_backend(m, name, err, sizeof(err)) != 0) {
     wsb_admin_error(r, 500, err);
     return;
@@ -444,6 +452,33 @@ static void backend_add(struct master *m, const struct wsb_admin_request *req,
   r->status = 201;
 }
 
+/*
+ * A runtime change of weight (0: none) or enabled (-1: none), published as a
+ * new generation. A section's change reaches every address it has; a change
+ * to one discovered address (NAME#ADDR) is kept by discovery for as long as
+ * the address exists, since a section has no place for it.
+ */
+static int change(struct master *m, const char *name, unsigned weight, int enabled, char *err,
+                  size_t errlen) {
+  if (strchr(name, '#') != NULL) {
+    if (wsb_discovery_override(&m->disc, name, weight, enabled) != 0) {
+      snprintf(err, errlen, "out of memory");
+      return -ENOMEM;
+    }
+  } else {
+    for (size_t i = 0; i < m->cfg->nbackends; i++) {
+      if (strcmp(m->cfg->backends[i].name, name) != 0)
+        continue;
+      if (weight > 0)
+        m->cfg->backends[i].weight = weight;
+      if (enabled >= 0)
+        m->cfg->backends[i].enabled = enabled != 0;
+    }
+    wsb_discovery_forget(&m->disc, name); /* the section's word is the last */
+  }
+  return wsb_master_publish(m, err, errlen);
+}
+
 /* PATCH /api/v1/backends/{name}: weight and enabled. */
 static void backend_patch(struct master *m, int slot, const struct wsb_admin_request *req,
                           struct wsb_admin_reply *r) {
@@ -461,16 +496,9 @@ static void backend_patch(struct master *m, int slot, const struct wsb_admin_req
     return;
   char name[WSB_NAME_MAX];
   snprintf(name, sizeof(name), "%s", m->table->backends[slot].name);
-  for (size_t i = 0; i < m->cfg->nbackends; i++) {
-    if (strcmp(m->cfg->backends[i].name, name) != 0)
-      continue;
-    if (wrc == 0)
-      m->cfg->backends[i].weight = (unsigned)weight;
-    if (erc == 0)
-      m->cfg->backends[i].enabled = enabled;
-  }
   char err[512];
-  if (wsb_master_publish(m, err, sizeof(err)) != 0) {
+  if (change(m, name, wrc == 0 ? (unsigned)weight : 0, erc == 0 ? enabled : -1, err,
+             sizeof(err)) != 0) {
     wsb_admin_error(r, 500, err);
     return;
   }
@@ -484,16 +512,139 @@ static void backend_set_enabled(struct master *m, int slot, bool enabled,
   char name[WSB_NAME_MAX];
   /* A copy: publishing replaces the table the slot's name lives in. */
   snprintf(name, sizeof(name), "%s", m->table->backends[slot].name);
-  for (size_t i = 0; i < m->cfg->nbackends; i++)
-    if (strcmp(m->cfg->backends[i].name, name) == 0)
-      m->cfg->backends[i].enabled = enabled;
   char err[512];
-  if (wsb_master_publish(m, err, sizeof(err)) != 0) {
+  if (change(m, name, 0, enabled, err, sizeof(err)) != 0) {
     wsb_admin_error(r, 500, err);
     return;
   }
   wsb_log_info("admin: backend %s %s", name, enabled ? "enabled" : "disabled");
   backend_one(m, slot, r);
+}
+
+/* ---- a section that DNS discovery expanded into NAME#ADDR backends ---- */
+
+static bool section_of_addresses(struct master *m, const char *name) {
+  char sec[WSB_NAME_MAX];
+  for (uint32_t s = 0; s < m->table->nslots; s++) {
+    if (!m->table->backends[s].in_use || strchr(m->table->backends[s].name, '#') == NULL)
+      continue;
+    wsb_addrs_section(m->table->backends[s].name, sec, sizeof(sec));
+    if (strcmp(sec, name) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* The slots of a section's addresses, found before a change replaces the table. */
+static size_t section_slots(struct master *m, const char *name, int *slots) {
+  char sec[WSB_NAME_MAX];
+  size_t n = 0;
+  for (uint32_t s = 0; s < m->table->nslots; s++) {
+    if (!m->table->backends[s].in_use)
+      continue;
+    wsb_addrs_section(m->table->backends[s].name, sec, sizeof(sec));
+    if (strcmp(sec, name) == 0 && strchr(m->table->backends[s].name, '#') != NULL)
+      slots[n++] = (int)s;
+  }
+  return n;
+}
+
+static void section_list(struct master *m, const char *name, struct wsb_admin_reply *r) {
+  int slots[WSB_SHM_MAX_BACKENDS];
+  size_t n = section_slots(m, name, slots);
+  struct wsb_json j;
+  if (!json_begin(&j, r))
+    return;
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "backends");
+  wsb_json_array_begin(&j);
+  for (size_t i = 0; i < n; i++)
+    backend_json(m, &j, (uint32_t)slots[i]);
+  wsb_json_array_end(&j);
+  wsb_json_object_end(&j);
+  reply_json(r, 200, &j);
+}
+
+/*
+ * /api/v1/backends/NAME where NAME's host resolved to several addresses: the
+ * section stands for all of them. GET lists them; PATCH, enable, disable and
+ * drain change the section (and forget changes made to single addresses);
+ * DELETE removes the section, applying ?sessions= to every address.
+ */
+static void section_route(struct master *m, const char *name, const char *action,
+                          const struct wsb_admin_request *req, struct wsb_admin_reply *r) {
+  int slots[WSB_SHM_MAX_BACKENDS];
+  size_t n = section_slots(m, name, slots);
+  char err[512], mode[16] = "keep";
+  int rc = 0;
+  int type = -1; /* a command for the workers, per address */
+  if (action == NULL && req->method == HTTP_GET) {
+    section_list(m, name, r);
+    return;
+  } else if (action == NULL && req->method == HTTP_PATCH) {
+    static const char *const known[] = {"weight", "enabled", NULL};
+    struct wsb_json_token tokens[BODY_TOKENS];
+    struct wsb_json_doc doc;
+    if (!parse_body(req, &doc, tokens, known, r))
+      return;
+    uint64_t weight = 0;
+    bool enabled = false;
+    int wrc = wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "weight"), 1, 1000, &weight);
+    int erc = wsb_json_get_bool(&doc, wsb_json_member(&doc, 0, "enabled"), &enabled);
+    if (!field_ok(wrc, "weight", "an integer from 1 to 1000", true, r) ||
+        !field_ok(erc, "enabled", "true or false", true, r))
+      return;
+    rc = change(m, name, wrc == 0 ? (unsigned)weight : 0, erc == 0 ? enabled : -1, err,
+                sizeof(err));
+  } else if (action == NULL && req->method == HTTP_DELETE) {
+    if (req->query[0] && query_get(req->query, "sessions", mode, sizeof(mode)) &&
+        strcmp(mode, "keep") && strcmp(mode, "failover") && strcmp(mode, "close")) {
+      wsb_admin_error(r, 400, "sessions= takes keep, failover or close");
+      return;
+    }
+    rc = remove_backend(m, name, err, sizeof(err));
+    if (strcmp(mode, "keep") != 0)
+      type = strcmp(mode, "failover") == 0 ? WSB_CTL_FAILOVER_BACKEND : WSB_CTL_CLOSE_BACKEND;
+  } else if (action == NULL) {
+    method_not_allowed(r, "GET, PATCH, DELETE");
+    return;
+  } else if (strcmp(action, "/enable") && strcmp(action, "/disable") &&
+             strcmp(action, "/drain")) {
+    wsb_admin_error(r, 404, "no such path");
+    return;
+  } else if (req->method != HTTP_POST) {
+    method_not_allowed(r, "POST");
+    return;
+  } else {
+    rc = change(m, name, 0, strcmp(action, "/enable") == 0, err, sizeof(err));
+    if (strcmp(action, "/drain") == 0)
+      type = WSB_CTL_FAILOVER_BACKEND;
+  }
+  if (rc != 0) {
+    wsb_admin_error(r, 500, err);
+    return;
+  }
+  for (size_t i = 0; type >= 0 && i < n; i++) {
+    struct wsb_control_msg msg = {.type = (uint32_t)type, .len = sizeof(msg), .slot = slots[i]};
+    wsb_workers_send(&m->workers, -1, &msg);
+  }
+  wsb_log_info("admin: backend %s (%zu addresses) changed: %s%s", name, n,
+               action ? action + 1 : llhttp_method_name((llhttp_method_t)req->method),
+               action == NULL && req->method == HTTP_DELETE ? mode : "");
+  if (action == NULL && req->method == HTTP_DELETE) {
+    struct wsb_json j;
+    if (!json_begin(&j, r))
+      return;
+    wsb_json_object_begin(&j);
+    wsb_json_key(&j, "deleted");
+    wsb_json_cstring(&j, name);
+    wsb_json_key(&j, "sessions");
+    wsb_json_cstring(&j, mode);
+    wsb_json_object_end(&j);
+    reply_json(r, 200, &j);
+  } else {
+    section_list(m, name, r);
+  }
 }
 
 static void backends_route(struct master *m, const struct wsb_admin_request *req,
@@ -522,6 +673,10 @@ static void backends_route(struct master *m, const struct wsb_admin_request *req
   memcpy(name, rest + 1, len);
   name[len] = '\0';
   int slot = find_backend(m, name);
+  if (slot < 0 && section_of_addresses(m, name)) {
+    section_route(m, name, action, req, r);
+    return;
+  }
   if (slot < 0) {
     wsb_admin_error(r, 404, "no such backend");
     return;
@@ -1017,6 +1172,12 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
   out(&t, "wsbal_config_reloads_total{result=\"ok\"} %" PRIu64 "\n", atomic_load(&shm->reloads_ok));
   out(&t, "wsbal_config_reloads_total{result=\"error\"} %" PRIu64 "\n",
       atomic_load(&shm->reloads_error));
+  family(&t, "wsbal_resolves_total", "counter",
+         "Background lookups of backend host names (resolve_interval, reload), any result.");
+  out(&t, "wsbal_resolves_total %" PRIu64 "\n", m->disc.lookups);
+  family(&t, "wsbal_resolve_errors_total", "counter",
+         "Background lookups that failed; the backend kept its previous addresses.");
+  out(&t, "wsbal_resolve_errors_total %" PRIu64 "\n", m->disc.errors);
   family(&t, "wsbal_config_generation", "gauge", "Generation of the published backend table.");
   out(&t, "wsbal_config_generation %" PRIu64 "\n", wsb_shm_generation(shm));
   family(&t, "wsbal_build_info", "gauge", "The running version.");

@@ -50,6 +50,7 @@ static void close_handles(void *arg) {
   wsb_api_stop(m);
   wsb_admin_stop(&m->admin);
   wsb_health_stop(m->health);
+  wsb_discovery_close(&m->disc);
   for (size_t i = 0; i < NSIGNALS; i++)
     uv_close((uv_handle_t *)&m->signals[i], NULL);
   wsb_workers_close(&m->workers);
@@ -106,11 +107,12 @@ static bool same_listeners(const struct wsb_config *a, const struct wsb_config *
 /* Returns 0 once next is running, or an error with the running configuration untouched. */
 static int reload_apply(struct master *m, struct wsb_config_errors *errs) {
   struct wsb_config next;
+  struct wsb_addrs *next_addrs = NULL;
   struct wsb_shm_table *next_table = malloc(sizeof(*next_table));
   if (next_table == NULL)
     return -ENOMEM;
-  if (wsb_reload_prepare(m->path, m->workers_override, m->table, m->shm, &next, next_table,
-                         errs) != 0) {
+  if (wsb_reload_prepare(m->path, m->workers_override, m->table, m->shm, &m->disc, &next,
+                         next_table, &next_addrs, errs) != 0) {
     free(next_table);
     return WSB_ECONFIG;
   }
@@ -124,10 +126,16 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs) {
     if (rc != 0) {
       wsb_config_free(&next);
       free(next_table);
+      free(next_addrs);
       return rc;
     }
   }
   wsb_shm_publish(m->shm, next_table);
+  /* A reload starts from the file: admin changes to single addresses go like any other. */
+  wsb_discovery_forget(&m->disc, NULL);
+  if (wsb_discovery_commit(&m->disc, &next, next_addrs) != 0)
+    wsb_log_error("discovery: out of memory: the next lookups compare with older addresses");
+  free(next_addrs);
   free(m->table);
   m->table = next_table;
   wsb_config_free(m->cfg);
@@ -135,6 +143,10 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs) {
   wsb_health_sync(m->health, m->table, m->cfg);
   wsb_log_setup(m->cfg->wsbal.log_level, "master");
   m->workers.log_level = m->cfg->wsbal.log_level;
+  /* Known hosts kept their addresses above without a lookup; now every name is looked up again,
+     without blocking, and a change is published when the answers are in. */
+  wsb_discovery_start(&m->disc, &m->loop, m->cfg->upstream.resolve_interval_ms);
+  wsb_discovery_refresh(&m->disc);
   if (new_pool && wsb_workers_start(&m->workers, worker_count(m->cfg), fds,
                                     m->cfg->listen.naddress) == 0) {
     wsb_log_info("new listeners or worker count: %u new workers; the old ones drain",
@@ -163,20 +175,55 @@ int wsb_master_reload(struct master *m, struct wsb_config_errors *errs) {
   return rc;
 }
 
-int wsb_master_publish(struct master *m, char *err, size_t errlen) {
+/* Builds a table from m->cfg and the addresses of its sections (looking new hosts up now, blocking)
+   with the admin changes to single addresses, and publishes it. prev is NULL at start-up. */
+static int build_and_publish(struct master *m, const struct wsb_shm_table *prev, char *err,
+                             size_t errlen) {
+  struct wsb_addrs *addrs = NULL;
   struct wsb_shm_table *next = malloc(sizeof(*next));
-  if (next == NULL)
-    return -ENOMEM;
-  int rc = wsb_shm_table_build(next, m->cfg, m->table, m->shm, err, errlen);
+  int rc = next == NULL ? -ENOMEM : wsb_discovery_lookup(&m->disc, m->cfg, &addrs, err, errlen);
+  if (rc == 0)
+    rc = wsb_shm_table_build(next, m->cfg, addrs, prev, prev ? m->shm : NULL, err, errlen);
+  /* One set of ticket keys for every worker (a session resumes whichever worker accepts it),
+     made at start-up; later tables copy them from prev. */
+  if (rc == 0 && prev == NULL &&
+      RAND_bytes(next->settings.tls.ticket_key, sizeof(next->settings.tls.ticket_key)) != 1) {
+    snprintf(err, errlen, "cannot make TLS session ticket keys");
+    rc = -EIO;
+  }
+  if (rc == 0)
+    rc = wsb_discovery_commit(&m->disc, m->cfg, addrs);
+  free(addrs);
   if (rc != 0) {
+    if (rc == -ENOMEM)
+      snprintf(err, errlen, "out of memory");
     free(next);
     return rc;
   }
+  wsb_discovery_apply(&m->disc, next);
   wsb_shm_publish(m->shm, next);
   free(m->table);
   m->table = next;
-  wsb_health_sync(m->health, m->table, m->cfg);
+  if (m->health != NULL) /* NULL at start-up: the checks start with the loop */
+    wsb_health_sync(m->health, m->table, m->cfg);
   return 0;
+}
+
+int wsb_master_publish(struct master *m, char *err, size_t errlen) {
+  return build_and_publish(m, m->table, err, errlen);
+}
+
+/* A discovery round found other addresses: they replace the old ones like a reload would. */
+static int on_discovered(void *arg) {
+  struct master *m = arg;
+  char err[512];
+  int rc = wsb_master_publish(m, err, sizeof(err));
+  if (rc != 0)
+    wsb_log_error("discovery: the new addresses are not published: %s", err);
+  else
+    wsb_log_info("discovery: published generation %llu",
+                 (unsigned long long)wsb_shm_generation(m->shm));
+  return rc;
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -242,23 +289,12 @@ static int start(struct master *m, int **fds) {
     wsb_log_error("%s", why);
     return rc;
   }
-  m->table = malloc(sizeof(*m->table));
-  if (m->table == NULL)
-    return -ENOMEM;
+  /* Start-up looks every host up, blocking: a name that does not resolve stops it, FILE:LINE. */
   char err[512];
-  rc = wsb_shm_table_build(m->table, m->cfg, NULL, NULL, err, sizeof(err));
-  if (rc != 0) {
+  rc = build_and_publish(m, NULL, err, sizeof(err));
+  if (rc != 0)
     wsb_log_error("%s", err);
-    return rc;
-  }
-  /* One set of ticket keys for every worker: a session resumes whichever worker accepts it. */
-  if (RAND_bytes(m->table->settings.tls.ticket_key, sizeof(m->table->settings.tls.ticket_key)) !=
-      1) {
-    wsb_log_error("cannot make TLS session ticket keys");
-    return -EIO;
-  }
-  wsb_shm_publish(m->shm, m->table);
-  return 0;
+  return rc;
 }
 
 int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_override) {
@@ -280,6 +316,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
     wsb_shm_destroy(m.shm);
     free(m.workers.procs);
     free(m.table);
+    wsb_discovery_free(&m.disc);
     return EXIT_STARTUP;
   }
   if (uv_loop_init(&m.loop) != 0)
@@ -297,6 +334,9 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   if (m.health == NULL)
     wsb_fatal(EXIT_STARTUP, "out of memory");
   wsb_health_sync(m.health, m.table, m.cfg);
+  m.disc.on_change = on_discovered;
+  m.disc.arg = &m;
+  wsb_discovery_start(&m.disc, &m.loop, cfg->upstream.resolve_interval_ms);
   wsb_workers_init(&m.workers, &m.loop, m.shm);
   m.workers.log_level = cfg->wsbal.log_level;
   m.workers.in_child = forget_master_in_child;
@@ -324,5 +364,6 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   free(m.workers.procs);
   free(m.workers.rbuf);
   free(m.table);
+  wsb_discovery_free(&m.disc);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include "admin.h"
 #include "config.h"
 #include "health.h"
+#include "discovery.h"
 #include "shm.h"
 #include "workers.h"
 
@@ -19,6 +20,7 @@ struct master {
   int workers_override;         /* -w, or -1 */
   struct wsb_shm_table *table;  /* what was last published, for slots kept by name */
   struct wsb_shm *shm;
+  struct wsb_discovery disc;    /* the addresses m->table was built from */
   struct wsb_workers workers;
   struct wsb_health *health;    /* health checks and load reports of the backends */
   uv_signal_t signals[5];
@@ -35,7 +37,8 @@ struct master {
 /* Reloads the file; error lines go to errs when it is not NULL. Returns 0 or an error. */
 int wsb_master_reload(struct master *m, struct wsb_config_errors *errs);
 
-/* Publishes a table rebuilt from m->cfg after a runtime change (admin API). Returns 0 or an error. */
+/* Publishes a table rebuilt from m->cfg after a runtime change (admin API, discovery): a section
+   that is new looks its host up now. Returns 0 or an error. */
 int wsb_master_publish(struct master *m, char *err, size_t errlen);
 
 /* A chunk of a session list from a worker (api.c). */

@@ -22,8 +22,9 @@ static void add_error(struct wsb_config_errors *errs, const char *line) {
 }
 
 int wsb_reload_prepare(const char *path, int workers_override, const struct wsb_shm_table *table,
-                       const struct wsb_shm *shm, struct wsb_config *next,
-                       struct wsb_shm_table *next_table, struct wsb_config_errors *errs) {
+                       const struct wsb_shm *shm, const struct wsb_discovery *d,
+                       struct wsb_config *next, struct wsb_shm_table *next_table,
+                       struct wsb_addrs **next_addrs, struct wsb_config_errors *errs) {
   struct wsb_config_errors found = {0};
   int rc = wsb_config_load(next, path, environ, &found);
   if (rc == 0)
@@ -41,7 +42,14 @@ int wsb_reload_prepare(const char *path, int workers_override, const struct wsb_
     next->wsbal.workers = (unsigned)workers_override;
 
   char err[512];
-  rc = wsb_shm_table_build(next_table, next, table, shm, err, sizeof(err));
+  rc = wsb_discovery_lookup(d, next, next_addrs, err, sizeof(err));
+  if (rc == 0) {
+    rc = wsb_shm_table_build(next_table, next, *next_addrs, table, shm, err, sizeof(err));
+    if (rc != 0) {
+      free(*next_addrs);
+      *next_addrs = NULL;
+    }
+  }
   if (rc != 0) {
     wsb_log_error("reload: %s", err);
     add_error(errs, err);

@@ -3,17 +3,20 @@
 #define WSB_RELOAD_H
 
 #include "config.h"
+#include "discovery.h"
 #include "shm.h"
 
 /*
  * Loads path (with the environment and the -w override, workers_override
  * < 0 for none) into next and builds next_table from it, keeping the backend
- * slots of the running table. Logs every problem, and adds it to errs when
- * errs is not NULL. Returns 0, or WSB_ECONFIG
- * with next freed.
+ * slots of the running table. Sections whose host and port d knows keep their
+ * addresses; new hosts are looked up now (blocking), and *next_addrs gets
+ * every section's addresses (malloc'd). Logs every problem, and adds it to
+ * errs when errs is not NULL. Returns 0, or WSB_ECONFIG with next freed.
  */
 int wsb_reload_prepare(const char *path, int workers_override, const struct wsb_shm_table *table,
-                       const struct wsb_shm *shm, struct wsb_config *next,
-                       struct wsb_shm_table *next_table, struct wsb_config_errors *errs);
+                       const struct wsb_shm *shm, const struct wsb_discovery *d,
+                       struct wsb_config *next, struct wsb_shm_table *next_table,
+                       struct wsb_addrs **next_addrs, struct wsb_config_errors *errs);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "addrs.h"
 #include "config.h"
 
 #define WSB_SHM_MAX_BACKENDS 256
@@ -266,13 +267,16 @@ static inline void wsb_shm_sub(_Atomic uint64_t *counter, uint64_t n) {
 }
 
 /*
- * Builds a table from a configuration, keeping each backend in the slot its
- * name has in prev (NULL at start-up), and never reusing the slot of a
- * removed backend that still has live sessions in shm; resolves backend
- * hosts. Returns 0, or a negative code with a message in err naming the backend.
+ * Builds a table from a configuration and the addresses each of its backends
+ * resolved to (addrs[i] for cfg->backends[i]; the master resolves, this never
+ * does): one backend per address, named NAME for a single address and
+ * NAME#ADDR for several. Keeps each backend in the slot its name has in prev
+ * (NULL at start-up), and never reuses the slot of a removed backend that
+ * still has live sessions in shm. Returns 0, or a negative code with a message
+ * in err naming the backend.
  */
 int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
-                        const struct wsb_shm_table *prev, const struct wsb_shm *shm, char *err,
-                        size_t errlen);
+                        const struct wsb_addrs *addrs, const struct wsb_shm_table *prev,
+                        const struct wsb_shm *shm, char *err, size_t errlen);
 
 #endif

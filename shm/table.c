@@ -2,7 +2,6 @@
 #include "shm.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -107,24 +106,6 @@ static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cf
   return rc;
 }
 
-/* Resolves a backend's host once, here in the master, so workers connect without lookups. */
-static int resolve(struct wsb_shm_backend *b, char *err, size_t errlen) {
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-  struct addrinfo *res = NULL;
-  char port[8];
-  snprintf(port, sizeof(port), "%u", (unsigned)b->url.port);
-  int rc = getaddrinfo(b->url.host, port, &hints, &res);
-  if (rc != 0) {
-    snprintf(err, errlen, "backend %s: cannot resolve %s: %s", b->name, b->url.host,
-             gai_strerror(rc));
-    return -EHOSTUNREACH;
-  }
-  memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
-  b->addr_len = res->ai_addrlen;
-  freeaddrinfo(res);
-  return 0;
-}
-
 static int find_slot(const struct wsb_shm_table *t, const char *name) {
   for (uint32_t i = 0; i < t->nslots; i++)
     if (t->backends[i].in_use && strcmp(t->backends[i].name, name) == 0)
@@ -132,9 +113,47 @@ static int find_slot(const struct wsb_shm_table *t, const char *name) {
   return -1;
 }
 
+/* One backend of the table to be: an address of a section, under its final name. */
+struct entry {
+  char name[WSB_NAME_MAX];
+  size_t section;
+  size_t addr;
+  int slot;
+};
+
+/* Every section's addresses become backends: one named NAME, or NAME#ADDR for each address. */
+static int expand(struct entry *out, size_t *n, const struct wsb_config *cfg,
+                  const struct wsb_addrs *addrs, char *err, size_t errlen) {
+  *n = 0;
+  for (size_t i = 0; i < cfg->nbackends; i++) {
+    if (addrs[i].n == 0) {
+      snprintf(err, errlen, "backend %s: no address for %s", cfg->backends[i].name,
+               cfg->backends[i].url.host);
+      return -EHOSTUNREACH;
+    }
+    for (size_t a = 0; a < addrs[i].n; a++) {
+      if (*n == WSB_SHM_MAX_BACKENDS) {
+        snprintf(err, errlen, "backend %s: more than %d backends with every address counted",
+                 cfg->backends[i].name, WSB_SHM_MAX_BACKENDS);
+        return -E2BIG;
+      }
+      struct entry *e = &out[(*n)++];
+      e->section = i;
+      e->addr = a;
+      if (wsb_addrs_backend_name(cfg->backends[i].name, &addrs[i], a, e->name,
+                                 sizeof(e->name)) != 0) {
+        snprintf(err, errlen, "backend %s: a name for one of its addresses is too long",
+                 cfg->backends[i].name);
+        return -ENAMETOOLONG;
+      }
+    }
+  }
+  return 0;
+}
+
 int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
-                        const struct wsb_shm_table *prev, const struct wsb_shm *shm, char *err,
-                        size_t errlen) {
+                        const struct wsb_addrs *addrs, const struct wsb_shm_table *prev,
+                        const struct wsb_shm *shm, char *err, size_t errlen) {
   memset(t, 0, sizeof(*t));
   int rc = fill_settings(&t->settings, cfg, err, errlen);
   if (rc != 0)
@@ -145,50 +164,51 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
     memcpy(t->settings.tls.ticket_key, prev->settings.tls.ticket_key,
            sizeof(t->settings.tls.ticket_key));
   }
-  if (cfg->nbackends > WSB_SHM_MAX_BACKENDS) {
-    snprintf(err, errlen, "%zu backends; at most %d are supported", cfg->nbackends,
-             WSB_SHM_MAX_BACKENDS);
-    return -E2BIG;
-  }
+  struct entry entries[WSB_SHM_MAX_BACKENDS]; /* about 37 KiB: the master's stack has room */
+  size_t n;
+  rc = expand(entries, &n, cfg, addrs, err, errlen);
+  if (rc != 0)
+    return rc;
   bool taken[WSB_SHM_MAX_BACKENDS] = {false};
-  int slot_of[WSB_SHM_MAX_BACKENDS];
   /* First the backends that keep their slot, then new ones into the lowest free slots. */
-  for (size_t i = 0; i < cfg->nbackends; i++) {
-    slot_of[i] = prev != NULL ? find_slot(prev, cfg->backends[i].name) : -1;
-    if (slot_of[i] >= 0)
-      taken[slot_of[i]] = true;
+  for (size_t i = 0; i < n; i++) {
+    entries[i].slot = prev != NULL ? find_slot(prev, entries[i].name) : -1;
+    if (entries[i].slot >= 0)
+      taken[entries[i].slot] = true;
   }
   /* A removed backend's slot waits for its last session: its count must not land on another. */
   for (uint32_t slot = 0; prev != NULL && shm != NULL && slot < prev->nslots; slot++)
     if (prev->backends[slot].in_use && wsb_shm_backend_live(shm, slot) > 0)
       taken[slot] = true;
   uint32_t next_free = 0;
-  for (size_t i = 0; i < cfg->nbackends; i++) {
-    if (slot_of[i] < 0) {
+  for (size_t i = 0; i < n; i++) {
+    struct entry *e = &entries[i];
+    if (e->slot < 0) {
       while (next_free < WSB_SHM_MAX_BACKENDS && taken[next_free])
         next_free++;
       if (next_free == WSB_SHM_MAX_BACKENDS) {
         snprintf(err, errlen, "backend %s: all %d slots hold backends or their last sessions",
-                 cfg->backends[i].name, WSB_SHM_MAX_BACKENDS);
+                 e->name, WSB_SHM_MAX_BACKENDS);
         return -E2BIG;
       }
-      slot_of[i] = (int)next_free;
+      e->slot = (int)next_free;
       taken[next_free] = true;
     }
-    const struct wsb_backend_config *bc = &cfg->backends[i];
-    struct wsb_shm_backend *b = &t->backends[slot_of[i]];
-    snprintf(b->name, sizeof(b->name), "%s", bc->name);
+    const struct wsb_backend_config *bc = &cfg->backends[e->section];
+    const union wsb_addr *addr = &addrs[e->section].a[e->addr];
+    struct wsb_shm_backend *b = &t->backends[e->slot];
+    memcpy(b->name, e->name, sizeof(b->name)); /* both WSB_NAME_MAX, NUL-terminated */
     b->url = bc->url;
+    memset(&b->addr, 0, sizeof(b->addr));
+    memcpy(&b->addr, addr, wsb_addr_len(addr));
+    b->addr_len = wsb_addr_len(addr);
     b->weight = bc->weight;
     b->max_sessions = bc->max_sessions;
     b->enabled = bc->enabled;
     b->backup = bc->backup;
     b->in_use = true;
-    rc = resolve(b, err, errlen);
-    if (rc != 0)
-      return rc;
-    if ((uint32_t)slot_of[i] + 1 > t->nslots)
-      t->nslots = (uint32_t)slot_of[i] + 1;
+    if ((uint32_t)e->slot + 1 > t->nslots)
+      t->nslots = (uint32_t)e->slot + 1;
   }
   return 0;
 }

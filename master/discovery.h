@@ -1,0 +1,82 @@
+/* DNS discovery: the addresses of each backend section, looked up again every resolve_interval. */
+#ifndef WSB_DISCOVERY_H
+#define WSB_DISCOVERY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "addrs.h"
+#include "config.h"
+#include "shm.h"
+
+/* The addresses one section's host had when the published table was built. */
+struct wsb_known {
+  char name[WSB_NAME_MAX];
+  char host[WSB_HOST_MAX];
+  uint16_t port;
+  struct wsb_addrs addrs;
+};
+
+/* An admin change to one address's backend (NAME#ADDR): kept until the address goes or a reload. */
+struct wsb_override {
+  char name[WSB_NAME_MAX];
+  unsigned weight;  /* 0 = the section's */
+  int enabled;      /* -1 = the section's */
+};
+
+struct wsb_discovery {
+  uv_loop_t *loop;
+  uv_timer_t timer;
+  bool timer_open;
+  struct wsb_known *known;
+  size_t nknown;
+  struct wsb_override *overrides;
+  size_t noverrides;
+  struct lookup *lookups_running;  /* the round in progress */
+  unsigned pending;
+  bool again;    /* a round was asked for while one ran */
+  bool changed;  /* some section's addresses changed and are not published yet */
+  bool closing;
+  uint64_t lookups;  /* background lookups finished: wsbal_resolves_total */
+  uint64_t errors;   /* of which failed: wsbal_resolve_errors_total */
+  uint64_t rounds;   /* rounds finished */
+  /* Publishes a table built from the known addresses; 0 or an error (then retried next round). */
+  int (*on_change)(void *arg);
+  void *arg;
+};
+
+/*
+ * The addresses of each of cfg's backends, in its order (*out is malloc'd):
+ * a section whose name, host and port are known reuses its addresses, any other
+ * is looked up now, blocking (start-up, reload, admin add). Returns 0, or an
+ * error with "FILE:LINE: backend NAME: cannot resolve HOST: why" in err.
+ */
+int wsb_discovery_lookup(const struct wsb_discovery *d, const struct wsb_config *cfg,
+                         struct wsb_addrs **out, char *err, size_t errlen);
+
+/* A table built from cfg and addrs was published: they become what rounds compare to. */
+int wsb_discovery_commit(struct wsb_discovery *d, const struct wsb_config *cfg,
+                         const struct wsb_addrs *addrs);
+
+/* Starts the timer in loop (0 = never again; only reloads refresh). */
+void wsb_discovery_start(struct wsb_discovery *d, uv_loop_t *loop, uint64_t interval_ms);
+
+/* Looks every host name up again now, without blocking (uv_getaddrinfo). */
+void wsb_discovery_refresh(struct wsb_discovery *d);
+
+/* Cancels lookups and closes the timer; a running round's answers are dropped. */
+void wsb_discovery_close(struct wsb_discovery *d);
+void wsb_discovery_free(struct wsb_discovery *d);
+
+/* Records an admin change to one NAME#ADDR backend (weight 0 / enabled -1: unchanged). */
+int wsb_discovery_override(struct wsb_discovery *d, const char *name, unsigned weight,
+                           int enabled);
+
+/* Forgets the changes to section's addresses (NULL: every change). */
+void wsb_discovery_forget(struct wsb_discovery *d, const char *section);
+
+/* Applies the admin changes to a table about to be published; forgets those of gone addresses. */
+void wsb_discovery_apply(struct wsb_discovery *d, struct wsb_shm_table *t);
+
+#endif

@@ -195,7 +195,7 @@ class Wsbal(Process):
     """wsbal with a generated configuration, listening on a fresh port of 127.0.0.1."""
 
     def __init__(self, backends, workers=2, sections=None, extra_env=None, log_level="info",
-                 expect_start=True):
+                 expect_start=True, wrapper=None):
         self.port = free_port()
         self.workers = workers
         self.log_level = log_level
@@ -204,7 +204,8 @@ class Wsbal(Process):
         self.write_config(backends, sections)
         env = {k: v for k, v in os.environ.items() if not k.startswith("WSBAL_")}
         env.update(extra_env or {})
-        super().__init__([WSBAL, "-c", self.config], env=env)
+        # wrapper: a command line that ends by exec'ing its arguments (test_discovery's namespace).
+        super().__init__((wrapper or []) + [WSBAL, "-c", self.config], env=env)
         self.url = f"ws://127.0.0.1:{self.port}"
         if expect_start and self.wait_line(r"listening on") is None:
             self.stop()

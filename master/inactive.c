@@ -20,8 +20,6 @@ void wsb_warn_inactive_keys(const struct wsb_config *cfg) {
                                                sizeof(d.upstream.failover_codes)) != 0},
       {"[upstream] max_failovers", cfg->upstream.max_failovers != d.upstream.max_failovers},
       {"[upstream] failover_buffer", cfg->upstream.failover_buffer != d.upstream.failover_buffer},
-      {"[upstream] resolve_interval",
-       cfg->upstream.resolve_interval_ms != d.upstream.resolve_interval_ms},
   };
   for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
     if (keys[i].set)

@@ -1,0 +1,140 @@
+/* Unit tests for shm/table.c: a section's addresses become backends, and a new answer keeps,
+   adds and removes them by name like a reload, holding a gone address's slot while it has sessions. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "run_suite.h"
+#include "shm.h"
+
+static void add(struct wsb_addrs *s, const char *text) {
+  union wsb_addr a = {0};
+  if (strchr(text, ':') != NULL) {
+    a.in6.sin6_family = AF_INET6;
+    a.in6.sin6_port = htons(8080);
+    ck_assert_int_eq(inet_pton(AF_INET6, text, &a.in6.sin6_addr), 1);
+  } else {
+    a.in.sin_family = AF_INET;
+    a.in.sin_port = htons(8080);
+    ck_assert_int_eq(inet_pton(AF_INET, text, &a.in.sin_addr), 1);
+  }
+  ck_assert_int_eq(wsb_addrs_add(s, &a.sa, wsb_addr_len(&a)), 1);
+}
+
+/* A configuration of sections "web" (weight 5, backup) and "lit". */
+static void config(struct wsb_config *cfg) {
+  wsb_config_defaults(cfg);
+  cfg->backends = calloc(2, sizeof(*cfg->backends));
+  ck_assert_ptr_nonnull(cfg->backends);
+  cfg->nbackends = 2;
+  const char *const names[] = {"web", "lit"};
+  const char *const urls[] = {"ws://svc.example:8080/p", "ws://10.9.9.9:8080"};
+  for (int i = 0; i < 2; i++) {
+    struct wsb_backend_config *b = &cfg->backends[i];
+    strcpy(b->name, names[i]);
+    ck_assert_int_eq(wsb_parse_url(urls[i], &b->url), 0);
+    b->weight = i == 0 ? 5 : 1;
+    b->enabled = true;
+    b->backup = i == 0;
+  }
+}
+
+static int slot_of(const struct wsb_shm_table *t, const char *name) {
+  for (uint32_t s = 0; s < t->nslots; s++)
+    if (t->backends[s].in_use && strcmp(t->backends[s].name, name) == 0)
+      return (int)s;
+  return -1;
+}
+
+static unsigned in_use(const struct wsb_shm_table *t) {
+  unsigned n = 0;
+  for (uint32_t s = 0; s < t->nslots; s++)
+    n += t->backends[s].in_use;
+  return n;
+}
+
+START_TEST(test_expand_and_follow) {
+  struct wsb_config cfg;
+  config(&cfg);
+  struct wsb_shm *shm = wsb_shm_create(1);
+  ck_assert_ptr_nonnull(shm);
+  struct wsb_shm_table *t1 = malloc(sizeof(*t1)), *t2 = malloc(sizeof(*t2)),
+                       *t3 = malloc(sizeof(*t3));
+  ck_assert(t1 && t2 && t3);
+  struct wsb_addrs addrs[2] = {0};
+  add(&addrs[0], "10.0.0.2");
+  add(&addrs[0], "10.0.0.1");
+  add(&addrs[0], "fd00::1");
+  add(&addrs[1], "10.9.9.9");
+  char err[256] = "";
+  ck_assert_int_eq(wsb_shm_table_build(t1, &cfg, addrs, NULL, NULL, err, sizeof(err)), 0);
+  ck_assert_uint_eq(in_use(t1), 4);
+  int a1 = slot_of(t1, "web#10.0.0.1"), a2 = slot_of(t1, "web#10.0.0.2"),
+      a6 = slot_of(t1, "web#fd00::1"), lit = slot_of(t1, "lit");
+  ck_assert(a1 >= 0 && a2 >= 0 && a6 >= 0 && lit >= 0);
+  const struct wsb_shm_backend *b = &t1->backends[a6];
+  ck_assert_uint_eq(b->weight, 5); /* the section's settings, on every address */
+  ck_assert(b->backup && b->enabled);
+  ck_assert_str_eq(b->url.path, "/p");
+  ck_assert_int_eq(b->addr.ss_family, AF_INET6);
+  ck_assert_uint_eq(b->addr_len, sizeof(struct sockaddr_in6));
+  ck_assert_uint_eq(ntohs(((const struct sockaddr_in6 *)&b->addr)->sin6_port), 8080);
+
+  /* fd00::1 goes while a session lives on it, 10.0.0.3 comes. */
+  wsb_shm_slot_used(shm, 0);
+  wsb_shm_add(&shm->workers[0].sessions[a6], 1);
+  struct wsb_addrs next[2] = {addrs[0], addrs[1]};
+  next[0].n = 0;
+  add(&next[0], "10.0.0.1");
+  add(&next[0], "10.0.0.2");
+  add(&next[0], "10.0.0.3");
+  ck_assert_int_eq(wsb_shm_table_build(t2, &cfg, next, t1, shm, err, sizeof(err)), 0);
+  ck_assert_uint_eq(in_use(t2), 4);
+  ck_assert_int_eq(slot_of(t2, "web#10.0.0.1"), a1); /* kept addresses keep their slots */
+  ck_assert_int_eq(slot_of(t2, "web#10.0.0.2"), a2);
+  ck_assert_int_eq(slot_of(t2, "lit"), lit);
+  ck_assert_int_eq(slot_of(t2, "web#fd00::1"), -1);
+  int a3 = slot_of(t2, "web#10.0.0.3");
+  ck_assert(a3 >= 0 && a3 != a6); /* the gone address's slot is held for its session */
+
+  /* Its session ends; down to one address: the backend is named after its section again. */
+  wsb_shm_sub(&shm->workers[0].sessions[a6], 1);
+  next[0].n = 0;
+  add(&next[0], "10.0.0.3");
+  ck_assert_int_eq(wsb_shm_table_build(t3, &cfg, next, t2, shm, err, sizeof(err)), 0);
+  ck_assert_uint_eq(in_use(t3), 2);
+  ck_assert_int_ge(slot_of(t3, "web"), 0);
+  ck_assert_int_eq(slot_of(t3, "web#10.0.0.3"), -1);
+
+  /* No address is an error naming the backend; more than 256 backends in all too. */
+  next[0].n = 0;
+  ck_assert_int_lt(wsb_shm_table_build(t3, &cfg, next, t2, shm, err, sizeof(err)), 0);
+  ck_assert_ptr_nonnull(strstr(err, "backend web"));
+  struct wsb_addrs *many = calloc(2, sizeof(*many));
+  ck_assert_ptr_nonnull(many);
+  for (int i = 0; i < WSB_ADDRS_MAX; i++) {
+    char text[32];
+    snprintf(text, sizeof(text), "10.1.0.%d", i);
+    add(&many[0], text);
+  }
+  many[1] = addrs[1];
+  ck_assert_int_eq(wsb_shm_table_build(t3, &cfg, many, NULL, NULL, err, sizeof(err)), 0);
+  ck_assert_uint_eq(in_use(t3), WSB_ADDRS_MAX + 1);
+  free(many);
+  free(t1);
+  free(t2);
+  free(t3);
+  wsb_shm_destroy(shm);
+  wsb_config_free(&cfg);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("table");
+  TCase *tc = tcase_create("table");
+  tcase_add_test(tc, test_expand_and_follow);
+  suite_add_tcase(s, tc);
+  return wsb_run_suite(s);
+}

@@ -228,6 +228,18 @@ def test_discovery():
         c.eq("a reload restores the file's weight", [1, 1, 1],
              [x["weight"] for x in api(ap, "GET", "/api/v1/backends/web")[1]["backends"]])
 
+        # Drain one address: it is disabled and its sessions move to the other addresses.
+        c.true("the address to drain holds sessions",
+               api(ap, "GET", "/api/v1/backends/web%23127.0.0.2")[1]["sessions"] > 0)
+        st, b = api(ap, "POST", "/api/v1/backends/web%23127.0.0.2/drain")
+        c.eq("drain one address", (202, "draining"), (st, b.get("status")))
+        c.true("its sessions leave it",
+               wait_for(lambda: api(ap, "GET", "/api/v1/backends/web%23127.0.0.2")[1]["sessions"]
+                        == 0), lb.output()[-2000:])
+        c.true("and keep echoing", all(echoes(cl, "drained") for cl, _ in held))
+        c.eq("only that address is disabled", [True, False, True],
+             [x["enabled"] for x in api(ap, "GET", "/api/v1/backends/web")[1]["backends"]])
+
         st, b = api(ap, "DELETE", "/api/v1/backends/web?sessions=keep")
         c.eq("DELETE of the section removes every address", (200, ["lit"]),
              (st, names(ap)))

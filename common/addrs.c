@@ -1,4 +1,5 @@
-/* Resolved backend addresses as a sorted set, so two lookups compare and name their backends alike. */
+/* Resolved backend addresses as a sorted set, so two lookups compare and name their backends alike.
+ */
 #include "addrs.h"
 
 #include <arpa/inet.h>

@@ -1,4 +1,5 @@
-/* The addresses a backend's host name resolved to, their order, and the NAME#ADDR names they get. */
+/* The addresses a backend's host name resolved to, their order, and the NAME#ADDR names they get.
+ */
 #ifndef WSB_ADDRS_H
 #define WSB_ADDRS_H
 

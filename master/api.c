@@ -594,8 +594,8 @@ static void section_route(struct master *m, const char *name, const char *action
     if (!field_ok(wrc, "weight", "an integer from 1 to 1000", true, r) ||
         !field_ok(erc, "enabled", "true or false", true, r))
       return;
-    rc = change(m, name, wrc == 0 ? (unsigned)weight : 0, erc == 0 ? enabled : -1, err,
-                sizeof(err));
+    rc =
+        change(m, name, wrc == 0 ? (unsigned)weight : 0, erc == 0 ? enabled : -1, err, sizeof(err));
   } else if (action == NULL && req->method == HTTP_DELETE) {
     if (req->query[0] && query_get(req->query, "sessions", mode, sizeof(mode)) &&
         strcmp(mode, "keep") && strcmp(mode, "failover") && strcmp(mode, "close")) {
@@ -608,8 +608,7 @@ static void section_route(struct master *m, const char *name, const char *action
   } else if (action == NULL) {
     method_not_allowed(r, "GET, PATCH, DELETE");
     return;
-  } else if (strcmp(action, "/enable") && strcmp(action, "/disable") &&
-             strcmp(action, "/drain")) {
+  } else if (strcmp(action, "/enable") && strcmp(action, "/disable") && strcmp(action, "/drain")) {
     wsb_admin_error(r, 404, "no such path");
     return;
   } else if (req->method != HTTP_POST) {

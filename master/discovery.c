@@ -156,8 +156,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
       struct wsb_addrs next;
       size_t dropped = wsb_addrs_from_addrinfo(&next, res);
       if (dropped > 0)
-        wsb_log_warn("discovery: backend %s: %s has more than %d addresses: %zu ignored",
-                     l->name, l->host, WSB_ADDRS_MAX, dropped);
+        wsb_log_warn("discovery: backend %s: %s has more than %d addresses: %zu ignored", l->name,
+                     l->host, WSB_ADDRS_MAX, dropped);
       if (next.n > 0 && !wsb_addrs_equal(&next, &k->addrs)) {
         char diff[512], text[512];
         wsb_addrs_diff(&k->addrs, &next, diff, sizeof(diff));
@@ -216,7 +216,9 @@ void wsb_discovery_refresh(struct wsb_discovery *d) {
     round_done(d);
 }
 
-static void on_timer(uv_timer_t *t) { wsb_discovery_refresh(t->data); }
+static void on_timer(uv_timer_t *t) {
+  wsb_discovery_refresh(t->data);
+}
 
 void wsb_discovery_start(struct wsb_discovery *d, uv_loop_t *loop, uint64_t interval_ms) {
   if (d->closing)
@@ -257,8 +259,7 @@ int wsb_discovery_override(struct wsb_discovery *d, const char *name, unsigned w
     if (strcmp(d->overrides[i].name, name) == 0)
       o = &d->overrides[i];
   if (o == NULL) {
-    struct wsb_override *grown =
-        realloc(d->overrides, (d->noverrides + 1) * sizeof(*d->overrides));
+    struct wsb_override *grown = realloc(d->overrides, (d->noverrides + 1) * sizeof(*d->overrides));
     if (grown == NULL)
       return -ENOMEM;
     d->overrides = grown;

@@ -21,8 +21,8 @@ struct wsb_known {
 /* An admin change to one address's backend (NAME#ADDR): kept until the address goes or a reload. */
 struct wsb_override {
   char name[WSB_NAME_MAX];
-  unsigned weight;  /* 0 = the section's */
-  int enabled;      /* -1 = the section's */
+  unsigned weight; /* 0 = the section's */
+  int enabled;     /* -1 = the section's */
 };
 
 struct wsb_discovery {
@@ -33,14 +33,14 @@ struct wsb_discovery {
   size_t nknown;
   struct wsb_override *overrides;
   size_t noverrides;
-  struct lookup *lookups_running;  /* the round in progress */
+  struct lookup *lookups_running; /* the round in progress */
   unsigned pending;
-  bool again;    /* a round was asked for while one ran */
-  bool changed;  /* some section's addresses changed and are not published yet */
+  bool again;   /* a round was asked for while one ran */
+  bool changed; /* some section's addresses changed and are not published yet */
   bool closing;
-  uint64_t lookups;  /* background lookups finished: wsbal_resolves_total */
-  uint64_t errors;   /* of which failed: wsbal_resolve_errors_total */
-  uint64_t rounds;   /* rounds finished */
+  uint64_t lookups; /* background lookups finished: wsbal_resolves_total */
+  uint64_t errors;  /* of which failed: wsbal_resolve_errors_total */
+  uint64_t rounds;  /* rounds finished */
   /* Publishes a table built from the known addresses; 0 or an error (then retried next round). */
   int (*on_change)(void *arg);
   void *arg;
@@ -70,8 +70,7 @@ void wsb_discovery_close(struct wsb_discovery *d);
 void wsb_discovery_free(struct wsb_discovery *d);
 
 /* Records an admin change to one NAME#ADDR backend (weight 0 / enabled -1: unchanged). */
-int wsb_discovery_override(struct wsb_discovery *d, const char *name, unsigned weight,
-                           int enabled);
+int wsb_discovery_override(struct wsb_discovery *d, const char *name, unsigned weight, int enabled);
 
 /* Forgets the changes to section's addresses (NULL: every change). */
 void wsb_discovery_forget(struct wsb_discovery *d, const char *section);

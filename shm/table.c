@@ -140,8 +140,8 @@ static int expand(struct entry *out, size_t *n, const struct wsb_config *cfg,
       struct entry *e = &out[(*n)++];
       e->section = i;
       e->addr = a;
-      if (wsb_addrs_backend_name(cfg->backends[i].name, &addrs[i], a, e->name,
-                                 sizeof(e->name)) != 0) {
+      if (wsb_addrs_backend_name(cfg->backends[i].name, &addrs[i], a, e->name, sizeof(e->name)) !=
+          0) {
         snprintf(err, errlen, "backend %s: a name for one of its addresses is too long",
                  cfg->backends[i].name);
         return -ENAMETOOLONG;

@@ -38,8 +38,7 @@ static void set_of(struct wsb_addrs *s, const char *const *texts, size_t n) {
 }
 
 START_TEST(test_sorted_and_deduplicated) {
-  static const char *const texts[] = {"::1", "10.0.0.9", "10.0.0.10", "::1", "10.0.0.9",
-                                      "fd00::2"};
+  static const char *const texts[] = {"::1", "10.0.0.9", "10.0.0.10", "::1", "10.0.0.9", "fd00::2"};
   struct wsb_addrs s;
   set_of(&s, texts, 6);
   ck_assert_uint_eq(s.n, 4);
@@ -48,8 +47,8 @@ START_TEST(test_sorted_and_deduplicated) {
     char text[64];
     ck_assert_int_eq(wsb_addr_format(&s.a[i], text, sizeof(text)), 0);
     ck_assert_str_eq(text, want[i]);
-    ck_assert_uint_eq(wsb_addr_len(&s.a[i]), i < 2 ? sizeof(struct sockaddr_in)
-                                                   : sizeof(struct sockaddr_in6));
+    ck_assert_uint_eq(wsb_addr_len(&s.a[i]),
+                      i < 2 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
   }
   ck_assert_uint_eq(ntohs(s.a[2].in6.sin6_port), 8080);
 }

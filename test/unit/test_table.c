@@ -1,5 +1,6 @@
 /* Unit tests for shm/table.c: a section's addresses become backends, and a new answer keeps,
-   adds and removes them by name like a reload, holding a gone address's slot while it has sessions. */
+   adds and removes them by name like a reload, holding a gone address's slot while it has sessions.
+ */
 #include <arpa/inet.h>
 #include <check.h>
 #include <stdio.h>

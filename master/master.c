@@ -13,7 +13,6 @@
 
 #include "errors.h"
 #include "health.h"
-#include "inactive.h"
 #include "log.h"
 #include "notify.h"
 #include "privileges.h"
@@ -169,7 +168,6 @@ int wsb_master_reload(struct master *m, struct wsb_config_errors *errs) {
     wsb_log_info("reloaded %s: generation %llu, %zu backend%s", m->path,
                  (unsigned long long)wsb_shm_generation(m->shm), m->cfg->nbackends,
                  m->cfg->nbackends == 1 ? "" : "s");
-    wsb_warn_inactive_keys(m->cfg);
   }
   notify_status(m, "READY=1\n");
   return rc;
@@ -300,7 +298,6 @@ static int start(struct master *m, int **fds) {
 int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_override) {
   wsb_log_setup(cfg->wsbal.log_level, "master");
   signal(SIGPIPE, SIG_IGN);
-  wsb_warn_inactive_keys(cfg);
 
   struct master m = {.cfg = cfg, .path = path, .workers_override = workers_override,
                      .admin_fd = -1, .admin = {.fd = -1}};

@@ -337,6 +337,46 @@ static void accepted(struct wsb_admin_reply *r, const char *what, unsigned worke
   reply_json(r, 202, &j);
 }
 
+/* A PATCH body {"weight"?, "enabled"?}: weight 0 and enabled -1 stand for "unchanged".
+   False once an error is answered. */
+static bool read_patch(const struct wsb_admin_request *req, unsigned *weight, int *enabled,
+                       struct wsb_admin_reply *r) {
+  static const char *const known[] = {"weight", "enabled", NULL};
+  struct wsb_json_token tokens[BODY_TOKENS];
+  struct wsb_json_doc doc;
+  if (!parse_body(req, &doc, tokens, known, r))
+    return false;
+  uint64_t w = 0;
+  bool e = false;
+  int wrc = wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "weight"), 1, 1000, &w);
+  int erc = wsb_json_get_bool(&doc, wsb_json_member(&doc, 0, "enabled"), &e);
+  if (!field_ok(wrc, "weight", "an integer from 1 to 1000", true, r) ||
+      !field_ok(erc, "enabled", "true or false", true, r))
+    return false;
+  *weight = wrc == 0 ? (unsigned)w : 0;
+  *enabled = erc == 0 ? e : -1;
+  return true;
+}
+
+/* DELETE's ?sessions=keep|failover|close (keep when absent). False once a 400 is answered. */
+static bool read_sessions_mode(const struct wsb_admin_request *req, char *mode, size_t len,
+                               struct wsb_admin_reply *r) {
+  snprintf(mode, len, "keep");
+  if (req->query[0] && query_get(req->query, "sessions", mode, len) && strcmp(mode, "keep") &&
+      strcmp(mode, "failover") && strcmp(mode, "close")) {
+    wsb_admin_error(r, 400, "sessions= takes keep, failover or close");
+    return false;
+  }
+  return true;
+}
+
+/* The workers' command for a deleted backend's sessions, or -1 to keep them. */
+static int sessions_command(const char *mode) {
+  if (strcmp(mode, "keep") == 0)
+    return -1;
+  return strcmp(mode, "failover") == 0 ? WSB_CTL_FAILOVER_BACKEND : WSB_CTL_CLOSE_BACKEND;
+}
+
 /* Removes a backend from the running configuration; the next table no longer has it. */
 static int remove_backend(struct master *m, const char *name, char *err, size_t errlen) {
   for (size_t i = 0; i < m->cfg->nbackends; i++) {
@@ -353,12 +393,9 @@ static int remove_backend(struct master *m, const char *name, char *err, size_t 
 
 static void backend_delete(struct master *m, int slot, const struct wsb_admin_request *req,
                            struct wsb_admin_reply *r) {
-  char mode[16] = "keep", name[WSB_NAME_MAX], err[512];
-  if (req->query[0] && query_get(req->query, "sessions", mode, sizeof(mode)) &&
-      strcmp(mode, "keep") && strcmp(mode, "failover") && strcmp(mode, "close")) {
-    wsb_admin_error(r, 400, "sessions= takes keep, failover or close");
+  char mode[16], name[WSB_NAME_MAX], err[512];
+  if (!read_sessions_mode(req, mode, sizeof(mode), r))
     return;
-  }
   snprintf(name, sizeof(name), "%s", m->table->backends[slot].name);
   if (strchr(name, '#') != NULL) {
     /* The next lookup would bring it back: an address is disabled or drained, its section goes. */
@@ -371,9 +408,9 @@ static void backend_delete(struct master *m, int slot, const struct wsb_admin_re
     return;
   }
   unsigned reached = 0;
-  if (strcmp(mode, "keep") != 0) {
-    struct wsb_control_msg msg = {.len = sizeof(msg), .slot = slot};
-    msg.type = strcmp(mode, "failover") == 0 ? WSB_CTL_FAILOVER_BACKEND : WSB_CTL_CLOSE_BACKEND;
+  int type = sessions_command(mode);
+  if (type >= 0) {
+    struct wsb_control_msg msg = {.type = (uint32_t)type, .len = sizeof(msg), .slot = slot};
     reached = wsb_workers_send(&m->workers, -1, &msg);
   }
   wsb_log_info("admin: backend %s deleted, its sessions: %s", name, mode);
@@ -482,23 +519,14 @@ static int change(struct master *m, const char *name, unsigned weight, int enabl
 /* PATCH /api/v1/backends/{name}: weight and enabled. */
 static void backend_patch(struct master *m, int slot, const struct wsb_admin_request *req,
                           struct wsb_admin_reply *r) {
-  static const char *const known[] = {"weight", "enabled", NULL};
-  struct wsb_json_token tokens[BODY_TOKENS];
-  struct wsb_json_doc doc;
-  if (!parse_body(req, &doc, tokens, known, r))
-    return;
-  uint64_t weight = 0;
-  bool enabled = false;
-  int wrc = wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "weight"), 1, 1000, &weight);
-  int erc = wsb_json_get_bool(&doc, wsb_json_member(&doc, 0, "enabled"), &enabled);
-  if (!field_ok(wrc, "weight", "an integer from 1 to 1000", true, r) ||
-      !field_ok(erc, "enabled", "true or false", true, r))
+  unsigned weight;
+  int enabled;
+  if (!read_patch(req, &weight, &enabled, r))
     return;
   char name[WSB_NAME_MAX];
   snprintf(name, sizeof(name), "%s", m->table->backends[slot].name);
   char err[512];
-  if (change(m, name, wrc == 0 ? (unsigned)weight : 0, erc == 0 ? enabled : -1, err,
-             sizeof(err)) != 0) {
+  if (change(m, name, weight, enabled, err, sizeof(err)) != 0) {
     wsb_admin_error(r, 500, err);
     return;
   }
@@ -575,36 +603,23 @@ static void section_route(struct master *m, const char *name, const char *action
                           const struct wsb_admin_request *req, struct wsb_admin_reply *r) {
   int slots[WSB_SHM_MAX_BACKENDS];
   size_t n = section_slots(m, name, slots);
-  char err[512], mode[16] = "keep";
+  char err[512], mode[16];
   int rc = 0;
   int type = -1; /* a command for the workers, per address */
   if (action == NULL && req->method == HTTP_GET) {
     section_list(m, name, r);
     return;
   } else if (action == NULL && req->method == HTTP_PATCH) {
-    static const char *const known[] = {"weight", "enabled", NULL};
-    struct wsb_json_token tokens[BODY_TOKENS];
-    struct wsb_json_doc doc;
-    if (!parse_body(req, &doc, tokens, known, r))
+    unsigned weight;
+    int enabled;
+    if (!read_patch(req, &weight, &enabled, r))
       return;
-    uint64_t weight = 0;
-    bool enabled = false;
-    int wrc = wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "weight"), 1, 1000, &weight);
-    int erc = wsb_json_get_bool(&doc, wsb_json_member(&doc, 0, "enabled"), &enabled);
-    if (!field_ok(wrc, "weight", "an integer from 1 to 1000", true, r) ||
-        !field_ok(erc, "enabled", "true or false", true, r))
-      return;
-    rc =
-        change(m, name, wrc == 0 ? (unsigned)weight : 0, erc == 0 ? enabled : -1, err, sizeof(err));
+    rc = change(m, name, weight, enabled, err, sizeof(err));
   } else if (action == NULL && req->method == HTTP_DELETE) {
-    if (req->query[0] && query_get(req->query, "sessions", mode, sizeof(mode)) &&
-        strcmp(mode, "keep") && strcmp(mode, "failover") && strcmp(mode, "close")) {
-      wsb_admin_error(r, 400, "sessions= takes keep, failover or close");
+    if (!read_sessions_mode(req, mode, sizeof(mode), r))
       return;
-    }
     rc = remove_backend(m, name, err, sizeof(err));
-    if (strcmp(mode, "keep") != 0)
-      type = strcmp(mode, "failover") == 0 ? WSB_CTL_FAILOVER_BACKEND : WSB_CTL_CLOSE_BACKEND;
+    type = sessions_command(mode);
   } else if (action == NULL) {
     method_not_allowed(r, "GET, PATCH, DELETE");
     return;

@@ -37,6 +37,7 @@ static bool release_oldest_message(struct wsb_session *s) {
     if (f.fin) {
       wsb_buf_consume(&s->replay, off);
       s->replay_resent = s->replay_resent > off ? s->replay_resent - (uint32_t)off : 0;
+      s->replay_seen = s->replay_seen > off ? s->replay_seen - (uint32_t)off : 0;
       return true;
     }
   }
@@ -44,7 +45,8 @@ static bool release_oldest_message(struct wsb_session *s) {
 }
 
 void replay_answered(struct wsb_session *s) {
-  if (s->replay.len > 0)
+  /* A backend that has not been sent the window yet cannot have answered any of it. */
+  if (s->replay.len > 0 && !s->replay_unsent)
     release_oldest_message(s);
 }
 
@@ -105,9 +107,16 @@ void failover_lost(struct wsb_session *s, int reason) {
 #define EARLY_LOSS_MS 1000 /* a backend lost this soon after its 101, silent so far, failed */
 
 void failover_begin(struct wsb_session *s, int reason) {
+  /* The one way into a failover, and only from RELAY, which never has a handshake alive
+     (upgrade.c frees it before relaying a byte): a move cannot start inside another one. */
+  if (s->state != S_RELAY || s->hs != NULL)
+    return;
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   const char *name = s->backend_slot >= 0 ? s->w->table->backends[s->backend_slot].name : "?";
-  if (s->backend_slot >= 0 && !s->backend_proven && reason != WSB_EADMIN &&
+  /* Lost soon after its 101, before it said or heard anything: the backend's own failure. Once
+     the client has spoken, the loss may be the backend's answer to it (a message it refuses by
+     closing with 1011 or dropping the connection), which must not count against it. */
+  if (s->backend_slot >= 0 && !s->backend_proven && !s->backend_heard && reason != WSB_EADMIN &&
       uv_now(&s->w->loop) - s->backend_since_ms < EARLY_LOSS_MS)
     wsb_breaker_failure(s->w, (uint32_t)s->backend_slot);
   if (!cfg->failover) {
@@ -138,7 +147,11 @@ void failover_begin(struct wsb_session *s, int reason) {
   if (s->replay_resent > 0 && release_oldest_message(s))
     wsb_log_warn("session %016llx: dropped a message that preceded two backend losses",
                  (unsigned long long)s->id);
+  /* What the lost backend was sent (unless it was lost before its window went out). */
+  if (!s->replay_unsent)
+    s->replay_seen = s->replay.len;
   s->replay_resent = 0;
+  s->replay_unsent = true;
   s->failovers++;
   s->failover_reason = reason;
   s->failover_started_ms = uv_now(&s->w->loop);
@@ -194,24 +207,25 @@ void failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t l
   session_note_backend(s);
   uint64_t now = uv_now(&s->w->loop);
   s->backend.last_rx_ms = s->last_data_ms = now;
-  /* First what the old backend never answered and what came meanwhile, in order. */
-  int rc = 0;
+  /* What the backend sent with its 101 it sent before hearing anything: it goes to the client
+     first and answers none of the window. A close in it may move the session on at once. */
+  if (len > 0)
+    relay_on_read(&s->backend, backend_early, len);
+  if (s->state != S_RELAY)
+    return; /* closed, closing, or moving on */
+  /* Then what the old backend never answered and what came meanwhile, in order. */
+  s->replay_unsent = false;
   if (s->replay.len > 0) {
     uv_buf_t b = wsb_write_buf(wsb_buf_data(&s->replay), s->replay.len);
-    rc = leg_write(&s->backend, &b, 1);
-    s->replay_resent = s->replay.len;
-  }
-  if (rc == 0 && len > 0)
-    relay_on_read(&s->backend, backend_early, len);
-  session_free_handshake(s);
-  if (s->state == S_CLOSED)
-    return;
-  if (rc != 0) {
-    failover_lost(s, rc);
-    return;
+    s->replay_resent = s->replay_seen; /* not the messages that came during the move */
+    s->backend_heard = true;
+    int rc = leg_write(&s->backend, &b, 1);
+    if (rc != 0) {
+      failover_lost(s, rc);
+      return;
+    }
   }
   if (s->client.paused)
     leg_resume(&s->client);
-  if (s->state == S_RELAY)
-    relay_arm_timer(s);
+  relay_arm_timer(s);
 }

@@ -290,6 +290,8 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
   }
   if (rc == 0 && b.n > 0)
     rc = flush(to, &b);
+  if (l->is_client && pos > 0)
+    s->backend_heard = true; /* whatever the backend does next may be its answer to this */
   wsb_shm_add(&stats->messages[dir], messages);
   wsb_shm_add(&stats->bytes[dir], bytes);
   s->messages[dir] += messages;
@@ -463,7 +465,6 @@ void relay_start(struct wsb_session *s, const uint8_t *backend_early, size_t bac
   /* Frames the backend sent right behind its 101 follow the client's 101. */
   if (backend_early_len > 0)
     relay_on_read(&s->backend, backend_early, backend_early_len);
-  session_free_handshake(s);
   if (s->state == S_CLOSED)
     return;
   /* Frames the client sent before its 101 (it should not have) now go on. */

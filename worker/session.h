@@ -98,6 +98,10 @@ struct wsb_session {
   struct wsb_buf replay;  /* client data frames the backend has not answered yet, and during a
                              failover the ones that arrive meanwhile: resent to the new backend */
   uint32_t replay_resent; /* bytes at the front of replay already resent by a failover */
+  uint32_t replay_seen;   /* bytes at the front of replay a backend lost before this one was
+                             sent: what a failover resends, as against what came meanwhile */
+  bool replay_unsent;     /* a failover has not sent replay to the new backend yet: nothing
+                             that backend says can answer any of it */
   /* For the access log. */
   uint64_t messages[WSB_DIR_COUNT];
   uint64_t bytes[WSB_DIR_COUNT];
@@ -111,6 +115,8 @@ struct wsb_session {
   uint32_t failovers;
   uint64_t backend_since_ms;  /* when the current backend answered 101 */
   bool backend_proven;        /* it has sent a message since: the breaker counts it healthy */
+  bool backend_heard;         /* the client has sent it something since: a loss now may be its
+                                 answer to the client, not its own failure */
   int prefer_slot;     /* where the next failover should go first (admin API), or -1 */
   int failover_reason;
   uint64_t failover_started_ms;

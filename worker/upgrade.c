@@ -154,12 +154,29 @@ void upgrade_retry_after_close(struct wsb_session *s) {
   uv_close((uv_handle_t *)&s->backend.tcp, on_backend_closed_for_retry);
 }
 
+/*
+ * Whether a failed attempt is the backend's own failure, which counts toward its breaker: it
+ * refused, timed out, reset, or broke the upgrade (a malformed head, a wrong Accept, Upgrade or
+ * extension, a subprotocol the client did not offer). An HTTP status other than 101 is an answer
+ * to this request, which the client chose (its path, its credentials): the next backend is
+ * tried, but nothing is counted, so no client can take a healthy backend out (as nginx and
+ * HAProxy count statuses only when told to).
+ */
+static bool backend_at_fault(int reason) {
+  return reason != WSB_EHTTP_STATUS;
+}
+
 /* This backend failed the upgrade: close its connection and try the next one. */
 static void backend_failed(struct wsb_session *s, int reason) {
   const struct wsb_shm_backend *b = &s->w->table->backends[s->backend_slot];
-  wsb_breaker_failure(s->w, (uint32_t)s->backend_slot);
-  wsb_log_warn("session %016llx: backend %s failed: %s", (unsigned long long)s->id, b->name,
-               wsb_strerror(reason));
+  if (backend_at_fault(reason)) {
+    wsb_breaker_failure(s->w, (uint32_t)s->backend_slot);
+    wsb_log_warn("session %016llx: backend %s failed: %s", (unsigned long long)s->id, b->name,
+                 wsb_strerror(reason));
+  } else {
+    wsb_log_info("session %016llx: backend %s answered %u: trying the next one",
+                 (unsigned long long)s->id, b->name, (unsigned)s->hs->resp.status);
+  }
   session_release_backend(s);
   s->reason = reason;
   uv_timer_stop(&s->timer);
@@ -336,6 +353,7 @@ static void count_connect_time(struct wsb_session *s) {
      breaker too. Its first message settles it (relay.c); an early loss counts as a failure. */
   s->backend_since_ms = uv_now(&s->w->loop);
   s->backend_proven = false;
+  s->backend_heard = false;
   for (size_t i = 0; i < WSB_CONNECT_BUCKETS; i++)
     if (i == WSB_CONNECT_BUCKETS - 1 || took <= bounds[i])
       wsb_shm_add(&stats->connect_buckets[s->backend_slot][i], 1);
@@ -364,6 +382,24 @@ static int remember_for_failover(struct wsb_session *s, struct wsb_slice protoco
   return 0;
 }
 
+/*
+ * The upgrade is over: its state is freed before a byte is relayed, so that RELAY never has a
+ * handshake alive. What the backend sent behind its 101 (a close with a failover code, say) may
+ * start the next failover at once, which then begins from a plain RELAY like any other.
+ */
+static void relay_from_101(struct wsb_session *s, size_t head_len) {
+  struct handshake *hs = s->hs;
+  char *early = hs->resp_buf;
+  size_t len = hs->resp_len - head_len;
+  hs->resp_buf = NULL;
+  session_free_handshake(s);
+  if (s->state == S_FAILOVER)
+    failover_done(s, (const uint8_t *)early + head_len, len);
+  else
+    relay_start(s, (const uint8_t *)early + head_len, len);
+  free(early);
+}
+
 static void answer_client(struct wsb_session *s, size_t head_len) {
   struct handshake *hs = s->hs;
   struct wsb_upgrade_response chosen;
@@ -377,7 +413,7 @@ static void answer_client(struct wsb_session *s, size_t head_len) {
       return;
     }
     count_connect_time(s);
-    failover_done(s, (const uint8_t *)hs->resp_buf + head_len, hs->resp_len - head_len);
+    relay_from_101(s, head_len);
     return;
   }
   if (rc == WSB_EHTTP_STATUS && hs->resp.status < 500) {
@@ -407,7 +443,7 @@ static void answer_client(struct wsb_session *s, size_t head_len) {
   count_connect_time(s);
   wsb_shm_add(&s->w->stats->sessions_total[s->backend_slot], 1);
   session_note_backend(s);
-  relay_start(s, (const uint8_t *)hs->resp_buf + head_len, hs->resp_len - head_len);
+  relay_from_101(s, head_len);
 }
 
 void upgrade_on_backend_read(struct leg *l, ssize_t nread, const uv_buf_t *buf) {

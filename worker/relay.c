@@ -27,6 +27,8 @@ static int flush(struct leg *to, struct batch *b) {
 }
 
 static int add(struct leg *to, struct batch *b, const uint8_t *p, size_t len) {
+  if (!to->is_client)
+    to->s->backend_heard = true; /* whatever the backend does next may be its answer to this */
   b->bufs[b->n++] = wsb_write_buf(p, len);
   return b->n == MAX_IOV ? flush(to, b) : 0;
 }
@@ -290,8 +292,6 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
   }
   if (rc == 0 && b.n > 0)
     rc = flush(to, &b);
-  if (l->is_client && pos > 0)
-    s->backend_heard = true; /* whatever the backend does next may be its answer to this */
   wsb_shm_add(&stats->messages[dir], messages);
   wsb_shm_add(&stats->bytes[dir], bytes);
   s->messages[dir] += messages;

@@ -41,6 +41,16 @@ void wsb_breaker_failure(struct wsb_worker *w, uint32_t slot) {
                (unsigned long long)w->table->settings.breaker_cooldown_ms, failures);
 }
 
+/* An answer that says nothing about the backend's health (a status for the client's request)
+   gives a trial under way back at once: the next session decides. Held until it expired, the
+   trial would let a client keep a recovered backend out by asking for a failing path. */
+void wsb_breaker_no_verdict(struct wsb_worker *w, uint32_t slot) {
+  struct wsb_shm *shm = w->shm;
+  uint32_t state = WSB_BREAKER_TRIAL;
+  if (atomic_compare_exchange_strong(&shm->breaker_state[slot], &state, WSB_BREAKER_OPEN))
+    atomic_store(&shm->breaker_until_ms[slot], uv_now(&w->loop));
+}
+
 void wsb_breaker_success(struct wsb_worker *w, uint32_t slot) {
   struct wsb_shm *shm = w->shm;
   atomic_store(&shm->breaker_failures[slot], 0);

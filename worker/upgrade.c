@@ -174,6 +174,7 @@ static void backend_failed(struct wsb_session *s, int reason) {
     wsb_log_warn("session %016llx: backend %s failed: %s", (unsigned long long)s->id, b->name,
                  wsb_strerror(reason));
   } else {
+    wsb_breaker_no_verdict(s->w, (uint32_t)s->backend_slot);
     wsb_log_info("session %016llx: backend %s answered %u: trying the next one",
                  (unsigned long long)s->id, b->name, (unsigned)s->hs->resp.status);
   }
@@ -332,6 +333,7 @@ static uint64_t content_length(const struct wsb_http_head *h) {
 static void relay_backend_error(struct wsb_session *s, size_t head_len) {
   struct handshake *hs = s->hs;
   count_handshake(s, WSB_HS_BACKEND_ERROR);
+  wsb_breaker_no_verdict(s->w, (uint32_t)s->backend_slot);
   s->closed_by = BY_BACKEND;
   hs->relaying_error = true;
   hs->error_body_left = content_length(&hs->resp);

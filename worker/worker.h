@@ -67,6 +67,8 @@ uint64_t wsb_worker_random(struct wsb_worker *w);
 bool wsb_breaker_allows(struct wsb_worker *w, uint32_t slot);
 void wsb_breaker_failure(struct wsb_worker *w, uint32_t slot);
 void wsb_breaker_success(struct wsb_worker *w, uint32_t slot);
+/* The backend answered a request with an HTTP status: no verdict either way (breaker.c). */
+void wsb_breaker_no_verdict(struct wsb_worker *w, uint32_t slot);
 
 /* Chooses a backend slot by the configured algorithm among those not in excluded; -1 when none
    is available. src is the request the hash algorithm takes its key from. */

@@ -17,7 +17,8 @@ import urllib.request
 
 import websockets
 
-from wsbtest import T, Checks, Peer, RawClient, Wsbal, free_port, run, run_tests
+from wsbtest import (OP_TEXT, T, Checks, Peer, RawClient, Wsbal, frame, free_port, run,
+                     run_tests)
 
 c = Checks()
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -65,6 +66,7 @@ class Scripted:
     ("fin",)         the 101, then its end of file at once;
     ("rst",)         the 101, then a reset;
     ("status", N)    an HTTP answer with status N and a short body;
+    ("drop",)        no answer: the connection ends right after the request;
     ("echo",)        the 101, then echoes text and binary frames, answers pings and the close."""
 
     def __init__(self, ident, behave):
@@ -118,6 +120,8 @@ class Scripted:
                 body = f"{what[1]} from {self.ident}\n".encode()
                 conn.sendall(f"HTTP/1.1 {what[1]} Oops\r\nContent-Length: {len(body)}\r\n"
                              f"Connection: close\r\n\r\n".encode() + body)
+            elif what[0] == "drop":
+                pass
             elif what[0] == "echo":
                 conn.sendall(answer_101(head))
                 self._echo(conn, rest)
@@ -291,6 +295,56 @@ def test_5xx_opens_no_breaker():
             a.stop()
 
 
+def test_status_gives_the_trial_back():
+    """A backend whose breaker opened comes back; the trial session asks for a path it answers
+    with 500. The trial is given back at once (not held until it expires, connect_timeout + 2 s),
+    so the next session that reaches the backend closes the breaker."""
+    mode = {"a": "drop"}
+    a = Scripted("a", lambda path: ("drop",) if mode["a"] == "drop"
+                 else ("status", 500) if path.startswith("/bad") else ("echo",))
+    b = Scripted("b", lambda path: ("echo",))
+    ap = free_port()
+    lb = Wsbal([("a", a.url), ("b", b.url)], workers=1, sections={
+        "upstream": {"breaker_threshold": "1", "breaker_cooldown": "1s",
+                     "connect_timeout": "10s", "slow_start": "0"},
+        "admin": {"address": f"127.0.0.1:{ap}"}})
+
+    def session(path, ask=False):
+        cl = RawClient(lb.port)
+        try:
+            cl.request(path)
+            status = cl.read_head()[0]
+            if status == 101 and ask:
+                cl.send(frame(OP_TEXT, b"who"))
+                return cl.read_frame()[2].decode()
+            return status
+        finally:
+            cl.close()
+
+    try:
+        deadline = time.monotonic() + T
+        while backends_state(ap)["a"][0] != "open" and time.monotonic() < deadline:
+            session("/ok")
+        c.eq("a dropped request opened the breaker", "open", backends_state(ap)["a"][0])
+        mode["a"] = "healthy"
+        time.sleep(1.1)  # the cooldown is the behaviour under test
+        deadline = time.monotonic() + T
+        while a.count("/bad") == 0 and time.monotonic() < deadline:
+            c.true("a request for the failing path still upgrades elsewhere",
+                   session("/bad") == 101)
+        c.eq("the trial went to a request for the failing path", 1, a.count("/bad"))
+        t0, answers = time.monotonic(), []
+        while "a" not in answers and time.monotonic() < t0 + 3:
+            answers.append(session("/ok", ask=True))
+        c.true("within 3 s a session reaches the backend again", "a" in answers,
+               f"{len(answers)} sessions, all on {set(answers)}")
+        c.eq("its first message closed the breaker", ("closed", 0), backends_state(ap)["a"])
+    finally:
+        lb.stop()
+        a.stop()
+        b.stop()
+
+
 def test_client_provoked_close_opens_no_breaker():
     """A client whose first message makes the backend close with 1011 (peer_backend's
     "close:CODE"): the session moves, but the backend's answer to the client is not a failure."""
@@ -330,6 +384,7 @@ def test_client_provoked_close_opens_no_breaker():
 
 def main():
     return run_tests(c, test_101_and_end_in_one_read, test_5xx_opens_no_breaker,
+                     test_status_gives_the_trial_back,
                      test_client_provoked_close_opens_no_breaker)
 
 

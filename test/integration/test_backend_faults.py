@@ -333,6 +333,7 @@ def test_status_gives_the_trial_back():
             c.true("a request for the failing path still upgrades elsewhere",
                    session("/bad") == 101)
         c.eq("the trial went to a request for the failing path", 1, a.count("/bad"))
+        c.eq("its 500 counted nothing (one failure, the drop)", 1, backends_state(ap)["a"][1])
         t0, answers = time.monotonic(), []
         while "a" not in answers and time.monotonic() < t0 + 3:
             answers.append(session("/ok", ask=True))

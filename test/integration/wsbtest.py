@@ -6,6 +6,7 @@ makes a test fail, never hang.
 import asyncio
 import base64
 import os
+import random
 import re
 import select
 import socket
@@ -58,8 +59,31 @@ class Checks:
         return 0 if self.failed == 0 and self.passed > 0 else 1
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A port the kernel just handed out; wsbal binds it by number a moment later."""
+    """A free port below the kernel's ephemeral range, for wsbal to bind by number a moment later.
+
+    A port the kernel hands out for bind(0) comes from the range it also gives every outgoing
+    connection its local port from: with many test clients and backends connecting, one of them
+    could take the port before wsbal binds it ("Address already in use"). Below that range only
+    another test choosing by number can, and picks are random over thousands of ports."""
+    low = _ephemeral_low()
+    start = 10000 if low > 12000 else 1024
+    for _ in range(200):
+        port = random.randrange(start, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -1,6 +1,7 @@
 /* WebSocket frame codec (RFC 6455 sections 5 and 7.4): headers, framing rules, masking, close. */
 #include "frame.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "errors.h"
@@ -255,6 +256,34 @@ void wsb_mask_apply(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t p
 bool wsb_close_code_is_valid(uint16_t code) {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
          (code >= 3000 && code <= 4999);
+}
+
+bool wsb_close_code_sendable(unsigned long code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1009) ||
+         (code >= 1011 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+int wsb_close_code_from_text(const char *s, size_t len, uint16_t *code) {
+  unsigned long v = 0;
+  if (len == 0 || len > 5)
+    return WSB_ECLOSE_CODE;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return WSB_ECLOSE_CODE;
+    v = v * 10 + (unsigned long)(s[i] - '0');
+  }
+  if (!wsb_close_code_sendable(v))
+    return WSB_ECLOSE_CODE;
+  *code = (uint16_t)v;
+  return 0;
+}
+
+int wsb_close_reason_check(const char *s, size_t len) {
+  if (len > WSB_CLOSE_REASON_MAX)
+    return -E2BIG;
+  if (memchr(s, '\0', len) != NULL)
+    return -EINVAL;
+  return wsb_utf8_valid((const uint8_t *)s, len) ? 0 : WSB_EUTF8;
 }
 
 int wsb_close_parse(const uint8_t *payload, size_t len, uint16_t *code, const uint8_t **reason,

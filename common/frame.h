@@ -16,9 +16,9 @@ enum wsb_opcode {
   WSB_OP_PONG = 0xA,
 };
 
-#define WSB_FRAME_HEADER_MAX 14   /* 2 + 8 bytes of length + 4 bytes of mask */
+#define WSB_FRAME_HEADER_MAX    14 /* 2 + 8 bytes of length + 4 bytes of mask */
 #define WSB_CONTROL_PAYLOAD_MAX 125
-#define WSB_CLOSE_REASON_MAX 123  /* control payload minus the two code bytes */
+#define WSB_CLOSE_REASON_MAX    123 /* control payload minus the two code bytes */
 
 /* Close codes wsbal itself sends. */
 enum wsb_close_code {
@@ -26,8 +26,8 @@ enum wsb_close_code {
   WSB_CLOSE_GOING_AWAY = 1001,
   WSB_CLOSE_PROTOCOL_ERROR = 1002,
   WSB_CLOSE_UNSUPPORTED = 1003,
-  WSB_CLOSE_NO_STATUS = 1005,   /* never on the wire: an empty close payload */
-  WSB_CLOSE_ABNORMAL = 1006,    /* never on the wire: connection lost without a close */
+  WSB_CLOSE_NO_STATUS = 1005, /* never on the wire: an empty close payload */
+  WSB_CLOSE_ABNORMAL = 1006,  /* never on the wire: connection lost without a close */
   WSB_CLOSE_INVALID_DATA = 1007,
   WSB_CLOSE_POLICY = 1008,
   WSB_CLOSE_TOO_BIG = 1009,
@@ -39,14 +39,16 @@ enum wsb_close_code {
 /* One parsed frame header. */
 struct wsb_frame {
   uint64_t payload_len;
-  uint8_t mask[4];     /* valid when masked */
-  uint8_t header_len;  /* 2..14: bytes before the payload */
+  uint8_t mask[4];    /* valid when masked */
+  uint8_t header_len; /* 2..14: bytes before the payload */
   uint8_t opcode;
   bool fin;
   bool masked;
 };
 
-static inline bool wsb_opcode_is_control(uint8_t opcode) { return (opcode & 0x8) != 0; }
+static inline bool wsb_opcode_is_control(uint8_t opcode) {
+  return (opcode & 0x8) != 0;
+}
 
 /*
  * Parses the frame header at buf. Returns the header length (> 0) and fills f,
@@ -64,8 +66,8 @@ ssize_t wsb_frame_parse(struct wsb_frame *f, const uint8_t *buf, size_t len);
 
 /* Fragmentation state of one direction of a connection; starts zeroed. */
 struct wsb_msg_state {
-  uint64_t msg_len;     /* payload bytes of the open data message so far */
-  uint8_t open_opcode;  /* WSB_OP_TEXT/BINARY while a fragmented message is open, else 0 */
+  uint64_t msg_len;    /* payload bytes of the open data message so far */
+  uint8_t open_opcode; /* WSB_OP_TEXT/BINARY while a fragmented message is open, else 0 */
 };
 
 /*
@@ -96,6 +98,27 @@ void wsb_mask_apply(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t p
 
 /* True for a close code that may appear in a close frame (1000-1003, 1007-1014, 3000-4999). */
 bool wsb_close_code_is_valid(uint16_t code);
+
+/*
+ * True for a code wsbal may put in a close frame it sends as an endpoint, the set SPEC.md gives
+ * for DELETE /api/v1/sessions/{id}: 1000-1003, 1007-1009, 1011-1014, 3000-4999. Unlike
+ * wsb_close_code_is_valid it leaves out 1010, which only a client sends (an extension the server
+ * did not agree to), and takes any number so that a value from outside cannot wrap into the set.
+ */
+bool wsb_close_code_sendable(unsigned long code);
+
+/*
+ * Reads a close code asked for as text (the admin API's ?code=): 1 to 5 decimal digits, nothing
+ * else, naming a sendable code. Returns 0 with *code set, or WSB_ECLOSE_CODE.
+ */
+int wsb_close_code_from_text(const char *s, size_t len, uint16_t *code);
+
+/*
+ * Checks a close reason asked for (already percent-decoded): valid UTF-8 without NUL bytes, and at
+ * most WSB_CLOSE_REASON_MAX bytes so the close payload fits in 125. Returns 0, -E2BIG when
+ * too long, WSB_EUTF8 when not UTF-8, -EINVAL for a NUL byte.
+ */
+int wsb_close_reason_check(const char *s, size_t len);
 
 /*
  * Parses an unmasked close payload. An empty payload gives code 1005 and an

@@ -11,6 +11,7 @@
 
 #include "control.h"
 #include "errors.h"
+#include "frame.h"
 #include "json.h"
 #include "json_read.h"
 #include "master_internal.h"
@@ -32,14 +33,18 @@ static void reply_json(struct wsb_admin_reply *r, int status, struct wsb_json *j
   r->len = n;
 }
 
-static bool json_begin(struct wsb_json *j, struct wsb_admin_reply *r) {
-  char *buf = malloc(JSON_MAX);
+static bool json_begin_sized(struct wsb_json *j, struct wsb_admin_reply *r, size_t cap) {
+  char *buf = malloc(cap);
   if (buf == NULL) {
     wsb_admin_error(r, 500, "out of memory");
     return false;
   }
-  wsb_json_init(j, buf, JSON_MAX - 1);
+  wsb_json_init(j, buf, cap - 1); /* room for reply_json's newline */
   return true;
+}
+
+static bool json_begin(struct wsb_json *j, struct wsb_admin_reply *r) {
+  return json_begin_sized(j, r, JSON_MAX);
 }
 
 static void method_not_allowed(struct wsb_admin_reply *r, const char *allow) {
@@ -293,35 +298,59 @@ static bool field_ok(int rc, const char *field, const char *expected, bool optio
   if (rc == 0 || (optional && rc == WSB_EJSON_ABSENT))
     return true;
   char msg[160];
-  snprintf(msg, sizeof(msg), rc == WSB_EJSON_ABSENT ? "body: \"%s\" is required (%s)"
-                                                    : "body: \"%s\" must be %s",
+  snprintf(msg, sizeof(msg),
+           rc == WSB_EJSON_ABSENT ? "body: \"%s\" is required (%s)" : "body: \"%s\" must be %s",
            field, expected);
   wsb_admin_error(r, 400, msg);
   return false;
 }
 
-/* A query parameter's value, %XX and '+' decoded. Returns false when absent or too long. */
-static bool query_get(const char *query, const char *key, char *out, size_t cap) {
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+    return (c | 0x20) - 'a' + 10;
+  return -1;
+}
+
+/* A query parameter's value, %XX and '+' decoded, NUL-terminated in out (len, when not NULL,
+   gets its length). Returns 0, -ENOENT when absent, -E2BIG when it does not fit in cap, or
+   -EINVAL for a bad escape or an encoded NUL; out is "" on errors. */
+static int query_value(const char *query, const char *key, char *out, size_t cap, size_t *len) {
   size_t klen = strlen(key);
+  out[0] = '\0';
   for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
     if (strncmp(p, key, klen) != 0 || p[klen] != '=')
       continue;
     size_t o = 0;
     for (const char *v = p + klen + 1; *v && *v != '&'; v++) {
-      if (o + 1 >= cap)
-        return false;
-      unsigned hex;
-      if (*v == '%' && sscanf(v + 1, "%2x", &hex) == 1 && v[1] && v[2]) {
-        out[o++] = (char)hex;
-        v += 2;
-      } else {
-        out[o++] = *v == '+' ? ' ' : *v;
+      if (o + 1 >= cap) {
+        out[0] = '\0';
+        return -E2BIG;
       }
+      char ch = *v == '+' ? ' ' : *v;
+      if (*v == '%') {
+        int hi = hex_digit(v[1]), lo = hi < 0 ? -1 : hex_digit(v[2]);
+        if (lo < 0 || hi + lo == 0) {
+          out[0] = '\0';
+          return -EINVAL;
+        }
+        ch = (char)(hi * 16 + lo);
+        v += 2;
+      }
+      out[o++] = ch;
     }
     out[o] = '\0';
-    return true;
+    if (len != NULL)
+      *len = o;
+    return 0;
   }
-  return false;
+  return -ENOENT;
+}
+
+/* Whether the parameter is there; a value that is malformed or too long reads as "". */
+static bool query_get(const char *query, const char *key, char *out, size_t cap) {
+  return query_value(query, key, out, cap, NULL) != -ENOENT;
 }
 
 static void accepted(struct wsb_admin_reply *r, const char *what, unsigned workers) {
@@ -399,8 +428,9 @@ static void backend_delete(struct master *m, int slot, const struct wsb_admin_re
   snprintf(name, sizeof(name), "%s", m->table->backends[slot].name);
   if (strchr(name, '#') != NULL) {
     /* The next lookup would bring it back: an address is disabled or drained, its section goes. */
-    wsb_admin_error(r, 409, "an address found by DNS discovery cannot be deleted: disable or "
-                            "drain it, or delete its section");
+    wsb_admin_error(r, 409,
+                    "an address found by DNS discovery cannot be deleted: disable or "
+                    "drain it, or delete its section");
     return;
   }
   if (remove_backend(m, name, err, sizeof(err)) != 0) {
@@ -440,9 +470,9 @@ static void backend_add(struct master *m, const struct wsb_admin_request *req,
   char url[sizeof(b.url_text)];
   uint64_t weight = 1, max_sessions = 0;
   bool backup = false;
-  if (!field_ok(wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "name"), b.name,
-                                    sizeof(b.name), NULL),
-                "name", "a string of 1 to 63 letters, digits, '-', '_' or '.'", false, r) ||
+  if (!field_ok(
+          wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "name"), b.name, sizeof(b.name), NULL),
+          "name", "a string of 1 to 63 letters, digits, '-', '_' or '.'", false, r) ||
       !field_ok(wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "url"), url, sizeof(url), NULL),
                 "url", "a ws:// or wss:// URL", false, r) ||
       !field_ok(wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "weight"), 1, 1000, &weight),
@@ -722,31 +752,51 @@ static void backends_route(struct master *m, const struct wsb_admin_request *req
       return;
     free(r->body);
     *r = (struct wsb_admin_reply){0};
-    struct wsb_control_msg msg = {.type = WSB_CTL_FAILOVER_BACKEND, .len = sizeof(msg),
-                                  .slot = slot};
+    struct wsb_control_msg msg = {
+        .type = WSB_CTL_FAILOVER_BACKEND, .len = sizeof(msg), .slot = slot};
     wsb_log_info("admin: draining backend %s", m->table->backends[slot].name);
     accepted(r, "draining", wsb_workers_send(&m->workers, -1, &msg));
   }
 }
 
-/* ---- session lists: asked of every worker, answered when all have, or after a second ---- */
+/* ---- session lists: one page, asked of each worker in turn ---- */
 
-#define LIST_TIMEOUT_MS 1000
+/* Pages are bounded so that listing 100,000 sessions costs the master a page at a time: ?limit=
+   above PAGE_MAX gets PAGE_MAX, and the lists being put together may hold at most LIST_BUDGET
+   sessions between them (about 1.5 MiB, plus one page of JSON while it is written); a request
+   past that is answered 503 at once. A worker that has not answered within STEP_TIMEOUT_MS makes
+   the list partial and the next worker is asked. */
+#define PAGE_MAX        1000
+#define LIST_BUDGET     4000
+#define STEP_TIMEOUT_MS 1000
+
+/* The longest one session's JSON can be: every string byte escaped as \u00XX, numbers at 20
+   digits, keys and punctuation well under 256 bytes. */
+#define SESSION_JSON_MAX                                               \
+  (256 +                                                               \
+   6 * (sizeof(((struct wsb_session_info *)0)->client) +               \
+        sizeof(((struct wsb_session_info *)0)->path) + WSB_NAME_MAX) + \
+   7 * 20 + 32)
 
 struct list_op {
   struct list_op *next;
   struct master *m;
-  uint64_t request;
+  uint64_t request; /* of the step waiting for its worker's answer */
   uint64_t conn;
-  unsigned expected;  /* workers asked */
-  unsigned done;      /* workers whose last chunk came */
-  bool one;           /* GET /api/v1/sessions/{id} */
-  uint64_t limit;
+  bool one;        /* GET /api/v1/sessions/{id} */
+  bool partial;    /* a worker did not answer, or could not */
+  uint64_t id;     /* one: the session */
+  int32_t slot;    /* only this backend's sessions, or -1 */
+  unsigned worker; /* the worker slot asked now; sessions are listed in id order, and a
+                      session's id starts with its worker's slot */
+  uint64_t skip;   /* matching sessions of the workers still to ask to pass over */
   uint64_t offset;
-  struct wsb_session_info *entries;
+  uint64_t limit;
+  uint64_t total; /* matching sessions of the workers asked so far */
   size_t n;
-  size_t cap;
+  size_t cap; /* entries reserved: limit, or 1 for one */
   uv_timer_t timer;
+  struct wsb_session_info entries[];
 };
 
 static void session_json(struct master *m, struct wsb_json *j, const struct wsb_session_info *e) {
@@ -787,129 +837,223 @@ static void session_json(struct master *m, struct wsb_json *j, const struct wsb_
   wsb_json_object_end(j);
 }
 
-static int by_id(const void *a, const void *b) {
-  uint64_t x = ((const struct wsb_session_info *)a)->id, y = ((const struct wsb_session_info *)b)->id;
-  return x < y ? -1 : x > y;
-}
-
 static void on_list_timer_closed(uv_handle_t *h) {
-  struct list_op *op = h->data;
-  free(op->entries);
-  free(op);
+  free(h->data);
 }
 
-static void finish_list(struct list_op *op) {
-  struct master *m = op->m;
-  for (struct list_op **p = &m->lists; *p != NULL; p = &(*p)->next)
+static void on_list_timeout(uv_timer_t *t);
+
+/* Takes op off the master's lists; it is freed once its timer has closed. */
+static void list_end(struct list_op *op) {
+  for (struct list_op **p = &op->m->lists; *p != NULL; p = &(*p)->next)
     if (*p == op) {
       *p = op->next;
       break;
     }
-  bool partial = op->done < op->expected;
-  struct wsb_admin_reply r = {0};
-  if (op->n > 1)
-    qsort(op->entries, op->n, sizeof(op->entries[0]), by_id);
+  uv_close((uv_handle_t *)&op->timer, on_list_timer_closed);
+}
+
+static void list_answer(struct list_op *op, struct wsb_admin_reply *r) {
+  struct master *m = op->m;
   struct wsb_json j;
   if (op->one && op->n == 0) {
-    wsb_admin_error(&r, partial ? 504 : 404,
-                    partial ? "its worker did not answer in time" : "no such session");
-  } else if (json_begin(&j, &r)) {
+    wsb_admin_error(r, op->partial ? 504 : 404,
+                    op->partial ? "its worker did not answer in time" : "no such session");
+  } else if (json_begin_sized(&j, r, 1024 + op->n * SESSION_JSON_MAX)) {
     if (op->one) {
       session_json(m, &j, &op->entries[0]);
     } else {
       wsb_json_object_begin(&j);
       wsb_json_key(&j, "total");
-      wsb_json_uint(&j, op->n);
+      wsb_json_uint(&j, op->total);
       wsb_json_key(&j, "partial");
-      wsb_json_bool(&j, partial);
+      wsb_json_bool(&j, op->partial);
+      wsb_json_key(&j, "offset");
+      wsb_json_uint(&j, op->offset);
+      wsb_json_key(&j, "limit");
+      wsb_json_uint(&j, op->limit);
+      /* Where the next page starts, or null after the last one (or an empty page). */
+      wsb_json_key(&j, "next_offset");
+      if (op->n > 0 && op->offset + op->n < op->total)
+        wsb_json_uint(&j, op->offset + op->n);
+      else
+        wsb_json_null(&j);
       wsb_json_key(&j, "sessions");
       wsb_json_array_begin(&j);
-      for (size_t i = op->offset; i < op->n && i - op->offset < op->limit; i++)
+      for (size_t i = 0; i < op->n; i++)
         session_json(m, &j, &op->entries[i]);
       wsb_json_array_end(&j);
       wsb_json_object_end(&j);
     }
-    reply_json(&r, 200, &j);
+    reply_json(r, 200, &j);
   }
-  wsb_admin_complete(&m->admin, op->conn, &r);
-  uv_close((uv_handle_t *)&op->timer, on_list_timer_closed);
 }
 
-static void on_list_timeout(uv_timer_t *t) { finish_list(t->data); }
+static void finish_list(struct list_op *op) {
+  struct wsb_admin_reply r = {0};
+  list_answer(op, &r);
+  list_end(op);
+  wsb_admin_complete(&op->m->admin, op->conn, &r);
+}
+
+/* Asks the next running worker for its part of the page; false when none is left. */
+static bool list_ask(struct list_op *op) {
+  struct master *m = op->m;
+  for (; op->worker < m->shm->nworkers; op->worker++) {
+    const struct wsb_worker_proc *w = &m->workers.procs[op->worker];
+    if ((op->one && op->worker != (op->id >> 52)) || w->pid == 0 || w->control_fd < 0)
+      continue; /* a worker not running has no sessions */
+    struct wsb_control_msg msg = {
+        .type = WSB_CTL_LIST_SESSIONS,
+        .len = sizeof(msg),
+        .request = ++m->next_request,
+        .session = op->id,
+        .one = op->one,
+        .slot = op->slot,
+        .skip = op->skip < UINT32_MAX ? (uint32_t)op->skip : UINT32_MAX,
+        .limit = (uint32_t)(op->cap - op->n),
+    };
+    if (wsb_workers_send(&m->workers, (int)op->worker, &msg) == 1) {
+      op->request = msg.request;
+      uv_timer_start(&op->timer, on_list_timeout, STEP_TIMEOUT_MS, 0);
+      return true;
+    }
+    op->partial = true;
+  }
+  return false;
+}
+
+static void list_step(struct list_op *op) {
+  if (!list_ask(op))
+    finish_list(op);
+}
+
+static void on_list_timeout(uv_timer_t *t) {
+  struct list_op *op = t->data;
+  wsb_log_warn("session list: worker %u did not answer in time", op->worker);
+  op->partial = true;
+  op->request = 0; /* what it still sends is dropped */
+  op->worker++;
+  list_step(op);
+}
 
 void wsb_api_on_chunk(void *ctx, const struct wsb_sessions_chunk *chunk) {
   struct master *m = ctx;
   struct list_op *op = m->lists;
-  while (op != NULL && op->request != chunk->request)
+  while (op != NULL && (op->request == 0 || op->request != chunk->request))
     op = op->next;
   if (op == NULL)
     return; /* an answer after its request timed out */
-  if (op->n + chunk->count > op->cap) {
-    size_t cap = (op->n + chunk->count) * 2;
-    struct wsb_session_info *e = realloc(op->entries, cap * sizeof(*e));
-    if (e == NULL)
-      return;
-    op->entries = e;
-    op->cap = cap;
+  size_t take = chunk->count < op->cap - op->n ? chunk->count : op->cap - op->n;
+  memcpy(&op->entries[op->n], chunk->entries, take * sizeof(chunk->entries[0]));
+  op->n += take;
+  if (!chunk->last)
+    return;
+  if (chunk->error != 0) {
+    wsb_log_warn("session list: worker %u could not list: %s", op->worker,
+                 wsb_strerror(chunk->error));
+    op->partial = true;
   }
-  if (chunk->count > 0)
-    memcpy(&op->entries[op->n], chunk->entries, chunk->count * sizeof(chunk->entries[0]));
-  op->n += chunk->count;
-  if (chunk->last && ++op->done == op->expected)
-    finish_list(op);
+  op->total += chunk->matched;
+  op->skip -= op->skip < chunk->matched ? op->skip : chunk->matched;
+  op->worker++;
+  list_step(op);
 }
 
 void wsb_api_stop(struct master *m) {
-  while (m->lists != NULL)
+  while (m->lists != NULL) {
+    m->lists->partial = true;
     finish_list(m->lists);
+  }
 }
 
 static bool query_uint(const char *query, const char *key, uint64_t *v) {
   char buf[24], *end;
-  if (!query_get(query, key, buf, sizeof(buf)))
+  int rc = query_value(query, key, buf, sizeof(buf), NULL);
+  if (rc == -ENOENT)
     return true; /* absent: the default stays */
   errno = 0;
   *v = strtoull(buf, &end, 10);
-  return buf[0] != '\0' && *end == '\0' && errno == 0;
+  return rc == 0 && buf[0] >= '0' && buf[0] <= '9' && *end == '\0' && errno == 0;
 }
 
-/* GET /api/v1/sessions[?backend=&limit=&offset=] or one session: asks the workers. */
+/* GET /api/v1/sessions[?backend=&limit=&offset=] or one session: asks the workers in turn. */
 static void list_sessions(struct master *m, const struct wsb_admin_request *req, bool one,
                           uint64_t id, struct wsb_admin_reply *r) {
-  struct wsb_control_msg msg = {.type = WSB_CTL_LIST_SESSIONS, .len = sizeof(msg), .one = one,
-                                .session = id, .slot = -1, .request = ++m->next_request};
-  uint64_t limit = 1000, offset = 0;
+  uint64_t limit = PAGE_MAX, offset = 0;
+  int slot = -1;
   char name[WSB_NAME_MAX + 1];
   if (!query_uint(req->query, "limit", &limit) || !query_uint(req->query, "offset", &offset)) {
     wsb_admin_error(r, 400, "limit= and offset= take whole numbers");
     return;
   }
-  if (query_get(req->query, "backend", name, sizeof(name)) &&
-      (msg.slot = find_backend(m, name)) < 0) {
+  if (query_get(req->query, "backend", name, sizeof(name)) && (slot = find_backend(m, name)) < 0) {
     wsb_admin_error(r, 404, "no such backend");
     return;
   }
-  struct list_op *op = calloc(1, sizeof(*op));
+  limit = limit < PAGE_MAX ? limit : PAGE_MAX;
+  size_t cap = one ? 1 : (size_t)limit, held = 0;
+  for (const struct list_op *o = m->lists; o != NULL; o = o->next)
+    held += o->cap > 0 ? o->cap : 1;
+  if (held + (cap > 0 ? cap : 1) > LIST_BUDGET) {
+    wsb_admin_error(r, 503, "too many session lists at once: try again");
+    return;
+  }
+  struct list_op *op = malloc(sizeof(*op) + cap * sizeof(op->entries[0]));
   if (op == NULL) {
     wsb_admin_error(r, 500, "out of memory");
     return;
   }
-  op->m = m;
-  op->request = msg.request;
-  op->conn = req->conn;
-  op->one = one;
-  op->limit = limit;
-  op->offset = offset;
-  op->expected = wsb_workers_send(&m->workers, one ? (int)(id >> 52) : -1, &msg);
+  *op = (struct list_op){.m = m,
+                         .conn = req->conn,
+                         .one = one,
+                         .id = id,
+                         .slot = slot,
+                         .skip = one ? 0 : offset,
+                         .offset = one ? 0 : offset,
+                         .limit = limit,
+                         .cap = cap};
   op->next = m->lists;
   m->lists = op;
   uv_timer_init(&m->loop, &op->timer);
   op->timer.data = op;
-  r->status = 0; /* answered when every worker has, or at the timeout */
-  if (op->expected == 0)
-    finish_list(op);
-  else
-    uv_timer_start(&op->timer, on_list_timeout, LIST_TIMEOUT_MS, 0);
+  if (list_ask(op)) {
+    r->status = 0; /* answered once the last worker has, each within STEP_TIMEOUT_MS */
+    return;
+  }
+  list_answer(op, r); /* no worker to ask: answered now, not deferred */
+  list_end(op);
+}
+
+/* DELETE's ?code= (1000 when absent) and ?reason= (percent-decoded) into msg. False once a 400
+   is answered: a code SPEC.md does not list, or a reason that would not fit a close frame. */
+static bool read_close(const struct wsb_admin_request *req, struct wsb_control_msg *msg,
+                       struct wsb_admin_reply *r) {
+  char code[8];
+  size_t len = 0;
+  int rc = query_value(req->query, "code", code, sizeof(code), &len);
+  msg->code = WSB_CLOSE_NORMAL;
+  if (rc != -ENOENT && (rc != 0 || wsb_close_code_from_text(code, len, &msg->code) != 0)) {
+    wsb_admin_error(r, 400, "code= takes 1000-1003, 1007-1009, 1011-1014 or 3000-4999");
+    return false;
+  }
+  /* Room for one byte more than a reason may have, so a long one is told apart from a bad one. */
+  char reason[WSB_CLOSE_REASON_MAX + 2];
+  rc = query_value(req->query, "reason", reason, sizeof(reason), &len);
+  if (rc == -ENOENT)
+    return true;
+  if (rc == 0)
+    rc = wsb_close_reason_check(reason, len);
+  if (rc != 0) {
+    wsb_admin_error(r, 400,
+                    rc == -E2BIG      ? "reason= is at most 123 bytes once decoded"
+                    : rc == WSB_EUTF8 ? "reason= must be UTF-8"
+                                      : "reason= has a bad %-escape or a NUL byte");
+    return false;
+  }
+  _Static_assert(sizeof(msg->reason) > WSB_CLOSE_REASON_MAX, "a reason fits the command");
+  memcpy(msg->reason, reason, len + 1);
+  return true;
 }
 
 /* /api/v1/sessions/{id} and /api/v1/sessions/{id}/failover: commands to the session's worker,
@@ -927,7 +1071,8 @@ static void sessions_route(struct master *m, const struct wsb_admin_request *req
   char *end;
   errno = 0;
   uint64_t id = strtoull(rest + 1, &end, 16);
-  if (*rest != '/' || end != rest + 17 || errno != 0 || (*end != '\0' && strcmp(end, "/failover"))) {
+  if (*rest != '/' || end != rest + 17 || errno != 0 ||
+      (*end != '\0' && strcmp(end, "/failover"))) {
     wsb_admin_error(r, 404, "no such session: ids are 16 hex digits");
     return;
   }
@@ -942,16 +1087,9 @@ static void sessions_route(struct master *m, const struct wsb_admin_request *req
       method_not_allowed(r, "GET, DELETE");
       return;
     }
-    char code[8] = "1000";
-    query_get(req->query, "code", code, sizeof(code));
-    query_get(req->query, "reason", msg.reason, sizeof(msg.reason));
-    long c = strtol(code, &end, 10);
-    if (*end != '\0' || c < 1000 || c > 4999 || !(c == 1000 || c == 1001 || c >= 3000)) {
-      wsb_admin_error(r, 400, "code= takes 1000, 1001 or 3000..4999");
+    if (!read_close(req, &msg, r))
       return;
-    }
     msg.type = WSB_CTL_KILL_SESSION;
-    msg.code = (uint16_t)c;
   } else {
     if (req->method != HTTP_POST) {
       method_not_allowed(r, "POST");
@@ -1121,8 +1259,7 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
   out(&t, "wsbal_failover_failures_total %" PRIu64 "\n", SUM(shm, failover_failures));
   family(&t, "wsbal_messages_total", "counter", "Messages relayed, by direction.");
   for (int d = 0; d < WSB_DIR_COUNT; d++)
-    out(&t, "wsbal_messages_total{direction=\"%s\"} %" PRIu64 "\n", dirs[d],
-        SUM(shm, messages[d]));
+    out(&t, "wsbal_messages_total{direction=\"%s\"} %" PRIu64 "\n", dirs[d], SUM(shm, messages[d]));
   family(&t, "wsbal_bytes_total", "counter", "Bytes of frames relayed, by direction.");
   for (int d = 0; d < WSB_DIR_COUNT; d++)
     out(&t, "wsbal_bytes_total{direction=\"%s\"} %" PRIu64 "\n", dirs[d], SUM(shm, bytes[d]));
@@ -1133,8 +1270,7 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
       continue;
     label(m->table->backends[s].name, b, sizeof(b));
     out(&t, "wsbal_backend_up{backend=\"%s\"} %d\n", b, atomic_load(&shm->backend_up[s]) ? 1 : 0);
-    out(&t, "wsbal_backend_enabled{backend=\"%s\"} %d\n", b,
-        m->table->backends[s].enabled ? 1 : 0);
+    out(&t, "wsbal_backend_enabled{backend=\"%s\"} %d\n", b, m->table->backends[s].enabled ? 1 : 0);
   }
   family(&t, "wsbal_backend_health_checks_total", "counter", "Health checks by result.");
   for (uint32_t s = 0; s < m->table->nslots; s++)

@@ -33,7 +33,8 @@ int wsb_control_check_chunk(const void *data, size_t len) {
     return -EPROTO;
   memcpy(&c, data, head);
   if (c.type != WSB_CTL_SESSIONS || c.len != len || c.count > WSB_SESSIONS_PER_CHUNK ||
-      len != head + c.count * sizeof(struct wsb_session_info) || c.last > 1)
+      len != head + c.count * sizeof(struct wsb_session_info) || c.last > 1 || c.error > 0 ||
+      (c.error < 0 && (c.count > 0 || !c.last)))
     return -EPROTO;
   return 0;
 }

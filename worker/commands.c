@@ -1,18 +1,18 @@
-/* Commands from the master (control socket): drain or close a backend's sessions, kill or move one. */
+/* Commands from the master (control socket): drain or close a backend's sessions, kill or move
+   one, list a page of them. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "control.h"
 #include "errors.h"
 #include "log.h"
 #include "session.h"
 
-#define DRAIN_BATCH 50       /* sessions moved per tick while draining a backend */
-#define DRAIN_TICK_MS 100    /* so 10,000 sessions move over ~10 s per worker, not all at once */
+#define DRAIN_BATCH   50  /* sessions moved per tick while draining a backend */
+#define DRAIN_TICK_MS 100 /* so 10,000 sessions move over ~10 s per worker, not all at once */
 
 static struct wsb_session *find(struct wsb_worker *w, uint64_t id) {
   for (struct wsb_session *s = w->sessions; s != NULL; s = s->next)
@@ -60,7 +60,7 @@ static void end_session(struct wsb_session *s, uint16_t code, const char *reason
   session_finish(s);
 }
 
-static void describe(struct wsb_worker *w, const struct wsb_session *s,
+static void describe(const struct wsb_worker *w, const struct wsb_session *s,
                      struct wsb_session_info *e) {
   memset(e, 0, sizeof(*e));
   e->id = s->id;
@@ -78,36 +78,114 @@ static void describe(struct wsb_worker *w, const struct wsb_session *s,
   memcpy(e->path, s->head + s->path_off, n);
 }
 
-static void send_chunk(struct wsb_worker *w, struct wsb_sessions_chunk *c, bool last) {
-  uv_os_fd_t fd;
-  c->type = WSB_CTL_SESSIONS;
-  c->last = last;
-  c->len = (uint32_t)(offsetof(struct wsb_sessions_chunk, entries) +
-                      c->count * sizeof(struct wsb_session_info));
-  if (uv_fileno((uv_handle_t *)&w->control, &fd) != 0 ||
-      send(fd, c, c->len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)c->len)
-    wsb_log_warn("session list: answer not sent: %s", strerror(errno));
-  c->count = 0;
+/* A chunk of a session list on its way to the master: freed once written (or the socket gone). */
+struct chunk_write {
+  uv_write_t req;
+  struct wsb_sessions_chunk chunk;
+};
+
+/* Past this much queued on the control socket (the master not reading) a list is refused rather
+   than queued: a few pages, where one page is at most 8 chunks of 47 KiB. */
+#define CONTROL_QUEUE_MAX (4u << 20)
+
+static void on_chunk_written(uv_write_t *req, int status) {
+  free(req->data);
 }
 
-/* Sessions that have a 101 (a head kept), in chunks the master puts together. */
-static void list_sessions(struct wsb_worker *w, const struct wsb_control_msg *m) {
-  struct wsb_sessions_chunk *chunk = malloc(sizeof(*chunk)); /* 50 KiB: not for the stack */
-  if (chunk == NULL)
-    return; /* the master's request times out and says the answer is partial */
-  chunk->request = m->request;
-  chunk->count = 0;
-  for (struct wsb_session *s = w->sessions; s != NULL; s = s->next) {
-    if (s->head == NULL || s->state == S_CLOSED)
-      continue;
-    if ((m->one && s->id != m->session) || (m->slot >= 0 && s->backend_slot != m->slot))
-      continue;
-    describe(w, s, &chunk->entries[chunk->count++]);
-    if (chunk->count == WSB_SESSIONS_PER_CHUNK)
-      send_chunk(w, chunk, false);
+/* Queues a chunk (libuv writes it when the socket has room: never dropped on EAGAIN). */
+static void send_chunk(struct wsb_worker *w, struct chunk_write *cw) {
+  struct wsb_sessions_chunk *c = &cw->chunk;
+  c->type = WSB_CTL_SESSIONS;
+  c->len = (uint32_t)(offsetof(struct wsb_sessions_chunk, entries) +
+                      c->count * sizeof(struct wsb_session_info));
+  uv_buf_t b = uv_buf_init((char *)c, c->len);
+  cw->req.data = cw;
+  int rc = uv_write(&cw->req, (uv_stream_t *)&w->control, &b, 1, on_chunk_written);
+  if (rc != 0) {
+    wsb_log_warn("session list: answer not sent: %s", uv_strerror(rc));
+    free(cw);
   }
-  send_chunk(w, chunk, true);
-  free(chunk);
+}
+
+static struct chunk_write *new_chunk(uint64_t request) {
+  struct chunk_write *cw = malloc(sizeof(*cw));
+  if (cw != NULL) {
+    memset(&cw->chunk, 0, offsetof(struct wsb_sessions_chunk, entries));
+    cw->chunk.request = request;
+  }
+  return cw;
+}
+
+/* The last chunk alone, saying why there is no list; when even that cannot be allocated the
+   master's wait for this worker times out and its answer says partial. */
+static void refuse_list(struct wsb_worker *w, uint64_t request, int err) {
+  struct chunk_write *cw = new_chunk(request);
+  if (cw == NULL)
+    return;
+  cw->chunk.last = 1;
+  cw->chunk.error = err;
+  send_chunk(w, cw);
+}
+
+/* Sessions that have a 101 (a head kept) and pass the request's filter. */
+static bool listed(const struct wsb_session *s, const struct wsb_control_msg *m) {
+  return s->head != NULL && s->state != S_CLOSED && (!m->one || s->id == m->session) &&
+         (m->slot < 0 || s->backend_slot == m->slot);
+}
+
+static int by_id(const void *a, const void *b) {
+  uint64_t x = (*(struct wsb_session *const *)a)->id, y = (*(struct wsb_session *const *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
+/* One page of the matching sessions in id order: skip, then up to limit, in chunks the master
+   puts together. The last chunk carries how many matched, so the master can page over workers. */
+static void list_sessions(struct wsb_worker *w, const struct wsb_control_msg *m) {
+  if (uv_stream_get_write_queue_size((uv_stream_t *)&w->control) > CONTROL_QUEUE_MAX) {
+    refuse_list(w, m->request, -EBUSY);
+    return;
+  }
+  size_t matched = 0;
+  for (struct wsb_session *s = w->sessions; s != NULL; s = s->next)
+    matched += listed(s, m);
+  size_t first = m->skip < matched ? m->skip : matched;
+  size_t n = matched - first < m->limit ? matched - first : m->limit;
+  /* Sessions are added at the head with growing ids, so the list is normally newest first;
+     the page is picked from a sorted copy of the pointers rather than trusting that order. */
+  struct wsb_session **all = n > 0 ? malloc(matched * sizeof(*all)) : NULL;
+  struct chunk_write *cw = new_chunk(m->request);
+  if ((n > 0 && all == NULL) || cw == NULL) {
+    free(all);
+    free(cw);
+    refuse_list(w, m->request, -ENOMEM);
+    return;
+  }
+  if (n > 0) {
+    size_t i = matched;
+    bool ascending = true;
+    for (struct wsb_session *s = w->sessions; s != NULL; s = s->next)
+      if (listed(s, m)) {
+        all[--i] = s;
+        ascending = ascending && (i + 1 == matched || s->id < all[i + 1]->id);
+      }
+    if (!ascending)
+      qsort(all, matched, sizeof(*all), by_id);
+  }
+  for (size_t i = first; i < first + n; i++) {
+    describe(w, all[i], &cw->chunk.entries[cw->chunk.count++]);
+    if (cw->chunk.count == WSB_SESSIONS_PER_CHUNK && i + 1 < first + n) {
+      send_chunk(w, cw);
+      if ((cw = new_chunk(m->request)) == NULL) {
+        free(all);
+        refuse_list(w, m->request, -ENOMEM); /* the master's answer says partial */
+        return;
+      }
+    }
+  }
+  free(all);
+  cw->chunk.last = 1;
+  cw->chunk.matched = matched;
+  send_chunk(w, cw);
 }
 
 void wsb_worker_command(struct wsb_worker *w, const struct wsb_control_msg *m) {

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 
 from wsbtest import OP_TEXT, Checks, Echo, RawClient, Wsbal, frame, free_port, run_tests
 
@@ -293,6 +294,183 @@ def test_session_list(e1, e2):
         lb.stop()
 
 
+def open_sessions(port, paths, batch=200):
+    """Opens one session per path, batch connections in flight at a time (the accept queue and the
+    handshakes stay bounded); returns the sockets, each past its 101."""
+    import base64
+    import socket
+    held = []
+    for start in range(0, len(paths), batch):
+        socks = []
+        for path in paths[start:start + batch]:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            key = base64.b64encode(os.urandom(16)).decode()
+            s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+            socks.append(s)
+        for s in socks:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise EOFError("closed before its 101")
+                head += chunk
+            if not head.startswith(b"HTTP/1.1 101"):
+                raise RuntimeError(head[:80])
+        held += socks
+    return held
+
+
+def rss_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def list_all(ap, query=""):
+    """Pages through GET /api/v1/sessions by next_offset; returns (pages, sessions)."""
+    pages, sessions, offset = [], [], 0
+    while offset is not None and len(pages) < 100:
+        s, h, body = request(ap, "GET", f"/api/v1/sessions?limit=1000&offset={offset}{query}")
+        doc = json.loads(body) if s == 200 else {"status": s, "body": body[:200]}
+        pages.append(doc)
+        sessions += doc.get("sessions", [])
+        offset = doc.get("next_offset")
+    return pages, sessions
+
+
+def test_session_list_at_scale(e1):
+    """3,000 sessions with 200-byte paths on one worker: every one listed once, through pages,
+    nothing partial; many listings at once are answered or refused (503), never dropped."""
+    import resource
+    import threading
+    import time
+    n = 3000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # The test holds n sockets, the worker 2n (client and backend legs), wsbal-echo n; wsbal and
+    # wsbal-echo inherit this limit.
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < 2 * n + 200:
+        c.true(f"RLIMIT_NOFILE {hard} is too low for {n} sessions", False)
+        return
+    ap = free_port()
+    lb = Wsbal([("e1", e1.url)], workers=1, sections={"admin": {"address": f"127.0.0.1:{ap}"}})
+    held = []
+    try:
+        paths = [f"/s/{i:05d}/" + "p" * 191 for i in range(n)]
+        c.eq("200-byte paths", 200, len(paths[0]))
+        held = open_sessions(lb.port, paths)
+        master = lb.proc.pid
+        before = rss_kib(master, "VmRSS")
+        t0 = time.monotonic()
+        pages, sessions = list_all(ap)
+        took = time.monotonic() - t0
+        c.eq("every page answered 200, none partial, total exact",
+             [(n, False)] * len(pages), [(p.get("total"), p.get("partial")) for p in pages])
+        c.eq("every session listed exactly once, in id order", (n, n, True),
+             (len(sessions), len({x["id"] for x in sessions}),
+              [x["id"] for x in sessions] == sorted(x["id"] for x in sessions)))
+        c.eq("with its whole path", sorted(paths), sorted(x["path"] for x in sessions))
+        c.eq("pages of 1000, then the end", ([1000, 1000, 1000], [1000, 2000, None]),
+             ([len(p.get("sessions", [])) for p in pages], [p.get("next_offset") for p in pages]))
+        print(f"# listed {n} sessions in {len(pages)} pages: {took * 1000:.0f} ms; master RSS "
+              f"{before} KiB before, {rss_kib(master, 'VmRSS')} KiB after, peak "
+              f"{rss_kib(master, 'VmHWM')} KiB")
+        one = jbody(request(ap, "GET", "/api/v1/sessions?limit=5&offset=2998&backend=e1"))
+        c.eq("the last page is short", ([x["id"] for x in sessions[2998:]], n, None),
+             ([x["id"] for x in one["sessions"]], one["total"], one.get("next_offset")))
+        big = jbody(request(ap, "GET", "/api/v1/sessions?limit=100000"))
+        c.eq("a limit above 1000 gets a page of 1000", (1000, 1000, 1000),
+             (len(big.get("sessions", [])), big.get("limit"), big.get("next_offset")))
+
+        # Twenty clients at once, each wanting a 1000-session page (about 0.5 MB): the master
+        # builds a few at a time and refuses the rest, so its memory stays bounded.
+        results = []
+
+        def fetch():
+            try:
+                s, h, body = request(ap, "GET", "/api/v1/sessions?limit=1000")
+                doc = json.loads(body)
+                results.append((s, len(doc.get("sessions", [])) if s == 200 else h.get("retry-after")))
+            except Exception as e:  # noqa: BLE001 - any failure is a wrong answer here
+                results.append((repr(e), None))
+        threads = [threading.Thread(target=fetch) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        ok = [r for r in results if r[0] == 200]
+        c.true("20 listings at once: each complete or 503, at least one complete",
+               len(results) == 20 and len(ok) >= 1 and all(r == (200, 1000) or r[0] == 503
+                                                           for r in results), str(results))
+        peak = rss_kib(master, "VmHWM")
+        print(f"# 20 concurrent listings: {len(ok)} answered, {20 - len(ok)} refused; master peak "
+              f"RSS {peak} KiB")
+        c.true("the master's peak memory stays bounded (< 64 MiB)", peak < 64 * 1024, f"{peak} KiB")
+    finally:
+        for s in held:
+            s.close()
+        lb.stop()
+
+
+def test_kill_codes(e1):
+    """DELETE /api/v1/sessions/{id} takes every code SPEC.md lists (1000-1003, 1007-1009,
+    1011-1014, 3000-4999) and a percent-encoded UTF-8 reason of at most 123 bytes."""
+    import struct
+    ap = free_port()
+    lb = Wsbal([("e1", e1.url)], workers=1, sections={"admin": {"address": f"127.0.0.1:{ap}"}})
+    try:
+        def session():
+            cl = RawClient(lb.port)
+            cl.request("/")
+            c.eq("session upgrades", 101, cl.read_head()[0])
+            ids = [x["id"] for x in jbody(request(ap, "GET", "/api/v1/sessions"))["sessions"]]
+            return cl, max(ids)
+
+        def close_of(cl):
+            fin, op, payload = cl.read_frame()
+            return op, struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None, payload[2:]
+
+        cl, sid = session()
+        s = request(ap, "DELETE", f"/api/v1/sessions/{sid}?code=1008&reason=policy+violated")[0]
+        c.eq("DELETE code=1008: 202", 202, s)
+        c.eq("the client gets 1008 and the reason", (0x8, 1008, b"policy violated"), close_of(cl))
+        cl.close()
+        reason = "caf\u00e9 " + "\u20ac" * 38  # 5 + 1 + 38 * 3 = 120 bytes of UTF-8
+        cl, sid = session()
+        enc = urllib.parse.quote(reason.encode())
+        s = request(ap, "DELETE", f"/api/v1/sessions/{sid}?reason={enc}&code=1014")[0]
+        c.eq("DELETE code=1014 with a percent-encoded UTF-8 reason: 202", 202, s)
+        c.eq("the client gets 1014 and the reason, decoded", (0x8, 1014, reason.encode()),
+             close_of(cl))
+        cl.close()
+
+        cl, sid = session()
+        bad = [("code=1010", "1010 is a client's code"), ("code=1005", "never on the wire"),
+               ("code=1006", "never on the wire"), ("code=1004", "reserved"),
+               ("code=1015", "never on the wire"), ("code=2999", "reserved"),
+               ("code=5000", "out of range"), ("code=999", "out of range"),
+               ("code=65536", "out of range"), ("code=+1000", "not plain digits"),
+               ("code=1000x", "not plain digits"), ("code=", "empty"), ("code=%201000", "space"),
+               ("reason=" + "r" * 124, "124 bytes"),
+               ("reason=" + "%E2%82%AC" * 41 + "r", "124 bytes once decoded"),
+               ("reason=%FF", "not UTF-8"), ("reason=%C3", "a cut character"),
+               ("reason=%zz", "a bad escape"), ("reason=a%2", "a cut escape"),
+               ("reason=a%00b", "a NUL")]
+        got = [(q, request(ap, "DELETE", f"/api/v1/sessions/{sid}?{q}")[0]) for q, _ in bad]
+        c.eq("bad codes and reasons are refused with 400", [(q, 400) for q, _ in bad], got)
+        ok = request(ap, "DELETE", f"/api/v1/sessions/{sid}?code=4999&reason=" + "r" * 123)[0]
+        c.eq("4999 with a 123-byte reason: 202", 202, ok)
+        c.eq("the client gets all 123 bytes", (0x8, 4999, b"r" * 123), close_of(cl))
+        cl.close()
+    finally:
+        lb.stop()
+
+
 def test_partial_answer(e1):
     """A worker that cannot answer makes the session list partial after a second, never hang."""
     import signal
@@ -402,7 +580,9 @@ def main():
     e1, e2 = Echo("e1"), Echo("e2")
     try:
         return run_tests(c, lambda: test_api(e1, e2), lambda: test_token(e1),
-                         lambda: test_session_list(e1, e2), lambda: test_partial_answer(e1),
+                         lambda: test_session_list(e1, e2), lambda: test_session_list_at_scale(e1),
+                         lambda: test_kill_codes(e1),
+                         lambda: test_partial_answer(e1),
                          lambda: test_prometheus_scrape(e1), lambda: test_admin_under_traffic(e1, e2),
                          test_session_and_drain_commands)
     finally:

@@ -1,5 +1,7 @@
 /* Unit tests for common/frame.c: header parsing and writing, framing rules, masking, close. */
 #include <check.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -471,6 +473,77 @@ START_TEST(close_code_validity) {
 }
 END_TEST
 
+/* SPEC.md's list for DELETE /api/v1/sessions/{id}, written out on its own: "1000-1003, 1007-1009,
+   1011-1014, 3000-4999". */
+static bool spec_sendable(unsigned long c) {
+  static const unsigned long ranges[][2] = {{1000, 1003}, {1007, 1009}, {1011, 1014}, {3000, 4999}};
+  for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+    if (c >= ranges[i][0] && c <= ranges[i][1])
+      return true;
+  return false;
+}
+
+START_TEST(close_code_sendable_whole_range) {
+  unsigned n = 0;
+  for (unsigned long c = 0; c <= 65535; c++) {
+    ck_assert_msg(wsb_close_code_sendable(c) == spec_sendable(c), "%lu", c);
+    n += wsb_close_code_sendable(c);
+  }
+  ck_assert_uint_eq(n, 4 + 3 + 4 + 2000);
+  /* Values past 16 bits never wrap into the set. */
+  ck_assert(!wsb_close_code_sendable(65536 + 1000));
+  ck_assert(!wsb_close_code_sendable(4294967296ul + 1000));
+  ck_assert(!wsb_close_code_sendable(1010)); /* a client's code */
+}
+END_TEST
+
+START_TEST(close_code_from_text) {
+  char text[16];
+  for (unsigned long c = 0; c <= 99999; c++) {
+    uint16_t code = 0;
+    int len = snprintf(text, sizeof(text), "%lu", c);
+    int rc = wsb_close_code_from_text(text, (size_t)len, &code);
+    ck_assert_msg(rc == (spec_sendable(c) ? 0 : WSB_ECLOSE_CODE), "%lu", c);
+    ck_assert_msg(rc != 0 || code == c, "%lu gave %u", c, code);
+  }
+  static const char *const bad[] = {"",      "+1000",  "-1000",   " 1000",    "1000 ",
+                                    "1e3",   "0x3e8",  "10 0",    "1000a",    "65536",
+                                    "66536", "100000", "0001000", "４０００", "1008\n"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    uint16_t code = 7;
+    ck_assert_msg(wsb_close_code_from_text(bad[i], strlen(bad[i]), &code) == WSB_ECLOSE_CODE,
+                  "\"%s\"", bad[i]);
+    ck_assert_uint_eq(code, 7);
+  }
+  uint16_t code = 0;
+  ck_assert_int_eq(wsb_close_code_from_text("01008", 5, &code), 0); /* leading zeros: decimal */
+  ck_assert_uint_eq(code, 1008);
+  ck_assert_int_eq(wsb_close_code_from_text("1008", 3, &code), WSB_ECLOSE_CODE); /* "100" */
+}
+END_TEST
+
+START_TEST(close_reason_check) {
+  char r[WSB_CLOSE_REASON_MAX + 2];
+  memset(r, 'r', sizeof(r));
+  ck_assert_int_eq(wsb_close_reason_check(r, 0), 0);
+  ck_assert_int_eq(wsb_close_reason_check(r, WSB_CLOSE_REASON_MAX), 0);
+  ck_assert_int_eq(wsb_close_reason_check(r, WSB_CLOSE_REASON_MAX + 1), -E2BIG);
+  /* 41 three-byte characters are 123 bytes; one byte more is too long, not cut. */
+  char euro[41 * 3 + 1];
+  for (int i = 0; i < 41; i++)
+    memcpy(euro + i * 3, "\xe2\x82\xac", 3);
+  ck_assert_int_eq(wsb_close_reason_check(euro, 123), 0);
+  euro[123] = 'x';
+  ck_assert_int_eq(wsb_close_reason_check(euro, 124), -E2BIG);
+  ck_assert_int_eq(wsb_close_reason_check(euro, 122), WSB_EUTF8); /* a cut character */
+  ck_assert_int_eq(wsb_close_reason_check("\xff", 1), WSB_EUTF8);
+  ck_assert_int_eq(wsb_close_reason_check("\xc0\xaf", 2), WSB_EUTF8);     /* overlong '/' */
+  ck_assert_int_eq(wsb_close_reason_check("\xed\xa0\x80", 3), WSB_EUTF8); /* a surrogate */
+  ck_assert_int_eq(wsb_close_reason_check("a\0b", 3), -EINVAL);
+  ck_assert_int_eq(wsb_close_reason_check("caf\xc3\xa9", 5), 0);
+}
+END_TEST
+
 static int close_parse_copy(const char *lit, size_t len, uint16_t *code, size_t *reason_len,
                             char *reason_out) {
   uint8_t *copy = malloc(len);
@@ -618,6 +691,9 @@ int main(void) {
 
   TCase *close = tcase_create("close");
   tcase_add_test(close, close_code_validity);
+  tcase_add_test(close, close_code_sendable_whole_range);
+  tcase_add_test(close, close_code_from_text);
+  tcase_add_test(close, close_reason_check);
   tcase_add_test(close, close_parse);
   tcase_add_test(close, close_build);
   suite_add_tcase(s, close);

@@ -287,6 +287,8 @@ def test_session_list(e1, e2):
         one = json.loads(request(ap, "GET", f"/api/v1/sessions/{first.get('id')}")[2])
         c.eq("one session by id", first, one)
         c.eq("an unknown id is 404", 404, request(ap, "GET", "/api/v1/sessions/00000000deadbeef")[0])
+        c.eq("an id of a worker slot not running is 404 at once", 404,
+             request(ap, "GET", "/api/v1/sessions/fff0000000000000")[0])
         c.eq("a bad limit is 400", 400, request(ap, "GET", "/api/v1/sessions?limit=x")[0])
         for cl in held:
             cl.close()

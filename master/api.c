@@ -794,7 +794,8 @@ struct list_op {
   uint64_t limit;
   uint64_t total; /* matching sessions of the workers asked so far */
   size_t n;
-  size_t cap; /* entries reserved: limit, or 1 for one */
+  size_t cap;    /* entries reserved: limit, or 1 for one */
+  size_t step_n; /* entries the worker asked now has sent so far */
   uv_timer_t timer;
   struct wsb_session_info entries[];
 };
@@ -915,6 +916,7 @@ static bool list_ask(struct list_op *op) {
     };
     if (wsb_workers_send(&m->workers, (int)op->worker, &msg) == 1) {
       op->request = msg.request;
+      op->step_n = 0;
       uv_timer_start(&op->timer, on_list_timeout, STEP_TIMEOUT_MS, 0);
       return true;
     }
@@ -947,11 +949,16 @@ void wsb_api_on_chunk(void *ctx, const struct wsb_sessions_chunk *chunk) {
   size_t take = chunk->count < op->cap - op->n ? chunk->count : op->cap - op->n;
   memcpy(&op->entries[op->n], chunk->entries, take * sizeof(chunk->entries[0]));
   op->n += take;
+  op->step_n += chunk->count;
   if (!chunk->last)
     return;
   if (chunk->error != 0) {
     wsb_log_warn("session list: worker %u could not list: %s", op->worker,
                  wsb_strerror(chunk->error));
+    op->partial = true;
+  } else if (op->step_n != chunk->described || op->step_n > op->cap) {
+    wsb_log_error("session list: worker %u described %u sessions, %zu arrived", op->worker,
+                  chunk->described, op->step_n);
     op->partial = true;
   }
   op->total += chunk->matched;

@@ -54,9 +54,10 @@ struct wsb_sessions_chunk {
   uint64_t request;
   uint32_t count;
   uint32_t last;
-  uint64_t matched; /* last chunk: the worker's sessions matching the filter, skipped included */
-  int32_t error;    /* last chunk: 0, or why the worker could not list (-ENOMEM, -EBUSY) */
-  uint32_t unused;
+  uint64_t matched;   /* last chunk: the worker's sessions matching the filter, skipped included */
+  int32_t error;      /* last chunk: 0, or why the worker could not list (-ENOMEM, -EBUSY) */
+  uint32_t described; /* last chunk: entries in all the chunks of this answer, so that a lost
+                         chunk shows as a partial list rather than a silently short one */
   struct wsb_session_info entries[WSB_SESSIONS_PER_CHUNK];
 };
 

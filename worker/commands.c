@@ -185,6 +185,7 @@ static void list_sessions(struct wsb_worker *w, const struct wsb_control_msg *m)
   free(all);
   cw->chunk.last = 1;
   cw->chunk.matched = matched;
+  cw->chunk.described = (uint32_t)n;
   send_chunk(w, cw);
 }
 

@@ -1325,6 +1325,10 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
   out(&t, "wsbal_workers %u\n", wsb_workers_current(&m->workers));
   family(&t, "wsbal_worker_restarts_total", "counter", "Workers respawned after dying.");
   out(&t, "wsbal_worker_restarts_total %" PRIu64 "\n", atomic_load(&shm->worker_restarts));
+  family(&t, "wsbal_access_log_errors_total", "counter",
+         "Access log opens that failed (start, reload, SIGUSR1); lines went on to the file "
+         "open before, if any.");
+  out(&t, "wsbal_access_log_errors_total %" PRIu64 "\n", SUM(shm, access_log_errors));
   family(&t, "wsbal_config_reloads_total", "counter", "Reloads by result.");
   out(&t, "wsbal_config_reloads_total{result=\"ok\"} %" PRIu64 "\n", atomic_load(&shm->reloads_ok));
   out(&t, "wsbal_config_reloads_total{result=\"error\"} %" PRIu64 "\n",

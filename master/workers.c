@@ -1,12 +1,14 @@
 /* Worker processes: one slot of the segment each, their own sockets, respawned until retired. */
 #include "workers.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,7 +19,7 @@
 
 #define RESPAWN_DELAY_MIN_MS 100
 #define RESPAWN_DELAY_MAX_MS 10000
-#define CRASH_WINDOW_MS 1000 /* a worker dying sooner than this after its start is crashing */
+#define CRASH_WINDOW_MS      1000 /* a worker dying sooner than this after its start is crashing */
 
 void wsb_workers_init(struct wsb_workers *ws, uv_loop_t *loop, struct wsb_shm *shm) {
   ws->loop = loop;
@@ -45,8 +47,8 @@ int wsb_workers_bind(const struct wsb_config *cfg, unsigned n, int **out) {
     return -ENOMEM;
   char err[256];
   for (size_t i = 0; i < total; i++) {
-    fds[i] = wsb_listen_open(&cfg->listen.address[i % cfg->listen.naddress], true, err,
-                             sizeof(err));
+    fds[i] =
+        wsb_listen_open(&cfg->listen.address[i % cfg->listen.naddress], true, err, sizeof(err));
     if (fds[i] < 0) {
       int rc = fds[i];
       wsb_log_error("%s", err);
@@ -71,6 +73,93 @@ static void forget_others_in_child(struct wsb_workers *ws, unsigned slot) {
   }
 }
 
+/*
+ * Every descriptor the master holds at a fork, as (number, file) pairs: the admin listener and its
+ * connections, health probes, other workers' control sockets, the loop's own descriptors, anything
+ * inherited from whoever started wsbal. The child closes them all but its keep-list, so that no
+ * worker holds a client's admin connection open, nor any other socket it never serves.
+ */
+struct fd_snapshot {
+  size_t n;
+  struct fd_entry {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+  } * e;
+};
+
+/* Calls fn on every open descriptor but the directory's own, from /proc/self/fd. */
+static int each_fd(void (*fn)(int fd, void *arg), void *arg) {
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL)
+    return -errno;
+  int own = dirfd(d);
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    char *end;
+    long fd = strtol(e->d_name, &end, 10);
+    if (e->d_name[0] != '.' && *end == '\0' && fd != own)
+      fn((int)fd, arg);
+  }
+  closedir(d);
+  return 0;
+}
+
+static void snapshot_one(int fd, void *arg) {
+  struct fd_snapshot *s = arg;
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return;
+  struct fd_entry *e = realloc(s->e, (s->n + 1) * sizeof(*e));
+  if (e == NULL)
+    return; /* the child then keeps that one: a leak, never a wrong close */
+  s->e = e;
+  s->e[s->n++] = (struct fd_entry){.fd = fd, .dev = st.st_dev, .ino = st.st_ino};
+}
+
+struct sweep {
+  const struct fd_snapshot *snap;
+  const int *keep;
+  size_t nkeep;
+};
+
+static void sweep_one(int fd, void *arg) {
+  const struct sweep *sw = arg;
+  for (size_t i = 0; i < sw->nkeep; i++)
+    if (sw->keep[i] == fd)
+      return;
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return;
+  for (size_t i = 0; i < sw->snap->n; i++) {
+    const struct fd_entry *e = &sw->snap->e[i];
+    if (e->fd == fd && e->dev == st.st_dev && e->ino == st.st_ino) {
+      close(fd); /* the master's */
+      return;
+    }
+  }
+  /* Made since the snapshot. libuv's fork handler makes its signal lock pipe again in the child
+     (a pipe the worker's own signal handles need); anything else is a descriptor a thread of
+     the master (a lookup in libuv's pool) opened just before the fork. */
+  if (!S_ISFIFO(st.st_mode))
+    close(fd);
+}
+
+/* In a freshly forked worker: every descriptor of the master's goes, but stdin, stdout, stderr,
+   its own listening sockets and its control socket. */
+static void sweep_in_child(const struct fd_snapshot *snap, const struct wsb_worker_proc *w,
+                           int control_fd) {
+  size_t nkeep = 4 + w->nlisten;
+  int keep[nkeep];
+  keep[0] = STDIN_FILENO;
+  keep[1] = STDOUT_FILENO;
+  keep[2] = STDERR_FILENO;
+  keep[3] = control_fd;
+  memcpy(keep + 4, w->listen_fds, w->nlisten * sizeof(int));
+  struct sweep sw = {.snap = snap, .keep = keep, .nkeep = nkeep};
+  if (snap->n > 0)
+    each_fd(sweep_one, &sw);
+}
+
 static void on_respawn_timer(uv_timer_t *t);
 
 static void ctl_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -91,7 +180,9 @@ static void on_ctl_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
   w->ws->on_chunk(w->ws->arg, (const struct wsb_sessions_chunk *)(const void *)buf->base);
 }
 
-static void on_ctl_closed(uv_handle_t *h) { free(h); }
+static void on_ctl_closed(uv_handle_t *h) {
+  free(h);
+}
 
 /* Opens the master's end of a new worker's socketpair for its answers. */
 static void open_ctl(struct wsb_worker_proc *w, int fd) {
@@ -134,10 +225,19 @@ static void spawn(struct wsb_worker_proc *w) {
      place: a SIGTERM sent to a worker that is still starting must not kill it half-way. */
   sigset_t stop_signals, previous;
   wsb_worker_signal_set(&stop_signals);
+  struct fd_snapshot snap = {0};
+  int rc = each_fd(snapshot_one, &snap);
+  if (rc != 0 && !ws->warned_fds) {
+    ws->warned_fds = true;
+    wsb_log_warn("/proc/self/fd: %s: workers inherit every descriptor of the master's",
+                 strerror(-rc));
+  }
   sigprocmask(SIG_BLOCK, &stop_signals, &previous);
   pid_t pid = fork();
-  if (pid != 0)
+  if (pid != 0) {
     sigprocmask(SIG_SETMASK, &previous, NULL);
+    free(snap.e);
+  }
   if (pid < 0) {
     wsb_log_error("worker %u: fork: %s; trying again", w->slot, strerror(errno));
     close(pair[0]);
@@ -148,6 +248,8 @@ static void spawn(struct wsb_worker_proc *w) {
   if (pid == 0) {
     close(pair[0]);
     forget_others_in_child(ws, w->slot);
+    sweep_in_child(&snap, w, pair[1]);
+    free(snap.e);
     struct wsb_worker_start start = {
         .slot = w->slot,
         .incarnation = w->incarnation,

@@ -171,6 +171,7 @@ struct wsb_shm_worker {
   _Atomic uint64_t connect_count[WSB_SHM_MAX_BACKENDS];
   _Atomic uint64_t tls_handshakes[WSB_TLS_SIDES][2];  /* completed: [side][resumed] */
   _Atomic uint64_t tls_errors[WSB_TLS_SIDES][WSB_TLS_ERR_COUNT];
+  _Atomic uint64_t access_log_errors;  /* opens of the access log that failed */
 };
 
 /*

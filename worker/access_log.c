@@ -19,8 +19,8 @@
  */
 struct wsb_log_file {
   int fd;
-  unsigned pending;  /* writes in flight */
-  bool retired;      /* replaced or closed: close fd after the last pending write */
+  unsigned pending; /* writes in flight */
+  bool retired;     /* replaced or closed: close fd after the last pending write */
 };
 
 static void release(struct wsb_log_file *f) {
@@ -39,27 +39,37 @@ void wsb_access_log_close(struct wsb_worker *w) {
   w->access_log = NULL;
 }
 
-void wsb_access_log_reopen(struct wsb_worker *w) {
+/*
+ * Opens the path the table names (at start, when a reload changes it, on SIGUSR1). When the new
+ * file cannot be opened, lines keep going to the one already open, as nginx does on a failed
+ * reopen: losing them silently would be worse than writing them under the rotated name. The
+ * failure is logged once per attempt and counted (wsbal_access_log_errors_total).
+ */
+int wsb_access_log_reopen(struct wsb_worker *w) {
   const char *path = w->table->settings.access_log;
-  wsb_access_log_close(w);
   snprintf(w->access_path, sizeof(w->access_path), "%s", path);
-  if (path[0] == '\0')
-    return;
+  if (path[0] == '\0') {
+    wsb_access_log_close(w);
+    return 0;
+  }
   /* O_APPEND: every worker writes whole lines to the same file without clobbering the others. */
   int fd = strcmp(path, "stderr") == 0
                ? STDERR_FILENO
                : open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    wsb_log_error("access log %s: %s", path, strerror(errno));
-    return;
-  }
-  w->access_log = calloc(1, sizeof(*w->access_log));
-  if (w->access_log == NULL) {
+  struct wsb_log_file *f = fd >= 0 ? calloc(1, sizeof(*f)) : NULL;
+  if (f == NULL) {
+    int err = fd < 0 ? errno : ENOMEM;
     if (fd > STDERR_FILENO)
       close(fd);
-    return;
+    wsb_shm_add(&w->stats->access_log_errors, 1);
+    wsb_log_error("access log %s: %s%s", path, strerror(err),
+                  w->access_log != NULL ? "; lines go on to the file open before" : "");
+    return -err;
   }
-  w->access_log->fd = fd;
+  f->fd = fd;
+  wsb_access_log_close(w);
+  w->access_log = f;
+  return 0;
 }
 
 struct log_write {
@@ -97,8 +107,8 @@ void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s) {
   struct tm tm;
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
-  snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+  snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
   snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
   if (s->client_family != 0)
     inet_ntop(s->client_family, s->client_addr, client, sizeof(client));

@@ -104,8 +104,8 @@ static void drain(struct wsb_worker *w, bool graceful, const char *why) {
 
 static void on_reopen(uv_signal_t *h, int signum) {
   struct wsb_worker *w = h->data;
-  wsb_access_log_reopen(w);
-  wsb_log_info("access log reopened%s%s", w->access_path[0] ? ": " : " (off)", w->access_path);
+  if (wsb_access_log_reopen(w) == 0)
+    wsb_log_info("access log reopened%s%s", w->access_path[0] ? ": " : " (off)", w->access_path);
 }
 
 /* SIGTERM drains gracefully (the master's stop); SIGINT (a second stop, or Ctrl-C) closes now. */

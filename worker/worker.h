@@ -77,8 +77,10 @@ int wsb_select_backend(struct wsb_worker *w, const struct wsb_hash_key_source *s
 /* Frees the algorithm's tables (at exit). */
 void wsb_select_release(struct wsb_worker *w);
 
-/* The access log (access_log.c): opened per the table's settings, one line per session. */
-void wsb_access_log_reopen(struct wsb_worker *w);
+/* The access log (access_log.c): opened per the table's settings, one line per session.
+   Returns 0, or a negative errno when the file could not be opened (the one open before, if
+   any, stays in use). */
+int wsb_access_log_reopen(struct wsb_worker *w);
 /* Lets go of the open log file; it closes once its last pending write is done. */
 void wsb_access_log_close(struct wsb_worker *w);
 void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s);

@@ -334,6 +334,150 @@ def test_access_log(e1):
         shutil.rmtree(tmp)
 
 
+def one_logged_session(lb, path):
+    cl = RawClient(lb.port)
+    cl.request(path)
+    c.eq(f"session {path} upgrades", 101, cl.read_head()[0])
+    cl.send(frame(OP_CLOSE, close_payload(1000)))
+    close_code(cl)
+    cl.close()
+
+
+def metric_value(admin_port, name):
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=T) as r:
+        m = re.search(rf"^{name} (\d+)$", r.read().decode(), re.M)
+    return int(m.group(1)) if m else None
+
+
+def test_access_log_reopen_failure(e1):
+    """SIGUSR1 when the path cannot be opened (it is a directory: even root cannot open that for
+    writing): the lines go on to the file already open, the error is logged once and counted,
+    and a later SIGUSR1 that succeeds moves to the new file."""
+    import shutil
+    import tempfile
+    from wsbtest import free_port
+    tmp = tempfile.mkdtemp(prefix="wsbal-access-")
+    log = os.path.join(tmp, "access.log")
+    ap = free_port()
+    lb = Wsbal([("e1", e1.url)], workers=1,
+               sections={"wsbal": {"access_log": log}, "admin": {"address": f"127.0.0.1:{ap}"}})
+    try:
+        one_logged_session(lb, "/first")
+        c.true("first line written", read_json_lines(log, 1) is not None)
+        os.rename(log, log + ".1")
+        os.mkdir(log)
+        with lb.cond:
+            mark = len(lb.lines)
+        lb.proc.send_signal(signal.SIGUSR1)
+        c.true("the failed reopen is logged as an error",
+               lb.wait_line(r"worker 0 error: access log .*access\.log: Is a directory", start=mark)
+               is not None, lb.output()[-800:])
+        one_logged_session(lb, "/during")
+        lines = read_json_lines(log + ".1", 2, timeout=3)
+        c.eq("a failed reopen keeps writing to the file open before",
+             ["/first", "/during"], [l.get("path") for l in lines] if lines else None)
+        c.eq("the failed reopen is counted", 1, metric_value(ap, "wsbal_access_log_errors_total"))
+        with lb.cond:
+            since = lb.lines[mark:]
+        c.eq("logged once, not claimed as reopened",
+             (1, 0), (sum("Is a directory" in l for l in since),
+                      sum("access log reopened" in l for l in since)))
+        os.rmdir(log)
+        with lb.cond:
+            mark = len(lb.lines)
+        lb.proc.send_signal(signal.SIGUSR1)
+        c.true("the next SIGUSR1 reopens",
+               lb.wait_line(r"access log reopened", start=mark) is not None, lb.output()[-800:])
+        one_logged_session(lb, "/after")
+        lines = read_json_lines(log, 1)
+        c.eq("then lines go to the new file", ["/after"], [l.get("path") for l in lines or []])
+        with open(log + ".1") as f:
+            c.eq("the old file keeps its two lines", 2, len([l for l in f if l.strip()]))
+    finally:
+        lb.stop()
+        shutil.rmtree(tmp)
+
+
+def tcp_sockets(port):
+    """{inode: (state, remote port)} of the IPv4 TCP sockets whose local port is port."""
+    out = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                out[int(fields[9])] = (fields[3], int(fields[2].split(":")[1], 16))
+    return out
+
+
+def socket_inodes(pid):
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            m = re.match(r"socket:\[(\d+)\]$", os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+        if m:
+            inodes.add(int(m.group(1)))
+    return inodes
+
+
+def test_worker_fds(e1):
+    """A worker keeps none of the master's descriptors: a worker respawned while an admin client
+    is connected holds neither the admin listener nor that connection, and the connection really
+    closes when the client closes it."""
+    from wsbtest import free_port
+    ap = free_port()
+    lb = Wsbal([("e1", e1.url)], workers=1, log_level="debug",
+               sections={"admin": {"address": f"127.0.0.1:{ap}"},
+                         "upstream": {"health_check": "tcp", "health_interval": "100ms"}})
+    admin = None
+    try:
+        admin = socket.create_connection(("127.0.0.1", ap), timeout=T)
+        admin.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = admin.recv(4096)
+        c.true("admin answered, keep-alive", head.startswith(b"HTTP/1.1 200"), head)
+        cport = admin.getsockname()[1]
+        socks = tcp_sockets(ap)
+        listener = {i for i, (st, _) in socks.items() if st == "0A"}
+        conn = {i for i, (st, rp) in socks.items() if rp == cport and st == "01"}
+        master = socket_inodes(lb.proc.pid)
+        c.true("the master holds the admin listener and the connection",
+               len(listener) == 1 and len(conn) == 1 and listener | conn <= master,
+               (socks, master))
+        old = [p for p in lb.pids() if p != lb.proc.pid]
+        with lb.cond:
+            mark = len(lb.lines)
+        os.kill(old[0], signal.SIGKILL)
+        c.true("worker respawned",
+               lb.wait_line(r"worker 0 debug: started", start=mark) is not None, lb.output())
+        new = [p for p in lb.pids() if p not in old and p != lb.proc.pid]
+        held = socket_inodes(new[0]) if new else set()
+        c.true("the respawned worker holds neither the admin listener nor the admin connection",
+               new and not (held & (listener | conn)), (new, held, listener, conn))
+        own = set(tcp_sockets(lb.port))
+        tcp_all = set()
+        for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(f) as fh:
+                tcp_all |= {int(l.split()[9]) for l in list(fh)[1:]}
+        c.eq("its only TCP socket is its own listener (no health probe, no admin socket)",
+             own, held & tcp_all)
+        admin.close()
+        admin = None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(rp == cport for _, rp in tcp_sockets(ap).values()):
+            time.sleep(0.05)
+        c.eq("closed by the client, the admin connection is gone on the server side too", [],
+             [st for st, rp in tcp_sockets(ap).values() if rp == cport])
+    finally:
+        if admin is not None:
+            admin.close()
+        lb.stop()
+        with lb.cond:
+            lb.lines = [l for l in lb.lines if "killed by signal 9" not in l]
+
+
 def socket_count(pid):
     n = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -417,6 +561,8 @@ def main():
                          lambda: test_master_gone(e1),
                          lambda: test_reload(e1, e2), lambda: test_reload_worker_count(e1),
                          lambda: test_access_log(e1),
+                         lambda: test_access_log_reopen_failure(e1),
+                         lambda: test_worker_fds(e1),
                          lambda: test_worker_killed_with_sessions(e1, e2),
                          lambda: test_reload_under_load(e1, e2))
     finally:

@@ -2,6 +2,7 @@
  * (verification). */
 #include "tls_context.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,4 +203,24 @@ SSL_CTX *wsb_tls_client_ctx(bool verify, const char *ca_file, const char *cert, 
 fail:
   SSL_CTX_free(ctx);
   return NULL;
+}
+
+static bool is_ip_literal(const char *host) {
+  unsigned char addr[16];
+  return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+}
+
+int wsb_tls_client_prepare(SSL *ssl, const char *host, bool verify) {
+  bool ip = is_ip_literal(host);
+  if (!ip && SSL_set_tlsext_host_name(ssl, host) != 1)
+    return -1;
+  if (verify) {
+    int ok =
+        ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) : SSL_set1_host(ssl, host);
+    if (ok != 1)
+      return -1;
+  }
+  static const unsigned char alpn[] = "\x08http/1.1";
+  /* 0 is success for this one */
+  return SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1) == 0 ? 0 : -1;
 }

@@ -27,4 +27,12 @@ void wsb_tls_server_ctx_each(SSL_CTX *ctx, void (*fn)(SSL_CTX *ctx, void *arg), 
 SSL_CTX *wsb_tls_client_ctx(bool verify, const char *ca_file, const char *cert, const char *key,
                             char *err, size_t errlen);
 
+/*
+ * Prepares one connection to a backend whose URL names host (a name or an IP literal): SNI with
+ * the name (never an address, RFC 6066), and when verify is on the certificate must be for that
+ * name (SAN DNS) or address (SAN IP); ALPN http/1.1. The workers' backend legs and the master's
+ * health checks and load-report polls go through it. Returns 0, or -1 when OpenSSL refuses host.
+ */
+int wsb_tls_client_prepare(SSL *ssl, const char *host, bool verify);
+
 #endif

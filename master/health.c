@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "probe_client.h"
+#include "tls_context.h"
 
 struct health_slot {
   struct wsb_health *h;
@@ -41,6 +42,11 @@ struct wsb_health {
   unsigned fall;
   char health_path[WSB_PATH_MAX];
   char load_path[WSB_PATH_MAX]; /* "" = no load reports */
+  /* For wss:// backends: the workers' settings (tls_verify, tls_ca_file, tls_client_cert and
+     key), made on first use and again after each reload (tls.serial), as the workers do. */
+  SSL_CTX *tls;
+  uint64_t tls_serial;
+  bool tls_failed; /* the files would not load: said once per serial */
   struct health_slot slots[WSB_SHM_MAX_BACKENDS];
 };
 
@@ -139,11 +145,48 @@ static void on_report(void *arg, enum wsb_probe_result result, const struct wsb_
   s->reports_failing = true;
 }
 
+/* The TLS of a probe to b: NULL for ws://; for wss:// the settings of the data path, so a
+   backend whose certificate the workers refuse fails its checks too. */
+static const struct wsb_probe_tls *probe_tls(struct wsb_health *h, const struct wsb_shm_backend *b,
+                                             struct wsb_probe_tls *out) {
+  if (!b->url.tls)
+    return NULL;
+  const struct wsb_shm_tls *cfg = &h->table->settings.tls;
+  if (h->tls_serial != cfg->serial) {
+    SSL_CTX_free(h->tls); /* probes in flight hold their own reference */
+    h->tls = NULL;
+    h->tls_failed = false;
+    h->tls_serial = cfg->serial;
+  }
+  if (h->tls == NULL && !h->tls_failed) {
+    char err[1024];
+    h->tls = wsb_tls_client_ctx(cfg->verify, cfg->ca_file[0] ? cfg->ca_file : NULL,
+                                cfg->client_cert[0] ? cfg->client_cert : NULL,
+                                cfg->client_key[0] ? cfg->client_key : NULL, err, sizeof(err));
+    if (h->tls == NULL) {
+      h->tls_failed = true;
+      wsb_log_error("health checks of wss backends: %s", err);
+    }
+  }
+  *out = (struct wsb_probe_tls){.ctx = h->tls, .host = b->url.host, .verify = cfg->verify};
+  return out;
+}
+
+/* Starts one probe; NULL when it could not start (no socket, no TLS context). */
+static struct wsb_probe_client *probe(struct wsb_health *h, const struct wsb_shm_backend *b,
+                                      const char *req, wsb_probe_cb cb, void *arg) {
+  struct wsb_probe_tls tls_buf;
+  const struct wsb_probe_tls *tls = req != NULL ? probe_tls(h, b, &tls_buf) : NULL;
+  if (tls != NULL && tls->ctx == NULL)
+    return NULL;
+  return wsb_probe_start(h->loop, (const struct sockaddr *)&b->addr, req, tls, h->timeout_ms, cb,
+                         arg);
+}
+
 static void on_tick(uv_timer_t *t) {
   struct health_slot *s = t->data;
   struct wsb_health *h = s->h;
   const struct wsb_shm_backend *b = &h->table->backends[s->slot];
-  const struct sockaddr *addr = (const struct sockaddr *)&b->addr;
   char req[WSB_PATH_MAX + WSB_HOST_MAX + 160];
   /* A check still running (timeout above the interval) lets this round go by. */
   if (h->mode != WSB_HEALTH_OFF && s->check == NULL) {
@@ -152,16 +195,16 @@ static void on_tick(uv_timer_t *t) {
       s->checks[WSB_PROBE_ERROR]++;
       record(s, false, "request too long");
     } else {
-      s->check = wsb_probe_start(h->loop, addr, http ? req : NULL, h->timeout_ms, on_check, s);
+      s->check = probe(h, b, http ? req : NULL, on_check, s);
       if (s->check == NULL) {
         s->checks[WSB_PROBE_ERROR]++;
-        record(s, false, "cannot open a socket");
+        record(s, false, "cannot start a check (no socket, or no TLS context)");
       }
     }
   }
   if (h->load_path[0] != '\0' && s->report == NULL &&
       build_request(b, h->load_path, req, sizeof(req)) == 0) {
-    s->report = wsb_probe_start(h->loop, addr, req, h->timeout_ms, on_report, s);
+    s->report = probe(h, b, req, on_report, s);
     if (s->report == NULL)
       s->reports[WSB_PROBE_ERROR]++;
   }
@@ -278,6 +321,8 @@ void wsb_health_stop(struct wsb_health *h) {
 }
 
 void wsb_health_free(struct wsb_health *h) {
+  if (h != NULL)
+    SSL_CTX_free(h->tls);
   free(h);
 }
 

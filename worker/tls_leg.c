@@ -1,6 +1,5 @@
 /* TLS on a leg: ciphertext in from the socket, plaintext into the same path plain legs use, and
  * back. */
-#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +9,7 @@
 #include "errors.h"
 #include "log.h"
 #include "session.h"
+#include "tls_context.h"
 #include "tls_internal.h"
 
 #define WRITE_CHUNK (16 * 1024) /* small frames are gathered into records of up to this */
@@ -83,11 +83,6 @@ int tls_leg_accept(struct leg *l) {
   return 0;
 }
 
-static bool is_ip_literal(const char *host) {
-  unsigned char addr[16];
-  return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
-}
-
 int tls_leg_connect(struct leg *l) {
   struct wsb_session *s = l->s;
   struct wsb_worker *w = s->w;
@@ -98,18 +93,9 @@ int tls_leg_connect(struct leg *l) {
   if (tl == NULL)
     return UV_ENOMEM;
   const struct wsb_url *url = &w->table->backends[s->backend_slot].url;
-  bool ip = is_ip_literal(url->host);
   /* SNI and the name to verify both come from the URL's host; an address is checked as one. */
-  if (!ip)
-    SSL_set_tlsext_host_name(tl->ssl, url->host);
-  if (w->table->settings.tls.verify) {
-    int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tl->ssl), url->host)
-                : SSL_set1_host(tl->ssl, url->host);
-    if (ok != 1)
-      return WSB_ETLS;
-  }
-  static const unsigned char alpn[] = "\x08http/1.1";
-  SSL_set_alpn_protos(tl->ssl, alpn, sizeof(alpn) - 1);
+  if (wsb_tls_client_prepare(tl->ssl, url->host, w->table->settings.tls.verify) != 0)
+    return WSB_ETLS;
   struct tls_resume *r = &tls_of(l)->resume[s->backend_slot];
   if (r->session != NULL && r->port == url->port && strcmp(r->host, url->host) == 0)
     SSL_set_session(tl->ssl, r->session);

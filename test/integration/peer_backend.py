@@ -11,12 +11,15 @@ silent: accepts TCP and never answers the upgrade.
 drop:   answers a valid 101, then drops the connection at once.
 mute:   answers a valid 101, then reads everything and answers nothing, not even pings.
 --delay-101 SEC (echo mode): waits that long before answering an upgrade.
+In echo mode (ws or wss) plain GET /healthCheck answers 200 {"status":"200"} and GET /metric
+{"agentsConnections": N} with N from --report (default 0), as wsbal-echo does.
 Prints "listening on 127.0.0.1:PORT" once ready.
 """
 import argparse
 import asyncio
 import base64
 import hashlib
+import http
 import os
 import ssl
 import sys
@@ -56,8 +59,15 @@ async def echo_server(args):
         except websockets.ConnectionClosed:
             pass
 
-    async def delay_101(path, headers):
-        await asyncio.sleep(args.delay_101)
+    async def process_request(path, headers):
+        # Health checks and load reports are plain GETs, not upgrades.
+        if headers.get("Upgrade") is None and path in ("/healthCheck", "/metric"):
+            body = (b'{"status":"200"}' if path == "/healthCheck"
+                    else b'{"agentsConnections":%d}' % args.report)
+            log(f"probe {path}")
+            return http.HTTPStatus.OK, [("Content-Type", "application/json"), ("Connection", "close")], body
+        if args.delay_101:
+            await asyncio.sleep(args.delay_101)
         return None  # then the upgrade goes on
 
     protocols = [args.protocol] if args.protocol else None
@@ -70,7 +80,7 @@ async def echo_server(args):
             tls.load_verify_locations(args.tls_client_ca)
     async with websockets.serve(handler, "127.0.0.1", args.port, subprotocols=protocols,
                                 compression=None, max_size=None, ping_interval=None,
-                                process_request=delay_101 if args.delay_101 else None,
+                                process_request=process_request,
                                 ssl=tls) as server:
         log(f"listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}")
         await asyncio.Future()
@@ -119,6 +129,7 @@ def main():
     p.add_argument("--mode", default="echo", choices=["echo", "silent", "503", "drop", "mute"])
     p.add_argument("--protocol")
     p.add_argument("--delay-101", type=float, default=0)
+    p.add_argument("--report", type=int, default=0)
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--tls-client-ca")

@@ -13,12 +13,14 @@ import signal
 import ssl
 import subprocess
 import tempfile
+import time
 import urllib.request
 import warnings
 
 import websockets
 
-from wsbtest import T, Checks, Echo, Peer, RawClient, Wsbal, free_port, run, run_tests
+from wsbtest import (OP_TEXT, T, Checks, Echo, Peer, RawClient, Wsbal, frame, free_port, run,
+                     run_tests)
 
 c = Checks()
 TMP = tempfile.mkdtemp(prefix="wsbal-tls-")
@@ -379,6 +381,101 @@ def test_tickets_shared_across_workers():
         echo.stop()
 
 
+def wait_until(what, timeout=T):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if what():
+            return True
+        time.sleep(0.05)
+    return bool(what())
+
+
+def backends_up(admin_port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/api/v1/backends", timeout=T) as r:
+        return {b["name"]: b["up"] for b in json.loads(r.read())["backends"]}
+
+
+def who_serves(lb):
+    """Opens a session and asks its backend who it is; returns (client, name)."""
+    rc = RawClient(lb.port)
+    rc.request()
+    status, _, _ = rc.read_head()
+    if status != 101:
+        rc.close()
+        return None, f"HTTP {status}"
+    rc.send(frame(OP_TEXT, b"who"))
+    _, _, payload = rc.read_frame()
+    return rc, payload.decode()
+
+
+def test_health_and_load_over_tls():
+    """health_check = http and load_report_path speak TLS to wss:// backends, with the data
+    path's verification: checks pass and reports steer sessions; with a CA that does not verify
+    the backends, their checks fail and they are down. A plain TCP server behind a wss:// URL
+    that never answers the ClientHello times the check out."""
+    busy = Peer("busy", tls=SERVER, report=50)
+    idle = Peer("idle", tls=SERVER, host="localhost", report=0)  # SNI and a name to verify
+    mute = Peer("mute", mode="silent")
+    ap = free_port()
+    upstream = {"tls_ca_file": path("ca.pem"), "health_check": "http",
+                "health_interval": "200ms", "health_timeout": "1s", "health_rise": "1",
+                "health_fall": "1", "load_report_path": "/metric", "slow_start": "0"}
+    backends = [("busy", busy.url), ("idle", idle.url),
+                ("mute", mute.url.replace("ws://", "wss://"))]
+    lb = Wsbal(backends, workers=1,
+               sections={"upstream": upstream, "admin": {"address": f"127.0.0.1:{ap}"}})
+    held = []
+    try:
+        def passing():
+            m = metrics(ap)
+            return all((metric(m, "wsbal_backend_health_checks_total", backend=n,
+                               result="ok") or 0) >= 2 and
+                       (metric(m, "wsbal_backend_load_reports_total", backend=n,
+                               result="ok") or 0) >= 2 for n in ("busy", "idle"))
+        c.true("http checks and load reports over TLS pass for both wss backends",
+               wait_until(passing), metrics(ap)[-3000:] + lb.output()[-1500:])
+        c.true("the mute backend timed out",
+               lb.wait_line(r"backend mute is down: no answer within") is not None,
+               lb.output()[-1500:])
+        c.eq("both wss backends up, the mute one down", {"busy": True, "idle": True, "mute": False},
+             backends_up(ap))
+        c.true("the backend answered GET /healthCheck over TLS",
+               busy.wait_line(r"probe /healthCheck") is not None, busy.output()[-500:])
+        # busy reports 50 connections, idle 0: least_conn sends every new session to idle.
+        names = []
+        for _ in range(6):
+            rc, name = who_serves(lb)
+            names.append(name)
+            if rc is not None:
+                held.append(rc)
+        c.eq("the reports steer sessions: all 6 to the backend reporting 0", ["idle"] * 6, names)
+        for rc in held:
+            rc.close()
+        held = []
+        # Another CA: the backends' certificates no longer verify, so their checks fail.
+        verdict, _ = lb.reload(backends, sections={"upstream": dict(upstream,
+                                                                    tls_ca_file=BAD[0]),
+                                                   "admin": {"address": f"127.0.0.1:{ap}"}})
+        c.true("reload with a CA that does not sign the backends",
+               verdict and verdict.startswith("reloaded"), verdict)
+        for name in ("busy", "idle"):
+            c.true(f"{name} is down: its certificate is not accepted",
+                   lb.wait_line(rf"backend {name} is down: TLS: certificate not accepted") is not None,
+                   lb.output()[-1500:])
+        c.eq("down in the admin API", {"busy": False, "idle": False, "mute": False},
+             backends_up(ap))
+        m = metrics(ap)
+        c.true("counted as result error",
+               all((metric(m, "wsbal_backend_health_checks_total", backend=n, result="error")
+                    or 0) >= 1 for n in ("busy", "idle")), m[-3000:])
+    finally:
+        for rc in held:
+            rc.close()
+        lb.stop()
+        for p in (busy, idle, mute):
+            p.stop()
+
+
 async def kill_mid_session(lb, peers):
     async with websockets.connect(wss_url(lb), ssl=client_ctx(), compression=None,
                                   ping_interval=None) as ws:
@@ -516,6 +613,7 @@ try:
                        test_bad_backend_certificate, test_mutual_tls_to_backend, test_sni,
                        test_reload_swaps_certificate,
                        test_start_with_broken_certificate, test_tickets_shared_across_workers,
+                       test_health_and_load_over_tls,
                        test_failover_between_wss_backends, test_backpressure_over_tls,
                        test_load_generator_over_wss,
                        test_real_client_verifies)

@@ -191,9 +191,9 @@ class Peer(Process):
     """A test backend of peer_backend.py (python3-websockets) on a given or ephemeral port."""
 
     def __init__(self, ident, mode="echo", port=0, protocol=None, delay_101=0, tls=None,
-                 host="127.0.0.1", client_ca=None):
+                 host="127.0.0.1", client_ca=None, report=None):
         """tls: (certificate file, key file) to serve wss; host: what the URL names; client_ca:
-        require a client certificate from this CA."""
+        require a client certificate from this CA; report: the count its GET /metric gives."""
         here = os.path.dirname(os.path.abspath(__file__))
         argv = ["/usr/bin/python3", os.path.join(here, "peer_backend.py"), "--port", str(port),
                 "--id", ident, "--mode", mode]
@@ -205,6 +205,8 @@ class Peer(Process):
             argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
         if client_ca:
             argv += ["--tls-client-ca", client_ca]
+        if report is not None:
+            argv += ["--report", str(report)]
         super().__init__(argv)
         m = self.wait_line(r"listening on [^ ]*:(\d+)")
         if m is None:

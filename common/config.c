@@ -76,6 +76,7 @@ void wsb_config_defaults(struct wsb_config *cfg) {
   cfg->listen.address[0].port = 8080;
   cfg->listen.naddress = 1;
   cfg->listen.tls_min_version = 12;
+  cfg->listen.tls_ticket_rotation_ms = 3600000;
   cfg->listen.handshake_timeout_ms = 10000;
   cfg->listen.max_header_bytes = 16 * 1024;
   cfg->listen.max_message_bytes = 16 * 1024 * 1024;

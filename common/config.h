@@ -59,6 +59,7 @@ struct wsb_config {
     struct wsb_strlist tls_cert;  /* pairs up with tls_key */
     struct wsb_strlist tls_key;
     unsigned tls_min_version;     /* 12 or 13 */
+    uint64_t tls_ticket_rotation_ms; /* session ticket keys are replaced this often */
     char *path;                   /* NULL = every path */
     uint64_t handshake_timeout_ms;
     uint64_t max_header_bytes;

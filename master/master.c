@@ -9,8 +9,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <openssl/rand.h>
-
 #include "errors.h"
 #include "health.h"
 #include "log.h"
@@ -49,6 +47,7 @@ static void close_handles(void *arg) {
   wsb_api_stop(m);
   wsb_admin_stop(&m->admin);
   wsb_health_stop(m->health);
+  wsb_tickets_close(&m->tickets);
   wsb_discovery_close(&m->disc);
   for (size_t i = 0; i < NSIGNALS; i++)
     uv_close((uv_handle_t *)&m->signals[i], NULL);
@@ -140,6 +139,7 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs) {
   wsb_config_free(m->cfg);
   *m->cfg = next;
   wsb_health_sync(m->health, m->table, m->cfg);
+  wsb_tickets_schedule(&m->tickets, &m->loop, m->cfg->listen.tls_ticket_rotation_ms);
   wsb_log_setup(m->cfg->wsbal.log_level, "master");
   m->workers.log_level = m->cfg->wsbal.log_level;
   /* Known hosts kept their addresses above without a lookup; now every name is looked up again,
@@ -182,13 +182,6 @@ static int build_and_publish(struct master *m, const struct wsb_shm_table *prev,
   int rc = next == NULL ? -ENOMEM : wsb_discovery_lookup(&m->disc, m->cfg, &addrs, err, errlen);
   if (rc == 0)
     rc = wsb_shm_table_build(next, m->cfg, addrs, prev, prev ? m->shm : NULL, err, errlen);
-  /* One set of ticket keys for every worker (a session resumes whichever worker accepts it),
-     made at start-up; later tables copy them from prev. */
-  if (rc == 0 && prev == NULL &&
-      RAND_bytes(next->settings.tls.ticket_key, sizeof(next->settings.tls.ticket_key)) != 1) {
-    snprintf(err, errlen, "cannot make TLS session ticket keys");
-    rc = -EIO;
-  }
   if (rc == 0)
     rc = wsb_discovery_commit(&m->disc, m->cfg, addrs);
   free(addrs);
@@ -272,6 +265,11 @@ static int start(struct master *m, int **fds) {
     wsb_log_error("cannot map the shared segment: %s", strerror(errno));
     return -ENOMEM;
   }
+  /* One set of ticket keys for every worker (a session resumes whichever worker accepts it). */
+  if (wsb_tickets_init(&m->tickets, m->shm) != 0) {
+    wsb_log_error("cannot make TLS session ticket keys");
+    return -EIO;
+  }
   /* The admin port may be privileged too: bound now, served once the loop runs. */
   if (m->cfg->admin.enabled) {
     char aerr[256];
@@ -331,6 +329,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   if (m.health == NULL)
     wsb_fatal(EXIT_STARTUP, "out of memory");
   wsb_health_sync(m.health, m.table, m.cfg);
+  wsb_tickets_schedule(&m.tickets, &m.loop, cfg->listen.tls_ticket_rotation_ms);
   m.disc.on_change = on_discovered;
   m.disc.arg = &m;
   wsb_discovery_start(&m.disc, &m.loop, cfg->upstream.resolve_interval_ms);

@@ -11,6 +11,7 @@
 #include "health.h"
 #include "discovery.h"
 #include "shm.h"
+#include "tickets.h"
 #include "workers.h"
 
 struct master {
@@ -23,6 +24,7 @@ struct master {
   struct wsb_discovery disc;    /* the addresses m->table was built from */
   struct wsb_workers workers;
   struct wsb_health *health;    /* health checks and load reports of the backends */
+  struct wsb_tickets tickets;   /* TLS session ticket keys, rotated on a timer */
   uv_signal_t signals[5];
   uv_timer_t stop_timer;
   uv_timer_t status_timer;      /* refreshes systemd's STATUS= line */

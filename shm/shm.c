@@ -152,6 +152,48 @@ void wsb_shm_load_clear(struct wsb_shm *shm, uint32_t slot) {
   load_write(shm, slot, 0, 0, 0);
 }
 
+/* Both keys and has_previous as the segment's words. */
+static void tickets_pack(const struct wsb_ticket_keys *k, uint64_t w[WSB_SHM_TICKET_WORDS]) {
+  memcpy(w, k->current, WSB_TICKET_KEY_LEN);
+  memcpy((uint8_t *)w + WSB_TICKET_KEY_LEN, k->previous, WSB_TICKET_KEY_LEN);
+  w[WSB_SHM_TICKET_WORDS - 1] = k->has_previous ? 2 : 1; /* 0 = nothing published */
+}
+
+void wsb_shm_tickets_set(struct wsb_shm *shm, const struct wsb_ticket_keys *k) {
+  struct wsb_shm_tickets *t = &shm->tickets;
+  uint64_t w[WSB_SHM_TICKET_WORDS];
+  tickets_pack(k, w);
+  uint64_t seq = atomic_load_explicit(&t->seq, memory_order_relaxed);
+  atomic_store_explicit(&t->seq, seq + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  for (size_t i = 0; i < WSB_SHM_TICKET_WORDS; i++)
+    atomic_store_explicit(&t->words[i], w[i], memory_order_relaxed);
+  atomic_store_explicit(&t->seq, seq + 2, memory_order_release);
+}
+
+bool wsb_shm_tickets_get(const struct wsb_shm *shm, struct wsb_ticket_keys *out) {
+  const struct wsb_shm_tickets *t = &shm->tickets;
+  uint64_t w[WSB_SHM_TICKET_WORDS];
+  for (int i = 0; i < LOAD_READ_TRIES; i++) {
+    uint64_t seq = atomic_load_explicit(&t->seq, memory_order_acquire);
+    if (seq & 1)
+      continue;
+    for (size_t j = 0; j < WSB_SHM_TICKET_WORDS; j++)
+      w[j] = atomic_load_explicit(&t->words[j], memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&t->seq, memory_order_relaxed) != seq)
+      continue;
+    if (w[WSB_SHM_TICKET_WORDS - 1] == 0)
+      break;
+    memcpy(out->current, w, WSB_TICKET_KEY_LEN);
+    memcpy(out->previous, (const uint8_t *)w + WSB_TICKET_KEY_LEN, WSB_TICKET_KEY_LEN);
+    out->has_previous = w[WSB_SHM_TICKET_WORDS - 1] == 2;
+    return true;
+  }
+  memset(out, 0, sizeof(*out));
+  return false;
+}
+
 uint64_t wsb_shm_live(const struct wsb_shm *shm) {
   uint64_t sum = 0;
   for (unsigned w = 0, n = slots_used(shm); w < n; w++)

@@ -10,6 +10,7 @@
 
 #include "addrs.h"
 #include "config.h"
+#include "tls_tickets.h"
 
 #define WSB_SHM_MAX_BACKENDS 256
 #define WSB_SHM_LIST_MAX 1024   /* comma lists copied from the configuration */
@@ -28,8 +29,6 @@ struct wsb_shm_backend {
   bool backup;
 };
 
-#define WSB_TLS_TICKET_KEY_LEN 80  /* name (16), AES-256 key (32), HMAC-SHA256 key (32) */
-
 /* TLS as workers need it: file paths they load themselves, at start and when serial changes. */
 struct wsb_shm_tls {
   char cert[WSB_SHM_LIST_MAX];  /* comma list, "" = the listeners speak plain ws */
@@ -40,8 +39,6 @@ struct wsb_shm_tls {
   char client_cert[WSB_PATH_MAX];
   char client_key[WSB_PATH_MAX];
   uint64_t serial;              /* bumped by every reload: workers load the files again */
-  /* Session ticket keys, made by the master at start, so any worker resumes any session. */
-  uint8_t ticket_key[WSB_TLS_TICKET_KEY_LEN];
 };
 
 /* What workers need of the configuration; published with the table so reloads reach them. */
@@ -186,6 +183,18 @@ struct wsb_shm_load_report {
   _Atomic uint64_t opened;  /* this instance's sessions_total on the slot at that time */
 };
 
+/*
+ * The TLS session ticket keys (current and previous) every worker encrypts and decrypts
+ * tickets with, so a session resumes whichever worker accepts it and every worker rotates at
+ * the same moment. Written by the master only (master/tickets.c), as a sequence lock of atomic
+ * words like the load reports; read by the workers at each ticket.
+ */
+#define WSB_SHM_TICKET_WORDS ((2 * WSB_TICKET_KEY_LEN) / 8 + 1) /* both keys, has_previous */
+struct wsb_shm_tickets {
+  _Atomic uint64_t seq;
+  _Atomic uint64_t words[WSB_SHM_TICKET_WORDS];
+};
+
 struct wsb_shm {
   uint32_t magic;
   uint32_t nworkers;              /* worker slots mapped */
@@ -209,6 +218,7 @@ struct wsb_shm {
   _Atomic uint64_t reloads_error;
   struct wsb_shm_load_report load[WSB_SHM_MAX_BACKENDS];  /* master/health.c writes them */
   _Atomic uint64_t load_report_ttl_ms;                     /* reports older than this are ignored */
+  struct wsb_shm_tickets tickets;
   struct wsb_shm_worker workers[];
 };
 
@@ -241,6 +251,13 @@ uint64_t wsb_shm_backend_load(const struct wsb_shm *shm, uint32_t slot, uint64_t
 /* Master: records a report of count connections received at now_ms, or withdraws it. */
 void wsb_shm_load_set(struct wsb_shm *shm, uint32_t slot, uint64_t count, uint64_t now_ms);
 void wsb_shm_load_clear(struct wsb_shm *shm, uint32_t slot);
+
+/* Master: publishes the ticket keys every worker uses from now on. */
+void wsb_shm_tickets_set(struct wsb_shm *shm, const struct wsb_ticket_keys *k);
+
+/* Worker: the published ticket keys. false (out zeroed: no key matches, no ticket is made)
+   when none is published or a writer died mid-write. */
+bool wsb_shm_tickets_get(const struct wsb_shm *shm, struct wsb_ticket_keys *out);
 
 /* Live sessions of every worker together. */
 uint64_t wsb_shm_live(const struct wsb_shm *shm);

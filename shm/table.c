@@ -159,10 +159,8 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
   if (rc != 0)
     return rc;
   if (prev != NULL) {
-    /* The ticket keys live as long as the master; a reload bumps serial itself (master.c). */
+    /* A reload bumps serial itself (master.c). */
     t->settings.tls.serial = prev->settings.tls.serial;
-    memcpy(t->settings.tls.ticket_key, prev->settings.tls.ticket_key,
-           sizeof(t->settings.tls.ticket_key));
   }
   struct entry entries[WSB_SHM_MAX_BACKENDS]; /* about 37 KiB: the master's stack has room */
   size_t n;

@@ -12,35 +12,43 @@
 #include "session.h"
 #include "tls_context.h"
 #include "tls_internal.h"
+#include "tls_tickets.h"
 
 #define MAX_PAIRS 64
 
 /*
- * Session tickets with the master's keys (the same in every worker, so a
- * resumed session works whichever worker accepts it): AES-256-CBC and
- * HMAC-SHA256, as OpenSSL's own tickets. A ticket under another key name
- * means a full handshake.
+ * Session tickets with the master's keys, read from the segment at each ticket (the same in
+ * every worker, so a resumed session works whichever worker accepts it, and every worker
+ * rotates at once): AES-256-CBC and HMAC-SHA256, as OpenSSL's own tickets. New tickets use the
+ * current key; one under the previous key resumes and is replaced; any other name means a full
+ * handshake.
  */
 static int on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                          EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, int enc) {
   struct leg *l = SSL_get_app_data(ssl);
-  const uint8_t *key = l->s->w->table->settings.tls.ticket_key;
+  struct wsb_ticket_keys keys;
   OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
                          OSSL_PARAM_construct_end()};
-  if (enc) {
-    memcpy(name, key, 16);
-    if (RAND_bytes(iv, 16) != 1 ||
-        EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key + 16, iv) != 1 ||
-        EVP_MAC_init(mac, key + 48, 32, params) != 1)
-      return -1;
-    return 1;
+  int rc = 0; /* no ticket made, or a full handshake */
+  if (wsb_shm_tickets_get(l->s->w->shm, &keys)) {
+    const uint8_t *key = keys.current;
+    enum wsb_ticket_match m = WSB_TICKET_CURRENT;
+    if (enc) {
+      memcpy(name, key, WSB_TICKET_NAME_LEN);
+      rc = RAND_bytes(iv, 16) == 1 &&
+                   EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key + 16, iv) == 1 &&
+                   EVP_MAC_init(mac, key + 48, 32, params) == 1
+               ? 1
+               : -1;
+    } else if ((m = wsb_ticket_keys_find(&keys, name, &key)) != WSB_TICKET_UNKNOWN) {
+      rc = EVP_MAC_init(mac, key + 48, 32, params) == 1 &&
+                   EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key + 16, iv) == 1
+               ? (m == WSB_TICKET_PREVIOUS ? 2 : 1)
+               : -1;
+    }
   }
-  if (memcmp(name, key, 16) != 0)
-    return 0;
-  if (EVP_MAC_init(mac, key + 48, 32, params) != 1 ||
-      EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key + 16, iv) != 1)
-    return -1;
-  return 1;
+  OPENSSL_cleanse(&keys, sizeof(keys));
+  return rc;
 }
 
 static void set_ticket_cb(SSL_CTX *ctx, void *arg) {

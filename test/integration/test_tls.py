@@ -476,6 +476,54 @@ def test_health_and_load_over_tls():
             p.stop()
 
 
+def test_ticket_rotation():
+    """tls_ticket_rotation: the master replaces the ticket key every interval and every worker
+    follows at once. A ticket resumes through one rotation (and is replaced by one under the new
+    key), not through two."""
+    echo = Echo("e1")
+    lb = Wsbal([("e1", echo.url)], workers=2, log_level="debug",
+               sections={"listen": tls_listen(tls_ticket_rotation="2s")})
+    try:
+        ctx = client_ctx()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # a session exists right after the handshake
+
+        def connect(session=None):
+            rc = tls_raw(lb.port, ctx, session=session)
+            rc.request()
+            status, _, _ = rc.read_head()
+            got = (status, rc.sock.session, rc.sock.session_reused)
+            rc.close()
+            return got
+
+        rotated = r"master debug: TLS session ticket keys rotated"
+        mark = [0]
+
+        def next_rotation():
+            m = lb.wait_line(rotated, start=mark[0])
+            with lb.cond:
+                mark[0] = next((i for i in range(mark[0], len(lb.lines))
+                                if re.search(rotated, lb.lines[i])), len(lb.lines)) + 1
+            return m is not None
+
+        # Start right after a rotation: the steps below then have a whole interval each.
+        c.true("the keys rotate every 2 s", next_rotation(), lb.output()[-1000:])
+        status, t0, _ = connect()
+        c.eq("first wss upgrade", 101, status)
+        resumed = [connect(t0)[2] for _ in range(4)]
+        c.eq("within the interval the ticket resumes on either worker", [True] * 4, resumed)
+        c.true("a rotation", next_rotation())
+        _, t1, reused = connect(t0)
+        c.true("after one rotation the ticket still resumes", reused)
+        c.true("a second rotation", next_rotation())
+        _, _, reused = connect(t0)
+        c.true("after two rotations the first ticket no longer resumes", not reused)
+        _, _, reused = connect(t1)
+        c.true("the ticket renewed after the first rotation resumes", reused)
+    finally:
+        lb.stop()
+        echo.stop()
+
+
 async def kill_mid_session(lb, peers):
     async with websockets.connect(wss_url(lb), ssl=client_ctx(), compression=None,
                                   ping_interval=None) as ws:
@@ -613,7 +661,7 @@ try:
                        test_bad_backend_certificate, test_mutual_tls_to_backend, test_sni,
                        test_reload_swaps_certificate,
                        test_start_with_broken_certificate, test_tickets_shared_across_workers,
-                       test_health_and_load_over_tls,
+                       test_health_and_load_over_tls, test_ticket_rotation,
                        test_failover_between_wss_backends, test_backpressure_over_tls,
                        test_load_generator_over_wss,
                        test_real_client_verifies)

@@ -1,4 +1,5 @@
-/* Unit tests for shm/shm.c's backend-reported load: fresh, opened-since, expiry, fallback. */
+/* Unit tests for shm/shm.c's backend-reported load (fresh, opened-since, expiry, fallback) and
+ * its TLS ticket keys (published, rotated, a stuck writer). */
 #include <check.h>
 
 #include "run_suite.h"
@@ -40,10 +41,41 @@ START_TEST(load_follows_reports) {
 }
 END_TEST
 
+/* The ticket keys as the master publishes them and a worker reads them. */
+START_TEST(ticket_keys_round_trip) {
+  struct wsb_shm *shm = wsb_shm_create(1);
+  ck_assert_ptr_nonnull(shm);
+  struct wsb_ticket_keys k, got;
+  ck_assert(!wsb_shm_tickets_get(shm, &got)); /* nothing published yet */
+  uint8_t a[WSB_TICKET_KEY_LEN], b[WSB_TICKET_KEY_LEN];
+  for (int i = 0; i < WSB_TICKET_KEY_LEN; i++) {
+    a[i] = (uint8_t)i;
+    b[i] = (uint8_t)(200 - i);
+  }
+  wsb_ticket_keys_init(&k, a);
+  wsb_shm_tickets_set(shm, &k);
+  ck_assert(wsb_shm_tickets_get(shm, &got));
+  ck_assert_mem_eq(got.current, a, WSB_TICKET_KEY_LEN);
+  ck_assert(!got.has_previous);
+  wsb_ticket_keys_rotate(&k, b);
+  wsb_shm_tickets_set(shm, &k);
+  ck_assert(wsb_shm_tickets_get(shm, &got));
+  ck_assert_mem_eq(got.current, b, WSB_TICKET_KEY_LEN);
+  ck_assert_mem_eq(got.previous, a, WSB_TICKET_KEY_LEN);
+  ck_assert(got.has_previous);
+  /* A master that died mid-write: readers give up instead of spinning or reading half keys. */
+  atomic_fetch_add(&shm->tickets.seq, 1);
+  ck_assert(!wsb_shm_tickets_get(shm, &got));
+  ck_assert(!got.has_previous);
+  wsb_shm_destroy(shm);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("shm_load");
   TCase *tc = tcase_create("shm_load");
   tcase_add_test(tc, load_follows_reports);
+  tcase_add_test(tc, ticket_keys_round_trip);
   suite_add_tcase(s, tc);
   return wsb_run_suite(s);
 }

@@ -482,7 +482,7 @@ def test_ticket_rotation():
     key), not through two."""
     echo = Echo("e1")
     lb = Wsbal([("e1", echo.url)], workers=2, log_level="debug",
-               sections={"listen": tls_listen(tls_ticket_rotation="2s")})
+               sections={"listen": tls_listen(tls_ticket_rotation="3s")})
     try:
         ctx = client_ctx()
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # a session exists right after the handshake
@@ -506,7 +506,7 @@ def test_ticket_rotation():
             return m is not None
 
         # Start right after a rotation: the steps below then have a whole interval each.
-        c.true("the keys rotate every 2 s", next_rotation(), lb.output()[-1000:])
+        c.true("the keys rotate every 3 s", next_rotation(), lb.output()[-1000:])
         status, t0, _ = connect()
         c.eq("first wss upgrade", 101, status)
         resumed = [connect(t0)[2] for _ in range(4)]

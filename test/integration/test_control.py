@@ -394,6 +394,21 @@ def test_access_log_reopen_failure(e1):
         c.eq("then lines go to the new file", ["/after"], [l.get("path") for l in lines or []])
         with open(log + ".1") as f:
             c.eq("the old file keeps its two lines", 2, len([l for l in f if l.strip()]))
+        # A reload naming a path in a directory that does not exist: same rule.
+        verdict, _ = lb.reload([("e1", e1.url)], {
+            "wsbal": {"access_log": os.path.join(tmp, "missing", "a.log")},
+            "admin": {"address": f"127.0.0.1:{ap}"}})
+        c.true("reload to an unopenable access log path", verdict and verdict.startswith("reloaded"),
+               verdict)
+        with lb.cond:
+            mark = len(lb.lines)
+        one_logged_session(lb, "/after-reload")
+        c.true("its failure is logged", lb.wait_line(r"access log .*missing/a\.log: No such file",
+                                                     start=mark) is not None, lb.output()[-800:])
+        lines = read_json_lines(log, 2, timeout=3)
+        c.eq("lines go on to the file open before the reload", ["/after", "/after-reload"],
+             [l.get("path") for l in lines] if lines else None)
+        c.eq("counted", 2, metric_value(ap, "wsbal_access_log_errors_total"))
     finally:
         lb.stop()
         shutil.rmtree(tmp)

@@ -468,6 +468,14 @@ def test_health_and_load_over_tls():
         c.true("counted as result error",
                all((metric(m, "wsbal_backend_health_checks_total", backend=n, result="error")
                     or 0) >= 1 for n in ("busy", "idle")), m[-3000:])
+        # tls_verify = off, as for the data path: the same backends pass again.
+        verdict, _ = lb.reload(backends, sections={"upstream": dict(upstream, tls_ca_file=BAD[0],
+                                                                    tls_verify="off"),
+                                                   "admin": {"address": f"127.0.0.1:{ap}"}})
+        c.true("reload with tls_verify = off", verdict and verdict.startswith("reloaded"), verdict)
+        c.true("with tls_verify = off both are up again",
+               wait_until(lambda: backends_up(ap) == {"busy": True, "idle": True, "mute": False}),
+               lb.output()[-1500:])
     finally:
         for rc in held:
             rc.close()

@@ -2,12 +2,14 @@
 #include "handshake.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "errors.h"
+#include "uri_path.h"
 
 /* RFC 6455 1.3: appended to the key before hashing, so only a WebSocket server can answer. */
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -57,25 +59,92 @@ static bool target_path(struct wsb_slice target, struct wsb_slice *path) {
   return false;
 }
 
+/* At most one header named name: RFC 9110 5.3 forbids repeating a field that is not a list. */
+static bool at_most_once(const struct wsb_http_head *h, const char *name) {
+  const struct wsb_header *hdr;
+  return find_single(h, name, &hdr) >= 0;
+}
+
+/*
+ * A WebSocket request has no body (RFC 9110 9.3.1 gives a GET body no meaning), and wsbal reads
+ * whatever follows the head as frames. A backend that honoured a Content-Length would read those
+ * frames as a body, or wait for it until the connect timeout blamed the backend: only a length
+ * of zero is taken, and any Transfer-Encoding is refused.
+ */
+static bool no_body(const struct wsb_http_head *h) {
+  if (wsb_http_find(h, "Transfer-Encoding", NULL) != NULL)
+    return false;
+  for (const struct wsb_header *cl = wsb_http_find(h, "Content-Length", NULL); cl != NULL;
+       cl = wsb_http_find(h, "Content-Length", cl)) {
+    if (cl->value.len == 0)
+      return false;
+    for (size_t i = 0; i < cl->value.len; i++)
+      if (cl->value.p[i] != '0')
+        return false;
+  }
+  return true;
+}
+
 /* Checks every RFC 6455 4.2.1 requirement except the version's value, which earns 426. */
 static bool request_well_formed(const struct wsb_http_head *h, struct wsb_upgrade_request *u) {
   const struct wsb_header *host, *key, *version;
   if (h->method != HTTP_GET || h->http_major != 1 || h->http_minor != 1)
     return false;
-  if (!target_path(h->url, &u->path))
+  if (!target_path(h->url, &u->target) || wsb_uri_path_check(u->target) < 0)
     return false;
   /* RFC 9112 3.2: no Host, several, or an empty one (RFC 6455 4.1 needs a host) is a 400. */
   if (find_single(h, "Host", &host) != 0 || host->value.len == 0)
     return false;
   if (!wsb_http_has_token(h, "Connection", "upgrade"))
     return false;
+  /* RFC 6455 11.3.1 and 11.3.5: the key and the version appear once in a request. */
   if (find_single(h, "Sec-WebSocket-Key", &key) != 0 || !wsb_ws_key_valid(key->value))
     return false;
   if (find_single(h, "Sec-WebSocket-Version", &version) != 0)
     return false;
+  /* RFC 6454 7.3: one Origin. Two would let allowed_origins judge one and a backend the other. */
+  if (!at_most_once(h, "Origin") || !no_body(h))
+    return false;
   u->host = host->value;
   u->key = key->value;
   return true;
+}
+
+/*
+ * Sec-WebSocket-Protocol may be repeated (RFC 6455 11.3.4) and means the one list of all its
+ * lines; empty lines add nothing. Sets u->protocols when one line has a list, else returns the
+ * bytes the lines need once joined (0 when there is no list at all).
+ */
+static size_t protocols_single(const struct wsb_http_head *h, struct wsb_upgrade_request *u) {
+  size_t need = 0, lines = 0;
+  const struct wsb_header *only = NULL;
+  for (const struct wsb_header *p = wsb_http_find(h, "Sec-WebSocket-Protocol", NULL); p != NULL;
+       p = wsb_http_find(h, "Sec-WebSocket-Protocol", p)) {
+    if (p->value.len == 0)
+      continue;
+    need += (lines++ > 0 ? 2 : 0) + p->value.len;
+    only = p;
+  }
+  if (lines == 1)
+    u->protocols = only->value;
+  return lines > 1 ? need : 0;
+}
+
+/* Joins the lines protocols_single() measured into out, with ", " between them. */
+static size_t protocols_join(const struct wsb_http_head *h, char *out) {
+  size_t len = 0;
+  for (const struct wsb_header *p = wsb_http_find(h, "Sec-WebSocket-Protocol", NULL); p != NULL;
+       p = wsb_http_find(h, "Sec-WebSocket-Protocol", p)) {
+    if (p->value.len == 0)
+      continue;
+    if (len > 0) {
+      memcpy(out + len, ", ", 2);
+      len += 2;
+    }
+    memcpy(out + len, p->value.p, p->value.len);
+    len += p->value.len;
+  }
+  return len;
 }
 
 /* A malformed upgrade gets 400 even when it also names another version: 426 would invite a retry.
@@ -92,10 +161,33 @@ int wsb_handshake_check_request(const struct wsb_http_head *h, struct wsb_upgrad
   const struct wsb_header *origin = wsb_http_find(h, "Origin", NULL);
   if (origin != NULL)
     u->origin = origin->value;
-  const struct wsb_header *protocols = wsb_http_find(h, "Sec-WebSocket-Protocol", NULL);
-  if (protocols != NULL)
-    u->protocols = protocols->value;
+  /* Copies are made only for a path with dot segments and a repeated protocol header. */
+  bool dots = wsb_uri_path_check(u->target) == 1;
+  size_t joined = protocols_single(h, u);
+  u->path = u->target;
+  if (!dots && joined == 0)
+    return 0;
+  u->store = malloc((dots ? u->target.len : 0) + joined);
+  if (u->store == NULL)
+    return 500;
+  size_t used = 0;
+  if (dots) {
+    ssize_t n = wsb_uri_path_normalize(u->target, u->store);
+    if (n < 0) { /* cannot happen: the same walk accepted it above */
+      wsb_upgrade_request_free(u);
+      return 400;
+    }
+    u->path = (struct wsb_slice){u->store, (size_t)n};
+    used = (size_t)n;
+  }
+  if (joined > 0)
+    u->protocols = (struct wsb_slice){u->store + used, protocols_join(h, u->store + used)};
   return 0;
+}
+
+void wsb_upgrade_request_free(struct wsb_upgrade_request *u) {
+  free(u->store);
+  u->store = NULL;
 }
 
 static bool is_base64_char(char c) {

@@ -7,16 +7,22 @@
 
 #include "http.h"
 
-#define WSB_WS_KEY_LEN 24     /* base64 of 16 bytes */
-#define WSB_WS_ACCEPT_LEN 28  /* base64 of a SHA-1 digest */
+#define WSB_WS_KEY_LEN    24 /* base64 of 16 bytes */
+#define WSB_WS_ACCEPT_LEN 28 /* base64 of a SHA-1 digest */
 
-/* What a valid client upgrade request carries, as slices of its head. */
+/*
+ * What a valid client upgrade request carries, as slices of its head or of store. A header a
+ * request may repeat is read as RFC 9110 5.3 combines it: every field line's list, in order,
+ * joined with ", " (README "Request headers").
+ */
 struct wsb_upgrade_request {
-  struct wsb_slice path;       /* request target: path and query */
+  struct wsb_slice target; /* path and query as the client sent them (in the head) */
+  struct wsb_slice path;   /* target without dot segments: what is matched, hashed, forwarded */
   struct wsb_slice host;
   struct wsb_slice key;
-  struct wsb_slice origin;     /* p == NULL when absent */
-  struct wsb_slice protocols;  /* first Sec-WebSocket-Protocol header; p == NULL when absent */
+  struct wsb_slice origin;    /* p == NULL when absent */
+  struct wsb_slice protocols; /* every Sec-WebSocket-Protocol list combined; p == NULL: none */
+  char *store;                /* private: path and protocols when they are not in the head */
 };
 
 /*
@@ -26,9 +32,16 @@ struct wsb_upgrade_request {
  * Upgrade: websocket) or asks for a version other than 13 (the answer then
  * carries Sec-WebSocket-Version: 13), 400 for a malformed upgrade (not GET,
  * not HTTP/1.1, no Host, Connection without the upgrade token, missing or
- * invalid key, missing version).
+ * invalid key, missing version, a repeated Host, Sec-WebSocket-Key,
+ * Sec-WebSocket-Version or Origin, a body announced by Content-Length or
+ * Transfer-Encoding, a path wsb_uri_path_check() refuses), 500 when memory
+ * runs out. u must not hold an earlier result; wsb_upgrade_request_free()
+ * releases what a successful call allocated (nothing on the common path).
  */
 int wsb_handshake_check_request(const struct wsb_http_head *h, struct wsb_upgrade_request *u);
+
+/* Frees what wsb_handshake_check_request() allocated in u; its slices are void afterwards. */
+void wsb_upgrade_request_free(struct wsb_upgrade_request *u);
 
 /* True when key is base64 of exactly 16 bytes (24 characters, "==" padded). */
 bool wsb_ws_key_valid(struct wsb_slice key);
@@ -36,7 +49,8 @@ bool wsb_ws_key_valid(struct wsb_slice key);
 /* Writes the Sec-WebSocket-Accept value for key: base64(SHA-1(key + GUID)), NUL-terminated. */
 void wsb_ws_accept(struct wsb_slice key, char out[WSB_WS_ACCEPT_LEN + 1]);
 
-/* Writes a fresh random key (OpenSSL RAND_bytes), NUL-terminated. Returns 0, or -EIO when no randomness. */
+/* Writes a fresh random key (OpenSSL RAND_bytes), NUL-terminated. Returns 0, or -EIO when no
+ * randomness. */
 int wsb_ws_key_generate(char out[WSB_WS_KEY_LEN + 1]);
 
 /* True for handshake headers wsbal writes itself instead of forwarding. */
@@ -44,7 +58,7 @@ bool wsb_handshake_header_is_own(struct wsb_slice name);
 
 /* What a valid backend 101 answer carries. */
 struct wsb_upgrade_response {
-  struct wsb_slice protocol;  /* chosen subprotocol; p == NULL when none */
+  struct wsb_slice protocol; /* chosen subprotocol; p == NULL when none */
 };
 
 /*

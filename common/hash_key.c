@@ -42,14 +42,15 @@ static bool find_pair(struct wsb_slice list, char sep, const char *name, struct 
   return false;
 }
 
+/* The first element of the X-Forwarded-For lines combined: empty lines and elements skipped. */
 static struct wsb_slice ip_key(const struct wsb_hash_key_source *src) {
-  if (src->trust_forwarded) {
-    const struct wsb_header *xff = wsb_http_find(src->req, "X-Forwarded-For", NULL);
-    if (xff != NULL) {
-      struct wsb_slice rest = xff->value;
-      struct wsb_slice first = trim(next_item(&rest, ','));
-      if (first.len > 0)
-        return first;
+  for (const struct wsb_header *xff = wsb_http_find(src->req, "X-Forwarded-For", NULL);
+       src->trust_forwarded && xff != NULL; xff = wsb_http_find(src->req, "X-Forwarded-For", xff)) {
+    struct wsb_slice rest = xff->value;
+    while (rest.len > 0) {
+      struct wsb_slice item = trim(next_item(&rest, ','));
+      if (item.len > 0)
+        return item;
     }
   }
   return (struct wsb_slice){src->client_ip, strlen(src->client_ip)};

@@ -10,17 +10,18 @@
 
 struct wsb_hash_key_source {
   const struct wsb_http_head *req; /* the client's request head */
-  struct wsb_slice target;         /* its request target: path and query */
+  struct wsb_slice target;         /* its path (dot segments removed) and query */
   const char *client_ip;           /* the TCP peer's address as text */
   bool trust_forwarded;            /* [listen] trust_forwarded */
 };
 
 /*
  * Sets *out to the bytes to hash, a slice of the request or of client_ip:
- *  - ip: the client's address; with trust_forwarded, the first (leftmost) address of the first
- *    X-Forwarded-For header, which is the client as the trusted proxies in front saw it;
+ *  - ip: the client's address; with trust_forwarded, the first (leftmost) address of the
+ *    X-Forwarded-For lines combined, which is the client as the trusted proxies in front saw it;
  *  - path: the path without its query;
- *  - header:NAME: the first NAME header's value, spaces trimmed;
+ *  - header:NAME: the first NAME header's value, spaces trimmed (a client that repeats it
+ *    could as well send the value it wants: it only picks a backend);
  *  - cookie:NAME: the value of cookie NAME in the Cookie headers;
  *  - query:NAME: the raw (not percent-decoded) value of the first NAME parameter.
  * A key that is absent or empty falls back to the ip key, so such clients still stick to one

@@ -24,8 +24,12 @@ static void put(struct out *o, const char *s, size_t n) {
   o->len += n;
 }
 
-static void puts_(struct out *o, const char *s) { put(o, s, strlen(s)); }
-static void put_slice(struct out *o, struct wsb_slice s) { put(o, s.p, s.len); }
+static void puts_(struct out *o, const char *s) {
+  put(o, s, strlen(s));
+}
+static void put_slice(struct out *o, struct wsb_slice s) {
+  put(o, s.p, s.len);
+}
 
 static void put_header(struct out *o, const char *name, struct wsb_slice value) {
   puts_(o, name);
@@ -41,7 +45,9 @@ static void put_raw_header(struct out *o, const struct wsb_header *hdr) {
   put(o, "\r\n", 2);
 }
 
-static struct wsb_slice cstr(const char *s) { return (struct wsb_slice){s, strlen(s)}; }
+static struct wsb_slice cstr(const char *s) {
+  return (struct wsb_slice){s, strlen(s)};
+}
 
 /* True when the comma list (no spaces: the config loader trimmed them) holds name, any case. */
 static bool list_has_name(const char *list, struct wsb_slice name) {
@@ -60,7 +66,23 @@ static bool list_has_name(const char *list, struct wsb_slice name) {
 /* Headers the proxy writes itself, so the client's copies are never forwarded. */
 static bool is_rewritten(struct wsb_slice name) {
   return wsb_slice_eq(name, "Host") || wsb_slice_eq(name, "X-Forwarded-For") ||
-         wsb_slice_eq(name, "X-Forwarded-Proto") || wsb_slice_eq(name, "X-Forwarded-Host");
+         wsb_slice_eq(name, "Sec-WebSocket-Protocol");
+}
+
+/* The request wsbal sends has no body (wsb_handshake_check_request() refused one). */
+static bool is_about_a_body(struct wsb_slice name) {
+  return wsb_slice_eq(name, "Content-Length") || wsb_slice_eq(name, "Expect");
+}
+
+/*
+ * What proxies in front say about the client: Forwarded (RFC 7239), X-Real-IP and every
+ * X-Forwarded-* name. A client can write any of them, so they pass only with trust_forwarded.
+ */
+static bool is_forwarding(struct wsb_slice name) {
+  static const char prefix[] = "X-Forwarded-";
+  size_t n = sizeof(prefix) - 1;
+  return wsb_slice_eq(name, "Forwarded") || wsb_slice_eq(name, "X-Real-IP") ||
+         (name.len > n && wsb_slice_eq((struct wsb_slice){name.p, n}, prefix));
 }
 
 ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_request *r) {
@@ -87,29 +109,41 @@ ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_re
   }
   puts_(&o, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n");
   put_header(&o, "Sec-WebSocket-Key", cstr(r->key));
+  /* One line with the list wsbal checks the backend's choice against, however many came. */
+  if (r->upgrade->protocols.p != NULL)
+    put_header(&o, "Sec-WebSocket-Protocol", r->upgrade->protocols);
 
+  bool client_proto = false, client_host = false;
   for (size_t i = 0; i < h->nheaders; i++) {
     const struct wsb_header *hdr = &h->headers[i];
     if (wsb_http_is_hop_by_hop(h, hdr) || wsb_handshake_header_is_own(hdr->name) ||
-        is_rewritten(hdr->name) || list_has_name(r->block_headers, hdr->name) ||
+        is_rewritten(hdr->name) || is_about_a_body(hdr->name) ||
+        (is_forwarding(hdr->name) && !r->trust_forwarded) ||
+        list_has_name(r->block_headers, hdr->name) ||
         (r->reconnect_header != NULL && wsb_slice_eq(hdr->name, r->reconnect_header)))
       continue;
+    client_proto |= wsb_slice_eq(hdr->name, "X-Forwarded-Proto");
+    client_host |= wsb_slice_eq(hdr->name, "X-Forwarded-Host");
     put_raw_header(&o, hdr);
   }
 
-  /* X-Forwarded-For: the client's own chain only when the operator trusts what is in front. */
+  /* X-Forwarded-For: the client's own chain, combined, only when the operator trusts what is in
+     front; empty lines add no empty element. */
   puts_(&o, "X-Forwarded-For: ");
-  const struct wsb_header *xff = wsb_http_find(h, "X-Forwarded-For", NULL);
-  if (r->trust_forwarded && xff != NULL) {
-    for (; xff != NULL; xff = wsb_http_find(h, "X-Forwarded-For", xff)) {
-      put_slice(&o, xff->value);
-      put(&o, ", ", 2);
-    }
+  for (const struct wsb_header *xff = wsb_http_find(h, "X-Forwarded-For", NULL);
+       r->trust_forwarded && xff != NULL; xff = wsb_http_find(h, "X-Forwarded-For", xff)) {
+    if (xff->value.len == 0)
+      continue;
+    put_slice(&o, xff->value);
+    put(&o, ", ", 2);
   }
   puts_(&o, r->client_ip);
   put(&o, "\r\n", 2);
-  puts_(&o, r->client_tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
-  put_header(&o, "X-Forwarded-Host", r->upgrade->host);
+  /* A trusted front that terminated TLS or saw the public name knows better than wsbal. */
+  if (!client_proto)
+    puts_(&o, r->client_tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
+  if (!client_host)
+    put_header(&o, "X-Forwarded-Host", r->upgrade->host);
   if (r->reconnect_value != NULL && r->reconnect_header != NULL)
     put_header(&o, r->reconnect_header, cstr(r->reconnect_value));
   put(&o, "\r\n", 2);

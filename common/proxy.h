@@ -1,4 +1,5 @@
-/* The two heads wsbal writes while proxying an upgrade: the request to the backend and the client's 101. */
+/* The two heads wsbal writes while proxying an upgrade: the request to the backend and the client's
+ * 101. */
 #ifndef WSB_PROXY_H
 #define WSB_PROXY_H
 
@@ -11,25 +12,29 @@
 #include "values.h"
 
 struct wsb_proxy_request {
-  const struct wsb_http_head *client;         /* the client's request head */
-  const struct wsb_upgrade_request *upgrade;  /* what wsb_handshake_check_request found in it */
+  const struct wsb_http_head *client;        /* the client's request head */
+  const struct wsb_upgrade_request *upgrade; /* what wsb_handshake_check_request found in it */
   const struct wsb_url *backend;
   const char *key;              /* the fresh Sec-WebSocket-Key for the backend */
   const char *client_ip;        /* the peer address of the client connection */
   bool client_tls;              /* X-Forwarded-Proto: https when the client came over TLS */
   bool preserve_host;           /* forward the client's Host instead of the backend's */
-  bool trust_forwarded;         /* extend the client's X-Forwarded-For instead of replacing it */
+  bool trust_forwarded;         /* keep the client's Forwarded family, extend X-Forwarded-For */
   const char *block_headers;    /* comma list of header names never forwarded; may be "" */
   const char *reconnect_header; /* name of the failover header; a client-sent one is dropped */
   const char *reconnect_value;  /* session id on failover reconnects; NULL on the first connect */
 };
 
 /*
- * Writes the backend's upgrade request: GET backend path prefix + client
- * target, Host, the WebSocket headers with the fresh key, the client's
- * end-to-end headers (minus hop-by-hop, wsbal's own handshake headers,
- * Sec-WebSocket-Extensions, blocked ones, X-Forwarded-* and a client-sent
- * reconnect header), then X-Forwarded-For/-Proto/-Host and, on a failover,
+ * Writes the backend's upgrade request: GET backend path prefix + the client's
+ * path without dot segments (upgrade->path), Host, the WebSocket headers with
+ * the fresh key and the client's subprotocols combined on one line, the
+ * client's end-to-end headers (minus hop-by-hop, wsbal's own handshake headers,
+ * Sec-WebSocket-Extensions, Content-Length, Expect, blocked ones, a client-sent
+ * reconnect header, and Forwarded, X-Real-IP and X-Forwarded-* unless
+ * trust_forwarded), then X-Forwarded-For (with trust_forwarded the client's
+ * chain, combined, before the client address), X-Forwarded-Proto and
+ * X-Forwarded-Host (unless a trusted client sent its own) and, on a failover,
  * the reconnect header. Returns its length or -ENOSPC.
  */
 ssize_t wsb_proxy_request_write(char *out, size_t cap, const struct wsb_proxy_request *r);

@@ -304,6 +304,7 @@ static void on_request(struct wsb_echo_conn *c, const struct wsb_http_head *h, u
     return;
   }
   send_upgrade(c, &u);
+  wsb_upgrade_request_free(&u);
   if (c->state == CONN_CLOSED)
     return;
   free(c->hb);

@@ -58,6 +58,7 @@ void session_release_backend(struct wsb_session *s) {
 void session_free_handshake(struct wsb_session *s) {
   if (s->hs == NULL)
     return;
+  wsb_upgrade_request_free(&s->hs->upgrade);
   free(s->hs->req_buf);
   free(s->hs->resp_buf);
   free(s->hs);

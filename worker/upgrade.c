@@ -377,8 +377,8 @@ static int remember_for_failover(struct wsb_session *s, struct wsb_slice protoco
     return UV_ENOMEM;
   memcpy(s->head, hs->req_buf, hs->head_len);
   s->head_len = (uint32_t)hs->head_len;
-  s->path_off = (uint32_t)(hs->upgrade.path.p - hs->req_buf);
-  s->path_len = (uint32_t)hs->upgrade.path.len;
+  s->path_off = (uint32_t)(hs->upgrade.target.p - hs->req_buf);
+  s->path_len = (uint32_t)hs->upgrade.target.len;
   if (protocol.p != NULL && (s->protocol = strndup(protocol.p, protocol.len)) == NULL)
     return UV_ENOMEM;
   return 0;

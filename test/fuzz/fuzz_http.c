@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "handshake.h"
 #include "http.h"
+#include "uri_path.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -83,14 +84,17 @@ static void check_handshake(const struct wsb_http_head *h, bool response) {
   if (!response) {
     struct wsb_upgrade_request u;
     int rc = wsb_handshake_check_request(h, &u);
-    expect(rc == 0 || rc == 400 || rc == 426, "request verdict");
+    expect(rc == 0 || rc == 400 || rc == 426 || rc == 500, "request verdict");
     if (rc == 0) {
       expect(wsb_ws_key_valid(u.key), "accepted key is valid");
       expect(u.path.len > 0 && u.path.p[0] == '/', "path in origin form");
+      expect(u.path.len <= u.target.len, "normalising never lengthens the path");
+      expect(wsb_uri_path_check(u.path) == 0, "a normalised path has no dot segment left");
       expect(u.host.len > 0, "host present");
       char accept[WSB_WS_ACCEPT_LEN + 1];
       wsb_ws_accept(u.key, accept);
       expect(strlen(accept) == WSB_WS_ACCEPT_LEN, "accept length");
+      wsb_upgrade_request_free(&u);
     }
     return;
   }

@@ -192,6 +192,48 @@ static const struct request_case request_cases[] = {
     {"version 8 and no Host", GOOD_LINE, H_UPGRADE H_CONN H_KEY "Sec-WebSocket-Version: 8\r\n",
      400},
     {"POST without upgrade", "POST /chat HTTP/1.1\r\n", H_HOST, 426},
+    /* Fields that may not repeat (README "Request headers"), even with the same value. */
+    {"two Hosts, same value", GOOD_LINE, H_HOST H_HOST H_UPGRADE H_CONN H_KEY H_VERSION, 400},
+    {"two Hosts, different", GOOD_LINE,
+     H_HOST "Host: b.example\r\n" H_UPGRADE H_CONN H_KEY H_VERSION, 400},
+    {"one Origin", GOOD_LINE, H_HOST H_UPGRADE H_CONN H_KEY H_VERSION "Origin: https://a\r\n", 0},
+    {"two Origins", GOOD_LINE,
+     H_HOST H_UPGRADE H_CONN H_KEY H_VERSION "Origin: https://a\r\nOrigin: https://evil\r\n", 400},
+    {"two Origins, same value", GOOD_LINE,
+     H_HOST H_UPGRADE H_CONN H_KEY H_VERSION "Origin: https://a\r\nOrigin: https://a\r\n", 400},
+    {"two keys, same value", GOOD_LINE, H_HOST H_UPGRADE H_CONN H_KEY H_KEY H_VERSION, 400},
+    /* List fields are one list over all their lines. */
+    {"Upgrade over two lines", GOOD_LINE,
+     H_HOST "Upgrade: h2c\r\nUpgrade: websocket\r\n" H_CONN H_KEY H_VERSION, 0},
+    {"Connection over two lines", GOOD_LINE,
+     H_HOST H_UPGRADE "Connection: keep-alive\r\nConnection: Upgrade\r\n" H_KEY H_VERSION, 0},
+    {"two protocol lines", GOOD_LINE,
+     H_HOST H_UPGRADE H_CONN H_KEY H_VERSION
+     "Sec-WebSocket-Protocol: a\r\nSec-WebSocket-Protocol: b\r\n",
+     0},
+    /* No body: wsbal reads what follows the head as frames. */
+    {"Content-Length: 0", GOOD_LINE,
+     H_HOST H_UPGRADE H_CONN H_KEY H_VERSION "Content-Length: 0\r\n", 0},
+    {"Content-Length: 000", GOOD_LINE,
+     H_HOST H_UPGRADE H_CONN H_KEY H_VERSION "Content-Length: 000\r\n", 0},
+    {"Content-Length: 5", GOOD_LINE,
+     H_HOST H_UPGRADE H_CONN H_KEY H_VERSION "Content-Length: 5\r\n", 400},
+    {"Content-Length: 10", GOOD_LINE,
+     H_HOST H_UPGRADE H_CONN H_KEY H_VERSION "Content-Length: 10\r\n", 400},
+    {"Transfer-Encoding: chunked", GOOD_LINE,
+     H_HOST H_UPGRADE H_CONN H_KEY H_VERSION "Transfer-Encoding: chunked\r\n", 400},
+    /* Paths (uri_path.c has every case; these show the verdicts reach the answer). */
+    {"dot segments", "GET /chat/./a/../b HTTP/1.1\r\n", H_HOST H_UPGRADE H_CONN H_KEY H_VERSION, 0},
+    {"above the root", "GET /chat/../../x HTTP/1.1\r\n", H_HOST H_UPGRADE H_CONN H_KEY H_VERSION,
+     400},
+    {"encoded dots above the root", "GET /%2e%2e/x HTTP/1.1\r\n",
+     H_HOST H_UPGRADE H_CONN H_KEY H_VERSION, 400},
+    {"encoded slash", "GET /chat/..%2fx HTTP/1.1\r\n", H_HOST H_UPGRADE H_CONN H_KEY H_VERSION,
+     400},
+    {"encoded NUL", "GET /chat%00 HTTP/1.1\r\n", H_HOST H_UPGRADE H_CONN H_KEY H_VERSION, 400},
+    {"backslash", "GET /chat\\..\\x HTTP/1.1\r\n", H_HOST H_UPGRADE H_CONN H_KEY H_VERSION, 400},
+    {"absolute form above the root", "GET ws://a/../x HTTP/1.1\r\n",
+     H_HOST H_UPGRADE H_CONN H_KEY H_VERSION, 400},
 };
 
 #define N_REQUEST_CASES (sizeof(request_cases) / sizeof(request_cases[0]))
@@ -207,6 +249,61 @@ START_TEST(test_request_answers) {
   ck_assert_msg(rc == c->status, "%s: got %d, want %d", c->name, rc, c->status);
   if (rc == 0)
     ck_assert_slice(u.key, KEY);
+  wsb_upgrade_request_free(&u);
+  free(p.buf);
+}
+END_TEST
+
+/*
+ * Several Sec-WebSocket-Protocol lines are one list, and that list is what a backend's choice
+ * is checked against: a backend that answers from the second line is right (issue 12 item 2).
+ */
+START_TEST(test_combined_protocols_and_path) {
+  struct parsed p;
+  struct wsb_upgrade_request u;
+  ck_assert_int_eq(
+      check_request(&p,
+                    "GET /a/./b/../c?x=/../ HTTP/1.1\r\n" H_HOST H_UPGRADE H_CONN H_KEY H_VERSION
+                    "Sec-WebSocket-Protocol: chat\r\n"
+                    "Sec-WebSocket-Protocol:\r\n"
+                    "Sec-WebSocket-Protocol: superchat, v2\r\n\r\n",
+                    &u),
+      0);
+  ck_assert_slice(u.protocols, "chat, superchat, v2");
+  ck_assert_slice(u.path, "/a/c?x=/../");
+  ck_assert_slice(u.target, "/a/./b/../c?x=/../");
+  ck_assert(u.target.p > p.buf && u.target.p < p.buf + strlen("GET /a"));
+
+  static const char answer[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\nSec-WebSocket-Accept: " ACCEPT "\r\n"
+                               "Sec-WebSocket-Protocol: v2\r\n\r\n";
+  struct parsed r;
+  parse(&r, true, answer);
+  struct wsb_upgrade_response chosen;
+  ck_assert_int_eq(wsb_handshake_check_response(&r.h, ACCEPT, u.protocols, &chosen), 0);
+  ck_assert_slice(chosen.protocol, "v2");
+  free(r.buf);
+  wsb_upgrade_request_free(&u);
+  ck_assert_ptr_null(u.store);
+  free(p.buf);
+
+  /* One line is used where it lies; empty lines alone offer nothing. */
+  ck_assert_int_eq(check_request(&p,
+                                 GOOD_LINE H_HOST H_UPGRADE H_CONN H_KEY H_VERSION
+                                 "Sec-WebSocket-Protocol:\r\n"
+                                 "Sec-WebSocket-Protocol: only\r\n\r\n",
+                                 &u),
+                   0);
+  ck_assert_slice(u.protocols, "only");
+  ck_assert_ptr_null(u.store);
+  ck_assert(u.path.p == u.target.p);
+  free(p.buf);
+  ck_assert_int_eq(check_request(&p,
+                                 GOOD_LINE H_HOST H_UPGRADE H_CONN H_KEY H_VERSION
+                                 "Sec-WebSocket-Protocol:\r\n\r\n",
+                                 &u),
+                   0);
+  ck_assert_ptr_null(u.protocols.p);
   free(p.buf);
 }
 END_TEST
@@ -422,6 +519,7 @@ static Suite *handshake_suite(void) {
   tcase_add_test(tc, test_valid_request);
   tcase_add_test(tc, test_browser_request);
   tcase_add_loop_test(tc, test_request_answers, 0, N_REQUEST_CASES);
+  tcase_add_test(tc, test_combined_protocols_and_path);
   tcase_add_test(tc, test_key_valid);
   tcase_add_test(tc, test_accept);
   tcase_add_test(tc, test_key_generate);

@@ -1,4 +1,5 @@
-/* Unit tests for common/proxy.c: the backend's upgrade request, the client's 101, path and Origin policy. */
+/* Unit tests for common/proxy.c: the backend's upgrade request, the client's 101, path and Origin
+ * policy. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -9,7 +10,7 @@
 #include "proxy.h"
 #include "run_suite.h"
 
-#define KEY "dGhlIHNhbXBsZSBub25jZQ=="
+#define KEY    "dGhlIHNhbXBsZSBub25jZQ=="
 #define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
 static const char client_request[] = "GET /room/7?user=ann HTTP/1.1\r\n"
@@ -116,7 +117,8 @@ START_TEST(test_request_host_forms) {
   setup_request(&f);
   f.backend.port = 80;
   strcpy(f.backend.path, "");
-  ck_assert_ptr_nonnull(strstr(write_request(&f), "GET /room/7?user=ann HTTP/1.1\r\nHost: 10.0.0.5\r\n"));
+  ck_assert_ptr_nonnull(
+      strstr(write_request(&f), "GET /room/7?user=ann HTTP/1.1\r\nHost: 10.0.0.5\r\n"));
   strcpy(f.backend.host, "::1");
   f.backend.port = 9000;
   ck_assert_ptr_nonnull(strstr(write_request(&f), "\r\nHost: [::1]:9000\r\n"));
@@ -144,6 +146,108 @@ START_TEST(test_request_no_room) {
   char *exact = malloc((size_t)n);
   ck_assert_int_eq(wsb_proxy_request_write(exact, (size_t)n, &f.req), n);
   free(exact);
+  free(f.buf);
+}
+END_TEST
+
+/* A request with what a client can forge about proxies, repeated fields and dot segments. */
+static const char forging_request[] = "GET /ws/./a/../b?q=/../x HTTP/1.1\r\n"
+                                      "Host: lb.example\r\n"
+                                      "Upgrade: websocket\r\n"
+                                      "Connection: Upgrade\r\n"
+                                      "Sec-WebSocket-Key: " KEY "\r\n"
+                                      "Sec-WebSocket-Version: 13\r\n"
+                                      "Sec-WebSocket-Protocol: chat\r\n"
+                                      "X-Forwarded-For:\r\n"
+                                      "X-Forwarded-For: 10.1.1.1\r\n"
+                                      "Forwarded: for=10.9.9.9;proto=https\r\n"
+                                      "X-Real-IP: 10.8.8.8\r\n"
+                                      "X-Forwarded-Port: 8443\r\n"
+                                      "x-forwarded-proto: https\r\n"
+                                      "X-Forwarded-Host: public.example\r\n"
+                                      "X-Forwarded-Prefix: /evil\r\n"
+                                      "Sec-WebSocket-Protocol: superchat\r\n"
+                                      "Content-Length: 0\r\n"
+                                      "Expect: 100-continue\r\n"
+                                      "X-Forwarded: nope\r\n"
+                                      "\r\n";
+
+static void setup_forging(struct fixture *f) {
+  setup_request(f);
+  free(f->buf);
+  size_t len = strlen(forging_request);
+  f->buf = malloc(len);
+  memcpy(f->buf, forging_request, len);
+  wsb_http_head_init(&f->head, false, 16384);
+  ck_assert_int_eq(wsb_http_feed(&f->head, f->buf, len), (ssize_t)len);
+  ck_assert_int_eq(wsb_handshake_check_request(&f->head, &f->up), 0);
+}
+
+static int count_lines(const char *out, const char *prefix) {
+  int n = 0;
+  for (const char *p = out; (p = strstr(p, prefix)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/*
+ * Without trust_forwarded nothing the client says about proxies reaches the backend: the whole
+ * family goes, and wsbal's own three lines stand alone (issue 12 item 9).
+ */
+START_TEST(test_forwarded_family_untrusted) {
+  struct fixture f;
+  setup_forging(&f);
+  const char *out = write_request(&f);
+  static const char expected[] = "GET /prefix/ws/b?q=/../x HTTP/1.1\r\n"
+                                 "Host: 10.0.0.5:9001\r\n"
+                                 "Upgrade: websocket\r\n"
+                                 "Connection: Upgrade\r\n"
+                                 "Sec-WebSocket-Version: 13\r\n"
+                                 "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"
+                                 "Sec-WebSocket-Protocol: chat, superchat\r\n"
+                                 "X-Forwarded: nope\r\n"
+                                 "X-Forwarded-For: 192.0.2.7\r\n"
+                                 "X-Forwarded-Proto: http\r\n"
+                                 "X-Forwarded-Host: lb.example\r\n"
+                                 "\r\n";
+  ck_assert_str_eq(out, expected);
+  wsb_upgrade_request_free(&f.up);
+  free(f.buf);
+}
+END_TEST
+
+/* With it, the front's lines pass as they came and X-Forwarded-For is extended. */
+START_TEST(test_forwarded_family_trusted) {
+  struct fixture f;
+  setup_forging(&f);
+  f.req.trust_forwarded = true;
+  const char *out = write_request(&f);
+  ck_assert_ptr_nonnull(strstr(out, "\r\nX-Forwarded-For: 10.1.1.1, 192.0.2.7\r\n"));
+  ck_assert_int_eq(count_lines(out, "X-Forwarded-For:"), 1);
+  ck_assert_ptr_nonnull(strstr(out, "\r\nForwarded: for=10.9.9.9;proto=https\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "\r\nX-Real-IP: 10.8.8.8\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "\r\nX-Forwarded-Port: 8443\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "\r\nx-forwarded-proto: https\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "\r\nX-Forwarded-Host: public.example\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "\r\nX-Forwarded-Prefix: /evil\r\n"));
+  /* The front's Proto and Host, not a second pair of wsbal's. */
+  ck_assert_int_eq(count_lines(out, "X-Forwarded-Proto:") + count_lines(out, "x-forwarded-proto:"),
+                   1);
+  ck_assert_int_eq(count_lines(out, "X-Forwarded-Host:"), 1);
+  /* Still one subprotocol line, no body fields, the normalised path. */
+  ck_assert_int_eq(count_lines(out, "Sec-WebSocket-Protocol:"), 1);
+  ck_assert_ptr_null(strstr(out, "Content-Length"));
+  ck_assert_ptr_null(strstr(out, "Expect"));
+  ck_assert_ptr_nonnull(strstr(out, "GET /prefix/ws/b?q=/../x HTTP/1.1\r\n"));
+  wsb_upgrade_request_free(&f.up);
+  free(f.buf);
+
+  /* A trusted client without the family gets wsbal's own lines. */
+  setup_request(&f);
+  f.req.trust_forwarded = true;
+  out = write_request(&f);
+  ck_assert_ptr_nonnull(strstr(out, "\r\nX-Forwarded-Proto: https\r\n")); /* the client's */
+  ck_assert_ptr_nonnull(strstr(out, "\r\nX-Forwarded-Host: lb.example:8080\r\n"));
   free(f.buf);
 }
 END_TEST
@@ -188,7 +292,9 @@ START_TEST(test_response) {
 }
 END_TEST
 
-static struct wsb_slice sl(const char *s) { return (struct wsb_slice){s, strlen(s)}; }
+static struct wsb_slice sl(const char *s) {
+  return (struct wsb_slice){s, strlen(s)};
+}
 
 START_TEST(test_path_policy) {
   ck_assert(wsb_proxy_path_allowed(NULL, sl("/anything")));
@@ -208,7 +314,8 @@ END_TEST
 START_TEST(test_origin_policy) {
   ck_assert(wsb_proxy_origin_allowed("", sl("https://any.example")));
   ck_assert(wsb_proxy_origin_allowed(NULL, sl("https://any.example")));
-  ck_assert(wsb_proxy_origin_allowed("https://a.example,https://b.example", sl("https://b.example")));
+  ck_assert(
+      wsb_proxy_origin_allowed("https://a.example,https://b.example", sl("https://b.example")));
   ck_assert(wsb_proxy_origin_allowed("https://a.example", sl("HTTPS://A.EXAMPLE")));
   ck_assert(!wsb_proxy_origin_allowed("https://a.example", sl("https://a.example.evil")));
   ck_assert(!wsb_proxy_origin_allowed("https://a.example", sl("https://a.exampl")));
@@ -223,6 +330,8 @@ int main(void) {
   tcase_add_test(tc, test_request_options);
   tcase_add_test(tc, test_request_host_forms);
   tcase_add_test(tc, test_request_no_room);
+  tcase_add_test(tc, test_forwarded_family_untrusted);
+  tcase_add_test(tc, test_forwarded_family_trusted);
   tcase_add_test(tc, test_response);
   tcase_add_test(tc, test_path_policy);
   tcase_add_test(tc, test_origin_policy);

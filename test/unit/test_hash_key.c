@@ -71,6 +71,23 @@ START_TEST(path_without_query) {
 }
 END_TEST
 
+/* The X-Forwarded-For lines are one list: empty lines and elements are skipped, as the list
+   forwarded to the backend skips them. */
+START_TEST(forwarded_lines_combined) {
+  static const char req[] = "GET / HTTP/1.1\r\nHost: h\r\n"
+                            "X-Forwarded-For:\r\n"
+                            "X-Forwarded-For: , ,\r\n"
+                            "X-Forwarded-For:  , 198.51.100.4, 10.0.0.1\r\n"
+                            "X-Forwarded-For: 203.0.113.9\r\n\r\n";
+  wsb_http_head_init(&head, false, sizeof(req));
+  ck_assert_int_eq(wsb_http_feed(&head, req, strlen(req)), (ssize_t)strlen(req));
+  src = (struct wsb_hash_key_source){&head, head.url, "192.0.2.1", true};
+  expect(WSB_HASH_IP, NULL, true, "198.51.100.4");
+  src.trust_forwarded = false;
+  expect(WSB_HASH_IP, NULL, true, "192.0.2.1");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("hash_key");
   TCase *tc = tcase_create("hash_key");
@@ -78,6 +95,7 @@ int main(void) {
   tcase_add_test(tc, missing_falls_back_to_ip);
   tcase_add_test(tc, forwarded_first_hop_when_trusted);
   tcase_add_test(tc, path_without_query);
+  tcase_add_test(tc, forwarded_lines_combined);
   suite_add_tcase(s, tc);
   return wsb_run_suite(s);
 }

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "errors.h"
+#include "uri_path.h"
 
 /*
  * Bounds SPEC.md leaves open, chosen so a typo cannot ask for something
@@ -191,11 +192,13 @@ static int set_tls_min_version(void *base, const char *s) {
 
 /*
  * The accepted path prefix. Trailing slashes go, as with backend URL paths,
- * and "/" means every path, the same as no value at all.
+ * and "/" means every path, the same as no value at all. Requests are matched
+ * once their dot segments are gone, so a prefix with one would match nothing.
  */
 static int set_listen_path(void *base, const char *s) {
   struct wsb_config *cfg = base;
-  if (*s != '\0' && (!request_path_valid(s) || strchr(s, '?') != NULL))
+  if (*s != '\0' && (!request_path_valid(s) || strchr(s, '?') != NULL ||
+                     wsb_uri_path_check((struct wsb_slice){s, strlen(s)}) != 0))
     return WSB_EVALUE;
   size_t n = strlen(s);
   while (n > 0 && s[n - 1] == '/')
@@ -354,7 +357,8 @@ static const struct cfg_key listen_keys[] = {
      .min = 1000,
      .max = UINT64_MAX,
      .expect = "1s or more, e.g. 1h"},
-    CUSTOM("path", set_listen_path, "path", "an absolute path without query, e.g. /ws"),
+    CUSTOM("path", set_listen_path, "path",
+           "an absolute path without query, dot segments or encoded separators, e.g. /ws"),
     DURATION("handshake_timeout", listen.handshake_timeout_ms, 1),
     SIZE("max_header_bytes", listen.max_header_bytes, MIN_HEADER_BYTES, MAX_HEADER_BYTES,
          "1k..1m, e.g. 16k"),

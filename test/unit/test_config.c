@@ -501,10 +501,16 @@ START_TEST(error_keys_and_values) {
              "@7: bad number \"x\" for [backend:c] max_sessions (expected 0..10000000)");
   CHECK_FILE("[listen]\ntls_min_version = 1.1\npath = ws\nallowed_origins = example.com\n" BACKEND,
              "@2: bad value \"1.1\" for [listen] tls_min_version (expected 1.2 or 1.3)",
-             "@3: bad path \"ws\" for [listen] path (expected an absolute path without query, e.g. "
-             "/ws)",
+             "@3: bad path \"ws\" for [listen] path (expected an absolute path without query, dot "
+             "segments or encoded separators, e.g. /ws)",
              "@4: bad origin list \"example.com\" for [listen] allowed_origins (expected a comma "
              "list of origins, e.g. https://example.com)");
+  CHECK_FILE("[listen]\npath = /ws/../admin\n" BACKEND,
+             "@2: bad path \"/ws/../admin\" for [listen] path (expected an absolute path without "
+             "query, dot segments or encoded separators, e.g. /ws)");
+  CHECK_FILE("[listen]\npath = /ws/%2e\n" BACKEND,
+             "@2: bad path \"/ws/%2e\" for [listen] path (expected an absolute path without "
+             "query, dot segments or encoded separators, e.g. /ws)");
   CHECK_FILE("[upstream]\nalgorithm = fastest\nhash_key = header:\nhealth_check = udp\n" BACKEND,
              "@2: bad value \"fastest\" for [upstream] algorithm (expected least_conn, "
              "round_robin, random or hash)",

@@ -312,9 +312,11 @@ def test_shared_load():
         # Without a usable report C counts its own sessions: an even split of its 10.
         c.true("C's polls are bad_body", wait_for(lambda: (metric(
             apc, "wsbal_backend_load_reports_total", backend="e1", result="bad_body") or 0) >= 1))
-        c.true("C logs the missing report once", len(re.findall(
-            r"backend e1: no load report from /healthCheck: bad_body", cc.output())) == 1,
-            cc.output()[-1500:])
+        # The metric can be read before the log line is written: wait for the line, then count.
+        missing = r"backend e1: no load report from /healthCheck: bad_body"
+        c.true("C logs the missing report", cc.wait_line(missing) is not None, cc.output()[-1500:])
+        c.true("C logs the missing report once", len(re.findall(missing, cc.output())) == 1,
+               cc.output()[-1500:])
         clients += open_sessions(cc.port, 10)
         bs = backends(apc)
         c.eq("C: local counts, 5 and 5", (5, 5), (bs["e1"]["sessions"], bs["e2"]["sessions"]))

@@ -25,6 +25,9 @@ struct wsb_shm_backend {
   uint32_t weight;
   uint32_t max_sessions;  /* 0 = no limit */
   bool in_use;            /* the slot holds a backend in this generation */
+  /* A removed backend whose slot is held until its last session ends (in_use is false): its
+     name stays, for the logs of those sessions and for the name coming back to its slot. */
+  bool retired;
   bool enabled;
   bool backup;
 };
@@ -289,9 +292,11 @@ static inline void wsb_shm_sub(_Atomic uint64_t *counter, uint64_t n) {
  * resolved to (addrs[i] for cfg->backends[i]; the master resolves, this never
  * does): one backend per address, named NAME for a single address and
  * NAME#ADDR for several. Keeps each backend in the slot its name has in prev
- * (NULL at start-up), and never reuses the slot of a removed backend that
- * still has live sessions in shm. Returns 0, or a negative code with a message
- * in err naming the backend.
+ * (NULL at start-up), in use or retired. A slot no backend of t takes but
+ * that has live sessions in shm is held (retired, with the name prev gave
+ * it), however many generations ago its backend went; a slot prev had in use
+ * is given to another backend only when no other slot is free. Returns 0, or
+ * a negative code with a message in err naming the backend.
  */
 int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
                         const struct wsb_addrs *addrs, const struct wsb_shm_table *prev,

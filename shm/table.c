@@ -1,4 +1,5 @@
-/* Turns a configuration into a backend table and settings for the segment, keeping slots by name. */
+/* Turns a configuration into a backend table and settings for the segment, keeping slots by name.
+ */
 #include "shm.h"
 
 #include <errno.h>
@@ -106,10 +107,50 @@ static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cf
   return rc;
 }
 
+/* The slot name has in t: a backend's, or a removed one's still holding its last sessions. */
 static int find_slot(const struct wsb_shm_table *t, const char *name) {
   for (uint32_t i = 0; i < t->nslots; i++)
-    if (t->backends[i].in_use && strcmp(t->backends[i].name, name) == 0)
+    if ((t->backends[i].in_use || t->backends[i].retired) && strcmp(t->backends[i].name, name) == 0)
       return (int)i;
+  return -1;
+}
+
+/*
+ * Marks the slots no backend of t takes but that must not be given to a new
+ * one: every slot with live sessions in shm, whatever generation removed its
+ * backend (the counts in the segment are the truth, not prev). Those prev
+ * named stay named, retired. A slot prev had in use is marked recent: a worker
+ * that read prev may be placing a session on it right now, so it is given away
+ * only when nothing else is free.
+ */
+static void hold_slots(struct wsb_shm_table *t, const struct wsb_shm_table *prev,
+                       const struct wsb_shm *shm, bool *taken, bool *recent) {
+  for (uint32_t slot = 0; slot < WSB_SHM_MAX_BACKENDS; slot++) {
+    if (taken[slot])
+      continue;
+    const struct wsb_shm_backend *old =
+        prev != NULL && slot < prev->nslots ? &prev->backends[slot] : NULL;
+    recent[slot] = old != NULL && old->in_use;
+    if (shm == NULL || wsb_shm_backend_live(shm, slot) == 0)
+      continue;
+    taken[slot] = true;
+    if (old != NULL && (old->in_use || old->retired)) {
+      t->backends[slot] = *old;
+      t->backends[slot].in_use = false;
+      t->backends[slot].enabled = false;
+      t->backends[slot].retired = true;
+      if (slot + 1 > t->nslots)
+        t->nslots = slot + 1;
+    }
+  }
+}
+
+/* The lowest slot neither taken nor recent, else the lowest not taken; -1 when all are. */
+static int free_slot(const bool *taken, const bool *recent) {
+  for (int pass = 0; pass < 2; pass++)
+    for (int slot = 0; slot < WSB_SHM_MAX_BACKENDS; slot++)
+      if (!taken[slot] && (pass == 1 || !recent[slot]))
+        return slot;
   return -1;
 }
 
@@ -167,30 +208,26 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
   rc = expand(entries, &n, cfg, addrs, err, errlen);
   if (rc != 0)
     return rc;
-  bool taken[WSB_SHM_MAX_BACKENDS] = {false};
-  /* First the backends that keep their slot, then new ones into the lowest free slots. */
+  bool taken[WSB_SHM_MAX_BACKENDS] = {false}, recent[WSB_SHM_MAX_BACKENDS] = {false};
+  /* First the backends that keep their slot (a name back while its old sessions live gets
+     them back), then the slots held for removed backends' sessions, then new backends. */
   for (size_t i = 0; i < n; i++) {
     entries[i].slot = prev != NULL ? find_slot(prev, entries[i].name) : -1;
     if (entries[i].slot >= 0)
       taken[entries[i].slot] = true;
   }
   /* A removed backend's slot waits for its last session: its count must not land on another. */
-  for (uint32_t slot = 0; prev != NULL && shm != NULL && slot < prev->nslots; slot++)
-    if (prev->backends[slot].in_use && wsb_shm_backend_live(shm, slot) > 0)
-      taken[slot] = true;
-  uint32_t next_free = 0;
+  hold_slots(t, prev, shm, taken, recent);
   for (size_t i = 0; i < n; i++) {
     struct entry *e = &entries[i];
     if (e->slot < 0) {
-      while (next_free < WSB_SHM_MAX_BACKENDS && taken[next_free])
-        next_free++;
-      if (next_free == WSB_SHM_MAX_BACKENDS) {
+      e->slot = free_slot(taken, recent);
+      if (e->slot < 0) {
         snprintf(err, errlen, "backend %s: all %d slots hold backends or their last sessions",
                  e->name, WSB_SHM_MAX_BACKENDS);
         return -E2BIG;
       }
-      e->slot = (int)next_free;
-      taken[next_free] = true;
+      taken[e->slot] = true;
     }
     const struct wsb_backend_config *bc = &cfg->backends[e->section];
     const union wsb_addr *addr = &addrs[e->section].a[e->addr];

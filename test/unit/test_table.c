@@ -132,10 +132,147 @@ START_TEST(test_expand_and_follow) {
 }
 END_TEST
 
+/* A configuration of literal-address sections with these names, and their one address each. */
+static void named_config(struct wsb_config *cfg, struct wsb_addrs *addrs, const char *const *names,
+                         size_t n) {
+  wsb_config_defaults(cfg);
+  cfg->backends = calloc(n, sizeof(*cfg->backends));
+  ck_assert_ptr_nonnull(cfg->backends);
+  cfg->nbackends = n;
+  for (size_t i = 0; i < n; i++) {
+    struct wsb_backend_config *b = &cfg->backends[i];
+    char addr[32];
+    snprintf(b->name, sizeof(b->name), "%s", names[i]);
+    ck_assert_int_eq(wsb_parse_url("ws://10.0.0.1:8080", &b->url), 0);
+    b->weight = 1;
+    b->enabled = true;
+    memset(&addrs[i], 0, sizeof(addrs[i]));
+    snprintf(addr, sizeof(addr), "10.0.0.%zu", i + 1);
+    add(&addrs[i], addr);
+  }
+}
+
+/* Builds t from the named sections over prev; the table must build. */
+static void build(struct wsb_shm_table *t, const char *const *names, size_t n,
+                  const struct wsb_shm_table *prev, const struct wsb_shm *shm) {
+  struct wsb_config cfg;
+  struct wsb_addrs addrs[8];
+  ck_assert_uint_le(n, 8);
+  named_config(&cfg, addrs, names, n);
+  char err[256] = "";
+  ck_assert_msg(wsb_shm_table_build(t, &cfg, addrs, prev, shm, err, sizeof(err)) == 0, "%s", err);
+  wsb_config_free(&cfg);
+}
+
+static int retired_slot(const struct wsb_shm_table *t, const char *name) {
+  for (uint32_t s = 0; s < t->nslots; s++)
+    if (t->backends[s].retired && strcmp(t->backends[s].name, name) == 0)
+      return (int)s;
+  return -1;
+}
+
+/*
+ * Issue 12 item 6: a removed backend's slot stays held while its sessions live, however many
+ * generations ago it went (the previous table alone does not know it any more), so a backend
+ * added later never inherits those sessions; a name coming back gets its sessions back.
+ */
+START_TEST(test_removed_slot_held_across_generations) {
+  struct wsb_shm *shm = wsb_shm_create(2);
+  ck_assert_ptr_nonnull(shm);
+  struct wsb_shm_table *t[8];
+  for (int i = 0; i < 8; i++)
+    ck_assert_ptr_nonnull(t[i] = malloc(sizeof(*t[i])));
+  static const char *const keep_old[] = {"keep", "old"}, *const keep[] = {"keep"},
+                           *const keep_new[] = {"keep", "new"},
+                           *const keep_new_other[] = {"keep", "new", "other"},
+                           *const keep_new_old[] = {"keep", "new", "old"};
+  build(t[0], keep_old, 2, NULL, NULL);
+  int old = slot_of(t[0], "old");
+  ck_assert_int_ge(old, 0);
+  /* Three sessions on "old", counted by two workers. */
+  wsb_shm_slot_used(shm, 1);
+  wsb_shm_add(&shm->workers[0].sessions[old], 2);
+  wsb_shm_add(&shm->workers[1].sessions[old], 1);
+
+  build(t[1], keep, 1, t[0], shm); /* "old" removed: its slot held, its name kept */
+  ck_assert_int_eq(slot_of(t[1], "old"), -1);
+  ck_assert_int_eq(retired_slot(t[1], "old"), old);
+  ck_assert(!t[1]->backends[old].enabled);
+  build(t[2], keep, 1, t[1], shm); /* reloaded again: prev no longer has "old" in use */
+  ck_assert_int_eq(retired_slot(t[2], "old"), old);
+  build(t[3], keep, 1, t[2], shm);
+  build(t[4], keep_new, 2, t[3], shm); /* a backend added now takes another slot */
+  int added = slot_of(t[4], "new");
+  ck_assert_int_ge(added, 0);
+  ck_assert_int_ne(added, old);
+  ck_assert_uint_eq(wsb_shm_backend_live(shm, (uint32_t)added), 0);
+  ck_assert_int_eq(retired_slot(t[4], "old"), old);
+
+  /* The name comes back while its sessions live: it gets its slot, and them, back. */
+  build(t[5], keep_new_old, 3, t[4], shm);
+  ck_assert_int_eq(slot_of(t[5], "old"), old);
+  ck_assert_int_eq(retired_slot(t[5], "old"), -1);
+
+  /* Removed again; its sessions end: the slot is free two generations on, not before. */
+  build(t[6], keep_new, 2, t[5], shm);
+  ck_assert_int_eq(retired_slot(t[6], "old"), old);
+  wsb_shm_sub(&shm->workers[0].sessions[old], 2);
+  wsb_shm_sub(&shm->workers[1].sessions[old], 1);
+  build(t[7], keep_new, 2, t[6], shm);
+  ck_assert_int_eq(retired_slot(t[7], "old"), -1);
+  build(t[1], keep_new_other, 3, t[7], shm);
+  ck_assert_int_eq(slot_of(t[1], "other"), old);
+  for (int i = 0; i < 8; i++)
+    free(t[i]);
+  wsb_shm_destroy(shm);
+}
+END_TEST
+
+/* A backend replaced by another in one reload: a worker that read the older table may be placing
+   a session on the removed one at this moment, so its slot goes to the new one only when no other
+   slot is free. */
+START_TEST(test_just_removed_slot_given_last) {
+  struct wsb_shm *shm = wsb_shm_create(1);
+  ck_assert_ptr_nonnull(shm);
+  struct wsb_shm_table *t1 = malloc(sizeof(*t1)), *t2 = malloc(sizeof(*t2));
+  ck_assert(t1 && t2);
+  static const char *const a[] = {"a"}, *const b[] = {"b"};
+  build(t1, a, 1, NULL, NULL);
+  build(t2, b, 1, t1, shm);
+  ck_assert_int_ne(slot_of(t2, "b"), slot_of(t1, "a"));
+  ck_assert_int_eq(retired_slot(t2, "a"), -1); /* no session: nothing held, nothing named */
+
+  /* With every other slot taken, the just-removed slot is used rather than failing. */
+  struct wsb_config cfg;
+  struct wsb_addrs *addrs = calloc(WSB_SHM_MAX_BACKENDS, sizeof(*addrs));
+  ck_assert_ptr_nonnull(addrs);
+  wsb_config_defaults(&cfg);
+  cfg.backends = calloc(WSB_SHM_MAX_BACKENDS, sizeof(*cfg.backends));
+  ck_assert_ptr_nonnull(cfg.backends);
+  cfg.nbackends = WSB_SHM_MAX_BACKENDS;
+  for (int i = 0; i < WSB_SHM_MAX_BACKENDS; i++) {
+    snprintf(cfg.backends[i].name, sizeof(cfg.backends[i].name), "n%d", i);
+    ck_assert_int_eq(wsb_parse_url("ws://10.0.0.1:8080", &cfg.backends[i].url), 0);
+    cfg.backends[i].weight = 1;
+    add(&addrs[i], "10.0.0.1");
+  }
+  char err[256] = "";
+  ck_assert_int_eq(wsb_shm_table_build(t1, &cfg, addrs, t2, shm, err, sizeof(err)), 0);
+  ck_assert_uint_eq(in_use(t1), WSB_SHM_MAX_BACKENDS);
+  free(addrs);
+  wsb_config_free(&cfg);
+  free(t1);
+  free(t2);
+  wsb_shm_destroy(shm);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("table");
   TCase *tc = tcase_create("table");
   tcase_add_test(tc, test_expand_and_follow);
+  tcase_add_test(tc, test_removed_slot_held_across_generations);
+  tcase_add_test(tc, test_just_removed_slot_given_last);
   suite_add_tcase(s, tc);
   return wsb_run_suite(s);
 }

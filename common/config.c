@@ -3,7 +3,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -614,7 +616,8 @@ static void check_admin(struct loader *ld) {
   }
 }
 
-/* Remembers where the TLS file keys were set, for wsb_config_check_tls's messages. */
+/* Remembers where the TLS file keys and the users were set, for the checks against the system
+   (wsb_config_check_tls, wsb_config_check_users). */
 static void note_tls_origins(struct loader *ld) {
   static const struct {
     enum cfg_section sec;
@@ -622,7 +625,11 @@ static void note_tls_origins(struct loader *ld) {
   } keys[WSB_TLS_WHERE_COUNT] = {{CFG_SEC_LISTEN, "tls_cert"},
                                  {CFG_SEC_UPSTREAM, "tls_ca_file"},
                                  {CFG_SEC_UPSTREAM, "tls_client_cert"},
-                                 {CFG_SEC_UPSTREAM, "tls_verify"}};
+                                 {CFG_SEC_UPSTREAM, "tls_verify"},
+                                 {CFG_SEC_WSBAL, "user"},
+                                 {CFG_SEC_WSBAL, "group"},
+                                 {CFG_SEC_LISTEN, "address"},
+                                 {CFG_SEC_ADMIN, "address"}};
   for (int i = 0; i < WSB_TLS_WHERE_COUNT; i++) {
     const struct origin *o = origin_of(ld, keys[i].sec, keys[i].key);
     char where[4096];
@@ -639,6 +646,10 @@ static void note_tls_origins(struct loader *ld) {
 
 static const char *tls_where(const struct wsb_config *cfg, int k) {
   return cfg->tls_where[k] != NULL ? cfg->tls_where[k] : "(no file)";
+}
+
+const char *wsb_config_where(const struct wsb_config *cfg, int key) {
+  return tls_where(cfg, key);
 }
 
 int wsb_config_check_tls(const struct wsb_config *cfg, struct wsb_config_errors *errs) {
@@ -672,9 +683,36 @@ int wsb_config_check_tls(const struct wsb_config *cfg, struct wsb_config_errors 
   return errs->n > before ? WSB_ECONFIG : 0;
 }
 
+int wsb_config_check_users(const struct wsb_config *cfg, struct wsb_config_errors *errs) {
+  size_t before = errs->n;
+  const char *user = cfg->wsbal.user, *group = cfg->wsbal.group;
+  if (user != NULL && getpwnam(user) == NULL)
+    cfg_errors_add(errs, "%s: [wsbal] user %s: no such user", tls_where(cfg, WSB_WHERE_USER), user);
+  char *end = NULL;
+  if (group != NULL && getgrnam(group) == NULL) /* else a number will do, as at the start */
+    strtoul(group, &end, 10);
+  if (group != NULL && end != NULL && (end == group || *end != '\0'))
+    cfg_errors_add(errs, "%s: [wsbal] group %s: no such group", tls_where(cfg, WSB_WHERE_GROUP),
+                   group);
+  return errs->n > before ? WSB_ECONFIG : 0;
+}
+
+/*
+ * [wsbal] group without user would change only the group ids: the process would go on as
+ * uid 0 with every capability while the file reads as if privileges were dropped. Refused,
+ * rather than guessing a user (nginx's and HAProxy's rules differ here).
+ */
+static void check_privileges(struct loader *ld) {
+  if (ld->cfg->wsbal.group != NULL && ld->cfg->wsbal.user == NULL)
+    error_origin(ld, origin_of(ld, CFG_SEC_WSBAL, "group"),
+                 "[wsbal] group is set but user is not: the processes would keep running as "
+                 "root; set [wsbal] user too");
+}
+
 static void check_all(struct loader *ld) {
   const struct wsb_config *cfg = ld->cfg;
   check_backends(ld);
+  check_privileges(ld);
   check_pair(ld, CFG_SEC_LISTEN, "tls_cert", cfg->listen.tls_cert.n, "tls_key",
              cfg->listen.tls_key.n);
   check_pair(ld, CFG_SEC_UPSTREAM, "tls_client_cert", cfg->upstream.tls_client_cert != NULL,

@@ -26,8 +26,9 @@ struct wsb_strlist {
   size_t n;
 };
 
+/* Keys checked against the system after loading (files, users), for tls_where. */
 enum { WSB_TLS_WHERE_CERT, WSB_TLS_WHERE_CA, WSB_TLS_WHERE_CLIENT, WSB_TLS_WHERE_VERIFY,
-       WSB_TLS_WHERE_COUNT };
+       WSB_WHERE_USER, WSB_WHERE_GROUP, WSB_WHERE_LISTEN, WSB_WHERE_ADMIN, WSB_TLS_WHERE_COUNT };
 
 struct wsb_backend_config {
   char name[WSB_NAME_MAX];
@@ -126,6 +127,17 @@ struct wsb_config {
  */
 struct wsb_config_errors;
 int wsb_config_check_tls(const struct wsb_config *cfg, struct wsb_config_errors *errs);
+
+/* "FILE:LINE" or "env NAME" where one of those keys was set (FILE when it was not). */
+const char *wsb_config_where(const struct wsb_config *cfg, int key);
+
+/*
+ * Checks that [wsbal] user and group name a user and a group of this system
+ * (a group may be a number), as the start will need them, and appends a
+ * "FILE:LINE: ..." line to errs for each that does not. For wsbal -t, which
+ * must find what a start would. Returns 0 or WSB_ECONFIG.
+ */
+int wsb_config_check_users(const struct wsb_config *cfg, struct wsb_config_errors *errs);
 
 /* Every problem found while loading, each "FILE:LINE: message", in the order found. */
 struct wsb_config_errors {

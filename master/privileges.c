@@ -26,6 +26,10 @@ static int lookup_group(const char *name, gid_t *gid) {
 int wsb_privileges_drop(const char *user, const char *group, char *err, size_t errlen) {
   if (user == NULL && group == NULL)
     return 0;
+  if (user == NULL) { /* the configuration refuses it: root with another group drops nothing */
+    snprintf(err, errlen, "[wsbal] group %s without [wsbal] user: not a privilege drop", group);
+    return -EINVAL;
+  }
   uid_t uid = getuid();
   gid_t gid = getgid();
   const char *user_name = NULL;

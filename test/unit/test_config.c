@@ -926,6 +926,56 @@ START_TEST(demo_config_loads) {
 }
 END_TEST
 
+/*
+ * Issue 12 item 13: [wsbal] group without user would keep uid 0 and every capability while the
+ * file reads as a privilege drop: refused at the group's line (or variable), naming both keys.
+ */
+START_TEST(group_needs_user) {
+  CHECK_FILE("[wsbal]\nworkers = 1\ngroup = nogroup\n" BACKEND,
+             "@3: [wsbal] group is set but user is not: the processes would keep running as root; "
+             "set [wsbal] user too");
+  struct fixture f;
+  load(&f, "[wsbal]\nuser = nobody\ngroup = nogroup\n" BACKEND, NULL);
+  expect_ok(&f);
+  fixture_done(&f);
+  load(&f, "[wsbal]\nuser = nobody\n" BACKEND, NULL);
+  expect_ok(&f);
+  fixture_done(&f);
+  char *env_group[] = {"WSBAL_WSBAL_GROUP=nogroup", NULL};
+  load(&f, BACKEND, env_group);
+  EXPECT_ERRORS(&f, "env WSBAL_WSBAL_GROUP: [wsbal] group is set but user is not: the processes "
+                    "would keep running as root; set [wsbal] user too");
+  fixture_done(&f);
+  /* The file's user, unset by the environment: the group is refused again. */
+  char *no_user[] = {"WSBAL_WSBAL_USER=", NULL};
+  load(&f, "[wsbal]\nuser = nobody\ngroup = nogroup\n" BACKEND, no_user);
+  EXPECT_ERRORS(&f, "@3: [wsbal] group is set but user is not: the processes would keep running "
+                    "as root; set [wsbal] user too");
+  fixture_done(&f);
+}
+END_TEST
+
+/* wsbal -t looks the user and group up as the start will (a group may be a number). */
+START_TEST(users_checked_against_the_system) {
+  struct fixture f;
+  load(&f, "[wsbal]\nuser = root\ngroup = 0\n" BACKEND, NULL);
+  expect_ok(&f);
+  ck_assert_int_eq(wsb_config_check_users(&f.cfg, &f.errs), 0);
+  fixture_done(&f);
+  load(&f, "[wsbal]\nuser = root\ngroup = root\n" BACKEND, NULL);
+  ck_assert_int_eq(wsb_config_check_users(&f.cfg, &f.errs), 0);
+  fixture_done(&f);
+  load(&f,
+       "[wsbal]\nworkers = 1\nuser = no-such-user-wsbal\n\ngroup = no-such-group-wsbal\n" BACKEND,
+       NULL);
+  expect_ok(&f);
+  f.rc = wsb_config_check_users(&f.cfg, &f.errs);
+  EXPECT_ERRORS(&f, "@3: [wsbal] user no-such-user-wsbal: no such user",
+                "@5: [wsbal] group no-such-group-wsbal: no such group");
+  fixture_done(&f);
+}
+END_TEST
+
 static Suite *config_suite(void) {
   Suite *s = suite_create("config");
   TCase *tc = tcase_create("load");
@@ -951,6 +1001,8 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, loads_are_independent);
   tcase_add_test(tc, reference_config_loads);
   tcase_add_test(tc, demo_config_loads);
+  tcase_add_test(tc, group_needs_user);
+  tcase_add_test(tc, users_checked_against_the_system);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -458,7 +458,89 @@ static void backend_delete(struct master *m, int slot, const struct wsb_admin_re
   reply_json(r, 200, &j);
 }
 
-/* POST /api/v1/backends: a backend added at run time, published like a reload. */
+/* Backends added through the API whose host names are still being looked up, at most. libuv
+   runs two lookups at once (half its pool of 4 threads) and queues the rest, DNS discovery's
+   rounds included: past this, a POST is refused at once rather than queued. */
+#define ADDS_MAX 4
+
+/* A POST /api/v1/backends waiting for its host's addresses. It owns copies of all it needs:
+   the request and its connection may be gone when the answer comes (the add goes on). */
+struct add_op {
+  uv_getaddrinfo_t req;
+  struct add_op *next;
+  struct master *m;
+  uint64_t conn;
+  struct wsb_backend_config b;
+};
+
+/* Adds b to the running configuration and publishes it; addrs are its host's addresses (NULL:
+   a literal address, looked up at once). Fills r: 201 with the backend, or the error. */
+static void add_publish(struct master *m, const struct wsb_backend_config *b,
+                        const struct wsb_addrs *addrs, struct wsb_admin_reply *r) {
+  for (size_t i = 0; i < m->cfg->nbackends; i++)
+    if (strcmp(m->cfg->backends[i].name, b->name) == 0) {
+      wsb_admin_error(r, 409, "a backend of that name exists");
+      return;
+    }
+  struct wsb_backend_config *grown =
+      realloc(m->cfg->backends, (m->cfg->nbackends + 1) * sizeof(*grown));
+  if (grown == NULL || (addrs != NULL && wsb_discovery_learn(&m->disc, b->name, b->url.host,
+                                                             b->url.port, addrs) != 0)) {
+    if (grown != NULL)
+      m->cfg->backends = grown;
+    wsb_admin_error(r, 500, "out of memory");
+    return;
+  }
+  m->cfg->backends = grown;
+  m->cfg->backends[m->cfg->nbackends++] = *b;
+  char err[512];
+  if (wsb_master_publish(m, err, sizeof(err)) != 0) {
+    m->cfg->nbackends--; /* not resolvable, or no slot left: as if never added */
+    wsb_discovery_unlearn(&m->disc, b->name);
+    wsb_admin_error(r, 422, err);
+    return;
+  }
+  wsb_log_info("admin: backend %s added (%s)", b->name, b->url_text);
+  backend_one(m, find_backend(m, b->name), r);
+  r->status = 201;
+}
+
+static void on_add_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  struct add_op *op = req->data;
+  struct master *m = op->m;
+  for (struct add_op **p = &m->adds; *p != NULL; p = &(*p)->next)
+    if (*p == op) {
+      *p = op->next;
+      break;
+    }
+  m->nadds--;
+  struct wsb_admin_reply r = {0};
+  struct wsb_addrs addrs = {0};
+  size_t dropped = status == 0 ? wsb_addrs_from_addrinfo(&addrs, res) : 0;
+  char msg[WSB_HOST_MAX + WSB_NAME_MAX + 128];
+  if (status == UV_EAI_CANCELED || m->stopping) {
+    wsb_admin_error(&r, 503, "stopping");
+  } else if (status < 0 || addrs.n == 0) {
+    if (status < 0)
+      snprintf(msg, sizeof(msg), "backend %s: cannot resolve %s: %s", op->b.name, op->b.url.host,
+               uv_strerror(status));
+    else
+      snprintf(msg, sizeof(msg), "backend %s: %s has no IPv4 or IPv6 address", op->b.name,
+               op->b.url.host);
+    wsb_log_warn("admin: %s", msg);
+    wsb_admin_error(&r, 422, msg);
+  } else {
+    wsb_discovery_log_addrs(op->b.name, op->b.url.host, &addrs, dropped);
+    add_publish(m, &op->b, &addrs, &r);
+  }
+  if (res != NULL)
+    uv_freeaddrinfo(res);
+  wsb_admin_complete(&m->admin, op->conn, &r); /* dropped if the client has gone */
+  free(op);
+}
+
+/* POST /api/v1/backends: a backend added at run time, published like a reload. A host name is
+   looked up without blocking the master (uv_getaddrinfo); the answer waits for it. */
 static void backend_add(struct master *m, const struct wsb_admin_request *req,
                         struct wsb_admin_reply *r) {
   static const char *const known[] = {"name", "url", "weight", "max_sessions", "backup", NULL};
@@ -496,27 +578,49 @@ static void backend_add(struct master *m, const struct wsb_admin_request *req,
       wsb_admin_error(r, 409, "a backend of that name exists");
       return;
     }
+  for (const struct add_op *op = m->adds; op != NULL; op = op->next)
+    if (strcmp(op->b.name, b.name) == 0) {
+      wsb_admin_error(r, 409, "a backend of that name is being added");
+      return;
+    }
   snprintf(b.url_text, sizeof(b.url_text), "%s", url);
   b.weight = (unsigned)weight;
   b.max_sessions = (unsigned)max_sessions;
   b.backup = backup;
-  struct wsb_backend_config *grown =
-      realloc(m->cfg->backends, (m->cfg->nbackends + 1) * sizeof(*grown));
-  if (grown == NULL) {
+  if (wsb_addrs_is_literal(b.url.host)) {
+    add_publish(m, &b, NULL, r); /* nothing to wait for */
+    return;
+  }
+  if (m->nadds >= ADDS_MAX) {
+    wsb_admin_error(r, 503, "too many backends waiting for their host's addresses; try again");
+    return;
+  }
+  struct add_op *op = calloc(1, sizeof(*op));
+  if (op == NULL) {
     wsb_admin_error(r, 500, "out of memory");
     return;
   }
-  m->cfg->backends = grown;
-  m->cfg->backends[m->cfg->nbackends++] = b;
-  char err[512];
-  if (wsb_master_publish(m, err, sizeof(err)) != 0) {
-    m->cfg->nbackends--; /* not resolvable, or no slot left: as if never added */
-    wsb_admin_error(r, 422, err);
+  op->m = m;
+  op->conn = req->conn;
+  op->b = b;
+  op->req.data = op;
+  static const struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  char port[8];
+  snprintf(port, sizeof(port), "%u", (unsigned)b.url.port);
+  int rc = uv_getaddrinfo(&m->loop, &op->req, on_add_resolved, op->b.url.host, port, &hints);
+  if (rc != 0) {
+    char msg[WSB_HOST_MAX + WSB_NAME_MAX + 128];
+    snprintf(msg, sizeof(msg), "backend %s: cannot resolve %s: %s", b.name, b.url.host,
+             uv_strerror(rc));
+    free(op);
+    wsb_admin_error(r, 422, msg);
     return;
   }
-  wsb_log_info("admin: backend %s added (%s)", b.name, b.url_text);
-  backend_one(m, find_backend(m, b.name), r);
-  r->status = 201;
+  op->next = m->adds;
+  m->adds = op;
+  m->nadds++;
+  wsb_log_info("admin: backend %s: looking %s up", b.name, b.url.host);
+  r->status = 0; /* answered when the lookup ends */
 }
 
 /*
@@ -972,6 +1076,10 @@ void wsb_api_stop(struct master *m) {
     m->lists->partial = true;
     finish_list(m->lists);
   }
+  /* A lookup not started yet calls back at once with UV_EAI_CANCELED; a running one cannot be
+     stopped, and the loop waits for it (the resolver's own timeout bounds it). */
+  for (struct add_op *op = m->adds; op != NULL; op = op->next)
+    uv_cancel((uv_req_t *)&op->req);
 }
 
 static bool query_uint(const char *query, const char *key, uint64_t *v) {
@@ -1140,8 +1248,8 @@ static void reload_route(struct master *m, const struct wsb_admin_request *req,
     method_not_allowed(r, "POST");
     return;
   }
-  struct wsb_config_errors errs = {0};
-  int rc = wsb_master_reload(m, &errs);
+  struct wsb_config_errors errs = {0}, discarded = {0};
+  int rc = wsb_master_reload(m, &errs, &discarded);
   struct wsb_json j;
   if (json_begin(&j, r)) {
     wsb_json_object_begin(&j);
@@ -1158,10 +1266,17 @@ static void reload_route(struct master *m, const struct wsb_admin_request *req,
     for (size_t i = 0; i < errs.n; i++)
       wsb_json_cstring(&j, errs.lines[i]);
     wsb_json_array_end(&j);
+    /* Runtime changes (admin API) the file did not have, gone with this reload. */
+    wsb_json_key(&j, "discarded");
+    wsb_json_array_begin(&j);
+    for (size_t i = 0; i < discarded.n; i++)
+      wsb_json_cstring(&j, discarded.lines[i]);
+    wsb_json_array_end(&j);
     wsb_json_object_end(&j);
     reply_json(r, rc == 0 ? 200 : 422, &j);
   }
   wsb_config_errors_free(&errs);
+  wsb_config_errors_free(&discarded);
 }
 
 /* ---- /metrics: Prometheus text format 0.0.4 ---- */

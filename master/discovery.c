@@ -54,15 +54,25 @@ static int resolve_now(const struct wsb_config *cfg, const struct wsb_backend_co
              bc->url.host);
     return -EHOSTUNREACH;
   }
-  if (dropped > 0)
-    wsb_log_warn("backend %s: %s has more than %d addresses: %zu ignored", bc->name, bc->url.host,
-                 WSB_ADDRS_MAX, dropped);
-  if (!wsb_addrs_is_literal(bc->url.host)) {
-    char text[512];
-    addrs_text(out, text, sizeof(text));
-    wsb_log_info("backend %s: %s is %s", bc->name, bc->url.host, text);
-  }
+  wsb_discovery_log_addrs(bc->name, bc->url.host, out, dropped);
   return 0;
+}
+
+void wsb_discovery_log_addrs(const char *name, const char *host, const struct wsb_addrs *addrs,
+                             size_t dropped) {
+  if (dropped > 0)
+    wsb_log_warn("backend %s: %s has more than %d addresses: %zu ignored", name, host,
+                 WSB_ADDRS_MAX, dropped);
+  if (!wsb_addrs_is_literal(host)) {
+    char text[512];
+    addrs_text(addrs, text, sizeof(text));
+    wsb_log_info("backend %s: %s is %s", name, host, text);
+  }
+}
+
+int wsb_discovery_resolve(const struct wsb_config *cfg, size_t i, struct wsb_addrs *out, char *err,
+                          size_t errlen) {
+  return resolve_now(cfg, &cfg->backends[i], out, err, errlen);
 }
 
 static struct wsb_known *find_known(const struct wsb_discovery *d, const char *name,
@@ -112,6 +122,29 @@ int wsb_discovery_commit(struct wsb_discovery *d, const struct wsb_config *cfg,
   d->nknown = cfg->nbackends;
   d->changed = false;
   return 0;
+}
+
+int wsb_discovery_learn(struct wsb_discovery *d, const char *name, const char *host, uint16_t port,
+                        const struct wsb_addrs *addrs) {
+  wsb_discovery_unlearn(d, name);
+  struct wsb_known *known = realloc(d->known, (d->nknown + 1) * sizeof(*known));
+  if (known == NULL)
+    return -ENOMEM;
+  d->known = known;
+  struct wsb_known *k = &known[d->nknown++];
+  snprintf(k->name, sizeof(k->name), "%s", name);
+  snprintf(k->host, sizeof(k->host), "%s", host);
+  k->port = port;
+  k->addrs = *addrs;
+  return 0;
+}
+
+void wsb_discovery_unlearn(struct wsb_discovery *d, const char *name) {
+  size_t kept = 0;
+  for (size_t i = 0; i < d->nknown; i++)
+    if (strcmp(d->known[i].name, name) != 0)
+      d->known[kept++] = d->known[i];
+  d->nknown = kept;
 }
 
 static void round_done(struct wsb_discovery *d) {

@@ -55,9 +55,29 @@ struct wsb_discovery {
 int wsb_discovery_lookup(const struct wsb_discovery *d, const struct wsb_config *cfg,
                          struct wsb_addrs **out, char *err, size_t errlen);
 
+/* Looks cfg->backends[i]'s host up now, blocking, into out. Returns 0, or an error with
+   "FILE:LINE: backend NAME: cannot resolve HOST: why" in err. */
+int wsb_discovery_resolve(const struct wsb_config *cfg, size_t i, struct wsb_addrs *out, char *err,
+                          size_t errlen);
+
 /* A table built from cfg and addrs was published: they become what rounds compare to. */
 int wsb_discovery_commit(struct wsb_discovery *d, const struct wsb_config *cfg,
                          const struct wsb_addrs *addrs);
+
+/*
+ * Makes addrs known as the addresses of section name (host, port), as if a
+ * lookup had found them, so the next table built with that section does not
+ * look its host up again (an admin add resolved without blocking). Returns 0
+ * or -ENOMEM. wsb_discovery_unlearn forgets them when that table failed.
+ */
+int wsb_discovery_learn(struct wsb_discovery *d, const char *name, const char *host,
+                        uint16_t port, const struct wsb_addrs *addrs);
+void wsb_discovery_unlearn(struct wsb_discovery *d, const char *name);
+
+/* Logs a host's addresses as a lookup found them ("backend NAME: HOST is A B"), and how many
+   past WSB_ADDRS_MAX were left out. */
+void wsb_discovery_log_addrs(const char *name, const char *host, const struct wsb_addrs *addrs,
+                             size_t dropped);
 
 /* Starts the timer in loop (0 = never again; only reloads refresh). */
 void wsb_discovery_start(struct wsb_discovery *d, uv_loop_t *loop, uint64_t interval_ms);

@@ -29,9 +29,24 @@ static int open_one(const struct addrinfo *ai, bool reuseport) {
   return fd;
 }
 
+int wsb_listen_resolve(const struct wsb_hostport *hp, char *err, size_t errlen) {
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+  struct addrinfo *res = NULL;
+  char port[8];
+  snprintf(port, sizeof(port), "%u", (unsigned)hp->port);
+  int rc = getaddrinfo(hp->host, port, &hints, &res);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot resolve %s: %s", hp->host, gai_strerror(rc));
+    return -EADDRNOTAVAIL;
+  }
+  freeaddrinfo(res);
+  return 0;
+}
+
 int wsb_listen_open(const struct wsb_hostport *hp, bool reuseport, char *err, size_t errlen) {
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_PASSIVE};
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
   struct addrinfo *res = NULL;
   char port[8];
   snprintf(port, sizeof(port), "%u", (unsigned)hp->port);

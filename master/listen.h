@@ -14,4 +14,8 @@
  */
 int wsb_listen_open(const struct wsb_hostport *hp, bool reuseport, char *err, size_t errlen);
 
+/* Looks hp's host up as wsb_listen_open would, binding nothing (wsbal -t). Returns 0, or
+   -EADDRNOTAVAIL with err saying why. */
+int wsb_listen_resolve(const struct wsb_hostport *hp, char *err, size_t errlen);
+
 #endif

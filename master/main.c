@@ -24,21 +24,21 @@ enum {
 extern char **environ;
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: wsbal [-c FILE] [-t] [-w N] [-V] [-h]\n"
-          "  -c, --config FILE   INI file (default " DEFAULT_CONFIG ")\n"
-          "  -t, --test          validate the configuration and exit 0 (OK) or 1 (errors)\n"
-          "  -w, --workers N     override [wsbal] workers (1..1024 or auto)\n"
-          "  -V, --version       print the version and exit\n"
-          "  -h, --help          print this help and exit\n"
-          "Signals: HUP reload, TERM/INT graceful stop (twice: at once), USR1 reopen the access log.\n");
+  fprintf(out, "usage: wsbal [-c FILE] [-t] [-w N] [-V] [-h]\n"
+               "  -c, --config FILE   INI file (default " DEFAULT_CONFIG ")\n"
+               "  -t, --test          validate the configuration and exit 0 (OK) or 1 (errors)\n"
+               "  -w, --workers N     override [wsbal] workers (1..1024 or auto)\n"
+               "  -V, --version       print the version and exit\n"
+               "  -h, --help          print this help and exit\n"
+               "Signals: HUP reload, TERM/INT graceful stop (twice: at once), USR1 reopen the "
+               "access log.\n");
 }
 
 int main(int argc, char **argv) {
   static const struct option options[] = {
-      {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+      {"config", required_argument, NULL, 'c'},  {"test", no_argument, NULL, 't'},
       {"workers", required_argument, NULL, 'w'}, {"version", no_argument, NULL, 'V'},
-      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+      {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
   };
   const char *path = DEFAULT_CONFIG;
   const char *workers_arg = NULL;
@@ -87,6 +87,10 @@ int main(int argc, char **argv) {
     rc = wsb_config_check_tls(&cfg, &errs);
   if (workers_arg != NULL)
     cfg.wsbal.workers = (unsigned)workers;
+  /* -t finds what a start would (users, host names, the table's limits), short of binding. */
+  wsb_log_setup(WSB_LOG_WARN, "wsbal -t");
+  if (rc == 0 && test_only)
+    rc = wsb_master_check(&cfg, &errs);
   if (rc != 0) {
     for (size_t i = 0; i < errs.n; i++)
       fprintf(stderr, "%s\n", errs.lines[i]);

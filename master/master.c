@@ -11,6 +11,7 @@
 
 #include "errors.h"
 #include "health.h"
+#include "listen.h"
 #include "log.h"
 #include "notify.h"
 #include "privileges.h"
@@ -19,12 +20,11 @@
 #include "workers.h"
 #include "master_internal.h"
 
-#define EXIT_STARTUP 3
-#define STOP_GRACE_MS 6000 /* beyond shutdown_timeout: the close handshakes' 5 s, and a margin */
+#define EXIT_STARTUP       3
+#define STOP_GRACE_MS      6000 /* beyond shutdown_timeout: the close handshakes' 5 s, and a margin */
 #define STATUS_INTERVAL_MS 5000
 /* Worker slots in the segment: a reload may start a whole new pool while the old one drains. */
 #define WORKER_SLOTS 2048
-
 
 static const int handled_signals[] = {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1};
 #define NSIGNALS (sizeof(handled_signals) / sizeof(handled_signals[0]))
@@ -62,7 +62,9 @@ static void notify_status(struct master *m, const char *state) {
              (unsigned long long)wsb_shm_generation(m->shm));
 }
 
-static void on_status_timer(uv_timer_t *t) { notify_status(t->data, ""); }
+static void on_status_timer(uv_timer_t *t) {
+  notify_status(t->data, "");
+}
 
 static void on_stop_timer(uv_timer_t *t) {
   struct master *m = t->data;
@@ -102,8 +104,17 @@ static bool same_listeners(const struct wsb_config *a, const struct wsb_config *
   return true;
 }
 
+/* A copy of cfg's backends as the file gave them (NULL when out of memory). */
+static struct wsb_backend_config *copy_backends(const struct wsb_config *cfg) {
+  struct wsb_backend_config *copy = malloc((cfg->nbackends ? cfg->nbackends : 1) * sizeof(*copy));
+  if (copy != NULL && cfg->nbackends > 0)
+    memcpy(copy, cfg->backends, cfg->nbackends * sizeof(*copy));
+  return copy;
+}
+
 /* Returns 0 once next is running, or an error with the running configuration untouched. */
-static int reload_apply(struct master *m, struct wsb_config_errors *errs) {
+static int reload_apply(struct master *m, struct wsb_config_errors *errs,
+                        struct wsb_config_errors *discarded) {
   struct wsb_config next;
   struct wsb_addrs *next_addrs = NULL;
   struct wsb_shm_table *next_table = malloc(sizeof(*next_table));
@@ -115,19 +126,35 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs) {
     return WSB_ECONFIG;
   }
   next_table->settings.tls.serial++; /* workers load the certificates again */
+  struct wsb_backend_config *file_backends = copy_backends(&next);
   /* New addresses or another worker count take a new pool: its sockets are bound before the
      old pool stops accepting, so the port never refuses a connection in between. */
   int *fds = NULL;
   bool new_pool = !same_listeners(&next, m->cfg);
-  if (new_pool) {
-    int rc = wsb_workers_bind(&next, worker_count(&next), &fds);
-    if (rc != 0) {
-      wsb_config_free(&next);
-      free(next_table);
-      free(next_addrs);
-      return rc;
-    }
+  int rc = file_backends == NULL ? -ENOMEM : 0;
+  if (rc == 0 && new_pool)
+    rc = wsb_workers_bind(&next, worker_count(&next), &fds);
+  if (rc != 0) {
+    wsb_config_free(&next);
+    free(next_table);
+    free(next_addrs);
+    free(file_backends);
+    return rc;
   }
+  /* SPEC.md: runtime changes last until the next reload, which reads the file again. Said
+     aloud, so that an operator who disabled a backend through the API sees it come back. */
+  struct wsb_config_errors gone = {0};
+  wsb_reload_discarded(m->file_backends, m->nfile_backends, m->cfg->backends, m->cfg->nbackends,
+                       &next, next_table, &m->disc, &gone);
+  for (size_t i = 0; i < gone.n; i++)
+    wsb_log_warn("reload: discards a runtime change: %s", gone.lines[i]);
+  if (discarded != NULL)
+    *discarded = gone;
+  else
+    wsb_config_errors_free(&gone);
+  free(m->file_backends);
+  m->file_backends = file_backends;
+  m->nfile_backends = next.nbackends;
   wsb_shm_publish(m->shm, next_table);
   /* A reload starts from the file: admin changes to single addresses go like any other. */
   wsb_discovery_forget(&m->disc, NULL);
@@ -146,8 +173,8 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs) {
      without blocking, and a change is published when the answers are in. */
   wsb_discovery_start(&m->disc, &m->loop, m->cfg->upstream.resolve_interval_ms);
   wsb_discovery_refresh(&m->disc);
-  if (new_pool && wsb_workers_start(&m->workers, worker_count(m->cfg), fds,
-                                    m->cfg->listen.naddress) == 0) {
+  if (new_pool &&
+      wsb_workers_start(&m->workers, worker_count(m->cfg), fds, m->cfg->listen.naddress) == 0) {
     wsb_log_info("new listeners or worker count: %u new workers; the old ones drain",
                  worker_count(m->cfg));
     wsb_workers_retire_old(&m->workers);
@@ -155,11 +182,12 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs) {
   return 0;
 }
 
-int wsb_master_reload(struct master *m, struct wsb_config_errors *errs) {
+int wsb_master_reload(struct master *m, struct wsb_config_errors *errs,
+                      struct wsb_config_errors *discarded) {
   if (m->stopping)
     return -ECANCELED;
   wsb_notify("RELOADING=1");
-  int rc = reload_apply(m, errs);
+  int rc = reload_apply(m, errs, discarded);
   if (rc != 0) {
     atomic_fetch_add(&m->shm->reloads_error, 1);
     wsb_log_error("reload failed: the running configuration stays");
@@ -228,7 +256,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     wsb_workers_reap(&m->workers);
     break;
   case SIGHUP:
-    wsb_master_reload(m, NULL);
+    wsb_master_reload(m, NULL, NULL);
     break;
   case SIGUSR1:
     /* logrotate moved the file: every worker opens the path again. */
@@ -293,12 +321,63 @@ static int start(struct master *m, int **fds) {
   return rc;
 }
 
+static void add_line(struct wsb_config_errors *errs, const char *line) {
+  char **lines = realloc(errs->lines, (errs->n + 1) * sizeof(*lines));
+  if (lines == NULL)
+    return;
+  errs->lines = lines;
+  if ((lines[errs->n] = strdup(line)) != NULL)
+    errs->n++;
+}
+
+int wsb_master_check(const struct wsb_config *cfg, struct wsb_config_errors *errs) {
+  size_t before = errs->n;
+  wsb_config_check_users(cfg, errs);
+  char err[1024], line[2048];
+  /* Listening addresses may be host names: the start looks them up before binding. */
+  for (size_t i = 0; i <= cfg->listen.naddress; i++) {
+    bool admin = i == cfg->listen.naddress;
+    if (admin && !cfg->admin.enabled)
+      continue;
+    if (wsb_listen_resolve(admin ? &cfg->admin.address : &cfg->listen.address[i], err,
+                           sizeof(err)) != 0) {
+      snprintf(line, sizeof(line), "%s: [%s] address: %s",
+               wsb_config_where(cfg, admin ? WSB_WHERE_ADMIN : WSB_WHERE_LISTEN),
+               admin ? "admin" : "listen", err);
+      add_line(errs, line);
+    }
+  }
+  struct wsb_addrs *addrs = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*addrs));
+  struct wsb_shm_table *t = malloc(sizeof(*t));
+  if (addrs == NULL || t == NULL) {
+    add_line(errs, "out of memory");
+  } else {
+    size_t unresolved = 0;
+    for (size_t i = 0; i < cfg->nbackends; i++)
+      if (wsb_discovery_resolve(cfg, i, &addrs[i], err, sizeof(err)) != 0) {
+        add_line(errs, err);
+        unresolved++;
+      }
+    /* The start's own table, to its limits (lists, names, 256 backends once hosts expand). */
+    if (unresolved == 0 && wsb_shm_table_build(t, cfg, addrs, NULL, NULL, err, sizeof(err)) != 0) {
+      snprintf(line, sizeof(line), "%s:0: %s", cfg->path ? cfg->path : "(no file)", err);
+      add_line(errs, line);
+    }
+  }
+  free(addrs);
+  free(t);
+  return errs->n > before ? WSB_ECONFIG : 0;
+}
+
 int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_override) {
   wsb_log_setup(cfg->wsbal.log_level, "master");
   signal(SIGPIPE, SIG_IGN);
 
-  struct master m = {.cfg = cfg, .path = path, .workers_override = workers_override,
-                     .admin_fd = -1, .admin = {.fd = -1}};
+  struct master m = {.cfg = cfg,
+                     .path = path,
+                     .workers_override = workers_override,
+                     .admin_fd = -1,
+                     .admin = {.fd = -1}};
   int *fds = NULL;
   if (start(&m, &fds) != 0) {
     if (fds != NULL) {
@@ -314,6 +393,10 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
     wsb_discovery_free(&m.disc);
     return EXIT_STARTUP;
   }
+  m.file_backends = copy_backends(cfg);
+  m.nfile_backends = cfg->nbackends;
+  if (m.file_backends == NULL)
+    wsb_fatal(EXIT_STARTUP, "out of memory");
   if (uv_loop_init(&m.loop) != 0)
     wsb_fatal(EXIT_STARTUP, "cannot create the event loop");
   for (size_t i = 0; i < NSIGNALS; i++) {
@@ -360,6 +443,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   free(m.workers.procs);
   free(m.workers.rbuf);
   free(m.table);
+  free(m.file_backends);
   wsb_discovery_free(&m.disc);
   return 0;
 }

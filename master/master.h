@@ -11,4 +11,13 @@
  */
 int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_override);
 
+/*
+ * wsbal -t: what a start would find wrong beyond the file itself, appended to
+ * errs as "FILE:LINE: message": a user or group this system does not have, a
+ * backend host that does not resolve (every one, looked up now), a table the
+ * segment cannot hold. Binds nothing, as nginx -t does not. Returns 0 or
+ * WSB_ECONFIG.
+ */
+int wsb_master_check(const struct wsb_config *cfg, struct wsb_config_errors *errs);
+
 #endif

@@ -20,6 +20,10 @@ struct master {
   const char *path;
   int workers_override;         /* -w, or -1 */
   struct wsb_shm_table *table;  /* what was last published, for slots kept by name */
+  /* The backends as the file (and environment) gave them when last read: what differs in
+     cfg->backends was changed through the API, and a reload says it discards it. */
+  struct wsb_backend_config *file_backends;
+  size_t nfile_backends;
   struct wsb_shm *shm;
   struct wsb_discovery disc;    /* the addresses m->table was built from */
   struct wsb_workers workers;
@@ -32,12 +36,17 @@ struct master {
   struct wsb_admin admin;
   int admin_fd;                 /* bound at start, -1 when [admin] address = off */
   struct list_op *lists;        /* session lists waiting for the workers' answers (api.c) */
+  struct add_op *adds;          /* POST /api/v1/backends waiting for their host's addresses */
+  unsigned nadds;
   uint64_t next_request;
   uint64_t started_ms;
 };
 
-/* Reloads the file; error lines go to errs when it is not NULL. Returns 0 or an error. */
-int wsb_master_reload(struct master *m, struct wsb_config_errors *errs);
+/* Reloads the file; error lines go to errs, and the runtime changes it discarded to discarded
+   ("backend e1: enabled (disabled through the API)"), when they are not NULL. Returns 0 or an
+   error. */
+int wsb_master_reload(struct master *m, struct wsb_config_errors *errs,
+                      struct wsb_config_errors *discarded);
 
 /* Publishes a table rebuilt from m->cfg after a runtime change (admin API, discovery): a section
    that is new looks its host up now. Returns 0 or an error. */

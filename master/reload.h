@@ -19,4 +19,17 @@ int wsb_reload_prepare(const char *path, int workers_override, const struct wsb_
                        struct wsb_config *next, struct wsb_shm_table *next_table,
                        struct wsb_addrs **next_addrs, struct wsb_config_errors *errs);
 
+/*
+ * The runtime changes (admin API) a reload is about to discard, one line each
+ * ("backend e1: enabled (disabled through the API)"), appended to out: every
+ * difference between the running backends (run) and the file's new ones
+ * (next) in what was changed at run time, that is what differs between run
+ * and the backends the file gave when it was last read (base). Changes to
+ * single addresses (d's overrides) are compared with next_table.
+ */
+void wsb_reload_discarded(const struct wsb_backend_config *base, size_t nbase,
+                          const struct wsb_backend_config *run, size_t nrun,
+                          const struct wsb_config *next, const struct wsb_shm_table *next_table,
+                          const struct wsb_discovery *d, struct wsb_config_errors *out);
+
 #endif

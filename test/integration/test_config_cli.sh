@@ -97,5 +97,52 @@ expect_line "env bad value" 'WSBAL_LISTEN_ADDRESS'
 expect_run "env admin needs token" 1 env WSBAL_ADMIN_ADDRESS=0.0.0.0:8081 "$WSBAL" -t -c "$good"
 expect_run "env admin with token" 0 env WSBAL_ADMIN_ADDRESS=0.0.0.0:8081 WSBAL_ADMIN_TOKEN=s3cret "$WSBAL" -t -c "$good"
 
+# Issue 12 item 13: [wsbal] group without user would keep uid 0: refused at the group's line.
+printf '[wsbal]\ngroup = nogroup\n[backend:one]\nurl = ws://127.0.0.1:19001\n' > "$tmp/group.ini"
+expect_run "group without user" 1 "$WSBAL" -t -c "$tmp/group.ini"
+expect_line "group without user" "^$tmp/group.ini:2: \[wsbal\] group is set but user is not"
+printf '[wsbal]\nuser = nobody\ngroup = nogroup\n[backend:one]\nurl = ws://127.0.0.1:19001\n' \
+  > "$tmp/user_group.ini"
+expect_run "group with user" 0 "$WSBAL" -t -c "$tmp/user_group.ini"
+
+# Issue 12 item 18: -t finds what a start would, short of binding: every backend host that does
+# not resolve (.invalid never does, RFC 6761), users and groups the system lacks, a table the
+# segment cannot hold.
+cat > "$tmp/unresolved.ini" <<'INI'
+[listen]
+address = 127.0.0.1:18080
+[admin]
+address = off
+[backend:ok]
+url = ws://127.0.0.1:19001
+[backend:one]
+url = ws://wsbal-test-one.invalid:19001
+[backend:two]
+url = ws://wsbal-test-two.invalid:19002
+INI
+expect_run "unresolvable hosts" 1 "$WSBAL" -t -c "$tmp/unresolved.ini"
+expect_line "unresolvable host one" "^$tmp/unresolved.ini:7: backend one: cannot resolve wsbal-test-one.invalid"
+expect_line "unresolvable host two" "^$tmp/unresolved.ini:9: backend two: cannot resolve wsbal-test-two.invalid"
+# ... which is what the start stops on (exit 3, start-up failure), on a port of its own.
+port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed "s/127.0.0.1:18080/127.0.0.1:$port/" "$tmp/unresolved.ini" > "$tmp/unresolved_start.ini"
+expect_run "the start stops on them too" 3 timeout 30 "$WSBAL" -c "$tmp/unresolved_start.ini"
+expect_line "the start stops on them too" "cannot resolve wsbal-test-one.invalid"
+printf '[listen]\naddress = wsbal-test-listen.invalid:18080\n[backend:one]\nurl = ws://127.0.0.1:19001\n' \
+  > "$tmp/listen.ini"
+expect_run "unresolvable listen address" 1 "$WSBAL" -t -c "$tmp/listen.ini"
+expect_line "unresolvable listen address" "^$tmp/listen.ini:2: \[listen\] address: cannot resolve wsbal-test-listen.invalid"
+printf '[wsbal]\nuser = wsbal-no-such-user\n[backend:one]\nurl = ws://127.0.0.1:19001\n' > "$tmp/user.ini"
+expect_run "unknown user" 1 "$WSBAL" -t -c "$tmp/user.ini"
+expect_line "unknown user" "^$tmp/user.ini:2: \[wsbal\] user wsbal-no-such-user: no such user"
+printf '[wsbal]\nuser = nobody\ngroup = wsbal-no-such-group\n[backend:one]\nurl = ws://127.0.0.1:19001\n' \
+  > "$tmp/grp.ini"
+expect_run "unknown group" 1 "$WSBAL" -t -c "$tmp/grp.ini"
+expect_line "unknown group" "^$tmp/grp.ini:3: \[wsbal\] group wsbal-no-such-group: no such group"
+# A list longer than the segment's 1 KiB (only the environment has no line limit).
+origins=$(printf 'https://origin-%04d.example,' $(seq 1 60))
+expect_run "list too long for the segment" 1 env "WSBAL_LISTEN_ALLOWED_ORIGINS=$origins" "$WSBAL" -t -c "$good"
+expect_line "list too long for the segment" "^$good:0: \[listen\] allowed_origins: list longer than 1023 bytes"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -221,9 +221,14 @@ def test_discovery():
              api(ap, "GET", "/api/v1/backends/web%23::1")[1]["weight"])
 
         # SIGHUP with the same file: the same backends, in the same slots.
-        verdict, _ = lb.reload(backends, sections)
+        verdict, since = lb.reload(backends, sections)
         c.true("reload works", verdict is not None and verdict.startswith("reloaded"),
                str(verdict))
+        c.eq("it logs the runtime changes it discards",
+             ["backend lit: enabled (disabled through the API)",
+              "backend web: weight 1 (3 through the API)"],
+             sorted(x.split("discards a runtime change: ", 1)[1] for x in since
+                    if "discards a runtime change" in x))
         c.eq("after the reload, the same expanded backends", expanded, names(ap))
         c.eq("a reload restores the file's weight", [1, 1, 1],
              [x["weight"] for x in api(ap, "GET", "/api/v1/backends/web")[1]["backends"]])
@@ -238,6 +243,14 @@ def test_discovery():
                         == 0), lb.output()[-2000:])
         c.true("and keep echoing", all(echoes(cl, "drained") for cl, _ in held))
         c.eq("only that address is disabled", [True, False, True],
+             [x["enabled"] for x in api(ap, "GET", "/api/v1/backends/web")[1]["backends"]])
+
+        # A reload discards the change to that one address, and says so.
+        st, b = api(ap, "POST", "/api/v1/reload")
+        c.eq("a reload lists the address's change among what it discards",
+             (200, ["backend web#127.0.0.2: enabled (disabled through the API)"]),
+             (st, b.get("discarded")))
+        c.eq("and the address takes sessions again", [True, True, True],
              [x["enabled"] for x in api(ap, "GET", "/api/v1/backends/web")[1]["backends"]])
 
         st, b = api(ap, "DELETE", "/api/v1/backends/web?sessions=keep")

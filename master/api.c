@@ -71,6 +71,29 @@ static uint64_t backend_failovers(const struct wsb_shm *shm, uint32_t slot) {
   return n;
 }
 
+/* A slot's total since it got its current backend: the segment's sum less the slot's baseline
+   (struct wsb_slot_base). Totals only grow, a dead worker's included. */
+#define SLOT_SUM(m, s, field, base) (SUM((m)->shm, field) - (m)->slot_base[s].base)
+
+void wsb_api_adopt_slots(struct master *m, const struct wsb_shm_table *next) {
+  for (uint32_t s = 0; s < next->nslots; s++) {
+    const struct wsb_shm_backend *b = &next->backends[s];
+    const struct wsb_shm_backend *was =
+        m->table != NULL && s < m->table->nslots ? &m->table->backends[s] : NULL;
+    if (!b->in_use ||
+        (was != NULL && (was->in_use || was->retired) && strcmp(was->name, b->name) == 0))
+      continue;
+    struct wsb_slot_base *base = &m->slot_base[s];
+    base->sessions_total = SUM(m->shm, sessions_total[s]);
+    for (int r = 0; r < WSB_FAILOVER_REASONS; r++)
+      base->failovers[r] = SUM(m->shm, failovers[s][r]);
+    for (int i = 0; i < WSB_CONNECT_BUCKETS; i++)
+      base->connect_buckets[i] = SUM(m->shm, connect_buckets[s][i]);
+    base->connect_us = SUM(m->shm, connect_us[s]);
+    base->connect_count = SUM(m->shm, connect_count[s]);
+  }
+}
+
 static const char *const handshake_labels[] = {
 #define WSB_XX(name, label) label,
     WSB_HANDSHAKE_RESULTS(WSB_XX)
@@ -224,9 +247,12 @@ static void backend_json(struct master *m, struct wsb_json *j, uint32_t slot) {
   wsb_json_key(j, "sessions");
   wsb_json_uint(j, wsb_shm_backend_live(m->shm, slot));
   wsb_json_key(j, "sessions_total");
-  wsb_json_uint(j, SUM(m->shm, sessions_total[slot]));
+  wsb_json_uint(j, SLOT_SUM(m, slot, sessions_total[slot], sessions_total));
   wsb_json_key(j, "failovers");
-  wsb_json_uint(j, backend_failovers(m->shm, slot));
+  uint64_t failovers = 0;
+  for (int r = 0; r < WSB_FAILOVER_REASONS; r++)
+    failovers += SLOT_SUM(m, slot, failovers[slot][r], failovers[r]);
+  wsb_json_uint(j, failovers);
   static const char *const breaker[] = WSB_BREAKER_NAMES;
   uint32_t state = atomic_load(&m->shm->breaker_state[slot]);
   wsb_json_key(j, "failures");
@@ -1352,7 +1378,8 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
   for (uint32_t s = 0; s < m->table->nslots; s++)
     if (m->table->backends[s].in_use)
       out(&t, "wsbal_sessions_total{backend=\"%s\"} %" PRIu64 "\n",
-          label(m->table->backends[s].name, b, sizeof(b)), SUM(shm, sessions_total[s]));
+          label(m->table->backends[s].name, b, sizeof(b)),
+          SLOT_SUM(m, s, sessions_total[s], sessions_total));
   family(&t, "wsbal_handshakes_total", "counter", "Client upgrade requests by result.");
   for (int i = 0; i < WSB_HS_COUNT; i++)
     out(&t, "wsbal_handshakes_total{result=\"%s\"} %" PRIu64 "\n", handshake_labels[i],
@@ -1375,7 +1402,8 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
   for (uint32_t s = 0; s < m->table->nslots; s++)
     for (int i = 0; m->table->backends[s].in_use && i < WSB_FAILOVER_REASONS; i++)
       out(&t, "wsbal_failovers_total{backend=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
-          label(m->table->backends[s].name, b, sizeof(b)), reasons[i], SUM(shm, failovers[s][i]));
+          label(m->table->backends[s].name, b, sizeof(b)), reasons[i],
+          SLOT_SUM(m, s, failovers[s][i], failovers[i]));
   family(&t, "wsbal_failover_failures_total", "counter",
          "Sessions closed with 1013 because no backend took them.");
   out(&t, "wsbal_failover_failures_total %" PRIu64 "\n", SUM(shm, failover_failures));
@@ -1416,13 +1444,14 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
     label(m->table->backends[s].name, b, sizeof(b));
     for (int i = 0; i < WSB_CONNECT_BUCKETS - 1; i++)
       out(&t, "wsbal_backend_connect_seconds_bucket{backend=\"%s\",le=\"%g\"} %" PRIu64 "\n", b,
-          connect_bounds[i] / 1000.0, SUM(shm, connect_buckets[s][i]));
+          connect_bounds[i] / 1000.0, SLOT_SUM(m, s, connect_buckets[s][i], connect_buckets[i]));
     out(&t, "wsbal_backend_connect_seconds_bucket{backend=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", b,
-        SUM(shm, connect_buckets[s][WSB_CONNECT_BUCKETS - 1]));
+        SLOT_SUM(m, s, connect_buckets[s][WSB_CONNECT_BUCKETS - 1],
+                 connect_buckets[WSB_CONNECT_BUCKETS - 1]));
     out(&t, "wsbal_backend_connect_seconds_sum{backend=\"%s\"} %.6f\n", b,
-        (double)SUM(shm, connect_us[s]) / 1e6);
+        (double)SLOT_SUM(m, s, connect_us[s], connect_us) / 1e6);
     out(&t, "wsbal_backend_connect_seconds_count{backend=\"%s\"} %" PRIu64 "\n", b,
-        SUM(shm, connect_count[s]));
+        SLOT_SUM(m, s, connect_count[s], connect_count));
   }
   family(&t, "wsbal_failover_seconds", "histogram", "Time from a backend's loss to the new 101.");
   static const uint64_t bounds[] = WSB_FAILOVER_BUCKET_MS;

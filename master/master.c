@@ -155,6 +155,7 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs,
   free(m->file_backends);
   m->file_backends = file_backends;
   m->nfile_backends = next.nbackends;
+  wsb_api_adopt_slots(m, next_table);
   wsb_shm_publish(m->shm, next_table);
   /* A reload starts from the file: admin changes to single addresses go like any other. */
   wsb_discovery_forget(&m->disc, NULL);
@@ -220,6 +221,7 @@ static int build_and_publish(struct master *m, const struct wsb_shm_table *prev,
     return rc;
   }
   wsb_discovery_apply(&m->disc, next);
+  wsb_api_adopt_slots(m, next);
   wsb_shm_publish(m->shm, next);
   free(m->table);
   m->table = next;

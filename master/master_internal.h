@@ -14,6 +14,16 @@
 #include "tickets.h"
 #include "workers.h"
 
+/* What the segment's per-slot totals held when the slot got its current backend: the API and
+   the metrics count from there, so a backend given a slot another one used starts from zero. */
+struct wsb_slot_base {
+  uint64_t sessions_total;
+  uint64_t failovers[WSB_FAILOVER_REASONS];
+  uint64_t connect_buckets[WSB_CONNECT_BUCKETS];
+  uint64_t connect_us;
+  uint64_t connect_count;
+};
+
 struct master {
   uv_loop_t loop;
   struct wsb_config *cfg;       /* the running configuration; a reload replaces its contents */
@@ -40,6 +50,7 @@ struct master {
   unsigned nadds;
   uint64_t next_request;
   uint64_t started_ms;
+  struct wsb_slot_base slot_base[WSB_SHM_MAX_BACKENDS];
 };
 
 /* Reloads the file; error lines go to errs, and the runtime changes it discarded to discarded
@@ -56,6 +67,10 @@ int wsb_master_publish(struct master *m, char *err, size_t errlen);
 void wsb_api_on_chunk(void *ctx, const struct wsb_sessions_chunk *chunk);
 /* Answers the session lists still waiting, as partial, before the loop ends (api.c). */
 void wsb_api_stop(struct master *m);
+
+/* Before next is published: every slot next gives to another backend than the running table
+   had there counts its totals from now (api.c; wsb_shm_publish resets its breaker). */
+void wsb_api_adopt_slots(struct master *m, const struct wsb_shm_table *next);
 
 /* The admin API's router (api.c). */
 void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *reply);

@@ -119,6 +119,65 @@ def test_removed_slot_not_inherited():
             e.stop()
 
 
+def test_reused_slot_starts_from_zero():
+    """Once a removed backend's last session is gone its slot is free; the backend that gets it
+    starts with no history: totals, failovers and the breaker judged the old one."""
+    keep, a, b = Echo("keep"), Echo("a"), Echo("b")
+    ap = free_port()
+    lb = Wsbal([("keep", keep.url), ("a", a.url)], workers=1,
+               sections={"admin": {"address": f"127.0.0.1:{ap}"},
+                         "upstream": {"breaker_threshold": "2", "breaker_cooldown": "1h"}})
+    try:
+        request(ap, "POST", "/api/v1/backends/keep/disable")
+        for _ in range(2):
+            cl = session(lb.port)
+            echoes(cl, "x")
+            cl.close()
+        a.stop()  # now a refuses: two failed upgrades open its breaker
+        for _ in range(2):
+            cl = RawClient(lb.port)
+            cl.request("/")
+            cl.read_head()
+            cl.close()
+        st, info = backend(ap, "a")
+        c.eq("the old backend has a history and an open breaker", (2, "open"),
+             (info["sessions_total"], info["breaker"]))
+        c.true("and no live session", wait_until(lambda: backend(ap, "a")[1]["sessions"] == 0))
+        request(ap, "DELETE", "/api/v1/backends/a")
+        request(ap, "POST", "/api/v1/backends/keep/enable")
+        st, info = request(ap, "POST", "/api/v1/backends", json.dumps({"name": "b", "url": b.url}))
+        c.eq("the backend added in its slot starts from zero",
+             (201, 0, 0, 0, "closed"),
+             (st, info.get("sessions_total"), info.get("failovers"), info.get("failures"),
+              info.get("breaker")))
+        request(ap, "POST", "/api/v1/backends/keep/disable")
+        cl = RawClient(lb.port)
+        cl.request("/")
+        c.eq("and takes sessions (no breaker of the old backend in the way)", 101, cl.read_head()[0])
+        cl.close()
+        conn = http.client.HTTPConnection("127.0.0.1", ap, timeout=T)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        c.true("its metrics count from its own start",
+               'wsbal_sessions_total{backend="b"} 1' in text and
+               'wsbal_backend_connect_seconds_count{backend="b"} 1' in text,
+               [x for x in text.split("\n") if 'backend="b"' in x and ("total" in x or "count" in x)])
+    finally:
+        c.eq("wsbal exits cleanly", 0, lb.stop())
+        keep.stop()
+        b.stop()
+
+
+def wait_until(what, timeout=T):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if what():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 # ---- item 18: what a reload discards ----
 
 def test_reload_discards():
@@ -407,5 +466,6 @@ def test_add_resolves_without_blocking():
 
 
 if __name__ == "__main__":
-    sys.exit(run_tests(c, test_removed_slot_not_inherited, test_reload_discards,
+    sys.exit(run_tests(c, test_removed_slot_not_inherited, test_reused_slot_starts_from_zero,
+                       test_reload_discards,
                        test_add_resolves_without_blocking))

@@ -1268,6 +1268,10 @@ static void sessions_route(struct master *m, const struct wsb_admin_request *req
 
 /* ---- /api/v1/reload ---- */
 
+/* Discarded runtime changes listed in the answer at most (each line names a backend and at most
+   two URLs: 64 of them stay well inside JSON_MAX). */
+#define DISCARDED_MAX 64
+
 static void reload_route(struct master *m, const struct wsb_admin_request *req,
                          struct wsb_admin_reply *r) {
   if (req->method != HTTP_POST) {
@@ -1295,8 +1299,14 @@ static void reload_route(struct master *m, const struct wsb_admin_request *req,
     /* Runtime changes (admin API) the file did not have, gone with this reload. */
     wsb_json_key(&j, "discarded");
     wsb_json_array_begin(&j);
-    for (size_t i = 0; i < discarded.n; i++)
+    /* Bounded, so a successful reload is never answered "too large": the log has them all. */
+    for (size_t i = 0; i < discarded.n && i < DISCARDED_MAX; i++)
       wsb_json_cstring(&j, discarded.lines[i]);
+    if (discarded.n > DISCARDED_MAX) {
+      char more[64];
+      snprintf(more, sizeof(more), "and %zu more: see the log", discarded.n - DISCARDED_MAX);
+      wsb_json_cstring(&j, more);
+    }
     wsb_json_array_end(&j);
     wsb_json_object_end(&j);
     reply_json(r, rc == 0 ? 200 : 422, &j);

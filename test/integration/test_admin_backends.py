@@ -32,7 +32,7 @@ def request(port, method, path, body=None, timeout=T):
         r = conn.getresponse()
         data = r.read()
         return r.status, (json.loads(data) if data else None)
-    except (socket.timeout, TimeoutError) as e:
+    except (OSError, http.client.HTTPException) as e:  # timeouts, resets, closes
         return None, repr(e)
     finally:
         conn.close()
@@ -318,6 +318,7 @@ def dns_setup():
     tmp = tempfile.mkdtemp(prefix="wsbal-admin-dns-")
     names = {"slow.wsbal.test": "127.0.0.1", "gone.wsbal.test": "127.0.0.1"}
     names.update({f"a{i}.wsbal.test": "127.0.0.1" for i in range(5)})
+    names.update({f"{n}.wsbal.test": "127.0.0.1" for n in ("late", "later", "latest")})
     dns = None
     for _ in range(5):
         addr = f"127.83.{random.randint(0, 255)}.{random.randint(2, 254)}"
@@ -455,6 +456,27 @@ def test_add_resolves_without_blocking():
         for t in waiting:
             t.join(T)
         c.eq("the four are added", [201] * 4, [results.get(f"a{i}", (None,))[0] for i in range(4)])
+
+        # A stop while lookups wait: the running one cannot be taken back, so the master waits
+        # for it (the resolver's timeout bounds that), answers nobody, and exits cleanly.
+        dns.hold()
+        with lb.cond:
+            mark = len(lb.lines)
+        for name in ("late", "later", "latest"):
+            waiting.append(post_in_thread(
+                ap, {"name": name, "url": f"ws://{name}.wsbal.test:{e2.port}"}, results, name))
+            c.true(f"add {name} waits",
+                   lb.wait_line(rf"admin: backend {name}: looking", start=mark) is not None)
+        lb.proc.send_signal(15)
+        c.true("the master stops", lb.wait_line(r"stopping", start=mark) is not None)
+        time.sleep(0.3)  # the stop goes on while the lookups are held
+        dns.release()
+        c.eq("then exits cleanly once the lookups end", 0, lb.stop(0))
+        for t in waiting:
+            t.join(T)
+        c.true("no add was answered 201 after the stop",
+               all(results.get(n, (None,))[0] != 201 for n in ("late", "later", "latest")),
+               str({n: results.get(n) for n in ("late", "later", "latest")}))
     finally:
         dns.release()
         for t in threads:

@@ -315,14 +315,20 @@ int wsb_ctl_print_sessions(const struct wsb_ctl_answer *ans) {
   return rc;
 }
 
-/* The "errors" strings of an answer, one indented line each. */
-static void print_error_lines(const struct wsb_json_doc *doc, FILE *out) {
-  int list = wsb_json_member(doc, 0, "errors");
+/* The strings of an answer's array member key, one indented line each after prefix. */
+static void print_lines(const struct wsb_json_doc *doc, const char *key, const char *prefix,
+                        FILE *out) {
+  int list = wsb_json_member(doc, 0, key);
   char line[CELL_MAX];
   for (int e = wsb_json_next_child(doc, list, 0); e > 0; e = wsb_json_next_child(doc, list, e)) {
     value_text(doc, e, line, sizeof(line));
-    fprintf(out, "  %s\n", line);
+    fprintf(out, "  %s%s\n", prefix, line);
   }
+}
+
+/* The "errors" strings of an answer, one indented line each. */
+static void print_error_lines(const struct wsb_json_doc *doc, FILE *out) {
+  print_lines(doc, "errors", "", out);
 }
 
 int wsb_ctl_print_reload(const struct wsb_ctl_answer *ans) {
@@ -334,6 +340,8 @@ int wsb_ctl_print_reload(const struct wsb_ctl_answer *ans) {
   value_text(&r.doc, wsb_json_member(&r.doc, 0, "generation"), generation, sizeof(generation));
   printf("reload %s: configuration generation %s\n", result, generation);
   print_error_lines(&r.doc, stdout);
+  /* Runtime changes the file did not make, gone with the reload. */
+  print_lines(&r.doc, "discarded", "discarded: ", stdout);
   reader_free(&r);
   return WSB_CTL_EXIT_OK;
 }

@@ -473,8 +473,10 @@ def test_live(e1, e2):
                len(lines) > 1 and re.match(r"  " + re.escape(lb.config) + r":\d+: ", lines[1]), err)
         lb.write_config(backends, sections)
         rc, out, err = ctl("-a", a, "reload")
-        c.true("reload: ok with the generation", rc == 0 and re.fullmatch(
-            r"reload ok: configuration generation \d+\n", out), (rc, out, err))
+        c.true("reload: ok with the generation, and the runtime change it discards",
+               rc == 0 and re.fullmatch(r"reload ok: configuration generation \d+\n"
+                                        r"  discarded: backend e1: back \(deleted through the API\)\n",
+                                        out), (rc, out, err))
         c.eq("reload restores e1", ["e1", "e2"],
              [r["NAME"] for r in table(ctl("-a", a, "backends")[1])])
     finally:

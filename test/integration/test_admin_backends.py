@@ -154,15 +154,20 @@ def test_reused_slot_starts_from_zero():
         cl = RawClient(lb.port)
         cl.request("/")
         c.eq("and takes sessions (no breaker of the old backend in the way)", 101, cl.read_head()[0])
+        c.true("it echoes", echoes(cl, "b"))
         cl.close()
-        conn = http.client.HTTPConnection("127.0.0.1", ap, timeout=T)
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-        conn.close()
-        c.true("its metrics count from its own start",
-               'wsbal_sessions_total{backend="b"} 1' in text and
-               'wsbal_backend_connect_seconds_count{backend="b"} 1' in text,
-               [x for x in text.split("\n") if 'backend="b"' in x and ("total" in x or "count" in x)])
+
+        def metrics():
+            conn = http.client.HTTPConnection("127.0.0.1", ap, timeout=T)
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+            conn.close()
+            return [x for x in text.split("\n") if x.startswith(
+                ('wsbal_sessions_total{backend="b"}', 'wsbal_backend_connect_seconds_count{backend="b"}'))]
+        want = ['wsbal_sessions_total{backend="b"} 1',
+                'wsbal_backend_connect_seconds_count{backend="b"} 1']
+        c.true("its metrics count from its own start (its one session)",
+               wait_until(lambda: metrics() == want), metrics())
     finally:
         c.eq("wsbal exits cleanly", 0, lb.stop())
         keep.stop()

@@ -124,7 +124,7 @@ expect_run "unresolvable hosts" 1 "$WSBAL" -t -c "$tmp/unresolved.ini"
 expect_line "unresolvable host one" "^$tmp/unresolved.ini:7: backend one: cannot resolve wsbal-test-one.invalid"
 expect_line "unresolvable host two" "^$tmp/unresolved.ini:9: backend two: cannot resolve wsbal-test-two.invalid"
 # ... which is what the start stops on (exit 3, start-up failure), on a port of its own.
-port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(cd "$(dirname "$0")" && /usr/bin/python3 -c 'from wsbtest import free_port; print(free_port())')
 sed "s/127.0.0.1:18080/127.0.0.1:$port/" "$tmp/unresolved.ini" > "$tmp/unresolved_start.ini"
 expect_run "the start stops on them too" 3 timeout 30 "$WSBAL" -c "$tmp/unresolved_start.ini"
 expect_line "the start stops on them too" "cannot resolve wsbal-test-one.invalid"

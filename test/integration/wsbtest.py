@@ -195,6 +195,8 @@ class Peer(Process):
         """tls: (certificate file, key file) to serve wss; host: what the URL names; client_ca:
         require a client certificate from this CA; report: the count its GET /metric gives."""
         here = os.path.dirname(os.path.abspath(__file__))
+        # Tests restart a peer on its port: one below the ephemeral range stays free meanwhile.
+        port = port or free_port()
         argv = ["/usr/bin/python3", os.path.join(here, "peer_backend.py"), "--port", str(port),
                 "--id", ident, "--mode", mode]
         if protocol:

@@ -44,6 +44,14 @@ void wsb_buf_consume(struct wsb_buf *b, size_t n) {
   b->len -= (uint32_t)n;
 }
 
+void wsb_buf_drop_tail(struct wsb_buf *b, size_t n) {
+  if (n >= b->len) {
+    wsb_buf_free(b);
+    return;
+  }
+  b->len -= (uint32_t)n;
+}
+
 void wsb_buf_free(struct wsb_buf *b) {
   free(b->p);
   *b = (struct wsb_buf){0};

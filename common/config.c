@@ -93,6 +93,7 @@ void wsb_config_defaults(struct wsb_config *cfg) {
   cfg->upstream.nfailover_codes = sizeof(failover_codes) / sizeof(failover_codes[0]);
   cfg->upstream.max_failovers = 5;
   cfg->upstream.failover_buffer = 1024 * 1024;
+  cfg->upstream.failover_buffer_total = 64 * 1024 * 1024;
   cfg->upstream.reconnect_header = cfg_strdup("X-Balancer-Reconnect");
   cfg->upstream.ping_interval_ms = 30000;
   cfg->upstream.health_check = WSB_HEALTH_TCP;

@@ -81,6 +81,7 @@ struct wsb_config {
     size_t nfailover_codes;
     unsigned max_failovers;
     uint64_t failover_buffer;
+    uint64_t failover_buffer_total;  /* all replay windows of one worker together */
     char *reconnect_header;
     struct wsb_strlist pass_headers;
     struct wsb_strlist block_headers;

@@ -380,6 +380,8 @@ static const struct cfg_key upstream_keys[] = {
            "a comma list of up to 32 close codes in 1000..4999"),
     U32("max_failovers", upstream.max_failovers, 0, MAX_FAILOVERS),
     SIZE("failover_buffer", upstream.failover_buffer, 0, MAX_MESSAGE_BYTES, "e.g. 64k, 1m"),
+    SIZE("failover_buffer_total", upstream.failover_buffer_total, 0, MAX_MESSAGE_BYTES,
+         "e.g. 64m, 1g"),
     STR("reconnect_header", upstream.reconnect_header, false, header_name_valid, "header name",
         "an HTTP header name"),
     LIST("pass_headers", upstream.pass_headers, header_name_valid, "header list",

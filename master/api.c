@@ -1417,6 +1417,9 @@ static void metrics(struct master *m, struct wsb_admin_reply *r) {
   family(&t, "wsbal_failover_failures_total", "counter",
          "Sessions closed with 1013 because no backend took them.");
   out(&t, "wsbal_failover_failures_total %" PRIu64 "\n", SUM(shm, failover_failures));
+  family(&t, "wsbal_failover_buffer_bytes", "gauge",
+         "Memory held in failover replay windows (client messages not answered yet).");
+  out(&t, "wsbal_failover_buffer_bytes %" PRIu64 "\n", SUM(shm, failover_buffer_bytes));
   family(&t, "wsbal_messages_total", "counter", "Messages relayed, by direction.");
   for (int d = 0; d < WSB_DIR_COUNT; d++)
     out(&t, "wsbal_messages_total{direction=\"%s\"} %" PRIu64 "\n", dirs[d], SUM(shm, messages[d]));

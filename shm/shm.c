@@ -14,8 +14,8 @@ static size_t segment_size(unsigned nworkers) {
 
 struct wsb_shm *wsb_shm_create(unsigned nworkers) {
   /* Anonymous and shared: visible to the processes forked from us, to nobody else. */
-  void *p = mmap(NULL, segment_size(nworkers), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
+  void *p =
+      mmap(NULL, segment_size(nworkers), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
     return NULL;
   struct wsb_shm *shm = p;
@@ -205,6 +205,7 @@ void wsb_shm_worker_forget(struct wsb_shm *shm, unsigned worker) {
   struct wsb_shm_worker *w = &shm->workers[worker];
   atomic_store_explicit(&w->pid, 0, memory_order_relaxed);
   atomic_store_explicit(&w->live, 0, memory_order_relaxed);
+  atomic_store_explicit(&w->failover_buffer_bytes, 0, memory_order_relaxed);
   for (unsigned i = 0; i < WSB_SHM_MAX_BACKENDS; i++)
     atomic_store_explicit(&w->sessions[i], 0, memory_order_relaxed);
 }

@@ -65,6 +65,7 @@ struct wsb_shm_settings {
   uint64_t breaker_cooldown_ms;
   uint32_t max_failovers;
   uint64_t failover_buffer;
+  uint64_t failover_buffer_total;  /* per worker */
   uint16_t failover_codes[WSB_MAX_FAILOVER_CODES];
   uint32_t nfailover_codes;
   bool trust_forwarded;
@@ -172,6 +173,7 @@ struct wsb_shm_worker {
   _Atomic uint64_t tls_handshakes[WSB_TLS_SIDES][2];  /* completed: [side][resumed] */
   _Atomic uint64_t tls_errors[WSB_TLS_SIDES][WSB_TLS_ERR_COUNT];
   _Atomic uint64_t access_log_errors;  /* opens of the access log that failed */
+  _Atomic uint64_t failover_buffer_bytes;  /* gauge: allocated to its replay windows now */
 };
 
 /*

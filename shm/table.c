@@ -79,6 +79,7 @@ static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cf
   s->breaker_cooldown_ms = cfg->upstream.breaker_cooldown_ms;
   s->max_failovers = cfg->upstream.max_failovers;
   s->failover_buffer = cfg->upstream.failover_buffer;
+  s->failover_buffer_total = cfg->upstream.failover_buffer_total;
   memcpy(s->failover_codes, cfg->upstream.failover_codes, sizeof(s->failover_codes));
   s->nfailover_codes = (uint32_t)cfg->upstream.nfailover_codes;
   s->trust_forwarded = cfg->listen.trust_forwarded;

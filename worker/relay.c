@@ -1,4 +1,5 @@
-/* The relay: frames pass whole and untouched between the legs, checked on the way, with keepalive. */
+/* The relay: frames pass whole and untouched between the legs, checked on the way, with keepalive.
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,9 +7,9 @@
 #include "log.h"
 #include "session.h"
 
-#define MAX_IOV 64
+#define MAX_IOV           64
 #define KEEPALIVE_PAYLOAD "wsbal-ka"
-#define KEEPALIVE_LEN (sizeof(KEEPALIVE_PAYLOAD) - 1)
+#define KEEPALIVE_LEN     (sizeof(KEEPALIVE_PAYLOAD) - 1)
 
 /* Frames to forward from one read, pointing into the read buffer until written. */
 struct batch {
@@ -51,7 +52,9 @@ int relay_send_frame(struct leg *to, uint8_t opcode, const uint8_t *payload, siz
 }
 
 /* A frame may go into a leg only between frames of the stream already flowing into it. */
-static bool can_inject(const struct leg *to) { return to->open && to->peer->stream_left == 0; }
+static bool can_inject(const struct leg *to) {
+  return to->open && to->peer->stream_left == 0;
+}
 
 void relay_send_close(struct leg *to, uint16_t code, const char *reason) {
   if (to->close_sent || !can_inject(to))
@@ -103,8 +106,12 @@ static int on_control(struct leg *l, const struct wsb_frame *f, const uint8_t *p
   case WSB_OP_PING:
     if (!failing_over)
       return FORWARD; /* pings travel end to end */
-    /* No backend to answer while the session moves: wsbal answers for it. */
+    /* No backend to answer while the session moves: wsbal answers for it. Its pongs obey
+       the high-water mark like relayed frames: a client that pings without reading is no
+       longer read once they fill its queue (on_write reads it again). */
     relay_send_frame(l, WSB_OP_PONG, copy, f->payload_len);
+    if (l->queued > LEG_QUEUE_HIGH_WATER)
+      leg_pause(l);
     return CONSUME;
   case WSB_OP_CLOSE: {
     uint16_t code;
@@ -177,13 +184,8 @@ static int pass_data(struct leg *l, struct batch *b, const uint8_t *p, size_t ta
                      bool whole_frame, bool fin) {
   struct wsb_session *s = l->s;
   if (l->is_client) {
-    if (s->state == S_FAILOVER) {
-      if (wsb_buf_append(&s->replay, p, take) != 0)
-        return UV_ENOMEM;
-      if (s->replay.len > s->w->table->settings.failover_buffer)
-        leg_pause(l); /* never dropped: the client waits until the new backend takes them */
-      return 0;
-    }
+    if (s->state == S_FAILOVER)
+      return replay_hold(s, p, take);
     int rc = add(l->peer, b, p, take);
     if (whole_frame)
       replay_keep(s, p, take, fin);
@@ -192,8 +194,7 @@ static int pass_data(struct leg *l, struct batch *b, const uint8_t *p, size_t ta
     return rc;
   }
   uint64_t bound = s->w->table->settings.failover_buffer;
-  if (whole_frame && (!fin || l->hold.len > 0) && !l->partial_out &&
-      l->hold.len + take <= bound) {
+  if (whole_frame && (!fin || l->hold.len > 0) && !l->partial_out && l->hold.len + take <= bound) {
     if (wsb_buf_append(&l->hold, p, take) != 0)
       return UV_ENOMEM;
     return fin ? release_hold(l, b) : 0;

@@ -8,10 +8,11 @@
 #include "log.h"
 #include "tls_leg.h"
 
-#define QUEUE_HIGH_WATER (256 * 1024) /* past this many queued bytes the other leg stops reading */
-#define QUEUE_LOW_WATER (64 * 1024)   /* and starts again once the queue is below this */
-#define HEAD_BUFFER_START 2048        /* a request head buffer grows from here to max_header_bytes */
-#define CLOSING_TIMEOUT_MS 5000       /* time a peer gets to finish the close handshake */
+#define HEAD_BUFFER_START  2048 /* a request head buffer grows from here to max_header_bytes */
+#define CLOSING_TIMEOUT_MS 5000 /* time a peer gets to finish the close handshake */
+#define LINGER_MS          2000 /* SPEC.md: after wsbal's own close, the peer is drained this long */
+#define LINGER_MAX_BYTES \
+  (16u << 20) /* and for at most this much, so a flood cannot hold a worker */
 
 static const char *const state_names[] = {"READ_REQUEST", "CONNECT_BACKEND", "RELAY",
                                           "FAILOVER",     "CLOSING",         "CLOSED"};
@@ -81,15 +82,101 @@ bool session_unref(struct wsb_session *s) {
   return true;
 }
 
-static void on_handle_closed(uv_handle_t *h) { session_unref(h->data); }
+static void on_handle_closed(uv_handle_t *h) {
+  session_unref(h->data);
+}
 
-void leg_lose(struct leg *l) {
-  if (!l->open)
-    return;
-  tls_leg_close_notify(l);
+static void leg_close_now(struct leg *l) {
   l->open = false;
   l->reading = false;
+  l->lingering = false;
   uv_close((uv_handle_t *)&l->tcp, on_handle_closed);
+}
+
+void leg_lose(struct leg *l) {
+  if (!l->open || l->lingering)
+    return;
+  tls_leg_close_notify(l);
+  leg_close_now(l);
+}
+
+/*
+ * The lingering close (SPEC.md), for connections wsbal ends itself: closing a
+ * socket with unread bytes in it makes the kernel answer with a reset, and a
+ * reset destroys what the peer has not read yet, our close frame or error
+ * answer included. So the write side is shut once the queue is written, and
+ * whatever the peer still sends is read and dropped until it closes too, for
+ * at most LINGER_MS and LINGER_MAX_BYTES (what nginx's lingering_close does).
+ * The session is closed already; only its handles and memory remain.
+ */
+static void linger_end(struct leg *l) {
+  struct wsb_session *s = l->s;
+  if (!l->lingering)
+    return;
+  leg_close_now(l);
+  if (!s->client.lingering && !s->backend.lingering)
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+}
+
+static void linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct leg *l = leg_of(h);
+  buf->base = (char *)l->s->w->read_buffer;
+  buf->len = sizeof(l->s->w->read_buffer);
+}
+
+static void linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  struct leg *l = leg_of((uv_handle_t *)stream);
+  struct wsb_session *s = l->s;
+  if (nread < 0) {
+    linger_end(l); /* the peer closed too (or its connection broke): nothing left to protect */
+    return;
+  }
+  s->lingered += (uint32_t)nread;
+  if (s->lingered > LINGER_MAX_BYTES)
+    linger_end(l);
+}
+
+static void linger_shut(uv_shutdown_t *req, int status) {
+  struct leg *l = leg_of((uv_handle_t *)req->handle);
+  free(req);
+  if (status < 0)
+    linger_end(l); /* a broken connection, or the linger already ended (UV_ECANCELED) */
+}
+
+static void linger_timeout(uv_timer_t *t) {
+  struct wsb_session *s = t->data;
+  linger_end(&s->client);
+  linger_end(&s->backend);
+}
+
+/* Starts the lingering close of a leg; returns whether it lingers (otherwise it is closed). */
+static bool leg_linger(struct leg *l) {
+  if (!l->open)
+    return false;
+  if (l->read_done) {
+    leg_lose(l); /* the peer sends nothing more: no reset can happen */
+    return false;
+  }
+  tls_leg_close_notify(l);
+  uv_shutdown_t *req = malloc(sizeof(*req));
+  if (req == NULL || uv_shutdown(req, (uv_stream_t *)&l->tcp, linger_shut) != 0) {
+    free(req);
+    leg_close_now(l);
+    return false;
+  }
+  leg_stop_reading(l);
+  l->lingering = true;
+  if (uv_read_start((uv_stream_t *)&l->tcp, linger_alloc, linger_read) != 0) {
+    leg_close_now(l); /* the shutdown is cancelled with the handle */
+    return false;
+  }
+  return true;
+}
+
+/* Did wsbal end the session with something for the peers to read (a close frame of its own,
+   an error answer, a backend's error answer it passes on)? Those connections linger. */
+static bool wsbal_spoke_last(const struct wsb_session *s) {
+  return s->closed_by == BY_WSBAL || (s->hs != NULL && s->hs->relaying_error);
 }
 
 void leg_reset(struct leg *l) {
@@ -100,11 +187,10 @@ void leg_reset(struct leg *l) {
   l->pending_len = l->pending_cap = 0;
   l->paused = l->close_received = l->close_sent = l->ping_outstanding = false;
   l->reading = false; /* a new connection, not reading yet */
-  l->partial_out = l->stream_fin = false;
+  l->partial_out = l->stream_fin = l->read_done = false;
   l->msg = (struct wsb_msg_state){0};
   l->stream_left = 0;
 }
-
 
 void session_close(struct wsb_session *s, int reason) {
   if (s->state == S_CLOSED)
@@ -123,15 +209,23 @@ void session_close(struct wsb_session *s, int reason) {
   wsb_log_debug("session %016llx closed: %s", (unsigned long long)s->id,
                 s->reason ? wsb_strerror(s->reason) : "normal");
   wsb_access_log_session(s->w, s);
+  replay_drop(s);
+  bool lingers = false;
+  if (wsbal_spoke_last(s)) {
+    lingers = leg_linger(&s->client);
+    lingers = leg_linger(&s->backend) || lingers;
+  }
   leg_lose(&s->client);
   leg_lose(&s->backend);
-  uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+  if (lingers)
+    uv_timer_start(&s->timer, linger_timeout, LINGER_MS, 0);
+  else
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
   wsb_worker_session_ended(s->w);
 }
 
 static bool flushed(const struct wsb_session *s) {
-  return (!s->client.open || s->client.queued == 0) &&
-         (!s->backend.open || s->backend.queued == 0);
+  return (!s->client.open || s->client.queued == 0) && (!s->backend.open || s->backend.queued == 0);
 }
 
 /* Ends the session once everything queued has been written (an error answer, a close frame). */
@@ -176,8 +270,11 @@ static void on_write(uv_write_t *req, int status) {
       session_close(s, 0);
     return;
   }
-  if (l->queued <= QUEUE_LOW_WATER && l->peer->paused)
+  if (l->queued <= LEG_QUEUE_LOW_WATER && l->peer->paused)
     leg_resume(l->peer);
+  /* A moving session's client, paused for the pongs wsbal queued to it, may go on. */
+  if (l->is_client && l->paused && s->state == S_FAILOVER && failover_client_may_read(s))
+    leg_resume(l);
 }
 
 int leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs) {
@@ -227,7 +324,7 @@ int leg_write_raw(struct leg *l, const uv_buf_t *bufs, unsigned nbufs) {
     return rc;
   }
   l->queued += rest;
-  if (l->queued > QUEUE_HIGH_WATER)
+  if (l->queued > LEG_QUEUE_HIGH_WATER)
     leg_pause(l->peer);
   return 0;
 }
@@ -263,7 +360,8 @@ void leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     leg_plain_buf(l, buf);
 }
 
-/* During the handshake a leg reads straight into its head buffer; afterwards into the loop's buffer. */
+/* During the handshake a leg reads straight into its head buffer; afterwards into the loop's
+ * buffer. */
 void leg_plain_buf(struct leg *l, uv_buf_t *buf) {
   struct wsb_session *s = l->s;
   struct handshake *hs = s->hs;
@@ -295,6 +393,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
 void leg_dispatch(struct leg *l, ssize_t nread, const uv_buf_t *buf) {
   struct wsb_session *s = l->s;
+  if (nread < 0)
+    l->read_done = true;
   if (s->state == S_CLOSED)
     return;
   l->last_rx_ms = uv_now(&s->w->loop);
@@ -367,12 +467,63 @@ void session_timer_start(struct wsb_session *s, uint64_t ms) {
   uv_timer_start(&s->timer, on_timer, ms, 0);
 }
 
+static void drop_connection(struct wsb_worker *w, uv_stream_t *listener);
+
+static void on_spare_closed(uv_handle_t *h) {
+  struct wsb_worker *w = h->data;
+  w->spare_busy = false;
+  for (size_t i = 0; i < w->nlisten; i++)
+    if (w->accept_owed[i]) {
+      w->accept_owed[i] = false;
+      drop_connection(w, (uv_stream_t *)&w->listeners[i]);
+      return;
+    }
+}
+
+/*
+ * No session for a waiting connection: it is accepted into the spare handle
+ * and closed. A listener whose connection callback accepts nothing is no
+ * longer watched by libuv until something is accepted from it, so without
+ * this one failed allocation would end the worker's accepting for good.
+ */
+static void drop_connection(struct wsb_worker *w, uv_stream_t *listener) {
+  if (uv_is_closing((uv_handle_t *)listener))
+    return;
+  if (w->spare_busy) {
+    w->accept_owed[(uv_tcp_t *)listener - w->listeners] = true; /* when the spare is free */
+    return;
+  }
+  uv_tcp_init(&w->loop, &w->spare);
+  w->spare.data = w;
+  w->spare_busy = true;
+  uv_accept(listener, (uv_stream_t *)&w->spare);
+  uv_close((uv_handle_t *)&w->spare, on_spare_closed);
+}
+
+/* Debug builds: WSB_TEST_FAIL_ACCEPT=N makes the first N session allocations of each worker
+   fail, so the tests can reach the path above (worker.c reads it). */
+static bool accept_alloc_fails(struct wsb_worker *w) {
+#ifdef WSB_FAULT_INJECTION
+  if (w->fail_accepts > 0) {
+    w->fail_accepts--;
+    return true;
+  }
+#endif
+  return false;
+}
+
 void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
-  struct wsb_session *s = calloc(1, sizeof(*s));
-  struct handshake *hs = calloc(1, sizeof(*hs));
+  struct wsb_session *s = NULL;
+  struct handshake *hs = NULL;
+  if (!accept_alloc_fails(w)) {
+    s = calloc(1, sizeof(*s));
+    hs = calloc(1, sizeof(*hs));
+  }
   if (s == NULL || hs == NULL) {
     free(s);
     free(hs);
+    wsb_log_warn("accept: %s: connection dropped", wsb_strerror(UV_ENOMEM));
+    drop_connection(w, listener);
     return;
   }
   s->w = w;

@@ -1,4 +1,5 @@
-/* One proxied WebSocket session: two symmetric legs, a timer, and the state machine that joins them. */
+/* One proxied WebSocket session: two symmetric legs, a timer, and the state machine that joins
+ * them. */
 #ifndef WSB_SESSION_H
 #define WSB_SESSION_H
 
@@ -43,14 +44,16 @@ struct leg {
   bool partial_out;      /* part of a message from this leg went out that cannot be repeated:
                             the session cannot move to another backend until it ends */
   bool stream_fin;       /* the frame being streamed ends its message */
-  struct wsb_msg_state msg;  /* fragmentation state of frames read from this leg */
-  uint64_t stream_left;  /* payload bytes still to pass of a frame too large to hold */
-  struct wsb_buf hold;   /* backend leg: fragments of an open message, passed on when it ends */
-  uint8_t *pending;      /* incomplete frame read from this leg (NULL while idle) */
+  bool read_done;        /* the peer sent EOF or its connection failed: nothing more comes */
+  bool lingering;        /* closed by wsbal: write side shut, the peer's bytes read and dropped */
+  struct wsb_msg_state msg; /* fragmentation state of frames read from this leg */
+  uint64_t stream_left;     /* payload bytes still to pass of a frame too large to hold */
+  struct wsb_buf hold;      /* backend leg: fragments of an open message, passed on when it ends */
+  uint8_t *pending;         /* incomplete frame read from this leg (NULL while idle) */
   uint32_t pending_len;
   uint32_t pending_cap;
-  size_t queued;         /* bytes written to this leg that the kernel has not taken */
-  uint64_t last_rx_ms;   /* when this leg last sent us anything */
+  size_t queued;       /* bytes written to this leg that the kernel has not taken */
+  uint64_t last_rx_ms; /* when this leg last sent us anything */
   uint64_t ping_sent_ms;
 };
 
@@ -65,17 +68,17 @@ struct handshake {
   char *resp_buf;
   size_t resp_len;
   size_t resp_cap;
-  char key[WSB_WS_KEY_LEN + 1];        /* the key sent to the backend */
-  char accept[WSB_WS_ACCEPT_LEN + 1];  /* what the backend must answer */
+  char key[WSB_WS_KEY_LEN + 1];       /* the key sent to the backend */
+  char accept[WSB_WS_ACCEPT_LEN + 1]; /* what the backend must answer */
   char client_ip[64];
-  size_t head_len;      /* bytes of req_buf that are the request head */
-  unsigned attempts;    /* backends tried for this upgrade or failover */
-  uint64_t connect_started_ms;  /* of the current backend attempt */
-  bool backoff;         /* the timer is a pause between failover attempts */
-  int prefer;           /* a backend slot the admin asked for, tried first; -1 for none */
+  size_t head_len;             /* bytes of req_buf that are the request head */
+  unsigned attempts;           /* backends tried for this upgrade or failover */
+  uint64_t connect_started_ms; /* of the current backend attempt */
+  bool backoff;                /* the timer is a pause between failover attempts */
+  int prefer;                  /* a backend slot the admin asked for, tried first; -1 for none */
   uv_connect_t connect;
-  uint8_t tried[(WSB_SHM_MAX_BACKENDS + 7) / 8];  /* backends tried for this session */
-  bool relaying_error;  /* passing a backend's non-101 answer through to the client */
+  uint8_t tried[(WSB_SHM_MAX_BACKENDS + 7) / 8]; /* backends tried for this session */
+  bool relaying_error; /* passing a backend's non-101 answer through to the client */
   uint64_t error_body_left;
 };
 
@@ -88,42 +91,50 @@ struct wsb_session {
   struct leg client;
   struct leg backend;
   uv_timer_t timer;
-  int handles;        /* open handles; the session is freed when the last one has closed */
-  int backend_slot;   /* the slot whose live count this session holds, or -1 */
-  bool finishing;     /* close both connections once every queued byte is written */
+  int handles;      /* open handles; the session is freed when the last one has closed */
+  int backend_slot; /* the slot whose live count this session holds, or -1 */
+  bool finishing;   /* close both connections once every queued byte is written */
   struct handshake *hs;
-  char *head;          /* the client's request head, to upgrade again on a failover */
+  char *head; /* the client's request head, to upgrade again on a failover */
   uint32_t head_len;
-  char *protocol;      /* the subprotocol the client has, which a new backend must choose */
-  struct wsb_buf replay;  /* client data frames the backend has not answered yet, and during a
-                             failover the ones that arrive meanwhile: resent to the new backend */
-  uint32_t replay_resent; /* bytes at the front of replay already resent by a failover */
-  uint32_t replay_seen;   /* bytes at the front of replay a backend lost before this one was
-                             sent: what a failover resends, as against what came meanwhile */
-  bool replay_unsent;     /* a failover has not sent replay to the new backend yet: nothing
-                             that backend says can answer any of it */
+  char *protocol;          /* the subprotocol the client has, which a new backend must choose */
+  struct wsb_buf replay;   /* client data frames the backend has not answered yet, and during a
+                              failover the ones that arrive meanwhile: resent to the new backend */
+  uint32_t replay_resent;  /* bytes at the front of replay already resent by a failover */
+  uint32_t replay_open;    /* bytes at the end of replay of a client message not yet whole */
+  uint32_t replay_counted; /* replay's allocation as counted in the worker's total */
+  /* The worker's windows, oldest first (failover.c): under failover_buffer_total pressure the
+     oldest give up first. Sessions moving to a new backend are not in it. */
+  struct wsb_session *window_prev;
+  struct wsb_session *window_next;
+  bool window_listed;
+  uint32_t replay_seen; /* bytes at the front of replay a backend lost before this one was
+                           sent: what a failover resends, as against what came meanwhile */
+  bool replay_unsent;   /* a failover has not sent replay to the new backend yet: nothing
+                           that backend says can answer any of it */
   /* For the access log. */
   uint64_t messages[WSB_DIR_COUNT];
   uint64_t bytes[WSB_DIR_COUNT];
-  uint8_t client_addr[16];   /* IPv4 (first 4 bytes) or IPv6 */
-  uint8_t client_family;     /* AF_INET, AF_INET6, or 0 when unknown */
-  uint8_t nused;             /* entries of used */
-  uint16_t close_code;       /* of the first close frame either way; 0 while none */
-  uint16_t used[8];          /* backend slots the session used, in order (the last one repeats) */
-  uint32_t path_off;         /* the request target within head */
+  uint8_t client_addr[16]; /* IPv4 (first 4 bytes) or IPv6 */
+  uint8_t client_family;   /* AF_INET, AF_INET6, or 0 when unknown */
+  uint8_t nused;           /* entries of used */
+  uint16_t close_code;     /* of the first close frame either way; 0 while none */
+  uint16_t used[8];        /* backend slots the session used, in order (the last one repeats) */
+  uint32_t path_off;       /* the request target within head */
   uint32_t path_len;
   uint32_t failovers;
-  uint64_t backend_since_ms;  /* when the current backend answered 101 */
-  bool backend_proven;        /* it has sent a message since: the breaker counts it healthy */
-  bool backend_heard;         /* the client has sent it something since: a loss now may be its
-                                 answer to the client, not its own failure */
-  int prefer_slot;     /* where the next failover should go first (admin API), or -1 */
+  uint64_t backend_since_ms; /* when the current backend answered 101 */
+  bool backend_proven;       /* it has sent a message since: the breaker counts it healthy */
+  bool backend_heard;        /* the client has sent it something since: a loss now may be its
+                                answer to the client, not its own failure */
+  int prefer_slot;           /* where the next failover should go first (admin API), or -1 */
   int failover_reason;
   uint64_t failover_started_ms;
   uint64_t started_ms;
-  uint64_t last_data_ms;  /* the last data frame either way, for idle_timeout */
-  int reason;         /* why it ended: 0 or a negative code */
+  uint64_t last_data_ms; /* the last data frame either way, for idle_timeout */
+  int reason;            /* why it ended: 0 or a negative code */
   enum closed_by closed_by;
+  uint32_t lingered; /* bytes read and dropped after wsbal's own close (session.c) */
 };
 
 /* Session life (session.c). */
@@ -144,6 +155,9 @@ void session_note_backend(struct wsb_session *s);
 int leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs);
 int leg_write_raw(struct leg *l, const uv_buf_t *bufs, unsigned nbufs);
 void leg_stop_reading(struct leg *l);
+/* Bytes queued to a leg past which wsbal stops reading what fills that queue. */
+#define LEG_QUEUE_HIGH_WATER (256 * 1024)
+#define LEG_QUEUE_LOW_WATER  (64 * 1024)
 /* What a leg read (plaintext on a TLS leg), or an error or UV_EOF, to the state's handler. */
 void leg_dispatch(struct leg *l, ssize_t nread, const uv_buf_t *buf);
 /* Where a leg's next plaintext goes: the head buffers during the upgrade, else the loop's. */
@@ -169,6 +183,13 @@ void failover_give_up(struct wsb_session *s, uint16_t code, const char *why);
 bool failover_code(const struct wsb_session *s, uint16_t code);
 void replay_keep(struct wsb_session *s, const uint8_t *frame, size_t len, bool fin);
 void replay_answered(struct wsb_session *s);
+/* Frames of the client's that arrived while the session moves: resent, never dropped. */
+int replay_hold(struct wsb_session *s, const uint8_t *data, size_t len);
+/* Lets go of the window: the session ended. */
+void replay_drop(struct wsb_session *s);
+/* May the client be read while the session moves (its window, the worker's windows and its own
+   write queue, filled by wsbal's pongs, all below their bounds)? */
+bool failover_client_may_read(const struct wsb_session *s);
 
 /* Upgrade pieces a failover reuses (upgrade.c). */
 void upgrade_find_client_ip(struct wsb_session *s);
@@ -189,6 +210,8 @@ void relay_send_close(struct leg *l, uint16_t code, const char *reason);
 int relay_send_frame(struct leg *to, uint8_t opcode, const uint8_t *payload, size_t len);
 void relay_arm_timer(struct wsb_session *s);
 
-static inline struct leg *leg_of(uv_handle_t *h) { return (struct leg *)h; }
+static inline struct leg *leg_of(uv_handle_t *h) {
+  return (struct leg *)h;
+}
 
 #endif

@@ -1,4 +1,5 @@
-/* A worker process: its own loop, its slot's listening sockets, its control socket, its sessions. */
+/* A worker process: its own loop, its slot's listening sockets, its control socket, its sessions.
+ */
 #include "worker.h"
 
 #include <signal.h>
@@ -190,6 +191,10 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   gettimeofday(&tv, NULL);
   w->unix_offset_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000 - uv_now(&w->loop);
   wsb_access_log_reopen(w);
+#ifdef WSB_FAULT_INJECTION
+  const char *fail = getenv("WSB_TEST_FAIL_ACCEPT");
+  w->fail_accepts = fail != NULL ? (unsigned)strtoul(fail, NULL, 10) : 0;
+#endif
 
   int status = 0;
   if (wsb_tls_worker_start(w) != 0) {

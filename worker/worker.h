@@ -11,7 +11,7 @@
 #include "shm.h"
 
 #define WSB_READ_BUFFER_SIZE (64 * 1024)
-#define WSB_MAX_LISTENERS 16
+#define WSB_MAX_LISTENERS    16
 
 struct wsb_session;
 struct wsb_balancer;
@@ -23,30 +23,41 @@ struct wsb_worker {
   unsigned slot;
   uint32_t incarnation;
   struct wsb_shm *shm;
-  struct wsb_shm_worker *stats;  /* this worker's counters in the segment */
-  struct wsb_shm_table *table;   /* private copy of the published table */
+  struct wsb_shm_worker *stats; /* this worker's counters in the segment */
+  struct wsb_shm_table *table;  /* private copy of the published table */
   uint64_t table_generation;
-  const struct wsb_balancer *balancer;  /* the algorithm of balancer_generation (select.c) */
-  void *balancer_state;                 /* its tables for that generation */
+  const struct wsb_balancer *balancer; /* the algorithm of balancer_generation (select.c) */
+  void *balancer_state;                /* its tables for that generation */
   uint64_t balancer_generation;
   uv_tcp_t listeners[WSB_MAX_LISTENERS];
   size_t nlisten;
   uv_pipe_t control;
   uv_signal_t sigterm;
   uv_signal_t sigint;
-  uv_timer_t drain_timer;  /* shutdown_timeout of a graceful stop */
-  uv_signal_t sigusr1;     /* reopen the access log */
-  uv_timer_t drain_tick;   /* paces moving a drained backend's sessions */
+  uv_timer_t drain_timer; /* shutdown_timeout of a graceful stop */
+  uv_signal_t sigusr1;    /* reopen the access log */
+  uv_timer_t drain_tick;  /* paces moving a drained backend's sessions */
   uint8_t drain_slots[(WSB_SHM_MAX_BACKENDS + 7) / 8];
   struct wsb_log_file *access_log; /* NULL when off */
   char access_path[WSB_PATH_MAX];
-  bool draining;           /* no longer accepting; exits when the last session ends */
-  bool closing;            /* every handle of the worker is closing */
-  uint64_t next_session;         /* sequence for session ids */
-  uint64_t rng;                  /* xorshift state: tie-breaks and masking keys */
-  uint64_t unix_offset_ms;       /* wall clock minus loop time at start: stable start times */
-  struct wsb_tls_worker *tls;    /* TLS contexts and buffers (tls_worker.c) */
-  struct wsb_session *sessions;  /* every live session, for stop and (later) the admin API */
+  bool draining;                /* no longer accepting; exits when the last session ends */
+  bool closing;                 /* every handle of the worker is closing */
+  uint64_t next_session;        /* sequence for session ids */
+  uint64_t rng;                 /* xorshift state: tie-breaks and masking keys */
+  uint64_t unix_offset_ms;      /* wall clock minus loop time at start: stable start times */
+  struct wsb_tls_worker *tls;   /* TLS contexts and buffers (tls_worker.c) */
+  struct wsb_session *sessions; /* every live session, for stop and (later) the admin API */
+  /* Failover replay windows (failover.c): bytes allocated to them all, and the sessions that
+     hold one, oldest first, for failover_buffer_total. */
+  uint64_t replay_bytes;
+  struct wsb_session *windows_oldest;
+  struct wsb_session *windows_newest;
+  /* A connection the listener had ready when no session could be allocated is accepted here
+     and closed, or libuv would stop watching the listener for good (session.c). */
+  uv_tcp_t spare;
+  bool spare_busy;                     /* spare is closing */
+  bool accept_owed[WSB_MAX_LISTENERS]; /* a listener waits for spare to be free */
+  unsigned fail_accepts;               /* debug builds: WSB_TEST_FAIL_ACCEPT */
   /* Every read lands here first; only what a peer did not take is copied. */
   uint8_t read_buffer[WSB_READ_BUFFER_SIZE];
 };
@@ -59,7 +70,8 @@ static inline uv_buf_t wsb_write_buf(const void *p, size_t len) {
 /* Refreshes w->table when the master published a new generation. */
 void wsb_worker_refresh_table(struct wsb_worker *w);
 
-/* A fast non-cryptographic random number (tie-breaks, masking keys: RFC 6455 10.3 wants them unpredictable to scripts, not to the kernel). */
+/* A fast non-cryptographic random number (tie-breaks, masking keys: RFC 6455 10.3 wants them
+ * unpredictable to scripts, not to the kernel). */
 uint64_t wsb_worker_random(struct wsb_worker *w);
 
 /* The breaker (breaker.c): may a new connection go to slot (claims the trial when it is due)?

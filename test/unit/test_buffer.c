@@ -51,11 +51,28 @@ START_TEST(test_order_kept_through_growth_and_reuse) {
 }
 END_TEST
 
+START_TEST(test_drop_tail) {
+  struct wsb_buf b = {0};
+  ck_assert_int_eq(wsb_buf_append(&b, "answered open", 13), 0);
+  wsb_buf_consume(&b, 1);
+  wsb_buf_drop_tail(&b, 5); /* "open" and the space before it */
+  ck_assert_int_eq(b.len, 7);
+  ck_assert_mem_eq(wsb_buf_data(&b), "nswered", 7);
+  ck_assert_int_eq(wsb_buf_append(&b, "!", 1), 0); /* appends go where the tail was */
+  ck_assert_mem_eq(wsb_buf_data(&b), "nswered!", 8);
+  wsb_buf_drop_tail(&b, 8);
+  ck_assert_ptr_null(b.p); /* empty means no memory held */
+  ck_assert_int_eq(b.len, 0);
+  ck_assert_int_eq(b.cap, 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("buffer");
   TCase *tc = tcase_create("buffer");
   tcase_add_test(tc, test_append_consume);
   tcase_add_test(tc, test_order_kept_through_growth_and_reuse);
+  tcase_add_test(tc, test_drop_tail);
   suite_add_tcase(s, tc);
   return wsb_run_suite(s);
 }

@@ -137,6 +137,7 @@ static void assert_defaults(const struct wsb_config *c) {
     ck_assert_uint_eq(c->upstream.failover_codes[i], codes[i]);
   ck_assert_uint_eq(c->upstream.max_failovers, 5);
   ck_assert_uint_eq(c->upstream.failover_buffer, 1048576);
+  ck_assert_uint_eq(c->upstream.failover_buffer_total, 64u << 20);
   ck_assert_str_eq(c->upstream.reconnect_header, "X-Balancer-Reconnect");
   ck_assert_uint_eq(c->upstream.pass_headers.n, 0);
   ck_assert_uint_eq(c->upstream.block_headers.n, 0);
@@ -260,6 +261,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert(!wsb_config_is_failover_code(&c, 1006));
   ck_assert_uint_eq(c.upstream.max_failovers, 9);
   ck_assert_uint_eq(c.upstream.failover_buffer, 262144);
+  ck_assert_uint_eq(c.upstream.failover_buffer_total, 32u << 20);
   ck_assert_str_eq(c.upstream.reconnect_header, "X-Reconnect-Session");
   ck_assert_uint_eq(c.upstream.pass_headers.n, 2);
   ck_assert_str_eq(c.upstream.pass_headers.items[0], "Set-Cookie");
@@ -303,7 +305,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->max_sessions, 300);
   ck_assert(!b->enabled);
   ck_assert(b->backup);
-  ck_assert_int_eq(b->line, 59);
+  ck_assert_int_eq(b->line, 60);
   b = &c.backends[1];
   ck_assert_str_eq(b->name, "app_2.b");
   ck_assert_str_eq(b->url.host, "::1");
@@ -311,7 +313,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->weight, 1);
   ck_assert(b->enabled);
   ck_assert(!b->backup);
-  ck_assert_int_eq(b->line, 66);
+  ck_assert_int_eq(b->line, 67);
   wsb_config_free(&c);
   wsb_config_errors_free(&errs);
 }
@@ -480,6 +482,8 @@ START_TEST(error_keys_and_values) {
              "@3: size \"0\" for [listen] max_message_bytes is out of range (expected at least 1, "
              "e.g. 64k, 16m)",
              "@5: bad size \"1.5m\" for [upstream] failover_buffer (expected e.g. 64k, 1m)");
+  CHECK_FILE("[upstream]\nfailover_buffer_total = lots\n" BACKEND,
+             "@2: bad size \"lots\" for [upstream] failover_buffer_total (expected e.g. 64m, 1g)");
   CHECK_FILE("[listen]\nmax_header_bytes = 1023\n" BACKEND,
              "@2: size \"1023\" for [listen] max_header_bytes is out of range (expected 1k..1m, "
              "e.g. 16k)");

@@ -1,5 +1,4 @@
-/* Turns a configuration into a backend table and settings for the segment, keeping slots by name.
- */
+/* Turns a configuration into the segment's backend table and settings, keeping slots by name. */
 #include "shm.h"
 
 #include <errno.h>

@@ -1,5 +1,4 @@
-/* The relay: frames pass whole and untouched between the legs, checked on the way, with keepalive.
- */
+/* The relay: frames pass whole and untouched between the legs, checked on the way; keepalive. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -10,9 +10,8 @@
 
 #define HEAD_BUFFER_START  2048 /* a request head buffer grows from here to max_header_bytes */
 #define CLOSING_TIMEOUT_MS 5000 /* time a peer gets to finish the close handshake */
-#define LINGER_MS          2000 /* SPEC.md: after wsbal's own close, the peer is drained this long */
-#define LINGER_MAX_BYTES \
-  (16u << 20) /* and for at most this much, so a flood cannot hold a worker */
+#define LINGER_MS          2000 /* after wsbal's own close the peers are drained this long */
+#define LINGER_MAX_BYTES   (16u << 20) /* and this much at most: a flood cannot hold a worker */
 
 static const char *const state_names[] = {"READ_REQUEST", "CONNECT_BACKEND", "RELAY",
                                           "FAILOVER",     "CLOSING",         "CLOSED"};
@@ -360,8 +359,7 @@ void leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     leg_plain_buf(l, buf);
 }
 
-/* During the handshake a leg reads straight into its head buffer; afterwards into the loop's
- * buffer. */
+/* During the handshake a leg reads straight into its head buffer, afterwards into the loop's. */
 void leg_plain_buf(struct leg *l, uv_buf_t *buf) {
   struct wsb_session *s = l->s;
   struct handshake *hs = s->hs;

@@ -1,5 +1,4 @@
-/* One proxied WebSocket session: two symmetric legs, a timer, and the state machine that joins
- * them. */
+/* One proxied WebSocket session: two symmetric legs, a timer, the state machine joining them. */
 #ifndef WSB_SESSION_H
 #define WSB_SESSION_H
 

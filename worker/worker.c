@@ -1,5 +1,4 @@
-/* A worker process: its own loop, its slot's listening sockets, its control socket, its sessions.
- */
+/* A worker process: its own loop, its slot's listening sockets, control socket and sessions. */
 #include "worker.h"
 
 #include <signal.h>

@@ -71,7 +71,7 @@ static inline uv_buf_t wsb_write_buf(const void *p, size_t len) {
 void wsb_worker_refresh_table(struct wsb_worker *w);
 
 /* A fast non-cryptographic random number (tie-breaks, masking keys: RFC 6455 10.3 wants them
- * unpredictable to scripts, not to the kernel). */
+   unpredictable to scripts, not to the kernel). */
 uint64_t wsb_worker_random(struct wsb_worker *w);
 
 /* The breaker (breaker.c): may a new connection go to slot (claims the trial when it is due)?

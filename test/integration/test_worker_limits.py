@@ -345,6 +345,46 @@ def test_failover_buffer_total():
         e2.stop()
 
 
+def read_message(cl):
+    """The next whole message, its fragments joined."""
+    data, fin = b"", False
+    while not fin:
+        fin, op, payload = cl.read_frame()
+        data += payload
+    return data
+
+
+def test_window_never_keeps_half_a_message():
+    """A message whose first fragment fits failover_buffer and whose last does not leaves the
+    window whole: a failover must not resend its first half in front of the next message."""
+    mute, e2 = Peer("mute", mode="mute"), Echo("e2")
+    lb = Wsbal([("mute", mute.url)], workers=1, sections={
+        "upstream": {"failover_buffer": "64k"},
+        "backend:e2": {"url": e2.url, "backup": "on"}})
+    try:
+        cl = upgraded(lb)
+        cl.send(frame(OP_TEXT, b"a" * 40000, fin=False) + frame(0, b"b" * 40000))
+        cl.send(frame(OP_TEXT, b"m2"))
+        with lb.cond:
+            mark = len(lb.lines)
+        # The two unanswered messages: only m2 could be kept whole.
+        mute.stop(sig=signal.SIGKILL)
+        c.true("the session moves", lb.wait_line(r"moved to e2", start=mark) is not None)
+        cl.send(frame(OP_TEXT, b"after"))
+        got = []
+        try:
+            got = [read_message(cl), read_message(cl)]
+        except (EOFError, ConnectionResetError, socket.timeout) as e:
+            got.append(repr(e))
+        c.eq("the new backend gets m2 whole, then what follows; no half message",
+             [b"m2", b"after"], [g[:40] for g in got])
+        cl.close()
+    finally:
+        lb.stop()
+        mute.stop()
+        e2.stop()
+
+
 def test_accept_without_memory():
     """A session that cannot be allocated drops its connection; the listener goes on."""
     e1 = Echo("e1")
@@ -376,7 +416,8 @@ def main():
     only = sys.argv[1:]
     tests = [test_lingering_close_of_bad_frames, test_lingering_close_of_http_errors,
              test_linger_is_bounded, test_pongs_during_failover_obey_backpressure,
-             test_failover_buffer_total, test_accept_without_memory]
+             test_failover_buffer_total, test_window_never_keeps_half_a_message,
+             test_accept_without_memory]
     return run_tests(c, *[t for t in tests if not only or t.__name__ in only])
 
 

@@ -112,6 +112,8 @@ void wsb_config_defaults(struct wsb_config *cfg) {
   cfg->admin.enabled = true;
   snprintf(cfg->admin.address.host, sizeof(cfg->admin.address.host), "127.0.0.1");
   cfg->admin.address.port = 8081;
+  cfg->admin.request_timeout_ms = 10000;
+  cfg->admin.idle_timeout_ms = 30000;
 }
 
 void wsb_config_free(struct wsb_config *cfg) {

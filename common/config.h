@@ -109,6 +109,8 @@ struct wsb_config {
     bool enabled;  /* false for address = off */
     struct wsb_hostport address;
     char *token;   /* NULL = no authentication */
+    uint64_t request_timeout_ms;  /* a request's arrival, and its answer's departure */
+    uint64_t idle_timeout_ms;     /* a keep-alive connection between requests */
   } admin;
 
   struct wsb_backend_config *backends;

@@ -413,6 +413,8 @@ static const struct cfg_key upstream_keys[] = {
 static const struct cfg_key admin_keys[] = {
     CUSTOM("address", set_admin_address, "address", "off or HOST:PORT, e.g. 127.0.0.1:8081"),
     STR("token", admin.token, true, visible_valid, "token", "printable characters without spaces"),
+    DURATION("request_timeout", admin.request_timeout_ms, 1),
+    DURATION("idle_timeout", admin.idle_timeout_ms, 1),
 };
 
 #undef OFF

@@ -7,24 +7,24 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "values.h"
+#include "config.h"
 
 /* An answer a route handler fills: status, content type and body. */
 struct wsb_admin_reply {
   int status;
-  const char *content_type;  /* NULL = application/json */
-  const char *allow;         /* for 405: the methods the path takes */
-  char *body;                /* malloc'd, taken over by the server */
+  const char *content_type; /* NULL = application/json */
+  const char *allow;        /* for 405: the methods the path takes */
+  char *body;               /* malloc'd, taken over by the server */
   size_t len;
 };
 
 struct wsb_admin_request {
-  int method;                /* enum llhttp_method */
-  const char *path;          /* NUL-terminated, without the query */
-  const char *query;         /* NUL-terminated, "" when none */
+  int method;        /* enum llhttp_method */
+  const char *path;  /* NUL-terminated, without the query */
+  const char *query; /* NUL-terminated, "" when none */
   const char *body;
   size_t body_len;
-  uint64_t conn;             /* for wsb_admin_complete, when the handler defers its answer */
+  uint64_t conn; /* for wsb_admin_complete, when the handler defers its answer */
 };
 
 /* Answers one request; the server does token checks, framing and keep-alive. A handler that
@@ -35,21 +35,24 @@ typedef void (*wsb_admin_route_fn)(void *ctx, const struct wsb_admin_request *re
 struct wsb_admin {
   uv_loop_t *loop;
   uv_tcp_t listener;
-  int fd;                    /* bound before privileges are dropped, -1 when off */
-  char *const *token;        /* where the running token is (NULL inside = no authentication):
-                                a reload may replace it */
+  uv_tcp_t spare;               /* takes a connection that cannot be served, to close it */
+  bool spare_busy;              /* spare is closing */
+  bool refuse_pending;          /* a connection waits for spare to be free */
+  int fd;                       /* bound before privileges are dropped, -1 when off */
+  const struct wsb_config *cfg; /* the running configuration (token, timeouts): a reload
+                                   rewrites it in place */
   wsb_admin_route_fn route;
   void *ctx;
-  unsigned connections;
+  unsigned connections; /* open and not closing */
   uint64_t next_conn;
-  struct admin_conn *conns;  /* open connections, closed at stop */
+  struct admin_conn *conns; /* every connection until its handles are closed */
 };
 
 /* Binds hp (the master does this before dropping privileges). Returns the fd or -errno. */
 int wsb_admin_bind(const struct wsb_hostport *hp, char *err, size_t errlen);
 
-/* Serves on fd from now on. */
-int wsb_admin_start(struct wsb_admin *a, uv_loop_t *loop, int fd, char *const *token,
+/* Serves on fd from now on, with cfg's [admin] token and timeouts as they are at each use. */
+int wsb_admin_start(struct wsb_admin *a, uv_loop_t *loop, int fd, const struct wsb_config *cfg,
                     wsb_admin_route_fn route, void *ctx);
 
 /* Closes the listener and every connection. */

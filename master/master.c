@@ -430,7 +430,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   wsb_workers_start(&m.workers, worker_count(cfg), fds, cfg->listen.naddress);
   m.started_ms = uv_now(&m.loop);
   if (m.admin_fd >= 0 &&
-      wsb_admin_start(&m.admin, &m.loop, m.admin_fd, &m.cfg->admin.token, wsb_api_route, &m) != 0)
+      wsb_admin_start(&m.admin, &m.loop, m.admin_fd, m.cfg, wsb_api_route, &m) != 0)
     wsb_log_error("admin server could not start");
   log_listening(&m);
   notify_status(&m, "READY=1\n");

@@ -18,7 +18,10 @@ def request(port, method, path, body=None, headers=None, conn=None):
     """One request; returns (status, headers dict, body bytes). Reuses conn when given."""
     own = conn is None
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, path, body=body, headers=headers or {})
+    headers = dict(headers or {})
+    if body is not None:
+        headers.setdefault("Content-Type", "application/json")
+    conn.request(method, path, body=body, headers=headers)
     r = conn.getresponse()
     data = r.read()
     if own:

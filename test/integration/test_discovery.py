@@ -25,7 +25,8 @@ NAME = "svc.wsbal.test"
 
 def request(port, method, path, body=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, path, body=body)
+    conn.request(method, path, body=body,
+                 headers={"Content-Type": "application/json"} if body is not None else {})
     r = conn.getresponse()
     data = r.read()
     conn.close()

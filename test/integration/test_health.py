@@ -22,7 +22,8 @@ FAST = {"health_interval": "200ms", "health_timeout": "150ms", "health_rise": "2
 
 def api(port, method, path, body=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=T)
-    conn.request(method, path, body=json.dumps(body) if body is not None else None)
+    conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                 headers={"Content-Type": "application/json"} if body is not None else {})
     r = conn.getresponse()
     data = r.read()
     conn.close()

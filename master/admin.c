@@ -560,7 +560,8 @@ static bool evict_one(struct wsb_admin *a) {
     if (c->state != CONN_IDLE && c->state != CONN_READING)
       continue;
     if (victim == NULL || (c->state == CONN_IDLE && victim->state == CONN_READING) ||
-        (c->state == victim->state && c->since < victim->since))
+        (c->state == victim->state &&
+         (c->since < victim->since || (c->since == victim->since && c->serial < victim->serial))))
       victim = c;
   }
   if (victim == NULL)

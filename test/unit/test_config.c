@@ -164,6 +164,8 @@ static void assert_defaults(const struct wsb_config *c) {
   ck_assert_str_eq(c->admin.address.host, "127.0.0.1");
   ck_assert_uint_eq(c->admin.address.port, 8081);
   ck_assert_ptr_null(c->admin.token);
+  ck_assert_uint_eq(c->admin.request_timeout_ms, 10000);
+  ck_assert_uint_eq(c->admin.idle_timeout_ms, 30000);
 }
 
 START_TEST(defaults_match_spec) {
@@ -292,6 +294,8 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_str_eq(c.admin.address.host, "::");
   ck_assert_uint_eq(c.admin.address.port, 9090);
   ck_assert_str_eq(c.admin.token, "s3cret-Token");
+  ck_assert_uint_eq(c.admin.request_timeout_ms, 2000);
+  ck_assert_uint_eq(c.admin.idle_timeout_ms, 300);
 
   ck_assert_uint_eq(c.nbackends, 2);
   const struct wsb_backend_config *b = &c.backends[0];
@@ -305,7 +309,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->max_sessions, 300);
   ck_assert(!b->enabled);
   ck_assert(b->backup);
-  ck_assert_int_eq(b->line, 60);
+  ck_assert_int_eq(b->line, 62);
   b = &c.backends[1];
   ck_assert_str_eq(b->name, "app_2.b");
   ck_assert_str_eq(b->url.host, "::1");
@@ -313,7 +317,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->weight, 1);
   ck_assert(b->enabled);
   ck_assert(!b->backup);
-  ck_assert_int_eq(b->line, 67);
+  ck_assert_int_eq(b->line, 69);
   wsb_config_free(&c);
   wsb_config_errors_free(&errs);
 }
@@ -541,6 +545,11 @@ START_TEST(error_keys_and_values) {
   CHECK_FILE("[upstream]\nreconnect_header =\n" BACKEND,
              "@2: bad header name \"\" for [upstream] reconnect_header (expected an HTTP header "
              "name)");
+  CHECK_FILE("[admin]\nrequest_timeout = 0\nidle_timeout = soon\n" BACKEND,
+             "@2: duration \"0\" for [admin] request_timeout is out of range (expected more "
+             "than 0, e.g. 500ms, 10s, 5m)",
+             "@3: bad duration \"soon\" for [admin] idle_timeout (expected more than 0, e.g. "
+             "500ms, 10s, 5m)");
   CHECK_FILE("[admin]\naddress = localhost\ntoken = a b\n" BACKEND,
              "@2: bad address \"localhost\" for [admin] address (expected off or HOST:PORT, e.g. "
              "127.0.0.1:8081)",

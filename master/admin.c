@@ -393,7 +393,7 @@ static void answer(struct admin_conn *c, struct wsb_admin_reply *r) {
   r->body = NULL;
 }
 
-/* Handles one complete request: answered now, or later (CONN_WAITING). */
+/* Handles one complete request: answered now, or later (wsb_admin_complete). */
 static void dispatch(struct admin_conn *c) {
   struct wsb_http_head *h = &c->head;
   char target[2048];
@@ -431,11 +431,11 @@ static void dispatch(struct admin_conn *c) {
         .body_len = c->body_len,
         .conn = c->serial,
     };
+    /* Waiting already, so a handler may also complete before it returns (no worker to ask). */
+    set_state(c, CONN_WAITING);
     c->a->route(c->a->ctx, &req, &r);
-    if (r.status == 0) {
-      set_state(c, CONN_WAITING);
+    if (r.status == 0)
       return;
-    }
   }
   answer(c, &r);
 }

@@ -28,7 +28,8 @@ struct wsb_admin_request {
 };
 
 /* Answers one request; the server does token checks, framing and keep-alive. A handler that
-   leaves reply->status at 0 answers later with wsb_admin_complete(req->conn). */
+   leaves reply->status at 0 answers with wsb_admin_complete(req->conn), later or even before
+   it returns. */
 typedef void (*wsb_admin_route_fn)(void *ctx, const struct wsb_admin_request *req,
                                    struct wsb_admin_reply *reply);
 

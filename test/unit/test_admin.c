@@ -52,13 +52,27 @@ static struct wsb_admin admin;
 static int port;
 static int routed;
 
-/* Every path answers 200 {"path":...}. */
-static void route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *r) {
-  routed++;
+static uint64_t later_conn; /* the request /later is waiting on */
+
+static void fill(struct wsb_admin_reply *r) {
   r->status = 200;
   r->body = malloc(8);
   memcpy(r->body, "{\"x\":1}\n", 8);
   r->len = 8;
+}
+
+/* Every path answers 200 {"x":1}: /later when the test says, /sync before the handler returns. */
+static void route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *r) {
+  routed++;
+  if (strcmp(req->path, "/later") == 0) {
+    later_conn = req->conn;
+  } else if (strcmp(req->path, "/sync") == 0) {
+    struct wsb_admin_reply now = {0};
+    fill(&now);
+    wsb_admin_complete(&admin, req->conn, &now);
+  } else {
+    fill(r);
+  }
 }
 
 static void setup(void) {
@@ -272,6 +286,27 @@ START_TEST(cross_site_requests_refused) {
 }
 END_TEST
 
+/* No deadline while the master works on a deferred answer; one given at once is sent too. */
+START_TEST(deferred_answers) {
+  cfg.admin.request_timeout_ms = 100;
+  int fd = client();
+  const char *req = "GET /later HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  send_all(fd, req, strlen(req));
+  uint64_t until = uv_hrtime() + 300000000ull; /* three times request_timeout */
+  while (uv_hrtime() < until) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    poll(NULL, 0, 5);
+  }
+  ck_assert_int_eq(routed, 1);
+  struct wsb_admin_reply r = {0};
+  fill(&r);
+  wsb_admin_complete(&admin, later_conn, &r);
+  ck_assert_int_eq(read_status(fd), 200);
+  close(fd);
+  ck_assert_int_eq(ask("GET /sync HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 200);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("admin");
   TCase *tc = tcase_create("admin");
@@ -280,6 +315,7 @@ int main(void) {
   tcase_add_test(tc, accept_survives_allocation_failure);
   tcase_add_test(tc, host_must_be_an_address_without_token);
   tcase_add_test(tc, cross_site_requests_refused);
+  tcase_add_test(tc, deferred_answers);
   suite_add_tcase(s, tc);
   return wsb_run_suite(s);
 }

@@ -19,9 +19,11 @@
 #include "listen.h"
 #include "log.h"
 
-#define HEAD_MAX        (16 * 1024)
-#define BODY_MAX        (64 * 1024)
-#define MAX_CONNECTIONS 256
+#define HEAD_MAX (16 * 1024)
+#define BODY_MAX (64 * 1024)
+#ifndef ADMIN_MAX_CONNECTIONS /* the unit test sets a small one */
+#define ADMIN_MAX_CONNECTIONS 256
+#endif
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -548,21 +550,40 @@ static void on_spare_closed(uv_handle_t *h) {
   }
 }
 
+/* Who makes way first: idle, then a request still arriving, then an answer the client is slow
+   to take. A connection whose answer the master is still working on is never closed for this. */
+static int eviction_rank(enum conn_state state) {
+  switch (state) {
+  case CONN_IDLE:
+    return 1;
+  case CONN_READING:
+    return 2;
+  case CONN_WRITING:
+    return 3;
+  default:
+    return 0;
+  }
+}
+
 /*
- * At the cap a new connection takes the place of the one idle longest, else
- * of the one whose request has been arriving longest (nginx reuses idle
- * keep-alive connections the same way): idle or slow clients cannot lock out
- * /healthz. Connections with an answer in the works are kept.
+ * At the cap a new connection takes the place of the one that has waited
+ * longest in the first rank that has any (nginx reuses idle keep-alive
+ * connections the same way), so idle, slow or non-reading clients cannot
+ * lock out /healthz.
  */
 static bool evict_one(struct wsb_admin *a) {
   struct admin_conn *victim = NULL;
+  int best = 0;
   for (struct admin_conn *c = a->conns; c != NULL; c = c->next) {
-    if (c->state != CONN_IDLE && c->state != CONN_READING)
+    int rank = eviction_rank(c->state);
+    if (rank == 0)
       continue;
-    if (victim == NULL || (c->state == CONN_IDLE && victim->state == CONN_READING) ||
-        (c->state == victim->state &&
-         (c->since < victim->since || (c->since == victim->since && c->serial < victim->serial))))
+    if (victim == NULL || rank < best ||
+        (rank == best &&
+         (c->since < victim->since || (c->since == victim->since && c->serial < victim->serial)))) {
       victim = c;
+      best = rank;
+    }
   }
   if (victim == NULL)
     return false;
@@ -576,7 +597,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   struct wsb_admin *a = listener->data;
   if (status < 0)
     return;
-  if (a->connections >= MAX_CONNECTIONS && !evict_one(a)) {
+  if (a->connections >= ADMIN_MAX_CONNECTIONS && !evict_one(a)) {
     refuse(a);
     return;
   }

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,8 @@ static struct wsb_admin admin;
 static int port;
 static int routed;
 
-static uint64_t later_conn; /* the request /later is waiting on */
+static uint64_t later_conns[8]; /* the requests /later keeps waiting */
+static size_t nlater;
 
 static void fill(struct wsb_admin_reply *r) {
   r->status = 200;
@@ -61,11 +63,19 @@ static void fill(struct wsb_admin_reply *r) {
   r->len = 8;
 }
 
-/* Every path answers 200 {"x":1}: /later when the test says, /sync before the handler returns. */
+#define BIG (1024 * 1024)
+
+/* Every path answers 200 {"x":1}: /later when the test says, /sync before the handler returns;
+   /big answers a megabyte, more than a client that does not read lets through. */
 static void route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *r) {
   routed++;
-  if (strcmp(req->path, "/later") == 0) {
-    later_conn = req->conn;
+  if (strcmp(req->path, "/big") == 0) {
+    r->status = 200;
+    r->body = calloc(1, BIG);
+    r->len = BIG;
+  } else if (strcmp(req->path, "/later") == 0) {
+    if (nlater < 8)
+      later_conns[nlater++] = req->conn;
   } else if (strcmp(req->path, "/sync") == 0) {
     struct wsb_admin_reply now = {0};
     fill(&now);
@@ -80,6 +90,9 @@ static void setup(void) {
   wsb_config_defaults(&cfg);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  /* Accepted sockets inherit a small send buffer: a megabyte answer cannot vanish into it. */
+  int sndbuf = 16 * 1024;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
   ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
   socklen_t sl = sizeof(sin);
   ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
@@ -87,6 +100,7 @@ static void setup(void) {
   memset(&admin, 0, sizeof(admin));
   ck_assert_int_eq(wsb_admin_start(&admin, &loop, fd, &cfg, route, NULL), 0);
   calloc_failures = calloc_failed = routed = 0;
+  nlater = 0;
   fed_bytes = 0;
 }
 
@@ -97,8 +111,10 @@ static void teardown(void) {
   wsb_config_free(&cfg);
 }
 
-static int client(void) {
+static int client_with_rcvbuf(int rcvbuf) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (rcvbuf > 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
   struct sockaddr_in sin = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -107,6 +123,10 @@ static int client(void) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   return fd;
+}
+
+static int client(void) {
+  return client_with_rcvbuf(0);
 }
 
 static void send_all(int fd, const char *p, size_t n) {
@@ -120,6 +140,54 @@ static void send_all(int fd, const char *p, size_t n) {
     p += w;
     n -= (size_t)w;
   }
+}
+
+/* Runs the loop for ms milliseconds. */
+static void run_for(unsigned ms) {
+  uint64_t until = uv_hrtime() + ms * 1000000ull;
+  while (uv_hrtime() < until) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    poll(NULL, 0, 2);
+  }
+}
+
+/* True once the server has closed fd (seen by the kernel, whatever is left unread). */
+static bool ended(int fd) {
+  struct tcp_info ti;
+  socklen_t len = sizeof(ti);
+  return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || ti.tcpi_state != TCP_ESTABLISHED;
+}
+
+/* Reads fd until the server closes it (true) or want bytes came or 2 s passed (false). */
+static bool drain(int fd, size_t want, size_t *got) {
+  char buf[65536];
+  *got = 0;
+  uint64_t deadline = uv_hrtime() + 2000000000ull;
+  while (uv_hrtime() < deadline && *got < want) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN))
+      return true;
+    if (n > 0)
+      *got += (size_t)n;
+    else
+      poll(NULL, 0, 1);
+  }
+  return false;
+}
+
+/* Opens a connection in a state: idle (nothing sent), reading (half a head), writing (/big
+   asked, never read) or waiting (/later). */
+static int open_as(const char *what) {
+  int fd = client_with_rcvbuf(strcmp(what, "writing") == 0 ? 1024 : 0);
+  const char *send_this =
+      strcmp(what, "reading") == 0   ? "GET /healthz HTTP/1.1\r\n"
+      : strcmp(what, "writing") == 0 ? "GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+      : strcmp(what, "waiting") == 0 ? "GET /later HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                                     : "";
+  send_all(fd, send_this, strlen(send_this));
+  run_for(20);
+  return fd;
 }
 
 /*
@@ -300,10 +368,58 @@ START_TEST(deferred_answers) {
   ck_assert_int_eq(routed, 1);
   struct wsb_admin_reply r = {0};
   fill(&r);
-  wsb_admin_complete(&admin, later_conn, &r);
+  wsb_admin_complete(&admin, later_conns[0], &r);
   ck_assert_int_eq(read_status(fd), 200);
   close(fd);
   ck_assert_int_eq(ask("GET /sync HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 200);
+}
+END_TEST
+
+/*
+ * At the cap (4 here) a new connection closes the idle one first, then the
+ * request arriving longest, then the answer waiting longest for its client;
+ * never one the master is still answering: then the new one is refused.
+ */
+START_TEST(cap_makes_way) {
+  const char *probe = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  int w = open_as("writing"), r1 = open_as("reading"), i = open_as("idle"), r2 = open_as("reading");
+  ck_assert_int_eq(ask(probe), 200);
+  ck_assert(ended(i));
+  ck_assert(!ended(w) && !ended(r1) && !ended(r2));
+  int r3 = open_as("reading");
+  ck_assert_int_eq(ask(probe), 200);
+  ck_assert(ended(r1));
+  ck_assert(!ended(w) && !ended(r2) && !ended(r3));
+  int w2 = open_as("writing"), w3 = open_as("writing"); /* w3 closes r2 */
+  int w4 = open_as("writing");                          /* closes r3 */
+  ck_assert_int_eq(ask(probe), 200); /* closes w, whose answer has waited longest */
+  ck_assert(ended(r2) && ended(r3));
+  /* A closed writer's answer is cut short; the others come whole on a live connection. */
+  size_t got;
+  ck_assert(drain(w, SIZE_MAX, &got));
+  ck_assert_uint_lt(got, BIG);
+  ck_assert(!drain(w2, BIG + 100, &got));
+  ck_assert_uint_ge(got, BIG);
+  ck_assert(!ended(w3) && !ended(w4));
+  int fds[] = {w, r1, i, r2, r3, w2, w3, w4};
+  for (size_t k = 0; k < sizeof(fds) / sizeof(fds[0]); k++)
+    close(fds[k]);
+  run_for(20);
+
+  int waiting[4];
+  for (int k = 0; k < 4; k++)
+    waiting[k] = open_as("waiting");
+  ck_assert_int_eq(ask(probe), 0); /* refused: every place has an answer in the works */
+  for (size_t k = 0; k < nlater; k++) {
+    struct wsb_admin_reply r = {0};
+    fill(&r);
+    wsb_admin_complete(&admin, later_conns[k], &r);
+  }
+  for (int k = 0; k < 4; k++) {
+    ck_assert_int_eq(read_status(waiting[k]), 200);
+    close(waiting[k]);
+  }
+  ck_assert_int_eq(ask(probe), 200);
 }
 END_TEST
 
@@ -316,6 +432,7 @@ int main(void) {
   tcase_add_test(tc, host_must_be_an_address_without_token);
   tcase_add_test(tc, cross_site_requests_refused);
   tcase_add_test(tc, deferred_answers);
+  tcase_add_test(tc, cap_makes_way);
   suite_add_tcase(s, tc);
   return wsb_run_suite(s);
 }

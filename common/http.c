@@ -380,6 +380,8 @@ const char *wsb_http_reason(int status) {
     return "URI Too Long";
   case 415:
     return "Unsupported Media Type";
+  case 421:
+    return "Misdirected Request";
   case 422:
     return "Unprocessable Content";
   case 426:

@@ -327,9 +327,9 @@ static bool is_json(struct wsb_slice type) {
 /*
  * What a browser could be made to send, refused before any route sees it
  * (CSRF, DNS rebinding): without a token, a Host that is not an address;
- * a state-changing request from another origin; a body that is not JSON,
- * which no HTML form can send without a CORS preflight. Returns 0 or the
- * status to answer, with *why.
+ * a state-changing request from another origin, or with a body that is not
+ * JSON, which no HTML form can send without a CORS preflight. Returns 0 or
+ * the status to answer, with *why.
  */
 static int refuse_cross_site(const struct wsb_admin *a, const struct wsb_http_head *h,
                              size_t body_len, const char **why) {
@@ -350,7 +350,7 @@ static int refuse_cross_site(const struct wsb_admin *a, const struct wsb_http_he
     return 403;
   }
   const struct wsb_header *type = wsb_http_find(h, "Content-Type", NULL);
-  if ((type != NULL || body_len > 0) && (type == NULL || !is_json(type->value))) {
+  if (!safe && (type != NULL || body_len > 0) && (type == NULL || !is_json(type->value))) {
     *why = "send the body as Content-Type: application/json";
     return 415;
   }

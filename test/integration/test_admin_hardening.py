@@ -141,7 +141,7 @@ def test_idle_and_slowloris(e1):
         status = try_request(ap, "GET", "/healthz", timeout=5)
         took = time.monotonic() - t0
         c.eq("/healthz past 300 idle and slow connections", 200, status[0])
-        c.true("... promptly", took < 1.0, f"{took:.2f} s")
+        c.true("... promptly", took < 2.0, f"{took:.2f} s")
         # 301 connections for 256 places: the 45 idle longest made way, slow ones are kept.
         c.true("the connections idle longest were closed to make way",
                wait_for(lambda: all(ended_by_peer(s) for s in idle[:45]), 2),
@@ -173,7 +173,7 @@ def test_idle_and_slowloris(e1):
                f"{sum(not ended_by_peer(s) for s in idle)} still open after {took:.1f} s")
         c.true("slow requests closed after request_timeout", all(ended_by_peer(s) for s in slow),
                f"{sum(not ended_by_peer(s) for s in slow)} still open after {took:.1f} s")
-        c.true("... within it, plus a margin", took < 3 + 2, f"{took:.1f} s")
+        c.true("... within it, plus a margin", took < 3 + 4, f"{took:.1f} s")
         c.eq("a slow request hears 408 first", [True] * len(slow),
              [a.startswith(b"HTTP/1.1 408 ") for a in answers])
     finally:

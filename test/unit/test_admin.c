@@ -185,8 +185,20 @@ static int open_as(const char *what) {
       : strcmp(what, "writing") == 0 ? "GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
       : strcmp(what, "waiting") == 0 ? "GET /later HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
                                      : "";
+  uint64_t accepted = admin.next_conn;
+  size_t fed = fed_bytes, later = nlater;
+  int answered = routed;
   send_all(fd, send_this, strlen(send_this));
-  run_for(20);
+  /* Until the server has accepted it and, if it sent something, read, routed or deferred it. */
+  uint64_t deadline = uv_hrtime() + 2000000000ull;
+  while (uv_hrtime() < deadline &&
+         (admin.next_conn == accepted || (*send_this != '\0' && fed_bytes == fed) ||
+          (strcmp(what, "writing") == 0 && routed == answered) ||
+          (strcmp(what, "waiting") == 0 && nlater == later))) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    poll(NULL, 0, 1);
+  }
+  ck_assert_uint_gt(admin.next_conn, accepted);
   return fd;
 }
 

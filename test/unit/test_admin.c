@@ -372,14 +372,8 @@ END_TEST
 /* No deadline while the master works on a deferred answer; one given at once is sent too. */
 START_TEST(deferred_answers) {
   cfg.admin.request_timeout_ms = 100;
-  int fd = client();
-  const char *req = "GET /later HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  send_all(fd, req, strlen(req));
-  uint64_t until = uv_hrtime() + 300000000ull; /* three times request_timeout */
-  while (uv_hrtime() < until) {
-    uv_run(&loop, UV_RUN_NOWAIT);
-    poll(NULL, 0, 5);
-  }
+  int fd = open_as("waiting");
+  run_for(300); /* three times request_timeout */
   ck_assert_int_eq(routed, 1);
   struct wsb_admin_reply r = {0};
   fill(&r);

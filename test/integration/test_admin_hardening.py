@@ -181,7 +181,7 @@ def test_idle_and_slowloris(e1):
             s.close()
         lb.stop()
 
-    # Only slow requests: the one arriving longest makes way.
+    # Only slow requests: those arriving longest make way.
     lb, ap = start(e1, request_timeout="10s")
     slow = []
     try:
@@ -189,10 +189,11 @@ def test_idle_and_slowloris(e1):
         for s in slow:
             s.sendall(b"GET /healthz HTTP/1.1\r\n")
         c.eq("/healthz past 300 slow requests", 200, try_request(ap, "GET", "/healthz", 5)[0])
-        c.true("the requests arriving longest were closed to make way",
-               wait_for(lambda: all(ended_by_peer(s) for s in slow[:45]), 2),
-               f"{sum(ended_by_peer(s) for s in slow[:45])} of 45")
-        c.eq("the others are still open", 0, sum(ended_by_peer(s) for s in slow[45:]))
+        # Which ones made way depends on which bytes the master had read (the order is checked
+        # in the unit test admin_server); how many does not: 301 arrived for 256 places.
+        c.true("45 connections made way, no more",
+               wait_for(lambda: sum(ended_by_peer(s) for s in slow) >= 45, 2) and
+               sum(ended_by_peer(s) for s in slow) == 45, f"{sum(ended_by_peer(s) for s in slow)}")
     finally:
         for s in slow:
             s.close()

@@ -450,7 +450,7 @@ def test_worker_fds(e1):
     admin = None
     try:
         admin = socket.create_connection(("127.0.0.1", ap), timeout=T)
-        admin.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        admin.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         head = admin.recv(4096)
         c.true("admin answered, keep-alive", head.startswith(b"HTTP/1.1 200"), head)
         cport = admin.getsockname()[1]

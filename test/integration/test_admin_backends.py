@@ -28,7 +28,8 @@ def request(port, method, path, body=None, timeout=T):
     """One request; returns (status, parsed JSON body or None), or (None, error) on a timeout."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request(method, path, body=body)
+        conn.request(method, path, body=body,
+                     headers={"Content-Type": "application/json"} if body is not None else {})
         r = conn.getresponse()
         data = r.read()
         return r.status, (json.loads(data) if data else None)
@@ -427,7 +428,8 @@ def test_add_resolves_without_blocking():
         dns.hold()
         raw = socket.create_connection(("127.0.0.1", ap), timeout=T)
         body = json.dumps({"name": "gone", "url": f"ws://gone.wsbal.test:{e2.port}"}).encode()
-        raw.sendall(b"POST /api/v1/backends HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+        raw.sendall(b"POST /api/v1/backends HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                     % (len(body), body))
         c.true("its lookup starts", dns.wait_asked("gone.wsbal.test"))
         raw.close()

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "values.h"
 
 struct parser {
   const unsigned char *s;
@@ -54,21 +55,11 @@ static bool is_digit_at(const struct parser *p, size_t i) {
   return i < p->len && p->s[i] >= '0' && p->s[i] <= '9';
 }
 
-static int hex_value(unsigned char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* The four hex digits at i, or an error at the first one that is missing or not hex. */
 static int scan_hex4(struct parser *p, size_t i, unsigned *cp) {
   *cp = 0;
   for (size_t k = 0; k < 4; k++) {
-    int h = i + k < p->len ? hex_value(p->s[i + k]) : -1;
+    int h = i + k < p->len ? wsb_hex_digit((unsigned char)p->s[i + k]) : -1;
     if (h < 0)
       return fail_at(p, i + k);
     *cp = *cp << 4 | (unsigned)h;
@@ -322,7 +313,7 @@ struct unescaper {
 static unsigned hex4(const unsigned char *s) {
   unsigned cp = 0;
   for (int k = 0; k < 4; k++)
-    cp = cp << 4 | (unsigned)hex_value(s[k]);
+    cp = cp << 4 | (unsigned)wsb_hex_digit((unsigned char)s[k]);
   return cp;
 }
 

@@ -5,18 +5,9 @@
 #include <string.h>
 
 #include "errors.h"
+#include "values.h"
 
 enum segment_kind { SEG_NAME, SEG_DOT, SEG_DOTDOT };
-
-static int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 /*
  * Counts the dots of a segment spelled only with '.', "%2e" and "%2E" (0 when anything else is
@@ -47,9 +38,9 @@ static int check_bytes(const char *p, size_t len) {
       return WSB_EPATH;
     if (p[i] != '%')
       continue;
-    if (len - i < 3 || hex_value(p[i + 1]) < 0 || hex_value(p[i + 2]) < 0)
+    if (len - i < 3 || wsb_hex_digit(p[i + 1]) < 0 || wsb_hex_digit(p[i + 2]) < 0)
       return WSB_EPATH;
-    int byte = hex_value(p[i + 1]) * 16 + hex_value(p[i + 2]);
+    int byte = wsb_hex_digit(p[i + 1]) * 16 + wsb_hex_digit(p[i + 2]);
     if (byte == '/' || byte == '\\' || byte == '\0')
       return WSB_EPATH;
     i += 2;

@@ -100,6 +100,16 @@ int wsb_parse_bool(const char *s, bool *value) {
   return WSB_EVALUE;
 }
 
+int wsb_hex_digit(int c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
 int wsb_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value) {
   uint64_t v;
   size_t n;

@@ -19,6 +19,8 @@ int wsb_parse_size(const char *s, uint64_t *bytes);
 int wsb_parse_bool(const char *s, bool *value);
 /* A decimal integer in [min, max]. */
 int wsb_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value);
+/* The value of one hexadecimal digit (either case), or -1: for %XX and \uXXXX escapes. */
+int wsb_hex_digit(int c);
 
 struct wsb_hostport {
   char host[WSB_HOST_MAX];  /* without brackets; "" never */

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "errors.h"
+#include "values.h"
 #include "http.h"
 #include "json.h"
 #include "listen.h"
@@ -357,14 +358,6 @@ static int refuse_cross_site(const struct wsb_admin *a, const struct wsb_http_he
   return 0;
 }
 
-static int hex_value(char ch) {
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
-    return (ch | 0x20) - 'a' + 10;
-  return -1;
-}
-
 /* Decodes %XX in place; refuses a truncated escape and %00. */
 static int percent_decode(char *s) {
   char *out = s;
@@ -373,7 +366,8 @@ static int percent_decode(char *s) {
       *out++ = *s;
       continue;
     }
-    int hi = hex_value(s[1]), lo = hi < 0 ? -1 : hex_value(s[2]);
+    int hi = wsb_hex_digit((unsigned char)s[1]),
+        lo = hi < 0 ? -1 : wsb_hex_digit((unsigned char)s[2]);
     if (lo < 0 || (hi == 0 && lo == 0))
       return -1;
     *out++ = (char)(hi * 16 + lo);

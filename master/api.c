@@ -11,6 +11,7 @@
 
 #include "control.h"
 #include "errors.h"
+#include "values.h"
 #include "frame.h"
 #include "json.h"
 #include "json_read.h"
@@ -331,14 +332,6 @@ static bool field_ok(int rc, const char *field, const char *expected, bool optio
   return false;
 }
 
-static int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-    return (c | 0x20) - 'a' + 10;
-  return -1;
-}
-
 /* A query parameter's value, %XX and '+' decoded, NUL-terminated in out (len, when not NULL,
    gets its length). Returns 0, -ENOENT when absent, -E2BIG when it does not fit in cap, or
    -EINVAL for a bad escape or an encoded NUL; out is "" on errors. */
@@ -356,7 +349,8 @@ static int query_value(const char *query, const char *key, char *out, size_t cap
       }
       char ch = *v == '+' ? ' ' : *v;
       if (*v == '%') {
-        int hi = hex_digit(v[1]), lo = hi < 0 ? -1 : hex_digit(v[2]);
+        int hi = wsb_hex_digit((unsigned char)v[1]),
+            lo = hi < 0 ? -1 : wsb_hex_digit((unsigned char)v[2]);
         if (lo < 0 || hi + lo == 0) {
           out[0] = '\0';
           return -EINVAL;

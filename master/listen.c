@@ -29,32 +29,34 @@ static int open_one(const struct addrinfo *ai, bool reuseport) {
   return fd;
 }
 
-int wsb_listen_resolve(const struct wsb_hostport *hp, char *err, size_t errlen) {
+/* The addresses HOST:PORT binds to; what names the address in err comes from what. */
+static int lookup(const struct wsb_hostport *hp, const char *what, struct addrinfo **res, char *err,
+                  size_t errlen) {
   struct addrinfo hints = {
       .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-  struct addrinfo *res = NULL;
   char port[8];
   snprintf(port, sizeof(port), "%u", (unsigned)hp->port);
-  int rc = getaddrinfo(hp->host, port, &hints, &res);
+  int rc = getaddrinfo(hp->host, port, &hints, res);
   if (rc != 0) {
-    snprintf(err, errlen, "cannot resolve %s: %s", hp->host, gai_strerror(rc));
+    snprintf(err, errlen, "cannot resolve %s%s: %s", what, hp->host, gai_strerror(rc));
     return -EADDRNOTAVAIL;
   }
-  freeaddrinfo(res);
   return 0;
 }
 
-int wsb_listen_open(const struct wsb_hostport *hp, bool reuseport, char *err, size_t errlen) {
-  struct addrinfo hints = {
-      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+int wsb_listen_resolve(const struct wsb_hostport *hp, char *err, size_t errlen) {
   struct addrinfo *res = NULL;
-  char port[8];
-  snprintf(port, sizeof(port), "%u", (unsigned)hp->port);
-  int rc = getaddrinfo(hp->host, port, &hints, &res);
-  if (rc != 0) {
-    snprintf(err, errlen, "cannot resolve listen address %s: %s", hp->host, gai_strerror(rc));
-    return -EADDRNOTAVAIL;
-  }
+  int rc = lookup(hp, "", &res, err, errlen);
+  if (rc == 0)
+    freeaddrinfo(res);
+  return rc;
+}
+
+int wsb_listen_open(const struct wsb_hostport *hp, bool reuseport, char *err, size_t errlen) {
+  struct addrinfo *res = NULL;
+  int rc = lookup(hp, "listen address ", &res, err, errlen);
+  if (rc != 0)
+    return rc;
   int fd = open_one(res, reuseport);
   freeaddrinfo(res);
   if (fd < 0)

@@ -436,6 +436,17 @@ START_TEST(url_bad) {
 }
 END_TEST
 
+/* Every byte: exactly 0-9, a-f and A-F have a value, and it is theirs. */
+START_TEST(hex_digit_every_byte) {
+  const char *digits = "0123456789abcdef";
+  for (int c = -1; c < 256; c++) {
+    const char *lower = c > 0 ? strchr(digits, c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c) : NULL;
+    int want = lower != NULL ? (int)(lower - digits) : -1;
+    ck_assert_int_eq(wsb_hex_digit(c), want);
+  }
+}
+END_TEST
+
 START_TEST(url_long_path) {
   char s[WSB_PATH_MAX + 32];
   strcpy(s, "ws://h");
@@ -472,6 +483,7 @@ static Suite *values_suite(void) {
   tcase_add_test(tc, url_good);
   tcase_add_test(tc, url_bad);
   tcase_add_test(tc, url_long_path);
+  tcase_add_test(tc, hex_digit_every_byte);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -12,8 +12,8 @@
 #define WSB_SECTION_NAME_MAX 64 /* [backend:NAME] names: 1 to 63 letters, digits, - _ . */
 /* Backend names in the table, including "NAME#ADDR" forms: a section name, '#', an IPv6
    address with its scope. */
-#define WSB_NAME_MAX 128
-#define WSB_MAX_LISTEN 16      /* addresses in [listen] address */
+#define WSB_NAME_MAX           128
+#define WSB_MAX_LISTEN         16 /* addresses in [listen] address */
 #define WSB_MAX_FAILOVER_CODES 32
 
 enum wsb_algorithm { WSB_ALG_LEAST_CONN, WSB_ALG_ROUND_ROBIN, WSB_ALG_RANDOM, WSB_ALG_HASH };
@@ -27,29 +27,38 @@ struct wsb_strlist {
 };
 
 /* Keys checked against the system after loading (files, users), for tls_where. */
-enum { WSB_TLS_WHERE_CERT, WSB_TLS_WHERE_CA, WSB_TLS_WHERE_CLIENT, WSB_TLS_WHERE_VERIFY,
-       WSB_WHERE_USER, WSB_WHERE_GROUP, WSB_WHERE_LISTEN, WSB_WHERE_ADMIN, WSB_TLS_WHERE_COUNT };
+enum {
+  WSB_TLS_WHERE_CERT,
+  WSB_TLS_WHERE_CA,
+  WSB_TLS_WHERE_CLIENT,
+  WSB_TLS_WHERE_VERIFY,
+  WSB_WHERE_USER,
+  WSB_WHERE_GROUP,
+  WSB_WHERE_LISTEN,
+  WSB_WHERE_ADMIN,
+  WSB_TLS_WHERE_COUNT
+};
 
 struct wsb_backend_config {
   char name[WSB_NAME_MAX];
   char url_text[WSB_HOST_MAX + WSB_PATH_MAX + 16];
   struct wsb_url url;
-  unsigned weight;        /* 1..1000 */
-  unsigned max_sessions;  /* 0 = no limit */
+  unsigned weight;       /* 1..1000 */
+  unsigned max_sessions; /* 0 = no limit */
   bool enabled;
   bool backup;
-  int line;               /* line of its section header, 0 when it came from WSBAL_BACKENDS */
+  int line; /* line of its section header, 0 when it came from WSBAL_BACKENDS */
 };
 
 struct wsb_config {
-  char *path;  /* the file it was loaded from */
+  char *path; /* the file it was loaded from */
 
   struct {
-    unsigned workers;  /* 0 = auto: one per online CPU */
-    char *user;        /* NULL = keep */
+    unsigned workers; /* 0 = auto: one per online CPU */
+    char *user;       /* NULL = keep */
     char *group;
     enum wsb_log_level log_level;
-    char *access_log;  /* NULL = off, "stderr", or a path */
+    char *access_log; /* NULL = off, "stderr", or a path */
     uint64_t max_sessions;
     uint64_t shutdown_timeout_ms;
   } wsbal;
@@ -57,31 +66,31 @@ struct wsb_config {
   struct {
     struct wsb_hostport address[WSB_MAX_LISTEN];
     size_t naddress;
-    struct wsb_strlist tls_cert;  /* pairs up with tls_key */
+    struct wsb_strlist tls_cert; /* pairs up with tls_key */
     struct wsb_strlist tls_key;
-    unsigned tls_min_version;     /* 12 or 13 */
+    unsigned tls_min_version;        /* 12 or 13 */
     uint64_t tls_ticket_rotation_ms; /* session ticket keys are replaced this often */
-    char *path;                   /* NULL = every path */
+    char *path;                      /* NULL = every path */
     uint64_t handshake_timeout_ms;
     uint64_t max_header_bytes;
     uint64_t max_message_bytes;
-    uint64_t idle_timeout_ms;     /* 0 = never */
-    uint64_t ping_interval_ms;    /* 0 = no keepalive pings */
+    uint64_t idle_timeout_ms;  /* 0 = never */
+    uint64_t ping_interval_ms; /* 0 = no keepalive pings */
     bool trust_forwarded;
-    struct wsb_strlist allowed_origins;  /* empty = any */
+    struct wsb_strlist allowed_origins; /* empty = any */
   } listen;
 
   struct {
     enum wsb_algorithm algorithm;
     enum wsb_hash_key hash_key;
-    char *hash_key_name;  /* NAME of header:/cookie:/query:, else NULL */
+    char *hash_key_name; /* NAME of header:/cookie:/query:, else NULL */
     uint64_t connect_timeout_ms;
     bool failover;
     uint16_t failover_codes[WSB_MAX_FAILOVER_CODES];
     size_t nfailover_codes;
     unsigned max_failovers;
     uint64_t failover_buffer;
-    uint64_t failover_buffer_total;  /* all replay windows of one worker together */
+    uint64_t failover_buffer_total; /* all replay windows of one worker together */
     char *reconnect_header;
     struct wsb_strlist pass_headers;
     struct wsb_strlist block_headers;
@@ -95,10 +104,10 @@ struct wsb_config {
     unsigned health_fall;
     unsigned breaker_threshold;
     uint64_t breaker_cooldown_ms;
-    char *load_report_path;  /* NULL = off */
+    char *load_report_path; /* NULL = off */
     uint64_t load_report_ttl_ms;
     bool tls_verify;
-    char *tls_ca_file;       /* NULL = system store */
+    char *tls_ca_file; /* NULL = system store */
     char *tls_client_cert;
     char *tls_client_key;
     uint64_t slow_start_ms;
@@ -106,11 +115,11 @@ struct wsb_config {
   } upstream;
 
   struct {
-    bool enabled;  /* false for address = off */
+    bool enabled; /* false for address = off */
     struct wsb_hostport address;
-    char *token;   /* NULL = no authentication */
-    uint64_t request_timeout_ms;  /* a request's arrival, and its answer's departure */
-    uint64_t idle_timeout_ms;     /* a keep-alive connection between requests */
+    char *token;                 /* NULL = no authentication */
+    uint64_t request_timeout_ms; /* a request's arrival, and its answer's departure */
+    uint64_t idle_timeout_ms;    /* a keep-alive connection between requests */
   } admin;
 
   struct wsb_backend_config *backends;

@@ -24,21 +24,21 @@ struct wsb_header {
 
 struct wsb_http_head {
   llhttp_t parser;
-  size_t max_bytes;      /* WSB_EHEAD_TOO_LARGE past this many bytes of head */
-  size_t seen;           /* bytes of head parsed so far; its length once complete */
-  struct wsb_slice url;  /* request target, for requests */
+  size_t max_bytes;     /* WSB_EHEAD_TOO_LARGE past this many bytes of head */
+  size_t seen;          /* bytes of head parsed so far; its length once complete */
+  struct wsb_slice url; /* request target, for requests */
   struct wsb_slice reason;
   struct wsb_header headers[WSB_HTTP_MAX_HEADERS];
   size_t nheaders;
-  uint16_t status;  /* for responses */
-  uint8_t method;   /* enum llhttp_method, for requests */
+  uint16_t status; /* for responses */
+  uint8_t method;  /* enum llhttp_method, for requests */
   uint8_t http_major;
   uint8_t http_minor;
-  bool complete;    /* the blank line ending the head was seen */
-  bool in_value;    /* private: the parser is inside a header value */
-  uint8_t lines;    /* private: state of the line-syntax check llhttp leaves to us */
-  size_t nlines;    /* private: header lines that check has seen begin */
-  ssize_t result;   /* private: the final verdict once complete or failed, else WSB_PARTIAL */
+  bool complete;  /* the blank line ending the head was seen */
+  bool in_value;  /* private: the parser is inside a header value */
+  uint8_t lines;  /* private: state of the line-syntax check llhttp leaves to us */
+  size_t nlines;  /* private: header lines that check has seen begin */
+  ssize_t result; /* private: the final verdict once complete or failed, else WSB_PARTIAL */
 };
 
 /*

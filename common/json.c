@@ -49,10 +49,18 @@ static void close_(struct wsb_json *j, char c) {
     j->depth--;
 }
 
-void wsb_json_object_begin(struct wsb_json *j) { open_(j, '{'); }
-void wsb_json_object_end(struct wsb_json *j) { close_(j, '}'); }
-void wsb_json_array_begin(struct wsb_json *j) { open_(j, '['); }
-void wsb_json_array_end(struct wsb_json *j) { close_(j, ']'); }
+void wsb_json_object_begin(struct wsb_json *j) {
+  open_(j, '{');
+}
+void wsb_json_object_end(struct wsb_json *j) {
+  close_(j, '}');
+}
+void wsb_json_array_begin(struct wsb_json *j) {
+  open_(j, '[');
+}
+void wsb_json_array_end(struct wsb_json *j) {
+  close_(j, ']');
+}
 
 static void put_escaped(struct wsb_json *j, const char *s, size_t len) {
   bool valid = wsb_utf8_valid((const uint8_t *)s, len);
@@ -88,7 +96,9 @@ void wsb_json_string(struct wsb_json *j, const char *s, size_t len) {
   put_escaped(j, s, len);
 }
 
-void wsb_json_cstring(struct wsb_json *j, const char *s) { wsb_json_string(j, s, strlen(s)); }
+void wsb_json_cstring(struct wsb_json *j, const char *s) {
+  wsb_json_string(j, s, strlen(s));
+}
 
 void wsb_json_uint(struct wsb_json *j, uint64_t v) {
   char num[24];

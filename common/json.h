@@ -12,9 +12,9 @@ struct wsb_json {
   char *buf;
   size_t cap;
   size_t len;
-  bool overflow;                       /* something did not fit: the text is unusable */
+  bool overflow; /* something did not fit: the text is unusable */
   int depth;
-  bool has_items[WSB_JSON_DEPTH + 1];  /* per nesting level: a comma goes before the next item */
+  bool has_items[WSB_JSON_DEPTH + 1]; /* per nesting level: a comma goes before the next item */
   bool after_key;
 };
 

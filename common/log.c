@@ -23,18 +23,21 @@ void wsb_log_setup(enum wsb_log_level level, const char *who) {
   snprintf(log_who, sizeof(log_who), "%s", who);
 }
 
-int wsb_log_enabled(enum wsb_log_level level) { return level <= log_level; }
+int wsb_log_enabled(enum wsb_log_level level) {
+  return level <= log_level;
+}
 
 __attribute__((format(printf, 2, 0))) static void log_line(enum wsb_log_level level,
-                                                       const char *fmt, va_list ap) {
+                                                           const char *fmt, va_list ap) {
   char line[2048];
   struct timeval tv;
   struct tm tm;
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
-  int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s: ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                   tm.tm_sec, (int)(tv.tv_usec / 1000), log_who, level_names[level]);
+  int n =
+      snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s: ", tm.tm_year + 1900,
+               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+               (int)(tv.tv_usec / 1000), log_who, level_names[level]);
   if (n < 0)
     return;
   int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -15,8 +15,8 @@ int wsb_log_enabled(enum wsb_log_level level);
 
 void wsb_log(enum wsb_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define wsb_log_error(...) wsb_log(WSB_LOG_ERROR, __VA_ARGS__)
-#define wsb_log_warn(...) wsb_log(WSB_LOG_WARN, __VA_ARGS__)
-#define wsb_log_info(...) wsb_log(WSB_LOG_INFO, __VA_ARGS__)
+#define wsb_log_warn(...)  wsb_log(WSB_LOG_WARN, __VA_ARGS__)
+#define wsb_log_info(...)  wsb_log(WSB_LOG_INFO, __VA_ARGS__)
 #define wsb_log_debug(...)                 \
   do {                                     \
     if (wsb_log_enabled(WSB_LOG_DEBUG))    \

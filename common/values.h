@@ -9,7 +9,8 @@
 #define WSB_HOST_MAX 256
 #define WSB_PATH_MAX 1024
 
-/* Every parser takes a NUL-terminated string, trims no spaces (inih already did) and returns 0 or WSB_EVALUE / WSB_ERANGE_VALUE. */
+/* Every parser takes a NUL-terminated string, trims no spaces (inih already did) and returns 0 or
+ * WSB_EVALUE / WSB_ERANGE_VALUE. */
 
 /* "250ms", "10s", "5m", "1h", or a bare number of seconds; "0" is zero. */
 int wsb_parse_duration_ms(const char *s, uint64_t *ms);
@@ -23,8 +24,8 @@ int wsb_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value);
 int wsb_hex_digit(int c);
 
 struct wsb_hostport {
-  char host[WSB_HOST_MAX];  /* without brackets; "" never */
-  uint16_t port;            /* 1..65535 */
+  char host[WSB_HOST_MAX]; /* without brackets; "" never */
+  uint16_t port;           /* 1..65535 */
 };
 
 /* "127.0.0.1:8080", "[::]:8080", "[::1]:9", "localhost:80". The port is required. */
@@ -34,13 +35,14 @@ int wsb_parse_hostport(const char *s, struct wsb_hostport *hp);
 bool wsb_host_is_loopback(const char *host);
 
 struct wsb_url {
-  bool tls;                 /* wss:// */
-  char host[WSB_HOST_MAX];  /* without brackets */
-  uint16_t port;            /* explicit, or 80 / 443 */
-  char path[WSB_PATH_MAX];  /* "" or "/prefix" without a trailing slash, query not allowed */
+  bool tls;                /* wss:// */
+  char host[WSB_HOST_MAX]; /* without brackets */
+  uint16_t port;           /* explicit, or 80 / 443 */
+  char path[WSB_PATH_MAX]; /* "" or "/prefix" without a trailing slash, query not allowed */
 };
 
-/* "ws://host[:port][/path]" or "wss://...". Anything else (http://, userinfo, fragment, query, empty host) is WSB_EVALUE. */
+/* "ws://host[:port][/path]" or "wss://...". Anything else (http://, userinfo, fragment, query,
+ * empty host) is WSB_EVALUE. */
 int wsb_parse_url(const char *s, struct wsb_url *url);
 
 #endif

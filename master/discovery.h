@@ -70,8 +70,8 @@ int wsb_discovery_commit(struct wsb_discovery *d, const struct wsb_config *cfg,
  * look its host up again (an admin add resolved without blocking). Returns 0
  * or -ENOMEM. wsb_discovery_unlearn forgets them when that table failed.
  */
-int wsb_discovery_learn(struct wsb_discovery *d, const char *name, const char *host,
-                        uint16_t port, const struct wsb_addrs *addrs);
+int wsb_discovery_learn(struct wsb_discovery *d, const char *name, const char *host, uint16_t port,
+                        const struct wsb_addrs *addrs);
 void wsb_discovery_unlearn(struct wsb_discovery *d, const char *name);
 
 /* Logs a host's addresses as a lookup found them ("backend NAME: HOST is A B"), and how many

@@ -1,4 +1,4 @@
-/* The master's context, shared by its own files (master.c, api.c); nothing outside master/ sees it. */
+/* The master's context, shared by its own files (master.c, api.c); private to master/. */
 #ifndef WSB_MASTER_INTERNAL_H
 #define WSB_MASTER_INTERNAL_H
 
@@ -26,27 +26,27 @@ struct wsb_slot_base {
 
 struct master {
   uv_loop_t loop;
-  struct wsb_config *cfg;       /* the running configuration; a reload replaces its contents */
+  struct wsb_config *cfg; /* the running configuration; a reload replaces its contents */
   const char *path;
-  int workers_override;         /* -w, or -1 */
-  struct wsb_shm_table *table;  /* what was last published, for slots kept by name */
+  int workers_override;        /* -w, or -1 */
+  struct wsb_shm_table *table; /* what was last published, for slots kept by name */
   /* The backends as the file (and environment) gave them when last read: what differs in
      cfg->backends was changed through the API, and a reload says it discards it. */
   struct wsb_backend_config *file_backends;
   size_t nfile_backends;
   struct wsb_shm *shm;
-  struct wsb_discovery disc;    /* the addresses m->table was built from */
+  struct wsb_discovery disc; /* the addresses m->table was built from */
   struct wsb_workers workers;
-  struct wsb_health *health;    /* health checks and load reports of the backends */
-  struct wsb_tickets tickets;   /* TLS session ticket keys, rotated on a timer */
+  struct wsb_health *health;  /* health checks and load reports of the backends */
+  struct wsb_tickets tickets; /* TLS session ticket keys, rotated on a timer */
   uv_signal_t signals[5];
   uv_timer_t stop_timer;
-  uv_timer_t status_timer;      /* refreshes systemd's STATUS= line */
+  uv_timer_t status_timer; /* refreshes systemd's STATUS= line */
   bool stopping;
   struct wsb_admin admin;
-  int admin_fd;                 /* bound at start, -1 when [admin] address = off */
-  struct list_op *lists;        /* session lists waiting for the workers' answers (api.c) */
-  struct add_op *adds;          /* POST /api/v1/backends waiting for their host's addresses */
+  int admin_fd;          /* bound at start, -1 when [admin] address = off */
+  struct list_op *lists; /* session lists waiting for the workers' answers (api.c) */
+  struct add_op *adds;   /* POST /api/v1/backends waiting for their host's addresses */
   unsigned nadds;
   uint64_t next_request;
   uint64_t started_ms;

@@ -1,4 +1,4 @@
-/* The worker processes the master runs: segment slots, their sockets, spawn, respawn, retirement. */
+/* The worker processes the master runs: slots, their sockets, spawn, respawn, retirement. */
 #ifndef WSB_WORKERS_H
 #define WSB_WORKERS_H
 
@@ -16,32 +16,32 @@ struct wsb_workers;
 
 struct wsb_worker_proc {
   struct wsb_workers *ws;
-  unsigned slot;          /* its counters in the segment */
-  int *listen_fds;        /* its own listening sockets, one per address; kept for respawns */
+  unsigned slot;   /* its counters in the segment */
+  int *listen_fds; /* its own listening sockets, one per address; kept for respawns */
   size_t nlisten;
-  pid_t pid;              /* 0 while not running */
-  int control_fd;         /* the master's end of the socketpair, -1 while not running */
-  uv_pipe_t *ctl;         /* reads the worker's answers on control_fd; NULL while not running */
-  uint32_t incarnation;   /* starts so far in this slot */
-  uint32_t generation;    /* which start of the pool it belongs to */
+  pid_t pid;            /* 0 while not running */
+  int control_fd;       /* the master's end of the socketpair, -1 while not running */
+  uv_pipe_t *ctl;       /* reads the worker's answers on control_fd; NULL while not running */
+  uint32_t incarnation; /* starts so far in this slot */
+  uint32_t generation;  /* which start of the pool it belongs to */
   uint64_t started_ms;
   unsigned crash_streak;
-  bool in_use;            /* the slot belongs to a current or a retiring worker */
-  bool retiring;          /* replaced by a reload: drains, exits, and is not respawned */
+  bool in_use;   /* the slot belongs to a current or a retiring worker */
+  bool retiring; /* replaced by a reload: drains, exits, and is not respawned */
   uv_timer_t respawn_timer;
 };
 
 struct wsb_workers {
   uv_loop_t *loop;
   struct wsb_shm *shm;
-  struct wsb_worker_proc *procs;  /* shm->nworkers of them */
-  uint32_t generation;            /* of the newest pool */
-  unsigned running;               /* processes alive */
+  struct wsb_worker_proc *procs; /* shm->nworkers of them */
+  uint32_t generation;           /* of the newest pool */
+  unsigned running;              /* processes alive */
   bool stopping;
-  bool warned_fds;                /* said once that workers cannot close what they inherit */
-  enum wsb_log_level log_level;   /* handed to workers started from now on */
-  void (*in_child)(void *arg);    /* run in each new worker: drop the master's own handles */
-  void (*all_exited)(void *arg);  /* run once stopping and the last worker has exited */
+  bool warned_fds;               /* said once that workers cannot close what they inherit */
+  enum wsb_log_level log_level;  /* handed to workers started from now on */
+  void (*in_child)(void *arg);   /* run in each new worker: drop the master's own handles */
+  void (*all_exited)(void *arg); /* run once stopping and the last worker has exited */
   /* run for each chunk of a session list a worker sends back */
   void (*on_chunk)(void *arg, const struct wsb_sessions_chunk *chunk);
   struct wsb_sessions_chunk *rbuf; /* where answers are read */

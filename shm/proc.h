@@ -10,11 +10,11 @@
 #include "shm.h"
 
 struct wsb_worker_start {
-  unsigned slot;          /* index into shm->workers, and of its listening sockets */
-  uint32_t incarnation;   /* how many times this slot was started before: keeps session ids unique */
-  const int *listen_fds;  /* the slot's listening sockets, already bound and listening */
+  unsigned slot;         /* index into shm->workers, and of its listening sockets */
+  uint32_t incarnation;  /* how many times this slot was started before: keeps session ids unique */
+  const int *listen_fds; /* the slot's listening sockets, already bound and listening */
   size_t nlisten;
-  int control_fd;         /* the worker's end of its socketpair with the master */
+  int control_fd; /* the worker's end of its socketpair with the master */
   struct wsb_shm *shm;
   enum wsb_log_level log_level;
 };

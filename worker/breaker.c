@@ -31,8 +31,7 @@ void wsb_breaker_failure(struct wsb_worker *w, uint32_t slot) {
   uint32_t state = atomic_load(&shm->breaker_state[slot]);
   bool trip = (state == WSB_BREAKER_CLOSED && threshold > 0 && failures >= threshold) ||
               state == WSB_BREAKER_TRIAL;
-  if (!trip || !atomic_compare_exchange_strong(&shm->breaker_state[slot], &state,
-                                               WSB_BREAKER_OPEN))
+  if (!trip || !atomic_compare_exchange_strong(&shm->breaker_state[slot], &state, WSB_BREAKER_OPEN))
     return;
   atomic_store(&shm->breaker_until_ms[slot],
                uv_now(&w->loop) + w->table->settings.breaker_cooldown_ms);

@@ -11,8 +11,8 @@
 #include "session.h"
 #include "tls_leg.h"
 
-#define BACKEND_HEAD_MAX (16 * 1024)  /* a backend's answer head may be this large */
-#define ERROR_BODY_MAX (64 * 1024)    /* bytes of a backend's non-101 body passed to the client */
+#define BACKEND_HEAD_MAX (16 * 1024) /* a backend's answer head may be this large */
+#define ERROR_BODY_MAX   (64 * 1024) /* bytes of a backend's non-101 body passed to the client */
 
 static void count_handshake(struct wsb_session *s, enum wsb_handshake_result r) {
   wsb_shm_add(&s->w->stats->handshakes[r], 1);
@@ -69,7 +69,6 @@ void upgrade_find_client_ip(struct wsb_session *s) {
   }
   inet_ntop(s->client_family, s->client_addr, s->hs->client_ip, sizeof(s->hs->client_ip));
 }
-
 
 /* The complete request head is here: validate it, then look for a backend. */
 static void on_request(struct wsb_session *s, size_t head_len) {
@@ -184,7 +183,7 @@ static void backend_failed(struct wsb_session *s, int reason) {
   upgrade_retry_after_close(s);
 }
 
-#define FAILOVER_BACKOFF_MS 50     /* pause before the second attempt, growing with each one */
+#define FAILOVER_BACKOFF_MS     50 /* pause before the second attempt, growing with each one */
 #define FAILOVER_BACKOFF_MAX_MS 1000
 
 static void on_backend_closed_for_retry(uv_handle_t *h) {

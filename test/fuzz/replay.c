@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
   /* Random inputs biased towards the structure parsers meet: short, with bytes the
      grammar cares about, and mutations of the previous input so deep states are reached. */
   static const uint8_t interesting[] = {0x00, 0x01, 0x02, 0x08, 0x09, 0x0a, 0x80, 0x81, 0x82,
-                                        0x7e, 0x7f, 0xff, '\r', '\n', ':', ' ', ','};
+                                        0x7e, 0x7f, 0xff, '\r', '\n', ':',  ' ',  ','};
   uint8_t prev[4096] = {0};
   size_t prev_len = 0;
   for (unsigned long it = 0; it < iterations; it++) {

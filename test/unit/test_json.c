@@ -39,8 +39,8 @@ START_TEST(test_escaping) {
   wsb_json_init(&j, buf, sizeof(buf));
   wsb_json_array_begin(&j);
   wsb_json_string(&j, "q\"b\\n\n\t\x01\x7f", 9);
-  wsb_json_cstring(&j, "caf\xc3\xa9");       /* valid UTF-8 passes */
-  wsb_json_cstring(&j, "bad\xff\xc3(");      /* invalid: each high byte becomes U+FFFD */
+  wsb_json_cstring(&j, "caf\xc3\xa9");  /* valid UTF-8 passes */
+  wsb_json_cstring(&j, "bad\xff\xc3("); /* invalid: each high byte becomes U+FFFD */
   wsb_json_string(&j, "nul\0x", 5);
   wsb_json_array_end(&j);
   size_t n = wsb_json_finish(&j);

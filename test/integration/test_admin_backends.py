@@ -19,7 +19,8 @@ import tempfile
 import threading
 import time
 
-from wsbtest import OP_CLOSE, OP_TEXT, T, Checks, Echo, RawClient, Wsbal, frame, free_port, run_tests
+from wsbtest import (OP_CLOSE, OP_TEXT, T, Checks, Echo, RawClient, Wsbal, frame, free_port, run_tests,
+                     wait_for)
 
 c = Checks()
 
@@ -143,7 +144,7 @@ def test_reused_slot_starts_from_zero():
         st, info = backend(ap, "a")
         c.eq("the old backend has a history and an open breaker", (2, "open"),
              (info["sessions_total"], info["breaker"]))
-        c.true("and no live session", wait_until(lambda: backend(ap, "a")[1]["sessions"] == 0))
+        c.true("and no live session", wait_for(lambda: backend(ap, "a")[1]["sessions"] == 0))
         request(ap, "DELETE", "/api/v1/backends/a")
         request(ap, "POST", "/api/v1/backends/keep/enable")
         st, info = request(ap, "POST", "/api/v1/backends", json.dumps({"name": "b", "url": b.url}))
@@ -168,20 +169,11 @@ def test_reused_slot_starts_from_zero():
         want = ['wsbal_sessions_total{backend="b"} 1',
                 'wsbal_backend_connect_seconds_count{backend="b"} 1']
         c.true("its metrics count from its own start (its one session)",
-               wait_until(lambda: metrics() == want), metrics())
+               wait_for(lambda: metrics() == want), metrics())
     finally:
         c.eq("wsbal exits cleanly", 0, lb.stop())
         keep.stop()
         b.stop()
-
-
-def wait_until(what, timeout=T):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if what():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # ---- item 18: what a reload discards ----

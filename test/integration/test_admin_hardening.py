@@ -9,7 +9,7 @@ import struct
 import sys
 import time
 
-from wsbtest import T, Checks, Echo, Wsbal, free_port, run_tests
+from wsbtest import T, Checks, Echo, Wsbal, free_port, run_tests, wait_for
 
 c = Checks()
 TCP_ESTABLISHED = 1
@@ -67,15 +67,6 @@ def ended_by_peer(sock):
         return tcp_state(sock) != TCP_ESTABLISHED
     except OSError:
         return True
-
-
-def wait_for(cond, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def connect(port):

@@ -12,7 +12,7 @@ import threading
 import time
 
 from wsbtest import (OP_CLOSE, OP_TEXT, SANITIZER_MARKERS, Checks, Echo, RawClient, Wsbal, frame,
-                     free_port, run_tests)
+                     free_port, run_tests, wait_for)
 
 CTL = os.environ.get("WSBALCTL", "build/wsbalctl")
 c = Checks()
@@ -342,16 +342,6 @@ def test_unreachable():
 
 # ---- against a live wsbal ----
 
-def wait_for(what, timeout=5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = what()
-        if v:
-            return v
-        time.sleep(0.1)
-    return what()
-
-
 def session_rows(a, *extra):
     rc, out, err = ctl("-a", a, "sessions", *extra)
     if rc != 0:
@@ -428,7 +418,7 @@ def test_live(e1, e2):
 
             rc, out, err = ctl("-a", a, "failover", s["ID"], "--to", other)
             c.eq("failover: exit 0", (0, ""), (rc, err))
-            moved = wait_for(lambda: (session_rows(a) or [{}])[0].get("BACKEND") == other)
+            moved = wait_for(lambda: (session_rows(a) or [{}])[0].get("BACKEND") == other, 5, 0.1)
             c.true("failover: the session is on the other backend", moved, session_rows(a))
             cl.send(frame(OP_TEXT, b"after"))
             c.eq("failover: the client still talks", b"after", cl.read_frame()[2])
@@ -438,7 +428,7 @@ def test_live(e1, e2):
             c.eq("kill: exit 0", (0, ""), (rc, err))
             fin, op, payload = cl.read_frame()
             c.eq("kill: the client gets a close", OP_CLOSE, op)
-            c.true("kill: the list empties", wait_for(lambda: session_rows(a) == []),
+            c.true("kill: the list empties", wait_for(lambda: session_rows(a) == [], 5, 0.1),
                    session_rows(a))
         cl.close()
 

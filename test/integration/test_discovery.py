@@ -17,7 +17,8 @@ import sys
 import tempfile
 import time
 
-from wsbtest import ECHO, OP_TEXT, T, Checks, Process, RawClient, Wsbal, frame, free_port, run_tests
+from wsbtest import (ECHO, OP_TEXT, T, Checks, Process, RawClient, Wsbal, frame, free_port, run_tests,
+                     wait_for)
 
 c = Checks()
 NAME = "svc.wsbal.test"
@@ -45,16 +46,6 @@ def metric(port, name):
 
 def names(port):
     return sorted(b["name"] for b in api(port, "GET", "/api/v1/backends")[1]["backends"])
-
-
-def wait_for(what, timeout=T):
-    """Polls what() until it is true or the deadline passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = what()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(0.1)
 
 
 def write_hosts(path, addrs):

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 
-from wsbtest import T, Checks, Echo, Peer, RawClient, Wsbal, free_port, run_tests
+from wsbtest import T, Checks, Echo, Peer, RawClient, Wsbal, free_port, run_tests, wait_for
 
 c = Checks()
 FAST = {"health_interval": "200ms", "health_timeout": "150ms", "health_rise": "2",
@@ -47,16 +47,6 @@ def metrics(ap):
 
 def metric(ap, family, **labels):
     return metrics(ap).get((family, frozenset(labels.items())))
-
-
-def wait_for(what, timeout=T):
-    """Polls what() until it is true; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = what()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(0.05)
 
 
 def open_sessions(port, n):

@@ -20,7 +20,7 @@ import warnings
 import websockets
 
 from wsbtest import (OP_TEXT, T, Checks, Echo, Peer, RawClient, Wsbal, frame, free_port, run,
-                     run_tests)
+                     run_tests, wait_for)
 
 c = Checks()
 TMP = tempfile.mkdtemp(prefix="wsbal-tls-")
@@ -381,15 +381,6 @@ def test_tickets_shared_across_workers():
         echo.stop()
 
 
-def wait_until(what, timeout=T):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if what():
-            return True
-        time.sleep(0.05)
-    return bool(what())
-
-
 def backends_up(admin_port):
     with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/api/v1/backends", timeout=T) as r:
         return {b["name"]: b["up"] for b in json.loads(r.read())["backends"]}
@@ -433,7 +424,7 @@ def test_health_and_load_over_tls():
                        (metric(m, "wsbal_backend_load_reports_total", backend=n,
                                result="ok") or 0) >= 2 for n in ("busy", "idle"))
         c.true("http checks and load reports over TLS pass for both wss backends",
-               wait_until(passing), metrics(ap)[-3000:] + lb.output()[-1500:])
+               wait_for(passing), metrics(ap)[-3000:] + lb.output()[-1500:])
         c.true("the mute backend timed out",
                lb.wait_line(r"backend mute is down: no answer within") is not None,
                lb.output()[-1500:])
@@ -474,7 +465,7 @@ def test_health_and_load_over_tls():
                                                    "admin": {"address": f"127.0.0.1:{ap}"}})
         c.true("reload with tls_verify = off", verdict and verdict.startswith("reloaded"), verdict)
         c.true("with tls_verify = off both are up again",
-               wait_until(lambda: backends_up(ap) == {"busy": True, "idle": True, "mute": False}),
+               wait_for(lambda: backends_up(ap) == {"busy": True, "idle": True, "mute": False}),
                lb.output()[-1500:])
     finally:
         for rc in held:

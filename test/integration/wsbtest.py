@@ -89,6 +89,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+
+def wait_for(what, timeout=T, step=0.05):
+    """Polls what() until it is true or the deadline passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = what()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
 ALL_PROCESSES = []
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
 

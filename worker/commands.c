@@ -21,17 +21,14 @@ static struct wsb_session *find(struct wsb_worker *w, uint64_t id) {
   return NULL;
 }
 
-static bool draining(const struct wsb_worker *w, int slot) {
-  return (w->drain_slots[slot / 8] & (1u << (slot % 8))) != 0;
-}
-
 static void on_drain_tick(uv_timer_t *t) {
   struct wsb_worker *w = t->data;
   unsigned moved = 0, left = 0;
   struct wsb_session *next;
   for (struct wsb_session *s = w->sessions; s != NULL; s = next) {
     next = s->next;
-    if (s->backend_slot < 0 || !draining(w, s->backend_slot) || s->state != S_RELAY)
+    if (s->backend_slot < 0 || !wsb_slot_set_has(&w->drain_slots, (uint32_t)s->backend_slot) ||
+        s->state != S_RELAY)
       continue;
     if (moved == DRAIN_BATCH) {
       left++;
@@ -41,7 +38,7 @@ static void on_drain_tick(uv_timer_t *t) {
     moved++;
   }
   if (left == 0) {
-    memset(w->drain_slots, 0, sizeof(w->drain_slots));
+    wsb_slot_set_clear(&w->drain_slots);
     uv_timer_stop(t);
   }
   if (moved > 0)
@@ -195,7 +192,7 @@ void wsb_worker_command(struct wsb_worker *w, const struct wsb_control_msg *m) {
   case WSB_CTL_FAILOVER_BACKEND:
     if (m->slot < 0 || m->slot >= WSB_SHM_MAX_BACKENDS)
       return;
-    w->drain_slots[m->slot / 8] |= (uint8_t)(1u << (m->slot % 8));
+    wsb_slot_set_add(&w->drain_slots, (uint32_t)m->slot);
     if (!uv_is_active((uv_handle_t *)&w->drain_tick))
       uv_timer_start(&w->drain_tick, on_drain_tick, 0, DRAIN_TICK_MS);
     break;

@@ -323,7 +323,7 @@ void failover_begin(struct wsb_session *s, int reason) {
   hs->prefer = s->prefer_slot;
   s->prefer_slot = -1;
   upgrade_find_client_ip(s);
-  hs->tried[s->backend_slot / 8] |= (uint8_t)(1u << (s->backend_slot % 8));
+  wsb_slot_set_add(&hs->tried, (uint32_t)s->backend_slot);
   /* The count moves exactly once: off the lost backend now, onto the next when chosen. */
   session_release_backend(s);
   session_set_state(s, S_FAILOVER);

@@ -1,28 +1,43 @@
-/* Backend selection inside a worker: the table of balancing algorithms and what they share. */
+/* Backend selection: the balancing algorithms, as functions of a table, a segment and a time. */
 #ifndef WSB_SELECT_H
 #define WSB_SELECT_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "worker.h"
+#include "shm.h"
+#include "slots.h"
 
-/* One selection, as every algorithm is asked it. */
+/*
+ * One selection: everything an algorithm reads, so that a worker and a unit test ask it the same
+ * way. Nothing here is the worker's: the table is the published one (a worker's private copy),
+ * and the segment holds the live counts, load reports, breakers, health and rotation every
+ * worker shares.
+ */
 struct wsb_pick {
-  const uint8_t *excluded; /* bitset of slots tried already for this session, or NULL */
-  bool backups;            /* choose among backups: no primary is available */
-  uint64_t key_hash;       /* hash: the hash of the request's key */
-  uint64_t now_ms;         /* wsb_shm_now_ms(), for slow start */
+  const struct wsb_shm_table *table;
+  struct wsb_shm *shm;
+  uint64_t now_ms; /* wsb_shm_now_ms(): load reports' age, slow start, breaker cooldowns */
+  /* Random numbers for tie-breaks and draws: the worker's generator, a seeded one in tests. */
+  uint64_t (*random)(void *ctx);
+  void *random_ctx;
+  struct wsb_slot_set excluded; /* slots tried already for this session */
+  bool backups;                 /* choose among backups: no primary is available */
+  uint64_t key_hash;            /* hash: the hash of the request's key */
 };
 
-/* A balancing algorithm (STYLE.md rule 8): private state per table generation, and select. */
+/*
+ * A balancing algorithm (STYLE.md rule 8). Its state is built once per table generation and
+ * tier (primaries, backups), never per selection: the tiers never mix, so each has its own.
+ */
 struct wsb_balancer {
   const char *name;
-  /* Builds the state select reads from w->table; NULL when none is needed. 0 or -ENOMEM. */
-  int (*prepare)(struct wsb_worker *w, void **state);
+  /* Builds the state select reads for t's backups or primaries into *state, which is NULL on
+     entry and may stay so (no backend in the tier, or nothing to build). 0 or -ENOMEM. */
+  int (*prepare)(const struct wsb_shm_table *t, bool backups, void **state);
   void (*release)(void *state);
-  /* An available slot of p's tier (primaries or backups), or -1 when there is none. */
-  int (*select)(struct wsb_worker *w, void *state, const struct wsb_pick *p);
+  /* An available slot of p's tier, or -1 when there is none. state is that tier's. */
+  int (*select)(void *state, const struct wsb_pick *p);
 };
 
 extern const struct wsb_balancer wsb_balancer_least_conn;
@@ -30,16 +45,39 @@ extern const struct wsb_balancer wsb_balancer_round_robin;
 extern const struct wsb_balancer wsb_balancer_random;
 extern const struct wsb_balancer wsb_balancer_hash;
 
+/* The balancer of an enum wsb_algorithm; least_conn for a value it does not know. */
+const struct wsb_balancer *wsb_balancer_of(uint32_t algorithm);
+
+/* A balancer with its state for both tiers, for one table generation. Zeroed, it is unset. */
+struct wsb_selector {
+  const struct wsb_balancer *balancer;
+  void *state[2]; /* index = backups */
+};
+
+/* Prepares b over t. 0, or -ENOMEM with s unset. */
+int wsb_selector_init(struct wsb_selector *s, const struct wsb_balancer *b,
+                      const struct wsb_shm_table *t);
+void wsb_selector_free(struct wsb_selector *s);
+
+/* A primary chosen by s's algorithm, else a backup (backups only when no primary is available;
+   p->backups is not read); -1 when no backend is available. */
+int wsb_selector_pick(const struct wsb_selector *s, const struct wsb_pick *p);
+
 /* May slot take a new session now: in p's tier, in use, enabled, up, below its max_sessions,
    its breaker not cooling down, and not excluded. */
-bool wsb_select_available(struct wsb_worker *w, uint32_t slot, const struct wsb_pick *p);
+bool wsb_select_available(const struct wsb_pick *p, uint32_t slot);
 
 /* The load least_conn and random compare: the backend's fresh load report plus the sessions this
    instance opened since (load_report_path), else the slot's live sessions over all workers. */
-uint64_t wsb_select_load(const struct wsb_worker *w, uint32_t slot);
+uint64_t wsb_select_load(const struct wsb_pick *p, uint32_t slot);
 
 /* The slot's weight now, in 1/WSB_RAMP_SCALE units, slow start applied. */
-uint64_t wsb_select_weight(const struct wsb_worker *w, uint32_t slot, const struct wsb_pick *p);
+uint64_t wsb_select_weight(const struct wsb_pick *p, uint32_t slot);
+
+/* The pick's next random number. */
+static inline uint64_t wsb_select_random(const struct wsb_pick *p) {
+  return p->random(p->random_ctx);
+}
 
 /* Compares (load + 1) / weight of two backends, counting the session being placed, so a
    backend of weight 3 takes three sessions for each one of weight 1 even from empty, and a

@@ -14,52 +14,37 @@
  * Points are placed by backend name, so a reload that moves slots moves no key. Slow start
  * does not apply: a key's backend is fixed by the ring, not by load.
  */
-struct hash_state {
-  struct wsb_ring ring[2]; /* index = backups */
-};
-
 static void hash_release(void *state) {
-  struct hash_state *h = state;
-  wsb_ring_free(&h->ring[0]);
-  wsb_ring_free(&h->ring[1]);
-  free(h);
+  wsb_ring_free(state);
+  free(state);
 }
 
-static int hash_prepare(struct wsb_worker *w, void **state) {
-  struct hash_state *h = calloc(1, sizeof(*h));
-  if (h == NULL)
+static int hash_prepare(const struct wsb_shm_table *t, bool backups, void **state) {
+  struct wsb_ring *ring = calloc(1, sizeof(*ring));
+  if (ring == NULL)
     return -ENOMEM;
-  for (int tier = 0; tier < 2; tier++) {
-    struct wsb_ring_node nodes[WSB_SHM_MAX_BACKENDS];
-    size_t n = 0;
-    for (uint32_t slot = 0; slot < w->table->nslots; slot++) {
-      const struct wsb_shm_backend *b = &w->table->backends[slot];
-      if (b->in_use && b->backup == (tier == 1))
-        nodes[n++] = (struct wsb_ring_node){b->name, b->weight, slot};
-    }
-    if (wsb_ring_build(&h->ring[tier], nodes, n) != 0) {
-      hash_release(h);
-      return -ENOMEM;
-    }
+  struct wsb_ring_node nodes[WSB_SHM_MAX_BACKENDS];
+  size_t n = 0;
+  for (uint32_t slot = 0; slot < t->nslots; slot++) {
+    const struct wsb_shm_backend *b = &t->backends[slot];
+    if (b->in_use && b->backup == backups)
+      nodes[n++] = (struct wsb_ring_node){b->name, b->weight, slot};
   }
-  *state = h;
+  if (wsb_ring_build(ring, nodes, n) != 0) {
+    free(ring);
+    return -ENOMEM;
+  }
+  *state = ring;
   return 0;
 }
 
-struct lookup {
-  struct wsb_worker *w;
-  const struct wsb_pick *p;
-};
-
 static bool takes_key(void *ctx, uint32_t slot) {
-  struct lookup *l = ctx;
-  return wsb_select_available(l->w, slot, l->p);
+  const struct wsb_pick *const *p = ctx;
+  return wsb_select_available(*p, slot);
 }
 
-static int hash_select(struct wsb_worker *w, void *state, const struct wsb_pick *p) {
-  struct hash_state *h = state;
-  struct lookup l = {w, p};
-  return (int)wsb_ring_lookup(&h->ring[p->backups ? 1 : 0], p->key_hash, takes_key, &l);
+static int hash_select(void *state, const struct wsb_pick *p) {
+  return (int)wsb_ring_lookup(state, p->key_hash, takes_key, &p);
 }
 
 const struct wsb_balancer wsb_balancer_hash = {

@@ -24,66 +24,59 @@
  */
 #define MAX_TICKETS 16
 
+/* One tier's period of the sequence, as backend slots. */
 struct rr_state {
-  uint16_t *slots[2]; /* the period of the sequence, as backend slots; index = backups */
-  size_t len[2];
+  size_t len;
+  uint16_t slots[];
 };
 
 static void rr_release(void *state) {
-  struct rr_state *rr = state;
-  free(rr->slots[0]);
-  free(rr->slots[1]);
-  free(rr);
+  free(state);
 }
 
-static int rr_prepare(struct wsb_worker *w, void **state) {
-  struct rr_state *rr = calloc(1, sizeof(*rr));
-  if (rr == NULL)
-    return -ENOMEM;
-  for (int tier = 0; tier < 2; tier++) {
-    uint32_t weights[WSB_SHM_MAX_BACKENDS];
-    uint16_t slot_of[WSB_SHM_MAX_BACKENDS];
-    size_t n = 0;
-    for (uint32_t slot = 0; slot < w->table->nslots; slot++) {
-      const struct wsb_shm_backend *b = &w->table->backends[slot];
-      if (b->in_use && b->enabled && b->backup == (tier == 1)) {
-        weights[n] = b->weight;
-        slot_of[n++] = (uint16_t)slot;
-      }
+static int rr_prepare(const struct wsb_shm_table *t, bool backups, void **state) {
+  uint32_t weights[WSB_SHM_MAX_BACKENDS];
+  uint16_t slot_of[WSB_SHM_MAX_BACKENDS];
+  size_t n = 0;
+  for (uint32_t slot = 0; slot < t->nslots; slot++) {
+    const struct wsb_shm_backend *b = &t->backends[slot];
+    if (b->in_use && b->enabled && b->backup == backups) {
+      weights[n] = b->weight;
+      slot_of[n++] = (uint16_t)slot;
     }
-    size_t period = wsb_swrr_period(weights, n);
-    if (period == 0)
-      continue;
-    rr->slots[tier] = malloc(period * sizeof(uint16_t));
-    if (rr->slots[tier] == NULL || wsb_swrr_sequence(weights, n, rr->slots[tier]) != period) {
-      rr_release(rr);
-      return -ENOMEM;
-    }
-    for (size_t i = 0; i < period; i++)
-      rr->slots[tier][i] = slot_of[rr->slots[tier][i]];
-    rr->len[tier] = period;
   }
+  size_t period = wsb_swrr_period(weights, n);
+  if (period == 0)
+    return 0; /* no backend in this tier: select finds none */
+  struct rr_state *rr = malloc(sizeof(*rr) + period * sizeof(rr->slots[0]));
+  if (rr == NULL || wsb_swrr_sequence(weights, n, rr->slots) != period) {
+    free(rr);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < period; i++)
+    rr->slots[i] = slot_of[rr->slots[i]];
+  rr->len = period;
   *state = rr;
   return 0;
 }
 
-static int rr_select(struct wsb_worker *w, void *state, const struct wsb_pick *p) {
-  struct rr_state *rr = state;
-  int tier = p->backups ? 1 : 0;
-  if (rr->len[tier] == 0)
+static int rr_select(void *state, const struct wsb_pick *p) {
+  const struct rr_state *rr = state;
+  if (rr == NULL)
     return -1;
   for (int i = 0; i < MAX_TICKETS; i++) {
-    uint64_t ticket = atomic_fetch_add_explicit(&w->shm->rr_tickets[tier], 1, memory_order_relaxed);
-    uint32_t slot = rr->slots[tier][ticket % rr->len[tier]];
-    if (!wsb_select_available(w, slot, p))
+    uint64_t ticket =
+        atomic_fetch_add_explicit(&p->shm->rr_tickets[p->backups], 1, memory_order_relaxed);
+    uint32_t slot = rr->slots[ticket % rr->len];
+    if (!wsb_select_available(p, slot))
       continue;
-    uint64_t full = (uint64_t)w->table->backends[slot].weight * WSB_RAMP_SCALE;
-    uint64_t now = wsb_select_weight(w, slot, p);
-    if (now < full && wsb_worker_random(w) % full >= now)
+    uint64_t full = (uint64_t)p->table->backends[slot].weight * WSB_RAMP_SCALE;
+    uint64_t now = wsb_select_weight(p, slot);
+    if (now < full && wsb_select_random(p) % full >= now)
       continue;
     return (int)slot;
   }
-  return wsb_balancer_least_conn.select(w, NULL, p);
+  return wsb_balancer_least_conn.select(NULL, p);
 }
 
 const struct wsb_balancer wsb_balancer_round_robin = {

@@ -76,8 +76,8 @@ struct handshake {
   bool backoff;                /* the timer is a pause between failover attempts */
   int prefer;                  /* a backend slot the admin asked for, tried first; -1 for none */
   uv_connect_t connect;
-  uint8_t tried[(WSB_SHM_MAX_BACKENDS + 7) / 8]; /* backends tried for this session */
-  bool relaying_error; /* passing a backend's non-101 answer through to the client */
+  struct wsb_slot_set tried; /* backends tried for this session */
+  bool relaying_error;       /* passing a backend's non-101 answer through to the client */
   uint64_t error_body_left;
 };
 

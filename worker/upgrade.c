@@ -141,10 +141,6 @@ void upgrade_on_client_read(struct leg *l, ssize_t nread) {
   on_request(s, before + (size_t)rc);
 }
 
-static void mark_tried(struct handshake *hs, int slot) {
-  hs->tried[slot / 8] |= (uint8_t)(1u << (slot % 8));
-}
-
 static void on_backend_closed_for_retry(uv_handle_t *h);
 
 void upgrade_retry_after_close(struct wsb_session *s) {
@@ -208,10 +204,10 @@ void upgrade_connect_next(struct wsb_session *s) {
   struct handshake *hs = s->hs;
   struct wsb_hash_key_source key = {&hs->req, hs->upgrade.path, hs->client_ip,
                                     w->table->settings.trust_forwarded};
-  int slot = hs->prefer >= 0 ? hs->prefer : wsb_select_backend(w, &key, hs->tried);
+  int slot = hs->prefer >= 0 ? hs->prefer : wsb_select_backend(w, &key, &hs->tried);
   hs->prefer = -1; /* the admin's choice is tried once; then the algorithm picks */
-  if (slot >= 0 && (hs->tried[slot / 8] & (1u << (slot % 8))))
-    slot = wsb_select_backend(w, &key, hs->tried);
+  if (slot >= 0 && wsb_slot_set_has(&hs->tried, (uint32_t)slot))
+    slot = wsb_select_backend(w, &key, &hs->tried);
   if (slot < 0 && s->state == S_FAILOVER) {
     failover_give_up(s, WSB_CLOSE_TRY_AGAIN, "no backend left");
     return;
@@ -224,7 +220,7 @@ void upgrade_connect_next(struct wsb_session *s) {
       reply_error(s, 503, WSB_HS_NO_BACKEND);
     return;
   }
-  mark_tried(hs, slot);
+  wsb_slot_set_add(&hs->tried, (uint32_t)slot);
   hs->attempts++;
   hs->connect_started_ms = uv_now(&w->loop);
   session_hold_backend(s, slot);

@@ -8,13 +8,14 @@
 
 #include "frame.h"
 #include "proc.h"
+#include "select.h"
 #include "shm.h"
+#include "slots.h"
 
 #define WSB_READ_BUFFER_SIZE (64 * 1024)
 #define WSB_MAX_LISTENERS    16
 
 struct wsb_session;
-struct wsb_balancer;
 struct wsb_hash_key_source;
 struct wsb_tls_worker;
 
@@ -26,8 +27,7 @@ struct wsb_worker {
   struct wsb_shm_worker *stats; /* this worker's counters in the segment */
   struct wsb_shm_table *table;  /* private copy of the published table */
   uint64_t table_generation;
-  const struct wsb_balancer *balancer; /* the algorithm of balancer_generation (select.c) */
-  void *balancer_state;                /* its tables for that generation */
+  struct wsb_selector selector; /* the algorithm and its tables of balancer_generation */
   uint64_t balancer_generation;
   uv_tcp_t listeners[WSB_MAX_LISTENERS];
   size_t nlisten;
@@ -37,7 +37,7 @@ struct wsb_worker {
   uv_timer_t drain_timer; /* shutdown_timeout of a graceful stop */
   uv_signal_t sigusr1;    /* reopen the access log */
   uv_timer_t drain_tick;  /* paces moving a drained backend's sessions */
-  uint8_t drain_slots[(WSB_SHM_MAX_BACKENDS + 7) / 8];
+  struct wsb_slot_set drain_slots;
   struct wsb_log_file *access_log; /* NULL when off */
   char access_path[WSB_PATH_MAX];
   bool draining;                /* no longer accepting; exits when the last session ends */
@@ -85,7 +85,7 @@ void wsb_breaker_no_verdict(struct wsb_worker *w, uint32_t slot);
 /* Chooses a backend slot by the configured algorithm among those not in excluded; -1 when none
    is available. src is the request the hash algorithm takes its key from. */
 int wsb_select_backend(struct wsb_worker *w, const struct wsb_hash_key_source *src,
-                       const uint8_t *excluded);
+                       const struct wsb_slot_set *excluded);
 /* Frees the algorithm's tables (at exit). */
 void wsb_select_release(struct wsb_worker *w);
 

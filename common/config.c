@@ -89,15 +89,15 @@ void wsb_config_defaults(struct wsb_config *cfg) {
   cfg->upstream.hash_key = WSB_HASH_IP;
   cfg->upstream.connect_timeout_ms = 5000;
   cfg->upstream.failover = true;
-  memcpy(cfg->upstream.failover_codes, failover_codes, sizeof(failover_codes));
-  cfg->upstream.nfailover_codes = sizeof(failover_codes) / sizeof(failover_codes[0]);
+  memcpy(cfg->upstream.failover_codes.codes, failover_codes, sizeof(failover_codes));
+  cfg->upstream.failover_codes.n = sizeof(failover_codes) / sizeof(failover_codes[0]);
   cfg->upstream.max_failovers = 5;
   cfg->upstream.failover_buffer = 1024 * 1024;
   cfg->upstream.failover_buffer_total = 64 * 1024 * 1024;
-  cfg->upstream.reconnect_header = cfg_strdup("X-Balancer-Reconnect");
+  cfg->upstream.reconnect_header = wsb__cfg_strdup("X-Balancer-Reconnect");
   cfg->upstream.ping_interval_ms = 30000;
   cfg->upstream.health_check = WSB_HEALTH_TCP;
-  cfg->upstream.health_path = cfg_strdup("/healthCheck");
+  cfg->upstream.health_path = wsb__cfg_strdup("/healthCheck");
   cfg->upstream.health_interval_ms = 5000;
   cfg->upstream.health_timeout_ms = 2000;
   cfg->upstream.health_rise = 2;
@@ -138,11 +138,11 @@ void wsb_config_free(struct wsb_config *cfg) {
   };
   for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
     free(*strings[i]);
-  cfg_strlist_free(&cfg->listen.tls_cert);
-  cfg_strlist_free(&cfg->listen.tls_key);
-  cfg_strlist_free(&cfg->listen.allowed_origins);
-  cfg_strlist_free(&cfg->upstream.pass_headers);
-  cfg_strlist_free(&cfg->upstream.block_headers);
+  wsb__cfg_strlist_free(&cfg->listen.tls_cert);
+  wsb__cfg_strlist_free(&cfg->listen.tls_key);
+  wsb__cfg_strlist_free(&cfg->listen.allowed_origins);
+  wsb__cfg_strlist_free(&cfg->upstream.pass_headers);
+  wsb__cfg_strlist_free(&cfg->upstream.block_headers);
   free(cfg->backends);
   /* Zeroed, a second free or a free after a failed load is harmless. */
   memset(cfg, 0, sizeof(*cfg));
@@ -156,9 +156,9 @@ void wsb_config_errors_free(struct wsb_config_errors *errs) {
   errs->n = 0;
 }
 
-bool wsb_config_is_failover_code(const struct wsb_config *cfg, uint16_t code) {
-  for (size_t i = 0; i < cfg->upstream.nfailover_codes; i++)
-    if (cfg->upstream.failover_codes[i] == code)
+bool wsb_close_codes_has(const struct wsb_close_codes *list, uint16_t code) {
+  for (uint32_t i = 0; i < list->n; i++)
+    if (list->codes[i] == code)
       return true;
   return false;
 }
@@ -169,7 +169,7 @@ static void __attribute__((format(printf, 3, 0)))
 verror(struct loader *ld, const char *where, const char *fmt, va_list ap) {
   char msg[1024];
   vsnprintf(msg, sizeof(msg), fmt, ap);
-  cfg_errors_add(ld->errs, "%s: %s", where, msg);
+  wsb__cfg_errors_add(ld->errs, "%s: %s", where, msg);
 }
 
 static void __attribute__((format(printf, 3, 4)))
@@ -218,8 +218,8 @@ static struct wsb_backend_config *backend_find(struct wsb_config *cfg, const cha
 static struct wsb_backend_config *backend_add(struct loader *ld, const char *name, int line) {
   struct wsb_config *cfg = ld->cfg;
   size_t n = cfg->nbackends + 1;
-  cfg->backends = cfg_must(realloc(cfg->backends, n * sizeof(*cfg->backends)));
-  ld->bstate = cfg_must(realloc(ld->bstate, n * sizeof(*ld->bstate)));
+  cfg->backends = wsb__cfg_must(realloc(cfg->backends, n * sizeof(*cfg->backends)));
+  ld->bstate = wsb__cfg_must(realloc(ld->bstate, n * sizeof(*ld->bstate)));
   struct wsb_backend_config *b = &cfg->backends[n - 1];
   memset(b, 0, sizeof(*b));
   memset(&ld->bstate[n - 1], 0, sizeof(ld->bstate[n - 1]));
@@ -279,7 +279,7 @@ static void begin_section(struct loader *ld, const char *s) {
     return;
   }
   for (enum cfg_section sec = CFG_SEC_WSBAL; sec < CFG_SEC_BACKEND; sec++) {
-    if (strcmp(name, cfg_section_name(sec)) == 0) {
+    if (strcmp(name, wsb__cfg_section_name(sec)) == 0) {
       ld->sec = sec;
       snprintf(ld->label, sizeof(ld->label), "[%s]", name);
       return;
@@ -348,7 +348,7 @@ static char *read_line(char *str, int num, void *stream) {
 }
 
 static void set_key_from_file(struct loader *ld, const char *name, const char *value) {
-  int idx = cfg_key_find(ld->sec, name);
+  int idx = wsb__cfg_key_find(ld->sec, name);
   if (idx < 0) {
     error_at(ld, ld->line, "unknown key \"%s\" in %s", name, ld->label);
     return;
@@ -368,7 +368,7 @@ static void set_key_from_file(struct loader *ld, const char *name, const char *v
   }
   *first = ld->line;
   char msg[512];
-  if (cfg_key_apply(ld->sec, idx, base, ld->label, value, msg, sizeof(msg)) < 0)
+  if (wsb__cfg_key_apply(ld->sec, idx, base, ld->label, value, msg, sizeof(msg)) < 0)
     error_at(ld, ld->line, "%s", msg);
 }
 
@@ -434,7 +434,7 @@ static void env_key(struct loader *ld, const char *entry, size_t namelen, const 
   }
   for (enum cfg_section sec = CFG_SEC_WSBAL; sec < CFG_SEC_BACKEND; sec++) {
     char prefix[32], key[64], label[32];
-    const char *sname = cfg_section_name(sec);
+    const char *sname = wsb__cfg_section_name(sec);
     size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "WSBAL_%s_", sname);
     for (size_t i = 0; i < plen; i++)
       prefix[i] = (char)toupper((unsigned char)prefix[i]);
@@ -448,13 +448,13 @@ static void env_key(struct loader *ld, const char *entry, size_t namelen, const 
       *k = (char)tolower((unsigned char)*k);
     }
     snprintf(label, sizeof(label), "[%s]", sname);
-    int idx = upper ? cfg_key_find(sec, key) : -1;
+    int idx = upper ? wsb__cfg_key_find(sec, key) : -1;
     if (idx < 0) {
       error_env(ld, entry, namelen, "unknown key \"%.*s\" in %s", (int)klen, entry + plen, label);
       return;
     }
     char msg[512];
-    if (cfg_key_apply(sec, idx, ld->cfg, label, value, msg, sizeof(msg)) < 0) {
+    if (wsb__cfg_key_apply(sec, idx, ld->cfg, label, value, msg, sizeof(msg)) < 0) {
       error_env(ld, entry, namelen, "%s", msg);
       return;
     }
@@ -505,9 +505,9 @@ static void env_backend(struct loader *ld, const char *entry, size_t namelen, co
   }
   struct wsb_backend_config b = {0};
   char label[WSB_NAME_MAX + 16], msg[512];
-  int url_key = cfg_key_find(CFG_SEC_BACKEND, "url");
+  int url_key = wsb__cfg_key_find(CFG_SEC_BACKEND, "url");
   snprintf(label, sizeof(label), "[backend:%s]", name);
-  if (cfg_key_apply(CFG_SEC_BACKEND, url_key, &b, label, url, msg, sizeof(msg)) < 0) {
+  if (wsb__cfg_key_apply(CFG_SEC_BACKEND, url_key, &b, label, url, msg, sizeof(msg)) < 0) {
     error_env(ld, entry, namelen, "%s", msg);
     return;
   }
@@ -520,10 +520,10 @@ static void env_backend(struct loader *ld, const char *entry, size_t namelen, co
 
 static void env_backends(struct loader *ld, const char *entry, size_t namelen, const char *value) {
   struct wsb_strlist items;
-  cfg_strlist_split(value, &items);
+  wsb__cfg_strlist_split(value, &items);
   for (size_t i = 0; i < items.n; i++)
     env_backend(ld, entry, namelen, items.items[i]);
-  cfg_strlist_free(&items);
+  wsb__cfg_strlist_free(&items);
 }
 
 static void apply_env(struct loader *ld, char *const *envp) {
@@ -543,7 +543,7 @@ static void apply_env(struct loader *ld, char *const *envp) {
 /* Checks of the whole, after the file and the environment. */
 
 static void check_backends(struct loader *ld) {
-  int url = cfg_key_find(CFG_SEC_BACKEND, "url");
+  int url = wsb__cfg_key_find(CFG_SEC_BACKEND, "url");
   for (size_t i = 0; i < ld->cfg->nbackends; i++) {
     const struct wsb_backend_config *b = &ld->cfg->backends[i];
     /* A url given but rejected has been reported already. */
@@ -561,13 +561,13 @@ static void check_backends(struct loader *ld) {
 
 static const struct origin *origin_of(const struct loader *ld, enum cfg_section sec,
                                       const char *key) {
-  return &ld->origin[sec][cfg_key_find(sec, key)];
+  return &ld->origin[sec][wsb__cfg_key_find(sec, key)];
 }
 
 /* A certificate and its key come together; lists of them pair up one to one. */
 static void check_pair(struct loader *ld, enum cfg_section sec, const char *cert_key, size_t ncert,
                        const char *key_key, size_t nkey) {
-  const char *s = cfg_section_name(sec);
+  const char *s = wsb__cfg_section_name(sec);
   if (ncert > 0 && nkey == 0)
     error_origin(ld, origin_of(ld, sec, cert_key), "[%s] %s is set but %s is not", s, cert_key,
                  key_key);
@@ -643,7 +643,7 @@ static void note_tls_origins(struct loader *ld) {
     else
       snprintf(where, sizeof(where), "%s", ld->file != NULL ? ld->file : "(no file)");
     free(ld->cfg->tls_where[i]);
-    ld->cfg->tls_where[i] = cfg_strdup(where);
+    ld->cfg->tls_where[i] = wsb__cfg_strdup(where);
   }
 }
 
@@ -663,7 +663,8 @@ int wsb_config_check_tls(const struct wsb_config *cfg, struct wsb_config_errors 
     SSL_CTX *ctx = wsb_tls_server_ctx(cfg->listen.tls_cert.items, cfg->listen.tls_key.items, n,
                                       cfg->listen.tls_min_version, err, sizeof(err));
     if (ctx == NULL)
-      cfg_errors_add(errs, "%s: [listen] tls_cert: %s", tls_where(cfg, WSB_TLS_WHERE_CERT), err);
+      wsb__cfg_errors_add(errs, "%s: [listen] tls_cert: %s", tls_where(cfg, WSB_TLS_WHERE_CERT),
+                          err);
     SSL_CTX_free(ctx);
   }
   bool wss = cfg->upstream.tls_ca_file != NULL || cfg->upstream.tls_client_cert != NULL;
@@ -679,7 +680,7 @@ int wsb_config_check_tls(const struct wsb_config *cfg, struct wsb_config_errors 
                                                       : WSB_TLS_WHERE_VERIFY;
       static const char *const names[] = {"tls_cert", "tls_ca_file", "tls_client_cert",
                                           "tls_verify"};
-      cfg_errors_add(errs, "%s: [upstream] %s: %s", tls_where(cfg, k), names[k], err);
+      wsb__cfg_errors_add(errs, "%s: [upstream] %s: %s", tls_where(cfg, k), names[k], err);
     }
     SSL_CTX_free(ctx);
   }
@@ -690,13 +691,14 @@ int wsb_config_check_users(const struct wsb_config *cfg, struct wsb_config_error
   size_t before = errs->n;
   const char *user = cfg->wsbal.user, *group = cfg->wsbal.group;
   if (user != NULL && getpwnam(user) == NULL)
-    cfg_errors_add(errs, "%s: [wsbal] user %s: no such user", tls_where(cfg, WSB_WHERE_USER), user);
+    wsb__cfg_errors_add(errs, "%s: [wsbal] user %s: no such user", tls_where(cfg, WSB_WHERE_USER),
+                        user);
   char *end = NULL;
   if (group != NULL && getgrnam(group) == NULL) /* else a number will do, as at the start */
     strtoul(group, &end, 10);
   if (group != NULL && end != NULL && (end == group || *end != '\0'))
-    cfg_errors_add(errs, "%s: [wsbal] group %s: no such group", tls_where(cfg, WSB_WHERE_GROUP),
-                   group);
+    wsb__cfg_errors_add(errs, "%s: [wsbal] group %s: no such group",
+                        tls_where(cfg, WSB_WHERE_GROUP), group);
   return errs->n > before ? WSB_ECONFIG : 0;
 }
 
@@ -728,13 +730,13 @@ int wsb_config_load(struct wsb_config *cfg, const char *path, char *const *envp,
                     struct wsb_config_errors *errs) {
   wsb_config_defaults(cfg);
   size_t before = errs->n;
-  struct loader *ld = cfg_must(calloc(1, sizeof(*ld)));
+  struct loader *ld = wsb__cfg_must(calloc(1, sizeof(*ld)));
   ld->cfg = cfg;
   ld->errs = errs;
   ld->file = path;
   int rc = 0;
   if (path != NULL) {
-    cfg->path = cfg_strdup(path);
+    cfg->path = wsb__cfg_strdup(path);
     rc = read_file(ld);
   }
   /* A file that cannot be read would only add "no backend" noise to the one line that matters. */

@@ -20,6 +20,15 @@ enum wsb_algorithm { WSB_ALG_LEAST_CONN, WSB_ALG_ROUND_ROBIN, WSB_ALG_RANDOM, WS
 enum wsb_hash_key { WSB_HASH_IP, WSB_HASH_PATH, WSB_HASH_HEADER, WSB_HASH_COOKIE, WSB_HASH_QUERY };
 enum wsb_health_check { WSB_HEALTH_OFF, WSB_HEALTH_TCP, WSB_HEALTH_HTTP };
 
+/* [upstream] failover_codes: one type in the configuration and in the segment, one lookup. */
+struct wsb_close_codes {
+  uint16_t codes[WSB_MAX_FAILOVER_CODES];
+  uint32_t n;
+};
+
+/* True when code is one of list's. */
+bool wsb_close_codes_has(const struct wsb_close_codes *list, uint16_t code);
+
 /* A comma-separated value split into trimmed, non-empty items. */
 struct wsb_strlist {
   char **items;
@@ -86,8 +95,7 @@ struct wsb_config {
     char *hash_key_name; /* NAME of header:/cookie:/query:, else NULL */
     uint64_t connect_timeout_ms;
     bool failover;
-    uint16_t failover_codes[WSB_MAX_FAILOVER_CODES];
-    size_t nfailover_codes;
+    struct wsb_close_codes failover_codes;
     unsigned max_failovers;
     uint64_t failover_buffer;
     uint64_t failover_buffer_total; /* all replay windows of one worker together */
@@ -174,9 +182,6 @@ int wsb_config_load(struct wsb_config *cfg, const char *path, char *const *envp,
 
 /* True for a backend name of 1 to 63 letters, digits, '-', '_' or '.'. */
 bool wsb_config_backend_name_valid(const char *name);
-
-/* True when code is in [upstream] failover_codes. */
-bool wsb_config_is_failover_code(const struct wsb_config *cfg, uint16_t code);
 
 void wsb_config_free(struct wsb_config *cfg);
 void wsb_config_errors_free(struct wsb_config_errors *errs);

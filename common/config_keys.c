@@ -157,7 +157,7 @@ static int set_access_log(void *base, const char *s) {
   if (strcasecmp(s, "off") == 0)
     cfg->wsbal.access_log = NULL;
   else
-    cfg->wsbal.access_log = cfg_strdup(strcasecmp(s, "stderr") == 0 ? "stderr" : s);
+    cfg->wsbal.access_log = wsb__cfg_strdup(strcasecmp(s, "stderr") == 0 ? "stderr" : s);
   return 0;
 }
 
@@ -166,7 +166,7 @@ static int set_listen_address(void *base, const char *s) {
   struct wsb_strlist list;
   struct wsb_hostport addr[WSB_MAX_LISTEN];
   int rc = 0;
-  cfg_strlist_split(s, &list);
+  wsb__cfg_strlist_split(s, &list);
   if (list.n == 0)
     rc = WSB_EVALUE;
   for (size_t i = 0; rc == 0 && i < list.n; i++)
@@ -175,7 +175,7 @@ static int set_listen_address(void *base, const char *s) {
     memcpy(cfg->listen.address, addr, list.n * sizeof(addr[0]));
     cfg->listen.naddress = list.n;
   }
-  cfg_strlist_free(&list);
+  wsb__cfg_strlist_free(&list);
   return rc;
 }
 
@@ -204,7 +204,7 @@ static int set_listen_path(void *base, const char *s) {
   while (n > 0 && s[n - 1] == '/')
     n--;
   free(cfg->listen.path);
-  cfg->listen.path = n == 0 ? NULL : cfg_must(strndup(s, n));
+  cfg->listen.path = n == 0 ? NULL : wsb__cfg_must(strndup(s, n));
   return 0;
 }
 
@@ -245,7 +245,7 @@ static int set_hash_key(void *base, const char *s) {
     if (strncasecmp(s, named[i].prefix, plen) == 0 && named[i].valid(s + plen)) {
       cfg->upstream.hash_key = named[i].key;
       free(cfg->upstream.hash_key_name);
-      cfg->upstream.hash_key_name = cfg_strdup(s + plen);
+      cfg->upstream.hash_key_name = wsb__cfg_strdup(s + plen);
       return 0;
     }
   }
@@ -259,7 +259,7 @@ static int set_failover_codes(void *base, const char *s) {
   struct wsb_strlist list;
   uint16_t codes[WSB_MAX_FAILOVER_CODES];
   int rc = 0;
-  cfg_strlist_split(s, &list);
+  wsb__cfg_strlist_split(s, &list);
   for (size_t i = 0; rc == 0 && i < list.n; i++) {
     uint64_t v = 0;
     rc = i < WSB_MAX_FAILOVER_CODES ? wsb_parse_uint(list.items[i], 1000, 4999, &v)
@@ -267,10 +267,10 @@ static int set_failover_codes(void *base, const char *s) {
     codes[i] = (uint16_t)v;
   }
   if (rc == 0) {
-    memcpy(cfg->upstream.failover_codes, codes, list.n * sizeof(codes[0]));
-    cfg->upstream.nfailover_codes = list.n;
+    memcpy(cfg->upstream.failover_codes.codes, codes, list.n * sizeof(codes[0]));
+    cfg->upstream.failover_codes.n = (uint32_t)list.n;
   }
-  cfg_strlist_free(&list);
+  wsb__cfg_strlist_free(&list);
   return rc;
 }
 
@@ -445,11 +445,19 @@ static const struct {
     [CFG_SEC_BACKEND] = {"backend", backend_keys, NKEYS(backend_keys)},
 };
 
-const char *cfg_section_name(enum cfg_section sec) {
+const char *wsb__cfg_section_name(enum cfg_section sec) {
   return sec <= CFG_SEC_BACKEND ? sections[sec].name : "";
 }
 
-int cfg_key_find(enum cfg_section sec, const char *name) {
+size_t wsb__cfg_key_count(enum cfg_section sec) {
+  return sec <= CFG_SEC_BACKEND ? sections[sec].n : 0;
+}
+
+const char *wsb__cfg_key_name(enum cfg_section sec, size_t i) {
+  return i < wsb__cfg_key_count(sec) ? sections[sec].keys[i].name : NULL;
+}
+
+int wsb__cfg_key_find(enum cfg_section sec, const char *name) {
   if (sec > CFG_SEC_BACKEND)
     return -1;
   for (size_t i = 0; i < sections[sec].n; i++)
@@ -469,20 +477,20 @@ static int apply_string(const struct cfg_key *k, char **field, const char *s) {
   if (k->valid != NULL && !k->valid(s))
     return WSB_EVALUE;
   free(*field);
-  *field = cfg_strdup(s);
+  *field = wsb__cfg_strdup(s);
   return 0;
 }
 
 static int apply_list(const struct cfg_key *k, struct wsb_strlist *field, const char *s) {
   struct wsb_strlist list;
-  cfg_strlist_split(s, &list);
+  wsb__cfg_strlist_split(s, &list);
   for (size_t i = 0; i < list.n; i++) {
     if (k->valid != NULL && !k->valid(list.items[i])) {
-      cfg_strlist_free(&list);
+      wsb__cfg_strlist_free(&list);
       return WSB_EVALUE;
     }
   }
-  cfg_strlist_free(field);
+  wsb__cfg_strlist_free(field);
   *field = list;
   return 0;
 }
@@ -559,8 +567,8 @@ static void describe(const struct cfg_key *k, const char **what, char *expect, s
     snprintf(expect, len, "%llu..%llu", (unsigned long long)k->min, (unsigned long long)k->max);
 }
 
-int cfg_key_apply(enum cfg_section sec, int idx, void *base, const char *label, const char *value,
-                  char *msg, size_t msglen) {
+int wsb__cfg_key_apply(enum cfg_section sec, int idx, void *base, const char *label,
+                       const char *value, char *msg, size_t msglen) {
   const struct cfg_key *k = &sections[sec].keys[idx];
   int rc = apply(k, base, value);
   if (rc == 0)
@@ -579,17 +587,17 @@ int cfg_key_apply(enum cfg_section sec, int idx, void *base, const char *label, 
 
 /* Small helpers the loader shares. */
 
-void *cfg_must(void *p) {
+void *wsb__cfg_must(void *p) {
   if (p == NULL)
     wsb_fatal(3, "out of memory while loading the configuration");
   return p;
 }
 
-char *cfg_strdup(const char *s) {
-  return cfg_must(strdup(s));
+char *wsb__cfg_strdup(const char *s) {
+  return wsb__cfg_must(strdup(s));
 }
 
-void cfg_strlist_split(const char *value, struct wsb_strlist *list) {
+void wsb__cfg_strlist_split(const char *value, struct wsb_strlist *list) {
   list->items = NULL;
   list->n = 0;
   const char *p = value;
@@ -601,8 +609,8 @@ void cfg_strlist_split(const char *value, struct wsb_strlist *list) {
     while (end > start && isspace((unsigned char)end[-1]))
       end--;
     if (end > start) {
-      list->items = cfg_must(realloc(list->items, (list->n + 1) * sizeof(char *)));
-      list->items[list->n++] = cfg_must(strndup(start, (size_t)(end - start)));
+      list->items = wsb__cfg_must(realloc(list->items, (list->n + 1) * sizeof(char *)));
+      list->items[list->n++] = wsb__cfg_must(strndup(start, (size_t)(end - start)));
     }
     if (p[len] == '\0')
       break;
@@ -610,7 +618,7 @@ void cfg_strlist_split(const char *value, struct wsb_strlist *list) {
   }
 }
 
-void cfg_strlist_free(struct wsb_strlist *list) {
+void wsb__cfg_strlist_free(struct wsb_strlist *list) {
   for (size_t i = 0; i < list->n; i++)
     free(list->items[i]);
   free(list->items);
@@ -618,14 +626,14 @@ void cfg_strlist_free(struct wsb_strlist *list) {
   list->n = 0;
 }
 
-void cfg_errors_add(struct wsb_config_errors *errs, const char *fmt, ...) {
+void wsb__cfg_errors_add(struct wsb_config_errors *errs, const char *fmt, ...) {
   va_list ap;
   char *line;
   va_start(ap, fmt);
   int rc = vasprintf(&line, fmt, ap);
   va_end(ap);
   if (rc < 0)
-    cfg_must(NULL);
-  errs->lines = cfg_must(realloc(errs->lines, (errs->n + 1) * sizeof(char *)));
+    wsb__cfg_must(NULL);
+  errs->lines = wsb__cfg_must(realloc(errs->lines, (errs->n + 1) * sizeof(char *)));
   errs->lines[errs->n++] = line;
 }

@@ -1,4 +1,4 @@
-/* The table of configuration keys and their parsers, private to the config*.c files. */
+/* The table of configuration keys and their parsers, for the config*.c files and the tests. */
 #ifndef WSB_CONFIG_KEYS_H
 #define WSB_CONFIG_KEYS_H
 
@@ -24,11 +24,17 @@ enum cfg_section {
 #define CFG_MAX_BACKEND_KEYS 8
 
 /* "wsbal", "listen", "upstream", "admin" or "backend". */
-const char *cfg_section_name(enum cfg_section sec);
+const char *wsb__cfg_section_name(enum cfg_section sec);
+
+/* How many keys section sec has (0 for CFG_SEC_NONE and CFG_SEC_SKIP), and the name of its key i
+ * (i below that count; NULL past it): every key the parser accepts, for checks that document or
+ * list them all. */
+size_t wsb__cfg_key_count(enum cfg_section sec);
+const char *wsb__cfg_key_name(enum cfg_section sec, size_t i);
 
 /* The index of key name in section sec's own table (below CFG_MAX_KEYS, or CFG_MAX_BACKEND_KEYS for
  * a backend), or -1. */
-int cfg_key_find(enum cfg_section sec, const char *name);
+int wsb__cfg_key_find(enum cfg_section sec, const char *name);
 
 /*
  * Parses value into key idx of section sec. base is the struct wsb_config
@@ -37,19 +43,19 @@ int cfg_key_find(enum cfg_section sec, const char *name);
  * On failure the field is unchanged, a sentence without location goes to
  * msg, and the result is WSB_EVALUE or WSB_ERANGE_VALUE.
  */
-int cfg_key_apply(enum cfg_section sec, int idx, void *base, const char *label, const char *value,
-                  char *msg, size_t msglen);
+int wsb__cfg_key_apply(enum cfg_section sec, int idx, void *base, const char *label,
+                       const char *value, char *msg, size_t msglen);
 
 /* Splits a comma list into trimmed, non-empty, heap-allocated items. */
-void cfg_strlist_split(const char *value, struct wsb_strlist *list);
-void cfg_strlist_free(struct wsb_strlist *list);
+void wsb__cfg_strlist_split(const char *value, struct wsb_strlist *list);
+void wsb__cfg_strlist_free(struct wsb_strlist *list);
 
 /* strdup that treats running out of memory as fatal, as every start-up allocation does. */
-char *cfg_strdup(const char *s);
-void *cfg_must(void *p);
+char *wsb__cfg_strdup(const char *s);
+void *wsb__cfg_must(void *p);
 
 /* Appends one formatted line to errs. */
-void cfg_errors_add(struct wsb_config_errors *errs, const char *fmt, ...)
+void wsb__cfg_errors_add(struct wsb_config_errors *errs, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -151,24 +151,25 @@ static const struct wsb_probe_tls *probe_tls(struct wsb_health *h, const struct 
                                              struct wsb_probe_tls *out) {
   if (!b->url.tls)
     return NULL;
-  const struct wsb_shm_tls *cfg = &h->table->settings.tls;
-  if (h->tls_serial != cfg->serial) {
+  const struct wsb_shm_settings *cfg = &h->table->settings;
+  if (h->tls_serial != cfg->tls_serial) {
     SSL_CTX_free(h->tls); /* probes in flight hold their own reference */
     h->tls = NULL;
     h->tls_failed = false;
-    h->tls_serial = cfg->serial;
+    h->tls_serial = cfg->tls_serial;
   }
   if (h->tls == NULL && !h->tls_failed) {
     char err[1024];
-    h->tls = wsb_tls_client_ctx(cfg->verify, cfg->ca_file[0] ? cfg->ca_file : NULL,
-                                cfg->client_cert[0] ? cfg->client_cert : NULL,
-                                cfg->client_key[0] ? cfg->client_key : NULL, err, sizeof(err));
+    h->tls =
+        wsb_tls_client_ctx(cfg->tls_verify, cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL,
+                           cfg->tls_client_cert[0] ? cfg->tls_client_cert : NULL,
+                           cfg->tls_client_key[0] ? cfg->tls_client_key : NULL, err, sizeof(err));
     if (h->tls == NULL) {
       h->tls_failed = true;
       wsb_log_error("health checks of wss backends: %s", err);
     }
   }
-  *out = (struct wsb_probe_tls){.ctx = h->tls, .host = b->url.host, .verify = cfg->verify};
+  *out = (struct wsb_probe_tls){.ctx = h->tls, .host = b->url.host, .verify = cfg->tls_verify};
   return out;
 }
 

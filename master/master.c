@@ -125,7 +125,7 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs,
     free(next_table);
     return WSB_ECONFIG;
   }
-  next_table->settings.tls.serial++; /* workers load the certificates again */
+  next_table->settings.tls_serial++; /* workers load the certificates again */
   struct wsb_backend_config *file_backends = copy_backends(&next);
   /* New addresses or another worker count take a new pool: its sockets are bound before the
      old pool stops accepting, so the port never refuses a connection in between. */

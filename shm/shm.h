@@ -32,51 +32,76 @@ struct wsb_shm_backend {
   bool backup;
 };
 
-/* TLS as workers need it: file paths they load themselves, at start and when serial changes. */
-struct wsb_shm_tls {
-  char cert[WSB_SHM_LIST_MAX]; /* comma list, "" = the listeners speak plain ws */
-  char key[WSB_SHM_LIST_MAX];
-  uint32_t min_version;       /* 12 or 13 */
-  bool verify;                /* [upstream] tls_verify */
-  char ca_file[WSB_PATH_MAX]; /* "" = the system store */
-  char client_cert[WSB_PATH_MAX];
-  char client_key[WSB_PATH_MAX];
-  uint64_t serial; /* bumped by every reload: workers load the files again */
-};
+/*
+ * Every setting workers see, declared once: XX(copy, type, section, prefix, key, suffix).
+ *
+ * A setting has one name, its INI key's, with its unit where the key has none (suffix: _ms for
+ * durations; hash_key's NAME part is hash_key_name). The configuration's field is
+ * cfg->section.<key><suffix>, the segment's is <prefix><key><suffix>: the segment is flat, so the
+ * one key two sections share (ping_interval) takes its section as prefix there. The names are
+ * pasted together, so they cannot drift apart.
+ *
+ * copy says how wsb_shm_table_build copies the value into the segment, and type what the segment
+ * holds:
+ *   VAL   assigned: numbers, booleans, enums (as uint32_t) and struct wsb_close_codes;
+ *   STR   a char * of the configuration (NULL = "") into char[type], refused when too long;
+ *   LIST  a struct wsb_strlist joined with commas into char[type], refused when too long.
+ * The configuration's own fields are declared in config.h, not generated from this list: the
+ * loader, the master's checks and wsbal -t need what the parser makes (a string that may be
+ * absent, a list of items to validate and to load TLS files from), while workers need fixed-size
+ * flat copies they can read from the segment by value. This list is where the two meet, and
+ * test_table checks that every entry carries a value from an INI file into the segment.
+ */
+#define WSB_WORKER_SETTINGS(XX)                                    \
+  XX(VAL, uint32_t, wsbal, , log_level, )                          \
+  XX(STR, WSB_PATH_MAX, wsbal, , access_log, )                     \
+  XX(VAL, uint64_t, wsbal, , max_sessions, )                       \
+  XX(VAL, uint64_t, wsbal, , shutdown_timeout, _ms)                \
+  XX(LIST, WSB_SHM_LIST_MAX, listen, , tls_cert, )                 \
+  XX(LIST, WSB_SHM_LIST_MAX, listen, , tls_key, )                  \
+  XX(VAL, uint32_t, listen, , tls_min_version, )                   \
+  XX(STR, WSB_PATH_MAX, listen, , path, )                          \
+  XX(VAL, uint64_t, listen, , handshake_timeout, _ms)              \
+  XX(VAL, uint64_t, listen, , max_header_bytes, )                  \
+  XX(VAL, uint64_t, listen, , max_message_bytes, )                 \
+  XX(VAL, uint64_t, listen, , idle_timeout, _ms)                   \
+  XX(VAL, uint64_t, listen, listen_, ping_interval, _ms)           \
+  XX(VAL, bool, listen, , trust_forwarded, )                       \
+  XX(LIST, WSB_SHM_LIST_MAX, listen, , allowed_origins, )          \
+  XX(VAL, uint32_t, upstream, , algorithm, )                       \
+  XX(VAL, uint32_t, upstream, , hash_key, )                        \
+  XX(STR, WSB_SHM_HEADER_NAME_MAX, upstream, , hash_key, _name)    \
+  XX(VAL, uint64_t, upstream, , connect_timeout, _ms)              \
+  XX(VAL, bool, upstream, , failover, )                            \
+  XX(VAL, struct wsb_close_codes, upstream, , failover_codes, )    \
+  XX(VAL, uint32_t, upstream, , max_failovers, )                   \
+  XX(VAL, uint64_t, upstream, , failover_buffer, )                 \
+  XX(VAL, uint64_t, upstream, , failover_buffer_total, )           \
+  XX(STR, WSB_SHM_HEADER_NAME_MAX, upstream, , reconnect_header, ) \
+  XX(LIST, WSB_SHM_LIST_MAX, upstream, , pass_headers, )           \
+  XX(LIST, WSB_SHM_LIST_MAX, upstream, , block_headers, )          \
+  XX(VAL, bool, upstream, , preserve_host, )                       \
+  XX(VAL, uint64_t, upstream, upstream_, ping_interval, _ms)       \
+  XX(VAL, uint32_t, upstream, , breaker_threshold, )               \
+  XX(VAL, uint64_t, upstream, , breaker_cooldown, _ms)             \
+  XX(VAL, bool, upstream, , tls_verify, )                          \
+  XX(STR, WSB_PATH_MAX, upstream, , tls_ca_file, )                 \
+  XX(STR, WSB_PATH_MAX, upstream, , tls_client_cert, )             \
+  XX(STR, WSB_PATH_MAX, upstream, , tls_client_key, )              \
+  XX(VAL, uint64_t, upstream, , slow_start, _ms)
+
+/* The segment's field of one setting of WSB_WORKER_SETTINGS. */
+#define WSB_SHM_SETTING_FIELD(copy, type, section, prefix, key, suffix) \
+  WSB_SHM_SETTING_##copy(type, prefix##key##suffix)
+#define WSB_SHM_SETTING_VAL(type, name)  type name;
+#define WSB_SHM_SETTING_STR(size, name)  char name[size];
+#define WSB_SHM_SETTING_LIST(size, name) char name[size];
 
 /* What workers need of the configuration; published with the table so reloads reach them. */
 struct wsb_shm_settings {
-  uint64_t max_sessions;
-  uint64_t handshake_timeout_ms;
-  uint64_t max_header_bytes;
-  uint64_t max_message_bytes;
-  uint64_t idle_timeout_ms;
-  uint64_t client_ping_ms;
-  uint64_t connect_timeout_ms;
-  uint64_t backend_ping_ms;
-  uint64_t shutdown_timeout_ms;
-  uint32_t algorithm;                          /* enum wsb_algorithm */
-  uint32_t hash_key;                           /* enum wsb_hash_key */
-  char hash_key_name[WSB_SHM_HEADER_NAME_MAX]; /* NAME of header:, cookie:, query: */
-  uint64_t slow_start_ms;                      /* 0 = off */
-  uint32_t log_level;                          /* enum wsb_log_level of the workers */
-  bool failover;
-  uint32_t breaker_threshold;
-  uint64_t breaker_cooldown_ms;
-  uint32_t max_failovers;
-  uint64_t failover_buffer;
-  uint64_t failover_buffer_total; /* per worker */
-  uint16_t failover_codes[WSB_MAX_FAILOVER_CODES];
-  uint32_t nfailover_codes;
-  bool trust_forwarded;
-  bool preserve_host;
-  char path[WSB_PATH_MAX];                /* "" = every path */
-  char allowed_origins[WSB_SHM_LIST_MAX]; /* comma list, "" = any */
-  char pass_headers[WSB_SHM_LIST_MAX];    /* comma list */
-  char block_headers[WSB_SHM_LIST_MAX];   /* comma list */
-  char reconnect_header[WSB_SHM_HEADER_NAME_MAX];
-  char access_log[WSB_PATH_MAX]; /* "" = off, "stderr", or a file path */
-  struct wsb_shm_tls tls;
+  WSB_WORKER_SETTINGS(WSB_SHM_SETTING_FIELD)
+  /* Not a setting: bumped by every reload, so workers load the TLS files again. */
+  uint64_t tls_serial;
 };
 
 struct wsb_shm_table {

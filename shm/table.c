@@ -37,73 +37,23 @@ static int copy_string(char *out, size_t cap, const char *s, const char *what, c
   return 0;
 }
 
-/* File paths only: the files were checked when the configuration was loaded (config.c). */
-static int fill_tls(struct wsb_shm_tls *t, const struct wsb_config *cfg, char *err, size_t errlen) {
-  t->min_version = cfg->listen.tls_min_version;
-  t->verify = cfg->upstream.tls_verify;
-  int rc =
-      join_list(t->cert, sizeof(t->cert), &cfg->listen.tls_cert, "[listen] tls_cert", err, errlen);
-  if (rc == 0)
-    rc = join_list(t->key, sizeof(t->key), &cfg->listen.tls_key, "[listen] tls_key", err, errlen);
-  if (rc == 0)
-    rc = copy_string(t->ca_file, sizeof(t->ca_file), cfg->upstream.tls_ca_file,
-                     "[upstream] tls_ca_file", err, errlen);
-  if (rc == 0)
-    rc = copy_string(t->client_cert, sizeof(t->client_cert), cfg->upstream.tls_client_cert,
-                     "[upstream] tls_client_cert", err, errlen);
-  if (rc == 0)
-    rc = copy_string(t->client_key, sizeof(t->client_key), cfg->upstream.tls_client_key,
-                     "[upstream] tls_client_key", err, errlen);
-  return rc;
-}
+/* Copies of each kind of setting of WSB_WORKER_SETTINGS (shm.h); a failed one keeps rc. TLS
+   files are copied as paths only: they were checked when the configuration was loaded. */
+#define FILL_VAL(what, from, to) s->to = cfg->from;
+#define FILL_STR(what, from, to) \
+  if (rc == 0)                   \
+    rc = copy_string(s->to, sizeof(s->to), cfg->from, what, err, errlen);
+#define FILL_LIST(what, from, to) \
+  if (rc == 0)                    \
+    rc = join_list(s->to, sizeof(s->to), &cfg->from, what, err, errlen);
+#define FILL(copy, type, section, prefix, key, suffix) \
+  FILL_##copy("[" #section "] " #key, section.key##suffix, prefix##key##suffix)
 
 static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cfg, char *err,
                          size_t errlen) {
+  int rc = 0;
   memset(s, 0, sizeof(*s));
-  s->max_sessions = cfg->wsbal.max_sessions;
-  s->handshake_timeout_ms = cfg->listen.handshake_timeout_ms;
-  s->max_header_bytes = cfg->listen.max_header_bytes;
-  s->max_message_bytes = cfg->listen.max_message_bytes;
-  s->idle_timeout_ms = cfg->listen.idle_timeout_ms;
-  s->client_ping_ms = cfg->listen.ping_interval_ms;
-  s->connect_timeout_ms = cfg->upstream.connect_timeout_ms;
-  s->backend_ping_ms = cfg->upstream.ping_interval_ms;
-  s->shutdown_timeout_ms = cfg->wsbal.shutdown_timeout_ms;
-  s->algorithm = cfg->upstream.algorithm;
-  s->hash_key = cfg->upstream.hash_key;
-  s->slow_start_ms = cfg->upstream.slow_start_ms;
-  s->log_level = cfg->wsbal.log_level;
-  s->failover = cfg->upstream.failover;
-  s->breaker_threshold = cfg->upstream.breaker_threshold;
-  s->breaker_cooldown_ms = cfg->upstream.breaker_cooldown_ms;
-  s->max_failovers = cfg->upstream.max_failovers;
-  s->failover_buffer = cfg->upstream.failover_buffer;
-  s->failover_buffer_total = cfg->upstream.failover_buffer_total;
-  memcpy(s->failover_codes, cfg->upstream.failover_codes, sizeof(s->failover_codes));
-  s->nfailover_codes = (uint32_t)cfg->upstream.nfailover_codes;
-  s->trust_forwarded = cfg->listen.trust_forwarded;
-  s->preserve_host = cfg->upstream.preserve_host;
-  int rc = copy_string(s->path, sizeof(s->path), cfg->listen.path, "[listen] path", err, errlen);
-  if (rc == 0)
-    rc = copy_string(s->reconnect_header, sizeof(s->reconnect_header),
-                     cfg->upstream.reconnect_header, "[upstream] reconnect_header", err, errlen);
-  if (rc == 0)
-    rc = copy_string(s->hash_key_name, sizeof(s->hash_key_name), cfg->upstream.hash_key_name,
-                     "[upstream] hash_key", err, errlen);
-  if (rc == 0)
-    rc = copy_string(s->access_log, sizeof(s->access_log), cfg->wsbal.access_log,
-                     "[wsbal] access_log", err, errlen);
-  if (rc == 0)
-    rc = join_list(s->allowed_origins, sizeof(s->allowed_origins), &cfg->listen.allowed_origins,
-                   "[listen] allowed_origins", err, errlen);
-  if (rc == 0)
-    rc = join_list(s->pass_headers, sizeof(s->pass_headers), &cfg->upstream.pass_headers,
-                   "[upstream] pass_headers", err, errlen);
-  if (rc == 0)
-    rc = join_list(s->block_headers, sizeof(s->block_headers), &cfg->upstream.block_headers,
-                   "[upstream] block_headers", err, errlen);
-  if (rc == 0)
-    rc = fill_tls(&s->tls, cfg, err, errlen);
+  WSB_WORKER_SETTINGS(FILL)
   return rc;
 }
 
@@ -201,7 +151,7 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
     return rc;
   if (prev != NULL) {
     /* A reload bumps serial itself (master.c). */
-    t->settings.tls.serial = prev->settings.tls.serial;
+    t->settings.tls_serial = prev->settings.tls_serial;
   }
   struct entry entries[WSB_SHM_MAX_BACKENDS]; /* about 37 KiB: the master's stack has room */
   size_t n;

@@ -10,10 +10,7 @@ bool failover_code(const struct wsb_session *s, uint16_t code) {
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   if (!cfg->failover)
     return false;
-  for (uint32_t i = 0; i < cfg->nfailover_codes; i++)
-    if (cfg->failover_codes[i] == code)
-      return true;
-  return false;
+  return wsb_close_codes_has(&cfg->failover_codes, code);
 }
 
 /*

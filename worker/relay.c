@@ -398,7 +398,7 @@ void relay_on_eof(struct leg *l, int status) {
 
 static uint64_t ping_interval(const struct leg *l) {
   const struct wsb_shm_settings *cfg = &l->s->w->table->settings;
-  return l->is_client ? cfg->client_ping_ms : cfg->backend_ping_ms;
+  return l->is_client ? cfg->listen_ping_interval_ms : cfg->upstream_ping_interval_ms;
 }
 
 /* When the timer must next look at this session: a ping to send, a pong overdue, idleness. */

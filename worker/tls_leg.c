@@ -94,7 +94,7 @@ int tls_leg_connect(struct leg *l) {
     return UV_ENOMEM;
   const struct wsb_url *url = &w->table->backends[s->backend_slot].url;
   /* SNI and the name to verify both come from the URL's host; an address is checked as one. */
-  if (wsb_tls_client_prepare(tl->ssl, url->host, w->table->settings.tls.verify) != 0)
+  if (wsb_tls_client_prepare(tl->ssl, url->host, w->table->settings.tls_verify) != 0)
     return WSB_ETLS;
   struct tls_resume *r = &tls_of(l)->resume[s->backend_slot];
   if (r->session != NULL && r->port == url->port && strcmp(r->host, url->host) == 0)

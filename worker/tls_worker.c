@@ -81,9 +81,9 @@ static size_t split(char *list, char **items, size_t max) {
 
 static void load(struct wsb_worker *w) {
   struct wsb_tls_worker *t = w->tls;
-  const struct wsb_shm_tls *cfg = &w->table->settings.tls;
-  t->serial = cfg->serial;
-  t->listens_tls = cfg->cert[0] != '\0';
+  const struct wsb_shm_settings *cfg = &w->table->settings;
+  t->serial = cfg->tls_serial;
+  t->listens_tls = cfg->tls_cert[0] != '\0';
   /* The backends' context is made again on first use, with the new files; sessions made
      under the old settings (perhaps without verification) are not resumed under the new. */
   SSL_CTX_free(t->client);
@@ -99,12 +99,12 @@ static void load(struct wsb_worker *w) {
   }
   char certs[WSB_SHM_LIST_MAX], keys[WSB_SHM_LIST_MAX], err[1024];
   char *cert_items[MAX_PAIRS], *key_items[MAX_PAIRS];
-  memcpy(certs, cfg->cert, sizeof(certs));
-  memcpy(keys, cfg->key, sizeof(keys));
+  memcpy(certs, cfg->tls_cert, sizeof(certs));
+  memcpy(keys, cfg->tls_key, sizeof(keys));
   size_t n = split(certs, cert_items, MAX_PAIRS);
   size_t nk = split(keys, key_items, MAX_PAIRS);
   SSL_CTX *ctx =
-      n == nk ? wsb_tls_server_ctx(cert_items, key_items, n, cfg->min_version, err, sizeof(err))
+      n == nk ? wsb_tls_server_ctx(cert_items, key_items, n, cfg->tls_min_version, err, sizeof(err))
               : NULL;
   if (ctx == NULL) {
     /* The master loaded the same files a moment ago; keep serving what we have. */
@@ -121,11 +121,12 @@ SSL_CTX *tls_worker_client_ctx(struct wsb_worker *w) {
   struct wsb_tls_worker *t = w->tls;
   if (t->client != NULL)
     return t->client;
-  const struct wsb_shm_tls *cfg = &w->table->settings.tls;
+  const struct wsb_shm_settings *cfg = &w->table->settings;
   char err[1024];
-  t->client = wsb_tls_client_ctx(cfg->verify, cfg->ca_file[0] ? cfg->ca_file : NULL,
-                                 cfg->client_cert[0] ? cfg->client_cert : NULL,
-                                 cfg->client_key[0] ? cfg->client_key : NULL, err, sizeof(err));
+  t->client =
+      wsb_tls_client_ctx(cfg->tls_verify, cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL,
+                         cfg->tls_client_cert[0] ? cfg->tls_client_cert : NULL,
+                         cfg->tls_client_key[0] ? cfg->tls_client_key : NULL, err, sizeof(err));
   if (t->client == NULL) {
     wsb_log_error("TLS to backends: %s", err);
     return NULL;
@@ -244,7 +245,7 @@ int wsb_tls_worker_start(struct wsb_worker *w) {
 }
 
 void wsb_tls_worker_refresh(struct wsb_worker *w) {
-  if (w->tls != NULL && w->tls->serial != w->table->settings.tls.serial) {
+  if (w->tls != NULL && w->tls->serial != w->table->settings.tls_serial) {
     load(w);
     wsb_log_info("TLS certificates loaded again (reload %llu)", (unsigned long long)w->tls->serial);
   }

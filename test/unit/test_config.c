@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_keys.h"
 #include "errors.h"
 #include "run_suite.h"
 
@@ -131,10 +132,10 @@ static void assert_defaults(const struct wsb_config *c) {
   ck_assert_ptr_null(c->upstream.hash_key_name);
   ck_assert_uint_eq(c->upstream.connect_timeout_ms, 5000);
   ck_assert(c->upstream.failover);
-  ck_assert_uint_eq(c->upstream.nfailover_codes, 6);
+  ck_assert_uint_eq(c->upstream.failover_codes.n, 6);
   static const uint16_t codes[] = {1001, 1006, 1011, 1012, 1013, 1014};
   for (size_t i = 0; i < 6; i++)
-    ck_assert_uint_eq(c->upstream.failover_codes[i], codes[i]);
+    ck_assert_uint_eq(c->upstream.failover_codes.codes[i], codes[i]);
   ck_assert_uint_eq(c->upstream.max_failovers, 5);
   ck_assert_uint_eq(c->upstream.failover_buffer, 1048576);
   ck_assert_uint_eq(c->upstream.failover_buffer_total, 64u << 20);
@@ -176,10 +177,10 @@ START_TEST(defaults_match_spec) {
   ck_assert_ptr_null(c.path);
   ck_assert_uint_eq(c.nbackends, 0);
   ck_assert_ptr_null(c.backends);
-  ck_assert(wsb_config_is_failover_code(&c, 1006));
-  ck_assert(wsb_config_is_failover_code(&c, 1014));
-  ck_assert(!wsb_config_is_failover_code(&c, 1000));
-  ck_assert(!wsb_config_is_failover_code(&c, 1002));
+  ck_assert(wsb_close_codes_has(&c.upstream.failover_codes, 1006));
+  ck_assert(wsb_close_codes_has(&c.upstream.failover_codes, 1014));
+  ck_assert(!wsb_close_codes_has(&c.upstream.failover_codes, 1000));
+  ck_assert(!wsb_close_codes_has(&c.upstream.failover_codes, 1002));
   wsb_config_free(&c);
   wsb_config_free(&c); /* harmless twice */
 }
@@ -239,6 +240,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_str_eq(c.listen.tls_key.items[0], "/etc/wsbal/a.key");
   ck_assert_str_eq(c.listen.tls_key.items[1], "/etc/wsbal/b.key");
   ck_assert_uint_eq(c.listen.tls_min_version, 13);
+  ck_assert_uint_eq(c.listen.tls_ticket_rotation_ms, 7200000);
   ck_assert_str_eq(c.listen.path, "/ws");
   ck_assert_uint_eq(c.listen.handshake_timeout_ms, 2500);
   ck_assert_uint_eq(c.listen.max_header_bytes, 32768);
@@ -255,12 +257,12 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_str_eq(c.upstream.hash_key_name, "X-User-Id");
   ck_assert_uint_eq(c.upstream.connect_timeout_ms, 3000);
   ck_assert(!c.upstream.failover);
-  ck_assert_uint_eq(c.upstream.nfailover_codes, 3);
-  ck_assert_uint_eq(c.upstream.failover_codes[0], 1001);
-  ck_assert_uint_eq(c.upstream.failover_codes[1], 1011);
-  ck_assert_uint_eq(c.upstream.failover_codes[2], 4000);
-  ck_assert(wsb_config_is_failover_code(&c, 4000));
-  ck_assert(!wsb_config_is_failover_code(&c, 1006));
+  ck_assert_uint_eq(c.upstream.failover_codes.n, 3);
+  ck_assert_uint_eq(c.upstream.failover_codes.codes[0], 1001);
+  ck_assert_uint_eq(c.upstream.failover_codes.codes[1], 1011);
+  ck_assert_uint_eq(c.upstream.failover_codes.codes[2], 4000);
+  ck_assert(wsb_close_codes_has(&c.upstream.failover_codes, 4000));
+  ck_assert(!wsb_close_codes_has(&c.upstream.failover_codes, 1006));
   ck_assert_uint_eq(c.upstream.max_failovers, 9);
   ck_assert_uint_eq(c.upstream.failover_buffer, 262144);
   ck_assert_uint_eq(c.upstream.failover_buffer_total, 32u << 20);
@@ -309,7 +311,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->max_sessions, 300);
   ck_assert(!b->enabled);
   ck_assert(b->backup);
-  ck_assert_int_eq(b->line, 62);
+  ck_assert_int_eq(b->line, 63);
   b = &c.backends[1];
   ck_assert_str_eq(b->name, "app_2.b");
   ck_assert_str_eq(b->url.host, "::1");
@@ -317,9 +319,58 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->weight, 1);
   ck_assert(b->enabled);
   ck_assert(!b->backup);
-  ck_assert_int_eq(b->line, 69);
+  ck_assert_int_eq(b->line, 70);
   wsb_config_free(&c);
   wsb_config_errors_free(&errs);
+}
+END_TEST
+
+/* True when path's section sec ("[listen]", or any "[backend:NAME]") sets key. */
+static bool file_sets(const char *path, enum cfg_section sec, const char *key) {
+  FILE *fp = fopen(path, "r");
+  ck_assert_ptr_nonnull(fp);
+  char line[256], section[64] = "";
+  bool found = false;
+  while (!found && fgets(line, sizeof(line), fp) != NULL) {
+    size_t klen = strlen(key);
+    if (line[0] == '[')
+      sscanf(line, "[%63[a-z]", section);
+    else if (strcmp(section, wsb__cfg_section_name(sec)) == 0 && strncmp(line, key, klen) == 0 &&
+             strncmp(line + klen, " = ", 3) == 0)
+      found = true;
+  }
+  fclose(fp);
+  return found;
+}
+
+/* The parser's keys can be listed section by section (the man page check does), each is found
+   by its name, and full.ini, which the test above reads back, sets every one of them. */
+START_TEST(every_key_is_listed) {
+  static const size_t want[] = {
+      [CFG_SEC_WSBAL] = 7, [CFG_SEC_LISTEN] = 13, [CFG_SEC_UPSTREAM] = 29,
+      [CFG_SEC_ADMIN] = 4, [CFG_SEC_BACKEND] = 5,
+  };
+  size_t total = 0;
+  for (enum cfg_section sec = CFG_SEC_WSBAL; sec <= CFG_SEC_BACKEND; sec++) {
+    size_t n = wsb__cfg_key_count(sec);
+    ck_assert_uint_eq(n, want[sec]);
+    for (size_t i = 0; i < n; i++) {
+      const char *name = wsb__cfg_key_name(sec, i);
+      ck_assert_ptr_nonnull(name);
+      ck_assert_int_eq(wsb__cfg_key_find(sec, name), (int)i);
+      if (!file_sets(WSB_TEST_DATA_DIR "/full.ini", sec, name))
+        ck_abort_msg("full.ini does not set [%s] %s", wsb__cfg_section_name(sec), name);
+    }
+    ck_assert_ptr_null(wsb__cfg_key_name(sec, n));
+    total += n;
+  }
+  ck_assert_uint_eq(total, 58);
+  ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_LISTEN, 0), "address");
+  ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_UPSTREAM, 28), "resolve_interval");
+  ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_BACKEND, 0), "url");
+  ck_assert_uint_eq(wsb__cfg_key_count(CFG_SEC_NONE), 0);
+  ck_assert_uint_eq(wsb__cfg_key_count(CFG_SEC_SKIP), 0);
+  ck_assert_ptr_null(wsb__cfg_key_name(CFG_SEC_NONE, 0));
 }
 END_TEST
 
@@ -368,7 +419,7 @@ START_TEST(word_values) {
   load(&f, "[wsbal]\naccess_log = off\n[upstream]\nfailover_codes =\n" BACKEND, NULL);
   expect_ok(&f);
   ck_assert_ptr_null(f.cfg.wsbal.access_log);
-  ck_assert_uint_eq(f.cfg.upstream.nfailover_codes, 0);
+  ck_assert_uint_eq(f.cfg.upstream.failover_codes.n, 0);
   fixture_done(&f);
 }
 END_TEST
@@ -995,6 +1046,7 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, defaults_match_spec);
   tcase_add_test(tc, minimal_file_keeps_defaults);
   tcase_add_test(tc, full_file_reads_every_key);
+  tcase_add_test(tc, every_key_is_listed);
   tcase_add_test(tc, word_values);
   tcase_add_test(tc, ini_dialect);
   tcase_add_test(tc, error_sections);

@@ -1,12 +1,14 @@
-/* Unit tests for shm/table.c: a section's addresses become backends, and a new answer keeps,
-   adds and removes them by name like a reload, holding a gone address's slot while it has sessions.
- */
+/* Unit tests for shm/table.c: every worker setting reaches the segment; a section's addresses
+   become backends, and a new answer keeps, adds and removes them by name like a reload, holding a
+   gone address's slot while it has sessions. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_keys.h"
 #include "run_suite.h"
 #include "shm.h"
 
@@ -128,6 +130,107 @@ START_TEST(test_expand_and_follow) {
   free(t2);
   free(t3);
   wsb_shm_destroy(shm);
+  wsb_config_free(&cfg);
+}
+END_TEST
+
+/* A list as the segment holds it: its items joined with commas. */
+static const char *joined(const struct wsb_strlist *list, char *out, size_t cap) {
+  size_t used = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < list->n; i++)
+    used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? "," : "", list->items[i]);
+  ck_assert_uint_lt(used, cap);
+  return out;
+}
+
+static enum cfg_section section_named(const char *name) {
+  enum cfg_section sec = CFG_SEC_WSBAL;
+  while (sec < CFG_SEC_BACKEND && strcmp(wsb__cfg_section_name(sec), name) != 0)
+    sec++;
+  return sec;
+}
+
+/* Whether the segment's field of one setting holds the configuration's value. */
+#define SAME_VAL(s, cfg, to, from)                \
+  ({                                              \
+    typeof((s)->to) want_ = (cfg)->from;          \
+    memcmp(&want_, &(s)->to, sizeof(want_)) == 0; \
+  })
+#define SAME_STR(s, cfg, to, from)  (strcmp((s)->to, (cfg)->from ? (cfg)->from : "") == 0)
+#define SAME_LIST(s, cfg, to, from) (strcmp((s)->to, joined(&(cfg)->from, buf, sizeof(buf))) == 0)
+
+/*
+ * Each setting of WSB_WORKER_SETTINGS, set in full.ini to something other than its default,
+ * reaches the segment as the configuration holds it: a setting added to the list without its
+ * key in the parser, a value in full.ini or its copy fails here.
+ */
+START_TEST(test_every_setting_reaches_the_segment) {
+  struct wsb_config full, def;
+  struct wsb_config_errors errs = {0};
+  ck_assert_int_eq(wsb_config_load(&full, WSB_TEST_DATA_DIR "/full.ini", NULL, &errs), 0);
+  wsb_config_defaults(&def);
+  struct wsb_addrs addrs[2] = {0};
+  add(&addrs[0], "10.0.0.1");
+  add(&addrs[1], "10.0.0.2");
+  struct wsb_shm_table *t = calloc(1, sizeof(*t)), *d = calloc(1, sizeof(*d));
+  ck_assert(t && d);
+  char err[256] = "", buf[WSB_SHM_LIST_MAX];
+  ck_assert_int_eq(wsb_shm_table_build(t, &full, addrs, NULL, NULL, err, sizeof(err)), 0);
+  ck_assert_int_eq(wsb_shm_table_build(d, &def, NULL, NULL, NULL, err, sizeof(err)), 0);
+  const struct wsb_shm_settings *s = &t->settings, *ds = &d->settings;
+  unsigned n = 0;
+#define CHECK(copy, type, section, prefix, key, suffix)                                     \
+  do {                                                                                      \
+    const char *name_ = #prefix #key #suffix;                                               \
+    ck_assert_msg(wsb__cfg_key_find(section_named(#section), #key) >= 0, "%s: no such key", \
+                  name_);                                                                   \
+    ck_assert_msg(memcmp(&s->prefix##key##suffix, &ds->prefix##key##suffix,                 \
+                         sizeof(s->prefix##key##suffix)) != 0,                              \
+                  "%s: the same as with the defaults", name_);                              \
+    ck_assert_msg(SAME_##copy(s, &full, prefix##key##suffix, section.key##suffix),          \
+                  "%s: not the configuration's value", name_);                              \
+    n++;                                                                                    \
+  } while (0);
+  WSB_WORKER_SETTINGS(CHECK)
+#undef CHECK
+  ck_assert_uint_ge(n, 36);
+  ck_assert_uint_eq(s->listen_ping_interval_ms, 15000);
+  ck_assert_uint_eq(s->upstream_ping_interval_ms, 20000);
+  ck_assert_str_eq(s->tls_cert, "/etc/wsbal/a.pem,/etc/wsbal/b.pem");
+  ck_assert_str_eq(s->hash_key_name, "X-User-Id");
+  ck_assert(wsb_close_codes_has(&s->failover_codes, 4000));
+  ck_assert(!wsb_close_codes_has(&s->failover_codes, 1006));
+  ck_assert(wsb_close_codes_has(&ds->failover_codes, 1006));
+  free(t);
+  free(d);
+  wsb_config_free(&full);
+  wsb_config_free(&def);
+}
+END_TEST
+
+/* A string or a list longer than its place in the segment is refused, naming its key. */
+START_TEST(test_too_long_setting_refused) {
+  struct wsb_config cfg;
+  wsb_config_defaults(&cfg);
+  struct wsb_shm_table *t = calloc(1, sizeof(*t));
+  ck_assert_ptr_nonnull(t);
+  char err[256] = "", text[2 * WSB_SHM_LIST_MAX] = "";
+  memset(text, 'a', WSB_SHM_HEADER_NAME_MAX);
+  free(cfg.upstream.reconnect_header);
+  cfg.upstream.reconnect_header = strdup(text);
+  ck_assert_int_eq(wsb_shm_table_build(t, &cfg, NULL, NULL, NULL, err, sizeof(err)), -ENAMETOOLONG);
+  ck_assert_str_eq(err, "[upstream] reconnect_header: longer than 127 bytes");
+  text[WSB_SHM_HEADER_NAME_MAX - 1] = '\0';
+  strcpy(cfg.upstream.reconnect_header, text);
+  ck_assert_int_eq(wsb_shm_table_build(t, &cfg, NULL, NULL, NULL, err, sizeof(err)), 0);
+  ck_assert_str_eq(t->settings.reconnect_header, text);
+  for (size_t used = 0; used < WSB_SHM_LIST_MAX;)
+    used += (size_t)snprintf(text + used, sizeof(text) - used, "https://h%zu.example,", used);
+  wsb__cfg_strlist_split(text, &cfg.listen.allowed_origins);
+  ck_assert_int_eq(wsb_shm_table_build(t, &cfg, NULL, NULL, NULL, err, sizeof(err)), -ENAMETOOLONG);
+  ck_assert_str_eq(err, "[listen] allowed_origins: list longer than 1023 bytes");
+  free(t);
   wsb_config_free(&cfg);
 }
 END_TEST
@@ -270,6 +373,8 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("table");
   TCase *tc = tcase_create("table");
+  tcase_add_test(tc, test_every_setting_reaches_the_segment);
+  tcase_add_test(tc, test_too_long_setting_refused);
   tcase_add_test(tc, test_expand_and_follow);
   tcase_add_test(tc, test_removed_slot_held_across_generations);
   tcase_add_test(tc, test_just_removed_slot_given_last);

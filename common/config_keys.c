@@ -34,6 +34,7 @@ enum kind {
   K_U64,      /* uint64_t */
   K_STR,      /* char *, owned */
   K_LIST,     /* struct wsb_strlist, owned */
+  K_WORD,     /* an enum: the index of the value in words */
   K_CUSTOM,   /* set() does the whole job */
 };
 
@@ -44,6 +45,7 @@ struct cfg_key {
   uint64_t min, max;            /* for durations, sizes and numbers */
   bool optional;                /* K_STR, K_LIST: an empty value unsets the key */
   bool (*valid)(const char *s); /* K_STR, K_LIST (each item); NULL = anything */
+  const char *const *words;     /* K_WORD: NULL-terminated, in the enum's order */
   int (*set)(void *base, const char *s); /* K_CUSTOM */
   const char *what;                      /* "bad <what> ..." */
   const char *expect;                    /* "(expected <expect>)" */
@@ -139,16 +141,6 @@ static int set_workers(void *base, const char *s) {
   return rc;
 }
 
-static int set_log_level(void *base, const char *s) {
-  static const char *const words[] = {"error", "warn", "info", "debug", NULL};
-  struct wsb_config *cfg = base;
-  int i = word_index(s, words);
-  if (i < 0)
-    return WSB_EVALUE;
-  cfg->wsbal.log_level = (enum wsb_log_level)i;
-  return 0;
-}
-
 static int set_access_log(void *base, const char *s) {
   struct wsb_config *cfg = base;
   if (!file_name_valid(s))
@@ -208,16 +200,6 @@ static int set_listen_path(void *base, const char *s) {
   return 0;
 }
 
-static int set_algorithm(void *base, const char *s) {
-  static const char *const words[] = {"least_conn", "round_robin", "random", "hash", NULL};
-  struct wsb_config *cfg = base;
-  int i = word_index(s, words);
-  if (i < 0)
-    return WSB_EVALUE;
-  cfg->upstream.algorithm = (enum wsb_algorithm)i;
-  return 0;
-}
-
 /* A cookie or query parameter name: visible characters that cannot end or split a pair. */
 static bool param_name_valid(const char *s) {
   return visible_valid(s) && strpbrk(s, "=;&,#?\"") == NULL;
@@ -274,16 +256,6 @@ static int set_failover_codes(void *base, const char *s) {
   return rc;
 }
 
-static int set_health_check(void *base, const char *s) {
-  static const char *const words[] = {"off", "tcp", "http", NULL};
-  struct wsb_config *cfg = base;
-  int i = word_index(s, words);
-  if (i < 0)
-    return WSB_EVALUE;
-  cfg->upstream.health_check = (enum wsb_health_check)i;
-  return 0;
-}
-
 static int set_admin_address(void *base, const char *s) {
   struct wsb_config *cfg = base;
   if (strcasecmp(s, "off") == 0) {
@@ -311,6 +283,15 @@ static int set_backend_url(void *base, const char *s) {
 
 /* The tables, one per section, keys in SPEC.md's order. */
 
+/* The words of the K_WORD keys, each in its enum's order; the enums are stored as int. */
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const algorithms[] = {"least_conn", "round_robin", "random", "hash", NULL};
+static const char *const health_checks[] = {"off", "tcp", "http", NULL};
+_Static_assert(sizeof(enum wsb_log_level) == sizeof(int) &&
+                   sizeof(enum wsb_algorithm) == sizeof(int) &&
+                   sizeof(enum wsb_health_check) == sizeof(int),
+               "K_WORD stores an int");
+
 #define OFF(field) offsetof(struct wsb_config, field)
 #define DURATION(key, field, lo) \
   { .name = key, .kind = K_DURATION, .off = OFF(field), .min = lo, .max = UINT64_MAX }
@@ -332,6 +313,8 @@ static int set_backend_url(void *base, const char *s) {
     .name = key, .kind = K_LIST, .off = OFF(field), .optional = true, .valid = check, .what = wh, \
     .expect = exp                                                                                 \
   }
+#define WORD(key, field, list, exp) \
+  { .name = key, .kind = K_WORD, .off = OFF(field), .words = list, .what = "value", .expect = exp }
 #define CUSTOM(key, fn, wh, exp) \
   { .name = key, .kind = K_CUSTOM, .set = fn, .what = wh, .expect = exp }
 
@@ -339,7 +322,7 @@ static const struct cfg_key wsbal_keys[] = {
     CUSTOM("workers", set_workers, "value", "auto or 1..1024"),
     STR("user", wsbal.user, true, visible_valid, "user", "a user name"),
     STR("group", wsbal.group, true, visible_valid, "group", "a group name"),
-    CUSTOM("log_level", set_log_level, "value", "error, warn, info or debug"),
+    WORD("log_level", wsbal.log_level, log_levels, "error, warn, info or debug"),
     CUSTOM("access_log", set_access_log, "value", "off, stderr or a file path"),
     U64("max_sessions", wsbal.max_sessions, 1, MAX_SESSIONS),
     DURATION("shutdown_timeout", wsbal.shutdown_timeout_ms, 0),
@@ -372,7 +355,7 @@ static const struct cfg_key listen_keys[] = {
 };
 
 static const struct cfg_key upstream_keys[] = {
-    CUSTOM("algorithm", set_algorithm, "value", "least_conn, round_robin, random or hash"),
+    WORD("algorithm", upstream.algorithm, algorithms, "least_conn, round_robin, random or hash"),
     CUSTOM("hash_key", set_hash_key, "value", "ip, path, header:NAME, cookie:NAME or query:NAME"),
     DURATION("connect_timeout", upstream.connect_timeout_ms, 1),
     BOOL("failover", upstream.failover),
@@ -390,7 +373,7 @@ static const struct cfg_key upstream_keys[] = {
          "a comma list of HTTP header names"),
     BOOL("preserve_host", upstream.preserve_host),
     DURATION("ping_interval", upstream.ping_interval_ms, 0),
-    CUSTOM("health_check", set_health_check, "value", "off, tcp or http"),
+    WORD("health_check", upstream.health_check, health_checks, "off, tcp or http"),
     STR("health_path", upstream.health_path, false, request_path_valid, "path",
         "an absolute path, e.g. /healthCheck"),
     DURATION("health_interval", upstream.health_interval_ms, 1),
@@ -529,6 +512,13 @@ static int apply(const struct cfg_key *k, void *base, const char *s) {
     return apply_string(k, field, s);
   case K_LIST:
     return apply_list(k, field, s);
+  case K_WORD: {
+    int i = word_index(s, k->words);
+    if (i < 0)
+      return WSB_EVALUE;
+    *(int *)field = i;
+    return 0;
+  }
   case K_CUSTOM:
     return k->set(base, s);
   default:

@@ -210,15 +210,21 @@ START_TEST(minimal_file_keeps_defaults) {
 }
 END_TEST
 
-/* Every key set to something else reads back (test/unit/data/full.ini). */
-START_TEST(full_file_reads_every_key) {
-  struct wsb_config c;
+/* Loads path without an environment; it must load without an error. */
+static void load_ok(struct wsb_config *c, const char *path) {
   struct wsb_config_errors errs = {0};
-  int rc = wsb_config_load(&c, WSB_TEST_DATA_DIR "/full.ini", NULL, &errs);
+  int rc = wsb_config_load(c, path, NULL, &errs);
   for (size_t i = 0; i < errs.n; i++)
     fprintf(stderr, "  %s\n", errs.lines[i]);
   ck_assert_int_eq(rc, 0);
   ck_assert_uint_eq(errs.n, 0);
+  wsb_config_errors_free(&errs);
+}
+
+/* Every key set to something else reads back (test/unit/data/full.ini). */
+START_TEST(full_file_reads_every_key) {
+  struct wsb_config c;
+  load_ok(&c, WSB_TEST_DATA_DIR "/full.ini");
 
   ck_assert_uint_eq(c.wsbal.workers, 7);
   ck_assert_str_eq(c.wsbal.user, "wsbal");
@@ -321,7 +327,6 @@ START_TEST(full_file_reads_every_key) {
   ck_assert(!b->backup);
   ck_assert_int_eq(b->line, 70);
   wsb_config_free(&c);
-  wsb_config_errors_free(&errs);
 }
 END_TEST
 
@@ -942,12 +947,7 @@ END_TEST
 
 START_TEST(reference_config_loads) {
   struct wsb_config c;
-  struct wsb_config_errors errs = {0};
-  int rc = wsb_config_load(&c, ETC_DIR "/wsbal.ini", NULL, &errs);
-  for (size_t i = 0; i < errs.n; i++)
-    fprintf(stderr, "  %s\n", errs.lines[i]);
-  ck_assert_int_eq(rc, 0);
-  ck_assert_uint_eq(errs.n, 0);
+  load_ok(&c, ETC_DIR "/wsbal.ini");
   /* It sets every key to its default, so only the example backend differs from the defaults. */
   assert_defaults(&c);
   ck_assert_uint_eq(c.nbackends, 1);
@@ -958,18 +958,12 @@ START_TEST(reference_config_loads) {
   ck_assert(c.backends[0].enabled);
   ck_assert(!c.backends[0].backup);
   wsb_config_free(&c);
-  wsb_config_errors_free(&errs);
 }
 END_TEST
 
 START_TEST(demo_config_loads) {
   struct wsb_config c;
-  struct wsb_config_errors errs = {0};
-  int rc = wsb_config_load(&c, ETC_DIR "/wsbal-demo.ini", NULL, &errs);
-  for (size_t i = 0; i < errs.n; i++)
-    fprintf(stderr, "  %s\n", errs.lines[i]);
-  ck_assert_int_eq(rc, 0);
-  ck_assert_uint_eq(errs.n, 0);
+  load_ok(&c, ETC_DIR "/wsbal-demo.ini");
   ck_assert_uint_eq(c.wsbal.workers, 2);
   ck_assert_str_eq(c.wsbal.access_log, "stderr");
   ck_assert_uint_eq(c.listen.naddress, 1);
@@ -986,7 +980,6 @@ START_TEST(demo_config_loads) {
   ck_assert_str_eq(c.backends[1].name, "echo2");
   ck_assert_uint_eq(c.backends[1].url.port, 9002);
   wsb_config_free(&c);
-  wsb_config_errors_free(&errs);
 }
 END_TEST
 

@@ -66,6 +66,7 @@ def wait_metric(admin_port, name, want, timeout=T):
 
 
 TO_CLIENT = 'wsbal_messages_total{direction="backend_to_client"}'
+TO_BACKEND = 'wsbal_messages_total{direction="client_to_backend"}'
 
 
 def slow_reader(lb):
@@ -369,13 +370,17 @@ def test_window_never_keeps_half_a_message():
     """A message whose first fragment fits failover_buffer and whose last does not leaves the
     window whole: a failover must not resend its first half in front of the next message."""
     mute, e2 = Peer("mute", mode="mute"), Echo("e2")
+    ap = free_port()
     lb = wsbal_or_stop([mute, e2], [("mute", mute.url)], workers=1, sections={
-        "upstream": {"failover_buffer": "64k"},
+        "upstream": {"failover_buffer": "64k"}, "admin": {"address": f"127.0.0.1:{ap}"},
         "backend:e2": {"url": e2.url, "backup": "on"}})
     try:
         cl = upgraded(lb)
         cl.send(frame(OP_TEXT, b"a" * 40000, fin=False) + frame(0, b"b" * 40000))
         cl.send(frame(OP_TEXT, b"m2"))
+        # Both messages relayed to mute before it dies: a message wsbal has not read yet is not
+        # in the window and would rightly reach e2 whole after the move.
+        c.eq("both messages relayed to mute", 2, wait_metric(ap, TO_BACKEND, 2))
         with lb.cond:
             mark = len(lb.lines)
         # The two unanswered messages: only m2 could be kept whole.

@@ -22,6 +22,7 @@
 
 #define EXIT_STARTUP       3
 #define STOP_GRACE_MS      6000 /* beyond shutdown_timeout: the close handshakes' 5 s, and a margin */
+#define STOP_EXIT_MS       4000 /* systemd waits this long past our own SIGKILL, for the exit */
 #define STATUS_INTERVAL_MS 5000
 /* Worker slots in the segment: a reload may start a whole new pool while the old one drains. */
 #define WORKER_SLOTS 2048
@@ -81,11 +82,14 @@ static void begin_stop(struct master *m, int signum) {
   if (m->stopping) {
     wsb_log_info("%s again: closing every session now", strsignal(signum));
     wsb_workers_signal(&m->workers, SIGINT);
+    wsb_notify_extend(STOP_GRACE_MS + STOP_EXIT_MS);
     uv_timer_start(&m->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
     return;
   }
   m->stopping = true;
   wsb_notify("STOPPING=1");
+  /* The unit's TimeoutStopSec may be shorter than the drain: systemd waits past our own kill. */
+  wsb_notify_extend(m->cfg->wsbal.shutdown_timeout_ms + STOP_GRACE_MS + STOP_EXIT_MS);
   uv_timer_stop(&m->status_timer);
   wsb_log_info("%s: stopping; sessions have %llu ms to end", strsignal(signum),
                (unsigned long long)m->cfg->wsbal.shutdown_timeout_ms);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,4 +40,8 @@ int wsb_notify(const char *fmt, ...) {
   int rc = sent == n ? 0 : -errno;
   close(fd);
   return rc;
+}
+
+int wsb_notify_extend(uint64_t ms) {
+  return wsb_notify("EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)ms * 1000ULL);
 }

@@ -47,6 +47,13 @@ int wsb_privileges_drop(const char *user, const char *group, char *err, size_t e
     snprintf(err, errlen, "[wsbal] group %s: no such group", group);
     return -ENOENT;
   }
+  /* Started as that user already (systemd's User=wsbal): nothing to give up, and initgroups
+     would fail without CAP_SETGID. */
+  uid_t ruid, euid, suid;
+  gid_t rgid, egid, sgid;
+  if (getresuid(&ruid, &euid, &suid) == 0 && getresgid(&rgid, &egid, &sgid) == 0 && ruid == uid &&
+      euid == uid && suid == uid && rgid == gid && egid == gid && sgid == gid)
+    return 0;
   /* Supplementary groups go first: once the ids change, we could no longer set them. */
   int rc = user_name != NULL ? initgroups(user_name, gid) : setgroups(1, &gid);
   if (rc != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0) {

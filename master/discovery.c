@@ -279,60 +279,6 @@ void wsb_discovery_close(struct wsb_discovery *d) {
 
 void wsb_discovery_free(struct wsb_discovery *d) {
   free(d->known);
-  free(d->overrides);
   d->known = NULL;
-  d->overrides = NULL;
-  d->nknown = d->noverrides = 0;
-}
-
-int wsb_discovery_override(struct wsb_discovery *d, const char *name, unsigned weight,
-                           int enabled) {
-  struct wsb_override *o = NULL;
-  for (size_t i = 0; i < d->noverrides && o == NULL; i++)
-    if (strcmp(d->overrides[i].name, name) == 0)
-      o = &d->overrides[i];
-  if (o == NULL) {
-    struct wsb_override *grown = realloc(d->overrides, (d->noverrides + 1) * sizeof(*d->overrides));
-    if (grown == NULL)
-      return -ENOMEM;
-    d->overrides = grown;
-    o = &d->overrides[d->noverrides++];
-    *o = (struct wsb_override){.weight = 0, .enabled = -1};
-    snprintf(o->name, sizeof(o->name), "%s", name);
-  }
-  if (weight > 0)
-    o->weight = weight;
-  if (enabled >= 0)
-    o->enabled = enabled;
-  return 0;
-}
-
-void wsb_discovery_forget(struct wsb_discovery *d, const char *section) {
-  size_t kept = 0;
-  for (size_t i = 0; i < d->noverrides; i++) {
-    char sec[WSB_NAME_MAX];
-    wsb_addrs_section(d->overrides[i].name, sec, sizeof(sec));
-    if (section != NULL && strcmp(sec, section) != 0)
-      d->overrides[kept++] = d->overrides[i];
-  }
-  d->noverrides = kept;
-}
-
-void wsb_discovery_apply(struct wsb_discovery *d, struct wsb_shm_table *t) {
-  size_t kept = 0;
-  for (size_t i = 0; i < d->noverrides; i++) {
-    const struct wsb_override *o = &d->overrides[i];
-    struct wsb_shm_backend *b = NULL;
-    for (uint32_t s = 0; s < t->nslots && b == NULL; s++)
-      if (t->backends[s].in_use && strcmp(t->backends[s].name, o->name) == 0)
-        b = &t->backends[s];
-    if (b == NULL)
-      continue; /* the address went: a new one with its name starts from its section */
-    if (o->weight > 0)
-      b->weight = o->weight;
-    if (o->enabled >= 0)
-      b->enabled = o->enabled != 0;
-    d->overrides[kept++] = *o;
-  }
-  d->noverrides = kept;
+  d->nknown = 0;
 }

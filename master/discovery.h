@@ -18,21 +18,12 @@ struct wsb_known {
   struct wsb_addrs addrs;
 };
 
-/* An admin change to one address's backend (NAME#ADDR): kept until the address goes or a reload. */
-struct wsb_override {
-  char name[WSB_NAME_MAX];
-  unsigned weight; /* 0 = the section's */
-  int enabled;     /* -1 = the section's */
-};
-
 struct wsb_discovery {
   uv_loop_t *loop;
   uv_timer_t timer;
   bool timer_open;
   struct wsb_known *known;
   size_t nknown;
-  struct wsb_override *overrides;
-  size_t noverrides;
   struct lookup *lookups_running; /* the round in progress */
   unsigned pending;
   bool again;   /* a round was asked for while one ran */
@@ -88,14 +79,5 @@ void wsb_discovery_refresh(struct wsb_discovery *d);
 /* Cancels lookups and closes the timer; a running round's answers are dropped. */
 void wsb_discovery_close(struct wsb_discovery *d);
 void wsb_discovery_free(struct wsb_discovery *d);
-
-/* Records an admin change to one NAME#ADDR backend (weight 0 / enabled -1: unchanged). */
-int wsb_discovery_override(struct wsb_discovery *d, const char *name, unsigned weight, int enabled);
-
-/* Forgets the changes to section's addresses (NULL: every change). */
-void wsb_discovery_forget(struct wsb_discovery *d, const char *section);
-
-/* Applies the admin changes to a table about to be published; forgets those of gone addresses. */
-void wsb_discovery_apply(struct wsb_discovery *d, struct wsb_shm_table *t);
 
 #endif

@@ -108,69 +108,127 @@ static bool same_listeners(const struct wsb_config *a, const struct wsb_config *
   return true;
 }
 
-/* A copy of cfg's backends as the file gave them (NULL when out of memory). */
-static struct wsb_backend_config *copy_backends(const struct wsb_config *cfg) {
-  struct wsb_backend_config *copy = malloc((cfg->nbackends ? cfg->nbackends : 1) * sizeof(*copy));
-  if (copy != NULL && cfg->nbackends > 0)
-    memcpy(copy, cfg->backends, cfg->nbackends * sizeof(*copy));
-  return copy;
+/* A table built and not published yet, with the addresses of the sections it was built from. */
+struct next_table {
+  struct wsb_shm_table *table;
+  struct wsb_addrs *addrs; /* in the order of the sections */
+};
+
+static void next_free(struct next_table *n) {
+  free(n->table);
+  free(n->addrs);
+  *n = (struct next_table){0};
+}
+
+/* cfg with bs's sections in place of its own (it has none once bs took them): what the table
+   and discovery read. A view for reading, never freed. */
+static struct wsb_config with_sections(const struct wsb_config *cfg,
+                                       const struct wsb_backends *bs) {
+  struct wsb_config v = *cfg;
+  v.backends = bs->sections;
+  v.nbackends = bs->n;
+  return v;
+}
+
+/*
+ * The first half of the one publish path (start-up, reload, admin changes,
+ * discovery): the next table from cfg's settings and bs's backends, each
+ * section with the addresses discovery knows for its host (a new host is
+ * looked up now, blocking), backends keeping their slots by name, and bs's
+ * changes to single addresses applied. Returns 0, or an error with err set.
+ */
+static int build(struct master *m, const struct wsb_config *cfg, struct wsb_backends *bs,
+                 struct next_table *n, char *err, size_t errlen) {
+  struct wsb_config v = with_sections(cfg, bs);
+  *n = (struct next_table){.table = malloc(sizeof(*n->table))};
+  int rc = n->table == NULL ? -ENOMEM : wsb_discovery_lookup(&m->disc, &v, &n->addrs, err, errlen);
+  if (rc == 0)
+    rc = wsb_shm_table_build(n->table, &v, n->addrs, m->table, m->table ? m->shm : NULL, err,
+                             errlen);
+  if (rc != 0) {
+    if (rc == -ENOMEM)
+      snprintf(err, errlen, "out of memory");
+    next_free(n);
+    return rc;
+  }
+  wsb_backends_apply(bs, n->table);
+  return 0;
+}
+
+/* The second half: publishes n (built with cfg and bs) and makes bs the running desired state.
+   When bs is not m's own the two are swapped: bs gets the previous state, for the caller to
+   free. */
+static void publish(struct master *m, const struct wsb_config *cfg, struct wsb_backends *bs,
+                    struct next_table *n) {
+  struct wsb_config v = with_sections(cfg, bs);
+  if (wsb_discovery_commit(&m->disc, &v, n->addrs) != 0)
+    wsb_log_error("discovery: out of memory: the next lookups compare with older addresses");
+  wsb_api_adopt_slots(m, n->table);
+  wsb_shm_publish(m->shm, n->table);
+  free(m->table);
+  m->table = n->table;
+  n->table = NULL;
+  next_free(n);
+  if (bs != &m->backends)
+    wsb_backends_swap(&m->backends, bs);
+  if (m->health != NULL) /* NULL at start-up: the checks start with the loop */
+    wsb_health_sync(m->health, m->table, cfg);
+}
+
+int wsb_master_publish(struct master *m, struct wsb_backends *bs, char *err, size_t errlen) {
+  struct next_table n;
+  int rc = build(m, m->cfg, bs, &n, err, errlen);
+  if (rc == 0)
+    publish(m, m->cfg, bs, &n);
+  return rc;
 }
 
 /* Returns 0 once next is running, or an error with the running configuration untouched. */
 static int reload_apply(struct master *m, struct wsb_config_errors *errs,
                         struct wsb_config_errors *discarded) {
   struct wsb_config next;
-  struct wsb_addrs *next_addrs = NULL;
-  struct wsb_shm_table *next_table = malloc(sizeof(*next_table));
-  if (next_table == NULL)
-    return -ENOMEM;
-  if (wsb_reload_prepare(m->path, m->workers_override, m->table, m->shm, &m->disc, &next,
-                         next_table, &next_addrs, errs) != 0) {
-    free(next_table);
+  if (wsb_reload_load(m->path, m->workers_override, &next, errs) != 0)
     return WSB_ECONFIG;
+  /* A reload starts from the file: the runtime changes go, the ones to single addresses too. */
+  struct wsb_backends bs;
+  struct next_table n = {0};
+  char err[512];
+  int rc = wsb_backends_from_config(&bs, &next);
+  if (rc == 0 && (rc = build(m, &next, &bs, &n, err, sizeof(err))) != 0) {
+    wsb_log_error("reload: %s", err);
+    wsb_reload_note(errs, "%s", err);
+    wsb_backends_free(&bs);
+    rc = WSB_ECONFIG;
   }
-  next_table->settings.tls_serial++; /* workers load the certificates again */
-  struct wsb_backend_config *file_backends = copy_backends(&next);
+  if (rc != 0) {
+    wsb_config_free(&next);
+    return rc;
+  }
+  n.table->settings.tls_serial++; /* workers load the certificates again */
   /* New addresses or another worker count take a new pool: its sockets are bound before the
      old pool stops accepting, so the port never refuses a connection in between. */
   int *fds = NULL;
   bool new_pool = !same_listeners(&next, m->cfg);
-  int rc = file_backends == NULL ? -ENOMEM : 0;
-  if (rc == 0 && new_pool)
-    rc = wsb_workers_bind(&next, worker_count(&next), &fds);
-  if (rc != 0) {
+  if (new_pool && (rc = wsb_workers_bind(&next, worker_count(&next), &fds)) != 0) {
+    next_free(&n);
+    wsb_backends_free(&bs);
     wsb_config_free(&next);
-    free(next_table);
-    free(next_addrs);
-    free(file_backends);
     return rc;
   }
   /* SPEC.md: runtime changes last until the next reload, which reads the file again. Said
      aloud, so that an operator who disabled a backend through the API sees it come back. */
   struct wsb_config_errors gone = {0};
-  wsb_reload_discarded(m->file_backends, m->nfile_backends, m->cfg->backends, m->cfg->nbackends,
-                       &next, next_table, &m->disc, &gone);
+  wsb_backends_discarded(&m->backends, &bs, n.table, &gone);
   for (size_t i = 0; i < gone.n; i++)
     wsb_log_warn("reload: discards a runtime change: %s", gone.lines[i]);
   if (discarded != NULL)
     *discarded = gone;
   else
     wsb_config_errors_free(&gone);
-  free(m->file_backends);
-  m->file_backends = file_backends;
-  m->nfile_backends = next.nbackends;
-  wsb_api_adopt_slots(m, next_table);
-  wsb_shm_publish(m->shm, next_table);
-  /* A reload starts from the file: admin changes to single addresses go like any other. */
-  wsb_discovery_forget(&m->disc, NULL);
-  if (wsb_discovery_commit(&m->disc, &next, next_addrs) != 0)
-    wsb_log_error("discovery: out of memory: the next lookups compare with older addresses");
-  free(next_addrs);
-  free(m->table);
-  m->table = next_table;
+  publish(m, &next, &bs, &n);
+  wsb_backends_free(&bs); /* the state before the reload */
   wsb_config_free(m->cfg);
   *m->cfg = next;
-  wsb_health_sync(m->health, m->table, m->cfg);
   wsb_tickets_schedule(&m->tickets, &m->loop, m->cfg->listen.tls_ticket_rotation_ms);
   wsb_log_setup(m->cfg->wsbal.log_level, "master");
   m->workers.log_level = m->cfg->wsbal.log_level;
@@ -199,50 +257,18 @@ int wsb_master_reload(struct master *m, struct wsb_config_errors *errs,
   } else {
     atomic_fetch_add(&m->shm->reloads_ok, 1);
     wsb_log_info("reloaded %s: generation %llu, %zu backend%s", m->path,
-                 (unsigned long long)wsb_shm_generation(m->shm), m->cfg->nbackends,
-                 m->cfg->nbackends == 1 ? "" : "s");
+                 (unsigned long long)wsb_shm_generation(m->shm), m->backends.n,
+                 m->backends.n == 1 ? "" : "s");
   }
   notify_status(m, "READY=1\n");
   return rc;
-}
-
-/* Builds a table from m->cfg and the addresses of its sections (looking new hosts up now, blocking)
-   with the admin changes to single addresses, and publishes it. prev is NULL at start-up. */
-static int build_and_publish(struct master *m, const struct wsb_shm_table *prev, char *err,
-                             size_t errlen) {
-  struct wsb_addrs *addrs = NULL;
-  struct wsb_shm_table *next = malloc(sizeof(*next));
-  int rc = next == NULL ? -ENOMEM : wsb_discovery_lookup(&m->disc, m->cfg, &addrs, err, errlen);
-  if (rc == 0)
-    rc = wsb_shm_table_build(next, m->cfg, addrs, prev, prev ? m->shm : NULL, err, errlen);
-  if (rc == 0)
-    rc = wsb_discovery_commit(&m->disc, m->cfg, addrs);
-  free(addrs);
-  if (rc != 0) {
-    if (rc == -ENOMEM)
-      snprintf(err, errlen, "out of memory");
-    free(next);
-    return rc;
-  }
-  wsb_discovery_apply(&m->disc, next);
-  wsb_api_adopt_slots(m, next);
-  wsb_shm_publish(m->shm, next);
-  free(m->table);
-  m->table = next;
-  if (m->health != NULL) /* NULL at start-up: the checks start with the loop */
-    wsb_health_sync(m->health, m->table, m->cfg);
-  return 0;
-}
-
-int wsb_master_publish(struct master *m, char *err, size_t errlen) {
-  return build_and_publish(m, m->table, err, errlen);
 }
 
 /* A discovery round found other addresses: they replace the old ones like a reload would. */
 static int on_discovered(void *arg) {
   struct master *m = arg;
   char err[512];
-  int rc = wsb_master_publish(m, err, sizeof(err));
+  int rc = wsb_master_publish(m, &m->backends, err, sizeof(err));
   if (rc != 0)
     wsb_log_error("discovery: the new addresses are not published: %s", err);
   else
@@ -321,19 +347,14 @@ static int start(struct master *m, int **fds) {
   }
   /* Start-up looks every host up, blocking: a name that does not resolve stops it, FILE:LINE. */
   char err[512];
-  rc = build_and_publish(m, NULL, err, sizeof(err));
+  rc = wsb_backends_from_config(&m->backends, m->cfg);
+  if (rc == 0)
+    rc = wsb_master_publish(m, &m->backends, err, sizeof(err));
+  else
+    snprintf(err, sizeof(err), "out of memory");
   if (rc != 0)
     wsb_log_error("%s", err);
   return rc;
-}
-
-static void add_line(struct wsb_config_errors *errs, const char *line) {
-  char **lines = realloc(errs->lines, (errs->n + 1) * sizeof(*lines));
-  if (lines == NULL)
-    return;
-  errs->lines = lines;
-  if ((lines[errs->n] = strdup(line)) != NULL)
-    errs->n++;
 }
 
 int wsb_master_check(const struct wsb_config *cfg, struct wsb_config_errors *errs) {
@@ -350,24 +371,24 @@ int wsb_master_check(const struct wsb_config *cfg, struct wsb_config_errors *err
       snprintf(line, sizeof(line), "%s: [%s] address: %s",
                wsb_config_where(cfg, admin ? WSB_WHERE_ADMIN : WSB_WHERE_LISTEN),
                admin ? "admin" : "listen", err);
-      add_line(errs, line);
+      wsb_reload_note(errs, "%s", line);
     }
   }
   struct wsb_addrs *addrs = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*addrs));
   struct wsb_shm_table *t = malloc(sizeof(*t));
   if (addrs == NULL || t == NULL) {
-    add_line(errs, "out of memory");
+    wsb_reload_note(errs, "out of memory");
   } else {
     size_t unresolved = 0;
     for (size_t i = 0; i < cfg->nbackends; i++)
       if (wsb_discovery_resolve(cfg, i, &addrs[i], err, sizeof(err)) != 0) {
-        add_line(errs, err);
+        wsb_reload_note(errs, "%s", err);
         unresolved++;
       }
     /* The start's own table, to its limits (lists, names, 256 backends once hosts expand). */
     if (unresolved == 0 && wsb_shm_table_build(t, cfg, addrs, NULL, NULL, err, sizeof(err)) != 0) {
       snprintf(line, sizeof(line), "%s:0: %s", cfg->path ? cfg->path : "(no file)", err);
-      add_line(errs, line);
+      wsb_reload_note(errs, "%s", line);
     }
   }
   free(addrs);
@@ -396,13 +417,10 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
     wsb_shm_destroy(m.shm);
     free(m.workers.procs);
     free(m.table);
+    wsb_backends_free(&m.backends);
     wsb_discovery_free(&m.disc);
     return EXIT_STARTUP;
   }
-  m.file_backends = copy_backends(cfg);
-  m.nfile_backends = cfg->nbackends;
-  if (m.file_backends == NULL)
-    wsb_fatal(EXIT_STARTUP, "out of memory");
   if (uv_loop_init(&m.loop) != 0)
     wsb_fatal(EXIT_STARTUP, "cannot create the event loop");
   for (size_t i = 0; i < NSIGNALS; i++) {
@@ -449,7 +467,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   free(m.workers.procs);
   free(m.workers.rbuf);
   free(m.table);
-  free(m.file_backends);
+  wsb_backends_free(&m.backends);
   wsb_discovery_free(&m.disc);
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "admin.h"
+#include "backends.h"
 #include "config.h"
 #include "health.h"
 #include "discovery.h"
@@ -28,12 +29,9 @@ struct master {
   uv_loop_t loop;
   struct wsb_config *cfg; /* the running configuration; a reload replaces its contents */
   const char *path;
-  int workers_override;        /* -w, or -1 */
-  struct wsb_shm_table *table; /* what was last published, for slots kept by name */
-  /* The backends as the file (and environment) gave them when last read: what differs in
-     cfg->backends was changed through the API, and a reload says it discards it. */
-  struct wsb_backend_config *file_backends;
-  size_t nfile_backends;
+  int workers_override;         /* -w, or -1 */
+  struct wsb_shm_table *table;  /* what was last published, for slots kept by name */
+  struct wsb_backends backends; /* what m->table was built from; cfg keeps no backend */
   struct wsb_shm *shm;
   struct wsb_discovery disc; /* the addresses m->table was built from */
   struct wsb_workers workers;
@@ -59,9 +57,15 @@ struct master {
 int wsb_master_reload(struct master *m, struct wsb_config_errors *errs,
                       struct wsb_config_errors *discarded);
 
-/* Publishes a table rebuilt from m->cfg after a runtime change (admin API, discovery): a section
-   that is new looks its host up now. Returns 0 or an error. */
-int wsb_master_publish(struct master *m, char *err, size_t errlen);
+/*
+ * The one publish path: builds the table of bs's backends with m->cfg's
+ * settings (a section that is new looks its host up now, blocking), publishes
+ * it and makes bs the running state; bs is m->backends itself (discovery's new
+ * addresses) or a changed copy of it (the admin API), swapped with it then, so
+ * the caller frees the previous state. Returns 0, or an error with err set and
+ * nothing changed. Reload takes the same two steps with its new configuration.
+ */
+int wsb_master_publish(struct master *m, struct wsb_backends *bs, char *err, size_t errlen);
 
 /* A chunk of a session list from a worker (api.c). */
 void wsb_api_on_chunk(void *ctx, const struct wsb_sessions_chunk *chunk);

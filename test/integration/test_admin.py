@@ -227,7 +227,9 @@ def test_session_and_drain_commands():
             held.append(cl)
         on_p1 = jbody(request(ap, "GET", "/api/v1/backends/p1"))["sessions"]
         s, h, body = request(ap, "POST", "/api/v1/backends/p1/drain")
-        c.eq("drain: 202", 202, s)
+        drained = json.loads(body)
+        c.eq("drain: 202, naming what drains (a section names each address: test_discovery)",
+             (202, "draining", ["p1"]), (s, drained.get("status"), drained.get("backends")))
         deadline = time.monotonic() + T
         while jbody(request(ap, "GET", "/api/v1/backends/p1"))["sessions"] > 0 and \
                 time.monotonic() < deadline:

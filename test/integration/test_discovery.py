@@ -245,6 +245,19 @@ def test_discovery():
         c.eq("and the address takes sessions again", [True, True, True],
              [x["enabled"] for x in api(ap, "GET", "/api/v1/backends/web")[1]["backends"]])
 
+        # Drain the section: every address at once, with the answer of one backend's drain.
+        st, b = api(ap, "POST", "/api/v1/backends/web/drain")
+        c.eq("drain the section: 202, naming each of its addresses",
+             (202, "draining", expanded[1:]), (st, b.get("status"), sorted(b.get("backends", []))))
+        c.eq("every address of the section is disabled", [False] * 3,
+             [x["enabled"] for x in api(ap, "GET", "/api/v1/backends/web")[1]["backends"]])
+        c.true("their sessions leave them",
+               wait_for(lambda: all(x["sessions"] == 0 for x in
+                                    api(ap, "GET", "/api/v1/backends/web")[1]["backends"])),
+               lb.output()[-2000:])
+        c.true("and keep echoing on the other backend",
+               all(echoes(cl, "section drained") for cl, _ in held))
+
         st, b = api(ap, "DELETE", "/api/v1/backends/web?sessions=keep")
         c.eq("DELETE of the section removes every address", (200, ["lit"]),
              (st, names(ap)))

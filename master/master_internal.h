@@ -1,4 +1,4 @@
-/* The master's context, shared by its own files (master.c, api.c); private to master/. */
+/* The master's context, shared by its own files (master.c, api*.c); private to master/. */
 #ifndef WSB_MASTER_INTERNAL_H
 #define WSB_MASTER_INTERNAL_H
 
@@ -43,7 +43,7 @@ struct master {
   bool stopping;
   struct wsb_admin admin;
   int admin_fd;          /* bound at start, -1 when [admin] address = off */
-  struct list_op *lists; /* session lists waiting for the workers' answers (api.c) */
+  struct list_op *lists; /* session lists waiting for the workers' answers (api_sessions.c) */
   struct add_op *adds;   /* POST /api/v1/backends waiting for their host's addresses */
   unsigned nadds;
   uint64_t next_request;
@@ -67,16 +67,17 @@ int wsb_master_reload(struct master *m, struct wsb_config_errors *errs,
  */
 int wsb_master_publish(struct master *m, struct wsb_backends *bs, char *err, size_t errlen);
 
-/* A chunk of a session list from a worker (api.c). */
+/* A chunk of a session list from a worker (api_sessions.c). */
 void wsb_api_on_chunk(void *ctx, const struct wsb_sessions_chunk *chunk);
-/* Answers the session lists still waiting, as partial, before the loop ends (api.c). */
+/* Answers the session lists still waiting, as partial, before the loop ends, and cancels the
+   lookups of backends being added (api.c). */
 void wsb_api_stop(struct master *m);
 
 /* Before next is published: every slot next gives to another backend than the running table
-   had there counts its totals from now (api.c; wsb_shm_publish resets its breaker). */
+   had there counts its totals from now (api_metrics.c; wsb_shm_publish resets its breaker). */
 void wsb_api_adopt_slots(struct master *m, const struct wsb_shm_table *next);
 
-/* The admin API's router (api.c). */
+/* The admin API's router: the route table (api.c). */
 void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *reply);
 
 #endif

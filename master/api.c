@@ -210,19 +210,20 @@ static bool fits(const char *pattern, const char *path, char *arg, size_t cap) {
   return *path == '\0';
 }
 
-/* The Allow text of a set of methods, kept for the whole run (a reply points to it). */
-static const char *allow_text(unsigned methods) {
-  static char texts[1u << METHODS][48];
-  char *t = texts[methods];
-  if (t[0] == '\0')
-    for (int i = 0; i < METHODS; i++)
-      if (methods & (1u << i))
-        snprintf(t + strlen(t), sizeof(texts[0]) - strlen(t), "%s%s", t[0] ? ", " : "",
-                 method_names[i].name);
-  return t;
+/* The Allow text of a set of methods into out. */
+static const char *allow_text(unsigned methods, char *out, size_t cap) {
+  size_t used = 0;
+  out[0] = '\0';
+  for (int i = 0; i < METHODS; i++)
+    if (methods & (1u << i)) {
+      int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", method_names[i].name);
+      used += n > 0 && (size_t)n < cap - used ? (size_t)n : 0;
+    }
+  return out;
 }
 
 void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *r) {
+  struct master *m = ctx;
   unsigned method = 0, allowed = 0;
   for (int i = 0; i < METHODS; i++)
     if (req->method == method_names[i].method)
@@ -237,13 +238,13 @@ void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_ad
       allowed |= routes[i].methods;
       continue;
     }
-    struct api_call c = {.m = ctx, .req = req, .r = r, .arg = arg};
+    struct api_call c = {.m = m, .req = req, .r = r, .arg = arg};
     routes[i].handler(&c);
     return;
   }
   if (allowed != 0) {
     wsb_admin_error(r, 405, "method not allowed");
-    r->allow = allow_text(allowed);
+    r->allow = allow_text(allowed, m->allow, sizeof(m->allow)); /* sent before the next request */
   } else {
     wsb_admin_error(r, 404, "no such path");
   }

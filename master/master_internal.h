@@ -47,6 +47,7 @@ struct master {
   struct add_op *adds;   /* POST /api/v1/backends waiting for their host's addresses */
   unsigned nadds;
   uint64_t next_request;
+  char allow[48]; /* the Allow line of a 405 (api.c), written out before the next request */
   uint64_t started_ms;
   struct wsb_slot_base slot_base[WSB_SHM_MAX_BACKENDS];
 };

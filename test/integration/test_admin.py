@@ -81,6 +81,20 @@ def test_api(e1, e2):
 
         s, h, _ = request(ap, "DELETE", "/api/v1/backends/e1/enable")
         c.eq("wrong method: 405 with Allow", (405, "POST"), (s, h.get("allow")))
+        # Allow lists every method of the routes the path fits (one table, matched in order).
+        allows = [(m, p, request(ap, m, p)[1].get("allow")) for m, p in
+                  [("PUT", "/api/v1/backends"), ("HEAD", "/api/v1/backends"),
+                   ("POST", "/api/v1/backends/e1"), ("POST", "/metrics"),
+                   ("PATCH", "/api/v1/sessions/0000000000000001"), ("GET", "/api/v1/reload")]]
+        c.eq("405s name the methods of the path", [
+            ("PUT", "/api/v1/backends", "GET, POST"), ("HEAD", "/api/v1/backends", "GET, POST"),
+            ("POST", "/api/v1/backends/e1", "GET, PATCH, DELETE"),
+            ("POST", "/metrics", "GET, HEAD"),
+            ("PATCH", "/api/v1/sessions/0000000000000001", "GET, DELETE"),
+            ("GET", "/api/v1/reload", "POST")], allows)
+        c.eq("a path no route fits: 404 no such path", (404, "no such path"),
+             (request(ap, "POST", "/api/v1/backends/e1/bogus")[0],
+              json.loads(request(ap, "POST", "/api/v1/backends/e1/bogus")[2])["error"]))
         c.eq("unknown path: 404", 404, request(ap, "GET", "/api/v2/whatever")[0])
         s, h, body = request(ap, "POST", "/api/v1/reload")
         c.eq("reload over the API", (200, "ok"), (s, json.loads(body)["result"]))

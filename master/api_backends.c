@@ -98,6 +98,7 @@ struct target {
 static bool find_target(struct api_call *c, struct target *t) {
   struct master *m = c->m;
   t->n = 0;
+  t->section = false;
   if (strlen(c->arg) < sizeof(t->name)) {
     snprintf(t->name, sizeof(t->name), "%s", c->arg);
     t->slots[0] = api_find_backend(m, t->name);
@@ -157,9 +158,9 @@ static bool change(struct master *m, const char *name, unsigned weight, enum ver
   if (rc == 0 && verb != VERB_NONE)
     rc = verbs[verb](&next, name);
   if (rc == -EPERM) /* the next lookup would bring it back */
-    snprintf(err, sizeof(err),
-             "an address found by DNS discovery cannot be deleted: disable or "
-             "drain it, or delete its section");
+    snprintf(err, sizeof(err), "%s",
+             "an address found by DNS discovery cannot be deleted: disable or drain it, or "
+             "delete its section");
   if (rc == 0)
     rc = wsb_master_publish(m, &next, err, sizeof(err));
   wsb_backends_free(&next);

@@ -59,6 +59,9 @@ def test_api(e1, e2):
         c.eq("unknown backend is 404 JSON", (404, "no such backend"),
              (request(ap, "GET", "/api/v1/backends/nope")[0],
               jbody(request(ap, "GET", "/api/v1/backends/nope"))["error"]))
+        c.eq("a name longer than any backend's is 404 too", (404, "no such backend"),
+             (request(ap, "POST", "/api/v1/backends/" + "n" * 200 + "/drain")[0],
+              jbody(request(ap, "POST", "/api/v1/backends/" + "n" * 200 + "/drain"))["error"]))
         st = jbody(request(ap, "GET", "/api/v1/status"))
         c.eq("status counts the session", (1, 1), (st["totals"]["sessions"],
                                                    st["totals"]["handshakes"]["ok"]))

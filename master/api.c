@@ -13,7 +13,7 @@
 
 /* ---- replies ---- */
 
-void api_reply_json(struct wsb_admin_reply *r, int status, struct wsb_json *j) {
+void wsb__api_reply_json(struct wsb_admin_reply *r, int status, struct wsb_json *j) {
   size_t n = wsb_json_finish(j);
   if (n == 0) {
     free(j->buf);
@@ -26,24 +26,24 @@ void api_reply_json(struct wsb_admin_reply *r, int status, struct wsb_json *j) {
   r->len = n;
 }
 
-bool api_json_begin_sized(struct wsb_json *j, struct wsb_admin_reply *r, size_t cap) {
+bool wsb__api_json_begin_sized(struct wsb_json *j, struct wsb_admin_reply *r, size_t cap) {
   char *buf = malloc(cap);
   if (buf == NULL) {
     wsb_admin_error(r, 500, "out of memory");
     return false;
   }
-  wsb_json_init(j, buf, cap - 1); /* room for api_reply_json's newline */
+  wsb_json_init(j, buf, cap - 1); /* room for wsb__api_reply_json's newline */
   return true;
 }
 
-bool api_json_begin(struct wsb_json *j, struct wsb_admin_reply *r) {
-  return api_json_begin_sized(j, r, API_JSON_MAX);
+bool wsb__api_json_begin(struct wsb_json *j, struct wsb_admin_reply *r) {
+  return wsb__api_json_begin_sized(j, r, API_JSON_MAX);
 }
 
-void api_accepted(struct wsb_admin_reply *r, const char *what, unsigned reached,
-                  const char *const *names, size_t n) {
+void wsb__api_accepted(struct wsb_admin_reply *r, const char *what, unsigned reached,
+                       const char *const *names, size_t n) {
   struct wsb_json j;
-  if (!api_json_begin(&j, r))
+  if (!wsb__api_json_begin(&j, r))
     return;
   wsb_json_object_begin(&j);
   wsb_json_key(&j, "status");
@@ -58,10 +58,10 @@ void api_accepted(struct wsb_admin_reply *r, const char *what, unsigned reached,
     wsb_json_array_end(&j);
   }
   wsb_json_object_end(&j);
-  api_reply_json(r, 202, &j);
+  wsb__api_reply_json(r, 202, &j);
 }
 
-int api_find_backend(const struct master *m, const char *name) {
+int wsb__api_find_backend(const struct master *m, const char *name) {
   for (uint32_t s = 0; s < m->table->nslots; s++)
     if (m->table->backends[s].in_use && strcmp(m->table->backends[s].name, name) == 0)
       return (int)s;
@@ -70,9 +70,9 @@ int api_find_backend(const struct master *m, const char *name) {
 
 /* ---- request bodies and queries ---- */
 
-bool api_parse_body(const struct wsb_admin_request *req, struct wsb_json_doc *doc,
-                    struct wsb_json_token *tokens, const char *const *known,
-                    struct wsb_admin_reply *r) {
+bool wsb__api_parse_body(const struct wsb_admin_request *req, struct wsb_json_doc *doc,
+                         struct wsb_json_token *tokens, const char *const *known,
+                         struct wsb_admin_reply *r) {
   char msg[160];
   int rc = wsb_json_parse(doc, req->body, req->body_len, tokens, API_BODY_TOKENS, 0);
   if (rc < 0) {
@@ -91,8 +91,8 @@ bool api_parse_body(const struct wsb_admin_request *req, struct wsb_json_doc *do
   return true;
 }
 
-bool api_field_ok(int rc, const char *field, const char *expected, bool optional,
-                  struct wsb_admin_reply *r) {
+bool wsb__api_field_ok(int rc, const char *field, const char *expected, bool optional,
+                       struct wsb_admin_reply *r) {
   if (rc == 0 || (optional && rc == WSB_EJSON_ABSENT))
     return true;
   char msg[160];
@@ -103,7 +103,7 @@ bool api_field_ok(int rc, const char *field, const char *expected, bool optional
   return false;
 }
 
-int api_query_value(const char *query, const char *key, char *out, size_t cap, size_t *len) {
+int wsb__api_query_value(const char *query, const char *key, char *out, size_t cap, size_t *len) {
   size_t klen = strlen(key);
   out[0] = '\0';
   for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
@@ -136,13 +136,13 @@ int api_query_value(const char *query, const char *key, char *out, size_t cap, s
   return -ENOENT;
 }
 
-bool api_query_get(const char *query, const char *key, char *out, size_t cap) {
-  return api_query_value(query, key, out, cap, NULL) != -ENOENT;
+bool wsb__api_query_get(const char *query, const char *key, char *out, size_t cap) {
+  return wsb__api_query_value(query, key, out, cap, NULL) != -ENOENT;
 }
 
 void wsb_api_stop(struct master *m) {
-  api_sessions_stop(m);
-  api_backends_stop(m);
+  wsb__api_sessions_stop(m);
+  wsb__api_backends_stop(m);
 }
 
 /* ---- the route table ---- */
@@ -170,25 +170,25 @@ static const struct route {
   const char *pattern;
   void (*handler)(struct api_call *c);
 } routes[] = {
-    {GET | HEAD, "/", api_status_page},
-    {GET | HEAD, "/healthz", api_healthz},
-    {GET | HEAD, "/readyz", api_readyz},
-    {GET | HEAD, "/metrics", api_metrics},
-    {GET | HEAD, "/api/v1/status", api_status},
-    {POST, "/api/v1/reload", api_reload},
-    {GET, "/api/v1/backends", api_backends_list},
-    {POST, "/api/v1/backends", api_backends_add},
-    {GET, "/api/v1/backends/{}", api_backend_get},
-    {PATCH, "/api/v1/backends/{}", api_backend_patch},
-    {DELETE, "/api/v1/backends/{}", api_backend_delete},
-    {POST, "/api/v1/backends/{}/enable", api_backend_enable},
-    {POST, "/api/v1/backends/{}/disable", api_backend_disable},
+    {GET | HEAD, "/", wsb__api_status_page},
+    {GET | HEAD, "/healthz", wsb__api_healthz},
+    {GET | HEAD, "/readyz", wsb__api_readyz},
+    {GET | HEAD, "/metrics", wsb__api_metrics},
+    {GET | HEAD, "/api/v1/status", wsb__api_status},
+    {POST, "/api/v1/reload", wsb__api_reload},
+    {GET, "/api/v1/backends", wsb__api_backends_list},
+    {POST, "/api/v1/backends", wsb__api_backends_add},
+    {GET, "/api/v1/backends/{}", wsb__api_backend_get},
+    {PATCH, "/api/v1/backends/{}", wsb__api_backend_patch},
+    {DELETE, "/api/v1/backends/{}", wsb__api_backend_delete},
+    {POST, "/api/v1/backends/{}/enable", wsb__api_backend_enable},
+    {POST, "/api/v1/backends/{}/disable", wsb__api_backend_disable},
     /* A drain answers 202 whether {} is one backend or a section of several addresses. */
-    {POST, "/api/v1/backends/{}/drain", api_backend_drain},
-    {GET, "/api/v1/sessions", api_sessions_list},
-    {GET, "/api/v1/sessions/{}", api_session_get},
-    {DELETE, "/api/v1/sessions/{}", api_session_close},
-    {POST, "/api/v1/sessions/{}/failover", api_session_failover},
+    {POST, "/api/v1/backends/{}/drain", wsb__api_backend_drain},
+    {GET, "/api/v1/sessions", wsb__api_sessions_list},
+    {GET, "/api/v1/sessions/{}", wsb__api_session_get},
+    {DELETE, "/api/v1/sessions/{}", wsb__api_session_close},
+    {POST, "/api/v1/sessions/{}/failover", wsb__api_session_failover},
 };
 
 /* Whether path fits pattern; arg gets what "{}" matched (at most cap - 1 bytes, else no fit). */

@@ -1,4 +1,4 @@
-/* The admin API files (api*.c): a request as handlers see it, shared replies; api_ is private. */
+/* The admin API files (api*.c): requests as handlers see them, shared replies (wsb__api_). */
 #ifndef WSB_API_H
 #define WSB_API_H
 
@@ -23,75 +23,75 @@ struct api_call {
 #define API_JSON_MAX (256 * 1024)
 
 /* A JSON answer of at most cap bytes (API_JSON_MAX for json_begin); false with a 500 set. */
-bool api_json_begin_sized(struct wsb_json *j, struct wsb_admin_reply *r, size_t cap);
-bool api_json_begin(struct wsb_json *j, struct wsb_admin_reply *r);
+bool wsb__api_json_begin_sized(struct wsb_json *j, struct wsb_admin_reply *r, size_t cap);
+bool wsb__api_json_begin(struct wsb_json *j, struct wsb_admin_reply *r);
 /* Hands j's buffer to r with status, or answers 500 when it did not fit. */
-void api_reply_json(struct wsb_admin_reply *r, int status, struct wsb_json *j);
+void wsb__api_reply_json(struct wsb_admin_reply *r, int status, struct wsb_json *j);
 /* {"status": what, "workers": reached}, and "backends": names when n > 0: 202. */
-void api_accepted(struct wsb_admin_reply *r, const char *what, unsigned reached,
-                  const char *const *names, size_t n);
+void wsb__api_accepted(struct wsb_admin_reply *r, const char *what, unsigned reached,
+                       const char *const *names, size_t n);
 
 /* ---- request bodies and queries (api.c) ---- */
 
 #define API_BODY_TOKENS 64
 
 /* Parses a JSON object body and refuses keys outside known; false with the answer set. */
-bool api_parse_body(const struct wsb_admin_request *req, struct wsb_json_doc *doc,
-                    struct wsb_json_token *tokens, const char *const *known,
-                    struct wsb_admin_reply *r);
+bool wsb__api_parse_body(const struct wsb_admin_request *req, struct wsb_json_doc *doc,
+                         struct wsb_json_token *tokens, const char *const *known,
+                         struct wsb_admin_reply *r);
 /* A typed member's check (rc of wsb_json_get_*): true when fine (absent too when optional),
    false with a 400 naming field and what it expects. */
-bool api_field_ok(int rc, const char *field, const char *expected, bool optional,
-                  struct wsb_admin_reply *r);
+bool wsb__api_field_ok(int rc, const char *field, const char *expected, bool optional,
+                       struct wsb_admin_reply *r);
 /* A query parameter's value, %XX and '+' decoded, NUL-terminated in out (len, when not NULL,
    gets its length). Returns 0, -ENOENT when absent, -E2BIG when it does not fit in cap, or
    -EINVAL for a bad escape or an encoded NUL; out is "" on errors. */
-int api_query_value(const char *query, const char *key, char *out, size_t cap, size_t *len);
+int wsb__api_query_value(const char *query, const char *key, char *out, size_t cap, size_t *len);
 /* Whether the parameter is there; a value that is malformed or too long reads as "". */
-bool api_query_get(const char *query, const char *key, char *out, size_t cap);
+bool wsb__api_query_get(const char *query, const char *key, char *out, size_t cap);
 
-/* ---- the segment's counters (api_metrics.c) ---- */
+/* ---- the segment's counters (wsb__api_metrics.c) ---- */
 
 /* A per-worker counter summed over every worker slot used so far, dead workers' included. */
-uint64_t api_sum_worker(const struct wsb_shm *shm, size_t offset);
-#define API_SUM(shm, field) api_sum_worker((shm), offsetof(struct wsb_shm_worker, field))
+uint64_t wsb__api_sum_worker(const struct wsb_shm *shm, size_t offset);
+#define API_SUM(shm, field) wsb__api_sum_worker((shm), offsetof(struct wsb_shm_worker, field))
 /* A slot's total since it got its current backend: the sum less the slot's baseline. */
 #define API_SLOT_SUM(m, s, field, base) (API_SUM((m)->shm, field) - (m)->slot_base[s].base)
 
 /* wsbal_handshakes_total's result label of a handshake result (also in the status's totals). */
-const char *api_handshake_label(int result);
+const char *wsb__api_handshake_label(int result);
 
 /* The slot of the backend named name in the published table, or -1. */
-int api_find_backend(const struct master *m, const char *name);
+int wsb__api_find_backend(const struct master *m, const char *name);
 /* The backend in slot as the API shows it, answered with status (api_backends.c). */
-void api_backend_reply(struct master *m, int slot, int status, struct wsb_admin_reply *r);
+void wsb__api_backend_reply(struct master *m, int slot, int status, struct wsb_admin_reply *r);
 
 /* ---- handlers, one file per resource ---- */
 
-void api_healthz(struct api_call *c); /* api_status.c */
-void api_readyz(struct api_call *c);
-void api_status(struct api_call *c);
-void api_status_page(struct api_call *c);
-void api_reload(struct api_call *c);
+void wsb__api_healthz(struct api_call *c); /* wsb__api_status.c */
+void wsb__api_readyz(struct api_call *c);
+void wsb__api_status(struct api_call *c);
+void wsb__api_status_page(struct api_call *c);
+void wsb__api_reload(struct api_call *c);
 
-void api_metrics(struct api_call *c); /* api_metrics.c */
+void wsb__api_metrics(struct api_call *c); /* wsb__api_metrics.c */
 
-void api_backends_list(struct api_call *c); /* api_backends.c */
-void api_backend_get(struct api_call *c);
-void api_backend_patch(struct api_call *c);
-void api_backend_delete(struct api_call *c);
-void api_backend_enable(struct api_call *c);
-void api_backend_disable(struct api_call *c);
-void api_backend_drain(struct api_call *c);
-void api_backends_add(struct api_call *c); /* api_backends_add.c */
+void wsb__api_backends_list(struct api_call *c); /* api_backends.c */
+void wsb__api_backend_get(struct api_call *c);
+void wsb__api_backend_patch(struct api_call *c);
+void wsb__api_backend_delete(struct api_call *c);
+void wsb__api_backend_enable(struct api_call *c);
+void wsb__api_backend_disable(struct api_call *c);
+void wsb__api_backend_drain(struct api_call *c);
+void wsb__api_backends_add(struct api_call *c); /* wsb__api_backends_add.c */
 
-void api_sessions_list(struct api_call *c); /* api_sessions.c */
-void api_session_get(struct api_call *c);
-void api_session_close(struct api_call *c);
-void api_session_failover(struct api_call *c);
+void wsb__api_sessions_list(struct api_call *c); /* api_sessions.c */
+void wsb__api_session_get(struct api_call *c);
+void wsb__api_session_close(struct api_call *c);
+void wsb__api_session_failover(struct api_call *c);
 
 /* Before the loop ends: session lists answered as partial, lookups of adds canceled. */
-void api_sessions_stop(struct master *m);
-void api_backends_stop(struct master *m);
+void wsb__api_sessions_stop(struct master *m);
+void wsb__api_backends_stop(struct master *m);
 
 #endif

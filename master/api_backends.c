@@ -52,7 +52,7 @@ static void backend_json(struct master *m, struct wsb_json *j, uint32_t slot) {
 /* {"backends": [...]} of n slots (every backend in use when slots is NULL). */
 static void backends_json(struct master *m, const int *slots, size_t n, struct wsb_admin_reply *r) {
   struct wsb_json j;
-  if (!api_json_begin(&j, r))
+  if (!wsb__api_json_begin(&j, r))
     return;
   wsb_json_object_begin(&j);
   wsb_json_key(&j, "backends");
@@ -64,18 +64,18 @@ static void backends_json(struct master *m, const int *slots, size_t n, struct w
     backend_json(m, &j, (uint32_t)slots[i]);
   wsb_json_array_end(&j);
   wsb_json_object_end(&j);
-  api_reply_json(r, 200, &j);
+  wsb__api_reply_json(r, 200, &j);
 }
 
-void api_backend_reply(struct master *m, int slot, int status, struct wsb_admin_reply *r) {
+void wsb__api_backend_reply(struct master *m, int slot, int status, struct wsb_admin_reply *r) {
   struct wsb_json j;
-  if (!api_json_begin(&j, r))
+  if (!wsb__api_json_begin(&j, r))
     return;
   backend_json(m, &j, (uint32_t)slot);
-  api_reply_json(r, status, &j);
+  wsb__api_reply_json(r, status, &j);
 }
 
-void api_backends_list(struct api_call *c) {
+void wsb__api_backends_list(struct api_call *c) {
   backends_json(c->m, NULL, 0, c->r);
 }
 
@@ -101,7 +101,7 @@ static bool find_target(struct api_call *c, struct target *t) {
   t->section = false;
   if (strlen(c->arg) < sizeof(t->name)) {
     snprintf(t->name, sizeof(t->name), "%s", c->arg);
-    t->slots[0] = api_find_backend(m, t->name);
+    t->slots[0] = wsb__api_find_backend(m, t->name);
     t->n = t->slots[0] >= 0;
     t->section = t->n == 0 && wsb_backends_find(&m->backends, t->name) != NULL;
   }
@@ -122,7 +122,7 @@ static void target_json(struct master *m, const struct target *t, struct wsb_adm
   if (t->section)
     backends_json(m, t->slots, t->n, r);
   else
-    api_backend_reply(m, t->slots[0], 200, r);
+    wsb__api_backend_reply(m, t->slots[0], 200, r);
 }
 
 /* Sends a command about each of t's slots to every worker; how many workers each reached. */
@@ -177,19 +177,19 @@ static void log_change(const struct target *t, const char *what, const char *det
 }
 
 /* PATCH {"weight"?, "enabled"?}. */
-void api_backend_patch(struct api_call *c) {
+void wsb__api_backend_patch(struct api_call *c) {
   static const char *const known[] = {"weight", "enabled", NULL};
   struct wsb_json_token tokens[API_BODY_TOKENS];
   struct wsb_json_doc doc;
   struct target t;
-  if (!find_target(c, &t) || !api_parse_body(c->req, &doc, tokens, known, c->r))
+  if (!find_target(c, &t) || !wsb__api_parse_body(c->req, &doc, tokens, known, c->r))
     return;
   uint64_t weight = 0;
   bool enabled = false;
   int wrc = wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "weight"), 1, 1000, &weight);
   int erc = wsb_json_get_bool(&doc, wsb_json_member(&doc, 0, "enabled"), &enabled);
-  if (!api_field_ok(wrc, "weight", "an integer from 1 to 1000", true, c->r) ||
-      !api_field_ok(erc, "enabled", "true or false", true, c->r))
+  if (!wsb__api_field_ok(wrc, "weight", "an integer from 1 to 1000", true, c->r) ||
+      !wsb__api_field_ok(erc, "enabled", "true or false", true, c->r))
     return;
   enum verb verb = erc != 0 ? VERB_NONE : enabled ? VERB_ENABLE : VERB_DISABLE;
   if (change(c->m, t.name, wrc == 0 ? (unsigned)weight : 0, verb, c->r)) {
@@ -207,17 +207,17 @@ static void set_enabled(struct api_call *c, bool enabled) {
   }
 }
 
-void api_backend_enable(struct api_call *c) {
+void wsb__api_backend_enable(struct api_call *c) {
   set_enabled(c, true);
 }
 
-void api_backend_disable(struct api_call *c) {
+void wsb__api_backend_disable(struct api_call *c) {
   set_enabled(c, false);
 }
 
 /* Drain: no new sessions, then every worker moves the live ones over, paced. One answer for a
    backend and a section alike: 202 {"status": "draining", "workers", "backends": [names]}. */
-void api_backend_drain(struct api_call *c) {
+void wsb__api_backend_drain(struct api_call *c) {
   struct target t;
   if (!find_target(c, &t) || !change(c->m, t.name, 0, VERB_DRAIN, c->r))
     return;
@@ -225,17 +225,17 @@ void api_backend_drain(struct api_call *c) {
   for (size_t i = 0; i < t.n; i++)
     names[i] = c->m->table->backends[t.slots[i]].name;
   log_change(&t, "draining", "");
-  api_accepted(c->r, "draining", to_workers(c->m, &t, WSB_CTL_FAILOVER_BACKEND), names, t.n);
+  wsb__api_accepted(c->r, "draining", to_workers(c->m, &t, WSB_CTL_FAILOVER_BACKEND), names, t.n);
 }
 
 /* DELETE ?sessions=keep|failover|close (keep when absent): removes a backend, or a section and
    each of its addresses; the sessions of each get the command. */
-void api_backend_delete(struct api_call *c) {
+void wsb__api_backend_delete(struct api_call *c) {
   char mode[16] = "keep";
   struct target t;
   if (!find_target(c, &t))
     return;
-  if (c->req->query[0] && api_query_get(c->req->query, "sessions", mode, sizeof(mode)) &&
+  if (c->req->query[0] && wsb__api_query_get(c->req->query, "sessions", mode, sizeof(mode)) &&
       strcmp(mode, "keep") && strcmp(mode, "failover") && strcmp(mode, "close")) {
     wsb_admin_error(c->r, 400, "sessions= takes keep, failover or close");
     return;
@@ -248,7 +248,7 @@ void api_backend_delete(struct api_call *c) {
         c->m, &t, strcmp(mode, "failover") == 0 ? WSB_CTL_FAILOVER_BACKEND : WSB_CTL_CLOSE_BACKEND);
   log_change(&t, "deleted, its sessions: ", mode);
   struct wsb_json j;
-  if (!api_json_begin(&j, c->r))
+  if (!wsb__api_json_begin(&j, c->r))
     return;
   wsb_json_object_begin(&j);
   wsb_json_key(&j, "deleted");
@@ -258,10 +258,10 @@ void api_backend_delete(struct api_call *c) {
   wsb_json_key(&j, "workers");
   wsb_json_uint(&j, reached);
   wsb_json_object_end(&j);
-  api_reply_json(c->r, 200, &j);
+  wsb__api_reply_json(c->r, 200, &j);
 }
 
-void api_backend_get(struct api_call *c) {
+void wsb__api_backend_get(struct api_call *c) {
   struct target t;
   if (find_target(c, &t))
     target_json(c->m, &t, c->r);

@@ -46,7 +46,7 @@ static void add_publish(struct master *m, const struct wsb_backend_config *b,
     return;
   }
   wsb_log_info("admin: backend %s added (%s)", b->name, b->url_text);
-  api_backend_reply(m, api_find_backend(m, b->name), 201, r);
+  wsb__api_backend_reply(m, wsb__api_find_backend(m, b->name), 201, r);
 }
 
 static void on_add_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -89,24 +89,26 @@ static bool read_backend(const struct wsb_admin_request *req, struct wsb_backend
   static const char *const known[] = {"name", "url", "weight", "max_sessions", "backup", NULL};
   struct wsb_json_token tokens[API_BODY_TOKENS];
   struct wsb_json_doc doc;
-  if (!api_parse_body(req, &doc, tokens, known, r))
+  if (!wsb__api_parse_body(req, &doc, tokens, known, r))
     return false;
   *b = (struct wsb_backend_config){.weight = 1, .enabled = true};
   char url[sizeof(b->url_text)];
   uint64_t weight = 1, max_sessions = 0;
-  if (!api_field_ok(wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "name"), b->name,
-                                        sizeof(b->name), NULL),
-                    "name", "a string of 1 to 63 letters, digits, '-', '_' or '.'", false, r) ||
-      !api_field_ok(
+  if (!wsb__api_field_ok(wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "name"), b->name,
+                                             sizeof(b->name), NULL),
+                         "name", "a string of 1 to 63 letters, digits, '-', '_' or '.'", false,
+                         r) ||
+      !wsb__api_field_ok(
           wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "url"), url, sizeof(url), NULL), "url",
           "a ws:// or wss:// URL", false, r) ||
-      !api_field_ok(wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "weight"), 1, 1000, &weight),
-                    "weight", "an integer from 1 to 1000", true, r) ||
-      !api_field_ok(wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "max_sessions"), 0, 10000000,
-                                      &max_sessions),
-                    "max_sessions", "an integer from 0 to 10000000", true, r) ||
-      !api_field_ok(wsb_json_get_bool(&doc, wsb_json_member(&doc, 0, "backup"), &b->backup),
-                    "backup", "true or false", true, r))
+      !wsb__api_field_ok(
+          wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "weight"), 1, 1000, &weight), "weight",
+          "an integer from 1 to 1000", true, r) ||
+      !wsb__api_field_ok(wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "max_sessions"), 0,
+                                           10000000, &max_sessions),
+                         "max_sessions", "an integer from 0 to 10000000", true, r) ||
+      !wsb__api_field_ok(wsb_json_get_bool(&doc, wsb_json_member(&doc, 0, "backup"), &b->backup),
+                         "backup", "true or false", true, r))
     return false;
   if (!wsb_config_backend_name_valid(b->name)) {
     wsb_admin_error(r, 400, "body: \"name\" must be 1 to 63 letters, digits, '-', '_' or '.'");
@@ -124,7 +126,7 @@ static bool read_backend(const struct wsb_admin_request *req, struct wsb_backend
 
 /* A backend added at run time, published like a reload. A host name is looked up without
    blocking the master (uv_getaddrinfo); the answer waits for it. */
-void api_backends_add(struct api_call *c) {
+void wsb__api_backends_add(struct api_call *c) {
   struct master *m = c->m;
   struct wsb_backend_config b;
   if (!read_backend(c->req, &b, c->r))
@@ -172,7 +174,7 @@ void api_backends_add(struct api_call *c) {
   c->r->status = 0; /* answered when the lookup ends */
 }
 
-void api_backends_stop(struct master *m) {
+void wsb__api_backends_stop(struct master *m) {
   /* A lookup not started yet calls back at once with UV_EAI_CANCELED; a running one cannot be
      stopped, and the loop waits for it (the resolver's own timeout bounds it). */
   for (struct add_op *op = m->adds; op != NULL; op = op->next)

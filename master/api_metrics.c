@@ -7,7 +7,7 @@
 
 #include "api.h"
 
-uint64_t api_sum_worker(const struct wsb_shm *shm, size_t offset) {
+uint64_t wsb__api_sum_worker(const struct wsb_shm *shm, size_t offset) {
   uint64_t total = 0;
   unsigned n = atomic_load(&shm->slots_used);
   for (unsigned w = 0; w < n; w++)
@@ -41,7 +41,7 @@ static const char *const handshake_labels[] = {
 #undef WSB_XX
 };
 
-const char *api_handshake_label(int result) {
+const char *wsb__api_handshake_label(int result) {
   return handshake_labels[result];
 }
 
@@ -96,7 +96,7 @@ static const char *const tls_error_labels[] = {
 #undef WSB_XX
 };
 
-void api_metrics(struct api_call *c) {
+void wsb__api_metrics(struct api_call *c) {
   struct master *m = c->m;
   struct wsb_admin_reply *r = c->r;
   struct text t = {.p = malloc(16384), .cap = 16384};
@@ -122,7 +122,7 @@ void api_metrics(struct api_call *c) {
           API_SLOT_SUM(m, s, sessions_total[s], sessions_total));
   family(&t, "wsbal_handshakes_total", "counter", "Client upgrade requests by result.");
   for (int i = 0; i < WSB_HS_COUNT; i++)
-    out(&t, "wsbal_handshakes_total{result=\"%s\"} %" PRIu64 "\n", api_handshake_label(i),
+    out(&t, "wsbal_handshakes_total{result=\"%s\"} %" PRIu64 "\n", wsb__api_handshake_label(i),
         API_SUM(shm, handshakes[i]));
   static const char *const tls_sides[] = WSB_TLS_SIDE_NAMES;
   family(&t, "wsbal_tls_handshakes_total", "counter",

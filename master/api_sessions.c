@@ -111,7 +111,7 @@ static void list_answer(struct list_op *op, struct wsb_admin_reply *r) {
   if (op->one && op->n == 0) {
     wsb_admin_error(r, op->partial ? 504 : 404,
                     op->partial ? "its worker did not answer in time" : "no such session");
-  } else if (api_json_begin_sized(&j, r, 1024 + op->n * SESSION_JSON_MAX)) {
+  } else if (wsb__api_json_begin_sized(&j, r, 1024 + op->n * SESSION_JSON_MAX)) {
     if (op->one) {
       session_json(m, &j, &op->entries[0]);
     } else {
@@ -137,7 +137,7 @@ static void list_answer(struct list_op *op, struct wsb_admin_reply *r) {
       wsb_json_array_end(&j);
       wsb_json_object_end(&j);
     }
-    api_reply_json(r, 200, &j);
+    wsb__api_reply_json(r, 200, &j);
   }
 }
 
@@ -218,7 +218,7 @@ void wsb_api_on_chunk(void *ctx, const struct wsb_sessions_chunk *chunk) {
   list_step(op);
 }
 
-void api_sessions_stop(struct master *m) {
+void wsb__api_sessions_stop(struct master *m) {
   while (m->lists != NULL) {
     m->lists->partial = true;
     finish_list(m->lists);
@@ -227,7 +227,7 @@ void api_sessions_stop(struct master *m) {
 
 static bool query_uint(const char *query, const char *key, uint64_t *v) {
   char buf[24], *end;
-  int rc = api_query_value(query, key, buf, sizeof(buf), NULL);
+  int rc = wsb__api_query_value(query, key, buf, sizeof(buf), NULL);
   if (rc == -ENOENT)
     return true; /* absent: the default stays */
   errno = 0;
@@ -245,8 +245,8 @@ static void list_sessions(struct master *m, const struct wsb_admin_request *req,
     wsb_admin_error(r, 400, "limit= and offset= take whole numbers");
     return;
   }
-  if (api_query_get(req->query, "backend", name, sizeof(name)) &&
-      (slot = api_find_backend(m, name)) < 0) {
+  if (wsb__api_query_get(req->query, "backend", name, sizeof(name)) &&
+      (slot = wsb__api_find_backend(m, name)) < 0) {
     wsb_admin_error(r, 404, "no such backend");
     return;
   }
@@ -290,7 +290,7 @@ static bool read_close(const struct wsb_admin_request *req, struct wsb_control_m
                        struct wsb_admin_reply *r) {
   char code[8];
   size_t len = 0;
-  int rc = api_query_value(req->query, "code", code, sizeof(code), &len);
+  int rc = wsb__api_query_value(req->query, "code", code, sizeof(code), &len);
   msg->code = WSB_CLOSE_NORMAL;
   if (rc != -ENOENT && (rc != 0 || wsb_close_code_from_text(code, len, &msg->code) != 0)) {
     wsb_admin_error(r, 400, "code= takes 1000-1003, 1007-1009, 1011-1014 or 3000-4999");
@@ -298,7 +298,7 @@ static bool read_close(const struct wsb_admin_request *req, struct wsb_control_m
   }
   /* Room for one byte more than a reason may have, so a long one is told apart from a bad one. */
   char reason[WSB_CLOSE_REASON_MAX + 2];
-  rc = api_query_value(req->query, "reason", reason, sizeof(reason), &len);
+  rc = wsb__api_query_value(req->query, "reason", reason, sizeof(reason), &len);
   if (rc == -ENOENT)
     return true;
   if (rc == 0)
@@ -334,11 +334,11 @@ static bool session_id(struct api_call *c, uint64_t *id) {
   return true;
 }
 
-void api_sessions_list(struct api_call *c) {
+void wsb__api_sessions_list(struct api_call *c) {
   list_sessions(c->m, c->req, false, 0, c->r);
 }
 
-void api_session_get(struct api_call *c) {
+void wsb__api_session_get(struct api_call *c) {
   uint64_t id;
   if (session_id(c, &id))
     list_sessions(c->m, c->req, true, id, c->r);
@@ -351,35 +351,36 @@ static void send_command(struct api_call *c, struct wsb_control_msg *msg) {
   if (reached == 0)
     wsb_admin_error(c->r, 404, "no such session: its worker is not running");
   else
-    api_accepted(c->r, msg->type == WSB_CTL_KILL_SESSION ? "closing" : "moving", reached, NULL, 0);
+    wsb__api_accepted(c->r, msg->type == WSB_CTL_KILL_SESSION ? "closing" : "moving", reached, NULL,
+                      0);
 }
 
-void api_session_close(struct api_call *c) {
+void wsb__api_session_close(struct api_call *c) {
   struct wsb_control_msg msg = {.type = WSB_CTL_KILL_SESSION, .len = sizeof(msg), .slot = -1};
   if (session_id(c, &msg.session) && read_close(c->req, &msg, c->r))
     send_command(c, &msg);
 }
 
 /* The target may be given as ?backend=NAME or {"backend": NAME}. */
-void api_session_failover(struct api_call *c) {
+void wsb__api_session_failover(struct api_call *c) {
   struct wsb_control_msg msg = {.type = WSB_CTL_FAILOVER_SESSION, .len = sizeof(msg), .slot = -1};
   if (!session_id(c, &msg.session))
     return;
   char target[WSB_NAME_MAX + 1];
-  bool named = api_query_get(c->req->query, "backend", target, sizeof(target));
+  bool named = wsb__api_query_get(c->req->query, "backend", target, sizeof(target));
   if (c->req->body_len > 0) {
     static const char *const known[] = {"backend", NULL};
     struct wsb_json_token tokens[API_BODY_TOKENS];
     struct wsb_json_doc doc;
-    if (!api_parse_body(c->req, &doc, tokens, known, c->r))
+    if (!wsb__api_parse_body(c->req, &doc, tokens, known, c->r))
       return;
     int rc = wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "backend"), target, sizeof(target),
                                  NULL);
-    if (!api_field_ok(rc, "backend", "a backend name", true, c->r))
+    if (!wsb__api_field_ok(rc, "backend", "a backend name", true, c->r))
       return;
     named = named || rc == 0;
   }
-  if (named && (msg.slot = api_find_backend(c->m, target)) < 0) {
+  if (named && (msg.slot = wsb__api_find_backend(c->m, target)) < 0) {
     wsb_admin_error(c->r, 404, "no such backend");
     return;
   }

@@ -7,20 +7,20 @@
 
 static void status_word(struct wsb_admin_reply *r, const char *word) {
   struct wsb_json j;
-  if (!api_json_begin(&j, r))
+  if (!wsb__api_json_begin(&j, r))
     return;
   wsb_json_object_begin(&j);
   wsb_json_key(&j, "status");
   wsb_json_cstring(&j, word);
   wsb_json_object_end(&j);
-  api_reply_json(r, 200, &j);
+  wsb__api_reply_json(r, 200, &j);
 }
 
-void api_healthz(struct api_call *c) {
+void wsb__api_healthz(struct api_call *c) {
   status_word(c->r, c->m->stopping ? "stopping" : "alive");
 }
 
-void api_readyz(struct api_call *c) {
+void wsb__api_readyz(struct api_call *c) {
   struct master *m = c->m;
   bool backend = false;
   for (uint32_t s = 0; s < m->table->nslots; s++) {
@@ -80,7 +80,7 @@ static void totals(struct master *m, struct wsb_json *j) {
   wsb_json_key(j, "handshakes");
   wsb_json_object_begin(j);
   for (int i = 0; i < WSB_HS_COUNT; i++) {
-    wsb_json_key(j, api_handshake_label(i));
+    wsb_json_key(j, wsb__api_handshake_label(i));
     wsb_json_uint(j, API_SUM(shm, handshakes[i]));
   }
   wsb_json_object_end(j);
@@ -108,10 +108,10 @@ static void totals(struct master *m, struct wsb_json *j) {
   wsb_json_object_end(j);
 }
 
-void api_status(struct api_call *c) {
+void wsb__api_status(struct api_call *c) {
   struct master *m = c->m;
   struct wsb_json j;
-  if (!api_json_begin(&j, c->r))
+  if (!wsb__api_json_begin(&j, c->r))
     return;
   wsb_json_object_begin(&j);
   wsb_json_key(&j, "version");
@@ -123,7 +123,7 @@ void api_status(struct api_call *c) {
   workers(m, &j);
   totals(m, &j);
   wsb_json_object_end(&j);
-  api_reply_json(c->r, 200, &j);
+  wsb__api_reply_json(c->r, 200, &j);
 }
 
 /* Discarded runtime changes listed in the answer at most (each line names a backend and at most
@@ -144,11 +144,11 @@ static void lines(struct wsb_json *j, const char *key, const struct wsb_config_e
   wsb_json_array_end(j);
 }
 
-void api_reload(struct api_call *c) {
+void wsb__api_reload(struct api_call *c) {
   struct wsb_config_errors errs = {0}, discarded = {0};
   int rc = wsb_master_reload(c->m, &errs, &discarded);
   struct wsb_json j;
-  if (api_json_begin(&j, c->r)) {
+  if (wsb__api_json_begin(&j, c->r)) {
     wsb_json_object_begin(&j);
     if (rc != 0) {
       wsb_json_key(&j, "error");
@@ -163,7 +163,7 @@ void api_reload(struct api_call *c) {
        successful reload is never answered "too large": the log has them all. */
     lines(&j, "discarded", &discarded, DISCARDED_MAX);
     wsb_json_object_end(&j);
-    api_reply_json(c->r, rc == 0 ? 200 : 422, &j);
+    wsb__api_reply_json(c->r, rc == 0 ? 200 : 422, &j);
   }
   wsb_config_errors_free(&errs);
   wsb_config_errors_free(&discarded);
@@ -173,7 +173,7 @@ void api_reload(struct api_call *c) {
 extern const char wsb_status_page[];
 extern const unsigned long wsb_status_page_len;
 
-void api_status_page(struct api_call *c) {
+void wsb__api_status_page(struct api_call *c) {
   char *body = malloc(wsb_status_page_len);
   if (body == NULL) {
     wsb_admin_error(c->r, 500, "out of memory");

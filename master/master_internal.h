@@ -75,7 +75,7 @@ void wsb_api_on_chunk(void *ctx, const struct wsb_sessions_chunk *chunk);
 void wsb_api_stop(struct master *m);
 
 /* Before next is published: every slot next gives to another backend than the running table
-   had there counts its totals from now (api_metrics.c; wsb_shm_publish resets its breaker). */
+   had there counts its totals from now (wsb__api_metrics.c; wsb_shm_publish resets its breaker). */
 void wsb_api_adopt_slots(struct master *m, const struct wsb_shm_table *next);
 
 /* The admin API's router: the route table (api.c). */

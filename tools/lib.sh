@@ -4,8 +4,8 @@
 WSB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building needs, and what the tests add (their peers come from Debian too).
-WSB_BUILD_PACKAGES="gcc libc6-dev pkg-config meson ninja-build libuv1-dev libssl-dev libinih-dev check node-llhttp"
-WSB_TEST_PACKAGES="python3 python3-websockets procps systemd prometheus chromium"
+WSB_BUILD_PACKAGES="gcc libc6-dev pkg-config meson ninja-build libuv1-dev libssl-dev libinih-dev check node-llhttp scdoc"
+WSB_TEST_PACKAGES="python3 python3-websockets python3-yaml procps systemd prometheus chromium"
 # tools/package, and the test that builds and installs the package (logrotate -d reads its file).
 WSB_PACKAGE_PACKAGES="debhelper dpkg-dev fakeroot lintian logrotate scdoc"
 # The formatter is pinned: another clang-format version lays out some lines differently.

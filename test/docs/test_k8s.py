@@ -15,11 +15,11 @@ import http.client
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 
 import yaml
@@ -233,7 +233,8 @@ def test_reloader():
     try:
         gen = generation()
         checks.true("the status has a generation", gen is not None)
-        time.sleep(0.5)
+        # The script took the file's first checksum once it sleeps in its loop.
+        checks.true("the reloader's loop runs", wait_for(lambda: sleeping_child(proc.pid)))
         ini["backend:e2"] = {"url": f"ws://127.0.0.1:{state['echos'][1].port}"}
         write_ini(ini, path)
         moved = wait_for(lambda: (generation() or 0) > gen, timeout=T)
@@ -254,9 +255,23 @@ def test_reloader():
         proc.wait(T)
 
 
+def sleeping_child(pid):
+    """Whether a child of pid runs sleep (the reloader's loop)."""
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/comm") as f:
+                comm = f.read().strip()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(pid) and comm == "sleep":
+            return True
+    return False
+
+
 def read_all(proc):
     """What the reloader printed so far (non-blocking)."""
-    import select
     out = state.setdefault("out", "")
     while select.select([proc.stdout], [], [], 0)[0]:
         chunk = os.read(proc.stdout.fileno(), 4096)

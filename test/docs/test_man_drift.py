@@ -1,8 +1,9 @@
 """The manual pages cannot drift from the programs.
 
-- wsbal.ini(5): every key the parser accepts (test/docs/list_keys.c prints its table) has a
+- wsbal.ini(5): every key the parser accepts (test/docs/list_keys.c lists them) has a
   "*key* = ..." entry under its section's heading, and every entry is a key the parser accepts.
-  Each entry says "Default: *value*.", "Unset by default" or "Required."; the values are written into one file that `wsbal -t` must accept.
+  Each entry says "Default: *value*.", "Unset by default" or "Required."; the values are
+  written into one file that `wsbal -t` must accept.
 - wsbalctl(1): every command of tools/ctl.c's table has a "*name*" entry under COMMANDS, and
   every entry is a command wsbalctl knows (it answers a usage error, never "unknown command").
 - wsbal(8), wsbalctl(1), wsbal-echo(1): every long option the program's --help lists is on its

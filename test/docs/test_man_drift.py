@@ -8,9 +8,10 @@
   every entry is a command wsbalctl knows (it answers a usage error, never "unknown command").
 - wsbal(8), wsbalctl(1), wsbal-echo(1): every long option the program's --help lists is on its
   page.
-- The rendered pages given as arguments exist and are roff from scdoc.
+- The page sources are ASCII, and the rendered pages given as arguments are roff from scdoc.
 WSBAL_MAN_DIR points at other page sources (the report's demonstration of a failure).
 """
+import glob
 import os
 import re
 import subprocess
@@ -172,6 +173,14 @@ def test_options():
             checks.true(f"{opt} is in {name}", f"*{opt}*" in text, f"add {opt} to {name}.scd")
 
 
+def test_ascii():
+    """man-db reads pages under /usr/share/man as ISO-8859-1: anything else would be garbled."""
+    for path in sorted(glob.glob(os.path.join(MAN, "*.scd"))):
+        with open(path, "rb") as f:
+            bad = [n + 1 for n, line in enumerate(f.read().split(b"\n")) if not line.isascii()]
+        checks.true(f"{os.path.basename(path)} is ASCII", not bad, f"lines {bad[:10]}")
+
+
 def test_rendered():
     for path in sys.argv[1:]:
         with open(path, encoding="utf-8") as f:
@@ -187,6 +196,7 @@ def main():
     test_ini_defaults(doc)
     test_ctl_commands()
     test_options()
+    test_ascii()
     test_rendered()
     return checks.summary()
 

@@ -88,7 +88,7 @@ static void on_log_written(uv_fs_t *req) {
   free(lw);
 }
 
-static const char *closed_by_name(enum closed_by by) {
+static const char *closed_by_name(enum wsb_closed_by by) {
   switch (by) {
   case BY_CLIENT:
     return "client";

@@ -34,7 +34,7 @@ static void on_drain_tick(uv_timer_t *t) {
       left++;
       continue;
     }
-    failover_begin(s, WSB_EADMIN);
+    wsb__failover_begin(s, WSB_EADMIN);
     moved++;
   }
   if (left == 0) {
@@ -47,14 +47,14 @@ static void on_drain_tick(uv_timer_t *t) {
 
 static void end_session(struct wsb_session *s, uint16_t code, const char *reason) {
   if (s->state != S_RELAY) {
-    session_close(s, WSB_EADMIN);
+    wsb__session_close(s, WSB_EADMIN);
     return;
   }
   s->closed_by = BY_WSBAL;
   s->reason = WSB_EADMIN;
-  relay_send_close(&s->client, code, reason);
-  relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, reason);
-  session_finish(s);
+  wsb__relay_send_close(&s->client, code, reason);
+  wsb__relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, reason);
+  wsb__session_finish(s);
 }
 
 static void describe(const struct wsb_worker *w, const struct wsb_session *s,
@@ -218,7 +218,7 @@ void wsb_worker_command(struct wsb_worker *w, const struct wsb_control_msg *m) {
     struct wsb_session *s = find(w, m->session);
     if (s != NULL && s->state == S_RELAY) {
       s->prefer_slot = m->slot;
-      failover_begin(s, WSB_EADMIN);
+      wsb__failover_begin(s, WSB_EADMIN);
     }
     break;
   }

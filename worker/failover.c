@@ -6,7 +6,7 @@
 #include "log.h"
 #include "session.h"
 
-bool failover_code(const struct wsb_session *s, uint16_t code) {
+bool wsb__failover_code(const struct wsb_session *s, uint16_t code) {
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   if (!cfg->failover)
     return false;
@@ -131,13 +131,13 @@ static bool release_oldest_message(struct wsb_session *s) {
   return false; /* the message at the front is still open */
 }
 
-void replay_answered(struct wsb_session *s) {
+void wsb__replay_answered(struct wsb_session *s) {
   /* A backend that has not been sent the window yet cannot have answered any of it. */
   if (s->replay.len > s->replay_open && !s->replay_unsent)
     release_oldest_message(s);
 }
 
-void replay_keep(struct wsb_session *s, const uint8_t *frame, size_t len, bool fin) {
+void wsb__replay_keep(struct wsb_session *s, const uint8_t *frame, size_t len, bool fin) {
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   if (!cfg->failover)
     return;
@@ -160,24 +160,25 @@ void replay_keep(struct wsb_session *s, const uint8_t *frame, size_t len, bool f
   windows_trim(s->w);
 }
 
-bool failover_client_may_read(const struct wsb_session *s) {
+bool wsb__failover_client_may_read(const struct wsb_session *s) {
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   return s->replay.len <= cfg->failover_buffer &&
          s->w->replay_bytes <= cfg->failover_buffer_total &&
          s->client.queued <= LEG_QUEUE_HIGH_WATER;
 }
 
-int replay_hold(struct wsb_session *s, const uint8_t *data, size_t len) {
+int wsb__replay_hold(struct wsb_session *s, const uint8_t *data, size_t len) {
   if (wsb_buf_append(&s->replay, data, len) != 0)
     return UV_ENOMEM;
   replay_account(s);
   windows_trim(s->w); /* older windows make room; this one, not listed while moving, stays */
-  if (!failover_client_may_read(s))
-    leg_pause(&s->client); /* never dropped: the client waits until the new backend takes them */
+  if (!wsb__failover_client_may_read(s))
+    wsb__leg_pause(
+        &s->client); /* never dropped: the client waits until the new backend takes them */
   return 0;
 }
 
-void replay_drop(struct wsb_session *s) {
+void wsb__replay_drop(struct wsb_session *s) {
   wsb_buf_free(&s->replay);
   s->replay_open = s->replay_resent = s->replay_seen = 0;
   replay_account(s);
@@ -215,7 +216,7 @@ static const char *unmovable_because(const struct wsb_session *s) {
   return NULL;
 }
 
-void failover_give_up(struct wsb_session *s, uint16_t code, const char *why) {
+void wsb__failover_give_up(struct wsb_session *s, uint16_t code, const char *why) {
   wsb_log_warn("session %016llx: cannot fail over (%s): closing the client with %u",
                (unsigned long long)s->id, why, (unsigned)code);
   if (code == WSB_CLOSE_TRY_AGAIN)
@@ -224,9 +225,9 @@ void failover_give_up(struct wsb_session *s, uint16_t code, const char *why) {
   if (s->reason == 0)
     s->reason = WSB_ENOBACKEND;
   if (s->backend.open)
-    leg_lose(&s->backend);
-  relay_send_close(&s->client, code, why);
-  session_finish(s);
+    wsb__leg_lose(&s->backend);
+  wsb__relay_send_close(&s->client, code, why);
+  wsb__session_finish(s);
 }
 
 /* Without failover, as a plain proxy would: the client's connection ends once what came is
@@ -235,21 +236,21 @@ static void end_with_backend(struct wsb_session *s, int reason) {
   s->reason = reason;
   if (s->closed_by == BY_NONE)
     s->closed_by = BY_BACKEND;
-  leg_lose(&s->backend);
-  session_finish(s);
+  wsb__leg_lose(&s->backend);
+  wsb__session_finish(s);
 }
 
-void failover_lost(struct wsb_session *s, int reason) {
+void wsb__failover_lost(struct wsb_session *s, int reason) {
   /* 1006 in failover_codes stands for a connection lost without a close frame. */
-  if (failover_code(s, WSB_CLOSE_ABNORMAL))
-    failover_begin(s, reason);
+  if (wsb__failover_code(s, WSB_CLOSE_ABNORMAL))
+    wsb__failover_begin(s, reason);
   else
     end_with_backend(s, reason);
 }
 
 #define EARLY_LOSS_MS 1000 /* a backend lost this soon after its 101, silent so far, failed */
 
-void failover_begin(struct wsb_session *s, int reason) {
+void wsb__failover_begin(struct wsb_session *s, int reason) {
   /* The one way into a failover, and only from RELAY, which never has a handshake alive
      (upgrade.c frees it before relaying a byte): a move cannot start inside another one. */
   if (s->state != S_RELAY || s->hs != NULL)
@@ -268,19 +269,19 @@ void failover_begin(struct wsb_session *s, int reason) {
   }
   const char *stuck = unmovable_because(s);
   if (stuck != NULL) {
-    failover_give_up(s, WSB_CLOSE_INTERNAL, stuck);
+    wsb__failover_give_up(s, WSB_CLOSE_INTERNAL, stuck);
     return;
   }
   if (s->failovers >= cfg->max_failovers) {
-    failover_give_up(s, WSB_CLOSE_TRY_AGAIN, "max_failovers reached");
+    wsb__failover_give_up(s, WSB_CLOSE_TRY_AGAIN, "max_failovers reached");
     return;
   }
-  struct handshake *hs = calloc(1, sizeof(*hs));
+  struct wsb_handshake *hs = calloc(1, sizeof(*hs));
   char *head = malloc(s->head_len);
   if (hs == NULL || head == NULL) {
     free(hs);
     free(head);
-    session_close(s, UV_ENOMEM);
+    wsb__session_close(s, UV_ENOMEM);
     return;
   }
   wsb_log_info("session %016llx: backend %s lost (%s): failing over", (unsigned long long)s->id,
@@ -313,29 +314,29 @@ void failover_begin(struct wsb_session *s, int reason) {
       wsb_handshake_check_request(&hs->req, &hs->upgrade) != 0) {
     free(head);
     free(hs);
-    session_close(s, WSB_EHTTP); /* cannot happen: it was valid when the session began */
+    wsb__session_close(s, WSB_EHTTP); /* cannot happen: it was valid when the session began */
     return;
   }
   s->hs = hs;
   hs->prefer = s->prefer_slot;
   s->prefer_slot = -1;
-  upgrade_find_client_ip(s);
+  wsb__upgrade_find_client_ip(s);
   wsb_slot_set_add(&hs->tried, (uint32_t)s->backend_slot);
   /* The count moves exactly once: off the lost backend now, onto the next when chosen. */
-  session_release_backend(s);
-  session_set_state(s, S_FAILOVER);
+  wsb__session_release_backend(s);
+  wsb__session_set_state(s, S_FAILOVER);
   replay_account(s); /* a moving session's window is not given up: it is about to be resent */
   uv_timer_stop(&s->timer);
   /* Frames the dead backend would never take are dropped with its connection. */
-  if (s->client.paused && failover_client_may_read(s))
-    leg_resume(&s->client);
+  if (s->client.paused && wsb__failover_client_may_read(s))
+    wsb__leg_resume(&s->client);
   if (s->backend.open)
-    upgrade_retry_after_close(s);
+    wsb__upgrade_retry_after_close(s);
   else
-    upgrade_connect_next(s);
+    wsb__upgrade_connect_next(s);
 }
 
-void failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t len) {
+void wsb__failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t len) {
   uint64_t took = uv_now(&s->w->loop) - s->failover_started_ms;
   static const uint64_t bounds[] = WSB_FAILOVER_BUCKET_MS;
   struct wsb_shm_worker *stats = s->w->stats;
@@ -347,14 +348,14 @@ void failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t l
   wsb_log_info("session %016llx: moved to %s in %llu ms, %u bytes resent",
                (unsigned long long)s->id, s->w->table->backends[s->backend_slot].name,
                (unsigned long long)took, s->replay.len);
-  session_set_state(s, S_RELAY);
-  session_note_backend(s);
+  wsb__session_set_state(s, S_RELAY);
+  wsb__session_note_backend(s);
   uint64_t now = uv_now(&s->w->loop);
   s->backend.last_rx_ms = s->last_data_ms = now;
   /* What the backend sent with its 101 it sent before hearing anything: it goes to the client
      first and answers none of the window. A close in it may move the session on at once. */
   if (len > 0)
-    relay_on_read(&s->backend, backend_early, len);
+    wsb__relay_on_read(&s->backend, backend_early, len);
   if (s->state != S_RELAY)
     return; /* closed, closing, or moving on */
   /* Then what the old backend never answered and what came meanwhile, in order. */
@@ -362,17 +363,17 @@ void failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t l
   if (s->replay.len > 0) {
     uv_buf_t b = wsb_write_buf(wsb_buf_data(&s->replay), s->replay.len);
     s->backend_heard = true;
-    int rc = leg_write(&s->backend, &b, 1);
+    int rc = wsb__leg_write(&s->backend, &b, 1);
     replay_settle(s);
     s->replay_resent = s->replay_seen; /* not the messages that came during the move */
     if (rc != 0) {
-      failover_lost(s, rc);
+      wsb__failover_lost(s, rc);
       return;
     }
   }
   replay_account(s);
   windows_trim(s->w);
   if (s->client.paused)
-    leg_resume(&s->client);
-  relay_arm_timer(s);
+    wsb__leg_resume(&s->client);
+  wsb__relay_arm_timer(s);
 }

@@ -16,17 +16,17 @@ struct batch {
   unsigned n;
 };
 
-static enum wsb_direction direction_from(const struct leg *l) {
+static enum wsb_direction direction_from(const struct wsb_leg *l) {
   return l->is_client ? WSB_DIR_TO_BACKEND : WSB_DIR_TO_CLIENT;
 }
 
-static int flush(struct leg *to, struct batch *b) {
-  int rc = b->n ? leg_write(to, b->bufs, b->n) : 0;
+static int flush(struct wsb_leg *to, struct batch *b) {
+  int rc = b->n ? wsb__leg_write(to, b->bufs, b->n) : 0;
   b->n = 0;
   return rc;
 }
 
-static int add(struct leg *to, struct batch *b, const uint8_t *p, size_t len) {
+static int add(struct wsb_leg *to, struct batch *b, const uint8_t *p, size_t len) {
   if (!to->is_client)
     to->s->backend_heard = true; /* whatever the backend does next may be its answer to this */
   b->bufs[b->n++] = wsb_write_buf(p, len);
@@ -34,7 +34,7 @@ static int add(struct leg *to, struct batch *b, const uint8_t *p, size_t len) {
 }
 
 /* Frames towards a backend are masked, as a client's must be (RFC 6455 5.3). */
-int relay_send_frame(struct leg *to, uint8_t opcode, const uint8_t *payload, size_t len) {
+int wsb__relay_send_frame(struct wsb_leg *to, uint8_t opcode, const uint8_t *payload, size_t len) {
   uint8_t frame[WSB_FRAME_HEADER_MAX + WSB_CONTROL_PAYLOAD_MAX];
   uint8_t mask[4];
   bool masked = !to->is_client;
@@ -47,15 +47,15 @@ int relay_send_frame(struct leg *to, uint8_t opcode, const uint8_t *payload, siz
   if (masked)
     wsb_mask_apply(frame + hl, len, mask, 0);
   uv_buf_t b = uv_buf_init((char *)frame, (unsigned)(hl + len));
-  return leg_write(to, &b, 1);
+  return wsb__leg_write(to, &b, 1);
 }
 
 /* A frame may go into a leg only between frames of the stream already flowing into it. */
-static bool can_inject(const struct leg *to) {
+static bool can_inject(const struct wsb_leg *to) {
   return to->open && to->peer->stream_left == 0;
 }
 
-void relay_send_close(struct leg *to, uint16_t code, const char *reason) {
+void wsb__relay_send_close(struct wsb_leg *to, uint16_t code, const char *reason) {
   if (to->close_sent || !can_inject(to))
     return;
   uint8_t payload[WSB_CONTROL_PAYLOAD_MAX];
@@ -63,20 +63,20 @@ void relay_send_close(struct leg *to, uint16_t code, const char *reason) {
   to->close_sent = true;
   if (to->is_client && to->s->close_code == 0)
     to->s->close_code = code;
-  relay_send_frame(to, WSB_OP_CLOSE, payload, len);
+  wsb__relay_send_frame(to, WSB_OP_CLOSE, payload, len);
 }
 
 /* A peer broke the protocol: it gets the close code it earned, the other side 1001 or 1011. */
-static void protocol_error(struct leg *l, int err) {
+static void protocol_error(struct wsb_leg *l, int err) {
   struct wsb_session *s = l->s;
   wsb_log_debug("session %016llx: %s sent a bad frame: %s", (unsigned long long)s->id,
                 l->is_client ? "client" : "backend", wsb_strerror(err));
   s->reason = err;
   s->closed_by = BY_WSBAL;
-  relay_send_close(l, wsb_frame_error_close_code(err), wsb_strerror(err));
-  relay_send_close(l->peer, l->is_client ? WSB_CLOSE_GOING_AWAY : WSB_CLOSE_INTERNAL,
-                   l->is_client ? "client error" : "backend error");
-  session_finish(s);
+  wsb__relay_send_close(l, wsb_frame_error_close_code(err), wsb_strerror(err));
+  wsb__relay_send_close(l->peer, l->is_client ? WSB_CLOSE_GOING_AWAY : WSB_CLOSE_INTERNAL,
+                        l->is_client ? "client error" : "backend error");
+  wsb__session_finish(s);
 }
 
 /* Copies a control payload out of the read buffer, unmasked. */
@@ -89,7 +89,7 @@ static void unmask_copy(uint8_t *out, const struct wsb_frame *f, const uint8_t *
 enum control_action { CONSUME, FORWARD, MOVE };
 
 /* Looks at a control frame: forward it, consume it (wsbal's own), move the session, or WSB_E*. */
-static int on_control(struct leg *l, const struct wsb_frame *f, const uint8_t *payload) {
+static int on_control(struct wsb_leg *l, const struct wsb_frame *f, const uint8_t *payload) {
   struct wsb_session *s = l->s;
   uint8_t copy[WSB_CONTROL_PAYLOAD_MAX];
   unmask_copy(copy, f, payload);
@@ -108,9 +108,9 @@ static int on_control(struct leg *l, const struct wsb_frame *f, const uint8_t *p
     /* No backend to answer while the session moves: wsbal answers for it. Its pongs obey
        the high-water mark like relayed frames: a client that pings without reading is no
        longer read once they fill its queue (on_write reads it again). */
-    relay_send_frame(l, WSB_OP_PONG, copy, f->payload_len);
+    wsb__relay_send_frame(l, WSB_OP_PONG, copy, f->payload_len);
     if (l->queued > LEG_QUEUE_HIGH_WATER)
-      leg_pause(l);
+      wsb__leg_pause(l);
     return CONSUME;
   case WSB_OP_CLOSE: {
     uint16_t code;
@@ -119,10 +119,10 @@ static int on_control(struct leg *l, const struct wsb_frame *f, const uint8_t *p
     int rc = wsb_close_parse(copy, f->payload_len, &code, &reason, &reason_len);
     if (rc != 0)
       return rc;
-    if (!l->is_client && s->state == S_RELAY && failover_code(s, code)) {
+    if (!l->is_client && s->state == S_RELAY && wsb__failover_code(s, code)) {
       /* Its close is the backend's last word: it answers the oldest client message, as any
          message from it would. Then the session moves; the client must not notice. */
-      replay_answered(s);
+      wsb__replay_answered(s);
       return MOVE;
     }
     l->close_received = true;
@@ -132,7 +132,7 @@ static int on_control(struct leg *l, const struct wsb_frame *f, const uint8_t *p
       s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
     if (failing_over) {
       /* The client leaves while its session moves: answer its close ourselves. */
-      relay_send_frame(l, WSB_OP_CLOSE, copy, f->payload_len);
+      wsb__relay_send_frame(l, WSB_OP_CLOSE, copy, f->payload_len);
       l->close_sent = true;
       return CONSUME;
     }
@@ -144,31 +144,31 @@ static int on_control(struct leg *l, const struct wsb_frame *f, const uint8_t *p
 }
 
 /* After a close frame has gone through: either wait for the answer or end. */
-static void after_close(struct leg *l) {
+static void after_close(struct wsb_leg *l) {
   struct wsb_session *s = l->s;
   if (s->state == S_FAILOVER) {
-    session_finish(s); /* its close was answered by wsbal; the move is abandoned */
+    wsb__session_finish(s); /* its close was answered by wsbal; the move is abandoned */
     return;
   }
   l->peer->close_sent = true;
   if (l->peer->close_received) {
-    session_finish(s);
+    wsb__session_finish(s);
     return;
   }
   if (s->state == S_RELAY) {
-    session_set_state(s, S_CLOSING);
-    session_timer_start(s, 5000);
+    wsb__session_set_state(s, S_CLOSING);
+    wsb__session_timer_start(s, 5000);
   }
 }
 
 /* Passes a backend's held fragments on, now that their message is whole. */
-static int release_hold(struct leg *l, struct batch *b) {
+static int release_hold(struct wsb_leg *l, struct batch *b) {
   if (l->hold.len == 0)
     return 0;
   int rc = flush(l->peer, b);
   uv_buf_t held = wsb_write_buf(wsb_buf_data(&l->hold), l->hold.len);
   if (rc == 0)
-    rc = leg_write(l->peer, &held, 1);
+    rc = wsb__leg_write(l->peer, &held, 1);
   wsb_buf_free(&l->hold);
   return rc;
 }
@@ -179,15 +179,15 @@ static int release_hold(struct leg *l, struct batch *b) {
  * are only kept. Backend fragments are held until their message ends, so a
  * backend that dies mid-message never leaves half a message at the client.
  */
-static int pass_data(struct leg *l, struct batch *b, const uint8_t *p, size_t take,
+static int pass_data(struct wsb_leg *l, struct batch *b, const uint8_t *p, size_t take,
                      bool whole_frame, bool fin) {
   struct wsb_session *s = l->s;
   if (l->is_client) {
     if (s->state == S_FAILOVER)
-      return replay_hold(s, p, take);
+      return wsb__replay_hold(s, p, take);
     int rc = add(l->peer, b, p, take);
     if (whole_frame)
-      replay_keep(s, p, take, fin);
+      wsb__replay_keep(s, p, take, fin);
     else
       l->partial_out = true;
     return rc;
@@ -207,12 +207,12 @@ static int pass_data(struct leg *l, struct batch *b, const uint8_t *p, size_t ta
 }
 
 /* A message from the backend reached the client: the client message it answers is done. */
-static void message_delivered(struct leg *l) {
+static void message_delivered(struct wsb_leg *l) {
   struct wsb_session *s = l->s;
   l->partial_out = false;
   if (l->is_client)
     return;
-  replay_answered(s);
+  wsb__replay_answered(s);
   if (!s->backend_proven && s->backend_slot >= 0) {
     s->backend_proven = true;
     wsb_breaker_success(s->w, (uint32_t)s->backend_slot);
@@ -220,11 +220,11 @@ static void message_delivered(struct leg *l) {
 }
 
 /* Forwards every complete frame of buf; returns how many bytes it used (the rest waits). */
-static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
+static size_t forward_frames(struct wsb_leg *l, const uint8_t *buf, size_t n) {
   struct wsb_session *s = l->s;
   struct wsb_shm_worker *stats = s->w->stats;
   enum wsb_direction dir = direction_from(l);
-  struct leg *to = l->peer;
+  struct wsb_leg *to = l->peer;
   uint64_t max_message = l->is_client ? s->w->table->settings.max_message_bytes : 0;
   struct batch b = {.n = 0};
   size_t pos = 0;
@@ -299,9 +299,9 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
   if (rc != 0) {
     /* A write to the backend failed: that backend is lost, not the session. */
     if (to == &s->backend && s->state == S_RELAY)
-      failover_lost(s, rc);
+      wsb__failover_lost(s, rc);
     else
-      session_close(s, rc);
+      wsb__session_close(s, rc);
     return n;
   }
   if (bad != 0) {
@@ -310,7 +310,7 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
     return n;
   }
   if (move) {
-    failover_begin(s, WSB_ECLOSE_CODE);
+    wsb__failover_begin(s, WSB_ECLOSE_CODE);
     return n;
   }
   if (closed) {
@@ -321,7 +321,7 @@ static size_t forward_frames(struct leg *l, const uint8_t *buf, size_t n) {
 }
 
 /* Makes room for size bytes of incomplete frame in l->pending, keeping what is there. */
-static int reserve_pending(struct leg *l, size_t size) {
+static int reserve_pending(struct wsb_leg *l, size_t size) {
   if (size <= l->pending_cap)
     return 0;
   uint8_t *p = realloc(l->pending, size);
@@ -332,7 +332,7 @@ static int reserve_pending(struct leg *l, size_t size) {
   return 0;
 }
 
-void relay_on_read(struct leg *l, const uint8_t *data, size_t len) {
+void wsb__relay_on_read(struct wsb_leg *l, const uint8_t *data, size_t len) {
   struct wsb_session *s = l->s;
   if (l->close_received)
     return; /* RFC 6455 5.5.1: nothing follows a close */
@@ -342,7 +342,7 @@ void relay_on_read(struct leg *l, const uint8_t *data, size_t len) {
     /* Complete the waiting frame: its bytes must be contiguous to parse and forward. */
     size_t need = l->pending_len + len;
     if (reserve_pending(l, need) != 0) {
-      session_close(s, UV_ENOMEM);
+      wsb__session_close(s, UV_ENOMEM);
       return;
     }
     memcpy(l->pending + l->pending_len, data, len);
@@ -365,7 +365,7 @@ void relay_on_read(struct leg *l, const uint8_t *data, size_t len) {
     memmove(l->pending, l->pending + used, rest);
   } else {
     if (reserve_pending(l, rest) != 0) {
-      session_close(s, UV_ENOMEM);
+      wsb__session_close(s, UV_ENOMEM);
       return;
     }
     memcpy(l->pending, buf + used, rest);
@@ -373,11 +373,11 @@ void relay_on_read(struct leg *l, const uint8_t *data, size_t len) {
   l->pending_len = (uint32_t)rest;
 }
 
-void relay_on_eof(struct leg *l, int status) {
+void wsb__relay_on_eof(struct wsb_leg *l, int status) {
   struct wsb_session *s = l->s;
   if (!l->is_client && !l->close_received && s->state == S_RELAY) {
     /* Lost without a close frame (1006): the session moves if it can. */
-    failover_lost(s, status == UV_EOF ? UV_ECONNRESET : status);
+    wsb__failover_lost(s, status == UV_EOF ? UV_ECONNRESET : status);
     return;
   }
   if (!l->close_received) {
@@ -386,26 +386,26 @@ void relay_on_eof(struct leg *l, int status) {
     if (s->closed_by == BY_NONE)
       s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
     if (l->is_client)
-      relay_send_close(l->peer, WSB_CLOSE_GOING_AWAY, "client gone");
+      wsb__relay_send_close(l->peer, WSB_CLOSE_GOING_AWAY, "client gone");
   }
   if (l->is_client && s->state == S_FAILOVER) {
-    session_close(s, s->reason); /* nobody left to move the session for */
+    wsb__session_close(s, s->reason); /* nobody left to move the session for */
     return;
   }
-  leg_lose(l);
-  session_finish(s);
+  wsb__leg_lose(l);
+  wsb__session_finish(s);
 }
 
-static uint64_t ping_interval(const struct leg *l) {
+static uint64_t ping_interval(const struct wsb_leg *l) {
   const struct wsb_shm_settings *cfg = &l->s->w->table->settings;
   return l->is_client ? cfg->listen_ping_interval_ms : cfg->upstream_ping_interval_ms;
 }
 
 /* When the timer must next look at this session: a ping to send, a pong overdue, idleness. */
-void relay_arm_timer(struct wsb_session *s) {
+void wsb__relay_arm_timer(struct wsb_session *s) {
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   uint64_t now = uv_now(&s->w->loop), next = UINT64_MAX;
-  struct leg *legs[2] = {&s->client, &s->backend};
+  struct wsb_leg *legs[2] = {&s->client, &s->backend};
   for (int i = 0; i < 2; i++) {
     uint64_t every = ping_interval(legs[i]);
     if (every == 0)
@@ -419,15 +419,15 @@ void relay_arm_timer(struct wsb_session *s) {
   if (next == UINT64_MAX)
     uv_timer_stop(&s->timer);
   else
-    session_timer_start(s, next > now ? next - now : 0);
+    wsb__session_timer_start(s, next > now ? next - now : 0);
 }
 
-void relay_on_timer(struct wsb_session *s) {
+void wsb__relay_on_timer(struct wsb_session *s) {
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   uint64_t now = uv_now(&s->w->loop);
-  struct leg *legs[2] = {&s->client, &s->backend};
+  struct wsb_leg *legs[2] = {&s->client, &s->backend};
   for (int i = 0; i < 2; i++) {
-    struct leg *l = legs[i];
+    struct wsb_leg *l = legs[i];
     uint64_t every = ping_interval(l);
     if (every == 0)
       continue;
@@ -437,34 +437,35 @@ void relay_on_timer(struct wsb_session *s) {
       wsb_log_info("session %016llx: %s did not answer a ping in %llu ms",
                    (unsigned long long)s->id, l->is_client ? "client" : "backend",
                    (unsigned long long)every);
-      relay_on_eof(l, UV_ETIMEDOUT);
+      wsb__relay_on_eof(l, UV_ETIMEDOUT);
       return;
     }
     if (!l->ping_outstanding && now >= l->last_rx_ms + every && can_inject(l)) {
       l->ping_outstanding = true;
       l->ping_sent_ms = now;
-      relay_send_frame(l, WSB_OP_PING, (const uint8_t *)KEEPALIVE_PAYLOAD, KEEPALIVE_LEN);
+      wsb__relay_send_frame(l, WSB_OP_PING, (const uint8_t *)KEEPALIVE_PAYLOAD, KEEPALIVE_LEN);
     }
   }
   if (cfg->idle_timeout_ms > 0 && now >= s->last_data_ms + cfg->idle_timeout_ms) {
     s->closed_by = BY_WSBAL;
     s->reason = UV_ETIMEDOUT;
-    relay_send_close(&s->client, WSB_CLOSE_GOING_AWAY, "idle timeout");
-    relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, "idle timeout");
-    session_finish(s);
+    wsb__relay_send_close(&s->client, WSB_CLOSE_GOING_AWAY, "idle timeout");
+    wsb__relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, "idle timeout");
+    wsb__session_finish(s);
     return;
   }
   if (s->state == S_RELAY)
-    relay_arm_timer(s);
+    wsb__relay_arm_timer(s);
 }
 
-void relay_start(struct wsb_session *s, const uint8_t *backend_early, size_t backend_early_len) {
-  session_set_state(s, S_RELAY);
+void wsb__relay_start(struct wsb_session *s, const uint8_t *backend_early,
+                      size_t backend_early_len) {
+  wsb__session_set_state(s, S_RELAY);
   uint64_t now = uv_now(&s->w->loop);
   s->client.last_rx_ms = s->backend.last_rx_ms = s->last_data_ms = now;
   /* Frames the backend sent right behind its 101 follow the client's 101. */
   if (backend_early_len > 0)
-    relay_on_read(&s->backend, backend_early, backend_early_len);
+    wsb__relay_on_read(&s->backend, backend_early, backend_early_len);
   if (s->state == S_CLOSED)
     return;
   /* Frames the client sent before its 101 (it should not have) now go on. */
@@ -473,13 +474,13 @@ void relay_start(struct wsb_session *s, const uint8_t *backend_early, size_t bac
     size_t len = s->client.pending_len;
     s->client.pending = NULL;
     s->client.pending_len = s->client.pending_cap = 0;
-    relay_on_read(&s->client, early, len);
+    wsb__relay_on_read(&s->client, early, len);
     free(early);
     if (s->state == S_CLOSED)
       return;
   }
   /* The client was read all along, unless it sent frames early and was paused for it. */
-  leg_resume(&s->client);
+  wsb__leg_resume(&s->client);
   if (s->state == S_RELAY)
-    relay_arm_timer(s);
+    wsb__relay_arm_timer(s);
 }

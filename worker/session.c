@@ -16,7 +16,7 @@
 static const char *const state_names[] = {"READ_REQUEST", "CONNECT_BACKEND", "RELAY",
                                           "FAILOVER",     "CLOSING",         "CLOSED"};
 
-void session_set_state(struct wsb_session *s, enum session_state to) {
+void wsb__session_set_state(struct wsb_session *s, enum wsb_session_state to) {
   static const bool allowed[6][6] = {
       /* to:            READ   CONN   RELAY  FAIL   CLOSING CLOSED */
       [S_READ_REQUEST] = {false, true, false, false, true, true},
@@ -34,28 +34,28 @@ void session_set_state(struct wsb_session *s, enum session_state to) {
   s->state = to;
 }
 
-void session_hold_backend(struct wsb_session *s, int slot) {
-  session_release_backend(s);
+void wsb__session_hold_backend(struct wsb_session *s, int slot) {
+  wsb__session_release_backend(s);
   s->backend_slot = slot;
 
   wsb_shm_add(&s->w->stats->sessions[slot], 1);
 }
 
-void session_note_backend(struct wsb_session *s) {
+void wsb__session_note_backend(struct wsb_session *s) {
   size_t max = sizeof(s->used) / sizeof(s->used[0]);
   if (s->nused < max)
     s->nused++;
   s->used[s->nused - 1] = (uint16_t)s->backend_slot;
 }
 
-void session_release_backend(struct wsb_session *s) {
+void wsb__session_release_backend(struct wsb_session *s) {
   if (s->backend_slot < 0)
     return;
   wsb_shm_sub(&s->w->stats->sessions[s->backend_slot], 1);
   s->backend_slot = -1;
 }
 
-void session_free_handshake(struct wsb_session *s) {
+void wsb__session_free_handshake(struct wsb_session *s) {
   if (s->hs == NULL)
     return;
   wsb_upgrade_request_free(&s->hs->upgrade);
@@ -65,37 +65,37 @@ void session_free_handshake(struct wsb_session *s) {
   s->hs = NULL;
 }
 
-bool session_unref(struct wsb_session *s) {
+bool wsb__session_unref(struct wsb_session *s) {
   if (--s->handles > 0)
     return false;
-  tls_leg_free(&s->client);
-  tls_leg_free(&s->backend);
+  wsb__tls_leg_free(&s->client);
+  wsb__tls_leg_free(&s->backend);
   free(s->client.pending);
   free(s->backend.pending);
   wsb_buf_free(&s->backend.hold);
   wsb_buf_free(&s->replay);
   free(s->head);
   free(s->protocol);
-  session_free_handshake(s);
+  wsb__session_free_handshake(s);
   free(s);
   return true;
 }
 
 static void on_handle_closed(uv_handle_t *h) {
-  session_unref(h->data);
+  wsb__session_unref(h->data);
 }
 
-static void leg_close_now(struct leg *l) {
+static void leg_close_now(struct wsb_leg *l) {
   l->open = false;
   l->reading = false;
   l->lingering = false;
   uv_close((uv_handle_t *)&l->tcp, on_handle_closed);
 }
 
-void leg_lose(struct leg *l) {
+void wsb__leg_lose(struct wsb_leg *l) {
   if (!l->open || l->lingering)
     return;
-  tls_leg_close_notify(l);
+  wsb__tls_leg_close_notify(l);
   leg_close_now(l);
 }
 
@@ -108,7 +108,7 @@ void leg_lose(struct leg *l) {
  * at most LINGER_MS and LINGER_MAX_BYTES (what nginx's lingering_close does).
  * The session is closed already; only its handles and memory remain.
  */
-static void linger_end(struct leg *l) {
+static void linger_end(struct wsb_leg *l) {
   struct wsb_session *s = l->s;
   if (!l->lingering)
     return;
@@ -118,13 +118,13 @@ static void linger_end(struct leg *l) {
 }
 
 static void linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  struct leg *l = leg_of(h);
+  struct wsb_leg *l = wsb__leg_of(h);
   buf->base = (char *)l->s->w->read_buffer;
   buf->len = sizeof(l->s->w->read_buffer);
 }
 
 static void linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  struct leg *l = leg_of((uv_handle_t *)stream);
+  struct wsb_leg *l = wsb__leg_of((uv_handle_t *)stream);
   struct wsb_session *s = l->s;
   if (nread < 0) {
     linger_end(l); /* the peer closed too (or its connection broke): nothing left to protect */
@@ -136,7 +136,7 @@ static void linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 }
 
 static void linger_shut(uv_shutdown_t *req, int status) {
-  struct leg *l = leg_of((uv_handle_t *)req->handle);
+  struct wsb_leg *l = wsb__leg_of((uv_handle_t *)req->handle);
   free(req);
   if (status < 0)
     linger_end(l); /* a broken connection, or the linger already ended (UV_ECANCELED) */
@@ -149,21 +149,21 @@ static void linger_timeout(uv_timer_t *t) {
 }
 
 /* Starts the lingering close of a leg; returns whether it lingers (otherwise it is closed). */
-static bool leg_linger(struct leg *l) {
+static bool leg_linger(struct wsb_leg *l) {
   if (!l->open)
     return false;
   if (l->read_done) {
-    leg_lose(l); /* the peer sends nothing more: no reset can happen */
+    wsb__leg_lose(l); /* the peer sends nothing more: no reset can happen */
     return false;
   }
-  tls_leg_close_notify(l);
+  wsb__tls_leg_close_notify(l);
   uv_shutdown_t *req = malloc(sizeof(*req));
   if (req == NULL || uv_shutdown(req, (uv_stream_t *)&l->tcp, linger_shut) != 0) {
     free(req);
     leg_close_now(l);
     return false;
   }
-  leg_stop_reading(l);
+  wsb__leg_stop_reading(l);
   l->lingering = true;
   if (uv_read_start((uv_stream_t *)&l->tcp, linger_alloc, linger_read) != 0) {
     leg_close_now(l); /* the shutdown is cancelled with the handle */
@@ -178,8 +178,8 @@ static bool wsbal_spoke_last(const struct wsb_session *s) {
   return s->closed_by == BY_WSBAL || (s->hs != NULL && s->hs->relaying_error);
 }
 
-void leg_reset(struct leg *l) {
-  tls_leg_free(l);
+void wsb__leg_reset(struct wsb_leg *l) {
+  wsb__tls_leg_free(l);
   free(l->pending);
   wsb_buf_free(&l->hold);
   l->pending = NULL;
@@ -191,13 +191,13 @@ void leg_reset(struct leg *l) {
   l->stream_left = 0;
 }
 
-void session_close(struct wsb_session *s, int reason) {
+void wsb__session_close(struct wsb_session *s, int reason) {
   if (s->state == S_CLOSED)
     return;
   if (s->reason == 0)
     s->reason = reason;
-  session_set_state(s, S_CLOSED);
-  session_release_backend(s);
+  wsb__session_set_state(s, S_CLOSED);
+  wsb__session_release_backend(s);
   wsb_shm_sub(&s->w->stats->live, 1);
   if (s->prev != NULL)
     s->prev->next = s->next;
@@ -208,14 +208,14 @@ void session_close(struct wsb_session *s, int reason) {
   wsb_log_debug("session %016llx closed: %s", (unsigned long long)s->id,
                 s->reason ? wsb_strerror(s->reason) : "normal");
   wsb_access_log_session(s->w, s);
-  replay_drop(s);
+  wsb__replay_drop(s);
   bool lingers = false;
   if (wsbal_spoke_last(s)) {
     lingers = leg_linger(&s->client);
     lingers = leg_linger(&s->backend) || lingers;
   }
-  leg_lose(&s->client);
-  leg_lose(&s->backend);
+  wsb__leg_lose(&s->client);
+  wsb__leg_lose(&s->backend);
   if (lingers)
     uv_timer_start(&s->timer, linger_timeout, LINGER_MS, 0);
   else
@@ -228,30 +228,30 @@ static bool flushed(const struct wsb_session *s) {
 }
 
 /* Ends the session once everything queued has been written (an error answer, a close frame). */
-void session_finish(struct wsb_session *s) {
+void wsb__session_finish(struct wsb_session *s) {
   s->finishing = true;
   if (s->state != S_CLOSING && s->state != S_CLOSED)
-    session_set_state(s, S_CLOSING);
+    wsb__session_set_state(s, S_CLOSING);
   if (flushed(s)) {
-    session_close(s, 0);
+    wsb__session_close(s, 0);
     return;
   }
   /* Stop reading: nothing more is relayed, and a peer that never reads cannot hold us. */
-  leg_stop_reading(&s->client);
-  leg_stop_reading(&s->backend);
-  session_timer_start(s, CLOSING_TIMEOUT_MS);
+  wsb__leg_stop_reading(&s->client);
+  wsb__leg_stop_reading(&s->backend);
+  wsb__session_timer_start(s, CLOSING_TIMEOUT_MS);
 }
 
 struct write_req {
   uv_write_t req;
-  struct leg *leg;
+  struct wsb_leg *leg;
   size_t len;
   uint8_t data[];
 };
 
 static void on_write(uv_write_t *req, int status) {
   struct write_req *wr = (struct write_req *)req;
-  struct leg *l = wr->leg;
+  struct wsb_leg *l = wr->leg;
   struct wsb_session *s = l->s;
   l->queued -= wr->len;
   free(wr);
@@ -259,30 +259,30 @@ static void on_write(uv_write_t *req, int status) {
     return;
   if (status < 0 && l->open) {
     if (!l->is_client && s->state == S_RELAY)
-      failover_lost(s, status); /* the backend is lost, not the session */
+      wsb__failover_lost(s, status); /* the backend is lost, not the session */
     else
-      session_close(s, status);
+      wsb__session_close(s, status);
     return;
   }
   if (s->finishing) {
     if (flushed(s))
-      session_close(s, 0);
+      wsb__session_close(s, 0);
     return;
   }
   if (l->queued <= LEG_QUEUE_LOW_WATER && l->peer->paused)
-    leg_resume(l->peer);
+    wsb__leg_resume(l->peer);
   /* A moving session's client, paused for the pongs wsbal queued to it, may go on. */
-  if (l->is_client && l->paused && s->state == S_FAILOVER && failover_client_may_read(s))
-    leg_resume(l);
+  if (l->is_client && l->paused && s->state == S_FAILOVER && wsb__failover_client_may_read(s))
+    wsb__leg_resume(l);
 }
 
-int leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs) {
+int wsb__leg_write(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs) {
   if (l->tls != NULL)
-    return tls_leg_write(l, bufs, nbufs);
-  return leg_write_raw(l, bufs, nbufs);
+    return wsb__tls_leg_write(l, bufs, nbufs);
+  return wsb__leg_write_raw(l, bufs, nbufs);
 }
 
-int leg_write_raw(struct leg *l, const uv_buf_t *bufs, unsigned nbufs) {
+int wsb__leg_write_raw(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs) {
   if (!l->open)
     return UV_EPIPE;
   size_t total = 0;
@@ -324,45 +324,45 @@ int leg_write_raw(struct leg *l, const uv_buf_t *bufs, unsigned nbufs) {
   }
   l->queued += rest;
   if (l->queued > LEG_QUEUE_HIGH_WATER)
-    leg_pause(l->peer);
+    wsb__leg_pause(l->peer);
   return 0;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
-void leg_stop_reading(struct leg *l) {
+void wsb__leg_stop_reading(struct wsb_leg *l) {
   if (l->open && l->reading) {
     l->reading = false;
     uv_read_stop((uv_stream_t *)&l->tcp);
   }
 }
 
-void leg_pause(struct leg *l) {
+void wsb__leg_pause(struct wsb_leg *l) {
   if (l->open && !l->paused) {
     l->paused = true;
-    leg_stop_reading(l);
+    wsb__leg_stop_reading(l);
   }
 }
 
-void leg_resume(struct leg *l) {
+void wsb__leg_resume(struct wsb_leg *l) {
   if (l->open && l->paused && !l->s->finishing)
-    leg_start_reading(l);
+    wsb__leg_start_reading(l);
 }
 
 /* A TLS leg reads ciphertext into the worker's TLS buffer; its plaintext goes where a plain
    leg's bytes would. */
-void leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  struct leg *l = leg_of(h);
+void wsb__leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct wsb_leg *l = wsb__leg_of(h);
   if (l->tls != NULL)
-    *buf = tls_leg_read_buf(l);
+    *buf = wsb__tls_leg_read_buf(l);
   else
-    leg_plain_buf(l, buf);
+    wsb__leg_plain_buf(l, buf);
 }
 
 /* During the handshake a leg reads straight into its head buffer, afterwards into the loop's. */
-void leg_plain_buf(struct leg *l, uv_buf_t *buf) {
+void wsb__leg_plain_buf(struct wsb_leg *l, uv_buf_t *buf) {
   struct wsb_session *s = l->s;
-  struct handshake *hs = s->hs;
+  struct wsb_handshake *hs = s->hs;
   if (hs != NULL && l->is_client && s->state == S_READ_REQUEST) {
     buf->base = hs->req_buf + hs->req_len;
     buf->len = hs->req_cap - hs->req_len;
@@ -377,19 +377,19 @@ void leg_plain_buf(struct leg *l, uv_buf_t *buf) {
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  struct leg *l = leg_of((uv_handle_t *)stream);
+  struct wsb_leg *l = wsb__leg_of((uv_handle_t *)stream);
   if (nread == 0 || l->s->state == S_CLOSED)
     return;
   if (l->tls != NULL && nread > 0) {
-    tls_leg_on_read(l, (const uint8_t *)buf->base, (size_t)nread);
+    wsb__tls_leg_on_read(l, (const uint8_t *)buf->base, (size_t)nread);
     return;
   }
-  if (tls_leg_handshaking(l))
-    tls_leg_count_error(l, WSB_TLS_ERR_CLOSED); /* gone in the middle of the handshake */
-  leg_dispatch(l, nread, buf);
+  if (wsb__tls_leg_handshaking(l))
+    wsb__tls_leg_count_error(l, WSB_TLS_ERR_CLOSED); /* gone in the middle of the handshake */
+  wsb__leg_dispatch(l, nread, buf);
 }
 
-void leg_dispatch(struct leg *l, ssize_t nread, const uv_buf_t *buf) {
+void wsb__leg_dispatch(struct wsb_leg *l, ssize_t nread, const uv_buf_t *buf) {
   struct wsb_session *s = l->s;
   if (nread < 0)
     l->read_done = true;
@@ -398,46 +398,46 @@ void leg_dispatch(struct leg *l, ssize_t nread, const uv_buf_t *buf) {
   l->last_rx_ms = uv_now(&s->w->loop);
   /* A backend being upgraded, at the start or while the session moves. */
   if (!l->is_client && (s->state == S_CONNECT_BACKEND || s->state == S_FAILOVER)) {
-    upgrade_on_backend_read(l, nread, buf);
+    wsb__upgrade_on_backend_read(l, nread, buf);
     return;
   }
   if (s->state == S_READ_REQUEST || s->state == S_CONNECT_BACKEND) {
     if (l->is_client && s->state == S_READ_REQUEST)
-      upgrade_on_client_read(l, nread);
+      wsb__upgrade_on_client_read(l, nread);
     else if (nread < 0)
-      session_close(s, (int)nread); /* the client left while we were connecting */
+      wsb__session_close(s, (int)nread); /* the client left while we were connecting */
     else
-      leg_hold_early(l, (const uint8_t *)buf->base, (size_t)nread);
+      wsb__leg_hold_early(l, (const uint8_t *)buf->base, (size_t)nread);
     return;
   }
   if (nread < 0)
-    relay_on_eof(l, (int)nread);
+    wsb__relay_on_eof(l, (int)nread);
   else
-    relay_on_read(l, (const uint8_t *)buf->base, (size_t)nread);
+    wsb__relay_on_read(l, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 /* Bytes a client sent before its 101 wait with the rest of its early data until the relay
    starts; reading pauses meanwhile, so an impatient client cannot make us hold more. */
-void leg_hold_early(struct leg *l, const uint8_t *data, size_t len) {
+void wsb__leg_hold_early(struct wsb_leg *l, const uint8_t *data, size_t len) {
   uint8_t *p = realloc(l->pending, l->pending_len + len);
   if (p == NULL) {
-    session_close(l->s, UV_ENOMEM);
+    wsb__session_close(l->s, UV_ENOMEM);
     return;
   }
   memcpy(p + l->pending_len, data, len);
   l->pending = p;
   l->pending_len = l->pending_cap = l->pending_len + (uint32_t)len;
-  leg_pause(l);
+  wsb__leg_pause(l);
 }
 
-int leg_start_reading(struct leg *l) {
+int wsb__leg_start_reading(struct wsb_leg *l) {
   l->paused = false;
   if (l->reading)
     return 0;
-  int rc = uv_read_start((uv_stream_t *)&l->tcp, leg_alloc, on_read);
+  int rc = uv_read_start((uv_stream_t *)&l->tcp, wsb__leg_alloc, on_read);
   if (rc == 0) {
     l->reading = true;
-    tls_leg_resume(l); /* what the TLS leg holds already goes on as well */
+    wsb__tls_leg_resume(l); /* what the TLS leg holds already goes on as well */
   }
   return rc;
 }
@@ -448,20 +448,20 @@ static void on_timer(uv_timer_t *t) {
   case S_READ_REQUEST:
   case S_CONNECT_BACKEND:
   case S_FAILOVER:
-    upgrade_on_timeout(s);
+    wsb__upgrade_on_timeout(s);
     break;
   case S_RELAY:
-    relay_on_timer(s);
+    wsb__relay_on_timer(s);
     break;
   case S_CLOSING:
-    session_close(s, UV_ETIMEDOUT); /* a peer did not finish the close handshake in time */
+    wsb__session_close(s, UV_ETIMEDOUT); /* a peer did not finish the close handshake in time */
     break;
   case S_CLOSED:
     break;
   }
 }
 
-void session_timer_start(struct wsb_session *s, uint64_t ms) {
+void wsb__session_timer_start(struct wsb_session *s, uint64_t ms) {
   uv_timer_start(&s->timer, on_timer, ms, 0);
 }
 
@@ -512,7 +512,7 @@ static bool accept_alloc_fails(struct wsb_worker *w) {
 
 void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
   struct wsb_session *s = NULL;
-  struct handshake *hs = NULL;
+  struct wsb_handshake *hs = NULL;
   if (!accept_alloc_fails(w)) {
     s = calloc(1, sizeof(*s));
     hs = calloc(1, sizeof(*hs));
@@ -553,15 +553,15 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
   wsb_shm_add(&w->stats->live, 1);
 
   if (uv_accept(listener, (uv_stream_t *)&s->client.tcp) != 0) {
-    session_close(s, UV_ECONNABORTED);
+    wsb__session_close(s, UV_ECONNABORTED);
     return;
   }
   uv_tcp_nodelay(&s->client.tcp, 1);
   wsb_worker_refresh_table(w);
   if (wsb_tls_worker_listens_tls(w)) {
-    int trc = tls_leg_accept(&s->client);
+    int trc = wsb__tls_leg_accept(&s->client);
     if (trc != 0) {
-      session_close(s, trc);
+      wsb__session_close(s, trc);
       return;
     }
   }
@@ -569,14 +569,14 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
   hs->req_cap = max_head < HEAD_BUFFER_START ? max_head + 1 : HEAD_BUFFER_START;
   hs->req_buf = malloc(hs->req_cap);
   if (hs->req_buf == NULL) {
-    session_close(s, UV_ENOMEM);
+    wsb__session_close(s, UV_ENOMEM);
     return;
   }
   wsb_http_head_init(&hs->req, false, max_head);
-  session_timer_start(s, w->table->settings.handshake_timeout_ms);
-  int rc = leg_start_reading(&s->client);
+  wsb__session_timer_start(s, w->table->settings.handshake_timeout_ms);
+  int rc = wsb__leg_start_reading(&s->client);
   if (rc != 0)
-    session_close(s, rc);
+    wsb__session_close(s, rc);
 }
 
 void wsb_session_close_all(struct wsb_worker *w) {
@@ -586,12 +586,12 @@ void wsb_session_close_all(struct wsb_worker *w) {
     if (s->finishing)
       continue; /* already closing, within its own deadline */
     if (s->state != S_RELAY) {
-      session_close(s, UV_ECANCELED); /* nothing relayed yet: nobody to say goodbye to */
+      wsb__session_close(s, UV_ECANCELED); /* nothing relayed yet: nobody to say goodbye to */
       continue;
     }
     s->closed_by = BY_WSBAL;
-    relay_send_close(&s->client, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
-    relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
-    session_finish(s);
+    wsb__relay_send_close(&s->client, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
+    wsb__relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
+    wsb__session_finish(s);
   }
 }

@@ -12,7 +12,7 @@
 #include "http.h"
 #include "worker.h"
 
-enum session_state {
+enum wsb_session_state {
   S_READ_REQUEST,
   S_CONNECT_BACKEND,
   S_RELAY,
@@ -22,17 +22,17 @@ enum session_state {
 };
 
 /* Who ended a session, for the access log and metrics. */
-enum closed_by { BY_NONE, BY_CLIENT, BY_BACKEND, BY_WSBAL };
+enum wsb_closed_by { BY_NONE, BY_CLIENT, BY_BACKEND, BY_WSBAL };
 
 struct wsb_session;
 
 struct wsb_tls_leg;
 
-struct leg {
+struct wsb_leg {
   uv_tcp_t tcp;
   struct wsb_tls_leg *tls; /* NULL for plain ws */
   struct wsb_session *s;
-  struct leg *peer;
+  struct wsb_leg *peer;
   bool is_client;
   bool open;             /* tcp initialised and not yet closed */
   bool reading;          /* uv_read_start is in effect */
@@ -57,7 +57,7 @@ struct leg {
 };
 
 /* Handshake-time state: allocated on accept, freed when relaying starts. */
-struct handshake {
+struct wsb_handshake {
   struct wsb_http_head req;
   char *req_buf;
   size_t req_len;
@@ -86,14 +86,14 @@ struct wsb_session {
   struct wsb_session *prev;
   struct wsb_session *next;
   uint64_t id;
-  enum session_state state;
-  struct leg client;
-  struct leg backend;
+  enum wsb_session_state state;
+  struct wsb_leg client;
+  struct wsb_leg backend;
   uv_timer_t timer;
   int handles;      /* open handles; the session is freed when the last one has closed */
   int backend_slot; /* the slot whose live count this session holds, or -1 */
   bool finishing;   /* close both connections once every queued byte is written */
-  struct handshake *hs;
+  struct wsb_handshake *hs;
   char *head; /* the client's request head, to upgrade again on a failover */
   uint32_t head_len;
   char *protocol;          /* the subprotocol the client has, which a new backend must choose */
@@ -132,85 +132,87 @@ struct wsb_session {
   uint64_t started_ms;
   uint64_t last_data_ms; /* the last data frame either way, for idle_timeout */
   int reason;            /* why it ended: 0 or a negative code */
-  enum closed_by closed_by;
+  enum wsb_closed_by closed_by;
   uint32_t lingered; /* bytes read and dropped after wsbal's own close (session.c) */
 };
 
 /* Session life (session.c). */
-void session_set_state(struct wsb_session *s, enum session_state to);
-void session_close(struct wsb_session *s, int reason);
-void session_finish(struct wsb_session *s);
-void session_timer_start(struct wsb_session *s, uint64_t ms);
+void wsb__session_set_state(struct wsb_session *s, enum wsb_session_state to);
+void wsb__session_close(struct wsb_session *s, int reason);
+void wsb__session_finish(struct wsb_session *s);
+void wsb__session_timer_start(struct wsb_session *s, uint64_t ms);
 /* Drops one handle reference; frees the session with the last. Returns true when it was freed. */
-bool session_unref(struct wsb_session *s);
-void session_free_handshake(struct wsb_session *s);
-void session_hold_backend(struct wsb_session *s, int slot);
-void session_release_backend(struct wsb_session *s);
+bool wsb__session_unref(struct wsb_session *s);
+void wsb__session_free_handshake(struct wsb_session *s);
+void wsb__session_hold_backend(struct wsb_session *s, int slot);
+void wsb__session_release_backend(struct wsb_session *s);
 /* Adds the backend now serving the session to the list the access log shows. */
-void session_note_backend(struct wsb_session *s);
+void wsb__session_note_backend(struct wsb_session *s);
 
 /* Writing to a leg: try at once, queue only what the kernel did not take (session.c).
-   leg_write encrypts first on a TLS leg; leg_write_raw puts bytes on the socket as they are. */
-int leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs);
-int leg_write_raw(struct leg *l, const uv_buf_t *bufs, unsigned nbufs);
-void leg_stop_reading(struct leg *l);
+   wsb__leg_write encrypts first on a TLS leg; wsb__leg_write_raw puts bytes on the socket as they
+   are. */
+int wsb__leg_write(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs);
+int wsb__leg_write_raw(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs);
+void wsb__leg_stop_reading(struct wsb_leg *l);
 /* Bytes queued to a leg past which wsbal stops reading what fills that queue. */
 #define LEG_QUEUE_HIGH_WATER (256 * 1024)
 #define LEG_QUEUE_LOW_WATER  (64 * 1024)
 /* What a leg read (plaintext on a TLS leg), or an error or UV_EOF, to the state's handler. */
-void leg_dispatch(struct leg *l, ssize_t nread, const uv_buf_t *buf);
+void wsb__leg_dispatch(struct wsb_leg *l, ssize_t nread, const uv_buf_t *buf);
 /* Where a leg's next plaintext goes: the head buffers during the upgrade, else the loop's. */
-void leg_plain_buf(struct leg *l, uv_buf_t *buf);
-void leg_pause(struct leg *l);
-void leg_resume(struct leg *l);
-void leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-void leg_hold_early(struct leg *l, const uint8_t *data, size_t len);
-int leg_start_reading(struct leg *l);
+void wsb__leg_plain_buf(struct wsb_leg *l, uv_buf_t *buf);
+void wsb__leg_pause(struct wsb_leg *l);
+void wsb__leg_resume(struct wsb_leg *l);
+void wsb__leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+void wsb__leg_hold_early(struct wsb_leg *l, const uint8_t *data, size_t len);
+int wsb__leg_start_reading(struct wsb_leg *l);
 
 /* The upgrade (upgrade.c). */
-void upgrade_on_client_read(struct leg *l, ssize_t nread);
-void upgrade_on_backend_read(struct leg *l, ssize_t nread, const uv_buf_t *buf);
-void upgrade_on_timeout(struct wsb_session *s);
+void wsb__upgrade_on_client_read(struct wsb_leg *l, ssize_t nread);
+void wsb__upgrade_on_backend_read(struct wsb_leg *l, ssize_t nread, const uv_buf_t *buf);
+void wsb__upgrade_on_timeout(struct wsb_session *s);
 
 /* Failover (failover.c). */
 /* A close frame with a failover code, or an admin request: move the session if it can. */
-void failover_begin(struct wsb_session *s, int reason);
+void wsb__failover_begin(struct wsb_session *s, int reason);
 /* The backend connection is lost (EOF, reset, write error, no pong): move if 1006 says so. */
-void failover_lost(struct wsb_session *s, int reason);
-void failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t len);
-void failover_give_up(struct wsb_session *s, uint16_t code, const char *why);
-bool failover_code(const struct wsb_session *s, uint16_t code);
-void replay_keep(struct wsb_session *s, const uint8_t *frame, size_t len, bool fin);
-void replay_answered(struct wsb_session *s);
+void wsb__failover_lost(struct wsb_session *s, int reason);
+void wsb__failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t len);
+void wsb__failover_give_up(struct wsb_session *s, uint16_t code, const char *why);
+bool wsb__failover_code(const struct wsb_session *s, uint16_t code);
+void wsb__replay_keep(struct wsb_session *s, const uint8_t *frame, size_t len, bool fin);
+void wsb__replay_answered(struct wsb_session *s);
 /* Frames of the client's that arrived while the session moves: resent, never dropped. */
-int replay_hold(struct wsb_session *s, const uint8_t *data, size_t len);
+int wsb__replay_hold(struct wsb_session *s, const uint8_t *data, size_t len);
 /* Lets go of the window: the session ended. */
-void replay_drop(struct wsb_session *s);
+void wsb__replay_drop(struct wsb_session *s);
 /* May the client be read while the session moves (its window, the worker's windows and its own
    write queue, filled by wsbal's pongs, all below their bounds)? */
-bool failover_client_may_read(const struct wsb_session *s);
+bool wsb__failover_client_may_read(const struct wsb_session *s);
 
 /* Upgrade pieces a failover reuses (upgrade.c). */
-void upgrade_find_client_ip(struct wsb_session *s);
-void upgrade_connect_next(struct wsb_session *s);
-void upgrade_retry_after_close(struct wsb_session *s);
+void wsb__upgrade_find_client_ip(struct wsb_session *s);
+void wsb__upgrade_connect_next(struct wsb_session *s);
+void wsb__upgrade_retry_after_close(struct wsb_session *s);
 
 /* Clears a backend leg's relay state before a new connection uses it (session.c). */
-void leg_reset(struct leg *l);
+void wsb__leg_reset(struct wsb_leg *l);
 /* Closes one leg at once, its unwritten bytes lost with it: the peer behind it is gone. */
-void leg_lose(struct leg *l);
+void wsb__leg_lose(struct wsb_leg *l);
 
 /* The relay (relay.c). */
-void relay_on_read(struct leg *l, const uint8_t *data, size_t len);
-void relay_on_eof(struct leg *l, int status);
-void relay_start(struct wsb_session *s, const uint8_t *backend_early, size_t backend_early_len);
-void relay_on_timer(struct wsb_session *s);
-void relay_send_close(struct leg *l, uint16_t code, const char *reason);
-int relay_send_frame(struct leg *to, uint8_t opcode, const uint8_t *payload, size_t len);
-void relay_arm_timer(struct wsb_session *s);
+void wsb__relay_on_read(struct wsb_leg *l, const uint8_t *data, size_t len);
+void wsb__relay_on_eof(struct wsb_leg *l, int status);
+void wsb__relay_start(struct wsb_session *s, const uint8_t *backend_early,
+                      size_t backend_early_len);
+void wsb__relay_on_timer(struct wsb_session *s);
+void wsb__relay_send_close(struct wsb_leg *l, uint16_t code, const char *reason);
+int wsb__relay_send_frame(struct wsb_leg *to, uint8_t opcode, const uint8_t *payload, size_t len);
+void wsb__relay_arm_timer(struct wsb_session *s);
 
-static inline struct leg *leg_of(uv_handle_t *h) {
-  return (struct leg *)h;
+static inline struct wsb_leg *wsb__leg_of(uv_handle_t *h) {
+  return (struct wsb_leg *)h;
 }
 
 #endif

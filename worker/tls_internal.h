@@ -17,7 +17,7 @@ struct tls_resume {
 
 struct wsb_tls_leg {
   SSL *ssl;
-  struct leg *leg;
+  struct wsb_leg *leg;
   const uint8_t *in; /* ciphertext being fed to OpenSSL, during one call */
   size_t in_len;
   uint8_t *saved; /* ciphertext not read yet when the leg paused (NULL while idle) */
@@ -46,8 +46,8 @@ struct wsb_tls_worker {
 };
 
 /* The client context for backends, made on first use (tls_worker.c). NULL when it cannot be. */
-SSL_CTX *tls_worker_client_ctx(struct wsb_worker *w);
-void tls_worker_drain_add(struct wsb_worker *w, struct wsb_tls_leg *t);
-void tls_worker_drain_remove(struct wsb_worker *w, struct wsb_tls_leg *t);
+SSL_CTX *wsb__tls_worker_client_ctx(struct wsb_worker *w);
+void wsb__tls_worker_drain_add(struct wsb_worker *w, struct wsb_tls_leg *t);
+void wsb__tls_worker_drain_remove(struct wsb_worker *w, struct wsb_tls_leg *t);
 
 #endif

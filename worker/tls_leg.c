@@ -15,35 +15,35 @@
 #define WRITE_CHUNK (16 * 1024) /* small frames are gathered into records of up to this */
 #define OUT_FLUSH   (64 * 1024) /* ciphertext is handed to the socket at least this often */
 
-static struct wsb_tls_worker *tls_of(const struct leg *l) {
+static struct wsb_tls_worker *tls_of(const struct wsb_leg *l) {
   return l->s->w->tls;
 }
 
-static enum wsb_tls_side side_of(const struct leg *l) {
+static enum wsb_tls_side side_of(const struct wsb_leg *l) {
   return l->is_client ? WSB_TLS_CLIENT_SIDE : WSB_TLS_BACKEND_SIDE;
 }
 
-void tls_leg_count_error(struct leg *l, enum wsb_tls_error e) {
+void wsb__tls_leg_count_error(struct wsb_leg *l, enum wsb_tls_error e) {
   wsb_shm_add(&l->s->w->stats->tls_errors[side_of(l)][e], 1);
 }
 
-bool tls_leg_handshaking(const struct leg *l) {
+bool wsb__tls_leg_handshaking(const struct wsb_leg *l) {
   return l->tls != NULL && !l->tls->done;
 }
 
-uv_buf_t tls_leg_read_buf(struct leg *l) {
+uv_buf_t wsb__tls_leg_read_buf(struct wsb_leg *l) {
   struct wsb_tls_worker *t = tls_of(l);
   return uv_buf_init((char *)t->cipher_in, sizeof(t->cipher_in));
 }
 
 /* Hands what OpenSSL produced to the socket, through the plain write path. */
-static int flush_out(struct leg *l) {
+static int flush_out(struct wsb_leg *l) {
   struct wsb_tls_worker *t = tls_of(l);
   if (t->out_len == 0)
     return 0;
   uv_buf_t b = uv_buf_init((char *)t->out, (unsigned)t->out_len);
   t->out_len = 0;
-  int rc = leg_write_raw(l, &b, 1);
+  int rc = wsb__leg_write_raw(l, &b, 1);
   if (t->out_cap > 4 * OUT_FLUSH) {
     /* A burst made it large: an idle worker does not keep it. */
     free(t->out);
@@ -53,7 +53,7 @@ static int flush_out(struct leg *l) {
   return rc;
 }
 
-static struct wsb_tls_leg *leg_new(struct leg *l, SSL_CTX *ctx) {
+static struct wsb_tls_leg *leg_new(struct wsb_leg *l, SSL_CTX *ctx) {
   struct wsb_tls_leg *tl = calloc(1, sizeof(*tl));
   if (tl == NULL)
     return NULL;
@@ -72,7 +72,7 @@ static struct wsb_tls_leg *leg_new(struct leg *l, SSL_CTX *ctx) {
   return tl;
 }
 
-int tls_leg_accept(struct leg *l) {
+int wsb__tls_leg_accept(struct wsb_leg *l) {
   struct wsb_tls_worker *t = tls_of(l);
   if (t->server == NULL)
     return WSB_ETLS; /* a wss listener whose certificates failed to load: nothing to offer */
@@ -83,10 +83,10 @@ int tls_leg_accept(struct leg *l) {
   return 0;
 }
 
-int tls_leg_connect(struct leg *l) {
+int wsb__tls_leg_connect(struct wsb_leg *l) {
   struct wsb_session *s = l->s;
   struct wsb_worker *w = s->w;
-  SSL_CTX *ctx = tls_worker_client_ctx(w);
+  SSL_CTX *ctx = wsb__tls_worker_client_ctx(w);
   if (ctx == NULL)
     return WSB_ETLS;
   struct wsb_tls_leg *tl = leg_new(l, ctx);
@@ -141,7 +141,7 @@ static enum wsb_tls_error classify(int ssl_error) {
   }
 }
 
-static void handshake_failed(struct leg *l, int ssl_error) {
+static void handshake_failed(struct wsb_leg *l, int ssl_error) {
   struct wsb_tls_leg *tl = l->tls;
   enum wsb_tls_error why = classify(ssl_error);
   char detail[256];
@@ -158,19 +158,19 @@ static void handshake_failed(struct leg *l, int ssl_error) {
                   e != 0 ? detail : "connection closed");
   ERR_clear_error();
   tl->failed = true;
-  tls_leg_count_error(l, why);
-  leg_dispatch(l, WSB_ETLS, NULL);
+  wsb__tls_leg_count_error(l, why);
+  wsb__leg_dispatch(l, WSB_ETLS, NULL);
 }
 
 /* The handshake is over: count it, then send what was written while it ran. */
-static int handshake_done(struct leg *l) {
+static int handshake_done(struct wsb_leg *l) {
   struct wsb_tls_leg *tl = l->tls;
   tl->done = true;
   wsb_shm_add(&l->s->w->stats->tls_handshakes[side_of(l)][SSL_session_reused(tl->ssl) ? 1 : 0], 1);
   if (tl->early.len == 0)
     return 0;
   uv_buf_t b = wsb_write_buf(wsb_buf_data(&tl->early), tl->early.len);
-  int rc = tls_leg_write(l, &b, 1);
+  int rc = wsb__tls_leg_write(l, &b, 1);
   wsb_buf_free(&tl->early);
   return rc;
 }
@@ -200,11 +200,11 @@ static int keep_rest(struct wsb_tls_leg *tl) {
 }
 
 /* Still the same leg, open and reading: the loop below may go on. */
-static bool may_go_on(const struct leg *l, const struct wsb_tls_leg *tl) {
+static bool may_go_on(const struct wsb_leg *l, const struct wsb_tls_leg *tl) {
   return l->tls == tl && l->open && l->reading && l->s->state != S_CLOSED && !tl->failed;
 }
 
-void tls_leg_on_read(struct leg *l, const uint8_t *data, size_t n) {
+void wsb__tls_leg_on_read(struct wsb_leg *l, const uint8_t *data, size_t n) {
   struct wsb_tls_leg *tl = l->tls;
   if (tl == NULL || tl->failed)
     return;
@@ -212,7 +212,7 @@ void tls_leg_on_read(struct leg *l, const uint8_t *data, size_t n) {
   if (tl->saved != NULL && n > 0) {
     uint8_t *p = realloc(tl->saved, tl->saved_len + n);
     if (p == NULL) {
-      leg_dispatch(l, UV_ENOMEM, NULL);
+      wsb__leg_dispatch(l, UV_ENOMEM, NULL);
       return;
     }
     memcpy(p + tl->saved_len, data, n);
@@ -239,14 +239,14 @@ void tls_leg_on_read(struct leg *l, const uint8_t *data, size_t n) {
       }
       if (wrc != 0) {
         tl->failed = true;
-        leg_dispatch(l, wrc, NULL);
+        wsb__leg_dispatch(l, wrc, NULL);
         return;
       }
       if (err == SSL_ERROR_WANT_READ)
         break;
       if ((wrc = handshake_done(l)) != 0) {
         tl->failed = true;
-        leg_dispatch(l, wrc, NULL);
+        wsb__leg_dispatch(l, wrc, NULL);
         return;
       }
       continue;
@@ -256,33 +256,33 @@ void tls_leg_on_read(struct leg *l, const uint8_t *data, size_t n) {
     if (tl->in_len == 0 && SSL_pending(tl->ssl) == 0 && !SSL_has_pending(tl->ssl))
       break;
     uv_buf_t buf;
-    leg_plain_buf(l, &buf);
+    wsb__leg_plain_buf(l, &buf);
     if (buf.len == 0)
       break;
     int rc = SSL_read(tl->ssl, buf.base, (int)(buf.len > INT32_MAX ? INT32_MAX : buf.len));
     int err = rc > 0 ? SSL_ERROR_NONE : SSL_get_error(tl->ssl, rc);
     int wrc = flush_out(l); /* key updates, alerts */
     if (rc > 0) {
-      leg_dispatch(l, rc, &buf);
+      wsb__leg_dispatch(l, rc, &buf);
       continue;
     }
     if (err == SSL_ERROR_WANT_READ && wrc == 0)
       break;
     tl->failed = true;
     if (err == SSL_ERROR_ZERO_RETURN) {
-      leg_dispatch(l, UV_EOF, NULL); /* close_notify: the peer is done */
+      wsb__leg_dispatch(l, UV_EOF, NULL); /* close_notify: the peer is done */
     } else {
       wsb_log_debug("session %016llx: TLS error from the %s", (unsigned long long)l->s->id,
                     l->is_client ? "client" : "backend");
       ERR_clear_error();
-      leg_dispatch(l, wrc != 0 ? wrc : WSB_ETLS_RECORD, NULL);
+      wsb__leg_dispatch(l, wrc != 0 ? wrc : WSB_ETLS_RECORD, NULL);
     }
     return;
   }
   if (l->tls != tl)
     return;
   if (keep_rest(tl) != 0) {
-    leg_dispatch(l, UV_ENOMEM, NULL);
+    wsb__leg_dispatch(l, UV_ENOMEM, NULL);
     return;
   }
   /* An idle leg gives OpenSSL's record buffers back (it refuses while they hold a record). */
@@ -290,15 +290,15 @@ void tls_leg_on_read(struct leg *l, const uint8_t *data, size_t n) {
     SSL_free_buffers(tl->ssl);
 }
 
-void tls_leg_resume(struct leg *l) {
+void wsb__tls_leg_resume(struct wsb_leg *l) {
   struct wsb_tls_leg *tl = l->tls;
   if (tl != NULL && !tl->failed &&
       (tl->saved != NULL || SSL_pending(tl->ssl) > 0 || SSL_has_pending(tl->ssl)))
-    tls_worker_drain_add(l->s->w, tl);
+    wsb__tls_worker_drain_add(l->s->w, tl);
 }
 
 /* Encrypts len bytes; the records go to the socket once enough have gathered. */
-static int ssl_write(struct leg *l, const uint8_t *p, size_t len) {
+static int ssl_write(struct wsb_leg *l, const uint8_t *p, size_t len) {
   if (SSL_write(l->tls->ssl, p, (int)len) <= 0) {
     ERR_clear_error();
     return WSB_ETLS_RECORD;
@@ -306,7 +306,7 @@ static int ssl_write(struct leg *l, const uint8_t *p, size_t len) {
   return tls_of(l)->out_len >= OUT_FLUSH ? flush_out(l) : 0;
 }
 
-int tls_leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs) {
+int wsb__tls_leg_write(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs) {
   struct wsb_tls_leg *tl = l->tls;
   if (!l->open || tl->failed)
     return UV_EPIPE;
@@ -350,7 +350,7 @@ int tls_leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs) {
   return rc != 0 ? rc : wrc;
 }
 
-void tls_leg_close_notify(struct leg *l) {
+void wsb__tls_leg_close_notify(struct wsb_leg *l) {
   struct wsb_tls_leg *tl = l->tls;
   struct wsb_tls_worker *t = tls_of(l);
   if (tl == NULL || !tl->done || tl->failed || l->queued > 0)
@@ -365,11 +365,11 @@ void tls_leg_close_notify(struct leg *l) {
   }
 }
 
-void tls_leg_free(struct leg *l) {
+void wsb__tls_leg_free(struct wsb_leg *l) {
   struct wsb_tls_leg *tl = l->tls;
   if (tl == NULL)
     return;
-  tls_worker_drain_remove(l->s->w, tl);
+  wsb__tls_worker_drain_remove(l->s->w, tl);
   SSL_free(tl->ssl);
   free(tl->saved);
   wsb_buf_free(&tl->early);

@@ -9,7 +9,7 @@
 
 #include "shm.h"
 
-struct leg;
+struct wsb_leg;
 struct wsb_worker;
 
 /* A worker's TLS state (tls_worker.c): contexts as of the table's serial, backend sessions. */
@@ -22,19 +22,19 @@ void wsb_tls_worker_free(struct wsb_worker *w);
 bool wsb_tls_worker_listens_tls(const struct wsb_worker *w);
 
 /* One leg (tls_leg.c). Each returns 0 or a negative code. */
-int tls_leg_accept(struct leg *l);
-int tls_leg_connect(struct leg *l);
+int wsb__tls_leg_accept(struct wsb_leg *l);
+int wsb__tls_leg_connect(struct wsb_leg *l);
 /* Ciphertext read from the socket (NULL, 0 to go on with what is already held). */
-void tls_leg_on_read(struct leg *l, const uint8_t *data, size_t n);
-int tls_leg_write(struct leg *l, const uv_buf_t *bufs, unsigned nbufs);
+void wsb__tls_leg_on_read(struct wsb_leg *l, const uint8_t *data, size_t n);
+int wsb__tls_leg_write(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs);
 /* Reading starts again: what the leg holds already is passed on from the loop's idle phase. */
-void tls_leg_resume(struct leg *l);
+void wsb__tls_leg_resume(struct wsb_leg *l);
 /* Sends close_notify if it can go out at once; the connection closes right after. */
-void tls_leg_close_notify(struct leg *l);
-void tls_leg_free(struct leg *l);
-bool tls_leg_handshaking(const struct leg *l);
-void tls_leg_count_error(struct leg *l, enum wsb_tls_error e);
+void wsb__tls_leg_close_notify(struct wsb_leg *l);
+void wsb__tls_leg_free(struct wsb_leg *l);
+bool wsb__tls_leg_handshaking(const struct wsb_leg *l);
+void wsb__tls_leg_count_error(struct wsb_leg *l, enum wsb_tls_error e);
 /* Where the socket's ciphertext is read to. */
-uv_buf_t tls_leg_read_buf(struct leg *l);
+uv_buf_t wsb__tls_leg_read_buf(struct wsb_leg *l);
 
 #endif

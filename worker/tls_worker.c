@@ -25,7 +25,7 @@
  */
 static int on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                          EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, int enc) {
-  struct leg *l = SSL_get_app_data(ssl);
+  struct wsb_leg *l = SSL_get_app_data(ssl);
   struct wsb_ticket_keys keys;
   OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
                          OSSL_PARAM_construct_end()};
@@ -57,7 +57,7 @@ static void set_ticket_cb(SSL_CTX *ctx, void *arg) {
 
 /* A backend's new session (TLS 1.3 sends it after the handshake): kept for its slot. */
 static int on_new_session(SSL *ssl, SSL_SESSION *session) {
-  struct leg *l = SSL_get_app_data(ssl);
+  struct wsb_leg *l = SSL_get_app_data(ssl);
   struct wsb_session *s = l->s;
   if (s->backend_slot < 0)
     return 0;
@@ -117,7 +117,7 @@ static void load(struct wsb_worker *w) {
   t->server = ctx;
 }
 
-SSL_CTX *tls_worker_client_ctx(struct wsb_worker *w) {
+SSL_CTX *wsb__tls_worker_client_ctx(struct wsb_worker *w) {
   struct wsb_tls_worker *t = w->tls;
   if (t->client != NULL)
     return t->client;
@@ -144,14 +144,14 @@ static void on_drain(uv_idle_t *h) {
     n++;
   while (n-- > 0 && t->drain_list != NULL) {
     struct wsb_tls_leg *tl = t->drain_list;
-    tls_worker_drain_remove(w, tl);
-    tls_leg_on_read(tl->leg, NULL, 0);
+    wsb__tls_worker_drain_remove(w, tl);
+    wsb__tls_leg_on_read(tl->leg, NULL, 0);
   }
   if (t->drain_list == NULL)
     uv_idle_stop(&t->drain);
 }
 
-void tls_worker_drain_add(struct wsb_worker *w, struct wsb_tls_leg *tl) {
+void wsb__tls_worker_drain_add(struct wsb_worker *w, struct wsb_tls_leg *tl) {
   struct wsb_tls_worker *t = w->tls;
   if (tl->draining)
     return;
@@ -165,7 +165,7 @@ void tls_worker_drain_add(struct wsb_worker *w, struct wsb_tls_leg *tl) {
     uv_idle_start(&t->drain, on_drain);
 }
 
-void tls_worker_drain_remove(struct wsb_worker *w, struct wsb_tls_leg *tl) {
+void wsb__tls_worker_drain_remove(struct wsb_worker *w, struct wsb_tls_leg *tl) {
   struct wsb_tls_worker *t = w->tls;
   if (!tl->draining)
     return;

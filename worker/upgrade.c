@@ -30,12 +30,12 @@ static void reply_error(struct wsb_session *s, int status, enum wsb_handshake_re
   count_handshake(s, result);
   wsb_log_debug("session %016llx: answering %d", (unsigned long long)s->id, status);
   uv_buf_t b = uv_buf_init(buf, (unsigned)n);
-  if (n == 0 || leg_write(&s->client, &b, 1) != 0) {
-    session_close(s, WSB_EHTTP);
+  if (n == 0 || wsb__leg_write(&s->client, &b, 1) != 0) {
+    wsb__session_close(s, WSB_EHTTP);
     return;
   }
   s->closed_by = BY_WSBAL;
-  session_finish(s);
+  wsb__session_finish(s);
 }
 
 /* Grows the head buffer; slices point into it, so the head is parsed again from the start. */
@@ -52,7 +52,7 @@ static int grow_head(struct wsb_http_head *head, char **buf, size_t *cap, size_t
   return rc == WSB_PARTIAL ? 0 : (int)rc;
 }
 
-void upgrade_find_client_ip(struct wsb_session *s) {
+void wsb__upgrade_find_client_ip(struct wsb_session *s) {
   s->hs->client_ip[0] = '\0';
   if (s->client_family == 0) {
     struct sockaddr_storage ss;
@@ -72,7 +72,7 @@ void upgrade_find_client_ip(struct wsb_session *s) {
 
 /* The complete request head is here: validate it, then look for a backend. */
 static void on_request(struct wsb_session *s, size_t head_len) {
-  struct handshake *hs = s->hs;
+  struct wsb_handshake *hs = s->hs;
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   int status = wsb_handshake_check_request(&hs->req, &hs->upgrade);
   if (status != 0) {
@@ -98,7 +98,7 @@ static void on_request(struct wsb_session *s, size_t head_len) {
   if (early > 0) {
     s->client.pending = malloc(early);
     if (s->client.pending == NULL) {
-      session_close(s, UV_ENOMEM);
+      wsb__session_close(s, UV_ENOMEM);
       return;
     }
     memcpy(s->client.pending, hs->req_buf + head_len, early);
@@ -106,20 +106,20 @@ static void on_request(struct wsb_session *s, size_t head_len) {
   }
   /* The client stays readable while its backend is found: it may not send frames before its
      101, but stopping and restarting the read would cost two epoll_ctl calls per session.
-     Whatever it sends anyway is held, and reading paused, by leg_hold_early(). */
+     Whatever it sends anyway is held, and reading paused, by wsb__leg_hold_early(). */
   hs->head_len = head_len;
-  upgrade_find_client_ip(s);
-  session_set_state(s, S_CONNECT_BACKEND);
-  upgrade_connect_next(s);
+  wsb__upgrade_find_client_ip(s);
+  wsb__session_set_state(s, S_CONNECT_BACKEND);
+  wsb__upgrade_connect_next(s);
 }
 
-void upgrade_on_client_read(struct leg *l, ssize_t nread) {
+void wsb__upgrade_on_client_read(struct wsb_leg *l, ssize_t nread) {
   struct wsb_session *s = l->s;
-  struct handshake *hs = s->hs;
+  struct wsb_handshake *hs = s->hs;
   if (nread < 0) {
     /* The client went away before finishing its request: nothing to answer. */
     count_handshake(s, WSB_HS_BAD_REQUEST);
-    session_close(s, (int)nread);
+    wsb__session_close(s, (int)nread);
     return;
   }
   size_t before = hs->req_len;
@@ -143,7 +143,7 @@ void upgrade_on_client_read(struct leg *l, ssize_t nread) {
 
 static void on_backend_closed_for_retry(uv_handle_t *h);
 
-void upgrade_retry_after_close(struct wsb_session *s) {
+void wsb__upgrade_retry_after_close(struct wsb_session *s) {
   s->backend.open = false;
   s->backend.reading = false;
   uv_close((uv_handle_t *)&s->backend.tcp, on_backend_closed_for_retry);
@@ -173,10 +173,10 @@ static void backend_failed(struct wsb_session *s, int reason) {
     wsb_log_info("session %016llx: backend %s answered %u: trying the next one",
                  (unsigned long long)s->id, b->name, (unsigned)s->hs->resp.status);
   }
-  session_release_backend(s);
+  wsb__session_release_backend(s);
   s->reason = reason;
   uv_timer_stop(&s->timer);
-  upgrade_retry_after_close(s);
+  wsb__upgrade_retry_after_close(s);
 }
 
 #define FAILOVER_BACKOFF_MS     50 /* pause before the second attempt, growing with each one */
@@ -184,24 +184,24 @@ static void backend_failed(struct wsb_session *s, int reason) {
 
 static void on_backend_closed_for_retry(uv_handle_t *h) {
   struct wsb_session *s = h->data;
-  if (session_unref(s) || s->state == S_CLOSED)
+  if (wsb__session_unref(s) || s->state == S_CLOSED)
     return;
   if (s->state == S_FAILOVER && s->hs->attempts > 0) {
     /* A moving session pauses between attempts, so a pool restarting all at once is not
        hammered; the client notices nothing either way. */
     uint64_t pause = (uint64_t)FAILOVER_BACKOFF_MS * s->hs->attempts;
     s->hs->backoff = true;
-    session_timer_start(s, pause < FAILOVER_BACKOFF_MAX_MS ? pause : FAILOVER_BACKOFF_MAX_MS);
+    wsb__session_timer_start(s, pause < FAILOVER_BACKOFF_MAX_MS ? pause : FAILOVER_BACKOFF_MAX_MS);
     return;
   }
-  upgrade_connect_next(s);
+  wsb__upgrade_connect_next(s);
 }
 
 static void on_backend_connected(uv_connect_t *req, int status);
 
-void upgrade_connect_next(struct wsb_session *s) {
+void wsb__upgrade_connect_next(struct wsb_session *s) {
   struct wsb_worker *w = s->w;
-  struct handshake *hs = s->hs;
+  struct wsb_handshake *hs = s->hs;
   struct wsb_hash_key_source key = {&hs->req, hs->upgrade.path, hs->client_ip,
                                     w->table->settings.trust_forwarded};
   int slot = hs->prefer >= 0 ? hs->prefer : wsb_select_backend(w, &key, &hs->tried);
@@ -209,7 +209,7 @@ void upgrade_connect_next(struct wsb_session *s) {
   if (slot >= 0 && wsb_slot_set_has(&hs->tried, (uint32_t)slot))
     slot = wsb_select_backend(w, &key, &hs->tried);
   if (slot < 0 && s->state == S_FAILOVER) {
-    failover_give_up(s, WSB_CLOSE_TRY_AGAIN, "no backend left");
+    wsb__failover_give_up(s, WSB_CLOSE_TRY_AGAIN, "no backend left");
     return;
   }
   if (slot < 0) {
@@ -223,16 +223,16 @@ void upgrade_connect_next(struct wsb_session *s) {
   wsb_slot_set_add(&hs->tried, (uint32_t)slot);
   hs->attempts++;
   hs->connect_started_ms = uv_now(&w->loop);
-  session_hold_backend(s, slot);
+  wsb__session_hold_backend(s, slot);
   const struct wsb_shm_backend *b = &w->table->backends[slot];
-  leg_reset(&s->backend);
+  wsb__leg_reset(&s->backend);
   uv_tcp_init(&w->loop, &s->backend.tcp);
   s->backend.tcp.data = s;
   s->backend.open = true;
   s->handles++;
   hs->resp_len = 0;
   hs->relaying_error = false;
-  session_timer_start(s, w->table->settings.connect_timeout_ms);
+  wsb__session_timer_start(s, w->table->settings.connect_timeout_ms);
   if (hs->resp_buf == NULL) {
     hs->resp_cap = 2048;
     hs->resp_buf = malloc(hs->resp_cap);
@@ -247,14 +247,14 @@ void upgrade_connect_next(struct wsb_session *s) {
   /* Reading starts with the connect, so the socket is registered with the poller once, for
      both events, instead of once for the connect and again for the answer. */
   if (rc == 0)
-    rc = leg_start_reading(&s->backend);
+    rc = wsb__leg_start_reading(&s->backend);
   if (rc != 0)
     backend_failed(s, rc);
 }
 
 static void on_backend_connected(uv_connect_t *req, int status) {
   struct wsb_session *s = req->handle->data;
-  struct handshake *hs = s->hs;
+  struct wsb_handshake *hs = s->hs;
   if (s->state == S_CLOSED || !s->backend.open)
     return; /* cancelled by a close already under way */
   if (status < 0) {
@@ -264,7 +264,8 @@ static void on_backend_connected(uv_connect_t *req, int status) {
   uv_tcp_nodelay(&s->backend.tcp, 1);
   int rc = 0;
   /* wss: the request below waits inside the TLS leg until the handshake is done. */
-  if (s->w->table->backends[s->backend_slot].url.tls && (rc = tls_leg_connect(&s->backend)) != 0) {
+  if (s->w->table->backends[s->backend_slot].url.tls &&
+      (rc = wsb__tls_leg_connect(&s->backend)) != 0) {
     backend_failed(s, rc);
     return;
   }
@@ -308,7 +309,7 @@ static void on_backend_connected(uv_connect_t *req, int status) {
     return;
   }
   uv_buf_t b = uv_buf_init(out, (unsigned)n);
-  rc = leg_write(&s->backend, &b, 1);
+  rc = wsb__leg_write(&s->backend, &b, 1);
   free(out);
   if (rc != 0)
     backend_failed(s, rc);
@@ -326,7 +327,7 @@ static uint64_t content_length(const struct wsb_http_head *h) {
 
 /* A backend's answer other than 101 and below 500 reaches the client unchanged. */
 static void relay_backend_error(struct wsb_session *s, size_t head_len) {
-  struct handshake *hs = s->hs;
+  struct wsb_handshake *hs = s->hs;
   count_handshake(s, WSB_HS_BACKEND_ERROR);
   wsb_breaker_no_verdict(s->w, (uint32_t)s->backend_slot);
   s->closed_by = BY_BACKEND;
@@ -337,8 +338,8 @@ static void relay_backend_error(struct wsb_session *s, size_t head_len) {
     body = hs->error_body_left;
   hs->error_body_left -= body;
   uv_buf_t b = uv_buf_init(hs->resp_buf, (unsigned)(head_len + body));
-  if (leg_write(&s->client, &b, 1) != 0 || hs->error_body_left == 0)
-    session_finish(s);
+  if (wsb__leg_write(&s->client, &b, 1) != 0 || hs->error_body_left == 0)
+    wsb__session_finish(s);
 }
 
 /* wsbal_backend_connect_seconds: TCP connect and upgrade of the backend that answered 101. */
@@ -366,7 +367,7 @@ static bool same_protocol(const char *have, struct wsb_slice chosen) {
 
 /* What a failover needs later: the request to send again, the subprotocol to insist on. */
 static int remember_for_failover(struct wsb_session *s, struct wsb_slice protocol) {
-  struct handshake *hs = s->hs;
+  struct wsb_handshake *hs = s->hs;
   s->head = malloc(hs->head_len);
   if (s->head == NULL)
     return UV_ENOMEM;
@@ -385,20 +386,20 @@ static int remember_for_failover(struct wsb_session *s, struct wsb_slice protoco
  * start the next failover at once, which then begins from a plain RELAY like any other.
  */
 static void relay_from_101(struct wsb_session *s, size_t head_len) {
-  struct handshake *hs = s->hs;
+  struct wsb_handshake *hs = s->hs;
   char *early = hs->resp_buf;
   size_t len = hs->resp_len - head_len;
   hs->resp_buf = NULL;
-  session_free_handshake(s);
+  wsb__session_free_handshake(s);
   if (s->state == S_FAILOVER)
-    failover_done(s, (const uint8_t *)early + head_len, len);
+    wsb__failover_done(s, (const uint8_t *)early + head_len, len);
   else
-    relay_start(s, (const uint8_t *)early + head_len, len);
+    wsb__relay_start(s, (const uint8_t *)early + head_len, len);
   free(early);
 }
 
 static void answer_client(struct wsb_session *s, size_t head_len) {
-  struct handshake *hs = s->hs;
+  struct wsb_handshake *hs = s->hs;
   struct wsb_upgrade_response chosen;
   int rc = wsb_handshake_check_response(&hs->resp, hs->accept, hs->upgrade.protocols, &chosen);
   if (s->state == S_FAILOVER) {
@@ -429,33 +430,33 @@ static void answer_client(struct wsb_session *s, size_t head_len) {
     return;
   }
   uv_buf_t b = uv_buf_init(head, (unsigned)n);
-  rc = leg_write(&s->client, &b, 1);
+  rc = wsb__leg_write(&s->client, &b, 1);
   if (rc == 0)
     rc = remember_for_failover(s, chosen.protocol);
   if (rc != 0) {
-    session_close(s, rc);
+    wsb__session_close(s, rc);
     return;
   }
   count_handshake(s, WSB_HS_OK);
   count_connect_time(s);
   wsb_shm_add(&s->w->stats->sessions_total[s->backend_slot], 1);
-  session_note_backend(s);
+  wsb__session_note_backend(s);
   relay_from_101(s, head_len);
 }
 
-void upgrade_on_backend_read(struct leg *l, ssize_t nread, const uv_buf_t *buf) {
+void wsb__upgrade_on_backend_read(struct wsb_leg *l, ssize_t nread, const uv_buf_t *buf) {
   struct wsb_session *s = l->s;
-  struct handshake *hs = s->hs;
+  struct wsb_handshake *hs = s->hs;
   if (hs->relaying_error) {
     if (nread < 0) {
-      session_finish(s);
+      wsb__session_finish(s);
       return;
     }
     size_t n = (size_t)nread < hs->error_body_left ? (size_t)nread : hs->error_body_left;
     hs->error_body_left -= n;
     uv_buf_t b = uv_buf_init(buf->base, (unsigned)n);
-    if (leg_write(&s->client, &b, 1) != 0 || hs->error_body_left == 0)
-      session_finish(s);
+    if (wsb__leg_write(&s->client, &b, 1) != 0 || hs->error_body_left == 0)
+      wsb__session_finish(s);
     return;
   }
   if (nread < 0) {
@@ -476,19 +477,19 @@ void upgrade_on_backend_read(struct leg *l, ssize_t nread, const uv_buf_t *buf) 
   answer_client(s, before + (size_t)rc);
 }
 
-void upgrade_on_timeout(struct wsb_session *s) {
+void wsb__upgrade_on_timeout(struct wsb_session *s) {
   if (s->state == S_READ_REQUEST) {
     /* SPEC.md: a request too slow to arrive gets its connection closed, no answer. */
     count_handshake(s, WSB_HS_TIMEOUT);
-    if (tls_leg_handshaking(&s->client))
-      tls_leg_count_error(&s->client, WSB_TLS_ERR_TIMEOUT);
+    if (wsb__tls_leg_handshaking(&s->client))
+      wsb__tls_leg_count_error(&s->client, WSB_TLS_ERR_TIMEOUT);
     s->closed_by = BY_WSBAL;
-    session_close(s, UV_ETIMEDOUT);
+    wsb__session_close(s, UV_ETIMEDOUT);
   } else if (s->hs->relaying_error) {
-    session_finish(s);
+    wsb__session_finish(s);
   } else if (s->hs->backoff) {
     s->hs->backoff = false;
-    upgrade_connect_next(s);
+    wsb__upgrade_connect_next(s);
   } else {
     backend_failed(s, UV_ETIMEDOUT);
   }

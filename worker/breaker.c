@@ -1,7 +1,7 @@
 /* The passive breaker: consecutive connect/upgrade failures take a backend out for a cooldown,
    then exactly one trial session, across all workers, decides whether it comes back. */
 #include "log.h"
-#include "session.h"
+#include "worker.h"
 
 /* A trial that its worker never reports (it died) is given up after this long. */
 #define TRIAL_GRACE_MS 2000

@@ -8,6 +8,8 @@
 
 #include "control.h"
 #include "errors.h"
+#include "failover.h"
+#include "leg.h"
 #include "log.h"
 #include "session.h"
 
@@ -34,7 +36,7 @@ static void on_drain_tick(uv_timer_t *t) {
       left++;
       continue;
     }
-    wsb__failover_begin(s, WSB_EADMIN);
+    wsb__failover_begin(s, WSB_FO_ADMIN, 0);
     moved++;
   }
   if (left == 0) {
@@ -52,8 +54,8 @@ static void end_session(struct wsb_session *s, uint16_t code, const char *reason
   }
   s->closed_by = BY_WSBAL;
   s->reason = WSB_EADMIN;
-  wsb__relay_send_close(&s->client, code, reason);
-  wsb__relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, reason);
+  wsb__leg_send_close(&s->client, code, reason);
+  wsb__leg_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, reason);
   wsb__session_finish(s);
 }
 
@@ -218,7 +220,7 @@ void wsb_worker_command(struct wsb_worker *w, const struct wsb_control_msg *m) {
     struct wsb_session *s = find(w, m->session);
     if (s != NULL && s->state == S_RELAY) {
       s->prefer_slot = m->slot;
-      wsb__failover_begin(s, WSB_EADMIN);
+      wsb__failover_begin(s, WSB_FO_ADMIN, 0);
     }
     break;
   }

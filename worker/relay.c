@@ -1,9 +1,14 @@
 /* The relay: frames pass whole and untouched between the legs, checked on the way; keepalive. */
+#include "relay.h"
+
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors.h"
+#include "leg.h"
 #include "log.h"
+#include "replay.h"
 #include "session.h"
 
 #define MAX_IOV           64
@@ -33,39 +38,6 @@ static int add(struct wsb_leg *to, struct batch *b, const uint8_t *p, size_t len
   return b->n == MAX_IOV ? flush(to, b) : 0;
 }
 
-/* Frames towards a backend are masked, as a client's must be (RFC 6455 5.3). */
-int wsb__relay_send_frame(struct wsb_leg *to, uint8_t opcode, const uint8_t *payload, size_t len) {
-  uint8_t frame[WSB_FRAME_HEADER_MAX + WSB_CONTROL_PAYLOAD_MAX];
-  uint8_t mask[4];
-  bool masked = !to->is_client;
-  if (masked) {
-    uint64_t r = wsb_worker_random(to->s->w);
-    memcpy(mask, &r, sizeof(mask));
-  }
-  size_t hl = wsb_frame_header_write(frame, true, opcode, len, masked ? mask : NULL);
-  memcpy(frame + hl, payload, len);
-  if (masked)
-    wsb_mask_apply(frame + hl, len, mask, 0);
-  uv_buf_t b = uv_buf_init((char *)frame, (unsigned)(hl + len));
-  return wsb__leg_write(to, &b, 1);
-}
-
-/* A frame may go into a leg only between frames of the stream already flowing into it. */
-static bool can_inject(const struct wsb_leg *to) {
-  return to->open && to->peer->stream_left == 0;
-}
-
-void wsb__relay_send_close(struct wsb_leg *to, uint16_t code, const char *reason) {
-  if (to->close_sent || !can_inject(to))
-    return;
-  uint8_t payload[WSB_CONTROL_PAYLOAD_MAX];
-  size_t len = wsb_close_build(payload, code, reason, strlen(reason));
-  to->close_sent = true;
-  if (to->is_client && to->s->close_code == 0)
-    to->s->close_code = code;
-  wsb__relay_send_frame(to, WSB_OP_CLOSE, payload, len);
-}
-
 /* A peer broke the protocol: it gets the close code it earned, the other side 1001 or 1011. */
 static void protocol_error(struct wsb_leg *l, int err) {
   struct wsb_session *s = l->s;
@@ -73,9 +45,9 @@ static void protocol_error(struct wsb_leg *l, int err) {
                 l->is_client ? "client" : "backend", wsb_strerror(err));
   s->reason = err;
   s->closed_by = BY_WSBAL;
-  wsb__relay_send_close(l, wsb_frame_error_close_code(err), wsb_strerror(err));
-  wsb__relay_send_close(l->peer, l->is_client ? WSB_CLOSE_GOING_AWAY : WSB_CLOSE_INTERNAL,
-                        l->is_client ? "client error" : "backend error");
+  wsb__leg_send_close(l, wsb_frame_error_close_code(err), wsb_strerror(err));
+  wsb__leg_send_close(l->peer, l->is_client ? WSB_CLOSE_GOING_AWAY : WSB_CLOSE_INTERNAL,
+                      l->is_client ? "client error" : "backend error");
   wsb__session_finish(s);
 }
 
@@ -89,7 +61,8 @@ static void unmask_copy(uint8_t *out, const struct wsb_frame *f, const uint8_t *
 enum control_action { CONSUME, FORWARD, MOVE };
 
 /* Looks at a control frame: forward it, consume it (wsbal's own), move the session, or WSB_E*. */
-static int on_control(struct wsb_leg *l, const struct wsb_frame *f, const uint8_t *payload) {
+static int on_control(struct wsb_leg *l, const struct wsb_frame *f, const uint8_t *payload,
+                      uint16_t *move_code) {
   struct wsb_session *s = l->s;
   uint8_t copy[WSB_CONTROL_PAYLOAD_MAX];
   unmask_copy(copy, f, payload);
@@ -107,8 +80,8 @@ static int on_control(struct wsb_leg *l, const struct wsb_frame *f, const uint8_
       return FORWARD; /* pings travel end to end */
     /* No backend to answer while the session moves: wsbal answers for it. Its pongs obey
        the high-water mark like relayed frames: a client that pings without reading is no
-       longer read once they fill its queue (on_write reads it again). */
-    wsb__relay_send_frame(l, WSB_OP_PONG, copy, f->payload_len);
+       longer read once they fill its queue (FAILOVER's on_writable reads it again). */
+    wsb__leg_send_frame(l, WSB_OP_PONG, copy, f->payload_len);
     if (l->queued > LEG_QUEUE_HIGH_WATER)
       wsb__leg_pause(l);
     return CONSUME;
@@ -119,10 +92,11 @@ static int on_control(struct wsb_leg *l, const struct wsb_frame *f, const uint8_
     int rc = wsb_close_parse(copy, f->payload_len, &code, &reason, &reason_len);
     if (rc != 0)
       return rc;
-    if (!l->is_client && s->state == S_RELAY && wsb__failover_code(s, code)) {
+    if (!l->is_client && s->state == S_RELAY && wsb__session_failover_code(s, code)) {
       /* Its close is the backend's last word: it answers the oldest client message, as any
          message from it would. Then the session moves; the client must not notice. */
       wsb__replay_answered(s);
+      *move_code = code;
       return MOVE;
     }
     l->close_received = true;
@@ -132,7 +106,7 @@ static int on_control(struct wsb_leg *l, const struct wsb_frame *f, const uint8_
       s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
     if (failing_over) {
       /* The client leaves while its session moves: answer its close ourselves. */
-      wsb__relay_send_frame(l, WSB_OP_CLOSE, copy, f->payload_len);
+      wsb__leg_send_frame(l, WSB_OP_CLOSE, copy, f->payload_len);
       l->close_sent = true;
       return CONSUME;
     }
@@ -213,7 +187,7 @@ static void message_delivered(struct wsb_leg *l) {
   if (l->is_client)
     return;
   wsb__replay_answered(s);
-  if (!s->backend_proven && s->backend_slot >= 0) {
+  if (!s->backend_proven && wsb__slot_valid(s->backend_slot)) {
     s->backend_proven = true;
     wsb_breaker_success(s->w, (uint32_t)s->backend_slot);
   }
@@ -230,6 +204,7 @@ static size_t forward_frames(struct wsb_leg *l, const uint8_t *buf, size_t n) {
   size_t pos = 0;
   int rc = 0, bad = 0;
   bool closed = false, move = false;
+  uint16_t move_code = 0;
   /* Counted locally and published once per read: one atomic add per read, not per frame. */
   uint64_t messages = 0, bytes = 0;
 
@@ -261,7 +236,7 @@ static size_t forward_frames(struct wsb_leg *l, const uint8_t *buf, size_t n) {
     if (bad != 0)
       break;
     if (wsb_opcode_is_control(f.opcode)) {
-      int action = on_control(l, &f, buf + pos + hl);
+      int action = on_control(l, &f, buf + pos + hl, &move_code);
       if (action < 0) {
         bad = action;
         break;
@@ -299,7 +274,7 @@ static size_t forward_frames(struct wsb_leg *l, const uint8_t *buf, size_t n) {
   if (rc != 0) {
     /* A write to the backend failed: that backend is lost, not the session. */
     if (to == &s->backend && s->state == S_RELAY)
-      wsb__failover_lost(s, rc);
+      wsb__session_backend_lost(s, WSB_FO_LOST, rc);
     else
       wsb__session_close(s, rc);
     return n;
@@ -310,7 +285,7 @@ static size_t forward_frames(struct wsb_leg *l, const uint8_t *buf, size_t n) {
     return n;
   }
   if (move) {
-    wsb__failover_begin(s, WSB_ECLOSE_CODE);
+    wsb__session_backend_lost(s, WSB_FO_CLOSE, move_code);
     return n;
   }
   if (closed) {
@@ -332,8 +307,9 @@ static int reserve_pending(struct wsb_leg *l, size_t size) {
   return 0;
 }
 
-void wsb__relay_on_read(struct wsb_leg *l, const uint8_t *data, size_t len) {
+void wsb__relay_read(struct wsb_leg *l, const uint8_t *data, size_t len) {
   struct wsb_session *s = l->s;
+  assert(s->state != S_RELAY || s->hs == NULL);
   if (l->close_received)
     return; /* RFC 6455 5.5.1: nothing follows a close */
   const uint8_t *buf = data;
@@ -373,11 +349,13 @@ void wsb__relay_on_read(struct wsb_leg *l, const uint8_t *data, size_t len) {
   l->pending_len = (uint32_t)rest;
 }
 
-void wsb__relay_on_eof(struct wsb_leg *l, int status) {
+/* A leg is gone: it sent EOF, its connection failed (why WSB_FO_LOST), or it did not answer
+   a ping (WSB_FO_TIMEOUT). */
+static void leg_gone(struct wsb_leg *l, enum wsb_failover_reason why, int status) {
   struct wsb_session *s = l->s;
   if (!l->is_client && !l->close_received && s->state == S_RELAY) {
     /* Lost without a close frame (1006): the session moves if it can. */
-    wsb__failover_lost(s, status == UV_EOF ? UV_ECONNRESET : status);
+    wsb__session_backend_lost(s, why, status == UV_EOF ? UV_ECONNRESET : status);
     return;
   }
   if (!l->close_received) {
@@ -386,7 +364,7 @@ void wsb__relay_on_eof(struct wsb_leg *l, int status) {
     if (s->closed_by == BY_NONE)
       s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
     if (l->is_client)
-      wsb__relay_send_close(l->peer, WSB_CLOSE_GOING_AWAY, "client gone");
+      wsb__leg_send_close(l->peer, WSB_CLOSE_GOING_AWAY, "client gone");
   }
   if (l->is_client && s->state == S_FAILOVER) {
     wsb__session_close(s, s->reason); /* nobody left to move the session for */
@@ -394,6 +372,10 @@ void wsb__relay_on_eof(struct wsb_leg *l, int status) {
   }
   wsb__leg_lose(l);
   wsb__session_finish(s);
+}
+
+void wsb__relay_eof(struct wsb_leg *l, int status) {
+  leg_gone(l, WSB_FO_LOST, status);
 }
 
 static uint64_t ping_interval(const struct wsb_leg *l) {
@@ -422,7 +404,7 @@ void wsb__relay_arm_timer(struct wsb_session *s) {
     wsb__session_timer_start(s, next > now ? next - now : 0);
 }
 
-void wsb__relay_on_timer(struct wsb_session *s) {
+void wsb__relay_timer(struct wsb_session *s) {
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   uint64_t now = uv_now(&s->w->loop);
   struct wsb_leg *legs[2] = {&s->client, &s->backend};
@@ -437,20 +419,20 @@ void wsb__relay_on_timer(struct wsb_session *s) {
       wsb_log_info("session %016llx: %s did not answer a ping in %llu ms",
                    (unsigned long long)s->id, l->is_client ? "client" : "backend",
                    (unsigned long long)every);
-      wsb__relay_on_eof(l, UV_ETIMEDOUT);
+      leg_gone(l, WSB_FO_TIMEOUT, UV_ETIMEDOUT);
       return;
     }
-    if (!l->ping_outstanding && now >= l->last_rx_ms + every && can_inject(l)) {
+    if (!l->ping_outstanding && now >= l->last_rx_ms + every && wsb__leg_can_inject(l)) {
       l->ping_outstanding = true;
       l->ping_sent_ms = now;
-      wsb__relay_send_frame(l, WSB_OP_PING, (const uint8_t *)KEEPALIVE_PAYLOAD, KEEPALIVE_LEN);
+      wsb__leg_send_frame(l, WSB_OP_PING, (const uint8_t *)KEEPALIVE_PAYLOAD, KEEPALIVE_LEN);
     }
   }
   if (cfg->idle_timeout_ms > 0 && now >= s->last_data_ms + cfg->idle_timeout_ms) {
     s->closed_by = BY_WSBAL;
     s->reason = UV_ETIMEDOUT;
-    wsb__relay_send_close(&s->client, WSB_CLOSE_GOING_AWAY, "idle timeout");
-    wsb__relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, "idle timeout");
+    wsb__leg_send_close(&s->client, WSB_CLOSE_GOING_AWAY, "idle timeout");
+    wsb__leg_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, "idle timeout");
     wsb__session_finish(s);
     return;
   }
@@ -465,7 +447,7 @@ void wsb__relay_start(struct wsb_session *s, const uint8_t *backend_early,
   s->client.last_rx_ms = s->backend.last_rx_ms = s->last_data_ms = now;
   /* Frames the backend sent right behind its 101 follow the client's 101. */
   if (backend_early_len > 0)
-    wsb__relay_on_read(&s->backend, backend_early, backend_early_len);
+    wsb__relay_read(&s->backend, backend_early, backend_early_len);
   if (s->state == S_CLOSED)
     return;
   /* Frames the client sent before its 101 (it should not have) now go on. */
@@ -474,7 +456,7 @@ void wsb__relay_start(struct wsb_session *s, const uint8_t *backend_early,
     size_t len = s->client.pending_len;
     s->client.pending = NULL;
     s->client.pending_len = s->client.pending_cap = 0;
-    wsb__relay_on_read(&s->client, early, len);
+    wsb__relay_read(&s->client, early, len);
     free(early);
     if (s->state == S_CLOSED)
       return;

@@ -1,12 +1,15 @@
-/* Session life: accept, state changes, the write path with backpressure, and the one close. */
+/* Session life: accept, checked state changes, events to the state table, and the one close. */
 #include "session.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors.h"
 #include "log.h"
+#include "replay.h"
 #include "tls_leg.h"
+#include "tls_worker.h"
 
 #define HEAD_BUFFER_START  2048 /* a request head buffer grows from here to max_header_bytes */
 #define CLOSING_TIMEOUT_MS 5000 /* time a peer gets to finish the close handshake */
@@ -15,9 +18,10 @@
 
 static const char *const state_names[] = {"READ_REQUEST", "CONNECT_BACKEND", "RELAY",
                                           "FAILOVER",     "CLOSING",         "CLOSED"};
+_Static_assert(sizeof(state_names) / sizeof(state_names[0]) == S_COUNT, "a name per state");
 
 void wsb__session_set_state(struct wsb_session *s, enum wsb_session_state to) {
-  static const bool allowed[6][6] = {
+  static const bool allowed[S_COUNT][S_COUNT] = {
       /* to:            READ   CONN   RELAY  FAIL   CLOSING CLOSED */
       [S_READ_REQUEST] = {false, true, false, false, true, true},
       [S_CONNECT_BACKEND] = {false, true, true, false, true, true},
@@ -29,12 +33,24 @@ void wsb__session_set_state(struct wsb_session *s, enum wsb_session_state to) {
   if (!allowed[s->state][to])
     wsb_fatal(70, "session %016llx: bad transition %s -> %s", (unsigned long long)s->id,
               state_names[s->state], state_names[to]);
+  /* RELAY never has a handshake alive (a move starts only from RELAY, never inside another
+     one); the upgrade and a move always have one. */
+  assert(to != S_RELAY || s->hs == NULL);
+  assert((to != S_CONNECT_BACKEND && to != S_FAILOVER) || s->hs != NULL);
   wsb_log_debug("session %016llx: %s -> %s", (unsigned long long)s->id, state_names[s->state],
                 state_names[to]);
   s->state = to;
 }
 
+bool wsb__session_failover_code(const struct wsb_session *s, uint16_t code) {
+  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  if (!cfg->failover)
+    return false;
+  return wsb_close_codes_has(&cfg->failover_codes, code);
+}
+
 void wsb__session_hold_backend(struct wsb_session *s, int slot) {
+  assert(wsb__slot_valid(slot));
   wsb__session_release_backend(s);
   s->backend_slot = slot;
 
@@ -42,6 +58,7 @@ void wsb__session_hold_backend(struct wsb_session *s, int slot) {
 }
 
 void wsb__session_note_backend(struct wsb_session *s) {
+  assert(wsb__slot_valid(s->backend_slot));
   size_t max = sizeof(s->used) / sizeof(s->used[0]);
   if (s->nused < max)
     s->nused++;
@@ -49,8 +66,10 @@ void wsb__session_note_backend(struct wsb_session *s) {
 }
 
 void wsb__session_release_backend(struct wsb_session *s) {
-  if (s->backend_slot < 0)
+  if (!wsb__slot_valid(s->backend_slot)) {
+    assert(s->backend_slot == -1); /* none held */
     return;
+  }
   wsb_shm_sub(&s->w->stats->sessions[s->backend_slot], 1);
   s->backend_slot = -1;
 }
@@ -66,8 +85,10 @@ void wsb__session_free_handshake(struct wsb_session *s) {
 }
 
 bool wsb__session_unref(struct wsb_session *s) {
+  assert(s->handles > 0);
   if (--s->handles > 0)
     return false;
+  assert(s->state == S_CLOSED && !s->window_listed); /* handles close only after the close */
   wsb__tls_leg_free(&s->client);
   wsb__tls_leg_free(&s->backend);
   free(s->client.pending);
@@ -81,22 +102,8 @@ bool wsb__session_unref(struct wsb_session *s) {
   return true;
 }
 
-static void on_handle_closed(uv_handle_t *h) {
+void wsb__session_handle_closed(uv_handle_t *h) {
   wsb__session_unref(h->data);
-}
-
-static void leg_close_now(struct wsb_leg *l) {
-  l->open = false;
-  l->reading = false;
-  l->lingering = false;
-  uv_close((uv_handle_t *)&l->tcp, on_handle_closed);
-}
-
-void wsb__leg_lose(struct wsb_leg *l) {
-  if (!l->open || l->lingering)
-    return;
-  wsb__tls_leg_close_notify(l);
-  leg_close_now(l);
 }
 
 /*
@@ -112,9 +119,9 @@ static void linger_end(struct wsb_leg *l) {
   struct wsb_session *s = l->s;
   if (!l->lingering)
     return;
-  leg_close_now(l);
+  wsb__leg_close_now(l);
   if (!s->client.lingering && !s->backend.lingering)
-    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->timer, wsb__session_handle_closed);
 }
 
 static void linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -160,13 +167,13 @@ static bool leg_linger(struct wsb_leg *l) {
   uv_shutdown_t *req = malloc(sizeof(*req));
   if (req == NULL || uv_shutdown(req, (uv_stream_t *)&l->tcp, linger_shut) != 0) {
     free(req);
-    leg_close_now(l);
+    wsb__leg_close_now(l);
     return false;
   }
   wsb__leg_stop_reading(l);
   l->lingering = true;
   if (uv_read_start((uv_stream_t *)&l->tcp, linger_alloc, linger_read) != 0) {
-    leg_close_now(l); /* the shutdown is cancelled with the handle */
+    wsb__leg_close_now(l); /* the shutdown is cancelled with the handle */
     return false;
   }
   return true;
@@ -176,19 +183,6 @@ static bool leg_linger(struct wsb_leg *l) {
    an error answer, a backend's error answer it passes on)? Those connections linger. */
 static bool wsbal_spoke_last(const struct wsb_session *s) {
   return s->closed_by == BY_WSBAL || (s->hs != NULL && s->hs->relaying_error);
-}
-
-void wsb__leg_reset(struct wsb_leg *l) {
-  wsb__tls_leg_free(l);
-  free(l->pending);
-  wsb_buf_free(&l->hold);
-  l->pending = NULL;
-  l->pending_len = l->pending_cap = 0;
-  l->paused = l->close_received = l->close_sent = l->ping_outstanding = false;
-  l->reading = false; /* a new connection, not reading yet */
-  l->partial_out = l->stream_fin = l->read_done = false;
-  l->msg = (struct wsb_msg_state){0};
-  l->stream_left = 0;
 }
 
 void wsb__session_close(struct wsb_session *s, int reason) {
@@ -209,6 +203,7 @@ void wsb__session_close(struct wsb_session *s, int reason) {
                 s->reason ? wsb_strerror(s->reason) : "normal");
   wsb_access_log_session(s->w, s);
   wsb__replay_drop(s);
+  assert(!s->window_listed);
   bool lingers = false;
   if (wsbal_spoke_last(s)) {
     lingers = leg_linger(&s->client);
@@ -219,7 +214,7 @@ void wsb__session_close(struct wsb_session *s, int reason) {
   if (lingers)
     uv_timer_start(&s->timer, linger_timeout, LINGER_MS, 0);
   else
-    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->timer, wsb__session_handle_closed);
   wsb_worker_session_ended(s->w);
 }
 
@@ -242,24 +237,17 @@ void wsb__session_finish(struct wsb_session *s) {
   wsb__session_timer_start(s, CLOSING_TIMEOUT_MS);
 }
 
-struct write_req {
-  uv_write_t req;
-  struct wsb_leg *leg;
-  size_t len;
-  uint8_t data[];
-};
-
-static void on_write(uv_write_t *req, int status) {
-  struct write_req *wr = (struct write_req *)req;
-  struct wsb_leg *l = wr->leg;
+/* A queued write ended: an error ends the session, or loses its backend where the state moves
+   the session instead; a finishing session ends once both queues are written; a queue that
+   drained lets the reader it paused go on. */
+void wsb__session_written(struct wsb_leg *l, int status) {
   struct wsb_session *s = l->s;
-  l->queued -= wr->len;
-  free(wr);
   if (s->state == S_CLOSED)
     return;
+  const struct wsb_session_ops *ops = wsb__session_ops(s);
   if (status < 0 && l->open) {
-    if (!l->is_client && s->state == S_RELAY)
-      wsb__failover_lost(s, status); /* the backend is lost, not the session */
+    if (!l->is_client && ops->on_backend_lost != NULL)
+      ops->on_backend_lost(s, WSB_FO_LOST, status); /* the backend is lost, not the session */
     else
       wsb__session_close(s, status);
     return;
@@ -271,96 +259,12 @@ static void on_write(uv_write_t *req, int status) {
   }
   if (l->queued <= LEG_QUEUE_LOW_WATER && l->peer->paused)
     wsb__leg_resume(l->peer);
-  /* A moving session's client, paused for the pongs wsbal queued to it, may go on. */
-  if (l->is_client && l->paused && s->state == S_FAILOVER && wsb__failover_client_may_read(s))
-    wsb__leg_resume(l);
-}
-
-int wsb__leg_write(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs) {
-  if (l->tls != NULL)
-    return wsb__tls_leg_write(l, bufs, nbufs);
-  return wsb__leg_write_raw(l, bufs, nbufs);
-}
-
-int wsb__leg_write_raw(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs) {
-  if (!l->open)
-    return UV_EPIPE;
-  size_t total = 0;
-  for (unsigned i = 0; i < nbufs; i++)
-    total += bufs[i].len;
-  if (total == 0)
-    return 0;
-  /* uv_try_write refuses (UV_EAGAIN) while earlier writes are queued, which keeps order. */
-  int n = uv_try_write((uv_stream_t *)&l->tcp, bufs, nbufs);
-  if (n == UV_EAGAIN)
-    n = 0;
-  if (n < 0)
-    return n;
-  if ((size_t)n == total)
-    return 0;
-
-  size_t rest = total - (size_t)n;
-  struct write_req *wr = malloc(sizeof(*wr) + rest);
-  if (wr == NULL)
-    return UV_ENOMEM;
-  wr->leg = l;
-  wr->len = rest;
-  size_t skip = (size_t)n, used = 0;
-  for (unsigned i = 0; i < nbufs; i++) {
-    size_t len = bufs[i].len;
-    if (skip >= len) {
-      skip -= len;
-      continue;
-    }
-    memcpy(wr->data + used, bufs[i].base + skip, len - skip);
-    used += len - skip;
-    skip = 0;
-  }
-  uv_buf_t buf = uv_buf_init((char *)wr->data, (unsigned)rest);
-  int rc = uv_write(&wr->req, (uv_stream_t *)&l->tcp, &buf, 1, on_write);
-  if (rc != 0) {
-    free(wr);
-    return rc;
-  }
-  l->queued += rest;
-  if (l->queued > LEG_QUEUE_HIGH_WATER)
-    wsb__leg_pause(l->peer);
-  return 0;
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-
-void wsb__leg_stop_reading(struct wsb_leg *l) {
-  if (l->open && l->reading) {
-    l->reading = false;
-    uv_read_stop((uv_stream_t *)&l->tcp);
-  }
-}
-
-void wsb__leg_pause(struct wsb_leg *l) {
-  if (l->open && !l->paused) {
-    l->paused = true;
-    wsb__leg_stop_reading(l);
-  }
-}
-
-void wsb__leg_resume(struct wsb_leg *l) {
-  if (l->open && l->paused && !l->s->finishing)
-    wsb__leg_start_reading(l);
-}
-
-/* A TLS leg reads ciphertext into the worker's TLS buffer; its plaintext goes where a plain
-   leg's bytes would. */
-void wsb__leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  struct wsb_leg *l = wsb__leg_of(h);
-  if (l->tls != NULL)
-    *buf = wsb__tls_leg_read_buf(l);
-  else
-    wsb__leg_plain_buf(l, buf);
+  if (ops->on_writable != NULL)
+    ops->on_writable(l);
 }
 
 /* During the handshake a leg reads straight into its head buffer, afterwards into the loop's. */
-void wsb__leg_plain_buf(struct wsb_leg *l, uv_buf_t *buf) {
+void wsb__session_read_buf(struct wsb_leg *l, uv_buf_t *buf) {
   struct wsb_session *s = l->s;
   struct wsb_handshake *hs = s->hs;
   if (hs != NULL && l->is_client && s->state == S_READ_REQUEST) {
@@ -376,89 +280,42 @@ void wsb__leg_plain_buf(struct wsb_leg *l, uv_buf_t *buf) {
   }
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  struct wsb_leg *l = wsb__leg_of((uv_handle_t *)stream);
-  if (nread == 0 || l->s->state == S_CLOSED)
-    return;
-  if (l->tls != NULL && nread > 0) {
-    wsb__tls_leg_on_read(l, (const uint8_t *)buf->base, (size_t)nread);
-    return;
-  }
-  if (wsb__tls_leg_handshaking(l))
-    wsb__tls_leg_count_error(l, WSB_TLS_ERR_CLOSED); /* gone in the middle of the handshake */
-  wsb__leg_dispatch(l, nread, buf);
-}
-
-void wsb__leg_dispatch(struct wsb_leg *l, ssize_t nread, const uv_buf_t *buf) {
+void wsb__session_dispatch(struct wsb_leg *l, ssize_t nread, const uv_buf_t *buf) {
   struct wsb_session *s = l->s;
+  assert(l == &s->client || l == &s->backend);
   if (nread < 0)
     l->read_done = true;
   if (s->state == S_CLOSED)
     return;
   l->last_rx_ms = uv_now(&s->w->loop);
-  /* A backend being upgraded, at the start or while the session moves. */
-  if (!l->is_client && (s->state == S_CONNECT_BACKEND || s->state == S_FAILOVER)) {
-    wsb__upgrade_on_backend_read(l, nread, buf);
-    return;
+  const struct wsb_session_ops *ops = wsb__session_ops(s);
+  const struct wsb_leg_ops *leg = l->is_client ? &ops->client : &ops->backend;
+  if (nread < 0) {
+    assert(leg->on_eof != NULL);
+    leg->on_eof(l, (int)nread);
+  } else {
+    assert(leg->on_read != NULL);
+    leg->on_read(l, (const uint8_t *)buf->base, (size_t)nread);
   }
-  if (s->state == S_READ_REQUEST || s->state == S_CONNECT_BACKEND) {
-    if (l->is_client && s->state == S_READ_REQUEST)
-      wsb__upgrade_on_client_read(l, nread);
-    else if (nread < 0)
-      wsb__session_close(s, (int)nread); /* the client left while we were connecting */
-    else
-      wsb__leg_hold_early(l, (const uint8_t *)buf->base, (size_t)nread);
-    return;
-  }
-  if (nread < 0)
-    wsb__relay_on_eof(l, (int)nread);
-  else
-    wsb__relay_on_read(l, (const uint8_t *)buf->base, (size_t)nread);
 }
 
-/* Bytes a client sent before its 101 wait with the rest of its early data until the relay
-   starts; reading pauses meanwhile, so an impatient client cannot make us hold more. */
-void wsb__leg_hold_early(struct wsb_leg *l, const uint8_t *data, size_t len) {
-  uint8_t *p = realloc(l->pending, l->pending_len + len);
-  if (p == NULL) {
-    wsb__session_close(l->s, UV_ENOMEM);
-    return;
-  }
-  memcpy(p + l->pending_len, data, len);
-  l->pending = p;
-  l->pending_len = l->pending_cap = l->pending_len + (uint32_t)len;
-  wsb__leg_pause(l);
-}
-
-int wsb__leg_start_reading(struct wsb_leg *l) {
-  l->paused = false;
-  if (l->reading)
-    return 0;
-  int rc = uv_read_start((uv_stream_t *)&l->tcp, wsb__leg_alloc, on_read);
-  if (rc == 0) {
-    l->reading = true;
-    wsb__tls_leg_resume(l); /* what the TLS leg holds already goes on as well */
-  }
-  return rc;
+void wsb__session_backend_lost(struct wsb_session *s, enum wsb_failover_reason why, int detail) {
+  const struct wsb_session_ops *ops = wsb__session_ops(s);
+  assert(ops->on_backend_lost != NULL);
+  ops->on_backend_lost(s, why, detail);
 }
 
 static void on_timer(uv_timer_t *t) {
   struct wsb_session *s = t->data;
-  switch (s->state) {
-  case S_READ_REQUEST:
-  case S_CONNECT_BACKEND:
-  case S_FAILOVER:
-    wsb__upgrade_on_timeout(s);
-    break;
-  case S_RELAY:
-    wsb__relay_on_timer(s);
-    break;
-  case S_CLOSING:
-    wsb__session_close(s, UV_ETIMEDOUT); /* a peer did not finish the close handshake in time */
-    break;
-  case S_CLOSED:
-    break;
-  }
+  if (s->state == S_CLOSED)
+    return;
+  const struct wsb_session_ops *ops = wsb__session_ops(s);
+  assert(ops->on_timer != NULL);
+  ops->on_timer(s);
+}
+
+void wsb__session_closing_timeout(struct wsb_session *s) {
+  wsb__session_close(s, UV_ETIMEDOUT); /* a peer did not finish the close handshake in time */
 }
 
 void wsb__session_timer_start(struct wsb_session *s, uint64_t ms) {
@@ -590,8 +447,8 @@ void wsb_session_close_all(struct wsb_worker *w) {
       continue;
     }
     s->closed_by = BY_WSBAL;
-    wsb__relay_send_close(&s->client, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
-    wsb__relay_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
+    wsb__leg_send_close(&s->client, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
+    wsb__leg_send_close(&s->backend, WSB_CLOSE_GOING_AWAY, "wsbal stopping");
     wsb__session_finish(s);
   }
 }

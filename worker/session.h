@@ -1,7 +1,34 @@
-/* One proxied WebSocket session: two symmetric legs, a timer, the state machine joining them. */
+/* One proxied WebSocket session: two legs, a timer, and the state machine joining them. */
 #ifndef WSB_SESSION_H
 #define WSB_SESSION_H
 
+/*
+ * How the session code is layered. Each module names only those below it:
+ *
+ *   commands.c, worker.c      the worker: accepts, stops, carries out the master's commands
+ *   states.c                  the state table: which module handles what in each state
+ *   failover.c                moving a session to a new backend (uses upgrade.c and relay.c)
+ *   upgrade.c   relay.c       the handshake and backend connector; frames between the legs
+ *   session.c leg.c replay.c  the core: life and close, the legs' I/O, the replay window,
+ *   tls_leg.c tls_worker.c    and TLS under a leg's bytes
+ *   breaker.c select*.c access_log.c   worker-wide services any of the above may use
+ *
+ * The core never names a module above it: what happens on an event depends on the state, and
+ * the core asks the state's entry in wsb__session_states (struct wsb_session_ops). How a
+ * backend's end of file travels while relaying, for example:
+ *
+ *   libuv -> leg.c on_read -> session.c wsb__session_dispatch -> states[RELAY].backend.on_eof
+ *   = relay.c wsb__relay_eof (no close frame came: the backend is lost)
+ *   -> session.c wsb__session_backend_lost -> states[RELAY].on_backend_lost
+ *   = failover.c wsb__failover_begin (reason WSB_FO_LOST, error UV_ECONNRESET), which closes
+ *   the old connection and asks upgrade.c for the next backend; once that one has answered
+ *   101, upgrade.c hands the session to states[FAILOVER].on_backend_ready = wsb__failover_done.
+ *
+ * Events a lower module raises for a state it does not own (the connector's outcome, a backend
+ * lost under the relay) go through the table in the same way.
+ */
+
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -10,6 +37,7 @@
 #include "frame.h"
 #include "handshake.h"
 #include "http.h"
+#include "leg.h"
 #include "worker.h"
 
 enum wsb_session_state {
@@ -19,42 +47,11 @@ enum wsb_session_state {
   S_FAILOVER,
   S_CLOSING,
   S_CLOSED,
+  S_COUNT
 };
 
 /* Who ended a session, for the access log and metrics. */
 enum wsb_closed_by { BY_NONE, BY_CLIENT, BY_BACKEND, BY_WSBAL };
-
-struct wsb_session;
-
-struct wsb_tls_leg;
-
-struct wsb_leg {
-  uv_tcp_t tcp;
-  struct wsb_tls_leg *tls; /* NULL for plain ws */
-  struct wsb_session *s;
-  struct wsb_leg *peer;
-  bool is_client;
-  bool open;             /* tcp initialised and not yet closed */
-  bool reading;          /* uv_read_start is in effect */
-  bool paused;           /* reading stopped because the peer's queue is full */
-  bool close_received;   /* a close frame came from this leg */
-  bool close_sent;       /* a close frame was written to this leg */
-  bool ping_outstanding; /* wsbal's keepalive ping awaits its pong */
-  bool partial_out;      /* part of a message from this leg went out that cannot be repeated:
-                            the session cannot move to another backend until it ends */
-  bool stream_fin;       /* the frame being streamed ends its message */
-  bool read_done;        /* the peer sent EOF or its connection failed: nothing more comes */
-  bool lingering;        /* closed by wsbal: write side shut, the peer's bytes read and dropped */
-  struct wsb_msg_state msg; /* fragmentation state of frames read from this leg */
-  uint64_t stream_left;     /* payload bytes still to pass of a frame too large to hold */
-  struct wsb_buf hold;      /* backend leg: fragments of an open message, passed on when it ends */
-  uint8_t *pending;         /* incomplete frame read from this leg (NULL while idle) */
-  uint32_t pending_len;
-  uint32_t pending_cap;
-  size_t queued;       /* bytes written to this leg that the kernel has not taken */
-  uint64_t last_rx_ms; /* when this leg last sent us anything */
-  uint64_t ping_sent_ms;
-};
 
 /* Handshake-time state: allocated on accept, freed when relaying starts. */
 struct wsb_handshake {
@@ -127,7 +124,6 @@ struct wsb_session {
   bool backend_heard;        /* the client has sent it something since: a loss now may be its
                                 answer to the client, not its own failure */
   int prefer_slot;           /* where the next failover should go first (admin API), or -1 */
-  int failover_reason;
   uint64_t failover_started_ms;
   uint64_t started_ms;
   uint64_t last_data_ms; /* the last data frame either way, for idle_timeout */
@@ -136,83 +132,75 @@ struct wsb_session {
   uint32_t lingered; /* bytes read and dropped after wsbal's own close (session.c) */
 };
 
+/* What one leg's events do in a state. */
+struct wsb_leg_ops {
+  /* Plaintext read from the leg (during the upgrade it is already in the head buffer). */
+  void (*on_read)(struct wsb_leg *l, const uint8_t *data, size_t len);
+  /* The peer sent EOF, or its connection or TLS failed (status < 0): nothing more comes. */
+  void (*on_eof)(struct wsb_leg *l, int status);
+};
+
+/*
+ * A state's handlers (relayd's protocol hooks), one entry per state in wsb__session_states
+ * (states.c). A NULL handler is an event that cannot happen in that state (asserted).
+ */
+struct wsb_session_ops {
+  struct wsb_leg_ops client;
+  struct wsb_leg_ops backend;
+  /* The session's timer went off: a deadline of the state, or its keepalive. */
+  void (*on_timer)(struct wsb_session *s);
+  /* A queued write to l completed and the backpressure step is done (optional). */
+  void (*on_writable)(struct wsb_leg *l);
+  /* The connector (upgrade.c): the backend answered 101 and may be relayed to, early holding
+     what it sent right behind; or no backend is left to try. */
+  void (*on_backend_ready)(struct wsb_session *s, const uint8_t *early, size_t len);
+  void (*on_backend_none)(struct wsb_session *s);
+  /* The backend went away under a relaying session: why, and the errno-style error (a close
+     code for WSB_FO_CLOSE). */
+  void (*on_backend_lost)(struct wsb_session *s, enum wsb_failover_reason why, int detail);
+};
+
+extern const struct wsb_session_ops wsb__session_states[S_COUNT];
+
+static inline const struct wsb_session_ops *wsb__session_ops(const struct wsb_session *s) {
+  assert(s->state < S_COUNT);
+  return &wsb__session_states[s->state];
+}
+
+/* Is slot a slot of the segment's table (a backend_slot of -1 is none)? */
+static inline bool wsb__slot_valid(int slot) {
+  return slot >= 0 && slot < WSB_SHM_MAX_BACKENDS;
+}
+
 /* Session life (session.c). */
 void wsb__session_set_state(struct wsb_session *s, enum wsb_session_state to);
+/* The one close: unlinks the session, records why, closes (or lingers) both legs. */
 void wsb__session_close(struct wsb_session *s, int reason);
+/* Ends the session once everything queued has been written (an error answer, a close frame). */
 void wsb__session_finish(struct wsb_session *s);
 void wsb__session_timer_start(struct wsb_session *s, uint64_t ms);
+/* The CLOSING state's deadline: a peer did not finish the close handshake in time. */
+void wsb__session_closing_timeout(struct wsb_session *s);
 /* Drops one handle reference; frees the session with the last. Returns true when it was freed. */
 bool wsb__session_unref(struct wsb_session *s);
+/* The close callback of every handle of a session. */
+void wsb__session_handle_closed(uv_handle_t *h);
 void wsb__session_free_handshake(struct wsb_session *s);
 void wsb__session_hold_backend(struct wsb_session *s, int slot);
 void wsb__session_release_backend(struct wsb_session *s);
 /* Adds the backend now serving the session to the list the access log shows. */
 void wsb__session_note_backend(struct wsb_session *s);
+/* Does a close frame with this code from the backend move the session (failover_codes)? */
+bool wsb__session_failover_code(const struct wsb_session *s, uint16_t code);
 
-/* Writing to a leg: try at once, queue only what the kernel did not take (session.c).
-   wsb__leg_write encrypts first on a TLS leg; wsb__leg_write_raw puts bytes on the socket as they
-   are. */
-int wsb__leg_write(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs);
-int wsb__leg_write_raw(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs);
-void wsb__leg_stop_reading(struct wsb_leg *l);
-/* Bytes queued to a leg past which wsbal stops reading what fills that queue. */
-#define LEG_QUEUE_HIGH_WATER (256 * 1024)
-#define LEG_QUEUE_LOW_WATER  (64 * 1024)
-/* What a leg read (plaintext on a TLS leg), or an error or UV_EOF, to the state's handler. */
-void wsb__leg_dispatch(struct wsb_leg *l, ssize_t nread, const uv_buf_t *buf);
+/* Events from the legs, to the state's handlers. */
+/* What a leg read (plaintext on a TLS leg), or an error or UV_EOF. */
+void wsb__session_dispatch(struct wsb_leg *l, ssize_t nread, const uv_buf_t *buf);
 /* Where a leg's next plaintext goes: the head buffers during the upgrade, else the loop's. */
-void wsb__leg_plain_buf(struct wsb_leg *l, uv_buf_t *buf);
-void wsb__leg_pause(struct wsb_leg *l);
-void wsb__leg_resume(struct wsb_leg *l);
-void wsb__leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-void wsb__leg_hold_early(struct wsb_leg *l, const uint8_t *data, size_t len);
-int wsb__leg_start_reading(struct wsb_leg *l);
-
-/* The upgrade (upgrade.c). */
-void wsb__upgrade_on_client_read(struct wsb_leg *l, ssize_t nread);
-void wsb__upgrade_on_backend_read(struct wsb_leg *l, ssize_t nread, const uv_buf_t *buf);
-void wsb__upgrade_on_timeout(struct wsb_session *s);
-
-/* Failover (failover.c). */
-/* A close frame with a failover code, or an admin request: move the session if it can. */
-void wsb__failover_begin(struct wsb_session *s, int reason);
-/* The backend connection is lost (EOF, reset, write error, no pong): move if 1006 says so. */
-void wsb__failover_lost(struct wsb_session *s, int reason);
-void wsb__failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t len);
-void wsb__failover_give_up(struct wsb_session *s, uint16_t code, const char *why);
-bool wsb__failover_code(const struct wsb_session *s, uint16_t code);
-void wsb__replay_keep(struct wsb_session *s, const uint8_t *frame, size_t len, bool fin);
-void wsb__replay_answered(struct wsb_session *s);
-/* Frames of the client's that arrived while the session moves: resent, never dropped. */
-int wsb__replay_hold(struct wsb_session *s, const uint8_t *data, size_t len);
-/* Lets go of the window: the session ended. */
-void wsb__replay_drop(struct wsb_session *s);
-/* May the client be read while the session moves (its window, the worker's windows and its own
-   write queue, filled by wsbal's pongs, all below their bounds)? */
-bool wsb__failover_client_may_read(const struct wsb_session *s);
-
-/* Upgrade pieces a failover reuses (upgrade.c). */
-void wsb__upgrade_find_client_ip(struct wsb_session *s);
-void wsb__upgrade_connect_next(struct wsb_session *s);
-void wsb__upgrade_retry_after_close(struct wsb_session *s);
-
-/* Clears a backend leg's relay state before a new connection uses it (session.c). */
-void wsb__leg_reset(struct wsb_leg *l);
-/* Closes one leg at once, its unwritten bytes lost with it: the peer behind it is gone. */
-void wsb__leg_lose(struct wsb_leg *l);
-
-/* The relay (relay.c). */
-void wsb__relay_on_read(struct wsb_leg *l, const uint8_t *data, size_t len);
-void wsb__relay_on_eof(struct wsb_leg *l, int status);
-void wsb__relay_start(struct wsb_session *s, const uint8_t *backend_early,
-                      size_t backend_early_len);
-void wsb__relay_on_timer(struct wsb_session *s);
-void wsb__relay_send_close(struct wsb_leg *l, uint16_t code, const char *reason);
-int wsb__relay_send_frame(struct wsb_leg *to, uint8_t opcode, const uint8_t *payload, size_t len);
-void wsb__relay_arm_timer(struct wsb_session *s);
-
-static inline struct wsb_leg *wsb__leg_of(uv_handle_t *h) {
-  return (struct wsb_leg *)h;
-}
+void wsb__session_read_buf(struct wsb_leg *l, uv_buf_t *buf);
+/* A queued write to l ended with status. */
+void wsb__session_written(struct wsb_leg *l, int status);
+/* The backend is gone under the relay (relay.c): to the state's on_backend_lost. */
+void wsb__session_backend_lost(struct wsb_session *s, enum wsb_failover_reason why, int detail);
 
 #endif

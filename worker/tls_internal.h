@@ -45,9 +45,4 @@ struct wsb_tls_worker {
   uint8_t cipher_in[WSB_READ_BUFFER_SIZE];
 };
 
-/* The client context for backends, made on first use (tls_worker.c). NULL when it cannot be. */
-SSL_CTX *wsb__tls_worker_client_ctx(struct wsb_worker *w);
-void wsb__tls_worker_drain_add(struct wsb_worker *w, struct wsb_tls_leg *t);
-void wsb__tls_worker_drain_remove(struct wsb_worker *w, struct wsb_tls_leg *t);
-
 #endif

@@ -1,5 +1,6 @@
 /* TLS on a leg: ciphertext in from the socket, plaintext into the same path plain legs use, and
  * back. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,10 +8,12 @@
 #include <openssl/x509v3.h>
 
 #include "errors.h"
+#include "leg.h"
 #include "log.h"
 #include "session.h"
 #include "tls_context.h"
 #include "tls_internal.h"
+#include "tls_worker.h"
 
 #define WRITE_CHUNK (16 * 1024) /* small frames are gathered into records of up to this */
 #define OUT_FLUSH   (64 * 1024) /* ciphertext is handed to the socket at least this often */
@@ -89,6 +92,7 @@ int wsb__tls_leg_connect(struct wsb_leg *l) {
   SSL_CTX *ctx = wsb__tls_worker_client_ctx(w);
   if (ctx == NULL)
     return WSB_ETLS;
+  assert(!l->is_client && wsb__slot_valid(s->backend_slot)); /* connecting to a chosen backend */
   struct wsb_tls_leg *tl = leg_new(l, ctx);
   if (tl == NULL)
     return UV_ENOMEM;
@@ -148,7 +152,7 @@ static void handshake_failed(struct wsb_leg *l, int ssl_error) {
   unsigned long e = ERR_peek_last_error();
   ERR_error_string_n(e, detail, sizeof(detail));
   long verify = SSL_get_verify_result(tl->ssl);
-  if (!l->is_client && verify != X509_V_OK)
+  if (!l->is_client && verify != X509_V_OK && wsb__slot_valid(l->s->backend_slot))
     wsb_log_warn("session %016llx: backend %s: certificate not accepted: %s",
                  (unsigned long long)l->s->id, l->s->w->table->backends[l->s->backend_slot].name,
                  X509_verify_cert_error_string(verify));
@@ -159,7 +163,7 @@ static void handshake_failed(struct wsb_leg *l, int ssl_error) {
   ERR_clear_error();
   tl->failed = true;
   wsb__tls_leg_count_error(l, why);
-  wsb__leg_dispatch(l, WSB_ETLS, NULL);
+  wsb__session_dispatch(l, WSB_ETLS, NULL);
 }
 
 /* The handshake is over: count it, then send what was written while it ran. */
@@ -212,7 +216,7 @@ void wsb__tls_leg_on_read(struct wsb_leg *l, const uint8_t *data, size_t n) {
   if (tl->saved != NULL && n > 0) {
     uint8_t *p = realloc(tl->saved, tl->saved_len + n);
     if (p == NULL) {
-      wsb__leg_dispatch(l, UV_ENOMEM, NULL);
+      wsb__session_dispatch(l, UV_ENOMEM, NULL);
       return;
     }
     memcpy(p + tl->saved_len, data, n);
@@ -239,14 +243,14 @@ void wsb__tls_leg_on_read(struct wsb_leg *l, const uint8_t *data, size_t n) {
       }
       if (wrc != 0) {
         tl->failed = true;
-        wsb__leg_dispatch(l, wrc, NULL);
+        wsb__session_dispatch(l, wrc, NULL);
         return;
       }
       if (err == SSL_ERROR_WANT_READ)
         break;
       if ((wrc = handshake_done(l)) != 0) {
         tl->failed = true;
-        wsb__leg_dispatch(l, wrc, NULL);
+        wsb__session_dispatch(l, wrc, NULL);
         return;
       }
       continue;
@@ -256,33 +260,33 @@ void wsb__tls_leg_on_read(struct wsb_leg *l, const uint8_t *data, size_t n) {
     if (tl->in_len == 0 && SSL_pending(tl->ssl) == 0 && !SSL_has_pending(tl->ssl))
       break;
     uv_buf_t buf;
-    wsb__leg_plain_buf(l, &buf);
+    wsb__session_read_buf(l, &buf);
     if (buf.len == 0)
       break;
     int rc = SSL_read(tl->ssl, buf.base, (int)(buf.len > INT32_MAX ? INT32_MAX : buf.len));
     int err = rc > 0 ? SSL_ERROR_NONE : SSL_get_error(tl->ssl, rc);
     int wrc = flush_out(l); /* key updates, alerts */
     if (rc > 0) {
-      wsb__leg_dispatch(l, rc, &buf);
+      wsb__session_dispatch(l, rc, &buf);
       continue;
     }
     if (err == SSL_ERROR_WANT_READ && wrc == 0)
       break;
     tl->failed = true;
     if (err == SSL_ERROR_ZERO_RETURN) {
-      wsb__leg_dispatch(l, UV_EOF, NULL); /* close_notify: the peer is done */
+      wsb__session_dispatch(l, UV_EOF, NULL); /* close_notify: the peer is done */
     } else {
       wsb_log_debug("session %016llx: TLS error from the %s", (unsigned long long)l->s->id,
                     l->is_client ? "client" : "backend");
       ERR_clear_error();
-      wsb__leg_dispatch(l, wrc != 0 ? wrc : WSB_ETLS_RECORD, NULL);
+      wsb__session_dispatch(l, wrc != 0 ? wrc : WSB_ETLS_RECORD, NULL);
     }
     return;
   }
   if (l->tls != tl)
     return;
   if (keep_rest(tl) != 0) {
-    wsb__leg_dispatch(l, UV_ENOMEM, NULL);
+    wsb__session_dispatch(l, UV_ENOMEM, NULL);
     return;
   }
   /* An idle leg gives OpenSSL's record buffers back (it refuses while they hold a record). */

@@ -10,18 +10,8 @@
 #include "shm.h"
 
 struct wsb_leg;
-struct wsb_worker;
 
-/* A worker's TLS state (tls_worker.c): contexts as of the table's serial, backend sessions. */
-int wsb_tls_worker_start(struct wsb_worker *w);
-/* Loads the certificates again when a reload bumped the serial; on failure the old ones stay. */
-void wsb_tls_worker_refresh(struct wsb_worker *w);
-void wsb_tls_worker_close(struct wsb_worker *w);
-void wsb_tls_worker_free(struct wsb_worker *w);
-/* The listeners speak wss (whether or not the certificates could be loaded). */
-bool wsb_tls_worker_listens_tls(const struct wsb_worker *w);
-
-/* One leg (tls_leg.c). Each returns 0 or a negative code. */
+/* Each returns 0 or a negative code. */
 int wsb__tls_leg_accept(struct wsb_leg *l);
 int wsb__tls_leg_connect(struct wsb_leg *l);
 /* Ciphertext read from the socket (NULL, 0 to go on with what is already held). */

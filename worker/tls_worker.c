@@ -13,6 +13,7 @@
 #include "tls_context.h"
 #include "tls_internal.h"
 #include "tls_tickets.h"
+#include "tls_worker.h"
 
 #define MAX_PAIRS 64
 
@@ -59,7 +60,7 @@ static void set_ticket_cb(SSL_CTX *ctx, void *arg) {
 static int on_new_session(SSL *ssl, SSL_SESSION *session) {
   struct wsb_leg *l = SSL_get_app_data(ssl);
   struct wsb_session *s = l->s;
-  if (s->backend_slot < 0)
+  if (!wsb__slot_valid(s->backend_slot))
     return 0;
   struct tls_resume *r = &s->w->tls->resume[s->backend_slot];
   const struct wsb_url *url = &s->w->table->backends[s->backend_slot].url;

@@ -1,11 +1,15 @@
 /* The upgrade: read the client's request, pick and connect a backend, upgrade it, answer 101. */
+#include "upgrade.h"
+
 #include <arpa/inet.h>
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors.h"
 #include "hash_key.h"
+#include "leg.h"
 #include "log.h"
 #include "proxy.h"
 #include "session.h"
@@ -113,18 +117,20 @@ static void on_request(struct wsb_session *s, size_t head_len) {
   wsb__upgrade_connect_next(s);
 }
 
-void wsb__upgrade_on_client_read(struct wsb_leg *l, ssize_t nread) {
+/* The client went away before finishing its request: nothing to answer. */
+void wsb__upgrade_request_eof(struct wsb_leg *l, int status) {
+  count_handshake(l->s, WSB_HS_BAD_REQUEST);
+  wsb__session_close(l->s, status);
+}
+
+/* More of the client's request head, read into its buffer already. */
+void wsb__upgrade_request_read(struct wsb_leg *l, const uint8_t *data, size_t nread) {
   struct wsb_session *s = l->s;
   struct wsb_handshake *hs = s->hs;
-  if (nread < 0) {
-    /* The client went away before finishing its request: nothing to answer. */
-    count_handshake(s, WSB_HS_BAD_REQUEST);
-    wsb__session_close(s, (int)nread);
-    return;
-  }
+  assert(l->is_client && hs != NULL && (const char *)data == hs->req_buf + hs->req_len);
   size_t before = hs->req_len;
-  hs->req_len += (size_t)nread;
-  ssize_t rc = wsb_http_feed(&hs->req, hs->req_buf + before, (size_t)nread);
+  hs->req_len += nread;
+  ssize_t rc = wsb_http_feed(&hs->req, hs->req_buf + before, nread);
   size_t max = (size_t)s->w->table->settings.max_header_bytes;
   if (rc == WSB_PARTIAL && hs->req_len == hs->req_cap && hs->req_cap <= max)
     rc = grow_head(&hs->req, &hs->req_buf, &hs->req_cap, hs->req_len, max, false);
@@ -139,6 +145,20 @@ void wsb__upgrade_on_client_read(struct wsb_leg *l, ssize_t nread) {
     return;
   }
   on_request(s, before + (size_t)rc);
+}
+
+/* No backend left to try for a new session: a refused, failed or timed-out backend before
+   makes it a 502, else a 503. */
+void wsb__upgrade_no_backend(struct wsb_session *s) {
+  if (s->reason != 0)
+    reply_error(s, 502, WSB_HS_BACKEND_ERROR);
+  else
+    reply_error(s, 503, WSB_HS_NO_BACKEND);
+}
+
+/* The client left while its backend was being found. */
+void wsb__upgrade_client_gone(struct wsb_leg *l, int status) {
+  wsb__session_close(l->s, status);
 }
 
 static void on_backend_closed_for_retry(uv_handle_t *h);
@@ -163,6 +183,7 @@ static bool backend_at_fault(int reason) {
 
 /* This backend failed the upgrade: close its connection and try the next one. */
 static void backend_failed(struct wsb_session *s, int reason) {
+  assert(wsb__slot_valid(s->backend_slot)); /* held from the choice until this failure */
   const struct wsb_shm_backend *b = &s->w->table->backends[s->backend_slot];
   if (backend_at_fault(reason)) {
     wsb_breaker_failure(s->w, (uint32_t)s->backend_slot);
@@ -202,22 +223,15 @@ static void on_backend_connected(uv_connect_t *req, int status);
 void wsb__upgrade_connect_next(struct wsb_session *s) {
   struct wsb_worker *w = s->w;
   struct wsb_handshake *hs = s->hs;
+  assert(s->state == S_CONNECT_BACKEND || s->state == S_FAILOVER);
   struct wsb_hash_key_source key = {&hs->req, hs->upgrade.path, hs->client_ip,
                                     w->table->settings.trust_forwarded};
   int slot = hs->prefer >= 0 ? hs->prefer : wsb_select_backend(w, &key, &hs->tried);
   hs->prefer = -1; /* the admin's choice is tried once; then the algorithm picks */
   if (slot >= 0 && wsb_slot_set_has(&hs->tried, (uint32_t)slot))
     slot = wsb_select_backend(w, &key, &hs->tried);
-  if (slot < 0 && s->state == S_FAILOVER) {
-    wsb__failover_give_up(s, WSB_CLOSE_TRY_AGAIN, "no backend left");
-    return;
-  }
   if (slot < 0) {
-    /* A refused, failed or timed-out backend before this one makes it a 502, else a 503. */
-    if (s->reason != 0)
-      reply_error(s, 502, WSB_HS_BACKEND_ERROR);
-    else
-      reply_error(s, 503, WSB_HS_NO_BACKEND);
+    wsb__session_ops(s)->on_backend_none(s);
     return;
   }
   wsb_slot_set_add(&hs->tried, (uint32_t)slot);
@@ -261,6 +275,7 @@ static void on_backend_connected(uv_connect_t *req, int status) {
     backend_failed(s, status);
     return;
   }
+  assert(wsb__slot_valid(s->backend_slot));
   uv_tcp_nodelay(&s->backend.tcp, 1);
   int rc = 0;
   /* wss: the request below waits inside the TLS leg until the handshake is done. */
@@ -329,6 +344,7 @@ static uint64_t content_length(const struct wsb_http_head *h) {
 static void relay_backend_error(struct wsb_session *s, size_t head_len) {
   struct wsb_handshake *hs = s->hs;
   count_handshake(s, WSB_HS_BACKEND_ERROR);
+  assert(wsb__slot_valid(s->backend_slot));
   wsb_breaker_no_verdict(s->w, (uint32_t)s->backend_slot);
   s->closed_by = BY_BACKEND;
   hs->relaying_error = true;
@@ -347,6 +363,7 @@ static void count_connect_time(struct wsb_session *s) {
   static const uint64_t bounds[] = WSB_CONNECT_BUCKET_MS;
   struct wsb_shm_worker *stats = s->w->stats;
   uint64_t took = uv_now(&s->w->loop) - s->hs->connect_started_ms;
+  assert(wsb__slot_valid(s->backend_slot));
   /* A 101 is not yet health: a backend that drops every session right after it must trip the
      breaker too. Its first message settles it (relay.c); an early loss counts as a failure. */
   s->backend_since_ms = uv_now(&s->w->loop);
@@ -391,10 +408,7 @@ static void relay_from_101(struct wsb_session *s, size_t head_len) {
   size_t len = hs->resp_len - head_len;
   hs->resp_buf = NULL;
   wsb__session_free_handshake(s);
-  if (s->state == S_FAILOVER)
-    wsb__failover_done(s, (const uint8_t *)early + head_len, len);
-  else
-    wsb__relay_start(s, (const uint8_t *)early + head_len, len);
+  wsb__session_ops(s)->on_backend_ready(s, (const uint8_t *)early + head_len, len);
   free(early);
 }
 
@@ -444,28 +458,34 @@ static void answer_client(struct wsb_session *s, size_t head_len) {
   relay_from_101(s, head_len);
 }
 
-void wsb__upgrade_on_backend_read(struct wsb_leg *l, ssize_t nread, const uv_buf_t *buf) {
+/* The backend's connection ended while it was being upgraded, or while its error answer was
+   passed on. */
+void wsb__upgrade_response_eof(struct wsb_leg *l, int status) {
+  struct wsb_session *s = l->s;
+  if (s->hs->relaying_error)
+    wsb__session_finish(s);
+  else
+    backend_failed(s, status == UV_EOF ? UV_ECONNRESET : status);
+}
+
+/* More of the backend's answer: its head (read into the head buffer already), or the body of
+   an error answer passed on to the client. */
+void wsb__upgrade_response_read(struct wsb_leg *l, const uint8_t *data, size_t nread) {
   struct wsb_session *s = l->s;
   struct wsb_handshake *hs = s->hs;
+  assert(!l->is_client && hs != NULL);
   if (hs->relaying_error) {
-    if (nread < 0) {
-      wsb__session_finish(s);
-      return;
-    }
-    size_t n = (size_t)nread < hs->error_body_left ? (size_t)nread : hs->error_body_left;
+    size_t n = nread < hs->error_body_left ? nread : hs->error_body_left;
     hs->error_body_left -= n;
-    uv_buf_t b = uv_buf_init(buf->base, (unsigned)n);
+    uv_buf_t b = wsb_write_buf(data, n);
     if (wsb__leg_write(&s->client, &b, 1) != 0 || hs->error_body_left == 0)
       wsb__session_finish(s);
     return;
   }
-  if (nread < 0) {
-    backend_failed(s, nread == UV_EOF ? UV_ECONNRESET : (int)nread);
-    return;
-  }
+  assert((const char *)data == hs->resp_buf + hs->resp_len);
   size_t before = hs->resp_len;
-  hs->resp_len += (size_t)nread;
-  ssize_t rc = wsb_http_feed(&hs->resp, hs->resp_buf + before, (size_t)nread);
+  hs->resp_len += nread;
+  ssize_t rc = wsb_http_feed(&hs->resp, hs->resp_buf + before, nread);
   if (rc == WSB_PARTIAL && hs->resp_len == hs->resp_cap && hs->resp_cap <= BACKEND_HEAD_MAX)
     rc = grow_head(&hs->resp, &hs->resp_buf, &hs->resp_cap, hs->resp_len, BACKEND_HEAD_MAX, true);
   if (rc == WSB_PARTIAL || rc == 0)
@@ -477,7 +497,7 @@ void wsb__upgrade_on_backend_read(struct wsb_leg *l, ssize_t nread, const uv_buf
   answer_client(s, before + (size_t)rc);
 }
 
-void wsb__upgrade_on_timeout(struct wsb_session *s) {
+void wsb__upgrade_timeout(struct wsb_session *s) {
   if (s->state == S_READ_REQUEST) {
     /* SPEC.md: a request too slow to arrive gets its connection closed, no answer. */
     count_handshake(s, WSB_HS_TIMEOUT);

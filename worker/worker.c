@@ -13,7 +13,7 @@
 #include "control.h"
 #include "errors.h"
 #include "log.h"
-#include "tls_leg.h"
+#include "tls_worker.h"
 
 void wsb_worker_refresh_table(struct wsb_worker *w) {
   if (wsb_shm_generation(w->shm) == w->table_generation)

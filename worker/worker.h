@@ -1,4 +1,4 @@
-/* A worker process's context and the pieces of its session machinery that call each other. */
+/* A worker process's context and what its modules share: breaker, selection, access log. */
 #ifndef WSB_WORKER_H
 #define WSB_WORKER_H
 

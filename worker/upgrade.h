@@ -1,0 +1,31 @@
+/* The upgrade (upgrade.c): the client's request, the backend connector, the 101 both ways. */
+#ifndef WSB_UPGRADE_H
+#define WSB_UPGRADE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct wsb_leg;
+struct wsb_session;
+
+/* The state handlers: the client's request head (READ_REQUEST), the client leaving while its
+   backend is found, a backend's answer (CONNECT_BACKEND and FAILOVER), the deadlines of all
+   three, and no backend left for a new session. */
+void wsb__upgrade_request_read(struct wsb_leg *l, const uint8_t *data, size_t nread);
+void wsb__upgrade_request_eof(struct wsb_leg *l, int status);
+void wsb__upgrade_client_gone(struct wsb_leg *l, int status);
+void wsb__upgrade_response_read(struct wsb_leg *l, const uint8_t *data, size_t nread);
+void wsb__upgrade_response_eof(struct wsb_leg *l, int status);
+void wsb__upgrade_timeout(struct wsb_session *s);
+void wsb__upgrade_no_backend(struct wsb_session *s);
+
+/* The connector, which a failover reuses. Its outcome goes to the state's on_backend_ready or
+   on_backend_none. */
+/* Fills s->hs->client_ip (and the session's client address, once). */
+void wsb__upgrade_find_client_ip(struct wsb_session *s);
+/* Chooses the next backend not tried yet and connects to it. */
+void wsb__upgrade_connect_next(struct wsb_session *s);
+/* Closes the backend connection, then connects to the next one (after a pause in a failover). */
+void wsb__upgrade_retry_after_close(struct wsb_session *s);
+
+#endif

@@ -97,6 +97,8 @@ def test_close_codes():
             before, after, echo, closed = run(backend_closes(code))
             c.true(f"backend close {code} is transparent", closed is None and after not in (None, before)
                    and echo == "still there?", f"{before} -> {after}, echo {echo!r}, closed {closed}")
+            c.true(f"the log names close {code} as the reason",
+                   lb.wait_line(rf"backend p\d closed with {code}: failing over") is not None, "")
         for code in (1000, 4000):
             before, after, echo, closed = run(backend_closes(code))
             c.eq(f"backend close {code} is relayed to the client", code, closed)
@@ -226,6 +228,8 @@ def test_silent_backend_detected():
         answer, took = run(go())
         c.eq("a message the mute backend swallowed is answered by the next one", "p2", answer)
         c.true("after about two ping intervals", 0.9 < took < 5, f"{took:.1f}s")
+        c.true("the log names the missing pong as the reason",
+               lb.wait_line(r"backend mute lost \(no pong\): failing over") is not None, "")
     finally:
         lb.stop()
         mute.stop()

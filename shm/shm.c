@@ -1,6 +1,7 @@
 /* The segment's creation and its reader/writer protocol: two table copies and a generation. */
 #include "shm.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -92,18 +93,23 @@ static unsigned slots_used(const struct wsb_shm *shm) {
   return atomic_load_explicit(&shm->slots_used, memory_order_acquire);
 }
 
-uint64_t wsb_shm_backend_live(const struct wsb_shm *shm, uint32_t slot) {
+uint64_t wsb_shm_sum(const struct wsb_shm *shm, size_t offset) {
+  assert(offset % sizeof(uint64_t) == 0 && offset < sizeof(struct wsb_shm_worker));
   uint64_t sum = 0;
-  for (unsigned w = 0, n = slots_used(shm); w < n; w++)
-    sum += atomic_load_explicit(&shm->workers[w].sessions[slot], memory_order_relaxed);
+  for (unsigned w = 0, n = slots_used(shm); w < n; w++) {
+    const _Atomic uint64_t *counter =
+        (const _Atomic uint64_t *)((const char *)&shm->workers[w] + offset);
+    sum += atomic_load_explicit(counter, memory_order_relaxed);
+  }
   return sum;
 }
 
+uint64_t wsb_shm_backend_live(const struct wsb_shm *shm, uint32_t slot) {
+  return WSB_SHM_SUM(shm, sessions[slot]);
+}
+
 uint64_t wsb_shm_backend_opened(const struct wsb_shm *shm, uint32_t slot) {
-  uint64_t sum = 0;
-  for (unsigned w = 0, n = slots_used(shm); w < n; w++)
-    sum += atomic_load_explicit(&shm->workers[w].sessions_total[slot], memory_order_relaxed);
-  return sum;
+  return WSB_SHM_SUM(shm, sessions_total[slot]);
 }
 
 /* A master killed mid-write leaves seq odd for good: readers give up after this many tries. */
@@ -195,10 +201,7 @@ bool wsb_shm_tickets_get(const struct wsb_shm *shm, struct wsb_ticket_keys *out)
 }
 
 uint64_t wsb_shm_live(const struct wsb_shm *shm) {
-  uint64_t sum = 0;
-  for (unsigned w = 0, n = slots_used(shm); w < n; w++)
-    sum += atomic_load_explicit(&shm->workers[w].live, memory_order_relaxed);
-  return sum;
+  return WSB_SHM_SUM(shm, live);
 }
 
 void wsb_shm_worker_forget(struct wsb_shm *shm, unsigned worker) {

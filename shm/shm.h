@@ -272,6 +272,14 @@ uint64_t wsb_shm_generation(const struct wsb_shm *shm);
 /* Reader: copies the published table into out, retrying a torn read. Returns its generation. */
 uint64_t wsb_shm_read(const struct wsb_shm *shm, struct wsb_shm_table *out);
 
+/*
+ * One per-worker counter summed over the workers given a slot so far ([0, slots_used)): offset
+ * is the counter's place in struct wsb_shm_worker, as WSB_SHM_SUM computes it. Every sum over
+ * workers goes through here.
+ */
+uint64_t wsb_shm_sum(const struct wsb_shm *shm, size_t offset);
+#define WSB_SHM_SUM(shm, field) wsb_shm_sum((shm), offsetof(struct wsb_shm_worker, field))
+
 /* Live sessions on one backend slot, summed over workers. */
 uint64_t wsb_shm_backend_live(const struct wsb_shm *shm, uint32_t slot);
 

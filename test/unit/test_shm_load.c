@@ -1,9 +1,50 @@
-/* Unit tests for shm/shm.c's backend-reported load (fresh, opened-since, expiry, fallback) and
- * its TLS ticket keys (published, rotated, a stuck writer). */
+/* Unit tests for shm/shm.c's sums over workers, backend-reported load (fresh, opened-since,
+ * expiry, fallback) and its TLS ticket keys (published, rotated, a stuck writer). */
 #include <check.h>
 
 #include "run_suite.h"
 #include "shm.h"
+
+/* Sums read the workers given a slot so far and nothing beyond, whatever the field. */
+START_TEST(sums_cover_used_slots) {
+  struct wsb_shm *shm = wsb_shm_create(4);
+  ck_assert_ptr_nonnull(shm);
+  for (unsigned w = 0; w < 4; w++) {
+    wsb_shm_add(&shm->workers[w].live, 1u << w);
+    wsb_shm_add(&shm->workers[w].sessions[7], 10u << w);
+    wsb_shm_add(&shm->workers[w].sessions_total[WSB_SHM_MAX_BACKENDS - 1], 100u << w);
+    wsb_shm_add(&shm->workers[w].failovers[2][WSB_FO_ADMIN], 1000u << w);
+    wsb_shm_add(&shm->workers[w].failover_buffer_bytes, 5);
+  }
+  /* No slot given yet: every sum is 0, though the counters hold values. */
+  ck_assert_uint_eq(wsb_shm_live(shm), 0);
+  ck_assert_uint_eq(WSB_SHM_SUM(shm, failover_buffer_bytes), 0);
+  wsb_shm_slot_used(shm, 0);
+  ck_assert_uint_eq(wsb_shm_live(shm), 1);
+  ck_assert_uint_eq(wsb_shm_backend_live(shm, 7), 10);
+  /* Slot 2 given: slots 0..2 count, slot 3 still does not. */
+  wsb_shm_slot_used(shm, 2);
+  ck_assert_uint_eq(wsb_shm_live(shm), 1 + 2 + 4);
+  ck_assert_uint_eq(wsb_shm_backend_live(shm, 7), 10 + 20 + 40);
+  ck_assert_uint_eq(wsb_shm_backend_live(shm, 6), 0);
+  ck_assert_uint_eq(wsb_shm_backend_opened(shm, WSB_SHM_MAX_BACKENDS - 1), 100 + 200 + 400);
+  ck_assert_uint_eq(WSB_SHM_SUM(shm, failovers[2][WSB_FO_ADMIN]), 1000 + 2000 + 4000);
+  ck_assert_uint_eq(WSB_SHM_SUM(shm, failovers[2][WSB_FO_LOST]), 0);
+  ck_assert_uint_eq(WSB_SHM_SUM(shm, failover_buffer_bytes), 15);
+  /* A lower slot given later does not shrink the range. */
+  wsb_shm_slot_used(shm, 1);
+  ck_assert_uint_eq(wsb_shm_live(shm), 7);
+  wsb_shm_slot_used(shm, 3);
+  ck_assert_uint_eq(wsb_shm_live(shm), 15);
+  ck_assert_uint_eq(WSB_SHM_SUM(shm, sessions[7]), 150);
+  /* A dead worker's live counts go; its totals stay. */
+  wsb_shm_worker_forget(shm, 1);
+  ck_assert_uint_eq(wsb_shm_live(shm), 13);
+  ck_assert_uint_eq(wsb_shm_backend_live(shm, 7), 130);
+  ck_assert_uint_eq(wsb_shm_backend_opened(shm, WSB_SHM_MAX_BACKENDS - 1), 1500);
+  wsb_shm_destroy(shm);
+}
+END_TEST
 
 START_TEST(load_follows_reports) {
   struct wsb_shm *shm = wsb_shm_create(2);
@@ -74,6 +115,7 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("shm_load");
   TCase *tc = tcase_create("shm_load");
+  tcase_add_test(tc, sums_cover_used_slots);
   tcase_add_test(tc, load_follows_reports);
   tcase_add_test(tc, ticket_keys_round_trip);
   suite_add_tcase(s, tc);

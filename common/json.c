@@ -2,24 +2,17 @@
 #include "json.h"
 
 #include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "utf8.h"
 
 void wsb_json_init(struct wsb_json *j, char *buf, size_t cap) {
   memset(j, 0, sizeof(*j));
-  j->buf = buf;
-  j->cap = cap;
+  wsb_text_init(&j->text, buf, cap);
 }
 
 static void put(struct wsb_json *j, const char *s, size_t n) {
-  if (j->overflow || n > j->cap - j->len) {
-    j->overflow = true;
-    return;
-  }
-  memcpy(j->buf + j->len, s, n);
-  j->len += n;
+  wsb_text_put(&j->text, s, n);
 }
 
 /* Before any value or key: the comma that separates it from the previous item. */
@@ -37,7 +30,7 @@ static void open_(struct wsb_json *j, char c) {
   before_item(j);
   put(j, &c, 1);
   if (j->depth == WSB_JSON_DEPTH) {
-    j->overflow = true;
+    j->text.overflow = true;
     return;
   }
   j->has_items[++j->depth] = false;
@@ -67,14 +60,11 @@ static void put_escaped(struct wsb_json *j, const char *s, size_t len) {
   put(j, "\"", 1);
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
-    char esc[8];
     if (c == '"' || c == '\\') {
-      esc[0] = '\\';
-      esc[1] = (char)c;
+      char esc[2] = {'\\', (char)c};
       put(j, esc, 2);
     } else if (c < 0x20 || c == 0x7f) {
-      snprintf(esc, sizeof(esc), "\\u%04x", c);
-      put(j, esc, 6);
+      wsb_text_printf(&j->text, "\\u%04x", c);
     } else if (c >= 0x80 && !valid) {
       put(j, "\\ufffd", 6);
     } else {
@@ -101,15 +91,13 @@ void wsb_json_cstring(struct wsb_json *j, const char *s) {
 }
 
 void wsb_json_uint(struct wsb_json *j, uint64_t v) {
-  char num[24];
   before_item(j);
-  put(j, num, (size_t)snprintf(num, sizeof(num), "%" PRIu64, v));
+  wsb_text_printf(&j->text, "%" PRIu64, v);
 }
 
 void wsb_json_int(struct wsb_json *j, int64_t v) {
-  char num[24];
   before_item(j);
-  put(j, num, (size_t)snprintf(num, sizeof(num), "%" PRId64, v));
+  wsb_text_printf(&j->text, "%" PRId64, v);
 }
 
 void wsb_json_bool(struct wsb_json *j, bool v) {
@@ -123,5 +111,5 @@ void wsb_json_null(struct wsb_json *j) {
 }
 
 size_t wsb_json_finish(struct wsb_json *j) {
-  return j->overflow || j->depth != 0 || j->after_key ? 0 : j->len;
+  return j->text.overflow || j->depth != 0 || j->after_key ? 0 : j->text.len;
 }

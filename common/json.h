@@ -6,13 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "text.h"
+
 #define WSB_JSON_DEPTH 16
 
 struct wsb_json {
-  char *buf;
-  size_t cap;
-  size_t len;
-  bool overflow; /* something did not fit: the text is unusable */
+  union {
+    struct wsb_text text; /* where the JSON goes; its overflow makes wsb_json_finish say 0 */
+    char *buf;            /* = text.buf, for callers that own the buffer */
+  };
   int depth;
   bool has_items[WSB_JSON_DEPTH + 1]; /* per nesting level: a comma goes before the next item */
   bool after_key;

@@ -1,48 +1,28 @@
 /* Writing the backend's upgrade request and the client's 101 from the heads the proxy has read. */
 #include "proxy.h"
 
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-/* An output buffer that remembers it overflowed, so writers check once at the end. */
-struct out {
-  char *p;
-  size_t cap;
-  size_t len;
-  bool full;
-};
+#include "text.h"
 
-static void put(struct out *o, const char *s, size_t n) {
-  if (o->full || n > o->cap - o->len) {
-    o->full = true;
-    return;
-  }
-  memcpy(o->p + o->len, s, n);
-  o->len += n;
+static void put_slice(struct wsb_text *o, struct wsb_slice s) {
+  wsb_text_put(o, s.p, s.len);
 }
 
-static void puts_(struct out *o, const char *s) {
-  put(o, s, strlen(s));
-}
-static void put_slice(struct out *o, struct wsb_slice s) {
-  put(o, s.p, s.len);
-}
-
-static void put_header(struct out *o, const char *name, struct wsb_slice value) {
-  puts_(o, name);
-  put(o, ": ", 2);
+static void put_header(struct wsb_text *o, const char *name, struct wsb_slice value) {
+  wsb_text_puts(o, name);
+  wsb_text_put(o, ": ", 2);
   put_slice(o, value);
-  put(o, "\r\n", 2);
+  wsb_text_put(o, "\r\n", 2);
 }
 
-static void put_raw_header(struct out *o, const struct wsb_header *hdr) {
+static void put_raw_header(struct wsb_text *o, const struct wsb_header *hdr) {
   put_slice(o, hdr->name);
-  put(o, ": ", 2);
+  wsb_text_put(o, ": ", 2);
   put_slice(o, hdr->value);
-  put(o, "\r\n", 2);
+  wsb_text_put(o, "\r\n", 2);
 }
 
 static struct wsb_slice cstr(const char *s) {
@@ -86,13 +66,14 @@ static bool is_forwarding(struct wsb_slice name) {
 }
 
 ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_request *r) {
-  struct out o = {buf, cap, 0, false};
+  struct wsb_text o;
+  wsb_text_init(&o, buf, cap);
   const struct wsb_http_head *h = r->client;
 
-  puts_(&o, "GET ");
-  puts_(&o, r->backend->path);
+  wsb_text_puts(&o, "GET ");
+  wsb_text_puts(&o, r->backend->path);
   put_slice(&o, r->upgrade->path);
-  puts_(&o, " HTTP/1.1\r\n");
+  wsb_text_puts(&o, " HTTP/1.1\r\n");
 
   if (r->preserve_host) {
     put_header(&o, "Host", r->upgrade->host);
@@ -107,7 +88,7 @@ ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_re
                (unsigned)r->backend->port);
     put_header(&o, "Host", cstr(host));
   }
-  puts_(&o, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n");
+  wsb_text_puts(&o, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n");
   put_header(&o, "Sec-WebSocket-Key", cstr(r->key));
   /* One line with the list wsbal checks the backend's choice against, however many came. */
   if (r->upgrade->protocols.p != NULL)
@@ -129,35 +110,38 @@ ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_re
 
   /* X-Forwarded-For: the client's own chain, combined, only when the operator trusts what is in
      front; empty lines add no empty element. */
-  puts_(&o, "X-Forwarded-For: ");
+  wsb_text_puts(&o, "X-Forwarded-For: ");
   for (const struct wsb_header *xff = wsb_http_find(h, "X-Forwarded-For", NULL);
        r->trust_forwarded && xff != NULL; xff = wsb_http_find(h, "X-Forwarded-For", xff)) {
     if (xff->value.len == 0)
       continue;
     put_slice(&o, xff->value);
-    put(&o, ", ", 2);
+    wsb_text_put(&o, ", ", 2);
   }
-  puts_(&o, r->client_ip);
-  put(&o, "\r\n", 2);
+  wsb_text_puts(&o, r->client_ip);
+  wsb_text_put(&o, "\r\n", 2);
   /* A trusted front that terminated TLS or saw the public name knows better than wsbal. */
   if (!client_proto)
-    puts_(&o, r->client_tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
+    wsb_text_puts(&o,
+                  r->client_tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
   if (!client_host)
     put_header(&o, "X-Forwarded-Host", r->upgrade->host);
   if (r->reconnect_value != NULL && r->reconnect_header != NULL)
     put_header(&o, r->reconnect_header, cstr(r->reconnect_value));
-  put(&o, "\r\n", 2);
-  return o.full ? -ENOSPC : (ssize_t)o.len;
+  wsb_text_put(&o, "\r\n", 2);
+  return wsb_text_length(&o);
 }
 
 ssize_t wsb_proxy_response_write(char *buf, size_t cap, struct wsb_slice client_key,
                                  const struct wsb_http_head *backend,
                                  const struct wsb_upgrade_response *chosen,
                                  const char *pass_headers) {
-  struct out o = {buf, cap, 0, false};
+  struct wsb_text o;
+  wsb_text_init(&o, buf, cap);
   char accept[WSB_WS_ACCEPT_LEN + 1];
   wsb_ws_accept(client_key, accept);
-  puts_(&o, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+  wsb_text_puts(
+      &o, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
   put_header(&o, "Sec-WebSocket-Accept", cstr(accept));
   if (chosen->protocol.p != NULL)
     put_header(&o, "Sec-WebSocket-Protocol", chosen->protocol);
@@ -168,8 +152,8 @@ ssize_t wsb_proxy_response_write(char *buf, size_t cap, struct wsb_slice client_
         !wsb_slice_eq(hdr->name, "Sec-WebSocket-Protocol"))
       put_raw_header(&o, hdr);
   }
-  put(&o, "\r\n", 2);
-  return o.full ? -ENOSPC : (ssize_t)o.len;
+  wsb_text_put(&o, "\r\n", 2);
+  return wsb_text_length(&o);
 }
 
 bool wsb_proxy_path_allowed(const char *prefix, struct wsb_slice path) {

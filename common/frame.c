@@ -173,6 +173,23 @@ int wsb_frame_check(struct wsb_msg_state *st, const struct wsb_frame *f, bool fr
   return 0;
 }
 
+ssize_t wsb_frame_next(struct wsb_msg_state *st, struct wsb_frame *f, const uint8_t *buf,
+                       size_t len, bool from_client, uint64_t max_message, uint64_t whole_max) {
+  ssize_t hl = wsb_frame_parse(f, buf, len);
+  if (hl < 0)
+    return hl;
+  /* Checked on a copy: a frame that must wait is checked again when it is whole. */
+  struct wsb_msg_state next = *st;
+  int err = wsb_frame_check(&next, f, from_client, max_message);
+  if (err != 0)
+    return err;
+  uint64_t total = (uint64_t)hl + f->payload_len;
+  if (total > len && (wsb_opcode_is_control(f->opcode) || total <= whole_max))
+    return WSB_PARTIAL;
+  *st = next;
+  return hl;
+}
+
 uint16_t wsb_frame_error_close_code(int err) {
   switch (err) {
   case WSB_ERSV:

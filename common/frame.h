@@ -79,6 +79,17 @@ struct wsb_msg_state {
 int wsb_frame_check(struct wsb_msg_state *st, const struct wsb_frame *f, bool from_client,
                     uint64_t max_message);
 
+/*
+ * The step every reader of a frame stream takes: wsb_frame_parse, then wsb_frame_check against st,
+ * each error returned as soon as the header shows it. A control frame, and any frame of at most
+ * whole_max bytes with its header, is taken only once all of it is in buf (WSB_PARTIAL until
+ * then; 0 streams every data frame from its header on). st changes only when the frame is taken,
+ * so a caller that gets WSB_PARTIAL calls again with more bytes and the frame counts once.
+ * Returns the header length with f filled, WSB_PARTIAL, or the WSB_E* code of either step.
+ */
+ssize_t wsb_frame_next(struct wsb_msg_state *st, struct wsb_frame *f, const uint8_t *buf,
+                       size_t len, bool from_client, uint64_t max_message, uint64_t whole_max);
+
 /* The close code a peer earns for a WSB_E* framing error (1002, 1007 or 1009); 1011 for others. */
 uint16_t wsb_frame_error_close_code(int err);
 

@@ -127,19 +127,6 @@ static void save_partial(struct wsb_echo_ws *ws, const uint8_t *p, size_t n) {
   ws->partial_len = (uint8_t)(ws->partial_len + n);
 }
 
-/* Parses and checks a header; returns its length, 0 when more bytes are needed, or a WSB_E* code.
- */
-static ssize_t parse_header(struct wsb_echo_ws *ws, struct wsb_frame *f, const uint8_t *p, size_t n,
-                            uint64_t max_message) {
-  ssize_t hl = wsb_frame_parse(f, p, n);
-  if (hl == WSB_PARTIAL)
-    return 0;
-  if (hl < 0)
-    return hl;
-  int err = wsb_frame_check(&ws->msg, f, true, max_message);
-  return err != 0 ? err : hl;
-}
-
 /*
  * Completes the frame whose first bytes the previous read left in
  * ws->partial, taking what it needs from *pp. Only a header or a control
@@ -154,14 +141,14 @@ static int feed_partial(struct wsb_echo_ws *ws, uint8_t **pp, uint8_t *end, uint
   size_t have = old + take;
 
   struct wsb_frame f;
-  ssize_t hl = parse_header(ws, &f, ws->partial, have, max_message);
-  if (hl < 0)
-    return out_frame_error(ws, o, *pp, (int)hl);
-  if (hl == 0 || (wsb_opcode_is_control(f.opcode) && have < hl + f.payload_len)) {
+  ssize_t hl = wsb_frame_next(&ws->msg, &f, ws->partial, have, true, max_message, 0);
+  if (hl == WSB_PARTIAL) {
     ws->partial_len = (uint8_t)have;
     *pp += take;
     return 0;
   }
+  if (hl < 0)
+    return out_frame_error(ws, o, *pp, (int)hl);
   ws->partial_len = 0;
   if (wsb_opcode_is_control(f.opcode)) {
     *pp += (size_t)hl + f.payload_len - old;
@@ -179,14 +166,14 @@ static int feed_frame(struct wsb_echo_ws *ws, uint8_t **pp, uint8_t *end, uint64
   uint8_t *p = *pp;
   size_t avail = (size_t)(end - p);
   struct wsb_frame f;
-  ssize_t hl = parse_header(ws, &f, p, avail, max_message);
-  if (hl < 0)
-    return out_frame_error(ws, o, p, (int)hl);
-  if (hl == 0 || (wsb_opcode_is_control(f.opcode) && avail < hl + f.payload_len)) {
+  ssize_t hl = wsb_frame_next(&ws->msg, &f, p, avail, true, max_message, 0);
+  if (hl == WSB_PARTIAL) {
     save_partial(ws, p, avail);
     *pp = end;
     return 0;
   }
+  if (hl < 0)
+    return out_frame_error(ws, o, p, (int)hl);
   if (wsb_opcode_is_control(f.opcode)) {
     *pp = p + hl + f.payload_len;
     return echo_control(ws, &f, p + hl, *pp, o);

@@ -466,16 +466,10 @@ static void on_control(struct wsb_load_conn *c, uint8_t opcode, const uint8_t *p
   }
 }
 
-/* Parses a header and checks it as a server's; returns its length, 0 when incomplete, or < 0. */
-static ssize_t parse_header(struct wsb_load_conn *c, struct wsb_frame *f, const uint8_t *p,
-                            size_t n) {
-  ssize_t hl = wsb_frame_parse(f, p, n);
-  if (hl == WSB_PARTIAL)
-    return 0;
-  if (hl < 0)
-    return hl;
-  int err = wsb_frame_check(&c->rd.msg, f, false, 0);
-  return err != 0 ? err : hl;
+/* The next frame at p, checked as a server's: data streams, control frames are taken whole. */
+static ssize_t next_frame(struct wsb_load_conn *c, struct wsb_frame *f, const uint8_t *p,
+                          size_t n) {
+  return wsb_frame_next(&c->rd.msg, f, p, n, false, 0, 0);
 }
 
 static void begin_data(struct wsb_load_conn *c, const struct wsb_frame *f) {
@@ -514,14 +508,14 @@ static ssize_t feed_partial(struct wsb_load_conn *c, const uint8_t *p, size_t n,
   memcpy(rd->partial + old, p, take);
   size_t have = old + take;
   struct wsb_frame f;
-  ssize_t hl = parse_header(c, &f, rd->partial, have);
+  ssize_t hl = next_frame(c, &f, rd->partial, have);
+  if (hl == WSB_PARTIAL) {
+    rd->partial_len = (uint8_t)have;
+    return (ssize_t)take;
+  }
   if (hl < 0) {
     wsb_load_conn_abort(c, ERR_PROTOCOL);
     return -1;
-  }
-  if (hl == 0 || (wsb_opcode_is_control(f.opcode) && have < (size_t)hl + f.payload_len)) {
-    rd->partial_len = (uint8_t)have;
-    return (ssize_t)take;
   }
   rd->partial_len = 0;
   if (wsb_opcode_is_control(f.opcode)) {
@@ -552,14 +546,14 @@ static void feed_frames(struct wsb_load_conn *c, const uint8_t *p, size_t n, uin
       continue;
     }
     struct wsb_frame f;
-    ssize_t hl = parse_header(c, &f, p, avail);
-    if (hl < 0) {
-      wsb_load_conn_abort(c, ERR_PROTOCOL);
-      return;
-    }
-    if (hl == 0 || (wsb_opcode_is_control(f.opcode) && avail < (size_t)hl + f.payload_len)) {
+    ssize_t hl = next_frame(c, &f, p, avail);
+    if (hl == WSB_PARTIAL) {
       memcpy(rd->partial, p, avail);
       rd->partial_len = (uint8_t)avail;
+      return;
+    }
+    if (hl < 0) {
+      wsb_load_conn_abort(c, ERR_PROTOCOL);
       return;
     }
     if (wsb_opcode_is_control(f.opcode)) {

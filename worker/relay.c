@@ -220,7 +220,9 @@ static size_t forward_frames(struct wsb_leg *l, const uint8_t *buf, size_t n) {
       continue;
     }
     struct wsb_frame f;
-    ssize_t hl = wsb_frame_parse(&f, buf + pos, n - pos);
+    /* A frame that fits the read buffer waits until whole; a larger one streams. */
+    ssize_t hl = wsb_frame_next(&l->msg, &f, buf + pos, n - pos, l->is_client, max_message,
+                                WSB_READ_BUFFER_SIZE);
     if (hl == WSB_PARTIAL)
       break;
     if (hl < 0) {
@@ -229,12 +231,6 @@ static size_t forward_frames(struct wsb_leg *l, const uint8_t *buf, size_t n) {
     }
     uint64_t total = (uint64_t)hl + f.payload_len;
     bool whole = total <= n - pos;
-    /* A frame that fits the read buffer waits until whole; a larger one streams. */
-    if (!whole && total <= WSB_READ_BUFFER_SIZE)
-      break;
-    bad = wsb_frame_check(&l->msg, &f, l->is_client, max_message);
-    if (bad != 0)
-      break;
     if (wsb_opcode_is_control(f.opcode)) {
       int action = on_control(l, &f, buf + pos + hl, &move_code);
       if (action < 0) {

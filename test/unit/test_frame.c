@@ -1,4 +1,5 @@
-/* Unit tests for common/frame.c: header parsing and writing, framing rules, masking, close. */
+/* Unit tests for common/frame.c: header parsing and writing, framing rules and the step that
+ * joins them, masking, close. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -425,6 +426,128 @@ START_TEST(check_message_size_limit) {
 }
 END_TEST
 
+/* Appends a frame (masked with KEY when masked) of len payload bytes to out; returns its size. */
+static size_t put_frame(uint8_t *out, uint8_t opcode, bool fin, size_t len, bool masked) {
+  size_t hl = wsb_frame_header_write(out, fin, opcode, len, masked ? KEY : NULL);
+  memset(out + hl, 'x', len);
+  return hl + len;
+}
+
+/* wsb_frame_next on a heap copy of exactly len bytes, so ASan sees any read past the end. */
+static ssize_t next_copy(struct wsb_msg_state *st, struct wsb_frame *f, const uint8_t *bytes,
+                         size_t len, bool from_client, uint64_t max, uint64_t whole_max) {
+  uint8_t *copy = malloc(len ? len : 1);
+  memcpy(copy, bytes, len);
+  ssize_t r = wsb_frame_next(st, f, copy, len, from_client, max, whole_max);
+  free(copy);
+  return r;
+}
+
+/*
+ * Feeds every prefix of the frame at bytes (size bytes) to wsb_frame_next: prefixes that cannot
+ * be taken are WSB_PARTIAL and leave st alone; from taken_at on the header length comes back and
+ * st moves, once.
+ */
+static void expect_taken_at(struct wsb_msg_state *st, const uint8_t *bytes, size_t size,
+                            size_t taken_at, bool from_client, uint64_t max, uint64_t whole_max) {
+  struct wsb_msg_state before = *st, after = {0};
+  for (size_t k = 0; k <= size; k++) {
+    if (k > taken_at + 16 && k + 1 < size)
+      k = size - 1; /* longer prefixes answer as these do: skip to the last two */
+    struct wsb_msg_state s = before;
+    struct wsb_frame f;
+    ssize_t r = next_copy(&s, &f, bytes, k, from_client, max, whole_max);
+    if (k < taken_at) {
+      ck_assert_msg(r == WSB_PARTIAL, "prefix %zu of %zu: %zd", k, size, r);
+      ck_assert_mem_eq(&s, &before, sizeof(s));
+    } else {
+      ck_assert_msg(r > 0 && (size_t)r <= taken_at, "prefix %zu of %zu: %zd", k, size, r);
+      ck_assert_uint_eq(f.payload_len, size - (size_t)r);
+      if (k == taken_at)
+        after = s;
+      ck_assert_mem_eq(&s, &after, sizeof(s));
+    }
+  }
+  *st = after;
+}
+
+START_TEST(next_takes_each_frame_once) {
+  static uint8_t b[70100];
+  for (int client = 0; client <= 1; client++) {
+    struct wsb_msg_state st = {0};
+    size_t hm = client ? 4 : 0; /* mask bytes */
+    /* Streamed (whole_max 0): a data frame is taken at its header, a control frame when whole. */
+    size_t n = put_frame(b, WSB_OP_TEXT, false, 10, client);
+    expect_taken_at(&st, b, n, 2 + hm, client, 0, 0);
+    ck_assert_uint_eq(st.open_opcode, WSB_OP_TEXT);
+    ck_assert_uint_eq(st.msg_len, 10);
+    n = put_frame(b, WSB_OP_PING, true, 125, client);
+    expect_taken_at(&st, b, n, n, client, 0, 0);
+    n = put_frame(b, WSB_OP_CONT, false, 300, client);
+    expect_taken_at(&st, b, n, 4 + hm, client, 0, 0);
+    ck_assert_uint_eq(st.msg_len, 310);
+    /* Whole up to whole_max: smaller frames wait for their last byte, larger ones stream. */
+    n = put_frame(b, WSB_OP_CONT, false, 1000, client);
+    expect_taken_at(&st, b, n, n, client, 0, n);
+    ck_assert_uint_eq(st.msg_len, 1310);
+    n = put_frame(b, WSB_OP_CONT, false, 1000, client);
+    expect_taken_at(&st, b, n, 4 + hm, client, 0, n - 1);
+    ck_assert_uint_eq(st.msg_len, 2310);
+    n = put_frame(b, WSB_OP_CONT, true, 70000, client); /* a 64-bit length */
+    expect_taken_at(&st, b, n, 10 + hm, client, 0, 65536);
+    ck_assert_uint_eq(st.open_opcode, 0);
+    ck_assert_uint_eq(st.msg_len, 0);
+    n = put_frame(b, WSB_OP_CLOSE, true, 2, client);
+    expect_taken_at(&st, b, n, n, client, 0, 0);
+  }
+  /* Counted once: a 100-byte fragment that waited, then 50 more, fit a 150-byte limit. */
+  struct wsb_msg_state st = {0};
+  size_t n = put_frame(b, WSB_OP_BINARY, false, 100, true);
+  expect_taken_at(&st, b, n, n, true, 150, 65536);
+  n = put_frame(b, WSB_OP_CONT, true, 50, true);
+  expect_taken_at(&st, b, n, n, true, 150, 65536);
+}
+END_TEST
+
+/* Prefixes shorter than decided_at are WSB_PARTIAL, longer ones err; st never moves. */
+static void expect_next_error(const uint8_t *bytes, size_t size, size_t decided_at, int err,
+                              const struct wsb_msg_state *st, bool from_client, uint64_t max) {
+  for (size_t k = 0; k <= size; k++) {
+    struct wsb_msg_state s = *st;
+    struct wsb_frame f;
+    ssize_t r = next_copy(&s, &f, bytes, k, from_client, max, UINT64_MAX);
+    int want = k < decided_at ? WSB_PARTIAL : err;
+    ck_assert_msg(r == want, "prefix %zu of %zu: got %zd (%s), want %d (%s)", k, size, r,
+                  wsb_err_name((int)r), want, wsb_err_name(want));
+    ck_assert_mem_eq(&s, st, sizeof(s));
+  }
+}
+
+/* Both steps' errors, each as soon as the header shows it, even for a frame that would wait. */
+START_TEST(next_errors_as_parse_and_check) {
+  uint8_t b[300];
+  struct wsb_msg_state idle = {0}, open = {.open_opcode = WSB_OP_TEXT, .msg_len = 90};
+  size_t n = put_frame(b, WSB_OP_TEXT, true, 200, true);
+  b[0] |= 0x40;
+  expect_next_error(b, n, 1, WSB_ERSV, &idle, true, 0);
+  n = put_frame(b, WSB_OP_TEXT, true, 200, false);
+  expect_next_error(b, n, 4, WSB_EUNMASKED, &idle, true, 0);
+  n = put_frame(b, WSB_OP_PING, true, 5, true);
+  expect_next_error(b, n, 6, WSB_EMASKED, &idle, false, 0);
+  n = put_frame(b, WSB_OP_CONT, true, 200, true);
+  expect_next_error(b, n, 8, WSB_ECONT, &idle, true, 0);
+  n = put_frame(b, WSB_OP_BINARY, true, 20, true);
+  expect_next_error(b, n, 6, WSB_ENOT_CONT, &open, true, 0);
+  n = put_frame(b, WSB_OP_CONT, false, 11, true);
+  expect_next_error(b, n, 6, WSB_ETOO_BIG, &open, true, 100);
+  n = put_frame(b, WSB_OP_CONT, false, 10, true);
+  struct wsb_msg_state st = open;
+  struct wsb_frame f;
+  ck_assert_int_eq(next_copy(&st, &f, b, n, true, 100, 0), 6);
+  ck_assert_uint_eq(st.msg_len, 100);
+}
+END_TEST
+
 START_TEST(error_close_codes) {
   static const struct {
     int err;
@@ -687,6 +810,8 @@ int main(void) {
   tcase_add_test(rules, check_continuation_order);
   tcase_add_test(rules, check_message_size_limit);
   tcase_add_test(rules, error_close_codes);
+  tcase_add_test(rules, next_takes_each_frame_once);
+  tcase_add_test(rules, next_errors_as_parse_and_check);
   suite_add_tcase(s, rules);
 
   TCase *close = tcase_create("close");

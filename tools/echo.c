@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "errors.h"
 #include "log.h"
 #include "values.h"
@@ -31,7 +32,6 @@
  *   to 256 KiB, so a client that does not read cannot grow the server.
  */
 
-#define EXIT_USAGE   2
 #define EXIT_STARTUP 3
 
 struct options {
@@ -67,10 +67,10 @@ static bool id_is_valid(const char *id) {
   return true;
 }
 
+static const struct wsb_cli cli = {"wsbal-echo", usage, true};
+
 static void usage_error(const char *msg, const char *arg) {
-  fprintf(stderr, "wsbal-echo: %s%s%s\n", msg, arg != NULL ? ": " : "", arg != NULL ? arg : "");
-  usage(stderr);
-  exit(EXIT_USAGE);
+  wsb_cli_usage_error(&cli, msg, arg);
 }
 
 static void parse_options(int argc, char **argv, struct options *o) {
@@ -109,15 +109,11 @@ static void parse_options(int argc, char **argv, struct options *o) {
       o->verbose = true;
       break;
     case 'h':
-      usage(stdout);
-      exit(0);
     default:
-      usage(stderr);
-      exit(EXIT_USAGE);
+      wsb_cli_help(&cli, ch == 'h');
     }
   }
-  if (optind < argc)
-    usage_error("unexpected argument", argv[optind]);
+  wsb_cli_no_operands(&cli, argc, argv);
   if (o->port < 0)
     usage_error("--port is required", NULL);
 }

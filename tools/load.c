@@ -16,6 +16,7 @@
 
 #include <openssl/rand.h>
 
+#include "cli.h"
 #include "errors.h"
 #include "log.h"
 
@@ -26,7 +27,6 @@
  * handshake. Each phase is bounded, so the program always stops by itself.
  */
 #define EXIT_ERRORS         1
-#define EXIT_USAGE          2
 #define EXIT_STARTUP        3
 #define NS                  1000000000ull
 #define MAX_SECONDS         600.0
@@ -79,9 +79,10 @@ static void usage(FILE *out) {
           "Exit status: 0 clean run, 1 errors or mismatches were counted, 2 usage, 3 start-up.\n");
 }
 
+static const struct wsb_cli cli = {"wsbal-load", usage, false};
+
 static void usage_error(const char *msg, const char *arg) {
-  fprintf(stderr, "wsbal-load: %s%s%s\n", msg, arg != NULL ? ": " : "", arg != NULL ? arg : "");
-  exit(EXIT_USAGE);
+  wsb_cli_usage_error(&cli, msg, arg);
 }
 
 static double parse_seconds(const char *s, double min, const char *what) {
@@ -223,15 +224,11 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
     case OPT_SELF_TEST:
       exit(self_test());
     case 'h':
-      usage(stdout);
-      exit(0);
     default:
-      usage(stderr);
-      exit(EXIT_USAGE);
+      wsb_cli_help(&cli, ch == 'h');
     }
   }
-  if (optind < argc)
-    usage_error("unexpected argument", argv[optind]);
+  wsb_cli_no_operands(&cli, argc, argv);
   if (o->url_text == NULL || !have_mode)
     usage_error("--url and --mode are required", NULL);
   resolve_url(o);
@@ -974,7 +971,7 @@ static void setup(struct wsb_load_ctx *ctx) {
   seed_rng(ctx);
   ctx->nconns = ctx->o.connections;
   if ((uint64_t)ctx->nconns * 2 * wsb_load_conn_buffer_size(&ctx->o) > MAX_BUFFER_TOTAL)
-    wsb_fatal(EXIT_USAGE, "connections x depth x size needs more than 4 GiB of buffers");
+    wsb_fatal(WSB_CLI_EXIT_USAGE, "connections x depth x size needs more than 4 GiB of buffers");
   ctx->conns = calloc(ctx->nconns, sizeof(*ctx->conns));
   if (ctx->conns == NULL)
     wsb_fatal(EXIT_STARTUP, "out of memory");

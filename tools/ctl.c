@@ -53,12 +53,19 @@ struct call {
   size_t body_len; /* 0: no body */
 };
 
+/*
+ * A command's request: method and path, the first operand percent-encoded after a path that
+ * ends in '/', then suffix; body (may be NULL) adds a query or a JSON body.
+ */
 struct command {
   const char *name;
   int operands;
   unsigned options; /* enum option_bit allowed */
   const char *synopsis;
-  bool (*build)(const struct options *o, struct call *c);
+  const char *method;
+  const char *path;
+  const char *suffix;
+  bool (*body)(const struct options *o, struct call *c);
   int (*print)(const struct wsb_ctl_answer *ans);
 };
 
@@ -120,34 +127,23 @@ static bool append_encoded(char *out, size_t cap, const char *s) {
   return true;
 }
 
-/* target = prefix + encoded(name) + suffix. */
-static bool make_target(struct call *c, const char *prefix, const char *name, const char *suffix) {
-  snprintf(c->target, sizeof(c->target), "%s", prefix);
-  if (name != NULL && !append_encoded(c->target, sizeof(c->target), name))
-    return false;
+/* Appends ?name=encoded(value) to the target. */
+static bool add_query(struct call *c, const char *name, const char *value) {
   size_t len = strlen(c->target);
-  return snprintf(c->target + len, sizeof(c->target) - len, "%s", suffix) <
-         (int)(sizeof(c->target) - len);
+  return snprintf(c->target + len, sizeof(c->target) - len, "?%s=", name) <
+             (int)(sizeof(c->target) - len) &&
+         append_encoded(c->target, sizeof(c->target), value);
 }
 
-static bool build_status(const struct options *o, struct call *c) {
-  c->method = "GET";
-  return make_target(c, "/api/v1/status", NULL, "");
+static bool sessions_query(const struct options *o, struct call *c) {
+  return o->backend == NULL || add_query(c, "backend", o->backend);
 }
 
-static bool build_backends(const struct options *o, struct call *c) {
-  c->method = "GET";
-  return make_target(c, "/api/v1/backends", NULL, "");
+static bool remove_query(const struct options *o, struct call *c) {
+  return o->sessions == NULL || add_query(c, "sessions", o->sessions);
 }
 
-static bool build_sessions(const struct options *o, struct call *c) {
-  c->method = "GET";
-  if (o->backend == NULL)
-    return make_target(c, "/api/v1/sessions", NULL, "");
-  return make_target(c, "/api/v1/sessions?backend=", o->backend, "");
-}
-
-static bool build_add(const struct options *o, struct call *c) {
+static bool add_body(const struct options *o, struct call *c) {
   struct wsb_json j;
   wsb_json_init(&j, c->body, sizeof(c->body));
   wsb_json_object_begin(&j);
@@ -161,77 +157,56 @@ static bool build_add(const struct options *o, struct call *c) {
   }
   wsb_json_object_end(&j);
   c->body_len = wsb_json_finish(&j);
-  c->method = "POST";
-  return c->body_len > 0 && make_target(c, "/api/v1/backends", NULL, "");
+  return c->body_len > 0;
 }
 
-static bool build_remove(const struct options *o, struct call *c) {
-  c->method = "DELETE";
-  if (!make_target(c, "/api/v1/backends/", o->args[1], ""))
-    return false;
-  if (o->sessions == NULL)
+static bool failover_body(const struct options *o, struct call *c) {
+  if (o->to == NULL)
     return true;
-  size_t len = strlen(c->target);
-  return snprintf(c->target + len, sizeof(c->target) - len, "?sessions=%s", o->sessions) <
-         (int)(sizeof(c->target) - len);
-}
-
-static bool build_enable(const struct options *o, struct call *c) {
-  c->method = "POST";
-  return make_target(c, "/api/v1/backends/", o->args[1], "/enable");
-}
-
-static bool build_disable(const struct options *o, struct call *c) {
-  c->method = "POST";
-  return make_target(c, "/api/v1/backends/", o->args[1], "/disable");
-}
-
-static bool build_drain(const struct options *o, struct call *c) {
-  c->method = "POST";
-  return make_target(c, "/api/v1/backends/", o->args[1], "/drain");
-}
-
-static bool build_kill(const struct options *o, struct call *c) {
-  c->method = "DELETE";
-  return make_target(c, "/api/v1/sessions/", o->args[1], "");
-}
-
-static bool build_failover(const struct options *o, struct call *c) {
-  c->method = "POST";
-  if (o->to != NULL) {
-    struct wsb_json j;
-    wsb_json_init(&j, c->body, sizeof(c->body));
-    wsb_json_object_begin(&j);
-    wsb_json_key(&j, "backend");
-    wsb_json_cstring(&j, o->to);
-    wsb_json_object_end(&j);
-    c->body_len = wsb_json_finish(&j);
-    if (c->body_len == 0)
-      return false;
-  }
-  return make_target(c, "/api/v1/sessions/", o->args[1], "/failover");
-}
-
-static bool build_reload(const struct options *o, struct call *c) {
-  c->method = "POST";
-  return make_target(c, "/api/v1/reload", NULL, "");
+  struct wsb_json j;
+  wsb_json_init(&j, c->body, sizeof(c->body));
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "backend");
+  wsb_json_cstring(&j, o->to);
+  wsb_json_object_end(&j);
+  c->body_len = wsb_json_finish(&j);
+  return c->body_len > 0;
 }
 
 static const struct command commands[] = {
-    {"status", 0, 0, "status", build_status, wsb_ctl_print_status},
-    {"backends", 0, 0, "backends", build_backends, wsb_ctl_print_backends},
-    {"sessions", 0, OPT_BACKEND, "sessions [--backend NAME]", build_sessions,
-     wsb_ctl_print_sessions},
-    {"add", 2, OPT_WEIGHT, "add NAME URL [--weight W]", build_add, wsb_ctl_print_backend},
-    {"remove", 1, OPT_SESSIONS, "remove NAME [--sessions keep|failover|close]", build_remove,
+    {"status", 0, 0, "status", "GET", "/api/v1/status", "", NULL, wsb_ctl_print_status},
+    {"backends", 0, 0, "backends", "GET", "/api/v1/backends", "", NULL, wsb_ctl_print_backends},
+    {"sessions", 0, OPT_BACKEND, "sessions [--backend NAME]", "GET", "/api/v1/sessions", "",
+     sessions_query, wsb_ctl_print_sessions},
+    {"add", 2, OPT_WEIGHT, "add NAME URL [--weight W]", "POST", "/api/v1/backends", "", add_body,
+     wsb_ctl_print_backend},
+    {"remove", 1, OPT_SESSIONS, "remove NAME [--sessions keep|failover|close]", "DELETE",
+     "/api/v1/backends/", "", remove_query, wsb_ctl_print_fields},
+    {"enable", 1, 0, "enable NAME", "POST", "/api/v1/backends/", "/enable", NULL,
+     wsb_ctl_print_backend},
+    {"disable", 1, 0, "disable NAME", "POST", "/api/v1/backends/", "/disable", NULL,
+     wsb_ctl_print_backend},
+    {"drain", 1, 0, "drain NAME", "POST", "/api/v1/backends/", "/drain", NULL,
      wsb_ctl_print_fields},
-    {"enable", 1, 0, "enable NAME", build_enable, wsb_ctl_print_backend},
-    {"disable", 1, 0, "disable NAME", build_disable, wsb_ctl_print_backend},
-    {"drain", 1, 0, "drain NAME", build_drain, wsb_ctl_print_fields},
-    {"kill", 1, 0, "kill SESSION", build_kill, wsb_ctl_print_fields},
-    {"failover", 1, OPT_TO, "failover SESSION [--to NAME]", build_failover, wsb_ctl_print_fields},
-    {"reload", 0, 0, "reload", build_reload, wsb_ctl_print_reload},
+    {"kill", 1, 0, "kill SESSION", "DELETE", "/api/v1/sessions/", "", NULL, wsb_ctl_print_fields},
+    {"failover", 1, OPT_TO, "failover SESSION [--to NAME]", "POST", "/api/v1/sessions/",
+     "/failover", failover_body, wsb_ctl_print_fields},
+    {"reload", 0, 0, "reload", "POST", "/api/v1/reload", "", NULL, wsb_ctl_print_reload},
 };
+
+/* The command's request: false when an argument makes it too long. */
+static bool build_call(const struct command *cmd, const struct options *o, struct call *c) {
+  c->method = cmd->method;
+  snprintf(c->target, sizeof(c->target), "%s", cmd->path);
+  if (cmd->path[strlen(cmd->path) - 1] == '/' &&
+      !append_encoded(c->target, sizeof(c->target), o->args[1]))
+    return false;
+  size_t len = strlen(c->target);
+  if (snprintf(c->target + len, sizeof(c->target) - len, "%s", cmd->suffix) >=
+      (int)(sizeof(c->target) - len))
+    return false;
+  return cmd->body == NULL || cmd->body(o, c);
+}
 
 /* ---- the command line ---- */
 
@@ -373,7 +348,7 @@ int main(int argc, char **argv) {
     if ((unsigned char)*t < ' ' || *t == 0x7f)
       usage_error("%s", "the token holds a control character");
   struct call c = {0};
-  if (!cmd->build(&o, &c))
+  if (!build_call(cmd, &o, &c))
     usage_error("%s", "an argument is too long");
   return run(&o, &addr, &c, cmd);
 }

@@ -103,43 +103,56 @@ static void token_text(const struct wsb_json_doc *doc, int i, char *buf, size_t 
   snprintf(buf, cap, "%.*s", (int)n, doc->text + t->start);
 }
 
+static bool is_2xx(uint64_t status) {
+  return status >= 200 && status <= 299;
+}
+
+/* A response body read as JSON, its tokens beside it. */
+struct body_json {
+  struct wsb_json_token tokens[PROBE_JSON_TOKENS];
+  struct wsb_json_doc doc;
+};
+
+/* False when the body is not JSON, or too large a document to be a report. */
+static bool body_parse(struct body_json *b, const struct wsb_probe_response *r) {
+  return wsb_json_parse(&b->doc, r->body, r->body_len, b->tokens, PROBE_JSON_TOKENS, 0) > 0;
+}
+
 enum wsb_probe_result wsb_probe_health(const struct wsb_probe_response *r, char *why,
                                        size_t whylen) {
-  if (r->status < 200 || r->status > 299) {
+  if (!is_2xx(r->status)) {
     if (why != NULL)
       snprintf(why, whylen, "HTTP %u", (unsigned)r->status);
     return WSB_PROBE_BAD_STATUS;
   }
-  struct wsb_json_token tokens[PROBE_JSON_TOKENS];
-  struct wsb_json_doc doc;
+  struct body_json b;
   /* A body that is not a JSON object says nothing more than its HTTP status. */
-  if (wsb_json_parse(&doc, r->body, r->body_len, tokens, PROBE_JSON_TOKENS, 0) <= 0)
+  if (!body_parse(&b, r))
     return WSB_PROBE_OK;
-  int i = wsb_json_member(&doc, 0, "status");
+  int i = wsb_json_member(&b.doc, 0, "status");
   if (i < 0)
     return WSB_PROBE_OK;
   uint64_t code;
-  if (json_uint(&doc, i, &code) == 0 && code >= 200 && code <= 299)
+  if (json_uint(&b.doc, i, &code) == 0 && is_2xx(code))
     return WSB_PROBE_OK;
   if (why != NULL) {
     char text[40];
-    token_text(&doc, i, text, sizeof(text));
+    token_text(&b.doc, i, text, sizeof(text));
     snprintf(why, whylen, "JSON status %s", text);
   }
   return WSB_PROBE_BAD_STATUS;
 }
 
 enum wsb_probe_result wsb_probe_load(const struct wsb_probe_response *r, uint64_t *count) {
-  if (r->status < 200 || r->status > 299)
+  if (!is_2xx(r->status))
     return WSB_PROBE_BAD_STATUS;
-  struct wsb_json_token tokens[PROBE_JSON_TOKENS];
-  struct wsb_json_doc doc;
-  if (wsb_json_parse(&doc, r->body, r->body_len, tokens, PROBE_JSON_TOKENS, 0) <= 0)
+  struct body_json b;
+  if (!body_parse(&b, r))
     return WSB_PROBE_BAD_BODY;
-  int i = wsb_json_member(&doc, 0, "agentsConnections");
+  int i = wsb_json_member(&b.doc, 0, "agentsConnections");
   if (i == WSB_EJSON_ABSENT)
-    i = wsb_json_member(&doc, 0, "connections");
-  if (i < 0 || json_uint(&doc, i, count) != 0)
+    i = wsb_json_member(&b.doc, 0, "connections");
+  if (i < 0 || json_uint(&b.doc, i, count) != 0)
     return WSB_PROBE_BAD_BODY;
   return WSB_PROBE_OK;
 }

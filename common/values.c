@@ -2,6 +2,7 @@
 #include "values.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
@@ -108,6 +109,34 @@ int wsb_hex_digit(int c) {
   if (c >= 'A' && c <= 'F')
     return c - 'A' + 10;
   return -1;
+}
+
+static ssize_t decode_error(char *out, size_t cap, int err) {
+  if (cap > 0)
+    out[0] = '\0';
+  return err;
+}
+
+ssize_t wsb_percent_decode(const char *in, size_t len, bool plus, char *out, size_t cap) {
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (o + 1 >= cap)
+      return decode_error(out, cap, -E2BIG);
+    char ch = plus && in[i] == '+' ? ' ' : in[i];
+    if (in[i] == '%') {
+      int hi = len - i >= 3 ? wsb_hex_digit((unsigned char)in[i + 1]) : -1;
+      int lo = hi >= 0 ? wsb_hex_digit((unsigned char)in[i + 2]) : -1;
+      if (lo < 0 || hi + lo == 0)
+        return decode_error(out, cap, -EINVAL);
+      ch = (char)(hi * 16 + lo);
+      i += 2;
+    }
+    out[o++] = ch;
+  }
+  if (cap == 0)
+    return -E2BIG;
+  out[o] = '\0';
+  return (ssize_t)o;
 }
 
 int wsb_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value) {

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define WSB_HOST_MAX 256
 #define WSB_PATH_MAX 1024
@@ -22,6 +23,14 @@ int wsb_parse_bool(const char *s, bool *value);
 int wsb_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value);
 /* The value of one hexadecimal digit (either case), or -1: for %XX and \uXXXX escapes. */
 int wsb_hex_digit(int c);
+
+/*
+ * Decodes the %XX escapes of in[0, len), and '+' to a space when plus (query values), into out:
+ * cap bytes with a NUL after the text; out may be in (decoding never gets ahead of reading).
+ * Returns the decoded length, -E2BIG when it does not fit, or -EINVAL for an escape without two
+ * hex digits or an encoded NUL; out is "" on errors (when cap > 0).
+ */
+ssize_t wsb_percent_decode(const char *in, size_t len, bool plus, char *out, size_t cap);
 
 struct wsb_hostport {
   char host[WSB_HOST_MAX]; /* without brackets; "" never */

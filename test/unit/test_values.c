@@ -1,6 +1,7 @@
 /* Unit tests of common/values.c: every parser on good values, bad values, boundaries and overflow.
  */
 #include <check.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -447,6 +448,50 @@ START_TEST(hex_digit_every_byte) {
 }
 END_TEST
 
+/* Decodes s (its whole length) into a heap buffer of exactly cap bytes, so ASan sees overruns. */
+static ssize_t decode(const char *s, bool plus, size_t cap, char *got) {
+  char *out = malloc(cap ? cap : 1);
+  if (cap > 0)
+    memset(out, '#', cap);
+  ssize_t r = wsb_percent_decode(s, strlen(s), plus, cap ? out : NULL, cap);
+  if (cap > 0)
+    strcpy(got, out);
+  free(out);
+  return r;
+}
+
+START_TEST(percent_decode) {
+  char got[64];
+  ck_assert_int_eq(decode("a%20b%2Fc%c3%A9", false, 64, got), 7);
+  ck_assert_str_eq(got, "a b/c\xc3\xa9");
+  ck_assert_int_eq(decode("a+b%2B", true, 64, got), 4);
+  ck_assert_str_eq(got, "a b+");
+  ck_assert_int_eq(decode("a+b", false, 64, got), 3);
+  ck_assert_str_eq(got, "a+b");
+  ck_assert_int_eq(decode("", false, 1, got), 0);
+  ck_assert_str_eq(got, "");
+  ck_assert_int_eq(decode("", false, 0, got), -E2BIG);
+  /* Exact fit needs a byte for the NUL; one less is too small, and leaves "". */
+  ck_assert_int_eq(decode("ab%41", false, 4, got), 3);
+  ck_assert_str_eq(got, "abA");
+  ck_assert_int_eq(decode("ab%41", false, 3, got), -E2BIG);
+  ck_assert_str_eq(got, "");
+  /* Broken escapes, at the end too, and %00: refused, output "". */
+  static const char *const bad[] = {"%", "a%", "a%4", "%4g", "%g4", "x%00y", "%%41", "% 41"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    ck_assert_msg(decode(bad[i], true, 64, got) == -EINVAL, "%s", bad[i]);
+    ck_assert_str_eq(got, "");
+  }
+  /* A truncated escape at the end of len is not completed from the bytes after it. */
+  char out[8];
+  ck_assert_int_eq(wsb_percent_decode("ab%41", 4, false, out, sizeof(out)), -EINVAL);
+  /* In place, as a path decoded where it lies. */
+  char s[] = "%2Fa%2fb+";
+  ck_assert_int_eq(wsb_percent_decode(s, strlen(s), false, s, sizeof(s)), 5);
+  ck_assert_str_eq(s, "/a/b+");
+}
+END_TEST
+
 START_TEST(url_long_path) {
   char s[WSB_PATH_MAX + 32];
   strcpy(s, "ws://h");
@@ -484,6 +529,7 @@ static Suite *values_suite(void) {
   tcase_add_test(tc, url_bad);
   tcase_add_test(tc, url_long_path);
   tcase_add_test(tc, hex_digit_every_byte);
+  tcase_add_test(tc, percent_decode);
   suite_add_tcase(s, tc);
   return s;
 }

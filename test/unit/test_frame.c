@@ -525,22 +525,35 @@ static void expect_next_error(const uint8_t *bytes, size_t size, size_t decided_
 
 /* Both steps' errors, each as soon as the header shows it, even for a frame that would wait. */
 START_TEST(next_errors_as_parse_and_check) {
+  static const struct wsb_msg_state idle = {0}, open = {.open_opcode = WSB_OP_TEXT, .msg_len = 90};
+  static const struct {
+    uint8_t opcode;
+    bool fin;
+    size_t len;
+    bool masked, rsv; /* the frame */
+    const struct wsb_msg_state *st;
+    bool from_client;
+    uint64_t max;
+    size_t decided_at; /* bytes of the frame that decide err */
+    int err;
+  } cases[] = {
+      {WSB_OP_TEXT, true, 200, true, true, &idle, true, 0, 1, WSB_ERSV},
+      {WSB_OP_TEXT, true, 200, false, false, &idle, true, 0, 4, WSB_EUNMASKED},
+      {WSB_OP_PING, true, 5, true, false, &idle, false, 0, 6, WSB_EMASKED},
+      {WSB_OP_CONT, true, 200, true, false, &idle, true, 0, 8, WSB_ECONT},
+      {WSB_OP_BINARY, true, 20, true, false, &open, true, 0, 6, WSB_ENOT_CONT},
+      {WSB_OP_CONT, false, 11, true, false, &open, true, 100, 6, WSB_ETOO_BIG},
+  };
   uint8_t b[300];
-  struct wsb_msg_state idle = {0}, open = {.open_opcode = WSB_OP_TEXT, .msg_len = 90};
-  size_t n = put_frame(b, WSB_OP_TEXT, true, 200, true);
-  b[0] |= 0x40;
-  expect_next_error(b, n, 1, WSB_ERSV, &idle, true, 0);
-  n = put_frame(b, WSB_OP_TEXT, true, 200, false);
-  expect_next_error(b, n, 4, WSB_EUNMASKED, &idle, true, 0);
-  n = put_frame(b, WSB_OP_PING, true, 5, true);
-  expect_next_error(b, n, 6, WSB_EMASKED, &idle, false, 0);
-  n = put_frame(b, WSB_OP_CONT, true, 200, true);
-  expect_next_error(b, n, 8, WSB_ECONT, &idle, true, 0);
-  n = put_frame(b, WSB_OP_BINARY, true, 20, true);
-  expect_next_error(b, n, 6, WSB_ENOT_CONT, &open, true, 0);
-  n = put_frame(b, WSB_OP_CONT, false, 11, true);
-  expect_next_error(b, n, 6, WSB_ETOO_BIG, &open, true, 100);
-  n = put_frame(b, WSB_OP_CONT, false, 10, true);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    size_t n = put_frame(b, cases[i].opcode, cases[i].fin, cases[i].len, cases[i].masked);
+    if (cases[i].rsv)
+      b[0] |= 0x40;
+    expect_next_error(b, n, cases[i].decided_at, cases[i].err, cases[i].st, cases[i].from_client,
+                      cases[i].max);
+  }
+  /* Up to the limit exactly is no error. */
+  size_t n = put_frame(b, WSB_OP_CONT, false, 10, true);
   struct wsb_msg_state st = open;
   struct wsb_frame f;
   ck_assert_int_eq(next_copy(&st, &f, b, n, true, 100, 0), 6);

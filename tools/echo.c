@@ -69,10 +69,6 @@ static bool id_is_valid(const char *id) {
 
 static const struct wsb_cli cli = {"wsbal-echo", usage, true};
 
-static void usage_error(const char *msg, const char *arg) {
-  wsb_cli_usage_error(&cli, msg, arg);
-}
-
 static void parse_options(int argc, char **argv, struct options *o) {
   static const struct option longopts[] = {
       {"port", required_argument, NULL, 'p'},
@@ -90,7 +86,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
     switch (ch) {
     case 'p':
       if (wsb_parse_uint(optarg, 0, 65535, &value) != 0)
-        usage_error("bad port", optarg);
+        wsb_cli_usage_error(&cli, "bad port", optarg);
       o->port = (long)value;
       break;
     case 'H':
@@ -98,12 +94,12 @@ static void parse_options(int argc, char **argv, struct options *o) {
       break;
     case 'i':
       if (!id_is_valid(optarg))
-        usage_error("the id must be 1-128 visible ASCII characters", optarg);
+        wsb_cli_usage_error(&cli, "the id must be 1-128 visible ASCII characters", optarg);
       o->id = optarg;
       break;
     case 'm':
       if (wsb_parse_size(optarg, &o->max_message) != 0)
-        usage_error("bad size", optarg);
+        wsb_cli_usage_error(&cli, "bad size", optarg);
       break;
     case 'v':
       o->verbose = true;
@@ -115,7 +111,7 @@ static void parse_options(int argc, char **argv, struct options *o) {
   }
   wsb_cli_no_operands(&cli, argc, argv);
   if (o->port < 0)
-    usage_error("--port is required", NULL);
+    wsb_cli_usage_error(&cli, "--port is required", NULL);
 }
 
 static void on_connection(uv_stream_t *listener, int status) {
@@ -157,7 +153,7 @@ static int bound_port(uv_tcp_t *tcp) {
 static void start_listening(struct wsb_echo_server *srv, const struct options *o) {
   struct sockaddr_storage addr;
   if (resolve(o->host, o->port, &addr) != 0)
-    usage_error("not an IP address", o->host);
+    wsb_cli_usage_error(&cli, "not an IP address", o->host);
   uv_tcp_init(&srv->loop, &srv->listener);
   int err = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0);
   if (err == 0)

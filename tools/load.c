@@ -81,23 +81,19 @@ static void usage(FILE *out) {
 
 static const struct wsb_cli cli = {"wsbal-load", usage, false};
 
-static void usage_error(const char *msg, const char *arg) {
-  wsb_cli_usage_error(&cli, msg, arg);
-}
-
 static double parse_seconds(const char *s, double min, const char *what) {
   char *end;
   errno = 0;
   double v = strtod(s, &end);
   if (end == s || *end != '\0' || errno != 0 || !(v >= min) || v > MAX_SECONDS)
-    usage_error(what, s);
+    wsb_cli_usage_error(&cli, what, s);
   return v;
 }
 
 static uint32_t parse_count(const char *s, uint64_t min, uint64_t max, const char *what) {
   uint64_t v;
   if (wsb_parse_uint(s, min, max, &v) != 0)
-    usage_error(what, s);
+    wsb_cli_usage_error(&cli, what, s);
   return (uint32_t)v;
 }
 
@@ -105,20 +101,21 @@ static enum wsb_load_mode parse_mode(const char *s) {
   for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
     if (strcmp(s, mode_names[i]) == 0)
       return (enum wsb_load_mode)i;
-  usage_error("mode must be echo, rate, idle or connect", s);
+  wsb_cli_usage_error(&cli, "mode must be echo, rate, idle or connect", s);
   return MODE_ECHO;
 }
 
 /* Benchmarks run on one machine: a load generator aimed elsewhere would be a weapon. */
 static void resolve_url(struct wsb_load_opts *o) {
   if (wsb_parse_url(o->url_text, &o->url) != 0)
-    usage_error("not a ws:// or wss:// URL", o->url_text);
+    wsb_cli_usage_error(&cli, "not a ws:// or wss:// URL", o->url_text);
   if (!wsb_host_is_loopback(o->url.host))
-    usage_error("only loopback hosts (127.0.0.0/8, ::1, localhost) are allowed", o->url.host);
+    wsb_cli_usage_error(&cli, "only loopback hosts (127.0.0.0/8, ::1, localhost) are allowed",
+                        o->url.host);
   const char *ip = strcasecmp(o->url.host, "localhost") == 0 ? "127.0.0.1" : o->url.host;
   if (uv_ip4_addr(ip, o->url.port, (struct sockaddr_in *)&o->addr) != 0 &&
       uv_ip6_addr(ip, o->url.port, (struct sockaddr_in6 *)&o->addr) != 0)
-    usage_error("not an IP address", o->url.host);
+    wsb_cli_usage_error(&cli, "not an IP address", o->url.host);
 }
 
 enum {
@@ -138,10 +135,11 @@ static void apply_defaults(struct wsb_load_opts *o, double warmup, bool warmup_s
     o->connections = o->mode == MODE_IDLE ? 100 : o->mode == MODE_CONNECT ? 32 : 50;
   o->warmup_s = warmup_set ? warmup : (o->mode == MODE_IDLE ? 0 : 1);
   if (o->mode == MODE_RATE && o->rate <= 0)
-    usage_error("rate mode needs --rate", NULL);
+    wsb_cli_usage_error(&cli, "rate mode needs --rate", NULL);
   if (o->size < wsb_load_payload_head_len(o->text))
-    usage_error(o->text ? "text messages are at least 32 bytes" : "messages are at least 16 bytes",
-                NULL);
+    wsb_cli_usage_error(
+        &cli, o->text ? "text messages are at least 32 bytes" : "messages are at least 16 bytes",
+        NULL);
 }
 
 static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
@@ -185,7 +183,7 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
       break;
     case 's':
       if (wsb_parse_size(optarg, &v) != 0 || v > MAX_SIZE)
-        usage_error("bad size (at most 16m)", optarg);
+        wsb_cli_usage_error(&cli, "bad size (at most 16m)", optarg);
       o->size = (uint32_t)v;
       break;
     case 't':
@@ -195,7 +193,7 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
       char *end;
       o->rate = strtod(optarg, &end);
       if (end == optarg || *end != '\0' || !(o->rate > 0) || o->rate > 1e7)
-        usage_error("bad rate (0 < R <= 10000000)", optarg);
+        wsb_cli_usage_error(&cli, "bad rate (0 < R <= 10000000)", optarg);
       break;
     }
     case OPT_WARMUP:
@@ -213,9 +211,9 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
       break;
     case OPT_WATCH:
       if (o->nwatch == WSB_LOAD_WATCH_GROUPS)
-        usage_error("at most 8 --watch groups", optarg);
+        wsb_cli_usage_error(&cli, "at most 8 --watch groups", optarg);
       if (wsb_load_watch_parse(optarg, &o->watch[o->nwatch]) != 0)
-        usage_error("--watch takes LABEL:PID[,PID...] (at most 64 pids)", optarg);
+        wsb_cli_usage_error(&cli, "--watch takes LABEL:PID[,PID...] (at most 64 pids)", optarg);
       o->nwatch++;
       break;
     case OPT_JSON_ONLY:
@@ -230,7 +228,7 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
   }
   wsb_cli_no_operands(&cli, argc, argv);
   if (o->url_text == NULL || !have_mode)
-    usage_error("--url and --mode are required", NULL);
+    wsb_cli_usage_error(&cli, "--url and --mode are required", NULL);
   resolve_url(o);
   apply_defaults(o, warmup, warmup_set);
 }

@@ -109,11 +109,21 @@ static void check_text(struct stream *s, const struct wsb_frame *f, const uint8_
     REQUIRE((r == 0 && wsb_utf8_complete(&s->text)) == wsb_utf8_valid(payload, len));
 }
 
+static bool same_state(const struct wsb_msg_state *a, const struct wsb_msg_state *b) {
+  return a->open_opcode == b->open_opcode && a->msg_len == b->msg_len;
+}
+
 /* Handles one frame at buf; returns the bytes it spans, or 0 when the stream must stop. */
 static size_t one_frame(struct stream *s, const uint8_t *buf, size_t len, uint8_t *scratch) {
+  /* The joined step, with the limit as whole_max too, must agree with the two steps below. */
+  struct wsb_msg_state joined = s->msg;
+  struct wsb_frame g;
+  ssize_t n = wsb_frame_next(&joined, &g, buf, len, s->from_client, s->max_message, s->max_message);
   struct wsb_frame f;
   ssize_t r = wsb_frame_parse(&f, buf, len);
   REQUIRE(r != 0);
+  if (r < 0)
+    REQUIRE(n == r && same_state(&joined, &s->msg));
   if (r == WSB_PARTIAL)
     return 0;
   if (r < 0) {
@@ -127,6 +137,16 @@ static size_t one_frame(struct stream *s, const uint8_t *buf, size_t len, uint8_
 
   struct wsb_msg_state before = s->msg;
   int c = wsb_frame_check(&s->msg, &f, s->from_client, s->max_message);
+  uint64_t total = header_len + f.payload_len;
+  bool waits = total > len && (wsb_opcode_is_control(f.opcode) || total <= s->max_message);
+  if (c != 0)
+    REQUIRE(n == c);
+  else if (waits)
+    REQUIRE(n == WSB_PARTIAL);
+  else
+    REQUIRE(n == r && g.payload_len == f.payload_len);
+  struct wsb_msg_state taken = c == 0 && !waits ? s->msg : before;
+  REQUIRE(same_state(&joined, &taken));
   if (c != 0) {
     uint16_t code = wsb_frame_error_close_code(c);
     REQUIRE(code == WSB_CLOSE_PROTOCOL_ERROR || (c == WSB_ETOO_BIG && code == WSB_CLOSE_TOO_BIG));

@@ -1,4 +1,4 @@
-/* The bounded text writer behind the JSON writer, the proxied heads and the metrics text. */
+/* The bounded text writer behind the JSON writer and the heads the proxy writes. */
 #include "text.h"
 
 #include <errno.h>

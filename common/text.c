@@ -47,7 +47,7 @@ static bool room_for(struct wsb_text *t, size_t n) {
   return true;
 }
 
-void wsb_text_put(struct wsb_text *t, const void *s, size_t n) {
+void wsb_text_put_slow(struct wsb_text *t, const void *s, size_t n) {
   if (!room_for(t, n) || n == 0)
     return;
   memcpy(t->buf + t->len, s, n);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/types.h>
 
 /*
@@ -27,7 +28,19 @@ void wsb_text_init(struct wsb_text *t, char *buf, size_t cap);
 int wsb_text_init_alloc(struct wsb_text *t, size_t cap, size_t max);
 void wsb_text_free(struct wsb_text *t);
 
-void wsb_text_put(struct wsb_text *t, const void *s, size_t n);
+/* The rare path of wsb_text_put: growing the buffer, or overflow. */
+void wsb_text_put_slow(struct wsb_text *t, const void *s, size_t n);
+
+/* Inline, since writers put a byte or a few at a time. */
+static inline void wsb_text_put(struct wsb_text *t, const void *s, size_t n) {
+  if (t->overflow || n > t->cap - t->len) {
+    wsb_text_put_slow(t, s, n);
+  } else if (n > 0) {
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+  }
+}
+
 void wsb_text_puts(struct wsb_text *t, const char *s);
 __attribute__((format(printf, 2, 3))) void wsb_text_printf(struct wsb_text *t, const char *fmt,
                                                            ...);

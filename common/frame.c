@@ -178,16 +178,16 @@ ssize_t wsb_frame_next(struct wsb_msg_state *st, struct wsb_frame *f, const uint
   ssize_t hl = wsb_frame_parse(f, buf, len);
   if (hl < 0)
     return hl;
-  /* Checked on a copy: a frame that must wait is checked again when it is whole. */
-  struct wsb_msg_state next = *st;
-  int err = wsb_frame_check(&next, f, from_client, max_message);
-  if (err != 0)
-    return err;
   uint64_t total = (uint64_t)hl + f->payload_len;
-  if (total > len && (wsb_opcode_is_control(f->opcode) || total <= whole_max))
-    return WSB_PARTIAL;
-  *st = next;
-  return hl;
+  bool waits = total > len && (wsb_opcode_is_control(f->opcode) || total <= whole_max);
+  if (!waits) {
+    int err = wsb_frame_check(st, f, from_client, max_message);
+    return err != 0 ? err : hl;
+  }
+  /* Checked on a copy, so that it counts once: when it is whole. */
+  struct wsb_msg_state scratch = *st;
+  int err = wsb_frame_check(&scratch, f, from_client, max_message);
+  return err != 0 ? err : WSB_PARTIAL;
 }
 
 uint16_t wsb_frame_error_close_code(int err) {

@@ -11,10 +11,7 @@
 #define WSB_JSON_DEPTH 16
 
 struct wsb_json {
-  union {
-    struct wsb_text text; /* where the JSON goes; its overflow makes wsb_json_finish say 0 */
-    char *buf;            /* = text.buf, for callers that own the buffer */
-  };
+  struct wsb_text text; /* where the JSON goes; its overflow makes wsb_json_finish say 0 */
   int depth;
   bool has_items[WSB_JSON_DEPTH + 1]; /* per nesting level: a comma goes before the next item */
   bool after_key;

@@ -358,25 +358,6 @@ static int refuse_cross_site(const struct wsb_admin *a, const struct wsb_http_he
   return 0;
 }
 
-/* Decodes %XX in place; refuses a truncated escape and %00. */
-static int percent_decode(char *s) {
-  char *out = s;
-  for (; *s; s++) {
-    if (*s != '%') {
-      *out++ = *s;
-      continue;
-    }
-    int hi = wsb_hex_digit((unsigned char)s[1]),
-        lo = hi < 0 ? -1 : wsb_hex_digit((unsigned char)s[2]);
-    if (lo < 0 || (hi == 0 && lo == 0))
-      return -1;
-    *out++ = (char)(hi * 16 + lo);
-    s += 2;
-  }
-  *out = '\0';
-  return 0;
-}
-
 /* Sends the answer to the current request; what followed it in buf waits for the next turn. */
 static void answer(struct admin_conn *c, struct wsb_admin_reply *r) {
   size_t used = c->head_len + c->body_len;
@@ -403,7 +384,7 @@ static void dispatch(struct admin_conn *c) {
   if (query != NULL)
     *query++ = '\0';
   /* Names in paths may be percent-encoded ("b%231" for the backend "b#1"). */
-  if (percent_decode(target) != 0) {
+  if (wsb_percent_decode(target, strlen(target), false, target, sizeof(target)) < 0) {
     reply_error_and_close(c, 400, "bad percent-encoding in the path");
     return;
   }

@@ -16,13 +16,13 @@
 void wsb__api_reply_json(struct wsb_admin_reply *r, int status, struct wsb_json *j) {
   size_t n = wsb_json_finish(j);
   if (n == 0) {
-    free(j->buf);
+    free(j->text.buf);
     wsb_admin_error(r, 500, "answer too large");
     return;
   }
-  j->buf[n++] = '\n';
+  j->text.buf[n++] = '\n';
   r->status = status;
-  r->body = j->buf;
+  r->body = j->text.buf;
   r->len = n;
 }
 
@@ -109,28 +109,12 @@ int wsb__api_query_value(const char *query, const char *key, char *out, size_t c
   for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
     if (strncmp(p, key, klen) != 0 || p[klen] != '=')
       continue;
-    size_t o = 0;
-    for (const char *v = p + klen + 1; *v && *v != '&'; v++) {
-      if (o + 1 >= cap) {
-        out[0] = '\0';
-        return -E2BIG;
-      }
-      char ch = *v == '+' ? ' ' : *v;
-      if (*v == '%') {
-        int hi = wsb_hex_digit((unsigned char)v[1]),
-            lo = hi < 0 ? -1 : wsb_hex_digit((unsigned char)v[2]);
-        if (lo < 0 || hi + lo == 0) {
-          out[0] = '\0';
-          return -EINVAL;
-        }
-        ch = (char)(hi * 16 + lo);
-        v += 2;
-      }
-      out[o++] = ch;
-    }
-    out[o] = '\0';
+    const char *v = p + klen + 1;
+    ssize_t n = wsb_percent_decode(v, strcspn(v, "&"), true, out, cap);
+    if (n < 0)
+      return (int)n;
     if (len != NULL)
-      *len = o;
+      *len = (size_t)n;
     return 0;
   }
   return -ENOENT;

@@ -52,11 +52,8 @@ bool wsb__api_query_get(const char *query, const char *key, char *out, size_t ca
 
 /* ---- the segment's counters (wsb__api_metrics.c) ---- */
 
-/* A per-worker counter summed over every worker slot used so far, dead workers' included. */
-uint64_t wsb__api_sum_worker(const struct wsb_shm *shm, size_t offset);
-#define API_SUM(shm, field) wsb__api_sum_worker((shm), offsetof(struct wsb_shm_worker, field))
 /* A slot's total since it got its current backend: the sum less the slot's baseline. */
-#define API_SLOT_SUM(m, s, field, base) (API_SUM((m)->shm, field) - (m)->slot_base[s].base)
+#define API_SLOT_SUM(m, s, field, base) (WSB_SHM_SUM((m)->shm, field) - (m)->slot_base[s].base)
 
 /* wsbal_handshakes_total's result label of a handshake result (also in the status's totals). */
 const char *wsb__api_handshake_label(int result);

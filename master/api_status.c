@@ -81,21 +81,21 @@ static void totals(struct master *m, struct wsb_json *j) {
   wsb_json_object_begin(j);
   for (int i = 0; i < WSB_HS_COUNT; i++) {
     wsb_json_key(j, wsb__api_handshake_label(i));
-    wsb_json_uint(j, API_SUM(shm, handshakes[i]));
+    wsb_json_uint(j, WSB_SHM_SUM(shm, handshakes[i]));
   }
   wsb_json_object_end(j);
-  directions(j, "messages", API_SUM(shm, messages[WSB_DIR_TO_BACKEND]),
-             API_SUM(shm, messages[WSB_DIR_TO_CLIENT]));
-  directions(j, "bytes", API_SUM(shm, bytes[WSB_DIR_TO_BACKEND]),
-             API_SUM(shm, bytes[WSB_DIR_TO_CLIENT]));
+  directions(j, "messages", WSB_SHM_SUM(shm, messages[WSB_DIR_TO_BACKEND]),
+             WSB_SHM_SUM(shm, messages[WSB_DIR_TO_CLIENT]));
+  directions(j, "bytes", WSB_SHM_SUM(shm, bytes[WSB_DIR_TO_BACKEND]),
+             WSB_SHM_SUM(shm, bytes[WSB_DIR_TO_CLIENT]));
   uint64_t failovers = 0;
   for (uint32_t s = 0; s < WSB_SHM_MAX_BACKENDS; s++)
     for (int r = 0; r < WSB_FAILOVER_REASONS; r++)
-      failovers += API_SUM(shm, failovers[s][r]);
+      failovers += WSB_SHM_SUM(shm, failovers[s][r]);
   wsb_json_key(j, "failovers");
   wsb_json_uint(j, failovers);
   wsb_json_key(j, "failover_failures");
-  wsb_json_uint(j, API_SUM(shm, failover_failures));
+  wsb_json_uint(j, WSB_SHM_SUM(shm, failover_failures));
   wsb_json_key(j, "reloads");
   wsb_json_object_begin(j);
   wsb_json_key(j, "ok");

@@ -56,6 +56,9 @@ def test_api(e1, e2):
         c.eq("percent-encoded names in paths", "e1",
              jbody(request(ap, "GET", "/api/v1/backends/e%31"))["name"])
         c.eq("a broken escape is 400", 400, request(ap, "GET", "/api/v1/backends/e%3")[0])
+        c.eq("a non-hex escape and an encoded NUL are 400", [400, 400],
+             [request(ap, "GET", "/api/v1/backends/e%zz")[0],
+              request(ap, "GET", "/api/v1/backends/e%001")[0]])
         c.eq("unknown backend is 404 JSON", (404, "no such backend"),
              (request(ap, "GET", "/api/v1/backends/nope")[0],
               jbody(request(ap, "GET", "/api/v1/backends/nope"))["error"]))

@@ -5,19 +5,9 @@
 #include <string.h>
 
 #include "errors.h"
+#include "fuzz.h"
 #include "frame.h"
 #include "utf8.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Aborts whatever NDEBUG says, so the replay test and libFuzzer both see a broken invariant. */
-#define REQUIRE(cond)                                                              \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
-      fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                     \
-    }                                                                              \
-  } while (0)
 
 /* What one direction of a connection carries between frames. */
 struct stream {

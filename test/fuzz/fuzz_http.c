@@ -7,11 +7,10 @@
 #include <string.h>
 
 #include "errors.h"
+#include "fuzz.h"
 #include "handshake.h"
 #include "http.h"
 #include "uri_path.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 

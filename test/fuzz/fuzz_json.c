@@ -4,19 +4,9 @@
 #include <string.h>
 
 #include "errors.h"
+#include "fuzz.h"
 #include "json.h"
 #include "json_read.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Aborts whatever NDEBUG says, so the replay test and libFuzzer both see a broken invariant. */
-#define REQUIRE(cond)                                                              \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
-      fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                     \
-    }                                                                              \
-  } while (0)
 
 _Static_assert(WSB_JSON_READ_DEPTH <= WSB_JSON_DEPTH, "the writer must nest as deep as the reader");
 

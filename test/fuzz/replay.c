@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* xorshift64: deterministic, so a failing iteration can be rerun by its number. */
 static uint64_t next_random(uint64_t *state) {

@@ -125,6 +125,14 @@ def start_backends():
     return e1, e2
 
 
+def stop_all(held, *processes):
+    """Closes the held sessions, then stops wsbal and the backends."""
+    for cl in held:
+        cl.close()
+    for p in processes:
+        p.stop()
+
+
 def hold_sessions(lb, ap):
     """Two sessions on e1 and one on e2, steered by disabling the other backend meanwhile."""
     held = []
@@ -213,11 +221,7 @@ def test_dom_and_screenshot():
         chromium("--virtual-time-budget=5000", f"--screenshot={shot}", "--window-size=1200,800", url)
         check_png(shot, 1200, 800)
     finally:
-        for cl in held:
-            cl.close()
-        lb.stop()
-        e1.stop()
-        e2.stop()
+        stop_all(held, lb, e1, e2)
 
 
 def check_png(path, width, height):
@@ -423,11 +427,7 @@ def test_buttons():
         held = hold_sessions(lb, ap)
         asyncio.run(asyncio.wait_for(devtools_session(lb, ap, backends), 120))
     finally:
-        for cl in held:
-            cl.close()
-        lb.stop()
-        e1.stop()
-        e2.stop()
+        stop_all(held, lb, e1, e2)
 
 
 if __name__ == "__main__":

@@ -422,6 +422,7 @@ class Chatters:
     """n sessions echoing through url in a thread of their own until stop(); stats counts."""
 
     def __init__(self, url, n):
+        self.n = n
         self.stats = {"echoed": 0, "wrong": 0, "closed_clean": 0, "errors": []}
         self.loop = asyncio.new_event_loop()
         self.stop_event = asyncio.Event()
@@ -447,6 +448,13 @@ class Chatters:
     def stop(self):
         self.loop.call_soon_threadsafe(self.stop_event.set)
         self.thread.join(3 * T)
+
+    def stop_and_check(self, checks, what):
+        """Stops the sessions; each must have closed with 1000, none got a wrong echo or an error."""
+        self.stop()
+        st = self.stats
+        checks.eq(f"no session closed, failed or got a wrong echo {what}",
+                  (self.n, 0, []), (st["closed_clean"], st["wrong"], st["errors"][:3]))
 
 
 def run_tests(checks, *tests):

@@ -8,7 +8,6 @@
 
 #include "log.h"
 #include "probe_client.h"
-#include "tls_context.h"
 
 struct health_slot {
   struct wsb_health *h;
@@ -160,10 +159,7 @@ static const struct wsb_probe_tls *probe_tls(struct wsb_health *h, const struct 
   }
   if (h->tls == NULL && !h->tls_failed) {
     char err[1024];
-    h->tls =
-        wsb_tls_client_ctx(cfg->tls_verify, cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL,
-                           cfg->tls_client_cert[0] ? cfg->tls_client_cert : NULL,
-                           cfg->tls_client_key[0] ? cfg->tls_client_key : NULL, err, sizeof(err));
+    h->tls = wsb_shm_tls_client_ctx(cfg, err, sizeof(err));
     if (h->tls == NULL) {
       h->tls_failed = true;
       wsb_log_error("health checks of wss backends: %s", err);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <openssl/types.h>
+
 #include "addrs.h"
 #include "config.h"
 #include "tls_tickets.h"
@@ -343,5 +345,12 @@ static inline void wsb_shm_sub(_Atomic uint64_t *counter, uint64_t n) {
 int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
                         const struct wsb_addrs *addrs, const struct wsb_shm_table *prev,
                         const struct wsb_shm *shm, char *err, size_t errlen);
+
+/*
+ * The TLS context for wss backends from the settings (verification, CA file,
+ * client certificate; an empty path is unset), so the workers' data path and
+ * the master's health checks trust the same peers. NULL with a message in err.
+ */
+SSL_CTX *wsb_shm_tls_client_ctx(const struct wsb_shm_settings *s, char *err, size_t errlen);
 
 #endif

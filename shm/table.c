@@ -1,4 +1,4 @@
-/* Turns a configuration into the segment's backend table and settings, keeping slots by name. */
+/* Turns a configuration into the segment's table and settings (slots kept by name); backend TLS. */
 #include "shm.h"
 
 #include <errno.h>
@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "tls_context.h"
 
 /* Joins a list with commas into out; a list too long for out is an error, never cut silently. */
 static int join_list(char *out, size_t cap, const struct wsb_strlist *list, const char *what,
@@ -196,4 +197,10 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
       t->nslots = (uint32_t)e->slot + 1;
   }
   return 0;
+}
+
+SSL_CTX *wsb_shm_tls_client_ctx(const struct wsb_shm_settings *s, char *err, size_t errlen) {
+  return wsb_tls_client_ctx(s->tls_verify, s->tls_ca_file[0] ? s->tls_ca_file : NULL,
+                            s->tls_client_cert[0] ? s->tls_client_cert : NULL,
+                            s->tls_client_key[0] ? s->tls_client_key : NULL, err, errlen);
 }

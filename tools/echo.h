@@ -11,9 +11,8 @@
 
 #include "frame.h"
 #include "http.h"
+#include "list.h"
 #include "utf8.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /*
  * The per-loop read buffer. Echoed frames are laid out in place, and a piece
@@ -79,8 +78,8 @@ struct wsb_echo_server {
   uv_tcp_t listener;
   uv_signal_t sigint;
   uv_signal_t sigterm;
-  struct wsb_echo_conn *conns; /* every connection not yet freed */
-  uint64_t sessions;           /* live WebSocket sessions, as /metric reports them */
+  struct wsb_list conns; /* every connection not yet freed */
+  uint64_t sessions;     /* live WebSocket sessions, as /metric reports them */
   uint64_t max_message;
   char id[WSB_ECHO_ID_MAX + 1];
   struct wsb_http_head head; /* for request heads that arrive in one read */

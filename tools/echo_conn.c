@@ -29,8 +29,7 @@ struct wsb_echo_conn {
   uv_tcp_t tcp;
   uv_timer_t timer; /* the handshake timeout, then the linger after our last frame */
   struct wsb_echo_server *srv;
-  struct wsb_echo_conn *prev;
-  struct wsb_echo_conn *next;
+  struct wsb_list_node link; /* on srv->conns */
   struct head_buf *hb;
   size_t queued; /* bytes handed to uv_write and not yet written */
   uint8_t state;
@@ -53,12 +52,7 @@ static void on_handle_closed(uv_handle_t *handle) {
   struct wsb_echo_conn *c = handle->data;
   if (--c->open_handles > 0)
     return;
-  if (c->prev != NULL)
-    c->prev->next = c->next;
-  else
-    c->srv->conns = c->next;
-  if (c->next != NULL)
-    c->next->prev = c->prev;
+  wsb_list_remove(&c->srv->conns, &c->link);
   free(c->hb);
   free(c);
 }
@@ -86,7 +80,7 @@ static void conn_close(struct wsb_echo_conn *c, int reason) {
 static void resume_reading(struct wsb_echo_conn *c);
 
 static void on_write_done(uv_write_t *req, int status) {
-  struct write_req *wr = container_of(req, struct write_req, req);
+  struct write_req *wr = wsb_container_of(req, struct write_req, req);
   struct wsb_echo_conn *c = wr->conn;
   c->queued -= wr->len;
   free(wr);
@@ -369,7 +363,7 @@ static void on_head_bytes(struct wsb_echo_conn *c, uint8_t *buf, size_t len) {
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  struct wsb_echo_conn *c = container_of(stream, struct wsb_echo_conn, tcp);
+  struct wsb_echo_conn *c = wsb_container_of(stream, struct wsb_echo_conn, tcp);
   if (nread == 0)
     return;
   if (nread < 0) {
@@ -400,10 +394,7 @@ void wsb_echo_conn_accept(struct wsb_echo_server *srv) {
   uv_tcp_init(&srv->loop, &c->tcp);
   uv_timer_init(&srv->loop, &c->timer);
   c->open_handles = 2;
-  c->next = srv->conns;
-  if (srv->conns != NULL)
-    srv->conns->prev = c;
-  srv->conns = c;
+  wsb_list_insert_head(&srv->conns, &c->link);
 
   int err = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
   if (err != 0) {
@@ -420,6 +411,7 @@ void wsb_echo_conn_accept(struct wsb_echo_server *srv) {
 }
 
 void wsb_echo_conn_close_all(struct wsb_echo_server *srv) {
-  for (struct wsb_echo_conn *c = srv->conns; c != NULL; c = c->next)
+  struct wsb_echo_conn *c;
+  WSB_LIST_EACH (c, &srv->conns, link)
     conn_close(c, UV_ECANCELED);
 }

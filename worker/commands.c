@@ -17,7 +17,8 @@
 #define DRAIN_TICK_MS 100 /* so 10,000 sessions move over ~10 s per worker, not all at once */
 
 static struct wsb_session *find(struct wsb_worker *w, uint64_t id) {
-  for (struct wsb_session *s = w->sessions; s != NULL; s = s->next)
+  struct wsb_session *s;
+  WSB_LIST_EACH (s, &w->sessions, link)
     if (s->id == id)
       return s;
   return NULL;
@@ -26,9 +27,8 @@ static struct wsb_session *find(struct wsb_worker *w, uint64_t id) {
 static void on_drain_tick(uv_timer_t *t) {
   struct wsb_worker *w = t->data;
   unsigned moved = 0, left = 0;
-  struct wsb_session *next;
-  for (struct wsb_session *s = w->sessions; s != NULL; s = next) {
-    next = s->next;
+  struct wsb_session *s;
+  WSB_LIST_EACH (s, &w->sessions, link) {
     if (s->backend_slot < 0 || !wsb_slot_set_has(&w->drain_slots, (uint32_t)s->backend_slot) ||
         s->state != S_RELAY)
       continue;
@@ -145,7 +145,8 @@ static void list_sessions(struct wsb_worker *w, const struct wsb_control_msg *m)
     return;
   }
   size_t matched = 0;
-  for (struct wsb_session *s = w->sessions; s != NULL; s = s->next)
+  struct wsb_session *s;
+  WSB_LIST_EACH (s, &w->sessions, link)
     matched += listed(s, m);
   size_t first = m->skip < matched ? m->skip : matched;
   size_t n = matched - first < m->limit ? matched - first : m->limit;
@@ -162,7 +163,7 @@ static void list_sessions(struct wsb_worker *w, const struct wsb_control_msg *m)
   if (n > 0) {
     size_t i = matched;
     bool ascending = true;
-    for (struct wsb_session *s = w->sessions; s != NULL; s = s->next)
+    WSB_LIST_EACH (s, &w->sessions, link)
       if (listed(s, m)) {
         all[--i] = s;
         ascending = ascending && (i + 1 == matched || s->id < all[i + 1]->id);
@@ -199,9 +200,8 @@ void wsb_worker_command(struct wsb_worker *w, const struct wsb_control_msg *m) {
       uv_timer_start(&w->drain_tick, on_drain_tick, 0, DRAIN_TICK_MS);
     break;
   case WSB_CTL_CLOSE_BACKEND: {
-    struct wsb_session *next;
-    for (struct wsb_session *s = w->sessions; s != NULL; s = next) {
-      next = s->next;
+    struct wsb_session *s;
+    WSB_LIST_EACH (s, &w->sessions, link) {
       if (s->backend_slot == m->slot && !s->finishing)
         end_session(s, WSB_CLOSE_GOING_AWAY, "backend removed");
     }

@@ -28,28 +28,14 @@
 static void window_unlink(struct wsb_session *s) {
   struct wsb_worker *w = s->w;
   assert(s->window_listed);
-  if (s->window_prev != NULL)
-    s->window_prev->window_next = s->window_next;
-  else
-    w->windows_oldest = s->window_next;
-  if (s->window_next != NULL)
-    s->window_next->window_prev = s->window_prev;
-  else
-    w->windows_newest = s->window_prev;
-  s->window_prev = s->window_next = NULL;
+  wsb_list_remove(&w->windows, &s->window_link);
   s->window_listed = false;
 }
 
 static void window_append(struct wsb_session *s) {
   struct wsb_worker *w = s->w;
-  assert(!s->window_listed && s->window_prev == NULL && s->window_next == NULL);
-  s->window_prev = w->windows_newest;
-  s->window_next = NULL;
-  if (w->windows_newest != NULL)
-    w->windows_newest->window_next = s;
-  else
-    w->windows_oldest = s;
-  w->windows_newest = s;
+  assert(!s->window_listed && s->window_link.prev == NULL && s->window_link.next == NULL);
+  wsb_list_insert_tail(&w->windows, &s->window_link);
   s->window_listed = true;
 }
 
@@ -105,8 +91,8 @@ static void window_give_up(struct wsb_session *s) {
 /* Keeps the worker's windows within failover_buffer_total, giving the oldest up first. */
 void wsb__replay_trim(struct wsb_worker *w) {
   uint64_t total = w->table->settings.failover_buffer_total;
-  while (w->replay_bytes > total && w->windows_oldest != NULL)
-    window_give_up(w->windows_oldest);
+  while (w->replay_bytes > total && !wsb_list_empty(&w->windows))
+    window_give_up(WSB_LIST_FIRST(&w->windows, struct wsb_session, window_link));
 }
 
 bool wsb__replay_release_oldest(struct wsb_session *s) {

@@ -193,12 +193,7 @@ void wsb__session_close(struct wsb_session *s, int reason) {
   wsb__session_set_state(s, S_CLOSED);
   wsb__session_release_backend(s);
   wsb_shm_sub(&s->w->stats->live, 1);
-  if (s->prev != NULL)
-    s->prev->next = s->next;
-  else
-    s->w->sessions = s->next;
-  if (s->next != NULL)
-    s->next->prev = s->prev;
+  wsb_list_remove(&s->w->sessions, &s->link);
   wsb_log_debug("session %016llx closed: %s", (unsigned long long)s->id,
                 s->reason ? wsb_strerror(s->reason) : "normal");
   wsb_access_log_session(s->w, s);
@@ -403,10 +398,7 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
   uv_timer_init(&w->loop, &s->timer);
   s->timer.data = s;
   s->handles = 2;
-  s->next = w->sessions;
-  if (w->sessions != NULL)
-    w->sessions->prev = s;
-  w->sessions = s;
+  wsb_list_insert_head(&w->sessions, &s->link);
   wsb_shm_add(&w->stats->live, 1);
 
   if (uv_accept(listener, (uv_stream_t *)&s->client.tcp) != 0) {
@@ -437,9 +429,8 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
 }
 
 void wsb_session_close_all(struct wsb_worker *w) {
-  struct wsb_session *next;
-  for (struct wsb_session *s = w->sessions; s != NULL; s = next) {
-    next = s->next;
+  struct wsb_session *s;
+  WSB_LIST_EACH (s, &w->sessions, link) {
     if (s->finishing)
       continue; /* already closing, within its own deadline */
     if (s->state != S_RELAY) {

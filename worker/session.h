@@ -80,8 +80,7 @@ struct wsb_handshake {
 
 struct wsb_session {
   struct wsb_worker *w;
-  struct wsb_session *prev;
-  struct wsb_session *next;
+  struct wsb_list_node link; /* on w->sessions */
   uint64_t id;
   enum wsb_session_state state;
   struct wsb_leg client;
@@ -101,8 +100,7 @@ struct wsb_session {
   uint32_t replay_counted; /* replay's allocation as counted in the worker's total */
   /* The worker's windows, oldest first (failover.c): under failover_buffer_total pressure the
      oldest give up first. Sessions moving to a new backend are not in it. */
-  struct wsb_session *window_prev;
-  struct wsb_session *window_next;
+  struct wsb_list_node window_link;
   bool window_listed;
   uint32_t replay_seen; /* bytes at the front of replay a backend lost before this one was
                            sent: what a failover resends, as against what came meanwhile */

@@ -23,8 +23,7 @@ struct wsb_tls_leg {
   uint8_t *saved; /* ciphertext not read yet when the leg paused (NULL while idle) */
   size_t saved_len;
   struct wsb_buf early; /* plaintext written before the handshake ended */
-  struct wsb_tls_leg *drain_next;
-  struct wsb_tls_leg *drain_prev;
+  struct wsb_list_node drain_link;
   bool draining; /* on the worker's drain list */
   bool done;     /* handshake complete */
   bool failed;
@@ -39,8 +38,8 @@ struct wsb_tls_worker {
   uint8_t *out; /* ciphertext OpenSSL produced, written out after each call */
   size_t out_len;
   size_t out_cap;
-  uv_idle_t drain; /* passes on what paused legs hold once they read again */
-  struct wsb_tls_leg *drain_list;
+  uv_idle_t drain;            /* passes on what paused legs hold once they read again */
+  struct wsb_list drain_list; /* the legs draining (drain_link) */
   struct tls_resume resume[WSB_SHM_MAX_BACKENDS];
   uint8_t cipher_in[WSB_READ_BUFFER_SIZE];
 };

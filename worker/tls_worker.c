@@ -122,12 +122,8 @@ SSL_CTX *wsb__tls_worker_client_ctx(struct wsb_worker *w) {
   struct wsb_tls_worker *t = w->tls;
   if (t->client != NULL)
     return t->client;
-  const struct wsb_shm_settings *cfg = &w->table->settings;
   char err[1024];
-  t->client =
-      wsb_tls_client_ctx(cfg->tls_verify, cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL,
-                         cfg->tls_client_cert[0] ? cfg->tls_client_cert : NULL,
-                         cfg->tls_client_key[0] ? cfg->tls_client_key : NULL, err, sizeof(err));
+  t->client = wsb_shm_tls_client_ctx(&w->table->settings, err, sizeof(err));
   if (t->client == NULL) {
     wsb_log_error("TLS to backends: %s", err);
     return NULL;
@@ -141,14 +137,15 @@ static void on_drain(uv_idle_t *h) {
   struct wsb_tls_worker *t = w->tls;
   /* As many as wait now: a leg added meanwhile may wait for the next turn of the loop. */
   size_t n = 0;
-  for (struct wsb_tls_leg *x = t->drain_list; x != NULL; x = x->drain_next)
+  struct wsb_tls_leg *tl;
+  WSB_LIST_EACH (tl, &t->drain_list, drain_link)
     n++;
-  while (n-- > 0 && t->drain_list != NULL) {
-    struct wsb_tls_leg *tl = t->drain_list;
+  while (n-- > 0 && !wsb_list_empty(&t->drain_list)) {
+    tl = WSB_LIST_FIRST(&t->drain_list, struct wsb_tls_leg, drain_link);
     wsb__tls_worker_drain_remove(w, tl);
     wsb__tls_leg_on_read(tl->leg, NULL, 0);
   }
-  if (t->drain_list == NULL)
+  if (wsb_list_empty(&t->drain_list))
     uv_idle_stop(&t->drain);
 }
 
@@ -157,11 +154,7 @@ void wsb__tls_worker_drain_add(struct wsb_worker *w, struct wsb_tls_leg *tl) {
   if (tl->draining)
     return;
   tl->draining = true;
-  tl->drain_prev = NULL;
-  tl->drain_next = t->drain_list;
-  if (t->drain_list != NULL)
-    t->drain_list->drain_prev = tl;
-  t->drain_list = tl;
+  wsb_list_insert_head(&t->drain_list, &tl->drain_link);
   if (!w->closing)
     uv_idle_start(&t->drain, on_drain);
 }
@@ -170,13 +163,7 @@ void wsb__tls_worker_drain_remove(struct wsb_worker *w, struct wsb_tls_leg *tl) 
   struct wsb_tls_worker *t = w->tls;
   if (!tl->draining)
     return;
-  if (tl->drain_prev != NULL)
-    tl->drain_prev->drain_next = tl->drain_next;
-  else
-    t->drain_list = tl->drain_next;
-  if (tl->drain_next != NULL)
-    tl->drain_next->drain_prev = tl->drain_prev;
-  tl->drain_next = tl->drain_prev = NULL;
+  wsb_list_remove(&t->drain_list, &tl->drain_link);
   tl->draining = false;
 }
 

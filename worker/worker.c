@@ -77,7 +77,7 @@ static void close_worker_handles(struct wsb_worker *w) {
 }
 
 void wsb_worker_session_ended(struct wsb_worker *w) {
-  if (w->draining && w->sessions == NULL)
+  if (w->draining && wsb_list_empty(&w->sessions))
     close_worker_handles(w);
 }
 
@@ -97,7 +97,7 @@ static void drain(struct wsb_worker *w, bool graceful, const char *why) {
   }
   if (!graceful)
     wsb_session_close_all(w);
-  else if (w->sessions != NULL && !uv_is_active((uv_handle_t *)&w->drain_timer))
+  else if (!wsb_list_empty(&w->sessions) && !uv_is_active((uv_handle_t *)&w->drain_timer))
     uv_timer_start(&w->drain_timer, on_drain_timeout, w->table->settings.shutdown_timeout_ms, 0);
   wsb_worker_session_ended(w);
 }

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "frame.h"
+#include "list.h"
 #include "proc.h"
 #include "select.h"
 #include "shm.h"
@@ -40,18 +41,17 @@ struct wsb_worker {
   struct wsb_slot_set drain_slots;
   struct wsb_log_file *access_log; /* NULL when off */
   char access_path[WSB_PATH_MAX];
-  bool draining;                /* no longer accepting; exits when the last session ends */
-  bool closing;                 /* every handle of the worker is closing */
-  uint64_t next_session;        /* sequence for session ids */
-  uint64_t rng;                 /* xorshift state: tie-breaks and masking keys */
-  uint64_t unix_offset_ms;      /* wall clock minus loop time at start: stable start times */
-  struct wsb_tls_worker *tls;   /* TLS contexts and buffers (tls_worker.c) */
-  struct wsb_session *sessions; /* every live session, for stop and (later) the admin API */
+  bool draining;              /* no longer accepting; exits when the last session ends */
+  bool closing;               /* every handle of the worker is closing */
+  uint64_t next_session;      /* sequence for session ids */
+  uint64_t rng;               /* xorshift state: tie-breaks and masking keys */
+  uint64_t unix_offset_ms;    /* wall clock minus loop time at start: stable start times */
+  struct wsb_tls_worker *tls; /* TLS contexts and buffers (tls_worker.c) */
+  struct wsb_list sessions;   /* every live session (link), newest first: stop, admin API */
   /* Failover replay windows (failover.c): bytes allocated to them all, and the sessions that
-     hold one, oldest first, for failover_buffer_total. */
+     hold one (window_link), oldest first, for failover_buffer_total. */
   uint64_t replay_bytes;
-  struct wsb_session *windows_oldest;
-  struct wsb_session *windows_newest;
+  struct wsb_list windows;
   /* A connection the listener had ready when no session could be allocated is accepted here
      and closed, or libuv would stop watching the listener for good (session.c). */
   uv_tcp_t spare;

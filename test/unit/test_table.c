@@ -1,12 +1,14 @@
 /* Unit tests for shm/table.c: every worker setting reaches the segment; a section's addresses
    become backends, and a new answer keeps, adds and removes them by name like a reload, holding a
-   gone address's slot while it has sessions. */
+   gone address's slot while it has sessions; the backends' TLS context from the settings. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/ssl.h>
 
 #include "config_keys.h"
 #include "run_suite.h"
@@ -370,6 +372,38 @@ START_TEST(test_just_removed_slot_given_last) {
 }
 END_TEST
 
+/* An empty path in the settings is unset; each set one reaches the context (its error names it). */
+START_TEST(test_tls_client_ctx_from_settings) {
+  struct wsb_shm_settings st = {0};
+  char err[512] = "";
+  SSL_CTX *ctx = wsb_shm_tls_client_ctx(&st, err, sizeof(err));
+  ck_assert_msg(ctx != NULL, "%s", err); /* "" would be a CA file that cannot be opened */
+  ck_assert_int_eq(SSL_CTX_get_verify_mode(ctx), SSL_VERIFY_NONE);
+  ck_assert_ptr_null(SSL_CTX_get0_certificate(ctx));
+  SSL_CTX_free(ctx);
+  st.tls_verify = true;
+  ctx = wsb_shm_tls_client_ctx(&st, err, sizeof(err));
+  ck_assert_msg(ctx != NULL, "%s", err);
+  ck_assert_int_eq(SSL_CTX_get_verify_mode(ctx), SSL_VERIFY_PEER);
+  SSL_CTX_free(ctx);
+  /* A certificate without a key is not loaded (config refuses it; the mapping must not fail). */
+  snprintf(st.tls_client_cert, sizeof(st.tls_client_cert), "%s", WSB_TEST_DATA_DIR "/full.ini");
+  ctx = wsb_shm_tls_client_ctx(&st, err, sizeof(err));
+  ck_assert_msg(ctx != NULL, "%s", err);
+  ck_assert_ptr_null(SSL_CTX_get0_certificate(ctx));
+  SSL_CTX_free(ctx);
+  snprintf(st.tls_client_key, sizeof(st.tls_client_key), "/nonexistent/wsbal-unit.key");
+  ck_assert_ptr_null(wsb_shm_tls_client_ctx(&st, err, sizeof(err)));
+  ck_assert_msg(strstr(err, "key /nonexistent/wsbal-unit.key") != NULL, "%s", err);
+  snprintf(st.tls_client_cert, sizeof(st.tls_client_cert), "/nonexistent/wsbal-unit.pem");
+  ck_assert_ptr_null(wsb_shm_tls_client_ctx(&st, err, sizeof(err)));
+  ck_assert_msg(strstr(err, "certificate /nonexistent/wsbal-unit.pem") != NULL, "%s", err);
+  snprintf(st.tls_ca_file, sizeof(st.tls_ca_file), "/nonexistent/wsbal-unit-ca.pem");
+  ck_assert_ptr_null(wsb_shm_tls_client_ctx(&st, err, sizeof(err)));
+  ck_assert_msg(strstr(err, "CA file /nonexistent/wsbal-unit-ca.pem") != NULL, "%s", err);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("table");
   TCase *tc = tcase_create("table");
@@ -378,6 +412,7 @@ int main(void) {
   tcase_add_test(tc, test_expand_and_follow);
   tcase_add_test(tc, test_removed_slot_held_across_generations);
   tcase_add_test(tc, test_just_removed_slot_given_last);
+  tcase_add_test(tc, test_tls_client_ctx_from_settings);
   suite_add_tcase(s, tc);
   return wsb_run_suite(s);
 }

@@ -28,24 +28,27 @@ static inline bool wsb_list_empty(const struct wsb_list *l) {
   return l->first == NULL;
 }
 
-static inline void wsb_list_insert_head(struct wsb_list *l, struct wsb_list_node *n) {
-  n->prev = NULL;
-  n->next = l->first;
-  if (l->first != NULL)
-    l->first->prev = n;
+/* Links n between prev and next, neighbours on l (NULL: that end of l). */
+static inline void wsb__list_link(struct wsb_list *l, struct wsb_list_node *prev,
+                                  struct wsb_list_node *n, struct wsb_list_node *next) {
+  n->prev = prev;
+  n->next = next;
+  if (prev != NULL)
+    prev->next = n;
+  else
+    l->first = n;
+  if (next != NULL)
+    next->prev = n;
   else
     l->last = n;
-  l->first = n;
+}
+
+static inline void wsb_list_insert_head(struct wsb_list *l, struct wsb_list_node *n) {
+  wsb__list_link(l, NULL, n, l->first);
 }
 
 static inline void wsb_list_insert_tail(struct wsb_list *l, struct wsb_list_node *n) {
-  n->next = NULL;
-  n->prev = l->last;
-  if (l->last != NULL)
-    l->last->next = n;
-  else
-    l->first = n;
-  l->last = n;
+  wsb__list_link(l, l->last, n, NULL);
 }
 
 /* n must be on l; afterwards both its links are NULL. */

@@ -5,11 +5,10 @@
 #include <string.h>
 
 #include "errors.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#include "list.h" /* wsb_container_of */
 
 static struct wsb_http_head *head_of(llhttp_t *parser) {
-  return container_of(parser, struct wsb_http_head, parser);
+  return wsb_container_of(parser, struct wsb_http_head, parser);
 }
 
 /*

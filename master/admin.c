@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "errors.h"
+#include "list.h" /* wsb_container_of */
 #include "values.h"
 #include "http.h"
 #include "json.h"
@@ -25,8 +26,6 @@
 #ifndef ADMIN_MAX_CONNECTIONS /* the unit test sets a small one */
 #define ADMIN_MAX_CONNECTIONS 256
 #endif
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /*
  * A connection serves one request at a time, as nginx does: nothing more is
@@ -489,7 +488,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 /* A client that stalls mid-request hears why (as HAProxy's 408); an idle or non-reading one
    is just closed. */
 static void on_timeout(uv_timer_t *t) {
-  struct admin_conn *c = container_of(t, struct admin_conn, timer);
+  struct admin_conn *c = wsb_container_of(t, struct admin_conn, timer);
   wsb_log_debug("admin: connection %" PRIu64 ": timed out %s", c->serial, state_names[c->state]);
   if (c->state == CONN_READING)
     reply_error_and_close(c, 408, "request not complete within [admin] request_timeout");
@@ -517,7 +516,7 @@ static void refuse(struct wsb_admin *a) {
 }
 
 static void on_spare_closed(uv_handle_t *h) {
-  struct wsb_admin *a = container_of(h, struct wsb_admin, spare);
+  struct wsb_admin *a = wsb_container_of(h, struct wsb_admin, spare);
   a->spare_busy = false;
   if (a->refuse_pending && a->fd >= 0) {
     a->refuse_pending = false;

@@ -351,7 +351,7 @@ static void sched_run(struct wsb_load_ctx *ctx) {
 }
 
 static void on_sched(uv_poll_t *p, int status, int events) {
-  struct wsb_load_ctx *ctx = container_of(p, struct wsb_load_ctx, sched.poll);
+  struct wsb_load_ctx *ctx = wsb_container_of(p, struct wsb_load_ctx, sched.poll);
   uint64_t expirations;
   ssize_t unused = read(ctx->sched.timerfd, &expirations, sizeof(expirations));
   (void)unused;
@@ -388,7 +388,7 @@ static void sched_start(struct wsb_load_ctx *ctx, uint64_t now) {
 }
 
 static void on_sched_closed(uv_handle_t *h) {
-  struct wsb_load_ctx *ctx = container_of((uv_poll_t *)h, struct wsb_load_ctx, sched.poll);
+  struct wsb_load_ctx *ctx = wsb_container_of((uv_poll_t *)h, struct wsb_load_ctx, sched.poll);
   close(ctx->sched.timerfd);
 }
 
@@ -406,7 +406,7 @@ static void end_window(struct wsb_load_ctx *ctx);
 static void enter_close(struct wsb_load_ctx *ctx);
 
 static void on_phase_timer(uv_timer_t *t) {
-  struct wsb_load_ctx *ctx = container_of(t, struct wsb_load_ctx, phase_timer);
+  struct wsb_load_ctx *ctx = wsb_container_of(t, struct wsb_load_ctx, phase_timer);
   if (ctx->phase == PH_WARMUP)
     enter_window(ctx);
   else if (ctx->phase == PH_WINDOW)
@@ -665,7 +665,7 @@ static void send_pings(struct wsb_load_ctx *ctx, uint64_t now) {
 }
 
 static void on_tick(uv_timer_t *t) {
-  struct wsb_load_ctx *ctx = container_of(t, struct wsb_load_ctx, tick);
+  struct wsb_load_ctx *ctx = wsb_container_of(t, struct wsb_load_ctx, tick);
   uint64_t now = wsb_load_now_ns();
   if (ctx->phase == PH_CONNECT && now > ctx->connect_deadline)
     give_up_connecting(ctx);

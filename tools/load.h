@@ -10,11 +10,10 @@
 #include <uv.h>
 
 #include "frame.h"
+#include "list.h" /* wsb_container_of */
 #include "handshake.h"
 #include "http.h"
 #include "values.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- latency histogram (load_hist.c) ---- */
 

@@ -144,7 +144,7 @@ void wsb_load_conn_flush(struct wsb_load_conn *c) {
 }
 
 static void on_write_done(uv_write_t *req, int status) {
-  struct wsb_load_conn *c = container_of(req, struct wsb_load_conn, write_req);
+  struct wsb_load_conn *c = wsb_container_of(req, struct wsb_load_conn, write_req);
   c->writing = false;
   if (status == UV_ECANCELED)
     return;
@@ -218,7 +218,7 @@ static void set_state(struct wsb_load_conn *c, enum wsb_load_conn_state next) {
 }
 
 static void on_handle_closed(uv_handle_t *h) {
-  struct wsb_load_conn *c = container_of((uv_tcp_t *)h, struct wsb_load_conn, tcp);
+  struct wsb_load_conn *c = wsb_container_of((uv_tcp_t *)h, struct wsb_load_conn, tcp);
   c->state = C_IDLE;
   c->deadline = 0;
   c->ctx->live--;
@@ -246,7 +246,7 @@ void wsb_load_conn_abort(struct wsb_load_conn *c, enum wsb_load_err kind) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  struct wsb_load_conn *c = container_of((uv_tcp_t *)h, struct wsb_load_conn, tcp);
+  struct wsb_load_conn *c = wsb_container_of((uv_tcp_t *)h, struct wsb_load_conn, tcp);
   *buf = uv_buf_init((char *)c->ctx->rbuf, sizeof(c->ctx->rbuf));
 }
 
@@ -272,7 +272,7 @@ static void send_request(struct wsb_load_conn *c) {
 }
 
 static void on_connect(uv_connect_t *req, int status) {
-  struct wsb_load_conn *c = container_of(req, struct wsb_load_conn, connect_req);
+  struct wsb_load_conn *c = wsb_container_of(req, struct wsb_load_conn, connect_req);
   if (status == UV_ECANCELED || c->state != C_CONNECTING)
     return;
   if (status < 0) {
@@ -651,7 +651,7 @@ static void on_plain(struct wsb_load_conn *c, const uint8_t *p, size_t n) {
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  struct wsb_load_conn *c = container_of((uv_tcp_t *)s, struct wsb_load_conn, tcp);
+  struct wsb_load_conn *c = wsb_container_of((uv_tcp_t *)s, struct wsb_load_conn, tcp);
   if (nread == 0)
     return;
   if (nread < 0) {

@@ -67,6 +67,7 @@ struct wsb_config {
     char *user;       /* NULL = keep */
     char *group;
     enum wsb_log_level log_level;
+    enum wsb_log_format log_format;
     char *access_log; /* NULL = off, "stderr", or a path */
     uint64_t max_sessions;
     uint64_t shutdown_timeout_ms;

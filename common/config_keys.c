@@ -285,9 +285,11 @@ static int set_backend_url(void *base, const char *s) {
 
 /* The words of the K_WORD keys, each in its enum's order; the enums are stored as int. */
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const algorithms[] = {"least_conn", "round_robin", "random", "hash", NULL};
 static const char *const health_checks[] = {"off", "tcp", "http", NULL};
 _Static_assert(sizeof(enum wsb_log_level) == sizeof(int) &&
+                   sizeof(enum wsb_log_format) == sizeof(int) &&
                    sizeof(enum wsb_algorithm) == sizeof(int) &&
                    sizeof(enum wsb_health_check) == sizeof(int),
                "K_WORD stores an int");
@@ -323,6 +325,7 @@ static const struct cfg_key wsbal_keys[] = {
     STR("user", wsbal.user, true, visible_valid, "user", "a user name"),
     STR("group", wsbal.group, true, visible_valid, "group", "a group name"),
     WORD("log_level", wsbal.log_level, log_levels, "error, warn, info or debug"),
+    WORD("log_format", wsbal.log_format, log_formats, "text or json"),
     CUSTOM("access_log", set_access_log, "value", "off, stderr or a file path"),
     U64("max_sessions", wsbal.max_sessions, 1, MAX_SESSIONS),
     DURATION("shutdown_timeout", wsbal.shutdown_timeout_ms, 0),

@@ -1,6 +1,8 @@
-/* Logging to stderr with a level, and wsb_fatal for start-up errors and broken invariants. */
+/* Logging to stderr with a level, as text or JSON lines, and wsb_fatal for start-up errors. */
 #ifndef WSB_LOG_H
 #define WSB_LOG_H
+
+#include <stddef.h>
 
 enum wsb_log_level {
   WSB_LOG_ERROR = 0,
@@ -9,8 +11,21 @@ enum wsb_log_level {
   WSB_LOG_DEBUG = 3,
 };
 
-/* Sets the threshold and the prefix ("master", "worker 3") of this process's lines. */
-void wsb_log_setup(enum wsb_log_level level, const char *who);
+enum wsb_log_format {
+  WSB_LOG_TEXT = 0, /* "2026-11-23T10:53:22.123Z master info: msg" */
+  WSB_LOG_JSON = 1, /* {"ts":...,"level":...,"role":...,"worker":N,"msg":...} */
+};
+
+/* A message longer than this many bytes is cut at a UTF-8 boundary and ends with
+   " [truncated N bytes]", N the bytes cut. */
+#define WSB_LOG_MSG_MAX 2048
+
+/* Sets the threshold, the format and who logs: role ("master", "worker", "wsbal-echo") and, for a
+   worker, its slot (worker < 0: none). Text lines say "worker 3", JSON has "role" and "worker".
+   Also looks whether stderr is the journal (JOURNAL_STREAM names its device and inode): then
+   each line starts with its syslog priority, "<3>" for error to "<7>" for debug. */
+void wsb_log_setup(enum wsb_log_level level, enum wsb_log_format format, const char *role,
+                   int worker);
 int wsb_log_enabled(enum wsb_log_level level);
 
 void wsb_log(enum wsb_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -25,5 +40,12 @@ void wsb_log(enum wsb_log_level level, const char *fmt, ...) __attribute__((form
 
 /* Logs at error level and exits with status (SPEC.md: 1 config, 3 start-up). */
 void wsb_fatal(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+/* The line wsb_log writes for msg (msg_len bytes, any bytes), into buf of cap bytes: what is
+   written, in the current format, ending with a newline. Returns its length, 0 if cap is too
+   small (WSB_LOG_LINE_MAX always suffices). Apart for the unit test. */
+#define WSB_LOG_LINE_MAX (6 * (WSB_LOG_MSG_MAX + 32) + 256)
+size_t wsb_log_format_line(char *buf, size_t cap, enum wsb_log_level level, const char *msg,
+                           size_t msg_len);
 
 #endif

@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
   if (workers_arg != NULL)
     cfg.wsbal.workers = (unsigned)workers;
   /* -t finds what a start would (users, host names, the table's limits), short of binding. */
-  wsb_log_setup(WSB_LOG_WARN, "wsbal -t");
+  wsb_log_setup(WSB_LOG_WARN, WSB_LOG_TEXT, "wsbal -t", -1);
   if (rc == 0 && test_only)
     rc = wsb_master_check(&cfg, &errs);
   if (rc != 0) {

@@ -230,8 +230,9 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs,
   wsb_config_free(m->cfg);
   *m->cfg = next;
   wsb_tickets_schedule(&m->tickets, &m->loop, m->cfg->listen.tls_ticket_rotation_ms);
-  wsb_log_setup(m->cfg->wsbal.log_level, "master");
+  wsb_log_setup(m->cfg->wsbal.log_level, m->cfg->wsbal.log_format, "master", -1);
   m->workers.log_level = m->cfg->wsbal.log_level;
+  m->workers.log_format = m->cfg->wsbal.log_format;
   /* Known hosts kept their addresses above without a lookup; now every name is looked up again,
      without blocking, and a change is published when the answers are in. */
   wsb_discovery_start(&m->disc, &m->loop, m->cfg->upstream.resolve_interval_ms);
@@ -397,7 +398,7 @@ int wsb_master_check(const struct wsb_config *cfg, struct wsb_config_errors *err
 }
 
 int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_override) {
-  wsb_log_setup(cfg->wsbal.log_level, "master");
+  wsb_log_setup(cfg->wsbal.log_level, cfg->wsbal.log_format, "master", -1);
   signal(SIGPIPE, SIG_IGN);
 
   struct master m = {.cfg = cfg,
@@ -442,6 +443,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   wsb_discovery_start(&m.disc, &m.loop, cfg->upstream.resolve_interval_ms);
   wsb_workers_init(&m.workers, &m.loop, m.shm);
   m.workers.log_level = cfg->wsbal.log_level;
+  m.workers.log_format = cfg->wsbal.log_format;
   m.workers.in_child = forget_master_in_child;
   m.workers.all_exited = close_handles;
   m.workers.on_chunk = wsb_api_on_chunk;

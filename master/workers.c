@@ -258,6 +258,7 @@ static void spawn(struct wsb_worker_proc *w) {
         .control_fd = pair[1],
         .shm = ws->shm,
         .log_level = ws->log_level,
+        .log_format = ws->log_format,
     };
     exit(wsb_worker_main(&start));
   }

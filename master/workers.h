@@ -38,8 +38,9 @@ struct wsb_workers {
   uint32_t generation;           /* of the newest pool */
   unsigned running;              /* processes alive */
   bool stopping;
-  bool warned_fds;               /* said once that workers cannot close what they inherit */
-  enum wsb_log_level log_level;  /* handed to workers started from now on */
+  bool warned_fds;              /* said once that workers cannot close what they inherit */
+  enum wsb_log_level log_level; /* handed to workers started from now on */
+  enum wsb_log_format log_format;
   void (*in_child)(void *arg);   /* run in each new worker: drop the master's own handles */
   void (*all_exited)(void *arg); /* run once stopping and the last worker has exited */
   /* run for each chunk of a session list a worker sends back */

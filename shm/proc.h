@@ -17,6 +17,7 @@ struct wsb_worker_start {
   int control_fd; /* the worker's end of its socketpair with the master */
   struct wsb_shm *shm;
   enum wsb_log_level log_level;
+  enum wsb_log_format log_format;
 };
 
 /* The signals a worker handles on its loop (stop, second stop, log reopen). The master forks it

@@ -56,6 +56,7 @@ struct wsb_shm_backend {
  */
 #define WSB_WORKER_SETTINGS(XX)                                    \
   XX(VAL, uint32_t, wsbal, , log_level, )                          \
+  XX(VAL, uint32_t, wsbal, , log_format, )                         \
   XX(STR, WSB_PATH_MAX, wsbal, , access_log, )                     \
   XX(VAL, uint64_t, wsbal, , max_sessions, )                       \
   XX(VAL, uint64_t, wsbal, , shutdown_timeout, _ms)                \

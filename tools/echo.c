@@ -183,7 +183,7 @@ static void start_signals(struct wsb_echo_server *srv) {
 int main(int argc, char **argv) {
   struct options o;
   parse_options(argc, argv, &o);
-  wsb_log_setup(o.verbose ? WSB_LOG_DEBUG : WSB_LOG_INFO, "wsbal-echo");
+  wsb_log_setup(o.verbose ? WSB_LOG_DEBUG : WSB_LOG_INFO, WSB_LOG_TEXT, "wsbal-echo", -1);
 
   struct wsb_echo_server *srv = calloc(1, sizeof(*srv));
   if (srv == NULL)

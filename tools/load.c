@@ -992,7 +992,7 @@ static void setup(struct wsb_load_ctx *ctx) {
 }
 
 int main(int argc, char **argv) {
-  wsb_log_setup(WSB_LOG_INFO, "wsbal-load");
+  wsb_log_setup(WSB_LOG_INFO, WSB_LOG_TEXT, "wsbal-load", -1);
   struct wsb_load_ctx *ctx = calloc(1, sizeof(*ctx));
   if (ctx == NULL)
     wsb_fatal(EXIT_STARTUP, "out of memory");

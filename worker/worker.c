@@ -19,9 +19,8 @@ void wsb_worker_refresh_table(struct wsb_worker *w) {
   if (wsb_shm_generation(w->shm) == w->table_generation)
     return;
   w->table_generation = wsb_shm_read(w->shm, w->table);
-  char who[32];
-  snprintf(who, sizeof(who), "worker %u", w->slot);
-  wsb_log_setup((enum wsb_log_level)w->table->settings.log_level, who);
+  wsb_log_setup((enum wsb_log_level)w->table->settings.log_level,
+                (enum wsb_log_format)w->table->settings.log_format, "worker", (int)w->slot);
   if (strcmp(w->access_path, w->table->settings.access_log) != 0)
     wsb_access_log_reopen(w);
   wsb_tls_worker_refresh(w);
@@ -164,9 +163,7 @@ static int open_listeners(struct wsb_worker *w, const struct wsb_worker_start *s
 }
 
 int wsb_worker_main(const struct wsb_worker_start *start) {
-  char who[32];
-  snprintf(who, sizeof(who), "worker %u", start->slot);
-  wsb_log_setup(start->log_level, who);
+  wsb_log_setup(start->log_level, start->log_format, "worker", (int)start->slot);
   signal(SIGPIPE, SIG_IGN);
 
   struct wsb_worker *w = calloc(1, sizeof(*w));

@@ -107,6 +107,7 @@ static void assert_defaults(const struct wsb_config *c) {
   ck_assert_ptr_null(c->wsbal.user);
   ck_assert_ptr_null(c->wsbal.group);
   ck_assert_int_eq(c->wsbal.log_level, WSB_LOG_INFO);
+  ck_assert_int_eq(c->wsbal.log_format, WSB_LOG_TEXT);
   ck_assert_ptr_null(c->wsbal.access_log);
   ck_assert_uint_eq(c->wsbal.max_sessions, 100000);
   ck_assert_uint_eq(c->wsbal.shutdown_timeout_ms, 30000);
@@ -230,6 +231,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_str_eq(c.wsbal.user, "wsbal");
   ck_assert_str_eq(c.wsbal.group, "nogroup");
   ck_assert_int_eq(c.wsbal.log_level, WSB_LOG_DEBUG);
+  ck_assert_int_eq(c.wsbal.log_format, WSB_LOG_JSON);
   ck_assert_str_eq(c.wsbal.access_log, "/var/log/wsbal/access.log");
   ck_assert_uint_eq(c.wsbal.max_sessions, 2500);
   ck_assert_uint_eq(c.wsbal.shutdown_timeout_ms, 45000);
@@ -317,7 +319,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->max_sessions, 300);
   ck_assert(!b->enabled);
   ck_assert(b->backup);
-  ck_assert_int_eq(b->line, 63);
+  ck_assert_int_eq(b->line, 64);
   b = &c.backends[1];
   ck_assert_str_eq(b->name, "app_2.b");
   ck_assert_str_eq(b->url.host, "::1");
@@ -325,7 +327,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->weight, 1);
   ck_assert(b->enabled);
   ck_assert(!b->backup);
-  ck_assert_int_eq(b->line, 70);
+  ck_assert_int_eq(b->line, 71);
   wsb_config_free(&c);
 }
 END_TEST
@@ -352,7 +354,7 @@ static bool file_sets(const char *path, enum cfg_section sec, const char *key) {
    by its name, and full.ini, which the test above reads back, sets every one of them. */
 START_TEST(every_key_is_listed) {
   static const size_t want[] = {
-      [CFG_SEC_WSBAL] = 7, [CFG_SEC_LISTEN] = 13, [CFG_SEC_UPSTREAM] = 29,
+      [CFG_SEC_WSBAL] = 8, [CFG_SEC_LISTEN] = 13, [CFG_SEC_UPSTREAM] = 29,
       [CFG_SEC_ADMIN] = 4, [CFG_SEC_BACKEND] = 5,
   };
   size_t total = 0;
@@ -369,7 +371,7 @@ START_TEST(every_key_is_listed) {
     ck_assert_ptr_null(wsb__cfg_key_name(sec, n));
     total += n;
   }
-  ck_assert_uint_eq(total, 58);
+  ck_assert_uint_eq(total, 59);
   ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_LISTEN, 0), "address");
   ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_UPSTREAM, 28), "resolve_interval");
   ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_BACKEND, 0), "url");

@@ -15,12 +15,16 @@
 #include "log.h"
 #include "tls_worker.h"
 
+static void log_setup(const struct wsb_worker *w) {
+  wsb_log_setup((enum wsb_log_level)w->table->settings.log_level,
+                (enum wsb_log_format)w->table->settings.log_format, "worker", (int)w->slot);
+}
+
 void wsb_worker_refresh_table(struct wsb_worker *w) {
   if (wsb_shm_generation(w->shm) == w->table_generation)
     return;
   w->table_generation = wsb_shm_read(w->shm, w->table);
-  wsb_log_setup((enum wsb_log_level)w->table->settings.log_level,
-                (enum wsb_log_format)w->table->settings.log_format, "worker", (int)w->slot);
+  log_setup(w);
   if (strcmp(w->access_path, w->table->settings.access_log) != 0)
     wsb_access_log_reopen(w);
   wsb_tls_worker_refresh(w);
@@ -103,6 +107,8 @@ static void drain(struct wsb_worker *w, bool graceful, const char *why) {
 
 static void on_reopen(uv_signal_t *h, int signum) {
   struct wsb_worker *w = h->data;
+  /* An idle worker has not read the latest reload yet: its log format and access log path. */
+  wsb_worker_refresh_table(w);
   if (wsb_access_log_reopen(w) == 0)
     wsb_log_info("access log reopened%s%s", w->access_path[0] ? ": " : " (off)", w->access_path);
 }
@@ -183,6 +189,7 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   if (RAND_bytes((unsigned char *)&w->rng, sizeof(w->rng)) != 1 || w->rng == 0)
     w->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
   w->table_generation = wsb_shm_read(w->shm, w->table);
+  log_setup(w); /* a reload may have come between the fork and this read */
   struct timeval tv;
   gettimeofday(&tv, NULL);
   w->unix_offset_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000 - uv_now(&w->loop);

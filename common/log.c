@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "text.h"
 
 /*
  * The log threshold, format and who logs are this module's only state: every function of the
@@ -59,12 +60,6 @@ int wsb_log_enabled(enum wsb_log_level level) {
   return level <= log_level;
 }
 
-static void put(char *buf, size_t cap, size_t *len, const char *s, size_t n) {
-  if (*len + n <= cap)
-    memcpy(buf + *len, s, n);
-  *len += n;
-}
-
 /* msg holds msg_len bytes of a message of full_len (more when vsnprintf cut it). */
 static size_t format_line(char *buf, size_t cap, enum wsb_log_level level, const char *msg,
                           size_t msg_len, size_t full_len) {
@@ -86,14 +81,15 @@ static size_t format_line(char *buf, size_t cap, enum wsb_log_level level, const
     msg_len = keep;
   }
 
-  size_t len = 0;
+  /* Both formats write through the JSON writer's text: one bound, overflow checked once. */
+  struct wsb_json j;
+  wsb_json_init(&j, buf, cap);
+  struct wsb_text *t = &j.text;
   if (log_journal) {
     char prio[3] = {'<', level_priorities[level], '>'};
-    put(buf, cap, &len, prio, sizeof(prio));
+    wsb_text_put(t, prio, sizeof(prio));
   }
   if (log_format == WSB_LOG_JSON) {
-    struct wsb_json j;
-    wsb_json_init(&j, buf + (len < cap ? len : cap), len < cap ? cap - len : 0);
     wsb_json_object_begin(&j);
     wsb_json_key(&j, "ts");
     wsb_json_cstring(&j, ts);
@@ -111,28 +107,26 @@ static size_t format_line(char *buf, size_t cap, enum wsb_log_level level, const
     } else {
       /* The message and its marker as one string: the writer escapes the joined bytes. */
       char joined[WSB_LOG_MSG_MAX + sizeof(marker)];
-      memcpy(joined, msg, msg_len);
       size_t mlen = strlen(marker);
+      memcpy(joined, msg, msg_len);
       memcpy(joined + msg_len, marker, mlen);
       wsb_json_string(&j, joined, msg_len + mlen);
     }
     wsb_json_object_end(&j);
-    size_t n = wsb_json_finish(&j);
-    if (n == 0)
+    if (wsb_json_finish(&j) == 0)
       return 0;
-    len += n;
   } else {
-    put(buf, cap, &len, ts, strlen(ts));
-    put(buf, cap, &len, " ", 1);
-    put(buf, cap, &len, log_who, strlen(log_who));
-    put(buf, cap, &len, " ", 1);
-    put(buf, cap, &len, level_names[level], strlen(level_names[level]));
-    put(buf, cap, &len, ": ", 2);
-    put(buf, cap, &len, msg, msg_len);
-    put(buf, cap, &len, marker, strlen(marker));
+    wsb_text_put(t, ts, strlen(ts));
+    wsb_text_put(t, " ", 1);
+    wsb_text_put(t, log_who, strlen(log_who));
+    wsb_text_put(t, " ", 1);
+    wsb_text_put(t, level_names[level], strlen(level_names[level]));
+    wsb_text_put(t, ": ", 2);
+    wsb_text_put(t, msg, msg_len);
+    wsb_text_put(t, marker, strlen(marker));
   }
-  put(buf, cap, &len, "\n", 1);
-  return len <= cap ? len : 0;
+  wsb_text_put(t, "\n", 1);
+  return t->overflow ? 0 : t->len;
 }
 
 size_t wsb_log_format_line(char *buf, size_t cap, enum wsb_log_level level, const char *msg,

@@ -35,6 +35,16 @@ def parse_json_line(line):
     return None
 
 
+def reopen_lines(w):
+    """Sends SIGUSR1, which makes the master and each worker log a line; returns the lines since."""
+    with w.cond:
+        mark = len(w.lines)
+    w.proc.send_signal(signal.SIGUSR1)
+    wait_for(lambda: sum("access log reopened" in l for l in w.lines[mark:]) >= w.workers)
+    with w.cond:
+        return w.lines[mark:]
+
+
 def test_reload_switches_format(echo):
     w = Wsbal([("a", echo.url)], workers=2)
     try:
@@ -45,12 +55,7 @@ def test_reload_switches_format(echo):
         objs = [parse_json_line(l) for l in since]
         c.true("after the reload every master line is JSON", since and all(objs), "\n".join(since))
         # Workers take it too: SIGUSR1 makes each log a line (an idle worker reads the reload then).
-        with w.cond:
-            mark = len(w.lines)
-        w.proc.send_signal(signal.SIGUSR1)
-        wait_for(lambda: sum("access log reopened" in l for l in w.lines[mark:]) >= 2)
-        with w.cond:
-            lines = w.lines[mark:]
+        lines = reopen_lines(w)
         objs = [parse_json_line(l) for l in lines]
         c.true("worker lines are JSON", lines and all(objs), "\n".join(lines))
         workers = sorted(o["worker"] for o in objs
@@ -59,12 +64,7 @@ def test_reload_switches_format(echo):
         # And back to text without a restart.
         verdict, since = w.reload([("a", echo.url)], {"wsbal": {"log_format": "text"}})
         c.true("back to text", since and all(TEXT_RX.match(l) for l in since), "\n".join(since))
-        with w.cond:
-            mark = len(w.lines)
-        w.proc.send_signal(signal.SIGUSR1)
-        wait_for(lambda: sum("reopened" in l for l in w.lines[mark:]) >= 2)
-        with w.cond:
-            lines = w.lines[mark:]
+        lines = reopen_lines(w)
         c.true("worker lines text again", lines and all(TEXT_RX.match(l) for l in lines),
                "\n".join(lines))
     finally:
@@ -112,26 +112,32 @@ def config_text(echo, fmt, port):
             f"[backend:a]\nurl = {echo.url}\n").encode()
 
 
+def reload_at(echo, path, tmp):
+    """Starts a JSON-logging wsbal on the configuration at path (bytes), reloads it once, stops
+    it; returns its stderr's lines (bytes), checking it ended with a newline."""
+    with open(path, "wb") as f:
+        f.write(config_text(echo, "json", free_port()))
+    w = RawWsbal(path, stderr_path=os.path.join(tmp, "err"))
+    try:
+        c.true("started", w.wait("listening", lambda d: b"listening on" in d), w.data())
+        w.proc.send_signal(signal.SIGHUP)
+        c.true("reloaded", w.wait("reloaded", lambda d: b"reloaded" in d), w.data())
+    finally:
+        c.eq("stops with 0", 0, w.stop())
+    lines = w.data().split(b"\n")
+    c.eq("ends with a newline", b"", lines[-1])
+    return lines[:-1]
+
+
 def test_hostile_message(echo):
     """The configuration's path is in the "reloaded PATH" line: give it a quote, a backslash, a
     newline, control bytes and bytes that are not UTF-8."""
     tmp = tempfile.mkdtemp(prefix="wsbal-log-")
     try:
         path = os.path.join(tmp.encode(), b'a "q" \\ \n\x01\x1b[31m \xff\xc3 .ini')
-        with open(path, "wb") as f:
-            f.write(config_text(echo, "json", free_port()))
-        w = RawWsbal(path, stderr_path=os.path.join(tmp, "err"))
-        try:
-            c.true("started", w.wait("listening", lambda d: b"listening on" in d), w.data())
-            w.proc.send_signal(signal.SIGHUP)
-            c.true("reloaded", w.wait("reloaded", lambda d: b"reloaded" in d), w.data())
-        finally:
-            c.eq("stops with 0", 0, w.stop())
-        data = w.data()
-        lines = data.split(b"\n")
-        c.eq("ends with a newline", b"", lines[-1])
-        objs = [parse_json_line(l.decode("utf-8")) for l in lines[:-1]]
-        c.true("every line one JSON object", lines[:-1] and all(objs), data)
+        lines = reload_at(echo, path, tmp)
+        objs = [parse_json_line(l.decode("utf-8")) for l in lines]
+        c.true("every line one JSON object", lines and all(objs), lines)
         msg = [o["msg"] for o in objs if o and o["msg"].startswith("reloaded")]
         want = "reloaded " + tmp + '/a "q" \\ \n\x01\x1b[31m \ufffd\ufffd .ini: generation'
         c.true("the message is whole, bad bytes as U+FFFD", msg and msg[0].startswith(want),
@@ -150,16 +156,7 @@ def test_long_message(echo):
             d = os.path.join(d, "é" * 120)
         os.makedirs(d)
         path = os.path.join(d, "x.ini").encode()
-        with open(path, "wb") as f:
-            f.write(config_text(echo, "json", free_port()))
-        w = RawWsbal(path, stderr_path=os.path.join(tmp, "err"))
-        try:
-            c.true("started", w.wait("listening", lambda d: b"listening on" in d), w.data())
-            w.proc.send_signal(signal.SIGHUP)
-            c.true("reloaded", w.wait("reloaded", lambda d: b"reloaded" in d), w.data())
-        finally:
-            c.eq("stops with 0", 0, w.stop())
-        lines = w.data().split(b"\n")[:-1]
+        lines = reload_at(echo, path, tmp)
         line = [l for l in lines if b"reloaded" in l][0]
         o = parse_json_line(line.decode("utf-8"))  # strict: a cut character would raise
         c.true("the long line is one JSON object", o is not None, line[:200])

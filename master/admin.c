@@ -62,10 +62,11 @@ struct admin_conn {
   size_t fed;      /* bytes of buf the head parser has been given (it keeps its place) */
   size_t head_len; /* 0 until the head is complete */
   size_t body_len;
-  uint64_t serial;  /* names the connection to a deferred answer */
-  bool keep_alive;  /* of the request being answered */
-  bool head_only;   /* the request being answered is a HEAD */
-  bool close_after; /* the answer going out is the last: Connection: close */
+  uint64_t serial;               /* names the connection to a deferred answer */
+  bool keep_alive;               /* of the request being answered */
+  bool head_only;                /* the request being answered is a HEAD */
+  bool close_after;              /* the answer going out is the last: Connection: close */
+  char peer[WSB_ADMIN_PEER_MAX]; /* the client, for the handlers' log of changes */
 };
 
 struct admin_write {
@@ -73,6 +74,25 @@ struct admin_write {
   struct admin_conn *c;
   char data[];
 };
+
+/* The connection's client as "ADDR:PORT", "[V6]:PORT", or "?" when it cannot be known. */
+static void peer_text(uv_tcp_t *tcp, char *out, size_t cap) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  char ip[INET6_ADDRSTRLEN];
+  snprintf(out, cap, "?");
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0)
+    return;
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+    if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip)) != NULL)
+      snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(sin->sin_port));
+  } else if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+    if (inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip)) != NULL)
+      snprintf(out, cap, "[%s]:%u", ip, (unsigned)ntohs(sin6->sin6_port));
+  }
+}
 
 int wsb_admin_bind(const struct wsb_hostport *hp, char *err, size_t errlen) {
   return wsb_listen_open(hp, false, err, errlen);
@@ -406,6 +426,7 @@ static void dispatch(struct admin_conn *c) {
         .body = c->buf + c->head_len,
         .body_len = c->body_len,
         .conn = c->serial,
+        .peer = c->peer,
     };
     /* Waiting already, so a handler may also complete before it returns (no worker to ask). */
     set_state(c, CONN_WAITING);
@@ -596,6 +617,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     close_conn(c);
     return;
   }
+  peer_text(&c->tcp, c->peer, sizeof(c->peer));
   set_state(c, CONN_IDLE);
 }
 

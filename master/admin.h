@@ -24,8 +24,12 @@ struct wsb_admin_request {
   const char *query; /* NUL-terminated, "" when none */
   const char *body;
   size_t body_len;
-  uint64_t conn; /* for wsb_admin_complete, when the handler defers its answer */
+  uint64_t conn;    /* for wsb_admin_complete, when the handler defers its answer */
+  const char *peer; /* the client as "ADDR:PORT" ("[V6]:PORT"), for the log of changes */
 };
+
+/* Room for a peer: "[" INET6_ADDRSTRLEN "]:65535". */
+#define WSB_ADMIN_PEER_MAX 64
 
 /* Answers one request; the server does token checks, framing and keep-alive. A handler that
    leaves reply->status at 0 answers with wsb_admin_complete(req->conn), later or even before

@@ -169,11 +169,15 @@ static bool change(struct master *m, const char *name, unsigned weight, enum ver
   return rc == 0;
 }
 
-static void log_change(const struct target *t, const char *what, const char *detail) {
+/* One info line per change, naming the client that made it (as HAProxy's and Traefik's
+   operators audit theirs): "admin 127.0.0.1:53412: backend e1 disabled". */
+static void log_change(const struct api_call *c, const struct target *t, const char *what,
+                       const char *detail) {
   if (t->section)
-    wsb_log_info("admin: backend %s (%zu addresses) %s%s", t->name, t->n, what, detail);
+    wsb_log_info("admin %s: backend %s (%zu addresses) %s%s", c->req->peer, t->name, t->n, what,
+                 detail);
   else
-    wsb_log_info("admin: backend %s %s%s", t->name, what, detail);
+    wsb_log_info("admin %s: backend %s %s%s", c->req->peer, t->name, what, detail);
 }
 
 /* PATCH {"weight"?, "enabled"?}. */
@@ -193,7 +197,13 @@ void wsb__api_backend_patch(struct api_call *c) {
     return;
   enum verb verb = erc != 0 ? VERB_NONE : enabled ? VERB_ENABLE : VERB_DISABLE;
   if (change(c->m, t.name, wrc == 0 ? (unsigned)weight : 0, verb, c->r)) {
-    log_change(&t, "changed", "");
+    char detail[64] = "";
+    if (wrc == 0)
+      snprintf(detail, sizeof(detail), ": weight %llu", (unsigned long long)weight);
+    if (erc == 0)
+      snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), "%s%s",
+               wrc == 0 ? ", " : ": ", enabled ? "enabled" : "disabled");
+    log_change(c, &t, "changed", detail);
     target_json(c->m, &t, c->r);
   }
 }
@@ -202,7 +212,7 @@ void wsb__api_backend_patch(struct api_call *c) {
 static void set_enabled(struct api_call *c, bool enabled) {
   struct target t;
   if (find_target(c, &t) && change(c->m, t.name, 0, enabled ? VERB_ENABLE : VERB_DISABLE, c->r)) {
-    log_change(&t, enabled ? "enabled" : "disabled", "");
+    log_change(c, &t, enabled ? "enabled" : "disabled", "");
     target_json(c->m, &t, c->r);
   }
 }
@@ -224,7 +234,7 @@ void wsb__api_backend_drain(struct api_call *c) {
   const char *names[WSB_SHM_MAX_BACKENDS];
   for (size_t i = 0; i < t.n; i++)
     names[i] = c->m->table->backends[t.slots[i]].name;
-  log_change(&t, "draining", "");
+  log_change(c, &t, "draining", "");
   wsb__api_accepted(c->r, "draining", to_workers(c->m, &t, WSB_CTL_FAILOVER_BACKEND), names, t.n);
 }
 
@@ -246,7 +256,7 @@ void wsb__api_backend_delete(struct api_call *c) {
   if (strcmp(mode, "keep") != 0)
     reached = to_workers(
         c->m, &t, strcmp(mode, "failover") == 0 ? WSB_CTL_FAILOVER_BACKEND : WSB_CTL_CLOSE_BACKEND);
-  log_change(&t, "deleted, its sessions: ", mode);
+  log_change(c, &t, "deleted, its sessions: ", mode);
   struct wsb_json j;
   if (!wsb__api_json_begin(&j, c->r))
     return;

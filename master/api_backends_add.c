@@ -19,13 +19,15 @@ struct add_op {
   struct add_op *next;
   struct master *m;
   uint64_t conn;
+  char peer[WSB_ADMIN_PEER_MAX]; /* who asked, for the log line */
   struct wsb_backend_config b;
 };
 
 /* Adds b and publishes it; addrs are its host's addresses (NULL: a literal address, looked up
    at once). Fills r: 201 with the backend, or the error. */
 static void add_publish(struct master *m, const struct wsb_backend_config *b,
-                        const struct wsb_addrs *addrs, struct wsb_admin_reply *r) {
+                        const struct wsb_addrs *addrs, const char *peer,
+                        struct wsb_admin_reply *r) {
   struct wsb_backends next;
   char err[512] = "out of memory";
   int rc = wsb_backends_copy(&next, &m->backends);
@@ -45,7 +47,7 @@ static void add_publish(struct master *m, const struct wsb_backend_config *b,
     wsb_admin_error(r, rc == -EEXIST ? 409 : rc == -EINVAL ? 422 : 500, err);
     return;
   }
-  wsb_log_info("admin: backend %s added (%s)", b->name, b->url_text);
+  wsb_log_info("admin %s: backend %s added (%s)", peer, b->name, b->url_text);
   wsb__api_backend_reply(m, wsb__api_find_backend(m, b->name), 201, r);
 }
 
@@ -75,7 +77,7 @@ static void on_add_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
     wsb_admin_error(&r, 422, msg);
   } else {
     wsb_discovery_log_addrs(op->b.name, op->b.url.host, &addrs, dropped);
-    add_publish(m, &op->b, &addrs, &r);
+    add_publish(m, &op->b, &addrs, op->peer, &r);
   }
   if (res != NULL)
     uv_freeaddrinfo(res);
@@ -141,7 +143,7 @@ void wsb__api_backends_add(struct api_call *c) {
       return;
     }
   if (wsb_addrs_is_literal(b.url.host)) {
-    add_publish(m, &b, NULL, c->r); /* nothing to wait for */
+    add_publish(m, &b, NULL, c->req->peer, c->r); /* nothing to wait for */
     return;
   }
   if (m->nadds >= ADDS_MAX) {
@@ -154,6 +156,7 @@ void wsb__api_backends_add(struct api_call *c) {
     return;
   }
   *op = (struct add_op){.m = m, .conn = c->req->conn, .b = b};
+  snprintf(op->peer, sizeof(op->peer), "%s", c->req->peer);
   op->req.data = op;
   static const struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
   char port[8];

@@ -348,11 +348,19 @@ void wsb__api_session_get(struct api_call *c) {
    still exists, so it is answered 202. */
 static void send_command(struct api_call *c, struct wsb_control_msg *msg) {
   unsigned reached = wsb_workers_send(&c->m->workers, (int)(msg->session >> 52), msg);
-  if (reached == 0)
+  if (reached == 0) {
     wsb_admin_error(c->r, 404, "no such session: its worker is not running");
+    return;
+  }
+  if (msg->type == WSB_CTL_KILL_SESSION)
+    wsb_log_info("admin %s: session %016llx closing (code %u)", c->req->peer,
+                 (unsigned long long)msg->session, (unsigned)msg->code);
   else
-    wsb__api_accepted(c->r, msg->type == WSB_CTL_KILL_SESSION ? "closing" : "moving", reached, NULL,
-                      0);
+    wsb_log_info("admin %s: session %016llx moving%s%s", c->req->peer,
+                 (unsigned long long)msg->session, msg->slot >= 0 ? " to " : "",
+                 msg->slot >= 0 ? c->m->table->backends[msg->slot].name : "");
+  wsb__api_accepted(c->r, msg->type == WSB_CTL_KILL_SESSION ? "closing" : "moving", reached, NULL,
+                    0);
 }
 
 void wsb__api_session_close(struct api_call *c) {

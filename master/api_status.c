@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "log.h"
 
 static void status_word(struct wsb_admin_reply *r, const char *word) {
   struct wsb_json j;
@@ -147,6 +148,8 @@ static void lines(struct wsb_json *j, const char *key, const struct wsb_config_e
 void wsb__api_reload(struct api_call *c) {
   struct wsb_config_errors errs = {0}, discarded = {0};
   int rc = wsb_master_reload(c->m, &errs, &discarded);
+  wsb_log_info("admin %s: reload %s, configuration generation %llu", c->req->peer,
+               rc == 0 ? "done" : "failed", (unsigned long long)wsb_shm_generation(c->m->shm));
   struct wsb_json j;
   if (wsb__api_json_begin(&j, c->r)) {
     wsb_json_object_begin(&j);

@@ -1,9 +1,12 @@
 /* wsbalctl: the command-line client of wsbal's admin API. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 #include "json.h"
@@ -23,25 +26,36 @@
 #define BODY_MAX   2048
 
 /* The command-specific options, in the order of enum option_bit. */
-static const char *const option_names[] = {"--backend", "--weight", "--to", "--sessions"};
+static const char *const option_names[] = {"--backend",  "--weight", "--to",
+                                           "--sessions", "--wait",   "--timeout"};
 
 enum option_bit {
   OPT_BACKEND = 1 << 0,  /* sessions --backend NAME */
   OPT_WEIGHT = 1 << 1,   /* add --weight W */
   OPT_TO = 1 << 2,       /* failover --to NAME */
   OPT_SESSIONS = 1 << 3, /* remove --sessions keep|failover|close */
+  OPT_WAIT = 1 << 4,     /* drain --wait */
+  OPT_TIMEOUT = 1 << 5,  /* drain --wait --timeout S */
 };
+
+/* How long drain --wait waits by default, and how often it looks: HAProxy's operators wait on
+   "show servers state" in about this rhythm. */
+#define DRAIN_TIMEOUT_S 60
+#define DRAIN_POLL_MS   500
+#define TOKEN_MAX       4096
 
 struct options {
   const char *addr;
-  const char *token;
+  const char *token;      /* -T: NULL when not given */
+  const char *token_file; /* --token-file: NULL when not given */
   bool json;
   unsigned given; /* enum option_bit */
   const char *backend;
   const char *to;
   const char *sessions;
   unsigned long weight;
-  char **args; /* the command and its operands */
+  unsigned long timeout; /* drain --wait: seconds */
+  char **args;           /* the command and its operands */
   int nargs;
 };
 
@@ -71,7 +85,7 @@ struct command {
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: wsbalctl [-a ADDR] [-T TOKEN] [--json] COMMAND\n"
+          "usage: wsbalctl [-a ADDR] [-T TOKEN | --token-file PATH] [--json] COMMAND\n"
           "commands:\n"
           "  status                            version, uptime, workers and totals\n"
           "  backends                          every backend with its state and counters\n"
@@ -80,14 +94,18 @@ static void usage(FILE *out) {
           "  remove NAME [--sessions MODE]     remove a backend; its live sessions: keep\n"
           "                                    (default), failover or close\n"
           "  enable NAME, disable NAME         start/stop giving a backend new sessions\n"
-          "  drain NAME                        disable it and move its sessions to the others\n"
+          "  weight NAME W                     set a backend's weight (1..1000)\n"
+          "  drain NAME [--wait [--timeout S]] disable it and move its sessions to the others;\n"
+          "                                    --wait returns once it has none (S default 60)\n"
           "  kill SESSION                      close a session\n"
           "  failover SESSION [--to NAME]      move a session to another backend now\n"
           "  reload                            re-read the configuration file, like SIGHUP\n"
           "options:\n"
           "  -a, --address ADDR  admin API HOST:PORT (default $WSBAL_ADMIN or " WSB_CTL_DEFAULT_ADDR
           ")\n"
-          "  -T, --token TOKEN   bearer token (default $WSBAL_TOKEN)\n"
+          "  -T, --token TOKEN   bearer token (shows in ps: prefer --token-file)\n"
+          "  --token-file PATH   read the token from PATH; default $WSBAL_TOKEN, then the file\n"
+          "                      $WSBAL_TOKEN_FILE names\n"
           "  -j, --json          print the server's JSON answer as it came\n"
           "  -h, --help          show this help;  -V, --version  print the version\n"
           "exit status: 0 done, 1 the server answered an error or could not be reached, 2 usage\n");
@@ -173,6 +191,18 @@ static bool failover_body(const struct options *o, struct call *c) {
   return c->body_len > 0;
 }
 
+/* weight NAME W: PATCH {"weight": W}. */
+static bool weight_body(const struct options *o, struct call *c) {
+  struct wsb_json j;
+  wsb_json_init(&j, c->body, sizeof(c->body));
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "weight");
+  wsb_json_uint(&j, o->weight);
+  wsb_json_object_end(&j);
+  c->body_len = wsb_json_finish(&j);
+  return c->body_len > 0;
+}
+
 static const struct command commands[] = {
     {"status", 0, 0, "status", "GET", "/api/v1/status", "", NULL, wsb_ctl_print_status},
     {"backends", 0, 0, "backends", "GET", "/api/v1/backends", "", NULL, wsb_ctl_print_backends},
@@ -186,8 +216,10 @@ static const struct command commands[] = {
      wsb_ctl_print_backend},
     {"disable", 1, 0, "disable NAME", "POST", "/api/v1/backends/", "/disable", NULL,
      wsb_ctl_print_backend},
-    {"drain", 1, 0, "drain NAME", "POST", "/api/v1/backends/", "/drain", NULL,
-     wsb_ctl_print_fields},
+    {"weight", 2, 0, "weight NAME W", "PATCH", "/api/v1/backends/", "", weight_body,
+     wsb_ctl_print_backend},
+    {"drain", 1, OPT_WAIT | OPT_TIMEOUT, "drain NAME [--wait [--timeout S]]", "POST",
+     "/api/v1/backends/", "/drain", NULL, wsb_ctl_print_fields},
     {"kill", 1, 0, "kill SESSION", "DELETE", "/api/v1/sessions/", "", NULL, wsb_ctl_print_fields},
     {"failover", 1, OPT_TO, "failover SESSION [--to NAME]", "POST", "/api/v1/sessions/",
      "/failover", failover_body, wsb_ctl_print_fields},
@@ -210,23 +242,32 @@ static bool build_call(const struct command *cmd, const struct options *o, struc
 
 /* ---- the command line ---- */
 
-static unsigned long parse_weight(const char *s) {
+/* A whole number from min to max, or a usage error naming what takes it. */
+static unsigned long parse_number(const char *s, const char *what, unsigned long min,
+                                  unsigned long max) {
   char *end;
-  if (s[0] < '0' || s[0] > '9')
-    usage_error("--weight takes a whole number from 1 to 1000, not \"%s\"", s);
-  unsigned long w = strtoul(s, &end, 10);
-  if (*end != '\0' || w < 1 || w > 1000)
-    usage_error("--weight takes a whole number from 1 to 1000, not \"%s\"", s);
-  return w;
+  errno = 0;
+  unsigned long v = s[0] >= '0' && s[0] <= '9' ? strtoul(s, &end, 10) : 0;
+  if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v < min || v > max)
+    usage_error("%s takes a whole number from %lu to %lu, not \"%s\"", what, min, max, s);
+  return v;
 }
 
 static void parse_options(int argc, char **argv, struct options *o) {
   static const struct option longopts[] = {
-      {"address", required_argument, NULL, 'a'},  {"token", required_argument, NULL, 'T'},
-      {"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
-      {"version", no_argument, NULL, 'V'},        {"backend", required_argument, NULL, 'b'},
-      {"weight", required_argument, NULL, 'w'},   {"to", required_argument, NULL, 't'},
-      {"sessions", required_argument, NULL, 's'}, {NULL, 0, NULL, 0},
+      {"address", required_argument, NULL, 'a'},
+      {"token", required_argument, NULL, 'T'},
+      {"json", no_argument, NULL, 'j'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {"backend", required_argument, NULL, 'b'},
+      {"weight", required_argument, NULL, 'w'},
+      {"to", required_argument, NULL, 't'},
+      {"sessions", required_argument, NULL, 's'},
+      {"wait", no_argument, NULL, 'W'},
+      {"timeout", required_argument, NULL, 'o'},
+      {"token-file", required_argument, NULL, 'F'},
+      {NULL, 0, NULL, 0},
   };
   opterr = 0; /* our own messages, with the exit status SPEC.md gives usage errors */
   int ch;
@@ -253,7 +294,17 @@ static void parse_options(int argc, char **argv, struct options *o) {
       break;
     case 'w':
       o->given |= OPT_WEIGHT;
-      o->weight = parse_weight(optarg);
+      o->weight = parse_number(optarg, "--weight", 1, 1000);
+      break;
+    case 'W':
+      o->given |= OPT_WAIT;
+      break;
+    case 'o':
+      o->given |= OPT_TIMEOUT;
+      o->timeout = parse_number(optarg, "--timeout", 1, 86400);
+      break;
+    case 'F':
+      o->token_file = optarg;
       break;
     case 't':
       o->given |= OPT_TO;
@@ -293,57 +344,226 @@ static const struct command *find_command(const struct options *o) {
     for (int a = 1; a < o->nargs; a++)
       if (o->args[a][0] == '\0')
         usage_error("%s: an operand is empty", cmd->name);
+    if ((o->given & OPT_TIMEOUT) && !(o->given & OPT_WAIT))
+      usage_error("%s", "--timeout goes with --wait");
     return cmd;
   }
   usage_error("unknown command \"%s\"", o->args[0]);
 }
 
+/* ---- the token ---- */
+
+__attribute__((noreturn, format(printf, 1, 2))) static void token_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "wsbalctl: ");
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(WSB_CTL_EXIT_USAGE);
+}
+
+/* The token in the file at path, one trailing newline (LF or CR LF) stripped. An unreadable,
+   empty or oversized file is a usage error: sending no token would only earn a 401. */
+static const char *read_token_file(const char *path) {
+  static char token[TOKEN_MAX + 2];
+  FILE *f = fopen(path, "re");
+  if (f == NULL)
+    token_error("cannot read the token file %s: %s", path, strerror(errno));
+  size_t n = fread(token, 1, sizeof(token) - 1, f);
+  int err = ferror(f) ? errno : 0;
+  fclose(f);
+  if (err != 0)
+    token_error("cannot read the token file %s: %s", path, strerror(err));
+  if (n > TOKEN_MAX)
+    token_error("the token file %s holds more than %d bytes", path, TOKEN_MAX);
+  token[n] = '\0';
+  if (n > 0 && token[n - 1] == '\n')
+    token[--n] = '\0';
+  if (n > 0 && token[n - 1] == '\r')
+    token[--n] = '\0';
+  if (n == 0)
+    token_error("the token file %s is empty", path);
+  return token;
+}
+
+/* --token, then --token-file, then $WSBAL_TOKEN, then the file $WSBAL_TOKEN_FILE names. */
+static const char *find_token(const struct options *o) {
+  if (o->token != NULL)
+    return o->token;
+  if (o->token_file != NULL)
+    return read_token_file(o->token_file);
+  const char *env = getenv("WSBAL_TOKEN");
+  if (env != NULL && env[0] != '\0')
+    return env;
+  env = getenv("WSBAL_TOKEN_FILE");
+  if (env != NULL && env[0] != '\0')
+    return read_token_file(env);
+  return NULL;
+}
+
+/* ---- talking to the server ---- */
+
+/* One request; false with the reason on stderr when there is no answer. */
+static bool call(const struct options *o, const struct wsb_ctl_addr *addr, const char *method,
+                 const char *target, const struct call *c, struct wsb_ctl_answer *ans) {
+  struct wsb_ctl_request rq = {
+      .method = method,
+      .target = target,
+      .body = c != NULL && c->body_len > 0 ? c->body : NULL,
+      .body_len = c != NULL ? c->body_len : 0,
+      .token = o->token,
+  };
+  char err[512];
+  if (wsb_ctl_call(addr, &rq, ans, err, sizeof(err)) != 0) {
+    fprintf(stderr, "wsbalctl: %s\n", err);
+    return false;
+  }
+  return true;
+}
+
+static bool answer_ok(const struct wsb_ctl_answer *ans) {
+  return ans->status >= 200 && ans->status < 300;
+}
+
+/* With --json, the body to stdout as it came. */
+static void print_raw(const struct options *o, const struct wsb_ctl_answer *ans) {
+  if (!o->json)
+    return;
+  fwrite(ans->body, 1, ans->len, stdout);
+  if (ans->len > 0 && ans->body[ans->len - 1] != '\n')
+    fputc('\n', stdout);
+}
+
+static int flush_stdout(int rc) {
+  if (fflush(stdout) != 0) {
+    perror("wsbalctl: stdout");
+    return WSB_CTL_EXIT_ERROR;
+  }
+  return rc;
+}
+
+/* The path of the backend or session named name: base, then name percent-encoded. */
+static bool named_target(char *out, size_t cap, const char *base, const char *name) {
+  snprintf(out, cap, "%s", base);
+  return append_encoded(out, cap, name);
+}
+
+/*
+ * kill and failover are answered 202 whenever the session's worker runs, since the worker
+ * acts only if the session is still there; so wsbalctl asks for the session first and says
+ * "no such session" (exit 1) for one that is not live. Returns 0 when it is.
+ */
+static int session_exists(const struct options *o, const struct wsb_ctl_addr *addr,
+                          const char *id) {
+  char target[TARGET_MAX];
+  struct wsb_ctl_answer ans;
+  if (!named_target(target, sizeof(target), "/api/v1/sessions/", id))
+    usage_error("%s", "an argument is too long");
+  if (!call(o, addr, "GET", target, NULL, &ans))
+    return WSB_CTL_EXIT_ERROR;
+  int rc = WSB_CTL_EXIT_OK;
+  if (ans.status == 404) {
+    fprintf(stderr, "wsbalctl: no such session: %s\n", id);
+    rc = WSB_CTL_EXIT_ERROR;
+  } else if (!answer_ok(&ans)) {
+    print_raw(o, &ans);
+    wsb_ctl_print_error(&ans);
+    rc = WSB_CTL_EXIT_ERROR;
+  }
+  free(ans.body);
+  return flush_stdout(rc);
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * drain --wait: asks for the backend until it has no live session left, or the timeout says
+ * to give up (exit 1: the drain goes on in the server). A section of DNS-found addresses is
+ * answered as a list: every address must be empty.
+ */
+static int wait_drained(const struct options *o, const struct wsb_ctl_addr *addr,
+                        const char *name) {
+  char target[TARGET_MAX];
+  if (!named_target(target, sizeof(target), "/api/v1/backends/", name))
+    usage_error("%s", "an argument is too long");
+  unsigned long timeout = o->given & OPT_TIMEOUT ? o->timeout : DRAIN_TIMEOUT_S;
+  uint64_t deadline = now_ms() + (uint64_t)timeout * 1000;
+  for (;;) {
+    struct wsb_ctl_answer ans;
+    if (!call(o, addr, "GET", target, NULL, &ans))
+      return WSB_CTL_EXIT_ERROR;
+    uint64_t left = 0;
+    int rc = WSB_CTL_EXIT_OK;
+    if (!answer_ok(&ans))
+      wsb_ctl_print_error(&ans);
+    else
+      rc = wsb_ctl_sessions_left(&ans, &left);
+    free(ans.body);
+    if (!answer_ok(&ans) || rc != WSB_CTL_EXIT_OK)
+      return WSB_CTL_EXIT_ERROR;
+    if (left == 0) {
+      if (!o->json)
+        printf("%s: drained, no live sessions left\n", name);
+      return flush_stdout(WSB_CTL_EXIT_OK);
+    }
+    uint64_t now = now_ms();
+    if (now >= deadline) {
+      fprintf(stderr, "wsbalctl: drain %s: %llu session%s still live after %lu s\n", name,
+              (unsigned long long)left, left == 1 ? "" : "s", timeout);
+      return WSB_CTL_EXIT_ERROR;
+    }
+    uint64_t pause = deadline - now < DRAIN_POLL_MS ? deadline - now : DRAIN_POLL_MS;
+    struct timespec ts = {.tv_sec = (time_t)(pause / 1000),
+                          .tv_nsec = (long)(pause % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+  }
+}
+
 /* Sends the call and reports the answer; returns the exit status. */
 static int run(const struct options *o, const struct wsb_ctl_addr *addr, const struct call *c,
                const struct command *cmd) {
-  struct wsb_ctl_request rq = {
-      .method = c->method,
-      .target = c->target,
-      .body = c->body_len > 0 ? c->body : NULL,
-      .body_len = c->body_len,
-      .token = o->token,
-  };
+  if (strcmp(cmd->path, "/api/v1/sessions/") == 0) {
+    int rc = session_exists(o, addr, o->args[1]);
+    if (rc != WSB_CTL_EXIT_OK)
+      return rc;
+  }
   struct wsb_ctl_answer ans;
-  char err[512];
-  if (wsb_ctl_call(addr, &rq, &ans, err, sizeof(err)) != 0) {
-    fprintf(stderr, "wsbalctl: %s\n", err);
+  if (!call(o, addr, c->method, c->target, c, &ans))
     return WSB_CTL_EXIT_ERROR;
-  }
-  bool ok = ans.status >= 200 && ans.status < 300;
+  bool ok = answer_ok(&ans);
   int rc = ok ? WSB_CTL_EXIT_OK : WSB_CTL_EXIT_ERROR;
-  if (o->json) {
-    fwrite(ans.body, 1, ans.len, stdout);
-    if (ans.len > 0 && ans.body[ans.len - 1] != '\n')
-      fputc('\n', stdout);
-  }
+  print_raw(o, &ans);
   if (!ok)
     wsb_ctl_print_error(&ans);
   else if (!o->json)
     rc = cmd->print(&ans);
   free(ans.body);
-  if (fflush(stdout) != 0) {
-    perror("wsbalctl: stdout");
-    rc = WSB_CTL_EXIT_ERROR;
-  }
+  rc = flush_stdout(rc);
+  if (rc == WSB_CTL_EXIT_OK && (o->given & OPT_WAIT))
+    rc = wait_drained(o, addr, o->args[1]);
   return rc;
 }
 
 int main(int argc, char **argv) {
-  struct options o = {.addr = getenv("WSBAL_ADMIN"), .token = getenv("WSBAL_TOKEN")};
+  struct options o = {.addr = getenv("WSBAL_ADMIN")};
   if (o.addr == NULL || o.addr[0] == '\0')
     o.addr = WSB_CTL_DEFAULT_ADDR;
   parse_options(argc, argv, &o);
   const struct command *cmd = find_command(&o);
+  if (strcmp(cmd->name, "weight") == 0)
+    o.weight = parse_number(o.args[2], "weight", 1, 1000);
 
   struct wsb_ctl_addr addr;
   char err[512];
   if (wsb_ctl_addr_parse(o.addr, &addr, err, sizeof(err)) != 0)
     usage_error("%s", err);
+  o.token = find_token(&o);
   for (const char *t = o.token; t != NULL && *t; t++)
     if ((unsigned char)*t < ' ' || *t == 0x7f)
       usage_error("%s", "the token holds a control character");

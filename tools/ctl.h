@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define WSB_CTL_DEFAULT_ADDR "127.0.0.1:8081"
@@ -79,6 +80,9 @@ int wsb_ctl_print_backends(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_backend(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_sessions(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_reload(const struct wsb_ctl_answer *ans);
+/* drain --wait: the live sessions of a backend's answer, or the sum over a section's
+   {"backends": [...]}, into *left; an answer without them is reported on stderr (1). */
+int wsb_ctl_sessions_left(const struct wsb_ctl_answer *ans, uint64_t *left);
 /* Any other object: one "key  value" line per member. */
 int wsb_ctl_print_fields(const struct wsb_ctl_answer *ans);
 

@@ -271,6 +271,10 @@ int wsb_ctl_print_backend(const struct wsb_ctl_answer *ans) {
   if (!read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
   int rc;
+  if (type_of(&r.doc, wsb_json_member(&r.doc, 0, "backends")) == WSB_JSON_ARRAY) {
+    reader_free(&r);
+    return wsb_ctl_print_backends(ans); /* a section of several addresses */
+  }
   if (wsb_json_member(&r.doc, 0, "name") < 0) {
     reader_free(&r);
     return wsb_ctl_print_fields(ans); /* some other acknowledgement */
@@ -283,6 +287,30 @@ int wsb_ctl_print_backend(const struct wsb_ctl_answer *ans) {
   rc = finish_table(&t);
   reader_free(&r);
   return rc;
+}
+
+int wsb_ctl_sessions_left(const struct wsb_ctl_answer *ans, uint64_t *left) {
+  struct reader r;
+  if (!read_json(ans, &r, false))
+    return WSB_CTL_EXIT_ERROR;
+  const struct wsb_json_doc *doc = &r.doc;
+  int list = wsb_json_member(doc, 0, "backends");
+  bool ok = true;
+  *left = 0;
+  if (type_of(doc, list) == WSB_JSON_ARRAY) {
+    for (int e = wsb_json_next_child(doc, list, 0); ok && e > 0;
+         e = wsb_json_next_child(doc, list, e)) {
+      uint64_t n = 0;
+      ok = wsb_json_get_uint(doc, wsb_json_member(doc, e, "sessions"), 0, UINT64_MAX, &n) == 0;
+      *left += n;
+    }
+  } else {
+    ok = wsb_json_get_uint(doc, wsb_json_member(doc, 0, "sessions"), 0, UINT64_MAX, left) == 0;
+  }
+  reader_free(&r);
+  if (!ok)
+    unexpected("a backend without a \"sessions\" count");
+  return ok ? WSB_CTL_EXIT_OK : WSB_CTL_EXIT_ERROR;
 }
 
 /* Notes on stderr, so stdout stays the table: a list cut by the server's limit, or partial. */

@@ -1,6 +1,7 @@
 """wsbalctl: the exact requests of every command (against a scripted fake admin server), its
 tables and error messages, exit statuses 0/1/2, and a live wsbal: status, backends, enable and
-disable, sessions, kill, failover, drain, remove, reload, a token, a closed admin port."""
+disable, weight, sessions, kill, failover, drain (--wait), remove, reload, a token (option, file,
+environment), an unknown session id, a closed admin port."""
 import http.client
 import json
 import os
@@ -8,6 +9,7 @@ import re
 import socket
 import socketserver
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -66,7 +68,9 @@ class Fake:
     def __init__(self):
         self.requests = []
         self.reply = self.json_reply(200, {})
+        self.queue = []  # answers for the next requests, in order; then reply
         fake = self
+        lock = threading.Lock()
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self):
@@ -89,7 +93,8 @@ class Fake:
                     body += self.request.recv(65536)
                 fake.requests.append({"method": method, "target": target, "version": version,
                                       "headers": headers, "body": body})
-                answer = fake.reply
+                with lock:
+                    answer = fake.queue.pop(0) if fake.queue else fake.reply
                 if answer:
                     self.request.sendall(answer)
                 self.request.shutdown(socket.SHUT_WR)
@@ -133,6 +138,7 @@ COMMANDS = [
     (["enable", "e1"], "POST", "/api/v1/backends/e1/enable", None),
     (["disable", "e1"], "POST", "/api/v1/backends/e1/disable", None),
     (["drain", "e1"], "POST", "/api/v1/backends/e1/drain", None),
+    (["weight", "e1", "5"], "PATCH", "/api/v1/backends/e1", {"weight": 5}),
     (["kill", SESSION_ID], "DELETE", f"/api/v1/sessions/{SESSION_ID}", None),
     (["failover", SESSION_ID], "POST", f"/api/v1/sessions/{SESSION_ID}/failover", None),
     (["failover", SESSION_ID, "--to", "e2"], "POST", f"/api/v1/sessions/{SESSION_ID}/failover",
@@ -149,8 +155,16 @@ def test_exact_requests():
             name = " ".join(argv)
             fake.reply = Fake.json_reply(501, {"error": f"{argv[0]} is not built yet"},
                                          "Not Implemented")
+            # kill and failover ask for the session first: a live one is answered 200.
+            asks = argv[0] in ("kill", "failover")
+            if asks:
+                fake.queue = [Fake.json_reply(200, {"id": SESSION_ID})]
             rc, out, err = ctl("-a", fake.addr, *argv)
             reqs = fake.take()
+            if asks and c.eq(f"{name}: asks for the session first",
+                             ("GET", f"/api/v1/sessions/{SESSION_ID}", b""),
+                             (reqs[0]["method"], reqs[0]["target"], reqs[0]["body"])):
+                reqs = reqs[1:]
             if not c.eq(f"{name}: one request", 1, len(reqs)):
                 continue
             r = reqs[0]
@@ -185,10 +199,117 @@ def test_exact_requests():
         c.eq("Authorization from -T, WSBAL_TOKEN, -T over it, none when empty",
              ["Bearer tok-1", "Bearer tok-2", "Bearer tok-3", None],
              [r["headers"].get("authorization") for r in fake.take()])
+        test_token_file(fake)
         rc, out, err = ctl("-a", fake.addr, "-T", "bad\r\nX-Evil: 1", "backends")
         c.eq("a token with CR LF is a usage error, nothing sent",
              (2, "wsbalctl: the token holds a control character", []),
              (rc, err.split("\n")[0], fake.take()))
+    finally:
+        fake.close()
+
+
+def test_token_file(fake):
+    """--token-file and WSBAL_TOKEN_FILE: one trailing newline stripped, precedence
+    --token > --token-file > WSBAL_TOKEN > WSBAL_TOKEN_FILE, bad files exit 2 and send nothing."""
+    with tempfile.TemporaryDirectory() as d:
+        def write(name, data):
+            path = os.path.join(d, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            return path
+        f1, f2 = write("t1", b"file-1\n"), write("t2", b"file-2\r\n")
+        f3 = write("t3", b"file 3\n\n")
+        fake.reply = Fake.json_reply(200, {"backends": []})
+        env = {"WSBAL_ADMIN": fake.addr}
+        runs = [
+            (["--token-file", f1], {}),
+            (["--token-file", f2], {}),
+            (["-T", "opt", "--token-file", f1], {"WSBAL_TOKEN": "env", "WSBAL_TOKEN_FILE": f2}),
+            (["--token-file", f1], {"WSBAL_TOKEN": "env", "WSBAL_TOKEN_FILE": f2}),
+            ([], {"WSBAL_TOKEN": "env", "WSBAL_TOKEN_FILE": f2}),
+            ([], {"WSBAL_TOKEN_FILE": f2}),
+            ([], {"WSBAL_TOKEN": "", "WSBAL_TOKEN_FILE": f1}),
+        ]
+        results = [ctl(*args, "backends", env={**env, **e})[0] for args, e in runs]
+        c.eq("token files: exit 0 each", [0] * len(runs), results)
+        c.eq("token files: one newline stripped; --token > --token-file > WSBAL_TOKEN > "
+             "WSBAL_TOKEN_FILE",
+             ["Bearer file-1", "Bearer file-2", "Bearer opt", "Bearer file-1", "Bearer env",
+              "Bearer file-2", "Bearer file-1"],
+             [r["headers"].get("authorization") for r in fake.take()])
+        rc, out, err = ctl("--token-file", f3, "backends", env=env)
+        c.true("a token file with two newlines: only one stripped, the other is refused",
+               rc == 2 and "control character" in err, (rc, err))
+        empty, missing = write("empty", b""), os.path.join(d, "missing")
+        nl = write("nl", b"\n")
+        for path, args, e, msg in [
+                (empty, ["--token-file", empty], {}, f"wsbalctl: the token file {empty} is empty\n"),
+                (nl, [], {"WSBAL_TOKEN_FILE": nl}, f"wsbalctl: the token file {nl} is empty\n"),
+                (missing, ["--token-file", missing], {},
+                 f"wsbalctl: cannot read the token file {missing}: No such file or directory\n"),
+                (d, [], {"WSBAL_TOKEN_FILE": d},
+                 f"wsbalctl: cannot read the token file {d}: Is a directory\n")]:
+            c.eq(f"bad token file {os.path.basename(path)}: exit 2, says why",
+                 (2, "", msg), ctl(*args, "backends", env={**env, **e}))
+        c.eq("bad token files send nothing", [], fake.take())
+
+
+def test_drain_wait():
+    """drain --wait against scripted answers: polls the backend until no session is left, sums a
+    section's addresses, gives up after --timeout with exit 1."""
+    fake = Fake()
+    ack = Fake.json_reply(202, {"status": "draining", "workers": 2, "backends": ["e1"]})
+    one = lambda n: Fake.json_reply(200, {"name": "e1", "sessions": n})  # noqa: E731
+    many = lambda a, b: Fake.json_reply(200, {"backends": [  # noqa: E731
+        {"name": "s#10.0.0.1", "sessions": a}, {"name": "s#10.0.0.2", "sessions": b}]})
+    try:
+        fake.queue = [ack, one(3), one(1)]
+        fake.reply = one(0)
+        t0 = time.monotonic()
+        rc, out, err = ctl("-a", fake.addr, "drain", "e1", "--wait")
+        took = time.monotonic() - t0
+        reqs = [(r["method"], r["target"]) for r in fake.take()]
+        c.eq("drain --wait: POST drain, then GET the backend until 0",
+             [("POST", "/api/v1/backends/e1/drain")] + [("GET", "/api/v1/backends/e1")] * 3, reqs)
+        c.true("drain --wait: exit 0, says drained", rc == 0 and err == ""
+               and out.endswith("e1: drained, no live sessions left\n"), (rc, out, err))
+        c.true("drain --wait: polls about twice a second", 0.8 < took < 5, took)
+
+        fake.queue = [ack, many(0, 2), many(1, 0)]
+        fake.reply = many(0, 0)
+        rc, out, err = ctl("-a", fake.addr, "drain", "s", "--wait")
+        c.eq("drain --wait of a section: waits for every address", (0, 4),
+             (rc, len(fake.take())))
+
+        fake.queue = [ack]
+        fake.reply = one(2)
+        t0 = time.monotonic()
+        rc, out, err = ctl("-a", fake.addr, "drain", "e1", "--wait", "--timeout", "1")
+        took = time.monotonic() - t0
+        c.eq("drain --wait --timeout 1: exit 1, says how many are left",
+             (1, "wsbalctl: drain e1: 2 sessions still live after 1 s\n"), (rc, err))
+        c.true("drain --wait --timeout 1: gives up after about 1 s", 0.9 < took < 4, took)
+        fake.take()
+
+        fake.queue = [ack, Fake.json_reply(404, {"error": "no such backend"})]
+        c.eq("drain --wait: the backend removed meanwhile: exit 1, the server's message",
+             (1, "wsbalctl: 404: no such backend\n"),
+             ctl("-a", fake.addr, "drain", "e1", "--wait")[::2])
+        fake.queue = [ack]
+        fake.reply = Fake.json_reply(200, {"name": "e1"})
+        rc, out, err = ctl("-a", fake.addr, "drain", "e1", "--wait")
+        c.true("drain --wait: an answer without sessions: exit 1", rc == 1 and "sessions" in err,
+               err)
+        fake.take()
+        fake.queue = [Fake.json_reply(404, {"error": "no such backend"})]
+        c.eq("drain --wait of an unknown backend: exit 1, no waiting", (1, 1),
+             (ctl("-a", fake.addr, "drain", "e9", "--wait")[0], len(fake.take())))
+        fake.take()
+
+        fake.queue = [Fake.json_reply(404, {"error": "no such session"})]
+        c.eq("kill of a session that is not live: exit 1, no such session, nothing else sent",
+             ((1, "", f"wsbalctl: no such session: {SESSION_ID}\n"), 1),
+             (ctl("-a", fake.addr, "kill", SESSION_ID), len(fake.take())))
     finally:
         fake.close()
 
@@ -291,6 +412,14 @@ def test_usage():
         (["-x", "status"], "unknown option -x"),
         (["status", "--backend"], "--backend needs a value"),
         (["enable", ""], "enable: an operand is empty"),
+        (["weight", "e1"], "weight takes 2 operands"),
+        (["weight", "e1", "0"], "weight takes a whole number from 1 to 1000, not \"0\""),
+        (["weight", "e1", "x"], "weight takes a whole number from 1 to 1000"),
+        (["weight", "e1", "99999999999999999999999"], "weight takes a whole number"),
+        (["drain", "e1", "--timeout", "5"], "--timeout goes with --wait"),
+        (["drain", "e1", "--wait", "--timeout", "0"], "--timeout takes a whole number from 1"),
+        (["enable", "e1", "--wait"], "--wait does not go with enable"),
+        (["status", "--token-file"], "--token-file needs a value"),
     ]
     try:
         for argv, message in cases:
@@ -438,6 +567,45 @@ def test_live(e1, e2):
              json.loads(request(ap, "GET", "/api/v1/backends/e2")[1])["enabled"])
         c.eq("enable after drain", 0, ctl("-a", a, "enable", "e2")[0])
 
+        # weight: the row shows it, the API agrees; back to 1 so the reload below discards only
+        # what it expects.
+        rc, out, err = ctl("-a", a, "weight", "e1", "7")
+        c.eq("weight e1 7: the row shows it", (0, "e1", "7"),
+             (rc, (table(out) or [{}])[0].get("NAME"), (table(out) or [{}])[0].get("WEIGHT")))
+        c.eq("weight e1 7: the API agrees", 7,
+             json.loads(request(ap, "GET", "/api/v1/backends/e1")[1])["weight"])
+        c.eq("weight of an unknown backend", (1, "wsbalctl: 404: no such backend\n"),
+             ctl("-a", a, "weight", "nope", "2")[::2])
+        c.eq("weight e1 1 again", 0, ctl("-a", a, "weight", "e1", "1")[0])
+
+        # A session id that is well formed but not live: exit 1, said so.
+        for cmd in ("kill", "failover"):
+            c.eq(f"{cmd} of a session that is not live: exit 1, no such session",
+                 (1, "", "wsbalctl: no such session: 00000000000000ff\n"),
+                 ctl("-a", a, cmd, "00000000000000ff"))
+        c.eq("kill of a malformed session id: exit 1, no such session",
+             (1, "wsbalctl: no such session: xyz\n"), ctl("-a", a, "kill", "xyz")[::2])
+
+        # drain --wait returns once the backend's live session has moved to the other.
+        cl = RawClient(lb.port)
+        cl.request("/ctl/drain")
+        c.eq("drain --wait: a session upgrades", 101, cl.read_head()[0])
+        rows = session_rows(a) or [{}]
+        here = rows[0].get("BACKEND")
+        rc, out, err = ctl("-a", a, "drain", str(here), "--wait", "--timeout", "20")
+        c.true("drain --wait: exit 0 once drained", rc == 0 and out.endswith(
+            f"{here}: drained, no live sessions left\n"), (rc, out, err))
+        c.eq("drain --wait: none left on it when it returns", 0,
+             json.loads(request(ap, "GET", f"/api/v1/backends/{here}")[1])["sessions"])
+        c.true("drain --wait: the session lives on the other backend",
+               [r.get("BACKEND") for r in session_rows(a) or []] == ["e2" if here == "e1" else "e1"],
+               session_rows(a))
+        cl.send(frame(OP_TEXT, b"still"))
+        c.eq("drain --wait: the client still talks", b"still", cl.read_frame()[2])
+        cl.close()
+        c.eq("enable after drain --wait", 0, ctl("-a", a, "enable", str(here))[0])
+        wait_for(lambda: session_rows(a) == [], 5, 0.1)
+
         # add, then remove it again.
         rc, out, err = ctl("-a", a, "add", "e3", e2.url, "--weight", "4")
         names = [b["name"] for b in json.loads(request(ap, "GET", "/api/v1/backends")[1])["backends"]]
@@ -496,7 +664,8 @@ def test_token(e1):
 def main():
     e1, e2 = Echo("e1"), Echo("e2")
     try:
-        rc = run_tests(c, test_usage, test_unreachable, test_exact_requests, test_answers,
+        rc = run_tests(c, test_usage, test_unreachable, test_exact_requests, test_drain_wait,
+                       test_answers,
                        lambda: test_live(e1, e2), lambda: test_token(e1),
                        lambda: c.true("no sanitizer reports from wsbalctl", not ctl_sanitizer_lines,
                                       "\n".join(ctl_sanitizer_lines[:20])))

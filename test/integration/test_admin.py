@@ -600,6 +600,63 @@ def test_admin_under_traffic(e1, e2):
         lb.stop()
 
 
+def test_change_log(e1, e2):
+    """Every change through the API logs one info line naming the client's address and port
+    (an audit trail, as HAProxy's and Traefik's operators keep); reads and refusals log none."""
+    ap = free_port()
+    lb = Wsbal([("e1", e1.url), ("e2", e2.url)], sections={"admin": {"address": f"127.0.0.1:{ap}"}})
+    try:
+        def change(method, path, body, status, line):
+            conn = http.client.HTTPConnection("127.0.0.1", ap, timeout=10)
+            conn.connect()
+            port = conn.sock.getsockname()[1]
+            with lb.cond:
+                mark = len(lb.lines)
+            got = request(ap, method, path, body=body, conn=conn)[0]
+            conn.close()
+            m = lb.wait_line(rf"admin 127\.0\.0\.1:{port}: {line}", timeout=5, start=mark)
+            c.true(f"{method} {path}: {status}, logged with 127.0.0.1:{port}",
+                   got == status and m is not None, (got, lb.output()[-1500:]))
+            return port
+
+        change("POST", "/api/v1/backends", json.dumps({"name": "e3", "url": e2.url}), 201,
+               r"backend e3 added \(ws://")
+        change("PATCH", "/api/v1/backends/e3", '{"weight": 3}', 200, r"backend e3 changed: weight 3$")
+        change("PATCH", "/api/v1/backends/e3", '{"weight": 4, "enabled": false}', 200,
+               r"backend e3 changed: weight 4, disabled$")
+        change("POST", "/api/v1/backends/e3/enable", None, 200, r"backend e3 enabled$")
+        change("POST", "/api/v1/backends/e3/disable", None, 200, r"backend e3 disabled$")
+        change("POST", "/api/v1/backends/e3/drain", None, 202, r"backend e3 draining$")
+        change("DELETE", "/api/v1/backends/e3?sessions=close", None, 200,
+               r"backend e3 deleted, its sessions: close$")
+
+        cl = RawClient(lb.port)
+        cl.request("/log")
+        c.eq("change log: a session upgrades", 101, cl.read_head()[0])
+        sid = jbody(request(ap, "GET", "/api/v1/sessions"))["sessions"][0]["id"]
+        change("POST", f"/api/v1/sessions/{sid}/failover", '{"backend": "e2"}', 202,
+               rf"session {sid} moving to e2$")
+        change("DELETE", f"/api/v1/sessions/{sid}?code=4000", None, 202,
+               rf"session {sid} closing \(code 4000\)$")
+        cl.close()
+        change("POST", "/api/v1/reload", None, 200, r"reload done, configuration generation \d+$")
+
+        # Reads and refused changes log no "admin ADDR:PORT" line.
+        with lb.cond:
+            mark = len(lb.lines)
+        for method, path in [("GET", "/api/v1/backends"), ("GET", "/api/v1/backends/e1"),
+                             ("POST", "/api/v1/backends/nope/disable"),
+                             ("PATCH", "/api/v1/backends/e1")]:
+            request(ap, method, path, body="{\"weight\": 0}" if method == "PATCH" else None)
+        change("POST", "/api/v1/backends/e1/enable", None, 200, r"backend e1 enabled$")
+        with lb.cond:
+            since = lb.lines[mark:]
+        c.eq("change log: one line for the one change, none for reads and refusals", 1,
+             sum(1 for line in since if "admin 127.0.0.1:" in line))
+    finally:
+        lb.stop()
+
+
 def main():
     e1, e2 = Echo("e1"), Echo("e2")
     try:
@@ -608,7 +665,7 @@ def main():
                          lambda: test_kill_codes(e1),
                          lambda: test_partial_answer(e1),
                          lambda: test_prometheus_scrape(e1), lambda: test_admin_under_traffic(e1, e2),
-                         test_session_and_drain_commands)
+                         test_session_and_drain_commands, lambda: test_change_log(e1, e2))
     finally:
         e1.stop()
         e2.stop()

@@ -429,7 +429,7 @@ def test_add_resolves_without_blocking():
             mark = len(lb.lines)
         dns.release()
         c.true("the backend is added without anyone to answer",
-               lb.wait_line(r"admin: backend gone added", start=mark) is not None,
+               lb.wait_line(r"admin 127\.0\.0\.1:\d+: backend gone added", start=mark) is not None,
                lb.output()[-1500:])
         c.eq("and the master goes on", 200, request(ap, "GET", "/healthz", timeout=3)[0])
 

@@ -570,8 +570,8 @@ def test_live(e1, e2):
         # weight: the row shows it, the API agrees; back to 1 so the reload below discards only
         # what it expects.
         rc, out, err = ctl("-a", a, "weight", "e1", "7")
-        c.eq("weight e1 7: the row shows it", (0, "e1", "7"),
-             (rc, (table(out) or [{}])[0].get("NAME"), (table(out) or [{}])[0].get("WEIGHT")))
+        row = (table(out) if out else [{}])[0]
+        c.eq("weight e1 7: the row shows it", (0, "e1", "7"), (rc, row.get("NAME"), row.get("WEIGHT")))
         c.eq("weight e1 7: the API agrees", 7,
              json.loads(request(ap, "GET", "/api/v1/backends/e1")[1])["weight"])
         c.eq("weight of an unknown backend", (1, "wsbalctl: 404: no such backend\n"),

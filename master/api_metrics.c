@@ -1,6 +1,5 @@
 /* The admin API's /metrics (Prometheus text 0.0.4) and the sums of the segment's counters. */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +7,7 @@
 #include "api.h"
 #include "text.h"
 
-/* More than 256 backends' every series; a text past it is refused with a 500, not grown. */
+/* Far more than every series of 256 backends needs; a longer text is a 500, not endless growth. */
 #define METRICS_MAX (64u << 20)
 
 void wsb_api_adopt_slots(struct master *m, const struct wsb_shm_table *next) {

@@ -161,10 +161,21 @@ static bool remove_query(const struct options *o, struct call *c) {
   return o->sessions == NULL || add_query(c, "sessions", o->sessions);
 }
 
+/* A request body is one JSON object: body_begin opens it in c->body, body_end closes it. */
+static void body_begin(struct call *c, struct wsb_json *j) {
+  wsb_json_init(j, c->body, sizeof(c->body));
+  wsb_json_object_begin(j);
+}
+
+static bool body_end(struct call *c, struct wsb_json *j) {
+  wsb_json_object_end(j);
+  c->body_len = wsb_json_finish(j);
+  return c->body_len > 0;
+}
+
 static bool add_body(const struct options *o, struct call *c) {
   struct wsb_json j;
-  wsb_json_init(&j, c->body, sizeof(c->body));
-  wsb_json_object_begin(&j);
+  body_begin(c, &j);
   wsb_json_key(&j, "name");
   wsb_json_cstring(&j, o->args[1]);
   wsb_json_key(&j, "url");
@@ -173,34 +184,26 @@ static bool add_body(const struct options *o, struct call *c) {
     wsb_json_key(&j, "weight");
     wsb_json_uint(&j, o->weight);
   }
-  wsb_json_object_end(&j);
-  c->body_len = wsb_json_finish(&j);
-  return c->body_len > 0;
+  return body_end(c, &j);
 }
 
 static bool failover_body(const struct options *o, struct call *c) {
   if (o->to == NULL)
     return true;
   struct wsb_json j;
-  wsb_json_init(&j, c->body, sizeof(c->body));
-  wsb_json_object_begin(&j);
+  body_begin(c, &j);
   wsb_json_key(&j, "backend");
   wsb_json_cstring(&j, o->to);
-  wsb_json_object_end(&j);
-  c->body_len = wsb_json_finish(&j);
-  return c->body_len > 0;
+  return body_end(c, &j);
 }
 
 /* weight NAME W: PATCH {"weight": W}. */
 static bool weight_body(const struct options *o, struct call *c) {
   struct wsb_json j;
-  wsb_json_init(&j, c->body, sizeof(c->body));
-  wsb_json_object_begin(&j);
+  body_begin(c, &j);
   wsb_json_key(&j, "weight");
   wsb_json_uint(&j, o->weight);
-  wsb_json_object_end(&j);
-  c->body_len = wsb_json_finish(&j);
-  return c->body_len > 0;
+  return body_end(c, &j);
 }
 
 static const struct command commands[] = {

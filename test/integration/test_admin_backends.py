@@ -41,12 +41,7 @@ def request(port, method, path, body=None, timeout=T):
 
 
 def session(port):
-    cl = RawClient(port)
-    cl.request("/")
-    status, _, _ = cl.read_head()
-    if status != 101:
-        raise RuntimeError(f"upgrade answered {status}")
-    return cl
+    return RawClient.upgraded(port)[0]
 
 
 def echoes(cl, text):

@@ -81,11 +81,7 @@ def echo(host, port, ident):
 
 def session(port):
     """A held session; returns (client, the X-Backend-Id of the echo it reached)."""
-    cl = RawClient(port)
-    cl.request("/")
-    status, hdrs, _ = cl.read_head()
-    if status != 101:
-        raise RuntimeError(f"upgrade answered {status}")
+    cl, hdrs = RawClient.upgraded(port)
     return cl, hdrs.get("x-backend-id")
 
 

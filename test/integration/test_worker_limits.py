@@ -23,12 +23,7 @@ c = Checks()
 
 def upgraded(lb, path="/"):
     """A raw client whose upgrade went through."""
-    cl = RawClient(lb.port)
-    cl.request(path)
-    status = cl.read_head()[0]
-    if status != 101:
-        raise RuntimeError(f"upgrade answered {status}")
-    return cl
+    return RawClient.upgraded(lb.port, path)[0]
 
 
 def wsbal_or_stop(peers, *args, **kw):

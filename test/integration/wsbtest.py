@@ -321,6 +321,17 @@ class RawClient:
         self.sock = socket.create_connection((host, port), timeout=T)
         self.buf = b""
 
+    @classmethod
+    def upgraded(cls, port, path="/"):
+        """A client whose upgrade went through (RuntimeError otherwise), and the 101's headers."""
+        cl = cls(port)
+        cl.request(path)
+        status, hdrs, _ = cl.read_head()
+        if status != 101:
+            cl.close()
+            raise RuntimeError(f"upgrade answered {status}")
+        return cl, hdrs
+
     def send(self, data):
         self.sock.sendall(data)
 

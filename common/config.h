@@ -55,6 +55,7 @@ struct wsb_backend_config {
   unsigned weight;       /* 1..1000 */
   unsigned max_sessions; /* 0 = no limit */
   bool enabled;
+  bool draining; /* disabled by a drain (admin API), until enabled; never from the file */
   bool backup;
   int line; /* line of its section header, 0 when it came from WSBAL_BACKENDS */
 };

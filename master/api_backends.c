@@ -11,6 +11,26 @@
 
 /* ---- answers ---- */
 
+/* "last_check": {"result", "reason", "age_ms"} of the last health check, or null before the
+   first one and while checks are off: why a backend is down, as the operator will ask. */
+static void last_check_json(struct master *m, struct wsb_json *j, uint32_t slot) {
+  struct wsb_health_last last;
+  wsb_json_key(j, "last_check");
+  if (!wsb_health_last(m->health, slot, &last)) {
+    wsb_json_null(j);
+    return;
+  }
+  uint64_t now = wsb_shm_now_ms();
+  wsb_json_object_begin(j);
+  wsb_json_key(j, "result");
+  wsb_json_cstring(j, wsb_probe_result_name(last.result));
+  wsb_json_key(j, "reason");
+  wsb_json_cstring(j, last.reason);
+  wsb_json_key(j, "age_ms");
+  wsb_json_uint(j, now > last.at_ms ? now - last.at_ms : 0);
+  wsb_json_object_end(j);
+}
+
 static void backend_json(struct master *m, struct wsb_json *j, uint32_t slot) {
   const struct wsb_shm_backend *b = &m->table->backends[slot];
   char section[WSB_NAME_MAX];
@@ -29,6 +49,9 @@ static void backend_json(struct master *m, struct wsb_json *j, uint32_t slot) {
   wsb_json_bool(j, b->backup);
   wsb_json_key(j, "enabled");
   wsb_json_bool(j, b->enabled);
+  /* Disabled by a drain (the workers move its sessions away), not by a plain disable. */
+  wsb_json_key(j, "draining");
+  wsb_json_bool(j, !b->enabled && wsb_backends_draining(&m->backends, b->name));
   wsb_json_key(j, "up");
   wsb_json_bool(j, atomic_load(&m->shm->backend_up[slot]) != 0);
   wsb_json_key(j, "sessions");
@@ -46,6 +69,9 @@ static void backend_json(struct master *m, struct wsb_json *j, uint32_t slot) {
   wsb_json_uint(j, atomic_load(&m->shm->breaker_failures[slot]));
   wsb_json_key(j, "breaker");
   wsb_json_cstring(j, state <= WSB_BREAKER_TRIAL ? breaker[state] : "?");
+  last_check_json(m, j, slot);
+  /* Per-backend message and byte totals go here once the segment counts them per slot; the
+     status page charts them from these keys when present (see its "perBackendRates"). */
   wsb_json_object_end(j);
 }
 

@@ -127,8 +127,10 @@ static struct wsb_backend_override * override(struct wsb_backends *bs, const cha
   return o;
 }
 
-/* One verb's change to weight (0: none) or enabled (-1: none) of a section or an address. */
-static int change(struct wsb_backends *bs, const char *name, unsigned weight, int enabled) {
+/* One verb's change to weight (0: none) or enabled (-1: none) of a section or an address;
+   drain says that a disable is a drain's. */
+static int change(struct wsb_backends *bs, const char *name, unsigned weight, int enabled,
+                  bool drain) {
   char sec[WSB_NAME_MAX];
   wsb_addrs_section(name, sec, sizeof(sec));
   struct wsb_backend_config *s = section(bs, sec);
@@ -140,14 +142,18 @@ static int change(struct wsb_backends *bs, const char *name, unsigned weight, in
       return -ENOMEM;
     if (weight > 0)
       o->weight = weight;
-    if (enabled >= 0)
+    if (enabled >= 0) {
       o->enabled = enabled;
+      o->draining = drain;
+    }
     return 0;
   }
   if (weight > 0)
     s->weight = weight;
-  if (enabled >= 0)
+  if (enabled >= 0) {
     s->enabled = enabled != 0;
+    s->draining = drain;
+  }
   forget(bs, name); /* the section's word is the last */
   return 0;
 }
@@ -155,19 +161,29 @@ static int change(struct wsb_backends *bs, const char *name, unsigned weight, in
 int wsb_backends_set_weight(struct wsb_backends *bs, const char *name, unsigned weight) {
   if (weight < 1 || weight > 1000)
     return -ERANGE;
-  return change(bs, name, weight, -1);
+  return change(bs, name, weight, -1, false);
 }
 
 int wsb_backends_enable(struct wsb_backends *bs, const char *name) {
-  return change(bs, name, 0, 1);
+  return change(bs, name, 0, 1, false);
 }
 
 int wsb_backends_disable(struct wsb_backends *bs, const char *name) {
-  return change(bs, name, 0, 0);
+  return change(bs, name, 0, 0, false);
 }
 
 int wsb_backends_drain(struct wsb_backends *bs, const char *name) {
-  return wsb_backends_disable(bs, name);
+  return change(bs, name, 0, 0, true);
+}
+
+bool wsb_backends_draining(const struct wsb_backends *bs, const char *name) {
+  char sec[WSB_NAME_MAX];
+  wsb_addrs_section(name, sec, sizeof(sec));
+  for (size_t i = 0; strcmp(sec, name) != 0 && i < bs->noverrides; i++)
+    if (strcmp(bs->overrides[i].name, name) == 0 && bs->overrides[i].enabled >= 0)
+      return bs->overrides[i].draining;
+  const struct wsb_backend_config *s = section(bs, sec);
+  return s != NULL && s->draining;
 }
 
 /* The slot t gives name, or -1 (t may be NULL). */

@@ -14,6 +14,7 @@ struct wsb_backend_override {
   char name[WSB_NAME_MAX];
   unsigned weight; /* 0 = the section's */
   int enabled;     /* -1 = the section's */
+  bool draining;   /* enabled is 0 through a drain */
 };
 
 /*
@@ -59,6 +60,9 @@ int wsb_backends_disable(struct wsb_backends *bs, const char *name);
 /* As far as the desired state goes, a drain is a disable: moving its live sessions is the
    workers' part, asked once the table without it is published. */
 int wsb_backends_drain(struct wsb_backends *bs, const char *name);
+/* Whether the backend (a section, or an address NAME#ADDR) was last disabled by a drain:
+   enabling or disabling it ends that, and so does a reload (the file's state has no drain). */
+bool wsb_backends_draining(const struct wsb_backends *bs, const char *name);
 
 /* Applies the changes to single addresses to a table built from bs's sections, and forgets
    those whose address t no longer has (a new address of that name starts from its section). */

@@ -26,6 +26,8 @@ struct health_slot {
   bool reports_failing;
   uint64_t checks[WSB_PROBE_RESULT_COUNT];
   uint64_t reports[WSB_PROBE_RESULT_COUNT];
+  bool checked; /* last holds a check of this backend */
+  struct wsb_health_last last;
 };
 
 struct wsb_health {
@@ -85,8 +87,14 @@ static int build_request(const struct wsb_shm_backend *b, const char *path, char
 
 /* Consecutive results flip the state; the first answer of a backend decides alone (HAProxy's
    way: nothing waits fall checks to learn that a backend was dead from the start). */
-static void record(struct health_slot *s, bool ok, const char *why) {
+static void record(struct health_slot *s, enum wsb_probe_result result, const char *why) {
   struct wsb_health *h = s->h;
+  bool ok = result == WSB_PROBE_OK;
+  s->checks[result]++;
+  s->checked = true;
+  s->last.result = result;
+  s->last.at_ms = wsb_shm_now_ms();
+  snprintf(s->last.reason, sizeof(s->last.reason), "%s", ok ? "" : why);
   bool first = !s->confirmed;
   s->confirmed = true;
   if (ok) {
@@ -118,8 +126,7 @@ static void on_check(void *arg, enum wsb_probe_result result, const struct wsb_p
   snprintf(reason, sizeof(reason), "%s", why);
   if (result == WSB_PROBE_OK && r != NULL)
     result = wsb_probe_health(r, reason, sizeof(reason));
-  s->checks[result]++;
-  record(s, result == WSB_PROBE_OK, reason);
+  record(s, result, reason);
 }
 
 static void on_report(void *arg, enum wsb_probe_result result, const struct wsb_probe_response *r,
@@ -189,14 +196,11 @@ static void on_tick(uv_timer_t *t) {
   if (h->mode != WSB_HEALTH_OFF && s->check == NULL) {
     bool http = h->mode == WSB_HEALTH_HTTP;
     if (http && build_request(b, h->health_path, req, sizeof(req)) != 0) {
-      s->checks[WSB_PROBE_ERROR]++;
-      record(s, false, "request too long");
+      record(s, WSB_PROBE_ERROR, "request too long");
     } else {
       s->check = probe(h, b, http ? req : NULL, on_check, s);
-      if (s->check == NULL) {
-        s->checks[WSB_PROBE_ERROR]++;
-        record(s, false, "cannot start a check (no socket, or no TLS context)");
-      }
+      if (s->check == NULL)
+        record(s, WSB_PROBE_ERROR, "cannot start a check (no socket, or no TLS context)");
     }
   }
   if (h->load_path[0] != '\0' && s->report == NULL &&
@@ -228,6 +232,7 @@ static void adopt(struct health_slot *s, const struct wsb_shm_backend *b) {
     memset(s->reports, 0, sizeof(s->reports));
   }
   s->watched = true;
+  s->checked = false;
   snprintf(s->name, sizeof(s->name), "%s", b->name);
   memcpy(&s->addr, &b->addr, sizeof(s->addr));
   s->confirmed = false;
@@ -279,6 +284,7 @@ void wsb_health_sync(struct wsb_health *h, const struct wsb_shm_table *t,
       adopt(s, b);
     if (h->mode == WSB_HEALTH_OFF) {
       cancel(&s->check);
+      s->checked = false;
       if (!s->up)
         wsb_log_info("backend %s counts as up: health_check = off", s->name);
       set_up(s, true);
@@ -329,4 +335,11 @@ uint64_t wsb_health_checks(const struct wsb_health *h, uint32_t slot, enum wsb_p
 
 uint64_t wsb_health_reports(const struct wsb_health *h, uint32_t slot, enum wsb_probe_result r) {
   return h != NULL && slot < WSB_SHM_MAX_BACKENDS ? h->slots[slot].reports[r] : 0;
+}
+
+bool wsb_health_last(const struct wsb_health *h, uint32_t slot, struct wsb_health_last *out) {
+  if (h == NULL || slot >= WSB_SHM_MAX_BACKENDS || !h->slots[slot].checked)
+    return false;
+  *out = h->slots[slot].last;
+  return true;
 }

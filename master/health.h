@@ -2,6 +2,7 @@
 #ifndef WSB_HEALTH_H
 #define WSB_HEALTH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -29,5 +30,16 @@ void wsb_health_free(struct wsb_health *h);
 /* Counts since the backend in slot got it: health checks and load-report polls by result. */
 uint64_t wsb_health_checks(const struct wsb_health *h, uint32_t slot, enum wsb_probe_result r);
 uint64_t wsb_health_reports(const struct wsb_health *h, uint32_t slot, enum wsb_probe_result r);
+
+/* The last health check of a backend, so the admin API can say why it is down. */
+struct wsb_health_last {
+  enum wsb_probe_result result;
+  uint64_t at_ms;   /* wsb_shm_now_ms() when it ended */
+  char reason[128]; /* "connection refused", "HTTP 503", ...; "" when it passed */
+};
+
+/* The last check of the backend in slot; false before its first one, and while checks are off
+   (a result from before health_check = off would describe a state no longer watched). */
+bool wsb_health_last(const struct wsb_health *h, uint32_t slot, struct wsb_health_last *out);
 
 #endif

@@ -88,8 +88,18 @@ START_TEST(test_weight_and_enabled) {
   ck_assert(!wsb_backends_find(&bs, "e2")->enabled);
   ck_assert_int_eq(wsb_backends_enable(&bs, "e2"), 0);
   ck_assert(wsb_backends_find(&bs, "e2")->enabled);
+  ck_assert(!wsb_backends_draining(&bs, "e2"));
   ck_assert_int_eq(wsb_backends_drain(&bs, "e2"), 0); /* a drain leaves it disabled */
   ck_assert(!wsb_backends_find(&bs, "e2")->enabled);
+  ck_assert(wsb_backends_draining(&bs, "e2"));
+  ck_assert_int_eq(wsb_backends_set_weight(&bs, "e2", 3), 0); /* a weight leaves the drain */
+  ck_assert(wsb_backends_draining(&bs, "e2"));
+  ck_assert_int_eq(wsb_backends_disable(&bs, "e2"), 0); /* a plain disable ends it */
+  ck_assert(!wsb_backends_draining(&bs, "e2"));
+  ck_assert_int_eq(wsb_backends_drain(&bs, "e2"), 0);
+  ck_assert_int_eq(wsb_backends_enable(&bs, "e2"), 0);
+  ck_assert(!wsb_backends_draining(&bs, "e2"));
+  ck_assert(!wsb_backends_draining(&bs, "nope"));
   ck_assert_int_eq(wsb_backends_drain(&bs, "nope"), -ENOENT);
   ck_assert_uint_eq(bs.noverrides, 0);
   wsb_backends_free(&bs);
@@ -105,6 +115,9 @@ START_TEST(test_address_of_a_section) {
   ck_assert_int_eq(wsb_backends_drain(&bs, "web#10.1.0.3"), 0);
   ck_assert_int_eq(wsb_backends_disable(&bs, "web#10.1.0.2"), 0); /* the same address: merged */
   ck_assert_uint_eq(bs.noverrides, 2);
+  ck_assert(wsb_backends_draining(&bs, "web#10.1.0.3"));
+  ck_assert(!wsb_backends_draining(&bs, "web#10.1.0.2")); /* disabled, not drained */
+  ck_assert(!wsb_backends_draining(&bs, "web#10.1.0.1") && !wsb_backends_draining(&bs, "web"));
   ck_assert_uint_eq(wsb_backends_find(&bs, "web")->weight, 1);
   ck_assert(wsb_backends_find(&bs, "web")->enabled);
   struct wsb_shm_table *t = table_of(&bs);
@@ -122,6 +135,13 @@ START_TEST(test_address_of_a_section) {
   ck_assert_uint_eq(bs.noverrides, 1);
   ck_assert_str_eq(bs.overrides[0].name, "web#10.1.0.2");
   /* The section's word is the last: its change forgets the one to its address. */
+  ck_assert_int_eq(wsb_backends_enable(&bs, "web"), 0);
+  ck_assert_uint_eq(bs.noverrides, 0);
+  ck_assert_int_eq(wsb_backends_drain(&bs, "web"), 0); /* a section's drain is its addresses' */
+  ck_assert(wsb_backends_draining(&bs, "web#10.1.0.1"));
+  ck_assert_int_eq(wsb_backends_enable(&bs, "web#10.1.0.1"), 0); /* until one is enabled */
+  ck_assert(!wsb_backends_draining(&bs, "web#10.1.0.1"));
+  ck_assert(wsb_backends_draining(&bs, "web#10.1.0.2"));
   ck_assert_int_eq(wsb_backends_enable(&bs, "web"), 0);
   ck_assert_uint_eq(bs.noverrides, 0);
   ck_assert_int_eq(wsb_backends_set_weight(&bs, "web#10.1.0.1", 3), 0);

@@ -29,6 +29,15 @@
         sizeof(((struct wsb_session_info *)0)->path) + WSB_NAME_MAX) + \
    7 * 20 + 32)
 
+/* A close or a failover of one session, sent once a lookup has found the session live, so an id
+   that is not gets 404 rather than 202 for nothing. */
+struct session_command {
+  struct wsb_control_msg msg;
+  char target[WSB_NAME_MAX + 1]; /* a failover's backend, "" for any: found again when sent,
+                                    since the table may change while the lookup runs */
+  char peer[WSB_ADMIN_PEER_MAX]; /* who asked, for the log of changes */
+};
+
 struct list_op {
   struct list_op *next;
   struct master *m;
@@ -44,6 +53,8 @@ struct list_op {
   uint64_t offset;
   uint64_t limit;
   uint64_t total; /* matching sessions of the workers asked so far */
+  bool command;   /* one: cmd goes to the session once found */
+  struct session_command cmd;
   size_t n;
   size_t cap;    /* entries reserved: limit, or 1 for one */
   size_t step_n; /* entries the worker asked now has sent so far */
@@ -105,12 +116,38 @@ static void list_end(struct list_op *op) {
   uv_close((uv_handle_t *)&op->timer, on_list_timer_closed);
 }
 
+/* A close or a failover sent to a live session's worker: 202, since the worker acts when it
+   reads the command (and the session may end first). */
+static void send_command(struct master *m, struct session_command *cmd, struct wsb_admin_reply *r) {
+  struct wsb_control_msg *msg = &cmd->msg;
+  const char *peer = cmd->peer;
+  if (cmd->target[0] != '\0' && (msg->slot = wsb__api_find_backend(m, cmd->target)) < 0) {
+    wsb_admin_error(r, 404, "no such backend");
+    return;
+  }
+  unsigned reached = wsb_workers_send(&m->workers, (int)(msg->session >> 52), msg);
+  if (reached == 0) {
+    wsb_admin_error(r, 404, "no such session: its worker is not running");
+    return;
+  }
+  if (msg->type == WSB_CTL_KILL_SESSION)
+    wsb_log_info("admin %s: session %016llx closing (code %u)", peer,
+                 (unsigned long long)msg->session, (unsigned)msg->code);
+  else
+    wsb_log_info("admin %s: session %016llx moving%s%s", peer, (unsigned long long)msg->session,
+                 msg->slot >= 0 ? " to " : "",
+                 msg->slot >= 0 ? m->table->backends[msg->slot].name : "");
+  wsb__api_accepted(r, msg->type == WSB_CTL_KILL_SESSION ? "closing" : "moving", reached, NULL, 0);
+}
+
 static void list_answer(struct list_op *op, struct wsb_admin_reply *r) {
   struct master *m = op->m;
   struct wsb_json j;
   if (op->one && op->n == 0) {
     wsb_admin_error(r, op->partial ? 504 : 404,
                     op->partial ? "its worker did not answer in time" : "no such session");
+  } else if (op->command) {
+    send_command(m, &op->cmd, r);
   } else if (wsb__api_json_begin_sized(&j, r, 1024 + op->n * SESSION_JSON_MAX)) {
     if (op->one) {
       session_json(m, &j, &op->entries[0]);
@@ -235,17 +272,20 @@ static bool query_uint(const char *query, const char *key, uint64_t *v) {
   return rc == 0 && buf[0] >= '0' && buf[0] <= '9' && *end == '\0' && errno == 0;
 }
 
-/* GET /api/v1/sessions[?backend=&limit=&offset=] or one session: asks the workers in turn. */
+/* GET /api/v1/sessions[?backend=&limit=&offset=] or one session: asks the workers in turn.
+   With cmd (one session, whose query is the command's), cmd goes to the session once found. */
 static void list_sessions(struct master *m, const struct wsb_admin_request *req, bool one,
-                          uint64_t id, struct wsb_admin_reply *r) {
+                          uint64_t id, const struct session_command *cmd,
+                          struct wsb_admin_reply *r) {
   uint64_t limit = PAGE_MAX, offset = 0;
   int slot = -1;
   char name[WSB_NAME_MAX + 1];
-  if (!query_uint(req->query, "limit", &limit) || !query_uint(req->query, "offset", &offset)) {
+  const char *query = cmd != NULL ? "" : req->query;
+  if (!query_uint(query, "limit", &limit) || !query_uint(query, "offset", &offset)) {
     wsb_admin_error(r, 400, "limit= and offset= take whole numbers");
     return;
   }
-  if (wsb__api_query_get(req->query, "backend", name, sizeof(name)) &&
+  if (wsb__api_query_get(query, "backend", name, sizeof(name)) &&
       (slot = wsb__api_find_backend(m, name)) < 0) {
     wsb_admin_error(r, 404, "no such backend");
     return;
@@ -271,7 +311,10 @@ static void list_sessions(struct master *m, const struct wsb_admin_request *req,
                          .skip = one ? 0 : offset,
                          .offset = one ? 0 : offset,
                          .limit = limit,
-                         .cap = cap};
+                         .cap = cap,
+                         .command = cmd != NULL};
+  if (cmd != NULL)
+    op->cmd = *cmd;
   op->next = m->lists;
   m->lists = op;
   uv_timer_init(&m->loop, &op->timer);
@@ -335,62 +378,52 @@ static bool session_id(struct api_call *c, uint64_t *id) {
 }
 
 void wsb__api_sessions_list(struct api_call *c) {
-  list_sessions(c->m, c->req, false, 0, c->r);
+  list_sessions(c->m, c->req, false, 0, NULL, c->r);
 }
 
 void wsb__api_session_get(struct api_call *c) {
   uint64_t id;
   if (session_id(c, &id))
-    list_sessions(c->m, c->req, true, id, c->r);
+    list_sessions(c->m, c->req, true, id, NULL, c->r);
 }
 
-/* A command to a session's worker, found from the id alone: the worker acts if the session
-   still exists, so it is answered 202. */
-static void send_command(struct api_call *c, struct wsb_control_msg *msg) {
-  unsigned reached = wsb_workers_send(&c->m->workers, (int)(msg->session >> 52), msg);
-  if (reached == 0) {
-    wsb_admin_error(c->r, 404, "no such session: its worker is not running");
-    return;
-  }
-  if (msg->type == WSB_CTL_KILL_SESSION)
-    wsb_log_info("admin %s: session %016llx closing (code %u)", c->req->peer,
-                 (unsigned long long)msg->session, (unsigned)msg->code);
-  else
-    wsb_log_info("admin %s: session %016llx moving%s%s", c->req->peer,
-                 (unsigned long long)msg->session, msg->slot >= 0 ? " to " : "",
-                 msg->slot >= 0 ? c->m->table->backends[msg->slot].name : "");
-  wsb__api_accepted(c->r, msg->type == WSB_CTL_KILL_SESSION ? "closing" : "moving", reached, NULL,
-                    0);
+/* A command about the session {id}, from the admin client of c. */
+static void command_init(struct api_call *c, struct session_command *cmd, uint32_t type) {
+  *cmd = (struct session_command){.msg = {.type = type, .len = sizeof(cmd->msg), .slot = -1}};
+  snprintf(cmd->peer, sizeof(cmd->peer), "%s", c->req->peer);
 }
 
 void wsb__api_session_close(struct api_call *c) {
-  struct wsb_control_msg msg = {.type = WSB_CTL_KILL_SESSION, .len = sizeof(msg), .slot = -1};
-  if (session_id(c, &msg.session) && read_close(c->req, &msg, c->r))
-    send_command(c, &msg);
+  struct session_command cmd;
+  command_init(c, &cmd, WSB_CTL_KILL_SESSION);
+  if (session_id(c, &cmd.msg.session) && read_close(c->req, &cmd.msg, c->r))
+    list_sessions(c->m, c->req, true, cmd.msg.session, &cmd, c->r);
 }
 
 /* The target may be given as ?backend=NAME or {"backend": NAME}. */
 void wsb__api_session_failover(struct api_call *c) {
-  struct wsb_control_msg msg = {.type = WSB_CTL_FAILOVER_SESSION, .len = sizeof(msg), .slot = -1};
-  if (!session_id(c, &msg.session))
+  struct session_command cmd;
+  command_init(c, &cmd, WSB_CTL_FAILOVER_SESSION);
+  if (!session_id(c, &cmd.msg.session))
     return;
-  char target[WSB_NAME_MAX + 1];
-  bool named = wsb__api_query_get(c->req->query, "backend", target, sizeof(target));
+  char *target = cmd.target;
+  bool named = wsb__api_query_get(c->req->query, "backend", target, sizeof(cmd.target));
   if (c->req->body_len > 0) {
     static const char *const known[] = {"backend", NULL};
     struct wsb_json_token tokens[API_BODY_TOKENS];
     struct wsb_json_doc doc;
     if (!wsb__api_parse_body(c->req, &doc, tokens, known, c->r))
       return;
-    int rc = wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "backend"), target, sizeof(target),
-                                 NULL);
+    int rc = wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "backend"), target,
+                                 sizeof(cmd.target), NULL);
     if (!wsb__api_field_ok(rc, "backend", "a backend name", true, c->r))
       return;
     named = named || rc == 0;
   }
-  if (named && (msg.slot = wsb__api_find_backend(c->m, target)) < 0) {
+  /* An unknown backend is told at once; the lookup of the session comes after. */
+  if (named && wsb__api_find_backend(c->m, target) < 0) {
     wsb_admin_error(c->r, 404, "no such backend");
     return;
   }
-  send_command(c, &msg);
+  list_sessions(c->m, c->req, true, cmd.msg.session, &cmd, c->r);
 }

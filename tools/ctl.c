@@ -452,32 +452,6 @@ static bool named_target(char *out, size_t cap, const char *base, const char *na
   return append_encoded(out, cap, name);
 }
 
-/*
- * kill and failover are answered 202 whenever the session's worker runs, since the worker
- * acts only if the session is still there; so wsbalctl asks for the session first and says
- * "no such session" (exit 1) for one that is not live. Returns 0 when it is.
- */
-static int session_exists(const struct options *o, const struct wsb_ctl_addr *addr,
-                          const char *id) {
-  char target[TARGET_MAX];
-  struct wsb_ctl_answer ans;
-  if (!named_target(target, sizeof(target), "/api/v1/sessions/", id))
-    usage_error("%s", "an argument is too long");
-  if (!call(o, addr, "GET", target, NULL, &ans))
-    return WSB_CTL_EXIT_ERROR;
-  int rc = WSB_CTL_EXIT_OK;
-  if (ans.status == 404) {
-    fprintf(stderr, "wsbalctl: no such session: %s\n", id);
-    rc = WSB_CTL_EXIT_ERROR;
-  } else if (!answer_ok(&ans)) {
-    print_raw(o, &ans);
-    wsb_ctl_print_error(&ans);
-    rc = WSB_CTL_EXIT_ERROR;
-  }
-  free(ans.body);
-  return flush_stdout(rc);
-}
-
 static uint64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -531,21 +505,24 @@ static int wait_drained(const struct options *o, const struct wsb_ctl_addr *addr
 /* Sends the call and reports the answer; returns the exit status. */
 static int run(const struct options *o, const struct wsb_ctl_addr *addr, const struct call *c,
                const struct command *cmd) {
-  if (strcmp(cmd->path, "/api/v1/sessions/") == 0) {
-    int rc = session_exists(o, addr, o->args[1]);
-    if (rc != WSB_CTL_EXIT_OK)
-      return rc;
-  }
   struct wsb_ctl_answer ans;
   if (!call(o, addr, c->method, c->target, c, &ans))
     return WSB_CTL_EXIT_ERROR;
   bool ok = answer_ok(&ans);
   int rc = ok ? WSB_CTL_EXIT_OK : WSB_CTL_EXIT_ERROR;
-  print_raw(o, &ans);
-  if (!ok)
-    wsb_ctl_print_error(&ans);
-  else if (!o->json)
-    rc = cmd->print(&ans);
+  /* kill and failover of a session that is not live: the server answers 404 (a malformed id
+     too), said in wsbalctl's own words. */
+  bool no_session = ans.status == 404 && strcmp(cmd->path, "/api/v1/sessions/") == 0 &&
+                    wsb_ctl_error_starts(&ans, "no such session");
+  if (no_session) {
+    fprintf(stderr, "wsbalctl: no such session: %s\n", o->args[1]);
+  } else {
+    print_raw(o, &ans);
+    if (!ok)
+      wsb_ctl_print_error(&ans);
+    else if (!o->json)
+      rc = cmd->print(&ans);
+  }
   free(ans.body);
   rc = flush_stdout(rc);
   if (rc == WSB_CTL_EXIT_OK && (o->given & OPT_WAIT))

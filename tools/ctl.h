@@ -89,5 +89,7 @@ int wsb_ctl_print_fields(const struct wsb_ctl_answer *ans);
 /* Reports an error answer on stderr: "wsbalctl: STATUS: the server's error", then any
    "errors" lines (a failed reload's FILE:LINE messages). */
 void wsb_ctl_print_error(const struct wsb_ctl_answer *ans);
+/* Whether an answer's JSON "error" text starts with prefix. */
+bool wsb_ctl_error_starts(const struct wsb_ctl_answer *ans, const char *prefix);
 
 #endif

@@ -400,6 +400,18 @@ static void first_line(const char *body, size_t len, char *buf, size_t cap) {
   make_printable(buf);
 }
 
+bool wsb_ctl_error_starts(const struct wsb_ctl_answer *ans, const char *prefix) {
+  char msg[CELL_MAX] = "";
+  struct reader r;
+  if (ans->len == 0 || !read_json(ans, &r, true))
+    return false;
+  int i = wsb_json_member(&r.doc, 0, "error");
+  if (type_of(&r.doc, i) == WSB_JSON_STRING)
+    value_text(&r.doc, i, msg, sizeof(msg));
+  reader_free(&r);
+  return strncmp(msg, prefix, strlen(prefix)) == 0;
+}
+
 void wsb_ctl_print_error(const struct wsb_ctl_answer *ans) {
   char msg[CELL_MAX] = "";
   struct reader r;

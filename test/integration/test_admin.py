@@ -9,7 +9,7 @@ import sys
 import tempfile
 import urllib.parse
 
-from wsbtest import OP_TEXT, Checks, Echo, RawClient, Wsbal, frame, free_port, run_tests
+from wsbtest import OP_TEXT, Checks, Echo, RawClient, Wsbal, frame, free_port, run_tests, wait_for
 
 c = Checks()
 
@@ -224,6 +224,22 @@ def test_session_and_drain_commands():
         c.eq("a bad close code is refused", 400,
              request(ap, "DELETE", "/api/v1/sessions/0000000000000001?code=1006")[0])
         c.eq("a malformed id is 404", 404, request(ap, "DELETE", "/api/v1/sessions/xyz")[0])
+        # An id that is not live: 404 from the lookup the command waits for, never 202.
+        gone = "/api/v1/sessions/0000000000000000"
+        c.true("session 0 ends", wait_for(lambda: request(ap, "GET", gone)[0] == 404), "still live")
+        none = (404, {"error": "no such session"})
+        for method, path, body in [("DELETE", gone, None), ("POST", gone + "/failover", None),
+                                   ("DELETE", "/api/v1/sessions/00000000000000ff", None),
+                                   ("POST", "/api/v1/sessions/00000000000000ff/failover",
+                                    b'{"backend": "p2"}')]:
+            got = request(ap, method, path, body=body)
+            c.eq(f"{method} {path} of an id not live: 404", none, (got[0], json.loads(got[2])))
+        got = request(ap, "DELETE", "/api/v1/sessions/fff0000000000000")
+        c.eq("an id of a worker slot not running: 404", 404, got[0])
+        got = request(ap, "POST", "/api/v1/sessions/00000000000000ff/failover",
+                      body=b'{"backend": "nope"}')
+        c.eq("a failover to an unknown backend: 404 for the backend first",
+             (404, {"error": "no such backend"}), (got[0], json.loads(got[2])))
 
         b = RawClient(lb.port)
         b.request("/")

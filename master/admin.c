@@ -223,15 +223,16 @@ static void on_written(uv_write_t *req, int status) {
 /* A HEAD request's answer carries the head only, Content-Length included (RFC 9110 9.3.2). */
 static void send_reply(struct admin_conn *c, const struct wsb_admin_reply *r, bool keep_alive) {
   size_t body_len = c->head_only ? 0 : r->len;
-  char head[512];
+  char head[1024];
   int n = snprintf(head, sizeof(head),
                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                   "Cache-Control: no-store\r\n%s%s%sConnection: %s\r\n\r\n",
+                   "Cache-Control: no-store\r\n%s%s%s%sConnection: %s\r\n\r\n",
                    r->status, wsb_http_reason(r->status),
                    r->content_type ? r->content_type : "application/json", r->len,
                    r->allow ? "Allow: " : "", r->allow ? r->allow : "", r->allow ? "\r\n" : "",
-                   keep_alive ? "keep-alive" : "close");
-  struct admin_write *w = n < 0 ? NULL : malloc(sizeof(*w) + (size_t)n + body_len);
+                   r->headers ? r->headers : "", keep_alive ? "keep-alive" : "close");
+  bool fits = n >= 0 && (size_t)n < sizeof(head);
+  struct admin_write *w = fits ? malloc(sizeof(*w) + (size_t)n + body_len) : NULL;
   if (w == NULL) {
     close_conn(c);
     return;

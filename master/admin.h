@@ -14,6 +14,7 @@ struct wsb_admin_reply {
   int status;
   const char *content_type; /* NULL = application/json */
   const char *allow;        /* for 405: the methods the path takes */
+  const char *headers;      /* more header lines, each ending in CRLF, or NULL */
   char *body;               /* malloc'd, taken over by the server */
   size_t len;
 };

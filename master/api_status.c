@@ -185,6 +185,14 @@ void wsb__api_status_page(struct api_call *c) {
   memcpy(body, wsb_status_page, wsb_status_page_len);
   c->r->status = 200;
   c->r->content_type = "text/html; charset=utf-8";
+  /* The page's own <meta> policy, and what only a header can say: no other site may frame it
+     (its buttons would be clicked through a page on top), no referrer leaves with a link. */
+  c->r->headers =
+      "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
+      "style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+      "frame-ancestors 'none'\r\n"
+      "X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: "
+      "no-referrer\r\n";
   c->r->body = body;
   c->r->len = wsb_status_page_len;
 }

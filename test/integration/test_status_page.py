@@ -167,6 +167,8 @@ def test_served():
              (h.get("x-frame-options"), h.get("x-content-type-options"), h.get("referrer-policy")))
         c.eq("the API's answers do not carry the page's headers", None,
              request(ap, "GET", "/api/v1/status")[1].get("content-security-policy"))
+        c.eq("health_check = off: no last check, and not draining", [(None, False)],
+             [(b["last_check"], b["draining"]) for b in api(ap, "GET", "/api/v1/backends")[1]["backends"]])
         s, h, body = request(ap, "POST", "/")
         c.eq("POST /: 405", 405, s)
         c.true("the page loads nothing from elsewhere",

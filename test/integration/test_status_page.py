@@ -475,6 +475,9 @@ async def token_flow(lb, ap, dt, backends):
          "the admin API refused the token (401): enter the current one",
          await dt.until(f"{LOGIN_WHY}.includes('refused') && {LOGIN_WHY}"))
     c.eq("... and it is not kept", None, await dt.evaluate(stored))
+    await dt.evaluate("refresh().then(() => true)")  # a poll without a token: 401 again
+    c.eq("... and the next poll leaves the reason as it is",
+         "the admin API refused the token (401): enter the current one", await dt.evaluate(LOGIN_WHY))
 
     await enter_token(dt, "s3cret")
     # The reload put the file's state back: e2 is there again, every backend enabled.

@@ -70,8 +70,8 @@ static void backend_json(struct master *m, struct wsb_json *j, uint32_t slot) {
   wsb_json_key(j, "breaker");
   wsb_json_cstring(j, state <= WSB_BREAKER_TRIAL ? breaker[state] : "?");
   last_check_json(m, j, slot);
-  /* Per-backend message and byte totals go here once the segment counts them per slot; the
-     status page charts them from these keys when present (see its "perBackendRates"). */
+  /* Per-backend message and byte totals go here once the segment counts them per slot: the
+     status page charts each key listed in its BACKEND_RATES that an answer holds. */
   wsb_json_object_end(j);
 }
 

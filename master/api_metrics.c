@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
+#include "process_stats.h"
 #include "text.h"
 
 /* Far more than every series of 256 backends needs; a longer text is a 500, not endless growth. */
@@ -26,6 +28,10 @@ void wsb_api_adopt_slots(struct master *m, const struct wsb_shm_table *next) {
       base->connect_buckets[i] = WSB_SHM_SUM(m->shm, connect_buckets[s][i]);
     base->connect_us = WSB_SHM_SUM(m->shm, connect_us[s]);
     base->connect_count = WSB_SHM_SUM(m->shm, connect_count[s]);
+    for (int d = 0; d < WSB_DIR_COUNT; d++) {
+      base->messages[d] = WSB_SHM_SUM(m->shm, backend_messages[s][d]);
+      base->bytes[d] = WSB_SHM_SUM(m->shm, backend_bytes[s][d]);
+    }
   }
 }
 
@@ -55,6 +61,127 @@ static const char *label(const char *v, char *buf, size_t cap) {
   return buf;
 }
 
+/*
+ * One histogram's series: n cumulative buckets (the last +Inf) whose first n - 1 upper bounds
+ * are bounds, in microseconds as the segment keeps them, and the sum in microseconds. labels
+ * is "" or the series' other labels ("backend=\"e1\"").
+ */
+static void histogram(struct wsb_text *t, const char *name, const char *labels,
+                      const uint64_t *bounds, size_t n, const uint64_t *buckets, uint64_t sum_us,
+                      uint64_t count) {
+  const char *sep = *labels ? "," : "";
+  for (size_t i = 0; i + 1 < n; i++)
+    wsb_text_printf(t, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels, sep, bounds[i] / 1e6,
+                    buckets[i]);
+  wsb_text_printf(t, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep, buckets[n - 1]);
+  const char *open = *labels ? "{" : "", *close = *labels ? "}" : "";
+  wsb_text_printf(t, "%s_sum%s%s%s %.6f\n", name, open, labels, close, (double)sum_us / 1e6);
+  wsb_text_printf(t, "%s_count%s%s%s %" PRIu64 "\n", name, open, labels, close, count);
+}
+
+#define HISTOGRAM_MAX_BUCKETS 16
+
+/* A histogram of the workers' slots with no labels: <field>_buckets, _us and _count summed. */
+static void shm_histogram(struct wsb_text *t, const struct wsb_shm *shm, const char *name,
+                          const uint64_t *bounds, size_t n, size_t buckets, size_t sum_us,
+                          size_t count) {
+  uint64_t v[HISTOGRAM_MAX_BUCKETS];
+  for (size_t i = 0; i < n; i++)
+    v[i] = wsb_shm_sum(shm, buckets + i * sizeof(_Atomic uint64_t));
+  histogram(t, name, "", bounds, n, v, wsb_shm_sum(shm, sum_us), wsb_shm_sum(shm, count));
+}
+#define SHM_HISTOGRAM(t, shm, name, bounds, field)                                    \
+  shm_histogram((t), (shm), (name), (bounds), sizeof(bounds) / sizeof(bounds[0]) + 1, \
+                offsetof(struct wsb_shm_worker, field##_buckets),                     \
+                offsetof(struct wsb_shm_worker, field##_us),                          \
+                offsetof(struct wsb_shm_worker, field##_count))
+_Static_assert(WSB_FAILOVER_BUCKETS <= HISTOGRAM_MAX_BUCKETS &&
+                   WSB_CONNECT_BUCKETS <= HISTOGRAM_MAX_BUCKETS &&
+                   WSB_SESSION_BUCKETS <= HISTOGRAM_MAX_BUCKETS &&
+                   WSB_HANDSHAKE_BUCKETS <= HISTOGRAM_MAX_BUCKETS,
+               "a histogram has more buckets than shm_histogram holds");
+
+/* process_*: the master ({role="master"}) and each running worker ({role="worker",worker=
+   "SLOT"}: the slot stays across respawns, the pid does not). */
+static void processes(struct wsb_text *t, const struct master *m) {
+  unsigned n = 0, *slots = calloc(m->shm->nworkers + 1, sizeof(*slots));
+  struct wsb_process_stats *st = calloc(m->shm->nworkers + 1, sizeof(*st));
+  if (slots == NULL || st == NULL || wsb_process_stats_read(getpid(), &st[0]) != 0) {
+    free(slots);
+    free(st);
+    return;
+  }
+  for (unsigned s = 0; s < m->shm->nworkers; s++)
+    if (m->workers.procs[s].pid > 0 &&
+        wsb_process_stats_read(m->workers.procs[s].pid, &st[n + 1]) == 0)
+      slots[n++] = s;
+  static const struct {
+    const char *name, *type, *help;
+  } families[] = {
+      {"process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds."},
+      {"process_resident_memory_bytes", "gauge", "Resident memory size, in bytes."},
+      {"process_virtual_memory_bytes", "gauge", "Virtual memory size, in bytes."},
+      {"process_open_fds", "gauge", "Open file descriptors."},
+      {"process_max_fds", "gauge", "The limit of open file descriptors (soft RLIMIT_NOFILE)."},
+      {"process_start_time_seconds", "gauge", "Start time since the epoch, in seconds."},
+  };
+  for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
+    family(t, families[f].name, families[f].type, families[f].help);
+    for (unsigned i = 0; i <= n; i++) {
+      const struct wsb_process_stats *p = &st[i];
+      double v[] = {p->cpu_seconds,      (double)p->resident_bytes, (double)p->virtual_bytes,
+                    (double)p->open_fds, (double)p->max_fds,        p->start_time};
+      if ((f == 3 && !p->have_open_fds) || (f == 4 && !p->have_max_fds))
+        continue;
+      if (i == 0)
+        wsb_text_printf(t, "%s{role=\"master\"} %.15g\n", families[f].name, v[f]);
+      else
+        wsb_text_printf(t, "%s{role=\"worker\",worker=\"%u\"} %.15g\n", families[f].name,
+                        slots[i - 1], v[f]);
+    }
+  }
+  free(slots);
+  free(st);
+}
+
+/* What backend_gauge shows of each backend. */
+enum backend_gauge { BG_LIVE, BG_UP, BG_ENABLED, BG_BREAKER };
+
+/* A gauge family with one series per backend in use, {backend="NAME"}. */
+static void backend_gauge(struct wsb_text *t, const struct master *m, const char *name,
+                          const char *help, enum backend_gauge what) {
+  char b[WSB_NAME_MAX * 2 + 1];
+  family(t, name, "gauge", help);
+  for (uint32_t s = 0; s < m->table->nslots; s++) {
+    if (!m->table->backends[s].in_use)
+      continue;
+    uint64_t v = what == BG_LIVE      ? wsb_shm_backend_live(m->shm, s)
+                 : what == BG_UP      ? atomic_load(&m->shm->backend_up[s]) != 0
+                 : what == BG_ENABLED ? m->table->backends[s].enabled
+                                      : atomic_load(&m->shm->breaker_state[s]);
+    wsb_text_printf(t, "%s{backend=\"%s\"} %" PRIu64 "\n", name,
+                    label(m->table->backends[s].name, b, sizeof(b)), v);
+  }
+}
+
+static const char *const dirs[] = {"client_to_backend", "backend_to_client"};
+
+/* wsbal_backend_messages_total or (of_bytes) wsbal_backend_bytes_total, {backend,direction}. */
+static void backend_directions(struct wsb_text *t, struct master *m, const char *name,
+                               const char *help, bool of_bytes) {
+  char b[WSB_NAME_MAX * 2 + 1];
+  family(t, name, "counter", help);
+  for (uint32_t s = 0; s < m->table->nslots; s++) {
+    if (!m->table->backends[s].in_use)
+      continue;
+    label(m->table->backends[s].name, b, sizeof(b));
+    for (int d = 0; d < WSB_DIR_COUNT; d++)
+      wsb_text_printf(t, "%s{backend=\"%s\",direction=\"%s\"} %" PRIu64 "\n", name, b, dirs[d],
+                      of_bytes ? API_SLOT_SUM(m, s, backend_bytes[s][d], bytes[d])
+                               : API_SLOT_SUM(m, s, backend_messages[s][d], messages[d]));
+  }
+}
+
 static const char *const tls_error_labels[] = {
 #define WSB_XX(name, label) label,
     WSB_TLS_ERRORS(WSB_XX)
@@ -72,14 +199,14 @@ void wsb__api_metrics(struct api_call *c) {
   const struct wsb_shm *shm = m->shm;
   char b[WSB_NAME_MAX * 2 + 1];
   static const char *const reasons[] = WSB_FAILOVER_REASON_NAMES;
-  static const char *const dirs[] = {"client_to_backend", "backend_to_client"};
 
-  family(&t, "wsbal_sessions", "gauge", "Live sessions per backend.");
-  for (uint32_t s = 0; s < m->table->nslots; s++)
-    if (m->table->backends[s].in_use)
-      wsb_text_printf(&t, "wsbal_sessions{backend=\"%s\"} %" PRIu64 "\n",
-                      label(m->table->backends[s].name, b, sizeof(b)),
-                      wsb_shm_backend_live(shm, s));
+  /* The same values under two names: wsbal_sessions is SPEC.md's, and OpenMetrics reads it as
+     the family of the counter wsbal_sessions_total, so an OpenMetrics parser wants the other. */
+  backend_gauge(&t, m, "wsbal_sessions",
+                "Live sessions per backend (kept for compatibility: wsbal_sessions_active is the "
+                "same and does not collide with wsbal_sessions_total under OpenMetrics).",
+                BG_LIVE);
+  backend_gauge(&t, m, "wsbal_sessions_active", "Live sessions per backend.", BG_LIVE);
   family(&t, "wsbal_sessions_total", "counter", "Sessions started per backend.");
   for (uint32_t s = 0; s < m->table->nslots; s++)
     if (m->table->backends[s].in_use)
@@ -120,6 +247,10 @@ void wsb__api_metrics(struct api_call *c) {
          "Memory held in failover replay windows (client messages not answered yet).");
   wsb_text_printf(&t, "wsbal_failover_buffer_bytes %" PRIu64 "\n",
                   WSB_SHM_SUM(shm, failover_buffer_bytes));
+  family(&t, "wsbal_failover_hold_bytes", "gauge",
+         "Bytes of backend messages held until their last fragment, so that a backend lost "
+         "mid-message leaves no half message at the client.");
+  wsb_text_printf(&t, "wsbal_failover_hold_bytes %" PRIu64 "\n", WSB_SHM_SUM(shm, hold_bytes));
   family(&t, "wsbal_messages_total", "counter", "Messages relayed, by direction.");
   for (int d = 0; d < WSB_DIR_COUNT; d++)
     wsb_text_printf(&t, "wsbal_messages_total{direction=\"%s\"} %" PRIu64 "\n", dirs[d],
@@ -128,17 +259,17 @@ void wsb__api_metrics(struct api_call *c) {
   for (int d = 0; d < WSB_DIR_COUNT; d++)
     wsb_text_printf(&t, "wsbal_bytes_total{direction=\"%s\"} %" PRIu64 "\n", dirs[d],
                     WSB_SHM_SUM(shm, bytes[d]));
-  family(&t, "wsbal_backend_up", "gauge", "1 when the backend is considered up.");
-  family(&t, "wsbal_backend_enabled", "gauge", "1 when the backend takes new sessions.");
-  for (uint32_t s = 0; s < m->table->nslots; s++) {
-    if (!m->table->backends[s].in_use)
-      continue;
-    label(m->table->backends[s].name, b, sizeof(b));
-    wsb_text_printf(&t, "wsbal_backend_up{backend=\"%s\"} %d\n", b,
-                    atomic_load(&shm->backend_up[s]) ? 1 : 0);
-    wsb_text_printf(&t, "wsbal_backend_enabled{backend=\"%s\"} %d\n", b,
-                    m->table->backends[s].enabled ? 1 : 0);
-  }
+  backend_directions(&t, m, "wsbal_backend_messages_total",
+                     "Messages relayed to and from each backend, by direction.", false);
+  backend_directions(&t, m, "wsbal_backend_bytes_total",
+                     "Bytes of frames relayed to and from each backend, by direction.", true);
+  backend_gauge(&t, m, "wsbal_backend_up", "1 when the backend is considered up.", BG_UP);
+  backend_gauge(&t, m, "wsbal_backend_enabled", "1 when the backend takes new sessions.",
+                BG_ENABLED);
+  backend_gauge(&t, m, "wsbal_backend_breaker_state",
+                "The backend's circuit breaker: 0 closed, 1 open (no new sessions until its "
+                "cooldown ends), 2 half-open (one trial connection at a time).",
+                BG_BREAKER);
   family(&t, "wsbal_backend_health_checks_total", "counter", "Health checks by result.");
   for (uint32_t s = 0; s < m->table->nslots; s++)
     for (int i = 0; m->table->backends[s].in_use && i < WSB_PROBE_BAD_BODY; i++)
@@ -156,39 +287,31 @@ void wsb__api_metrics(struct api_call *c) {
           wsb_health_reports(m->health, s, i));
   family(&t, "wsbal_backend_connect_seconds", "histogram",
          "Time to connect and upgrade a backend, for the connections that got their 101.");
-  static const uint64_t connect_bounds[] = WSB_CONNECT_BUCKET_MS;
+  static const uint64_t connect_bounds[] = WSB_CONNECT_BUCKET_US;
   for (uint32_t s = 0; s < m->table->nslots; s++) {
     if (!m->table->backends[s].in_use)
       continue;
-    label(m->table->backends[s].name, b, sizeof(b));
-    for (int i = 0; i < WSB_CONNECT_BUCKETS - 1; i++)
-      wsb_text_printf(
-          &t, "wsbal_backend_connect_seconds_bucket{backend=\"%s\",le=\"%g\"} %" PRIu64 "\n", b,
-          connect_bounds[i] / 1000.0,
-          API_SLOT_SUM(m, s, connect_buckets[s][i], connect_buckets[i]));
-    wsb_text_printf(
-        &t, "wsbal_backend_connect_seconds_bucket{backend=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", b,
-        API_SLOT_SUM(m, s, connect_buckets[s][WSB_CONNECT_BUCKETS - 1],
-                     connect_buckets[WSB_CONNECT_BUCKETS - 1]));
-    wsb_text_printf(&t, "wsbal_backend_connect_seconds_sum{backend=\"%s\"} %.6f\n", b,
-                    (double)API_SLOT_SUM(m, s, connect_us[s], connect_us) / 1e6);
-    wsb_text_printf(&t, "wsbal_backend_connect_seconds_count{backend=\"%s\"} %" PRIu64 "\n", b,
-                    API_SLOT_SUM(m, s, connect_count[s], connect_count));
+    char labels[sizeof(b) + 16];
+    snprintf(labels, sizeof(labels), "backend=\"%s\"",
+             label(m->table->backends[s].name, b, sizeof(b)));
+    uint64_t v[WSB_CONNECT_BUCKETS];
+    for (int i = 0; i < WSB_CONNECT_BUCKETS; i++)
+      v[i] = API_SLOT_SUM(m, s, connect_buckets[s][i], connect_buckets[i]);
+    histogram(&t, "wsbal_backend_connect_seconds", labels, connect_bounds, WSB_CONNECT_BUCKETS, v,
+              API_SLOT_SUM(m, s, connect_us[s], connect_us),
+              API_SLOT_SUM(m, s, connect_count[s], connect_count));
   }
   family(&t, "wsbal_failover_seconds", "histogram", "Time from a backend's loss to the new 101.");
-  static const uint64_t bounds[] = WSB_FAILOVER_BUCKET_MS;
-  for (int i = 0; i < WSB_FAILOVER_BUCKETS; i++) {
-    if (i < WSB_FAILOVER_BUCKETS - 1)
-      wsb_text_printf(&t, "wsbal_failover_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                      bounds[i] / 1000.0, WSB_SHM_SUM(shm, failover_buckets[i]));
-    else
-      wsb_text_printf(&t, "wsbal_failover_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
-                      WSB_SHM_SUM(shm, failover_buckets[i]));
-  }
-  wsb_text_printf(&t, "wsbal_failover_seconds_sum %.6f\n",
-                  (double)WSB_SHM_SUM(shm, failover_us) / 1e6);
-  wsb_text_printf(&t, "wsbal_failover_seconds_count %" PRIu64 "\n",
-                  WSB_SHM_SUM(shm, failover_count));
+  static const uint64_t failover_bounds[] = WSB_FAILOVER_BUCKET_US;
+  SHM_HISTOGRAM(&t, shm, "wsbal_failover_seconds", failover_bounds, failover);
+  family(&t, "wsbal_session_seconds", "histogram",
+         "Duration of the sessions that got their 101, from accept to close, observed at close.");
+  static const uint64_t session_bounds[] = WSB_SESSION_BUCKET_US;
+  SHM_HISTOGRAM(&t, shm, "wsbal_session_seconds", session_bounds, session);
+  family(&t, "wsbal_handshake_seconds", "histogram",
+         "Time from a client's upgrade request read whole to its answer (101 or error) queued.");
+  static const uint64_t handshake_bounds[] = WSB_HANDSHAKE_BUCKET_US;
+  SHM_HISTOGRAM(&t, shm, "wsbal_handshake_seconds", handshake_bounds, handshake);
   family(&t, "wsbal_workers", "gauge", "Worker processes running the current configuration.");
   wsb_text_printf(&t, "wsbal_workers %u\n", wsb_workers_current(&m->workers));
   family(&t, "wsbal_worker_restarts_total", "counter", "Workers respawned after dying.");
@@ -214,6 +337,7 @@ void wsb__api_metrics(struct api_call *c) {
   wsb_text_printf(&t, "wsbal_config_generation %" PRIu64 "\n", wsb_shm_generation(shm));
   family(&t, "wsbal_build_info", "gauge", "The running version.");
   wsb_text_printf(&t, "wsbal_build_info{version=\"%s\"} 1\n", WSB_VERSION);
+  processes(&t, m);
   if (t.overflow) {
     wsb_text_free(&t);
     wsb_admin_error(r, 500, "out of memory");

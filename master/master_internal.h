@@ -23,6 +23,8 @@ struct wsb_slot_base {
   uint64_t connect_buckets[WSB_CONNECT_BUCKETS];
   uint64_t connect_us;
   uint64_t connect_count;
+  uint64_t messages[WSB_DIR_COUNT];
+  uint64_t bytes[WSB_DIR_COUNT];
 };
 
 struct master {

@@ -209,6 +209,7 @@ void wsb_shm_worker_forget(struct wsb_shm *shm, unsigned worker) {
   atomic_store_explicit(&w->pid, 0, memory_order_relaxed);
   atomic_store_explicit(&w->live, 0, memory_order_relaxed);
   atomic_store_explicit(&w->failover_buffer_bytes, 0, memory_order_relaxed);
+  atomic_store_explicit(&w->hold_bytes, 0, memory_order_relaxed);
   for (unsigned i = 0; i < WSB_SHM_MAX_BACKENDS; i++)
     atomic_store_explicit(&w->sessions[i], 0, memory_order_relaxed);
 }

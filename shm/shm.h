@@ -173,15 +173,33 @@ enum wsb_failover_reason {
 #define WSB_FAILOVER_REASON_NAMES \
   { "close", "lost", "timeout", "admin" }
 
-/* Upper bounds of wsbal_failover_seconds's buckets, in milliseconds (the last is +Inf). */
-#define WSB_FAILOVER_BUCKET_MS \
-  { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000 }
+/*
+ * The histograms' bucket upper bounds, in microseconds; each has one more bucket, +Inf. Buckets
+ * are cumulative, as Prometheus has them: wsb_shm_observe adds to every bucket a value fits.
+ */
+/* wsbal_failover_seconds: 5 ms to 10 s */
+#define WSB_FAILOVER_BUCKET_US \
+  { 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000 }
 #define WSB_FAILOVER_BUCKETS 12
-
-/* Upper bounds of wsbal_backend_connect_seconds's buckets, in milliseconds (the last is +Inf). */
-#define WSB_CONNECT_BUCKET_MS \
-  { 1, 5, 10, 25, 50, 100, 250, 1000, 5000 }
+/* wsbal_backend_connect_seconds: 1 ms to 5 s */
+#define WSB_CONNECT_BUCKET_US \
+  { 1000, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000 }
 #define WSB_CONNECT_BUCKETS 10
+/* wsbal_handshake_seconds: 100 us to 10 s; an answer wsbal gives itself takes microseconds, one
+   that waits for a backend's 101 about a connect's time. */
+#define WSB_HANDSHAKE_BUCKET_US                                                             \
+  {                                                                                         \
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 2500000, \
+        10000000                                                                            \
+  }
+#define WSB_HANDSHAKE_BUCKETS 15
+/* wsbal_session_seconds: 0.1 s to a day, for sessions refused at once and for long-lived ones. */
+#define WSB_SESSION_BUCKET_US                                                            \
+  {                                                                                      \
+    100000, 1000000, 10000000, 60000000, 300000000, 1800000000, 3600000000, 21600000000, \
+        86400000000                                                                      \
+  }
+#define WSB_SESSION_BUCKETS 10
 
 /*
  * One worker's counters. Every field has a single writer, that worker, so
@@ -208,6 +226,18 @@ struct wsb_shm_worker {
   _Atomic uint64_t tls_errors[WSB_TLS_SIDES][WSB_TLS_ERR_COUNT];
   _Atomic uint64_t access_log_errors;     /* opens of the access log that failed */
   _Atomic uint64_t failover_buffer_bytes; /* gauge: allocated to its replay windows now */
+  _Atomic uint64_t hold_bytes; /* gauge: backend fragments held until their message ends */
+  /* sessions that got their 101, when they end: from accept to close */
+  _Atomic uint64_t session_buckets[WSB_SESSION_BUCKETS];
+  _Atomic uint64_t session_us;
+  _Atomic uint64_t session_count;
+  /* client handshakes, from the request head read to the answer (101 or error) queued */
+  _Atomic uint64_t handshake_buckets[WSB_HANDSHAKE_BUCKETS];
+  _Atomic uint64_t handshake_us;
+  _Atomic uint64_t handshake_count;
+  /* messages and bytes relayed to and from each backend slot, by direction */
+  _Atomic uint64_t backend_messages[WSB_SHM_MAX_BACKENDS][WSB_DIR_COUNT];
+  _Atomic uint64_t backend_bytes[WSB_SHM_MAX_BACKENDS][WSB_DIR_COUNT];
 };
 
 /*
@@ -330,6 +360,17 @@ static inline void wsb_shm_add(_Atomic uint64_t *counter, uint64_t n) {
 }
 static inline void wsb_shm_sub(_Atomic uint64_t *counter, uint64_t n) {
   atomic_fetch_sub_explicit(counter, n, memory_order_relaxed);
+}
+
+/* One value (microseconds) into a histogram of n buckets whose first n - 1 bounds are bounds
+   (the last is +Inf), its sum and its count: every histogram of the segment is kept this way. */
+static inline void wsb_shm_observe(_Atomic uint64_t *buckets, const uint64_t *bounds, size_t n,
+                                   _Atomic uint64_t *sum_us, _Atomic uint64_t *count, uint64_t us) {
+  for (size_t i = 0; i < n; i++)
+    if (i == n - 1 || us <= bounds[i])
+      wsb_shm_add(&buckets[i], 1);
+  wsb_shm_add(sum_us, us);
+  wsb_shm_add(count, 1);
 }
 
 /*

@@ -173,13 +173,10 @@ void wsb__failover_begin(struct wsb_session *s, enum wsb_failover_reason why, in
 void wsb__failover_done(struct wsb_session *s, const uint8_t *backend_early, size_t len) {
   assert(s->state == S_FAILOVER && s->hs == NULL && wsb__slot_valid(s->backend_slot));
   uint64_t took = uv_now(&s->w->loop) - s->failover_started_ms;
-  static const uint64_t bounds[] = WSB_FAILOVER_BUCKET_MS;
+  static const uint64_t bounds[] = WSB_FAILOVER_BUCKET_US;
   struct wsb_shm_worker *stats = s->w->stats;
-  for (size_t i = 0; i < WSB_FAILOVER_BUCKETS; i++)
-    if (i == WSB_FAILOVER_BUCKETS - 1 || took <= bounds[i])
-      wsb_shm_add(&stats->failover_buckets[i], 1);
-  wsb_shm_add(&stats->failover_us, took * 1000);
-  wsb_shm_add(&stats->failover_count, 1);
+  wsb_shm_observe(stats->failover_buckets, bounds, WSB_FAILOVER_BUCKETS, &stats->failover_us,
+                  &stats->failover_count, took * 1000);
   wsb_log_info("session %016llx: moved to %s in %llu ms, %u bytes resent",
                (unsigned long long)s->id, s->w->table->backends[s->backend_slot].name,
                (unsigned long long)took, s->replay.len);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "relay.h"
 #include "session.h"
 #include "tls_leg.h"
 
@@ -149,7 +150,7 @@ int wsb__leg_start_reading(struct wsb_leg *l) {
 void wsb__leg_reset(struct wsb_leg *l) {
   wsb__tls_leg_free(l);
   free(l->pending);
-  wsb_buf_free(&l->hold);
+  wsb__relay_hold_free(l);
   l->pending = NULL;
   l->pending_len = l->pending_cap = 0;
   l->paused = l->close_received = l->close_sent = l->ping_outstanding = false;

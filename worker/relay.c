@@ -135,6 +135,11 @@ static void after_close(struct wsb_leg *l) {
   }
 }
 
+void wsb__relay_hold_free(struct wsb_leg *l) {
+  wsb_shm_sub(&l->s->w->stats->hold_bytes, l->hold.len);
+  wsb_buf_free(&l->hold);
+}
+
 /* Passes a backend's held fragments on, now that their message is whole. */
 static int release_hold(struct wsb_leg *l, struct batch *b) {
   if (l->hold.len == 0)
@@ -143,7 +148,7 @@ static int release_hold(struct wsb_leg *l, struct batch *b) {
   uv_buf_t held = wsb_write_buf(wsb_buf_data(&l->hold), l->hold.len);
   if (rc == 0)
     rc = wsb__leg_write(l->peer, &held, 1);
-  wsb_buf_free(&l->hold);
+  wsb__relay_hold_free(l);
   return rc;
 }
 
@@ -170,6 +175,7 @@ static int pass_data(struct wsb_leg *l, struct batch *b, const uint8_t *p, size_
   if (whole_frame && (!fin || l->hold.len > 0) && !l->partial_out && l->hold.len + take <= bound) {
     if (wsb_buf_append(&l->hold, p, take) != 0)
       return UV_ENOMEM;
+    wsb_shm_add(&s->w->stats->hold_bytes, take);
     return fin ? release_hold(l, b) : 0;
   }
   int rc = release_hold(l, b);
@@ -265,6 +271,10 @@ static size_t forward_frames(struct wsb_leg *l, const uint8_t *buf, size_t n) {
     rc = flush(to, &b);
   wsb_shm_add(&stats->messages[dir], messages);
   wsb_shm_add(&stats->bytes[dir], bytes);
+  if (wsb__slot_valid(s->backend_slot)) { /* the backend these went to or came from */
+    wsb_shm_add(&stats->backend_messages[s->backend_slot][dir], messages);
+    wsb_shm_add(&stats->backend_bytes[s->backend_slot][dir], bytes);
+  }
   s->messages[dir] += messages;
   s->bytes[dir] += bytes;
   if (rc != 0) {

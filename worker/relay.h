@@ -17,5 +17,7 @@ void wsb__relay_start(struct wsb_session *s, const uint8_t *backend_early,
                       size_t backend_early_len);
 /* Sets the timer for the next keepalive ping, overdue pong or idle_timeout. */
 void wsb__relay_arm_timer(struct wsb_session *s);
+/* Drops the fragments a backend leg holds, and their bytes from wsbal_failover_hold_bytes. */
+void wsb__relay_hold_free(struct wsb_leg *l);
 
 #endif

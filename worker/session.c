@@ -7,6 +7,7 @@
 
 #include "errors.h"
 #include "log.h"
+#include "relay.h"
 #include "replay.h"
 #include "tls_leg.h"
 #include "tls_worker.h"
@@ -93,7 +94,7 @@ bool wsb__session_unref(struct wsb_session *s) {
   wsb__tls_leg_free(&s->backend);
   free(s->client.pending);
   free(s->backend.pending);
-  wsb_buf_free(&s->backend.hold);
+  wsb__relay_hold_free(&s->backend);
   wsb_buf_free(&s->replay);
   free(s->head);
   free(s->protocol);
@@ -185,6 +186,16 @@ static bool wsbal_spoke_last(const struct wsb_session *s) {
   return s->closed_by == BY_WSBAL || (s->hs != NULL && s->hs->relaying_error);
 }
 
+/* wsbal_session_seconds: a session that got its 101 (it keeps its request head since), from
+   accept to close as the access log's duration. */
+static void count_session_time(struct wsb_session *s) {
+  static const uint64_t bounds[] = WSB_SESSION_BUCKET_US;
+  struct wsb_shm_worker *stats = s->w->stats;
+  if (s->head != NULL)
+    wsb_shm_observe(stats->session_buckets, bounds, WSB_SESSION_BUCKETS, &stats->session_us,
+                    &stats->session_count, (uv_now(&s->w->loop) - s->started_ms) * 1000);
+}
+
 void wsb__session_close(struct wsb_session *s, int reason) {
   if (s->state == S_CLOSED)
     return;
@@ -197,6 +208,7 @@ void wsb__session_close(struct wsb_session *s, int reason) {
   wsb_log_debug("session %016llx closed: %s", (unsigned long long)s->id,
                 s->reason ? wsb_strerror(s->reason) : "normal");
   wsb_access_log_session(s->w, s);
+  count_session_time(s);
   wsb__replay_drop(s);
   assert(!s->window_listed);
   bool lingers = false;

@@ -70,6 +70,7 @@ struct wsb_handshake {
   size_t head_len;             /* bytes of req_buf that are the request head */
   unsigned attempts;           /* backends tried for this upgrade or failover */
   uint64_t connect_started_ms; /* of the current backend attempt */
+  uint64_t request_ns;         /* uv_hrtime() when the request head was read whole; 0 before */
   bool backoff;                /* the timer is a pause between failover attempts */
   int prefer;                  /* a backend slot the admin asked for, tried first; -1 for none */
   uv_connect_t connect;

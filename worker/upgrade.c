@@ -18,8 +18,15 @@
 #define BACKEND_HEAD_MAX (16 * 1024) /* a backend's answer head may be this large */
 #define ERROR_BODY_MAX   (64 * 1024) /* bytes of a backend's non-101 body passed to the client */
 
+/* wsbal_handshakes_total, and wsbal_handshake_seconds for a request whose head was read whole:
+   from then to its answer (101 or error) queued. */
 static void count_handshake(struct wsb_session *s, enum wsb_handshake_result r) {
-  wsb_shm_add(&s->w->stats->handshakes[r], 1);
+  static const uint64_t bounds[] = WSB_HANDSHAKE_BUCKET_US;
+  struct wsb_shm_worker *stats = s->w->stats;
+  wsb_shm_add(&stats->handshakes[r], 1);
+  if (s->hs != NULL && s->hs->request_ns != 0)
+    wsb_shm_observe(stats->handshake_buckets, bounds, WSB_HANDSHAKE_BUCKETS, &stats->handshake_us,
+                    &stats->handshake_count, (uv_hrtime() - s->hs->request_ns) / 1000);
 }
 
 /* Answers the client with an error status and ends the session once the answer is written. */
@@ -78,6 +85,7 @@ void wsb__upgrade_find_client_ip(struct wsb_session *s) {
 static void on_request(struct wsb_session *s, size_t head_len) {
   struct wsb_handshake *hs = s->hs;
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  hs->request_ns = uv_hrtime();
   int status = wsb_handshake_check_request(&hs->req, &hs->upgrade);
   if (status != 0) {
     reply_error(s, status, WSB_HS_BAD_REQUEST);
@@ -360,7 +368,7 @@ static void relay_backend_error(struct wsb_session *s, size_t head_len) {
 
 /* wsbal_backend_connect_seconds: TCP connect and upgrade of the backend that answered 101. */
 static void count_connect_time(struct wsb_session *s) {
-  static const uint64_t bounds[] = WSB_CONNECT_BUCKET_MS;
+  static const uint64_t bounds[] = WSB_CONNECT_BUCKET_US;
   struct wsb_shm_worker *stats = s->w->stats;
   uint64_t took = uv_now(&s->w->loop) - s->hs->connect_started_ms;
   assert(wsb__slot_valid(s->backend_slot));
@@ -369,11 +377,9 @@ static void count_connect_time(struct wsb_session *s) {
   s->backend_since_ms = uv_now(&s->w->loop);
   s->backend_proven = false;
   s->backend_heard = false;
-  for (size_t i = 0; i < WSB_CONNECT_BUCKETS; i++)
-    if (i == WSB_CONNECT_BUCKETS - 1 || took <= bounds[i])
-      wsb_shm_add(&stats->connect_buckets[s->backend_slot][i], 1);
-  wsb_shm_add(&stats->connect_us[s->backend_slot], took * 1000);
-  wsb_shm_add(&stats->connect_count[s->backend_slot], 1);
+  int slot = s->backend_slot;
+  wsb_shm_observe(stats->connect_buckets[slot], bounds, WSB_CONNECT_BUCKETS,
+                  &stats->connect_us[slot], &stats->connect_count[slot], took * 1000);
 }
 
 static bool same_protocol(const char *have, struct wsb_slice chosen) {

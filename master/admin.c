@@ -420,7 +420,9 @@ static void dispatch(struct admin_conn *c) {
   } else if (needs_token(target) && !authorized(c->a->cfg->admin.token, h)) {
     wsb_admin_error(&r, 401, "missing or wrong bearer token");
   } else {
+    const struct wsb_header *accept = wsb_http_find(h, "Accept", NULL);
     struct wsb_admin_request req = {
+        .accept = accept != NULL ? accept->value : (struct wsb_slice){NULL, 0},
         .method = h->method,
         .path = target,
         .query = query ? query : "",

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "http.h"
 
 /* An answer a route handler fills: status, content type and body. */
 struct wsb_admin_reply {
@@ -25,8 +26,9 @@ struct wsb_admin_request {
   const char *query; /* NUL-terminated, "" when none */
   const char *body;
   size_t body_len;
-  uint64_t conn;    /* for wsb_admin_complete, when the handler defers its answer */
-  const char *peer; /* the client as "ADDR:PORT" ("[V6]:PORT"), for the log of changes */
+  uint64_t conn;           /* for wsb_admin_complete, when the handler defers its answer */
+  const char *peer;        /* the client as "ADDR:PORT" ("[V6]:PORT"), for the log of changes */
+  struct wsb_slice accept; /* the Accept header's value; {NULL, 0} without one */
 };
 
 /* Room for a peer: "[" INET6_ADDRSTRLEN "]:65535". */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -45,8 +46,43 @@ const char *wsb__api_handshake_label(int result) {
   return handshake_labels[result];
 }
 
+/* The reply being written is OpenMetrics 1.0 (Accept asked for it), not Prometheus text 0.0.4.
+   The master writes one reply at a time, on its loop. */
+static bool openmetrics;
+
+/* A family's HELP and TYPE. OpenMetrics names a counter's family without the _total its samples
+   carry. */
 static void family(struct wsb_text *t, const char *name, const char *type, const char *help) {
-  wsb_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  size_t n = strlen(name);
+  if (openmetrics && strcmp(type, "counter") == 0 && n > 6 && strcmp(name + n - 6, "_total") == 0)
+    n -= 6;
+  wsb_text_printf(t, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)n, name, help, (int)n, name, type);
+}
+
+/* Whether an Accept value lists application/openmetrics-text (media types are
+   case-insensitive), without q=0. */
+static bool wants_openmetrics(struct wsb_slice accept) {
+  static const char type[] = "application/openmetrics-text";
+  const char *p = accept.p, *end = accept.p + accept.len;
+  while (p < end) {
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    const char *item_end = comma != NULL ? comma : end;
+    while (p < item_end && (*p == ' ' || *p == '\t'))
+      p++;
+    size_t n = sizeof(type) - 1;
+    if ((size_t)(item_end - p) >= n && strncasecmp(p, type, n) == 0 &&
+        (p + n == item_end || p[n] == ';' || p[n] == ' ')) {
+      const char *q = p + n;
+      bool refused = false;
+      for (; q + 2 < item_end; q++)
+        if ((q[0] == 'q' || q[0] == 'Q') && q[1] == '=' && (q[-1] == ';' || q[-1] == ' '))
+          refused = strtod(q + 2, NULL) <= 0;
+      if (!refused)
+        return true;
+    }
+    p = item_end + (comma != NULL);
+  }
+  return false;
 }
 
 /* Label values escaped as the text format wants: backslash, double quote, newline. */
@@ -196,16 +232,18 @@ void wsb__api_metrics(struct api_call *c) {
     wsb_admin_error(r, 500, "out of memory");
     return;
   }
+  openmetrics = wants_openmetrics(c->req->accept);
   const struct wsb_shm *shm = m->shm;
   char b[WSB_NAME_MAX * 2 + 1];
   static const char *const reasons[] = WSB_FAILOVER_REASON_NAMES;
 
   /* The same values under two names: wsbal_sessions is SPEC.md's, and OpenMetrics reads it as
      the family of the counter wsbal_sessions_total, so an OpenMetrics parser wants the other. */
-  backend_gauge(&t, m, "wsbal_sessions",
-                "Live sessions per backend (kept for compatibility: wsbal_sessions_active is the "
-                "same and does not collide with wsbal_sessions_total under OpenMetrics).",
-                BG_LIVE);
+  if (!openmetrics)
+    backend_gauge(&t, m, "wsbal_sessions",
+                  "Live sessions per backend (kept for compatibility: wsbal_sessions_active is the "
+                  "same and does not collide with wsbal_sessions_total under OpenMetrics).",
+                  BG_LIVE);
   backend_gauge(&t, m, "wsbal_sessions_active", "Live sessions per backend.", BG_LIVE);
   family(&t, "wsbal_sessions_total", "counter", "Sessions started per backend.");
   for (uint32_t s = 0; s < m->table->nslots; s++)
@@ -338,13 +376,16 @@ void wsb__api_metrics(struct api_call *c) {
   family(&t, "wsbal_build_info", "gauge", "The running version.");
   wsb_text_printf(&t, "wsbal_build_info{version=\"%s\"} 1\n", WSB_VERSION);
   processes(&t, m);
+  if (openmetrics)
+    wsb_text_puts(&t, "# EOF\n");
   if (t.overflow) {
     wsb_text_free(&t);
     wsb_admin_error(r, 500, "out of memory");
     return;
   }
   r->status = 200;
-  r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r->content_type = openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                : "text/plain; version=0.0.4; charset=utf-8";
   r->body = t.buf;
   r->len = t.len;
 }

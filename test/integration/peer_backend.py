@@ -5,7 +5,9 @@
                   with --tls-client-ca requiring a client certificate from that CA)
 
 echo:   python3-websockets echo server; "close:CODE" makes it close with CODE; "who" answers
-        with its id; "halfdie:ID" (its own id) sends half a fragmented message and kills the process. Logs "connect reconnect=VALUE path=PATH" for every session.
+        with its id; "halfdie:ID" (its own id) sends half a fragmented message and kills the process;
+        "halfhold" sends half a fragmented message and never the rest. Logs "connect
+        reconnect=VALUE path=PATH" for every session.
 silent: accepts TCP and never answers the upgrade.
 503:    answers every request with 503.
 drop:   answers a valid 101, then drops the connection at once.
@@ -46,6 +48,13 @@ async def echo_server(args):
                     return
                 if msg == "who":
                     await ws.send(args.id)
+                    continue
+                if msg == "halfhold":
+                    # The first fragment of a message goes out, and the rest never does.
+                    async def held():
+                        yield "first half of a message held open"
+                        await asyncio.Event().wait()
+                    await ws.send(held())
                     continue
                 if msg == f"halfdie:{args.id}":
                     # The first fragment of a message goes out, then the process dies.

@@ -53,7 +53,10 @@ def installed_version():
 def expected_files():
     files = {"/usr/sbin/wsbal", "/usr/bin/wsbalctl", UNIT, CONF, "/etc/default/wsbal",
              "/etc/logrotate.d/wsbal", "/usr/lib/sysusers.d/wsbal.conf",
-             "/usr/share/doc/wsbal/copyright", "/usr/share/doc/wsbal/changelog.gz"}
+             "/usr/share/doc/wsbal/copyright", "/usr/share/doc/wsbal/changelog.gz",
+             "/usr/share/wsbal/monitoring/wsbal-dashboard.json",
+             "/usr/share/wsbal/monitoring/wsbal-alerts.yml",
+             "/usr/share/wsbal/monitoring/README.md"}
     if HAS_MAN:
         files |= {"/usr/share/man/man8/wsbal.8.gz", "/usr/share/man/man5/wsbal.ini.5.gz",
                   "/usr/share/man/man1/wsbalctl.1.gz"}

@@ -59,27 +59,37 @@ static void family(struct wsb_text *t, const char *name, const char *type, const
   wsb_text_printf(t, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)n, name, help, (int)n, name, type);
 }
 
+/* Whether a media range's parameters [p, end) hold a zero weight (q=0, q=0.0, ...): "not
+   acceptable" (RFC 9110 12.4.2). */
+static bool zero_weight(const char *p, const char *end) {
+  for (; p + 2 < end; p++) {
+    if ((p[0] != 'q' && p[0] != 'Q') || p[1] != '=' || (p[-1] != ';' && p[-1] != ' '))
+      continue;
+    const char *v = p + 2;
+    if (*v != '0')
+      return false;
+    while (v < end && (*v == '0' || *v == '.'))
+      v++;
+    return v == end || *v == ';' || *v == ' ' || *v == '\t';
+  }
+  return false;
+}
+
 /* Whether an Accept value lists application/openmetrics-text (media types are
-   case-insensitive), without q=0. */
+   case-insensitive) with a weight above zero. */
 static bool wants_openmetrics(struct wsb_slice accept) {
   static const char type[] = "application/openmetrics-text";
+  const size_t n = sizeof(type) - 1;
   const char *p = accept.p, *end = accept.p + accept.len;
   while (p < end) {
     const char *comma = memchr(p, ',', (size_t)(end - p));
     const char *item_end = comma != NULL ? comma : end;
     while (p < item_end && (*p == ' ' || *p == '\t'))
       p++;
-    size_t n = sizeof(type) - 1;
     if ((size_t)(item_end - p) >= n && strncasecmp(p, type, n) == 0 &&
-        (p + n == item_end || p[n] == ';' || p[n] == ' ')) {
-      const char *q = p + n;
-      bool refused = false;
-      for (; q + 2 < item_end; q++)
-        if ((q[0] == 'q' || q[0] == 'Q') && q[1] == '=' && (q[-1] == ';' || q[-1] == ' '))
-          refused = strtod(q + 2, NULL) <= 0;
-      if (!refused)
-        return true;
-    }
+        (p + n == item_end || p[n] == ';' || p[n] == ' ' || p[n] == '\t') &&
+        !zero_weight(p + n, item_end))
+      return true;
     p = item_end + (comma != NULL);
   }
   return false;

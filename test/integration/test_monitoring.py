@@ -156,7 +156,8 @@ def test_exposition(e1, e2):
             c.eq("and given back when its session ends", 0, value(text, "wsbal_failover_hold_bytes"))
 
         # OpenMetrics, when asked for.
-        for accept in (OPENMETRICS, PROMETHEUS_ACCEPT, "Application/OpenMetrics-Text; version=1.0.0"):
+        for accept in (OPENMETRICS, PROMETHEUS_ACCEPT, "Application/OpenMetrics-Text; version=1.0.0",
+                       f"text/plain;q=0.5 , {OPENMETRICS};q=0.01", f"{OPENMETRICS};q=0.,{OPENMETRICS}"):
             s, ctype, om = request(ap, "/metrics", {"Accept": accept})
             c.eq(f"OpenMetrics for Accept: {accept}",
                  (200, "application/openmetrics-text; version=1.0.0; charset=utf-8"), (s, ctype))
@@ -165,7 +166,8 @@ def test_exposition(e1, e2):
                "# TYPE wsbal_sessions counter\n" in om and "\nwsbal_sessions{" not in om and
                "\nwsbal_sessions_total{" in om and om.endswith("\n# EOF\n"), om[:600])
         for accept in ("text/plain", "*/*", f"{OPENMETRICS};q=0, text/plain",
-                       "application/openmetrics-textx", ""):
+                       f"{OPENMETRICS}; version=1.0.0; q=0.000", "application/openmetrics-textx",
+                       "text/openmetrics-text", f",,;q=, {OPENMETRICS[:-1]}", ""):
             c.eq(f"0.0.4 for Accept: {accept!r}", "text/plain; version=0.0.4; charset=utf-8",
                  request(ap, "/metrics", {"Accept": accept} if accept else {})[1])
     finally:

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* One unsigned decimal field at *p, which then points past it and the blanks after it. */
@@ -129,8 +130,15 @@ static uint64_t boot_time(void) {
   return btime;
 }
 
-/* Entries of /proc/PID/fd, "." and ".." aside; readdir reuses the stream's one buffer. */
+/* The open descriptors of /proc/PID/fd: its size where the kernel gives the count there (Linux
+   6.2 and later: 20,000 descriptors cost one stat, not 50 ms of listing), else its entries, "."
+   and ".." aside, listed through the stream's one buffer. */
 static bool count_fds(const char *dir, uint64_t *out) {
+  struct stat st;
+  if (stat(dir, &st) == 0 && st.st_size > 0) {
+    *out = (uint64_t)st.st_size;
+    return true;
+  }
   DIR *d = opendir(dir);
   if (d == NULL)
     return false;

@@ -2,6 +2,7 @@
  * writes them (command names with spaces and parentheses, unlimited, missing lines), and this
  * process read live. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -106,6 +107,15 @@ START_TEST(test_read_self) {
   }
   ck_assert(st.have_open_fds);
   ck_assert_uint_ge(st.open_fds, 8 + 3);
+  /* As many as a listing finds (whose own descriptor may be counted or not). */
+  DIR *d = opendir("/proc/self/fd");
+  ck_assert_ptr_nonnull(d);
+  uint64_t listed = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    listed += e->d_name[0] != '.';
+  closedir(d);
+  ck_assert_uint_ge(st.open_fds + 1, listed);
+  ck_assert_uint_le(st.open_fds, listed);
   ck_assert_uint_gt(st.resident_bytes, 0);
   ck_assert_uint_ge(st.virtual_bytes, st.resident_bytes);
   double now = (double)time(NULL);

@@ -71,9 +71,12 @@ def wait_metric(ap, pred, timeout=10):
 def test_exposition(e1, e2):
     holder = Peer("holder")
     ap = free_port()
-    lb = Wsbal([("e1", e1.url), ("e2", e2.url), ("holder", holder.url)],
+    # "dead" refuses connections: its first failure opens its breaker for the whole test.
+    lb = Wsbal([("e1", e1.url), ("e2", e2.url), ("holder", holder.url),
+                ("dead", f"ws://127.0.0.1:{free_port()}")],
                sections={"admin": {"address": f"127.0.0.1:{ap}"},
-                         "upstream": {"algorithm": "round_robin", "health_check": "off"}})
+                         "upstream": {"algorithm": "round_robin", "health_check": "off",
+                                      "breaker_threshold": "1", "breaker_cooldown": "10m"}})
     held = []
     try:
         sent = 0
@@ -85,6 +88,11 @@ def test_exposition(e1, e2):
             held.append(cl)
         for cl in held[:3]:
             cl.close()
+        # An upgrade request read whole but refused (a version wsbal does not speak): timed too.
+        refused = RawClient(lb.port)
+        refused.request("/", headers={"Sec-WebSocket-Version": "12"})
+        c.eq("an unknown version is refused", 426, refused.read_head()[0])
+        refused.close()
         text = wait_metric(ap, lambda t: value(t, "wsbal_session_seconds_count") == 3)
         s, ctype, text = request(ap, "/metrics")
         c.eq("0.0.4 by default", (200, "text/plain; version=0.0.4; charset=utf-8"), (s, ctype))
@@ -100,9 +108,11 @@ def test_exposition(e1, e2):
             c.eq("promtool check metrics passes", (0, b""), (r.returncode, r.stdout + r.stderr))
 
         # The figures agree with the traffic.
-        c.eq("sessions: 3 ended, 6 handshakes timed",
-             (3, 6), (value(text, "wsbal_session_seconds_count"),
-                      value(text, "wsbal_handshake_seconds_count")))
+        c.eq("sessions: 3 ended; 7 handshakes timed, the refused one with them",
+             (3, 7, 6, 1), (value(text, "wsbal_session_seconds_count"),
+                            value(text, "wsbal_handshake_seconds_count"),
+                            value(text, "wsbal_handshakes_total", result="ok"),
+                            value(text, "wsbal_handshakes_total", result="bad_request")))
         c.eq("per-backend messages add up to the totals, both ways", (sent, sent, sent, sent),
              (total(text, "wsbal_backend_messages_total", direction="client_to_backend"),
               total(text, "wsbal_backend_messages_total", direction="backend_to_client"),
@@ -117,8 +127,9 @@ def test_exposition(e1, e2):
         live = {b: value(text, "wsbal_sessions_active", backend=b) for b in ("e1", "e2", "holder")}
         c.eq("wsbal_sessions_active: the 3 open sessions, as wsbal_sessions", (3, live),
              (sum(live.values()), {b: value(text, "wsbal_sessions", backend=b) for b in live}))
-        c.eq("breakers closed", [0, 0, 0],
-             [value(text, "wsbal_backend_breaker_state", backend=b) for b in live])
+        c.eq("breakers: closed, and open for the dead backend", [0, 0, 0, 1],
+             [value(text, "wsbal_backend_breaker_state", backend=b)
+              for b in ("e1", "e2", "holder", "dead")])
 
         # process_*: the master and both workers, told apart by role and slot, not pid.
         pids = lb.pids()

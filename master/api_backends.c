@@ -70,8 +70,17 @@ static void backend_json(struct master *m, struct wsb_json *j, uint32_t slot) {
   wsb_json_key(j, "breaker");
   wsb_json_cstring(j, state <= WSB_BREAKER_TRIAL ? breaker[state] : "?");
   last_check_json(m, j, slot);
-  /* Per-backend message and byte totals go here once the segment counts them per slot: the
-     status page charts each key listed in its BACKEND_RATES that an answer holds. */
+  /* Messages and bytes each way, named as in the sessions API; the status page charts the keys
+     its BACKEND_RATES lists. */
+  static const char *const traffic[WSB_DIR_COUNT][2] = {
+      [WSB_DIR_TO_BACKEND] = {"messages_in", "bytes_in"},
+      [WSB_DIR_TO_CLIENT] = {"messages_out", "bytes_out"}};
+  for (int d = 0; d < WSB_DIR_COUNT; d++) {
+    wsb_json_key(j, traffic[d][0]);
+    wsb_json_uint(j, API_SLOT_SUM(m, slot, backend_messages[slot][d], messages[d]));
+    wsb_json_key(j, traffic[d][1]);
+    wsb_json_uint(j, API_SLOT_SUM(m, slot, backend_bytes[slot][d], bytes[d]));
+  }
   wsb_json_object_end(j);
 }
 

@@ -139,14 +139,18 @@ def test_reused_slot_starts_from_zero():
         st, info = backend(ap, "a")
         c.eq("the old backend has a history and an open breaker", (2, "open"),
              (info["sessions_total"], info["breaker"]))
+        c.eq("and counted the messages relayed each way, one each per echo (client frames are "
+             "masked: 4 bytes more)", (2, 2, 2 * 7, 2 * 3),
+             (info.get("messages_in"), info.get("messages_out"), info.get("bytes_in"),
+              info.get("bytes_out")))
         c.true("and no live session", wait_for(lambda: backend(ap, "a")[1]["sessions"] == 0))
         request(ap, "DELETE", "/api/v1/backends/a")
         request(ap, "POST", "/api/v1/backends/keep/enable")
         st, info = request(ap, "POST", "/api/v1/backends", json.dumps({"name": "b", "url": b.url}))
         c.eq("the backend added in its slot starts from zero",
-             (201, 0, 0, 0, "closed"),
+             (201, 0, 0, 0, "closed", 0, 0),
              (st, info.get("sessions_total"), info.get("failovers"), info.get("failures"),
-              info.get("breaker")))
+              info.get("breaker"), info.get("messages_in"), info.get("bytes_out")))
         request(ap, "POST", "/api/v1/backends/keep/disable")
         cl = RawClient(lb.port)
         cl.request("/")

@@ -247,8 +247,8 @@ def check_dump(ap, e2):
     c.eq("bars: e1 (2 sessions) full width, e2 (1) half, e3 none", [100.0, 50.0, 0.0], p.widths)
     c.eq("buttons: only what applies, disable and drain for enabled backends",
          [(n, a) for n in ("e1", "e2", "e3") for a in ("disable", "drain")], p.buttons)
-    c.eq("a chart per backend, each with live sessions and opened/s, with points",
-         {n: [("s0", True), ("s1", True)] for n in ("e1", "e2", "e3")},
+    c.eq("a chart per backend, each with live sessions, opened/s and messages/s each way",
+         {n: [("s0", True), ("s1", True), ("s2", True), ("s3", True)] for n in ("e1", "e2", "e3")},
          {n: [(cls, k >= 2) for cls, k in v] for n, v in p.lines.items()})
     c.eq("a row per worker: slot, pid, sessions, draining",
          [[str(w["slot"]), str(w["pid"]), str(w["sessions"]), "no"] for w in st["workers"]],
@@ -363,12 +363,18 @@ async def drive(lb, ap, dt, backends, e3, held):
     # Rates and history: traffic makes them move; every backend's chart gets its points.
     await traffic_until_rates(lb, dt, held)
     charts = await dt.until(f"(() => {{ const c = {CHARTS_JS}; return ['e1', 'e2', 'e3'].every("
-                            "n => c[n] && c[n].length === 2 && c[n].every(k => k >= 2)) && c; })()")
-    c.true("history: a chart per backend with points on both lines", charts, charts)
+                            "n => c[n] && c[n].length === 4 && c[n].every(k => k >= 2)) && c; })()")
+    c.true("history: a chart per backend with points on its four lines", charts, charts)
     opened = await dt.evaluate(
         "[...document.querySelectorAll('.chart .key1')].map(k => k.textContent)")
     c.true("history: some backend's opened/s went above zero",
            any(not t.endswith("(max 0.0)") for t in opened or []), opened)
+    relayed = await dt.evaluate(
+        "[...document.querySelectorAll('.chart .key2, .chart .key3')].map(k => k.textContent)")
+    c.true("history: some backend's messages/s in and out went above zero",
+           any(t.startswith("messages/s in") and not t.endswith("(max 0.0)") for t in relayed or [])
+           and any(t.startswith("messages/s out") and not t.endswith("(max 0.0)")
+                   for t in relayed or []), relayed)
     await dt.screenshot("status_page.png")
     await dt.call("Emulation.setEmulatedMedia", features=[{"name": "prefers-color-scheme",
                                                            "value": "dark"}])

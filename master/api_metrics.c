@@ -396,6 +396,7 @@ void wsb__api_metrics(struct api_call *c) {
   r->status = 200;
   r->content_type = openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
                                 : "text/plain; version=0.0.4; charset=utf-8";
+  r->headers = "Vary: Accept\r\n"; /* the same URL answers in two formats: caches must tell */
   r->body = t.buf;
   r->len = t.len;
 }

@@ -181,6 +181,11 @@ def test_exposition(e1, e2):
                        "text/openmetrics-text", f",,;q=, {OPENMETRICS[:-1]}", ""):
             c.eq(f"0.0.4 for Accept: {accept!r}", "text/plain; version=0.0.4; charset=utf-8",
                  request(ap, "/metrics", {"Accept": accept} if accept else {})[1])
+        conn = http.client.HTTPConnection("127.0.0.1", ap, timeout=10)
+        conn.request("GET", "/metrics")
+        with conn.getresponse() as r:
+            c.eq("the answer depends on Accept, and says so", "Accept", r.getheader("Vary"))
+        conn.close()
     finally:
         for cl in held:
             cl.close()

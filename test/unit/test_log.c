@@ -1,4 +1,5 @@
-/* Unit tests for common/log.c: text and JSON lines, hostile messages, the bound, journal prefixes.
+/* Unit tests for common/log.c: text and JSON lines, fields, hostile input, bounds, journal
+ * prefixes.
  */
 #include <check.h>
 #include <stdio.h>
@@ -30,17 +31,17 @@ START_TEST(test_text_line) {
   char line[WSB_LOG_LINE_MAX];
   unsetenv("JOURNAL_STREAM");
   wsb_log_setup(WSB_LOG_INFO, WSB_LOG_TEXT, "worker", 3);
-  size_t n = wsb_log_format_line(line, sizeof(line), WSB_LOG_WARN, "hello", 5);
+  size_t n = wsb_log_format_line(line, sizeof(line), WSB_LOG_WARN, "hello", 5, NULL, 0);
   /* 2026-12-05T18:00:00.123Z worker 3 warn: hello */
   ck_assert_uint_eq(n, 24 + strlen(" worker 3 warn: hello\n"));
   ck_assert_int_eq(line[10], 'T');
   ck_assert_int_eq(line[23], 'Z');
   ck_assert(memcmp(line + 24, " worker 3 warn: hello\n", n - 24) == 0);
   wsb_log_setup(WSB_LOG_INFO, WSB_LOG_TEXT, "master", -1);
-  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "x", 1);
+  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "x", 1, NULL, 0);
   ck_assert(memcmp(line + 24, " master info: x\n", n - 24) == 0);
   /* A buffer too small gives nothing rather than a cut line. */
-  ck_assert_uint_eq(wsb_log_format_line(line, 20, WSB_LOG_INFO, "x", 1), 0);
+  ck_assert_uint_eq(wsb_log_format_line(line, 20, WSB_LOG_INFO, "x", 1, NULL, 0), 0);
 }
 END_TEST
 
@@ -50,7 +51,7 @@ START_TEST(test_json_line) {
   struct wsb_json_doc doc;
   unsetenv("JOURNAL_STREAM");
   wsb_log_setup(WSB_LOG_INFO, WSB_LOG_JSON, "worker", 3);
-  size_t n = wsb_log_format_line(line, sizeof(line), WSB_LOG_ERROR, "backend a: down", 15);
+  size_t n = wsb_log_format_line(line, sizeof(line), WSB_LOG_ERROR, "backend a: down", 15, NULL, 0);
   ck_assert_int_eq(line[0], '{');
   parse(line, n, &doc, tokens, 32);
   get_string(&doc, "ts", s, sizeof(s));
@@ -67,7 +68,7 @@ START_TEST(test_json_line) {
   ck_assert_uint_eq(w, 3);
 
   wsb_log_setup(WSB_LOG_INFO, WSB_LOG_JSON, "master", -1);
-  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_DEBUG, "m", 1);
+  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_DEBUG, "m", 1, NULL, 0);
   parse(line, n, &doc, tokens, 32);
   get_string(&doc, "role", s, sizeof(s));
   ck_assert_str_eq(s, "master");
@@ -87,7 +88,7 @@ START_TEST(test_json_hostile) {
      an overlong encoding, a surrogate and a valid character. */
   static const char msg[] =
       "a \"q\" \\ b\nc\r\x01\x1f\x7f \x80 \xc3 \xc0\xaf \xed\xa0\x80 \xc3\xa9";
-  size_t n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, msg, sizeof(msg) - 1);
+  size_t n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, msg, sizeof(msg) - 1, NULL, 0);
   ck_assert(wsb_utf8_valid((const uint8_t *)line, n));
   parse(line, n, &doc, tokens, 32);
   get_string(&doc, "msg", s, sizeof(s));
@@ -96,13 +97,117 @@ START_TEST(test_json_hostile) {
   for (size_t i = 0; i < n; i++)
     ck_assert_uint_lt((unsigned char)line[i], 0x80);
   /* A valid one keeps its characters as they are. */
-  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "caf\xc3\xa9 \xe2\x9c\x93", 9);
+  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "caf\xc3\xa9 \xe2\x9c\x93", 9, NULL, 0);
   parse(line, n, &doc, tokens, 32);
   get_string(&doc, "msg", s, sizeof(s));
   ck_assert_str_eq(s, "caf\xc3\xa9 \xe2\x9c\x93");
   /* Even a NUL byte (no printf message has one, a %.*s could) stays inside the string. */
-  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "a\0b", 3);
+  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "a\0b", 3, NULL, 0);
   parse(line, n, &doc, tokens, 32);
+}
+END_TEST
+
+/* Fields as JSON members: strings escaped, numbers, long values cut, bad or taken keys left out. */
+START_TEST(test_json_fields) {
+  char line[WSB_LOG_LINE_MAX], s[WSB_LOG_VALUE_MAX + 16];
+  struct wsb_json_token tokens[64];
+  struct wsb_json_doc doc;
+  unsetenv("JOURNAL_STREAM");
+  wsb_log_setup(WSB_LOG_INFO, WSB_LOG_JSON, "worker", 1);
+  char longv[600];
+  memset(longv, 'a', sizeof(longv));
+  memcpy(longv + WSB_LOG_VALUE_MAX - 1, "\xc3\xa9", 2); /* the bound falls inside a character */
+  const struct wsb_log_field f[] = {
+      wsb_log_num("status", 403),
+      wsb_log_num("neg", -7),
+      wsb_log_str("path", "/a\"b\\c\nd\r\x01\x7f"),
+      wsb_log_strn("ua", "x\xff\xc3y", 4),
+      wsb_log_strn("long", longv, sizeof(longv)),
+      wsb_log_str("empty", NULL),
+      wsb_log_str("msg", "forged"),
+      wsb_log_str("level", "error"),
+      wsb_log_str("Bad-Key", "v"),
+      wsb_log_str("", "v"),
+  };
+  size_t n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "upgrade rejected", 16, f,
+                                 sizeof(f) / sizeof(f[0]));
+  ck_assert(wsb_utf8_valid((const uint8_t *)line, n));
+  parse(line, n, &doc, tokens, 64);
+  uint64_t v = 0;
+  ck_assert_int_eq(wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "status"), 0, 1000, &v), 0);
+  ck_assert_uint_eq(v, 403);
+  ck_assert_ptr_nonnull(strstr(line, "\"neg\":-7"));
+  get_string(&doc, "path", s, sizeof(s));
+  ck_assert_str_eq(s, "/a\"b\\c\nd\r\x01\x7f");
+  get_string(&doc, "ua", s, sizeof(s));
+  ck_assert_str_eq(s, "x\xef\xbf\xbd\xef\xbf\xbdy");
+  get_string(&doc, "long", s, sizeof(s));
+  ck_assert_uint_eq(strlen(s), WSB_LOG_VALUE_MAX - 1 + 3);
+  ck_assert_str_eq(s + WSB_LOG_VALUE_MAX - 1, "...");
+  get_string(&doc, "empty", s, sizeof(s));
+  ck_assert_str_eq(s, "");
+  /* The line's own keys keep their values; keys that are not [a-z0-9_]+ are left out. */
+  get_string(&doc, "msg", s, sizeof(s));
+  ck_assert_str_eq(s, "upgrade rejected");
+  get_string(&doc, "level", s, sizeof(s));
+  ck_assert_str_eq(s, "info");
+  ck_assert_ptr_null(strstr(line, "forged"));
+  ck_assert_ptr_null(strstr(line, "Bad-Key"));
+  ck_assert_ptr_null(strstr(line, "\"\":"));
+
+  /* At most WSB_LOG_FIELDS_MAX fields. */
+  struct wsb_log_field many[WSB_LOG_FIELDS_MAX + 4];
+  static const char *const names[] = {"f0",  "f1",  "f2",  "f3",  "f4",  "f5",  "f6",
+                                      "f7",  "f8",  "f9",  "f10", "f11", "f12", "f13",
+                                      "f14", "f15", "f16", "f17", "f18", "f19"};
+  for (size_t i = 0; i < WSB_LOG_FIELDS_MAX + 4; i++)
+    many[i] = wsb_log_num(names[i], (int64_t)i);
+  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "m", 1, many, WSB_LOG_FIELDS_MAX + 4);
+  parse(line, n, &doc, tokens, 64);
+  ck_assert_int_ge(wsb_json_member(&doc, 0, "f15"), 0);
+  ck_assert_int_lt(wsb_json_member(&doc, 0, "f16"), 0);
+}
+END_TEST
+
+/* Text lines: key=value, quoted and escaped where a value could end the line or fake a pair. */
+START_TEST(test_text_fields) {
+  char line[WSB_LOG_LINE_MAX];
+  unsetenv("JOURNAL_STREAM");
+  wsb_log_setup(WSB_LOG_INFO, WSB_LOG_TEXT, "worker", 2);
+  const struct wsb_log_field f[] = {
+      wsb_log_num("status", 400),
+      wsb_log_str("reason", "bad_request"),
+      wsb_log_str("why", "origin not allowed"),
+      wsb_log_str("path", "/x\ny=\"1\" \\ \x01\t"),
+      wsb_log_strn("ua", "a\xff", 2),
+      wsb_log_str("host", "h\xc3\xa9"),
+      wsb_log_str("eq", "a=b"),
+      wsb_log_str("empty", ""),
+  };
+  size_t n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "rejected\nfake 1", 15, f,
+                                 sizeof(f) / sizeof(f[0]));
+  ck_assert_uint_gt(n, 24);
+  static const char want[] =
+      " worker 2 info: rejected\\nfake 1 status=400 reason=bad_request why=\"origin not allowed\" "
+      "path=\"/x\\ny=\\\"1\\\" \\\\ \\x01\\t\" ua=\"a\\xff\" host=h\xc3\xa9 eq=\"a=b\" "
+      "empty=\"\"\n";
+  ck_assert_uint_eq(n - 24, strlen(want));
+  ck_assert_msg(memcmp(line + 24, want, n - 24) == 0, "%.*s", (int)n, line);
+  /* No byte below 0x20 but the final newline. */
+  for (size_t i = 0; i + 1 < n; i++)
+    ck_assert_uint_ge((unsigned char)line[i], 0x20);
+
+  /* A cut value is quoted, ends with "...", and is cut where a character starts. */
+  char longv[400];
+  memset(longv, 'b', sizeof(longv));
+  memcpy(longv + WSB_LOG_VALUE_MAX - 1, "\xc3\xa9", 2);
+  struct wsb_log_field lf = wsb_log_strn("v", longv, sizeof(longv));
+  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "m", 1, &lf, 1);
+  line[n - 1] = '\0';
+  const char *v = strstr(line, " v=\"");
+  ck_assert_ptr_nonnull(v);
+  ck_assert_uint_eq(strlen(v), 4 + WSB_LOG_VALUE_MAX - 1 + 4);
+  ck_assert_str_eq(v + 4 + WSB_LOG_VALUE_MAX - 1, "...\"");
 }
 END_TEST
 
@@ -251,7 +356,7 @@ START_TEST(test_journal_match) {
   /* Once stderr is elsewhere again, a new setup sees it. */
   wsb_log_setup(WSB_LOG_INFO, WSB_LOG_TEXT, "master", -1);
   char line[WSB_LOG_LINE_MAX];
-  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "x", 1);
+  n = wsb_log_format_line(line, sizeof(line), WSB_LOG_INFO, "x", 1, NULL, 0);
   ck_assert_int_ne(line[0], '<');
 }
 END_TEST
@@ -262,6 +367,8 @@ static Suite *log_suite(void) {
   tcase_add_test(tc, test_text_line);
   tcase_add_test(tc, test_json_line);
   tcase_add_test(tc, test_json_hostile);
+  tcase_add_test(tc, test_json_fields);
+  tcase_add_test(tc, test_text_fields);
   tcase_add_test(tc, test_long_message);
   tcase_add_test(tc, test_journal);
   tcase_add_test(tc, test_journal_match);

@@ -73,6 +73,7 @@ void wsb_config_defaults(struct wsb_config *cfg) {
   cfg->wsbal.log_level = WSB_LOG_INFO;
   cfg->wsbal.max_sessions = 100000;
   cfg->wsbal.shutdown_timeout_ms = 30000;
+  cfg->wsbal.log_rate_limit = 10;
 
   snprintf(cfg->listen.address[0].host, sizeof(cfg->listen.address[0].host), "0.0.0.0");
   cfg->listen.address[0].port = 8080;

@@ -69,7 +69,9 @@ struct wsb_config {
     char *group;
     enum wsb_log_level log_level;
     enum wsb_log_format log_format;
-    char *access_log; /* NULL = off, "stderr", or a path */
+    char *access_log;        /* NULL = off, "stderr", or a path */
+    bool access_log_start;   /* a line when a session starts, too */
+    uint32_t log_rate_limit; /* lines a second per worker per kind of event line; 0 = no limit */
     uint64_t max_sessions;
     uint64_t shutdown_timeout_ms;
   } wsbal;

@@ -128,6 +128,26 @@ static int word_index(const char *s, const char *const *words) {
   return -1;
 }
 
+#define MAX_LOG_RATE 1000000
+
+/* Lines a second: "10/s", "10", or off (0, no limit). */
+static int set_log_rate_limit(void *base, const char *s) {
+  struct wsb_config *cfg = base;
+  char num[32];
+  size_t n = strlen(s);
+  if (n > 2 && strcasecmp(s + n - 2, "/s") == 0)
+    n -= 2;
+  if (n >= sizeof(num))
+    return WSB_EVALUE;
+  memcpy(num, s, n);
+  num[n] = '\0';
+  uint64_t v = 0;
+  int rc = strcasecmp(num, "off") == 0 ? 0 : wsb_parse_uint(num, 0, MAX_LOG_RATE, &v);
+  if (rc == 0)
+    cfg->wsbal.log_rate_limit = (uint32_t)v;
+  return rc;
+}
+
 static int set_workers(void *base, const char *s) {
   struct wsb_config *cfg = base;
   uint64_t v;
@@ -327,6 +347,9 @@ static const struct cfg_key wsbal_keys[] = {
     WORD("log_level", wsbal.log_level, log_levels, "error, warn, info or debug"),
     WORD("log_format", wsbal.log_format, log_formats, "text or json"),
     CUSTOM("access_log", set_access_log, "value", "off, stderr or a file path"),
+    BOOL("access_log_start", wsbal.access_log_start),
+    CUSTOM("log_rate_limit", set_log_rate_limit, "value",
+           "lines a second per worker, e.g. 10/s, or off (0)"),
     U64("max_sessions", wsbal.max_sessions, 1, MAX_SESSIONS),
     DURATION("shutdown_timeout", wsbal.shutdown_timeout_ms, 0),
 };

@@ -58,6 +58,8 @@ struct wsb_shm_backend {
   XX(VAL, uint32_t, wsbal, , log_level, )                          \
   XX(VAL, uint32_t, wsbal, , log_format, )                         \
   XX(STR, WSB_PATH_MAX, wsbal, , access_log, )                     \
+  XX(VAL, bool, wsbal, , access_log_start, )                       \
+  XX(VAL, uint32_t, wsbal, , log_rate_limit, )                     \
   XX(VAL, uint64_t, wsbal, , max_sessions, )                       \
   XX(VAL, uint64_t, wsbal, , shutdown_timeout, _ms)                \
   XX(LIST, WSB_SHM_LIST_MAX, listen, , tls_cert, )                 \

@@ -109,6 +109,8 @@ static void assert_defaults(const struct wsb_config *c) {
   ck_assert_int_eq(c->wsbal.log_level, WSB_LOG_INFO);
   ck_assert_int_eq(c->wsbal.log_format, WSB_LOG_TEXT);
   ck_assert_ptr_null(c->wsbal.access_log);
+  ck_assert(!c->wsbal.access_log_start);
+  ck_assert_uint_eq(c->wsbal.log_rate_limit, 10);
   ck_assert_uint_eq(c->wsbal.max_sessions, 100000);
   ck_assert_uint_eq(c->wsbal.shutdown_timeout_ms, 30000);
 
@@ -233,6 +235,8 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_int_eq(c.wsbal.log_level, WSB_LOG_DEBUG);
   ck_assert_int_eq(c.wsbal.log_format, WSB_LOG_JSON);
   ck_assert_str_eq(c.wsbal.access_log, "/var/log/wsbal/access.log");
+  ck_assert(c.wsbal.access_log_start);
+  ck_assert_uint_eq(c.wsbal.log_rate_limit, 25);
   ck_assert_uint_eq(c.wsbal.max_sessions, 2500);
   ck_assert_uint_eq(c.wsbal.shutdown_timeout_ms, 45000);
 
@@ -319,7 +323,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->max_sessions, 300);
   ck_assert(!b->enabled);
   ck_assert(b->backup);
-  ck_assert_int_eq(b->line, 64);
+  ck_assert_int_eq(b->line, 66);
   b = &c.backends[1];
   ck_assert_str_eq(b->name, "app_2.b");
   ck_assert_str_eq(b->url.host, "::1");
@@ -327,7 +331,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->weight, 1);
   ck_assert(b->enabled);
   ck_assert(!b->backup);
-  ck_assert_int_eq(b->line, 71);
+  ck_assert_int_eq(b->line, 73);
   wsb_config_free(&c);
 }
 END_TEST
@@ -354,8 +358,8 @@ static bool file_sets(const char *path, enum cfg_section sec, const char *key) {
    by its name, and full.ini, which the test above reads back, sets every one of them. */
 START_TEST(every_key_is_listed) {
   static const size_t want[] = {
-      [CFG_SEC_WSBAL] = 8, [CFG_SEC_LISTEN] = 13, [CFG_SEC_UPSTREAM] = 29,
-      [CFG_SEC_ADMIN] = 4, [CFG_SEC_BACKEND] = 5,
+      [CFG_SEC_WSBAL] = 10, [CFG_SEC_LISTEN] = 13, [CFG_SEC_UPSTREAM] = 29,
+      [CFG_SEC_ADMIN] = 4,  [CFG_SEC_BACKEND] = 5,
   };
   size_t total = 0;
   for (enum cfg_section sec = CFG_SEC_WSBAL; sec <= CFG_SEC_BACKEND; sec++) {
@@ -371,7 +375,7 @@ START_TEST(every_key_is_listed) {
     ck_assert_ptr_null(wsb__cfg_key_name(sec, n));
     total += n;
   }
-  ck_assert_uint_eq(total, 59);
+  ck_assert_uint_eq(total, 61);
   ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_LISTEN, 0), "address");
   ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_UPSTREAM, 28), "resolve_interval");
   ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_BACKEND, 0), "url");
@@ -423,6 +427,25 @@ START_TEST(word_values) {
   ck_assert_str_eq(f.cfg.wsbal.access_log, "stderr");
   ck_assert_ptr_null(f.cfg.listen.path);
   fixture_done(&f);
+  /* log_rate_limit: "N/s", "N", off. */
+  static const struct {
+    const char *value;
+    uint32_t want;
+  } rates[] = {{"off", 0}, {"0", 0}, {"7", 7}, {"100/s", 100}, {"3/S", 3}};
+  for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+    char text[128];
+    snprintf(text, sizeof(text), "[wsbal]\nlog_rate_limit = %s\n" BACKEND, rates[i].value);
+    load(&f, text, NULL);
+    expect_ok(&f);
+    ck_assert_uint_eq(f.cfg.wsbal.log_rate_limit, rates[i].want);
+    fixture_done(&f);
+  }
+  CHECK_FILE("[wsbal]\nlog_rate_limit = 10/m\n" BACKEND,
+             "@2: bad value \"10/m\" for [wsbal] log_rate_limit (expected lines a second per "
+             "worker, e.g. 10/s, or off (0))");
+  CHECK_FILE("[wsbal]\nlog_rate_limit = 2000000/s\n" BACKEND,
+             "@2: value \"2000000/s\" for [wsbal] log_rate_limit is out of range (expected lines a "
+             "second per worker, e.g. 10/s, or off (0))");
   load(&f, "[wsbal]\naccess_log = off\n[upstream]\nfailover_codes =\n" BACKEND, NULL);
   expect_ok(&f);
   ck_assert_ptr_null(f.cfg.wsbal.access_log);

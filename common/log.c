@@ -76,8 +76,7 @@ static bool field_key_ok(const char *key) {
   return true;
 }
 
-/* How many of len bytes to keep so that at most max remain, cut where a character starts. */
-static size_t cut_at_char(const char *p, size_t len, size_t max) {
+size_t wsb_log_cut(const char *p, size_t len, size_t max) {
   if (len <= max)
     return len;
   size_t keep = max;
@@ -175,7 +174,7 @@ static void put_fields(struct wsb_json *j, const struct wsb_log_field *fields, s
     const struct wsb_log_field *f = &fields[i];
     if (!field_key_ok(f->key))
       continue;
-    size_t len = f->str != NULL ? cut_at_char(f->str, f->len, WSB_LOG_VALUE_MAX) : 0;
+    size_t len = f->str != NULL ? wsb_log_cut(f->str, f->len, WSB_LOG_VALUE_MAX) : 0;
     bool cut = f->str != NULL && len < f->len;
     if (log_format == WSB_LOG_JSON)
       put_json_field(j, f, f->str, len, cut);
@@ -199,7 +198,7 @@ static size_t format_line(char *buf, size_t cap, enum wsb_log_level level, const
   /* Cut where a character starts, so a valid message stays valid; the marker says how much went. */
   char marker[40] = "";
   if (full_len > WSB_LOG_MSG_MAX) {
-    size_t keep = cut_at_char(msg, full_len, WSB_LOG_MSG_MAX);
+    size_t keep = wsb_log_cut(msg, full_len, WSB_LOG_MSG_MAX);
     snprintf(marker, sizeof(marker), " [truncated %zu bytes]", full_len - keep);
     msg_len = keep;
   }

@@ -71,6 +71,10 @@ static inline struct wsb_log_field wsb_log_num(const char *key, int64_t v) {
   return (struct wsb_log_field){key, NULL, 0, v};
 }
 
+/* How many of len bytes at p to keep so that at most max remain, cut where a UTF-8 character
+   starts (a cut in the middle of one would make the JSON writer replace the whole string's). */
+size_t wsb_log_cut(const char *p, size_t len, size_t max);
+
 /* A line with n fields after its message. */
 void wsb_log_fields(enum wsb_log_level level, const struct wsb_log_field *fields, size_t n,
                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -370,6 +370,13 @@ void wsb__api_metrics(struct api_call *c) {
          "open before, if any.");
   wsb_text_printf(&t, "wsbal_access_log_errors_total %" PRIu64 "\n",
                   WSB_SHM_SUM(shm, access_log_errors));
+  static const char *const log_kinds[] = WSB_LOG_KIND_NAMES;
+  family(&t, "wsbal_log_lines_suppressed_total", "counter",
+         "Error-log lines log_rate_limit dropped, by kind (rejected upgrades, failed TLS "
+         "handshakes).");
+  for (int k = 0; k < WSB_LOG_KINDS; k++)
+    wsb_text_printf(&t, "wsbal_log_lines_suppressed_total{kind=\"%s\"} %" PRIu64 "\n", log_kinds[k],
+                    WSB_SHM_SUM(shm, log_suppressed[k]));
   family(&t, "wsbal_config_reloads_total", "counter", "Reloads by result.");
   wsb_text_printf(&t, "wsbal_config_reloads_total{result=\"ok\"} %" PRIu64 "\n",
                   atomic_load(&shm->reloads_ok));

@@ -161,6 +161,11 @@ enum wsb_tls_side { WSB_TLS_CLIENT_SIDE, WSB_TLS_BACKEND_SIDE, WSB_TLS_SIDES };
 #define WSB_TLS_SIDE_NAMES \
   { "client", "backend" }
 
+/* Kinds of error-log lines a peer can cause at will, each under its own log_rate_limit. */
+enum wsb_log_kind { WSB_LOG_KIND_REJECTED, WSB_LOG_KIND_TLS, WSB_LOG_KINDS };
+#define WSB_LOG_KIND_NAMES \
+  { "rejected", "tls" }
+
 enum wsb_direction { WSB_DIR_TO_BACKEND = 0, WSB_DIR_TO_CLIENT = 1, WSB_DIR_COUNT };
 
 /* Why a session left its backend: a close frame with a failover code, a lost connection, no pong.
@@ -240,6 +245,7 @@ struct wsb_shm_worker {
   /* messages and bytes relayed to and from each backend slot, by direction */
   _Atomic uint64_t backend_messages[WSB_SHM_MAX_BACKENDS][WSB_DIR_COUNT];
   _Atomic uint64_t backend_bytes[WSB_SHM_MAX_BACKENDS][WSB_DIR_COUNT];
+  _Atomic uint64_t log_suppressed[WSB_LOG_KINDS]; /* lines log_rate_limit dropped */
 };
 
 /*

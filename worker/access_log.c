@@ -1,4 +1,4 @@
-/* The access log: one JSON line per finished session, appended by the worker that ran it. */
+/* The access log: one JSON line per finished (and started) session, appended by its worker. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +12,7 @@
 #include "json.h"
 #include "log.h"
 #include "session.h"
+#include "tls_leg.h"
 
 /*
  * An open log file. Lines are written from libuv's thread pool, so a file may only be closed once
@@ -99,67 +100,48 @@ static const char *closed_by_name(enum wsb_closed_by by) {
   }
 }
 
-void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s) {
-  if (w->access_log == NULL || s->head == NULL)
-    return; /* off, or no WebSocket session ever started */
-  char ts[64], id[17], client[INET6_ADDRSTRLEN] = "";
-  struct timeval tv;
-  struct tm tm;
-  gettimeofday(&tv, NULL);
-  gmtime_r(&tv.tv_sec, &tm);
-  snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
-  snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
-  if (s->client_family != 0)
-    inet_ntop(s->client_family, s->client_addr, client, sizeof(client));
+/* A close code as words (RFC 6455 7.4.1 and IANA's registry), for a reader of the log. */
+static const char *close_text(uint16_t code) {
+  static const char *const names[] = {
+      "normal closure",
+      "going away",
+      "protocol error",
+      "unsupported data",
+      NULL,
+      "no status",
+      "abnormal closure",
+      "invalid payload data",
+      "policy violation",
+      "message too big",
+      "mandatory extension",
+      "internal error",
+      "service restart",
+      "try again later",
+      "bad gateway",
+      "TLS handshake failure",
+  };
+  if (code >= 1000 && code <= 1015 && names[code - 1000] != NULL)
+    return names[code - 1000];
+  if (code >= 3000 && code <= 3999)
+    return "registered";
+  if (code >= 4000 && code <= 4999)
+    return "private";
+  return "unknown";
+}
 
-  /* Escaping may turn a byte into six ("\u0001"): room for the worst case of the path and
-     names, plus the fixed fields. */
-  size_t cap = (size_t)s->path_len * 6 + (size_t)s->nused * (WSB_NAME_MAX * 6 + 4) + 1024;
-  char *line = malloc(cap);
-  if (line == NULL)
-    return;
-  struct wsb_json j;
-  wsb_json_init(&j, line, cap - 1);
-  wsb_json_object_begin(&j);
-  wsb_json_key(&j, "ts");
-  wsb_json_cstring(&j, ts);
-  wsb_json_key(&j, "session");
-  wsb_json_cstring(&j, id);
-  wsb_json_key(&j, "client");
-  wsb_json_cstring(&j, client);
-  wsb_json_key(&j, "path");
-  wsb_json_string(&j, s->head + s->path_off, s->path_len);
-  wsb_json_key(&j, "backends");
-  wsb_json_array_begin(&j);
-  for (unsigned i = 0; i < s->nused; i++)
-    wsb_json_cstring(&j, w->table->backends[s->used[i]].name);
-  wsb_json_array_end(&j);
-  wsb_json_key(&j, "duration_ms");
-  wsb_json_uint(&j, uv_now(&w->loop) - s->started_ms);
-  wsb_json_key(&j, "messages_in");
-  wsb_json_uint(&j, s->messages[WSB_DIR_TO_BACKEND]);
-  wsb_json_key(&j, "messages_out");
-  wsb_json_uint(&j, s->messages[WSB_DIR_TO_CLIENT]);
-  wsb_json_key(&j, "bytes_in");
-  wsb_json_uint(&j, s->bytes[WSB_DIR_TO_BACKEND]);
-  wsb_json_key(&j, "bytes_out");
-  wsb_json_uint(&j, s->bytes[WSB_DIR_TO_CLIENT]);
-  wsb_json_key(&j, "failovers");
-  wsb_json_uint(&j, s->failovers);
-  wsb_json_key(&j, "close_code");
-  wsb_json_uint(&j, s->close_code ? s->close_code : 1006);
-  wsb_json_key(&j, "closed_by");
-  wsb_json_cstring(&j, closed_by_name(s->closed_by));
-  wsb_json_object_end(&j);
-  size_t n = wsb_json_finish(&j);
-  if (n == 0) {
-    free(line);
-    return;
-  }
-  line[n++] = '\n';
-  /* Written from libuv's thread pool: a slow disk never stalls the sessions of this loop.
-     O_APPEND keeps each line whole; lines of different sessions may land in any order. */
+/* Host and User-Agent are the client's to choose: a line keeps this much of each. */
+#define HEADER_VALUE_MAX 512
+
+static void put_head_value(struct wsb_json *j, const char *key, const struct wsb_session *s,
+                           uint32_t off, uint16_t len) {
+  const char *p = s->head + off;
+  wsb_json_key(j, key);
+  wsb_json_string(j, p, wsb_log_cut(p, len, HEADER_VALUE_MAX));
+}
+
+/* Hands a line to libuv's thread pool: a slow disk never stalls the sessions of this loop.
+   O_APPEND keeps each line whole; lines of different sessions may land in any order. */
+static void write_line(struct wsb_worker *w, char *line, size_t n) {
   struct log_write *lw = malloc(sizeof(*lw));
   if (lw == NULL) {
     free(line);
@@ -175,4 +157,105 @@ void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s) {
     return;
   }
   lw->file->pending++;
+}
+
+/* One line, start or end. The keys SPEC.md names come first and stay as they are; the rest are
+   wsbal(8)'s. */
+static void log_session(struct wsb_worker *w, const struct wsb_session *s, bool start) {
+  if (w->access_log == NULL || s->head == NULL)
+    return; /* off, or no WebSocket session ever started */
+  char ts[64], id[17], client[INET6_ADDRSTRLEN] = "";
+  struct timeval tv;
+  struct tm tm;
+  gettimeofday(&tv, NULL);
+  gmtime_r(&tv.tv_sec, &tm);
+  snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+  snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
+  if (s->client_family != 0)
+    inet_ntop(s->client_family, s->client_addr, client, sizeof(client));
+  const char *sni = wsb__tls_leg_sni(&s->client);
+
+  /* Escaping may turn a byte into six ("\u0001"): room for the worst case of the path, names
+     and values, plus the fixed fields. */
+  size_t cap =
+      ((size_t)s->path_len + (size_t)s->nused * (WSB_NAME_MAX + 4) + 2 * HEADER_VALUE_MAX +
+       strlen(sni) + WSB_CLOSE_REASON_MAX + (s->protocol != NULL ? strlen(s->protocol) : 0)) *
+          6 +
+      1024;
+  char *line = malloc(cap);
+  if (line == NULL)
+    return;
+  struct wsb_json j;
+  wsb_json_init(&j, line, cap - 1);
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "ts");
+  wsb_json_cstring(&j, ts);
+  wsb_json_key(&j, "session");
+  wsb_json_cstring(&j, id);
+  wsb_json_key(&j, "client");
+  wsb_json_cstring(&j, client);
+  wsb_json_key(&j, "path");
+  wsb_json_string(&j, s->head + s->path_off, s->path_len);
+  if (start) {
+    wsb_json_key(&j, "backend");
+    wsb_json_cstring(&j, s->nused > 0 ? w->table->backends[s->used[s->nused - 1]].name : "");
+  } else {
+    wsb_json_key(&j, "backends");
+    wsb_json_array_begin(&j);
+    for (unsigned i = 0; i < s->nused; i++)
+      wsb_json_cstring(&j, w->table->backends[s->used[i]].name);
+    wsb_json_array_end(&j);
+    wsb_json_key(&j, "duration_ms");
+    wsb_json_uint(&j, uv_now(&w->loop) - s->started_ms);
+    wsb_json_key(&j, "messages_in");
+    wsb_json_uint(&j, s->messages[WSB_DIR_TO_BACKEND]);
+    wsb_json_key(&j, "messages_out");
+    wsb_json_uint(&j, s->messages[WSB_DIR_TO_CLIENT]);
+    wsb_json_key(&j, "bytes_in");
+    wsb_json_uint(&j, s->bytes[WSB_DIR_TO_BACKEND]);
+    wsb_json_key(&j, "bytes_out");
+    wsb_json_uint(&j, s->bytes[WSB_DIR_TO_CLIENT]);
+    wsb_json_key(&j, "failovers");
+    wsb_json_uint(&j, s->failovers);
+    uint16_t code = s->close_code ? s->close_code : 1006;
+    wsb_json_key(&j, "close_code");
+    wsb_json_uint(&j, code);
+    wsb_json_key(&j, "closed_by");
+    wsb_json_cstring(&j, closed_by_name(s->closed_by));
+    wsb_json_key(&j, "close_text");
+    wsb_json_cstring(&j, close_text(code));
+    wsb_json_key(&j, "close_reason");
+    wsb_json_cstring(&j, s->close_reason != NULL ? s->close_reason : "");
+  }
+  wsb_json_key(&j, "event");
+  wsb_json_cstring(&j, start ? "start" : "end");
+  put_head_value(&j, "host", s, s->host_off, s->host_len);
+  put_head_value(&j, "user_agent", s, s->ua_off, s->ua_len);
+  wsb_json_key(&j, "subprotocol");
+  wsb_json_cstring(&j, s->protocol != NULL ? s->protocol : "");
+  wsb_json_key(&j, "tls_version");
+  wsb_json_cstring(&j, wsb__tls_leg_version(&s->client));
+  wsb_json_key(&j, "sni");
+  wsb_json_cstring(&j, sni);
+  wsb_json_key(&j, "connect_ms");
+  wsb_json_uint(&j, s->connect_ms);
+  wsb_json_key(&j, "worker");
+  wsb_json_uint(&j, w->slot);
+  wsb_json_object_end(&j);
+  size_t n = wsb_json_finish(&j);
+  if (n == 0) {
+    free(line);
+    return;
+  }
+  line[n++] = '\n';
+  write_line(w, line, n);
+}
+
+void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s) {
+  log_session(w, s, false);
+}
+
+void wsb_access_log_start(struct wsb_worker *w, const struct wsb_session *s) {
+  log_session(w, s, true);
 }

@@ -202,7 +202,7 @@ void wsb__leg_send_close(struct wsb_leg *to, uint16_t code, const char *reason) 
   uint8_t payload[WSB_CONTROL_PAYLOAD_MAX];
   size_t len = wsb_close_build(payload, code, reason, strlen(reason));
   to->close_sent = true;
-  if (to->is_client && to->s->close_code == 0)
-    to->s->close_code = code;
+  if (to->is_client)
+    wsb__session_note_close(to->s, code, reason, strlen(reason));
   wsb__leg_send_frame(to, WSB_OP_CLOSE, payload, len);
 }

@@ -100,8 +100,7 @@ static int on_control(struct wsb_leg *l, const struct wsb_frame *f, const uint8_
       return MOVE;
     }
     l->close_received = true;
-    if (s->close_code == 0)
-      s->close_code = code;
+    wsb__session_note_close(s, code, reason, reason_len);
     if (s->closed_by == BY_NONE)
       s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
     if (failing_over) {

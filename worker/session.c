@@ -1,6 +1,7 @@
 /* Session life: accept, checked state changes, events to the state table, and the one close. */
 #include "session.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,35 @@ void wsb__session_free_handshake(struct wsb_session *s) {
   s->hs = NULL;
 }
 
+void wsb__session_note_close(struct wsb_session *s, uint16_t code, const void *reason, size_t len) {
+  if (s->close_code != 0)
+    return;
+  s->close_code = code;
+  /* Only the access log reads it: without memory it goes without. */
+  if (len > 0 && (s->close_reason = malloc(len + 1)) != NULL) {
+    memcpy(s->close_reason, reason, len);
+    s->close_reason[len] = '\0';
+  }
+}
+
+void wsb__session_client_text(struct wsb_session *s, char *buf, size_t cap) {
+  buf[0] = '\0';
+  if (s->client_family == 0) {
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &len) != 0)
+      return;
+    if (ss.ss_family == AF_INET)
+      memcpy(s->client_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    else if (ss.ss_family == AF_INET6)
+      memcpy(s->client_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    else
+      return;
+    s->client_family = (uint8_t)ss.ss_family;
+  }
+  inet_ntop(s->client_family, s->client_addr, buf, (socklen_t)cap);
+}
+
 bool wsb__session_unref(struct wsb_session *s) {
   assert(s->handles > 0);
   if (--s->handles > 0)
@@ -98,6 +128,7 @@ bool wsb__session_unref(struct wsb_session *s) {
   wsb_buf_free(&s->replay);
   free(s->head);
   free(s->protocol);
+  free(s->close_reason);
   wsb__session_free_handshake(s);
   free(s);
   return true;

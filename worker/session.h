@@ -117,6 +117,12 @@ struct wsb_session {
   uint16_t used[8];        /* backend slots the session used, in order (the last one repeats) */
   uint32_t path_off;       /* the request target within head */
   uint32_t path_len;
+  uint32_t host_off; /* the Host and User-Agent values within head (len 0: none), their */
+  uint32_t ua_off;   /* lengths capped, for the access log cuts them shorter anyway */
+  uint16_t host_len;
+  uint16_t ua_len;
+  uint32_t connect_ms; /* connect, TLS and upgrade of the first backend, for the access log */
+  char *close_reason;  /* the reason of the first close frame, when it had one */
   uint32_t failovers;
   uint64_t backend_since_ms; /* when the current backend answered 101 */
   bool backend_proven;       /* it has sent a message since: the breaker counts it healthy */
@@ -189,6 +195,12 @@ void wsb__session_hold_backend(struct wsb_session *s, int slot);
 void wsb__session_release_backend(struct wsb_session *s);
 /* Adds the backend now serving the session to the list the access log shows. */
 void wsb__session_note_backend(struct wsb_session *s);
+/* The first close frame of the session either way (any later one is not recorded): its code,
+   and its reason for the access log. */
+void wsb__session_note_close(struct wsb_session *s, uint16_t code, const void *reason, size_t len);
+/* The client's address as text (cap >= INET6_ADDRSTRLEN): s->client_addr, which is looked up
+   from the socket the first time; "" when it cannot be. */
+void wsb__session_client_text(struct wsb_session *s, char *buf, size_t cap);
 /* Does a close frame with this code from the backend move the session (failover_codes)? */
 bool wsb__session_failover_code(const struct wsb_session *s, uint16_t code);
 

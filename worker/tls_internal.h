@@ -26,6 +26,7 @@ struct wsb_tls_leg {
   struct wsb_list_node drain_link;
   bool draining; /* on the worker's drain list */
   bool done;     /* handshake complete */
+  bool heard;    /* some ciphertext came: a connection closed before is not logged */
   bool failed;
 };
 

@@ -1,6 +1,7 @@
 /* TLS on a leg: ciphertext in from the socket, plaintext into the same path plain legs use, and
  * back. */
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,8 +27,62 @@ static enum wsb_tls_side side_of(const struct wsb_leg *l) {
   return l->is_client ? WSB_TLS_CLIENT_SIDE : WSB_TLS_BACKEND_SIDE;
 }
 
+/*
+ * A failed handshake: counted, and logged. The client side's line is an event line
+ * (log_rate_limit, kind tls), at info like a rejected upgrade's, except for a client that closed
+ * before sending a byte (a TCP health check, a port scan), as HAProxy's dontlognull leaves out.
+ * The backend side's is a warning, as the backend's failure (upgrade.c) that follows, and only
+ * where OpenSSL has more to say (detail): a backend that closed or timed out is said there.
+ */
+static void note_failure(struct wsb_leg *l, enum wsb_tls_error e, const char *detail) {
+  static const char *const reasons[] = {
+#define WSB_XX(name, label) label,
+      WSB_TLS_ERRORS(WSB_XX)
+#undef WSB_XX
+  };
+  struct wsb_session *s = l->s;
+  wsb_shm_add(&s->w->stats->tls_errors[side_of(l)][e], 1);
+  char id[17], client[64];
+  snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
+  struct wsb_log_field f[6];
+  size_t n = 0;
+  f[n++] = wsb_log_str("side", l->is_client ? "client" : "backend");
+  f[n++] = wsb_log_str("reason", reasons[e]);
+  if (detail != NULL)
+    f[n++] = wsb_log_str("detail", detail);
+  f[n++] = wsb_log_str("session", id);
+  if (!l->is_client) {
+    if (detail == NULL || !wsb__slot_valid(s->backend_slot))
+      return;
+    const char *name = s->w->table->backends[s->backend_slot].name;
+    f[n++] = wsb_log_str("backend", name);
+    wsb_log_fields(WSB_LOG_WARN, f, n, "session %s: backend %s: TLS handshake failed: %s", id, name,
+                   detail);
+    return;
+  }
+  if (e == WSB_TLS_ERR_CLOSED && (l->tls == NULL || !l->tls->heard))
+    return;
+  wsb__session_client_text(s, client, sizeof(client));
+  f[n++] = wsb_log_str("client", client);
+  const char *sni =
+      l->tls != NULL ? SSL_get_servername(l->tls->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+  if (sni != NULL)
+    f[n++] = wsb_log_str("sni", sni);
+  wsb_worker_log_event(s->w, WSB_LOG_KIND_TLS, f, n, "TLS handshake failed");
+}
+
 void wsb__tls_leg_count_error(struct wsb_leg *l, enum wsb_tls_error e) {
-  wsb_shm_add(&l->s->w->stats->tls_errors[side_of(l)][e], 1);
+  note_failure(l, e, NULL);
+}
+
+const char *wsb__tls_leg_version(const struct wsb_leg *l) {
+  return l->tls != NULL && l->tls->done ? SSL_get_version(l->tls->ssl) : "";
+}
+
+const char *wsb__tls_leg_sni(const struct wsb_leg *l) {
+  const char *sni =
+      l->tls != NULL ? SSL_get_servername(l->tls->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+  return sni != NULL ? sni : "";
 }
 
 bool wsb__tls_leg_handshaking(const struct wsb_leg *l) {
@@ -148,21 +203,23 @@ static enum wsb_tls_error classify(int ssl_error) {
 static void handshake_failed(struct wsb_leg *l, int ssl_error) {
   struct wsb_tls_leg *tl = l->tls;
   enum wsb_tls_error why = classify(ssl_error);
+  /* OpenSSL's reason ("no shared cipher", "http request"), or the certificate's fault. */
   char detail[256];
   unsigned long e = ERR_peek_last_error();
-  ERR_error_string_n(e, detail, sizeof(detail));
+  const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
   long verify = SSL_get_verify_result(tl->ssl);
-  if (!l->is_client && verify != X509_V_OK && wsb__slot_valid(l->s->backend_slot))
-    wsb_log_warn("session %016llx: backend %s: certificate not accepted: %s",
-                 (unsigned long long)l->s->id, l->s->w->table->backends[l->s->backend_slot].name,
-                 X509_verify_cert_error_string(verify));
+  if (!l->is_client && verify != X509_V_OK)
+    snprintf(detail, sizeof(detail), "certificate not accepted: %s",
+             X509_verify_cert_error_string(verify));
+  else if (reason != NULL)
+    snprintf(detail, sizeof(detail), "%s", reason);
+  else if (e != 0)
+    ERR_error_string_n(e, detail, sizeof(detail));
   else
-    wsb_log_debug("session %016llx: TLS handshake with the %s failed: %s",
-                  (unsigned long long)l->s->id, l->is_client ? "client" : "backend",
-                  e != 0 ? detail : "connection closed");
+    snprintf(detail, sizeof(detail), "connection closed");
   ERR_clear_error();
   tl->failed = true;
-  wsb__tls_leg_count_error(l, why);
+  note_failure(l, why, detail);
   wsb__session_dispatch(l, WSB_ETLS, NULL);
 }
 
@@ -212,6 +269,7 @@ void wsb__tls_leg_on_read(struct wsb_leg *l, const uint8_t *data, size_t n) {
   struct wsb_tls_leg *tl = l->tls;
   if (tl == NULL || tl->failed)
     return;
+  tl->heard = tl->heard || n > 0;
   /* New ciphertext goes behind what an earlier read left over. */
   if (tl->saved != NULL && n > 0) {
     uint8_t *p = realloc(tl->saved, tl->saved_len + n);

@@ -23,7 +23,12 @@ void wsb__tls_leg_resume(struct wsb_leg *l);
 void wsb__tls_leg_close_notify(struct wsb_leg *l);
 void wsb__tls_leg_free(struct wsb_leg *l);
 bool wsb__tls_leg_handshaking(const struct wsb_leg *l);
+/* Counts a failed handshake of the leg, and logs it (see tls_leg.c). */
 void wsb__tls_leg_count_error(struct wsb_leg *l, enum wsb_tls_error e);
+/* For the access log: the leg's TLS version once its handshake is done ("TLSv1.3") and the
+   server name the client asked for; "" for none (a plain leg, no SNI). */
+const char *wsb__tls_leg_version(const struct wsb_leg *l);
+const char *wsb__tls_leg_sni(const struct wsb_leg *l);
 /* Where the socket's ciphertext is read to. */
 uv_buf_t wsb__tls_leg_read_buf(struct wsb_leg *l);
 

@@ -29,8 +29,58 @@ static void count_handshake(struct wsb_session *s, enum wsb_handshake_result r) 
                     &stats->handshake_count, (uv_hrtime() - s->hs->request_ns) / 1000);
 }
 
+/*
+ * One info line (rate-limited) for an answer other than 101 (status), or for a connection that
+ * ended without a request (status 0): what the client sent goes in as fields, which the log
+ * escapes and bounds. why says more than the result's name when it is known (NULL otherwise).
+ */
+static void log_rejected(struct wsb_session *s, int status, enum wsb_handshake_result result,
+                         const char *why, const char *msg) {
+  static const char *const results[] = {
+#define WSB_XX(name, label) label,
+      WSB_HANDSHAKE_RESULTS(WSB_XX)
+#undef WSB_XX
+  };
+  struct wsb_handshake *hs = s->hs;
+  if (hs->client_ip[0] == '\0')
+    wsb__upgrade_find_client_ip(s);
+  char id[17];
+  snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
+  /* The method as sent: a head that failed to parse may have none llhttp knows. */
+  size_t mlen = 0;
+  while (mlen < hs->req_len && mlen < 16 && hs->req_buf[mlen] != ' ' && hs->req_buf[mlen] != '\r')
+    mlen++;
+  const struct wsb_header *host = wsb_http_find(&hs->req, "Host", NULL);
+  const struct wsb_header *ua = wsb_http_find(&hs->req, "User-Agent", NULL);
+  struct wsb_log_field f[12];
+  size_t n = 0;
+  if (status != 0)
+    f[n++] = wsb_log_num("status", status);
+  f[n++] = wsb_log_str("reason", results[result]);
+  if (why != NULL)
+    f[n++] = wsb_log_str("why", why);
+  f[n++] = wsb_log_str("client", hs->client_ip);
+  f[n++] = wsb_log_str("session", id);
+  if (mlen > 0)
+    f[n++] = wsb_log_strn("method", hs->req_buf, mlen);
+  if (hs->req.url.p != NULL)
+    f[n++] = wsb_log_strn("path", hs->req.url.p, hs->req.url.len);
+  if (host != NULL)
+    f[n++] = wsb_log_strn("host", host->value.p, host->value.len);
+  if (ua != NULL)
+    f[n++] = wsb_log_strn("user_agent", ua->value.p, ua->value.len);
+  if (wsb__slot_valid(s->backend_slot))
+    f[n++] = wsb_log_str("backend", s->w->table->backends[s->backend_slot].name);
+  if (status == 0 || hs->attempts > 0)
+    f[n++] = status == 0 ? wsb_log_num("bytes", (int64_t)hs->req_len)
+                         : wsb_log_num("attempts", hs->attempts);
+  wsb_worker_log_event(s->w, WSB_LOG_KIND_REJECTED, f, n, "%s", msg);
+}
+
 /* Answers the client with an error status and ends the session once the answer is written. */
-static void reply_error(struct wsb_session *s, int status, enum wsb_handshake_result result) {
+static void reply_error(struct wsb_session *s, int status, enum wsb_handshake_result result,
+                        const char *why) {
+  log_rejected(s, status, result, why, "upgrade rejected");
   char buf[512];
   const char *extra = NULL;
   if (status == 426)
@@ -64,21 +114,7 @@ static int grow_head(struct wsb_http_head *head, char **buf, size_t *cap, size_t
 }
 
 void wsb__upgrade_find_client_ip(struct wsb_session *s) {
-  s->hs->client_ip[0] = '\0';
-  if (s->client_family == 0) {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &len) != 0)
-      return;
-    if (ss.ss_family == AF_INET)
-      memcpy(s->client_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-    else if (ss.ss_family == AF_INET6)
-      memcpy(s->client_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-    else
-      return;
-    s->client_family = (uint8_t)ss.ss_family;
-  }
-  inet_ntop(s->client_family, s->client_addr, s->hs->client_ip, sizeof(s->hs->client_ip));
+  wsb__session_client_text(s, s->hs->client_ip, sizeof(s->hs->client_ip));
 }
 
 /* The complete request head is here: validate it, then look for a backend. */
@@ -88,21 +124,24 @@ static void on_request(struct wsb_session *s, size_t head_len) {
   hs->request_ns = uv_hrtime();
   int status = wsb_handshake_check_request(&hs->req, &hs->upgrade);
   if (status != 0) {
-    reply_error(s, status, WSB_HS_BAD_REQUEST);
+    reply_error(s, status, WSB_HS_BAD_REQUEST,
+                status == 426   ? "not a WebSocket upgrade, or not version 13"
+                : status == 400 ? "malformed upgrade request"
+                                : NULL);
     return;
   }
   if (!wsb_proxy_path_allowed(cfg->path, hs->upgrade.path)) {
-    reply_error(s, 404, WSB_HS_NOT_FOUND);
+    reply_error(s, 404, WSB_HS_NOT_FOUND, "path not served");
     return;
   }
   if (hs->upgrade.origin.p != NULL &&
       !wsb_proxy_origin_allowed(cfg->allowed_origins, hs->upgrade.origin)) {
-    reply_error(s, 403, WSB_HS_FORBIDDEN);
+    reply_error(s, 403, WSB_HS_FORBIDDEN, "origin not allowed");
     return;
   }
   /* This session is already counted in live, hence "greater than". */
   if (cfg->max_sessions > 0 && wsb_shm_live(s->w->shm) > cfg->max_sessions) {
-    reply_error(s, 503, WSB_HS_LIMIT);
+    reply_error(s, 503, WSB_HS_LIMIT, "max_sessions reached");
     return;
   }
   /* Bytes the client sent after its head wait, as frames, until the relay starts. */
@@ -125,9 +164,14 @@ static void on_request(struct wsb_session *s, size_t head_len) {
   wsb__upgrade_connect_next(s);
 }
 
-/* The client went away before finishing its request: nothing to answer. */
+/* The client went away before finishing its request: nothing to answer. A connection that
+   sent nothing (a TCP health check, a port scan) is not logged, as HAProxy's dontlognull does;
+   one in the middle of its TLS handshake is, by the TLS leg. */
 void wsb__upgrade_request_eof(struct wsb_leg *l, int status) {
   count_handshake(l->s, WSB_HS_BAD_REQUEST);
+  if (l->s->hs->req_len > 0 && !wsb__tls_leg_handshaking(l))
+    log_rejected(l->s, 0, WSB_HS_BAD_REQUEST, status == UV_EOF ? NULL : wsb_strerror(status),
+                 "connection closed before a full request head");
   wsb__session_close(l->s, status);
 }
 
@@ -144,12 +188,9 @@ void wsb__upgrade_request_read(struct wsb_leg *l, const uint8_t *data, size_t nr
     rc = grow_head(&hs->req, &hs->req_buf, &hs->req_cap, hs->req_len, max, false);
   if (rc == WSB_PARTIAL || rc == 0)
     return;
-  if (rc == WSB_EHEAD_TOO_LARGE || rc == WSB_ETOO_MANY_HEADERS) {
-    reply_error(s, 431, WSB_HS_BAD_REQUEST);
-    return;
-  }
   if (rc < 0) {
-    reply_error(s, 400, WSB_HS_BAD_REQUEST);
+    bool large = rc == WSB_EHEAD_TOO_LARGE || rc == WSB_ETOO_MANY_HEADERS;
+    reply_error(s, large ? 431 : 400, WSB_HS_BAD_REQUEST, wsb_strerror((int)rc));
     return;
   }
   on_request(s, before + (size_t)rc);
@@ -159,9 +200,9 @@ void wsb__upgrade_request_read(struct wsb_leg *l, const uint8_t *data, size_t nr
    makes it a 502, else a 503. */
 void wsb__upgrade_no_backend(struct wsb_session *s) {
   if (s->reason != 0)
-    reply_error(s, 502, WSB_HS_BACKEND_ERROR);
+    reply_error(s, 502, WSB_HS_BACKEND_ERROR, wsb_strerror(s->reason));
   else
-    reply_error(s, 503, WSB_HS_NO_BACKEND);
+    reply_error(s, 503, WSB_HS_NO_BACKEND, "no backend available");
 }
 
 /* The client left while its backend was being found. */
@@ -353,6 +394,8 @@ static void relay_backend_error(struct wsb_session *s, size_t head_len) {
   struct wsb_handshake *hs = s->hs;
   count_handshake(s, WSB_HS_BACKEND_ERROR);
   assert(wsb__slot_valid(s->backend_slot));
+  log_rejected(s, hs->resp.status, WSB_HS_BACKEND_ERROR, "the backend's answer, passed on",
+               "upgrade rejected");
   wsb_breaker_no_verdict(s->w, (uint32_t)s->backend_slot);
   s->closed_by = BY_BACKEND;
   hs->relaying_error = true;
@@ -366,8 +409,9 @@ static void relay_backend_error(struct wsb_session *s, size_t head_len) {
     wsb__session_finish(s);
 }
 
-/* wsbal_backend_connect_seconds: TCP connect and upgrade of the backend that answered 101. */
-static void count_connect_time(struct wsb_session *s) {
+/* wsbal_backend_connect_seconds: TCP connect and upgrade of the backend that answered 101.
+   Returns that time in milliseconds. */
+static uint64_t count_connect_time(struct wsb_session *s) {
   static const uint64_t bounds[] = WSB_CONNECT_BUCKET_US;
   struct wsb_shm_worker *stats = s->w->stats;
   uint64_t took = uv_now(&s->w->loop) - s->hs->connect_started_ms;
@@ -380,6 +424,7 @@ static void count_connect_time(struct wsb_session *s) {
   int slot = s->backend_slot;
   wsb_shm_observe(stats->connect_buckets[slot], bounds, WSB_CONNECT_BUCKETS,
                   &stats->connect_us[slot], &stats->connect_count[slot], took * 1000);
+  return took;
 }
 
 static bool same_protocol(const char *have, struct wsb_slice chosen) {
@@ -398,6 +443,14 @@ static int remember_for_failover(struct wsb_session *s, struct wsb_slice protoco
   s->head_len = (uint32_t)hs->head_len;
   s->path_off = (uint32_t)(hs->upgrade.target.p - hs->req_buf);
   s->path_len = (uint32_t)hs->upgrade.target.len;
+  /* The access log's Host and User-Agent: where they are in the head kept, not a copy. */
+  const struct wsb_header *ua = wsb_http_find(&hs->req, "User-Agent", NULL);
+  s->host_off = (uint32_t)(hs->upgrade.host.p - hs->req_buf);
+  s->host_len = (uint16_t)(hs->upgrade.host.len < UINT16_MAX ? hs->upgrade.host.len : UINT16_MAX);
+  if (ua != NULL) {
+    s->ua_off = (uint32_t)(ua->value.p - hs->req_buf);
+    s->ua_len = (uint16_t)(ua->value.len < UINT16_MAX ? ua->value.len : UINT16_MAX);
+  }
   if (protocol.p != NULL && (s->protocol = strndup(protocol.p, protocol.len)) == NULL)
     return UV_ENOMEM;
   return 0;
@@ -458,9 +511,12 @@ static void answer_client(struct wsb_session *s, size_t head_len) {
     return;
   }
   count_handshake(s, WSB_HS_OK);
-  count_connect_time(s);
+  uint64_t took = count_connect_time(s);
+  s->connect_ms = took < UINT32_MAX ? (uint32_t)took : UINT32_MAX;
   wsb_shm_add(&s->w->stats->sessions_total[s->backend_slot], 1);
   wsb__session_note_backend(s);
+  if (s->w->table->settings.access_log_start)
+    wsb_access_log_start(s->w, s);
   relay_from_101(s, head_len);
 }
 
@@ -509,6 +565,8 @@ void wsb__upgrade_timeout(struct wsb_session *s) {
     count_handshake(s, WSB_HS_TIMEOUT);
     if (wsb__tls_leg_handshaking(&s->client))
       wsb__tls_leg_count_error(&s->client, WSB_TLS_ERR_TIMEOUT);
+    else
+      log_rejected(s, 0, WSB_HS_TIMEOUT, NULL, "no full request head within handshake_timeout");
     s->closed_by = BY_WSBAL;
     wsb__session_close(s, UV_ETIMEDOUT);
   } else if (s->hs->relaying_error) {

@@ -8,6 +8,8 @@
 
 #include "frame.h"
 #include "list.h"
+#include "log.h"
+#include "log_limit.h"
 #include "proc.h"
 #include "select.h"
 #include "shm.h"
@@ -39,7 +41,8 @@ struct wsb_worker {
   uv_signal_t sigusr1;    /* reopen the access log */
   uv_timer_t drain_tick;  /* paces moving a drained backend's sessions */
   struct wsb_slot_set drain_slots;
-  struct wsb_log_file *access_log; /* NULL when off */
+  struct wsb_log_file *access_log;                /* NULL when off */
+  struct wsb_log_limit log_limits[WSB_LOG_KINDS]; /* log_rate_limit's buckets (log_event.c) */
   char access_path[WSB_PATH_MAX];
   bool draining;              /* no longer accepting; exits when the last session ends */
   bool closing;               /* every handle of the worker is closing */
@@ -96,6 +99,15 @@ int wsb_access_log_reopen(struct wsb_worker *w);
 /* Lets go of the open log file; it closes once its last pending write is done. */
 void wsb_access_log_close(struct wsb_worker *w);
 void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s);
+
+/* The access log's line when a session has its 101 (access_log_start). */
+void wsb_access_log_start(struct wsb_worker *w, const struct wsb_session *s);
+
+/* An info line of a kind a peer can cause at will (log_event.c), under log_rate_limit: dropped
+   past it and counted; the next line let through says how many went before it. */
+void wsb_worker_log_event(struct wsb_worker *w, enum wsb_log_kind kind,
+                          const struct wsb_log_field *fields, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 struct wsb_control_msg;
 /* Carries out one command of the master (commands.c). */

@@ -89,7 +89,6 @@ static void reply_error(struct wsb_session *s, int status, enum wsb_handshake_re
     extra = "Retry-After: 5\r\n";
   size_t n = wsb_http_error_response(buf, sizeof(buf), status, extra);
   count_handshake(s, result);
-  wsb_log_debug("session %016llx: answering %d", (unsigned long long)s->id, status);
   uv_buf_t b = uv_buf_init(buf, (unsigned)n);
   if (n == 0 || wsb__leg_write(&s->client, &b, 1) != 0) {
     wsb__session_close(s, WSB_EHTTP);

@@ -122,8 +122,8 @@ struct wsb_session {
   uint16_t host_len;
   uint16_t ua_len;
   uint32_t connect_ms; /* connect, TLS and upgrade of the first backend, for the access log */
-  char *close_reason;  /* the reason of the first close frame, when it had one */
   uint32_t failovers;
+  char *close_reason;        /* the reason of the first close frame, when it had one */
   uint64_t backend_since_ms; /* when the current backend answered 101 */
   bool backend_proven;       /* it has sent a message since: the breaker counts it healthy */
   bool backend_heard;        /* the client has sent it something since: a loss now may be its

@@ -27,6 +27,12 @@ static void get_string(struct wsb_json_doc *doc, const char *key, char *buf, siz
   ck_assert_int_eq(wsb_json_get_string(doc, wsb_json_member(doc, 0, key), buf, cap, NULL), 0);
 }
 
+static void expect_string(struct wsb_json_doc *doc, const char *key, const char *want) {
+  char s[WSB_LOG_VALUE_MAX + 16];
+  get_string(doc, key, s, sizeof(s));
+  ck_assert_str_eq(s, want);
+}
+
 START_TEST(test_text_line) {
   char line[WSB_LOG_LINE_MAX];
   unsetenv("JOURNAL_STREAM");
@@ -137,20 +143,15 @@ START_TEST(test_json_fields) {
   ck_assert_int_eq(wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "status"), 0, 1000, &v), 0);
   ck_assert_uint_eq(v, 403);
   ck_assert_ptr_nonnull(strstr(line, "\"neg\":-7"));
-  get_string(&doc, "path", s, sizeof(s));
-  ck_assert_str_eq(s, "/a\"b\\c\nd\r\x01\x7f");
-  get_string(&doc, "ua", s, sizeof(s));
-  ck_assert_str_eq(s, "x\xef\xbf\xbd\xef\xbf\xbdy");
+  expect_string(&doc, "path", "/a\"b\\c\nd\r\x01\x7f");
+  expect_string(&doc, "ua", "x\xef\xbf\xbd\xef\xbf\xbdy");
   get_string(&doc, "long", s, sizeof(s));
   ck_assert_uint_eq(strlen(s), WSB_LOG_VALUE_MAX - 1 + 3);
   ck_assert_str_eq(s + WSB_LOG_VALUE_MAX - 1, "...");
-  get_string(&doc, "empty", s, sizeof(s));
-  ck_assert_str_eq(s, "");
+  expect_string(&doc, "empty", "");
   /* The line's own keys keep their values; keys that are not [a-z0-9_]+ are left out. */
-  get_string(&doc, "msg", s, sizeof(s));
-  ck_assert_str_eq(s, "upgrade rejected");
-  get_string(&doc, "level", s, sizeof(s));
-  ck_assert_str_eq(s, "info");
+  expect_string(&doc, "msg", "upgrade rejected");
+  expect_string(&doc, "level", "info");
   ck_assert_ptr_null(strstr(line, "forged"));
   ck_assert_ptr_null(strstr(line, "Bad-Key"));
   ck_assert_ptr_null(strstr(line, "\"\":"));

@@ -64,9 +64,8 @@ static void note_failure(struct wsb_leg *l, enum wsb_tls_error e, const char *de
     return;
   wsb__session_client_text(s, client, sizeof(client));
   f[n++] = wsb_log_str("client", client);
-  const char *sni =
-      l->tls != NULL ? SSL_get_servername(l->tls->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
-  if (sni != NULL)
+  const char *sni = wsb__tls_leg_sni(l);
+  if (sni[0] != '\0')
     f[n++] = wsb_log_str("sni", sni);
   wsb_worker_log_event(s->w, WSB_LOG_KIND_TLS, f, n, "TLS handshake failed");
 }

@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cidr.h"
 #include "log.h"
+#include "proxy_protocol.h"
 #include "values.h"
 
 #define WSB_SECTION_NAME_MAX 64 /* [backend:NAME] names: 1 to 63 letters, digits, - _ . */
@@ -87,10 +89,11 @@ struct wsb_config {
     uint64_t handshake_timeout_ms;
     uint64_t max_header_bytes;
     uint64_t max_message_bytes;
-    uint64_t idle_timeout_ms;  /* 0 = never */
-    uint64_t ping_interval_ms; /* 0 = no keepalive pings */
-    bool trust_forwarded;
-    struct wsb_strlist allowed_origins; /* empty = any */
+    uint64_t idle_timeout_ms;            /* 0 = never */
+    uint64_t ping_interval_ms;           /* 0 = no keepalive pings */
+    struct wsb_cidr_set trust_forwarded; /* peers whose forwarding headers count */
+    enum wsb_pp_mode proxy_protocol;     /* a PROXY header starts every connection */
+    struct wsb_strlist allowed_origins;  /* empty = any */
   } listen;
 
   struct {
@@ -107,6 +110,7 @@ struct wsb_config {
     struct wsb_strlist pass_headers;
     struct wsb_strlist block_headers;
     bool preserve_host;
+    enum wsb_pp_mode send_proxy_protocol; /* off, v1 or v2 towards backends */
     uint64_t ping_interval_ms;
     enum wsb_health_check health_check;
     char *health_path;

@@ -301,6 +301,12 @@ static int set_backend_url(void *base, const char *s) {
   return 0;
 }
 
+/* trust_forwarded: on, off, or the addresses and networks of the proxies trusted. */
+static int set_trust_forwarded(void *base, const char *s) {
+  struct wsb_config *cfg = base;
+  return wsb_cidr_set_parse(s, &cfg->listen.trust_forwarded);
+}
+
 /* The tables, one per section, keys in SPEC.md's order. */
 
 /* The words of the K_WORD keys, each in its enum's order; the enums are stored as int. */
@@ -308,10 +314,13 @@ static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL}
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const algorithms[] = {"least_conn", "round_robin", "random", "hash", NULL};
 static const char *const health_checks[] = {"off", "tcp", "http", NULL};
+static const char *const pp_modes[] = {"off", "v1", "v2", "any", NULL};
+static const char *const pp_send_modes[] = {"off", "v1", "v2", NULL};
 _Static_assert(sizeof(enum wsb_log_level) == sizeof(int) &&
                    sizeof(enum wsb_log_format) == sizeof(int) &&
                    sizeof(enum wsb_algorithm) == sizeof(int) &&
-                   sizeof(enum wsb_health_check) == sizeof(int),
+                   sizeof(enum wsb_health_check) == sizeof(int) &&
+                   sizeof(enum wsb_pp_mode) == sizeof(int),
                "K_WORD stores an int");
 
 #define OFF(field) offsetof(struct wsb_config, field)
@@ -375,7 +384,9 @@ static const struct cfg_key listen_keys[] = {
          "at least 1, e.g. 64k, 16m"),
     DURATION("idle_timeout", listen.idle_timeout_ms, 0),
     DURATION("ping_interval", listen.ping_interval_ms, 0),
-    BOOL("trust_forwarded", listen.trust_forwarded),
+    CUSTOM("trust_forwarded", set_trust_forwarded, "value",
+           "on, off, or a comma list of up to 64 addresses and networks, e.g. 10.0.0.0/8, ::1"),
+    WORD("proxy_protocol", listen.proxy_protocol, pp_modes, "off, v1, v2 or any"),
     LIST("allowed_origins", listen.allowed_origins, origin_valid, "origin list",
          "a comma list of origins, e.g. https://example.com"),
 };
@@ -398,6 +409,7 @@ static const struct cfg_key upstream_keys[] = {
     LIST("block_headers", upstream.block_headers, header_name_valid, "header list",
          "a comma list of HTTP header names"),
     BOOL("preserve_host", upstream.preserve_host),
+    WORD("send_proxy_protocol", upstream.send_proxy_protocol, pp_send_modes, "off, v1 or v2"),
     DURATION("ping_interval", upstream.ping_interval_ms, 0),
     WORD("health_check", upstream.health_check, health_checks, "off, tcp or http"),
     STR("health_path", upstream.health_path, false, request_path_valid, "path",

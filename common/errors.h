@@ -34,6 +34,7 @@
   XX(EHTTP_PROTOCOL, -20206, "backend chose a subprotocol the client did not offer")          \
   XX(EHTTP_EXTENSION, -20207, "backend chose an extension nobody offered")                    \
   XX(EPATH, -20208, "request path refused (dot segments above the root, encoded separators)") \
+  XX(EPROXY, -20209, "no valid PROXY protocol header")                                        \
   /* configuration */                                                                         \
   XX(ECONFIG, -20300, "configuration error")                                                  \
   XX(EVALUE, -20301, "bad value")                                                             \

@@ -3,56 +3,25 @@
 
 #include <string.h>
 
-static struct wsb_slice trim(struct wsb_slice s) {
-  while (s.len > 0 && (s.p[0] == ' ' || s.p[0] == '\t')) {
-    s.p++;
-    s.len--;
-  }
-  while (s.len > 0 && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t'))
-    s.len--;
-  return s;
-}
-
-/* The next item of a list separated by sep, advancing *rest past it. */
-static struct wsb_slice next_item(struct wsb_slice *rest, char sep) {
-  const char *end = memchr(rest->p, sep, rest->len);
-  size_t len = end != NULL ? (size_t)(end - rest->p) : rest->len;
-  struct wsb_slice item = {rest->p, len};
-  size_t skip = end != NULL ? len + 1 : len;
-  rest->p += skip;
-  rest->len -= skip;
-  return item;
-}
-
 /* In "a=1<sep>b=2", the value of the first pair named name (case-sensitive, as cookies and
    query parameters are). */
 static bool find_pair(struct wsb_slice list, char sep, const char *name, struct wsb_slice *out) {
   size_t nlen = strlen(name);
   while (list.len > 0) {
-    struct wsb_slice item = trim(next_item(&list, sep));
+    struct wsb_slice item = wsb_slice_trim(wsb_slice_next_item(&list, sep));
     const char *eq = memchr(item.p, '=', item.len);
     if (eq == NULL)
       continue;
-    struct wsb_slice key = trim((struct wsb_slice){item.p, (size_t)(eq - item.p)});
+    struct wsb_slice key = wsb_slice_trim((struct wsb_slice){item.p, (size_t)(eq - item.p)});
     if (key.len == nlen && memcmp(key.p, name, nlen) == 0) {
-      *out = trim((struct wsb_slice){eq + 1, (size_t)(item.p + item.len - (eq + 1))});
+      *out = wsb_slice_trim((struct wsb_slice){eq + 1, (size_t)(item.p + item.len - (eq + 1))});
       return true;
     }
   }
   return false;
 }
 
-/* The first element of the X-Forwarded-For lines combined: empty lines and elements skipped. */
 static struct wsb_slice ip_key(const struct wsb_hash_key_source *src) {
-  for (const struct wsb_header *xff = wsb_http_find(src->req, "X-Forwarded-For", NULL);
-       src->trust_forwarded && xff != NULL; xff = wsb_http_find(src->req, "X-Forwarded-For", xff)) {
-    struct wsb_slice rest = xff->value;
-    while (rest.len > 0) {
-      struct wsb_slice item = trim(next_item(&rest, ','));
-      if (item.len > 0)
-        return item;
-    }
-  }
   return (struct wsb_slice){src->client_ip, strlen(src->client_ip)};
 }
 
@@ -68,7 +37,7 @@ static bool find_key(enum wsb_hash_key kind, const char *name,
     const struct wsb_header *h = wsb_http_find(src->req, name, NULL);
     if (h == NULL)
       return false;
-    *out = trim(h->value);
+    *out = wsb_slice_trim(h->value);
     return true;
   }
   case WSB_HASH_COOKIE:

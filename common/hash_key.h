@@ -11,14 +11,12 @@
 struct wsb_hash_key_source {
   const struct wsb_http_head *req; /* the client's request head */
   struct wsb_slice target;         /* its path (dot segments removed) and query */
-  const char *client_ip;           /* the TCP peer's address as text */
-  bool trust_forwarded;            /* [listen] trust_forwarded */
+  const char *client_ip;           /* the real client's address as text (wsb_proxy_real_client) */
 };
 
 /*
  * Sets *out to the bytes to hash, a slice of the request or of client_ip:
- *  - ip: the client's address; with trust_forwarded, the first (leftmost) address of the
- *    X-Forwarded-For lines combined, which is the client as the trusted proxies in front saw it;
+ *  - ip: the real client's address, which trust_forwarded may have taken from X-Forwarded-For;
  *  - path: the path without its query;
  *  - header:NAME: the first NAME header's value, spaces trimmed (a client that repeats it
  *    could as well send the value it wants: it only picks a backend);

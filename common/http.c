@@ -423,3 +423,23 @@ size_t wsb_http_error_response(char *out, size_t cap, int status, const char *ex
     return 0;
   return (size_t)n;
 }
+
+struct wsb_slice wsb_slice_trim(struct wsb_slice s) {
+  while (s.len > 0 && (s.p[0] == ' ' || s.p[0] == '\t')) {
+    s.p++;
+    s.len--;
+  }
+  while (s.len > 0 && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t'))
+    s.len--;
+  return s;
+}
+
+struct wsb_slice wsb_slice_next_item(struct wsb_slice *rest, char sep) {
+  const char *end = memchr(rest->p, sep, rest->len);
+  size_t len = end != NULL ? (size_t)(end - rest->p) : rest->len;
+  struct wsb_slice item = {rest->p, len};
+  size_t skip = end != NULL ? len + 1 : len;
+  rest->p += skip;
+  rest->len -= skip;
+  return item;
+}

@@ -63,6 +63,12 @@ ssize_t wsb_http_feed(struct wsb_http_head *h, const char *buf, size_t len);
 /* Case-insensitive comparison of a slice with a NUL-terminated string. */
 bool wsb_slice_eq(struct wsb_slice s, const char *str);
 
+/* s without the spaces and tabs around it. */
+struct wsb_slice wsb_slice_trim(struct wsb_slice s);
+
+/* The next item of a list separated by sep (untrimmed), advancing *rest past it and sep. */
+struct wsb_slice wsb_slice_next_item(struct wsb_slice *rest, char sep);
+
 /* The first header named name (case-insensitive) after `after` (NULL = from the start), or NULL. */
 const struct wsb_header *wsb_http_find(const struct wsb_http_head *h, const char *name,
                                        const struct wsb_header *after);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cidr.h"
 #include "text.h"
 
 static void put_slice(struct wsb_text *o, struct wsb_slice s) {
@@ -172,4 +173,52 @@ bool wsb_proxy_origin_allowed(const char *allowed, struct wsb_slice origin) {
   if (allowed == NULL || allowed[0] == '\0')
     return true;
   return list_has_name(allowed, origin);
+}
+
+/*
+ * nginx's real_ip_recursive over the X-Forwarded-For elements followed by the peer: the real
+ * client is the rightmost address not trusted. One pass left to right finds it without holding
+ * the list: the last untrusted element seen so far is the candidate, and an element that is not
+ * an address to the right of it means the chain cannot be followed that far.
+ */
+void wsb_proxy_real_client(const struct wsb_http_head *h, const struct wsb_cidr_set *trusted,
+                           int peer_family, const uint8_t *peer, uint8_t *family, uint8_t *addr) {
+  uint8_t cand_family = 0, cand[16] = {0}, first_family = 0, first[16] = {0};
+  bool garbage = false;
+  *family = (uint8_t)peer_family;
+  memcpy(addr, peer, 16);
+  if (!wsb_cidr_set_has(trusted, peer_family, peer))
+    return; /* an untrusted peer's word about others counts for nothing */
+  for (const struct wsb_header *xff = wsb_http_find(h, "X-Forwarded-For", NULL); xff != NULL;
+       xff = wsb_http_find(h, "X-Forwarded-For", xff)) {
+    struct wsb_slice rest = xff->value;
+    while (rest.len > 0) {
+      struct wsb_slice item = wsb_slice_trim(wsb_slice_next_item(&rest, ','));
+      if (item.len == 0)
+        continue; /* empty elements are skipped, as the forwarded list skips them */
+      uint8_t f, a[16];
+      if (!wsb_ip_parse(item.p, item.len, &f, a)) {
+        garbage = true;
+        continue;
+      }
+      if (first_family == 0) {
+        first_family = f;
+        memcpy(first, a, 16);
+      }
+      if (!wsb_cidr_set_has(trusted, f, a)) {
+        cand_family = f;
+        memcpy(cand, a, 16);
+        garbage = false;
+      }
+    }
+  }
+  if (garbage)
+    return;
+  if (cand_family != 0) {
+    *family = cand_family;
+    memcpy(addr, cand, 16);
+  } else if (first_family != 0) {
+    *family = first_family; /* every hop trusted: the leftmost is the client */
+    memcpy(addr, first, 16);
+  }
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "cidr.h"
 #include "handshake.h"
 #include "http.h"
 #include "values.h"
@@ -16,10 +17,12 @@ struct wsb_proxy_request {
   const struct wsb_upgrade_request *upgrade; /* what wsb_handshake_check_request found in it */
   const struct wsb_url *backend;
   const char *key;              /* the fresh Sec-WebSocket-Key for the backend */
-  const char *client_ip;        /* the peer address of the client connection */
+  const char *client_ip;        /* the client connection's peer (after a PROXY header, the
+                                   address it announced): appended to X-Forwarded-For */
   bool client_tls;              /* X-Forwarded-Proto: https when the client came over TLS */
   bool preserve_host;           /* forward the client's Host instead of the backend's */
-  bool trust_forwarded;         /* keep the client's Forwarded family, extend X-Forwarded-For */
+  bool trust_forwarded;         /* the peer is trusted (trust_forwarded): keep the client's
+                                   Forwarded family, extend X-Forwarded-For */
   const char *block_headers;    /* comma list of header names never forwarded; may be "" */
   const char *reconnect_header; /* name of the failover header; a client-sent one is dropped */
   const char *reconnect_value;  /* session id on failover reconnects; NULL on the first connect */
@@ -54,5 +57,15 @@ bool wsb_proxy_path_allowed(const char *prefix, struct wsb_slice path);
 
 /* True when origin is in the comma list allowed (case-insensitive), or allowed is empty. */
 bool wsb_proxy_origin_allowed(const char *allowed, struct wsb_slice origin);
+
+/*
+ * The real client of a request from peer (16 bytes, IPv4 in the first 4), into *family and
+ * addr: the peer itself unless trusted holds it; for a trusted peer, the rightmost address of
+ * the X-Forwarded-For lines combined that trusted does not hold, or the leftmost when every one
+ * is trusted (trust_forwarded = on), or the peer when there are none. An element that is not an
+ * address, right of the one chosen, makes it the peer: the chain cannot be followed past it.
+ */
+void wsb_proxy_real_client(const struct wsb_http_head *h, const struct wsb_cidr_set *trusted,
+                           int peer_family, const uint8_t *peer, uint8_t *family, uint8_t *addr);
 
 #endif

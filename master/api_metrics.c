@@ -281,6 +281,11 @@ void wsb__api_metrics(struct api_call *c) {
       wsb_text_printf(&t,
                       "wsbal_tls_handshake_errors_total{side=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
                       tls_sides[sd], tls_error_labels[e], WSB_SHM_SUM(shm, tls_errors[sd][e]));
+  family(&t, "wsbal_proxy_protocol_errors_total", "counter",
+         "Client connections closed for their PROXY protocol header, by reason.");
+  for (int e = 0; e < WSB_PP_ERR_COUNT; e++)
+    wsb_text_printf(&t, "wsbal_proxy_protocol_errors_total{reason=\"%s\"} %" PRIu64 "\n",
+                    wsb_pp_error_name(e), WSB_SHM_SUM(shm, proxy_protocol_errors[e]));
   family(&t, "wsbal_failovers_total", "counter", "Sessions moved away from a backend, by reason.");
   for (uint32_t s = 0; s < m->table->nslots; s++)
     for (int i = 0; m->table->backends[s].in_use && i < WSB_FAILOVER_REASONS; i++)

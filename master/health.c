@@ -183,8 +183,8 @@ static struct wsb_probe_client *probe(struct wsb_health *h, const struct wsb_shm
   const struct wsb_probe_tls *tls = req != NULL ? probe_tls(h, b, &tls_buf) : NULL;
   if (tls != NULL && tls->ctx == NULL)
     return NULL;
-  return wsb_probe_start(h->loop, (const struct sockaddr *)&b->addr, req, tls, h->timeout_ms, cb,
-                         arg);
+  return wsb_probe_start(h->loop, (const struct sockaddr *)&b->addr, req, tls,
+                         (int)h->table->settings.send_proxy_protocol, h->timeout_ms, cb, arg);
 }
 
 static void on_tick(uv_timer_t *t) {

@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "errors.h"
+#include "proxy_protocol.h"
 #include "tls_context.h"
 
 #define CIPHER_READ 4096 /* ciphertext read per callback; OpenSSL's memory BIO holds the rest */
@@ -32,6 +33,9 @@ struct wsb_probe_client {
   BIO *wbio;
   bool sent; /* the request went into the TLS stream */
   size_t len;
+  uv_write_t pp_write;
+  uint8_t pp[WSB_PP_V2_FIXED]; /* the PROXY header, sent before anything else */
+  size_t pp_len;
   /* From here on not zeroed at start: */
   char cipher[CIPHER_READ];
   char buf[WSB_PROBE_MAX_RESPONSE];
@@ -259,11 +263,16 @@ static void on_connect(uv_connect_t *c, int status) {
     return;
   }
   int rc = 0;
-  if (p->ssl != NULL) {
+  if (p->pp_len > 0) {
+    uv_buf_t b = uv_buf_init((char *)p->pp, (unsigned)p->pp_len);
+    p->pp_write.data = p;
+    rc = uv_write(&p->pp_write, (uv_stream_t *)&p->tcp, &b, 1, on_write);
+  }
+  if (rc == 0 && p->ssl != NULL) {
     rc = uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
     if (rc == 0)
       advance_tls(p, false); /* the ClientHello */
-  } else {
+  } else if (rc == 0) {
     uv_buf_t b = uv_buf_init(p->request, (unsigned)strlen(p->request));
     p->write.data = p;
     rc = uv_write(&p->write, (uv_stream_t *)&p->tcp, &b, 1, on_write);
@@ -282,7 +291,8 @@ static void free_unstarted(struct wsb_probe_client *p) {
 
 struct wsb_probe_client *wsb_probe_start(uv_loop_t *loop, const struct sockaddr *addr,
                                          const char *request, const struct wsb_probe_tls *tls,
-                                         uint64_t timeout_ms, wsb_probe_cb cb, void *arg) {
+                                         int proxy_version, uint64_t timeout_ms, wsb_probe_cb cb,
+                                         void *arg) {
   struct wsb_probe_client *p = malloc(sizeof(*p));
   if (p == NULL)
     return NULL;
@@ -290,6 +300,11 @@ struct wsb_probe_client *wsb_probe_start(uv_loop_t *loop, const struct sockaddr 
   p->cb = cb;
   p->arg = arg;
   p->timeout_ms = timeout_ms;
+  if (request != NULL && proxy_version != WSB_PP_OFF) {
+    struct wsb_pp_header local;
+    wsb_pp_set_ends(&local, 0, NULL, 0, 0, NULL, 0);
+    p->pp_len = wsb_pp_write(p->pp, sizeof(p->pp), proxy_version, &local);
+  }
   if (request != NULL && (p->request = strdup(request)) == NULL) {
     free(p);
     return NULL;

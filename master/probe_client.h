@@ -34,12 +34,15 @@ struct wsb_probe_tls {
  * Connects to addr and, when request is not NULL, sends it (a whole HTTP/1.1 request that
  * asks for Connection: close) and reads the answer; all within timeout_ms. With tls (not NULL)
  * the request goes over TLS (a TCP-only probe ignores it); a handshake that fails, a
- * certificate refused included, ends the probe as WSB_PROBE_ERROR with the reason. Returns the
- * probe, or NULL when it could not even start (cb is then not called).
+ * certificate refused included, ends the probe as WSB_PROBE_ERROR with the reason. With
+ * proxy_version 1 or 2 (send_proxy_protocol) a request is preceded by a PROXY header that
+ * speaks for wsbal itself (v1 UNKNOWN, v2 LOCAL), before TLS. Returns the probe, or NULL when
+ * it could not even start (cb is then not called).
  */
 struct wsb_probe_client *wsb_probe_start(uv_loop_t *loop, const struct sockaddr *addr,
                                          const char *request, const struct wsb_probe_tls *tls,
-                                         uint64_t timeout_ms, wsb_probe_cb cb, void *arg);
+                                         int proxy_version, uint64_t timeout_ms, wsb_probe_cb cb,
+                                         void *arg);
 
 /* Stops a probe whose callback has not run yet: it never runs; the handles close and free it. */
 void wsb_probe_cancel(struct wsb_probe_client *p);

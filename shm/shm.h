@@ -71,7 +71,8 @@ struct wsb_shm_backend {
   XX(VAL, uint64_t, listen, , max_message_bytes, )                 \
   XX(VAL, uint64_t, listen, , idle_timeout, _ms)                   \
   XX(VAL, uint64_t, listen, listen_, ping_interval, _ms)           \
-  XX(VAL, bool, listen, , trust_forwarded, )                       \
+  XX(VAL, struct wsb_cidr_set, listen, , trust_forwarded, )        \
+  XX(VAL, uint32_t, listen, , proxy_protocol, )                    \
   XX(LIST, WSB_SHM_LIST_MAX, listen, , allowed_origins, )          \
   XX(VAL, uint32_t, upstream, , algorithm, )                       \
   XX(VAL, uint32_t, upstream, , hash_key, )                        \
@@ -86,6 +87,7 @@ struct wsb_shm_backend {
   XX(LIST, WSB_SHM_LIST_MAX, upstream, , pass_headers, )           \
   XX(LIST, WSB_SHM_LIST_MAX, upstream, , block_headers, )          \
   XX(VAL, bool, upstream, , preserve_host, )                       \
+  XX(VAL, uint32_t, upstream, , send_proxy_protocol, )             \
   XX(VAL, uint64_t, upstream, upstream_, ping_interval, _ms)       \
   XX(VAL, uint32_t, upstream, , breaker_threshold, )               \
   XX(VAL, uint64_t, upstream, , breaker_cooldown, _ms)             \
@@ -246,6 +248,8 @@ struct wsb_shm_worker {
   _Atomic uint64_t backend_messages[WSB_SHM_MAX_BACKENDS][WSB_DIR_COUNT];
   _Atomic uint64_t backend_bytes[WSB_SHM_MAX_BACKENDS][WSB_DIR_COUNT];
   _Atomic uint64_t log_suppressed[WSB_LOG_KINDS]; /* lines log_rate_limit dropped */
+  /* Client connections refused for their PROXY protocol header, by reason. */
+  _Atomic uint64_t proxy_protocol_errors[WSB_PP_ERR_COUNT];
 };
 
 /*

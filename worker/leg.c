@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "relay.h"
+#include "proxy_header.h"
 #include "session.h"
 #include "tls_leg.h"
 
@@ -99,10 +100,12 @@ void wsb__leg_resume(struct wsb_leg *l) {
 }
 
 /* A TLS leg reads ciphertext into the worker's TLS buffer; its plaintext goes where a plain
-   leg's bytes would. */
+   leg's bytes would. A PROXY header is read before either. */
 static void leg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct wsb_leg *l = wsb__leg_of(h);
-  if (l->tls != NULL)
+  if (wsb__proxy_header_waiting(l))
+    *buf = wsb__proxy_header_buf(l);
+  else if (l->tls != NULL)
     *buf = wsb__tls_leg_read_buf(l);
   else
     wsb__session_read_buf(l, buf);
@@ -112,6 +115,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   struct wsb_leg *l = wsb__leg_of((uv_handle_t *)stream);
   if (nread == 0 || l->s->state == S_CLOSED)
     return;
+  if (wsb__proxy_header_waiting(l)) {
+    wsb__proxy_header_read(l, nread); /* below TLS: the header comes first */
+    return;
+  }
   if (l->tls != NULL && nread > 0) {
     wsb__tls_leg_on_read(l, (const uint8_t *)buf->base, (size_t)nread);
     return;

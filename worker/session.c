@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "log.h"
 #include "relay.h"
+#include "proxy_header.h"
 #include "replay.h"
 #include "tls_leg.h"
 #include "tls_worker.h"
@@ -82,6 +83,7 @@ void wsb__session_free_handshake(struct wsb_session *s) {
   wsb_upgrade_request_free(&s->hs->upgrade);
   free(s->hs->req_buf);
   free(s->hs->resp_buf);
+  free(s->hs->pp_buf);
   free(s->hs);
   s->hs = NULL;
 }
@@ -99,20 +101,12 @@ void wsb__session_note_close(struct wsb_session *s, uint16_t code, const void *r
 
 void wsb__session_client_text(struct wsb_session *s, char *buf, size_t cap) {
   buf[0] = '\0';
-  if (s->client_family == 0) {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    if (uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&ss, &len) != 0)
-      return;
-    if (ss.ss_family == AF_INET)
-      memcpy(s->client_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-    else if (ss.ss_family == AF_INET6)
-      memcpy(s->client_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-    else
-      return;
-    s->client_family = (uint8_t)ss.ss_family;
-  }
-  inet_ntop(s->client_family, s->client_addr, buf, (socklen_t)cap);
+  /* Until the request head names the real client (upgrade.c), the peer stands for it: after a
+     PROXY header the address it announced. */
+  if (s->client_family != 0)
+    inet_ntop(s->client_family, s->client_addr, buf, (socklen_t)cap);
+  else if (wsb__proxy_header_tcp_ends(s) == 0)
+    inet_ntop(s->peer_family, s->peer_addr, buf, (socklen_t)cap);
 }
 
 bool wsb__session_unref(struct wsb_session *s) {
@@ -460,13 +454,15 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
   size_t max_head = (size_t)w->table->settings.max_header_bytes;
   hs->req_cap = max_head < HEAD_BUFFER_START ? max_head + 1 : HEAD_BUFFER_START;
   hs->req_buf = malloc(hs->req_cap);
-  if (hs->req_buf == NULL) {
-    wsb__session_close(s, UV_ENOMEM);
+  int rc = hs->req_buf != NULL ? wsb__proxy_header_expect(s) : UV_ENOMEM;
+  if (rc != 0) {
+    wsb__session_close(s, rc);
     return;
   }
   wsb_http_head_init(&hs->req, false, max_head);
+  /* One deadline for the PROXY header, the TLS handshake and the request head together. */
   wsb__session_timer_start(s, w->table->settings.handshake_timeout_ms);
-  int rc = wsb__leg_start_reading(&s->client);
+  rc = wsb__leg_start_reading(&s->client);
   if (rc != 0)
     wsb__session_close(s, rc);
 }

@@ -66,7 +66,12 @@ struct wsb_handshake {
   size_t resp_cap;
   char key[WSB_WS_KEY_LEN + 1];       /* the key sent to the backend */
   char accept[WSB_WS_ACCEPT_LEN + 1]; /* what the backend must answer */
-  char client_ip[64];
+  char client_ip[64];                 /* the real client (trust_forwarded), for hash_key = ip */
+  char peer_ip[64];                   /* the connection's peer, appended to X-Forwarded-For */
+  uint8_t *pp_buf;                    /* the PROXY header read so far (proxy_header.c) */
+  uint16_t pp_len;
+  uint16_t pp_cap;
+  bool pp_wait;                /* [listen] proxy_protocol: the header has not come yet */
   size_t head_len;             /* bytes of req_buf that are the request head */
   unsigned attempts;           /* backends tried for this upgrade or failover */
   uint64_t connect_started_ms; /* of the current backend attempt */
@@ -110,12 +115,20 @@ struct wsb_session {
   /* For the access log. */
   uint64_t messages[WSB_DIR_COUNT];
   uint64_t bytes[WSB_DIR_COUNT];
-  uint8_t client_addr[16]; /* IPv4 (first 4 bytes) or IPv6 */
+  uint8_t client_addr[16]; /* the real client (trust_forwarded): IPv4 (first 4 bytes) or IPv6 */
   uint8_t client_family;   /* AF_INET, AF_INET6, or 0 when unknown */
-  uint8_t nused;           /* entries of used */
-  uint16_t close_code;     /* of the first close frame either way; 0 while none */
-  uint16_t used[8];        /* backend slots the session used, in order (the last one repeats) */
-  uint32_t path_off;       /* the request target within head */
+  /* The connection's ends, as a PROXY header announced them or else as TCP has them: the peer
+     the trust rule starts from, and both for send_proxy_protocol. Families 0 until known. */
+  uint8_t peer_family;
+  uint8_t local_family;
+  uint16_t peer_port;
+  uint16_t local_port;
+  uint8_t peer_addr[16];
+  uint8_t local_addr[16];
+  uint8_t nused;       /* entries of used */
+  uint16_t close_code; /* of the first close frame either way; 0 while none */
+  uint16_t used[8];    /* backend slots the session used, in order (the last one repeats) */
+  uint32_t path_off;   /* the request target within head */
   uint32_t path_len;
   uint32_t host_off; /* the Host and User-Agent values within head (len 0: none), their */
   uint32_t ua_off;   /* lengths capped, for the access log cuts them shorter anyway */
@@ -198,8 +211,8 @@ void wsb__session_note_backend(struct wsb_session *s);
 /* The first close frame of the session either way (any later one is not recorded): its code,
    and its reason for the access log. */
 void wsb__session_note_close(struct wsb_session *s, uint16_t code, const void *reason, size_t len);
-/* The client's address as text (cap >= INET6_ADDRSTRLEN): s->client_addr, which is looked up
-   from the socket the first time; "" when it cannot be. */
+/* The client's address as text (cap >= INET6_ADDRSTRLEN): the real client once the request
+   head named it, the connection's peer before; "" when it cannot be known. */
 void wsb__session_client_text(struct wsb_session *s, char *buf, size_t cap);
 /* Does a close frame with this code from the backend move the session (failover_codes)? */
 bool wsb__session_failover_code(const struct wsb_session *s, uint16_t code);

@@ -12,6 +12,7 @@
 #include "leg.h"
 #include "log.h"
 #include "proxy.h"
+#include "proxy_header.h"
 #include "session.h"
 #include "tls_leg.h"
 
@@ -113,7 +114,15 @@ static int grow_head(struct wsb_http_head *head, char **buf, size_t *cap, size_t
 }
 
 void wsb__upgrade_find_client_ip(struct wsb_session *s) {
-  wsb__session_client_text(s, s->hs->client_ip, sizeof(s->hs->client_ip));
+  struct wsb_handshake *hs = s->hs;
+  hs->client_ip[0] = hs->peer_ip[0] = '\0';
+  if (wsb__proxy_header_tcp_ends(s) != 0)
+    return;
+  if (s->client_family == 0)
+    wsb_proxy_real_client(&hs->req, &s->w->table->settings.trust_forwarded, s->peer_family,
+                          s->peer_addr, &s->client_family, s->client_addr);
+  inet_ntop(s->peer_family, s->peer_addr, hs->peer_ip, sizeof(hs->peer_ip));
+  wsb__session_client_text(s, hs->client_ip, sizeof(hs->client_ip));
 }
 
 /* The complete request head is here: validate it, then look for a backend. */
@@ -272,8 +281,7 @@ void wsb__upgrade_connect_next(struct wsb_session *s) {
   struct wsb_worker *w = s->w;
   struct wsb_handshake *hs = s->hs;
   assert(s->state == S_CONNECT_BACKEND || s->state == S_FAILOVER);
-  struct wsb_hash_key_source key = {&hs->req, hs->upgrade.path, hs->client_ip,
-                                    w->table->settings.trust_forwarded};
+  struct wsb_hash_key_source key = {&hs->req, hs->upgrade.path, hs->client_ip};
   int slot = hs->prefer >= 0 ? hs->prefer : wsb_select_backend(w, &key, &hs->tried);
   hs->prefer = -1; /* the admin's choice is tried once; then the algorithm picks */
   if (slot >= 0 && wsb_slot_set_has(&hs->tried, (uint32_t)slot))
@@ -325,8 +333,13 @@ static void on_backend_connected(uv_connect_t *req, int status) {
   }
   assert(wsb__slot_valid(s->backend_slot));
   uv_tcp_nodelay(&s->backend.tcp, 1);
-  int rc = 0;
-  /* wss: the request below waits inside the TLS leg until the handshake is done. */
+  /* The PROXY header goes first, before TLS; the request below waits inside the TLS leg until
+     the handshake is done. */
+  int rc = wsb__proxy_header_send(s);
+  if (rc != 0) {
+    backend_failed(s, rc);
+    return;
+  }
   if (s->w->table->backends[s->backend_slot].url.tls &&
       (rc = wsb__tls_leg_connect(&s->backend)) != 0) {
     backend_failed(s, rc);
@@ -345,10 +358,10 @@ static void on_backend_connected(uv_connect_t *req, int status) {
       .upgrade = &hs->upgrade,
       .backend = &s->w->table->backends[s->backend_slot].url,
       .key = hs->key,
-      .client_ip = hs->client_ip,
+      .client_ip = hs->peer_ip,
       .client_tls = s->client.tls != NULL,
       .preserve_host = cfg->preserve_host,
-      .trust_forwarded = cfg->trust_forwarded,
+      .trust_forwarded = wsb_cidr_set_has(&cfg->trust_forwarded, s->peer_family, s->peer_addr),
       .block_headers = cfg->block_headers,
       .reconnect_header = cfg->reconnect_header,
       .reconnect_value = NULL,
@@ -562,7 +575,9 @@ void wsb__upgrade_timeout(struct wsb_session *s) {
   if (s->state == S_READ_REQUEST) {
     /* SPEC.md: a request too slow to arrive gets its connection closed, no answer. */
     count_handshake(s, WSB_HS_TIMEOUT);
-    if (wsb__tls_leg_handshaking(&s->client))
+    if (wsb__proxy_header_waiting(&s->client))
+      wsb__proxy_header_timed_out(s);
+    else if (wsb__tls_leg_handshaking(&s->client))
       wsb__tls_leg_count_error(&s->client, WSB_TLS_ERR_TIMEOUT);
     else
       log_rejected(s, 0, WSB_HS_TIMEOUT, NULL, "no full request head within handshake_timeout");

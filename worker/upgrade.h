@@ -21,7 +21,7 @@ void wsb__upgrade_no_backend(struct wsb_session *s);
 
 /* The connector, which a failover reuses. Its outcome goes to the state's on_backend_ready or
    on_backend_none. */
-/* Fills s->hs->client_ip (and the session's client address, once). */
+/* Fills s->hs->client_ip and peer_ip (and the session's ends and real client, once). */
 void wsb__upgrade_find_client_ip(struct wsb_session *s);
 /* Chooses the next backend not tried yet and connects to it. */
 void wsb__upgrade_connect_next(struct wsb_session *s);

@@ -127,7 +127,9 @@ static void assert_defaults(const struct wsb_config *c) {
   ck_assert_uint_eq(c->listen.max_message_bytes, 16777216);
   ck_assert_uint_eq(c->listen.idle_timeout_ms, 0);
   ck_assert_uint_eq(c->listen.ping_interval_ms, 30000);
-  ck_assert(!c->listen.trust_forwarded);
+  ck_assert(!c->listen.trust_forwarded.all && c->listen.trust_forwarded.n == 0);
+  ck_assert_int_eq(c->listen.proxy_protocol, WSB_PP_OFF);
+  ck_assert_int_eq(c->upstream.send_proxy_protocol, WSB_PP_OFF);
   ck_assert_uint_eq(c->listen.allowed_origins.n, 0);
 
   ck_assert_int_eq(c->upstream.algorithm, WSB_ALG_LEAST_CONN);
@@ -259,7 +261,12 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(c.listen.max_message_bytes, 2097152);
   ck_assert_uint_eq(c.listen.idle_timeout_ms, 3600000);
   ck_assert_uint_eq(c.listen.ping_interval_ms, 15000);
-  ck_assert(c.listen.trust_forwarded);
+  ck_assert(!c.listen.trust_forwarded.all);
+  ck_assert_uint_eq(c.listen.trust_forwarded.n, 4);
+  ck_assert_uint_eq(c.listen.trust_forwarded.nets[0].bits, 8);
+  ck_assert_uint_eq(c.listen.trust_forwarded.nets[3].bits, 8);
+  ck_assert_int_eq(c.listen.proxy_protocol, WSB_PP_ANY);
+  ck_assert_int_eq(c.upstream.send_proxy_protocol, WSB_PP_V2);
   ck_assert_uint_eq(c.listen.allowed_origins.n, 2);
   ck_assert_str_eq(c.listen.allowed_origins.items[0], "https://example.com");
   ck_assert_str_eq(c.listen.allowed_origins.items[1], "http://localhost:3000");
@@ -323,7 +330,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->max_sessions, 300);
   ck_assert(!b->enabled);
   ck_assert(b->backup);
-  ck_assert_int_eq(b->line, 66);
+  ck_assert_int_eq(b->line, 68);
   b = &c.backends[1];
   ck_assert_str_eq(b->name, "app_2.b");
   ck_assert_str_eq(b->url.host, "::1");
@@ -331,7 +338,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->weight, 1);
   ck_assert(b->enabled);
   ck_assert(!b->backup);
-  ck_assert_int_eq(b->line, 73);
+  ck_assert_int_eq(b->line, 75);
   wsb_config_free(&c);
 }
 END_TEST
@@ -358,7 +365,7 @@ static bool file_sets(const char *path, enum cfg_section sec, const char *key) {
    by its name, and full.ini, which the test above reads back, sets every one of them. */
 START_TEST(every_key_is_listed) {
   static const size_t want[] = {
-      [CFG_SEC_WSBAL] = 10, [CFG_SEC_LISTEN] = 13, [CFG_SEC_UPSTREAM] = 29,
+      [CFG_SEC_WSBAL] = 10, [CFG_SEC_LISTEN] = 14, [CFG_SEC_UPSTREAM] = 30,
       [CFG_SEC_ADMIN] = 4,  [CFG_SEC_BACKEND] = 5,
   };
   size_t total = 0;
@@ -375,9 +382,9 @@ START_TEST(every_key_is_listed) {
     ck_assert_ptr_null(wsb__cfg_key_name(sec, n));
     total += n;
   }
-  ck_assert_uint_eq(total, 61);
+  ck_assert_uint_eq(total, 63);
   ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_LISTEN, 0), "address");
-  ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_UPSTREAM, 28), "resolve_interval");
+  ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_UPSTREAM, 29), "resolve_interval");
   ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_BACKEND, 0), "url");
   ck_assert_uint_eq(wsb__cfg_key_count(CFG_SEC_NONE), 0);
   ck_assert_uint_eq(wsb__cfg_key_count(CFG_SEC_SKIP), 0);
@@ -606,6 +613,12 @@ START_TEST(error_keys_and_values) {
              "@3: bad value \"header:\" for [upstream] hash_key (expected ip, path, header:NAME, "
              "cookie:NAME or query:NAME)",
              "@4: bad value \"udp\" for [upstream] health_check (expected off, tcp or http)");
+  CHECK_FILE("[listen]\ntrust_forwarded = 10.0.0.0/8, 10.0.0.300\nproxy_protocol = v3\n"
+             "[upstream]\nsend_proxy_protocol = any\n" BACKEND,
+             "@2: bad value \"10.0.0.0/8, 10.0.0.300\" for [listen] trust_forwarded (expected on, "
+             "off, or a comma list of up to 64 addresses and networks, e.g. 10.0.0.0/8, ::1)",
+             "@3: bad value \"v3\" for [listen] proxy_protocol (expected off, v1, v2 or any)",
+             "@5: bad value \"any\" for [upstream] send_proxy_protocol (expected off, v1 or v2)");
   CHECK_FILE("[upstream]\nfailover_codes = 1001, 999\n" BACKEND,
              "@2: code list \"1001, 999\" for [upstream] failover_codes is out of range (expected "
              "a comma list of up to 32 close codes in 1000..4999)");
@@ -825,7 +838,7 @@ START_TEST(env_overrides_win) {
   ck_assert_uint_eq(f.cfg.upstream.connect_timeout_ms, 2000);
   ck_assert_uint_eq(f.cfg.wsbal.workers, 3);
   ck_assert_ptr_null(f.cfg.admin.token);
-  ck_assert(f.cfg.listen.trust_forwarded);
+  ck_assert(f.cfg.listen.trust_forwarded.all);
   ck_assert_uint_eq(f.cfg.upstream.pass_headers.n, 2);
   ck_assert_str_eq(f.cfg.upstream.pass_headers.items[1], "X-B");
   fixture_done(&f);

@@ -1,6 +1,7 @@
 /* Unit tests for common/proxy.c: the backend's upgrade request, the client's 101, path and Origin
  * policy. */
 #include <check.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,6 +324,65 @@ START_TEST(test_origin_policy) {
 }
 END_TEST
 
+/* The real client of a request with these X-Forwarded-For lines from peer, as text. */
+static const char *real_client(const char *xff_lines, const char *trusted, const char *peer) {
+  static char req[1024], out[INET6_ADDRSTRLEN];
+  snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: h\r\n%s\r\n", xff_lines);
+  struct wsb_http_head h;
+  wsb_http_head_init(&h, false, sizeof(req));
+  ck_assert_int_eq(wsb_http_feed(&h, req, strlen(req)), (ssize_t)strlen(req));
+  struct wsb_cidr_set set;
+  ck_assert_int_eq(wsb_cidr_set_parse(trusted, &set), 0);
+  uint8_t pf, pa[16], f, a[16];
+  ck_assert(wsb_ip_parse(peer, strlen(peer), &pf, pa));
+  wsb_proxy_real_client(&h, &set, pf, pa, &f, a);
+  ck_assert_ptr_nonnull(inet_ntop(f, a, out, sizeof(out)));
+  return out;
+}
+
+/* nginx's real_ip_recursive: the rightmost address that is not trusted. */
+START_TEST(test_real_client) {
+  static const char chain[] = "X-Forwarded-For: 203.0.113.9, 198.51.100.4\r\n"
+                              "X-Forwarded-For: 10.0.0.1\r\n";
+  /* An untrusted peer's headers count for nothing. */
+  ck_assert_str_eq(real_client(chain, "off", "192.0.2.1"), "192.0.2.1");
+  ck_assert_str_eq(real_client(chain, "10.0.0.0/8", "192.0.2.1"), "192.0.2.1");
+  /* on: everyone is trusted, the leftmost is the client (as before trusted networks). */
+  ck_assert_str_eq(real_client(chain, "on", "192.0.2.1"), "203.0.113.9");
+  /* The peer and 10.0.0.1 are trusted, 198.51.100.4 is not: it is the client, whatever it
+     claims further left. */
+  ck_assert_str_eq(real_client(chain, "192.0.2.0/24, 10.0.0.0/8", "192.0.2.1"), "198.51.100.4");
+  ck_assert_str_eq(real_client(chain, "192.0.2.1, 10.0.0.0/8, 198.51.100.0/24", "192.0.2.1"),
+                   "203.0.113.9");
+  /* Every hop trusted: the leftmost. No header: the peer. */
+  ck_assert_str_eq(real_client(chain, "0.0.0.0/0", "192.0.2.1"), "203.0.113.9");
+  ck_assert_str_eq(real_client("", "on", "192.0.2.1"), "192.0.2.1");
+  /* Empty lines and elements are skipped; ports and brackets are how some proxies write. */
+  ck_assert_str_eq(real_client("X-Forwarded-For:\r\nX-Forwarded-For: , ,\r\n"
+                               "X-Forwarded-For:  , 198.51.100.4:5000, 10.0.0.1\r\n",
+                               "on", "::1"),
+                   "198.51.100.4");
+  ck_assert_str_eq(
+      real_client("X-Forwarded-For: [2001:db8::7]:443, fd00::1\r\n", "::1, fd00::/8", "::1"),
+      "2001:db8::7");
+  /* An IPv4 client behind a dual-stack listener is ::ffff:a.b.c.d and matches IPv4 networks. */
+  ck_assert_str_eq(
+      real_client("X-Forwarded-For: 198.51.100.4\r\n", "127.0.0.0/8", "::ffff:127.0.0.2"),
+      "198.51.100.4");
+  /* Garbage right of the client: the chain cannot be followed, the peer it is. Left of an
+     untrusted address it does not matter. */
+  ck_assert_str_eq(real_client("X-Forwarded-For: 198.51.100.4, <script>\r\n", "on", "10.9.9.9"),
+                   "10.9.9.9");
+  ck_assert_str_eq(
+      real_client("X-Forwarded-For: junk, 198.51.100.4, 10.0.0.1\r\n", "10.0.0.0/8", "10.9.9.9"),
+      "198.51.100.4");
+  ck_assert_str_eq(
+      real_client("X-Forwarded-For: 1.2.3.4.5, 999.1.1.1, [::1, :::, 1.2.3.4:99999\r\n", "on",
+                  "10.9.9.9"),
+      "10.9.9.9");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("proxy");
   TCase *tc = tcase_create("proxy");
@@ -335,6 +395,7 @@ int main(void) {
   tcase_add_test(tc, test_response);
   tcase_add_test(tc, test_path_policy);
   tcase_add_test(tc, test_origin_policy);
+  tcase_add_test(tc, test_real_client);
   suite_add_tcase(s, tc);
   return wsb_run_suite(s);
 }

@@ -46,7 +46,7 @@ static void addr_from(const struct sockaddr_storage *ss, uint8_t *family, uint8_
   *family = (uint8_t)ss->ss_family;
 }
 
-int wsb__proxy_header_tcp_ends(struct wsb_session *s) {
+int wsb__proxy_header_tcp_ends(struct wsb_session *s, bool local) {
   struct sockaddr_storage ss;
   int len = sizeof(ss);
   if (s->peer_family == 0) {
@@ -56,7 +56,8 @@ int wsb__proxy_header_tcp_ends(struct wsb_session *s) {
     addr_from(&ss, &s->peer_family, s->peer_addr, &s->peer_port);
   }
   len = sizeof(ss);
-  if (s->local_family == 0 && uv_tcp_getsockname(&s->client.tcp, (struct sockaddr *)&ss, &len) == 0)
+  if (local && s->local_family == 0 &&
+      uv_tcp_getsockname(&s->client.tcp, (struct sockaddr *)&ss, &len) == 0)
     addr_from(&ss, &s->local_family, s->local_addr, &s->local_port);
   return s->peer_family != 0 ? 0 : UV_EAFNOSUPPORT;
 }
@@ -65,7 +66,7 @@ int wsb__proxy_header_tcp_ends(struct wsb_session *s) {
 static void refused(struct wsb_session *s, enum wsb_pp_error why) {
   char peer[INET6_ADDRSTRLEN] = "?";
   wsb_shm_add(&s->w->stats->proxy_protocol_errors[why], 1);
-  if (wsb__proxy_header_tcp_ends(s) == 0)
+  if (wsb__proxy_header_tcp_ends(s, false) == 0)
     inet_ntop(s->peer_family, s->peer_addr, peer, sizeof(peer));
   wsb_log_info("session %016llx: PROXY protocol header from %s refused: %s",
                (unsigned long long)s->id, peer, wsb_pp_error_name(why));
@@ -168,7 +169,7 @@ int wsb__proxy_header_send(struct wsb_session *s) {
   int version = (int)s->w->table->settings.send_proxy_protocol;
   if (version == WSB_PP_OFF)
     return 0;
-  int rc = wsb__proxy_header_tcp_ends(s);
+  int rc = wsb__proxy_header_tcp_ends(s, true);
   if (rc != 0)
     return rc;
   /* The real client's port is known only when it is the connection's peer. */

@@ -31,7 +31,8 @@ void wsb__proxy_header_timed_out(struct wsb_session *s);
    and the address it connected to, when send_proxy_protocol is on. Returns 0 or an error. */
 int wsb__proxy_header_send(struct wsb_session *s);
 
-/* Fills the session's peer and local ends from the socket where no header announced them. */
-int wsb__proxy_header_tcp_ends(struct wsb_session *s);
+/* Fills the session's peer end (and with local its local end: a system call more, made only
+   for send_proxy_protocol) from the socket where no header announced them. */
+int wsb__proxy_header_tcp_ends(struct wsb_session *s, bool local);
 
 #endif

@@ -105,7 +105,7 @@ void wsb__session_client_text(struct wsb_session *s, char *buf, size_t cap) {
      PROXY header the address it announced. */
   if (s->client_family != 0)
     inet_ntop(s->client_family, s->client_addr, buf, (socklen_t)cap);
-  else if (wsb__proxy_header_tcp_ends(s) == 0)
+  else if (wsb__proxy_header_tcp_ends(s, false) == 0)
     inet_ntop(s->peer_family, s->peer_addr, buf, (socklen_t)cap);
 }
 

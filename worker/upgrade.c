@@ -116,7 +116,7 @@ static int grow_head(struct wsb_http_head *head, char **buf, size_t *cap, size_t
 void wsb__upgrade_find_client_ip(struct wsb_session *s) {
   struct wsb_handshake *hs = s->hs;
   hs->client_ip[0] = hs->peer_ip[0] = '\0';
-  if (wsb__proxy_header_tcp_ends(s) != 0)
+  if (wsb__proxy_header_tcp_ends(s, false) != 0)
     return;
   if (s->client_family == 0)
     wsb_proxy_real_client(&hs->req, &s->w->table->settings.trust_forwarded, s->peer_family,

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "errors.h"
+#include "http.h"
 #include "values.h"
 
 static bool parse_plain(const char *s, size_t len, int family, uint8_t *addr) {
@@ -92,25 +93,18 @@ int wsb_cidr_set_parse(const char *s, struct wsb_cidr_set *out) {
     return 0;
   }
   char item[INET6_ADDRSTRLEN + 8];
-  for (const char *p = s;;) {
-    size_t len = strcspn(p, ",");
-    const char *a = p, *b = p + len;
-    while (a < b && isspace((unsigned char)*a))
-      a++;
-    while (b > a && isspace((unsigned char)b[-1]))
-      b--;
-    if (b == a || (size_t)(b - a) >= sizeof(item))
+  struct wsb_slice rest = {s, strlen(s)};
+  do {
+    struct wsb_slice one = wsb_slice_trim(wsb_slice_next_item(&rest, ','));
+    if (one.len == 0 || one.len >= sizeof(item))
       return WSB_EVALUE;
     if (set.n == WSB_CIDR_MAX)
       return WSB_ERANGE_VALUE;
-    memcpy(item, a, (size_t)(b - a));
-    item[b - a] = '\0';
+    memcpy(item, one.p, one.len);
+    item[one.len] = '\0';
     if (!parse_net(item, &set.nets[set.n++]))
       return WSB_EVALUE;
-    if (p[len] == '\0')
-      break;
-    p += len + 1;
-  }
+  } while (rest.len > 0);
   *out = set;
   return 0;
 }

@@ -39,16 +39,21 @@ static void expect_addr(int family, const uint8_t *a, const char *text) {
   ck_assert_str_eq(inet_ntop(family, a, out, sizeof(out)), text);
 }
 
+/* The IPv4 example both versions carry: 192.0.2.1:51000 to 198.51.100.2:443. */
+static void expect_example(const struct wsb_pp_header *h, int version) {
+  ck_assert(!h->local && h->version == version && h->family == AF_INET);
+  expect_addr(AF_INET, h->src, "192.0.2.1");
+  expect_addr(AF_INET, h->dst, "198.51.100.2");
+  ck_assert_uint_eq(h->src_port, 51000);
+  ck_assert_uint_eq(h->dst_port, 443);
+}
+
 START_TEST(v1_tcp4_and_tcp6) {
   static const char h4[] = "PROXY TCP4 192.0.2.1 198.51.100.2 51000 443\r\nGET / HTTP/1.1\r\n";
   struct wsb_pp_header h;
   enum wsb_pp_error why;
   ck_assert_int_eq(parse_all(h4, strlen(h4), WSB_PP_V1, &h, &why), 45);
-  ck_assert(!h.local && h.version == 1 && h.family == AF_INET);
-  expect_addr(AF_INET, h.src, "192.0.2.1");
-  expect_addr(AF_INET, h.dst, "198.51.100.2");
-  ck_assert_uint_eq(h.src_port, 51000);
-  ck_assert_uint_eq(h.dst_port, 443);
+  expect_example(&h, 1);
   static const char h6[] = "PROXY TCP6 2001:db8::1 ::1 65535 0\r\n\x16\x03\x01";
   ck_assert_int_eq(parse_all(h6, sizeof(h6) - 1, WSB_PP_ANY, &h, &why), 36);
   ck_assert(h.family == AF_INET6);
@@ -135,11 +140,7 @@ START_TEST(v2_proxy) {
   struct wsb_pp_header h;
   enum wsb_pp_error why;
   ck_assert_int_eq(parse_all(v4, sizeof(v4), WSB_PP_V2, &h, &why), 28);
-  ck_assert(!h.local && h.version == 2 && h.family == AF_INET);
-  expect_addr(AF_INET, h.src, "192.0.2.1");
-  expect_addr(AF_INET, h.dst, "198.51.100.2");
-  ck_assert_uint_eq(h.src_port, 51000);
-  ck_assert_uint_eq(h.dst_port, 443);
+  expect_example(&h, 2);
 
   /* IPv6 with two TLVs (an ALPN, an empty NOOP) that are skipped. */
   uint8_t v6[16 + 36 + 7 + 3] = SIG "\x21\x21";

@@ -109,6 +109,8 @@ static void adopt(struct wsb_session *s, const struct wsb_pp_header *h) {
 /* The bytes after the header, delivered as a read of the leg would deliver them. */
 static void pass_on(struct wsb_leg *l, const uint8_t *p, size_t len) {
   struct wsb_session *s = l->s;
+  if (len == 0)
+    return;
   if (l->tls != NULL) {
     wsb__tls_leg_on_read(l, p, len); /* it keeps what it does not consume */
     return;

@@ -6,6 +6,7 @@ The backend here is a raw-socket peer of this file: it reads an optional PROXY h
 upgrade request, answers 101, and tells the client in one text frame what it saw.
 """
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -211,14 +212,24 @@ def pp_errors(admin, reason):
     return metric(admin, f'wsbal_proxy_protocol_errors_total{{reason="{reason}"}}')
 
 
+@contextlib.contextmanager
+def balancer(backends, sections, workers=1):
+    """wsbal in front of these Backends; all of them stop at the end."""
+    lb = Wsbal([(b.ident, b.url) for b in backends], workers=workers, sections=sections)
+    try:
+        yield lb
+    finally:
+        lb.stop()
+        for b in backends:
+            b.close()
+
+
 def test_listener():
-    be = Backend("b1")
     admin = free_port()
     log = tempfile.mkstemp(prefix="wsbal-pp-access-")[1]
-    lb = Wsbal([("b1", be.url)], workers=1, sections={
-        "listen": {"proxy_protocol": "any", "handshake_timeout": "1s"},
-        "wsbal": {"access_log": log}, "admin": {"address": f"127.0.0.1:{admin}"}})
-    try:
+    with balancer([Backend("b1")], {
+            "listen": {"proxy_protocol": "any", "handshake_timeout": "1s"},
+            "wsbal": {"access_log": log}, "admin": {"address": f"127.0.0.1:{admin}"}}) as lb:
         cl, saw = session(lb.port, v1("203.0.113.7", "198.51.100.1"), path="/v1")
         c.eq("v1: the backend sees the announced client", "203.0.113.7", saw["xff"])
         sessions = json.loads(http_get(admin, "/api/v1/sessions"))["sessions"]
@@ -286,16 +297,11 @@ def test_listener():
         cl, saw = session(lb.port, v1("203.0.113.8", "198.51.100.1"))
         c.eq("still serving after all that", "203.0.113.8", saw["xff"])
         cl.close()
-    finally:
-        lb.stop()
-        be.close()
-        os.unlink(log)
+    os.unlink(log)
 
     # v2 only: a v1 header is the wrong version.
-    be = Backend("b1")
-    lb = Wsbal([("b1", be.url)], workers=1, sections={"listen": {"proxy_protocol": "v2"},
-                                                      "admin": {"address": f"127.0.0.1:{admin}"}})
-    try:
+    with balancer([Backend("b1")], {"listen": {"proxy_protocol": "v2"},
+                                    "admin": {"address": f"127.0.0.1:{admin}"}}) as lb:
         cl = connect(lb.port)
         cl.send(v1("192.0.2.1", "192.0.2.2"))
         c.eq("v1 on a v2 listener: closed", b"", cl.read_rest())
@@ -303,17 +309,12 @@ def test_listener():
         cl, saw = session(lb.port, v2("192.0.2.9", "192.0.2.2"))
         c.eq("v2 on a v2 listener", "192.0.2.9", saw["xff"])
         cl.close()
-    finally:
-        lb.stop()
-        be.close()
 
 
 def test_hash_sticks():
-    b1, b2 = Backend("b1"), Backend("b2")
-    lb = Wsbal([("b1", b1.url), ("b2", b2.url)], workers=2, sections={
-        "listen": {"proxy_protocol": "v1"},
-        "upstream": {"algorithm": "hash", "hash_key": "ip"}})
-    try:
+    with balancer([Backend("b1"), Backend("b2")], {
+            "listen": {"proxy_protocol": "v1"},
+            "upstream": {"algorithm": "hash", "hash_key": "ip"}}, workers=2) as lb:
         chosen = {}
         for i in range(12):
             addr = f"198.51.100.{10 + i % 6}"
@@ -324,10 +325,6 @@ def test_hash_sticks():
                all(len(v) == 1 for v in chosen.values()), repr(chosen))
         c.true("and the addresses spread over both",
                set().union(*chosen.values()) == {"b1", "b2"}, repr(chosen))
-    finally:
-        lb.stop()
-        b1.close()
-        b2.close()
 
 
 def openssl_cert(d):
@@ -389,12 +386,10 @@ def tls_session(port, prefix, one_segment):
 
 
 def test_tls_listener():
-    be = Backend("b1")
     with tempfile.TemporaryDirectory() as d:
         cert, key = openssl_cert(d)
-        lb = Wsbal([("b1", be.url)], workers=1, sections={
-            "listen": {"proxy_protocol": "any", "tls_cert": cert, "tls_key": key}})
-        try:
+        with balancer([Backend("b1")], {
+                "listen": {"proxy_protocol": "any", "tls_cert": cert, "tls_key": key}}) as lb:
             status, saw = tls_session(lb.port, v2("192.0.2.200", "192.0.2.1"), one_segment=True)
             c.eq("TLS: header and ClientHello in one segment", (101, "192.0.2.200"),
                  (status, saw["xff"]))
@@ -405,20 +400,16 @@ def test_tls_listener():
             status, _, _ = cl.read_head()
             c.eq("TLS listener, plain GET without a header: a plain-text 400", 400, status)
             cl.close()
-        finally:
-            lb.stop()
-    be.close()
 
 
 def test_send_proxy_protocol():
     for version in ("v1", "v2"):
         b1, b2 = Backend("b1", expect_proxy=True), Backend("b2", expect_proxy=True)
-        lb = Wsbal([("b1", b1.url), ("b2", b2.url)], workers=1, sections={
-            "listen": {"proxy_protocol": "v2"},
-            "upstream": {"send_proxy_protocol": version, "algorithm": "round_robin",
-                         "health_check": "http", "health_path": "/health",
-                         "health_interval": "200ms"}})
-        try:
+        with balancer([b1, b2], {
+                "listen": {"proxy_protocol": "v2"},
+                "upstream": {"send_proxy_protocol": version, "algorithm": "round_robin",
+                             "health_check": "http", "health_path": "/health",
+                             "health_interval": "200ms"}}) as lb:
             cl, saw = session(lb.port, v2("203.0.113.50", "192.0.2.1", sport=50505, dport=8443))
             p = saw["proxy"]
             c.eq(f"send {version}: the backend gets the real client and where it connected",
@@ -454,19 +445,13 @@ def test_send_proxy_protocol():
                    repr(checks))
             c.true(f"send {version}: the backend stays up under checks with a header",
                    lb.wait_line(r"backend b1.* (down|failed)", timeout=0.5) is None)
-        finally:
-            lb.stop()
-            b1.close()
-            b2.close()
 
 
 def test_trusted_networks():
-    be = Backend("b1")
     admin = free_port()
-    lb = Wsbal([("b1", be.url)], workers=1, sections={
-        "listen": {"trust_forwarded": "127.0.0.2, 10.0.0.0/8, fd00::/8"},
-        "admin": {"address": f"127.0.0.1:{admin}"}})
-    try:
+    with balancer([Backend("b1")], {
+            "listen": {"trust_forwarded": "127.0.0.2, 10.0.0.0/8, fd00::/8"},
+            "admin": {"address": f"127.0.0.1:{admin}"}}) as lb:
         cl, saw = session(lb.port, b"", headers={"X-Forwarded-For": "198.51.100.9, 10.1.1.1"},
                           source="127.0.0.2")
         c.eq("trusted peer: its chain is kept and extended", "198.51.100.9, 10.1.1.1, 127.0.0.2",
@@ -487,14 +472,9 @@ def test_trusted_networks():
         c.eq("garbage in the chain: the peer is the client", ["127.0.0.2"],
              [s["client"] for s in sessions])
         cl.close()
-    finally:
-        lb.stop()
-        be.close()
     # Behind a PROXY-protocol balancer: the announced address is the peer the rule starts from.
-    be = Backend("b1")
-    lb = Wsbal([("b1", be.url)], workers=1, sections={
-        "listen": {"trust_forwarded": "10.0.0.0/8", "proxy_protocol": "v1"}})
-    try:
+    with balancer([Backend("b1")], {
+            "listen": {"trust_forwarded": "10.0.0.0/8", "proxy_protocol": "v1"}}) as lb:
         cl, saw = session(lb.port, v1("10.2.3.4", "192.0.2.1"),
                           headers={"X-Forwarded-For": "203.0.113.33"})
         c.eq("announced peer trusted: chain extended by it", "203.0.113.33, 10.2.3.4", saw["xff"])
@@ -503,9 +483,6 @@ def test_trusted_networks():
                           headers={"X-Forwarded-For": "203.0.113.33"})
         c.eq("announced peer untrusted: chain dropped", "192.0.2.44", saw["xff"])
         cl.close()
-    finally:
-        lb.stop()
-        be.close()
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "relay.h"
 #include "proxy_header.h"
+#include "relay.h"
 #include "session.h"
 #include "tls_leg.h"
 

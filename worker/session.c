@@ -8,8 +8,8 @@
 
 #include "errors.h"
 #include "log.h"
-#include "relay.h"
 #include "proxy_header.h"
+#include "relay.h"
 #include "replay.h"
 #include "tls_leg.h"
 #include "tls_worker.h"

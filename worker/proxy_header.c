@@ -3,6 +3,7 @@
 #include "proxy_header.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,14 +63,17 @@ int wsb__proxy_header_tcp_ends(struct wsb_session *s, bool local) {
   return s->peer_family != 0 ? 0 : UV_EAFNOSUPPORT;
 }
 
-/* One short line per refused header, for every reason: one call a rate limit can wrap. */
+/* One line per refused header, whatever the reason, rate-limited with the rejected upgrades
+   (log_rate_limit): a peer can cause it at will. */
 static void refused(struct wsb_session *s, enum wsb_pp_error why) {
-  char peer[INET6_ADDRSTRLEN] = "?";
+  char peer[INET6_ADDRSTRLEN] = "", id[17];
   wsb_shm_add(&s->w->stats->proxy_protocol_errors[why], 1);
-  if (wsb__proxy_header_tcp_ends(s, false) == 0)
-    inet_ntop(s->peer_family, s->peer_addr, peer, sizeof(peer));
-  wsb_log_info("session %016llx: PROXY protocol header from %s refused: %s",
-               (unsigned long long)s->id, peer, wsb_pp_error_name(why));
+  wsb__session_client_text(s, peer, sizeof(peer));
+  snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
+  struct wsb_log_field f[] = {wsb_log_str("reason", wsb_pp_error_name(why)),
+                              wsb_log_str("client", peer), wsb_log_str("session", id)};
+  wsb_worker_log_event(s->w, WSB_LOG_KIND_REJECTED, f, sizeof(f) / sizeof(f[0]),
+                       "PROXY protocol header refused");
 }
 
 void wsb__proxy_header_timed_out(struct wsb_session *s) {

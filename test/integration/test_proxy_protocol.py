@@ -292,8 +292,9 @@ def test_listener():
         cl.close()
         c.eq("a peer leaving inside the header: truncated", 1.0,
              wait_for(lambda: pp_errors(admin, "truncated")))
-        c.true("refusals are logged", lb.wait_line(r"PROXY protocol header from 127\.0\.0\.1 "
-                                                   r"refused: too_long") is not None)
+        c.true("refusals are logged", lb.wait_line(r"PROXY protocol header refused "
+                                                   r"reason=too_long client=127\.0\.0\.1")
+               is not None)
         cl, saw = session(lb.port, v1("203.0.113.8", "198.51.100.1"))
         c.eq("still serving after all that", "203.0.113.8", saw["xff"])
         cl.close()

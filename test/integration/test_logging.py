@@ -386,9 +386,14 @@ def test_flood():
         during = len(rejected())
         c.true(f"at most the burst and the rate's lines ({elapsed:.1f} s)",
                0 < during <= 10 + 2 * (elapsed + 1), str(during))
-        # One more now and then until a line passes: it carries the count.
+        # One more now and then until a line passes: it carries the count. Each request's fate
+        # is waited for (counted as dropped, or its line in the log) before the next is sent,
+        # so no request is dropped after the line that passes without that line counting it.
         def one_more():
+            before, seen = suppressed_metric(admin, "rejected"), len(rejected())
             exchange(w.port, b"BAD\r\n\r\n")
+            wait_for(lambda: suppressed_metric(admin, "rejected") != before or
+                     len(rejected()) > seen)
             return any("suppressed" in o for o in rejected()[during:])
         c.true("a line passes again, with the count", wait_for(one_more, step=0.1))
         check_lines_safe(since(w, mark), "flood")

@@ -36,7 +36,7 @@
 #define DRAIN_NS            (5 * NS)
 #define CLOSE_PHASE_NS      (4 * NS)
 #define STALL_NS            (5 * NS)
-#define MAX_CONNECTIONS     100000
+#define MAX_CONNECTIONS     1000000
 #define MAX_DEPTH           10000
 #define MAX_SIZE            (16u << 20)
 #define MAX_BUFFER_TOTAL    (4ull << 30)
@@ -72,10 +72,15 @@ static void usage(FILE *out) {
           "      --binary, --text  message type (default binary)\n"
           "      --watch LABEL:PID[,PID...]  report CPU time and PSS of these processes\n"
           "                        before, at the start and at the end of the window\n"
+          "      --processes N     split the connections over N processes (1..64, default 1)\n"
+          "                        and report their merged results\n"
+          "      --source A-B|A/N  bind each connection to the next address of this loopback\n"
+          "                        range (IPv4), so ephemeral ports do not run out\n"
           "      --json-only       no human summary on stderr\n"
           "      --self-test       check the histogram and payload code, then exit\n"
           "  -h, --help            show this help\n"
           "Prints one JSON line with the results on stdout. Loopback targets only.\n"
+          "SIGUSR1 (idle mode): ping every open session now. SIGINT/SIGTERM: end the run early.\n"
           "Exit status: 0 clean run, 1 errors or mismatches were counted, 2 usage, 3 start-up.\n");
 }
 
@@ -126,6 +131,8 @@ enum {
   OPT_WATCH,
   OPT_JSON_ONLY,
   OPT_SELF_TEST,
+  OPT_PROCESSES,
+  OPT_SOURCE,
 };
 
 static int self_test(void);
@@ -158,10 +165,12 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
       {"watch", required_argument, NULL, OPT_WATCH},
       {"json-only", no_argument, NULL, OPT_JSON_ONLY},
       {"self-test", no_argument, NULL, OPT_SELF_TEST},
+      {"processes", required_argument, NULL, OPT_PROCESSES},
+      {"source", required_argument, NULL, OPT_SOURCE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
-  *o = (struct wsb_load_opts){.depth = 1, .size = 64, .duration_s = 10};
+  *o = (struct wsb_load_opts){.depth = 1, .size = 64, .duration_s = 10, .processes = 1};
   bool have_mode = false, warmup_set = false;
   double warmup = 0;
   int ch;
@@ -221,6 +230,13 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
       break;
     case OPT_SELF_TEST:
       exit(self_test());
+    case OPT_PROCESSES:
+      o->processes = parse_count(optarg, 1, WSB_LOAD_MAX_PROCESSES, "bad process count (1..64)");
+      break;
+    case OPT_SOURCE:
+      if (wsb_load_parse_source(optarg, &o->source_first, &o->source_count) != 0)
+        wsb_cli_usage_error(&cli, "--source takes A-B or A/N inside 127.0.0.0/8", optarg);
+      break;
     case 'h':
     default:
       wsb_cli_help(&cli, ch == 'h');
@@ -231,6 +247,10 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
     wsb_cli_usage_error(&cli, "--url and --mode are required", NULL);
   resolve_url(o);
   apply_defaults(o, warmup, warmup_set);
+  if (o->source_count > 0 && o->addr.ss_family != AF_INET)
+    wsb_cli_usage_error(&cli, "--source needs an IPv4 target", o->url.host);
+  if (o->processes > o->connections)
+    wsb_cli_usage_error(&cli, "more processes than connections", NULL);
 }
 
 /* Idle mode with 10,000 sessions needs as many descriptors; take all the hard limit allows. */
@@ -403,6 +423,7 @@ static void sched_stop(struct wsb_load_ctx *ctx) {
 
 static void enter_window(struct wsb_load_ctx *ctx);
 static void end_window(struct wsb_load_ctx *ctx);
+static void ping_all(struct wsb_load_ctx *ctx, uint64_t now);
 static void enter_close(struct wsb_load_ctx *ctx);
 
 static void on_phase_timer(uv_timer_t *t) {
@@ -443,6 +464,7 @@ static void enter_warmup(struct wsb_load_ctx *ctx) {
 static void check_connected(struct wsb_load_ctx *ctx) {
   if (ctx->phase != PH_CONNECT || ctx->next_to_start < ctx->nconns || ctx->pending > 0)
     return;
+  ctx->t_connected = wsb_load_now_ns();
   if (ctx->open > 0) {
     enter_warmup(ctx);
     return;
@@ -466,9 +488,18 @@ static void enter_window(struct wsb_load_ctx *ctx) {
     ctx->sched.m_limit = sched_limit(ctx, ctx->win_end);
   if (ctx->o.mode == MODE_IDLE && ctx->o.ping_interval_s > 0)
     ctx->next_ping = now + (uint64_t)(ctx->o.ping_interval_s * 1e9);
+  if (ctx->ping_requested)
+    ping_all(ctx, now);
   /* The loop's clock was read before this callback began; the window's length counts from now. */
   uv_update_time(&ctx->loop);
   uv_timer_start(&ctx->phase_timer, on_phase_timer, ms_of(ctx->o.duration_s), 0);
+}
+
+static void ping_all(struct wsb_load_ctx *ctx, uint64_t now) {
+  for (uint32_t i = 0; i < ctx->nconns; i++) {
+    wsb_load_conn_ping(&ctx->conns[i], now);
+    wsb_load_conn_flush(&ctx->conns[i]);
+  }
 }
 
 static void end_window(struct wsb_load_ctx *ctx) {
@@ -525,6 +556,7 @@ static void finish(struct wsb_load_ctx *ctx) {
   uv_close((uv_handle_t *)&ctx->phase_timer, NULL);
   uv_close((uv_handle_t *)&ctx->sigint, NULL);
   uv_close((uv_handle_t *)&ctx->sigterm, NULL);
+  uv_close((uv_handle_t *)&ctx->sigusr1, NULL);
 }
 
 static void enter_close(struct wsb_load_ctx *ctx) {
@@ -657,10 +689,7 @@ static void check_conn(struct wsb_load_ctx *ctx, struct wsb_load_conn *c, uint64
 }
 
 static void send_pings(struct wsb_load_ctx *ctx, uint64_t now) {
-  for (uint32_t i = 0; i < ctx->nconns; i++) {
-    wsb_load_conn_ping(&ctx->conns[i], now);
-    wsb_load_conn_flush(&ctx->conns[i]);
-  }
+  ping_all(ctx, now);
   ctx->next_ping += (uint64_t)(ctx->o.ping_interval_s * 1e9);
 }
 
@@ -678,6 +707,20 @@ static void on_tick(uv_timer_t *t) {
   if (ctx->phase == PH_CLOSE && now > ctx->close_deadline)
     for (uint32_t i = 0; i < ctx->nconns; i++)
       wsb_load_conn_abort(&ctx->conns[i], ERR_TIMEOUT);
+}
+
+/* SIGUSR1 (idle mode): one keepalive round trip on every open session, now, or as soon as the
+ * window starts when the sessions are still opening. */
+static void on_ping_signal(uv_signal_t *s, int signum) {
+  struct wsb_load_ctx *ctx = s->data;
+  if (ctx->o.mode != MODE_IDLE)
+    return;
+  if (ctx->phase < PH_WINDOW) {
+    ctx->ping_requested = true;
+    return;
+  }
+  if (ctx->phase == PH_WINDOW)
+    ping_all(ctx, wsb_load_now_ns());
 }
 
 /* The first signal ends the run early, with results; a second one drops every session at once. */
@@ -795,8 +838,10 @@ static void print_json(FILE *f, const struct wsb_load_ctx *ctx) {
   fprintf(f,
           ",\"connections\":%" PRIu32 ",\"size\":%" PRIu32
           ",\"binary\":%s,\"warmup_s\":%.3f,\"duration_s\":%.3f"
-          ",\"window_s\":%.6f",
-          o->connections, o->size, o->text ? "false" : "true", o->warmup_s, o->duration_s, w);
+          ",\"window_s\":%.6f,\"processes\":%" PRIu32 ",\"connect_s\":%.3f",
+          o->connections, o->size, o->text ? "false" : "true", o->warmup_s, o->duration_s, w,
+          o->processes,
+          ctx->t_connected > ctx->t0 ? (double)(ctx->t_connected - ctx->t0) / 1e9 : 0.0);
   json_mode_fields(f, ctx, w);
   fprintf(f,
           ",\"connections_established\":%" PRIu64 ",\"connections_failed\":%" PRIu64
@@ -944,8 +989,33 @@ static void test_payload_kind(struct tally *t, bool text) {
   }
 }
 
+static void test_source(struct tally *t) {
+  uint32_t first = 0, count = 0;
+  expect(t,
+         wsb_load_parse_source("127.0.0.2-127.0.255.254", &first, &count) == 0 &&
+             first == 0x7f000002u && count == 0xfffdu,
+         "a range A-B");
+  expect(t,
+         wsb_load_parse_source("127.1.0.0/16", &first, &count) == 0 && first == 0x7f010000u &&
+             count == 65536,
+         "a CIDR block");
+  expect(t,
+         wsb_load_parse_source("127.0.0.9", &first, &count) == 0 && first == 0x7f000009u &&
+             count == 1,
+         "one address");
+  static const char *const bad[] = {
+      "10.0.0.1-10.0.0.9", "127.0.0.9-127.0.0.1", "0.0.0.0/0", "127.0.0.1-128.0.0.1", "127.0.0.1/7",
+      "127.0.0.1/33",      "127.0.0.1-",          "::1",       "127.0.0.1/8-9",       ""};
+  bool ok = true;
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    if (wsb_load_parse_source(bad[i], &first, &count) == 0)
+      ok = false;
+  expect(t, ok, "non-loopback, reversed and malformed ranges are refused");
+}
+
 static int self_test(void) {
   struct tally t = {0, 0};
+  test_source(&t);
   test_hist(&t);
   test_payload_kind(&t, false);
   test_payload_kind(&t, true);
@@ -985,6 +1055,9 @@ static void setup(struct wsb_load_ctx *ctx) {
   ctx->sigint.data = ctx->sigterm.data = ctx;
   uv_signal_start(&ctx->sigint, on_signal, SIGINT);
   uv_signal_start(&ctx->sigterm, on_signal, SIGTERM);
+  uv_signal_init(&ctx->loop, &ctx->sigusr1);
+  ctx->sigusr1.data = ctx;
+  uv_signal_start(&ctx->sigusr1, on_ping_signal, SIGUSR1);
   /* A session reset mid-write must cost an error count, not the process. */
   signal(SIGPIPE, SIG_IGN);
   /* Rate mode wakes for each scheduled send; the default 50 us of timer slack would skew it. */
@@ -997,8 +1070,24 @@ int main(int argc, char **argv) {
   if (ctx == NULL)
     wsb_fatal(EXIT_STARTUP, "out of memory");
   parse_options(argc, argv, &ctx->o);
+  struct wsb_load_result *slot = NULL;
+  if (ctx->o.processes > 1) {
+    int failed = wsb_load_procs_run(ctx, &slot);
+    if (failed >= 0) {
+      print_json(stdout, ctx);
+      if (!ctx->o.json_only)
+        print_summary(ctx);
+      int status = failed != 0                                 ? EXIT_STARTUP
+                   : error_total(ctx) + ctx->st.mismatches > 0 ? EXIT_ERRORS
+                                                               : 0;
+      free(ctx);
+      return status;
+    }
+  }
   raise_fd_limit(&ctx->o);
   setup(ctx);
+  if (slot != NULL)
+    wsb_load_procs_child_ready();
 
   ctx->t0 = wsb_load_now_ns();
   wsb_load_watch_take(ctx->o.watch, ctx->o.nwatch, &ctx->watch_before, ctx->t0);
@@ -1011,9 +1100,13 @@ int main(int argc, char **argv) {
   }
   uv_run(&ctx->loop, UV_RUN_DEFAULT);
 
-  print_json(stdout, ctx);
-  if (!ctx->o.json_only)
-    print_summary(ctx);
+  if (slot != NULL) {
+    wsb_load_result_save(ctx, slot);
+  } else {
+    print_json(stdout, ctx);
+    if (!ctx->o.json_only)
+      print_summary(ctx);
+  }
   int status = error_total(ctx) + ctx->st.mismatches > 0 ? EXIT_ERRORS : 0;
   for (uint32_t i = 0; i < ctx->nconns; i++)
     wsb_load_conn_free(&ctx->conns[i]);

@@ -104,6 +104,9 @@ int wsb_load_watch_parse(const char *arg, struct wsb_load_watch_group *g);
 void wsb_load_watch_take(const struct wsb_load_watch_group *groups, int ngroups,
                          struct wsb_load_watch_sample *s, uint64_t now_ns);
 
+/* Parses --source: "A-B" or "A/N", IPv4 inside 127.0.0.0/8. Returns 0 or WSB_EVALUE. */
+int wsb_load_parse_source(const char *arg, uint32_t *first, uint32_t *count);
+
 /* ---- the run ---- */
 
 enum wsb_load_mode { MODE_ECHO, MODE_RATE, MODE_IDLE, MODE_CONNECT };
@@ -140,6 +143,10 @@ struct wsb_load_opts {
   double ping_interval_s;
   bool text;
   bool json_only;
+  uint32_t processes;    /* load processes the connections are split over (1: no fork) */
+  uint32_t id_base;      /* this process's first connection over all processes */
+  uint32_t source_first; /* --source: first address (host order) ... */
+  uint32_t source_count; /* ... and how many; 0 = let the kernel choose */
   struct wsb_load_watch_group watch[WSB_LOAD_WATCH_GROUPS];
   int nwatch;
 };
@@ -251,12 +258,15 @@ struct wsb_load_ctx {
   uint64_t win_end;
   uint64_t next_ping;
   uint64_t drain_deadline;
+  uint64_t t_connected; /* when the connect phase ended */
+  bool ping_requested;  /* SIGUSR1 came before the window */
   uint64_t close_deadline;
   uint64_t rng;
   uv_timer_t tick;
   uv_timer_t phase_timer;
   uv_signal_t sigint;
   uv_signal_t sigterm;
+  uv_signal_t sigusr1;
   struct wsb_load_sched sched;
   struct wsb_load_stats st;
   struct wsb_load_hist lat;
@@ -271,6 +281,17 @@ struct wsb_load_ctx {
 };
 
 uint64_t wsb_load_now_ns(void);
+
+/* load_procs.c: --processes. */
+#define WSB_LOAD_MAX_PROCESSES 64
+struct wsb_load_result;
+/* Forks o.processes children, each with its share of the connections. In a child returns -1 with
+ * *slot set (the child runs, then saves its results there); in the parent waits for them all,
+ * merges their results into ctx and returns 0, or 3 when one failed. */
+int wsb_load_procs_run(struct wsb_load_ctx *ctx, struct wsb_load_result **slot);
+/* A child's loop is ready for the run's signals. */
+void wsb_load_procs_child_ready(void);
+void wsb_load_result_save(const struct wsb_load_ctx *ctx, struct wsb_load_result *r);
 
 /* load_tls.c: wss://. Each returns 0 or -1 unless said otherwise. */
 int wsb_load_tls_init(struct wsb_load_ctx *ctx);

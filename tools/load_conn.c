@@ -1,9 +1,13 @@
 /* wsbal-load's connections: connect, upgrade, masked frames out, checked frames in, closing. */
 #include "load.h"
 
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "errors.h"
 
@@ -302,6 +306,32 @@ static bool alloc_buffers(struct wsb_load_conn *c) {
   return c->fill != NULL && c->wbuf != NULL;
 }
 
+/*
+ * With --source each connection leaves from the next address of the range, so
+ * the (source, destination) pairs, not one address's ephemeral ports, bound
+ * how many sessions can be open. IP_BIND_ADDRESS_NO_PORT leaves the port's
+ * choice to connect(), which may reuse a port towards another destination.
+ */
+static int bind_source(struct wsb_load_conn *c) {
+  const struct wsb_load_opts *o = &c->ctx->o;
+  if (o->source_count == 0)
+    return 0;
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  uint32_t k = (uint32_t)(((uint64_t)o->id_base + c->id) % o->source_count);
+  sa.sin_addr.s_addr = htonl(o->source_first + k);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+  int err = uv_tcp_open(&c->tcp, fd);
+  if (err != 0) {
+    close(fd);
+    return err;
+  }
+  return uv_tcp_bind(&c->tcp, (const struct sockaddr *)&sa, 0);
+}
+
 void wsb_load_conn_start(struct wsb_load_conn *c) {
   struct wsb_load_ctx *ctx = c->ctx;
   uint64_t now = wsb_load_now_ns();
@@ -323,8 +353,10 @@ void wsb_load_conn_start(struct wsb_load_conn *c) {
   uv_tcp_init(&ctx->loop, &c->tcp);
   ctx->live++;
   c->state = C_CONNECTING;
-  int err =
-      uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ctx->o.addr, on_connect);
+  int err = bind_source(c);
+  if (err == 0)
+    err =
+        uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ctx->o.addr, on_connect);
   if (err != 0)
     wsb_load_conn_abort(c, ERR_CONNECT);
 }

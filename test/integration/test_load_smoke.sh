@@ -84,6 +84,29 @@ run connect 0 --url "$url" --mode connect -c 4 -t 1 --warmup 0.2
 check connect "$tmp/connect.json" "$clean"
 check connect "$tmp/connect.json" 'd["cycles"] > 10 and d["handshake_latency_us"]["count"] > 10'
 
+# Several processes from a source range: the merged result counts every session and pong once,
+# and SIGUSR1 pings every open session (the first child's pings and the others' add up).
+run procs 0 --url "$url" --mode idle -c 60 --processes 3 --source 127.0.3.0/26 -t 1 --ping-interval 0.4
+check procs "$tmp/procs.json" "$clean"
+check procs "$tmp/procs.json" 'd["processes"] == 3 and d["connections_established"] == 60 and d["open_at_start"] == 60 and d["open_at_end"] == 60 and d["pongs"] >= 120 and d["latency_us"]["count"] == d["pongs"] and d["connect_s"] > 0'
+"$WSBAL_LOAD" --json-only --url "$url" --mode idle -c 40 --processes 2 --source 127.0.4.1-127.0.4.9 -t 30 > "$tmp/usr1.json" 2> "$tmp/usr1.stderr" &
+lp=$!
+pids+=("$lp")
+# The sessions leave from 127.0.4.x: once all 40 are there, one ping round (at the window's start
+# if the upgrades are still under way), then the end of the run.
+for _ in $(seq 200); do
+  [ "$(ss -Htn state established src 127.0.4.0/24 | wc -l)" -ge 40 ] && break
+  sleep 0.05
+done
+kill -USR1 "$lp"
+sleep 1
+kill -TERM "$lp"
+wait "$lp"
+st=$?
+if [ "$st" -eq 0 ]; then ok; else fail "usr1: exit $st: $(cat "$tmp/usr1.stderr")"; fi
+check usr1 "$tmp/usr1.json" "$clean"
+check usr1 "$tmp/usr1.json" 'd["pongs"] == 40 and d["open_at_end"] == 40 and d["window_s"] < 20'
+
 # A closed port: every attempt is a counted connect error, and the exit status says so.
 closed_port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 run refused 1 --url "ws://127.0.0.1:$closed_port/" --mode echo -c 3 -t 1
@@ -121,7 +144,7 @@ for bad in "ws://10.1.2.3:80/" "ws://example.com:80/" "wss://10.1.2.3:443/" "htt
   st=$?
   if [ "$st" -eq 2 ]; then ok; else fail "$bad: exit $st, want 2"; fi
 done
-for args in "--mode rate" "--mode echo -t 601" "--mode echo -s 15" "--mode echo --text -s 31" "--mode nope"; do
+for args in "--mode rate" "--mode echo -t 601" "--mode idle --source 10.0.0.1-10.0.0.5" "--mode idle --source 127.0.0.1/4" "--mode idle -c 2 --processes 3" "--mode idle --processes 65" "--mode echo -s 15" "--mode echo --text -s 31" "--mode nope"; do
   # shellcheck disable=SC2086
   "$WSBAL_LOAD" --url "$url" $args > /dev/null 2>&1
   st=$?

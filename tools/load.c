@@ -35,6 +35,7 @@
 #define CONNECT_PHASE_NS    (60 * NS)
 #define DRAIN_NS            (5 * NS)
 #define CLOSE_PHASE_NS      (4 * NS)
+#define CLOSE_PER_CONN_NS   (NS / 5000)
 #define STALL_NS            (5 * NS)
 #define MAX_CONNECTIONS     1000000
 #define MAX_DEPTH           10000
@@ -572,7 +573,8 @@ static void enter_close(struct wsb_load_ctx *ctx) {
     ctx->win_end = now;
   }
   ctx->phase = PH_CLOSE;
-  ctx->close_deadline = now + CLOSE_PHASE_NS;
+  /* Tens of thousands of close handshakes queue behind each other in the proxy: more time. */
+  ctx->close_deadline = now + CLOSE_PHASE_NS + (uint64_t)ctx->nconns * CLOSE_PER_CONN_NS;
   uv_timer_stop(&ctx->phase_timer);
   sched_stop(ctx);
   for (uint32_t i = 0; i < ctx->nconns; i++) {

@@ -370,7 +370,10 @@ void wsb_load_conn_stop(struct wsb_load_conn *c) {
   case C_OPEN:
     send_close(c, WSB_CLOSE_NORMAL);
     set_state(c, C_CLOSING);
+    /* At the run's end every session closes at once: each may wait as long as the phase. */
     c->deadline = wsb_load_now_ns() + CLOSE_TIMEOUT_NS;
+    if (c->ctx->close_deadline > c->deadline)
+      c->deadline = c->ctx->close_deadline;
     wsb_load_conn_flush(c);
     break;
   default:

@@ -35,7 +35,7 @@
 #define CONNECT_PHASE_NS    (60 * NS)
 #define DRAIN_NS            (5 * NS)
 #define CLOSE_PHASE_NS      (4 * NS)
-#define CLOSE_PER_CONN_NS   (NS / 5000)
+#define CLOSE_PER_CONN_NS   (NS / 1000)
 #define STALL_NS            (5 * NS)
 #define MAX_CONNECTIONS     1000000
 #define MAX_DEPTH           10000
@@ -58,31 +58,33 @@ uint64_t wsb_load_now_ns(void) {
 /* ---- options ---- */
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: wsbal-load --url ws[s]://127.0.0.1:PORT/path --mode echo|rate|idle|connect "
-          "[options]\n"
-          "  -c, --connections N   sessions (echo, rate: 50; idle: 100) or parallel loops\n"
-          "                        (connect: 32)\n"
-          "  -d, --depth D         echo: messages in flight per connection (default 1)\n"
-          "  -s, --size S          message size in bytes, k/m suffixes (default 64; at least\n"
-          "                        16 binary, 32 text)\n"
-          "  -t, --duration SEC    measured window (default 10, at most 600)\n"
-          "  -r, --rate R          rate: messages per second over all connections (required)\n"
-          "      --warmup SEC      load before the window, not measured (default 1; idle 0)\n"
-          "      --ping-interval SEC  idle: ping every session this often (default 0 = never)\n"
-          "      --binary, --text  message type (default binary)\n"
-          "      --watch LABEL:PID[,PID...]  report CPU time and PSS of these processes\n"
-          "                        before, at the start and at the end of the window\n"
-          "      --processes N     split the connections over N processes (1..64, default 1)\n"
-          "                        and report their merged results\n"
-          "      --source A-B|A/N  bind each connection to the next address of this loopback\n"
-          "                        range (IPv4), so ephemeral ports do not run out\n"
-          "      --json-only       no human summary on stderr\n"
-          "      --self-test       check the histogram and payload code, then exit\n"
-          "  -h, --help            show this help\n"
-          "Prints one JSON line with the results on stdout. Loopback targets only.\n"
-          "SIGUSR1 (idle mode): ping every open session now. SIGINT/SIGTERM: end the run early.\n"
-          "Exit status: 0 clean run, 1 errors or mismatches were counted, 2 usage, 3 start-up.\n");
+  fprintf(
+      out,
+      "usage: wsbal-load --url ws[s]://127.0.0.1:PORT/path --mode echo|rate|idle|connect "
+      "[options]\n"
+      "  -c, --connections N   sessions (echo, rate: 50; idle: 100) or parallel loops\n"
+      "                        (connect: 32)\n"
+      "  -d, --depth D         echo: messages in flight per connection (default 1)\n"
+      "  -s, --size S          message size in bytes, k/m suffixes (default 64; at least\n"
+      "                        16 binary, 32 text)\n"
+      "  -t, --duration SEC    measured window (default 10, at most 600)\n"
+      "  -r, --rate R          rate: messages per second over all connections (required)\n"
+      "      --warmup SEC      load before the window, not measured (default 1; idle 0)\n"
+      "      --ping-interval SEC  idle: ping every session this often (default 0 = never)\n"
+      "      --binary, --text  message type (default binary)\n"
+      "      --watch LABEL:PID[,PID...]  report CPU time and PSS of these processes\n"
+      "                        before, at the start and at the end of the window\n"
+      "      --processes N     split the connections over N processes (1..64, default 1)\n"
+      "                        and report their merged results\n"
+      "      --source A-B|A/N  bind each connection to the next address of this loopback\n"
+      "                        range (IPv4), so ephemeral ports do not run out\n"
+      "      --json-only       no human summary on stderr\n"
+      "      --self-test       check the histogram and payload code, then exit\n"
+      "  -h, --help            show this help\n"
+      "Prints one JSON line with the results on stdout. Loopback targets only.\n"
+      "SIGUSR1 (idle mode): ping every open session once, spread evenly over --ping-spread SEC\n"
+      "(default 0: all at once). SIGINT/SIGTERM: end the run early.\n"
+      "Exit status: 0 clean run, 1 errors or mismatches were counted, 2 usage, 3 start-up.\n");
 }
 
 static const struct wsb_cli cli = {"wsbal-load", usage, false};
@@ -134,6 +136,7 @@ enum {
   OPT_SELF_TEST,
   OPT_PROCESSES,
   OPT_SOURCE,
+  OPT_PING_SPREAD,
 };
 
 static int self_test(void);
@@ -168,6 +171,7 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
       {"self-test", no_argument, NULL, OPT_SELF_TEST},
       {"processes", required_argument, NULL, OPT_PROCESSES},
       {"source", required_argument, NULL, OPT_SOURCE},
+      {"ping-spread", required_argument, NULL, OPT_PING_SPREAD},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -231,6 +235,9 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
       break;
     case OPT_SELF_TEST:
       exit(self_test());
+    case OPT_PING_SPREAD:
+      o->ping_spread_s = parse_seconds(optarg, 0, "bad ping spread (0 <= SEC <= 600)");
+      break;
     case OPT_PROCESSES:
       o->processes = parse_count(optarg, 1, WSB_LOAD_MAX_PROCESSES, "bad process count (1..64)");
       break;
@@ -424,7 +431,8 @@ static void sched_stop(struct wsb_load_ctx *ctx) {
 
 static void enter_window(struct wsb_load_ctx *ctx);
 static void end_window(struct wsb_load_ctx *ctx);
-static void ping_all(struct wsb_load_ctx *ctx, uint64_t now);
+static void start_ping_round(struct wsb_load_ctx *ctx, uint64_t now);
+static void ping_round_step(struct wsb_load_ctx *ctx, uint64_t now);
 static void enter_close(struct wsb_load_ctx *ctx);
 
 static void on_phase_timer(uv_timer_t *t) {
@@ -490,17 +498,40 @@ static void enter_window(struct wsb_load_ctx *ctx) {
   if (ctx->o.mode == MODE_IDLE && ctx->o.ping_interval_s > 0)
     ctx->next_ping = now + (uint64_t)(ctx->o.ping_interval_s * 1e9);
   if (ctx->ping_requested)
-    ping_all(ctx, now);
+    start_ping_round(ctx, now);
   /* The loop's clock was read before this callback began; the window's length counts from now. */
   uv_update_time(&ctx->loop);
   uv_timer_start(&ctx->phase_timer, on_phase_timer, ms_of(ctx->o.duration_s), 0);
 }
 
-static void ping_all(struct wsb_load_ctx *ctx, uint64_t now) {
-  for (uint32_t i = 0; i < ctx->nconns; i++) {
+static void ping_range(struct wsb_load_ctx *ctx, uint32_t from, uint32_t to, uint64_t now) {
+  for (uint32_t i = from; i < to; i++) {
     wsb_load_conn_ping(&ctx->conns[i], now);
     wsb_load_conn_flush(&ctx->conns[i]);
   }
+}
+
+static void ping_all(struct wsb_load_ctx *ctx, uint64_t now) {
+  ping_range(ctx, 0, ctx->nconns, now);
+}
+
+/* A SIGUSR1 round: every session at once, or spread evenly over --ping-spread, tick by tick. */
+static void ping_round_step(struct wsb_load_ctx *ctx, uint64_t now) {
+  if (ctx->ping_round_start == 0)
+    return;
+  uint64_t spread = (uint64_t)(ctx->o.ping_spread_s * 1e9), elapsed = now - ctx->ping_round_start;
+  uint32_t due =
+      elapsed >= spread ? ctx->nconns : (uint32_t)((uint64_t)ctx->nconns * elapsed / spread);
+  ping_range(ctx, ctx->ping_round_next, due, now);
+  ctx->ping_round_next = due;
+  if (due == ctx->nconns)
+    ctx->ping_round_start = 0;
+}
+
+static void start_ping_round(struct wsb_load_ctx *ctx, uint64_t now) {
+  ctx->ping_round_start = now;
+  ctx->ping_round_next = 0;
+  ping_round_step(ctx, now);
 }
 
 static void end_window(struct wsb_load_ctx *ctx) {
@@ -573,7 +604,8 @@ static void enter_close(struct wsb_load_ctx *ctx) {
     ctx->win_end = now;
   }
   ctx->phase = PH_CLOSE;
-  /* Tens of thousands of close handshakes queue behind each other in the proxy: more time. */
+  /* Tens of thousands of close handshakes queue behind each other in the proxy (92,000 through
+   wsbal on 2 cores took over 7 s): more time. */
   ctx->close_deadline = now + CLOSE_PHASE_NS + (uint64_t)ctx->nconns * CLOSE_PER_CONN_NS;
   uv_timer_stop(&ctx->phase_timer);
   sched_stop(ctx);
@@ -704,6 +736,8 @@ static void on_tick(uv_timer_t *t) {
     check_conn(ctx, &ctx->conns[i], now);
   if (ctx->phase == PH_WINDOW && ctx->next_ping != 0 && now >= ctx->next_ping)
     send_pings(ctx, now);
+  if (ctx->phase == PH_WINDOW)
+    ping_round_step(ctx, now);
   if (ctx->phase == PH_DRAIN && (outstanding(ctx) == 0 || now > ctx->drain_deadline))
     enter_close(ctx);
   if (ctx->phase == PH_CLOSE && now > ctx->close_deadline)
@@ -722,7 +756,7 @@ static void on_ping_signal(uv_signal_t *s, int signum) {
     return;
   }
   if (ctx->phase == PH_WINDOW)
-    ping_all(ctx, wsb_load_now_ns());
+    start_ping_round(ctx, wsb_load_now_ns());
 }
 
 /* The first signal ends the run early, with results; a second one drops every session at once. */

@@ -141,6 +141,7 @@ struct wsb_load_opts {
   double warmup_s;
   double rate;
   double ping_interval_s;
+  double ping_spread_s; /* a SIGUSR1 ping round is spread over this long */
   bool text;
   bool json_only;
   uint32_t processes;    /* load processes the connections are split over (1: no fork) */
@@ -258,8 +259,10 @@ struct wsb_load_ctx {
   uint64_t win_end;
   uint64_t next_ping;
   uint64_t drain_deadline;
-  uint64_t t_connected; /* when the connect phase ended */
-  bool ping_requested;  /* SIGUSR1 came before the window */
+  uint64_t t_connected;      /* when the connect phase ended */
+  bool ping_requested;       /* SIGUSR1 came before the window */
+  uint64_t ping_round_start; /* a SIGUSR1 round under way since; 0 = none */
+  uint32_t ping_round_next;  /* its next connection */
   uint64_t close_deadline;
   uint64_t rng;
   uv_timer_t tick;

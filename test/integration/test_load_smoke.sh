@@ -89,11 +89,11 @@ check connect "$tmp/connect.json" 'd["cycles"] > 10 and d["handshake_latency_us"
 run procs 0 --url "$url" --mode idle -c 60 --processes 3 --source 127.0.3.0/26 -t 1 --ping-interval 0.4
 check procs "$tmp/procs.json" "$clean"
 check procs "$tmp/procs.json" 'd["processes"] == 3 and d["connections_established"] == 60 and d["open_at_start"] == 60 and d["open_at_end"] == 60 and d["pongs"] >= 120 and d["latency_us"]["count"] == d["pongs"] and d["connect_s"] > 0'
-"$WSBAL_LOAD" --json-only --url "$url" --mode idle -c 40 --processes 2 --source 127.0.4.1-127.0.4.9 -t 30 > "$tmp/usr1.json" 2> "$tmp/usr1.stderr" &
+"$WSBAL_LOAD" --json-only --url "$url" --mode idle -c 40 --processes 2 --source 127.0.4.1-127.0.4.9 -t 30 --ping-spread 0.5 > "$tmp/usr1.json" 2> "$tmp/usr1.stderr" &
 lp=$!
 pids+=("$lp")
 # The sessions leave from 127.0.4.x: once all 40 are there, one ping round (at the window's start
-# if the upgrades are still under way), then the end of the run.
+# if the upgrades are still under way) spread over half a second, then the end of the run.
 for _ in $(seq 200); do
   [ "$(ss -Htn state established src 127.0.4.0/24 | wc -l)" -ge 40 ] && break
   sleep 0.05

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -178,6 +179,10 @@ int wsb_load_procs_run(struct wsb_load_ctx *ctx, struct wsb_load_result **slot) 
       break;
     }
     if (pid == 0) {
+      /* A Ctrl-C reaches the parent alone, which passes it on once; the parent's death ends the
+       * child's run as a SIGTERM would. */
+      setpgid(0, 0);
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
       ctx->o.connections = share;
       ctx->o.id_base = base;
       ctx->o.processes = 1;
@@ -198,10 +203,11 @@ int wsb_load_procs_run(struct wsb_load_ctx *ctx, struct wsb_load_result **slot) 
 
   bool failed = nchildren < n;
   for (uint32_t i = 0; i < nchildren; i++) {
-    int status;
-    while (waitpid(children[i], &status, 0) < 0 && errno == EINTR) {
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(children[i], &status, 0)) < 0 && errno == EINTR) {
     }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) > 1 || !res[i].done) {
+    if (got < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1 || !res[i].done) {
       wsb_log_error("load process %u (pid %d) failed", i, (int)children[i]);
       failed = true;
     }

@@ -48,6 +48,17 @@ struct backend_state {
   int key_line[CFG_MAX_BACKEND_KEYS];
 };
 
+/*
+ * A [pool:NAME] section as read: its keys' values, each checked at its line, are applied over
+ * [upstream] once the file and the environment have set that, wherever [upstream] stood.
+ */
+struct pool_state {
+  char name[WSB_SECTION_NAME_MAX];
+  int line;
+  int key_line[CFG_MAX_KEYS];
+  char *value[CFG_MAX_KEYS]; /* NULL: not set, or rejected (and reported) */
+};
+
 struct loader {
   struct wsb_config *cfg;
   struct wsb_config_errors *errs;
@@ -61,7 +72,10 @@ struct loader {
   char label[272]; /* "[listen]", "[backend:app1]": room for any header a line can hold */
   struct origin origin[CFG_SEC_BACKEND][CFG_MAX_KEYS];
   struct backend_state *bstate; /* parallel to cfg->backends */
-  unsigned nunnamed;            /* WSBAL_BACKENDS items named env1, env2, ... so far */
+  struct pool_state *pstate;    /* the [pool:NAME] sections, in file order */
+  size_t npstate;
+  size_t pool;       /* index into pstate while sec is CFG_SEC_POOL */
+  unsigned nunnamed; /* WSBAL_BACKENDS items named env1, env2, ... so far */
 };
 
 /* Defaults, freeing, lookups. */
@@ -123,30 +137,63 @@ void wsb_config_free(struct wsb_config *cfg) {
     cfg->tls_where[i] = NULL;
   }
   char **strings[] = {
-      &cfg->path,
-      &cfg->wsbal.user,
-      &cfg->wsbal.group,
-      &cfg->wsbal.access_log,
-      &cfg->listen.path,
-      &cfg->upstream.hash_key_name,
-      &cfg->upstream.reconnect_header,
-      &cfg->upstream.health_path,
-      &cfg->upstream.load_report_path,
-      &cfg->upstream.tls_ca_file,
-      &cfg->upstream.tls_client_cert,
-      &cfg->upstream.tls_client_key,
-      &cfg->admin.token,
+      &cfg->path,        &cfg->wsbal.user,  &cfg->wsbal.group, &cfg->wsbal.access_log,
+      &cfg->listen.path, &cfg->admin.token,
   };
   for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
     free(*strings[i]);
   wsb__cfg_strlist_free(&cfg->listen.tls_cert);
   wsb__cfg_strlist_free(&cfg->listen.tls_key);
   wsb__cfg_strlist_free(&cfg->listen.allowed_origins);
-  wsb__cfg_strlist_free(&cfg->upstream.pass_headers);
-  wsb__cfg_strlist_free(&cfg->upstream.block_headers);
+  wsb_config_upstream_free(&cfg->upstream);
+  for (size_t i = 0; i < cfg->npools; i++)
+    wsb_config_upstream_free(&cfg->pools[i].upstream);
+  free(cfg->pools);
   free(cfg->backends);
   /* Zeroed, a second free or a free after a failed load is harmless. */
   memset(cfg, 0, sizeof(*cfg));
+}
+
+/* The upstream settings' strings and lists: the ones a copy duplicates and a free releases. */
+#define UPSTREAM_STRINGS(XX)                                                                    \
+  XX(hash_key_name)                                                                             \
+  XX(reconnect_header) XX(health_path) XX(load_report_path) XX(tls_ca_file) XX(tls_client_cert) \
+      XX(tls_client_key)
+#define UPSTREAM_LISTS(XX) XX(pass_headers) XX(block_headers)
+
+void wsb_config_upstream_free(struct wsb_upstream_config *u) {
+#define FREE_STRING(f) free(u->f);
+#define FREE_LIST(f)   wsb__cfg_strlist_free(&u->f);
+  UPSTREAM_STRINGS(FREE_STRING)
+  UPSTREAM_LISTS(FREE_LIST)
+#undef FREE_STRING
+#undef FREE_LIST
+  memset(u, 0, sizeof(*u));
+}
+
+static void copy_list(struct wsb_strlist *to, const struct wsb_strlist *from) {
+  to->items = from->n > 0 ? wsb__cfg_must(calloc(from->n, sizeof(char *))) : NULL;
+  for (size_t i = 0; i < from->n; i++)
+    to->items[i] = wsb__cfg_strdup(from->items[i]);
+  to->n = from->n;
+}
+
+void wsb_config_upstream_copy(struct wsb_upstream_config *to,
+                              const struct wsb_upstream_config *from) {
+  *to = *from;
+#define COPY_STRING(f) to->f = from->f != NULL ? wsb__cfg_strdup(from->f) : NULL;
+#define COPY_LIST(f)   copy_list(&to->f, &from->f);
+  UPSTREAM_STRINGS(COPY_STRING)
+  UPSTREAM_LISTS(COPY_LIST)
+#undef COPY_STRING
+#undef COPY_LIST
+}
+
+const struct wsb_pool_config *wsb_config_pool(const struct wsb_config *cfg, const char *name) {
+  for (size_t i = 0; i < cfg->npools; i++)
+    if (strcmp(cfg->pools[i].name, name) == 0)
+      return &cfg->pools[i];
+  return NULL;
 }
 
 void wsb_config_errors_free(struct wsb_config_errors *errs) {
@@ -229,6 +276,7 @@ static struct wsb_backend_config *backend_add(struct loader *ld, const char *nam
   b->max_sessions = 0;
   b->enabled = true;
   b->backup = false;
+  snprintf(b->pool, sizeof(b->pool), "%s", WSB_DEFAULT_POOL);
   b->line = line;
   cfg->nbackends = n;
   return b;
@@ -255,6 +303,36 @@ static void begin_backend(struct loader *ld, const char *name) {
   snprintf(ld->label, sizeof(ld->label), "[backend:%s]", name);
 }
 
+static struct pool_state *pool_state_find(struct loader *ld, const char *name) {
+  for (size_t i = 0; i < ld->npstate; i++)
+    if (strcmp(ld->pstate[i].name, name) == 0)
+      return &ld->pstate[i];
+  return NULL;
+}
+
+static void begin_pool(struct loader *ld, const char *name) {
+  if (!wsb_config_backend_name_valid(name)) {
+    error_at(ld, ld->line,
+             "bad pool name \"%s\" (expected 1 to 63 letters, digits, '-', '_' or '.')", name);
+    ld->sec = CFG_SEC_SKIP;
+    return;
+  }
+  const struct pool_state *first = pool_state_find(ld, name);
+  if (first != NULL) {
+    error_at(ld, ld->line, "duplicate section [pool:%s] (first at line %d)", name, first->line);
+    ld->sec = CFG_SEC_SKIP;
+    return;
+  }
+  ld->pstate = wsb__cfg_must(realloc(ld->pstate, (ld->npstate + 1) * sizeof(*ld->pstate)));
+  struct pool_state *p = &ld->pstate[ld->npstate];
+  memset(p, 0, sizeof(*p));
+  memcpy(p->name, name, strlen(name)); /* a valid name is shorter than p->name */
+  p->line = ld->line;
+  ld->pool = ld->npstate++;
+  ld->sec = CFG_SEC_POOL;
+  snprintf(ld->label, sizeof(ld->label), "[pool:%s]", name);
+}
+
 /* s is a left-trimmed line starting with '['. Unknown sections are skipped whole, reported once. */
 static void begin_section(struct loader *ld, const char *s) {
   const char *close = strchr(s, ']');
@@ -279,6 +357,10 @@ static void begin_section(struct loader *ld, const char *s) {
     begin_backend(ld, name + 8);
     return;
   }
+  if (strncmp(name, "pool:", 5) == 0) {
+    begin_pool(ld, name + 5);
+    return;
+  }
   for (enum cfg_section sec = CFG_SEC_WSBAL; sec < CFG_SEC_BACKEND; sec++) {
     if (strcmp(name, wsb__cfg_section_name(sec)) == 0) {
       ld->sec = sec;
@@ -287,8 +369,8 @@ static void begin_section(struct loader *ld, const char *s) {
     }
   }
   error_at(ld, ld->line,
-           "unknown section [%s] (expected [wsbal], [listen], [upstream], [admin] or "
-           "[backend:NAME])",
+           "unknown section [%s] (expected [wsbal], [listen], [upstream], [admin], "
+           "[backend:NAME] or [pool:NAME])",
            name);
 }
 
@@ -348,6 +430,17 @@ static char *read_line(char *str, int num, void *stream) {
   return str;
 }
 
+/* Where a global section's keys are applied: [upstream]'s struct, or the whole. */
+static void *section_base(struct wsb_config *cfg, enum cfg_section sec) {
+  return sec == CFG_SEC_UPSTREAM ? (void *)&cfg->upstream : (void *)cfg;
+}
+
+/* [upstream] keys that bound the whole process, not one pool's backends: a worker's replay
+   windows together, and the one DNS discovery round. */
+static bool global_only(const char *key) {
+  return strcmp(key, "failover_buffer_total") == 0 || strcmp(key, "resolve_interval") == 0;
+}
+
 static void set_key_from_file(struct loader *ld, const char *name, const char *value) {
   int idx = wsb__cfg_key_find(ld->sec, name);
   if (idx < 0) {
@@ -356,12 +449,21 @@ static void set_key_from_file(struct loader *ld, const char *name, const char *v
   }
   int *first;
   void *base;
+  struct wsb_upstream_config scratch = {0};
   if (ld->sec == CFG_SEC_BACKEND) {
     first = &ld->bstate[ld->backend].key_line[idx];
     base = &ld->cfg->backends[ld->backend];
+  } else if (ld->sec == CFG_SEC_POOL) {
+    if (global_only(name)) {
+      error_at(ld, ld->line, "%s %s applies to every pool at once: set it in [upstream]", ld->label,
+               name);
+      return;
+    }
+    first = &ld->pstate[ld->pool].key_line[idx];
+    base = &scratch; /* checked here, applied over [upstream] at the end (pools_build) */
   } else {
     first = &ld->origin[ld->sec][idx].line;
-    base = ld->cfg;
+    base = section_base(ld->cfg, ld->sec);
   }
   if (*first > 0) {
     error_at(ld, ld->line, "%s %s given twice (first at line %d)", ld->label, name, *first);
@@ -371,6 +473,9 @@ static void set_key_from_file(struct loader *ld, const char *name, const char *v
   char msg[512];
   if (wsb__cfg_key_apply(ld->sec, idx, base, ld->label, value, msg, sizeof(msg)) < 0)
     error_at(ld, ld->line, "%s", msg);
+  else if (ld->sec == CFG_SEC_POOL)
+    ld->pstate[ld->pool].value[idx] = wsb__cfg_strdup(value);
+  wsb_config_upstream_free(&scratch);
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value) {
@@ -455,7 +560,8 @@ static void env_key(struct loader *ld, const char *entry, size_t namelen, const 
       return;
     }
     char msg[512];
-    if (wsb__cfg_key_apply(sec, idx, ld->cfg, label, value, msg, sizeof(msg)) < 0) {
+    if (wsb__cfg_key_apply(sec, idx, section_base(ld->cfg, sec), label, value, msg, sizeof(msg)) <
+        0) {
       error_env(ld, entry, namelen, "%s", msg);
       return;
     }
@@ -715,8 +821,65 @@ static void check_privileges(struct loader *ld) {
                  "root; set [wsbal] user too");
 }
 
+static struct wsb_pool_config *pool_add(struct loader *ld, const char *name, int line) {
+  struct wsb_config *cfg = ld->cfg;
+  cfg->pools = wsb__cfg_must(realloc(cfg->pools, (cfg->npools + 1) * sizeof(*cfg->pools)));
+  struct wsb_pool_config *p = &cfg->pools[cfg->npools++];
+  memset(p, 0, sizeof(*p));
+  snprintf(p->name, sizeof(p->name), "%s", name);
+  p->line = line;
+  wsb_config_upstream_copy(&p->upstream, &cfg->upstream);
+  return p;
+}
+
+/*
+ * The pools: "default" first, then each [pool:NAME] in file order, then the names only backends
+ * give, each [upstream] with its section's keys over it. Every key was checked at its line.
+ */
+static void pools_build(struct loader *ld) {
+  struct wsb_config *cfg = ld->cfg;
+  const struct pool_state *def = pool_state_find(ld, WSB_DEFAULT_POOL);
+  pool_add(ld, WSB_DEFAULT_POOL, def != NULL ? def->line : 0);
+  for (size_t i = 0; i < ld->npstate; i++)
+    if (wsb_config_pool(cfg, ld->pstate[i].name) == NULL)
+      pool_add(ld, ld->pstate[i].name, ld->pstate[i].line);
+  for (size_t i = 0; i < cfg->nbackends; i++)
+    if (wsb_config_pool(cfg, cfg->backends[i].pool) == NULL)
+      pool_add(ld, cfg->backends[i].pool, cfg->backends[i].line);
+  for (size_t i = 0; i < cfg->npools; i++) {
+    struct wsb_pool_config *p = &cfg->pools[i];
+    const struct pool_state *ps = pool_state_find(ld, p->name);
+    if (i == WSB_MAX_POOLS)
+      error_at(ld, p->line, "pool %s is one more than the %d pools wsbal holds", p->name,
+               WSB_MAX_POOLS);
+    for (int k = 0; ps != NULL && k < CFG_MAX_KEYS; k++) {
+      char label[WSB_SECTION_NAME_MAX + 8], msg[512];
+      snprintf(label, sizeof(label), "[pool:%s]", p->name);
+      if (ps->value[k] != NULL && wsb__cfg_key_apply(CFG_SEC_POOL, k, &p->upstream, label,
+                                                     ps->value[k], msg, sizeof(msg)) < 0)
+        error_at(ld, ps->key_line[k], "%s", msg); /* checked at its line already */
+    }
+    /* A client certificate and its key come together, in a pool as in [upstream]. */
+    int cert = wsb__cfg_key_find(CFG_SEC_POOL, "tls_client_cert");
+    int key = wsb__cfg_key_find(CFG_SEC_POOL, "tls_client_key");
+    if (ps != NULL && (ps->value[cert] != NULL || ps->value[key] != NULL) &&
+        (p->upstream.tls_client_cert != NULL) != (p->upstream.tls_client_key != NULL))
+      error_at(ld, ps->key_line[ps->value[cert] != NULL ? cert : key],
+               "[pool:%s] tls_client_cert and tls_client_key come together: one is not set",
+               p->name);
+  }
+}
+
+static void pool_states_free(struct loader *ld) {
+  for (size_t i = 0; i < ld->npstate; i++)
+    for (int k = 0; k < CFG_MAX_KEYS; k++)
+      free(ld->pstate[i].value[k]);
+  free(ld->pstate);
+}
+
 static void check_all(struct loader *ld) {
   const struct wsb_config *cfg = ld->cfg;
+  pools_build(ld);
   check_backends(ld);
   check_privileges(ld);
   check_pair(ld, CFG_SEC_LISTEN, "tls_cert", cfg->listen.tls_cert.n, "tls_key",
@@ -746,6 +909,7 @@ int wsb_config_load(struct wsb_config *cfg, const char *path, char *const *envp,
     check_all(ld);
   }
   free(ld->bstate);
+  pool_states_free(ld);
   free(ld);
   return errs->n > before ? WSB_ECONFIG : 0;
 }

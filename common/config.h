@@ -17,6 +17,8 @@
 #define WSB_NAME_MAX           128
 #define WSB_MAX_LISTEN         16 /* addresses in [listen] address */
 #define WSB_MAX_FAILOVER_CODES 32
+#define WSB_MAX_POOLS          32 /* pools, "default" included */
+#define WSB_DEFAULT_POOL       "default"
 
 enum wsb_algorithm { WSB_ALG_LEAST_CONN, WSB_ALG_ROUND_ROBIN, WSB_ALG_RANDOM, WSB_ALG_HASH };
 enum wsb_hash_key { WSB_HASH_IP, WSB_HASH_PATH, WSB_HASH_HEADER, WSB_HASH_COOKIE, WSB_HASH_QUERY };
@@ -59,7 +61,51 @@ struct wsb_backend_config {
   bool enabled;
   bool draining; /* disabled by a drain (admin API), until enabled; never from the file */
   bool backup;
+  char pool[WSB_SECTION_NAME_MAX]; /* the pool it belongs to, "default" unless set */
   int line; /* line of its section header, 0 when it came from WSBAL_BACKENDS */
+};
+
+/* The [upstream] keys: the defaults of every pool, which [pool:NAME] overrides key by key. */
+struct wsb_upstream_config {
+  enum wsb_algorithm algorithm;
+  enum wsb_hash_key hash_key;
+  char *hash_key_name; /* NAME of header:/cookie:/query:, else NULL */
+  uint64_t connect_timeout_ms;
+  bool failover;
+  struct wsb_close_codes failover_codes;
+  unsigned max_failovers;
+  uint64_t failover_buffer;
+  uint64_t failover_buffer_total; /* all replay windows of one worker together */
+  char *reconnect_header;
+  struct wsb_strlist pass_headers;
+  struct wsb_strlist block_headers;
+  bool preserve_host;
+  enum wsb_pp_mode send_proxy_protocol; /* off, v1 or v2 towards backends */
+  uint64_t ping_interval_ms;
+  enum wsb_health_check health_check;
+  char *health_path;
+  uint64_t health_interval_ms;
+  uint64_t health_timeout_ms;
+  unsigned health_rise;
+  unsigned health_fall;
+  unsigned breaker_threshold;
+  uint64_t breaker_cooldown_ms;
+  char *load_report_path; /* NULL = off */
+  uint64_t load_report_ttl_ms;
+  bool tls_verify;
+  char *tls_ca_file; /* NULL = system store */
+  char *tls_client_cert;
+  char *tls_client_key;
+  uint64_t slow_start_ms;
+  uint64_t resolve_interval_ms;
+};
+
+/* A pool of backends: a [pool:NAME] section, or a name only backends give (it then has
+   [upstream]'s settings). upstream is [upstream] with the section's keys applied over it. */
+struct wsb_pool_config {
+  char name[WSB_SECTION_NAME_MAX];
+  struct wsb_upstream_config upstream;
+  int line; /* of its section header; else of the first backend naming it; 0 for none */
 };
 
 struct wsb_config {
@@ -96,39 +142,7 @@ struct wsb_config {
     struct wsb_strlist allowed_origins;  /* empty = any */
   } listen;
 
-  struct {
-    enum wsb_algorithm algorithm;
-    enum wsb_hash_key hash_key;
-    char *hash_key_name; /* NAME of header:/cookie:/query:, else NULL */
-    uint64_t connect_timeout_ms;
-    bool failover;
-    struct wsb_close_codes failover_codes;
-    unsigned max_failovers;
-    uint64_t failover_buffer;
-    uint64_t failover_buffer_total; /* all replay windows of one worker together */
-    char *reconnect_header;
-    struct wsb_strlist pass_headers;
-    struct wsb_strlist block_headers;
-    bool preserve_host;
-    enum wsb_pp_mode send_proxy_protocol; /* off, v1 or v2 towards backends */
-    uint64_t ping_interval_ms;
-    enum wsb_health_check health_check;
-    char *health_path;
-    uint64_t health_interval_ms;
-    uint64_t health_timeout_ms;
-    unsigned health_rise;
-    unsigned health_fall;
-    unsigned breaker_threshold;
-    uint64_t breaker_cooldown_ms;
-    char *load_report_path; /* NULL = off */
-    uint64_t load_report_ttl_ms;
-    bool tls_verify;
-    char *tls_ca_file; /* NULL = system store */
-    char *tls_client_cert;
-    char *tls_client_key;
-    uint64_t slow_start_ms;
-    uint64_t resolve_interval_ms;
-  } upstream;
+  struct wsb_upstream_config upstream;
 
   struct {
     bool enabled; /* false for address = off */
@@ -140,6 +154,11 @@ struct wsb_config {
 
   struct wsb_backend_config *backends;
   size_t nbackends;
+
+  /* Every pool, "default" first (always there, maybe without backends), then the others in the
+     order their section or first backend came. */
+  struct wsb_pool_config *pools;
+  size_t npools;
 
   /* Where the TLS keys were set ("FILE:LINE", "env NAME", or FILE for a default), so a file
      that fails to load is reported at its key. */
@@ -190,6 +209,14 @@ int wsb_config_load(struct wsb_config *cfg, const char *path, char *const *envp,
 
 /* True for a backend name of 1 to 63 letters, digits, '-', '_' or '.'. */
 bool wsb_config_backend_name_valid(const char *name);
+
+/* The pool named name, or NULL. */
+const struct wsb_pool_config *wsb_config_pool(const struct wsb_config *cfg, const char *name);
+
+/* A deep copy of from into to, and the release of one. */
+void wsb_config_upstream_copy(struct wsb_upstream_config *to,
+                              const struct wsb_upstream_config *from);
+void wsb_config_upstream_free(struct wsb_upstream_config *u);
 
 void wsb_config_free(struct wsb_config *cfg);
 void wsb_config_errors_free(struct wsb_config_errors *errs);

@@ -235,19 +235,19 @@ static int set_hash_key(void *base, const char *s) {
       {"cookie:", WSB_HASH_COOKIE, param_name_valid},
       {"query:", WSB_HASH_QUERY, param_name_valid},
   };
-  struct wsb_config *cfg = base;
+  struct wsb_upstream_config *u = base;
   if (strcasecmp(s, "ip") == 0 || strcasecmp(s, "path") == 0) {
-    cfg->upstream.hash_key = tolower((unsigned char)s[0]) == 'i' ? WSB_HASH_IP : WSB_HASH_PATH;
-    free(cfg->upstream.hash_key_name);
-    cfg->upstream.hash_key_name = NULL;
+    u->hash_key = tolower((unsigned char)s[0]) == 'i' ? WSB_HASH_IP : WSB_HASH_PATH;
+    free(u->hash_key_name);
+    u->hash_key_name = NULL;
     return 0;
   }
   for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
     size_t plen = strlen(named[i].prefix);
     if (strncasecmp(s, named[i].prefix, plen) == 0 && named[i].valid(s + plen)) {
-      cfg->upstream.hash_key = named[i].key;
-      free(cfg->upstream.hash_key_name);
-      cfg->upstream.hash_key_name = wsb__cfg_strdup(s + plen);
+      u->hash_key = named[i].key;
+      free(u->hash_key_name);
+      u->hash_key_name = wsb__cfg_strdup(s + plen);
       return 0;
     }
   }
@@ -257,7 +257,7 @@ static int set_hash_key(void *base, const char *s) {
 /* Codes 1000..4999: the registered range plus the private one; 1006 stands for a lost connection.
  */
 static int set_failover_codes(void *base, const char *s) {
-  struct wsb_config *cfg = base;
+  struct wsb_upstream_config *u = base;
   struct wsb_strlist list;
   uint16_t codes[WSB_MAX_FAILOVER_CODES];
   int rc = 0;
@@ -269,8 +269,8 @@ static int set_failover_codes(void *base, const char *s) {
     codes[i] = (uint16_t)v;
   }
   if (rc == 0) {
-    memcpy(cfg->upstream.failover_codes.codes, codes, list.n * sizeof(codes[0]));
-    cfg->upstream.failover_codes.n = (uint32_t)list.n;
+    memcpy(u->failover_codes.codes, codes, list.n * sizeof(codes[0]));
+    u->failover_codes.n = (uint32_t)list.n;
   }
   wsb__cfg_strlist_free(&list);
   return rc;
@@ -298,6 +298,14 @@ static int set_backend_url(void *base, const char *s) {
     return rc;
   b->url = url;
   snprintf(b->url_text, sizeof(b->url_text), "%s", s);
+  return 0;
+}
+
+static int set_backend_pool(void *base, const char *s) {
+  struct wsb_backend_config *b = base;
+  if (!wsb_config_backend_name_valid(s))
+    return WSB_EVALUE;
+  snprintf(b->pool, sizeof(b->pool), "%s", s);
   return 0;
 }
 
@@ -391,45 +399,51 @@ static const struct cfg_key listen_keys[] = {
          "a comma list of origins, e.g. https://example.com"),
 };
 
+#undef OFF
+#define OFF(field) offsetof(struct wsb_upstream_config, field)
+
+/* Offsets into struct wsb_upstream_config: [upstream]'s and each [pool:NAME]'s. */
 static const struct cfg_key upstream_keys[] = {
-    WORD("algorithm", upstream.algorithm, algorithms, "least_conn, round_robin, random or hash"),
+    WORD("algorithm", algorithm, algorithms, "least_conn, round_robin, random or hash"),
     CUSTOM("hash_key", set_hash_key, "value", "ip, path, header:NAME, cookie:NAME or query:NAME"),
-    DURATION("connect_timeout", upstream.connect_timeout_ms, 1),
-    BOOL("failover", upstream.failover),
+    DURATION("connect_timeout", connect_timeout_ms, 1),
+    BOOL("failover", failover),
     CUSTOM("failover_codes", set_failover_codes, "code list",
            "a comma list of up to 32 close codes in 1000..4999"),
-    U32("max_failovers", upstream.max_failovers, 0, MAX_FAILOVERS),
-    SIZE("failover_buffer", upstream.failover_buffer, 0, MAX_MESSAGE_BYTES, "e.g. 64k, 1m"),
-    SIZE("failover_buffer_total", upstream.failover_buffer_total, 0, MAX_MESSAGE_BYTES,
-         "e.g. 64m, 1g"),
-    STR("reconnect_header", upstream.reconnect_header, false, header_name_valid, "header name",
+    U32("max_failovers", max_failovers, 0, MAX_FAILOVERS),
+    SIZE("failover_buffer", failover_buffer, 0, MAX_MESSAGE_BYTES, "e.g. 64k, 1m"),
+    SIZE("failover_buffer_total", failover_buffer_total, 0, MAX_MESSAGE_BYTES, "e.g. 64m, 1g"),
+    STR("reconnect_header", reconnect_header, false, header_name_valid, "header name",
         "an HTTP header name"),
-    LIST("pass_headers", upstream.pass_headers, header_name_valid, "header list",
+    LIST("pass_headers", pass_headers, header_name_valid, "header list",
          "a comma list of HTTP header names"),
-    LIST("block_headers", upstream.block_headers, header_name_valid, "header list",
+    LIST("block_headers", block_headers, header_name_valid, "header list",
          "a comma list of HTTP header names"),
-    BOOL("preserve_host", upstream.preserve_host),
-    WORD("send_proxy_protocol", upstream.send_proxy_protocol, pp_send_modes, "off, v1 or v2"),
-    DURATION("ping_interval", upstream.ping_interval_ms, 0),
-    WORD("health_check", upstream.health_check, health_checks, "off, tcp or http"),
-    STR("health_path", upstream.health_path, false, request_path_valid, "path",
+    BOOL("preserve_host", preserve_host),
+    WORD("send_proxy_protocol", send_proxy_protocol, pp_send_modes, "off, v1 or v2"),
+    DURATION("ping_interval", ping_interval_ms, 0),
+    WORD("health_check", health_check, health_checks, "off, tcp or http"),
+    STR("health_path", health_path, false, request_path_valid, "path",
         "an absolute path, e.g. /healthCheck"),
-    DURATION("health_interval", upstream.health_interval_ms, 1),
-    DURATION("health_timeout", upstream.health_timeout_ms, 1),
-    U32("health_rise", upstream.health_rise, 1, MAX_HEALTH_COUNT),
-    U32("health_fall", upstream.health_fall, 1, MAX_HEALTH_COUNT),
-    U32("breaker_threshold", upstream.breaker_threshold, 1, MAX_BREAKER),
-    DURATION("breaker_cooldown", upstream.breaker_cooldown_ms, 1),
-    STR("load_report_path", upstream.load_report_path, true, request_path_valid, "path",
+    DURATION("health_interval", health_interval_ms, 1),
+    DURATION("health_timeout", health_timeout_ms, 1),
+    U32("health_rise", health_rise, 1, MAX_HEALTH_COUNT),
+    U32("health_fall", health_fall, 1, MAX_HEALTH_COUNT),
+    U32("breaker_threshold", breaker_threshold, 1, MAX_BREAKER),
+    DURATION("breaker_cooldown", breaker_cooldown_ms, 1),
+    STR("load_report_path", load_report_path, true, request_path_valid, "path",
         "an absolute path, e.g. /metric"),
-    DURATION("load_report_ttl", upstream.load_report_ttl_ms, 1),
-    BOOL("tls_verify", upstream.tls_verify),
-    STR("tls_ca_file", upstream.tls_ca_file, true, file_name_valid, "file", "a PEM file"),
-    STR("tls_client_cert", upstream.tls_client_cert, true, file_name_valid, "file", "a PEM file"),
-    STR("tls_client_key", upstream.tls_client_key, true, file_name_valid, "file", "a PEM file"),
-    DURATION("slow_start", upstream.slow_start_ms, 0),
-    DURATION("resolve_interval", upstream.resolve_interval_ms, 0),
+    DURATION("load_report_ttl", load_report_ttl_ms, 1),
+    BOOL("tls_verify", tls_verify),
+    STR("tls_ca_file", tls_ca_file, true, file_name_valid, "file", "a PEM file"),
+    STR("tls_client_cert", tls_client_cert, true, file_name_valid, "file", "a PEM file"),
+    STR("tls_client_key", tls_client_key, true, file_name_valid, "file", "a PEM file"),
+    DURATION("slow_start", slow_start_ms, 0),
+    DURATION("resolve_interval", resolve_interval_ms, 0),
 };
+
+#undef OFF
+#define OFF(field) offsetof(struct wsb_config, field)
 
 static const struct cfg_key admin_keys[] = {
     CUSTOM("address", set_admin_address, "address", "off or HOST:PORT, e.g. 127.0.0.1:8081"),
@@ -447,6 +461,8 @@ static const struct cfg_key backend_keys[] = {
     U32("max_sessions", max_sessions, 0, MAX_SESSIONS),
     BOOL("enabled", enabled),
     BOOL("backup", backup),
+    CUSTOM("pool", set_backend_pool, "pool name",
+           "1 to 63 letters, digits, '-', '_' or '.', e.g. chat"),
 };
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
@@ -464,14 +480,15 @@ static const struct {
     [CFG_SEC_UPSTREAM] = {"upstream", upstream_keys, NKEYS(upstream_keys)},
     [CFG_SEC_ADMIN] = {"admin", admin_keys, NKEYS(admin_keys)},
     [CFG_SEC_BACKEND] = {"backend", backend_keys, NKEYS(backend_keys)},
+    [CFG_SEC_POOL] = {"pool", upstream_keys, NKEYS(upstream_keys)},
 };
 
 const char *wsb__cfg_section_name(enum cfg_section sec) {
-  return sec <= CFG_SEC_BACKEND ? sections[sec].name : "";
+  return sec <= CFG_SEC_POOL ? sections[sec].name : "";
 }
 
 size_t wsb__cfg_key_count(enum cfg_section sec) {
-  return sec <= CFG_SEC_BACKEND ? sections[sec].n : 0;
+  return sec <= CFG_SEC_POOL ? sections[sec].n : 0;
 }
 
 const char *wsb__cfg_key_name(enum cfg_section sec, size_t i) {
@@ -479,7 +496,7 @@ const char *wsb__cfg_key_name(enum cfg_section sec, size_t i) {
 }
 
 int wsb__cfg_key_find(enum cfg_section sec, const char *name) {
-  if (sec > CFG_SEC_BACKEND)
+  if (sec > CFG_SEC_POOL)
     return -1;
   for (size_t i = 0; i < sections[sec].n; i++)
     if (strcmp(sections[sec].keys[i].name, name) == 0)

@@ -15,6 +15,7 @@ enum cfg_section {
   CFG_SEC_UPSTREAM,
   CFG_SEC_ADMIN,
   CFG_SEC_BACKEND,
+  CFG_SEC_POOL, /* [pool:NAME]: [upstream]'s keys */
   CFG_SEC_NONE, /* before the first section header */
   CFG_SEC_SKIP, /* inside an unknown, malformed or duplicate section: its keys are ignored */
 };
@@ -23,7 +24,7 @@ enum cfg_section {
 #define CFG_MAX_KEYS         64
 #define CFG_MAX_BACKEND_KEYS 8
 
-/* "wsbal", "listen", "upstream", "admin" or "backend". */
+/* "wsbal", "listen", "upstream", "admin", "backend" or "pool". */
 const char *wsb__cfg_section_name(enum cfg_section sec);
 
 /* How many keys section sec has (0 for CFG_SEC_NONE and CFG_SEC_SKIP), and the name of its key i
@@ -38,7 +39,8 @@ int wsb__cfg_key_find(enum cfg_section sec, const char *name);
 
 /*
  * Parses value into key idx of section sec. base is the struct wsb_config
- * for the global sections and the struct wsb_backend_config for a backend.
+ * for [wsbal], [listen] and [admin], the struct wsb_upstream_config for
+ * [upstream] and a pool, and the struct wsb_backend_config for a backend.
  * label is the section as the user wrote it ("[listen]", "[backend:app1]").
  * On failure the field is unchanged, a sentence without location goes to
  * msg, and the result is WSB_EVALUE or WSB_ERANGE_VALUE.

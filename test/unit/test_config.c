@@ -330,6 +330,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->max_sessions, 300);
   ck_assert(!b->enabled);
   ck_assert(b->backup);
+  ck_assert_str_eq(b->pool, "chat");
   ck_assert_int_eq(b->line, 68);
   b = &c.backends[1];
   ck_assert_str_eq(b->name, "app_2.b");
@@ -338,7 +339,13 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(b->weight, 1);
   ck_assert(b->enabled);
   ck_assert(!b->backup);
-  ck_assert_int_eq(b->line, 75);
+  ck_assert_str_eq(b->pool, "default");
+  ck_assert_int_eq(b->line, 76);
+  ck_assert_uint_eq(c.npools, 2);
+  ck_assert_str_eq(c.pools[1].name, "chat");
+  ck_assert_int_eq(c.pools[1].upstream.algorithm, WSB_ALG_ROUND_ROBIN);
+  ck_assert_str_eq(c.pools[1].upstream.hash_key_name, "X-Chat");
+  ck_assert_uint_eq(c.pools[1].upstream.failover_codes.n, 1);
   wsb_config_free(&c);
 }
 END_TEST
@@ -366,7 +373,7 @@ static bool file_sets(const char *path, enum cfg_section sec, const char *key) {
 START_TEST(every_key_is_listed) {
   static const size_t want[] = {
       [CFG_SEC_WSBAL] = 10, [CFG_SEC_LISTEN] = 14, [CFG_SEC_UPSTREAM] = 30,
-      [CFG_SEC_ADMIN] = 4,  [CFG_SEC_BACKEND] = 5,
+      [CFG_SEC_ADMIN] = 4,  [CFG_SEC_BACKEND] = 6,
   };
   size_t total = 0;
   for (enum cfg_section sec = CFG_SEC_WSBAL; sec <= CFG_SEC_BACKEND; sec++) {
@@ -382,13 +389,116 @@ START_TEST(every_key_is_listed) {
     ck_assert_ptr_null(wsb__cfg_key_name(sec, n));
     total += n;
   }
-  ck_assert_uint_eq(total, 63);
+  ck_assert_uint_eq(total, 64);
+  /* A pool takes [upstream]'s keys, the very same table. */
+  ck_assert_uint_eq(wsb__cfg_key_count(CFG_SEC_POOL), wsb__cfg_key_count(CFG_SEC_UPSTREAM));
+  ck_assert_str_eq(wsb__cfg_section_name(CFG_SEC_POOL), "pool");
   ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_LISTEN, 0), "address");
   ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_UPSTREAM, 29), "resolve_interval");
   ck_assert_str_eq(wsb__cfg_key_name(CFG_SEC_BACKEND, 0), "url");
   ck_assert_uint_eq(wsb__cfg_key_count(CFG_SEC_NONE), 0);
   ck_assert_uint_eq(wsb__cfg_key_count(CFG_SEC_SKIP), 0);
   ck_assert_ptr_null(wsb__cfg_key_name(CFG_SEC_NONE, 0));
+}
+END_TEST
+
+/* Pools: "default" always first, then the sections, then names only backends give; each is
+   [upstream] (wherever it stood, environment included) with its own keys over it. */
+START_TEST(pools) {
+  struct fixture f;
+  load(&f, BACKEND, NULL);
+  expect_ok(&f);
+  ck_assert_uint_eq(f.cfg.npools, 1);
+  ck_assert_str_eq(f.cfg.pools[0].name, "default");
+  ck_assert_int_eq(f.cfg.pools[0].line, 0);
+  ck_assert_str_eq(f.cfg.backends[0].pool, "default");
+  ck_assert_str_eq(f.cfg.pools[0].upstream.reconnect_header, "X-Balancer-Reconnect");
+  fixture_done(&f);
+
+  static char *const env[] = {"WSBAL_UPSTREAM_MAX_FAILOVERS=7", NULL};
+  load(&f,
+       "[pool:chat]\n"             /* 1 */
+       "algorithm = hash\n"        /* 2 */
+       "pass_headers = X-A, X-B\n" /* 3 */
+       "[upstream]\n"              /* 4 */
+       "hash_key = cookie:sid\n"   /* 5 */
+       "connect_timeout = 2s\n"    /* 6 */
+       "[backend:c1]\n"            /* 7 */
+       "url = ws://127.0.0.1:1\n"  /* 8 */
+       "pool = chat\n"             /* 9 */
+       "[backend:o1]\n"            /* 10 */
+       "url = ws://127.0.0.1:2\n"  /* 11 */
+       "pool = ocpp\n"             /* 12 */
+       "[pool:default]\n"          /* 13 */
+       "connect_timeout = 1s\n"    /* 14 */
+       "[pool:empty]\n",           /* 15 */
+       env);
+  expect_ok(&f);
+  const struct wsb_config *c = &f.cfg;
+  ck_assert_uint_eq(c->npools, 4);
+  const char *names[] = {"default", "chat", "empty", "ocpp"};
+  const int lines[] = {13, 1, 15, 10};
+  for (size_t i = 0; i < 4; i++) {
+    ck_assert_str_eq(c->pools[i].name, names[i]);
+    ck_assert_int_eq(c->pools[i].line, lines[i]);
+    ck_assert_ptr_eq(wsb_config_pool(c, names[i]), &c->pools[i]);
+    ck_assert_uint_eq(c->pools[i].upstream.max_failovers, 7); /* the environment's */
+  }
+  ck_assert_ptr_null(wsb_config_pool(c, "nope"));
+  ck_assert_uint_eq(c->upstream.connect_timeout_ms, 2000);
+  ck_assert_uint_eq(c->pools[0].upstream.connect_timeout_ms, 1000);
+  ck_assert_uint_eq(c->pools[1].upstream.connect_timeout_ms, 2000);
+  ck_assert_int_eq(c->pools[1].upstream.algorithm, WSB_ALG_HASH);
+  ck_assert_int_eq(c->upstream.algorithm, WSB_ALG_LEAST_CONN);
+  ck_assert_int_eq(c->pools[1].upstream.hash_key, WSB_HASH_COOKIE);
+  ck_assert_str_eq(c->pools[1].upstream.hash_key_name, "sid");
+  ck_assert_uint_eq(c->pools[1].upstream.pass_headers.n, 2);
+  ck_assert_str_eq(c->pools[1].upstream.pass_headers.items[1], "X-B");
+  ck_assert_uint_eq(c->upstream.pass_headers.n, 0);
+  /* Deep copies: each pool's strings are its own. */
+  ck_assert_ptr_ne(c->pools[3].upstream.hash_key_name, c->upstream.hash_key_name);
+  ck_assert_str_eq(c->pools[3].upstream.hash_key_name, "sid");
+  fixture_done(&f);
+}
+END_TEST
+
+START_TEST(pool_errors) {
+  CHECK_FILE(BACKEND "[pool:bad name]\nalgorithm = hash\n[pool:a]\n[pool:a]\n",
+             "@3: bad pool name \"bad name\" (expected 1 to 63 letters, digits, '-', '_' or '.')",
+             "@6: duplicate section [pool:a] (first at line 5)");
+  CHECK_FILE(BACKEND "[pool:a]\ncolour = red\nalgorithm = fastest\nalgorithm = hash\n"
+                     "algorithm = random\n",
+             "@4: unknown key \"colour\" in [pool:a]",
+             "@5: bad value \"fastest\" for [pool:a] algorithm (expected least_conn, round_robin, "
+             "random or hash)",
+             "@6: [pool:a] algorithm given twice (first at line 5)",
+             "@7: [pool:a] algorithm given twice (first at line 5)");
+  CHECK_FILE(BACKEND "[pool:a]\nresolve_interval = 1m\nfailover_buffer_total = 1m\n",
+             "@4: [pool:a] resolve_interval applies to every pool at once: set it in [upstream]",
+             "@5: [pool:a] failover_buffer_total applies to every pool at once: set it in "
+             "[upstream]");
+  CHECK_FILE(BACKEND "pool = no way\n",
+             "@3: bad pool name \"no way\" for [backend:b] pool (expected 1 to 63 letters, "
+             "digits, '-', '_' or '.', e.g. chat)");
+  CHECK_FILE(BACKEND "[pool:a]\ntls_client_cert = /c.pem\n",
+             "@4: [pool:a] tls_client_cert and tls_client_key come together: one is not set");
+  /* [upstream] gives the pair, the pool its own certificate over it: a pair still. */
+  struct fixture f;
+  load(&f,
+       BACKEND "[pool:a]\ntls_client_cert = /c.pem\n[upstream]\ntls_client_cert = /u.pem\n"
+               "tls_client_key = /k.pem\n",
+       NULL);
+  expect_ok(&f);
+  fixture_done(&f);
+  /* One pool too many, reported where it is named. */
+  char text[8192];
+  size_t n = 0;
+  for (int i = 0; i < WSB_MAX_POOLS; i++)
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "[backend:b%d]\nurl = ws://h:1\npool = p%d\n",
+                          i, i);
+  load(&f, text, NULL);
+  EXPECT_ERRORS(&f, "@94: pool p31 is one more than the 32 pools wsbal holds");
+  fixture_done(&f);
 }
 END_TEST
 
@@ -495,10 +605,10 @@ END_TEST
 
 START_TEST(error_sections) {
   CHECK_FILE(BACKEND "[foo]\nx = 1\ny = 2\n[Listen]\n",
-             "@3: unknown section [foo] (expected [wsbal], [listen], [upstream], [admin] or "
-             "[backend:NAME])",
-             "@6: unknown section [Listen] (expected [wsbal], [listen], [upstream], [admin] or "
-             "[backend:NAME])");
+             "@3: unknown section [foo] (expected [wsbal], [listen], [upstream], [admin], "
+             "[backend:NAME] or [pool:NAME])",
+             "@6: unknown section [Listen] (expected [wsbal], [listen], [upstream], [admin], "
+             "[backend:NAME] or [pool:NAME])");
   CHECK_FILE(BACKEND "[listen\naddress = x\n", "@3: section header without ']'");
   CHECK_FILE(BACKEND "[listen] x\n", "@3: unexpected text after the section header: \"x\"");
   CHECK_FILE(
@@ -744,46 +854,47 @@ END_TEST
 
 /* Several mistakes in one file: every one reported, in file order, the load going on. */
 START_TEST(error_many_at_once) {
-  CHECK_FILE("[wsbal]\n"
-             "workers = many\n"
-             "colour = blue\n"
-             "[listen]\n"
-             "address = 127.0.0.1\n"
-             "handshake_timeout = 10x\n"
-             "max_header_bytes = 16q\n"
-             "[nosuchsection]\n"
-             "key = value\n"
-             "[upstream]\n"
-             "algorithm = fastest\n"
-             "failover = maybe\n"
-             "[admin]\n"
-             "address = 0.0.0.0:8081\n"
-             "[backend:a]\n"
-             "url = http://127.0.0.1:1\n"
-             "[backend:b]\n"
-             "url = ws://127.0.0.1:2\n"
-             "weight = 5000\n"
-             "[backend:b]\n"
-             "url = ws://127.0.0.1:3\n",
-             "@2: bad value \"many\" for [wsbal] workers (expected auto or 1..1024)",
-             "@3: unknown key \"colour\" in [wsbal]",
-             "@5: bad address \"127.0.0.1\" for [listen] address (expected a comma list of up to "
-             "16 HOST:PORT, e.g. 0.0.0.0:8080, [::]:8080)",
-             "@6: bad duration \"10x\" for [listen] handshake_timeout (expected more than 0, e.g. "
-             "500ms, 10s, 5m)",
-             "@7: bad size \"16q\" for [listen] max_header_bytes (expected 1k..1m, e.g. 16k)",
-             "@8: unknown section [nosuchsection] (expected [wsbal], [listen], [upstream], [admin] "
-             "or [backend:NAME])",
-             "@11: bad value \"fastest\" for [upstream] algorithm (expected least_conn, "
-             "round_robin, random or hash)",
-             "@12: bad boolean \"maybe\" for [upstream] failover (expected on, off, yes, no, true, "
-             "false, 1 or 0)",
-             "@16: bad URL \"http://127.0.0.1:1\" for [backend:a] url (expected "
-             "ws://HOST[:PORT][/PATH] or wss://...)",
-             "@19: number \"5000\" for [backend:b] weight is out of range (expected 1..1000)",
-             "@20: duplicate section [backend:b] (first at line 17)",
-             "@14: [admin] address 0.0.0.0:8081 is not a loopback address: set [admin] token or "
-             "use 127.0.0.1");
+  CHECK_FILE(
+      "[wsbal]\n"
+      "workers = many\n"
+      "colour = blue\n"
+      "[listen]\n"
+      "address = 127.0.0.1\n"
+      "handshake_timeout = 10x\n"
+      "max_header_bytes = 16q\n"
+      "[nosuchsection]\n"
+      "key = value\n"
+      "[upstream]\n"
+      "algorithm = fastest\n"
+      "failover = maybe\n"
+      "[admin]\n"
+      "address = 0.0.0.0:8081\n"
+      "[backend:a]\n"
+      "url = http://127.0.0.1:1\n"
+      "[backend:b]\n"
+      "url = ws://127.0.0.1:2\n"
+      "weight = 5000\n"
+      "[backend:b]\n"
+      "url = ws://127.0.0.1:3\n",
+      "@2: bad value \"many\" for [wsbal] workers (expected auto or 1..1024)",
+      "@3: unknown key \"colour\" in [wsbal]",
+      "@5: bad address \"127.0.0.1\" for [listen] address (expected a comma list of up to "
+      "16 HOST:PORT, e.g. 0.0.0.0:8080, [::]:8080)",
+      "@6: bad duration \"10x\" for [listen] handshake_timeout (expected more than 0, e.g. "
+      "500ms, 10s, 5m)",
+      "@7: bad size \"16q\" for [listen] max_header_bytes (expected 1k..1m, e.g. 16k)",
+      "@8: unknown section [nosuchsection] (expected [wsbal], [listen], [upstream], [admin], "
+      "[backend:NAME] or [pool:NAME])",
+      "@11: bad value \"fastest\" for [upstream] algorithm (expected least_conn, "
+      "round_robin, random or hash)",
+      "@12: bad boolean \"maybe\" for [upstream] failover (expected on, off, yes, no, true, "
+      "false, 1 or 0)",
+      "@16: bad URL \"http://127.0.0.1:1\" for [backend:a] url (expected "
+      "ws://HOST[:PORT][/PATH] or wss://...)",
+      "@19: number \"5000\" for [backend:b] weight is out of range (expected 1..1000)",
+      "@20: duplicate section [backend:b] (first at line 17)",
+      "@14: [admin] address 0.0.0.0:8081 is not a loopback address: set [admin] token or "
+      "use 127.0.0.1");
 }
 END_TEST
 
@@ -1079,6 +1190,8 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, full_file_reads_every_key);
   tcase_add_test(tc, every_key_is_listed);
   tcase_add_test(tc, word_values);
+  tcase_add_test(tc, pools);
+  tcase_add_test(tc, pool_errors);
   tcase_add_test(tc, ini_dialect);
   tcase_add_test(tc, error_sections);
   tcase_add_test(tc, error_duplicates);

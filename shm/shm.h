@@ -17,6 +17,8 @@
 #define WSB_SHM_MAX_BACKENDS    256
 #define WSB_SHM_LIST_MAX        1024 /* comma lists copied from the configuration */
 #define WSB_SHM_HEADER_NAME_MAX 128
+#define WSB_SHM_MAX_POOLS       WSB_MAX_POOLS
+#define WSB_SHM_DEFAULT_POOL    0 /* "default" always has pool slot 0 */
 
 /* One backend as workers see it. A backend keeps its slot while its name exists. */
 struct wsb_shm_backend {
@@ -32,6 +34,7 @@ struct wsb_shm_backend {
   bool retired;
   bool enabled;
   bool backup;
+  uint32_t pool; /* its pool's slot in the table's pools */
 };
 
 /*
@@ -111,11 +114,36 @@ struct wsb_shm_settings {
   uint64_t tls_serial;
 };
 
-struct wsb_shm_table {
+/*
+ * A pool as workers see it. A pool keeps its slot while its name exists, as a backend does, so
+ * a live session's pool (a slot) means the same pool across reloads; "default" is slot 0.
+ */
+struct wsb_shm_pool {
+  char name[WSB_SECTION_NAME_MAX];
+  bool in_use;
+  /* The table's settings with the pool's [upstream] keys: what a session of the pool reads
+     (tls_serial aside: the table's is the one bumped by a reload). */
   struct wsb_shm_settings settings;
-  uint32_t nslots; /* slots [0, nslots) may be in use */
-  struct wsb_shm_backend backends[WSB_SHM_MAX_BACKENDS];
 };
+
+struct wsb_shm_table {
+  struct wsb_shm_settings settings; /* [upstream]'s, and the process-wide keys */
+  uint32_t nslots;                  /* slots [0, nslots) may be in use */
+  uint32_t npools;                  /* pool slots [0, npools) may be in use */
+  struct wsb_shm_backend backends[WSB_SHM_MAX_BACKENDS];
+  struct wsb_shm_pool pools[WSB_SHM_MAX_POOLS];
+};
+
+/* The settings a session of pool reads; the default pool's for a slot not in use. */
+static inline const struct wsb_shm_settings *wsb_shm_pool_settings(const struct wsb_shm_table *t,
+                                                                   uint32_t pool) {
+  if (pool >= t->npools || !t->pools[pool].in_use)
+    pool = WSB_SHM_DEFAULT_POOL;
+  return &t->pools[pool].settings;
+}
+
+/* The pool slot named name in t, or -1. */
+int wsb_shm_pool_find(const struct wsb_shm_table *t, const char *name);
 
 enum wsb_breaker_state { WSB_BREAKER_CLOSED, WSB_BREAKER_OPEN, WSB_BREAKER_TRIAL };
 #define WSB_BREAKER_NAMES \
@@ -292,8 +320,9 @@ struct wsb_shm {
      added or enabled, or comes up (wsb_shm_backend_set_up); a worker, when it closes a breaker.
      0 = never, full weight. Plain stores of a time: a writer dying leaves nothing half done. */
   _Atomic uint64_t ramp_since_ms[WSB_SHM_MAX_BACKENDS];
-  /* round_robin's shared tickets, primaries and backups: see worker/select_round_robin.c. */
-  _Atomic uint64_t rr_tickets[2];
+  /* round_robin's shared tickets per pool, primaries and backups: see
+     worker/select_round_robin.c. */
+  _Atomic uint64_t rr_tickets[WSB_SHM_MAX_POOLS][2];
   _Atomic uint64_t reloads_ok; /* written by the master */
   _Atomic uint64_t worker_restarts;
   _Atomic uint64_t reloads_error;
@@ -389,7 +418,9 @@ static inline void wsb_shm_observe(_Atomic uint64_t *buckets, const uint64_t *bo
  * Builds a table from a configuration and the addresses each of its backends
  * resolved to (addrs[i] for cfg->backends[i]; the master resolves, this never
  * does): one backend per address, named NAME for a single address and
- * NAME#ADDR for several. Keeps each backend in the slot its name has in prev
+ * NAME#ADDR for several, and its pools: cfg's, then any other a backend names
+ * (with [upstream]'s settings), each keeping the slot its name has in prev.
+ * Keeps each backend in the slot its name has in prev
  * (NULL at start-up), in use or retired. A slot no backend of t takes but
  * that has live sessions in shm is held (retired, with the name prev gave
  * it), however many generations ago its backend went; a slot prev had in use

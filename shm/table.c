@@ -40,21 +40,80 @@ static int copy_string(char *out, size_t cap, const char *s, const char *what, c
 
 /* Copies of each kind of setting of WSB_WORKER_SETTINGS (shm.h); a failed one keeps rc. TLS
    files are copied as paths only: they were checked when the configuration was loaded. */
-#define FILL_VAL(what, from, to) s->to = cfg->from;
+#define FILL_VAL(what, from, to) s->to = from;
 #define FILL_STR(what, from, to) \
   if (rc == 0)                   \
-    rc = copy_string(s->to, sizeof(s->to), cfg->from, what, err, errlen);
+    rc = copy_string(s->to, sizeof(s->to), from, what, err, errlen);
 #define FILL_LIST(what, from, to) \
   if (rc == 0)                    \
-    rc = join_list(s->to, sizeof(s->to), &cfg->from, what, err, errlen);
+    rc = join_list(s->to, sizeof(s->to), &from, what, err, errlen);
+/* Where a section's values come from: [upstream]'s are the pool's (u). */
+#define FILL_FROM_wsbal    cfg->wsbal
+#define FILL_FROM_listen   cfg->listen
+#define FILL_FROM_upstream (*u)
 #define FILL(copy, type, section, prefix, key, suffix) \
-  FILL_##copy("[" #section "] " #key, section.key##suffix, prefix##key##suffix)
+  FILL_##copy("[" #section "] " #key, FILL_FROM_##section.key##suffix, prefix##key##suffix)
 
-static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cfg, char *err,
-                         size_t errlen) {
+/* The settings of a pool whose upstream keys are u (cfg's own for the table's). */
+static int fill_settings(struct wsb_shm_settings *s, const struct wsb_config *cfg,
+                         const struct wsb_upstream_config *u, char *err, size_t errlen) {
   int rc = 0;
   memset(s, 0, sizeof(*s));
   WSB_WORKER_SETTINGS(FILL)
+  return rc;
+}
+
+int wsb_shm_pool_find(const struct wsb_shm_table *t, const char *name) {
+  for (uint32_t i = 0; i < t->npools; i++)
+    if (t->pools[i].in_use && strcmp(t->pools[i].name, name) == 0)
+      return (int)i;
+  return -1;
+}
+
+/* Adds pool name with upstream keys u to t, in the slot prev gave it or else in a free one
+   (one prev did not use, if any: a session of a removed pool may still name its slot). */
+static int add_pool(struct wsb_shm_table *t, const struct wsb_shm_table *prev, const char *name,
+                    const struct wsb_config *cfg, const struct wsb_upstream_config *u, char *err,
+                    size_t errlen) {
+  int slot = strcmp(name, WSB_DEFAULT_POOL) == 0 ? WSB_SHM_DEFAULT_POOL
+             : prev != NULL                      ? wsb_shm_pool_find(prev, name)
+                                                 : -1;
+  for (int pass = 0; slot < 0 && pass < 2; pass++)
+    for (int i = WSB_SHM_DEFAULT_POOL + 1; slot < 0 && i < WSB_SHM_MAX_POOLS; i++)
+      if (!t->pools[i].in_use &&
+          (pass == 1 || prev == NULL || (uint32_t)i >= prev->npools || !prev->pools[i].in_use))
+        slot = i;
+  if (slot < 0 || t->pools[slot].in_use) {
+    snprintf(err, errlen, "pool %s: more than %d pools", name, WSB_SHM_MAX_POOLS);
+    return -E2BIG;
+  }
+  struct wsb_shm_pool *p = &t->pools[slot];
+  int rc = fill_settings(&p->settings, cfg, u, err, errlen);
+  if (rc != 0)
+    return rc;
+  p->in_use = true;
+  snprintf(p->name, sizeof(p->name), "%s", name);
+  if ((uint32_t)slot + 1 > t->npools)
+    t->npools = (uint32_t)slot + 1;
+  return 0;
+}
+
+/* A backend's pool; one built without the key (a test's, an old caller's) is in "default". */
+static const char *pool_of(const struct wsb_backend_config *b) {
+  return b->pool[0] != '\0' ? b->pool : WSB_DEFAULT_POOL;
+}
+
+/* cfg's pools, then those only its backends name (the admin API adds backends to any pool). */
+static int build_pools(struct wsb_shm_table *t, const struct wsb_config *cfg,
+                       const struct wsb_shm_table *prev, char *err, size_t errlen) {
+  int rc = 0;
+  if (wsb_config_pool(cfg, WSB_DEFAULT_POOL) == NULL)
+    rc = add_pool(t, prev, WSB_DEFAULT_POOL, cfg, &cfg->upstream, err, errlen);
+  for (size_t i = 0; rc == 0 && i < cfg->npools; i++)
+    rc = add_pool(t, prev, cfg->pools[i].name, cfg, &cfg->pools[i].upstream, err, errlen);
+  for (size_t i = 0; rc == 0 && i < cfg->nbackends; i++)
+    if (wsb_shm_pool_find(t, pool_of(&cfg->backends[i])) < 0)
+      rc = add_pool(t, prev, pool_of(&cfg->backends[i]), cfg, &cfg->upstream, err, errlen);
   return rc;
 }
 
@@ -147,13 +206,16 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
                         const struct wsb_addrs *addrs, const struct wsb_shm_table *prev,
                         const struct wsb_shm *shm, char *err, size_t errlen) {
   memset(t, 0, sizeof(*t));
-  int rc = fill_settings(&t->settings, cfg, err, errlen);
+  int rc = fill_settings(&t->settings, cfg, &cfg->upstream, err, errlen);
+  if (rc == 0)
+    rc = build_pools(t, cfg, prev, err, errlen);
   if (rc != 0)
     return rc;
   if (prev != NULL) {
     /* A reload bumps serial itself (master.c). */
     t->settings.tls_serial = prev->settings.tls_serial;
   }
+
   struct entry entries[WSB_SHM_MAX_BACKENDS]; /* about 37 KiB: the master's stack has room */
   size_t n;
   rc = expand(entries, &n, cfg, addrs, err, errlen);
@@ -192,6 +254,7 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
     b->max_sessions = bc->max_sessions;
     b->enabled = bc->enabled;
     b->backup = bc->backup;
+    b->pool = (uint32_t)wsb_shm_pool_find(t, pool_of(bc)); /* build_pools made every one */
     b->in_use = true;
     if ((uint32_t)e->slot + 1 > t->nslots)
       t->nslots = (uint32_t)e->slot + 1;

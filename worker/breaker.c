@@ -6,6 +6,11 @@
 /* A trial that its worker never reports (it died) is given up after this long. */
 #define TRIAL_GRACE_MS 2000
 
+/* The breaker of a backend follows its pool's keys (the pool it is in now). */
+static const struct wsb_shm_settings *slot_settings(const struct wsb_worker *w, uint32_t slot) {
+  return wsb_shm_pool_settings(w->table, w->table->backends[slot].pool);
+}
+
 bool wsb_breaker_allows(struct wsb_worker *w, uint32_t slot) {
   struct wsb_shm *shm = w->shm;
   uint32_t state = atomic_load(&shm->breaker_state[slot]);
@@ -16,7 +21,7 @@ bool wsb_breaker_allows(struct wsb_worker *w, uint32_t slot) {
     return false; /* cooling down, or another session's trial is under way */
   /* The cooldown is over (or a trial was lost): the first worker to swap the state runs the
      trial; the others keep away until it has decided. */
-  uint64_t trial_until = now + w->table->settings.connect_timeout_ms + TRIAL_GRACE_MS;
+  uint64_t trial_until = now + slot_settings(w, slot)->connect_timeout_ms + TRIAL_GRACE_MS;
   if (!atomic_compare_exchange_strong(&shm->breaker_state[slot], &state, WSB_BREAKER_TRIAL))
     return false;
   atomic_store(&shm->breaker_until_ms[slot], trial_until);
@@ -26,18 +31,18 @@ bool wsb_breaker_allows(struct wsb_worker *w, uint32_t slot) {
 
 void wsb_breaker_failure(struct wsb_worker *w, uint32_t slot) {
   struct wsb_shm *shm = w->shm;
-  uint32_t threshold = w->table->settings.breaker_threshold;
+  const struct wsb_shm_settings *cfg = slot_settings(w, slot);
+  uint32_t threshold = cfg->breaker_threshold;
   uint32_t failures = atomic_fetch_add(&shm->breaker_failures[slot], 1) + 1;
   uint32_t state = atomic_load(&shm->breaker_state[slot]);
   bool trip = (state == WSB_BREAKER_CLOSED && threshold > 0 && failures >= threshold) ||
               state == WSB_BREAKER_TRIAL;
   if (!trip || !atomic_compare_exchange_strong(&shm->breaker_state[slot], &state, WSB_BREAKER_OPEN))
     return;
-  atomic_store(&shm->breaker_until_ms[slot],
-               uv_now(&w->loop) + w->table->settings.breaker_cooldown_ms);
+  atomic_store(&shm->breaker_until_ms[slot], uv_now(&w->loop) + cfg->breaker_cooldown_ms);
   wsb_log_warn("breaker of backend %s open for %llu ms after %u failures in a row",
-               w->table->backends[slot].name,
-               (unsigned long long)w->table->settings.breaker_cooldown_ms, failures);
+               w->table->backends[slot].name, (unsigned long long)cfg->breaker_cooldown_ms,
+               failures);
 }
 
 /* An answer that says nothing about the backend's health (a status for the client's request)

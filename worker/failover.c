@@ -90,7 +90,7 @@ void wsb__failover_begin(struct wsb_session *s, enum wsb_failover_reason why, in
     end_with_backend(s, reason);
     return;
   }
-  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  const struct wsb_shm_settings *cfg = wsb__session_pool_settings(s);
   bool held = wsb__slot_valid(s->backend_slot);
   assert(held); /* RELAY holds its backend's slot */
   const char *name = held ? s->w->table->backends[s->backend_slot].name : "?";

@@ -172,7 +172,7 @@ void wsb__proxy_header_read(struct wsb_leg *l, ssize_t nread) {
 }
 
 int wsb__proxy_header_send(struct wsb_session *s) {
-  int version = (int)s->w->table->settings.send_proxy_protocol;
+  int version = (int)wsb__session_pool_settings(s)->send_proxy_protocol;
   if (version == WSB_PP_OFF)
     return 0;
   int rc = wsb__proxy_header_tcp_ends(s, true);

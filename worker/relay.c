@@ -170,7 +170,7 @@ static int pass_data(struct wsb_leg *l, struct batch *b, const uint8_t *p, size_
       l->partial_out = true;
     return rc;
   }
-  uint64_t bound = s->w->table->settings.failover_buffer;
+  uint64_t bound = wsb__session_pool_settings(s)->failover_buffer;
   if (whole_frame && (!fin || l->hold.len > 0) && !l->partial_out && l->hold.len + take <= bound) {
     if (wsb_buf_append(&l->hold, p, take) != 0)
       return UV_ENOMEM;
@@ -384,8 +384,8 @@ void wsb__relay_eof(struct wsb_leg *l, int status) {
 }
 
 static uint64_t ping_interval(const struct wsb_leg *l) {
-  const struct wsb_shm_settings *cfg = &l->s->w->table->settings;
-  return l->is_client ? cfg->listen_ping_interval_ms : cfg->upstream_ping_interval_ms;
+  return l->is_client ? l->s->w->table->settings.listen_ping_interval_ms
+                      : wsb__session_pool_settings(l->s)->upstream_ping_interval_ms;
 }
 
 /* When the timer must next look at this session: a ping to send, a pong overdue, idleness. */

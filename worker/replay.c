@@ -122,7 +122,7 @@ void wsb__replay_answered(struct wsb_session *s) {
 }
 
 void wsb__replay_keep(struct wsb_session *s, const uint8_t *frame, size_t len, bool fin) {
-  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  const struct wsb_shm_settings *cfg = wsb__session_pool_settings(s);
   if (!cfg->failover)
     return;
   /* A message one frame of which could not be kept stays out of the window until it ends. */
@@ -145,9 +145,8 @@ void wsb__replay_keep(struct wsb_session *s, const uint8_t *frame, size_t len, b
 }
 
 bool wsb__replay_client_may_read(const struct wsb_session *s) {
-  const struct wsb_shm_settings *cfg = &s->w->table->settings;
-  return s->replay.len <= cfg->failover_buffer &&
-         s->w->replay_bytes <= cfg->failover_buffer_total &&
+  return s->replay.len <= wsb__session_pool_settings(s)->failover_buffer &&
+         s->w->replay_bytes <= s->w->table->settings.failover_buffer_total &&
          s->client.queued <= LEG_QUEUE_HIGH_WATER;
 }
 

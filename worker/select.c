@@ -20,10 +20,10 @@ const struct wsb_balancer *wsb_balancer_of(uint32_t algorithm) {
 }
 
 int wsb_selector_init(struct wsb_selector *s, const struct wsb_balancer *b,
-                      const struct wsb_shm_table *t) {
+                      const struct wsb_shm_table *t, uint32_t pool) {
   *s = (struct wsb_selector){.balancer = b};
   for (int tier = 0; tier < 2 && b->prepare != NULL; tier++) {
-    if (b->prepare(t, tier == 1, &s->state[tier]) != 0) {
+    if (b->prepare(t, pool, tier == 1, &s->state[tier]) != 0) {
       wsb_selector_free(s);
       return -ENOMEM;
     }
@@ -53,7 +53,8 @@ bool wsb_select_available(const struct wsb_pick *p, uint32_t slot) {
   if (slot >= p->table->nslots)
     return false;
   const struct wsb_shm_backend *b = &p->table->backends[slot];
-  if (!b->in_use || !b->enabled || b->backup != p->backups || wsb_slot_set_has(&p->excluded, slot))
+  if (!b->in_use || !b->enabled || b->pool != p->pool || b->backup != p->backups ||
+      wsb_slot_set_has(&p->excluded, slot))
     return false;
   if (!atomic_load_explicit(&p->shm->backend_up[slot], memory_order_relaxed))
     return false;
@@ -71,7 +72,7 @@ uint64_t wsb_select_load(const struct wsb_pick *p, uint32_t slot) {
 uint64_t wsb_select_weight(const struct wsb_pick *p, uint32_t slot) {
   uint64_t since = atomic_load_explicit(&p->shm->ramp_since_ms[slot], memory_order_relaxed);
   return wsb_ramp_weight(p->table->backends[slot].weight, since, p->now_ms,
-                         p->table->settings.slow_start_ms);
+                         wsb_shm_pool_settings(p->table, p->pool)->slow_start_ms);
 }
 
 int wsb_select_compare(uint64_t load_a, uint64_t weight_a, uint64_t load_b, uint64_t weight_b) {

@@ -21,20 +21,22 @@ struct wsb_pick {
   /* Random numbers for tie-breaks and draws: the worker's generator, a seeded one in tests. */
   uint64_t (*random)(void *ctx);
   void *random_ctx;
+  uint32_t pool;                /* the session's pool slot: only its backends are candidates */
   struct wsb_slot_set excluded; /* slots tried already for this session */
   bool backups;                 /* choose among backups: no primary is available */
   uint64_t key_hash;            /* hash: the hash of the request's key */
 };
 
 /*
- * A balancing algorithm (STYLE.md rule 8). Its state is built once per table generation and
- * tier (primaries, backups), never per selection: the tiers never mix, so each has its own.
+ * A balancing algorithm (STYLE.md rule 8). Its state is built once per table generation, pool
+ * and tier (primaries, backups), never per selection: those never mix, so each has its own.
  */
 struct wsb_balancer {
   const char *name;
-  /* Builds the state select reads for t's backups or primaries into *state, which is NULL on
-     entry and may stay so (no backend in the tier, or nothing to build). 0 or -ENOMEM. */
-  int (*prepare)(const struct wsb_shm_table *t, bool backups, void **state);
+  /* Builds the state select reads for the backups or primaries of t's pool into *state, which
+     is NULL on entry and may stay so (no backend in the tier, or nothing to build). 0 or
+     -ENOMEM. */
+  int (*prepare)(const struct wsb_shm_table *t, uint32_t pool, bool backups, void **state);
   void (*release)(void *state);
   /* An available slot of p's tier, or -1 when there is none. state is that tier's. */
   int (*select)(void *state, const struct wsb_pick *p);
@@ -48,30 +50,31 @@ extern const struct wsb_balancer wsb_balancer_hash;
 /* The balancer of an enum wsb_algorithm; least_conn for a value it does not know. */
 const struct wsb_balancer *wsb_balancer_of(uint32_t algorithm);
 
-/* A balancer with its state for both tiers, for one table generation. Zeroed, it is unset. */
+/* A balancer with its state for both tiers of one pool, for one table generation. Zeroed, it
+   is unset. */
 struct wsb_selector {
   const struct wsb_balancer *balancer;
   void *state[2]; /* index = backups */
 };
 
-/* Prepares b over t. 0, or -ENOMEM with s unset. */
+/* Prepares b over t's pool. 0, or -ENOMEM with s unset. */
 int wsb_selector_init(struct wsb_selector *s, const struct wsb_balancer *b,
-                      const struct wsb_shm_table *t);
+                      const struct wsb_shm_table *t, uint32_t pool);
 void wsb_selector_free(struct wsb_selector *s);
 
 /* A primary chosen by s's algorithm, else a backup (backups only when no primary is available;
    p->backups is not read); -1 when no backend is available. */
 int wsb_selector_pick(const struct wsb_selector *s, const struct wsb_pick *p);
 
-/* May slot take a new session now: in p's tier, in use, enabled, up, below its max_sessions,
-   its breaker not cooling down, and not excluded. */
+/* May slot take a new session now: in p's pool and tier, in use, enabled, up, below its
+   max_sessions, its breaker not cooling down, and not excluded. */
 bool wsb_select_available(const struct wsb_pick *p, uint32_t slot);
 
 /* The load least_conn and random compare: the backend's fresh load report plus the sessions this
    instance opened since (load_report_path), else the slot's live sessions over all workers. */
 uint64_t wsb_select_load(const struct wsb_pick *p, uint32_t slot);
 
-/* The slot's weight now, in 1/WSB_RAMP_SCALE units, slow start applied. */
+/* The slot's weight now, in 1/WSB_RAMP_SCALE units, its pool's slow start applied. */
 uint64_t wsb_select_weight(const struct wsb_pick *p, uint32_t slot);
 
 /* The pick's next random number. */

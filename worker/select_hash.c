@@ -19,7 +19,7 @@ static void hash_release(void *state) {
   free(state);
 }
 
-static int hash_prepare(const struct wsb_shm_table *t, bool backups, void **state) {
+static int hash_prepare(const struct wsb_shm_table *t, uint32_t pool, bool backups, void **state) {
   struct wsb_ring *ring = calloc(1, sizeof(*ring));
   if (ring == NULL)
     return -ENOMEM;
@@ -27,7 +27,7 @@ static int hash_prepare(const struct wsb_shm_table *t, bool backups, void **stat
   size_t n = 0;
   for (uint32_t slot = 0; slot < t->nslots; slot++) {
     const struct wsb_shm_backend *b = &t->backends[slot];
-    if (b->in_use && b->backup == backups)
+    if (b->in_use && b->pool == pool && b->backup == backups)
       nodes[n++] = (struct wsb_ring_node){b->name, b->weight, slot};
   }
   if (wsb_ring_build(ring, nodes, n) != 0) {

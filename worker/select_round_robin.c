@@ -7,8 +7,8 @@
 #include "balance.h"
 
 /*
- * How the rotation is shared without a lock: the segment holds one ticket counter per tier
- * (primaries, backups), and every selection takes the next ticket with an atomic add. Every
+ * How the rotation is shared without a lock: the segment holds one ticket counter per pool and
+ * tier (primaries, backups), and every selection takes the next ticket with an atomic add. Every
  * worker derives, from the same table generation, the same deterministic period of the smooth
  * weighted round-robin sequence (common/balance.c) over the tier's enabled backends, and maps
  * ticket t to entry t mod period. Tickets are unique, so sessions opened one after another,
@@ -34,13 +34,13 @@ static void rr_release(void *state) {
   free(state);
 }
 
-static int rr_prepare(const struct wsb_shm_table *t, bool backups, void **state) {
+static int rr_prepare(const struct wsb_shm_table *t, uint32_t pool, bool backups, void **state) {
   uint32_t weights[WSB_SHM_MAX_BACKENDS];
   uint16_t slot_of[WSB_SHM_MAX_BACKENDS];
   size_t n = 0;
   for (uint32_t slot = 0; slot < t->nslots; slot++) {
     const struct wsb_shm_backend *b = &t->backends[slot];
-    if (b->in_use && b->enabled && b->backup == backups) {
+    if (b->in_use && b->enabled && b->pool == pool && b->backup == backups) {
       weights[n] = b->weight;
       slot_of[n++] = (uint16_t)slot;
     }
@@ -65,8 +65,8 @@ static int rr_select(void *state, const struct wsb_pick *p) {
   if (rr == NULL)
     return -1;
   for (int i = 0; i < MAX_TICKETS; i++) {
-    uint64_t ticket =
-        atomic_fetch_add_explicit(&p->shm->rr_tickets[p->backups], 1, memory_order_relaxed);
+    uint64_t ticket = atomic_fetch_add_explicit(
+        &p->shm->rr_tickets[p->pool % WSB_SHM_MAX_POOLS][p->backups], 1, memory_order_relaxed);
     uint32_t slot = rr->slots[ticket % rr->len];
     if (!wsb_select_available(p, slot))
       continue;

@@ -46,7 +46,7 @@ void wsb__session_set_state(struct wsb_session *s, enum wsb_session_state to) {
 }
 
 bool wsb__session_failover_code(const struct wsb_session *s, uint16_t code) {
-  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  const struct wsb_shm_settings *cfg = wsb__session_pool_settings(s);
   if (!cfg->failover)
     return false;
   return wsb_close_codes_has(&cfg->failover_codes, code);
@@ -416,6 +416,7 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
   s->w = w;
   s->hs = hs;
   s->backend_slot = -1;
+  s->pool = WSB_SHM_DEFAULT_POOL; /* until the request picks one */
   s->prefer_slot = -1;
   hs->prefer = -1;
   s->state = S_READ_REQUEST;

@@ -94,6 +94,7 @@ struct wsb_session {
   uv_timer_t timer;
   int handles;      /* open handles; the session is freed when the last one has closed */
   int backend_slot; /* the slot whose live count this session holds, or -1 */
+  uint32_t pool;    /* its pool's slot: selection and failover stay among its backends */
   bool finishing;   /* close both connections once every queued byte is written */
   struct wsb_handshake *hs;
   char *head; /* the client's request head, to upgrade again on a failover */
@@ -183,6 +184,12 @@ extern const struct wsb_session_ops wsb__session_states[S_COUNT];
 static inline const struct wsb_session_ops *wsb__session_ops(const struct wsb_session *s) {
   assert(s->state < S_COUNT);
   return &wsb__session_states[s->state];
+}
+
+/* The settings of the session's pool: every [upstream] key it reads. */
+static inline const struct wsb_shm_settings *
+wsb__session_pool_settings(const struct wsb_session *s) {
+  return wsb_shm_pool_settings(s->w->table, s->pool);
 }
 
 /* Is slot a slot of the segment's table (a backend_slot of -1 is none)? */

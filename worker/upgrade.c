@@ -282,10 +282,15 @@ void wsb__upgrade_connect_next(struct wsb_session *s) {
   struct wsb_handshake *hs = s->hs;
   assert(s->state == S_CONNECT_BACKEND || s->state == S_FAILOVER);
   struct wsb_hash_key_source key = {&hs->req, hs->upgrade.path, hs->client_ip};
-  int slot = hs->prefer >= 0 ? hs->prefer : wsb_select_backend(w, &key, &hs->tried);
-  hs->prefer = -1; /* the admin's choice is tried once; then the algorithm picks */
+  /* The admin's choice is tried once, and only inside the session's pool; then the algorithm
+     picks. */
+  int slot = hs->prefer >= 0 && (uint32_t)hs->prefer < w->table->nslots &&
+                     w->table->backends[hs->prefer].pool == s->pool
+                 ? hs->prefer
+                 : wsb_select_backend(w, s->pool, &key, &hs->tried);
+  hs->prefer = -1;
   if (slot >= 0 && wsb_slot_set_has(&hs->tried, (uint32_t)slot))
-    slot = wsb_select_backend(w, &key, &hs->tried);
+    slot = wsb_select_backend(w, s->pool, &key, &hs->tried);
   if (slot < 0) {
     wsb__session_ops(s)->on_backend_none(s);
     return;
@@ -302,7 +307,7 @@ void wsb__upgrade_connect_next(struct wsb_session *s) {
   s->handles++;
   hs->resp_len = 0;
   hs->relaying_error = false;
-  wsb__session_timer_start(s, w->table->settings.connect_timeout_ms);
+  wsb__session_timer_start(s, wsb__session_pool_settings(s)->connect_timeout_ms);
   if (hs->resp_buf == NULL) {
     hs->resp_cap = 2048;
     hs->resp_buf = malloc(hs->resp_cap);
@@ -352,7 +357,7 @@ static void on_backend_connected(uv_connect_t *req, int status) {
   }
   wsb_ws_accept((struct wsb_slice){hs->key, WSB_WS_KEY_LEN}, hs->accept);
 
-  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  const struct wsb_shm_settings *cfg = wsb__session_pool_settings(s);
   struct wsb_proxy_request pr = {
       .client = &hs->req,
       .upgrade = &hs->upgrade,
@@ -361,7 +366,8 @@ static void on_backend_connected(uv_connect_t *req, int status) {
       .client_ip = hs->peer_ip,
       .client_tls = s->client.tls != NULL,
       .preserve_host = cfg->preserve_host,
-      .trust_forwarded = wsb_cidr_set_has(&cfg->trust_forwarded, s->peer_family, s->peer_addr),
+      .trust_forwarded =
+          wsb_cidr_set_has(&s->w->table->settings.trust_forwarded, s->peer_family, s->peer_addr),
       .block_headers = cfg->block_headers,
       .reconnect_header = cfg->reconnect_header,
       .reconnect_value = NULL,
@@ -509,7 +515,7 @@ static void answer_client(struct wsb_session *s, size_t head_len) {
   }
   char head[8192];
   ssize_t n = wsb_proxy_response_write(head, sizeof(head), hs->upgrade.key, &hs->resp, &chosen,
-                                       s->w->table->settings.pass_headers);
+                                       wsb__session_pool_settings(s)->pass_headers);
   if (n < 0) {
     backend_failed(s, (int)n);
     return;

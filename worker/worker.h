@@ -30,8 +30,9 @@ struct wsb_worker {
   struct wsb_shm_worker *stats; /* this worker's counters in the segment */
   struct wsb_shm_table *table;  /* private copy of the published table */
   uint64_t table_generation;
-  struct wsb_selector selector; /* the algorithm and its tables of balancer_generation */
-  uint64_t balancer_generation;
+  /* Per pool slot: its algorithm and its tables, of balancer_generation. */
+  struct wsb_selector selectors[WSB_SHM_MAX_POOLS];
+  uint64_t balancer_generation[WSB_SHM_MAX_POOLS];
   uv_tcp_t listeners[WSB_MAX_LISTENERS];
   size_t nlisten;
   uv_pipe_t control;
@@ -85,9 +86,11 @@ void wsb_breaker_success(struct wsb_worker *w, uint32_t slot);
 /* The backend answered a request with an HTTP status: no verdict either way (breaker.c). */
 void wsb_breaker_no_verdict(struct wsb_worker *w, uint32_t slot);
 
-/* Chooses a backend slot by the configured algorithm among those not in excluded; -1 when none
-   is available. src is the request the hash algorithm takes its key from. */
-int wsb_select_backend(struct wsb_worker *w, const struct wsb_hash_key_source *src,
+/* Chooses a backend slot of pool (a pool slot of the table) by the pool's algorithm among those
+   not in excluded; -1 when none is available. src is the request the hash algorithm takes its
+   key from. The handshake asks it for the pool its route picked (WSB_SHM_DEFAULT_POOL without
+   routes), a failover for the session's pool. */
+int wsb_select_backend(struct wsb_worker *w, uint32_t pool, const struct wsb_hash_key_source *src,
                        const struct wsb_slot_set *excluded);
 /* Frees the algorithm's tables (at exit). */
 void wsb_select_release(struct wsb_worker *w);

@@ -21,8 +21,11 @@ static void setup(void) {
   w = calloc(1, sizeof(*w));
   w->table = calloc(1, sizeof(*w->table));
   w->stats = calloc(1, sizeof(*w->stats));
-  w->table->settings.failover = true;
-  w->table->settings.failover_buffer = 1024;
+  /* A session's failover keys are its pool's ("default" here); the total is the worker's. */
+  w->table->npools = 1;
+  w->table->pools[0].in_use = true;
+  w->table->pools[0].settings.failover = true;
+  w->table->pools[0].settings.failover_buffer = 1024;
   w->table->settings.failover_buffer_total = 1u << 20;
   pauses = 0;
 }
@@ -128,7 +131,7 @@ END_TEST
 
 START_TEST(past_failover_buffer_the_oldest_give_way) {
   struct wsb_session *s = new_session();
-  w->table->settings.failover_buffer = 300;
+  w->table->pools[0].settings.failover_buffer = 300;
   size_t one = keep_message(s, 100, 'a'); /* 106 bytes each: two fit, a third pushes one out */
   keep_message(s, 100, 'b');
   ck_assert_uint_eq(s->replay.len, 2 * one);
@@ -171,7 +174,7 @@ END_TEST
 
 START_TEST(a_moving_session_holds_and_pauses) {
   struct wsb_session *s = new_session();
-  w->table->settings.failover_buffer = 200;
+  w->table->pools[0].settings.failover_buffer = 200;
   keep_message(s, 50, 'a');
   s->state = S_FAILOVER;
   wsb__replay_account(s);
@@ -220,7 +223,7 @@ END_TEST
 
 START_TEST(without_failover_nothing_is_kept) {
   struct wsb_session *s = new_session();
-  w->table->settings.failover = false;
+  w->table->pools[0].settings.failover = false;
   keep_message(s, 10, 'a');
   ck_assert_uint_eq(s->replay.len, 0);
   ck_assert(!s->window_listed);

@@ -44,13 +44,22 @@ static void set_backend(struct world *w, uint32_t slot, const char *name, uint32
   atomic_store(&w->shm->backend_up[slot], 1);
 }
 
-/* Publishes w->t, reads it back as a worker does and prepares the algorithm it names. */
+/* Publishes w->t, its settings those of pool "default" as the table build makes them (unless a
+   test made pools itself), reads it back as a worker does and prepares the algorithm the
+   picked pool names. */
 static void publish(struct world *w) {
+  if (w->t->npools <= 1) {
+    w->t->npools = 1;
+    w->t->pools[0].in_use = true;
+    snprintf(w->t->pools[0].name, sizeof(w->t->pools[0].name), "default");
+    w->t->pools[0].settings = w->t->settings;
+  }
   wsb_shm_publish(w->shm, w->t);
   wsb_shm_read(w->shm, w->copy);
   wsb_selector_free(&w->sel);
-  ck_assert_int_eq(
-      wsb_selector_init(&w->sel, wsb_balancer_of(w->copy->settings.algorithm), w->copy), 0);
+  uint32_t algorithm = wsb_shm_pool_settings(w->copy, w->pick.pool)->algorithm;
+  ck_assert_int_eq(wsb_selector_init(&w->sel, wsb_balancer_of(algorithm), w->copy, w->pick.pool),
+                   0);
 }
 
 /* n primaries b0..b(n-1) of the weights given (NULL: 1 each), up, with no session, balanced
@@ -260,7 +269,7 @@ START_TEST(round_robin_rotation_is_shared) {
   struct world w;
   world_open(&w, WSB_ALG_ROUND_ROBIN, 3, (const uint32_t[]){5, 1, 1});
   struct wsb_selector other;
-  ck_assert_int_eq(wsb_selector_init(&other, &wsb_balancer_round_robin, w.copy), 0);
+  ck_assert_int_eq(wsb_selector_init(&other, &wsb_balancer_round_robin, w.copy, 0), 0);
   static const int want[] = {0, 0, 1, 0, 2, 0, 0};
   for (int i = 0; i < 21; i++) {
     const struct wsb_selector *s = i % 2 ? &other : &w.sel;
@@ -495,6 +504,59 @@ START_TEST(slow_start_ramps_with_time) {
 }
 END_TEST
 
+/* Two pools: each selection stays among its pool's backends, backups included, with the pool's
+   own algorithm and its own round-robin rotation; a pool with nothing left gives no backend
+   even while the other has some. */
+START_TEST(pools_never_mix) {
+  struct world w;
+  world_open(&w, WSB_ALG_LEAST_CONN, 6, NULL);
+  w.t->npools = 2;
+  w.t->pools[0] = (struct wsb_shm_pool){.name = "default", .in_use = true};
+  w.t->pools[0].settings = w.t->settings;
+  w.t->pools[1] = (struct wsb_shm_pool){.name = "chat", .in_use = true};
+  w.t->pools[1].settings = w.t->settings;
+  w.t->pools[1].settings.algorithm = WSB_ALG_ROUND_ROBIN;
+  for (uint32_t slot = 2; slot < 6; slot++)
+    w.t->backends[slot].pool = 1;
+  w.t->backends[1].backup = true; /* default: b0, backup b1; chat: b2 b3 b4, backup b5 */
+  w.t->backends[5].backup = true;
+  unsigned counts[WSB_SHM_MAX_BACKENDS + 1];
+  publish(&w);
+  ck_assert_ptr_eq(w.sel.balancer, &wsb_balancer_least_conn);
+  pick_many(&w, 50, true, counts);
+  ck_assert_uint_eq(counts[0], 50);
+
+  w.pick.pool = 1;
+  publish(&w);
+  ck_assert_ptr_eq(w.sel.balancer, &wsb_balancer_round_robin);
+  ck_assert_str_eq(wsb_shm_pool_settings(w.copy, 1)->reconnect_header, "");
+  pick_many(&w, 60, false, counts);
+  ck_assert_uint_eq(counts[2] + counts[3] + counts[4], 60);
+  ck_assert_uint_eq(counts[2], 20); /* the rotation is the pool's own */
+  ck_assert_uint_eq(counts[4], 20);
+  /* The pool's primaries gone: its backup, never the other pool's backends. */
+  for (uint32_t slot = 2; slot <= 4; slot++)
+    wsb_slot_set_add(&w.pick.excluded, slot);
+  ck_assert_int_eq(choose(&w), 5);
+  wsb_slot_set_add(&w.pick.excluded, 5);
+  ck_assert_int_eq(choose(&w), -1);
+  ck_assert(!wsb_select_available(&w.pick, 0));
+
+  /* A pool slot no backend has (a removed pool): nothing, whatever the others hold. */
+  w.pick = (struct wsb_pick){.table = w.copy,
+                             .shm = w.shm,
+                             .now_ms = T0,
+                             .pool = 7,
+                             .random = seeded_random,
+                             .random_ctx = &w.seed};
+  publish(&w);
+  ck_assert_int_eq(choose(&w), -1);
+  /* Its settings are the default pool's. */
+  ck_assert_ptr_eq(wsb_shm_pool_settings(w.copy, 7), &w.copy->pools[0].settings);
+  world_close(&w);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("select");
   TCase *tc = tcase_create("select");
@@ -514,6 +576,7 @@ int main(void) {
   tcase_add_test(tc, hash_same_key_same_slot);
   tcase_add_test(tc, hash_moves_only_the_removed_keys);
   tcase_add_test(tc, slow_start_ramps_with_time);
+  tcase_add_test(tc, pools_never_mix);
   suite_add_tcase(s, tc);
   return wsb_run_suite(s);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/ssl.h>
 
@@ -373,6 +374,94 @@ START_TEST(test_just_removed_slot_given_last) {
 END_TEST
 
 /* An empty path in the settings is unset; each set one reaches the context (its error names it). */
+/* Loads text as a configuration file; every backend at 10.0.0.(i + 1). */
+static void load_text(struct wsb_config *cfg, const char *text, struct wsb_addrs *addrs) {
+  char path[] = "/tmp/wsbal-table-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+  struct wsb_config_errors errs = {0};
+  int rc = wsb_config_load(cfg, path, NULL, &errs);
+  unlink(path);
+  ck_assert_msg(rc == 0, "%s", errs.n > 0 ? errs.lines[0] : "");
+  for (size_t i = 0; i < cfg->nbackends; i++) {
+    char addr[32];
+    addrs[i] = (struct wsb_addrs){0};
+    snprintf(addr, sizeof(addr), "10.0.0.%zu", i + 1);
+    add(&addrs[i], addr);
+  }
+}
+
+/*
+ * Pools: "default" in slot 0, each pool's settings [upstream]'s with its keys over them, every
+ * backend pointing at its pool's slot; a reload keeps a pool's slot by name, gives a just
+ * removed pool's slot to a new one only when nothing else is free, and moves a backend to
+ * another pool without moving its slot (its live count stays where it is).
+ */
+START_TEST(test_pools) {
+  struct wsb_config cfg;
+  struct wsb_addrs addrs[4];
+  load_text(&cfg,
+            "[upstream]\nconnect_timeout = 3s\n"
+            "[pool:chat]\nalgorithm = hash\nconnect_timeout = 1s\n"
+            "[backend:a]\nurl = ws://h:1\n"
+            "[backend:c]\nurl = ws://h:2\npool = chat\n"
+            "[backend:o]\nurl = ws://h:3\npool = ocpp\n",
+            addrs);
+  struct wsb_shm_table *t1 = calloc(1, sizeof(*t1)), *t2 = calloc(1, sizeof(*t2));
+  ck_assert(t1 && t2);
+  char err[256] = "";
+  ck_assert_int_eq(wsb_shm_table_build(t1, &cfg, addrs, NULL, NULL, err, sizeof(err)), 0);
+  ck_assert_uint_eq(t1->npools, 3);
+  ck_assert_int_eq(wsb_shm_pool_find(t1, "default"), WSB_SHM_DEFAULT_POOL);
+  int chat = wsb_shm_pool_find(t1, "chat"), ocpp = wsb_shm_pool_find(t1, "ocpp");
+  ck_assert(chat > 0 && ocpp > 0 && chat != ocpp);
+  ck_assert_int_eq(wsb_shm_pool_find(t1, "nope"), -1);
+  ck_assert_uint_eq(t1->pools[chat].settings.algorithm, WSB_ALG_HASH);
+  ck_assert_uint_eq(t1->pools[chat].settings.connect_timeout_ms, 1000);
+  ck_assert_uint_eq(t1->pools[ocpp].settings.algorithm, WSB_ALG_LEAST_CONN);
+  ck_assert_uint_eq(t1->pools[ocpp].settings.connect_timeout_ms, 3000);
+  ck_assert_uint_eq(t1->pools[0].settings.connect_timeout_ms, 3000);
+  ck_assert_uint_eq(t1->settings.connect_timeout_ms, 3000);
+  /* The process-wide keys are the table's in every pool. */
+  ck_assert_uint_eq(t1->pools[chat].settings.handshake_timeout_ms,
+                    t1->settings.handshake_timeout_ms);
+  int a = slot_of(t1, "a"), c = slot_of(t1, "c"), o = slot_of(t1, "o");
+  ck_assert_uint_eq(t1->backends[a].pool, 0);
+  ck_assert_uint_eq(t1->backends[c].pool, (uint32_t)chat);
+  ck_assert_uint_eq(t1->backends[o].pool, (uint32_t)ocpp);
+  wsb_config_free(&cfg);
+
+  /* chat goes, c moves to ocpp, a new pool comes: not into chat's slot. */
+  load_text(&cfg,
+            "[pool:fresh]\nalgorithm = random\n"
+            "[backend:a]\nurl = ws://h:1\n"
+            "[backend:c]\nurl = ws://h:2\npool = ocpp\n"
+            "[backend:o]\nurl = ws://h:3\npool = ocpp\n",
+            addrs);
+  ck_assert_int_eq(wsb_shm_table_build(t2, &cfg, addrs, t1, NULL, err, sizeof(err)), 0);
+  ck_assert_int_eq(wsb_shm_pool_find(t2, "ocpp"), ocpp);
+  ck_assert_int_eq(wsb_shm_pool_find(t2, "chat"), -1);
+  int fresh = wsb_shm_pool_find(t2, "fresh");
+  ck_assert(fresh > 0 && fresh != chat && fresh != ocpp);
+  ck_assert_int_eq(slot_of(t2, "c"), c);
+  ck_assert_uint_eq(t2->backends[c].pool, (uint32_t)ocpp);
+  /* A backend naming a pool the configuration has not (the admin API adds it so): a pool with
+     [upstream]'s settings. */
+  snprintf(cfg.backends[0].pool, sizeof(cfg.backends[0].pool), "extra");
+  ck_assert_int_eq(wsb_shm_table_build(t1, &cfg, addrs, t2, NULL, err, sizeof(err)), 0);
+  int extra = wsb_shm_pool_find(t1, "extra");
+  ck_assert_int_gt(extra, 0);
+  ck_assert_uint_eq(t1->backends[slot_of(t1, "a")].pool, (uint32_t)extra);
+  ck_assert_uint_eq(t1->pools[extra].settings.algorithm, WSB_ALG_LEAST_CONN);
+  ck_assert(t1->pools[0].in_use); /* "default" is there even without backends */
+  wsb_config_free(&cfg);
+  free(t1);
+  free(t2);
+}
+END_TEST
+
 START_TEST(test_tls_client_ctx_from_settings) {
   struct wsb_shm_settings st = {0};
   char err[512] = "";
@@ -413,6 +502,7 @@ int main(void) {
   tcase_add_test(tc, test_removed_slot_held_across_generations);
   tcase_add_test(tc, test_just_removed_slot_given_last);
   tcase_add_test(tc, test_tls_client_ctx_from_settings);
+  tcase_add_test(tc, test_pools);
   suite_add_tcase(s, tc);
   return wsb_run_suite(s);
 }

@@ -155,10 +155,10 @@ void wsb_config_free(struct wsb_config *cfg) {
 }
 
 /* The upstream settings' strings and lists: the ones a copy duplicates and a free releases. */
-#define UPSTREAM_STRINGS(XX)                                                                    \
-  XX(hash_key_name)                                                                             \
-  XX(reconnect_header) XX(health_path) XX(load_report_path) XX(tls_ca_file) XX(tls_client_cert) \
-      XX(tls_client_key)
+#define UPSTREAM_STRINGS(XX) \
+  XX(hash_key_name)          \
+  XX(reconnect_header)       \
+  XX(health_path) XX(load_report_path) XX(tls_ca_file) XX(tls_client_cert) XX(tls_client_key)
 #define UPSTREAM_LISTS(XX) XX(pass_headers) XX(block_headers)
 
 void wsb_config_upstream_free(struct wsb_upstream_config *u) {
@@ -762,6 +762,33 @@ const char *wsb_config_where(const struct wsb_config *cfg, int key) {
   return tls_where(cfg, key);
 }
 
+static bool same_string(const char *a, const char *b) {
+  return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The backends' TLS of each pool whose keys differ from [upstream]'s (checked on its own):
+   reported at the pool's section, which set them. */
+static void check_pool_tls(const struct wsb_config *cfg, struct wsb_config_errors *errs) {
+  const struct wsb_upstream_config *up = &cfg->upstream;
+  for (size_t i = 0; i < cfg->npools; i++) {
+    const struct wsb_upstream_config *u = &cfg->pools[i].upstream;
+    if (u->tls_verify == up->tls_verify && same_string(u->tls_ca_file, up->tls_ca_file) &&
+        same_string(u->tls_client_cert, up->tls_client_cert) &&
+        same_string(u->tls_client_key, up->tls_client_key))
+      continue;
+    if ((u->tls_client_cert != NULL) != (u->tls_client_key != NULL))
+      continue; /* reported at load */
+    char err[1024];
+    SSL_CTX *ctx = wsb_tls_client_ctx(u->tls_verify, u->tls_ca_file, u->tls_client_cert,
+                                      u->tls_client_key, err, sizeof(err));
+    if (ctx == NULL)
+      wsb__cfg_errors_add(errs, "%s:%d: [pool:%s] TLS to its backends: %s",
+                          cfg->path != NULL ? cfg->path : "(no file)", cfg->pools[i].line,
+                          cfg->pools[i].name, err);
+    SSL_CTX_free(ctx);
+  }
+}
+
 int wsb_config_check_tls(const struct wsb_config *cfg, struct wsb_config_errors *errs) {
   char err[1024];
   size_t before = errs->n;
@@ -791,6 +818,7 @@ int wsb_config_check_tls(const struct wsb_config *cfg, struct wsb_config_errors 
     }
     SSL_CTX_free(ctx);
   }
+  check_pool_tls(cfg, errs);
   return errs->n > before ? WSB_ECONFIG : 0;
 }
 

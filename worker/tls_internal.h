@@ -32,7 +32,10 @@ struct wsb_tls_leg {
 
 struct wsb_tls_worker {
   SSL_CTX *server; /* NULL: plain listeners, or certificates that failed to load */
-  SSL_CTX *client; /* made when a wss backend is first needed */
+  /* Per pool slot (its tls_verify, CA file and client certificate), made when a wss backend
+     of the pool is first needed, for the pool named client_pool. */
+  SSL_CTX *client[WSB_SHM_MAX_POOLS];
+  char client_pool[WSB_SHM_MAX_POOLS][WSB_SECTION_NAME_MAX];
   bool listens_tls;
   uint64_t serial;
   BIO_METHOD *bio_method;

@@ -143,7 +143,7 @@ int wsb__tls_leg_accept(struct wsb_leg *l) {
 int wsb__tls_leg_connect(struct wsb_leg *l) {
   struct wsb_session *s = l->s;
   struct wsb_worker *w = s->w;
-  SSL_CTX *ctx = wsb__tls_worker_client_ctx(w);
+  SSL_CTX *ctx = wsb__tls_worker_client_ctx(w, s->pool);
   if (ctx == NULL)
     return WSB_ETLS;
   assert(!l->is_client && wsb__slot_valid(s->backend_slot)); /* connecting to a chosen backend */
@@ -152,7 +152,7 @@ int wsb__tls_leg_connect(struct wsb_leg *l) {
     return UV_ENOMEM;
   const struct wsb_url *url = &w->table->backends[s->backend_slot].url;
   /* SNI and the name to verify both come from the URL's host; an address is checked as one. */
-  if (wsb_tls_client_prepare(tl->ssl, url->host, w->table->settings.tls_verify) != 0)
+  if (wsb_tls_client_prepare(tl->ssl, url->host, wsb__session_pool_settings(s)->tls_verify) != 0)
     return WSB_ETLS;
   struct tls_resume *r = &tls_of(l)->resume[s->backend_slot];
   if (r->session != NULL && r->port == url->port && strcmp(r->host, url->host) == 0)

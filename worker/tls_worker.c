@@ -87,8 +87,10 @@ static void load(struct wsb_worker *w) {
   t->listens_tls = cfg->tls_cert[0] != '\0';
   /* The backends' context is made again on first use, with the new files; sessions made
      under the old settings (perhaps without verification) are not resumed under the new. */
-  SSL_CTX_free(t->client);
-  t->client = NULL;
+  for (size_t i = 0; i < WSB_SHM_MAX_POOLS; i++) {
+    SSL_CTX_free(t->client[i]);
+    t->client[i] = NULL;
+  }
   for (size_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++) {
     SSL_SESSION_free(t->resume[i].session);
     t->resume[i].session = NULL;
@@ -118,18 +120,24 @@ static void load(struct wsb_worker *w) {
   t->server = ctx;
 }
 
-SSL_CTX *wsb__tls_worker_client_ctx(struct wsb_worker *w) {
+SSL_CTX *wsb__tls_worker_client_ctx(struct wsb_worker *w, uint32_t pool) {
   struct wsb_tls_worker *t = w->tls;
-  if (t->client != NULL)
-    return t->client;
+  if (pool >= WSB_SHM_MAX_POOLS)
+    pool = WSB_SHM_DEFAULT_POOL;
+  const char *name = w->table->pools[pool].name;
+  /* The admin API may give a removed pool's slot to another pool between reloads. */
+  if (t->client[pool] != NULL && strcmp(t->client_pool[pool], name) == 0)
+    return t->client[pool];
+  SSL_CTX_free(t->client[pool]); /* connections made with it keep their own reference */
   char err[1024];
-  t->client = wsb_shm_tls_client_ctx(&w->table->settings, err, sizeof(err));
-  if (t->client == NULL) {
-    wsb_log_error("TLS to backends: %s", err);
+  t->client[pool] = wsb_shm_tls_client_ctx(wsb_shm_pool_settings(w->table, pool), err, sizeof(err));
+  if (t->client[pool] == NULL) {
+    wsb_log_error("TLS to backends of pool %s: %s", name, err);
     return NULL;
   }
-  SSL_CTX_sess_set_new_cb(t->client, on_new_session);
-  return t->client;
+  snprintf(t->client_pool[pool], sizeof(t->client_pool[pool]), "%s", name);
+  SSL_CTX_sess_set_new_cb(t->client[pool], on_new_session);
+  return t->client[pool];
 }
 
 static void on_drain(uv_idle_t *h) {
@@ -249,7 +257,8 @@ void wsb_tls_worker_free(struct wsb_worker *w) {
   if (t == NULL)
     return;
   SSL_CTX_free(t->server);
-  SSL_CTX_free(t->client);
+  for (size_t i = 0; i < WSB_SHM_MAX_POOLS; i++)
+    SSL_CTX_free(t->client[i]);
   for (size_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++)
     SSL_SESSION_free(t->resume[i].session);
   BIO_meth_free(t->bio_method);

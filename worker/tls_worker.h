@@ -18,8 +18,9 @@ void wsb_tls_worker_free(struct wsb_worker *w);
 bool wsb_tls_worker_listens_tls(const struct wsb_worker *w);
 
 /* For tls_leg.c. */
-/* The client context for backends, made on first use (tls_worker.c). NULL when it cannot be. */
-SSL_CTX *wsb__tls_worker_client_ctx(struct wsb_worker *w);
+/* The client context for backends of pool (a pool slot), made on first use (tls_worker.c). NULL
+   when it cannot be. */
+SSL_CTX *wsb__tls_worker_client_ctx(struct wsb_worker *w, uint32_t pool);
 void wsb__tls_worker_drain_add(struct wsb_worker *w, struct wsb_tls_leg *t);
 void wsb__tls_worker_drain_remove(struct wsb_worker *w, struct wsb_tls_leg *t);
 

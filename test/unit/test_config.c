@@ -490,6 +490,18 @@ START_TEST(pool_errors) {
        NULL);
   expect_ok(&f);
   fixture_done(&f);
+  /* A pool's own TLS files are loaded as its backends' connections will load them, and a
+     failure is reported at its section. */
+  load(&f, BACKEND "[pool:a]\ntls_ca_file = /nonexistent/ca.pem\n", NULL);
+  expect_ok(&f);
+  struct wsb_config_errors tls = {0};
+  ck_assert_int_eq(wsb_config_check_tls(&f.cfg, &tls), WSB_ECONFIG);
+  ck_assert_uint_eq(tls.n, 1);
+  char want[256];
+  snprintf(want, sizeof(want), "%s:3: [pool:a] TLS to its backends: ", f.path);
+  ck_assert_msg(strncmp(tls.lines[0], want, strlen(want)) == 0, "%s", tls.lines[0]);
+  wsb_config_errors_free(&tls);
+  fixture_done(&f);
   /* One pool too many, reported where it is named. */
   char text[8192];
   size_t n = 0;

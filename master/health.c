@@ -9,8 +9,20 @@
 #include "log.h"
 #include "probe_client.h"
 
+/* What the checks of one backend follow: its pool's [upstream] keys. */
+struct health_params {
+  enum wsb_health_check mode;
+  uint64_t interval_ms;
+  uint64_t timeout_ms;
+  unsigned rise;
+  unsigned fall;
+  char health_path[WSB_PATH_MAX];
+  char load_path[WSB_PATH_MAX]; /* "" = no load reports */
+};
+
 struct health_slot {
   struct wsb_health *h;
+  struct health_params p; /* of the pool the backend is in */
   uint32_t slot;
   bool watched; /* holds the backend named below */
   char name[WSB_NAME_MAX];
@@ -34,20 +46,14 @@ struct wsb_health {
   uv_loop_t *loop;
   struct wsb_shm *shm;
   const struct wsb_shm_table *table;
-  bool synced;
   bool stopped;
-  enum wsb_health_check mode;
-  uint64_t interval_ms;
-  uint64_t timeout_ms;
-  unsigned rise;
-  unsigned fall;
-  char health_path[WSB_PATH_MAX];
-  char load_path[WSB_PATH_MAX]; /* "" = no load reports */
-  /* For wss:// backends: the workers' settings (tls_verify, tls_ca_file, tls_client_cert and
-     key), made on first use and again after each reload (tls.serial), as the workers do. */
-  SSL_CTX *tls;
+  /* For wss:// backends, per pool slot: the workers' settings of the pool (tls_verify,
+     tls_ca_file, tls_client_cert and key), made on first use and again after each reload
+     (tls.serial) or when the slot holds another pool, as the workers do. */
+  SSL_CTX *tls[WSB_SHM_MAX_POOLS];
+  char tls_pool[WSB_SHM_MAX_POOLS][WSB_SECTION_NAME_MAX];
+  bool tls_failed[WSB_SHM_MAX_POOLS]; /* the files would not load: said once per serial */
   uint64_t tls_serial;
-  bool tls_failed; /* the files would not load: said once per serial */
   struct health_slot slots[WSB_SHM_MAX_BACKENDS];
 };
 
@@ -88,7 +94,6 @@ static int build_request(const struct wsb_shm_backend *b, const char *path, char
 /* Consecutive results flip the state; the first answer of a backend decides alone (HAProxy's
    way: nothing waits fall checks to learn that a backend was dead from the start). */
 static void record(struct health_slot *s, enum wsb_probe_result result, const char *why) {
-  struct wsb_health *h = s->h;
   bool ok = result == WSB_PROBE_OK;
   s->checks[result]++;
   s->checked = true;
@@ -99,21 +104,21 @@ static void record(struct health_slot *s, enum wsb_probe_result result, const ch
   s->confirmed = true;
   if (ok) {
     s->fails = 0;
-    if (!s->up && ++s->passes >= h->rise) {
+    if (!s->up && ++s->passes >= s->p.rise) {
       s->passes = 0;
       set_up(s, true);
-      wsb_log_info("backend %s is up: %u %s check%s passed", s->name, h->rise, check_names[h->mode],
-                   h->rise == 1 ? "" : "s");
+      wsb_log_info("backend %s is up: %u %s check%s passed", s->name, s->p.rise,
+                   check_names[s->p.mode], s->p.rise == 1 ? "" : "s");
     }
     return;
   }
   s->passes = 0;
-  if (s->up && (first || ++s->fails >= h->fall)) {
+  if (s->up && (first || ++s->fails >= s->p.fall)) {
     s->fails = 0;
     set_up(s, false);
     char count[48] = "its first check";
     if (!first)
-      snprintf(count, sizeof(count), "%u check%s in a row", h->fall, h->fall == 1 ? "" : "s");
+      snprintf(count, sizeof(count), "%u check%s in a row", s->p.fall, s->p.fall == 1 ? "" : "s");
     wsb_log_warn("backend %s is down: %s (%s)", s->name, why, count);
   }
 }
@@ -146,7 +151,7 @@ static void on_report(void *arg, enum wsb_probe_result result, const struct wsb_
   }
   /* The last good report stays until load_report_ttl; selection then counts locally. */
   if (!s->reports_failing)
-    wsb_log_warn("backend %s: no load report from %s: %s%s%s", s->name, s->h->load_path,
+    wsb_log_warn("backend %s: no load report from %s: %s%s%s", s->name, s->p.load_path,
                  wsb_probe_result_name(result), *why ? ", " : "", why);
   s->reports_failing = true;
 }
@@ -157,34 +162,47 @@ static const struct wsb_probe_tls *probe_tls(struct wsb_health *h, const struct 
                                              struct wsb_probe_tls *out) {
   if (!b->url.tls)
     return NULL;
-  const struct wsb_shm_settings *cfg = &h->table->settings;
-  if (h->tls_serial != cfg->tls_serial) {
-    SSL_CTX_free(h->tls); /* probes in flight hold their own reference */
-    h->tls = NULL;
-    h->tls_failed = false;
-    h->tls_serial = cfg->tls_serial;
+  uint32_t pool = b->pool < WSB_SHM_MAX_POOLS ? b->pool : WSB_SHM_DEFAULT_POOL;
+  const struct wsb_shm_settings *cfg = wsb_shm_pool_settings(h->table, pool);
+  const char *name = h->table->pools[pool].name;
+  if (h->tls_serial != h->table->settings.tls_serial) {
+    for (uint32_t i = 0; i < WSB_SHM_MAX_POOLS; i++) {
+      SSL_CTX_free(h->tls[i]); /* probes in flight hold their own reference */
+      h->tls[i] = NULL;
+      h->tls_failed[i] = false;
+    }
+    h->tls_serial = h->table->settings.tls_serial;
   }
-  if (h->tls == NULL && !h->tls_failed) {
+  if (strcmp(h->tls_pool[pool], name) != 0) {
+    SSL_CTX_free(h->tls[pool]);
+    h->tls[pool] = NULL;
+    h->tls_failed[pool] = false;
+    snprintf(h->tls_pool[pool], sizeof(h->tls_pool[pool]), "%s", name);
+  }
+  if (h->tls[pool] == NULL && !h->tls_failed[pool]) {
     char err[1024];
-    h->tls = wsb_shm_tls_client_ctx(cfg, err, sizeof(err));
-    if (h->tls == NULL) {
-      h->tls_failed = true;
-      wsb_log_error("health checks of wss backends: %s", err);
+    h->tls[pool] = wsb_shm_tls_client_ctx(cfg, err, sizeof(err));
+    if (h->tls[pool] == NULL) {
+      h->tls_failed[pool] = true;
+      wsb_log_error("health checks of wss backends of pool %s: %s", name, err);
     }
   }
-  *out = (struct wsb_probe_tls){.ctx = h->tls, .host = b->url.host, .verify = cfg->tls_verify};
+  *out =
+      (struct wsb_probe_tls){.ctx = h->tls[pool], .host = b->url.host, .verify = cfg->tls_verify};
   return out;
 }
 
 /* Starts one probe; NULL when it could not start (no socket, no TLS context). */
-static struct wsb_probe_client *probe(struct wsb_health *h, const struct wsb_shm_backend *b,
-                                      const char *req, wsb_probe_cb cb, void *arg) {
+static struct wsb_probe_client *probe(struct health_slot *s, const struct wsb_shm_backend *b,
+                                      const char *req, wsb_probe_cb cb) {
+  struct wsb_health *h = s->h;
   struct wsb_probe_tls tls_buf;
   const struct wsb_probe_tls *tls = req != NULL ? probe_tls(h, b, &tls_buf) : NULL;
   if (tls != NULL && tls->ctx == NULL)
     return NULL;
   return wsb_probe_start(h->loop, (const struct sockaddr *)&b->addr, req, tls,
-                         (int)h->table->settings.send_proxy_protocol, h->timeout_ms, cb, arg);
+                         (int)wsb_shm_pool_settings(h->table, b->pool)->send_proxy_protocol,
+                         s->p.timeout_ms, cb, s);
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -193,19 +211,19 @@ static void on_tick(uv_timer_t *t) {
   const struct wsb_shm_backend *b = &h->table->backends[s->slot];
   char req[WSB_PATH_MAX + WSB_HOST_MAX + 160];
   /* A check still running (timeout above the interval) lets this round go by. */
-  if (h->mode != WSB_HEALTH_OFF && s->check == NULL) {
-    bool http = h->mode == WSB_HEALTH_HTTP;
-    if (http && build_request(b, h->health_path, req, sizeof(req)) != 0) {
+  if (s->p.mode != WSB_HEALTH_OFF && s->check == NULL) {
+    bool http = s->p.mode == WSB_HEALTH_HTTP;
+    if (http && build_request(b, s->p.health_path, req, sizeof(req)) != 0) {
       record(s, WSB_PROBE_ERROR, "request too long");
     } else {
-      s->check = probe(h, b, http ? req : NULL, on_check, s);
+      s->check = probe(s, b, http ? req : NULL, on_check);
       if (s->check == NULL)
         record(s, WSB_PROBE_ERROR, "cannot start a check (no socket, or no TLS context)");
     }
   }
-  if (h->load_path[0] != '\0' && s->report == NULL &&
-      build_request(b, h->load_path, req, sizeof(req)) == 0) {
-    s->report = probe(h, b, req, on_report, s);
+  if (s->p.load_path[0] != '\0' && s->report == NULL &&
+      build_request(b, s->p.load_path, req, sizeof(req)) == 0) {
+    s->report = probe(s, b, req, on_report);
     if (s->report == NULL)
       s->reports[WSB_PROBE_ERROR]++;
   }
@@ -246,30 +264,31 @@ static void copy_path(char *dst, const char *src) {
   snprintf(dst, WSB_PATH_MAX, "%s", src != NULL ? src : "");
 }
 
+/* The [upstream] keys of pool slot pool of t: its section's, else [upstream]'s (a pool only the
+   admin API named). */
+static const struct wsb_upstream_config *pool_keys(const struct wsb_config *cfg,
+                                                   const struct wsb_shm_table *t, uint32_t pool) {
+  const struct wsb_pool_config *p =
+      pool < t->npools ? wsb_config_pool(cfg, t->pools[pool].name) : NULL;
+  return p != NULL ? &p->upstream : &cfg->upstream;
+}
+
+static void params_of(struct health_params *p, const struct wsb_upstream_config *u) {
+  p->mode = u->health_check;
+  p->interval_ms = u->health_interval_ms;
+  p->timeout_ms = u->health_timeout_ms;
+  p->rise = u->health_rise;
+  p->fall = u->health_fall;
+  copy_path(p->health_path, u->health_path);
+  copy_path(p->load_path, u->load_report_path);
+}
+
 void wsb_health_sync(struct wsb_health *h, const struct wsb_shm_table *t,
                      const struct wsb_config *cfg) {
   if (h->stopped)
     return;
-  const typeof(cfg->upstream) *u = &cfg->upstream;
-  bool retime = !h->synced || h->interval_ms != u->health_interval_ms ||
-                h->mode != u->health_check ||
-                (h->load_path[0] != '\0') != (u->load_report_path != NULL);
-  h->synced = true;
   h->table = t;
-  h->mode = u->health_check;
-  h->interval_ms = u->health_interval_ms;
-  h->timeout_ms = u->health_timeout_ms;
-  h->rise = u->health_rise;
-  h->fall = u->health_fall;
-  copy_path(h->health_path, u->health_path);
-  copy_path(h->load_path, u->load_report_path);
-  atomic_store(&h->shm->load_report_ttl_ms, u->load_report_ttl_ms);
-  bool polling = h->mode != WSB_HEALTH_OFF || h->load_path[0] != '\0';
-  if (h->load_path[0] != '\0' && u->load_report_ttl_ms <= h->interval_ms)
-    wsb_log_warn("load_report_ttl (%llu ms) is not above health_interval (%llu ms): reports "
-                 "expire before the next poll",
-                 (unsigned long long)u->load_report_ttl_ms, (unsigned long long)h->interval_ms);
-
+  bool warned[WSB_SHM_MAX_POOLS] = {false};
   for (uint32_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++) {
     struct health_slot *s = &h->slots[i];
     const struct wsb_shm_backend *b = i < t->nslots ? &t->backends[i] : NULL;
@@ -280,16 +299,32 @@ void wsb_health_sync(struct wsb_health *h, const struct wsb_shm_table *t,
       forget(s);
     if (!wanted)
       continue;
+    uint32_t pool = b->pool < WSB_SHM_MAX_POOLS ? b->pool : WSB_SHM_DEFAULT_POOL;
+    const struct wsb_upstream_config *u = pool_keys(cfg, t, pool);
+    struct health_params p;
+    params_of(&p, u);
+    bool retime = p.interval_ms != s->p.interval_ms || p.mode != s->p.mode ||
+                  (p.load_path[0] != '\0') != (s->p.load_path[0] != '\0');
+    s->p = p;
+    atomic_store(&h->shm->load_report_ttl_ms[i], u->load_report_ttl_ms);
+    if (p.load_path[0] != '\0' && u->load_report_ttl_ms <= p.interval_ms && !warned[pool]) {
+      warned[pool] = true;
+      wsb_log_warn("pool %s: load_report_ttl (%llu ms) is not above health_interval (%llu ms): "
+                   "reports expire before the next poll",
+                   t->pools[pool].name, (unsigned long long)u->load_report_ttl_ms,
+                   (unsigned long long)p.interval_ms);
+    }
+    bool polling = p.mode != WSB_HEALTH_OFF || p.load_path[0] != '\0';
     if (!same)
       adopt(s, b);
-    if (h->mode == WSB_HEALTH_OFF) {
+    if (p.mode == WSB_HEALTH_OFF) {
       cancel(&s->check);
       s->checked = false;
       if (!s->up)
         wsb_log_info("backend %s counts as up: health_check = off", s->name);
       set_up(s, true);
     }
-    if (h->load_path[0] == '\0') {
+    if (p.load_path[0] == '\0') {
       cancel(&s->report);
       wsb_shm_load_clear(h->shm, i);
     }
@@ -305,7 +340,7 @@ void wsb_health_sync(struct wsb_health *h, const struct wsb_shm_table *t,
     }
     /* Each backend's first round at its own share of the interval: no thundering herd. */
     if (!same || retime || !uv_is_active((uv_handle_t *)&s->timer))
-      uv_timer_start(&s->timer, on_tick, h->interval_ms * i / t->nslots, h->interval_ms);
+      uv_timer_start(&s->timer, on_tick, p.interval_ms * i / t->nslots, p.interval_ms);
   }
 }
 
@@ -324,8 +359,8 @@ void wsb_health_stop(struct wsb_health *h) {
 }
 
 void wsb_health_free(struct wsb_health *h) {
-  if (h != NULL)
-    SSL_CTX_free(h->tls);
+  for (uint32_t i = 0; h != NULL && i < WSB_SHM_MAX_POOLS; i++)
+    SSL_CTX_free(h->tls[i]);
   free(h);
 }
 

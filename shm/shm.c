@@ -117,7 +117,7 @@ uint64_t wsb_shm_backend_opened(const struct wsb_shm *shm, uint32_t slot) {
 
 uint64_t wsb_shm_backend_load(const struct wsb_shm *shm, uint32_t slot, uint64_t now_ms) {
   const struct wsb_shm_load_report *r = &shm->load[slot];
-  uint64_t ttl = atomic_load_explicit(&shm->load_report_ttl_ms, memory_order_relaxed);
+  uint64_t ttl = atomic_load_explicit(&shm->load_report_ttl_ms[slot], memory_order_relaxed);
   for (int i = 0; i < LOAD_READ_TRIES; i++) {
     uint64_t seq = atomic_load_explicit(&r->seq, memory_order_acquire);
     if (seq & 1)

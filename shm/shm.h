@@ -327,7 +327,8 @@ struct wsb_shm {
   _Atomic uint64_t worker_restarts;
   _Atomic uint64_t reloads_error;
   struct wsb_shm_load_report load[WSB_SHM_MAX_BACKENDS]; /* master/health.c writes them */
-  _Atomic uint64_t load_report_ttl_ms;                   /* reports older than this are ignored */
+  /* Per slot, its pool's load_report_ttl: reports older than this are ignored. */
+  _Atomic uint64_t load_report_ttl_ms[WSB_SHM_MAX_BACKENDS];
   struct wsb_shm_tickets tickets;
   struct wsb_shm_worker workers[];
 };

@@ -149,7 +149,8 @@ START_TEST(least_conn_takes_the_least_loaded) {
   set_live(&w, 1, 9);
   ck_assert_int_eq(choose(&w), 0);
   /* A backend's fresh report counts, plus what this instance opened since; a stale one not. */
-  atomic_store(&w.shm->load_report_ttl_ms, 5000);
+  for (uint32_t i_ = 0; i_ < WSB_SHM_MAX_BACKENDS; i_++)
+    atomic_store(&w.shm->load_report_ttl_ms[i_], 5000);
   wsb_shm_load_set(w.shm, 0, 20, T0);
   ck_assert_int_eq(choose(&w), 2);
   w.pick.now_ms = T0 + 5001;
@@ -207,7 +208,8 @@ START_TEST(least_conn_skips_unavailable) {
   publish(&w);
   ck_assert_int_eq(choose(&w), 6);
   /* max_sessions counts this instance's own sessions, whatever the backend reports. */
-  atomic_store(&w.shm->load_report_ttl_ms, 5000);
+  for (uint32_t i_ = 0; i_ < WSB_SHM_MAX_BACKENDS; i_++)
+    atomic_store(&w.shm->load_report_ttl_ms[i_], 5000);
   wsb_shm_load_set(w.shm, 3, 0, T0);
   ck_assert_int_eq(choose(&w), 6);
   /* Each comes back on its own. */

@@ -50,7 +50,8 @@ START_TEST(load_follows_reports) {
   struct wsb_shm *shm = wsb_shm_create(2);
   ck_assert_ptr_nonnull(shm);
   wsb_shm_slot_used(shm, 1);
-  atomic_store(&shm->load_report_ttl_ms, 1000);
+  for (uint32_t i_ = 0; i_ < WSB_SHM_MAX_BACKENDS; i_++)
+    atomic_store(&shm->load_report_ttl_ms[i_], 1000);
   /* No report: this instance's live sessions. */
   wsb_shm_add(&shm->workers[0].sessions[3], 2);
   wsb_shm_add(&shm->workers[1].sessions[3], 1);

@@ -173,6 +173,8 @@ static const struct route {
     {GET, "/api/v1/sessions/{}", wsb__api_session_get},
     {DELETE, "/api/v1/sessions/{}", wsb__api_session_close},
     {POST, "/api/v1/sessions/{}/failover", wsb__api_session_failover},
+    {GET, "/api/v1/pools", wsb__api_pools_list},
+    {GET, "/api/v1/pools/{}", wsb__api_pool_get},
 };
 
 /* Whether path fits pattern; arg gets what "{}" matched (at most cap - 1 bytes, else no fit). */

@@ -47,6 +47,8 @@ static void backend_json(struct master *m, struct wsb_json *j, uint32_t slot) {
   wsb_json_uint(j, b->max_sessions);
   wsb_json_key(j, "backup");
   wsb_json_bool(j, b->backup);
+  wsb_json_key(j, "pool");
+  wsb_json_cstring(j, b->pool < m->table->npools ? m->table->pools[b->pool].name : "");
   wsb_json_key(j, "enabled");
   wsb_json_bool(j, b->enabled);
   /* Disabled by a drain (the workers move its sessions away), not by a plain disable. */

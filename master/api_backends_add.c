@@ -88,12 +88,13 @@ static void on_add_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
 /* The body's backend into b; false with a 400 answered. */
 static bool read_backend(const struct wsb_admin_request *req, struct wsb_backend_config *b,
                          struct wsb_admin_reply *r) {
-  static const char *const known[] = {"name", "url", "weight", "max_sessions", "backup", NULL};
+  static const char *const known[] = {"name",   "url",  "weight", "max_sessions",
+                                      "backup", "pool", NULL};
   struct wsb_json_token tokens[API_BODY_TOKENS];
   struct wsb_json_doc doc;
   if (!wsb__api_parse_body(req, &doc, tokens, known, r))
     return false;
-  *b = (struct wsb_backend_config){.weight = 1, .enabled = true};
+  *b = (struct wsb_backend_config){.weight = 1, .enabled = true, .pool = WSB_DEFAULT_POOL};
   char url[sizeof(b->url_text)];
   uint64_t weight = 1, max_sessions = 0;
   if (!wsb__api_field_ok(wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "name"), b->name,
@@ -110,8 +111,15 @@ static bool read_backend(const struct wsb_admin_request *req, struct wsb_backend
                                            10000000, &max_sessions),
                          "max_sessions", "an integer from 0 to 10000000", true, r) ||
       !wsb__api_field_ok(wsb_json_get_bool(&doc, wsb_json_member(&doc, 0, "backup"), &b->backup),
-                         "backup", "true or false", true, r))
+                         "backup", "true or false", true, r) ||
+      !wsb__api_field_ok(wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "pool"), b->pool,
+                                             sizeof(b->pool), NULL),
+                         "pool", "a string of 1 to 63 letters, digits, '-', '_' or '.'", true, r))
     return false;
+  if (!wsb_config_backend_name_valid(b->pool)) {
+    wsb_admin_error(r, 400, "body: \"pool\" must be 1 to 63 letters, digits, '-', '_' or '.'");
+    return false;
+  }
   if (!wsb_config_backend_name_valid(b->name)) {
     wsb_admin_error(r, 400, "body: \"name\" must be 1 to 63 letters, digits, '-', '_' or '.'");
     return false;

@@ -212,6 +212,8 @@ void wsb_shm_worker_forget(struct wsb_shm *shm, unsigned worker) {
   atomic_store_explicit(&w->hold_bytes, 0, memory_order_relaxed);
   for (unsigned i = 0; i < WSB_SHM_MAX_BACKENDS; i++)
     atomic_store_explicit(&w->sessions[i], 0, memory_order_relaxed);
+  for (unsigned i = 0; i < WSB_SHM_MAX_POOLS; i++)
+    atomic_store_explicit(&w->pool_sessions[i], 0, memory_order_relaxed);
 }
 
 void wsb_shm_slot_used(struct wsb_shm *shm, unsigned worker) {

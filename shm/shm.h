@@ -247,6 +247,9 @@ struct wsb_shm_worker {
   _Atomic uint64_t live;                           /* live sessions of this worker, all backends */
   _Atomic uint64_t sessions[WSB_SHM_MAX_BACKENDS]; /* live, per backend slot */
   _Atomic uint64_t sessions_total[WSB_SHM_MAX_BACKENDS]; /* started, per backend slot */
+  /* live, per pool slot: a session counts in the pool it was placed in, wherever its backend
+     has moved since */
+  _Atomic uint64_t pool_sessions[WSB_SHM_MAX_POOLS];
   _Atomic uint64_t handshakes[WSB_HS_COUNT];
   _Atomic uint64_t messages[WSB_DIR_COUNT];
   _Atomic uint64_t bytes[WSB_DIR_COUNT];

@@ -70,18 +70,25 @@ int wsb_shm_pool_find(const struct wsb_shm_table *t, const char *name) {
   return -1;
 }
 
+/* Whether a pool slot is better left alone for a new pool: prev used it (a worker reading prev
+   may be placing a session in it now), or sessions placed in it are still live. */
+static bool pool_slot_busy(const struct wsb_shm_table *prev, const struct wsb_shm *shm,
+                           uint32_t i) {
+  return (prev != NULL && i < prev->npools && prev->pools[i].in_use) ||
+         (shm != NULL && WSB_SHM_SUM(shm, pool_sessions[i]) > 0);
+}
+
 /* Adds pool name with upstream keys u to t, in the slot prev gave it or else in a free one
-   (one prev did not use, if any: a session of a removed pool may still name its slot). */
-static int add_pool(struct wsb_shm_table *t, const struct wsb_shm_table *prev, const char *name,
-                    const struct wsb_config *cfg, const struct wsb_upstream_config *u, char *err,
-                    size_t errlen) {
+   (one not busy, if any: a session of a removed pool still names its slot). */
+static int add_pool(struct wsb_shm_table *t, const struct wsb_shm_table *prev,
+                    const struct wsb_shm *shm, const char *name, const struct wsb_config *cfg,
+                    const struct wsb_upstream_config *u, char *err, size_t errlen) {
   int slot = strcmp(name, WSB_DEFAULT_POOL) == 0 ? WSB_SHM_DEFAULT_POOL
              : prev != NULL                      ? wsb_shm_pool_find(prev, name)
                                                  : -1;
   for (int pass = 0; slot < 0 && pass < 2; pass++)
     for (int i = WSB_SHM_DEFAULT_POOL + 1; slot < 0 && i < WSB_SHM_MAX_POOLS; i++)
-      if (!t->pools[i].in_use &&
-          (pass == 1 || prev == NULL || (uint32_t)i >= prev->npools || !prev->pools[i].in_use))
+      if (!t->pools[i].in_use && (pass == 1 || !pool_slot_busy(prev, shm, (uint32_t)i)))
         slot = i;
   if (slot < 0 || t->pools[slot].in_use) {
     snprintf(err, errlen, "pool %s: more than %d pools", name, WSB_SHM_MAX_POOLS);
@@ -105,15 +112,16 @@ static const char *pool_of(const struct wsb_backend_config *b) {
 
 /* cfg's pools, then those only its backends name (the admin API adds backends to any pool). */
 static int build_pools(struct wsb_shm_table *t, const struct wsb_config *cfg,
-                       const struct wsb_shm_table *prev, char *err, size_t errlen) {
+                       const struct wsb_shm_table *prev, const struct wsb_shm *shm, char *err,
+                       size_t errlen) {
   int rc = 0;
   if (wsb_config_pool(cfg, WSB_DEFAULT_POOL) == NULL)
-    rc = add_pool(t, prev, WSB_DEFAULT_POOL, cfg, &cfg->upstream, err, errlen);
+    rc = add_pool(t, prev, shm, WSB_DEFAULT_POOL, cfg, &cfg->upstream, err, errlen);
   for (size_t i = 0; rc == 0 && i < cfg->npools; i++)
-    rc = add_pool(t, prev, cfg->pools[i].name, cfg, &cfg->pools[i].upstream, err, errlen);
+    rc = add_pool(t, prev, shm, cfg->pools[i].name, cfg, &cfg->pools[i].upstream, err, errlen);
   for (size_t i = 0; rc == 0 && i < cfg->nbackends; i++)
     if (wsb_shm_pool_find(t, pool_of(&cfg->backends[i])) < 0)
-      rc = add_pool(t, prev, pool_of(&cfg->backends[i]), cfg, &cfg->upstream, err, errlen);
+      rc = add_pool(t, prev, shm, pool_of(&cfg->backends[i]), cfg, &cfg->upstream, err, errlen);
   return rc;
 }
 
@@ -208,7 +216,7 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
   memset(t, 0, sizeof(*t));
   int rc = fill_settings(&t->settings, cfg, &cfg->upstream, err, errlen);
   if (rc == 0)
-    rc = build_pools(t, cfg, prev, err, errlen);
+    rc = build_pools(t, cfg, prev, shm, err, errlen);
   if (rc != 0)
     return rc;
   if (prev != NULL) {

@@ -26,8 +26,8 @@
 #define BODY_MAX   2048
 
 /* The command-specific options, in the order of enum option_bit. */
-static const char *const option_names[] = {"--backend",  "--weight", "--to",
-                                           "--sessions", "--wait",   "--timeout"};
+static const char *const option_names[] = {"--backend", "--weight",  "--to",  "--sessions",
+                                           "--wait",    "--timeout", "--pool"};
 
 enum option_bit {
   OPT_BACKEND = 1 << 0,  /* sessions --backend NAME */
@@ -36,6 +36,7 @@ enum option_bit {
   OPT_SESSIONS = 1 << 3, /* remove --sessions keep|failover|close */
   OPT_WAIT = 1 << 4,     /* drain --wait */
   OPT_TIMEOUT = 1 << 5,  /* drain --wait --timeout S */
+  OPT_POOL = 1 << 6,     /* add --pool P */
 };
 
 /* How long drain --wait waits by default, and how often it looks: HAProxy's operators wait on
@@ -53,6 +54,7 @@ struct options {
   const char *backend;
   const char *to;
   const char *sessions;
+  const char *pool;
   unsigned long weight;
   unsigned long timeout; /* drain --wait: seconds */
   char **args;           /* the command and its operands */
@@ -90,7 +92,9 @@ static void usage(FILE *out) {
           "  status                            version, uptime, workers and totals\n"
           "  backends                          every backend with its state and counters\n"
           "  sessions [--backend NAME]         live sessions\n"
-          "  add NAME URL [--weight W]         add a backend (ws:// or wss:// URL, W 1..1000)\n"
+          "  add NAME URL [--weight W] [--pool P]\n"
+          "                                    add a backend (ws:// or wss:// URL, W 1..1000) to\n"
+          "                                    pool P (default: default)\n"
           "  remove NAME [--sessions MODE]     remove a backend; its live sessions: keep\n"
           "                                    (default), failover or close\n"
           "  enable NAME, disable NAME         start/stop giving a backend new sessions\n"
@@ -100,6 +104,7 @@ static void usage(FILE *out) {
           "  kill SESSION                      close a session\n"
           "  failover SESSION [--to NAME]      move a session to another backend now\n"
           "  reload                            re-read the configuration file, like SIGHUP\n"
+          "  pools                             list the pools: algorithm, backends, sessions\n"
           "options:\n"
           "  -a, --address ADDR  admin API HOST:PORT (default $WSBAL_ADMIN or " WSB_CTL_DEFAULT_ADDR
           ")\n"
@@ -184,6 +189,10 @@ static bool add_body(const struct options *o, struct call *c) {
     wsb_json_key(&j, "weight");
     wsb_json_uint(&j, o->weight);
   }
+  if (o->given & OPT_POOL) {
+    wsb_json_key(&j, "pool");
+    wsb_json_cstring(&j, o->pool);
+  }
   return body_end(c, &j);
 }
 
@@ -211,8 +220,8 @@ static const struct command commands[] = {
     {"backends", 0, 0, "backends", "GET", "/api/v1/backends", "", NULL, wsb_ctl_print_backends},
     {"sessions", 0, OPT_BACKEND, "sessions [--backend NAME]", "GET", "/api/v1/sessions", "",
      sessions_query, wsb_ctl_print_sessions},
-    {"add", 2, OPT_WEIGHT, "add NAME URL [--weight W]", "POST", "/api/v1/backends", "", add_body,
-     wsb_ctl_print_backend},
+    {"add", 2, OPT_WEIGHT | OPT_POOL, "add NAME URL [--weight W] [--pool P]", "POST",
+     "/api/v1/backends", "", add_body, wsb_ctl_print_backend},
     {"remove", 1, OPT_SESSIONS, "remove NAME [--sessions keep|failover|close]", "DELETE",
      "/api/v1/backends/", "", remove_query, wsb_ctl_print_fields},
     {"enable", 1, 0, "enable NAME", "POST", "/api/v1/backends/", "/enable", NULL,
@@ -227,6 +236,7 @@ static const struct command commands[] = {
     {"failover", 1, OPT_TO, "failover SESSION [--to NAME]", "POST", "/api/v1/sessions/",
      "/failover", failover_body, wsb_ctl_print_fields},
     {"reload", 0, 0, "reload", "POST", "/api/v1/reload", "", NULL, wsb_ctl_print_reload},
+    {"pools", 0, 0, "pools", "GET", "/api/v1/pools", "", NULL, wsb_ctl_print_pools},
 };
 
 /* The command's request: false when an argument makes it too long. */
@@ -258,19 +268,13 @@ static unsigned long parse_number(const char *s, const char *what, unsigned long
 
 static void parse_options(int argc, char **argv, struct options *o) {
   static const struct option longopts[] = {
-      {"address", required_argument, NULL, 'a'},
-      {"token", required_argument, NULL, 'T'},
-      {"json", no_argument, NULL, 'j'},
-      {"help", no_argument, NULL, 'h'},
-      {"version", no_argument, NULL, 'V'},
-      {"backend", required_argument, NULL, 'b'},
-      {"weight", required_argument, NULL, 'w'},
-      {"to", required_argument, NULL, 't'},
-      {"sessions", required_argument, NULL, 's'},
-      {"wait", no_argument, NULL, 'W'},
-      {"timeout", required_argument, NULL, 'o'},
-      {"token-file", required_argument, NULL, 'F'},
-      {NULL, 0, NULL, 0},
+      {"address", required_argument, NULL, 'a'},  {"token", required_argument, NULL, 'T'},
+      {"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},        {"backend", required_argument, NULL, 'b'},
+      {"weight", required_argument, NULL, 'w'},   {"to", required_argument, NULL, 't'},
+      {"sessions", required_argument, NULL, 's'}, {"wait", no_argument, NULL, 'W'},
+      {"timeout", required_argument, NULL, 'o'},  {"token-file", required_argument, NULL, 'F'},
+      {"pool", required_argument, NULL, 'p'},     {NULL, 0, NULL, 0},
   };
   opterr = 0; /* our own messages, with the exit status SPEC.md gives usage errors */
   int ch;
@@ -312,6 +316,10 @@ static void parse_options(int argc, char **argv, struct options *o) {
     case 't':
       o->given |= OPT_TO;
       o->to = optarg;
+      break;
+    case 'p':
+      o->given |= OPT_POOL;
+      o->pool = optarg;
       break;
     case 's':
       o->given |= OPT_SESSIONS;

@@ -19,18 +19,24 @@ struct column {
 };
 
 static const struct column backend_columns[] = {
-    {"NAME", "name", false},
-    {"URL", "url", false},
-    {"WEIGHT", "weight", true},
-    {"MAX", "max_sessions", true},
-    {"BACKUP", "backup", false},
-    {"ENABLED", "enabled", false},
-    {"UP", "up", false},
-    {"SESSIONS", "sessions", true},
-    {"TOTAL", "sessions_total", true},
-    {"FAILOVERS", "failovers", true},
-    {"FAILURES", "failures", true},
+    {"NAME", "name", false},          {"URL", "url", false},
+    {"WEIGHT", "weight", true},       {"MAX", "max_sessions", true},
+    {"BACKUP", "backup", false},      {"POOL", "pool", false},
+    {"ENABLED", "enabled", false},    {"UP", "up", false},
+    {"SESSIONS", "sessions", true},   {"TOTAL", "sessions_total", true},
+    {"FAILOVERS", "failovers", true}, {"FAILURES", "failures", true},
     {"BREAKER", "breaker", false},
+};
+
+/* A key with a dot names a member of an object member ("settings.algorithm"). */
+static const struct column pool_columns[] = {
+    {"NAME", "name", false},
+    {"ALGORITHM", "settings.algorithm", false},
+    {"BACKENDS", "backends", false},
+    {"AVAILABLE", "available", true},
+    {"SESSIONS", "sessions", true},
+    {"FAILOVER", "settings.failover", false},
+    {"HEALTH", "settings.health_check", false},
 };
 
 static const struct column session_columns[] = {
@@ -157,9 +163,27 @@ static void value_text(const struct wsb_json_doc *doc, int i, char *buf, size_t 
     }
     return;
   }
-  case WSB_JSON_ARRAY:
-    raw_text(doc, i, buf, cap);
+  case WSB_JSON_ARRAY: {
+    /* Scalars joined with commas (a pool's backends); anything deeper stays JSON text. */
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int k = wsb_json_next_child(doc, i, 0); k > 0; k = wsb_json_next_child(doc, i, k)) {
+      enum wsb_json_type t = type_of(doc, k);
+      if (t == WSB_JSON_OBJECT || t == WSB_JSON_ARRAY) {
+        raw_text(doc, i, buf, cap);
+        return;
+      }
+      char val[128];
+      value_text(doc, k, val, sizeof(val));
+      int n = snprintf(buf + len, cap - len, "%s%s", len ? "," : "", val);
+      if (n < 0 || (size_t)n >= cap - len)
+        return;
+      len += (size_t)n;
+    }
+    if (len == 0)
+      snprintf(buf, cap, "-");
     return;
+  }
   default:
     snprintf(buf, cap, "-");
   }
@@ -175,11 +199,24 @@ static void add_header(struct wsb_ctl_table *t, const struct column *cols, size_
   }
 }
 
+/* The member of obj that key names, through objects at each '.'; -1 when absent. */
+static int member_path(const struct wsb_json_doc *doc, int obj, const char *key) {
+  const char *dot = strchr(key, '.');
+  while (dot != NULL && obj >= 0) {
+    char part[64];
+    snprintf(part, sizeof(part), "%.*s", (int)(dot - key), key);
+    obj = wsb_json_member(doc, obj, part);
+    key = dot + 1;
+    dot = strchr(key, '.');
+  }
+  return obj >= 0 && type_of(doc, obj) == WSB_JSON_OBJECT ? wsb_json_member(doc, obj, key) : -1;
+}
+
 static void add_row(struct wsb_ctl_table *t, const struct wsb_json_doc *doc, int obj,
                     const struct column *cols, size_t ncols) {
   char cell[CELL_MAX];
   for (size_t c = 0; c < ncols; c++) {
-    value_text(doc, wsb_json_member(doc, obj, cols[c].key), cell, sizeof(cell));
+    value_text(doc, member_path(doc, obj, cols[c].key), cell, sizeof(cell));
     wsb_ctl_table_add(t, cell);
   }
 }
@@ -262,6 +299,15 @@ int wsb_ctl_print_backends(const struct wsb_ctl_answer *ans) {
   if (!read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
   int rc = print_rows(&r.doc, "backends", backend_columns, COUNT(backend_columns));
+  reader_free(&r);
+  return rc;
+}
+
+int wsb_ctl_print_pools(const struct wsb_ctl_answer *ans) {
+  struct reader r;
+  if (!read_json(ans, &r, false))
+    return WSB_CTL_EXIT_ERROR;
+  int rc = print_rows(&r.doc, "pools", pool_columns, COUNT(pool_columns));
   reader_free(&r);
   return rc;
 }

@@ -58,6 +58,7 @@ void wsb__session_hold_backend(struct wsb_session *s, int slot) {
   s->backend_slot = slot;
 
   wsb_shm_add(&s->w->stats->sessions[slot], 1);
+  wsb_shm_add(&s->w->stats->pool_sessions[s->pool % WSB_SHM_MAX_POOLS], 1);
 }
 
 void wsb__session_note_backend(struct wsb_session *s) {
@@ -74,6 +75,7 @@ void wsb__session_release_backend(struct wsb_session *s) {
     return;
   }
   wsb_shm_sub(&s->w->stats->sessions[s->backend_slot], 1);
+  wsb_shm_sub(&s->w->stats->pool_sessions[s->pool % WSB_SHM_MAX_POOLS], 1);
   s->backend_slot = -1;
 }
 

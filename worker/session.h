@@ -94,7 +94,9 @@ struct wsb_session {
   uv_timer_t timer;
   int handles;      /* open handles; the session is freed when the last one has closed */
   int backend_slot; /* the slot whose live count this session holds, or -1 */
-  uint32_t pool;    /* its pool's slot: selection and failover stay among its backends */
+  /* Its pool's slot: selection and failover stay among its backends. Set before the first
+     backend is held (its live count in the pool goes with the backend's), never changed. */
+  uint32_t pool;
   bool finishing;   /* close both connections once every queued byte is written */
   struct wsb_handshake *hs;
   char *head; /* the client's request head, to upgrade again on a failover */

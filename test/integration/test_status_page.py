@@ -73,7 +73,7 @@ class Page(HTMLParser):
 
     def __init__(self, html):
         super().__init__()
-        self.rows = {"backends": [], "workers": []}
+        self.rows = {"backends": [], "workers": [], "pools": []}
         self.widths = []
         self.buttons = []
         self.ids, self.hidden = {}, set()
@@ -125,7 +125,7 @@ class Page(HTMLParser):
             self.cards[-1] += data
 
     def _body(self):
-        """The id of the table body being read ("backends" or "workers"), or None."""
+        """The id of the table body being read ("backends", "workers" or "pools"), or None."""
         return next((i for t, i, _ in self._stack if t == "tbody" and i in self.rows), None)
 
     def card(self, name):
@@ -254,6 +254,9 @@ def check_dump(ap, e2):
          [[str(w["slot"]), str(w["pid"]), str(w["sessions"]), "no"] for w in st["workers"]],
          p.rows["workers"])
     c.eq("two workers", 2, len(p.rows["workers"]))
+    c.eq("a row per pool: name, algorithm, backends, available, live sessions",
+         [["default", "least_conn", ", ".join(b["name"] for b in bs), str(len(bs)), "3"]],
+         p.rows["pools"])
 
 
 class DevTools:

@@ -68,7 +68,10 @@ def test_selection_and_api(echoes):
     d1, d2, c1 = echoes
     admin = free_port()
     lb = Wsbal([], sections=config(admin, {"default": {"algorithm": "round_robin"},
-                                           "chat": {"algorithm": "hash", "max_failovers": "2"}},
+                                           "chat": {"algorithm": "hash", "max_failovers": "2",
+                                                    "health_check": "http",
+                                                    "health_path": "/nope",
+                                                    "health_interval": "100ms"}},
                                    [("d1", d1.url, None), ("d2", d2.url, "default"),
                                     ("c1", c1.url, "chat")]))
     held = []
@@ -93,6 +96,12 @@ def test_selection_and_api(echoes):
              (["c1"], 0, "hash", 2, "X-Backend-Id"),
              (ps["chat"]["backends"], ps["chat"]["sessions"], ps["chat"]["settings"]["algorithm"],
               ps["chat"]["settings"]["max_failovers"], ps["chat"]["settings"]["pass_headers"]))
+        # [upstream] health_check = off (the tests' default); chat checks over http.
+        c1_state = wait_for(lambda: (lambda b: not b["up"] and b)(backends(admin)["c1"]))
+        c.eq("chat's own health check takes c1 down", ("bad_status", False),
+             (c1_state and c1_state["last_check"]["result"], c1_state and c1_state["up"]))
+        c.eq("default's backends are not checked", [None, None],
+             [backends(admin)[n]["last_check"] for n in ("d1", "d2")])
         c.eq("one pool by name", (200, "chat"), (lambda r: (r[0], r[1]["name"]))(
             api(admin, "GET", "/api/v1/pools/chat")))
         c.eq("an unknown pool is 404", 404, api(admin, "GET", "/api/v1/pools/nope")[0])

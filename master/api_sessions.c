@@ -85,6 +85,11 @@ static void session_json(struct master *m, struct wsb_json *j, const struct wsb_
     wsb_json_cstring(j, m->table->backends[e->backend_slot].name);
   else
     wsb_json_null(j); /* moving to another backend right now, or its backend was removed */
+  wsb_json_key(j, "pool");
+  if (e->pool < m->table->npools && m->table->pools[e->pool].in_use)
+    wsb_json_cstring(j, m->table->pools[e->pool].name);
+  else
+    wsb_json_null(j); /* its pool was removed by a reload since */
   wsb_json_key(j, "started");
   wsb_json_cstring(j, ts);
   wsb_json_key(j, "messages_in");

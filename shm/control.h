@@ -39,6 +39,7 @@ struct wsb_session_info {
   uint32_t failovers;
   int32_t backend_slot; /* -1 while it moves */
   uint16_t worker;
+  uint16_t pool; /* the pool slot it was placed in */
   char client[46];
   char path[256]; /* cut to fit */
 };

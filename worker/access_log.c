@@ -240,6 +240,8 @@ static void log_session(struct wsb_worker *w, const struct wsb_session *s, bool 
   wsb_json_cstring(&j, sni);
   wsb_json_key(&j, "connect_ms");
   wsb_json_uint(&j, s->connect_ms);
+  wsb_json_key(&j, "pool");
+  wsb_json_cstring(&j, w->table->pools[s->pool % WSB_SHM_MAX_POOLS].name);
   wsb_json_key(&j, "worker");
   wsb_json_uint(&j, w->slot);
   wsb_json_object_end(&j);

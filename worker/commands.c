@@ -71,6 +71,7 @@ static void describe(const struct wsb_worker *w, const struct wsb_session *s,
   e->failovers = s->failovers;
   e->backend_slot = s->state == S_FAILOVER ? -1 : s->backend_slot;
   e->worker = (uint16_t)w->slot;
+  e->pool = (uint16_t)s->pool;
   if (s->client_family != 0)
     inet_ntop(s->client_family, s->client_addr, e->client, sizeof(e->client));
   size_t n = s->path_len < sizeof(e->path) - 1 ? s->path_len : sizeof(e->path) - 1;

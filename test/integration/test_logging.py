@@ -505,6 +505,7 @@ def check_new_fields(o, what, tls):
          (o.get("tls_version"), o.get("sni")))
     c.true(f"{what}: connect_ms and worker", isinstance(o.get("connect_ms"), int) and
            o.get("worker") == 0, o)
+    c.eq(f"{what}: the session's pool", "default", o.get("pool"))
 
 
 def test_access_log(tmp):

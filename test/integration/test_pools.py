@@ -185,6 +185,10 @@ def test_reload_moves_backend(echoes):
         ps = pools(admin)
         c.eq("sessions count in the pool they were placed in", (5, 0),
              (ps["default"]["sessions"], ps["chat"]["sessions"]))
+        listed = api(admin, "GET", "/api/v1/sessions")[1]["sessions"]
+        c.eq("the sessions API shows each session's pool and backend",
+             sorted([("default", "d1")] * 4 + [("default", "c1")]),
+             sorted((s["pool"], s["backend"]) for s in listed))
         cl = held.pop(0)
         cl.send(bytes([0x88, 0x82, 1, 2, 3, 4]) + bytes(a ^ b for a, b in zip(b"\x03\xe8",
                                                                              b"\x01\x02")))

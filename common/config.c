@@ -284,19 +284,24 @@ static struct wsb_backend_config *backend_add(struct loader *ld, const char *nam
 
 /* Section headers. */
 
+/* A [KIND:NAME] header's name: valid and not used by an earlier section of its kind (first is
+   that section's line, 0 for none). Else reported, and the section's keys are skipped. */
+static bool section_name_ok(struct loader *ld, const char *kind, const char *name, int first) {
+  if (!wsb_config_backend_name_valid(name))
+    error_at(ld, ld->line, "bad %s name \"%s\" (expected 1 to 63 letters, digits, '-', '_' or '.')",
+             kind, name);
+  else if (first > 0)
+    error_at(ld, ld->line, "duplicate section [%s:%s] (first at line %d)", kind, name, first);
+  else
+    return true;
+  ld->sec = CFG_SEC_SKIP;
+  return false;
+}
+
 static void begin_backend(struct loader *ld, const char *name) {
-  if (!wsb_config_backend_name_valid(name)) {
-    error_at(ld, ld->line,
-             "bad backend name \"%s\" (expected 1 to 63 letters, digits, '-', '_' or '.')", name);
-    ld->sec = CFG_SEC_SKIP;
-    return;
-  }
   const struct wsb_backend_config *first = backend_find(ld->cfg, name);
-  if (first != NULL) {
-    error_at(ld, ld->line, "duplicate section [backend:%s] (first at line %d)", name, first->line);
-    ld->sec = CFG_SEC_SKIP;
+  if (!section_name_ok(ld, "backend", name, first != NULL ? first->line : 0))
     return;
-  }
   backend_add(ld, name, ld->line);
   ld->sec = CFG_SEC_BACKEND;
   ld->backend = ld->cfg->nbackends - 1;
@@ -311,18 +316,9 @@ static struct pool_state *pool_state_find(struct loader *ld, const char *name) {
 }
 
 static void begin_pool(struct loader *ld, const char *name) {
-  if (!wsb_config_backend_name_valid(name)) {
-    error_at(ld, ld->line,
-             "bad pool name \"%s\" (expected 1 to 63 letters, digits, '-', '_' or '.')", name);
-    ld->sec = CFG_SEC_SKIP;
-    return;
-  }
   const struct pool_state *first = pool_state_find(ld, name);
-  if (first != NULL) {
-    error_at(ld, ld->line, "duplicate section [pool:%s] (first at line %d)", name, first->line);
-    ld->sec = CFG_SEC_SKIP;
+  if (!section_name_ok(ld, "pool", name, first != NULL ? first->line : 0))
     return;
-  }
   ld->pstate = wsb__cfg_must(realloc(ld->pstate, (ld->npstate + 1) * sizeof(*ld->pstate)));
   struct pool_state *p = &ld->pstate[ld->npstate];
   memset(p, 0, sizeof(*p));

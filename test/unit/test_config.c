@@ -1118,6 +1118,8 @@ START_TEST(reference_config_loads) {
   ck_assert_uint_eq(c.backends[0].max_sessions, 0);
   ck_assert(c.backends[0].enabled);
   ck_assert(!c.backends[0].backup);
+  ck_assert_str_eq(c.backends[0].pool, "default");
+  ck_assert_uint_eq(c.npools, 1);
   wsb_config_free(&c);
 }
 END_TEST

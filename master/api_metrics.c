@@ -323,6 +323,13 @@ void wsb__api_metrics(struct api_call *c) {
                 "The backend's circuit breaker: 0 closed, 1 open (no new sessions until its "
                 "cooldown ends), 2 half-open (one trial connection at a time).",
                 BG_BREAKER);
+  family(&t, "wsbal_pool_sessions", "gauge",
+         "Live sessions by the pool they were placed in (their backend may have moved since).");
+  for (uint32_t p = 0; p < m->table->npools; p++)
+    if (m->table->pools[p].in_use)
+      wsb_text_printf(&t, "wsbal_pool_sessions{pool=\"%s\"} %" PRIu64 "\n",
+                      label(m->table->pools[p].name, b, sizeof(b)),
+                      WSB_SHM_SUM(m->shm, pool_sessions[p]));
   family(&t, "wsbal_backend_health_checks_total", "counter", "Health checks by result.");
   for (uint32_t s = 0; s < m->table->nslots; s++)
     for (int i = 0; m->table->backends[s].in_use && i < WSB_PROBE_BAD_BODY; i++)

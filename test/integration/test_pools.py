@@ -102,6 +102,14 @@ def test_selection_and_api(echoes):
              (c1_state and c1_state["last_check"]["result"], c1_state and c1_state["up"]))
         c.eq("default's backends are not checked", [None, None],
              [backends(admin)[n]["last_check"] for n in ("d1", "d2")])
+        metrics = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
+        metrics.request("GET", "/metrics")
+        text = metrics.getresponse().read().decode()
+        metrics.close()
+        c.true("wsbal_pool_sessions per pool",
+               'wsbal_pool_sessions{pool="default"} 10\n' in text and
+               'wsbal_pool_sessions{pool="chat"} 0\n' in text,
+               [line for line in text.split("\n") if "pool" in line])
         c.eq("one pool by name", (200, "chat"), (lambda r: (r[0], r[1]["name"]))(
             api(admin, "GET", "/api/v1/pools/chat")))
         c.eq("an unknown pool is 404", 404, api(admin, "GET", "/api/v1/pools/nope")[0])

@@ -534,6 +534,12 @@ static void env_key(struct loader *ld, const char *entry, size_t namelen, const 
               "[backend:NAME] keys cannot be set from the environment (use WSBAL_BACKENDS)");
     return;
   }
+  if (strncmp(entry, "WSBAL_POOL_", 11) == 0) {
+    error_env(ld, entry, namelen,
+              "[pool:NAME] keys cannot be set from the environment (WSBAL_UPSTREAM_* sets "
+              "every pool's defaults)");
+    return;
+  }
   for (enum cfg_section sec = CFG_SEC_WSBAL; sec < CFG_SEC_BACKEND; sec++) {
     char prefix[32], key[64], label[32];
     const char *sname = wsb__cfg_section_name(sec);

@@ -223,7 +223,6 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
     /* A reload bumps serial itself (master.c). */
     t->settings.tls_serial = prev->settings.tls_serial;
   }
-
   struct entry entries[WSB_SHM_MAX_BACKENDS]; /* about 37 KiB: the master's stack has room */
   size_t n;
   rc = expand(entries, &n, cfg, addrs, err, errlen);

@@ -970,13 +970,10 @@ END_TEST
 
 START_TEST(env_errors) {
   char *env[] = {
-      "WSBAL_LISTEN_ADDRESS=nowhere",
-      "WSBAL_LISTEN_NOPE=1",
-      "WSBAL_UPSTREAM_connect_timeout=1s",
-      "WSBAL_WSBAL_SHUTDOWN_TIMEOUT=soon",
-      "WSBAL_BACKEND_B_WEIGHT=3",
-      "WSBAL_ADMIN_TOKEN=two words",
-      NULL,
+      "WSBAL_LISTEN_ADDRESS=nowhere",      "WSBAL_LISTEN_NOPE=1",
+      "WSBAL_UPSTREAM_connect_timeout=1s", "WSBAL_WSBAL_SHUTDOWN_TIMEOUT=soon",
+      "WSBAL_BACKEND_B_WEIGHT=3",          "WSBAL_POOL_CHAT_ALGORITHM=hash",
+      "WSBAL_ADMIN_TOKEN=two words",       NULL,
   };
   struct fixture f;
   load(&f, BACKEND, env);
@@ -989,6 +986,8 @@ START_TEST(env_errors) {
                 "shutdown_timeout (expected e.g. 500ms, 10s, 5m)",
                 "env WSBAL_BACKEND_B_WEIGHT: [backend:NAME] keys cannot be set from the "
                 "environment (use WSBAL_BACKENDS)",
+                "env WSBAL_POOL_CHAT_ALGORITHM: [pool:NAME] keys cannot be set from the "
+                "environment (WSBAL_UPSTREAM_* sets every pool's defaults)",
                 "env WSBAL_ADMIN_TOKEN: bad token \"two words\" for [admin] token (expected "
                 "printable characters without spaces)");
   /* A rejected override leaves the file's value. */

@@ -189,11 +189,84 @@ void wsb_config_upstream_copy(struct wsb_upstream_config *to,
 #undef COPY_LIST
 }
 
-const struct wsb_pool_config *wsb_config_pool(const struct wsb_config *cfg, const char *name) {
+/* The index of pool name in cfg->pools, or -1. */
+static int pool_index(const struct wsb_config *cfg, const char *name) {
   for (size_t i = 0; i < cfg->npools; i++)
     if (strcmp(cfg->pools[i].name, name) == 0)
-      return &cfg->pools[i];
-  return NULL;
+      return (int)i;
+  return -1;
+}
+
+const struct wsb_pool_config *wsb_config_pool(const struct wsb_config *cfg, const char *name) {
+  int i = pool_index(cfg, name);
+  return i >= 0 ? &cfg->pools[i] : NULL;
+}
+
+/* [upstream] keys that bound the whole process, not one pool's backends: a worker's replay
+   windows together, and the one DNS discovery round. */
+static bool global_only(const char *key) {
+  return strcmp(key, "failover_buffer_total") == 0 || strcmp(key, "resolve_interval") == 0;
+}
+
+int wsb_config_pool_change(const struct wsb_config *cfg, const char *name, const char *const *keys,
+                           const char *const *values, size_t n, struct wsb_upstream_config *out,
+                           char *msg, size_t msglen) {
+  const struct wsb_pool_config *p = wsb_config_pool(cfg, name);
+  struct wsb_upstream_config u;
+  char label[WSB_SECTION_NAME_MAX + 8];
+  snprintf(label, sizeof(label), "[pool:%.63s]", name);
+  wsb_config_upstream_copy(&u, p != NULL ? &p->upstream : &cfg->upstream);
+  for (size_t i = 0; i < n; i++) {
+    int idx = wsb__cfg_key_find(CFG_SEC_POOL, keys[i]);
+    if (idx < 0)
+      snprintf(msg, msglen, "unknown key \"%.64s\" in %s", keys[i], label);
+    else if (global_only(keys[i]))
+      snprintf(msg, msglen, "%s %s applies to every pool at once: set it in [upstream]", label,
+               keys[i]);
+    else if (strncmp(keys[i], "tls_", 4) == 0)
+      snprintf(msg, msglen, "%s %s changes with a reload, which loads and checks its files", label,
+               keys[i]);
+    if (idx < 0 || global_only(keys[i]) || strncmp(keys[i], "tls_", 4) == 0 ||
+        wsb__cfg_key_apply(CFG_SEC_POOL, idx, &u, label, values[i], msg, msglen) < 0) {
+      wsb_config_upstream_free(&u);
+      return WSB_EVALUE;
+    }
+  }
+  *out = u;
+  return 0;
+}
+
+int wsb_config_pool_swap(struct wsb_config *cfg, const char *name, struct wsb_upstream_config *u,
+                         bool changed) {
+  int i = pool_index(cfg, name);
+  struct wsb_pool_config *p = i >= 0 ? &cfg->pools[i] : NULL;
+  if (p != NULL) {
+    struct wsb_upstream_config old = p->upstream;
+    p->upstream = *u;
+    *u = old;
+    p->changed = changed;
+    return 0;
+  }
+  if (cfg->npools >= WSB_MAX_POOLS)
+    return -E2BIG;
+  cfg->pools = wsb__cfg_must(realloc(cfg->pools, (cfg->npools + 1) * sizeof(*cfg->pools)));
+  p = &cfg->pools[cfg->npools++];
+  memset(p, 0, sizeof(*p));
+  snprintf(p->name, sizeof(p->name), "%s", name);
+  p->upstream = *u;
+  p->changed = changed;
+  memset(u, 0, sizeof(*u));
+  return 1;
+}
+
+void wsb_config_pool_drop(struct wsb_config *cfg, const char *name) {
+  int i = pool_index(cfg, name);
+  if (i < 0)
+    return;
+  wsb_config_upstream_free(&cfg->pools[i].upstream);
+  memmove(&cfg->pools[i], &cfg->pools[i + 1],
+          (cfg->npools - (size_t)i - 1) * sizeof(cfg->pools[0]));
+  cfg->npools--;
 }
 
 void wsb_config_errors_free(struct wsb_config_errors *errs) {
@@ -429,12 +502,6 @@ static char *read_line(char *str, int num, void *stream) {
 /* Where a global section's keys are applied: [upstream]'s struct, or the whole. */
 static void *section_base(struct wsb_config *cfg, enum cfg_section sec) {
   return sec == CFG_SEC_UPSTREAM ? (void *)&cfg->upstream : (void *)cfg;
-}
-
-/* [upstream] keys that bound the whole process, not one pool's backends: a worker's replay
-   windows together, and the one DNS discovery round. */
-static bool global_only(const char *key) {
-  return strcmp(key, "failover_buffer_total") == 0 || strcmp(key, "resolve_interval") == 0;
 }
 
 static void set_key_from_file(struct loader *ld, const char *name, const char *value) {

@@ -105,7 +105,8 @@ struct wsb_upstream_config {
 struct wsb_pool_config {
   char name[WSB_SECTION_NAME_MAX];
   struct wsb_upstream_config upstream;
-  int line; /* of its section header; else of the first backend naming it; 0 for none */
+  int line;     /* of its section header; else of the first backend naming it; 0 for none */
+  bool changed; /* through the admin API since the file was read (a reload discards it) */
 };
 
 struct wsb_config {
@@ -212,6 +213,27 @@ bool wsb_config_backend_name_valid(const char *name);
 
 /* The pool named name, or NULL. */
 const struct wsb_pool_config *wsb_config_pool(const struct wsb_config *cfg, const char *name);
+
+/*
+ * The admin API's change to pool name: into out, the pool's settings (or [upstream]'s for a
+ * pool cfg has not) with keys[i] set to values[i] (n of them), each checked as the file's would
+ * be. Returns 0, or WSB_EVALUE with out untouched and a sentence in msg: an unknown key, a bad
+ * value, a key that bounds every pool (failover_buffer_total, resolve_interval), or a TLS key
+ * (its files are loaded and checked by a reload, not here).
+ */
+int wsb_config_pool_change(const struct wsb_config *cfg, const char *name, const char *const *keys,
+                           const char *const *values, size_t n, struct wsb_upstream_config *out,
+                           char *msg, size_t msglen);
+
+/*
+ * Swaps *u with pool name's settings, adding the pool when cfg has none, and sets its changed
+ * mark: *u then holds what the pool had, to swap back (with the mark it had), and the result
+ * says whether the pool was added (1) or not (0); -E2BIG past WSB_MAX_POOLS, u untouched.
+ * wsb_config_pool_drop undoes an add.
+ */
+int wsb_config_pool_swap(struct wsb_config *cfg, const char *name, struct wsb_upstream_config *u,
+                         bool changed);
+void wsb_config_pool_drop(struct wsb_config *cfg, const char *name);
 
 /* A deep copy of from into to, and the release of one. */
 void wsb_config_upstream_copy(struct wsb_upstream_config *to,

@@ -175,6 +175,7 @@ static const struct route {
     {POST, "/api/v1/sessions/{}/failover", wsb__api_session_failover},
     {GET, "/api/v1/pools", wsb__api_pools_list},
     {GET, "/api/v1/pools/{}", wsb__api_pool_get},
+    {PATCH, "/api/v1/pools/{}", wsb__api_pool_patch},
 };
 
 /* Whether path fits pattern; arg gets what "{}" matched (at most cap - 1 bytes, else no fit). */

@@ -89,6 +89,7 @@ void wsb__api_session_failover(struct api_call *c);
 
 void wsb__api_pools_list(struct api_call *c); /* api_pools.c */
 void wsb__api_pool_get(struct api_call *c);
+void wsb__api_pool_patch(struct api_call *c);
 
 /* Before the loop ends: session lists answered as partial, lookups of adds canceled. */
 void wsb__api_sessions_stop(struct master *m);

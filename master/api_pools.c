@@ -1,8 +1,11 @@
 /* The admin API's pools: each with its settings, its backends and its live sessions. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "api.h"
+#include "json_read.h"
+#include "log.h"
 
 static const char *const algorithms[] = {"least_conn", "round_robin", "random", "hash"};
 static const char *const hash_keys[] = {"ip", "path", "header:", "cookie:", "query:"};
@@ -81,6 +84,7 @@ static void pool_json(struct master *m, struct wsb_json *j, uint32_t pool) {
   key_string(j, "name", p->name);
   /* false for a pool only backends name (added through the API): [upstream]'s settings. */
   key_bool(j, "configured", pc != NULL);
+  key_bool(j, "changed", pc != NULL && pc->changed); /* through PATCH, until the next reload */
   wsb_json_key(j, "backends");
   wsb_json_array_begin(j);
   unsigned available = 0;
@@ -126,4 +130,93 @@ void wsb__api_pool_get(struct api_call *c) {
     return;
   pool_json(m, &j, (uint32_t)pool);
   wsb__api_reply_json(c->r, 200, &j);
+}
+
+/* The most keys one PATCH sets: each takes a key and a value token. */
+#define PATCH_KEYS ((API_BODY_TOKENS - 1) / 2)
+
+/* A member's value as the file would spell it: a string as is, a number as written, a boolean
+   as on/off. false when it is none of those (an object, an array, null). */
+static bool value_text(const struct wsb_json_doc *doc, int i, char *buf, size_t cap) {
+  const struct wsb_json_token *t = &doc->tokens[i];
+  bool b;
+  switch (t->type) {
+  case WSB_JSON_STRING:
+    return wsb_json_get_string(doc, i, buf, cap, NULL) == 0;
+  case WSB_JSON_NUMBER:
+    if (t->end - t->start >= cap)
+      return false;
+    memcpy(buf, doc->text + t->start, t->end - t->start);
+    buf[t->end - t->start] = '\0';
+    return true;
+  case WSB_JSON_BOOL:
+    wsb_json_get_bool(doc, i, &b);
+    snprintf(buf, cap, "%s", b ? "on" : "off");
+    return true;
+  default:
+    return false;
+  }
+}
+
+/*
+ * PATCH {"KEY": VALUE, ...}: sets [upstream] keys of one pool as a [pool:NAME] section would (a
+ * pool no file names is made), all or none, and publishes them at once; the answer is the
+ * pool. A reload reads the file again and discards the change (it says so).
+ */
+void wsb__api_pool_patch(struct api_call *c) {
+  struct master *m = c->m;
+  if (!wsb_config_backend_name_valid(c->arg)) {
+    wsb_admin_error(c->r, 400, "a pool name is 1 to 63 letters, digits, '-', '_' or '.'");
+    return;
+  }
+  struct wsb_json_token tokens[API_BODY_TOKENS];
+  struct wsb_json_doc doc;
+  static const char *const any[] = {NULL};
+  int rc = wsb_json_parse(&doc, c->req->body, c->req->body_len, tokens, API_BODY_TOKENS, 0);
+  if (rc < 0 || doc.tokens[0].children == 0) {
+    wsb__api_parse_body(c->req, &doc, tokens, any, c->r); /* answers the parse error */
+    if (rc >= 0)
+      wsb_admin_error(c->r, 400, "body: an object of [upstream] keys and their values");
+    return;
+  }
+  char keys[PATCH_KEYS][64], values[PATCH_KEYS][WSB_PATH_MAX];
+  const char *kp[PATCH_KEYS], *vp[PATCH_KEYS];
+  size_t n = 0;
+  for (int k = wsb_json_next_child(&doc, 0, 0); k > 0 && n < PATCH_KEYS;
+       k = wsb_json_next_child(&doc, 0, k), n++) {
+    if (wsb_json_get_string(&doc, k, keys[n], sizeof(keys[n]), NULL) != 0 ||
+        !value_text(&doc, k + 1, values[n], sizeof(values[n]))) {
+      char msg[160];
+      snprintf(msg, sizeof(msg), "body: \"%.64s\" must be a string, a number or a boolean",
+               keys[n]);
+      wsb_admin_error(c->r, 400, msg);
+      return;
+    }
+    kp[n] = keys[n];
+    vp[n] = values[n];
+  }
+  struct wsb_upstream_config u;
+  char err[512];
+  if (wsb_config_pool_change(m->cfg, c->arg, kp, vp, n, &u, err, sizeof(err)) != 0) {
+    wsb_admin_error(c->r, 400, err);
+    return;
+  }
+  const struct wsb_pool_config *before = wsb_config_pool(m->cfg, c->arg);
+  bool was_changed = before != NULL && before->changed;
+  int added = wsb_config_pool_swap(m->cfg, c->arg, &u, true); /* u: what the pool had */
+  rc = added < 0 ? added : wsb_master_publish(m, &m->backends, err, sizeof(err));
+  if (rc != 0) {
+    if (added == 1)
+      wsb_config_pool_drop(m->cfg, c->arg);
+    else if (added == 0)
+      wsb_config_pool_swap(m->cfg, c->arg, &u, was_changed);
+    wsb_config_upstream_free(&u);
+    wsb_admin_error(c->r, rc == -E2BIG ? 409 : 500,
+                    rc == -E2BIG ? "no room for another pool" : err);
+    return;
+  }
+  wsb_config_upstream_free(&u);
+  wsb_log_info("admin %s: pool %s: %zu setting%s changed", c->req->peer, c->arg, n,
+               n == 1 ? "" : "s");
+  wsb__api_pool_get(c);
 }

@@ -219,6 +219,10 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs,
      aloud, so that an operator who disabled a backend through the API sees it come back. */
   struct wsb_config_errors gone = {0};
   wsb_backends_discarded(&m->backends, &bs, n.table, &gone);
+  for (size_t i = 0; i < m->cfg->npools; i++)
+    if (m->cfg->pools[i].changed)
+      wsb_reload_note(&gone, "pool %s: the file's settings (changed through the API)",
+                      m->cfg->pools[i].name);
   for (size_t i = 0; i < gone.n; i++)
     wsb_log_warn("reload: discards a runtime change: %s", gone.lines[i]);
   if (discarded != NULL)

@@ -139,6 +139,42 @@ def test_selection_and_api(echoes):
         who, cl = open_session(lb)
         held.append(cl)
         c.true("new sessions still only in default", who in ("d1", "d2"), who)
+
+        # PATCH changes a pool's keys at once, all or none; a reload discards the change.
+        st, body = api(admin, "PATCH", "/api/v1/pools/default",
+                       {"algorithm": "least_conn", "max_failovers": 3, "failover": False})
+        c.eq("PATCH a pool: 200 with its new settings", (200, "least_conn", 3, False, True),
+             (st, body["settings"]["algorithm"], body["settings"]["max_failovers"],
+              body["settings"]["failover"], body["changed"]) if st == 200 else (st, body))
+        for what, change, error in (
+                ("an unknown key", {"colour": "red"}, 'unknown key "colour" in [pool:default]'),
+                ("a bad value", {"algorithm": "least_conn", "health_rise": 0},
+                 'number "0" for [pool:default] health_rise is out of range (expected 1..100)'),
+                ("a TLS key", {"tls_verify": False}, "[pool:default] tls_verify changes with a "
+                 "reload, which loads and checks its files"),
+                ("a process-wide key", {"resolve_interval": "1m"}, "[pool:default] "
+                 "resolve_interval applies to every pool at once: set it in [upstream]"),
+                ("an object value", {"algorithm": {}}, 'body: "algorithm" must be a string, a '
+                 "number or a boolean"),
+                ("no key at all", {}, "body: an object of [upstream] keys and their values")):
+            c.eq(f"PATCH with {what}: 400 naming it", (400, error),
+                 (lambda r: (r[0], r[1] and r[1].get("error")))(
+                     api(admin, "PATCH", "/api/v1/pools/default", change)))
+        c.eq("a refused PATCH changes nothing", ("least_conn", 3),
+             (lambda s: (s["algorithm"], s["max_failovers"]))(pools(admin)["default"]["settings"]))
+        st, body = api(admin, "PATCH", "/api/v1/pools/fresh", {"health_check": "tcp"})
+        c.eq("PATCH makes a pool no file names", (200, "fresh", [], "tcp"),
+             (st, body.get("name"), body.get("backends"), body["settings"]["health_check"])
+             if st == 200 else (st, body))
+        st, body = api(admin, "POST", "/api/v1/reload")
+        c.true("a reload says what it discards", st == 200 and
+               "pool default: the file's settings (changed through the API)" in body["discarded"]
+               and "pool fresh: the file's settings (changed through the API)"
+               in body["discarded"], body)
+        ps = pools(admin)
+        c.eq("after the reload: the file's settings, the API's pool gone",
+             ("round_robin", False, False), (ps["default"]["settings"]["algorithm"],
+                                             ps["default"]["changed"], "fresh" in ps))
     finally:
         for cl in held:
             if cl:

@@ -462,6 +462,58 @@ START_TEST(pools) {
 }
 END_TEST
 
+/* The admin API's changes: checked as the file's, all or none, swapped in and back. */
+START_TEST(pool_changes) {
+  struct fixture f;
+  load(&f, BACKEND "[pool:chat]\nalgorithm = hash\n", NULL);
+  expect_ok(&f);
+  struct wsb_upstream_config u;
+  char msg[256];
+  const char *keys[] = {"max_failovers", "algorithm"}, *values[] = {"7", "random"};
+  ck_assert_int_eq(wsb_config_pool_change(&f.cfg, "chat", keys, values, 2, &u, msg, sizeof(msg)),
+                   0);
+  ck_assert_uint_eq(u.max_failovers, 7);
+  ck_assert_int_eq(u.algorithm, WSB_ALG_RANDOM);
+  ck_assert_int_eq(wsb_config_pool_swap(&f.cfg, "chat", &u, true), 0);
+  ck_assert_int_eq(u.algorithm, WSB_ALG_HASH); /* what the pool had */
+  ck_assert(wsb_config_pool(&f.cfg, "chat")->changed);
+  ck_assert_int_eq(wsb_config_pool(&f.cfg, "chat")->upstream.algorithm, WSB_ALG_RANDOM);
+  ck_assert_int_eq(wsb_config_pool_swap(&f.cfg, "chat", &u, false), 0);
+  ck_assert_int_eq(wsb_config_pool(&f.cfg, "chat")->upstream.algorithm, WSB_ALG_HASH);
+  ck_assert(!wsb_config_pool(&f.cfg, "chat")->changed);
+  wsb_config_upstream_free(&u);
+  /* A new pool starts from [upstream]; dropped, it is gone. */
+  ck_assert_int_eq(wsb_config_pool_change(&f.cfg, "new", keys, values, 1, &u, msg, sizeof(msg)), 0);
+  ck_assert_int_eq(u.algorithm, WSB_ALG_LEAST_CONN);
+  ck_assert_int_eq(wsb_config_pool_swap(&f.cfg, "new", &u, true), 1);
+  ck_assert_uint_eq(f.cfg.npools, 3);
+  ck_assert_uint_eq(wsb_config_pool(&f.cfg, "new")->upstream.max_failovers, 7);
+  wsb_config_pool_drop(&f.cfg, "new");
+  ck_assert_uint_eq(f.cfg.npools, 2);
+  ck_assert_ptr_null(wsb_config_pool(&f.cfg, "new"));
+  /* Refusals leave everything as it was. */
+  static const struct {
+    const char *key, *value, *msg;
+  } bad[] = {
+      {"colour", "red", "unknown key \"colour\" in [pool:chat]"},
+      {"max_failovers", "lots",
+       "bad number \"lots\" for [pool:chat] max_failovers (expected 0..1000)"},
+      {"resolve_interval", "1m",
+       "[pool:chat] resolve_interval applies to every pool at once: set it in [upstream]"},
+      {"tls_ca_file", "/x.pem",
+       "[pool:chat] tls_ca_file changes with a reload, which loads and checks its files"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    const char *k[] = {"algorithm", bad[i].key}, *v[] = {"random", bad[i].value};
+    ck_assert_int_eq(wsb_config_pool_change(&f.cfg, "chat", k, v, 2, &u, msg, sizeof(msg)),
+                     WSB_EVALUE);
+    ck_assert_str_eq(msg, bad[i].msg);
+  }
+  ck_assert_int_eq(wsb_config_pool(&f.cfg, "chat")->upstream.algorithm, WSB_ALG_HASH);
+  fixture_done(&f);
+}
+END_TEST
+
 START_TEST(pool_errors) {
   CHECK_FILE(BACKEND "[pool:bad name]\nalgorithm = hash\n[pool:a]\n[pool:a]\n",
              "@3: bad pool name \"bad name\" (expected 1 to 63 letters, digits, '-', '_' or '.')",
@@ -1205,6 +1257,7 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, word_values);
   tcase_add_test(tc, pools);
   tcase_add_test(tc, pool_errors);
+  tcase_add_test(tc, pool_changes);
   tcase_add_test(tc, ini_dialect);
   tcase_add_test(tc, error_sections);
   tcase_add_test(tc, error_duplicates);

@@ -13,7 +13,8 @@ import signal
 import threading
 import time
 
-from wsbtest import T, Checks, Echo, Peer, RawClient, Wsbal, free_port, run_tests, wait_for
+from wsbtest import (T, Checks, Echo, Peer, RawClient, Wsbal, admin_call, free_port, run_tests,
+                     wait_for)
 
 c = Checks()
 FAST = {"health_interval": "200ms", "health_timeout": "150ms", "health_rise": "2",
@@ -21,13 +22,7 @@ FAST = {"health_interval": "200ms", "health_timeout": "150ms", "health_rise": "2
 
 
 def api(port, method, path, body=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=T)
-    conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                 headers={"Content-Type": "application/json"} if body is not None else {})
-    r = conn.getresponse()
-    data = r.read()
-    conn.close()
-    return r.status, data
+    return admin_call(port, method, path, body)
 
 
 def backends(ap):

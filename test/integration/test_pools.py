@@ -2,7 +2,6 @@
 land in "default"), [pool:NAME] settings reach their pool, live counts stay exact when a reload
 moves a backend to another pool, the admin API and wsbalctl show and add pools, and wsbal -t
 names the line of a bad pool key."""
-import http.client
 import json
 import os
 import struct
@@ -10,20 +9,16 @@ import subprocess
 import sys
 import tempfile
 
-from wsbtest import WSBAL, Checks, Echo, RawClient, Wsbal, free_port, run_tests, wait_for
+from wsbtest import (WSBAL, Checks, Echo, RawClient, Wsbal, admin_call, free_port, run_tests,
+                     wait_for)
 
 c = Checks()
 WSBALCTL = os.environ.get("WSBALCTL", os.path.join(os.path.dirname(WSBAL), "wsbalctl"))
 
 
 def api(port, method, path, body=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                 headers={"Content-Type": "application/json"} if body is not None else {})
-    r = conn.getresponse()
-    data = r.read()
-    conn.close()
-    return r.status, json.loads(data) if data else None
+    status, data = admin_call(port, method, path, body)
+    return status, json.loads(data) if data else None
 
 
 def backends(port):
@@ -102,10 +97,7 @@ def test_selection_and_api(echoes):
              (c1_state and c1_state["last_check"]["result"], c1_state and c1_state["up"]))
         c.eq("default's backends are not checked", [None, None],
              [backends(admin)[n]["last_check"] for n in ("d1", "d2")])
-        metrics = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
-        metrics.request("GET", "/metrics")
-        text = metrics.getresponse().read().decode()
-        metrics.close()
+        text = admin_call(admin, "GET", "/metrics")[1].decode()
         c.true("wsbal_pool_sessions per pool",
                'wsbal_pool_sessions{pool="default"} 10\n' in text and
                'wsbal_pool_sessions{pool="chat"} 0\n' in text,

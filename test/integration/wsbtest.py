@@ -90,6 +90,20 @@ def free_port():
 
 
 
+def admin_call(port, method, path, body=None, timeout=T):
+    """(status, body bytes) of one request to an admin server on 127.0.0.1; body, when given,
+    goes as JSON. Tests written since issue 17 share it rather than each having its own."""
+    import http.client
+    import json
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                 headers={"Content-Type": "application/json"} if body is not None else {})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, data
+
+
 def wait_for(what, timeout=T, step=0.05):
     """Polls what() until it is true or the deadline passes; returns its last value."""
     deadline = time.monotonic() + timeout

@@ -105,6 +105,8 @@ static void usage(FILE *out) {
           "  failover SESSION [--to NAME]      move a session to another backend now\n"
           "  reload                            re-read the configuration file, like SIGHUP\n"
           "  pools                             list the pools: algorithm, backends, sessions\n"
+          "  pool NAME KEY=VALUE               set an [upstream] key of one pool until the next\n"
+          "                                    reload (a pool no file names is made)\n"
           "options:\n"
           "  -a, --address ADDR  admin API HOST:PORT (default $WSBAL_ADMIN or " WSB_CTL_DEFAULT_ADDR
           ")\n"
@@ -206,6 +208,20 @@ static bool failover_body(const struct options *o, struct call *c) {
   return body_end(c, &j);
 }
 
+/* pool NAME KEY=VALUE: PATCH {"KEY": "VALUE"}, the value as the file would spell it. */
+static bool pool_body(const struct options *o, struct call *c) {
+  const char *eq = strchr(o->args[2], '=');
+  if (eq == NULL || eq == o->args[2])
+    usage_error("pool takes KEY=VALUE, e.g. algorithm=round_robin, not \"%s\"", o->args[2]);
+  char key[128];
+  snprintf(key, sizeof(key), "%.*s", (int)(eq - o->args[2]), o->args[2]);
+  struct wsb_json j;
+  body_begin(c, &j);
+  wsb_json_key(&j, key);
+  wsb_json_cstring(&j, eq + 1);
+  return body_end(c, &j);
+}
+
 /* weight NAME W: PATCH {"weight": W}. */
 static bool weight_body(const struct options *o, struct call *c) {
   struct wsb_json j;
@@ -237,6 +253,8 @@ static const struct command commands[] = {
      "/failover", failover_body, wsb_ctl_print_fields},
     {"reload", 0, 0, "reload", "POST", "/api/v1/reload", "", NULL, wsb_ctl_print_reload},
     {"pools", 0, 0, "pools", "GET", "/api/v1/pools", "", NULL, wsb_ctl_print_pools},
+    {"pool", 2, 0, "pool NAME KEY=VALUE", "PATCH", "/api/v1/pools/", "", pool_body,
+     wsb_ctl_print_pool},
 };
 
 /* The command's request: false when an argument makes it too long. */

@@ -79,6 +79,7 @@ int wsb_ctl_print_status(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_backends(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_backend(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_pools(const struct wsb_ctl_answer *ans);
+int wsb_ctl_print_pool(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_sessions(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_reload(const struct wsb_ctl_answer *ans);
 /* drain --wait: the live sessions of a backend's answer, or the sum over a section's

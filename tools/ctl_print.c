@@ -312,6 +312,20 @@ int wsb_ctl_print_pools(const struct wsb_ctl_answer *ans) {
   return rc;
 }
 
+int wsb_ctl_print_pool(const struct wsb_ctl_answer *ans) {
+  struct reader r;
+  if (!read_json(ans, &r, false))
+    return WSB_CTL_EXIT_ERROR;
+  bool right[MAX_COLUMNS];
+  struct wsb_ctl_table t;
+  wsb_ctl_table_init(&t, COUNT(pool_columns), right);
+  add_header(&t, pool_columns, COUNT(pool_columns), right);
+  add_row(&t, &r.doc, 0, pool_columns, COUNT(pool_columns));
+  int rc = finish_table(&t);
+  reader_free(&r);
+  return rc;
+}
+
 int wsb_ctl_print_backend(const struct wsb_ctl_answer *ans) {
   struct reader r;
   if (!read_json(ans, &r, false))

@@ -154,6 +154,15 @@ def test_selection_and_api(echoes):
                      api(admin, "PATCH", "/api/v1/pools/default", change)))
         c.eq("a refused PATCH changes nothing", ("least_conn", 3),
              (lambda s: (s["algorithm"], s["max_failovers"]))(pools(admin)["default"]["settings"]))
+        out = subprocess.run([WSBALCTL, "-a", f"127.0.0.1:{admin}", "pool", "chat",
+                              "max_failovers=4"], capture_output=True, text=True, timeout=10)
+        c.true("wsbalctl pool NAME KEY=VALUE", out.returncode == 0 and
+               out.stdout.split("\n")[1].split()[:2] == ["chat", "hash"] and
+               pools(admin)["chat"]["settings"]["max_failovers"] == 4, out.stdout + out.stderr)
+        out = subprocess.run([WSBALCTL, "-a", f"127.0.0.1:{admin}", "pool", "chat", "colour=red"],
+                             capture_output=True, text=True, timeout=10)
+        c.true("wsbalctl pool: the server's refusal, exit 1", out.returncode == 1 and
+               'unknown key "colour"' in out.stderr, out.stdout + out.stderr)
         st, body = api(admin, "PATCH", "/api/v1/pools/fresh", {"health_check": "tcp"})
         c.eq("PATCH makes a pool no file names", (200, "fresh", [], "tcp"),
              (st, body.get("name"), body.get("backends"), body["settings"]["health_check"])

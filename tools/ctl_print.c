@@ -294,34 +294,40 @@ int wsb_ctl_print_status(const struct wsb_ctl_answer *ans) {
   return rc;
 }
 
-int wsb_ctl_print_backends(const struct wsb_ctl_answer *ans) {
+/* The answer's array member key, one row per object, under its columns. */
+static int print_list(const struct wsb_ctl_answer *ans, const char *key, const struct column *cols,
+                      size_t ncols) {
   struct reader r;
   if (!read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
-  int rc = print_rows(&r.doc, "backends", backend_columns, COUNT(backend_columns));
+  int rc = print_rows(&r.doc, key, cols, ncols);
   reader_free(&r);
   return rc;
 }
 
+/* The answer's top-level object as one row under its columns. */
+static int print_one(const struct wsb_json_doc *doc, const struct column *cols, size_t ncols) {
+  bool right[MAX_COLUMNS] = {false}; /* add_header sets them; the table keeps the pointer */
+  struct wsb_ctl_table t;
+  wsb_ctl_table_init(&t, ncols, right);
+  add_header(&t, cols, ncols, right);
+  add_row(&t, doc, 0, cols, ncols);
+  return finish_table(&t);
+}
+
+int wsb_ctl_print_backends(const struct wsb_ctl_answer *ans) {
+  return print_list(ans, "backends", backend_columns, COUNT(backend_columns));
+}
+
 int wsb_ctl_print_pools(const struct wsb_ctl_answer *ans) {
-  struct reader r;
-  if (!read_json(ans, &r, false))
-    return WSB_CTL_EXIT_ERROR;
-  int rc = print_rows(&r.doc, "pools", pool_columns, COUNT(pool_columns));
-  reader_free(&r);
-  return rc;
+  return print_list(ans, "pools", pool_columns, COUNT(pool_columns));
 }
 
 int wsb_ctl_print_pool(const struct wsb_ctl_answer *ans) {
   struct reader r;
   if (!read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
-  bool right[MAX_COLUMNS];
-  struct wsb_ctl_table t;
-  wsb_ctl_table_init(&t, COUNT(pool_columns), right);
-  add_header(&t, pool_columns, COUNT(pool_columns), right);
-  add_row(&t, &r.doc, 0, pool_columns, COUNT(pool_columns));
-  int rc = finish_table(&t);
+  int rc = print_one(&r.doc, pool_columns, COUNT(pool_columns));
   reader_free(&r);
   return rc;
 }
@@ -339,12 +345,7 @@ int wsb_ctl_print_backend(const struct wsb_ctl_answer *ans) {
     reader_free(&r);
     return wsb_ctl_print_fields(ans); /* some other acknowledgement */
   }
-  bool right[MAX_COLUMNS];
-  struct wsb_ctl_table t;
-  wsb_ctl_table_init(&t, COUNT(backend_columns), right);
-  add_header(&t, backend_columns, COUNT(backend_columns), right);
-  add_row(&t, &r.doc, 0, backend_columns, COUNT(backend_columns));
-  rc = finish_table(&t);
+  rc = print_one(&r.doc, backend_columns, COUNT(backend_columns));
   reader_free(&r);
   return rc;
 }

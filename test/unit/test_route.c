@@ -1,0 +1,367 @@
+/* Unit tests for common/route.c: items, file order, each condition, strip_path, slots, limits. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "route.h"
+#include "run_suite.h"
+
+/* Routes written as "name|pool|hosts|paths|header|websocket|strip", lists comma-separated. */
+#define MAX_TEST_ROUTES 1100
+
+static struct wsb_route_config rc[MAX_TEST_ROUTES];
+static void *owned[MAX_TEST_ROUTES * 8];
+static size_t nowned;
+
+static void *keep(void *s) {
+  owned[nowned++] = s;
+  return s;
+}
+
+static char **split(char *s, size_t *n) {
+  char **items = keep(calloc(64, sizeof(char *)));
+  *n = 0;
+  for (char *tok = strtok(s, ","); tok != NULL; tok = strtok(NULL, ","))
+    items[(*n)++] = tok;
+  return items;
+}
+
+static void parse_route(struct wsb_route_config *r, const char *spec) {
+  char *s = keep(strdup(spec));
+  char *f[7] = {0};
+  for (int i = 0; i < 7; i++)
+    f[i] = strsep(&s, "|");
+  memset(r, 0, sizeof(*r));
+  snprintf(r->name, sizeof(r->name), "%s", f[0]);
+  r->pool = f[1];
+  r->hosts = split(keep(strdup(f[2] != NULL ? f[2] : "")), &r->nhosts);
+  r->paths = split(keep(strdup(f[3] != NULL ? f[3] : "")), &r->npaths);
+  r->header = f[4] != NULL && *f[4] != '\0' ? f[4] : NULL;
+  r->websocket = f[5] == NULL || *f[5] == '\0' ? WSB_ROUTE_WS_ANY
+                 : strcmp(f[5], "only") == 0   ? WSB_ROUTE_WS_ONLY
+                                               : WSB_ROUTE_WS_NEVER;
+  r->strip_path = f[6] != NULL && strcmp(f[6], "strip") == 0;
+}
+
+static void release(void) {
+  for (size_t i = 0; i < nowned; i++)
+    free(owned[i]);
+  nowned = 0;
+}
+
+static struct wsb_route_table *build(const char *const *specs, size_t n,
+                                     const struct wsb_route_table *prev) {
+  struct wsb_route_table *t = malloc(sizeof(*t));
+  ck_assert_ptr_nonnull(t);
+  for (size_t i = 0; i < n; i++)
+    parse_route(&rc[i], specs[i]);
+  size_t bad;
+  char err[256];
+  ck_assert_int_eq(wsb_route_table_build(t, rc, n, prev, &bad, err, sizeof(err)), 0);
+  release();
+  return t;
+}
+
+static const char *head_text;
+static struct wsb_http_head head;
+
+/* The name of the route a request takes ("" for none), and its strip length in *strip. */
+static const char *route_of(const struct wsb_route_table *t, const char *host, const char *path,
+                            bool websocket, const char *headers, size_t *strip) {
+  static char buf[4096];
+  snprintf(buf, sizeof(buf), "GET %s HTTP/1.1\r\n%s\r\n", path, headers != NULL ? headers : "");
+  head_text = buf;
+  wsb_http_head_init(&head, false, sizeof(buf));
+  ck_assert_int_gt(wsb_http_feed(&head, buf, strlen(buf)), 0);
+  struct wsb_route_request r = {
+      .host = host != NULL ? (struct wsb_slice){host, strlen(host)} : (struct wsb_slice){0},
+      .path = {path, strlen(path)},
+      .head = &head,
+      .websocket = websocket,
+  };
+  size_t dummy;
+  int i = wsb_route_match(t, &r, strip != NULL ? strip : &dummy);
+  return i < 0 ? "" : t->routes[i].name;
+}
+
+#define ROUTE(t, host, path) route_of(t, host, path, true, NULL, NULL)
+
+START_TEST(hosts) {
+  static const char *const specs[] = {
+      "exact|p|example.com,Other.Example.COM.|||",
+      "wild|p|*.example.com|||",
+      "v6|p|[::1]|||",
+      "rest|p||||",
+  };
+  struct wsb_route_table *t = build(specs, 4, NULL);
+  ck_assert_str_eq(ROUTE(t, "example.com", "/"), "exact");
+  ck_assert_str_eq(ROUTE(t, "EXAMPLE.com:8080", "/"), "exact");
+  ck_assert_str_eq(ROUTE(t, "example.com.", "/"), "exact");
+  ck_assert_str_eq(ROUTE(t, "other.example.com", "/"), "exact"); /* listed first */
+  ck_assert_str_eq(ROUTE(t, "a.example.com", "/"), "wild");
+  ck_assert_str_eq(ROUTE(t, "a.b.Example.COM:1", "/"), "wild");
+  ck_assert_str_eq(ROUTE(t, "badexample.com", "/"), "rest");
+  ck_assert_str_eq(ROUTE(t, ".example.com", "/"), "rest");
+  ck_assert_str_eq(ROUTE(t, "example.com.evil", "/"), "rest");
+  ck_assert_str_eq(ROUTE(t, "[::1]:8080", "/"), "v6");
+  ck_assert_str_eq(ROUTE(t, "[::1]", "/"), "v6");
+  ck_assert_str_eq(ROUTE(t, NULL, "/"), "rest");
+  ck_assert_str_eq(ROUTE(t, "", "/"), "rest");
+  ck_assert_str_eq(ROUTE(t, ":80", "/"), "rest");
+  char longhost[600];
+  memset(longhost, 'a', sizeof(longhost) - 1);
+  longhost[sizeof(longhost) - 1] = '\0';
+  ck_assert_str_eq(ROUTE(t, longhost, "/"), "rest");
+  free(t);
+}
+END_TEST
+
+START_TEST(paths) {
+  static const char *const specs[] = {
+      "chat|p||/chat||",         "deep|p||/api/v2/,/ws/x||", "tilde|p||/~u,/a%3fb,/sp%20c||",
+      "root|p||/other,/||never", "none|p||||only",
+  };
+  struct wsb_route_table *t = build(specs, 5, NULL);
+  ck_assert_str_eq(ROUTE(t, "h", "/chat"), "chat");
+  ck_assert_str_eq(ROUTE(t, "h", "/chat/"), "chat");
+  ck_assert_str_eq(ROUTE(t, "h", "/chat/room/1"), "chat");
+  ck_assert_str_eq(ROUTE(t, "h", "/chat?x=/api/v2"), "chat");
+  ck_assert_str_eq(ROUTE(t, "h", "/chatty"), "none");
+  ck_assert_str_eq(ROUTE(t, "h", "/cha"), "none");
+  ck_assert_str_eq(ROUTE(t, "h", "/ch%61t/x"), "chat"); /* RFC 3986 6.2.2.2 */
+  ck_assert_str_eq(ROUTE(t, "h", "/CHAT"), "none");     /* paths are case-sensitive */
+  ck_assert_str_eq(ROUTE(t, "h", "/api/v2"), "deep");
+  ck_assert_str_eq(ROUTE(t, "h", "/api/v2/x"), "deep");
+  ck_assert_str_eq(ROUTE(t, "h", "/api/v3"), "none");
+  ck_assert_str_eq(ROUTE(t, "h", "/api"), "none");
+  ck_assert_str_eq(ROUTE(t, "h", "/ws/x?"), "deep");
+  ck_assert_str_eq(ROUTE(t, "h", "/%7Eu"), "tilde");
+  ck_assert_str_eq(ROUTE(t, "h", "/%7eu/a"), "tilde");
+  ck_assert_str_eq(ROUTE(t, "h", "/a%3Fb"), "tilde");
+  ck_assert_str_eq(ROUTE(t, "h", "/sp%20c"), "tilde");
+  ck_assert_str_eq(route_of(t, "h", "/anything", false, NULL, NULL), "root");
+  ck_assert_str_eq(route_of(t, "h", "/chatty", false, NULL, NULL), "root");
+  free(t);
+}
+END_TEST
+
+START_TEST(websocket_and_header) {
+  static const char *const specs[] = {
+      "blue|p|||X-Tenant: blue||",
+      "present|p|||X-Debug|only|",
+      "ws|p||||only|",
+      "http|p||||never|",
+  };
+  struct wsb_route_table *t = build(specs, 4, NULL);
+  ck_assert_str_eq(route_of(t, "h", "/", true, "X-Tenant:  blue \r\n", NULL), "blue");
+  ck_assert_str_eq(route_of(t, "h", "/", false, "x-tenant: blue\r\n", NULL), "blue");
+  ck_assert_str_eq(route_of(t, "h", "/", true, "X-Tenant: Blue\r\n", NULL), "ws");
+  ck_assert_str_eq(route_of(t, "h", "/", true, "X-Tenant: red\r\nX-Tenant: blue\r\n", NULL),
+                   "blue");
+  ck_assert_str_eq(route_of(t, "h", "/", true, "X-Tenant: blue, red\r\n", NULL), "ws");
+  ck_assert_str_eq(route_of(t, "h", "/", true, "X-Debug: \r\n", NULL), "present");
+  ck_assert_str_eq(route_of(t, "h", "/", false, "X-Debug: 1\r\n", NULL), "http");
+  ck_assert_str_eq(route_of(t, "h", "/", true, NULL, NULL), "ws");
+  ck_assert_str_eq(route_of(t, "h", "/", false, NULL, NULL), "http");
+  free(t);
+}
+END_TEST
+
+START_TEST(every_condition_and_file_order) {
+  static const char *const specs[] = {
+      "all|a|*.example.com|/chat|X-A: 1|only|",
+      "hostpath|b|chat.example.com|/chat|||",
+      "host|c|chat.example.com||||",
+  };
+  struct wsb_route_table *t = build(specs, 3, NULL);
+  ck_assert_str_eq(route_of(t, "chat.example.com", "/chat", true, "X-A: 1\r\n", NULL), "all");
+  ck_assert_str_eq(route_of(t, "chat.example.com", "/chat", false, "X-A: 1\r\n", NULL), "hostpath");
+  ck_assert_str_eq(route_of(t, "chat.example.com", "/chat", true, NULL, NULL), "hostpath");
+  ck_assert_str_eq(route_of(t, "chat.example.com", "/x", true, "X-A: 1\r\n", NULL), "host");
+  ck_assert_str_eq(route_of(t, "x.example.com", "/x", true, "X-A: 1\r\n", NULL), "");
+  ck_assert_str_eq(t->routes[1].pool, "b");
+  free(t);
+}
+END_TEST
+
+START_TEST(strip_lengths) {
+  static const char *const specs[] = {
+      "s|p||/a,/a/b,/chat|||strip",
+      "keep|p||/k|||",
+      "slash|p||/|||strip",
+  };
+  struct wsb_route_table *t = build(specs, 3, NULL);
+  size_t strip;
+  ck_assert_str_eq(route_of(t, "h", "/chat/x?y", true, NULL, &strip), "s");
+  ck_assert_uint_eq(strip, 5);
+  ck_assert_str_eq(route_of(t, "h", "/chat", true, NULL, &strip), "s");
+  ck_assert_uint_eq(strip, 5);
+  ck_assert_str_eq(route_of(t, "h", "/chat?q", true, NULL, &strip), "s");
+  ck_assert_uint_eq(strip, 5);
+  ck_assert_str_eq(route_of(t, "h", "/a/b/c", true, NULL, &strip), "s");
+  ck_assert_uint_eq(strip, 4); /* the longest of the route's prefixes */
+  ck_assert_str_eq(route_of(t, "h", "/a/bc", true, NULL, &strip), "s");
+  ck_assert_uint_eq(strip, 2);
+  ck_assert_str_eq(route_of(t, "h", "/ch%61t/x", true, NULL, &strip), "s");
+  ck_assert_uint_eq(strip, 7); /* in the bytes the client sent */
+  ck_assert_str_eq(route_of(t, "h", "/k/x", true, NULL, &strip), "keep");
+  ck_assert_uint_eq(strip, 0);
+  ck_assert_str_eq(route_of(t, "h", "/z/x", true, NULL, &strip), "slash");
+  ck_assert_uint_eq(strip, 0);
+  free(t);
+}
+END_TEST
+
+START_TEST(items) {
+  char out[WSB_ROUTE_ITEM_MAX];
+  static const char *const good_hosts[] = {"example.com", "*.example.com", "a-b_c.d",   "localhost",
+                                           "127.0.0.1",   "[::1]",         "[fe80::1]", "x."};
+  static const char *const bad_hosts[] = {
+      "",    "*",        "*.",    "a.*.com", "*a.com", "**.a.com",     "a..b", ".a",
+      "a b", "a.com:80", "*.*.a", "[::1",    "[zz]",   "http://a.com", "a/b",  "."};
+  for (size_t i = 0; i < sizeof(good_hosts) / sizeof(good_hosts[0]); i++)
+    ck_assert_msg(wsb_route_host_item(good_hosts[i], out, sizeof(out)) == 0, "%s", good_hosts[i]);
+  for (size_t i = 0; i < sizeof(bad_hosts) / sizeof(bad_hosts[0]); i++)
+    ck_assert_msg(wsb_route_host_item(bad_hosts[i], out, sizeof(out)) == WSB_EVALUE, "%s",
+                  bad_hosts[i]);
+  ck_assert_int_eq(wsb_route_host_item("*.Example.COM.", out, sizeof(out)), 0);
+  ck_assert_str_eq(out, "*.example.com");
+
+  ck_assert_int_eq(wsb_route_path_item("/chat/", out, sizeof(out)), 5);
+  ck_assert_str_eq(out, "/chat");
+  ck_assert_int_eq(wsb_route_path_item("/", out, sizeof(out)), 0);
+  ck_assert_int_eq(wsb_route_path_item("/%7e%3f%41", out, sizeof(out)), 6);
+  ck_assert_str_eq(out, "/~%3FA");
+  static const char *const bad_paths[] = {"",    "chat", "/a?x", "/a#b", "/a/../b", "/a/.",
+                                          "/..", "/%zz", "/%2",  "/a b", "/a\\b",   "/%2e%2E"};
+  for (size_t i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++)
+    ck_assert_msg(wsb_route_path_item(bad_paths[i], out, sizeof(out)) == WSB_EVALUE, "%s",
+                  bad_paths[i]);
+
+  static const char *const good_headers[] = {"X-A: b", "X-A", "X-A:b c", "x-a:  v "};
+  static const char *const bad_headers[] = {
+      "", "X A", "X-A:", "X-A:  ", ": b", "X-A b", "X-A: \x01"};
+  for (size_t i = 0; i < sizeof(good_headers) / sizeof(good_headers[0]); i++)
+    ck_assert_msg(wsb_route_header_item(good_headers[i]) == 0, "%s", good_headers[i]);
+  for (size_t i = 0; i < sizeof(bad_headers) / sizeof(bad_headers[0]); i++)
+    ck_assert_msg(wsb_route_header_item(bad_headers[i]) == WSB_EVALUE, "%s", bad_headers[i]);
+}
+END_TEST
+
+START_TEST(slots_follow_names) {
+  static const char *const first[] = {"a|p||||", "b|p||||", "c|p||||"};
+  static const char *const second[] = {"new|p||||", "c|p||||", "a|p||||"};
+  struct wsb_route_table *t1 = build(first, 3, NULL);
+  ck_assert_uint_eq(t1->routes[0].slot, 0);
+  ck_assert_uint_eq(t1->routes[2].slot, 2);
+  struct wsb_route_table *t2 = build(second, 3, t1);
+  ck_assert_uint_eq(t2->routes[1].slot, 2); /* c */
+  ck_assert_uint_eq(t2->routes[2].slot, 0); /* a */
+  ck_assert_uint_eq(t2->routes[0].slot, 3); /* not b's 1: its count is b's */
+  free(t1);
+  free(t2);
+}
+END_TEST
+
+/* A thousand routes, one host each, and the paths of the last: every lookup still finds its
+   route, and a request no route takes walks only its own host and path. */
+START_TEST(thousand_routes) {
+  static char specs_text[1000][96];
+  static const char *specs[1000];
+  for (int i = 0; i < 1000; i++) {
+    snprintf(specs_text[i], sizeof(specs_text[i]), "r%d|p|h%d.example.com,*.w%d.example|/p%d||", i,
+             i, i, i);
+    specs[i] = specs_text[i];
+  }
+  struct wsb_route_table *t = build(specs, 1000, NULL);
+  ck_assert_uint_eq(t->nkeys, 3000);
+  ck_assert_str_eq(ROUTE(t, "h0.example.com", "/p0/x"), "r0");
+  ck_assert_str_eq(ROUTE(t, "h999.example.com", "/p999"), "r999");
+  ck_assert_str_eq(ROUTE(t, "a.b.w517.example", "/p517"), "r517");
+  ck_assert_str_eq(ROUTE(t, "h999.example.com", "/p998"), "");
+  ck_assert_str_eq(ROUTE(t, "nobody", "/"), "");
+  free(t);
+}
+END_TEST
+
+/* A request target of thousands of segments costs no more than the longest prefix listed. */
+START_TEST(hostile_requests) {
+  static const char *const specs[] = {"deep|p||/a/a/a|||strip", "x|p|*.a||||"};
+  struct wsb_route_table *t = build(specs, 2, NULL);
+  static char path[3001];
+  for (int i = 0; i < 1500; i++)
+    memcpy(path + 2 * i, "/a", 2);
+  path[3000] = '\0';
+  struct wsb_route_request r = {.path = {path, strlen(path)}, .websocket = true};
+  size_t strip;
+  ck_assert_int_eq(wsb_route_match(t, &r, &strip), 0);
+  ck_assert_uint_eq(strip, 6);
+  memset(path, '/', 3000);
+  ck_assert_int_eq(wsb_route_match(t, &r, &strip), -1);
+  static char host[200];
+  for (int i = 0; i < 99; i++)
+    memcpy(host + 2 * i, "a.", 2);
+  host[198] = 'a';
+  r.host = (struct wsb_slice){host, strlen(host)};
+  ck_assert_int_eq(wsb_route_match(t, &r, &strip), 1);
+  r.path = (struct wsb_slice){"/%", 2};
+  ck_assert_int_eq(wsb_route_match(t, &r, &strip), 1);
+  free(t);
+}
+END_TEST
+
+START_TEST(limits) {
+  struct wsb_route_table *t = malloc(sizeof(*t));
+  static struct wsb_route_config many[WSB_ROUTE_MAX + 1];
+  size_t bad;
+  char err[256];
+  for (size_t i = 0; i < WSB_ROUTE_MAX + 1; i++) {
+    memset(&many[i], 0, sizeof(many[i]));
+    snprintf(many[i].name, sizeof(many[i].name), "r%zu", i);
+    many[i].pool = "default";
+  }
+  ck_assert_int_eq(wsb_route_table_build(t, many, WSB_ROUTE_MAX, NULL, &bad, err, sizeof(err)), 0);
+  ck_assert_int_eq(wsb_route_table_build(t, many, WSB_ROUTE_MAX + 1, NULL, &bad, err, sizeof(err)),
+                   WSB_ERANGE_VALUE);
+  ck_assert_uint_eq(bad, WSB_ROUTE_MAX);
+  /* Too many items: the route that overflows is named. */
+  static char text[WSB_ROUTE_MAX][20];
+  static char *lists[WSB_ROUTE_MAX][9];
+  for (size_t i = 0; i < WSB_ROUTE_MAX; i++) {
+    for (int k = 0; k < 9; k++) {
+      lists[i][k] = text[i];
+    }
+    snprintf(text[i], sizeof(text[i]), "/p%zu", i);
+    many[i].paths = lists[i];
+    many[i].npaths = 9;
+  }
+  ck_assert_int_eq(wsb_route_table_build(t, many, WSB_ROUTE_MAX, NULL, &bad, err, sizeof(err)),
+                   WSB_ERANGE_VALUE);
+  ck_assert_uint_eq(bad, WSB_ROUTE_REFS_MAX / 9);
+  ck_assert_ptr_nonnull(strstr(err, "does not fit"));
+  free(t);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("route");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, hosts);
+  tcase_add_test(tc, paths);
+  tcase_add_test(tc, websocket_and_header);
+  tcase_add_test(tc, every_condition_and_file_order);
+  tcase_add_test(tc, strip_lengths);
+  tcase_add_test(tc, items);
+  tcase_add_test(tc, slots_follow_names);
+  tcase_add_test(tc, thousand_routes);
+  tcase_add_test(tc, hostile_requests);
+  tcase_add_test(tc, limits);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return wsb_run_suite(suite());
+}

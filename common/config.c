@@ -13,6 +13,7 @@
 
 #include "config_keys.h"
 #include "errors.h"
+#include "route.h"
 #include "tls_context.h"
 
 /*
@@ -57,6 +58,9 @@ struct pool_state {
   int line;
   int key_line[CFG_MAX_KEYS];
   char *value[CFG_MAX_KEYS]; /* NULL: not set, or rejected (and reported) */
+/* Where each key of a route was given, for duplicates and for checks that name a line. */
+struct route_state {
+  int key_line[CFG_MAX_ROUTE_KEYS];
 };
 
 struct loader {
@@ -69,12 +73,14 @@ struct loader {
   int line; /* the line being read; after the file, its last line */
   enum cfg_section sec;
   size_t backend;  /* index into cfg->backends while sec is CFG_SEC_BACKEND */
+  size_t route;    /* index into cfg->routes while sec is CFG_SEC_ROUTE */
   char label[272]; /* "[listen]", "[backend:app1]": room for any header a line can hold */
   struct origin origin[CFG_SEC_BACKEND][CFG_MAX_KEYS];
   struct backend_state *bstate; /* parallel to cfg->backends */
   struct pool_state *pstate;    /* the [pool:NAME] sections, in file order */
   size_t npstate;
   size_t pool;       /* index into pstate while sec is CFG_SEC_POOL */
+  struct route_state *rstate; /* parallel to cfg->routes */
   unsigned nunnamed; /* WSBAL_BACKENDS items named env1, env2, ... so far */
 };
 
@@ -150,6 +156,13 @@ void wsb_config_free(struct wsb_config *cfg) {
     wsb_config_upstream_free(&cfg->pools[i].upstream);
   free(cfg->pools);
   free(cfg->backends);
+  for (size_t i = 0; i < cfg->nroutes; i++) {
+    free(cfg->routes[i].pool);
+    free(cfg->routes[i].header);
+    wsb__cfg_strlist_free(&cfg->routes[i].hosts);
+    wsb__cfg_strlist_free(&cfg->routes[i].paths);
+  }
+  free(cfg->routes);
   /* Zeroed, a second free or a free after a failed load is harmless. */
   memset(cfg, 0, sizeof(*cfg));
 }
@@ -400,6 +413,34 @@ static void begin_pool(struct loader *ld, const char *name) {
   ld->pool = ld->npstate++;
   ld->sec = CFG_SEC_POOL;
   snprintf(ld->label, sizeof(ld->label), "[pool:%s]", name);
+/* [route:NAME]: names as backends have them, each once, and not the fallback's. */
+static void begin_route(struct loader *ld, const char *name) {
+  struct wsb_config *cfg = ld->cfg;
+  int first = 0;
+  for (size_t i = 0; i < cfg->nroutes && first == 0; i++)
+    if (strcmp(cfg->routes[i].name, name) == 0)
+      first = cfg->routes[i].line;
+  if (!section_name_ok(ld, "route", name, first))
+    return;
+  if (strcmp(name, "default") == 0) {
+    error_at(ld, ld->line,
+             "route name \"default\" is taken: it names the requests no route matches");
+    ld->sec = CFG_SEC_SKIP;
+    return;
+  }
+  size_t n = cfg->nroutes + 1;
+  cfg->routes = wsb__cfg_must(realloc(cfg->routes, n * sizeof(*cfg->routes)));
+  ld->rstate = wsb__cfg_must(realloc(ld->rstate, n * sizeof(*ld->rstate)));
+  struct wsb_route_config *r = &cfg->routes[n - 1];
+  memset(r, 0, sizeof(*r));
+  memset(&ld->rstate[n - 1], 0, sizeof(ld->rstate[n - 1]));
+  memcpy(r->name, name, strlen(name) + 1); /* valid names fit */
+  r->websocket = WSB_ROUTE_WS_ANY;
+  r->line = ld->line;
+  cfg->nroutes = n;
+  ld->route = n - 1;
+  ld->sec = CFG_SEC_ROUTE;
+  snprintf(ld->label, sizeof(ld->label), "[route:%s]", name);
 }
 
 /* s is a left-trimmed line starting with '['. Unknown sections are skipped whole, reported once. */
@@ -428,6 +469,8 @@ static void begin_section(struct loader *ld, const char *s) {
   }
   if (strncmp(name, "pool:", 5) == 0) {
     begin_pool(ld, name + 5);
+  if (strncmp(name, "route:", 6) == 0) {
+    begin_route(ld, name + 6);
     return;
   }
   for (enum cfg_section sec = CFG_SEC_WSBAL; sec < CFG_SEC_BACKEND; sec++) {
@@ -439,7 +482,7 @@ static void begin_section(struct loader *ld, const char *s) {
   }
   error_at(ld, ld->line,
            "unknown section [%s] (expected [wsbal], [listen], [upstream], [admin], "
-           "[backend:NAME] or [pool:NAME])",
+           "[backend:NAME], [pool:NAME] or [route:NAME])",
            name);
 }
 
@@ -524,6 +567,9 @@ static void set_key_from_file(struct loader *ld, const char *name, const char *v
     }
     first = &ld->pstate[ld->pool].key_line[idx];
     base = &scratch; /* checked here, applied over [upstream] at the end (pools_build) */
+  } else if (ld->sec == CFG_SEC_ROUTE) {
+    first = &ld->rstate[ld->route].key_line[idx];
+    base = &ld->cfg->routes[ld->route];
   } else {
     first = &ld->origin[ld->sec][idx].line;
     base = section_base(ld->cfg, ld->sec);
@@ -605,6 +651,8 @@ static void env_key(struct loader *ld, const char *entry, size_t namelen, const 
     error_env(ld, entry, namelen,
               "[pool:NAME] keys cannot be set from the environment (WSBAL_UPSTREAM_* sets "
               "every pool's defaults)");
+  if (strncmp(entry, "WSBAL_ROUTE_", 12) == 0) {
+    error_env(ld, entry, namelen, "[route:NAME] keys cannot be set from the environment");
     return;
   }
   for (enum cfg_section sec = CFG_SEC_WSBAL; sec < CFG_SEC_BACKEND; sec++) {
@@ -733,6 +781,33 @@ static void check_backends(struct loader *ld) {
   else
     error_env(ld, "WSBAL_BACKENDS", 14,
               "no backend defined: add a [backend:NAME] section or WSBAL_BACKENDS");
+}
+
+/* Pools a route may name: [pool:NAME] sections, the pools backends name, and default. */
+static bool pool_known(const struct wsb_config *cfg, const char *name) {
+  return wsb_config_pool(cfg, name) != NULL;
+}
+
+/* Each route names a known pool, and all of them fit in the table workers match against. */
+static void check_routes(struct loader *ld) {
+  const struct wsb_config *cfg = ld->cfg;
+  int pool = wsb__cfg_key_find(CFG_SEC_ROUTE, "pool");
+  for (size_t i = 0; i < cfg->nroutes; i++) {
+    const struct wsb_route_config *r = &cfg->routes[i];
+    if (r->pool == NULL && ld->rstate[i].key_line[pool] == 0)
+      error_at(ld, r->line, "[route:%s] has no pool", r->name);
+    else if (r->pool != NULL && !pool_known(cfg, r->pool))
+      error_at(ld, ld->rstate[i].key_line[pool], "[route:%s] pool \"%s\" is not defined", r->name,
+               r->pool);
+  }
+  if (cfg->nroutes == 0)
+    return;
+  struct wsb_route_table *t = wsb__cfg_must(malloc(sizeof(*t)));
+  char err[512];
+  size_t bad;
+  if (wsb_route_table_build(t, cfg->routes, cfg->nroutes, NULL, &bad, err, sizeof(err)) != 0)
+    error_at(ld, bad < cfg->nroutes ? cfg->routes[bad].line : ld->line, "%s", err);
+  free(t);
 }
 
 static const struct origin *origin_of(const struct loader *ld, enum cfg_section sec,
@@ -978,6 +1053,7 @@ static void check_all(struct loader *ld) {
   const struct wsb_config *cfg = ld->cfg;
   pools_build(ld);
   check_backends(ld);
+  check_routes(ld);
   check_privileges(ld);
   check_pair(ld, CFG_SEC_LISTEN, "tls_cert", cfg->listen.tls_cert.n, "tls_key",
              cfg->listen.tls_key.n);
@@ -1007,6 +1083,7 @@ int wsb_config_load(struct wsb_config *cfg, const char *path, char *const *envp,
   }
   free(ld->bstate);
   pool_states_free(ld);
+  free(ld->rstate);
   free(ld);
   return errs->n > before ? WSB_ECONFIG : 0;
 }

@@ -109,6 +109,20 @@ struct wsb_pool_config {
   bool changed; /* through the admin API since the file was read (a reload discards it) */
 };
 
+enum wsb_route_websocket { WSB_ROUTE_WS_ANY, WSB_ROUTE_WS_ONLY, WSB_ROUTE_WS_NEVER };
+
+/* One [route:NAME] section as written; route.c checks its items again and compiles them. */
+struct wsb_route_config {
+  char name[WSB_SECTION_NAME_MAX];
+  char *pool;               /* required */
+  struct wsb_strlist hosts; /* "example.com", "*.example.com"; none = any host */
+  struct wsb_strlist paths; /* "/chat"; none = any path */
+  char *header;             /* "Name: value" or "Name"; NULL = none */
+  int websocket;            /* enum wsb_route_websocket */
+  bool strip_path;
+  int line; /* of its section header */
+};
+
 struct wsb_config {
   char *path; /* the file it was loaded from */
 
@@ -160,6 +174,9 @@ struct wsb_config {
      order their section or first backend came. */
   struct wsb_pool_config *pools;
   size_t npools;
+
+  struct wsb_route_config *routes; /* in file order: the first that matches a request wins */
+  size_t nroutes;
 
   /* Where the TLS keys were set ("FILE:LINE", "env NAME", or FILE for a default), so a file
      that fails to load is reported at its key. */

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "errors.h"
+#include "route.h"
 #include "uri_path.h"
 
 /*
@@ -315,6 +316,51 @@ static int set_trust_forwarded(void *base, const char *s) {
   return wsb_cidr_set_parse(s, &cfg->listen.trust_forwarded);
 }
 
+/* A route's host or path list: every item valid (route.c's rules), and at least one, since
+   an empty list would read as "any" while the line says something was meant. */
+static int set_route_list(struct wsb_strlist *field, const char *s, bool host) {
+  struct wsb_strlist list;
+  char item[WSB_ROUTE_ITEM_MAX];
+  int rc = 0;
+  wsb__cfg_strlist_split(s, &list);
+  if (list.n == 0)
+    rc = WSB_EVALUE;
+  for (size_t i = 0; rc == 0 && i < list.n; i++) {
+    if (host)
+      rc = wsb_route_host_item(list.items[i], item, sizeof(item));
+    else if (wsb_route_path_item(list.items[i], item, sizeof(item)) < 0)
+      rc = WSB_EVALUE;
+  }
+  if (rc != 0) {
+    wsb__cfg_strlist_free(&list);
+    return rc;
+  }
+  wsb__cfg_strlist_free(field);
+  *field = list;
+  return 0;
+}
+
+static int set_route_host(void *base, const char *s) {
+  return set_route_list(&((struct wsb_route_config *)base)->hosts, s, true);
+}
+
+static int set_route_path(void *base, const char *s) {
+  return set_route_list(&((struct wsb_route_config *)base)->paths, s, false);
+}
+
+static int set_route_header(void *base, const char *s) {
+  struct wsb_route_config *r = base;
+  if (wsb_route_header_item(s) != 0)
+    return WSB_EVALUE;
+  free(r->header);
+  r->header = wsb__cfg_strdup(s);
+  return 0;
+}
+
+static bool pool_name_valid(const char *s) {
+  return wsb_config_backend_name_valid(s);
+}
+
 /* The tables, one per section, keys in SPEC.md's order. */
 
 /* The words of the K_WORD keys, each in its enum's order; the enums are stored as int. */
@@ -324,6 +370,7 @@ static const char *const algorithms[] = {"least_conn", "round_robin", "random", 
 static const char *const health_checks[] = {"off", "tcp", "http", NULL};
 static const char *const pp_modes[] = {"off", "v1", "v2", "any", NULL};
 static const char *const pp_send_modes[] = {"off", "v1", "v2", NULL};
+static const char *const route_websocket[] = {"any", "only", "never", NULL};
 _Static_assert(sizeof(enum wsb_log_level) == sizeof(int) &&
                    sizeof(enum wsb_log_format) == sizeof(int) &&
                    sizeof(enum wsb_algorithm) == sizeof(int) &&
@@ -465,10 +512,28 @@ static const struct cfg_key backend_keys[] = {
            "1 to 63 letters, digits, '-', '_' or '.', e.g. chat"),
 };
 
+#undef OFF
+#define OFF(field) offsetof(struct wsb_route_config, field)
+
+static const struct cfg_key route_keys[] = {
+    CUSTOM(
+        "host", set_route_host, "host list",
+        "a comma list of host names or *.DOMAIN wildcards, e.g. chat.example.com, *.example.com"),
+    CUSTOM(
+        "path", set_route_path, "path list",
+        "a comma list of absolute path prefixes without query or dot segments, e.g. /chat, /api"),
+    CUSTOM("header", set_route_header, "header", "Name: value or Name, e.g. X-Tenant: blue"),
+    STR("pool", pool, false, pool_name_valid, "pool name",
+        "1 to 63 letters, digits, '-', '_' or '.'"),
+    BOOL("strip_path", strip_path),
+    WORD("websocket", websocket, route_websocket, "any, only or never"),
+};
+
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
 
 _Static_assert(NKEYS(upstream_keys) <= CFG_MAX_KEYS, "CFG_MAX_KEYS too small");
 _Static_assert(NKEYS(backend_keys) <= CFG_MAX_BACKEND_KEYS, "CFG_MAX_BACKEND_KEYS too small");
+_Static_assert(NKEYS(route_keys) <= CFG_MAX_ROUTE_KEYS, "CFG_MAX_ROUTE_KEYS too small");
 
 static const struct {
   const char *name;
@@ -481,14 +546,15 @@ static const struct {
     [CFG_SEC_ADMIN] = {"admin", admin_keys, NKEYS(admin_keys)},
     [CFG_SEC_BACKEND] = {"backend", backend_keys, NKEYS(backend_keys)},
     [CFG_SEC_POOL] = {"pool", upstream_keys, NKEYS(upstream_keys)},
+    [CFG_SEC_ROUTE] = {"route", route_keys, NKEYS(route_keys)},
 };
 
 const char *wsb__cfg_section_name(enum cfg_section sec) {
-  return sec <= CFG_SEC_POOL ? sections[sec].name : "";
+  return sec < CFG_SEC_NONE ? sections[sec].name : "";
 }
 
 size_t wsb__cfg_key_count(enum cfg_section sec) {
-  return sec <= CFG_SEC_POOL ? sections[sec].n : 0;
+  return sec < CFG_SEC_NONE ? sections[sec].n : 0;
 }
 
 const char *wsb__cfg_key_name(enum cfg_section sec, size_t i) {
@@ -496,7 +562,7 @@ const char *wsb__cfg_key_name(enum cfg_section sec, size_t i) {
 }
 
 int wsb__cfg_key_find(enum cfg_section sec, const char *name) {
-  if (sec > CFG_SEC_POOL)
+  if (sec >= CFG_SEC_NONE)
     return -1;
   for (size_t i = 0; i < sections[sec].n; i++)
     if (strcmp(sections[sec].keys[i].name, name) == 0)

@@ -16,6 +16,7 @@ enum cfg_section {
   CFG_SEC_ADMIN,
   CFG_SEC_BACKEND,
   CFG_SEC_POOL, /* [pool:NAME]: [upstream]'s keys */
+  CFG_SEC_ROUTE,
   CFG_SEC_NONE, /* before the first section header */
   CFG_SEC_SKIP, /* inside an unknown, malformed or duplicate section: its keys are ignored */
 };
@@ -23,8 +24,9 @@ enum cfg_section {
 /* More keys than any section has, so the loader sizes its per-key arrays at compile time. */
 #define CFG_MAX_KEYS         64
 #define CFG_MAX_BACKEND_KEYS 8
+#define CFG_MAX_ROUTE_KEYS   8
 
-/* "wsbal", "listen", "upstream", "admin", "backend" or "pool". */
+/* "wsbal", "listen", "upstream", "admin", "backend", "pool" or "route". */
 const char *wsb__cfg_section_name(enum cfg_section sec);
 
 /* How many keys section sec has (0 for CFG_SEC_NONE and CFG_SEC_SKIP), and the name of its key i
@@ -33,14 +35,15 @@ const char *wsb__cfg_section_name(enum cfg_section sec);
 size_t wsb__cfg_key_count(enum cfg_section sec);
 const char *wsb__cfg_key_name(enum cfg_section sec, size_t i);
 
-/* The index of key name in section sec's own table (below CFG_MAX_KEYS, or CFG_MAX_BACKEND_KEYS for
- * a backend), or -1. */
+/* The index of key name in section sec's own table (below CFG_MAX_KEYS, or CFG_MAX_BACKEND_KEYS and
+ * CFG_MAX_ROUTE_KEYS for a backend and a route), or -1. */
 int wsb__cfg_key_find(enum cfg_section sec, const char *name);
 
 /*
  * Parses value into key idx of section sec. base is the struct wsb_config
  * for [wsbal], [listen] and [admin], the struct wsb_upstream_config for
- * [upstream] and a pool, and the struct wsb_backend_config for a backend.
+ * [upstream] and a pool, the struct wsb_backend_config for a backend and the
+ * struct wsb_route_config for a route.
  * label is the section as the user wrote it ("[listen]", "[backend:app1]").
  * On failure the field is unchanged, a sentence without location goes to
  * msg, and the result is WSB_EVALUE or WSB_ERANGE_VALUE.

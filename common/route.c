@@ -280,8 +280,8 @@ static int route_keys(struct wsb_route_table *t, const struct wsb_route_config *
                       int pass) {
   char item[WSB_ROUTE_ITEM_MAX];
   int rc = 0;
-  for (size_t i = 0; rc == 0 && i < r->nhosts; i++) {
-    if (wsb_route_host_item(r->hosts[i], item, sizeof(item)) != 0)
+  for (size_t i = 0; rc == 0 && i < r->hosts.n; i++) {
+    if (wsb_route_host_item(r->hosts.items[i], item, sizeof(item)) != 0)
       return WSB_EVALUE;
     bool wild = item[0] == '*';
     const char *s = wild ? item + 2 : item;
@@ -291,8 +291,8 @@ static int route_keys(struct wsb_route_table *t, const struct wsb_route_config *
     else
       key_ref(t, kind, s, strlen(s), idx);
   }
-  for (size_t i = 0; rc == 0 && i < r->npaths; i++) {
-    ssize_t n = wsb_route_path_item(r->paths[i], item, sizeof(item));
+  for (size_t i = 0; rc == 0 && i < r->paths.n; i++) {
+    ssize_t n = wsb_route_path_item(r->paths.items[i], item, sizeof(item));
     if (n < 0)
       return WSB_EVALUE;
     if (n == 0) {
@@ -378,9 +378,9 @@ int wsb_route_table_build(struct wsb_route_table *t, const struct wsb_route_conf
     snprintf(out->pool, sizeof(out->pool), "%s", r->pool != NULL ? r->pool : "default");
     out->strip_path = r->strip_path;
     out->websocket = (uint8_t)r->websocket;
-    if (r->nhosts == 0)
+    if (r->hosts.n == 0)
       bit_set(t->any_host, i);
-    if (r->npaths == 0)
+    if (r->paths.n == 0)
       bit_set(t->any_path, i);
     if (r->websocket != WSB_ROUTE_WS_ONLY)
       bit_set(t->kind_ok[0], i);

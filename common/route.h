@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "http.h"
 
 /*
@@ -15,29 +16,13 @@
  * no item is longer than WSB_ROUTE_ITEM_MAX.
  */
 #define WSB_ROUTE_MAX       1024
-#define WSB_ROUTE_NAME_MAX  64 /* route and pool names: as [backend:NAME] names */
+#define WSB_ROUTE_NAME_MAX  WSB_SECTION_NAME_MAX /* route and pool names: as backend names */
 #define WSB_ROUTE_KEYS_MAX  4096
 #define WSB_ROUTE_REFS_MAX  8192 /* items of all routes together */
 #define WSB_ROUTE_CHARS_MAX 65536
 #define WSB_ROUTE_ITEM_MAX  256
 #define WSB_ROUTE_WORDS     (WSB_ROUTE_MAX / 64)
 #define WSB_ROUTE_BUCKETS   (2 * WSB_ROUTE_KEYS_MAX) /* a power of two: the index is a mask */
-
-enum wsb_route_websocket { WSB_ROUTE_WS_ANY, WSB_ROUTE_WS_ONLY, WSB_ROUTE_WS_NEVER };
-
-/* One route as the configuration gives it: comma lists already split. */
-struct wsb_route_config {
-  char name[WSB_ROUTE_NAME_MAX];
-  char *pool;   /* required */
-  char **hosts; /* "example.com", "*.example.com"; none = any host */
-  size_t nhosts;
-  char **paths; /* "/chat"; none = any path */
-  size_t npaths;
-  char *header;  /* "Name: value" or "Name"; NULL = none */
-  int websocket; /* enum wsb_route_websocket */
-  bool strip_path;
-  int line; /* of its section header */
-};
 
 /* A route as workers see it. Strings sit in the table's chars. */
 struct wsb_route {

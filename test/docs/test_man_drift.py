@@ -78,7 +78,7 @@ def parser_keys():
 
 def test_ini_keys():
     keys = parser_keys()
-    checks.true("the parser has keys in five sections", len(keys) == 5, repr(sorted(keys)))
+    checks.true("the parser has keys in six sections", len(keys) == 6, repr(sorted(keys)))
     doc = entries(page("wsbal.ini.5"), r"# \[([a-z]+)(?::NAME)?\] SECTION$")
     for sec in sorted(keys):
         documented = set(doc.get(sec, {}))
@@ -112,6 +112,8 @@ def test_ini_defaults(doc):
         if sec == "backend":
             lines.insert(0, "url = ws://127.0.0.1:9\n")
             text += "[backend:docs]\n" + "".join(lines)
+        elif sec == "route":
+            text += "[route:docs]\npool = default\n" + "".join(lines)
         else:
             text = f"[{sec}]\n" + "".join(lines) + text
     checks.true("keys document defaults", given >= 40, f"only {given}")

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "config_keys.h"
 #include "errors.h"
+#include "route.h"
 #include "run_suite.h"
 
 #define ETC_DIR WSB_TEST_DATA_DIR "/../../../etc"
@@ -346,6 +347,19 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_int_eq(c.pools[1].upstream.algorithm, WSB_ALG_ROUND_ROBIN);
   ck_assert_str_eq(c.pools[1].upstream.hash_key_name, "X-Chat");
   ck_assert_uint_eq(c.pools[1].upstream.failover_codes.n, 1);
+
+  ck_assert_uint_eq(c.nroutes, 1);
+  const struct wsb_route_config *r = &c.routes[0];
+  ck_assert_str_eq(r->name, "chat");
+  ck_assert_uint_eq(r->hosts.n, 2);
+  ck_assert_str_eq(r->hosts.items[1], "*.chat.example.org");
+  ck_assert_uint_eq(r->paths.n, 2);
+  ck_assert_str_eq(r->paths.items[1], "/live/");
+  ck_assert_str_eq(r->header, "X-Tenant: blue");
+  ck_assert_str_eq(r->pool, "default");
+  ck_assert(r->strip_path);
+  ck_assert_int_eq(r->websocket, WSB_ROUTE_WS_ONLY);
+  ck_assert_int_eq(r->line, 84);
   wsb_config_free(&c);
 }
 END_TEST
@@ -373,10 +387,12 @@ static bool file_sets(const char *path, enum cfg_section sec, const char *key) {
 START_TEST(every_key_is_listed) {
   static const size_t want[] = {
       [CFG_SEC_WSBAL] = 10, [CFG_SEC_LISTEN] = 14, [CFG_SEC_UPSTREAM] = 30,
-      [CFG_SEC_ADMIN] = 4,  [CFG_SEC_BACKEND] = 6,
+      [CFG_SEC_ADMIN] = 4,  [CFG_SEC_BACKEND] = 6, [CFG_SEC_ROUTE] = 6,
   };
   size_t total = 0;
-  for (enum cfg_section sec = CFG_SEC_WSBAL; sec <= CFG_SEC_BACKEND; sec++) {
+  for (enum cfg_section sec = CFG_SEC_WSBAL; sec < CFG_SEC_NONE; sec++) {
+    if (sec == CFG_SEC_POOL)
+      continue; /* [upstream]'s table: checked below */
     size_t n = wsb__cfg_key_count(sec);
     ck_assert_uint_eq(n, want[sec]);
     for (size_t i = 0; i < n; i++) {
@@ -389,7 +405,7 @@ START_TEST(every_key_is_listed) {
     ck_assert_ptr_null(wsb__cfg_key_name(sec, n));
     total += n;
   }
-  ck_assert_uint_eq(total, 64);
+  ck_assert_uint_eq(total, 70);
   /* A pool takes [upstream]'s keys, the very same table. */
   ck_assert_uint_eq(wsb__cfg_key_count(CFG_SEC_POOL), wsb__cfg_key_count(CFG_SEC_UPSTREAM));
   ck_assert_str_eq(wsb__cfg_section_name(CFG_SEC_POOL), "pool");
@@ -670,9 +686,9 @@ END_TEST
 START_TEST(error_sections) {
   CHECK_FILE(BACKEND "[foo]\nx = 1\ny = 2\n[Listen]\n",
              "@3: unknown section [foo] (expected [wsbal], [listen], [upstream], [admin], "
-             "[backend:NAME] or [pool:NAME])",
+             "[backend:NAME], [pool:NAME] or [route:NAME])",
              "@6: unknown section [Listen] (expected [wsbal], [listen], [upstream], [admin], "
-             "[backend:NAME] or [pool:NAME])");
+             "[backend:NAME], [pool:NAME] or [route:NAME])");
   CHECK_FILE(BACKEND "[listen\naddress = x\n", "@3: section header without ']'");
   CHECK_FILE(BACKEND "[listen] x\n", "@3: unexpected text after the section header: \"x\"");
   CHECK_FILE(
@@ -948,7 +964,7 @@ START_TEST(error_many_at_once) {
       "500ms, 10s, 5m)",
       "@7: bad size \"16q\" for [listen] max_header_bytes (expected 1k..1m, e.g. 16k)",
       "@8: unknown section [nosuchsection] (expected [wsbal], [listen], [upstream], [admin], "
-      "[backend:NAME] or [pool:NAME])",
+      "[backend:NAME], [pool:NAME] or [route:NAME])",
       "@11: bad value \"fastest\" for [upstream] algorithm (expected least_conn, "
       "round_robin, random or hash)",
       "@12: bad boolean \"maybe\" for [upstream] failover (expected on, off, yes, no, true, "
@@ -1247,6 +1263,76 @@ START_TEST(users_checked_against_the_system) {
 }
 END_TEST
 
+/* [route:NAME]: its keys, and each mistake named at its line. */
+START_TEST(routes) {
+  struct fixture f;
+  load(&f,
+       BACKEND "[route:a]\npool = default\n[route:b]\npool = default\nwebsocket = NEVER\n"
+               "host = Example.COM\npath = /\n",
+       NULL);
+  expect_ok(&f);
+  ck_assert_uint_eq(f.cfg.nroutes, 2);
+  ck_assert_uint_eq(f.cfg.routes[0].hosts.n, 0);
+  ck_assert(!f.cfg.routes[0].strip_path);
+  ck_assert_int_eq(f.cfg.routes[0].websocket, WSB_ROUTE_WS_ANY);
+  ck_assert_int_eq(f.cfg.routes[1].websocket, WSB_ROUTE_WS_NEVER);
+  ck_assert_int_eq(f.cfg.routes[1].line, 5);
+  fixture_done(&f);
+
+  CHECK_FILE(BACKEND "[route:a]\npool = default\n[route:a]\npool = default\n",
+             "@5: duplicate section [route:a] (first at line 3)");
+  CHECK_FILE(BACKEND "[route:a b]\npool = default\n[route:]\n",
+             "@3: bad route name \"a b\" (expected 1 to 63 letters, digits, '-', '_' or '.')",
+             "@5: bad route name \"\" (expected 1 to 63 letters, digits, '-', '_' or '.')");
+  CHECK_FILE(BACKEND "[route:a]\npath = /x\n", "@3: [route:a] has no pool");
+  CHECK_FILE(BACKEND "[route:a]\npool = chat\n", "@4: [route:a] pool \"chat\" is not defined");
+  CHECK_FILE(BACKEND "[route:a]\npool = default\nhost = a.*.com\n",
+             "@5: bad host list \"a.*.com\" for [route:a] host (expected a comma list of host "
+             "names or *.DOMAIN wildcards, e.g. chat.example.com, *.example.com)");
+  CHECK_FILE(BACKEND "[route:a]\npool = default\nhost = *\n",
+             "@5: bad host list \"*\" for [route:a] host (expected a comma list of host "
+             "names or *.DOMAIN wildcards, e.g. chat.example.com, *.example.com)");
+  CHECK_FILE(BACKEND "[route:a]\npool = default\nhost = ,\npath =\n",
+             "@5: bad host list \",\" for [route:a] host (expected a comma list of host "
+             "names or *.DOMAIN wildcards, e.g. chat.example.com, *.example.com)",
+             "@6: bad path list \"\" for [route:a] path (expected a comma list of absolute path "
+             "prefixes without query or dot segments, e.g. /chat, /api)");
+  CHECK_FILE(BACKEND "[route:a]\npool = default\npath = /a/../b\nheader = X A\n",
+             "@5: bad path list \"/a/../b\" for [route:a] path (expected a comma list of absolute "
+             "path prefixes without query or dot segments, e.g. /chat, /api)",
+             "@6: bad header \"X A\" for [route:a] header (expected Name: value or Name, e.g. "
+             "X-Tenant: blue)");
+  CHECK_FILE(BACKEND "[route:a]\npool = default\nwebsocket = sometimes\npool = default\n",
+             "@5: bad value \"sometimes\" for [route:a] websocket (expected any, only or never)",
+             "@6: [route:a] pool given twice (first at line 4)");
+  CHECK_FILE(BACKEND "[route:a]\npool =\n",
+             "@4: bad pool name \"\" for [route:a] pool (expected 1 to 63 letters, digits, '-', "
+             "'_' or '.')");
+  static char *const env[] = {"WSBAL_ROUTE_A_POOL=x", NULL};
+  load(&f, BACKEND, env);
+  EXPECT_ERRORS(&f, "env WSBAL_ROUTE_A_POOL: [route:NAME] keys cannot be set from the environment");
+  fixture_done(&f);
+}
+END_TEST
+
+/* More routes than a table holds: the first that does not fit is named. */
+START_TEST(too_many_routes) {
+  size_t cap = 64 + (WSB_ROUTE_MAX + 1) * 40;
+  char *text = malloc(cap);
+  size_t n = (size_t)snprintf(text, cap, "%s", BACKEND);
+  for (int i = 0; i <= WSB_ROUTE_MAX; i++)
+    n += (size_t)snprintf(text + n, cap - n, "[route:r%d]\npool = default\n", i);
+  struct fixture f;
+  load(&f, text, NULL);
+  char want[64];
+  snprintf(want, sizeof(want), "@%d: more than %d routes", 3 + 2 * WSB_ROUTE_MAX, WSB_ROUTE_MAX);
+  const char *const w[] = {want};
+  expect_errors(&f, w, 1);
+  fixture_done(&f);
+  free(text);
+}
+END_TEST
+
 static Suite *config_suite(void) {
   Suite *s = suite_create("config");
   TCase *tc = tcase_create("load");
@@ -1278,6 +1364,8 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, demo_config_loads);
   tcase_add_test(tc, group_needs_user);
   tcase_add_test(tc, users_checked_against_the_system);
+  tcase_add_test(tc, routes);
+  tcase_add_test(tc, too_many_routes);
   suite_add_tcase(s, tc);
   return s;
 }

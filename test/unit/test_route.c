@@ -36,8 +36,8 @@ static void parse_route(struct wsb_route_config *r, const char *spec) {
   memset(r, 0, sizeof(*r));
   snprintf(r->name, sizeof(r->name), "%s", f[0]);
   r->pool = f[1];
-  r->hosts = split(keep(strdup(f[2] != NULL ? f[2] : "")), &r->nhosts);
-  r->paths = split(keep(strdup(f[3] != NULL ? f[3] : "")), &r->npaths);
+  r->hosts.items = split(keep(strdup(f[2] != NULL ? f[2] : "")), &r->hosts.n);
+  r->paths.items = split(keep(strdup(f[3] != NULL ? f[3] : "")), &r->paths.n);
   r->header = f[4] != NULL && *f[4] != '\0' ? f[4] : NULL;
   r->websocket = f[5] == NULL || *f[5] == '\0' ? WSB_ROUTE_WS_ANY
                  : strcmp(f[5], "only") == 0   ? WSB_ROUTE_WS_ONLY
@@ -334,8 +334,8 @@ START_TEST(limits) {
       lists[i][k] = text[i];
     }
     snprintf(text[i], sizeof(text[i]), "/p%zu", i);
-    many[i].paths = lists[i];
-    many[i].npaths = 9;
+    many[i].paths.items = lists[i];
+    many[i].paths.n = 9;
   }
   ck_assert_int_eq(wsb_route_table_build(t, many, WSB_ROUTE_MAX, NULL, &bad, err, sizeof(err)),
                    WSB_ERANGE_VALUE);

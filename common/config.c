@@ -58,6 +58,8 @@ struct pool_state {
   int line;
   int key_line[CFG_MAX_KEYS];
   char *value[CFG_MAX_KEYS]; /* NULL: not set, or rejected (and reported) */
+};
+
 /* Where each key of a route was given, for duplicates and for checks that name a line. */
 struct route_state {
   int key_line[CFG_MAX_ROUTE_KEYS];
@@ -79,9 +81,9 @@ struct loader {
   struct backend_state *bstate; /* parallel to cfg->backends */
   struct pool_state *pstate;    /* the [pool:NAME] sections, in file order */
   size_t npstate;
-  size_t pool;       /* index into pstate while sec is CFG_SEC_POOL */
+  size_t pool;                /* index into pstate while sec is CFG_SEC_POOL */
   struct route_state *rstate; /* parallel to cfg->routes */
-  unsigned nunnamed; /* WSBAL_BACKENDS items named env1, env2, ... so far */
+  unsigned nunnamed;          /* WSBAL_BACKENDS items named env1, env2, ... so far */
 };
 
 /* Defaults, freeing, lookups. */
@@ -413,6 +415,8 @@ static void begin_pool(struct loader *ld, const char *name) {
   ld->pool = ld->npstate++;
   ld->sec = CFG_SEC_POOL;
   snprintf(ld->label, sizeof(ld->label), "[pool:%s]", name);
+}
+
 /* [route:NAME]: names as backends have them, each once, and not the fallback's. */
 static void begin_route(struct loader *ld, const char *name) {
   struct wsb_config *cfg = ld->cfg;
@@ -469,6 +473,8 @@ static void begin_section(struct loader *ld, const char *s) {
   }
   if (strncmp(name, "pool:", 5) == 0) {
     begin_pool(ld, name + 5);
+    return;
+  }
   if (strncmp(name, "route:", 6) == 0) {
     begin_route(ld, name + 6);
     return;
@@ -651,6 +657,8 @@ static void env_key(struct loader *ld, const char *entry, size_t namelen, const 
     error_env(ld, entry, namelen,
               "[pool:NAME] keys cannot be set from the environment (WSBAL_UPSTREAM_* sets "
               "every pool's defaults)");
+    return;
+  }
   if (strncmp(entry, "WSBAL_ROUTE_", 12) == 0) {
     error_env(ld, entry, namelen, "[route:NAME] keys cannot be set from the environment");
     return;

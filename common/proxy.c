@@ -73,7 +73,15 @@ ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_re
 
   wsb_text_puts(&o, "GET ");
   wsb_text_puts(&o, r->backend->path);
-  put_slice(&o, r->upgrade->path);
+  struct wsb_slice path = r->upgrade->path;
+  if (r->strip > 0 && r->strip <= path.len) {
+    /* "/chat?q" without "/chat" is "/?q": the rest is a path again. */
+    path.p += r->strip;
+    path.len -= r->strip;
+    if (path.len == 0 || path.p[0] != '/')
+      wsb_text_puts(&o, "/");
+  }
+  put_slice(&o, path);
   wsb_text_puts(&o, " HTTP/1.1\r\n");
 
   if (r->preserve_host) {

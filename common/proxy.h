@@ -26,11 +26,13 @@ struct wsb_proxy_request {
   const char *block_headers;    /* comma list of header names never forwarded; may be "" */
   const char *reconnect_header; /* name of the failover header; a client-sent one is dropped */
   const char *reconnect_value;  /* session id on failover reconnects; NULL on the first connect */
+  size_t strip;                 /* bytes of upgrade->path a route's strip_path removes */
 };
 
 /*
  * Writes the backend's upgrade request: GET backend path prefix + the client's
- * path without dot segments (upgrade->path), Host, the WebSocket headers with
+ * path without dot segments (upgrade->path; without its first strip bytes, then
+ * starting with '/' in any case), Host, the WebSocket headers with
  * the fresh key and the client's subprotocols combined on one line, the
  * client's end-to-end headers (minus hop-by-hop, wsbal's own handshake headers,
  * Sec-WebSocket-Extensions, Content-Length, Expect, blocked ones, a client-sent

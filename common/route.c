@@ -377,6 +377,7 @@ int wsb_route_table_build(struct wsb_route_table *t, const struct wsb_route_conf
     snprintf(out->name, sizeof(out->name), "%s", r->name);
     snprintf(out->pool, sizeof(out->pool), "%s", r->pool != NULL ? r->pool : "default");
     out->strip_path = r->strip_path;
+    out->pool_slot = UINT16_MAX;
     out->websocket = (uint8_t)r->websocket;
     if (r->hosts.n == 0)
       bit_set(t->any_host, i);

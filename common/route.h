@@ -35,7 +35,8 @@ struct wsb_route {
   bool header_has_value; /* "Name: value" rather than "Name" (present) */
   bool strip_path;
   uint8_t websocket;
-  uint16_t slot; /* its match counter: kept by name from one table to the next */
+  uint16_t slot;      /* its match counter: kept by name from one table to the next */
+  uint16_t pool_slot; /* its pool's slot, filled by the segment's table; UINT16_MAX: none */
 };
 
 /* A host, a wildcard's suffix or a path prefix, and the routes that list it. */

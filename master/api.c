@@ -169,6 +169,7 @@ static const struct route {
     {POST, "/api/v1/backends/{}/disable", wsb__api_backend_disable},
     /* A drain answers 202 whether {} is one backend or a section of several addresses. */
     {POST, "/api/v1/backends/{}/drain", wsb__api_backend_drain},
+    {GET, "/api/v1/routes", wsb__api_routes_list},
     {GET, "/api/v1/sessions", wsb__api_sessions_list},
     {GET, "/api/v1/sessions/{}", wsb__api_session_get},
     {DELETE, "/api/v1/sessions/{}", wsb__api_session_close},

@@ -82,6 +82,10 @@ void wsb__api_backend_disable(struct api_call *c);
 void wsb__api_backend_drain(struct api_call *c);
 void wsb__api_backends_add(struct api_call *c); /* wsb__api_backends_add.c */
 
+void wsb__api_routes_list(struct api_call *c); /* api_routes.c */
+/* Requests the route in slot took since it got the slot (WSB_ROUTE_DEFAULT_SLOT: no route). */
+uint64_t wsb__api_route_matches(const struct master *m, uint32_t slot);
+
 void wsb__api_sessions_list(struct api_call *c); /* api_sessions.c */
 void wsb__api_session_get(struct api_call *c);
 void wsb__api_session_close(struct api_call *c);

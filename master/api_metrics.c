@@ -292,6 +292,14 @@ void wsb__api_metrics(struct api_call *c) {
       wsb_text_printf(&t, "wsbal_failovers_total{backend=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
                       label(m->table->backends[s].name, b, sizeof(b)), reasons[i],
                       API_SLOT_SUM(m, s, failovers[s][i], failovers[i]));
+  family(&t, "wsbal_route_matches_total", "counter",
+         "Requests each [route:NAME] took; route=\"default\": those no route took.");
+  for (uint32_t i = 0; i < m->table->routes.nroutes; i++)
+    wsb_text_printf(&t, "wsbal_route_matches_total{route=\"%s\"} %" PRIu64 "\n",
+                    label(m->table->routes.routes[i].name, b, sizeof(b)),
+                    wsb__api_route_matches(m, m->table->routes.routes[i].slot));
+  wsb_text_printf(&t, "wsbal_route_matches_total{route=\"default\"} %" PRIu64 "\n",
+                  wsb__api_route_matches(m, WSB_ROUTE_DEFAULT_SLOT));
   family(&t, "wsbal_failover_failures_total", "counter",
          "Sessions closed with 1013 because no backend took them.");
   wsb_text_printf(&t, "wsbal_failover_failures_total %" PRIu64 "\n",

@@ -164,6 +164,7 @@ static void publish(struct master *m, const struct wsb_config *cfg, struct wsb_b
   if (wsb_discovery_commit(&m->disc, &v, n->addrs) != 0)
     wsb_log_error("discovery: out of memory: the next lookups compare with older addresses");
   wsb_api_adopt_slots(m, n->table);
+  wsb_api_adopt_routes(m, n->table);
   wsb_shm_publish(m->shm, n->table);
   free(m->table);
   m->table = n->table;

@@ -52,6 +52,7 @@ struct master {
   char allow[48]; /* the Allow line of a 405 (api.c), written out before the next request */
   uint64_t started_ms;
   struct wsb_slot_base slot_base[WSB_SHM_MAX_BACKENDS];
+  uint64_t route_base[WSB_ROUTE_MAX]; /* route_matches when each route slot got its route */
 };
 
 /* Reloads the file; error lines go to errs, and the runtime changes it discarded to discarded
@@ -79,6 +80,8 @@ void wsb_api_stop(struct master *m);
 /* Before next is published: every slot next gives to another backend than the running table
    had there counts its totals from now (wsb__api_metrics.c; wsb_shm_publish resets its breaker). */
 void wsb_api_adopt_slots(struct master *m, const struct wsb_shm_table *next);
+/* The same for the route slots next gives to another route (api_routes.c). */
+void wsb_api_adopt_routes(struct master *m, const struct wsb_shm_table *next);
 
 /* The admin API's router: the route table (api.c). */
 void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *reply);

@@ -12,6 +12,7 @@
 
 #include "addrs.h"
 #include "config.h"
+#include "route.h"
 #include "tls_tickets.h"
 
 #define WSB_SHM_MAX_BACKENDS    256
@@ -132,6 +133,7 @@ struct wsb_shm_table {
   uint32_t npools;                  /* pool slots [0, npools) may be in use */
   struct wsb_shm_backend backends[WSB_SHM_MAX_BACKENDS];
   struct wsb_shm_pool pools[WSB_SHM_MAX_POOLS];
+  struct wsb_route_table routes; /* [route:NAME], compiled */
 };
 
 /* The settings a session of pool reads; the default pool's for a slot not in use. */
@@ -144,6 +146,9 @@ static inline const struct wsb_shm_settings *wsb_shm_pool_settings(const struct 
 
 /* The pool slot named name in t, or -1. */
 int wsb_shm_pool_find(const struct wsb_shm_table *t, const char *name);
+
+/* wsbal_route_matches_total's counter of requests no route took (route="default"). */
+#define WSB_ROUTE_DEFAULT_SLOT WSB_ROUTE_MAX
 
 enum wsb_breaker_state { WSB_BREAKER_CLOSED, WSB_BREAKER_OPEN, WSB_BREAKER_TRIAL };
 #define WSB_BREAKER_NAMES \
@@ -281,6 +286,8 @@ struct wsb_shm_worker {
   _Atomic uint64_t log_suppressed[WSB_LOG_KINDS]; /* lines log_rate_limit dropped */
   /* Client connections refused for their PROXY protocol header, by reason. */
   _Atomic uint64_t proxy_protocol_errors[WSB_PP_ERR_COUNT];
+  /* Requests each route took, by the route's slot; WSB_ROUTE_DEFAULT_SLOT: no route did. */
+  _Atomic uint64_t route_matches[WSB_ROUTE_MAX + 1];
 };
 
 /*

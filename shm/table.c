@@ -266,7 +266,15 @@ int wsb_shm_table_build(struct wsb_shm_table *t, const struct wsb_config *cfg,
     if ((uint32_t)e->slot + 1 > t->nslots)
       t->nslots = (uint32_t)e->slot + 1;
   }
-  return 0;
+  size_t bad; /* the loader has checked the routes fit: this is for a caller that did not */
+  rc = wsb_route_table_build(&t->routes, cfg->routes, cfg->nroutes,
+                             prev != NULL ? &prev->routes : NULL, &bad, err, errlen);
+  /* A worker finds a route's pool by slot, not by name, at every request. */
+  for (uint32_t i = 0; rc == 0 && i < t->routes.nroutes; i++) {
+    int pool = wsb_shm_pool_find(t, t->routes.routes[i].pool);
+    t->routes.routes[i].pool_slot = pool >= 0 ? (uint16_t)pool : UINT16_MAX;
+  }
+  return rc;
 }
 
 SSL_CTX *wsb_shm_tls_client_ctx(const struct wsb_shm_settings *s, char *err, size_t errlen) {

@@ -98,6 +98,8 @@ struct wsb_session {
      backend is held (its live count in the pool goes with the backend's), never changed. */
   uint32_t pool;
   bool finishing;   /* close both connections once every queued byte is written */
+  /* Bytes at the start of the path its route's strip_path removes, on every connect. */
+  uint16_t path_strip;
   struct wsb_handshake *hs;
   char *head; /* the client's request head, to upgrade again on a failover */
   uint32_t head_len;

@@ -125,6 +125,37 @@ void wsb__upgrade_find_client_ip(struct wsb_session *s) {
   wsb__session_client_text(s, hs->client_ip, sizeof(hs->client_ip));
 }
 
+/* Whether pool "default" has a backend in use. */
+static bool default_pool_has_backends(const struct wsb_shm_table *t) {
+  for (uint32_t i = 0; i < t->nslots; i++)
+    if (t->backends[i].in_use && t->backends[i].pool == WSB_SHM_DEFAULT_POOL)
+      return true;
+  return false;
+}
+
+/*
+ * The first route the request matches picks the session's pool, counted in
+ * wsbal_route_matches_total, and what its strip_path removes from the path on every connect.
+ * No route: pool default, unless routes exist and default has no backend, which is a 404.
+ * With no route at all nothing changes. Returns 0 or the status to answer.
+ */
+static int pick_route(struct wsb_session *s) {
+  struct wsb_handshake *hs = s->hs;
+  const struct wsb_shm_table *t = s->w->table;
+  struct wsb_route_request rq = {hs->upgrade.host, hs->upgrade.path, &hs->req, true};
+  size_t strip = 0;
+  int i = wsb_route_match(&t->routes, &rq, &strip);
+  if (i < 0 && t->routes.nroutes > 0 && !default_pool_has_backends(t))
+    return 404;
+  const struct wsb_route *r = i >= 0 ? &t->routes.routes[i] : NULL;
+  wsb_shm_add(&s->w->stats->route_matches[r != NULL ? r->slot : WSB_ROUTE_DEFAULT_SLOT], 1);
+  if (r != NULL && r->pool_slot >= t->npools)
+    return 503; /* the table always has the pools its routes name: a torn invariant */
+  s->pool = r != NULL ? r->pool_slot : WSB_SHM_DEFAULT_POOL;
+  s->path_strip = (uint16_t)strip;
+  return 0;
+}
+
 /* The complete request head is here: validate it, then look for a backend. */
 static void on_request(struct wsb_session *s, size_t head_len) {
   struct wsb_handshake *hs = s->hs;
@@ -145,6 +176,13 @@ static void on_request(struct wsb_session *s, size_t head_len) {
   if (hs->upgrade.origin.p != NULL &&
       !wsb_proxy_origin_allowed(cfg->allowed_origins, hs->upgrade.origin)) {
     reply_error(s, 403, WSB_HS_FORBIDDEN, "origin not allowed");
+    return;
+  }
+  status = pick_route(s);
+  if (status != 0) {
+    reply_error(s, status, status == 404 ? WSB_HS_NOT_FOUND : WSB_HS_NO_BACKEND,
+                status == 404 ? "no route matches and pool default has no backend"
+                              : "the route's pool is not in the table");
     return;
   }
   /* This session is already counted in live, hence "greater than". */
@@ -371,6 +409,7 @@ static void on_backend_connected(uv_connect_t *req, int status) {
       .block_headers = cfg->block_headers,
       .reconnect_header = cfg->reconnect_header,
       .reconnect_value = NULL,
+      .strip = s->path_strip,
   };
   char id[17];
   if (s->state == S_FAILOVER) {

@@ -1285,6 +1285,8 @@ START_TEST(routes) {
              "@3: bad route name \"a b\" (expected 1 to 63 letters, digits, '-', '_' or '.')",
              "@5: bad route name \"\" (expected 1 to 63 letters, digits, '-', '_' or '.')");
   CHECK_FILE(BACKEND "[route:a]\npath = /x\n", "@3: [route:a] has no pool");
+  CHECK_FILE(BACKEND "[route:default]\npool = default\n",
+             "@3: route name \"default\" is taken: it names the requests no route matches");
   CHECK_FILE(BACKEND "[route:a]\npool = chat\n", "@4: [route:a] pool \"chat\" is not defined");
   CHECK_FILE(BACKEND "[route:a]\npool = default\nhost = a.*.com\n",
              "@5: bad host list \"a.*.com\" for [route:a] host (expected a comma list of host "

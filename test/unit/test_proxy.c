@@ -113,6 +113,25 @@ START_TEST(test_request_options) {
 }
 END_TEST
 
+/* strip_path: the route's prefix goes, and what is left is a path again. */
+START_TEST(test_request_strip) {
+  struct fixture f;
+  setup_request(&f); /* GET /room/7?user=ann */
+  f.req.strip = 5;
+  ck_assert(strncmp(write_request(&f), "GET /prefix/7?user=ann HTTP/1.1\r\n",
+                    strlen("GET /prefix/7?user=ann HTTP/1.1\r\n")) == 0);
+  f.req.strip = 7;
+  ck_assert(strncmp(write_request(&f), "GET /prefix/?user=ann HTTP/1.1\r\n",
+                    strlen("GET /prefix/?user=ann HTTP/1.1\r\n")) == 0);
+  strcpy(f.backend.path, "");
+  ck_assert(strncmp(write_request(&f), "GET /?user=ann HTTP/1.1\r\n",
+                    strlen("GET /?user=ann HTTP/1.1\r\n")) == 0);
+  f.req.strip = 16; /* the whole target */
+  ck_assert(strncmp(write_request(&f), "GET / HTTP/1.1\r\n", strlen("GET / HTTP/1.1\r\n")) == 0);
+  free(f.buf);
+}
+END_TEST
+
 START_TEST(test_request_host_forms) {
   struct fixture f;
   setup_request(&f);
@@ -388,6 +407,7 @@ int main(void) {
   TCase *tc = tcase_create("proxy");
   tcase_add_test(tc, test_request_exact);
   tcase_add_test(tc, test_request_options);
+  tcase_add_test(tc, test_request_strip);
   tcase_add_test(tc, test_request_host_forms);
   tcase_add_test(tc, test_request_no_room);
   tcase_add_test(tc, test_forwarded_family_untrusted);

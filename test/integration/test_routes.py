@@ -1,0 +1,193 @@
+"""Routes end to end: which [route:NAME] an upgrade takes (path prefixes segment-wise, host
+wildcards with a header, websocket = never), strip_path as the backend sees it, on the first
+connect and after a failover, wsbal_route_matches_total and GET /api/v1/routes, match counts
+kept by name across a reload that adds and removes routes, a broken route refused by a reload
+and by wsbal -t at FILE:LINE."""
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+from wsbtest import OP_TEXT, WSBAL, Checks, Peer, RawClient, Wsbal, free_port, frame, run_tests
+
+c = Checks()
+
+
+def api(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path)
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    return r.status, body
+
+
+def routes(port):
+    status, body = api(port, "/api/v1/routes")
+    c.eq("GET /api/v1/routes answers 200", 200, status)
+    doc = json.loads(body)
+    return doc, {r["name"]: r["matches"] for r in doc["routes"]} | {
+        "(default)": doc["default"]["matches"]}
+
+
+def metric_matches(port):
+    status, body = api(port, "/metrics")
+    return {m.group(1): int(m.group(2)) for m in
+            re.finditer(r'^wsbal_route_matches_total\{route="([^"]*)"\} (\d+)$', body.decode(),
+                        re.M)}
+
+
+def upgrade(lb, path, headers=None):
+    """One upgrade; returns (status, client kept open or None)."""
+    cl = RawClient(lb.port)
+    cl.request(path, headers)
+    status, _, _ = cl.read_head()
+    if status != 101:
+        cl.close()
+        return status, None
+    return status, cl
+
+
+def backend_path(peer, lb, path, headers=None, held=None):
+    """The path peer was asked for when a client upgraded to path through lb."""
+    mark = len(peer.lines)
+    status, cl = upgrade(lb, path, headers)
+    c.eq(f"upgrade to {path} answered 101", 101, status)
+    m = peer.wait_line(r"connect reconnect=- path=(\S+)", start=mark)
+    if cl is not None:
+        if held is not None:
+            held.append(cl)
+        else:
+            cl.close()
+    return m.group(1) if m else None
+
+
+SECTIONS = {
+    "route:chat": {"path": "/chat", "strip_path": "on", "pool": "default"},
+    "route:tenant": {"host": "*.example.test", "header": "X-Tenant: blue", "pool": "default"},
+    "route:plain": {"websocket": "never", "pool": "default"},
+}
+
+
+def test_matching_and_strip(a, admin):
+    lb = Wsbal([("a", a.url)], sections={"admin": {"address": f"127.0.0.1:{admin}"}, **SECTIONS})
+    try:
+        c.eq("strip_path: /chat/room?x=1 reaches the backend as /room?x=1", "/room?x=1",
+             backend_path(a, lb, "/chat/room?x=1"))
+        c.eq("strip_path: /chat reaches it as /", "/", backend_path(a, lb, "/chat"))
+        c.eq("strip_path: /chat?q=1 reaches it as /?q=1", "/?q=1", backend_path(a, lb, "/chat?q=1"))
+        c.eq("an encoded unreserved character matches its route: /ch%61t/x is /x", "/x",
+             backend_path(a, lb, "/ch%61t/x"))
+        c.eq("segment-wise: /chatty is not /chat's and goes unchanged to default", "/chatty",
+             backend_path(a, lb, "/chatty"))
+        c.eq("host wildcard and header: the path is left alone", "/t",
+             backend_path(a, lb, "/t", {"Host": "a.b.Example.TEST:8080", "X-Tenant": "blue"}))
+        c.eq("the wildcard does not take the domain itself", "/t",
+             backend_path(a, lb, "/t", {"Host": "example.test", "X-Tenant": "blue"}))
+        c.eq("the header value is case-sensitive", "/t",
+             backend_path(a, lb, "/t", {"Host": "x.example.test", "X-Tenant": "Blue"}))
+        want = {"chat": 4, "tenant": 1, "plain": 0, "(default)": 3}
+        doc, got = routes(admin)
+        c.eq("GET /api/v1/routes counts each route's matches (websocket = never takes no upgrade)",
+             want, got)
+        c.eq("routes are listed in file order with their keys",
+             [("chat", ["/chat"], True, "any"), ("tenant", [], False, "any"),
+              ("plain", [], False, "never")],
+             [(r["name"], r["path"], r["strip_path"], r["websocket"]) for r in doc["routes"]])
+        c.eq("the tenant route shows its host and header",
+             (["*.example.test"], "X-Tenant: blue", "default"),
+             (doc["routes"][1]["host"], doc["routes"][1]["header"], doc["routes"][1]["pool"]))
+        m = metric_matches(admin)
+        c.eq("wsbal_route_matches_total has the same counts, route=\"default\" for the fallback",
+             {"chat": 4, "tenant": 1, "plain": 0, "default": 3}, m)
+
+        # A reload keeps the counts of the routes that stay, by name; a new one starts at 0.
+        new = {"route:chat": SECTIONS["route:chat"],
+               "route:fresh": {"host": "fresh.test", "pool": "default"},
+               "route:tenant": SECTIONS["route:tenant"]}
+        verdict, _ = lb.reload([("a", a.url)],
+                               sections={"admin": {"address": f"127.0.0.1:{admin}"}, **new})
+        c.true("the reload that changes routes succeeds", verdict and verdict.startswith("reloaded"),
+               verdict)
+        c.eq("the new route takes its requests at once", "/f",
+             backend_path(a, lb, "/f", {"Host": "fresh.test"}))
+        doc, got = routes(admin)
+        c.eq("after the reload: kept routes keep their counts, the new one counts from 0",
+             {"chat": 4, "fresh": 1, "tenant": 1, "(default)": 3}, got)
+
+        broken = dict(new)
+        broken["route:bad"] = {"host": "a.*.test", "pool": "nowhere"}
+        verdict, lines = lb.reload([("a", a.url)],
+                                   sections={"admin": {"address": f"127.0.0.1:{admin}"}, **broken})
+        text = "\n".join(lines)
+        c.true("a reload with a broken route fails", verdict and "failed" in verdict, verdict)
+        c.true("and names the bad wildcard and the unknown pool at their lines",
+               re.search(r":\d+: bad host list \"a\.\*\.test\" for \[route:bad\] host", text) and
+               re.search(r":\d+: \[route:bad\] pool \"nowhere\" is not defined", text), text)
+        c.eq("the running routes stay", "/x", backend_path(a, lb, "/chat/x"))
+    finally:
+        lb.stop()
+
+
+def test_strip_after_failover(a, b):
+    """A session's stripped path is what a failover sends the next backend too."""
+    lb = Wsbal([("a", a.url), ("b", b.url)], sections=SECTIONS)
+    held = []
+    try:
+        marks = {p: len(p.lines) for p in (a, b)}
+        status, cl = upgrade(lb, "/chat/room/7?u=1")
+        c.eq("the upgrade through chat answers 101", 101, status)
+        cl.send(frame(OP_TEXT, b"who"))
+        _, _, who = cl.read_frame()
+        first, other = (a, b) if who == b"a" else (b, a)
+        m = first.wait_line(r"connect reconnect=- path=(\S+)", start=marks[first])
+        c.eq("the first backend got the stripped path", "/room/7?u=1", m and m.group(1))
+        first.stop(9)
+        m = other.wait_line(r"connect reconnect=([0-9a-f]{16}) path=(\S+)", start=marks[other])
+        c.eq("after the failover the next backend gets the same stripped path", "/room/7?u=1",
+             m and m.group(2))
+        cl.send(frame(OP_TEXT, b"who"))
+        _, _, who2 = cl.read_frame()
+        c.eq("the session goes on with the other backend", other.ident.encode(), who2)
+        held.append(cl)
+    finally:
+        for h in held:
+            h.close()
+        lb.stop()
+
+
+def test_check_config():
+    fd, path = tempfile.mkstemp(prefix="wsbal-test-", suffix=".ini")
+    with os.fdopen(fd, "w") as f:
+        f.write("[backend:a]\nurl = ws://127.0.0.1:9\n[route:x]\npath = /x\n"
+                "[route:x]\npool = default\n[route:y]\nhost = *\npool = p2\n")
+    try:
+        out = subprocess.run([WSBAL, "-t", "-c", path], capture_output=True, text=True, timeout=20)
+        c.eq("wsbal -t refuses broken routes", 1, out.returncode)
+        c.eq("every mistake at its FILE:LINE",
+             [f"{path}:5: duplicate section [route:x] (first at line 3)",
+              f"{path}:8: bad host list \"*\" for [route:y] host (expected a comma list of host "
+              "names or *.DOMAIN wildcards, e.g. chat.example.com, *.example.com)",
+              f"{path}:3: [route:x] has no pool",
+              f"{path}:9: [route:y] pool \"p2\" is not defined"],
+             [line for line in out.stderr.strip().split("\n") if line.startswith(path)])
+    finally:
+        os.unlink(path)
+
+
+def main():
+    a, b = Peer("a"), Peer("b")
+    admin = free_port()
+    try:
+        return run_tests(c, lambda: test_matching_and_strip(a, admin),
+                         test_check_config, lambda: test_strip_after_failover(a, b))
+    finally:
+        a.stop()
+        b.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

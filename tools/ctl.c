@@ -107,6 +107,7 @@ static void usage(FILE *out) {
           "  pools                             list the pools: algorithm, backends, sessions\n"
           "  pool NAME KEY=VALUE               set an [upstream] key of one pool until the next\n"
           "                                    reload (a pool no file names is made)\n"
+          "  routes                            the routes in matching order, with their matches\n"
           "options:\n"
           "  -a, --address ADDR  admin API HOST:PORT (default $WSBAL_ADMIN or " WSB_CTL_DEFAULT_ADDR
           ")\n"
@@ -255,6 +256,7 @@ static const struct command commands[] = {
     {"pools", 0, 0, "pools", "GET", "/api/v1/pools", "", NULL, wsb_ctl_print_pools},
     {"pool", 2, 0, "pool NAME KEY=VALUE", "PATCH", "/api/v1/pools/", "", pool_body,
      wsb_ctl_print_pool},
+    {"routes", 0, 0, "routes", "GET", "/api/v1/routes", "", NULL, wsb_ctl_print_routes},
 };
 
 /* The command's request: false when an argument makes it too long. */

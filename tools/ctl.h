@@ -82,6 +82,7 @@ int wsb_ctl_print_pools(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_pool(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_sessions(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_reload(const struct wsb_ctl_answer *ans);
+int wsb_ctl_print_routes(const struct wsb_ctl_answer *ans);
 /* drain --wait: the live sessions of a backend's answer, or the sum over a section's
    {"backends": [...]}, into *left; an answer without them is reported on stderr (1). */
 int wsb_ctl_sessions_left(const struct wsb_ctl_answer *ans, uint64_t *left);

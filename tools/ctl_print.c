@@ -53,6 +53,12 @@ static const struct column session_columns[] = {
     {"FAILOVERS", "failovers", true},
 };
 
+static const struct column route_columns[] = {
+    {"NAME", "name", false},        {"POOL", "pool", false},      {"HOST", "host", false},
+    {"PATH", "path", false},        {"HEADER", "header", false},  {"WEBSOCKET", "websocket", false},
+    {"STRIP", "strip_path", false}, {"MATCHES", "matches", true},
+};
+
 static const struct column worker_columns[] = {
     {"SLOT", "slot", true},
     {"PID", "pid", true},
@@ -330,6 +336,37 @@ int wsb_ctl_print_pool(const struct wsb_ctl_answer *ans) {
   int rc = print_one(&r.doc, pool_columns, COUNT(pool_columns));
   reader_free(&r);
   return rc;
+}
+
+/* The routes in matching order, then what no route takes: "(default)" and its count. */
+int wsb_ctl_print_routes(const struct wsb_ctl_answer *ans) {
+  struct reader r;
+  if (!read_json(ans, &r, false))
+    return WSB_CTL_EXIT_ERROR;
+  const struct wsb_json_doc *doc = &r.doc;
+  int list = wsb_json_member(doc, 0, "routes"), fallback = wsb_json_member(doc, 0, "default");
+  if (type_of(doc, list) != WSB_JSON_ARRAY || type_of(doc, fallback) != WSB_JSON_OBJECT) {
+    reader_free(&r);
+    unexpected("no \"routes\" array or \"default\" object");
+    return WSB_CTL_EXIT_ERROR;
+  }
+  bool right[MAX_COLUMNS];
+  struct wsb_ctl_table t;
+  wsb_ctl_table_init(&t, COUNT(route_columns), right);
+  add_header(&t, route_columns, COUNT(route_columns), right);
+  for (int e = wsb_json_next_child(doc, list, 0); e > 0; e = wsb_json_next_child(doc, list, e))
+    add_row(&t, doc, e, route_columns, COUNT(route_columns));
+  char cell[CELL_MAX];
+  for (size_t c = 0; c < COUNT(route_columns); c++) {
+    const char *key = route_columns[c].key;
+    if (strcmp(key, "name") == 0)
+      snprintf(cell, sizeof(cell), "(default)");
+    else
+      value_text(doc, wsb_json_member(doc, fallback, key), cell, sizeof(cell));
+    wsb_ctl_table_add(&t, cell);
+  }
+  reader_free(&r);
+  return finish_table(&t);
 }
 
 int wsb_ctl_print_backend(const struct wsb_ctl_answer *ans) {

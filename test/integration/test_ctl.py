@@ -144,6 +144,7 @@ COMMANDS = [
     (["failover", SESSION_ID, "--to", "e2"], "POST", f"/api/v1/sessions/{SESSION_ID}/failover",
      {"backend": "e2"}),
     (["reload"], "POST", "/api/v1/reload", None),
+    (["routes"], "GET", "/api/v1/routes", None),
     (["enable", "a b#c/é"], "POST", "/api/v1/backends/a%20b%23c%2F%C3%A9/enable", None),
 ]
 

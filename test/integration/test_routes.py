@@ -11,6 +11,8 @@ import subprocess
 import sys
 import tempfile
 
+CTL = os.environ.get("WSBALCTL", "build/wsbalctl")
+
 from wsbtest import OP_TEXT, WSBAL, Checks, Peer, RawClient, Wsbal, free_port, frame, run_tests
 
 c = Checks()
@@ -100,6 +102,15 @@ def test_matching_and_strip(a, admin):
         c.eq("the tenant route shows its host and header",
              (["*.example.test"], "X-Tenant: blue", "default"),
              (doc["routes"][1]["host"], doc["routes"][1]["header"], doc["routes"][1]["pool"]))
+        out = subprocess.run([CTL, "-a", f"127.0.0.1:{admin}", "routes"], capture_output=True,
+                             text=True, timeout=20)
+        rows = [line.split() for line in out.stdout.strip().split("\n")]
+        c.eq("wsbalctl routes: a table in matching order, then (default)",
+             (0, ["NAME", "POOL", "HOST", "PATH", "HEADER", "WEBSOCKET", "STRIP", "MATCHES"],
+              ["chat", "default", "-", "/chat", "-", "any", "yes", "4"],
+              ["tenant", "default", "*.example.test", "-", "X-Tenant:", "blue", "any", "no", "1"],
+              ["(default)", "default", "-", "-", "-", "-", "-", "3"]),
+             (out.returncode, rows[0], rows[1], rows[2], rows[-1]))
         m = metric_matches(admin)
         c.eq("wsbal_route_matches_total has the same counts, route=\"default\" for the fallback",
              {"chat": 4, "tenant": 1, "plain": 0, "default": 3}, m)

@@ -73,7 +73,7 @@ class Page(HTMLParser):
 
     def __init__(self, html):
         super().__init__()
-        self.rows = {"backends": [], "workers": [], "pools": []}
+        self.rows = {"backends": [], "workers": [], "pools": [], "routes": []}
         self.widths = []
         self.buttons = []
         self.ids, self.hidden = {}, set()
@@ -257,6 +257,9 @@ def check_dump(ap, e2):
     c.eq("a row per pool: name, algorithm, backends, available, live sessions",
          [["default", "least_conn", ", ".join(b["name"] for b in bs), str(len(bs)), "3"]],
          p.rows["pools"])
+    c.eq("no route: one row, the fallback to pool default, with every session so far",
+         [["(default)", "default", "-", "-", "-", "-", "-", str(api(ap, "GET", "/api/v1/routes")[1]["default"]["matches"])]],
+         p.rows["routes"])
 
 
 class DevTools:

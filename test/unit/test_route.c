@@ -345,6 +345,171 @@ START_TEST(limits) {
 }
 END_TEST
 
+/* ---- a differential test: the indexed matcher against the rules written out plainly ---- */
+
+static unsigned seed = 12345;
+
+static unsigned rnd(unsigned n) {
+  seed = seed * 1103515245u + 12345u;
+  return (seed >> 16) % n;
+}
+
+static const char *const labels[] = {"a", "b", "ab", "x"};
+static const char *const segments[] = {"a", "b", "ab", "~u"};
+static const char *const spelled[] = {"a", "%61", "b", "ab", "%61b", "~u", "%7eu", "%7Eu"};
+
+/* The request path with its encodings decoded, as routes compare it ("%61" is "a"), up to its
+   query; ends[i] is where its byte i came from in the request. */
+static size_t ref_canonical(const char *path, char *out, size_t *ends) {
+  size_t n = 0, i = 0;
+  while (path[i] != '\0' && path[i] != '?') {
+    if (path[i] == '%') {
+      char c = path[i + 1] == '6' ? 'a' : '~';
+      out[n] = c;
+      i += 3;
+    } else {
+      out[n] = path[i++];
+    }
+    ends[n++] = i;
+  }
+  out[n] = '\0';
+  return n;
+}
+
+static bool ref_host(const struct wsb_route_config *r, const char *host) {
+  if (r->hosts.n == 0)
+    return true;
+  for (size_t i = 0; i < r->hosts.n; i++) {
+    const char *item = r->hosts.items[i];
+    size_t hl = strlen(host), il = strlen(item);
+    if (strncmp(item, "*.", 2) == 0) {
+      if (hl > il - 1 && strcmp(host + hl - (il - 1), item + 1) == 0)
+        return true;
+    } else if (strcmp(item, host) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The length of the longest of the route's prefixes the path has, or -1 (0: "/" or no path). */
+static int ref_path(const struct wsb_route_config *r, const char *canon) {
+  int best = r->paths.n == 0 ? 0 : -1;
+  for (size_t i = 0; i < r->paths.n; i++) {
+    size_t pl = strlen(r->paths.items[i]);
+    while (pl > 0 && r->paths.items[i][pl - 1] == '/')
+      pl--;
+    if (strncmp(canon, r->paths.items[i], pl) == 0 && (canon[pl] == '\0' || canon[pl] == '/') &&
+        (int)pl > best)
+      best = (int)pl;
+  }
+  return best;
+}
+
+static int ref_match(const struct wsb_route_config *routes, size_t n, const char *host,
+                     const char *path, bool ws, const char *tenant, size_t *strip) {
+  char canon[256];
+  size_t ends[256];
+  ref_canonical(path, canon, ends);
+  *strip = 0;
+  for (size_t i = 0; i < n; i++) {
+    const struct wsb_route_config *r = &routes[i];
+    int len = ref_path(r, canon);
+    if (!ref_host(r, host) || len < 0 || (r->websocket == WSB_ROUTE_WS_ONLY && !ws) ||
+        (r->websocket == WSB_ROUTE_WS_NEVER && ws))
+      continue;
+    if (r->header != NULL && (tenant == NULL || strcmp(r->header + strlen("X-T: "), tenant) != 0))
+      continue;
+    if (r->strip_path && len > 0)
+      *strip = ends[len - 1];
+    return (int)i;
+  }
+  return -1;
+}
+
+static void random_host(char *out, size_t cap, bool wild) {
+  snprintf(out, cap, "%s%s.%s", wild ? "*." : "", labels[rnd(4)], rnd(2) ? "t" : "u");
+  if (rnd(3) == 0) {
+    char more[64];
+    snprintf(more, sizeof(more), "%s.%s", labels[rnd(4)], out + (wild ? 2 : 0));
+    snprintf(out, cap, "%s%s", wild ? "*." : "", more);
+  }
+}
+
+static void random_path(char *out, size_t cap, const char *const *words, size_t nwords) {
+  size_t n = 0, depth = 1 + rnd(3);
+  for (size_t d = 0; d < depth; d++)
+    n += (size_t)snprintf(out + n, cap - n, "/%s", words[rnd((unsigned)nwords)]);
+  if (rnd(4) == 0)
+    snprintf(out + n, cap - n, "/");
+}
+
+START_TEST(against_the_rules) {
+  enum { NROUTES = 40, ROUNDS = 300, REQUESTS = 200 };
+  static char text[NROUTES][8][64];
+  static char *host_items[NROUTES][3], *path_items[NROUTES][3];
+  static char header[NROUTES][32];
+  static struct wsb_route_config routes[NROUTES];
+  struct wsb_route_table *t = malloc(sizeof(*t));
+  size_t checked = 0, matched = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    size_t n = 1 + rnd(NROUTES);
+    for (size_t i = 0; i < n; i++) {
+      struct wsb_route_config *r = &routes[i];
+      memset(r, 0, sizeof(*r));
+      snprintf(r->name, sizeof(r->name), "r%zu", i);
+      r->pool = "default";
+      r->hosts = (struct wsb_strlist){host_items[i], rnd(3) == 0 ? 0 : 1 + rnd(2)};
+      for (size_t k = 0; k < r->hosts.n; k++) {
+        random_host(text[i][k], sizeof(text[i][k]), rnd(2));
+        host_items[i][k] = text[i][k];
+      }
+      r->paths = (struct wsb_strlist){path_items[i], rnd(3) == 0 ? 0 : 1 + rnd(3)};
+      for (size_t k = 0; k < r->paths.n; k++) {
+        random_path(text[i][3 + k], sizeof(text[i][3 + k]), segments, 4);
+        if (rnd(8) == 0)
+          snprintf(text[i][3 + k], sizeof(text[i][3 + k]), "/");
+        path_items[i][k] = text[i][3 + k];
+      }
+      if (rnd(4) == 0) {
+        snprintf(header[i], sizeof(header[i]), "X-T: %s", labels[rnd(2)]);
+        r->header = header[i];
+      }
+      r->websocket = (int)rnd(3);
+      r->strip_path = rnd(2);
+    }
+    size_t bad;
+    char err[256];
+    ck_assert_int_eq(wsb_route_table_build(t, routes, n, NULL, &bad, err, sizeof(err)), 0);
+    for (int q = 0; q < REQUESTS; q++) {
+      char host[80], path[96], headers[64] = "";
+      random_host(host, sizeof(host), false);
+      random_path(path, sizeof(path) - 8, spelled, 8);
+      if (rnd(3) == 0)
+        strcat(path, "?q=/a");
+      const char *tenant = rnd(2) ? labels[rnd(2)] : NULL;
+      if (tenant != NULL)
+        snprintf(headers, sizeof(headers), "X-T: %s\r\n", tenant);
+      bool ws = rnd(2);
+      size_t want_strip, strip;
+      int want = ref_match(routes, n, host, path, ws, tenant, &want_strip);
+      const char *got = route_of(t, host, path, ws, headers, &strip);
+      ck_assert_msg(strcmp(got, want < 0 ? "" : routes[want].name) == 0,
+                    "round %d: %s%s (ws %d, tenant %s) took \"%s\", the rules say \"%s\"", round,
+                    host, path, ws, tenant ? tenant : "-", got, want < 0 ? "" : routes[want].name);
+      ck_assert_msg(strip == want_strip, "round %d: %s strip %zu, the rules say %zu", round, path,
+                    strip, want_strip);
+      checked++;
+      matched += want >= 0;
+    }
+  }
+  /* Both outcomes were exercised, or the comparison proved little. */
+  ck_assert_uint_gt(matched, checked / 10);
+  ck_assert_uint_lt(matched, checked - checked / 10);
+  free(t);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("route");
   TCase *tc = tcase_create("core");
@@ -358,6 +523,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, thousand_routes);
   tcase_add_test(tc, hostile_requests);
   tcase_add_test(tc, limits);
+  tcase_add_test(tc, against_the_rules);
   suite_add_tcase(s, tc);
   return s;
 }

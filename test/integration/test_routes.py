@@ -42,28 +42,12 @@ def metric_matches(port):
                         re.M)}
 
 
-def upgrade(lb, path, headers=None):
-    """One upgrade; returns (status, client kept open or None)."""
-    cl = RawClient(lb.port)
-    cl.request(path, headers)
-    status, _, _ = cl.read_head()
-    if status != 101:
-        cl.close()
-        return status, None
-    return status, cl
-
-
-def backend_path(peer, lb, path, headers=None, held=None):
+def backend_path(peer, lb, path, headers=None):
     """The path peer was asked for when a client upgraded to path through lb."""
     mark = len(peer.lines)
-    status, cl = upgrade(lb, path, headers)
-    c.eq(f"upgrade to {path} answered 101", 101, status)
+    cl, _ = RawClient.upgraded(lb.port, path, headers)
     m = peer.wait_line(r"connect reconnect=- path=(\S+)", start=mark)
-    if cl is not None:
-        if held is not None:
-            held.append(cl)
-        else:
-            cl.close()
+    cl.close()
     return m.group(1) if m else None
 
 
@@ -149,8 +133,7 @@ def test_strip_after_failover(a, b):
     held = []
     try:
         marks = {p: len(p.lines) for p in (a, b)}
-        status, cl = upgrade(lb, "/chat/room/7?u=1")
-        c.eq("the upgrade through chat answers 101", 101, status)
+        cl, _ = RawClient.upgraded(lb.port, "/chat/room/7?u=1")
         cl.send(frame(OP_TEXT, b"who"))
         _, _, who = cl.read_frame()
         first, other = (a, b) if who == b"a" else (b, a)

@@ -336,10 +336,10 @@ class RawClient:
         self.buf = b""
 
     @classmethod
-    def upgraded(cls, port, path="/"):
+    def upgraded(cls, port, path="/", headers=None):
         """A client whose upgrade went through (RuntimeError otherwise), and the 101's headers."""
         cl = cls(port)
-        cl.request(path)
+        cl.request(path, headers)
         status, hdrs, _ = cl.read_head()
         if status != 101:
             cl.close()

@@ -123,6 +123,21 @@ def test_matching_and_strip(a, admin):
                re.search(r":\d+: bad host list \"a\.\*\.test\" for \[route:bad\] host", text) and
                re.search(r":\d+: \[route:bad\] pool \"nowhere\" is not defined", text), text)
         c.eq("the running routes stay", "/x", backend_path(a, lb, "/chat/x"))
+
+        # With no backend left in pool default, a request no route takes is a 404; one a route
+        # takes still looks for a backend of its pool, and finds none: 503.
+        conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
+        conn.request("DELETE", "/api/v1/backends/a")
+        c.eq("the only backend is deleted", 200, conn.getresponse().status)
+        conn.close()
+        statuses = []
+        for path in ("/elsewhere", "/chat/x"):
+            cl = RawClient(lb.port)
+            cl.request(path)
+            statuses.append(cl.read_head()[0])
+            cl.close()
+        c.eq("no route and an empty pool default: 404; a route's request: 503", [404, 503],
+             statuses)
     finally:
         lb.stop()
 

@@ -510,6 +510,38 @@ START_TEST(against_the_rules) {
 }
 END_TEST
 
+/* Any bytes as Host and path: no read outside them (ASan), and a strip length that ends the
+   path at a segment boundary of what was sent. */
+START_TEST(random_bytes) {
+  static const char *const specs[] = {
+      "w|p|*.a,[::1]|/a%20,/a/b,/~|||strip",
+      "x|p||/%41/b,/a|X-A: 1||strip",
+  };
+  struct wsb_route_table *t = build(specs, 2, NULL);
+  static const char alphabet[] = "/a.%~:[]2fAb?#\x01\xff ";
+  for (int round = 0; round < 100000; round++) {
+    size_t hl = rnd(12), pl = rnd(24);
+    char *host = malloc(hl + 1), *path = malloc(pl + 1);
+    for (size_t i = 0; i < hl; i++)
+      host[i] = alphabet[rnd(sizeof(alphabet) - 1)];
+    for (size_t i = 0; i < pl; i++)
+      path[i] = alphabet[rnd(sizeof(alphabet) - 1)];
+    /* Exactly hl and pl bytes: ASan sees a read past either. */
+    struct wsb_route_request r = {{host, hl}, {path, pl}, NULL, rnd(2)};
+    size_t strip;
+    int i = wsb_route_match(t, &r, &strip);
+    ck_assert(i >= -1 && i < 2);
+    ck_assert(strip <= pl);
+    ck_assert_msg(strip == 0 || strip == pl || path[strip] == '/' || path[strip] == '?' ||
+                      path[strip] == '#',
+                  "strip %zu of %.*s", strip, (int)pl, path);
+    free(host);
+    free(path);
+  }
+  free(t);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("route");
   TCase *tc = tcase_create("core");
@@ -524,6 +556,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, hostile_requests);
   tcase_add_test(tc, limits);
   tcase_add_test(tc, against_the_rules);
+  tcase_add_test(tc, random_bytes);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -158,12 +158,8 @@ void wsb_config_free(struct wsb_config *cfg) {
     wsb_config_upstream_free(&cfg->pools[i].upstream);
   free(cfg->pools);
   free(cfg->backends);
-  for (size_t i = 0; i < cfg->nroutes; i++) {
-    free(cfg->routes[i].pool);
-    free(cfg->routes[i].header);
-    wsb__cfg_strlist_free(&cfg->routes[i].hosts);
-    wsb__cfg_strlist_free(&cfg->routes[i].paths);
-  }
+  for (size_t i = 0; i < cfg->nroutes; i++)
+    wsb_config_route_free(&cfg->routes[i]);
   free(cfg->routes);
   /* Zeroed, a second free or a free after a failed load is harmless. */
   memset(cfg, 0, sizeof(*cfg));
@@ -282,6 +278,47 @@ void wsb_config_pool_drop(struct wsb_config *cfg, const char *name) {
   memmove(&cfg->pools[i], &cfg->pools[i + 1],
           (cfg->npools - (size_t)i - 1) * sizeof(cfg->pools[0]));
   cfg->npools--;
+}
+
+void wsb_config_route_free(struct wsb_route_config *r) {
+  free(r->pool);
+  free(r->header);
+  wsb__cfg_strlist_free(&r->hosts);
+  wsb__cfg_strlist_free(&r->paths);
+  r->pool = r->header = NULL;
+}
+
+void wsb_config_route_copy(struct wsb_route_config *dst, const struct wsb_route_config *src) {
+  *dst = *src;
+  dst->pool = src->pool != NULL ? wsb__cfg_strdup(src->pool) : NULL;
+  dst->header = src->header != NULL ? wsb__cfg_strdup(src->header) : NULL;
+  copy_list(&dst->hosts, &src->hosts);
+  copy_list(&dst->paths, &src->paths);
+}
+
+int wsb_config_route_set(struct wsb_route_config *r, const char *key, const char *value, char *msg,
+                         size_t msglen) {
+  int idx = wsb__cfg_key_find(CFG_SEC_ROUTE, key);
+  if (value == NULL && idx >= 0 && (strcmp(key, "host") == 0 || strcmp(key, "path") == 0)) {
+    wsb__cfg_strlist_free(key[0] == 'h' ? &r->hosts : &r->paths);
+    return 0;
+  }
+  if (value == NULL && idx >= 0 && strcmp(key, "header") == 0) {
+    free(r->header);
+    r->header = NULL;
+    return 0;
+  }
+  if (value == NULL && idx >= 0) {
+    snprintf(msg, msglen, "route key \"%s\" cannot be unset", key);
+    return WSB_EVALUE;
+  }
+  if (idx < 0) {
+    snprintf(msg, msglen, "unknown key \"%s\" of a route", key);
+    return -ENOENT;
+  }
+  char label[WSB_SECTION_NAME_MAX + 16];
+  snprintf(label, sizeof(label), "[route:%s]", r->name);
+  return wsb__cfg_key_apply(CFG_SEC_ROUTE, idx, r, label, value, msg, msglen) < 0 ? WSB_EVALUE : 0;
 }
 
 void wsb_config_errors_free(struct wsb_config_errors *errs) {
@@ -792,7 +829,7 @@ static void check_backends(struct loader *ld) {
 }
 
 /* Pools a route may name: [pool:NAME] sections, the pools backends name, and default. */
-static bool pool_known(const struct wsb_config *cfg, const char *name) {
+bool wsb_config_pool_known(const struct wsb_config *cfg, const char *name) {
   return wsb_config_pool(cfg, name) != NULL;
 }
 
@@ -804,7 +841,7 @@ static void check_routes(struct loader *ld) {
     const struct wsb_route_config *r = &cfg->routes[i];
     if (r->pool == NULL && ld->rstate[i].key_line[pool] == 0)
       error_at(ld, r->line, "[route:%s] has no pool", r->name);
-    else if (r->pool != NULL && !pool_known(cfg, r->pool))
+    else if (r->pool != NULL && !wsb_config_pool_known(cfg, r->pool))
       error_at(ld, ld->rstate[i].key_line[pool], "[route:%s] pool \"%s\" is not defined", r->name,
                r->pool);
   }

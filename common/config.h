@@ -225,6 +225,21 @@ void wsb_config_defaults(struct wsb_config *cfg);
 int wsb_config_load(struct wsb_config *cfg, const char *path, char *const *envp,
                     struct wsb_config_errors *errs);
 
+/* Whether a route may name pool name: "default" always exists. */
+bool wsb_config_pool_known(const struct wsb_config *cfg, const char *name);
+
+/*
+ * Sets key of route r from text, as a [route:NAME] line would (the admin API's changes); a NULL
+ * value unsets host, path or header. Returns 0, or WSB_EVALUE (-ENOENT for an unknown key)
+ * with a sentence in msg.
+ */
+int wsb_config_route_set(struct wsb_route_config *r, const char *key, const char *value, char *msg,
+                         size_t msglen);
+
+/* A deep copy of src into dst, and the release of what a route owns. */
+void wsb_config_route_copy(struct wsb_route_config *dst, const struct wsb_route_config *src);
+void wsb_config_route_free(struct wsb_route_config *r);
+
 /* True for a backend name of 1 to 63 letters, digits, '-', '_' or '.'. */
 bool wsb_config_backend_name_valid(const char *name);
 

@@ -170,6 +170,10 @@ static const struct route {
     /* A drain answers 202 whether {} is one backend or a section of several addresses. */
     {POST, "/api/v1/backends/{}/drain", wsb__api_backend_drain},
     {GET, "/api/v1/routes", wsb__api_routes_list},
+    {POST, "/api/v1/routes", wsb__api_routes_add},
+    {GET, "/api/v1/routes/{}", wsb__api_route_get},
+    {PATCH, "/api/v1/routes/{}", wsb__api_route_patch},
+    {DELETE, "/api/v1/routes/{}", wsb__api_route_delete},
     {GET, "/api/v1/sessions", wsb__api_sessions_list},
     {GET, "/api/v1/sessions/{}", wsb__api_session_get},
     {DELETE, "/api/v1/sessions/{}", wsb__api_session_close},

@@ -83,6 +83,10 @@ void wsb__api_backend_drain(struct api_call *c);
 void wsb__api_backends_add(struct api_call *c); /* wsb__api_backends_add.c */
 
 void wsb__api_routes_list(struct api_call *c); /* api_routes.c */
+void wsb__api_routes_add(struct api_call *c);
+void wsb__api_route_get(struct api_call *c);
+void wsb__api_route_patch(struct api_call *c);
+void wsb__api_route_delete(struct api_call *c);
 /* Requests the route in slot took since it got the slot (WSB_ROUTE_DEFAULT_SLOT: no route). */
 uint64_t wsb__api_route_matches(const struct master *m, uint32_t slot);
 

@@ -27,6 +27,16 @@ def api(port, path):
     return r.status, body
 
 
+def call(port, method, path, body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                 headers={"Content-Type": "application/json"} if body is not None else {})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, json.loads(data) if data else None
+
+
 def routes(port):
     status, body = api(port, "/api/v1/routes")
     c.eq("GET /api/v1/routes answers 200", 200, status)
@@ -142,6 +152,68 @@ def test_matching_and_strip(a, admin):
         lb.stop()
 
 
+def test_api_changes(a):
+    """POST, PATCH and DELETE /api/v1/routes change the running routes at once, each refusal
+    says why, and a reload goes back to the file."""
+    admin = free_port()
+    lb = Wsbal([("a", a.url)], sections={"admin": {"address": f"127.0.0.1:{admin}"},
+                                         "route:chat": SECTIONS["route:chat"]})
+    try:
+        st, body = call(admin, "POST", "/api/v1/routes",
+                        {"name": "api", "pool": "default", "path": ["/api", "/v1"],
+                         "strip_path": True, "before": "chat"})
+        c.eq("POST /api/v1/routes adds a route: 201 with it", (201, "api", ["/api", "/v1"], True, 0),
+             (st, body.get("name"), body.get("path"), body.get("strip_path"), body.get("matches")))
+        c.eq("it is matched at once", "/x", backend_path(a, lb, "/api/x"))
+        c.eq("before= put it first", ["api", "chat"],
+             [r["name"] for r in routes(admin)[0]["routes"]])
+        refusals = [
+            ({"name": "api", "pool": "default"}, 409, "a route of that name exists"),
+            ({"name": "h", "pool": "default", "host": "a.*.test"}, 400,
+             "body: bad host list \"a.*.test\" for [route:h] host (expected a comma list of host "
+             "names or *.DOMAIN wildcards, e.g. chat.example.com, *.example.com)"),
+            ({"name": "p", "pool": "nowhere"}, 400, "body: \"pool\" names no pool"),
+            ({"name": "p"}, 400, "body: \"pool\" is required"),
+            ({"name": "default", "pool": "default"}, 400,
+             "body: \"name\" must be 1 to 63 letters, digits, '-', '_' or '.', and not "
+             "\"default\""),
+            ({"name": "p", "pool": "default", "before": "nope"}, 400,
+             "body: \"before\" names no route"),
+            ({"name": "p", "pool": "default", "path": ["/a,b"]}, 400,
+             "body: \"path\" must be a list of strings, a comma list or null"),
+            ({"name": "p", "pool": "default", "colour": "red"}, 400,
+             "body: unknown field \"colour\""),
+        ]
+        for req, status, msg in refusals:
+            st, body = call(admin, "POST", "/api/v1/routes", req)
+            c.eq(f"POST {req}: {status}", (status, msg), (st, (body or {}).get("error")))
+        st, body = call(admin, "PATCH", "/api/v1/routes/api", {"path": "/v2", "header": None})
+        c.eq("PATCH changes the keys given", (200, ["/v2"], True), (st, body.get("path"),
+                                                                   body.get("strip_path")))
+        c.eq("the changed route takes /v2 now", "/y", backend_path(a, lb, "/v2/y"))
+        c.eq("and no longer /api", "/api/x", backend_path(a, lb, "/api/x"))
+        c.eq("the count of a changed route goes on", 2, routes(admin)[1]["api"])
+        st, body = call(admin, "PATCH", "/api/v1/routes/api", {"websocket": "sometimes"})
+        c.eq("PATCH with a bad value: 400 naming it", (400, "body: bad value \"sometimes\" for "
+             "[route:api] websocket (expected any, only or never)"), (st, body.get("error")))
+        c.eq("GET /api/v1/routes/NAME, and 404 for no such route", (200, 404),
+             (call(admin, "GET", "/api/v1/routes/api")[0],
+              call(admin, "GET", "/api/v1/routes/nope")[0]))
+        c.eq("DELETE removes it", (200, {"deleted": "api"}, 404),
+             call(admin, "DELETE", "/api/v1/routes/api") +
+             (call(admin, "GET", "/api/v1/routes/api")[0],))
+        c.eq("its requests take the next route that matches", "/v2/y",
+             backend_path(a, lb, "/v2/y"))
+        call(admin, "POST", "/api/v1/routes", {"name": "gone", "pool": "default"})
+        verdict, _ = lb.reload([("a", a.url)],
+                               sections={"admin": {"address": f"127.0.0.1:{admin}"},
+                                         "route:chat": SECTIONS["route:chat"]})
+        c.eq("a reload goes back to the file's routes", ["chat"],
+             [r["name"] for r in routes(admin)[0]["routes"]])
+    finally:
+        lb.stop()
+
+
 def test_strip_after_failover(a, b):
     """A session's stripped path is what a failover sends the next backend too."""
     lb = Wsbal([("a", a.url), ("b", b.url)], sections=SECTIONS)
@@ -192,7 +264,8 @@ def main():
     admin = free_port()
     try:
         return run_tests(c, lambda: test_matching_and_strip(a, admin),
-                         test_check_config, lambda: test_strip_after_failover(a, b))
+                         test_check_config, lambda: test_api_changes(a),
+                         lambda: test_strip_after_failover(a, b))
     finally:
         a.stop()
         b.stop()

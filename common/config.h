@@ -121,6 +121,8 @@ struct wsb_route_config {
   int websocket;            /* enum wsb_route_websocket */
   bool strip_path;
   int line; /* of its section header */
+  /* Through the admin API until the next reload (never from the file): 1 added, 2 changed. */
+  uint8_t api;
 };
 
 struct wsb_config {

@@ -7,6 +7,9 @@
 #include "api.h"
 #include "errors.h"
 #include "log.h"
+#include "reload.h"
+
+#define DELETED_MAX (sizeof(((struct master *)0)->routes_deleted) / WSB_SECTION_NAME_MAX)
 
 void wsb_api_adopt_routes(struct master *m, const struct wsb_shm_table *next) {
   const struct wsb_route_table *was = m->table != NULL ? &m->table->routes : NULL;
@@ -18,6 +21,29 @@ void wsb_api_adopt_routes(struct master *m, const struct wsb_shm_table *next) {
     if (!kept)
       m->route_base[r->slot] = WSB_SHM_SUM(m->shm, route_matches[r->slot]);
   }
+}
+
+static int route_index(const struct wsb_config *cfg, const char *name);
+
+void wsb_api_routes_discarded(struct master *m, const struct wsb_config *next,
+                              struct wsb_config_errors *out) {
+  for (size_t i = 0; i < m->cfg->nroutes; i++) {
+    const struct wsb_route_config *r = &m->cfg->routes[i];
+    bool in_file = route_index(next, r->name) >= 0;
+    if (r->api == 1 && !in_file)
+      wsb_reload_note(out, "route %s: removed (added through the API)", r->name);
+    else if (r->api != 0 && in_file)
+      wsb_reload_note(out, "route %s: as the file has it (%s through the API)", r->name,
+                      r->api == 1 ? "added" : "changed");
+  }
+  for (unsigned i = 0; i < m->nroutes_deleted && i < DELETED_MAX; i++)
+    if (route_index(next, m->routes_deleted[i]) >= 0 &&
+        route_index(m->cfg, m->routes_deleted[i]) < 0)
+      wsb_reload_note(out, "route %s: back (deleted through the API)", m->routes_deleted[i]);
+  if (m->nroutes_deleted > DELETED_MAX)
+    wsb_reload_note(out, "and %u more routes deleted through the API",
+                    m->nroutes_deleted - (unsigned)DELETED_MAX);
+  m->nroutes_deleted = 0;
 }
 
 uint64_t wsb__api_route_matches(const struct master *m, uint32_t slot) {
@@ -298,6 +324,7 @@ void wsb__api_routes_add(struct api_call *c) {
   }
   size_t n = m->cfg->nroutes;
   memmove(&routes[at + 1], &routes[at], (n - (size_t)at) * sizeof(*routes));
+  r.api = 1;
   routes[at] = r;
   change_routes(c, routes, n + 1, r.name, 201, "added");
 }
@@ -326,6 +353,8 @@ void wsb__api_route_patch(struct api_call *c) {
     free_routes(routes, m->cfg->nroutes);
     return;
   }
+  if (routes[i].api == 0)
+    routes[i].api = 2;
   if (!wsb_config_pool_known(m->cfg, routes[i].pool)) {
     free_routes(routes, m->cfg->nroutes);
     wsb_admin_error(c->r, 400, "body: \"pool\" names no pool");
@@ -358,6 +387,9 @@ void wsb__api_route_delete(struct api_call *c) {
     return;
   }
   wsb_log_info("admin %s: route %s deleted", c->req->peer, name);
+  if (m->nroutes_deleted < DELETED_MAX)
+    snprintf(m->routes_deleted[m->nroutes_deleted], WSB_SECTION_NAME_MAX, "%s", name);
+  m->nroutes_deleted++;
   struct wsb_json j;
   if (!wsb__api_json_begin(&j, c->r))
     return;

@@ -224,6 +224,7 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs,
     if (m->cfg->pools[i].changed)
       wsb_reload_note(&gone, "pool %s: the file's settings (changed through the API)",
                       m->cfg->pools[i].name);
+  wsb_api_routes_discarded(m, &next, &gone);
   for (size_t i = 0; i < gone.n; i++)
     wsb_log_warn("reload: discards a runtime change: %s", gone.lines[i]);
   if (discarded != NULL)

@@ -53,6 +53,10 @@ struct master {
   uint64_t started_ms;
   struct wsb_slot_base slot_base[WSB_SHM_MAX_BACKENDS];
   uint64_t route_base[WSB_ROUTE_MAX]; /* route_matches when each route slot got its route */
+  /* Routes of the file deleted through the API since the last reload, for its discarded list
+     (the first 16 of them). */
+  char routes_deleted[16][WSB_SECTION_NAME_MAX];
+  unsigned nroutes_deleted;
 };
 
 /* Reloads the file; error lines go to errs, and the runtime changes it discarded to discarded
@@ -82,6 +86,10 @@ void wsb_api_stop(struct master *m);
 void wsb_api_adopt_slots(struct master *m, const struct wsb_shm_table *next);
 /* The same for the route slots next gives to another route (api_routes.c). */
 void wsb_api_adopt_routes(struct master *m, const struct wsb_shm_table *next);
+/* A reload to next: the route changes made through the API that it drops, into out; the API's
+   record of them starts again. */
+void wsb_api_routes_discarded(struct master *m, const struct wsb_config *next,
+                              struct wsb_config_errors *out);
 
 /* The admin API's router: the route table (api.c). */
 void wsb_api_route(void *ctx, const struct wsb_admin_request *req, struct wsb_admin_reply *reply);

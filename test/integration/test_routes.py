@@ -205,10 +205,16 @@ def test_api_changes(a):
         c.eq("its requests take the next route that matches", "/v2/y",
              backend_path(a, lb, "/v2/y"))
         call(admin, "POST", "/api/v1/routes", {"name": "gone", "pool": "default"})
-        verdict, _ = lb.reload([("a", a.url)],
-                               sections={"admin": {"address": f"127.0.0.1:{admin}"},
-                                         "route:chat": SECTIONS["route:chat"]})
-        c.eq("a reload goes back to the file's routes", ["chat"],
+        call(admin, "POST", "/api/v1/routes", {"name": "twice", "pool": "default"})
+        call(admin, "PATCH", "/api/v1/routes/twice", {"path": "/t"})
+        call(admin, "DELETE", "/api/v1/routes/chat")
+        st, body = call(admin, "POST", "/api/v1/reload")
+        c.eq("a reload says which API changes to routes it drops",
+             (200, ["route gone: removed (added through the API)",
+                    "route twice: removed (added through the API)",
+                    "route chat: back (deleted through the API)"]),
+             (st, body.get("discarded")))
+        c.eq("and goes back to the file's routes", ["chat"],
              [r["name"] for r in routes(admin)[0]["routes"]])
     finally:
         lb.stop()

@@ -220,6 +220,37 @@ def test_api_changes(a):
         lb.stop()
 
 
+def test_pools(a, b):
+    """A route sends its requests to its own pool's backends, and only to them."""
+    admin = free_port()
+    secs = {"admin": {"address": f"127.0.0.1:{admin}"},
+            "route:chat": {"path": "/chat", "strip_path": "on", "pool": "chat"},
+            "backend:a": {"url": a.url},
+            "backend:b": {"url": b.url, "pool": "chat"}}
+    lb = Wsbal([], sections=secs)
+    try:
+        c.eq("/chat/x goes to the chat pool's backend, stripped", "/x",
+             backend_path(b, lb, "/chat/x"))
+        c.eq("anything else goes to pool default", "/other", backend_path(a, lb, "/other"))
+        held = []
+        for _ in range(4):
+            cl, _ = RawClient.upgraded(lb.port, "/chat")
+            cl.send(frame(OP_TEXT, b"who"))
+            held.append(cl.read_frame()[2])
+            cl.close()
+        c.eq("every session of the route is on its pool's backend", [b"b"] * 4, held)
+        # Its pool without a backend: 503, never a backend of another pool.
+        st, _ = call(admin, "DELETE", "/api/v1/backends/b")
+        cl = RawClient(lb.port)
+        cl.request("/chat/x")
+        status = cl.read_head()[0]
+        cl.close()
+        c.eq("a route whose pool has no backend left: 503, default's backend is not used",
+             (200, 503), (st, status))
+    finally:
+        lb.stop()
+
+
 def test_strip_after_failover(a, b):
     """A session's stripped path is what a failover sends the next backend too."""
     lb = Wsbal([("a", a.url), ("b", b.url)], sections=SECTIONS)
@@ -271,7 +302,7 @@ def main():
     try:
         return run_tests(c, lambda: test_matching_and_strip(a, admin),
                          test_check_config, lambda: test_api_changes(a),
-                         lambda: test_strip_after_failover(a, b))
+                         lambda: test_pools(a, b), lambda: test_strip_after_failover(a, b))
     finally:
         a.stop()
         b.stop()

@@ -97,7 +97,7 @@ struct wsb_session {
   /* Its pool's slot: selection and failover stay among its backends. Set before the first
      backend is held (its live count in the pool goes with the backend's), never changed. */
   uint32_t pool;
-  bool finishing;   /* close both connections once every queued byte is written */
+  bool finishing; /* close both connections once every queued byte is written */
   /* Bytes at the start of the path its route's strip_path removes, on every connect. */
   uint16_t path_strip;
   struct wsb_handshake *hs;

@@ -204,10 +204,15 @@ uint64_t wsb_shm_live(const struct wsb_shm *shm) {
   return WSB_SHM_SUM(shm, live);
 }
 
+uint64_t wsb_shm_admitted(const struct wsb_shm *shm) {
+  return WSB_SHM_SUM(shm, admitted);
+}
+
 void wsb_shm_worker_forget(struct wsb_shm *shm, unsigned worker) {
   struct wsb_shm_worker *w = &shm->workers[worker];
   atomic_store_explicit(&w->pid, 0, memory_order_relaxed);
   atomic_store_explicit(&w->live, 0, memory_order_relaxed);
+  atomic_store_explicit(&w->admitted, 0, memory_order_relaxed);
   atomic_store_explicit(&w->failover_buffer_bytes, 0, memory_order_relaxed);
   atomic_store_explicit(&w->hold_bytes, 0, memory_order_relaxed);
   for (unsigned i = 0; i < WSB_SHM_MAX_BACKENDS; i++)

@@ -288,6 +288,8 @@ struct wsb_shm_worker {
   _Atomic uint64_t proxy_protocol_errors[WSB_PP_ERR_COUNT];
   /* Requests each route took, by the route's slot; WSB_ROUTE_DEFAULT_SLOT: no route did. */
   _Atomic uint64_t route_matches[WSB_ROUTE_MAX + 1];
+  /* Sessions [wsbal] max_sessions admitted (request read, not refused), until they close. */
+  _Atomic uint64_t admitted;
 };
 
 /*
@@ -391,6 +393,9 @@ bool wsb_shm_tickets_get(const struct wsb_shm *shm, struct wsb_ticket_keys *out)
 
 /* Live sessions of every worker together. */
 uint64_t wsb_shm_live(const struct wsb_shm *shm);
+/* Sessions every worker together admitted against [wsbal] max_sessions: live ones less those
+   still sending their request head. */
+uint64_t wsb_shm_admitted(const struct wsb_shm *shm);
 
 /* Milliseconds of CLOCK_MONOTONIC: one clock for every process on the host (libuv's uv_now
    is the same clock, possibly coarse and cached per loop turn). Never 0. */

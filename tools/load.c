@@ -1,4 +1,5 @@
-/* wsbal-load: a WebSocket load generator for benchmarks on loopback (echo, rate, idle, connect). */
+/* wsbal-load: a WebSocket load generator for benchmarks on loopback (echo, rate, idle, connect,
+ * storm). */
 #include "load.h"
 
 #include <errno.h>
@@ -25,6 +26,9 @@
  * handshakes at a time, so no listen queue overflows), warm up, measure for
  * the duration, drain (rate mode), then close every session with a close
  * handshake. Each phase is bounded, so the program always stops by itself.
+ * Storm mode measures the opening itself: every session at once (no cap
+ * unless --in-flight), the window spanning from the first connect until
+ * every process has all its sessions up, then a hold of the duration.
  */
 #define EXIT_ERRORS         1
 #define EXIT_STARTUP        3
@@ -42,7 +46,7 @@
 #define MAX_SIZE            (16u << 20)
 #define MAX_BUFFER_TOTAL    (4ull << 30)
 
-static const char *const mode_names[] = {"echo", "rate", "idle", "connect"};
+static const char *const mode_names[] = {"echo", "rate", "idle", "connect", "storm"};
 static const char *const err_names[] = {
 #define WSB_LOAD_XX(name, str) str,
     WSB_LOAD_ERR_MAP(WSB_LOAD_XX)
@@ -60,18 +64,21 @@ uint64_t wsb_load_now_ns(void) {
 static void usage(FILE *out) {
   fprintf(
       out,
-      "usage: wsbal-load --url ws[s]://127.0.0.1:PORT/path --mode echo|rate|idle|connect "
+      "usage: wsbal-load --url ws[s]://127.0.0.1:PORT/path --mode echo|rate|idle|connect|storm "
       "[options]\n"
-      "  -c, --connections N   sessions (echo, rate: 50; idle: 100) or parallel loops\n"
+      "  -c, --connections N   sessions (echo, rate: 50; idle, storm: 100) or parallel loops\n"
       "                        (connect: 32)\n"
       "  -d, --depth D         echo: messages in flight per connection (default 1)\n"
       "  -s, --size S          message size in bytes, k/m suffixes (default 64; at least\n"
       "                        16 binary, 32 text)\n"
-      "  -t, --duration SEC    measured window (default 10, at most 600)\n"
+      "  -t, --duration SEC    measured window (default 10, at most 600); storm: how long\n"
+      "                        the sessions are held once all are up\n"
       "  -r, --rate R          rate: messages per second over all connections (required)\n"
       "      --warmup SEC      load before the window, not measured (default 1; idle 0)\n"
       "      --ping-interval SEC  idle: ping every session this often (default 0 = never)\n"
       "      --binary, --text  message type (default binary)\n"
+      "      --in-flight N     handshakes under way at once while the sessions open\n"
+      "                        (default 256; storm: 0 = all at once)\n"
       "      --watch LABEL:PID[,PID...]  report CPU time and PSS of these processes\n"
       "                        before, at the start and at the end of the window\n"
       "      --processes N     split the connections over N processes (1..64, default 1)\n"
@@ -109,7 +116,7 @@ static enum wsb_load_mode parse_mode(const char *s) {
   for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
     if (strcmp(s, mode_names[i]) == 0)
       return (enum wsb_load_mode)i;
-  wsb_cli_usage_error(&cli, "mode must be echo, rate, idle or connect", s);
+  wsb_cli_usage_error(&cli, "mode must be echo, rate, idle, connect or storm", s);
   return MODE_ECHO;
 }
 
@@ -137,14 +144,21 @@ enum {
   OPT_PROCESSES,
   OPT_SOURCE,
   OPT_PING_SPREAD,
+  OPT_IN_FLIGHT,
 };
 
 static int self_test(void);
 
-static void apply_defaults(struct wsb_load_opts *o, double warmup, bool warmup_set) {
+static void apply_defaults(struct wsb_load_opts *o, double warmup, bool warmup_set,
+                           bool in_flight_set) {
+  bool opens_all = o->mode == MODE_IDLE || o->mode == MODE_STORM;
   if (o->connections == 0)
-    o->connections = o->mode == MODE_IDLE ? 100 : o->mode == MODE_CONNECT ? 32 : 50;
-  o->warmup_s = warmup_set ? warmup : (o->mode == MODE_IDLE ? 0 : 1);
+    o->connections = opens_all ? 100 : o->mode == MODE_CONNECT ? 32 : 50;
+  o->warmup_s = warmup_set ? warmup : (opens_all ? 0 : 1);
+  if (o->mode == MODE_STORM && o->warmup_s > 0)
+    wsb_cli_usage_error(&cli, "storm mode has no warm-up", NULL);
+  if (!in_flight_set)
+    o->in_flight = o->mode == MODE_STORM ? 0 : CONNECT_CONCURRENCY;
   if (o->mode == MODE_RATE && o->rate <= 0)
     wsb_cli_usage_error(&cli, "rate mode needs --rate", NULL);
   if (o->size < wsb_load_payload_head_len(o->text))
@@ -172,11 +186,12 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
       {"processes", required_argument, NULL, OPT_PROCESSES},
       {"source", required_argument, NULL, OPT_SOURCE},
       {"ping-spread", required_argument, NULL, OPT_PING_SPREAD},
+      {"in-flight", required_argument, NULL, OPT_IN_FLIGHT},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   *o = (struct wsb_load_opts){.depth = 1, .size = 64, .duration_s = 10, .processes = 1};
-  bool have_mode = false, warmup_set = false;
+  bool have_mode = false, warmup_set = false, in_flight_set = false;
   double warmup = 0;
   int ch;
   while ((ch = getopt_long(argc, argv, "u:m:c:d:s:t:r:h", longopts, NULL)) != -1) {
@@ -238,6 +253,10 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
     case OPT_PING_SPREAD:
       o->ping_spread_s = parse_seconds(optarg, 0, "bad ping spread (0 <= SEC <= 600)");
       break;
+    case OPT_IN_FLIGHT:
+      o->in_flight = parse_count(optarg, 0, MAX_CONNECTIONS, "bad in-flight count (0..1000000)");
+      in_flight_set = true;
+      break;
     case OPT_PROCESSES:
       o->processes = parse_count(optarg, 1, WSB_LOAD_MAX_PROCESSES, "bad process count (1..64)");
       break;
@@ -254,7 +273,7 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
   if (o->url_text == NULL || !have_mode)
     wsb_cli_usage_error(&cli, "--url and --mode are required", NULL);
   resolve_url(o);
-  apply_defaults(o, warmup, warmup_set);
+  apply_defaults(o, warmup, warmup_set, in_flight_set);
   if (o->source_count > 0 && o->addr.ss_family != AF_INET)
     wsb_cli_usage_error(&cli, "--source needs an IPv4 target", o->url.host);
   if (o->processes > o->connections)
@@ -435,9 +454,15 @@ static void start_ping_round(struct wsb_load_ctx *ctx, uint64_t now);
 static void ping_round_step(struct wsb_load_ctx *ctx, uint64_t now);
 static void enter_close(struct wsb_load_ctx *ctx);
 
+static void storm_check_all_up(struct wsb_load_ctx *ctx, uint64_t now);
+
 static void on_phase_timer(uv_timer_t *t) {
   struct wsb_load_ctx *ctx = wsb_container_of(t, struct wsb_load_ctx, phase_timer);
-  if (ctx->phase == PH_WARMUP)
+  if (ctx->o.mode == MODE_STORM && ctx->phase == PH_WARMUP)
+    storm_check_all_up(ctx, wsb_load_now_ns());
+  else if (ctx->o.mode == MODE_STORM)
+    enter_close(ctx); /* the hold is over */
+  else if (ctx->phase == PH_WARMUP)
     enter_window(ctx);
   else if (ctx->phase == PH_WINDOW)
     end_window(ctx);
@@ -448,8 +473,8 @@ static uint64_t ms_of(double seconds) {
 }
 
 static void start_connections(struct wsb_load_ctx *ctx) {
-  while (ctx->phase == PH_CONNECT && ctx->pending < CONNECT_CONCURRENCY &&
-         ctx->next_to_start < ctx->nconns) {
+  uint32_t cap = ctx->o.in_flight > 0 ? ctx->o.in_flight : UINT32_MAX;
+  while (ctx->phase == PH_CONNECT && ctx->pending < cap && ctx->next_to_start < ctx->nconns) {
     ctx->pending++;
     wsb_load_conn_start(&ctx->conns[ctx->next_to_start++]);
   }
@@ -470,10 +495,37 @@ static void enter_warmup(struct wsb_load_ctx *ctx) {
     enter_window(ctx);
 }
 
+/*
+ * Storm mode: the window is the storm. It ends once every process of the run
+ * has all its sessions up (asked again every 5 ms until then, for at most the
+ * connect phase), so the proxy's CPU covers every handshake; then the sessions
+ * are held for the duration.
+ */
+static void storm_check_all_up(struct wsb_load_ctx *ctx, uint64_t now) {
+  if (ctx->phase != PH_WARMUP || ctx->o.mode != MODE_STORM)
+    return;
+  if (!wsb_load_procs_all_connected(ctx->result) && now < ctx->connect_deadline) {
+    uv_update_time(&ctx->loop);
+    uv_timer_start(&ctx->phase_timer, on_phase_timer, 5, 0);
+    return;
+  }
+  wsb_load_watch_take(ctx->o.watch, ctx->o.nwatch, &ctx->watch_end, now);
+  ctx->phase = PH_WINDOW;
+  ctx->win_end = now;
+  ctx->open_at_start = ctx->open_at_end = ctx->open;
+  uv_update_time(&ctx->loop);
+  uv_timer_start(&ctx->phase_timer, on_phase_timer, ms_of(ctx->o.duration_s), 0);
+}
+
 static void check_connected(struct wsb_load_ctx *ctx) {
   if (ctx->phase != PH_CONNECT || ctx->next_to_start < ctx->nconns || ctx->pending > 0)
     return;
   ctx->t_connected = wsb_load_now_ns();
+  if (ctx->o.mode == MODE_STORM) {
+    ctx->phase = PH_WARMUP;
+    storm_check_all_up(ctx, ctx->t_connected);
+    return;
+  }
   if (ctx->open > 0) {
     enter_warmup(ctx);
     return;
@@ -597,10 +649,16 @@ static void enter_close(struct wsb_load_ctx *ctx) {
   uint64_t now = wsb_load_now_ns();
   if (ctx->phase == PH_DRAIN)
     count_lost(ctx, now);
-  /* Cut short before the window ended (a signal): the window ends here. */
-  if (ctx->phase == PH_WINDOW) {
+  /* Cut short before the window ended (a signal): the window ends here. A storm's window
+     ended when the last session was up, or ends now if that never came. */
+  if (ctx->phase == PH_WINDOW && ctx->o.mode != MODE_STORM) {
     wsb_load_watch_take(ctx->o.watch, ctx->o.nwatch, &ctx->watch_end, now);
     ctx->open_at_end = ctx->open;
+    ctx->win_end = now;
+  }
+  if (ctx->o.mode == MODE_STORM && ctx->phase < PH_WINDOW) {
+    wsb_load_watch_take(ctx->o.watch, ctx->o.nwatch, &ctx->watch_end, now);
+    ctx->open_at_start = ctx->open_at_end = ctx->open;
     ctx->win_end = now;
   }
   ctx->phase = PH_CLOSE;
@@ -638,6 +696,9 @@ void wsb_load_on_open(struct wsb_load_ctx *ctx, struct wsb_load_conn *c, uint64_
     if (ctx->phase == PH_WINDOW)
       wsb_load_hist_record(&ctx->hs_lat, now - c->t_start);
     wsb_load_conn_send(c, now);
+    break;
+  case MODE_STORM:
+    wsb_load_hist_record(&ctx->hs_lat, now - c->t_start);
     break;
   default:
     break;
@@ -847,6 +908,12 @@ static void json_mode_fields(FILE *f, const struct wsb_load_ctx *ctx, double w) 
     json_hist(f, "latency_us", &ctx->lat);
     json_hist(f, "handshake_latency_us", &ctx->hs_lat);
     break;
+  case MODE_STORM:
+    /* Over the window, which is the storm: first connect to the last process's last 101. */
+    fprintf(f, ",\"in_flight\":%" PRIu32 ",\"handshakes_per_s\":%.1f", o->in_flight,
+            per_s(st->established, w));
+    json_hist(f, "handshake_latency_us", &ctx->hs_lat);
+    break;
   }
 }
 
@@ -897,15 +964,17 @@ static void print_json(FILE *f, const struct wsb_load_ctx *ctx) {
 
 static void print_summary(const struct wsb_load_ctx *ctx) {
   const struct wsb_load_stats *st = &ctx->st;
-  const struct wsb_load_hist *h = &ctx->lat;
+  const struct wsb_load_hist *h = ctx->o.mode == MODE_STORM ? &ctx->hs_lat : &ctx->lat;
   double w = window_s(ctx);
   uint64_t count = ctx->o.mode == MODE_CONNECT ? st->cycles
                    : ctx->o.mode == MODE_IDLE  ? st->pongs
+                   : ctx->o.mode == MODE_STORM ? st->established
                                                : st->messages;
   fprintf(stderr, "wsbal-load %s: %.2f s window, %" PRIu64 " %s (%.0f/s)\n",
           mode_names[ctx->o.mode], w, count,
           ctx->o.mode == MODE_CONNECT ? "handshake cycles"
           : ctx->o.mode == MODE_IDLE  ? "pongs"
+          : ctx->o.mode == MODE_STORM ? "upgrades"
                                       : "messages",
           per_s(count, w));
   fprintf(stderr,
@@ -1122,6 +1191,7 @@ int main(int argc, char **argv) {
   }
   raise_fd_limit(&ctx->o);
   setup(ctx);
+  ctx->result = slot;
   if (slot != NULL)
     wsb_load_procs_child_ready();
 
@@ -1132,6 +1202,11 @@ int main(int argc, char **argv) {
   } else {
     ctx->phase = PH_CONNECT;
     ctx->connect_deadline = ctx->t0 + CONNECT_PHASE_NS;
+    if (ctx->o.mode == MODE_STORM) {
+      ctx->win_start = ctx->t0;
+      ctx->watch_start = ctx->watch_before;
+      wsb_load_hist_reset(&ctx->hs_lat);
+    }
     start_connections(ctx);
   }
   uv_run(&ctx->loop, UV_RUN_DEFAULT);

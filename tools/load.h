@@ -109,17 +109,18 @@ int wsb_load_parse_source(const char *arg, uint32_t *first, uint32_t *count);
 
 /* ---- the run ---- */
 
-enum wsb_load_mode { MODE_ECHO, MODE_RATE, MODE_IDLE, MODE_CONNECT };
+enum wsb_load_mode { MODE_ECHO, MODE_RATE, MODE_IDLE, MODE_CONNECT, MODE_STORM };
 
 /* Error kinds, in the order they are reported. */
-#define WSB_LOAD_ERR_MAP(XX)                                                     \
-  XX(CONNECT, "connect")     /* TCP connect failed */                            \
-  XX(HANDSHAKE, "handshake") /* no valid 101 */                                  \
-  XX(TIMEOUT, "timeout")     /* connect, handshake or close took too long */     \
-  XX(PROTOCOL, "protocol")   /* a frame breaking RFC 6455 */                     \
-  XX(CLOSED, "closed")       /* the server closed a session we had not closed */ \
-  XX(IO, "io")               /* read or write error (reset, ...) */              \
-  XX(STALLED, "stalled")     /* no answer for 5 s with messages outstanding */   \
+#define WSB_LOAD_ERR_MAP(XX)                                                           \
+  XX(CONNECT, "connect")     /* TCP connect failed */                                  \
+  XX(HANDSHAKE, "handshake") /* no valid 101 */                                        \
+  XX(REJECTED, "rejected")   /* a 503 instead of the 101 (max_sessions, no backend) */ \
+  XX(TIMEOUT, "timeout")     /* connect, handshake or close took too long */           \
+  XX(PROTOCOL, "protocol")   /* a frame breaking RFC 6455 */                           \
+  XX(CLOSED, "closed")       /* the server closed a session we had not closed */       \
+  XX(IO, "io")               /* read or write error (reset, ...) */                    \
+  XX(STALLED, "stalled")     /* no answer for 5 s with messages outstanding */         \
   XX(LOST, "lost")           /* rate mode: never answered by the end of the drain */
 
 enum wsb_load_err {
@@ -144,6 +145,7 @@ struct wsb_load_opts {
   double ping_spread_s; /* a SIGUSR1 ping round is spread over this long */
   bool text;
   bool json_only;
+  uint32_t in_flight;    /* handshakes at once while the sessions open; 0 = no cap */
   uint32_t processes;    /* load processes the connections are split over (1: no fork) */
   uint32_t id_base;      /* this process's first connection over all processes */
   uint32_t source_first; /* --source: first address (host order) ... */
@@ -273,7 +275,8 @@ struct wsb_load_ctx {
   struct wsb_load_sched sched;
   struct wsb_load_stats st;
   struct wsb_load_hist lat;
-  struct wsb_load_hist hs_lat; /* connect mode: connect start to verified 101 */
+  struct wsb_load_hist hs_lat;    /* connect and storm modes: connect start to verified 101 */
+  struct wsb_load_result *result; /* a child of --processes: where its results go */
   struct wsb_load_watch_sample watch_before;
   struct wsb_load_watch_sample watch_start;
   struct wsb_load_watch_sample watch_end;
@@ -294,6 +297,9 @@ struct wsb_load_result;
 int wsb_load_procs_run(struct wsb_load_ctx *ctx, struct wsb_load_result **slot);
 /* A child's loop is ready for the run's signals. */
 void wsb_load_procs_child_ready(void);
+/* Storm mode: this process has all its sessions up (or failed); true once every process of the
+ * run has (at once without --processes). */
+bool wsb_load_procs_all_connected(struct wsb_load_result *mine);
 void wsb_load_result_save(const struct wsb_load_ctx *ctx, struct wsb_load_result *r);
 
 /* load_tls.c: wss://. Each returns 0 or -1 unless said otherwise. */

@@ -652,7 +652,8 @@ static void feed_head(struct wsb_load_conn *c, const uint8_t *p, size_t n, uint6
   struct wsb_upgrade_response resp;
   if (r < 0 ||
       wsb_handshake_check_response(h, c->accept, (struct wsb_slice){NULL, 0}, &resp) != 0) {
-    wsb_load_conn_abort(c, ERR_HANDSHAKE);
+    /* A full answer refusing the upgrade for now (max_sessions, no backend) is its own kind. */
+    wsb_load_conn_abort(c, r >= 0 && h->status == 503 ? ERR_REJECTED : ERR_HANDSHAKE);
     return;
   }
   /* r counts the head's bytes in what was parsed; the rest of this read is frames. */

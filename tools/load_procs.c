@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,7 @@ int wsb_load_parse_source(const char *arg, uint32_t *first, uint32_t *count) {
 /* What a child hands back, in memory shared with the parent. */
 struct wsb_load_result {
   int done;
+  _Atomic int connected; /* storm mode: this child's sessions are all up (or failed) */
   uint32_t open_at_start;
   uint32_t open_at_end;
   uint64_t win_start;
@@ -79,6 +81,9 @@ struct wsb_load_result {
 
 static pid_t children[WSB_LOAD_MAX_PROCESSES];
 static uint32_t nchildren;
+/* Every child's result, seen from each child too (storm mode waits for the others). */
+static struct wsb_load_result *results;
+static uint32_t nresults;
 
 /* The run's signals (end early, ping now) are meant for every process of it. */
 static void forward(int sig) {
@@ -101,6 +106,16 @@ static void run_signal_mask(int how) {
 
 void wsb_load_procs_child_ready(void) {
   run_signal_mask(SIG_UNBLOCK);
+}
+
+bool wsb_load_procs_all_connected(struct wsb_load_result *mine) {
+  if (mine == NULL)
+    return true;
+  atomic_store(&mine->connected, 1);
+  for (uint32_t i = 0; i < nresults; i++)
+    if (atomic_load(&results[i].connected) == 0)
+      return false;
+  return true;
 }
 
 void wsb_load_result_save(const struct wsb_load_ctx *ctx, struct wsb_load_result *r) {
@@ -166,6 +181,8 @@ int wsb_load_procs_run(struct wsb_load_ctx *ctx, struct wsb_load_result **slot) 
   if (res == MAP_FAILED)
     wsb_fatal(3, "mmap: %s", strerror(errno));
   memset(res, 0, size);
+  results = res;
+  nresults = n;
   fflush(NULL);
   /* Blocked until each child's loop listens for them, so none is lost or kills a child. */
   run_signal_mask(SIG_BLOCK);

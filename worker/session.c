@@ -231,6 +231,8 @@ void wsb__session_close(struct wsb_session *s, int reason) {
   wsb__session_set_state(s, S_CLOSED);
   wsb__session_release_backend(s);
   wsb_shm_sub(&s->w->stats->live, 1);
+  if (s->admitted)
+    wsb_shm_sub(&s->w->stats->admitted, 1);
   wsb_list_remove(&s->w->sessions, &s->link);
   wsb_log_debug("session %016llx closed: %s", (unsigned long long)s->id,
                 s->reason ? wsb_strerror(s->reason) : "normal");

@@ -98,6 +98,7 @@ struct wsb_session {
      backend is held (its live count in the pool goes with the backend's), never changed. */
   uint32_t pool;
   bool finishing; /* close both connections once every queued byte is written */
+  bool admitted;  /* counted in the worker's admitted sessions ([wsbal] max_sessions) */
   /* Bytes at the start of the path its route's strip_path removes, on every connect. */
   uint16_t path_strip;
   struct wsb_handshake *hs;

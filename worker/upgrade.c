@@ -185,11 +185,14 @@ static void on_request(struct wsb_session *s, size_t head_len) {
                               : "the route's pool is not in the table");
     return;
   }
-  /* This session is already counted in live, hence "greater than". */
-  if (cfg->max_sessions > 0 && wsb_shm_live(s->w->shm) > cfg->max_sessions) {
+  /* Admitted sessions, not live ones: those counts include connections still sending their
+     request, and in a storm of them every request would see the cap passed and get 503. */
+  if (cfg->max_sessions > 0 && wsb_shm_admitted(s->w->shm) >= cfg->max_sessions) {
     reply_error(s, 503, WSB_HS_LIMIT, "max_sessions reached");
     return;
   }
+  s->admitted = true;
+  wsb_shm_add(&s->w->stats->admitted, 1);
   /* Bytes the client sent after its head wait, as frames, until the relay starts. */
   size_t early = hs->req_len - head_len;
   if (early > 0) {

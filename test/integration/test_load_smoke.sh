@@ -84,6 +84,16 @@ run connect 0 --url "$url" --mode connect -c 4 -t 1 --warmup 0.2
 check connect "$tmp/connect.json" "$clean"
 check connect "$tmp/connect.json" 'd["cycles"] > 10 and d["handshake_latency_us"]["count"] > 10'
 
+# Storm: every session at once (no cap on handshakes in flight) over two processes; one handshake
+# latency per upgrade, and the window (the storm) ends only once both processes are all up.
+run storm 0 --url "$url" --mode storm -c 400 --processes 2 --source 127.0.5.0/24 -t 0.3
+check storm "$tmp/storm.json" "$clean"
+check storm "$tmp/storm.json" 'd["in_flight"] == 0 and d["connections_established"] == 400 and d["open_at_end"] == 400 and d["handshake_latency_us"]["count"] == 400'
+check storm "$tmp/storm.json" '0 < d["handshake_latency_us"]["max"] <= d["window_s"] * 1e6 and d["connect_s"] > 0 and d["handshakes_per_s"] > 0'
+run storm_capped 0 --url "$url" --mode storm -c 50 --in-flight 5 -t 0.2
+check storm_capped "$tmp/storm_capped.json" "$clean"
+check storm_capped "$tmp/storm_capped.json" 'd["in_flight"] == 5 and d["connections_established"] == 50'
+
 # Several processes from a source range: the merged result counts every session and pong once,
 # and SIGUSR1 pings every open session (the first child's pings and the others' add up).
 run procs 0 --url "$url" --mode idle -c 60 --processes 3 --source 127.0.3.0/26 -t 1 --ping-interval 0.4
@@ -144,7 +154,7 @@ for bad in "ws://10.1.2.3:80/" "ws://example.com:80/" "wss://10.1.2.3:443/" "htt
   st=$?
   if [ "$st" -eq 2 ]; then ok; else fail "$bad: exit $st, want 2"; fi
 done
-for args in "--mode rate" "--mode echo -t 601" "--mode idle --source 10.0.0.1-10.0.0.5" "--mode idle --source 127.0.0.1/4" "--mode idle -c 2 --processes 3" "--mode idle --processes 65" "--mode echo -s 15" "--mode echo --text -s 31" "--mode nope"; do
+for args in "--mode rate" "--mode echo -t 601" "--mode idle --source 10.0.0.1-10.0.0.5" "--mode idle --source 127.0.0.1/4" "--mode idle -c 2 --processes 3" "--mode idle --processes 65" "--mode echo -s 15" "--mode echo --text -s 31" "--mode storm --warmup 1" "--mode storm --in-flight x" "--mode nope"; do
   # shellcheck disable=SC2086
   "$WSBAL_LOAD" --url "$url" $args > /dev/null 2>&1
   st=$?

@@ -170,6 +170,10 @@ static void merge(struct wsb_load_ctx *ctx, const struct wsb_load_result *r, boo
     ctx->watch_before = r->watch[0];
     ctx->watch_start = r->watch[1];
     ctx->watch_end = r->watch[2];
+  } else {
+    /* The load's own CPU is every child's, each over its own window, so that the machine's
+       busy time less the watched processes' leaves only the load nothing here accounts for. */
+    ctx->watch_end.self_cpu_s += r->watch[2].self_cpu_s - r->watch[1].self_cpu_s;
   }
 }
 

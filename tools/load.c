@@ -36,6 +36,7 @@
 #define MAX_SECONDS         600.0
 #define TICK_MS             100
 #define CONNECT_CONCURRENCY 256
+#define STORM_BATCH         64
 #define CONNECT_PHASE_NS    (60 * NS)
 #define DRAIN_NS            (5 * NS)
 #define CLOSE_PHASE_NS      (4 * NS)
@@ -472,12 +473,32 @@ static uint64_t ms_of(double seconds) {
   return ceil_u64(seconds * 1000.0);
 }
 
+/*
+ * Opens connections up to the cap on handshakes in flight. A storm opens at
+ * most STORM_BATCH per turn of the loop and goes on at the next turn: a loop
+ * that issued 10,000 connects before reading any answer would send the first
+ * request only seconds later, measuring itself rather than the proxy, where
+ * real clients each send their request as soon as they are connected.
+ */
+static void on_spread(uv_idle_t *h);
+
 static void start_connections(struct wsb_load_ctx *ctx) {
   uint32_t cap = ctx->o.in_flight > 0 ? ctx->o.in_flight : UINT32_MAX;
-  while (ctx->phase == PH_CONNECT && ctx->pending < cap && ctx->next_to_start < ctx->nconns) {
+  uint32_t batch = ctx->o.mode == MODE_STORM ? STORM_BATCH : UINT32_MAX;
+  while (ctx->phase == PH_CONNECT && ctx->pending < cap && ctx->next_to_start < ctx->nconns &&
+         batch-- > 0) {
     ctx->pending++;
     wsb_load_conn_start(&ctx->conns[ctx->next_to_start++]);
   }
+  bool more = ctx->phase == PH_CONNECT && ctx->pending < cap && ctx->next_to_start < ctx->nconns;
+  if (more && !uv_is_active((uv_handle_t *)&ctx->spread))
+    uv_idle_start(&ctx->spread, on_spread);
+  else if (!more)
+    uv_idle_stop(&ctx->spread);
+}
+
+static void on_spread(uv_idle_t *h) {
+  start_connections(wsb_container_of(h, struct wsb_load_ctx, spread));
 }
 
 static void enter_warmup(struct wsb_load_ctx *ctx) {
@@ -641,6 +662,7 @@ static void finish(struct wsb_load_ctx *ctx) {
   uv_close((uv_handle_t *)&ctx->sigint, NULL);
   uv_close((uv_handle_t *)&ctx->sigterm, NULL);
   uv_close((uv_handle_t *)&ctx->sigusr1, NULL);
+  uv_close((uv_handle_t *)&ctx->spread, NULL);
 }
 
 static void enter_close(struct wsb_load_ctx *ctx) {
@@ -1154,6 +1176,7 @@ static void setup(struct wsb_load_ctx *ctx) {
     wsb_fatal(EXIT_STARTUP, "cannot set up TLS");
   uv_timer_init(&ctx->loop, &ctx->tick);
   uv_timer_init(&ctx->loop, &ctx->phase_timer);
+  uv_idle_init(&ctx->loop, &ctx->spread);
   uv_timer_start(&ctx->tick, on_tick, TICK_MS, TICK_MS);
   uv_signal_init(&ctx->loop, &ctx->sigint);
   uv_signal_init(&ctx->loop, &ctx->sigterm);

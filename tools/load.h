@@ -269,6 +269,7 @@ struct wsb_load_ctx {
   uint64_t rng;
   uv_timer_t tick;
   uv_timer_t phase_timer;
+  uv_idle_t spread; /* storm: more connections to open at the next turn of the loop */
   uv_signal_t sigint;
   uv_signal_t sigterm;
   uv_signal_t sigusr1;

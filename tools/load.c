@@ -473,6 +473,8 @@ static uint64_t ms_of(double seconds) {
   return ceil_u64(seconds * 1000.0);
 }
 
+static void on_spread(uv_idle_t *h);
+
 /*
  * Opens connections up to the cap on handshakes in flight. A storm opens at
  * most STORM_BATCH per turn of the loop and goes on at the next turn: a loop
@@ -480,8 +482,6 @@ static uint64_t ms_of(double seconds) {
  * request only seconds later, measuring itself rather than the proxy, where
  * real clients each send their request as soon as they are connected.
  */
-static void on_spread(uv_idle_t *h);
-
 static void start_connections(struct wsb_load_ctx *ctx) {
   uint32_t cap = ctx->o.in_flight > 0 ? ctx->o.in_flight : UINT32_MAX;
   uint32_t batch = ctx->o.mode == MODE_STORM ? STORM_BATCH : UINT32_MAX;
@@ -671,16 +671,14 @@ static void enter_close(struct wsb_load_ctx *ctx) {
   uint64_t now = wsb_load_now_ns();
   if (ctx->phase == PH_DRAIN)
     count_lost(ctx, now);
-  /* Cut short before the window ended (a signal): the window ends here. A storm's window
-     ended when the last session was up, or ends now if that never came. */
-  if (ctx->phase == PH_WINDOW && ctx->o.mode != MODE_STORM) {
+  /* Cut short before the window ended (a signal): the window ends here. A storm's window is
+     the opening, which ended when the last session was up, or ends now if that never came. */
+  bool storm = ctx->o.mode == MODE_STORM;
+  if (storm ? ctx->phase < PH_WINDOW : ctx->phase == PH_WINDOW) {
     wsb_load_watch_take(ctx->o.watch, ctx->o.nwatch, &ctx->watch_end, now);
+    if (storm)
+      ctx->open_at_start = ctx->open;
     ctx->open_at_end = ctx->open;
-    ctx->win_end = now;
-  }
-  if (ctx->o.mode == MODE_STORM && ctx->phase < PH_WINDOW) {
-    wsb_load_watch_take(ctx->o.watch, ctx->o.nwatch, &ctx->watch_end, now);
-    ctx->open_at_start = ctx->open_at_end = ctx->open;
     ctx->win_end = now;
   }
   ctx->phase = PH_CLOSE;

@@ -581,7 +581,7 @@ def summarize(runs, targets):
 def fmt(v, key):
     if v is None:
         return "-"
-    if key.endswith("per_s"):
+    if key.endswith("per_s") or key == "storm_upgrades":
         return format(int(round(v)), ",")
     if abs(v) >= 100:
         return "%.0f" % v

@@ -540,14 +540,15 @@ FIGURES = [
     ("storm_max_ms", "storm: handshake latency max, ms", "storm",
      lambda r: storm_value(r, r["load"]["handshake_latency_us"]["max"] / 1000), "lower", False),
     ("storm_cpu_us", "storm: proxy CPU per handshake, us", "storm",
-     lambda r: per_unit_us(r, "connections_established"), "lower", False),
+     lambda r: storm_value(r, per_unit_us(r, "connections_established")), "lower", False),
     ("storm_upgrades", "storm: clients upgraded", "storm",
      lambda r: r["load"]["connections_established"], "higher", False),
 ]
 
 
 def storm_value(record, value):
-    """A storm's times only mean something when every client got through."""
+    """A storm's times and CPU per upgrade only mean something when every client got through
+    (the errors rows count the others)."""
     return value if record["derived"].get("storm_all_connected") else None
 
 

@@ -134,7 +134,7 @@ class Processes:
             self.live.remove(p)
 
     def stop_all(self):
-        for p in list(self.live):
+        for p in reversed(list(self.live)):  # wsbal before its backends
             self.stop(p, grace=3.0)
 
 
@@ -415,7 +415,7 @@ class Session:
             self.conn.transport.abort()
             await self.wait(lambda: self.ended, 5)
             return
-        while not self.ended and not self.stop_asked and self.close_got is None:
+        while not self.ended and not self.stop_asked and self.close_got is None and not k.stopping:
             for _ in range(self.rng.randint(1, 3)):
                 seq, op, data = self.message()
                 self.pending.append((seq, op, data))
@@ -907,6 +907,9 @@ class Soak:
             faults.cancel()
             for t in helpers:
                 t.cancel()
+            # Stopped here, not after asyncio.run: their connections' end is what ends every
+            # session task, which asyncio.run waits for (a cancelled wait_for may not cancel).
+            self.procs.stop_all()
 
     # -- verdict --
     def wsbal_lines(self):

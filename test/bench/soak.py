@@ -28,14 +28,17 @@ import os
 import random
 import re
 import signal
-import socket
 import struct
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import compare  # noqa: E402  (test/bench, this script's directory)
+from compare import children_of  # noqa: E402
+from wsbtest import free_port  # noqa: E402  (a port below the ephemeral range: free for restarts)
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ECHO_TIMEOUT = 30.0   # a burst not echoed within this is a stalled session
@@ -66,90 +69,22 @@ def mem_kb(pid):
     return out["Pss"], out["Rss"], out["Private_Clean"] + out["Private_Dirty"]
 
 
-def free_port():
-    """A free port below the ephemeral range: a backend restarted on it finds it free."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError):
-        low = 32768
-    for _ in range(500):
-        port = random.randrange(10000 if low > 12000 else 1024, low)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
+class Processes(compare.Processes):
+    """compare.py's: every process started is stopped by its own id (and its group) at the end.
+    Here each also gets SIGKILL from the kernel if this script dies (setpriv --pdeathsig execs
+    the program, so the pid stays), and they stop in reverse order: wsbal before its backends."""
 
-
-# ---- processes ----
-
-def _die_with_parent():
-    try:
-        import ctypes
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphan outlives us
-    except (OSError, AttributeError):
-        pass
-
-
-class Processes:
-    """Every process started here, stopped by its own id at the end (and with its group)."""
-
-    def __init__(self, rundir):
-        self.rundir = rundir
-        self.live = []
-
-    def start(self, name, argv):
-        out = open(os.path.join(self.rundir, name + ".log"), "ab")
-        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True, preexec_fn=_die_with_parent)
-        out.close()
-        p.name = name
-        self.live.append(p)
-        return p
+    def start(self, name, args):
+        return super().start(name, ["setpriv", "--pdeathsig", "KILL", "--"] + args)
 
     def kill(self, p):
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
+        p.send_signal(signal.SIGKILL)
         p.wait(10)
-        if p in self.live:
-            self.live.remove(p)
-
-    def stop(self, p, grace=5.0):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(p.pid, signal.SIGKILL)  # workers of a master that did not stop in time
-        except (ProcessLookupError, PermissionError):
-            pass
-        if p.poll() is None:
-            p.wait(5)
-        if p in self.live:
-            self.live.remove(p)
+        self.live.remove(p)
 
     def stop_all(self):
-        for p in reversed(list(self.live)):  # wsbal before its backends
+        for p in reversed(list(self.live)):
             self.stop(p, grace=3.0)
-
-
-def children_of(pid):
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-                out.append(int(entry))
-    return out
 
 
 # ---- one client session: a hand-written WebSocket client on asyncio ----
@@ -576,7 +511,7 @@ class Soak:
         self.port, self.admin = free_port(), free_port()
         self.config = os.path.join(self.rundir, "wsbal.ini")
         self.write_config()
-        self.wsbal_log = os.path.join(self.rundir, "wsbal.log")
+        self.wsbal_log = os.path.join(self.rundir, "wsbal.err")
         self.wsbal = self.procs.start("wsbal", [self.exe("wsbal"), "-c", self.config])
         deadline = time.monotonic() + 30
         while True:
@@ -802,7 +737,9 @@ class Soak:
 
     async def counts_exact(self, name, want):
         """The API's counts against what the clients hold: status total, per worker, per
-        backend (live backends from /backends, those on removed ones from the session list)."""
+        backend. GET /api/v1/sessions gives backend null for a session moving and for one on a
+        backend a reload removed (which /backends no longer lists): once settled, only a removed
+        backend may account for them."""
         deadline = time.monotonic() + 10
         while True:
             status = await self.get("/api/v1/status")
@@ -816,12 +753,13 @@ class Soak:
                 "status_total": status["totals"]["sessions"],
                 "session_list": len(sessions),
                 "backends_sum": sum(listed.values()),
-                "on_removed_backends": sum(c for n, c in per_backend.items() if n not in listed),
-                "moving": per_backend.get(None, 0),
+                "backend_null": per_backend.get(None, 0),
+                "removed_backends": [b.name for b in self.backends if not b.in_config],
             }
             ok = (not partial and got["status_total"] == want and got["session_list"] == want and
-                  got["moving"] == 0 and
-                  got["backends_sum"] + got["on_removed_backends"] == want and
+                  (got["backend_null"] == 0 or got["removed_backends"]) and
+                  set(per_backend) - {None} <= set(listed) and
+                  got["backends_sum"] + got["backend_null"] == want and
                   all(per_backend.get(n, 0) == c for n, c in listed.items()) and
                   all(per_worker.get(w["slot"], 0) == w["sessions"] for w in status["workers"]))
             if ok or time.monotonic() > deadline:
@@ -914,7 +852,7 @@ class Soak:
     # -- verdict --
     def wsbal_lines(self):
         try:
-            with open(os.path.join(self.rundir, "wsbal.log"), errors="replace") as f:
+            with open(os.path.join(self.rundir, "wsbal.err"), errors="replace") as f:
                 return f.read().split("\n")
         except OSError:
             return []
@@ -1129,7 +1067,6 @@ def main(argv):
     log("seed %d (--seed %d replays it), %g minutes, %d sessions, run directory %s" % (
         a.seed, a.seed, a.minutes, a.sessions, rundir))
     soak = Soak(a, rundir)
-    rc = 1
 
     async def body():
         loop = asyncio.get_running_loop()

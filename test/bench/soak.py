@@ -921,6 +921,7 @@ class Soak:
             if len(examples) < 20:
                 examples.append("%s (%s): %s %s %s" % (s.path, "%016x" % sid if sid else "no id",
                                                        s.outcome, s.hs_error or "", s.detail))
+        ended_by_kill = collections.Counter(ids[s.path] >> 40 for s in expected_closes)
         # Every session of a killed worker must have ended with it (none may survive it).
         survivors = [s for s in self.sessions if s.outcome == "clean" and ids.get(s.path) is not None
                      and (ids[s.path] >> 40) in kill_prefixes
@@ -967,7 +968,8 @@ class Soak:
                  interval_s=a.interval, sent=st["sent"], echoed=st["echoed"],
                  sessions_opened=len(self.sessions), churned=st["churned"],
                  forced_failovers=st["forced_failovers"], faults=dict(self.faults),
-                 worker_kills=[dict(k, t=round(k["t"] - self.t0, 2)) for k in self.worker_kills],
+                 worker_kills=[dict(k, t=round(k["t"] - self.t0, 2), ended=ended_by_kill[k["prefix"]])
+                               for k in self.worker_kills],
                  lost=lost, duplicated=dup, corrupt=corrupt,
                  lost_after_two_backend_losses=lost_two_losses,
                  expected_closes=len(expected_closes), handshakes_cut_by_kills=hs_at_kill,

@@ -889,7 +889,7 @@ class Soak:
         expected_closes = []
         unexpected = collections.Counter()
         examples = []
-        hs_at_kill = 0
+        hs_at_kill = killed_unlogged = 0
         for s in self.sessions:
             sid = ids.get(s.path)
             dup += s.duplicates
@@ -911,6 +911,12 @@ class Soak:
                 continue
             if s.outcome == "abrupt" and on_killed:
                 expected_closes.append(s)
+                continue
+            if s.outcome == "abrupt" and sid is None and any(
+                    s.t_open <= t and t <= s.t_end <= t + KILL_GRACE for t in kill_times):
+                # Upgraded but never in the access log: a worker that lives writes the start line
+                # right after the 101, so only one killed in between leaves none.
+                killed_unlogged += 1
                 continue
             if s.outcome == "handshake" and any(s.t_start - 1 <= t <= (s.t_end or 0) and
                                                 (s.t_end or 0) <= t + KILL_GRACE
@@ -973,6 +979,7 @@ class Soak:
                  lost=lost, duplicated=dup, corrupt=corrupt,
                  lost_after_two_backend_losses=lost_two_losses,
                  expected_closes=len(expected_closes), handshakes_cut_by_kills=hs_at_kill,
+                 killed_before_start_line=killed_unlogged,
                  unexpected=dict(unexpected), examples=examples,
                  sessions_surviving_their_killed_worker=len(survivors),
                  unexplained_deaths=unexplained_deaths[:10], kills_without_death_line=len(missing_deaths),
@@ -987,6 +994,8 @@ class Soak:
             v = mem.get(key)
             return "%d -> %d KiB (%+.2f%%)" % v if v else "n/a"
         kills_note = "%d, all on the %d killed workers" % (len(expected_closes), len(self.worker_kills))
+        if killed_unlogged:
+            kills_note += ", + %d upgraded just before a kill, no start line" % killed_unlogged
         checks = [
             ("messages sent / echoed and verified", "%d / %d" % (st["sent"], st["echoed"]), "-", None),
             ("sessions opened (churn %g/s, closed by churn %d)" % (a.churn, st["churned"]),

@@ -370,6 +370,10 @@ static void leg_gone(struct wsb_leg *l, enum wsb_failover_reason why, int status
       s->closed_by = l->is_client ? BY_CLIENT : BY_BACKEND;
     if (l->is_client)
       wsb__leg_send_close(l->peer, WSB_CLOSE_GOING_AWAY, "client gone");
+    else if (l->peer->close_received)
+      /* The backend went before answering the client's close: wsbal answers it with the
+         client's own code, as an endpoint would, rather than leave it a 1006. */
+      wsb__leg_send_close(l->peer, s->close_code, "");
   }
   if (l->is_client && s->state == S_FAILOVER) {
     wsb__session_close(s, s->reason); /* nobody left to move the session for */

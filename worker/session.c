@@ -284,6 +284,8 @@ void wsb__session_written(struct wsb_leg *l, int status) {
   if (status < 0 && l->open) {
     if (!l->is_client && ops->on_backend_lost != NULL)
       ops->on_backend_lost(s, WSB_FO_LOST, status); /* the backend is lost, not the session */
+    else if (!l->is_client && s->state == S_CLOSING)
+      ops->backend.on_eof(l, status); /* as if it had ended: a client's close is answered */
     else
       wsb__session_close(s, status);
     return;

@@ -1,15 +1,19 @@
-/* Fuzz target for common/http.c and common/handshake.c: split-invariance, slice sanity, checks. */
+/* Fuzz target for common/http.c, common/handshake.c and what reads an accepted upgrade
+ * (common/proxy.c, common/hash_key.c): split-invariance, slice sanity, heads written back. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "errors.h"
 #include "fuzz.h"
 #include "handshake.h"
+#include "hash_key.h"
 #include "http.h"
+#include "proxy.h"
 #include "uri_path.h"
 
 #define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -79,7 +83,158 @@ static void check_head(const struct wsb_http_head *h, const char *buf, size_t he
   }
 }
 
-static void check_handshake(const struct wsb_http_head *h, bool response) {
+/* How many headers of h are called name. */
+static size_t count_named(const struct wsb_http_head *h, const char *name) {
+  size_t n = 0;
+  for (const struct wsb_header *x = wsb_http_find(h, name, NULL); x != NULL;
+       x = wsb_http_find(h, name, x))
+    n++;
+  return n;
+}
+
+/* Options of the proxy's writers and key lookups, from the split byte's bits. */
+#define P_PRESERVE_HOST 0x01
+#define P_TRUST         0x02
+#define P_TLS           0x04
+#define P_FAILOVER      0x08
+#define P_V6_BACKEND    0x10
+
+static const char *const blocked = "cookie,x-secret";
+static const char *const reconnect = "X-Wsbal-Reconnect";
+
+/*
+ * The backend's request written from an accepted upgrade is itself one whole, valid upgrade
+ * head for the backend's prefix and the fresh key: nothing the client sent can end it early,
+ * add a line, or smuggle a header the proxy drops or writes itself.
+ */
+static void check_proxy_request(const struct wsb_http_head *h, const struct wsb_upgrade_request *u,
+                                unsigned opts) {
+  static const char key[] = "AQIDBAUGBwgJCgsMDQ4PEA==";
+  struct wsb_url backend = {.port = 9001};
+  strcpy(backend.host, opts & P_V6_BACKEND ? "::1" : "127.0.0.1");
+  strcpy(backend.path, opts & P_PRESERVE_HOST ? "" : "/pre");
+  struct wsb_proxy_request pr = {
+      .client = h,
+      .upgrade = u,
+      .backend = &backend,
+      .key = key,
+      .client_ip = opts & P_V6_BACKEND ? "2001:db8::7" : "203.0.113.7",
+      .client_tls = opts & P_TLS,
+      .preserve_host = opts & P_PRESERVE_HOST,
+      .trust_forwarded = opts & P_TRUST,
+      .block_headers = blocked,
+      .reconnect_header = reconnect,
+      .reconnect_value = opts & P_FAILOVER ? "00000000000000ab" : NULL,
+  };
+  size_t cap = 24 * 1024;
+  char *out = malloc(cap);
+  expect(out != NULL, "malloc");
+  ssize_t n = wsb_proxy_request_write(out, cap, &pr);
+  expect(n > 0 && (size_t)n <= cap, "request fits");
+  char *text = malloc((size_t)n); /* exactly n bytes, for ASan */
+  expect(text != NULL, "malloc");
+  memcpy(text, out, (size_t)n);
+  free(out);
+  /* The proxy adds at most ten lines to the client's; the backend reads any number. */
+  struct wsb_http_head *back = malloc(sizeof(*back));
+  expect(back != NULL, "malloc");
+  wsb_http_head_init(back, false, cap);
+  ssize_t rc = wsb_http_feed(back, text, (size_t)n);
+  if (rc == WSB_ETOO_MANY_HEADERS && h->nheaders + 10 > WSB_HTTP_MAX_HEADERS)
+    goto done;
+  if (rc != n)
+    fail("written request is one whole head", rc, n);
+  struct wsb_upgrade_request bu;
+  expect(wsb_handshake_check_request(back, &bu) == 0, "written request is a valid upgrade");
+  expect(bu.key.len == sizeof(key) - 1 && memcmp(bu.key.p, key, bu.key.len) == 0, "fresh key");
+  size_t plen = strlen(backend.path);
+  expect(back->url.len == plen + u->path.len && memcmp(back->url.p, backend.path, plen) == 0 &&
+             memcmp(back->url.p + plen, u->path.p, u->path.len) == 0,
+         "target is the prefix and the normalised path");
+  wsb_upgrade_request_free(&bu);
+  expect(count_named(back, "Host") == 1, "one Host");
+  expect(count_named(back, "Sec-WebSocket-Key") == 1, "one key");
+  expect(count_named(back, "X-Forwarded-For") == 1, "one X-Forwarded-For");
+  expect(count_named(back, "Sec-WebSocket-Protocol") == (u->protocols.p != NULL),
+         "protocols on one line");
+  expect(count_named(back, "Content-Length") == 0 && count_named(back, "Cookie") == 0 &&
+             count_named(back, "X-Secret") == 0,
+         "no body header, no blocked header");
+  expect(count_named(back, reconnect) == ((opts & P_FAILOVER) != 0), "reconnect header is ours");
+  if (!(opts & P_TRUST)) {
+    expect(count_named(back, "Forwarded") == 0 && count_named(back, "X-Real-IP") == 0,
+           "untrusted forwarding dropped");
+    expect(count_named(back, "X-Forwarded-Proto") == 1 &&
+               count_named(back, "X-Forwarded-Host") == 1,
+           "forwarded proto and host are ours");
+    const struct wsb_header *xff = wsb_http_find(back, "X-Forwarded-For", NULL);
+    expect(wsb_slice_eq(xff->value, pr.client_ip), "untrusted chain dropped");
+  }
+done:
+  free(back);
+  free(text);
+}
+
+/* The key each hash_key form takes lies in the request, its target or the client's address. */
+static void check_hash_keys(const struct wsb_http_head *h, const struct wsb_upgrade_request *u,
+                            const char *buf, size_t len) {
+  static const struct {
+    enum wsb_hash_key kind;
+    const char *name;
+  } keys[] = {{WSB_HASH_IP, NULL},       {WSB_HASH_PATH, NULL},    {WSB_HASH_HEADER, "X-Tenant"},
+              {WSB_HASH_HEADER, "Host"}, {WSB_HASH_COOKIE, "sid"}, {WSB_HASH_COOKIE, "a"},
+              {WSB_HASH_QUERY, "x"},     {WSB_HASH_QUERY, "room"}, {WSB_HASH_QUERY, ""}};
+  static const char ip[] = "192.0.2.44";
+  struct wsb_hash_key_source src = {.req = h, .target = u->path, .client_ip = ip};
+  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    struct wsb_slice out;
+    bool found = wsb_hash_key_get(keys[i].kind, keys[i].name, &src, &out);
+    bool in_ip = out.p == ip && out.len == sizeof(ip) - 1;
+    bool in_path = out.p >= u->path.p && out.p + out.len <= u->path.p + u->path.len;
+    expect(in_ip || slice_inside(out, buf, len) || in_path, "hash key inside the request");
+    expect(found ? out.len > 0 : in_ip, "fallback is the client address");
+  }
+}
+
+/* The real client behind a trusted peer is the peer or an address of X-Forwarded-For. */
+static void check_real_client(const struct wsb_http_head *h) {
+  static char list[] = "10.0.0.0/8, 192.0.2.0/24, ::1/128, fd00::/8";
+  struct wsb_cidr_set trusted;
+  expect(wsb_cidr_set_parse(list, &trusted) == 0, "trusted list");
+  uint8_t peer[16] = {10, 1, 2, 3}, family, addr[16];
+  wsb_proxy_real_client(h, &trusted, AF_INET, peer, &family, addr);
+  expect(family == AF_INET || family == AF_INET6, "real client family");
+  struct wsb_slice origin = {"https://a.example", 17};
+  (void)wsb_proxy_origin_allowed("https://a.example,http://b.example", origin);
+}
+
+/* The client's 101 written from an accepted backend answer is one valid 101 for its key. */
+static void check_proxy_response(const struct wsb_http_head *h,
+                                 const struct wsb_upgrade_response *r, struct wsb_slice offered) {
+  static const char client_key[] = "x3JJHMbDL1EzLkh9GBhXDw==";
+  struct wsb_slice key = {client_key, sizeof(client_key) - 1};
+  size_t cap = 24 * 1024;
+  char *out = malloc(cap);
+  expect(out != NULL, "malloc");
+  ssize_t n = wsb_proxy_response_write(out, cap, key, h, r, "Set-Cookie,Server,X-Trace,Connection");
+  expect(n > 0 && (size_t)n <= cap, "101 fits");
+  struct wsb_http_head *back = malloc(sizeof(*back));
+  expect(back != NULL, "malloc");
+  wsb_http_head_init(back, true, cap);
+  ssize_t rc = wsb_http_feed(back, out, (size_t)n);
+  if (rc != n)
+    fail("written 101 is one whole head", rc, n);
+  char accept[WSB_WS_ACCEPT_LEN + 1];
+  wsb_ws_accept(key, accept);
+  struct wsb_upgrade_response again;
+  expect(wsb_handshake_check_response(back, accept, offered, &again) == 0, "written 101 is valid");
+  expect(count_named(back, "Sec-WebSocket-Accept") == 1, "one accept");
+  free(back);
+  free(out);
+}
+
+static void check_handshake(const struct wsb_http_head *h, bool response, unsigned opts,
+                            const char *buf, size_t len) {
   if (!response) {
     struct wsb_upgrade_request u;
     int rc = wsb_handshake_check_request(h, &u);
@@ -93,6 +248,10 @@ static void check_handshake(const struct wsb_http_head *h, bool response) {
       char accept[WSB_WS_ACCEPT_LEN + 1];
       wsb_ws_accept(u.key, accept);
       expect(strlen(accept) == WSB_WS_ACCEPT_LEN, "accept length");
+      (void)wsb_proxy_path_allowed("/chat/", u.path);
+      check_proxy_request(h, &u, opts);
+      check_hash_keys(h, &u, buf, len);
+      check_real_client(h);
       wsb_upgrade_request_free(&u);
     }
     return;
@@ -109,6 +268,7 @@ static void check_handshake(const struct wsb_http_head *h, bool response) {
     expect(r.protocol.p == NULL || wsb_slice_eq(r.protocol, "chat") ||
                wsb_slice_eq(r.protocol, "superchat"),
            "chosen protocol was offered");
+    check_proxy_response(h, &r, offered);
   }
   rc = wsb_handshake_check_response(h, ACCEPT, (struct wsb_slice){NULL, 0}, &r);
   expect(rc != 0 || r.protocol.p == NULL, "no protocol chosen when none offered");
@@ -152,7 +312,7 @@ static void same_head(const struct wsb_http_head *a, const struct wsb_http_head 
   }
 }
 
-static void run(bool response, size_t max, const char *buf, size_t len, size_t cut) {
+static void run(bool response, size_t max, const char *buf, size_t len, size_t cut, unsigned opts) {
   struct wsb_http_head whole, split, bytes;
   wsb_http_head_init(&whole, response, max);
   ssize_t rc = wsb_http_feed(&whole, buf, len);
@@ -173,7 +333,7 @@ static void run(bool response, size_t max, const char *buf, size_t len, size_t c
   check_head(&whole, buf, (size_t)rc);
   same_head(&whole, &split);
   same_head(&whole, &bytes);
-  check_handshake(&whole, response);
+  check_handshake(&whole, response, opts, buf, len);
 }
 
 /* Pieces of handshake heads; in the "words" mode each input byte picks one. */
@@ -284,7 +444,8 @@ static char *build(uint8_t mode, const uint8_t *data, size_t size, size_t *len) 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2)
     return 0;
-  /* Two control bytes: how to build the input and where to split it. */
+  /* Two control bytes: how to build the input, and where to split it (its bits also pick the
+     proxy options of check_proxy_request). */
   uint8_t mode = data[0], where = data[1];
   size_t len;
   char *buf = build(mode, data + 2, size - 2, &len);
@@ -293,8 +454,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   bool response = mode & 1;
   size_t cut = (size_t)where * 131 % (len + 1);
   /* A roomy limit, and one the head may run into. */
-  run(response, 16384, buf, len, cut);
-  run(response, (size_t)where * 2, buf, len, cut);
+  run(response, 16384, buf, len, cut, where);
+  run(response, (size_t)where * 2, buf, len, cut, where);
   free(buf);
   return 0;
 }

@@ -1,9 +1,12 @@
-/* Runs a fuzz target without libFuzzer: over the files named, else over seeded random mutations. */
+/* Runs a fuzz target without libFuzzer: over the files (or directories of them) named, else over
+ * seeded random mutations. */
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fuzz.h"
 
@@ -33,6 +36,29 @@ static int replay_file(const char *path) {
   return 0;
 }
 
+/* Every file of a corpus directory, in name order so a run is repeatable; returns how many. */
+static int replay_dir(const char *dir) {
+  struct dirent **names;
+  int n = scandir(dir, &names, NULL, alphasort);
+  if (n < 0) {
+    perror(dir);
+    return -1;
+  }
+  int replayed = 0, rc = 0;
+  for (int i = 0; i < n; i++) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+    if (rc == 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+      rc = replay_file(path);
+      replayed++;
+    }
+    free(names[i]);
+  }
+  free(names);
+  return rc != 0 ? -1 : replayed;
+}
+
 int main(int argc, char **argv) {
   unsigned long iterations = 10000;
   uint64_t seed = 0x9e3779b97f4a7c15ull;
@@ -43,9 +69,20 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
       seed = strtoull(argv[++i], NULL, 0);
     else {
-      if (replay_file(argv[i]) != 0)
-        return 1;
-      files++;
+      struct stat st;
+      if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+        int n = replay_dir(argv[i]);
+        if (n <= 0) {
+          fprintf(stderr, "%s: %s\n", argv[i], n == 0 ? "no inputs" : "replay failed");
+          return 1;
+        }
+        printf("%s: %d inputs replayed\n", argv[i], n);
+        files += n;
+      } else {
+        if (replay_file(argv[i]) != 0)
+          return 1;
+        files++;
+      }
     }
   }
   if (files > 0)

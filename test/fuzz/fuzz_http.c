@@ -98,6 +98,7 @@ static size_t count_named(const struct wsb_http_head *h, const char *name) {
 #define P_TLS           0x04
 #define P_FAILOVER      0x08
 #define P_V6_BACKEND    0x10
+#define P_STRIP         0x20 /* a route's strip_path takes the path's first segment */
 
 static const char *const blocked = "cookie,x-secret";
 static const char *const reconnect = "X-Wsbal-Reconnect";
@@ -126,6 +127,10 @@ static void check_proxy_request(const struct wsb_http_head *h, const struct wsb_
       .reconnect_header = reconnect,
       .reconnect_value = opts & P_FAILOVER ? "00000000000000ab" : NULL,
   };
+  if (opts & P_STRIP) {
+    const char *next = memchr(u->path.p + 1, '/', u->path.len - 1);
+    pr.strip = next != NULL ? (size_t)(next - u->path.p) : u->path.len;
+  }
   size_t cap = 24 * 1024;
   char *out = malloc(cap);
   expect(out != NULL, "malloc");
@@ -148,9 +153,12 @@ static void check_proxy_request(const struct wsb_http_head *h, const struct wsb_
   expect(wsb_handshake_check_request(back, &bu) == 0, "written request is a valid upgrade");
   expect(bu.key.len == sizeof(key) - 1 && memcmp(bu.key.p, key, bu.key.len) == 0, "fresh key");
   size_t plen = strlen(backend.path);
-  expect(back->url.len == plen + u->path.len && memcmp(back->url.p, backend.path, plen) == 0 &&
-             memcmp(back->url.p + plen, u->path.p, u->path.len) == 0,
-         "target is the prefix and the normalised path");
+  struct wsb_slice rest = {u->path.p + pr.strip, u->path.len - pr.strip};
+  size_t slash = rest.len == 0 || rest.p[0] != '/' ? 1 : 0;
+  expect(back->url.len == plen + slash + rest.len && memcmp(back->url.p, backend.path, plen) == 0 &&
+             (slash == 0 || back->url.p[plen] == '/') &&
+             memcmp(back->url.p + plen + slash, rest.p, rest.len) == 0,
+         "target is the prefix and the normalised path, less what a route strips");
   wsb_upgrade_request_free(&bu);
   expect(count_named(back, "Host") == 1, "one Host");
   expect(count_named(back, "Sec-WebSocket-Key") == 1, "one key");

@@ -128,8 +128,11 @@ static void check_proxy_request(const struct wsb_http_head *h, const struct wsb_
       .reconnect_value = opts & P_FAILOVER ? "00000000000000ab" : NULL,
   };
   if (opts & P_STRIP) {
-    const char *next = memchr(u->path.p + 1, '/', u->path.len - 1);
-    pr.strip = next != NULL ? (size_t)(next - u->path.p) : u->path.len;
+    /* Routes match paths segment-wise, so what they strip ends at a '/' or '?' of the path. */
+    const char *q = memchr(u->path.p, '?', u->path.len);
+    size_t path_len = q != NULL ? (size_t)(q - u->path.p) : u->path.len;
+    const char *next = memchr(u->path.p + 1, '/', path_len - 1);
+    pr.strip = next != NULL ? (size_t)(next - u->path.p) : path_len;
   }
   size_t cap = 24 * 1024;
   char *out = malloc(cap);

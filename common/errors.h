@@ -35,6 +35,8 @@
   XX(EHTTP_EXTENSION, -20207, "backend chose an extension nobody offered")                    \
   XX(EPATH, -20208, "request path refused (dot segments above the root, encoded separators)") \
   XX(EPROXY, -20209, "no valid PROXY protocol header")                                        \
+  XX(ECHUNKED, -20210, "malformed chunked body")                                              \
+  XX(EBODY_TOO_LARGE, -20211, "HTTP body larger than the limit")                              \
   /* configuration */                                                                         \
   XX(ECONFIG, -20300, "configuration error")                                                  \
   XX(EVALUE, -20301, "bad value")                                                             \

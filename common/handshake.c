@@ -35,7 +35,7 @@ static bool has_prefix_nocase(struct wsb_slice s, const char *prefix) {
  * its authority. Anything else (authority-form, "*", an absolute URL without
  * a path) names no resource a WebSocket can live at.
  */
-static bool target_path(struct wsb_slice target, struct wsb_slice *path) {
+bool wsb_handshake_target_path(struct wsb_slice target, struct wsb_slice *path) {
   if (target.len > 0 && target.p[0] == '/') {
     *path = target;
     return true;
@@ -90,7 +90,7 @@ static bool request_well_formed(const struct wsb_http_head *h, struct wsb_upgrad
   const struct wsb_header *host, *key, *version;
   if (h->method != HTTP_GET || h->http_major != 1 || h->http_minor != 1)
     return false;
-  if (!target_path(h->url, &u->target) || wsb_uri_path_check(u->target) < 0)
+  if (!wsb_handshake_target_path(h->url, &u->target) || wsb_uri_path_check(u->target) < 0)
     return false;
   /* RFC 9112 3.2: no Host, several, or an empty one (RFC 6455 4.1 needs a host) is a 400. */
   if (find_single(h, "Host", &host) != 0 || host->value.len == 0)

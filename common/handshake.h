@@ -40,6 +40,13 @@ struct wsb_upgrade_request {
  */
 int wsb_handshake_check_request(const struct wsb_http_head *h, struct wsb_upgrade_request *u);
 
+/*
+ * The path and query of a request target: origin-form ("/chat?x=1") as it is, absolute-form
+ * ("ws://host/chat", RFC 9112 3.2.2) cut after its authority. False for anything else
+ * (authority-form, "*", an absolute URL without a path).
+ */
+bool wsb_handshake_target_path(struct wsb_slice target, struct wsb_slice *path);
+
 /* Frees what wsb_handshake_check_request() allocated in u; its slices are void afterwards. */
 void wsb_upgrade_request_free(struct wsb_upgrade_request *u);
 

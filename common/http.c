@@ -379,6 +379,8 @@ const char *wsb_http_reason(int status) {
     return "URI Too Long";
   case 415:
     return "Unsupported Media Type";
+  case 417:
+    return "Expectation Failed";
   case 421:
     return "Misdirected Request";
   case 422:
@@ -399,6 +401,8 @@ const char *wsb_http_reason(int status) {
     return "Service Unavailable";
   case 504:
     return "Gateway Timeout";
+  case 505:
+    return "HTTP Version Not Supported";
   default:
     return "Unknown";
   }

@@ -71,7 +71,13 @@ ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_re
   wsb_text_init(&o, buf, cap);
   const struct wsb_http_head *h = r->client;
 
-  wsb_text_puts(&o, "GET ");
+  bool plain = r->method.p != NULL;
+  if (plain) {
+    put_slice(&o, r->method);
+    wsb_text_put(&o, " ", 1);
+  } else {
+    wsb_text_puts(&o, "GET ");
+  }
   wsb_text_puts(&o, r->backend->path);
   struct wsb_slice path = r->upgrade->path;
   if (r->strip > 0 && r->strip <= path.len) {
@@ -84,7 +90,7 @@ ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_re
   put_slice(&o, path);
   wsb_text_puts(&o, " HTTP/1.1\r\n");
 
-  if (r->preserve_host) {
+  if (r->preserve_host && r->upgrade->host.len > 0) {
     put_header(&o, "Host", r->upgrade->host);
   } else {
     char host[WSB_HOST_MAX + 16];
@@ -97,8 +103,15 @@ ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_re
                (unsigned)r->backend->port);
     put_header(&o, "Host", cstr(host));
   }
-  wsb_text_puts(&o, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n");
-  put_header(&o, "Sec-WebSocket-Key", cstr(r->key));
+  if (plain) {
+    if (r->body->kind == WSB_BODY_LENGTH)
+      wsb_text_printf(&o, "Content-Length: %llu\r\n", (unsigned long long)r->body->left);
+    else if (r->body->kind == WSB_BODY_CHUNKED)
+      wsb_text_puts(&o, "Transfer-Encoding: chunked\r\n");
+  } else {
+    wsb_text_puts(&o, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n");
+    put_header(&o, "Sec-WebSocket-Key", cstr(r->key));
+  }
   /* One line with the list wsbal checks the backend's choice against, however many came. */
   if (r->upgrade->protocols.p != NULL)
     put_header(&o, "Sec-WebSocket-Protocol", r->upgrade->protocols);
@@ -133,7 +146,7 @@ ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_re
   if (!client_proto)
     wsb_text_puts(&o,
                   r->client_tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
-  if (!client_host)
+  if (!client_host && r->upgrade->host.len > 0)
     put_header(&o, "X-Forwarded-Host", r->upgrade->host);
   if (r->reconnect_value != NULL && r->reconnect_header != NULL)
     put_header(&o, r->reconnect_header, cstr(r->reconnect_value));

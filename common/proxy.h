@@ -10,6 +10,7 @@
 #include "cidr.h"
 #include "handshake.h"
 #include "http.h"
+#include "http1.h"
 #include "values.h"
 
 struct wsb_proxy_request {
@@ -27,6 +28,8 @@ struct wsb_proxy_request {
   const char *reconnect_header; /* name of the failover header; a client-sent one is dropped */
   const char *reconnect_value;  /* session id on failover reconnects; NULL on the first connect */
   size_t strip;                 /* bytes of upgrade->path a route's strip_path removes */
+  struct wsb_slice method;      /* plain HTTP: the client's method; p == NULL for an upgrade */
+  const struct wsb_body *body;  /* plain HTTP: the framing of the client's body */
 };
 
 /*
@@ -41,6 +44,10 @@ struct wsb_proxy_request {
  * chain, combined, before the client address), X-Forwarded-Proto and
  * X-Forwarded-Host (unless a trusted client sent its own) and, on a failover,
  * the reconnect header. Returns its length or -ENOSPC.
+ *
+ * With a method (plain HTTP), the request line carries it, there are no WebSocket headers
+ * (key is unused), and the body's framing follows: Content-Length for a LENGTH body,
+ * Transfer-Encoding: chunked for a CHUNKED one (passed on as the client encoded it).
  */
 ssize_t wsb_proxy_request_write(char *out, size_t cap, const struct wsb_proxy_request *r);
 

@@ -107,6 +107,8 @@ void wsb_config_defaults(struct wsb_config *cfg) {
   cfg->listen.max_message_bytes = 16 * 1024 * 1024;
   cfg->listen.idle_timeout_ms = 0;
   cfg->listen.ping_interval_ms = 30000;
+  cfg->listen.http = WSB_HTTP_OFF;
+  cfg->listen.max_body_bytes = 100 * 1024 * 1024;
 
   cfg->upstream.algorithm = WSB_ALG_LEAST_CONN;
   cfg->upstream.hash_key = WSB_HASH_IP;
@@ -131,6 +133,8 @@ void wsb_config_defaults(struct wsb_config *cfg) {
   cfg->upstream.tls_verify = true;
   cfg->upstream.slow_start_ms = 30000;
   cfg->upstream.resolve_interval_ms = 0;
+  cfg->upstream.http_keepalive = 32;
+  cfg->upstream.http_timeout_ms = 60000;
 
   cfg->admin.enabled = true;
   snprintf(cfg->admin.address.host, sizeof(cfg->admin.address.host), "127.0.0.1");

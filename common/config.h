@@ -23,6 +23,8 @@
 enum wsb_algorithm { WSB_ALG_LEAST_CONN, WSB_ALG_ROUND_ROBIN, WSB_ALG_RANDOM, WSB_ALG_HASH };
 enum wsb_hash_key { WSB_HASH_IP, WSB_HASH_PATH, WSB_HASH_HEADER, WSB_HASH_COOKIE, WSB_HASH_QUERY };
 enum wsb_health_check { WSB_HEALTH_OFF, WSB_HEALTH_TCP, WSB_HEALTH_HTTP };
+/* [listen] http: what a request that is not an upgrade gets. */
+enum wsb_http_mode { WSB_HTTP_OFF, WSB_HTTP_PROXY };
 
 /* [upstream] failover_codes: one type in the configuration and in the segment, one lookup. */
 struct wsb_close_codes {
@@ -98,6 +100,8 @@ struct wsb_upstream_config {
   char *tls_client_key;
   uint64_t slow_start_ms;
   uint64_t resolve_interval_ms;
+  unsigned http_keepalive;  /* idle plain HTTP connections kept per backend per worker */
+  uint64_t http_timeout_ms; /* to a plain HTTP answer's first byte, and between bytes */
 };
 
 /* A pool of backends: a [pool:NAME] section, or a name only backends give (it then has
@@ -157,6 +161,8 @@ struct wsb_config {
     struct wsb_cidr_set trust_forwarded; /* peers whose forwarding headers count */
     enum wsb_pp_mode proxy_protocol;     /* a PROXY header starts every connection */
     struct wsb_strlist allowed_origins;  /* empty = any */
+    enum wsb_http_mode http;             /* off: 426 for plain requests; proxy: proxied */
+    uint64_t max_body_bytes;             /* larger plain HTTP request bodies get 413 */
   } listen;
 
   struct wsb_upstream_config upstream;

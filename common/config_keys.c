@@ -17,15 +17,16 @@
  * can hold, request heads an HTTP server would accept, WebSocket payloads
  * whose 63-bit length is legal.
  */
-#define MAX_WORKERS       1024
-#define MAX_SESSIONS      10000000
-#define MIN_HEADER_BYTES  1024
-#define MAX_HEADER_BYTES  (1024 * 1024)
-#define MAX_MESSAGE_BYTES ((uint64_t)INT64_MAX)
-#define MAX_FAILOVERS     1000
-#define MAX_HEALTH_COUNT  100
-#define MAX_BREAKER       1000
-#define MAX_WEIGHT        1000
+#define MAX_WORKERS        1024
+#define MAX_SESSIONS       10000000
+#define MIN_HEADER_BYTES   1024
+#define MAX_HEADER_BYTES   (1024 * 1024)
+#define MAX_MESSAGE_BYTES  ((uint64_t)INT64_MAX)
+#define MAX_FAILOVERS      1000
+#define MAX_HEALTH_COUNT   100
+#define MAX_BREAKER        1000
+#define MAX_WEIGHT         1000
+#define MAX_HTTP_KEEPALIVE 10000
 
 enum kind {
   K_DURATION, /* uint64_t milliseconds */
@@ -371,11 +372,13 @@ static const char *const health_checks[] = {"off", "tcp", "http", NULL};
 static const char *const pp_modes[] = {"off", "v1", "v2", "any", NULL};
 static const char *const pp_send_modes[] = {"off", "v1", "v2", NULL};
 static const char *const route_websocket[] = {"any", "only", "never", NULL};
+static const char *const http_modes[] = {"off", "proxy", NULL};
 _Static_assert(sizeof(enum wsb_log_level) == sizeof(int) &&
                    sizeof(enum wsb_log_format) == sizeof(int) &&
                    sizeof(enum wsb_algorithm) == sizeof(int) &&
                    sizeof(enum wsb_health_check) == sizeof(int) &&
-                   sizeof(enum wsb_pp_mode) == sizeof(int),
+                   sizeof(enum wsb_pp_mode) == sizeof(int) &&
+                   sizeof(enum wsb_http_mode) == sizeof(int),
                "K_WORD stores an int");
 
 #define OFF(field) offsetof(struct wsb_config, field)
@@ -444,6 +447,9 @@ static const struct cfg_key listen_keys[] = {
     WORD("proxy_protocol", listen.proxy_protocol, pp_modes, "off, v1, v2 or any"),
     LIST("allowed_origins", listen.allowed_origins, origin_valid, "origin list",
          "a comma list of origins, e.g. https://example.com"),
+    WORD("http", listen.http, http_modes, "off or proxy"),
+    SIZE("max_body_bytes", listen.max_body_bytes, 0, MAX_MESSAGE_BYTES,
+         "e.g. 1m, 100m; 0 = no limit"),
 };
 
 #undef OFF
@@ -487,6 +493,8 @@ static const struct cfg_key upstream_keys[] = {
     STR("tls_client_key", tls_client_key, true, file_name_valid, "file", "a PEM file"),
     DURATION("slow_start", slow_start_ms, 0),
     DURATION("resolve_interval", resolve_interval_ms, 0),
+    U32("http_keepalive", http_keepalive, 0, MAX_HTTP_KEEPALIVE),
+    DURATION("http_timeout", http_timeout_ms, 1),
 };
 
 #undef OFF

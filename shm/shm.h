@@ -78,6 +78,8 @@ struct wsb_shm_backend {
   XX(VAL, struct wsb_cidr_set, listen, , trust_forwarded, )        \
   XX(VAL, uint32_t, listen, , proxy_protocol, )                    \
   XX(LIST, WSB_SHM_LIST_MAX, listen, , allowed_origins, )          \
+  XX(VAL, uint32_t, listen, , http, )                              \
+  XX(VAL, uint64_t, listen, , max_body_bytes, )                    \
   XX(VAL, uint32_t, upstream, , algorithm, )                       \
   XX(VAL, uint32_t, upstream, , hash_key, )                        \
   XX(STR, WSB_SHM_HEADER_NAME_MAX, upstream, , hash_key, _name)    \
@@ -99,7 +101,9 @@ struct wsb_shm_backend {
   XX(STR, WSB_PATH_MAX, upstream, , tls_ca_file, )                 \
   XX(STR, WSB_PATH_MAX, upstream, , tls_client_cert, )             \
   XX(STR, WSB_PATH_MAX, upstream, , tls_client_key, )              \
-  XX(VAL, uint64_t, upstream, , slow_start, _ms)
+  XX(VAL, uint64_t, upstream, , slow_start, _ms)                   \
+  XX(VAL, uint32_t, upstream, , http_keepalive, )                  \
+  XX(VAL, uint64_t, upstream, , http_timeout, _ms)
 
 /* The segment's field of one setting of WSB_WORKER_SETTINGS. */
 #define WSB_SHM_SETTING_FIELD(copy, type, section, prefix, key, suffix) \

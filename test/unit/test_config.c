@@ -165,6 +165,10 @@ static void assert_defaults(const struct wsb_config *c) {
   ck_assert_ptr_null(c->upstream.tls_client_cert);
   ck_assert_ptr_null(c->upstream.tls_client_key);
   ck_assert_uint_eq(c->upstream.slow_start_ms, 30000);
+  ck_assert_int_eq(c->listen.http, WSB_HTTP_OFF);
+  ck_assert_uint_eq(c->listen.max_body_bytes, 100 * 1024 * 1024);
+  ck_assert_uint_eq(c->upstream.http_keepalive, 32);
+  ck_assert_uint_eq(c->upstream.http_timeout_ms, 60000);
   ck_assert_uint_eq(c->upstream.resolve_interval_ms, 0);
 
   ck_assert(c->admin.enabled);
@@ -271,6 +275,8 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_uint_eq(c.listen.allowed_origins.n, 2);
   ck_assert_str_eq(c.listen.allowed_origins.items[0], "https://example.com");
   ck_assert_str_eq(c.listen.allowed_origins.items[1], "http://localhost:3000");
+  ck_assert_int_eq(c.listen.http, WSB_HTTP_PROXY);
+  ck_assert_uint_eq(c.listen.max_body_bytes, 5 * 1024 * 1024);
 
   ck_assert_int_eq(c.upstream.algorithm, WSB_ALG_HASH);
   ck_assert_int_eq(c.upstream.hash_key, WSB_HASH_HEADER);
@@ -311,6 +317,8 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_str_eq(c.upstream.tls_client_key, "/etc/wsbal/client.key");
   ck_assert_uint_eq(c.upstream.slow_start_ms, 0);
   ck_assert_uint_eq(c.upstream.resolve_interval_ms, 120000);
+  ck_assert_uint_eq(c.upstream.http_keepalive, 4);
+  ck_assert_uint_eq(c.upstream.http_timeout_ms, 90000);
 
   ck_assert(c.admin.enabled);
   ck_assert_str_eq(c.admin.address.host, "::");
@@ -332,7 +340,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert(!b->enabled);
   ck_assert(b->backup);
   ck_assert_str_eq(b->pool, "chat");
-  ck_assert_int_eq(b->line, 68);
+  ck_assert_int_eq(b->line, 72);
   b = &c.backends[1];
   ck_assert_str_eq(b->name, "app_2.b");
   ck_assert_str_eq(b->url.host, "::1");
@@ -341,7 +349,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert(b->enabled);
   ck_assert(!b->backup);
   ck_assert_str_eq(b->pool, "default");
-  ck_assert_int_eq(b->line, 76);
+  ck_assert_int_eq(b->line, 80);
   ck_assert_uint_eq(c.npools, 2);
   ck_assert_str_eq(c.pools[1].name, "chat");
   ck_assert_int_eq(c.pools[1].upstream.algorithm, WSB_ALG_ROUND_ROBIN);
@@ -386,7 +394,7 @@ static bool file_sets(const char *path, enum cfg_section sec, const char *key) {
    by its name, and full.ini, which the test above reads back, sets every one of them. */
 START_TEST(every_key_is_listed) {
   static const size_t want[] = {
-      [CFG_SEC_WSBAL] = 10, [CFG_SEC_LISTEN] = 14, [CFG_SEC_UPSTREAM] = 30,
+      [CFG_SEC_WSBAL] = 10, [CFG_SEC_LISTEN] = 16, [CFG_SEC_UPSTREAM] = 32,
       [CFG_SEC_ADMIN] = 4,  [CFG_SEC_BACKEND] = 6, [CFG_SEC_ROUTE] = 6,
   };
   size_t total = 0;
@@ -405,7 +413,7 @@ START_TEST(every_key_is_listed) {
     ck_assert_ptr_null(wsb__cfg_key_name(sec, n));
     total += n;
   }
-  ck_assert_uint_eq(total, 70);
+  ck_assert_uint_eq(total, 74);
   /* A pool takes [upstream]'s keys, the very same table. */
   ck_assert_uint_eq(wsb__cfg_key_count(CFG_SEC_POOL), wsb__cfg_key_count(CFG_SEC_UPSTREAM));
   ck_assert_str_eq(wsb__cfg_section_name(CFG_SEC_POOL), "pool");
@@ -764,6 +772,15 @@ START_TEST(error_keys_and_values) {
              "@3: size \"0\" for [listen] max_message_bytes is out of range (expected at least 1, "
              "e.g. 64k, 16m)",
              "@5: bad size \"1.5m\" for [upstream] failover_buffer (expected e.g. 64k, 1m)");
+  CHECK_FILE("[listen]\nhttp = on\nmax_body_bytes = 1x\n[upstream]\nhttp_keepalive = 10001\n"
+             "http_timeout = 0\n" BACKEND,
+             "@2: bad value \"on\" for [listen] http (expected off or proxy)",
+             "@3: bad size \"1x\" for [listen] max_body_bytes (expected e.g. 1m, 100m; 0 = no "
+             "limit)",
+             "@5: number \"10001\" for [upstream] http_keepalive is out of range (expected "
+             "0..10000)",
+             "@6: duration \"0\" for [upstream] http_timeout is out of range (expected more than "
+             "0, e.g. 500ms, 10s, 5m)");
   CHECK_FILE("[upstream]\nfailover_buffer_total = lots\n" BACKEND,
              "@2: bad size \"lots\" for [upstream] failover_buffer_total (expected e.g. 64m, 1g)");
   CHECK_FILE("[listen]\nmax_header_bytes = 1023\n" BACKEND,

@@ -380,6 +380,20 @@ void wsb__api_metrics(struct api_call *c) {
          "Time from a client's upgrade request read whole to its answer (101 or error) queued.");
   static const uint64_t handshake_bounds[] = WSB_HANDSHAKE_BUCKET_US;
   SHM_HISTOGRAM(&t, shm, "wsbal_handshake_seconds", handshake_bounds, handshake);
+  /* Until pools exist every backend is in pool "default". */
+  family(&t, "wsbal_http_requests_total", "counter",
+         "Plain HTTP requests answered ([listen] http = proxy), by pool and status class.");
+  for (int k = 1; k <= 5; k++)
+    wsb_text_printf(&t, "wsbal_http_requests_total{pool=\"default\",code=\"%dxx\"} %" PRIu64 "\n",
+                    k, WSB_SHM_SUM(shm, http_requests[k]));
+  family(&t, "wsbal_http_request_seconds", "histogram",
+         "Time from a plain HTTP request's head read whole to the end of its answer.");
+  static const uint64_t http_bounds[] = WSB_HTTP_BUCKET_US;
+  uint64_t http_v[WSB_HTTP_BUCKETS];
+  for (size_t i = 0; i < WSB_HTTP_BUCKETS; i++)
+    http_v[i] = WSB_SHM_SUM(shm, http_buckets[i]);
+  histogram(&t, "wsbal_http_request_seconds", "pool=\"default\"", http_bounds, WSB_HTTP_BUCKETS,
+            http_v, WSB_SHM_SUM(shm, http_us), WSB_SHM_SUM(shm, http_count));
   family(&t, "wsbal_workers", "gauge", "Worker processes running the current configuration.");
   wsb_text_printf(&t, "wsbal_workers %u\n", wsb_workers_current(&m->workers));
   family(&t, "wsbal_worker_restarts_total", "counter", "Workers respawned after dying.");

@@ -246,6 +246,11 @@ enum wsb_failover_reason {
         86400000000                                                                      \
   }
 #define WSB_SESSION_BUCKETS 10
+/* wsbal_http_request_seconds: 1 ms to 60 s, from a plain request's head read to its answer's
+   end. */
+#define WSB_HTTP_BUCKET_US \
+  { 1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 10000000, 60000000 }
+#define WSB_HTTP_BUCKETS 13
 
 /*
  * One worker's counters. Every field has a single writer, that worker, so
@@ -294,6 +299,11 @@ struct wsb_shm_worker {
   _Atomic uint64_t route_matches[WSB_ROUTE_MAX + 1];
   /* Sessions [wsbal] max_sessions admitted (request read, not refused), until they close. */
   _Atomic uint64_t admitted;
+  /* plain HTTP requests answered, by status class: [1] 1xx .. [5] 5xx ([0] unused) */
+  _Atomic uint64_t http_requests[6];
+  _Atomic uint64_t http_buckets[WSB_HTTP_BUCKETS];
+  _Atomic uint64_t http_us;
+  _Atomic uint64_t http_count;
 };
 
 /*

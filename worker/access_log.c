@@ -159,18 +159,23 @@ static void write_line(struct wsb_worker *w, char *line, size_t n) {
   lw->file->pending++;
 }
 
+/* The line's time stamp, UTC with milliseconds. */
+static void timestamp(char *ts, size_t cap) {
+  struct timeval tv;
+  struct tm tm;
+  gettimeofday(&tv, NULL);
+  gmtime_r(&tv.tv_sec, &tm);
+  snprintf(ts, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+}
+
 /* One line, start or end. The keys SPEC.md names come first and stay as they are; the rest are
    wsbal(8)'s. */
 static void log_session(struct wsb_worker *w, const struct wsb_session *s, bool start) {
   if (w->access_log == NULL || s->head == NULL)
     return; /* off, or no WebSocket session ever started */
   char ts[64], id[17], client[INET6_ADDRSTRLEN] = "";
-  struct timeval tv;
-  struct tm tm;
-  gettimeofday(&tv, NULL);
-  gmtime_r(&tv.tv_sec, &tm);
-  snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+  timestamp(ts, sizeof(ts));
   snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
   if (s->client_family != 0)
     inet_ntop(s->client_family, s->client_addr, client, sizeof(client));
@@ -191,6 +196,8 @@ static void log_session(struct wsb_worker *w, const struct wsb_session *s, bool 
   wsb_json_object_begin(&j);
   wsb_json_key(&j, "ts");
   wsb_json_cstring(&j, ts);
+  wsb_json_key(&j, "type");
+  wsb_json_cstring(&j, "ws");
   wsb_json_key(&j, "session");
   wsb_json_cstring(&j, id);
   wsb_json_key(&j, "client");
@@ -260,4 +267,62 @@ void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s) {
 
 void wsb_access_log_start(struct wsb_worker *w, const struct wsb_session *s) {
   log_session(w, s, true);
+}
+
+/* One line per plain HTTP request: SPEC.md's keys first, then the connection's. */
+void wsb_access_log_http(struct wsb_worker *w, const struct wsb_session *s,
+                         const struct wsb_http_log *e) {
+  if (w->access_log == NULL)
+    return;
+  char ts[64], id[17], client[INET6_ADDRSTRLEN] = "";
+  timestamp(ts, sizeof(ts));
+  snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
+  if (s->client_family != 0)
+    inet_ntop(s->client_family, s->client_addr, client, sizeof(client));
+  size_t cap = (e->path.len + 2 * HEADER_VALUE_MAX + WSB_NAME_MAX) * 6 + 1024;
+  char *line = malloc(cap);
+  if (line == NULL)
+    return;
+  struct wsb_json j;
+  wsb_json_init(&j, line, cap - 1);
+  wsb_json_object_begin(&j);
+  wsb_json_key(&j, "ts");
+  wsb_json_cstring(&j, ts);
+  wsb_json_key(&j, "type");
+  wsb_json_cstring(&j, "http");
+  wsb_json_key(&j, "session");
+  wsb_json_cstring(&j, id);
+  wsb_json_key(&j, "client");
+  wsb_json_cstring(&j, client);
+  wsb_json_key(&j, "method");
+  wsb_json_cstring(&j, e->method);
+  wsb_json_key(&j, "path");
+  wsb_json_string(&j, e->path.p, e->path.len);
+  wsb_json_key(&j, "status");
+  wsb_json_uint(&j, (uint64_t)e->status);
+  wsb_json_key(&j, "duration_ms");
+  wsb_json_uint(&j, e->duration_ms);
+  wsb_json_key(&j, "bytes_in");
+  wsb_json_uint(&j, e->bytes_in);
+  wsb_json_key(&j, "bytes_out");
+  wsb_json_uint(&j, e->bytes_out);
+  wsb_json_key(&j, "backend");
+  wsb_json_cstring(&j, e->backend_slot >= 0 ? w->table->backends[e->backend_slot].name : "");
+  wsb_json_key(&j, "host");
+  wsb_json_string(&j, e->host.p, wsb_log_cut(e->host.p, e->host.len, HEADER_VALUE_MAX));
+  wsb_json_key(&j, "user_agent");
+  wsb_json_string(&j, e->user_agent.p,
+                  wsb_log_cut(e->user_agent.p, e->user_agent.len, HEADER_VALUE_MAX));
+  wsb_json_key(&j, "tls_version");
+  wsb_json_cstring(&j, wsb__tls_leg_version(&s->client));
+  wsb_json_key(&j, "worker");
+  wsb_json_uint(&j, w->slot);
+  wsb_json_object_end(&j);
+  size_t n = wsb_json_finish(&j);
+  if (n == 0) {
+    free(line);
+    return;
+  }
+  line[n++] = '\n';
+  write_line(w, line, n);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "http_proxy.h"
 #include "log.h"
 #include "proxy_header.h"
 #include "relay.h"
@@ -19,19 +20,20 @@
 #define LINGER_MS          2000 /* after wsbal's own close the peers are drained this long */
 #define LINGER_MAX_BYTES   (16u << 20) /* and this much at most: a flood cannot hold a worker */
 
-static const char *const state_names[] = {"READ_REQUEST", "CONNECT_BACKEND", "RELAY",
-                                          "FAILOVER",     "CLOSING",         "CLOSED"};
+static const char *const state_names[] = {"READ_REQUEST", "CONNECT_BACKEND", "RELAY", "FAILOVER",
+                                          "HTTP",         "CLOSING",         "CLOSED"};
 _Static_assert(sizeof(state_names) / sizeof(state_names[0]) == S_COUNT, "a name per state");
 
 void wsb__session_set_state(struct wsb_session *s, enum wsb_session_state to) {
   static const bool allowed[S_COUNT][S_COUNT] = {
-      /* to:            READ   CONN   RELAY  FAIL   CLOSING CLOSED */
-      [S_READ_REQUEST] = {false, true, false, false, true, true},
-      [S_CONNECT_BACKEND] = {false, true, true, false, true, true},
-      [S_RELAY] = {false, false, false, true, true, true},
-      [S_FAILOVER] = {false, false, true, false, true, true},
-      [S_CLOSING] = {false, false, false, false, false, true},
-      [S_CLOSED] = {false, false, false, false, false, false},
+      /* to:            READ   CONN   RELAY  FAIL   HTTP   CLOSING CLOSED */
+      [S_READ_REQUEST] = {false, true, false, false, true, true, true},
+      [S_CONNECT_BACKEND] = {false, true, true, false, false, true, true},
+      [S_RELAY] = {false, false, false, true, false, true, true},
+      [S_FAILOVER] = {false, false, true, false, false, true, true},
+      [S_HTTP] = {true, false, false, false, false, true, true},
+      [S_CLOSING] = {false, false, false, false, false, false, true},
+      [S_CLOSED] = {false, false, false, false, false, false, false},
   };
   if (!allowed[s->state][to])
     wsb_fatal(70, "session %016llx: bad transition %s -> %s", (unsigned long long)s->id,
@@ -90,6 +92,20 @@ void wsb__session_free_handshake(struct wsb_session *s) {
   s->hs = NULL;
 }
 
+int wsb__session_new_request(struct wsb_session *s) {
+  if (s->hs == NULL && (s->hs = calloc(1, sizeof(*s->hs))) == NULL)
+    return UV_ENOMEM;
+  struct wsb_handshake *hs = s->hs;
+  hs->prefer = -1;
+  size_t max_head = (size_t)s->w->table->settings.max_header_bytes;
+  hs->req_cap = max_head < HEAD_BUFFER_START ? max_head + 1 : HEAD_BUFFER_START;
+  hs->req_buf = malloc(hs->req_cap);
+  if (hs->req_buf == NULL)
+    return UV_ENOMEM;
+  wsb_http_head_init(&hs->req, false, max_head);
+  return 0;
+}
+
 void wsb__session_note_close(struct wsb_session *s, uint16_t code, const void *reason, size_t len) {
   if (s->close_code != 0)
     return;
@@ -126,6 +142,7 @@ bool wsb__session_unref(struct wsb_session *s) {
   free(s->protocol);
   free(s->close_reason);
   wsb__session_free_handshake(s);
+  wsb__http_free(s);
   free(s);
   return true;
 }
@@ -458,15 +475,13 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
       return;
     }
   }
-  size_t max_head = (size_t)w->table->settings.max_header_bytes;
-  hs->req_cap = max_head < HEAD_BUFFER_START ? max_head + 1 : HEAD_BUFFER_START;
-  hs->req_buf = malloc(hs->req_cap);
-  int rc = hs->req_buf != NULL ? wsb__proxy_header_expect(s) : UV_ENOMEM;
+  int rc = wsb__session_new_request(s);
+  if (rc == 0)
+    rc = wsb__proxy_header_expect(s);
   if (rc != 0) {
     wsb__session_close(s, rc);
     return;
   }
-  wsb_http_head_init(&hs->req, false, max_head);
   /* One deadline for the PROXY header, the TLS handshake and the request head together. */
   wsb__session_timer_start(s, w->table->settings.handshake_timeout_ms);
   rc = wsb__leg_start_reading(&s->client);

@@ -8,6 +8,8 @@
  *   commands.c, worker.c      the worker: accepts, stops, carries out the master's commands
  *   states.c                  the state table: which module handles what in each state
  *   failover.c                moving a session to a new backend (uses upgrade.c and relay.c)
+ *   http_proxy.c              a plain HTTP request and its answer (uses upgrade.c's connector
+ *                             helpers), then the next request on the connection
  *   upgrade.c   relay.c       the handshake and backend connector; frames between the legs
  *   session.c leg.c replay.c  the core: life and close, the legs' I/O, the replay window,
  *   tls_leg.c tls_worker.c    and TLS under a leg's bytes
@@ -45,6 +47,7 @@ enum wsb_session_state {
   S_CONNECT_BACKEND,
   S_RELAY,
   S_FAILOVER,
+  S_HTTP, /* a plain HTTP request and its answer (http_proxy.c) */
   S_CLOSING,
   S_CLOSED,
   S_COUNT
@@ -102,7 +105,10 @@ struct wsb_session {
   /* Bytes at the start of the path its route's strip_path removes, on every connect. */
   uint16_t path_strip;
   struct wsb_handshake *hs;
-  char *head; /* the client's request head, to upgrade again on a failover */
+  struct wsb_http_exchange *hx; /* the plain HTTP request under way (S_HTTP), else NULL */
+  bool http_served;             /* the connection carried a plain HTTP request: it may then
+                                   close idle between requests without anything being wrong */
+  char *head;                   /* the client's request head, to upgrade again on a failover */
   uint32_t head_len;
   char *protocol;          /* the subprotocol the client has, which a new backend must choose */
   struct wsb_buf replay;   /* client data frames the backend has not answered yet, and during a
@@ -216,6 +222,9 @@ bool wsb__session_unref(struct wsb_session *s);
 /* The close callback of every handle of a session. */
 void wsb__session_handle_closed(uv_handle_t *h);
 void wsb__session_free_handshake(struct wsb_session *s);
+/* Prepares s->hs (allocated when NULL) to read a request head from its start; the caller starts
+   the handshake timer and reading. Returns 0 or UV_ENOMEM. */
+int wsb__session_new_request(struct wsb_session *s);
 void wsb__session_hold_backend(struct wsb_session *s, int slot);
 void wsb__session_release_backend(struct wsb_session *s);
 /* Adds the backend now serving the session to the list the access log shows. */

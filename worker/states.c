@@ -1,5 +1,6 @@
 /* The session's state table: what each state does with each event, and which module does it. */
 #include "failover.h"
+#include "http_proxy.h"
 #include "leg.h"
 #include "relay.h"
 #include "session.h"
@@ -43,6 +44,13 @@ const struct wsb_session_ops wsb__session_states[S_COUNT] = {
             .on_writable = wsb__failover_client_writable,
             .on_backend_ready = wsb__failover_done,
             .on_backend_none = wsb__failover_no_backend,
+        },
+    /* A plain HTTP request and its answer; then READ_REQUEST again for the next request. */
+    [S_HTTP] =
+        {
+            .client = {wsb__http_client_read, wsb__http_client_eof},
+            .backend = {wsb__http_backend_read, wsb__http_backend_eof},
+            .on_timer = wsb__http_timer,
         },
     /* Waiting for the answer to a close frame: the relay goes on until it comes. */
     [S_CLOSING] =

@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "hash_key.h"
+#include "http_proxy.h"
 #include "leg.h"
 #include "log.h"
 #include "proxy.h"
@@ -162,6 +163,11 @@ static void on_request(struct wsb_session *s, size_t head_len) {
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   hs->request_ns = uv_hrtime();
   int status = wsb_handshake_check_request(&hs->req, &hs->upgrade);
+  if (status == 426 && cfg->http == WSB_HTTP_PROXY &&
+      !wsb_http_has_token(&hs->req, "Upgrade", "websocket")) {
+    wsb__http_begin(s, head_len); /* not an upgrade at all: plain HTTP */
+    return;
+  }
   if (status != 0) {
     reply_error(s, status, WSB_HS_BAD_REQUEST,
                 status == 426   ? "not a WebSocket upgrade, or not version 13"
@@ -217,6 +223,10 @@ static void on_request(struct wsb_session *s, size_t head_len) {
    sent nothing (a TCP health check, a port scan) is not logged, as HAProxy's dontlognull does;
    one in the middle of its TLS handshake is, by the TLS leg. */
 void wsb__upgrade_request_eof(struct wsb_leg *l, int status) {
+  if (l->s->http_served && l->s->hs->req_len == 0) {
+    wsb__session_close(l->s, 0); /* an idle keep-alive connection, closed between requests */
+    return;
+  }
   count_handshake(l->s, WSB_HS_BAD_REQUEST);
   if (l->s->hs->req_len > 0 && !wsb__tls_leg_handshaking(l))
     log_rejected(l->s, 0, WSB_HS_BAD_REQUEST, status == UV_EOF ? NULL : wsb_strerror(status),
@@ -620,7 +630,10 @@ void wsb__upgrade_response_read(struct wsb_leg *l, const uint8_t *data, size_t n
 }
 
 void wsb__upgrade_timeout(struct wsb_session *s) {
-  if (s->state == S_READ_REQUEST) {
+  if (s->state == S_READ_REQUEST && s->http_served && s->hs->req_len == 0) {
+    s->closed_by = BY_WSBAL; /* keep-alive between plain requests: idle as long as a head may be */
+    wsb__session_close(s, 0);
+  } else if (s->state == S_READ_REQUEST) {
     /* SPEC.md: a request too slow to arrive gets its connection closed, no answer. */
     count_handshake(s, WSB_HS_TIMEOUT);
     if (wsb__proxy_header_waiting(&s->client))

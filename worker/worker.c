@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "control.h"
+#include "http_proxy.h"
 #include "errors.h"
 #include "log.h"
 #include "tls_worker.h"
@@ -232,6 +233,7 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   if (uv_loop_close(&w->loop) != 0)
     wsb_log_error("event loop closed with handles still open");
   wsb_select_release(w);
+  wsb_http_pool_free(w);
   wsb_tls_worker_free(w);
   free(w->table);
   free(w);

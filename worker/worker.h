@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "frame.h"
+#include "http.h"
 #include "list.h"
 #include "log.h"
 #include "log_limit.h"
@@ -45,13 +46,14 @@ struct wsb_worker {
   struct wsb_log_file *access_log;                /* NULL when off */
   struct wsb_log_limit log_limits[WSB_LOG_KINDS]; /* log_rate_limit's buckets (log_event.c) */
   char access_path[WSB_PATH_MAX];
-  bool draining;              /* no longer accepting; exits when the last session ends */
-  bool closing;               /* every handle of the worker is closing */
-  uint64_t next_session;      /* sequence for session ids */
-  uint64_t rng;               /* xorshift state: tie-breaks and masking keys */
-  uint64_t unix_offset_ms;    /* wall clock minus loop time at start: stable start times */
-  struct wsb_tls_worker *tls; /* TLS contexts and buffers (tls_worker.c) */
-  struct wsb_list sessions;   /* every live session (link), newest first: stop, admin API */
+  bool draining;                   /* no longer accepting; exits when the last session ends */
+  bool closing;                    /* every handle of the worker is closing */
+  uint64_t next_session;           /* sequence for session ids */
+  uint64_t rng;                    /* xorshift state: tie-breaks and masking keys */
+  uint64_t unix_offset_ms;         /* wall clock minus loop time at start: stable start times */
+  struct wsb_tls_worker *tls;      /* TLS contexts and buffers (tls_worker.c) */
+  struct wsb_http_pool *http_pool; /* idle plain HTTP backend connections (http_proxy.c) */
+  struct wsb_list sessions;        /* every live session (link), newest first: stop, admin API */
   /* Failover replay windows (failover.c): bytes allocated to them all, and the sessions that
      hold one (window_link), oldest first, for failover_buffer_total. */
   uint64_t replay_bytes;
@@ -102,6 +104,19 @@ int wsb_access_log_reopen(struct wsb_worker *w);
 /* Lets go of the open log file; it closes once its last pending write is done. */
 void wsb_access_log_close(struct wsb_worker *w);
 void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s);
+
+/* One plain HTTP request, for its access log line. */
+struct wsb_http_log {
+  const char *method;
+  struct wsb_slice path, host, user_agent;
+  int status; /* 499: the client left before its answer was complete */
+  uint64_t duration_ms;
+  uint64_t bytes_in; /* request body bytes, as framed on the wire */
+  uint64_t bytes_out;
+  int backend_slot; /* -1: none (wsbal answered itself) */
+};
+void wsb_access_log_http(struct wsb_worker *w, const struct wsb_session *s,
+                         const struct wsb_http_log *e);
 
 /* The access log's line when a session has its 101 (access_log_start). */
 void wsb_access_log_start(struct wsb_worker *w, const struct wsb_session *s);

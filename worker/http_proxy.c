@@ -1,0 +1,711 @@
+/* Plain HTTP: one request to a backend and its answer back, streamed, then the next request. */
+#include "http_proxy.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "hash_key.h"
+#include "http1.h"
+#include "leg.h"
+#include "log.h"
+#include "proxy.h"
+#include "proxy_header.h"
+#include "session.h"
+#include "tls_leg.h"
+#include "upgrade.h"
+
+#define RESPONSE_HEAD_MAX (16 * 1024) /* a backend's answer head may be this large */
+
+/*
+ * One request and its answer. The request head stays in the session's handshake state (hs),
+ * which a retry sends again; the client's bytes behind the head wait in the client leg's
+ * pending buffer while no backend takes them, and so does a pipelined next request.
+ */
+struct wsb_http_exchange {
+  struct wsb_http1_request req;
+  struct wsb_http_head resp;
+  struct wsb_body resp_body;
+  char *resp_buf; /* the answer's head, until it is whole */
+  size_t resp_len;
+  struct wsb_slot_set tried;
+  uv_connect_t connect;
+  uint64_t started_ns; /* the request head was read whole */
+  uint64_t bytes_in;   /* request body bytes sent on */
+  uint64_t bytes_out;  /* answer bytes (head included) written to the client */
+  unsigned attempts;
+  uint16_t status;   /* of the answer the client got; 0 before */
+  uint8_t method;    /* enum llhttp_method */
+  bool head_sent;    /* the request head went to the current backend */
+  bool answered;     /* a byte of the final answer went to the client */
+  bool resp_started; /* a byte of an answer came from the current backend */
+  bool reusable;     /* the backend connection may carry another request afterwards */
+  bool dechunk;      /* an HTTP/1.0 client reads a chunked answer's payload until the close */
+  bool close_client; /* the client connection ends with this answer */
+  bool ending;       /* the answer is complete: waiting for the backend handle to close */
+  bool reused;       /* the backend connection came from the idle pool */
+  bool client_gone;  /* the client left first */
+};
+
+/* Idle connections to one backend slot, newest last. */
+struct pool_slot {
+  int *fds;
+  uint32_t n;
+  struct sockaddr_storage addr; /* whom they are connected to: a slot may change its backend */
+};
+
+struct wsb_http_pool {
+  struct pool_slot slots[WSB_SHM_MAX_BACKENDS];
+};
+
+static void pool_flush(struct pool_slot *p) {
+  for (uint32_t i = 0; i < p->n; i++)
+    close(p->fds[i]);
+  p->n = 0;
+}
+
+void wsb_http_pool_free(struct wsb_worker *w) {
+  if (w->http_pool == NULL)
+    return;
+  for (size_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++) {
+    pool_flush(&w->http_pool->slots[i]);
+    free(w->http_pool->slots[i].fds);
+  }
+  free(w->http_pool);
+  w->http_pool = NULL;
+}
+
+/* A connection the backend has not closed, reset or written to while idle: a peek finds
+   nothing to read yet. */
+static bool still_idle(int fd) {
+  char c;
+  ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* The newest idle connection to slot that is still good, or -1. */
+static int pool_take(struct wsb_worker *w, int slot) {
+  if (w->http_pool == NULL)
+    return -1;
+  struct pool_slot *p = &w->http_pool->slots[slot];
+  const struct wsb_shm_backend *b = &w->table->backends[slot];
+  if (p->n > 0 && memcmp(&p->addr, &b->addr, b->addr_len) != 0)
+    pool_flush(p); /* the slot now names another address */
+  while (p->n > 0) {
+    int fd = p->fds[--p->n];
+    if (still_idle(fd))
+      return fd;
+    close(fd);
+  }
+  return -1;
+}
+
+/* Keeps a duplicate of the backend connection's socket for the next request to slot; past
+   http_keepalive the oldest one goes. */
+static void pool_put(struct wsb_worker *w, int slot, uv_os_fd_t fd) {
+  uint32_t max = w->table->settings.http_keepalive;
+  if (max == 0)
+    return;
+  if (w->http_pool == NULL && (w->http_pool = calloc(1, sizeof(*w->http_pool))) == NULL)
+    return;
+  struct pool_slot *p = &w->http_pool->slots[slot];
+  const struct wsb_shm_backend *b = &w->table->backends[slot];
+  if (p->n > 0 && memcmp(&p->addr, &b->addr, b->addr_len) != 0)
+    pool_flush(p);
+  if (p->fds == NULL || p->n > max) {
+    int *fds = realloc(p->fds, sizeof(*fds) * (max + 1));
+    if (fds == NULL)
+      return;
+    p->fds = fds;
+    while (p->n > max)
+      close(p->fds[--p->n]);
+  }
+  int dup_fd = dup(fd);
+  if (dup_fd < 0)
+    return;
+  if (p->n == max) {
+    close(p->fds[0]);
+    memmove(p->fds, p->fds + 1, sizeof(*p->fds) * (p->n - 1));
+    p->n--;
+  }
+  memcpy(&p->addr, &b->addr, b->addr_len);
+  p->fds[p->n++] = dup_fd;
+}
+
+/* wsbal_http_requests_total and wsbal_http_request_seconds, and the access log line. */
+static void account(struct wsb_session *s, int status) {
+  static const uint64_t bounds[] = WSB_HTTP_BUCKET_US;
+  struct wsb_http_exchange *hx = s->hx;
+  struct wsb_handshake *hs = s->hs;
+  struct wsb_shm_worker *stats = s->w->stats;
+  uint64_t took_us = (uv_hrtime() - hx->started_ns) / 1000;
+  if (status >= 100 && status <= 599) {
+    wsb_shm_add(&stats->http_requests[status / 100], 1);
+    wsb_shm_observe(stats->http_buckets, bounds, WSB_HTTP_BUCKETS, &stats->http_us,
+                    &stats->http_count, took_us);
+  }
+  if (s->w->access_log == NULL)
+    return;
+  const struct wsb_header *host = wsb_http_find(&hs->req, "Host", NULL);
+  const struct wsb_header *ua = wsb_http_find(&hs->req, "User-Agent", NULL);
+  struct wsb_http_log e = {
+      .method = llhttp_method_name((llhttp_method_t)hx->method),
+      .path = hs->req.url,
+      .status = status,
+      .duration_ms = took_us / 1000,
+      .bytes_in = hx->bytes_in,
+      .bytes_out = hx->bytes_out,
+      .backend_slot = s->backend_slot,
+      .host = {"", 0},
+      .user_agent = {"", 0},
+  };
+  if (host != NULL)
+    e.host = host->value;
+  if (ua != NULL)
+    e.user_agent = ua->value;
+  wsb_access_log_http(s->w, s, &e);
+}
+
+/* Ends the connection after wsbal's own answer (an error status), once it is written. */
+static void answer_error(struct wsb_session *s, int status) {
+  struct wsb_http_exchange *hx = s->hx;
+  if (hx->answered) {
+    wsb__session_close(s, WSB_EHTTP); /* part of an answer went out: only a cut can tell */
+    return;
+  }
+  char buf[512];
+  size_t n = wsb_http_error_response(buf, sizeof(buf), status,
+                                     status == 503 ? "Retry-After: 5\r\n" : NULL);
+  hx->answered = true;
+  hx->status = (uint16_t)status;
+  hx->bytes_out += n;
+  account(s, status);
+  wsb__session_release_backend(s);
+  uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+  if (n == 0 || wsb__leg_write(&s->client, &b, 1) != 0) {
+    wsb__session_close(s, WSB_EHTTP);
+    return;
+  }
+  s->closed_by = BY_WSBAL;
+  wsb__session_finish(s);
+}
+
+/* Keeps client bytes no backend takes yet (the body before the backend is ready, a pipelined
+   next request); the client is not read again until they are used. */
+static void hold_client(struct wsb_session *s, const uint8_t *data, size_t len) {
+  struct wsb_leg *c = &s->client;
+  uint8_t *p = realloc(c->pending, c->pending_len + len);
+  if (p == NULL) {
+    wsb__session_close(s, UV_ENOMEM);
+    return;
+  }
+  memcpy(p + c->pending_len, data, len);
+  c->pending = p;
+  c->pending_len = c->pending_cap = c->pending_len + (uint32_t)len;
+  c->paused = false; /* not a backpressure pause: a drained queue must not resume it */
+  wsb__leg_stop_reading(c);
+}
+
+/* Client bytes while the request is under way: its body goes on to the backend, anything
+   after it waits. */
+static void client_data(struct wsb_session *s, const uint8_t *data, size_t len) {
+  struct wsb_http_exchange *hx = s->hx;
+  if (!hx->head_sent || hx->ending || hx->req.body.done) {
+    hold_client(s, data, len);
+    return;
+  }
+  ssize_t n = wsb_body_feed(&hx->req.body, (const char *)data, len);
+  if (n < 0) {
+    answer_error(s, n == WSB_EBODY_TOO_LARGE ? 413 : 400);
+    return;
+  }
+  hx->bytes_in += (uint64_t)n;
+  uv_buf_t b = wsb_write_buf(data, (size_t)n);
+  int rc = wsb__leg_write(&s->backend, &b, 1);
+  if (rc != 0) {
+    wsb__session_close(s, rc);
+    return;
+  }
+  if ((size_t)n < len)
+    hold_client(s, data + n, len - (size_t)n);
+}
+
+/* What the client sent while no backend could take it, passed on now. */
+static void client_pending(struct wsb_session *s) {
+  struct wsb_leg *c = &s->client;
+  uint8_t *p = c->pending;
+  uint32_t len = c->pending_len;
+  if (p == NULL)
+    return;
+  c->pending = NULL;
+  c->pending_len = c->pending_cap = 0;
+  client_data(s, p, len);
+  free(p);
+}
+
+void wsb__http_client_read(struct wsb_leg *l, const uint8_t *data, size_t len) {
+  client_data(l->s, data, len);
+}
+
+/* The client left, or its connection broke: the exchange ends with it. */
+void wsb__http_client_eof(struct wsb_leg *l, int status) {
+  struct wsb_session *s = l->s;
+  s->closed_by = BY_CLIENT;
+  if (!s->hx->ending)
+    account(s, 499);
+  wsb__session_close(s, status);
+}
+
+static void connect_next(struct wsb_session *s);
+static void next_request(struct wsb_session *s);
+
+/* The backend handle closed: a retry connects to the next backend, a finished exchange
+   reads the next request. */
+static void on_backend_closed(uv_handle_t *h) {
+  struct wsb_session *s = h->data;
+  if (wsb__session_unref(s) || s->state == S_CLOSED)
+    return;
+  if (s->hx->ending)
+    next_request(s);
+  else
+    connect_next(s);
+}
+
+static void close_backend(struct wsb_session *s) {
+  s->backend.open = false;
+  s->backend.reading = false;
+  uv_close((uv_handle_t *)&s->backend.tcp, on_backend_closed);
+}
+
+/* GET, HEAD and OPTIONS may go to another backend once sent, if no byte of an answer came. */
+static bool idempotent(uint8_t method) {
+  return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS;
+}
+
+/*
+ * The current backend failed the request (refused, timed out, reset, a broken answer). A
+ * request none of whose bytes it got, or an idempotent one without a body and without a byte
+ * of answer yet, goes to the next backend; any other gets 502.
+ */
+static void backend_failed(struct wsb_session *s, int reason) {
+  struct wsb_http_exchange *hx = s->hx;
+  assert(wsb__slot_valid(s->backend_slot));
+  const struct wsb_shm_backend *b = &s->w->table->backends[s->backend_slot];
+  wsb_breaker_failure(s->w, (uint32_t)s->backend_slot);
+  wsb_log_warn("session %016llx: backend %s failed an HTTP request: %s", (unsigned long long)s->id,
+               b->name, wsb_strerror(reason));
+  bool again = !hx->head_sent || (idempotent(hx->method) && hx->req.body.data == 0 &&
+                                  hx->bytes_in == 0 && !hx->resp_started);
+  s->reason = reason;
+  if (!again || hx->answered) {
+    answer_error(s, reason == UV_ETIMEDOUT && hx->head_sent ? 504 : 502);
+    return;
+  }
+  wsb__session_release_backend(s);
+  uv_timer_stop(&s->timer);
+  close_backend(s);
+}
+
+static void send_request(struct wsb_session *s) {
+  struct wsb_http_exchange *hx = s->hx;
+  struct wsb_handshake *hs = s->hs;
+  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  const char *method = llhttp_method_name((llhttp_method_t)hx->method);
+  struct wsb_proxy_request pr = {
+      .client = &hs->req,
+      .upgrade = &hs->upgrade,
+      .backend = &s->w->table->backends[s->backend_slot].url,
+      .client_ip = hs->peer_ip,
+      .client_tls = s->client.tls != NULL,
+      .preserve_host = cfg->preserve_host,
+      .trust_forwarded = wsb_cidr_set_has(&cfg->trust_forwarded, s->peer_family, s->peer_addr),
+      .block_headers = cfg->block_headers,
+      .reconnect_header = cfg->reconnect_header,
+      .method = {method, strlen(method)},
+      .body = &hx->req.body,
+  };
+  size_t cap = hs->head_len * 2 + 2048 + WSB_PATH_MAX;
+  char *out = malloc(cap);
+  if (out == NULL) {
+    wsb__session_close(s, UV_ENOMEM);
+    return;
+  }
+  ssize_t n = wsb_proxy_request_write(out, cap, &pr);
+  int rc = (int)n;
+  if (n > 0) {
+    uv_buf_t b = uv_buf_init(out, (unsigned)n);
+    rc = wsb__leg_write(&s->backend, &b, 1);
+  }
+  free(out);
+  if (rc < 0) {
+    backend_failed(s, rc);
+    return;
+  }
+  hx->head_sent = true;
+  wsb__session_timer_start(s, cfg->http_timeout_ms);
+  /* wsbal takes the body itself, so it says go on once a backend is there to stream it to. */
+  if (hx->req.expect_continue && !hx->req.body.done && !hx->answered) {
+    static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    uv_buf_t b = wsb_write_buf(go_on, sizeof(go_on) - 1);
+    if ((rc = wsb__leg_write(&s->client, &b, 1)) != 0) {
+      wsb__session_close(s, rc);
+      return;
+    }
+  }
+  client_pending(s);
+  if (s->state == S_HTTP && !hx->req.body.done && s->client.pending == NULL &&
+      (rc = wsb__leg_start_reading(&s->client)) != 0)
+    wsb__session_close(s, rc);
+}
+
+static void on_backend_connected(uv_connect_t *req, int status) {
+  struct wsb_session *s = req->handle->data;
+  if (s->state == S_CLOSED || !s->backend.open)
+    return;
+  if (status < 0) {
+    backend_failed(s, status);
+    return;
+  }
+  uv_tcp_nodelay(&s->backend.tcp, 1);
+  int rc = wsb__proxy_header_send(s);
+  if (rc == 0 && s->w->table->backends[s->backend_slot].url.tls)
+    rc = wsb__tls_leg_connect(&s->backend);
+  if (rc != 0) {
+    backend_failed(s, rc);
+    return;
+  }
+  send_request(s);
+}
+
+/* Opens the backend leg on an idle connection of the pool, or connects anew. */
+static void connect_next(struct wsb_session *s) {
+  struct wsb_worker *w = s->w;
+  struct wsb_http_exchange *hx = s->hx;
+  struct wsb_handshake *hs = s->hs;
+  struct wsb_hash_key_source key = {&hs->req, hs->upgrade.path, hs->client_ip};
+  int slot = wsb_select_backend(w, &key, &hx->tried);
+  if (slot < 0) {
+    answer_error(s, hx->attempts > 0 ? 502 : 503);
+    return;
+  }
+  wsb_slot_set_add(&hx->tried, (uint32_t)slot);
+  hx->attempts++;
+  hx->head_sent = hx->resp_started = false;
+  hx->resp_len = 0;
+  wsb__session_hold_backend(s, slot);
+  wsb__leg_reset(&s->backend);
+  uv_tcp_init(&w->loop, &s->backend.tcp);
+  s->backend.tcp.data = s;
+  s->backend.open = true;
+  s->handles++;
+  wsb_http_head_init(&hx->resp, true, RESPONSE_HEAD_MAX);
+  const struct wsb_shm_backend *b = &w->table->backends[slot];
+  int fd = b->url.tls ? -1 : pool_take(w, slot);
+  hx->reused = fd >= 0;
+  if (hx->reused) {
+    int rc = uv_tcp_open(&s->backend.tcp, fd);
+    if (rc == 0)
+      rc = wsb__leg_start_reading(&s->backend);
+    if (rc != 0) {
+      if (uv_fileno((uv_handle_t *)&s->backend.tcp, &(uv_os_fd_t){0}) != 0)
+        close(fd); /* the handle never took it */
+      backend_failed(s, rc);
+      return;
+    }
+    send_request(s);
+    return;
+  }
+  wsb__session_timer_start(s, w->table->settings.connect_timeout_ms);
+  int rc = uv_tcp_connect(&hx->connect, &s->backend.tcp, (const struct sockaddr *)&b->addr,
+                          on_backend_connected);
+  if (rc == 0)
+    rc = wsb__leg_start_reading(&s->backend);
+  if (rc != 0)
+    backend_failed(s, rc);
+}
+
+void wsb__http_begin(struct wsb_session *s, size_t head_len) {
+  struct wsb_handshake *hs = s->hs;
+  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  struct wsb_http_exchange *hx = calloc(1, sizeof(*hx));
+  if (hx == NULL || (hx->resp_buf = malloc(RESPONSE_HEAD_MAX)) == NULL) {
+    free(hx);
+    wsb__session_close(s, UV_ENOMEM);
+    return;
+  }
+  s->hx = hx;
+  s->http_served = true;
+  hx->started_ns = hs->request_ns;
+  hx->method = hs->req.method;
+  wsb__session_set_state(s, S_HTTP);
+  hs->head_len = head_len;
+  wsb__upgrade_find_client_ip(s);
+  /* What followed the head (a body, a pipelined request) waits until a backend is there. */
+  if (hs->req_len > head_len)
+    hold_client(s, (const uint8_t *)hs->req_buf + head_len, hs->req_len - head_len);
+  else
+    wsb__leg_stop_reading(&s->client);
+  if (s->state == S_CLOSED)
+    return;
+  int status = wsb_http1_check_request(&hs->req, cfg->max_body_bytes, &hs->upgrade, &hx->req);
+  if (status == 0 && !wsb_proxy_path_allowed(cfg->path, hs->upgrade.path))
+    status = 404;
+  if (status == 0 && hx->req.body.kind == WSB_BODY_LENGTH && cfg->max_body_bytes > 0 &&
+      hx->req.body.left > cfg->max_body_bytes)
+    status = 413;
+  if (status != 0) {
+    answer_error(s, status);
+    return;
+  }
+  connect_next(s);
+}
+
+/* The answer is complete: the backend connection goes back to the pool or closes, then the
+   client's next request is read, or its connection ends. */
+static void exchange_done(struct wsb_session *s) {
+  struct wsb_http_exchange *hx = s->hx;
+  account(s, hx->status);
+  uv_timer_stop(&s->timer);
+  hx->ending = true;
+  int slot = s->backend_slot;
+  wsb__session_release_backend(s);
+  if (hx->close_client) {
+    s->closed_by = BY_WSBAL;
+    wsb__session_finish(s);
+    return;
+  }
+  if (!s->backend.open) {
+    next_request(s);
+    return;
+  }
+  uv_os_fd_t fd;
+  if (hx->reusable && s->backend.tls == NULL && s->backend.queued == 0 && wsb__slot_valid(slot) &&
+      uv_fileno((uv_handle_t *)&s->backend.tcp, &fd) == 0)
+    pool_put(s->w, slot, fd);
+  wsb__leg_stop_reading(&s->backend);
+  close_backend(s);
+}
+
+/* Answer bytes after the head: passed on as they are, or without the chunked framing for an
+   HTTP/1.0 client. */
+static void response_body(struct wsb_session *s, const char *data, size_t len) {
+  struct wsb_http_exchange *hx = s->hx;
+  size_t used = 0;
+  uv_buf_t bufs[16];
+  unsigned n = 0;
+  int rc = 0;
+  while (used < len && !hx->resp_body.done) {
+    bool payload;
+    ssize_t step = wsb_body_step(&hx->resp_body, data + used, len - used, &payload);
+    if (step < 0) {
+      wsb__session_close(s, (int)step); /* a broken chunked answer: only a cut can tell */
+      return;
+    }
+    if (step == 0)
+      break;
+    if (payload || !hx->dechunk) {
+      if (n > 0 && bufs[n - 1].base + bufs[n - 1].len == data + used)
+        bufs[n - 1].len += (size_t)step;
+      else
+        bufs[n++] = wsb_write_buf(data + used, (size_t)step);
+      hx->bytes_out += (uint64_t)step;
+    }
+    used += (size_t)step;
+    if (n == sizeof(bufs) / sizeof(bufs[0])) {
+      rc = wsb__leg_write(&s->client, bufs, n);
+      n = 0;
+      if (rc != 0)
+        break;
+    }
+  }
+  if (rc == 0 && n > 0)
+    rc = wsb__leg_write(&s->client, bufs, n);
+  if (rc != 0) {
+    wsb__session_close(s, rc);
+    return;
+  }
+  if (!hx->resp_body.done)
+    return;
+  if (used < len)
+    hx->reusable = false; /* the backend said more than its answer: its next bytes are suspect */
+  exchange_done(s);
+}
+
+static void backend_bytes(struct wsb_session *s, const char *data, size_t len);
+
+/* The answer's head is whole (head_len bytes of resp_buf): a 1xx goes to the client (an
+   HTTP/1.1 one) and the next head is read from what followed it; a final one is checked and
+   passed on, and what followed it is the body. */
+static void response_head(struct wsb_session *s, size_t head_len) {
+  struct wsb_http_exchange *hx = s->hx;
+  struct wsb_http_head *h = &hx->resp;
+  bool reusable;
+  if (wsb_http1_check_response(h, hx->method, &hx->resp_body, &reusable) != 0) {
+    backend_failed(s, WSB_EHTTP);
+    return;
+  }
+  bool client_11 = s->hs->req.http_minor >= 1;
+  bool final = h->status >= 200;
+  if (final) {
+    wsb_breaker_success(s->w, (uint32_t)s->backend_slot);
+    hx->reusable = reusable;
+    hx->status = h->status;
+    hx->dechunk = !client_11 && hx->resp_body.kind == WSB_BODY_CHUNKED;
+    /* A request body the backend did not wait for would be read as the next request. */
+    hx->close_client = !hx->req.keep_alive || hx->resp_body.kind == WSB_BODY_CLOSE || hx->dechunk ||
+                       !hx->req.body.done;
+  }
+  char head[RESPONSE_HEAD_MAX + 256];
+  ssize_t n = wsb_http1_response_write(head, sizeof(head), h, &hx->resp_body, hx->dechunk,
+                                       final && hx->close_client);
+  if (n < 0) {
+    backend_failed(s, (int)n);
+    return;
+  }
+  int rc = 0;
+  if (final || client_11) {
+    uv_buf_t b = uv_buf_init(head, (unsigned)n);
+    rc = wsb__leg_write(&s->client, &b, 1);
+  }
+  if (rc != 0) {
+    wsb__session_close(s, rc);
+    return;
+  }
+  size_t rest = hx->resp_len - head_len;
+  if (final) {
+    hx->answered = true;
+    hx->bytes_out += (uint64_t)n;
+    hx->resp_len = head_len;
+    if (rest > 0 || hx->resp_body.done)
+      response_body(s, hx->resp_buf + head_len, rest);
+    return;
+  }
+  /* The final head follows the 1xx: read it from the start of the buffer. */
+  memmove(hx->resp_buf, hx->resp_buf + head_len, rest);
+  hx->resp_len = 0;
+  wsb_http_head_init(h, true, RESPONSE_HEAD_MAX);
+  backend_bytes(s, hx->resp_buf, rest);
+}
+
+/* Bytes of the answer: its head gathers in resp_buf, contiguous as the head parser wants it;
+   the body passes on from where it was read. */
+static void backend_bytes(struct wsb_session *s, const char *data, size_t len) {
+  struct wsb_http_exchange *hx = s->hx;
+  while (len > 0 && s->state == S_HTTP && !hx->ending) {
+    if (hx->answered) {
+      response_body(s, data, len);
+      return;
+    }
+    size_t n = RESPONSE_HEAD_MAX - hx->resp_len;
+    if (n > len)
+      n = len;
+    if (data != hx->resp_buf + hx->resp_len)
+      memmove(hx->resp_buf + hx->resp_len, data, n);
+    size_t before = hx->resp_len;
+    hx->resp_len += n;
+    data += n;
+    len -= n;
+    ssize_t rc = wsb_http_feed(&hx->resp, hx->resp_buf + before, n);
+    if (rc == WSB_PARTIAL && hx->resp_len == RESPONSE_HEAD_MAX)
+      rc = WSB_EHEAD_TOO_LARGE;
+    if (rc == WSB_PARTIAL)
+      continue;
+    if (rc < 0) {
+      backend_failed(s, (int)rc);
+      return;
+    }
+    response_head(s, before + (size_t)rc);
+  }
+}
+
+void wsb__http_backend_read(struct wsb_leg *l, const uint8_t *data, size_t len) {
+  struct wsb_session *s = l->s;
+  if (s->hx->ending)
+    return; /* the answer is complete; what else comes is dropped with the connection */
+  s->hx->resp_started = true;
+  wsb__session_timer_start(s, s->w->table->settings.http_timeout_ms);
+  backend_bytes(s, (const char *)data, len);
+}
+
+void wsb__http_backend_eof(struct wsb_leg *l, int status) {
+  struct wsb_session *s = l->s;
+  struct wsb_http_exchange *hx = s->hx;
+  if (hx->ending)
+    return;
+  if (hx->answered && hx->resp_body.kind == WSB_BODY_CLOSE) {
+    hx->resp_body.done = true; /* the close is the answer's end */
+    wsb__leg_lose(&s->backend);
+    exchange_done(s);
+    return;
+  }
+  if (hx->answered) {
+    s->closed_by = BY_BACKEND;
+    wsb__session_close(s, status == UV_EOF ? UV_ECONNRESET : status); /* cut short */
+    return;
+  }
+  backend_failed(s, status == UV_EOF ? UV_ECONNRESET : status);
+}
+
+void wsb__http_timer(struct wsb_session *s) {
+  struct wsb_http_exchange *hx = s->hx;
+  if (!hx->head_sent) {
+    backend_failed(s, UV_ETIMEDOUT); /* the connect took too long */
+    return;
+  }
+  if (!hx->req.body.done && !hx->resp_started) {
+    answer_error(s, 408); /* the client stopped sending its body */
+    return;
+  }
+  wsb_log_warn("session %016llx: backend %s: no answer within http_timeout",
+               (unsigned long long)s->id, s->w->table->backends[s->backend_slot].name);
+  answer_error(s, 504);
+}
+
+/* The previous exchange is over and the client connection stays: back to reading a head,
+   starting with what the client already sent behind the last request. */
+static void next_request(struct wsb_session *s) {
+  wsb__http_free(s);
+  wsb__session_free_handshake(s);
+  int rc = wsb__session_new_request(s);
+  if (rc != 0) {
+    wsb__session_close(s, rc);
+    return;
+  }
+  wsb__session_set_state(s, S_READ_REQUEST);
+  wsb__session_timer_start(s, s->w->table->settings.handshake_timeout_ms);
+  if ((rc = wsb__leg_start_reading(&s->client)) != 0) {
+    wsb__session_close(s, rc);
+    return;
+  }
+  struct wsb_leg *c = &s->client;
+  if (c->pending == NULL)
+    return;
+  struct wsb_handshake *hs = s->hs;
+  if (c->pending_len > hs->req_cap) {
+    char *p = realloc(hs->req_buf, c->pending_len);
+    if (p == NULL) {
+      wsb__session_close(s, UV_ENOMEM);
+      return;
+    }
+    hs->req_buf = p;
+    hs->req_cap = c->pending_len;
+  }
+  uint32_t len = c->pending_len;
+  memcpy(hs->req_buf, c->pending, len);
+  free(c->pending);
+  c->pending = NULL;
+  c->pending_len = c->pending_cap = 0;
+  wsb__upgrade_request_read(c, (const uint8_t *)hs->req_buf, len);
+}
+
+void wsb__http_free(struct wsb_session *s) {
+  if (s->hx == NULL)
+    return;
+  free(s->hx->resp_buf);
+  free(s->hx);
+  s->hx = NULL;
+}

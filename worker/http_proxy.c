@@ -37,6 +37,7 @@ struct wsb_http_exchange {
   uint64_t started_ns; /* the request head was read whole */
   uint64_t bytes_in;   /* request body bytes sent on */
   uint64_t bytes_out;  /* answer bytes (head included) written to the client */
+  size_t stall_queued; /* the client's queue when the timer last found the backend paused */
   unsigned attempts;
   uint16_t status;   /* of the answer the client got; 0 before */
   uint8_t method;    /* enum llhttp_method */
@@ -170,11 +171,18 @@ static void account(struct wsb_session *s, int status) {
   wsb_access_log_http(s->w, s, &e);
 }
 
+/* The answer was cut short (the backend left, sent a broken body, or the client stopped
+   reading): only closing the connection can tell the client. */
+static void cut(struct wsb_session *s, int reason) {
+  account(s, s->hx->status);
+  wsb__session_close(s, reason);
+}
+
 /* Ends the connection after wsbal's own answer (an error status), once it is written. */
 static void answer_error(struct wsb_session *s, int status) {
   struct wsb_http_exchange *hx = s->hx;
   if (hx->answered) {
-    wsb__session_close(s, WSB_EHTTP); /* part of an answer went out: only a cut can tell */
+    cut(s, WSB_EHTTP); /* part of an answer went out */
     return;
   }
   char buf[512];
@@ -502,7 +510,7 @@ static void response_body(struct wsb_session *s, const char *data, size_t len) {
     bool payload;
     ssize_t step = wsb_body_step(&hx->resp_body, data + used, len - used, &payload);
     if (step < 0) {
-      wsb__session_close(s, (int)step); /* a broken chunked answer: only a cut can tell */
+      cut(s, (int)step); /* a broken chunked answer */
       return;
     }
     if (step == 0)
@@ -557,7 +565,7 @@ static void response_head(struct wsb_session *s, size_t head_len) {
     hx->dechunk = !client_11 && hx->resp_body.kind == WSB_BODY_CHUNKED;
     /* A request body the backend did not wait for would be read as the next request. */
     hx->close_client = !hx->req.keep_alive || hx->resp_body.kind == WSB_BODY_CLOSE || hx->dechunk ||
-                       !hx->req.body.done;
+                       !hx->req.body.done || s->w->draining;
   }
   char head[RESPONSE_HEAD_MAX + 256];
   ssize_t n = wsb_http1_response_write(head, sizeof(head), h, &hx->resp_body, hx->dechunk,
@@ -644,7 +652,7 @@ void wsb__http_backend_eof(struct wsb_leg *l, int status) {
   }
   if (hx->answered) {
     s->closed_by = BY_BACKEND;
-    wsb__session_close(s, status == UV_EOF ? UV_ECONNRESET : status); /* cut short */
+    cut(s, status == UV_EOF ? UV_ECONNRESET : status);
     return;
   }
   backend_failed(s, status == UV_EOF ? UV_ECONNRESET : status);
@@ -652,6 +660,18 @@ void wsb__http_backend_eof(struct wsb_leg *l, int status) {
 
 void wsb__http_timer(struct wsb_session *s) {
   struct wsb_http_exchange *hx = s->hx;
+  if (hx->answered && s->backend.paused) {
+    /* The backend waits for the client to read, which is no fault of the backend's; a client
+       that took nothing in a whole http_timeout is given up on, as nginx's send_timeout does. */
+    if (s->client.queued == hx->stall_queued) {
+      s->closed_by = BY_WSBAL;
+      cut(s, UV_ETIMEDOUT);
+      return;
+    }
+    hx->stall_queued = s->client.queued;
+    wsb__session_timer_start(s, s->w->table->settings.http_timeout_ms);
+    return;
+  }
   if (!hx->head_sent) {
     backend_failed(s, UV_ETIMEDOUT); /* the connect took too long */
     return;

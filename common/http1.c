@@ -7,6 +7,7 @@
 #include "errors.h"
 #include "text.h"
 #include "uri_path.h"
+#include "values.h"
 
 #define CL_MAX         ((uint64_t)1 << 62) /* larger Content-Length values are refused */
 #define CHUNK_DIGITS   15                  /* a chunk size stays below 2^60 */
@@ -74,6 +75,14 @@ static int transfer_encoding(const struct wsb_http_head *h) {
   return codings == 1 && chunked == 1 ? 0 : -2;
 }
 
+/* A body chunked, of a length n, or else of kind otherwise (none, or until the close). */
+static void set_framing(struct wsb_body *b, bool chunked, bool length, uint64_t n,
+                        enum wsb_body_kind otherwise) {
+  b->kind = (uint8_t)(chunked ? WSB_BODY_CHUNKED : length ? WSB_BODY_LENGTH : otherwise);
+  b->left = length ? n : 0;
+  b->done = (length && n == 0) || b->kind == WSB_BODY_NONE;
+}
+
 /* The request's body: a Content-Length, chunked, or none (RFC 9112 6.3 steps 3 to 7). */
 static int request_body(const struct wsb_http_head *h, struct wsb_body *b) {
   uint64_t n = 0;
@@ -85,16 +94,7 @@ static int request_body(const struct wsb_http_head *h, struct wsb_body *b) {
     return 400;
   if (te == -2)
     return 501;
-  if (te == 0) {
-    b->kind = WSB_BODY_CHUNKED;
-  } else if (cl == 0) {
-    b->kind = WSB_BODY_LENGTH;
-    b->left = n;
-    b->done = n == 0;
-  } else {
-    b->kind = WSB_BODY_NONE;
-    b->done = true;
-  }
+  set_framing(b, te == 0, cl == 0, n, WSB_BODY_NONE);
   return 0;
 }
 
@@ -169,16 +169,9 @@ int wsb_http1_check_response(const struct wsb_http_head *h, uint8_t method, stru
   int te = transfer_encoding(h);
   if ((te != 1 && cl != 1) || cl < 0 || te < 0 || (te == 0 && h->http_minor == 0))
     return WSB_EHTTP;
-  if (te == 0) {
-    b->kind = WSB_BODY_CHUNKED;
-  } else if (cl == 0) {
-    b->kind = WSB_BODY_LENGTH;
-    b->left = n;
-    b->done = n == 0;
-  } else {
-    b->kind = WSB_BODY_CLOSE;
+  set_framing(b, te == 0, cl == 0, n, WSB_BODY_CLOSE);
+  if (b->kind == WSB_BODY_CLOSE)
     *reusable = false;
-  }
   return 0;
 }
 
@@ -196,21 +189,20 @@ enum chunk_state {
   CH_END_LF,
 };
 
-static int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
+/* The one byte a state accepts, which leads to next. */
+static int expect_byte(struct wsb_body *b, unsigned char c, unsigned char want,
+                       enum chunk_state next) {
+  if (c != want)
+    return WSB_ECHUNKED;
+  b->state = (uint8_t)next;
+  return 0;
 }
 
 /* One byte of framing. Returns 0, or WSB_ECHUNKED. */
 static int chunk_byte(struct wsb_body *b, unsigned char c) {
   switch ((enum chunk_state)b->state) {
   case CH_SIZE: {
-    int v = hex_value((char)c);
+    int v = wsb_hex_digit(c);
     if (v >= 0 && b->digits < CHUNK_DIGITS) {
       b->left = b->left * 16 + (uint64_t)v;
       b->digits++;
@@ -223,10 +215,8 @@ static int chunk_byte(struct wsb_body *b, unsigned char c) {
     return 0;
   }
   case CH_EXT:
-    if (c == '\r') {
-      b->state = CH_SIZE_LF;
-      return 0;
-    }
+    if (c == '\r')
+      return expect_byte(b, c, '\r', CH_SIZE_LF);
     if ((c < 0x20 && c != '\t') || c == 0x7f || ++b->line > CHUNK_LINE_MAX)
       return WSB_ECHUNKED;
     return 0;
@@ -238,43 +228,28 @@ static int chunk_byte(struct wsb_body *b, unsigned char c) {
     b->state = b->left > 0 ? CH_DATA : CH_TRAILER_START;
     return 0;
   case CH_DATA_CR:
-    if (c != '\r')
-      return WSB_ECHUNKED;
-    b->state = CH_DATA_LF;
-    return 0;
+    return expect_byte(b, c, '\r', CH_DATA_LF);
   case CH_DATA_LF:
-    if (c != '\n')
-      return WSB_ECHUNKED;
-    b->state = CH_SIZE;
-    return 0;
+    return expect_byte(b, c, '\n', CH_SIZE);
   case CH_TRAILER_START:
     /* A space here would fold the line before; a colon, an empty name. */
-    if (c == '\r') {
-      b->state = CH_END_LF;
-      return 0;
-    }
+    if (c == '\r')
+      return expect_byte(b, c, '\r', CH_END_LF);
     if (c == ' ' || c == '\t' || c == ':' || c == '\n')
       return WSB_ECHUNKED;
     b->state = CH_TRAILER;
     return ++b->line > CHUNK_LINE_MAX ? WSB_ECHUNKED : 0;
   case CH_TRAILER:
-    if (c == '\r') {
-      b->state = CH_TRAILER_LF;
-      return 0;
-    }
+    if (c == '\r')
+      return expect_byte(b, c, '\r', CH_TRAILER_LF);
     if (c == '\n' || c == 0 || ++b->line > CHUNK_LINE_MAX)
       return WSB_ECHUNKED;
     return 0;
   case CH_TRAILER_LF:
-    if (c != '\n')
-      return WSB_ECHUNKED;
-    b->state = CH_TRAILER_START;
-    return 0;
+    return expect_byte(b, c, '\n', CH_TRAILER_START);
   case CH_END_LF:
-    if (c != '\n')
-      return WSB_ECHUNKED;
-    b->done = true;
-    return 0;
+    b->done = c == '\n';
+    return b->done ? 0 : WSB_ECHUNKED;
   default:
     return WSB_ECHUNKED;
   }

@@ -159,14 +159,48 @@ static void write_line(struct wsb_worker *w, char *line, size_t n) {
   lw->file->pending++;
 }
 
-/* The line's time stamp, UTC with milliseconds. */
-static void timestamp(char *ts, size_t cap) {
+/* Closes the object of line (allocated with one byte more than j holds) and writes it. */
+static void end_line(struct wsb_worker *w, struct wsb_json *j, char *line) {
+  wsb_json_object_end(j);
+  size_t n = wsb_json_finish(j);
+  if (n == 0) {
+    free(line);
+    return;
+  }
+  line[n++] = '\n';
+  write_line(w, line, n);
+}
+
+/*
+ * A line of cap bytes (NULL without memory) whose object j has begun with what every line
+ * starts with: ts (now, UTC with milliseconds), type, session and client (the real client).
+ */
+static char *begin_line(const struct wsb_session *s, size_t cap, const char *type,
+                        struct wsb_json *j) {
+  char ts[64], id[17], client[INET6_ADDRSTRLEN] = "";
   struct timeval tv;
   struct tm tm;
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
-  snprintf(ts, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+  snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+  snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
+  if (s->client_family != 0)
+    inet_ntop(s->client_family, s->client_addr, client, sizeof(client));
+  char *line = malloc(cap);
+  if (line == NULL)
+    return NULL;
+  wsb_json_init(j, line, cap - 1);
+  wsb_json_object_begin(j);
+  wsb_json_key(j, "ts");
+  wsb_json_cstring(j, ts);
+  wsb_json_key(j, "type");
+  wsb_json_cstring(j, type);
+  wsb_json_key(j, "session");
+  wsb_json_cstring(j, id);
+  wsb_json_key(j, "client");
+  wsb_json_cstring(j, client);
+  return line;
 }
 
 /* One line, start or end. The keys SPEC.md names come first and stay as they are; the rest are
@@ -174,11 +208,6 @@ static void timestamp(char *ts, size_t cap) {
 static void log_session(struct wsb_worker *w, const struct wsb_session *s, bool start) {
   if (w->access_log == NULL || s->head == NULL)
     return; /* off, or no WebSocket session ever started */
-  char ts[64], id[17], client[INET6_ADDRSTRLEN] = "";
-  timestamp(ts, sizeof(ts));
-  snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
-  if (s->client_family != 0)
-    inet_ntop(s->client_family, s->client_addr, client, sizeof(client));
   const char *sni = wsb__tls_leg_sni(&s->client);
 
   /* Escaping may turn a byte into six ("\u0001"): room for the worst case of the path, names
@@ -188,20 +217,10 @@ static void log_session(struct wsb_worker *w, const struct wsb_session *s, bool 
        strlen(sni) + WSB_CLOSE_REASON_MAX + (s->protocol != NULL ? strlen(s->protocol) : 0)) *
           6 +
       1024;
-  char *line = malloc(cap);
+  struct wsb_json j;
+  char *line = begin_line(s, cap, "ws", &j);
   if (line == NULL)
     return;
-  struct wsb_json j;
-  wsb_json_init(&j, line, cap - 1);
-  wsb_json_object_begin(&j);
-  wsb_json_key(&j, "ts");
-  wsb_json_cstring(&j, ts);
-  wsb_json_key(&j, "type");
-  wsb_json_cstring(&j, "ws");
-  wsb_json_key(&j, "session");
-  wsb_json_cstring(&j, id);
-  wsb_json_key(&j, "client");
-  wsb_json_cstring(&j, client);
   wsb_json_key(&j, "path");
   wsb_json_string(&j, s->head + s->path_off, s->path_len);
   if (start) {
@@ -251,14 +270,7 @@ static void log_session(struct wsb_worker *w, const struct wsb_session *s, bool 
   wsb_json_cstring(&j, w->table->pools[s->pool % WSB_SHM_MAX_POOLS].name);
   wsb_json_key(&j, "worker");
   wsb_json_uint(&j, w->slot);
-  wsb_json_object_end(&j);
-  size_t n = wsb_json_finish(&j);
-  if (n == 0) {
-    free(line);
-    return;
-  }
-  line[n++] = '\n';
-  write_line(w, line, n);
+  end_line(w, &j, line);
 }
 
 void wsb_access_log_session(struct wsb_worker *w, const struct wsb_session *s) {
@@ -274,26 +286,11 @@ void wsb_access_log_http(struct wsb_worker *w, const struct wsb_session *s,
                          const struct wsb_http_log *e) {
   if (w->access_log == NULL)
     return;
-  char ts[64], id[17], client[INET6_ADDRSTRLEN] = "";
-  timestamp(ts, sizeof(ts));
-  snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
-  if (s->client_family != 0)
-    inet_ntop(s->client_family, s->client_addr, client, sizeof(client));
   size_t cap = (e->path.len + 2 * HEADER_VALUE_MAX + WSB_NAME_MAX) * 6 + 1024;
-  char *line = malloc(cap);
+  struct wsb_json j;
+  char *line = begin_line(s, cap, "http", &j);
   if (line == NULL)
     return;
-  struct wsb_json j;
-  wsb_json_init(&j, line, cap - 1);
-  wsb_json_object_begin(&j);
-  wsb_json_key(&j, "ts");
-  wsb_json_cstring(&j, ts);
-  wsb_json_key(&j, "type");
-  wsb_json_cstring(&j, "http");
-  wsb_json_key(&j, "session");
-  wsb_json_cstring(&j, id);
-  wsb_json_key(&j, "client");
-  wsb_json_cstring(&j, client);
   wsb_json_key(&j, "method");
   wsb_json_cstring(&j, e->method);
   wsb_json_key(&j, "path");
@@ -317,12 +314,5 @@ void wsb_access_log_http(struct wsb_worker *w, const struct wsb_session *s,
   wsb_json_cstring(&j, wsb__tls_leg_version(&s->client));
   wsb_json_key(&j, "worker");
   wsb_json_uint(&j, w->slot);
-  wsb_json_object_end(&j);
-  size_t n = wsb_json_finish(&j);
-  if (n == 0) {
-    free(line);
-    return;
-  }
-  line[n++] = '\n';
-  write_line(w, line, n);
+  end_line(w, &j, line);
 }

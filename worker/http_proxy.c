@@ -193,13 +193,7 @@ static void answer_error(struct wsb_session *s, int status) {
   hx->bytes_out += n;
   account(s, status);
   wsb__session_release_backend(s);
-  uv_buf_t b = uv_buf_init(buf, (unsigned)n);
-  if (n == 0 || wsb__leg_write(&s->client, &b, 1) != 0) {
-    wsb__session_close(s, WSB_EHTTP);
-    return;
-  }
-  s->closed_by = BY_WSBAL;
-  wsb__session_finish(s);
+  wsb__session_answer_last(s, buf, n);
 }
 
 /* Keeps client bytes no backend takes yet (the body before the backend is ready, a pipelined
@@ -320,35 +314,10 @@ static void backend_failed(struct wsb_session *s, int reason) {
 
 static void send_request(struct wsb_session *s) {
   struct wsb_http_exchange *hx = s->hx;
-  struct wsb_handshake *hs = s->hs;
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
   const char *method = llhttp_method_name((llhttp_method_t)hx->method);
-  struct wsb_proxy_request pr = {
-      .client = &hs->req,
-      .upgrade = &hs->upgrade,
-      .backend = &s->w->table->backends[s->backend_slot].url,
-      .client_ip = hs->peer_ip,
-      .client_tls = s->client.tls != NULL,
-      .preserve_host = cfg->preserve_host,
-      .trust_forwarded = wsb_cidr_set_has(&cfg->trust_forwarded, s->peer_family, s->peer_addr),
-      .block_headers = cfg->block_headers,
-      .reconnect_header = cfg->reconnect_header,
-      .method = {method, strlen(method)},
-      .body = &hx->req.body,
-  };
-  size_t cap = hs->head_len * 2 + 2048 + WSB_PATH_MAX;
-  char *out = malloc(cap);
-  if (out == NULL) {
-    wsb__session_close(s, UV_ENOMEM);
-    return;
-  }
-  ssize_t n = wsb_proxy_request_write(out, cap, &pr);
-  int rc = (int)n;
-  if (n > 0) {
-    uv_buf_t b = uv_buf_init(out, (unsigned)n);
-    rc = wsb__leg_write(&s->backend, &b, 1);
-  }
-  free(out);
+  struct wsb_proxy_request pr = {.method = {method, strlen(method)}, .body = &hx->req.body};
+  int rc = wsb__upgrade_send_request(s, &pr);
   if (rc < 0) {
     backend_failed(s, rc);
     return;

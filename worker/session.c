@@ -290,6 +290,16 @@ void wsb__session_finish(struct wsb_session *s) {
   wsb__session_timer_start(s, CLOSING_TIMEOUT_MS);
 }
 
+void wsb__session_answer_last(struct wsb_session *s, const char *answer, size_t n) {
+  uv_buf_t b = wsb_write_buf(answer, n);
+  if (n == 0 || wsb__leg_write(&s->client, &b, 1) != 0) {
+    wsb__session_close(s, WSB_EHTTP);
+    return;
+  }
+  s->closed_by = BY_WSBAL;
+  wsb__session_finish(s);
+}
+
 /* A queued write ended: an error ends the session, or loses its backend where the state moves
    the session instead; a finishing session ends once both queues are written; a queue that
    drained lets the reader it paused go on. */

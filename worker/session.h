@@ -214,6 +214,9 @@ void wsb__session_set_state(struct wsb_session *s, enum wsb_session_state to);
 void wsb__session_close(struct wsb_session *s, int reason);
 /* Ends the session once everything queued has been written (an error answer, a close frame). */
 void wsb__session_finish(struct wsb_session *s);
+/* Writes wsbal's own last answer to the client (n bytes; 0 when it could not be made) and
+   ends the session once it is written, or at once when it cannot be. */
+void wsb__session_answer_last(struct wsb_session *s, const char *answer, size_t n);
 void wsb__session_timer_start(struct wsb_session *s, uint64_t ms);
 /* The CLOSING state's deadline: a peer did not finish the close handshake in time. */
 void wsb__session_closing_timeout(struct wsb_session *s);

@@ -91,13 +91,7 @@ static void reply_error(struct wsb_session *s, int status, enum wsb_handshake_re
     extra = "Retry-After: 5\r\n";
   size_t n = wsb_http_error_response(buf, sizeof(buf), status, extra);
   count_handshake(s, result);
-  uv_buf_t b = uv_buf_init(buf, (unsigned)n);
-  if (n == 0 || wsb__leg_write(&s->client, &b, 1) != 0) {
-    wsb__session_close(s, WSB_EHTTP);
-    return;
-  }
-  s->closed_by = BY_WSBAL;
-  wsb__session_finish(s);
+  wsb__session_answer_last(s, buf, n);
 }
 
 /* Grows the head buffer; slices point into it, so the head is parsed again from the start. */
@@ -378,6 +372,35 @@ void wsb__upgrade_connect_next(struct wsb_session *s) {
     backend_failed(s, rc);
 }
 
+int wsb__upgrade_send_request(struct wsb_session *s, struct wsb_proxy_request *pr) {
+  struct wsb_handshake *hs = s->hs;
+  const struct wsb_shm_settings *cfg = wsb__session_pool_settings(s);
+  pr->client = &hs->req;
+  pr->upgrade = &hs->upgrade;
+  pr->backend = &s->w->table->backends[s->backend_slot].url;
+  pr->client_ip = hs->peer_ip;
+  pr->client_tls = s->client.tls != NULL;
+  pr->preserve_host = cfg->preserve_host;
+  pr->trust_forwarded =
+      wsb_cidr_set_has(&s->w->table->settings.trust_forwarded, s->peer_family, s->peer_addr);
+  pr->block_headers = cfg->block_headers;
+  pr->reconnect_header = cfg->reconnect_header;
+  pr->strip = s->path_strip;
+  /* The client's head, plus what wsbal adds, always fits in twice its size and a bit. */
+  size_t cap = s->hs->req_len * 2 + 2048 + WSB_PATH_MAX;
+  char *out = malloc(cap);
+  if (out == NULL)
+    return UV_ENOMEM;
+  ssize_t n = wsb_proxy_request_write(out, cap, pr);
+  int rc = (int)n;
+  if (n > 0) {
+    uv_buf_t b = uv_buf_init(out, (unsigned)n);
+    rc = wsb__leg_write(&s->backend, &b, 1);
+  }
+  free(out);
+  return rc;
+}
+
 static void on_backend_connected(uv_connect_t *req, int status) {
   struct wsb_session *s = req->handle->data;
   struct wsb_handshake *hs = s->hs;
@@ -408,43 +431,13 @@ static void on_backend_connected(uv_connect_t *req, int status) {
   }
   wsb_ws_accept((struct wsb_slice){hs->key, WSB_WS_KEY_LEN}, hs->accept);
 
-  const struct wsb_shm_settings *cfg = wsb__session_pool_settings(s);
-  struct wsb_proxy_request pr = {
-      .client = &hs->req,
-      .upgrade = &hs->upgrade,
-      .backend = &s->w->table->backends[s->backend_slot].url,
-      .key = hs->key,
-      .client_ip = hs->peer_ip,
-      .client_tls = s->client.tls != NULL,
-      .preserve_host = cfg->preserve_host,
-      .trust_forwarded =
-          wsb_cidr_set_has(&s->w->table->settings.trust_forwarded, s->peer_family, s->peer_addr),
-      .block_headers = cfg->block_headers,
-      .reconnect_header = cfg->reconnect_header,
-      .reconnect_value = NULL,
-      .strip = s->path_strip,
-  };
+  struct wsb_proxy_request pr = {.key = hs->key};
   char id[17];
   if (s->state == S_FAILOVER) {
     snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->id);
     pr.reconnect_value = id;
   }
-  /* The client's head, plus what wsbal adds, always fits in twice its size and a bit. */
-  size_t cap = hs->req_len * 2 + 2048 + WSB_PATH_MAX;
-  char *out = malloc(cap);
-  if (out == NULL) {
-    backend_failed(s, UV_ENOMEM);
-    return;
-  }
-  ssize_t n = wsb_proxy_request_write(out, cap, &pr);
-  if (n < 0) {
-    free(out);
-    backend_failed(s, (int)n);
-    return;
-  }
-  uv_buf_t b = uv_buf_init(out, (unsigned)n);
-  rc = wsb__leg_write(&s->backend, &b, 1);
-  free(out);
+  rc = wsb__upgrade_send_request(s, &pr);
   if (rc != 0)
     backend_failed(s, rc);
 }

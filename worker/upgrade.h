@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 struct wsb_leg;
+struct wsb_proxy_request;
 struct wsb_session;
 
 /* The state handlers: the client's request head (READ_REQUEST), the client leaving while its
@@ -25,6 +26,10 @@ void wsb__upgrade_no_backend(struct wsb_session *s);
 void wsb__upgrade_find_client_ip(struct wsb_session *s);
 /* Chooses the next backend not tried yet and connects to it. */
 void wsb__upgrade_connect_next(struct wsb_session *s);
+/* Writes the client's request to the backend: pr gives the key and reconnect value of an
+   upgrade, or the method and body of a plain request; the rest comes from the session and
+   the settings. Returns 0 or an error. */
+int wsb__upgrade_send_request(struct wsb_session *s, struct wsb_proxy_request *pr);
 /* Closes the backend connection, then connects to the next one (after a pause in a failover). */
 void wsb__upgrade_retry_after_close(struct wsb_session *s);
 

@@ -105,6 +105,7 @@ class Backend:
         self.server.ident = ident
         self.server.conns = set()
         self.server.daemon_threads = True
+        self.server.handle_error = lambda *args: None  # clients wsbal cut off on purpose
         self.port = self.server.server_address[1]
         self.url = f"ws://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -533,6 +533,7 @@ def test_access_log(tmp):
             c.eq(f"{what}: lines", ["end"] if tls else ["start", "end"], events)
             end = lines[-1] if lines else {}
             c.true(f"{what}: SPEC's keys all there", SPEC_KEYS <= set(end), sorted(end))
+            c.eq(f"{what}: a WebSocket session's line", "ws", end.get("type"))
             c.eq(f"{what}: the close", (1001, "going away", "bye now", "client", ["p"]),
                  tuple(end.get(k) for k in ("close_code", "close_text", "close_reason",
                                             "closed_by", "backends")))

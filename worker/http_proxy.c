@@ -172,10 +172,11 @@ static void account(struct wsb_session *s, int status) {
 }
 
 /* The answer was cut short (the backend left, sent a broken body, or the client stopped
-   reading): only closing the connection can tell the client. */
+   reading): only closing the connection, after what is queued, can tell the client. */
 static void cut(struct wsb_session *s, int reason) {
   account(s, s->hx->status);
-  wsb__session_close(s, reason);
+  s->reason = reason;
+  wsb__session_finish(s);
 }
 
 /* Ends the connection after wsbal's own answer (an error status), once it is written. */
@@ -479,7 +480,9 @@ static void response_body(struct wsb_session *s, const char *data, size_t len) {
     bool payload;
     ssize_t step = wsb_body_step(&hx->resp_body, data + used, len - used, &payload);
     if (step < 0) {
-      cut(s, (int)step); /* a broken chunked answer */
+      if (n > 0)
+        wsb__leg_write(&s->client, bufs, n); /* what came before the break is good */
+      cut(s, (int)step);                     /* a broken chunked answer */
       return;
     }
     if (step == 0)

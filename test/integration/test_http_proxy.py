@@ -52,9 +52,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD" and status not in (204, 304):
             self.wfile.write(body)
 
+    def drop(self):
+        """b1 closes /drop requests unanswered, after reading them."""
+        if self.server.ident != "b1" or not self.path.endswith("/drop"):
+            return False
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+        return True
+
     def do_GET(self):
         self.server.conns.add(self.client_address[1])
         path = self.path.split("?")[0]
+        if self.drop():
+            return
         if path.endswith("/big"):
             self.send_response(200)
             self.send_header("Content-Length", str(BIG))
@@ -78,11 +88,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"until the close")
             self.close_connection = True
+        elif path.endswith("/cut"):
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"only ten.\n")
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif path.endswith("/badchunk"):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"5\r\nhello\r\nzz\r\n")
+            self.wfile.flush()
+            time.sleep(0.5)
+            self.close_connection = True
         elif path.endswith("/slow"):
             time.sleep(3)
             self.reply(200, b"late")
         else:
             info = {"id": self.server.ident, "path": self.path, "method": self.command,
+                    "port": self.client_address[1],
                     "headers": [[k, v] for k, v in self.headers.items()]}
             self.reply(200, json.dumps(info).encode(), [("Content-Type", "application/json"),
                                                         ("Connection", "keep-alive, X-Hop"),
@@ -94,6 +121,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         self.server.conns.add(self.client_address[1])
         data = self.body()
+        if self.drop():
+            return
         self.reply(200, hashlib.md5(data).hexdigest().encode() + b" %d" % len(data))
 
     do_PUT = do_POST
@@ -363,6 +392,38 @@ def test_refusals():
     for name, request, status in cases:
         ok, data = refused(request, status)
         c.true(f"{name}: {status} and the connection closes", ok, data)
+    w = Wsbal([("b1", B2.url)], workers=1, sections={"listen": {"http": "proxy",
+                                                                 "max_body_bytes": "1k"}})
+    s = raw(w.port)
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+              b"200\r\n" + b"a" * 512 + b"\r\n" + b"200\r\n" + b"a" * 512 + b"\r\n" +
+              b"1\r\na\r\n0\r\n\r\n")
+    data = read_until_close(s)
+    s.close()
+    w.stop()
+    c.true("a chunked body past max_body_bytes: 413 and the close",
+           data.startswith(b"HTTP/1.1 413") and not data.endswith(b"<no close>"), data[:80])
+
+
+def test_cut_short():
+    s = raw(W.port)
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nonly some")
+    s.close()  # the client leaves inside its body
+    s = raw(W.port)
+    s.sendall(b"GET /cut HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = read_until_close(s)
+    s.close()
+    c.true("a backend that leaves inside its answer: the client's connection is cut",
+           data.endswith(b"only ten.\n"), data[-80:])
+    s = raw(W.port)
+    s.sendall(b"GET /badchunk HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = read_until_close(s)
+    s.close()
+    c.true("a broken chunked answer: passed up to the break, then the connection is cut",
+           data.endswith(b"5\r\nhello"), data[-80:])
+    status, _, body, conn = get("/after")
+    conn.close()
+    c.eq("wsbal goes on serving", 200, status)
 
 
 def test_backend_failures():
@@ -376,6 +437,10 @@ def test_backend_failures():
         conn.close()
         ids.add((st, json.loads(body)["id"]))
     c.eq("a refused connection: the request goes to the next backend", {(200, "b2")}, ids)
+    st, _, body, conn = get("/echo", method="POST", body=b"x",
+                            conn=http.client.HTTPConnection("127.0.0.1", w.port, timeout=T))
+    conn.close()
+    c.eq("a POST too, when no byte of it was sent", 200, st)
     st, _, _, conn = get("/slow", conn=http.client.HTTPConnection("127.0.0.1", w.port, timeout=T))
     conn.close()
     c.eq("no answer within http_timeout: 504", 504, st)
@@ -388,14 +453,29 @@ def test_backend_failures():
     c.eq("the only backend refuses: 502", 502, st)
 
 
-def test_pool_reuse():
-    before = set(B1.server.conns)
-    for i in range(5):
-        st, _, _, conn = get(f"/pool{i}")
+def test_retry_rules():
+    w = Wsbal([("b1", B1.url), ("b2", B2.url)], workers=1, sections={
+        "listen": {"http": "proxy"}, "upstream": {"algorithm": "round_robin"}})
+    got = []
+    for method in ("GET", "GET", "POST", "POST"):
+        conn = http.client.HTTPConnection("127.0.0.1", w.port, timeout=T)
+        st, _, body, _ = get("/drop", method=method, body=b"x" if method == "POST" else None,
+                             conn=conn)
         conn.close()
-    used = B1.server.conns - before
-    c.true("five client connections, one backend connection (http_keepalive)", len(used) == 1,
-           used)
+        got.append((method, st))
+    w.stop()
+    c.eq("a GET the backend dropped unanswered goes to the next one; a POST gets 502",
+         [("GET", 200), ("GET", 200), ("POST", 200), ("POST", 502)], sorted(got))
+
+
+def test_pool_reuse():
+    ports = set()
+    for i in range(5):
+        st, _, body, conn = get(f"/pool{i}")
+        conn.close()
+        ports.add((st, json.loads(body)["port"]))
+    c.true("five client connections, one backend connection (http_keepalive)", len(ports) == 1,
+           ports)
 
 
 def test_upgrade_after_plain():
@@ -432,8 +512,8 @@ def test_log_and_metrics():
 
 code = run_tests(c, test_off_answers_426, test_keepalive_headers, test_bodies,
                  test_streaming_memory, test_pipelining_and_methods,
-                 test_continue_close_and_http10, test_refusals, test_backend_failures,
-                 test_pool_reuse, test_upgrade_after_plain, test_log_and_metrics)
+                 test_continue_close_and_http10, test_refusals, test_cut_short,
+                 test_backend_failures, test_retry_rules, test_pool_reuse, test_upgrade_after_plain, test_log_and_metrics)
 W.stop()
 ECHO.stop()
 B1.stop()

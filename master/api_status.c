@@ -95,6 +95,15 @@ static void totals(struct master *m, struct wsb_json *j) {
       failovers += WSB_SHM_SUM(shm, failovers[s][r]);
   wsb_json_key(j, "failovers");
   wsb_json_uint(j, failovers);
+  /* Plain HTTP requests answered ([listen] http = proxy), by status class. */
+  wsb_json_key(j, "http_requests");
+  wsb_json_object_begin(j);
+  for (int k = 1; k <= 5; k++) {
+    char name[4] = {(char)('0' + k), 'x', 'x', '\0'};
+    wsb_json_key(j, name);
+    wsb_json_uint(j, WSB_SHM_SUM(shm, http_requests[k]));
+  }
+  wsb_json_object_end(j);
   wsb_json_key(j, "failover_failures");
   wsb_json_uint(j, WSB_SHM_SUM(shm, failover_failures));
   wsb_json_key(j, "reloads");

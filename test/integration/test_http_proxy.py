@@ -508,6 +508,10 @@ def test_log_and_metrics():
     c.true("wsbal_http_requests_total counts the 2xx answers", ok and int(ok.group(1)) > 10,
            text[-500:])
     c.true("wsbal_http_request_seconds", 'wsbal_http_request_seconds_count{pool="default"}' in text)
+    st = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/api/v1/status",
+                                           timeout=T).read())
+    c.true("GET /api/v1/status: http_requests by class",
+           st["totals"].get("http_requests", {}).get("2xx", 0) > 10, st["totals"])
 
 
 code = run_tests(c, test_off_answers_426, test_keepalive_headers, test_bodies,

@@ -694,6 +694,15 @@ static void next_request(struct wsb_session *s) {
   wsb__upgrade_request_read(c, (const uint8_t *)hs->req_buf, len);
 }
 
+void wsb_http_close_idle(struct wsb_worker *w) {
+  struct wsb_session *s;
+  WSB_LIST_EACH (s, &w->sessions, link) {
+    if (s->state == S_READ_REQUEST && s->http_served && s->hs->req_len == 0)
+      wsb__session_close(s, 0);
+  }
+  wsb_http_pool_free(w);
+}
+
 void wsb__http_free(struct wsb_session *s) {
   if (s->hx == NULL)
     return;

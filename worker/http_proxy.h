@@ -26,4 +26,8 @@ void wsb__http_free(struct wsb_session *s);
 /* Closes the worker's idle backend connections (at exit). */
 void wsb_http_pool_free(struct wsb_worker *w);
 
+/* A stopping worker: closes the client connections idle between plain requests (nginx closes
+   its idle keep-alive connections the same way) and the idle backend connections. */
+void wsb_http_close_idle(struct wsb_worker *w);
+
 #endif

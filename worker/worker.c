@@ -101,7 +101,9 @@ static void drain(struct wsb_worker *w, bool graceful, const char *why) {
   }
   if (!graceful)
     wsb_session_close_all(w);
-  else if (!wsb_list_empty(&w->sessions) && !uv_is_active((uv_handle_t *)&w->drain_timer))
+  else
+    wsb_http_close_idle(w);
+  if (graceful && !wsb_list_empty(&w->sessions) && !uv_is_active((uv_handle_t *)&w->drain_timer))
     uv_timer_start(&w->drain_timer, on_drain_timeout, w->table->settings.shutdown_timeout_ms, 0);
   wsb_worker_session_ended(w);
 }

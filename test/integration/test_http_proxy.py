@@ -497,6 +497,20 @@ def test_upgrade_after_plain():
          (st, head[:12], buf[2:2 + len(b"after a GET")]))
 
 
+def test_stop_closes_idle():
+    w = Wsbal([("b1", B1.url)], workers=1, sections={
+        "wsbal": {"shutdown_timeout": "60s"},
+        "listen": {"http": "proxy", "handshake_timeout": "60s"}})
+    s = raw(w.port)
+    s.sendall(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")
+    st, _, _, _ = read_response(s)
+    rc = w.stop()
+    data = read_until_close(s)
+    s.close()
+    c.eq("a graceful stop closes connections idle between requests at once, and exits 0",
+         (200, 0, b""), (st, rc, data))
+
+
 def test_log_and_metrics():
     lines = wait_for(lambda: [json.loads(l) for l in open(ACCESS) if '"type":"http"' in l])
     c.true("access log lines of type http", len(lines) > 10, len(lines))
@@ -517,7 +531,7 @@ def test_log_and_metrics():
 code = run_tests(c, test_off_answers_426, test_keepalive_headers, test_bodies,
                  test_streaming_memory, test_pipelining_and_methods,
                  test_continue_close_and_http10, test_refusals, test_cut_short,
-                 test_backend_failures, test_retry_rules, test_pool_reuse, test_upgrade_after_plain, test_log_and_metrics)
+                 test_backend_failures, test_retry_rules, test_pool_reuse, test_stop_closes_idle, test_upgrade_after_plain, test_log_and_metrics)
 W.stop()
 ECHO.stop()
 B1.stop()

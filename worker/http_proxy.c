@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "hash_key.h"
 #include "http1.h"
+#include "http_pool.h"
 #include "leg.h"
 #include "log.h"
 #include "proxy.h"
@@ -48,94 +49,9 @@ struct wsb_http_exchange {
   bool dechunk;      /* an HTTP/1.0 client reads a chunked answer's payload until the close */
   bool close_client; /* the client connection ends with this answer */
   bool ending;       /* the answer is complete: waiting for the backend handle to close */
-  bool reused;       /* the backend connection came from the idle pool */
+  bool reused;       /* the backend connection served a request before */
   bool client_gone;  /* the client left first */
 };
-
-/* Idle connections to one backend slot, newest last. */
-struct pool_slot {
-  int *fds;
-  uint32_t n;
-  struct sockaddr_storage addr; /* whom they are connected to: a slot may change its backend */
-};
-
-struct wsb_http_pool {
-  struct pool_slot slots[WSB_SHM_MAX_BACKENDS];
-};
-
-static void pool_flush(struct pool_slot *p) {
-  for (uint32_t i = 0; i < p->n; i++)
-    close(p->fds[i]);
-  p->n = 0;
-}
-
-void wsb_http_pool_free(struct wsb_worker *w) {
-  if (w->http_pool == NULL)
-    return;
-  for (size_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++) {
-    pool_flush(&w->http_pool->slots[i]);
-    free(w->http_pool->slots[i].fds);
-  }
-  free(w->http_pool);
-  w->http_pool = NULL;
-}
-
-/* A connection the backend has not closed, reset or written to while idle: a peek finds
-   nothing to read yet. */
-static bool still_idle(int fd) {
-  char c;
-  ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-/* The newest idle connection to slot that is still good, or -1. */
-static int pool_take(struct wsb_worker *w, int slot) {
-  if (w->http_pool == NULL)
-    return -1;
-  struct pool_slot *p = &w->http_pool->slots[slot];
-  const struct wsb_shm_backend *b = &w->table->backends[slot];
-  if (p->n > 0 && memcmp(&p->addr, &b->addr, b->addr_len) != 0)
-    pool_flush(p); /* the slot now names another address */
-  while (p->n > 0) {
-    int fd = p->fds[--p->n];
-    if (still_idle(fd))
-      return fd;
-    close(fd);
-  }
-  return -1;
-}
-
-/* Keeps a duplicate of the backend connection's socket for the next request to slot; past
-   http_keepalive the oldest one goes. */
-static void pool_put(struct wsb_worker *w, int slot, uv_os_fd_t fd) {
-  uint32_t max = w->table->settings.http_keepalive;
-  if (max == 0)
-    return;
-  if (w->http_pool == NULL && (w->http_pool = calloc(1, sizeof(*w->http_pool))) == NULL)
-    return;
-  struct pool_slot *p = &w->http_pool->slots[slot];
-  const struct wsb_shm_backend *b = &w->table->backends[slot];
-  if (p->n > 0 && memcmp(&p->addr, &b->addr, b->addr_len) != 0)
-    pool_flush(p);
-  if (p->fds == NULL || p->n > max) {
-    int *fds = realloc(p->fds, sizeof(*fds) * (max + 1));
-    if (fds == NULL)
-      return;
-    p->fds = fds;
-    while (p->n > max)
-      close(p->fds[--p->n]);
-  }
-  int dup_fd = dup(fd);
-  if (dup_fd < 0)
-    return;
-  if (p->n == max) {
-    close(p->fds[0]);
-    memmove(p->fds, p->fds + 1, sizeof(*p->fds) * (p->n - 1));
-    p->n--;
-  }
-  memcpy(&p->addr, &b->addr, b->addr_len);
-  p->fds[p->n++] = dup_fd;
-}
 
 /* wsbal_http_requests_total and wsbal_http_request_seconds, and the access log line. */
 static void account(struct wsb_session *s, int status) {
@@ -359,7 +275,36 @@ static void on_backend_connected(uv_connect_t *req, int status) {
   send_request(s);
 }
 
-/* Opens the backend leg on an idle connection of the pool, or connects anew. */
+/*
+ * Sends the request on the connection the session kept from its previous request when it
+ * goes to the same backend and that connection is still idle: no system call but the write.
+ * Otherwise the kept connection goes to the pool, and its handle closes before the next one
+ * is opened (on_backend_closed comes back to connect_next).
+ */
+static void reuse_kept(struct wsb_session *s, int slot) {
+  struct wsb_http_exchange *hx = s->hx;
+  uv_os_fd_t fd;
+  if (slot == s->kept_slot && uv_fileno((uv_handle_t *)&s->backend.tcp, &fd) == 0 &&
+      wsb_http_pool_idle(fd)) {
+    s->kept_slot = -1;
+    wsb_slot_set_add(&hx->tried, (uint32_t)slot);
+    hx->attempts++;
+    hx->reused = true;
+    wsb__session_hold_backend(s, slot);
+    wsb_http_head_init(&hx->resp, true, RESPONSE_HEAD_MAX);
+    int rc = wsb__leg_start_reading(&s->backend);
+    if (rc != 0)
+      backend_failed(s, rc);
+    else
+      send_request(s);
+    return;
+  }
+  wsb_http_pool_keep(s);
+  close_backend(s);
+}
+
+/* Opens the backend leg on the session's kept connection, an idle one of the pool, or a new
+   one. */
 static void connect_next(struct wsb_session *s) {
   struct wsb_worker *w = s->w;
   struct wsb_http_exchange *hx = s->hx;
@@ -368,6 +313,10 @@ static void connect_next(struct wsb_session *s) {
   int slot = wsb_select_backend(w, &key, &hx->tried);
   if (slot < 0) {
     answer_error(s, hx->attempts > 0 ? 502 : 503);
+    return;
+  }
+  if (s->kept_slot >= 0) {
+    reuse_kept(s, slot);
     return;
   }
   wsb_slot_set_add(&hx->tried, (uint32_t)slot);
@@ -382,7 +331,7 @@ static void connect_next(struct wsb_session *s) {
   s->handles++;
   wsb_http_head_init(&hx->resp, true, RESPONSE_HEAD_MAX);
   const struct wsb_shm_backend *b = &w->table->backends[slot];
-  int fd = b->url.tls ? -1 : pool_take(w, slot);
+  int fd = b->url.tls ? -1 : wsb_http_pool_take(w, slot);
   hx->reused = fd >= 0;
   if (hx->reused) {
     int rc = uv_tcp_open(&s->backend.tcp, fd);
@@ -451,21 +400,23 @@ static void exchange_done(struct wsb_session *s) {
   hx->ending = true;
   int slot = s->backend_slot;
   wsb__session_release_backend(s);
+  /* A connection good for another request stays with the session, unread until then: its
+     next request most often goes to the same backend. The pool gets it when the session ends
+     or goes elsewhere. */
+  bool keep = hx->reusable && s->backend.open && s->backend.tls == NULL && s->backend.queued == 0 &&
+              wsb__slot_valid(slot) && s->w->table->settings.http_keepalive > 0;
+  wsb__leg_stop_reading(&s->backend);
+  if (keep)
+    s->kept_slot = (int16_t)slot;
   if (hx->close_client) {
     s->closed_by = BY_WSBAL;
     wsb__session_finish(s);
     return;
   }
-  if (!s->backend.open) {
+  if (keep || !s->backend.open)
     next_request(s);
-    return;
-  }
-  uv_os_fd_t fd;
-  if (hx->reusable && s->backend.tls == NULL && s->backend.queued == 0 && wsb__slot_valid(slot) &&
-      uv_fileno((uv_handle_t *)&s->backend.tcp, &fd) == 0)
-    pool_put(s->w, slot, fd);
-  wsb__leg_stop_reading(&s->backend);
-  close_backend(s);
+  else
+    close_backend(s);
 }
 
 /* Answer bytes after the head: passed on as they are, or without the chunked framing for an

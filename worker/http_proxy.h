@@ -23,9 +23,6 @@ void wsb__http_timer(struct wsb_session *s);
 /* Frees the exchange of a session (with its last handle). */
 void wsb__http_free(struct wsb_session *s);
 
-/* Closes the worker's idle backend connections (at exit). */
-void wsb_http_pool_free(struct wsb_worker *w);
-
 /* A stopping worker: closes the client connections idle between plain requests (nginx closes
    its idle keep-alive connections the same way) and the idle backend connections. */
 void wsb_http_close_idle(struct wsb_worker *w);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "http_pool.h"
 #include "http_proxy.h"
 #include "log.h"
 #include "proxy_header.h"
@@ -257,6 +258,7 @@ void wsb__session_close(struct wsb_session *s, int reason) {
   count_session_time(s);
   wsb__replay_drop(s);
   assert(!s->window_listed);
+  wsb_http_pool_park(s); /* a backend connection kept between plain requests serves others */
   bool lingers = false;
   if (wsbal_spoke_last(s)) {
     lingers = leg_linger(&s->client);
@@ -451,6 +453,7 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
   s->backend_slot = -1;
   s->pool = WSB_SHM_DEFAULT_POOL; /* until the request picks one */
   s->prefer_slot = -1;
+  s->kept_slot = -1;
   hs->prefer = -1;
   s->state = S_READ_REQUEST;
   s->started_ms = uv_now(&w->loop);

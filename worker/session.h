@@ -13,7 +13,7 @@
  *   upgrade.c   relay.c       the handshake and backend connector; frames between the legs
  *   session.c leg.c replay.c  the core: life and close, the legs' I/O, the replay window,
  *   tls_leg.c tls_worker.c    and TLS under a leg's bytes
- *   breaker.c select*.c access_log.c   worker-wide services any of the above may use
+ *   breaker.c select*.c access_log.c http_pool.c   worker-wide services any of the above may use
  *
  * The core never names a module above it: what happens on an event depends on the state, and
  * the core asks the state's entry in wsb__session_states (struct wsb_session_ops). How a
@@ -108,6 +108,8 @@ struct wsb_session {
   struct wsb_http_exchange *hx; /* the plain HTTP request under way (S_HTTP), else NULL */
   bool http_served;             /* the connection carried a plain HTTP request: it may then
                                    close idle between requests without anything being wrong */
+  int16_t kept_slot;            /* the backend slot the backend leg stays connected to between
+                                   plain requests (http_pool.c), or -1 */
   char *head;                   /* the client's request head, to upgrade again on a failover */
   uint32_t head_len;
   char *protocol;          /* the subprotocol the client has, which a new backend must choose */

@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "hash_key.h"
+#include "http_pool.h"
 #include "http_proxy.h"
 #include "leg.h"
 #include "log.h"
@@ -210,7 +211,10 @@ static void on_request(struct wsb_session *s, size_t head_len) {
   hs->head_len = head_len;
   wsb__upgrade_find_client_ip(s);
   wsb__session_set_state(s, S_CONNECT_BACKEND);
-  wsb__upgrade_connect_next(s);
+  if (wsb_http_pool_keep(s))
+    wsb__upgrade_retry_after_close(s); /* the plain requests' backend connection goes first */
+  else
+    wsb__upgrade_connect_next(s);
 }
 
 /* The client went away before finishing its request: nothing to answer. A connection that

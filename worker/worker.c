@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "control.h"
+#include "http_pool.h"
 #include "http_proxy.h"
 #include "errors.h"
 #include "log.h"

@@ -1,0 +1,35 @@
+/* The idle plain HTTP connections to backends a worker keeps (http_keepalive per backend). */
+#ifndef WSB_HTTP_POOL_H
+#define WSB_HTTP_POOL_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+struct wsb_session;
+struct wsb_worker;
+
+/* True when the connection's peer has not closed, reset or written to it: a peek finds
+   nothing to read yet. */
+bool wsb_http_pool_idle(int fd);
+
+/* The newest idle connection to slot that is still good (its descriptor, now the caller's),
+   or -1. */
+int wsb_http_pool_take(struct wsb_worker *w, int slot);
+
+/* Keeps a duplicate of fd, a connection to slot, for a later request; past http_keepalive the
+   oldest one goes. The caller still closes its own fd. */
+void wsb_http_pool_put(struct wsb_worker *w, int slot, uv_os_fd_t fd);
+
+/* A session's backend leg kept connected between its plain requests (s->kept_slot) goes to
+   the pool (when still idle) and stops being kept; the caller closes the leg's handle.
+   Returns false when none was kept. */
+bool wsb_http_pool_keep(struct wsb_session *s);
+
+/* The same, closing the leg's handle at once (without a shutdown, which would end the pool's
+   duplicate of the connection too). */
+void wsb_http_pool_park(struct wsb_session *s);
+
+/* Closes every idle connection and frees the pool (a stopping worker, exit). */
+void wsb_http_pool_free(struct wsb_worker *w);
+
+#endif

@@ -48,9 +48,8 @@ struct wsb_http_exchange {
   bool reusable;     /* the backend connection may carry another request afterwards */
   bool dechunk;      /* an HTTP/1.0 client reads a chunked answer's payload until the close */
   bool close_client; /* the client connection ends with this answer */
-  bool ending;       /* the answer is complete: waiting for the backend handle to close */
+  bool ending;       /* the answer is complete; what comes now is for the next request */
   bool reused;       /* the backend connection served a request before */
-  bool client_gone;  /* the client left first */
 };
 
 /* wsbal_http_requests_total and wsbal_http_request_seconds, and the access log line. */
@@ -403,8 +402,11 @@ static void exchange_done(struct wsb_session *s) {
   /* A connection good for another request stays with the session, unread until then: its
      next request most often goes to the same backend. The pool gets it when the session ends
      or goes elsewhere. */
-  bool keep = hx->reusable && s->backend.open && s->backend.tls == NULL && s->backend.queued == 0 &&
-              wsb__slot_valid(slot) && s->w->table->settings.http_keepalive > 0;
+  /* Not a connection the request's body has not all gone through: the backend would read the
+     next request as the rest of it. */
+  bool keep = hx->reusable && hx->req.body.done && s->backend.open && s->backend.tls == NULL &&
+              s->backend.queued == 0 && wsb__slot_valid(slot) &&
+              s->w->table->settings.http_keepalive > 0;
   wsb__leg_stop_reading(&s->backend);
   if (keep)
     s->kept_slot = (int16_t)slot;

@@ -120,6 +120,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.server.conns.add(self.client_address[1])
+        if self.path.endswith("/early"):
+            self.reply(200, b"answered before the body")  # and reads it as the next request
+            return
         data = self.body()
         if self.drop():
             return
@@ -424,6 +427,24 @@ def test_cut_short():
     status, _, body, conn = get("/after")
     conn.close()
     c.eq("wsbal goes on serving", 200, status)
+    s = raw(W.port)
+    s.sendall(b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
+    st, h, body, _ = read_response(s)
+    try:
+        s.sendall(b"x" * 200000)
+    except OSError:
+        pass
+    data = read_until_close(s)
+    s.close()
+    c.eq("an answer before the request body is whole: passed on, then the close",
+         (200, "close", b""), (st, h.get("connection"), data))
+    got = []
+    for i in range(3):
+        status, _, body, conn = get(f"/next{i}")
+        conn.close()
+        got.append((status, json.loads(body)["path"] if status == 200 else body))
+    c.eq("the backend connection of that request is not used again",
+         [(200, "/pre/next0"), (200, "/pre/next1"), (200, "/pre/next2")], got)
 
 
 def test_backend_failures():

@@ -423,11 +423,14 @@ static void exchange_done(struct wsb_session *s) {
 
 /* Answer bytes after the head: passed on as they are, or without the chunked framing for an
    HTTP/1.0 client. */
-static void response_body(struct wsb_session *s, const char *data, size_t len) {
+static void response_body(struct wsb_session *s, const char *data, size_t len,
+                          const uv_buf_t *head) {
   struct wsb_http_exchange *hx = s->hx;
   size_t used = 0;
   uv_buf_t bufs[16];
   unsigned n = 0;
+  if (head != NULL)
+    bufs[n++] = *head; /* the answer's head goes out with its first body bytes */
   int rc = 0;
   while (used < len && !hx->resp_body.done) {
     bool payload;
@@ -499,22 +502,18 @@ static void response_head(struct wsb_session *s, size_t head_len) {
     backend_failed(s, (int)n);
     return;
   }
-  int rc = 0;
-  if (final || client_11) {
-    uv_buf_t b = uv_buf_init(head, (unsigned)n);
-    rc = wsb__leg_write(&s->client, &b, 1);
-  }
-  if (rc != 0) {
-    wsb__session_close(s, rc);
-    return;
-  }
+  uv_buf_t b = uv_buf_init(head, (unsigned)n);
   size_t rest = hx->resp_len - head_len;
   if (final) {
     hx->answered = true;
     hx->bytes_out += (uint64_t)n;
     hx->resp_len = head_len;
-    if (rest > 0 || hx->resp_body.done)
-      response_body(s, hx->resp_buf + head_len, rest);
+    response_body(s, hx->resp_buf + head_len, rest, &b);
+    return;
+  }
+  int rc = client_11 ? wsb__leg_write(&s->client, &b, 1) : 0;
+  if (rc != 0) {
+    wsb__session_close(s, rc);
     return;
   }
   /* The final head follows the 1xx: read it from the start of the buffer. */
@@ -530,7 +529,7 @@ static void backend_bytes(struct wsb_session *s, const char *data, size_t len) {
   struct wsb_http_exchange *hx = s->hx;
   while (len > 0 && s->state == S_HTTP && !hx->ending) {
     if (hx->answered) {
-      response_body(s, data, len);
+      response_body(s, data, len, NULL);
       return;
     }
     size_t n = RESPONSE_HEAD_MAX - hx->resp_len;

@@ -66,7 +66,7 @@ int wsb_http_pool_take(struct wsb_worker *w, int slot) {
 /* Keeps a duplicate of the backend connection's socket for the next request to slot; past
    http_keepalive the oldest one goes. */
 void wsb_http_pool_put(struct wsb_worker *w, int slot, uv_os_fd_t fd) {
-  uint32_t max = w->table->settings.http_keepalive;
+  uint32_t max = wsb_shm_pool_settings(w->table, w->table->backends[slot].pool)->http_keepalive;
   if (max == 0)
     return;
   if (w->http_pool == NULL && (w->http_pool = calloc(1, sizeof(*w->http_pool))) == NULL)

@@ -230,7 +230,7 @@ static void backend_failed(struct wsb_session *s, int reason) {
 
 static void send_request(struct wsb_session *s) {
   struct wsb_http_exchange *hx = s->hx;
-  const struct wsb_shm_settings *cfg = &s->w->table->settings;
+  const struct wsb_shm_settings *cfg = wsb__session_pool_settings(s);
   const char *method = llhttp_method_name((llhttp_method_t)hx->method);
   struct wsb_proxy_request pr = {.method = {method, strlen(method)}, .body = &hx->req.body};
   int rc = wsb__upgrade_send_request(s, &pr);
@@ -309,7 +309,7 @@ static void connect_next(struct wsb_session *s) {
   struct wsb_http_exchange *hx = s->hx;
   struct wsb_handshake *hs = s->hs;
   struct wsb_hash_key_source key = {&hs->req, hs->upgrade.path, hs->client_ip};
-  int slot = wsb_select_backend(w, &key, &hx->tried);
+  int slot = wsb_select_backend(w, s->pool, &key, &hx->tried);
   if (slot < 0) {
     answer_error(s, hx->attempts > 0 ? 502 : 503);
     return;
@@ -345,7 +345,7 @@ static void connect_next(struct wsb_session *s) {
     send_request(s);
     return;
   }
-  wsb__session_timer_start(s, w->table->settings.connect_timeout_ms);
+  wsb__session_timer_start(s, wsb__session_pool_settings(s)->connect_timeout_ms);
   int rc = uv_tcp_connect(&hx->connect, &s->backend.tcp, (const struct sockaddr *)&b->addr,
                           on_backend_connected);
   if (rc == 0)
@@ -404,9 +404,10 @@ static void exchange_done(struct wsb_session *s) {
      or goes elsewhere. */
   /* Not a connection the request's body has not all gone through: the backend would read the
      next request as the rest of it. */
-  bool keep = hx->reusable && hx->req.body.done && s->backend.open && s->backend.tls == NULL &&
-              s->backend.queued == 0 && wsb__slot_valid(slot) &&
-              s->w->table->settings.http_keepalive > 0;
+  bool keep =
+      hx->reusable && hx->req.body.done && s->backend.open && s->backend.tls == NULL &&
+      s->backend.queued == 0 && wsb__slot_valid(slot) &&
+      wsb_shm_pool_settings(s->w->table, s->w->table->backends[slot].pool)->http_keepalive > 0;
   wsb__leg_stop_reading(&s->backend);
   if (keep)
     s->kept_slot = (int16_t)slot;
@@ -559,7 +560,7 @@ void wsb__http_backend_read(struct wsb_leg *l, const uint8_t *data, size_t len) 
   if (s->hx->ending)
     return; /* the answer is complete; what else comes is dropped with the connection */
   s->hx->resp_started = true;
-  wsb__session_timer_start(s, s->w->table->settings.http_timeout_ms);
+  wsb__session_timer_start(s, wsb__session_pool_settings(s)->http_timeout_ms);
   backend_bytes(s, (const char *)data, len);
 }
 
@@ -593,7 +594,7 @@ void wsb__http_timer(struct wsb_session *s) {
       return;
     }
     hx->stall_queued = s->client.queued;
-    wsb__session_timer_start(s, s->w->table->settings.http_timeout_ms);
+    wsb__session_timer_start(s, wsb__session_pool_settings(s)->http_timeout_ms);
     return;
   }
   if (!hx->head_sent) {

@@ -383,6 +383,8 @@ void wsb__http_begin(struct wsb_session *s, size_t head_len) {
   if (status == 0 && hx->req.body.kind == WSB_BODY_LENGTH && cfg->max_body_bytes > 0 &&
       hx->req.body.left > cfg->max_body_bytes)
     status = 413;
+  if (status == 0)
+    status = wsb__upgrade_pick_route(s, false);
   if (status != 0) {
     answer_error(s, status);
     return;

@@ -135,10 +135,10 @@ static bool default_pool_has_backends(const struct wsb_shm_table *t) {
  * No route: pool default, unless routes exist and default has no backend, which is a 404.
  * With no route at all nothing changes. Returns 0 or the status to answer.
  */
-static int pick_route(struct wsb_session *s) {
+int wsb__upgrade_pick_route(struct wsb_session *s, bool websocket) {
   struct wsb_handshake *hs = s->hs;
   const struct wsb_shm_table *t = s->w->table;
-  struct wsb_route_request rq = {hs->upgrade.host, hs->upgrade.path, &hs->req, true};
+  struct wsb_route_request rq = {hs->upgrade.host, hs->upgrade.path, &hs->req, websocket};
   size_t strip = 0;
   int i = wsb_route_match(&t->routes, &rq, &strip);
   if (i < 0 && t->routes.nroutes > 0 && !default_pool_has_backends(t))
@@ -179,7 +179,7 @@ static void on_request(struct wsb_session *s, size_t head_len) {
     reply_error(s, 403, WSB_HS_FORBIDDEN, "origin not allowed");
     return;
   }
-  status = pick_route(s);
+  status = wsb__upgrade_pick_route(s, true);
   if (status != 0) {
     reply_error(s, status, status == 404 ? WSB_HS_NOT_FOUND : WSB_HS_NO_BACKEND,
                 status == 404 ? "no route matches and pool default has no backend"

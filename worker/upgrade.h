@@ -2,6 +2,7 @@
 #ifndef WSB_UPGRADE_H
 #define WSB_UPGRADE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,9 @@ void wsb__upgrade_connect_next(struct wsb_session *s);
    upgrade, or the method and body of a plain request; the rest comes from the session and
    the settings. Returns 0 or an error. */
 int wsb__upgrade_send_request(struct wsb_session *s, struct wsb_proxy_request *pr);
+/* The route of the request (an upgrade, or plain HTTP when websocket is false) picks the
+   session's pool and path_strip; 0, or the status to answer. */
+int wsb__upgrade_pick_route(struct wsb_session *s, bool websocket);
 /* Closes the backend connection, then connects to the next one (after a pause in a failover). */
 void wsb__upgrade_retry_after_close(struct wsb_session *s);
 

@@ -549,10 +549,47 @@ def test_log_and_metrics():
            st["totals"].get("http_requests", {}).get("2xx", 0) > 10, st["totals"])
 
 
+def test_routes():
+    admin = free_port()
+    w = Wsbal([("b1", B1.url)], workers=1, sections={
+        "listen": {"http": "proxy"},
+        "admin": {"address": f"127.0.0.1:{admin}"},
+        "route:api": {"path": "/api", "strip_path": "on", "pool": "api"},
+        "route:wsonly": {"path": "/ws", "websocket": "only", "pool": "api"},
+        "backend:b2": {"url": B2.url, "pool": "api"},
+    })
+    conn = http.client.HTTPConnection("127.0.0.1", w.port, timeout=T)
+    seen = []
+    for path in ("/api/x?q=1", "/api", "/ws/y", "/apix"):
+        status, _, body, _ = get(path, conn=conn)
+        info = json.loads(body) if status == 200 else {}
+        seen.append((status, info.get("id"), info.get("path")))
+    conn.close()
+    c.eq("plain requests follow routes on one connection: strip_path, websocket = only skipped, "
+         "segment-wise prefix", [(200, "b2", "/x?q=1"), (200, "b2", "/"), (200, "b1", "/ws/y"),
+                                 (200, "b1", "/apix")], seen)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=T).read().decode()
+    c.true("plain requests counted in wsbal_route_matches_total",
+           'wsbal_route_matches_total{route="api"} 2' in text and
+           'wsbal_route_matches_total{route="default"} 2' in text, text[-800:])
+    w.stop()
+    w = Wsbal([], workers=1, sections={
+        "listen": {"http": "proxy"},
+        "route:api": {"path": "/api", "pool": "api"},
+        "backend:b2": {"url": B2.url, "pool": "api"},
+    })
+    status, _, _, conn = get("/other", conn=http.client.HTTPConnection("127.0.0.1", w.port,
+                                                                         timeout=T))
+    conn.close()
+    w.stop()
+    c.eq("no route and pool default empty: 404", 404, status)
+
+
 code = run_tests(c, test_off_answers_426, test_keepalive_headers, test_bodies,
                  test_streaming_memory, test_pipelining_and_methods,
                  test_continue_close_and_http10, test_refusals, test_cut_short,
-                 test_backend_failures, test_retry_rules, test_pool_reuse, test_stop_closes_idle, test_upgrade_after_plain, test_log_and_metrics)
+                 test_backend_failures, test_retry_rules, test_pool_reuse, test_stop_closes_idle, test_upgrade_after_plain, test_routes,
+                 test_log_and_metrics)
 W.stop()
 ECHO.stop()
 B1.stop()

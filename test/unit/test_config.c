@@ -367,7 +367,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_str_eq(r->pool, "default");
   ck_assert(r->strip_path);
   ck_assert_int_eq(r->websocket, WSB_ROUTE_WS_ONLY);
-  ck_assert_int_eq(r->line, 84);
+  ck_assert_int_eq(r->line, 88);
   wsb_config_free(&c);
 }
 END_TEST

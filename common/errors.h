@@ -53,7 +53,9 @@
   XX(ELIMIT, -20401, "session limit reached")                                                 \
   XX(EADMIN, -20402, "moved or closed through the admin API")                                 \
   XX(ETLS, -20403, "TLS handshake failed")                                                    \
-  XX(ETLS_RECORD, -20404, "TLS error after the handshake")
+  XX(ETLS_RECORD, -20404, "TLS error after the handshake")                                    \
+  XX(ESTATE, -20405, "malformed session state message")                                       \
+  XX(ESTATE_VERSION, -20406, "session state message of another format version")
 
 enum wsb_errno {
 #define WSB_XX(name, value, msg) WSB_##name = (value),

@@ -330,8 +330,56 @@ def values_seeds():
     return out
 
 
+# --- session_state: byte 0 bit 0 = the message as it is, else a version 1 header is put before
+#     the rest; fields as common/session_state.h lists them, little-endian ---
+
+
+def state_body(nused=2, protocol=b"chat", replay=b"", legs=None, flags=1, family=2):
+    def blob(b):
+        return struct.pack("<I", len(b)) + b
+
+    head = b"GET /chat HTTP/1.1\r\nHost: h.test\r\nUser-Agent: u\r\n\r\n"
+    body = struct.pack("<Q", 7) + blob(b"default") + blob(b"b1") + blob(protocol)
+    body += bytes([nused]) + b"".join(blob(b"b%d" % i) for i in range(nused))
+    body += blob(head) + struct.pack("<IIIIHHH", 4, 5, 26, 48, 6, 1, 0)
+    body += struct.pack("<QQQ", 1765000000000, 1765000000100, 1765000000200)
+    body += struct.pack("<QQQQII", 3, 90, 4, 120, 1, 12) + bytes([flags])
+    address = bytes([127, 0, 0, 1]) + bytes(12)
+    body += bytes([family]) + address
+    body += bytes([2]) + address + struct.pack("<H", 40000)
+    body += bytes([2]) + address + struct.pack("<H", 8080)
+    body += blob(replay) + struct.pack("<II", 0, len(replay))
+    for leg in legs or [(b"", b"", b"", 0, 0, 0), (b"", b"", b"", 0, 0, 0)]:
+        pending, queued, hold, msg_len, opcode, lflags = leg
+        body += blob(pending) + blob(queued) + blob(hold) + struct.pack("<QB", msg_len, opcode)
+        body += bytes([lflags]) + struct.pack("<QQ", 1765000000300, 0)
+    return body
+
+
+def state_message(body, version=1):
+    return struct.pack("<4sHHII", b"WSBS", version, 0, 16 + len(body), 0) + body
+
+
+def session_state_seeds():
+    ping = b"\x89\x80abcd"
+    out = {
+        "plain": b"\x00" + state_body(),
+        "whole": b"\x01" + state_message(state_body()),
+        "version2": b"\x01" + state_message(state_body(), version=2),
+        "no_protocol": b"\x00" + state_body(protocol=b"", nused=1, flags=7),
+        "used_8": b"\x00" + state_body(nused=8),
+        "replay": b"\x00" + state_body(replay=b"\x81\x83abcdxyz" * 3),
+        "legs": b"\x00" + state_body(legs=[(ping[:3], b"\x81\x01x", b"", 5, 1, 3),
+                                            (b"\x82", b"\x89\x00", b"\x02\x01z", 1, 2, 2)]),
+        "ipv6": b"\x00" + state_body(family=10),
+        "truncated": b"\x01" + state_message(state_body())[:40],
+    }
+    return out
+
+
 TARGETS = {"frame": frame_seeds, "http": http_seeds, "json": json_seeds, "probe": probe_seeds,
-           "proxy_protocol": pp_seeds, "values": values_seeds}
+           "proxy_protocol": pp_seeds, "values": values_seeds,
+           "session_state": session_state_seeds}
 
 
 def main():

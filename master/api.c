@@ -160,6 +160,7 @@ static const struct route {
     {GET | HEAD, "/metrics", wsb__api_metrics},
     {GET | HEAD, "/api/v1/status", wsb__api_status},
     {POST, "/api/v1/reload", wsb__api_reload},
+    {POST, "/api/v1/upgrade", wsb__api_upgrade},
     {GET, "/api/v1/backends", wsb__api_backends_list},
     {POST, "/api/v1/backends", wsb__api_backends_add},
     {GET, "/api/v1/backends/{}", wsb__api_backend_get},

@@ -70,6 +70,7 @@ void wsb__api_readyz(struct api_call *c);
 void wsb__api_status(struct api_call *c);
 void wsb__api_status_page(struct api_call *c);
 void wsb__api_reload(struct api_call *c);
+void wsb__api_upgrade(struct api_call *c);
 
 void wsb__api_metrics(struct api_call *c); /* wsb__api_metrics.c */
 

@@ -1,7 +1,9 @@
 /* The admin API on the master itself: /healthz, /readyz, status, reload, and the status page. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "log.h"
@@ -126,6 +128,10 @@ void wsb__api_status(struct api_call *c) {
   wsb_json_object_begin(&j);
   wsb_json_key(&j, "version");
   wsb_json_cstring(&j, WSB_VERSION);
+  wsb_json_key(&j, "pid");
+  wsb_json_uint(&j, (uint64_t)getpid());
+  wsb_json_key(&j, "upgraded_sessions");
+  wsb_json_uint(&j, WSB_SHM_SUM(m->shm, upgraded));
   wsb_json_key(&j, "uptime_s");
   wsb_json_uint(&j, (uv_now(&m->loop) - m->started_ms) / 1000);
   wsb_json_key(&j, "generation");
@@ -179,6 +185,14 @@ void wsb__api_reload(struct api_call *c) {
   }
   wsb_config_errors_free(&errs);
   wsb_config_errors_free(&discarded);
+}
+
+/* Answered when the new master is ready or has refused (upgrade.c). */
+void wsb__api_upgrade(struct api_call *c) {
+  char why[256];
+  int rc = wsb_upgrade_start(c->m, c->req->conn, true, why, sizeof(why));
+  if (rc != 0)
+    wsb_admin_error(c->r, rc == -EBUSY ? 409 : rc == -ECANCELED ? 503 : 500, why);
 }
 
 /* Built in from master/status_page.html. */

@@ -27,7 +27,7 @@
 /* Worker slots in the segment: a reload may start a whole new pool while the old one drains. */
 #define WORKER_SLOTS 2048
 
-static const int handled_signals[] = {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1};
+static const int handled_signals[] = {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2};
 #define NSIGNALS (sizeof(handled_signals) / sizeof(handled_signals[0]))
 
 static unsigned worker_count(const struct wsb_config *cfg) {
@@ -50,6 +50,7 @@ static void close_handles(void *arg) {
   wsb_health_stop(m->health);
   wsb_tickets_close(&m->tickets);
   wsb_discovery_close(&m->disc);
+  wsb_upgrade_close(&m->up);
   for (size_t i = 0; i < NSIGNALS; i++)
     uv_close((uv_handle_t *)&m->signals[i], NULL);
   wsb_workers_close(&m->workers);
@@ -78,6 +79,8 @@ static void on_stop_timer(uv_timer_t *t) {
  * for shutdown_timeout, then close the rest with 1001. A second one closes
  * every session at once. Workers that outlive either get SIGKILL.
  */
+static void drain(struct master *m);
+
 static void begin_stop(struct master *m, int signum) {
   if (m->stopping) {
     wsb_log_info("%s again: closing every session now", strsignal(signum));
@@ -86,13 +89,28 @@ static void begin_stop(struct master *m, int signum) {
     uv_timer_start(&m->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
     return;
   }
-  m->stopping = true;
+  wsb_upgrade_abort(m);
   wsb_notify("STOPPING=1");
   /* The unit's TimeoutStopSec may be shorter than the drain: systemd waits past our own kill. */
   wsb_notify_extend(m->cfg->wsbal.shutdown_timeout_ms + STOP_GRACE_MS + STOP_EXIT_MS);
-  uv_timer_stop(&m->status_timer);
   wsb_log_info("%s: stopping; sessions have %llu ms to end", strsignal(signum),
                (unsigned long long)m->cfg->wsbal.shutdown_timeout_ms);
+  drain(m);
+}
+
+void wsb_master_handed_over(struct master *m, pid_t pid) {
+  /* systemd follows the new master from now on; this one is no longer the service. */
+  wsb_notify("MAINPID=%ld", (long)pid);
+  wsb_admin_stop(&m->admin);
+  wsb_log_info("handed over to pid %ld: the workers stop accepting; sessions have %llu ms to end",
+               (long)pid, (unsigned long long)m->cfg->wsbal.shutdown_timeout_ms);
+  drain(m);
+}
+
+/* Stop accepting, let sessions end for shutdown_timeout, kill what outlives it. */
+static void drain(struct master *m) {
+  m->stopping = true;
+  uv_timer_stop(&m->status_timer);
   uv_timer_start(&m->stop_timer, on_stop_timer, m->cfg->wsbal.shutdown_timeout_ms + STOP_GRACE_MS,
                  0);
   wsb_workers_stop(&m->workers);
@@ -297,12 +315,21 @@ static void on_signal(uv_signal_t *h, int signum) {
   case SIGHUP:
     wsb_master_reload(m, NULL, NULL);
     break;
+  case SIGUSR2: {
+    char why[256];
+    wsb_upgrade_start(m, 0, false, why, sizeof(why));
+    break;
+  }
   case SIGUSR1:
     /* logrotate moved the file: every worker opens the path again. */
     wsb_log_info("SIGUSR1: workers reopen the access log");
     wsb_workers_signal(&m->workers, SIGUSR1);
     break;
   }
+}
+
+static void other_exited(void *arg, pid_t pid, int status) {
+  wsb_upgrade_child_exited(arg, pid, status);
 }
 
 static void log_listening(const struct master *m) {
@@ -323,8 +350,11 @@ static void log_listening(const struct master *m) {
 
 /* STYLE.md's start order: bind, map the segment, drop privileges; the workers come after. */
 static int start(struct master *m, int **fds) {
-  int rc = wsb_workers_bind(m->cfg, worker_count(m->cfg), fds);
-  if (rc != 0)
+  /* An upgrade's new master takes the old one's listeners (upgrade.c) and binds the rest. */
+  int rc = wsb_upgrade_inherit(&m->up, m->cfg, worker_count(m->cfg), fds, &m->admin_fd);
+  if (rc == 0)
+    rc = wsb_workers_bind(m->cfg, worker_count(m->cfg), fds);
+  if (rc < 0)
     return rc;
   m->shm = wsb_shm_create(WORKER_SLOTS);
   m->workers.procs = calloc(WORKER_SLOTS, sizeof(*m->workers.procs));
@@ -338,7 +368,7 @@ static int start(struct master *m, int **fds) {
     return -EIO;
   }
   /* The admin port may be privileged too: bound now, served once the loop runs. */
-  if (m->cfg->admin.enabled) {
+  if (m->cfg->admin.enabled && m->admin_fd < 0) {
     char aerr[256];
     m->admin_fd = wsb_admin_bind(&m->cfg->admin.address, aerr, sizeof(aerr));
     if (m->admin_fd < 0) {
@@ -412,8 +442,10 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
                      .workers_override = workers_override,
                      .admin_fd = -1,
                      .admin = {.fd = -1}};
+  wsb_upgrade_init(&m.up);
   int *fds = NULL;
   if (start(&m, &fds) != 0) {
+    wsb_upgrade_refuse(&m.up, "its start failed: see its log");
     if (fds != NULL) {
       for (size_t i = 0; i < (size_t)worker_count(cfg) * cfg->listen.naddress; i++)
         close(fds[i]);
@@ -456,6 +488,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   m.workers.rbuf = malloc(sizeof(*m.workers.rbuf));
   if (m.workers.rbuf == NULL)
     wsb_fatal(EXIT_STARTUP, "out of memory");
+  m.workers.other_exited = other_exited;
   m.workers.arg = &m;
   wsb_workers_start(&m.workers, worker_count(cfg), fds, cfg->listen.naddress);
   m.started_ms = uv_now(&m.loop);
@@ -464,6 +497,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
     wsb_log_error("admin server could not start");
   log_listening(&m);
   notify_status(&m, "READY=1\n");
+  wsb_upgrade_ready(&m.up);
   uv_timer_start(&m.status_timer, on_status_timer, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS);
 
   uv_run(&m.loop, UV_RUN_DEFAULT);

@@ -13,6 +13,7 @@
 #include "discovery.h"
 #include "shm.h"
 #include "tickets.h"
+#include "upgrade.h"
 #include "workers.h"
 
 /* What the segment's per-slot totals held when the slot got its current backend: the API and
@@ -39,7 +40,7 @@ struct master {
   struct wsb_workers workers;
   struct wsb_health *health;  /* health checks and load reports of the backends */
   struct wsb_tickets tickets; /* TLS session ticket keys, rotated on a timer */
-  uv_signal_t signals[5];
+  uv_signal_t signals[6];
   uv_timer_t stop_timer;
   uv_timer_t status_timer; /* refreshes systemd's STATUS= line */
   bool stopping;
@@ -57,7 +58,11 @@ struct master {
      (the first 16 of them). */
   char routes_deleted[16][WSB_SECTION_NAME_MAX];
   unsigned nroutes_deleted;
+  struct wsb_upgrade up; /* binary upgrade (upgrade.c) */
 };
+
+/* An upgrade's new master (pid) is ready: this one stops serving and drains (master.c). */
+void wsb_master_handed_over(struct master *m, pid_t pid);
 
 /* Reloads the file; error lines go to errs, and the runtime changes it discarded to discarded
    ("backend e1: enabled (disabled through the API)"), when they are not NULL. Returns 0 or an

@@ -378,10 +378,16 @@ static void on_worker_exit(struct wsb_workers *ws, struct wsb_worker_proc *w, in
 void wsb_workers_reap(struct wsb_workers *ws) {
   int status;
   pid_t pid;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    bool worker = false;
     for (unsigned s = 0; s < ws->shm->nworkers; s++)
-      if (ws->procs[s].pid == pid)
+      if (ws->procs[s].pid == pid) {
+        worker = true;
         on_worker_exit(ws, &ws->procs[s], status);
+      }
+    if (!worker && ws->other_exited != NULL)
+      ws->other_exited(ws->arg, pid, status);
+  }
 }
 
 void wsb_workers_signal(struct wsb_workers *ws, int sig) {

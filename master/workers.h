@@ -46,6 +46,8 @@ struct wsb_workers {
   /* run for each chunk of a session list a worker sends back */
   void (*on_chunk)(void *arg, const struct wsb_sessions_chunk *chunk);
   struct wsb_sessions_chunk *rbuf; /* where answers are read */
+  /* run for a child that is not a worker (an upgrade's new master), with its wait status */
+  void (*other_exited)(void *arg, pid_t pid, int status);
   void *arg;
 };
 

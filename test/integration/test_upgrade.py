@@ -1,0 +1,241 @@
+"""Binary upgrade (SIGUSR2, POST /api/v1/upgrade): the hand-over to a new master and every way
+the new program can refuse, after which the old master goes on exactly as before.
+
+wsbal runs from a copy of the program in a scratch directory, so a test can put another program
+file (a crash, a hang, nothing) at the master's own path. Every wait has a deadline.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import wsbtest
+from wsbtest import (OP_TEXT, T, Chatters, Checks, Echo, RawClient, Wsbal, admin_call, frame,
+                     free_port, run_tests, wait_for)
+
+c = Checks()
+SCRATCH = tempfile.mkdtemp(prefix="wsbal-upgrade-")
+PROGRAM = os.path.join(SCRATCH, "wsbal")
+REAL = wsbtest.WSBAL
+STARTED = []  # pids of new masters, stopped at the end whatever happens
+LBS = []
+
+
+def install(kind):
+    """Puts a program file at PROGRAM: the real wsbal, or a script that crashes or hangs."""
+    if os.path.exists(PROGRAM):
+        os.unlink(PROGRAM)
+    if kind == "real":
+        shutil.copy2(REAL, PROGRAM)
+        return
+    if kind == "none":
+        return
+    body = {"crash": "kill -SEGV $$\n", "hang": "exec sleep 60\n"}[kind]
+    with open(PROGRAM, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chmod(PROGRAM, 0o755)
+
+
+def start_lb(echo, **kw):
+    install("real")
+    wsbtest.WSBAL = PROGRAM
+    try:
+        admin = free_port()
+        lb = Wsbal([("e1", echo.url)], sections={"admin": {"address": f"127.0.0.1:{admin}"},
+                                                 "wsbal": {"shutdown_timeout": "60s"}}, **kw)
+    finally:
+        wsbtest.WSBAL = REAL
+    lb.admin = admin
+    LBS.append(lb)
+    return lb
+
+
+def status(lb):
+    code, body = admin_call(lb.admin, "GET", "/api/v1/status")
+    return json.loads(body) if code == 200 else None
+
+
+def wait_output(lb, pattern, start=0, timeout=T):
+    """Like wait_line, but goes on after the old master exited: the new one writes to the same
+    pipe."""
+    import re
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    with lb.cond:
+        while True:
+            for line in lb.lines[start:]:
+                m = rx.search(line)
+                if m:
+                    return m
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            lb.cond.wait(min(left, 0.2))
+
+
+def echoes(cl, text):
+    cl.send(frame(OP_TEXT, text))
+    fin, op, payload = cl.read_frame()
+    return payload == text
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def still_serving(lb, cl, what):
+    """The old master is untouched: its session echoes, a new one opens, its pid answers."""
+    c.true(f"{what}: the live session still echoes", echoes(cl, b"after " + what.encode()))
+    cl2 = RawClient.upgraded(lb.port)[0]
+    c.true(f"{what}: a new session opens and echoes", echoes(cl2, b"new"))
+    cl2.close()
+    st = status(lb)
+    c.eq(f"{what}: the status is the old master's", lb.proc.pid, st and st["pid"])
+    c.true(f"{what}: the old master runs", lb.proc.poll() is None)
+
+
+def refusal(echo, kind, expect_code, expect_text, env=None, bad_config=False):
+    lb = start_lb(echo, extra_env=env)
+    cl = RawClient.upgraded(lb.port)[0]
+    install(kind)
+    if bad_config:
+        with open(lb.config, "a") as f:
+            f.write("[listen]\nbogus = 1\n")
+    mark = len(lb.lines)
+    code, body = admin_call(lb.admin, "POST", "/api/v1/upgrade", timeout=3 * T)
+    c.eq(f"{kind}: the API answers with the error", expect_code, code)
+    c.true(f"{kind}: the answer says why", expect_text in body.decode(), body.decode())
+    c.true(f"{kind}: the master logs why and goes on",
+           wait_output(lb, r"upgrade refused: .*this master goes on", mark) is not None,
+           lb.output()[-1500:])
+    if bad_config:
+        lb.write_config([("e1", echo.url)], {"admin": {"address": f"127.0.0.1:{lb.admin}"}})
+    still_serving(lb, cl, kind)
+    cl.close()
+    return lb
+
+
+def test_bad_configuration(echo):
+    lb = refusal(echo, "real", 422, "exited with status 1 (configuration error)", bad_config=True)
+    c.true("the new program's own error names FILE:LINE",
+           wait_output(lb, r"unknown key \"bogus\"") is not None)
+    lb.stop()
+
+
+def test_crash_before_ready(echo):
+    refusal(echo, "crash", 500, "killed by signal 11").stop()
+
+
+def test_no_program_file(echo):
+    refusal(echo, "none", 500, "status 127").stop()
+
+
+def test_hang_and_second_signal(echo):
+    lb = start_lb(echo, extra_env={"WSB_TEST_UPGRADE_TIMEOUT_MS": "2000"})
+    cl = RawClient.upgraded(lb.port)[0]
+    install("hang")
+    mark = len(lb.lines)
+    lb.proc.send_signal(signal.SIGUSR2)
+    m = wait_output(lb, r"SIGUSR2: starting .* \(pid (\d+)\)", mark)
+    c.true("SIGUSR2 starts the program file", m is not None, lb.output()[-800:])
+    child = int(m.group(1)) if m else 0
+    lb.proc.send_signal(signal.SIGUSR2)
+    c.true("a second SIGUSR2 during the upgrade is refused with a log line",
+           wait_output(lb, r"SIGUSR2 refused: an upgrade is already under way", mark) is not None)
+    code, body = admin_call(lb.admin, "POST", "/api/v1/upgrade")
+    c.eq("and so is POST /api/v1/upgrade (409)", 409, code)
+    c.true("the hang is given up after the timeout",
+           wait_output(lb, r"upgrade refused: the new master .* was not ready within 2000 ms",
+                       mark) is not None, lb.output()[-800:])
+    c.true("the hanging program is killed", wait_for(lambda: not alive(child)))
+    still_serving(lb, cl, "hang")
+    # Once that one is collected, an upgrade may run again (and is refused again here).
+    c.true("the killed program is collected", wait_for(
+        lambda: admin_call(lb.admin, "POST", "/api/v1/upgrade", timeout=3 * T)[0] == 500,
+        timeout=2 * T, step=0.2))
+    cl.close()
+    lb.stop()
+
+
+def test_state_format_refused():
+    """A new master given a session state format it cannot read refuses through the pipe."""
+    r, w = os.pipe()
+    fd, cfg = tempfile.mkstemp(suffix=".ini")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"[listen]\naddress = 127.0.0.1:{free_port()}\n[admin]\naddress = off\n"
+                "[upstream]\nhealth_check = off\n[backend:b]\nurl = ws://127.0.0.1:9\n")
+    for spec, what in ((f"state=99 ready={w}", "session state format 99"),
+                       (f"state=1 ready={w} listen=x", "malformed")):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WSBAL_")}
+        env["WSBAL_UPGRADE"] = spec
+        p = subprocess.Popen([REAL, "-c", cfg, "-w", "1"], env=env, pass_fds=(w,),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        rc = p.wait(T)
+        line = os.read(r, 512).decode()
+        c.true(f"{what}: REFUSE with the reason", line.startswith("REFUSE ") and what in line, line)
+        c.eq(f"{what}: exits as a failed start", 3, rc)
+    os.close(r)
+    os.close(w)
+    os.unlink(cfg)
+
+
+def test_hand_over(echo):
+    lb = start_lb(echo)
+    old = status(lb)
+    chat = Chatters(lb.url, 20)
+    c.true("sessions echo before the upgrade", chat.more_echoes(40))
+    mark = len(lb.lines)
+    code, body = admin_call(lb.admin, "POST", "/api/v1/upgrade", timeout=3 * T)
+    c.eq("POST /api/v1/upgrade answers 200 once the new master is ready", 200, code)
+    new_pid = json.loads(body).get("pid") if code == 200 else 0
+    STARTED.append(new_pid)
+    c.true("the answer names the new master", new_pid and new_pid != lb.proc.pid, body)
+    c.true("the new master took the listeners",
+           wait_output(lb, r"took the old master's listeners; 0 bound anew", mark) is not None)
+    c.true("the old master hands over",
+           wait_output(lb, rf"handed over to pid {new_pid}", mark) is not None)
+    st = wait_for(lambda: (lambda s: s if s and s["pid"] == new_pid else None)(status(lb)))
+    c.true("GET /api/v1/status is the new master's", st is not None)
+    if st:
+        c.eq("it shows version and upgraded_sessions", (old["version"], True),
+             (st["version"], "upgraded_sessions" in st))
+    c.true("the old sessions go on echoing while their workers drain", chat.more_echoes(40))
+    cl = RawClient.upgraded(lb.port)[0]
+    c.true("a new session goes to the new master", echoes(cl, b"fresh"))
+    c.true("the new master counts it", wait_for(lambda: (status(lb) or {}).get(
+        "totals", {}).get("sessions", 0) >= 1))
+    chat.stop_and_check(c, "across the hand-over")
+    c.eq("the old master exits 0 once its sessions ended", 0, lb.proc.wait(T))
+    c.true("the new one serves on", echoes(cl, b"later"))
+    cl.close()
+    os.kill(new_pid, signal.SIGTERM)
+    c.true("the new master stops on SIGTERM", wait_for(lambda: not alive(new_pid)))
+    lb.stop()
+
+
+def main():
+    echo = Echo("e1")
+    try:
+        return run_tests(c, test_state_format_refused, lambda: test_bad_configuration(echo),
+                         lambda: test_crash_before_ready(echo), lambda: test_no_program_file(echo),
+                         lambda: test_hang_and_second_signal(echo), lambda: test_hand_over(echo))
+    finally:
+        for lb in LBS:
+            lb.stop()
+        for pid in STARTED:
+            if pid and alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        echo.stop()
+        shutil.rmtree(SCRATCH, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

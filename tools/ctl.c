@@ -108,6 +108,8 @@ static void usage(FILE *out) {
           "  pool NAME KEY=VALUE               set an [upstream] key of one pool until the next\n"
           "                                    reload (a pool no file names is made)\n"
           "  routes                            the routes in matching order, with their matches\n"
+          "  upgrade                           start the program file again and hand over to it,\n"
+          "                                    like SIGUSR2 (answers once it is ready or refused)\n"
           "options:\n"
           "  -a, --address ADDR  admin API HOST:PORT (default $WSBAL_ADMIN or " WSB_CTL_DEFAULT_ADDR
           ")\n"
@@ -257,6 +259,7 @@ static const struct command commands[] = {
     {"pool", 2, 0, "pool NAME KEY=VALUE", "PATCH", "/api/v1/pools/", "", pool_body,
      wsb_ctl_print_pool},
     {"routes", 0, 0, "routes", "GET", "/api/v1/routes", "", NULL, wsb_ctl_print_routes},
+    {"upgrade", 0, 0, "upgrade", "POST", "/api/v1/upgrade", "", NULL, wsb_ctl_print_fields},
 };
 
 /* The command's request: false when an argument makes it too long. */

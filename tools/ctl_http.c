@@ -16,8 +16,9 @@
 #include "http.h"
 
 #define CONNECT_TIMEOUT_MS 5000
-/* Long enough for a reload or a session list that waits on every worker. */
-#define IO_TIMEOUT_S 30
+/* Long enough for a reload or a session list that waits on every worker, and for an upgrade,
+   which answers once the new master is ready or its 30 s are up. */
+#define IO_TIMEOUT_S 40
 #define HEAD_MAX     16384
 #define REQUEST_HEAD 4096
 #define BODY_MAX     (64u * 1024 * 1024)

@@ -21,6 +21,7 @@ c = Checks()
 SCRATCH = tempfile.mkdtemp(prefix="wsbal-upgrade-")
 PROGRAM = os.path.join(SCRATCH, "wsbal")
 REAL = wsbtest.WSBAL
+CTL = os.path.join(os.path.dirname(REAL), "wsbalctl")
 STARTED = []  # pids of new masters, stopped at the end whatever happens
 LBS = []
 
@@ -131,7 +132,12 @@ def test_bad_configuration(echo):
 
 
 def test_crash_before_ready(echo):
-    refusal(echo, "crash", 500, "killed by signal 11").stop()
+    lb = refusal(echo, "crash", 500, "killed by signal 11")
+    ctl = subprocess.run([CTL, "-a", f"127.0.0.1:{lb.admin}", "upgrade"], capture_output=True,
+                         timeout=3 * T)
+    c.eq("wsbalctl upgrade exits 1 on a refusal", 1, ctl.returncode)
+    c.true("and says why", b"killed by signal 11" in ctl.stdout + ctl.stderr, repr(ctl))
+    lb.stop()
 
 
 def test_no_program_file(echo):

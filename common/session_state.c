@@ -127,7 +127,7 @@ static void walk_address(struct walk *w, uint8_t *family, uint8_t addr[16]) {
   put_raw(w, addr, 16);
 }
 
-static void walk_state(struct walk *w, struct wsb_session_state *st) {
+static void walk_state(struct walk *w, struct wsb_state *st) {
   FIELD(w, st->id);
   field_bytes(w, &st->pool);
   field_bytes(w, &st->backend);
@@ -198,7 +198,7 @@ static bool leg_ok(const struct wsb_state_leg *l, bool backend) {
 }
 
 /* The rules both ends hold a state to: what the worker taking it relies on without checking. */
-static bool state_ok(const struct wsb_session_state *st) {
+static bool state_ok(const struct wsb_state *st) {
   if (!name_ok(&st->pool) || !name_ok(&st->backend) || st->protocol.len > WSB_STATE_PROTO_MAX)
     return false;
   if (st->protocol.len > 0 && memchr(st->protocol.p, '\0', st->protocol.len) != NULL)
@@ -229,17 +229,17 @@ static void walk_header(struct walk *w, uint32_t *magic, uint16_t *version, uint
   FIELD(w, *reserved);
 }
 
-size_t wsb_session_state_size(const struct wsb_session_state *st) {
+size_t wsb_session_state_size(const struct wsb_state *st) {
   struct walk w = {0};
   uint32_t magic = 0, total = 0, reserved = 0;
   uint16_t version = 0, flags = 0;
   walk_header(&w, &magic, &version, &flags, &total, &reserved);
   /* The walk only reads st while counting. */
-  walk_state(&w, (struct wsb_session_state *)(uintptr_t)st);
+  walk_state(&w, (struct wsb_state *)(uintptr_t)st);
   return w.bad || w.len > WSB_STATE_MAX_BYTES ? 0 : w.len;
 }
 
-ssize_t wsb_session_state_encode(const struct wsb_session_state *st, uint8_t *out, size_t cap) {
+ssize_t wsb_session_state_encode(const struct wsb_state *st, uint8_t *out, size_t cap) {
   if (!state_ok(st))
     return WSB_ESTATE;
   size_t n = wsb_session_state_size(st);
@@ -249,7 +249,7 @@ ssize_t wsb_session_state_encode(const struct wsb_session_state *st, uint8_t *ou
   uint32_t magic = WSB_STATE_MAGIC, total = (uint32_t)n, reserved = 0;
   uint16_t version = WSB_STATE_VERSION, flags = 0;
   walk_header(&w, &magic, &version, &flags, &total, &reserved);
-  walk_state(&w, (struct wsb_session_state *)(uintptr_t)st);
+  walk_state(&w, (struct wsb_state *)(uintptr_t)st);
   return (ssize_t)w.len;
 }
 
@@ -272,7 +272,7 @@ ssize_t wsb_session_state_peek(const uint8_t *buf, size_t len) {
   return (ssize_t)total;
 }
 
-ssize_t wsb_session_state_decode(struct wsb_session_state *st, const uint8_t *buf, size_t len) {
+ssize_t wsb_session_state_decode(struct wsb_state *st, const uint8_t *buf, size_t len) {
   ssize_t total = wsb_session_state_peek(buf, len);
   if (total < 0)
     return total;

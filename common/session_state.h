@@ -87,7 +87,7 @@ struct wsb_state_leg {
   uint64_t ping_sent_ms;          /* Unix ms, when ping_outstanding */
 };
 
-struct wsb_session_state {
+struct wsb_state {
   uint64_t id;
   struct wsb_state_bytes pool;     /* names: slots differ between two segments */
   struct wsb_state_bytes backend;  /* the backend now serving it */
@@ -114,11 +114,11 @@ struct wsb_session_state {
 };
 
 /* Bytes the message for st takes, or 0 when it would pass WSB_STATE_MAX_BYTES. */
-size_t wsb_session_state_size(const struct wsb_session_state *st);
+size_t wsb_session_state_size(const struct wsb_state *st);
 
 /* Writes the message into out. Returns its length, or -E2BIG when it does not fit in cap or
    passes WSB_STATE_MAX_BYTES, or WSB_ESTATE when st breaks a rule the decoder checks. */
-ssize_t wsb_session_state_encode(const struct wsb_session_state *st, uint8_t *out, size_t cap);
+ssize_t wsb_session_state_encode(const struct wsb_state *st, uint8_t *out, size_t cap);
 
 /* The total length a message's header announces: WSB_PARTIAL with fewer than
    WSB_STATE_HEADER_LEN bytes, WSB_ESTATE for a bad header, WSB_ESTATE_VERSION, -E2BIG. */
@@ -127,6 +127,6 @@ ssize_t wsb_session_state_peek(const uint8_t *buf, size_t len);
 /* Reads one message from buf: st's byte strings point into buf. Returns the bytes it took,
    WSB_PARTIAL while the message is not whole, or WSB_ESTATE, WSB_ESTATE_VERSION, -E2BIG
    (st is then unusable). */
-ssize_t wsb_session_state_decode(struct wsb_session_state *st, const uint8_t *buf, size_t len);
+ssize_t wsb_session_state_decode(struct wsb_state *st, const uint8_t *buf, size_t len);
 
 #endif

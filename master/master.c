@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "control.h"
 #include "errors.h"
 #include "health.h"
 #include "listen.h"
@@ -102,6 +103,13 @@ void wsb_master_handed_over(struct master *m, pid_t pid) {
   /* systemd follows the new master from now on; this one is no longer the service. */
   wsb_notify("MAINPID=%ld", (long)pid);
   wsb_admin_stop(&m->admin);
+  /* Each worker hands its sessions to the new master's worker of its slot (modulo their
+     count); what cannot move drains as below. */
+  struct wsb_control_msg msg = {.type = WSB_CTL_HANDOVER,
+                                .len = sizeof(msg),
+                                .session = (uint64_t)pid,
+                                .slot = (int32_t)m->up.new_workers};
+  wsb_workers_send(&m->workers, -1, &msg);
   wsb_log_info("handed over to pid %ld: the workers stop accepting; sessions have %llu ms to end",
                (long)pid, (unsigned long long)m->cfg->wsbal.shutdown_timeout_ms);
   drain(m);
@@ -497,7 +505,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
     wsb_log_error("admin server could not start");
   log_listening(&m);
   notify_status(&m, "READY=1\n");
-  wsb_upgrade_ready(&m.up);
+  wsb_upgrade_ready(&m.up, worker_count(cfg));
   uv_timer_start(&m.status_timer, on_status_timer, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS);
 
   uv_run(&m.loop, UV_RUN_DEFAULT);

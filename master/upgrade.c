@@ -169,9 +169,9 @@ static void write_line(struct wsb_upgrade *u, const char *line) {
   u->ready_fd = -1;
 }
 
-void wsb_upgrade_ready(struct wsb_upgrade *u) {
+void wsb_upgrade_ready(struct wsb_upgrade *u, unsigned nworkers) {
   char line[64];
-  snprintf(line, sizeof(line), "READY %ld\n", (long)getpid());
+  snprintf(line, sizeof(line), "READY %ld %u\n", (long)getpid(), nworkers);
   write_line(u, line);
 }
 
@@ -372,7 +372,9 @@ static void exited_before_ready(struct master *m) {
 static void on_line(struct master *m, char *line) {
   struct wsb_upgrade *u = &m->up;
   long pid = 0;
-  if (sscanf(line, "READY %ld", &pid) == 1 && pid == (long)u->child) {
+  unsigned n = 0;
+  if (sscanf(line, "READY %ld %u", &pid, &n) == 2 && pid == (long)u->child && n > 0) {
+    u->new_workers = n;
     finish(m, (pid_t)pid, 200, NULL);
     return;
   }

@@ -41,8 +41,9 @@ struct wsb_upgrade {
   size_t len;
   bool waiting_api; /* an admin request waits for the outcome (conn) */
   uint64_t conn;
-  pid_t handed_to; /* the new master this one handed over to; 0 before */
-  int ready_fd;    /* the new master's side: where READY goes once it is; -1 */
+  pid_t handed_to;      /* the new master this one handed over to; 0 before */
+  unsigned new_workers; /* its worker count: old worker i hands to its worker i mod this */
+  int ready_fd;         /* the new master's side: where READY goes once it is; -1 */
 };
 
 /* At start: where the program file is, and the new master's inherited descriptors are taken
@@ -59,8 +60,8 @@ void wsb_upgrade_init(struct wsb_upgrade *u);
 int wsb_upgrade_inherit(struct wsb_upgrade *u, const struct wsb_config *cfg, unsigned n, int **fds,
                         int *admin_fd);
 
-/* The new master is serving: READY to the old one. */
-void wsb_upgrade_ready(struct wsb_upgrade *u);
+/* The new master is serving with nworkers workers: "READY PID N" to the old one. */
+void wsb_upgrade_ready(struct wsb_upgrade *u, unsigned nworkers);
 
 /* The new master could not start after all: REFUSE why, so the old one logs it. */
 void wsb_upgrade_refuse(struct wsb_upgrade *u, const char *why);

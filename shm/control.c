@@ -19,7 +19,7 @@ int wsb_control_check(const void *data, size_t len) {
     return -EPROTO;
   memcpy(&msg, data, sizeof(msg));
   if (msg.len != sizeof(msg) || msg.type < WSB_CTL_FAILOVER_BACKEND ||
-      msg.type > WSB_CTL_LIST_SESSIONS)
+      (msg.type > WSB_CTL_LIST_SESSIONS && msg.type != WSB_CTL_HANDOVER))
     return -EPROTO;
   if (msg.reason[sizeof(msg.reason) - 1] != '\0')
     return -EPROTO;

@@ -12,13 +12,15 @@ enum wsb_control_type {
   WSB_CTL_FAILOVER_SESSION = 4, /* move one session, to a given backend or by the algorithm */
   WSB_CTL_LIST_SESSIONS = 5,    /* describe a page of live sessions (of one backend, or one) */
   WSB_CTL_SESSIONS = 6,         /* worker to master: a chunk of the answer to LIST_SESSIONS */
+  WSB_CTL_HANDOVER = 7,         /* binary upgrade: hand sessions to the new master (session,
+                                   its pid) with slot workers */
 };
 
 struct wsb_control_msg {
   uint32_t type;
   uint32_t len;     /* bytes of the whole message, this header included */
   uint64_t request; /* LIST_SESSIONS: echoed in the answer */
-  uint64_t session; /* KILL_SESSION, FAILOVER_SESSION; LIST_SESSIONS with one set */
+  uint64_t session; /* KILL_SESSION, FAILOVER_SESSION; LIST_SESSIONS with one set; HANDOVER */
   uint32_t one;     /* LIST_SESSIONS: only the session named by session */
   int32_t slot;     /* *_BACKEND: the backend; FAILOVER_SESSION: the target, or -1;
                        LIST_SESSIONS: only this backend's, or -1 */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "control.h"
+#include "handover.h"
 #include "errors.h"
 #include "failover.h"
 #include "leg.h"
@@ -216,6 +217,9 @@ void wsb_worker_command(struct wsb_worker *w, const struct wsb_control_msg *m) {
   }
   case WSB_CTL_LIST_SESSIONS:
     list_sessions(w, m);
+    break;
+  case WSB_CTL_HANDOVER:
+    wsb_handover_begin(w, (pid_t)m->session, (uint32_t)m->slot);
     break;
   case WSB_CTL_FAILOVER_SESSION: {
     struct wsb_session *s = find(w, m->session);

@@ -161,7 +161,8 @@ struct wsb_session {
   uint64_t last_data_ms; /* the last data frame either way, for idle_timeout */
   int reason;            /* why it ended: 0 or a negative code */
   enum wsb_closed_by closed_by;
-  uint32_t lingered; /* bytes read and dropped after wsbal's own close (session.c) */
+  uint32_t lingered;     /* bytes read and dropped after wsbal's own close (session.c) */
+  bool handover_refused; /* a binary upgrade's new worker did not take it: it drains here */
 };
 
 /* What one leg's events do in a state. */

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "control.h"
+#include "handover.h"
 #include "http_pool.h"
 #include "http_proxy.h"
 #include "errors.h"
@@ -67,6 +68,7 @@ static void close_worker_handles(struct wsb_worker *w) {
   wsb_worker_signal_set(&stop_signals);
   sigprocmask(SIG_BLOCK, &stop_signals, NULL);
   close_listeners(w);
+  wsb_handover_close(w);
   uv_close((uv_handle_t *)&w->control, NULL);
   uv_close((uv_handle_t *)&w->sigterm, NULL);
   uv_close((uv_handle_t *)&w->sigint, NULL);
@@ -210,6 +212,9 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   }
   if (status == 0 && open_listeners(w, start) != 0)
     status = 3;
+  /* A later binary upgrade's old workers hand their sessions in here. */
+  if (status == 0 && wsb_handover_listen(w) != 0)
+    wsb_log_warn("handover socket: sessions of an older wsbal cannot come to this worker");
   uv_pipe_init(&w->loop, &w->control, 0);
   w->control.data = w;
   uv_signal_init(&w->loop, &w->sigterm);
@@ -238,6 +243,7 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   wsb_select_release(w);
   wsb_http_pool_free(w);
   wsb_tls_worker_free(w);
+  free(w->handover);
   free(w->table);
   free(w);
   return status;

@@ -53,6 +53,7 @@ struct wsb_worker {
   uint64_t unix_offset_ms;         /* wall clock minus loop time at start: stable start times */
   struct wsb_tls_worker *tls;      /* TLS contexts and buffers (tls_worker.c) */
   struct wsb_http_pool *http_pool; /* idle plain HTTP backend connections (http_proxy.c) */
+  struct wsb_handover *handover;   /* binary upgrade: sessions in or out (handover.c) */
   struct wsb_list sessions;        /* every live session (link), newest first: stop, admin API */
   /* Failover replay windows (failover.c): bytes allocated to them all, and the sessions that
      hold one (window_link), oldest first, for failover_buffer_total. */

@@ -12,7 +12,7 @@ static bool inside(const struct wsb_state_bytes *b, const uint8_t *msg, size_t l
   return b->len == 0 || (b->p >= msg && b->len <= len && b->p - msg <= (ptrdiff_t)(len - b->len));
 }
 
-static void check_decoded(const struct wsb_session_state *st, const uint8_t *msg, size_t len) {
+static void check_decoded(const struct wsb_state *st, const uint8_t *msg, size_t len) {
   /* Everything the taking worker relies on without looking again. */
   REQUIRE(st->nused >= 1 && st->nused <= WSB_STATE_USED_MAX);
   REQUIRE(st->pool.len >= 1 && st->pool.len <= WSB_STATE_NAME_MAX && inside(&st->pool, msg, len));
@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(msg + WSB_STATE_HEADER_LEN, data + 1, len);
     len = total;
   }
-  struct wsb_session_state st;
+  struct wsb_state st;
   ssize_t peek = wsb_session_state_peek(msg, len);
   ssize_t rc = wsb_session_state_decode(&st, msg, len);
   REQUIRE(rc == WSB_PARTIAL || rc == WSB_ESTATE || rc == WSB_ESTATE_VERSION || rc == -E2BIG ||

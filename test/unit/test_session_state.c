@@ -16,7 +16,7 @@ static struct wsb_state_bytes bytes(const char *s) {
 }
 
 /* A state with no field at its zero value, each distinct from the others. */
-static void full_state(struct wsb_session_state *st) {
+static void full_state(struct wsb_state *st) {
   memset(st, 0, sizeof(*st));
   st->id = 0x0123456789abcdefull;
   st->pool = bytes("chat");
@@ -99,7 +99,7 @@ static void assert_same_leg(const struct wsb_state_leg *a, const struct wsb_stat
   ck_assert_uint_eq(a->ping_sent_ms, b->ping_sent_ms);
 }
 
-static void assert_same(const struct wsb_session_state *a, const struct wsb_session_state *b) {
+static void assert_same(const struct wsb_state *a, const struct wsb_state *b) {
   ck_assert_uint_eq(a->id, b->id);
   assert_same_bytes(a->pool, b->pool);
   assert_same_bytes(a->backend, b->backend);
@@ -142,7 +142,7 @@ static void assert_same(const struct wsb_session_state *a, const struct wsb_sess
     assert_same_leg(&a->legs[i], &b->legs[i]);
 }
 
-static size_t encode(const struct wsb_session_state *st, uint8_t *buf, size_t cap) {
+static size_t encode(const struct wsb_state *st, uint8_t *buf, size_t cap) {
   ssize_t n = wsb_session_state_encode(st, buf, cap);
   ck_assert_int_gt(n, WSB_STATE_HEADER_LEN);
   ck_assert_uint_eq((size_t)n, wsb_session_state_size(st));
@@ -150,7 +150,7 @@ static size_t encode(const struct wsb_session_state *st, uint8_t *buf, size_t ca
 }
 
 START_TEST(every_field_round_trips) {
-  struct wsb_session_state st, got;
+  struct wsb_state st, got;
   uint8_t buf[1024];
   full_state(&st);
   size_t n = encode(&st, buf, sizeof(buf));
@@ -167,7 +167,7 @@ END_TEST
 
 /* Each field really is carried: a state differing in any one field encodes differently. */
 START_TEST(each_field_changes_the_message) {
-  struct wsb_session_state a, b;
+  struct wsb_state a, b;
   uint8_t ba[1024], bb[1024];
   full_state(&a);
   size_t na = encode(&a, ba, sizeof(ba));
@@ -236,7 +236,7 @@ START_TEST(each_field_changes_the_message) {
 END_TEST
 
 START_TEST(another_version_is_refused) {
-  struct wsb_session_state st, got;
+  struct wsb_state st, got;
   uint8_t buf[1024];
   full_state(&st);
   size_t n = encode(&st, buf, sizeof(buf));
@@ -255,7 +255,7 @@ START_TEST(another_version_is_refused) {
 END_TEST
 
 START_TEST(truncation) {
-  struct wsb_session_state st, got;
+  struct wsb_state st, got;
   uint8_t buf[1024];
   full_state(&st);
   size_t n = encode(&st, buf, sizeof(buf));
@@ -283,7 +283,7 @@ START_TEST(truncation) {
 END_TEST
 
 START_TEST(oversize) {
-  struct wsb_session_state st, got;
+  struct wsb_state st, got;
   uint8_t buf[1024];
   full_state(&st);
   size_t n = encode(&st, buf, sizeof(buf));
@@ -306,7 +306,7 @@ END_TEST
 
 /* States the taking worker could not use are refused at both ends. */
 START_TEST(bad_states) {
-  struct wsb_session_state st, got;
+  struct wsb_state st, got;
   uint8_t buf[1024], good[1024];
   full_state(&st);
   size_t n = encode(&st, good, sizeof(good));
@@ -348,7 +348,7 @@ END_TEST
 
 /* Any single byte changed: an error, or a state that writes back to exactly those bytes. */
 START_TEST(every_byte_flipped) {
-  struct wsb_session_state st, got;
+  struct wsb_state st, got;
   uint8_t buf[1024], again[1024];
   full_state(&st);
   size_t n = encode(&st, buf, sizeof(buf));

@@ -50,7 +50,7 @@ struct wsb_handover {
   unsigned attempts;
   uv_timer_t tick;
   bool tick_init;
-  unsigned moved, kept;
+  unsigned moved, kept, lost;
 };
 
 static struct wsb_handover *handover(struct wsb_worker *w) {
@@ -487,7 +487,7 @@ static void describe(const struct wsb_session *s, struct wsb_state *st) {
 
 /* The message with both sockets attached to its first byte, then the rest. Blocking, with the
    socket's timeouts: the old worker is leaving, and a session must not change meanwhile. */
-static int send_session(int fd, const uint8_t *msg, size_t len, int cfd, int bfd) {
+static int send_session(int fd, const uint8_t *msg, size_t len, int cfd, int bfd, bool *sent) {
   union {
     struct cmsghdr align;
     char buf[CMSG_SPACE(2 * sizeof(int))];
@@ -514,6 +514,7 @@ static int send_session(int fd, const uint8_t *msg, size_t len, int cfd, int bfd
       return n < 0 ? -errno : -EPIPE;
     off += (size_t)n;
   }
+  *sent = true;
   char answer;
   ssize_t n;
   while ((n = recv(fd, &answer, 1, 0)) < 0 && errno == EINTR)
@@ -541,7 +542,8 @@ static void forget(struct wsb_session *s) {
   uv_close((uv_handle_t *)&s->timer, wsb__session_handle_closed);
 }
 
-static int move_one(struct wsb_handover *h, struct wsb_session *s) {
+/* Sends one session; *sent says whether all of it went out (the answer may then be lost). */
+static int move_one(struct wsb_handover *h, struct wsb_session *s, bool *sent) {
   struct wsb_state st;
   describe(s, &st);
   size_t size = wsb_session_state_size(&st);
@@ -554,9 +556,16 @@ static int move_one(struct wsb_handover *h, struct wsb_session *s) {
   if (rc == 0)
     rc = uv_fileno((uv_handle_t *)&s->backend.tcp, &bfd);
   if (rc == 0)
-    rc = send_session(h->out_fd, msg, (size_t)n, cfd, bfd);
+    rc = send_session(h->out_fd, msg, (size_t)n, cfd, bfd, sent);
   free(msg);
   return rc;
+}
+
+static void give_up(struct wsb_handover *h, int rc) {
+  wsb_log_warn("handover: %s: the remaining sessions drain here", wsb_strerror(rc));
+  close(h->out_fd);
+  h->out_fd = -1;
+  h->gave_up = true;
 }
 
 static void move_all(struct wsb_handover *h) {
@@ -567,7 +576,8 @@ static void move_all(struct wsb_handover *h) {
       return;
     if (!movable(s))
       continue;
-    int rc = move_one(h, s);
+    bool sent = false;
+    int rc = move_one(h, s, &sent);
     if (rc == 0) {
       h->moved++;
       forget(s);
@@ -575,12 +585,19 @@ static void move_all(struct wsb_handover *h) {
     } else if (rc == -EREMOTEIO || rc == -E2BIG || rc == WSB_ESTATE) {
       s->handover_refused = true; /* it stays here, and drains */
       h->kept++;
+    } else if (rc == -ENOMEM) {
+      return; /* the next tick tries again */
+    } else if (!sent) {
+      give_up(h, rc); /* the new worker is gone or stuck before it had this one */
     } else {
-      /* The new worker is gone or stuck: what it did not take stays here and drains. */
-      wsb_log_warn("handover: %s: the remaining sessions drain here", wsb_strerror(rc));
-      close(h->out_fd);
-      h->out_fd = -1;
-      h->gave_up = true;
+      /* Sent whole, no answer: the new worker may run it, so this one must not. Lost if it
+         does not: the one session in flight. */
+      wsb_log_warn("handover: session %016llx sent, no answer: let go of",
+                   (unsigned long long)s->id);
+      h->lost++;
+      forget(s);
+      give_up(h, rc);
+      wsb_worker_session_ended(w);
     }
   }
 }
@@ -638,7 +655,8 @@ void wsb_handover_close(struct wsb_worker *w) {
   if (h == NULL)
     return;
   if (h->sending)
-    wsb_log_info("handover: %u sessions moved, %u refused", h->moved, h->kept);
+    wsb_log_info("handover: %u sessions moved, %u refused, %u lost in flight", h->moved, h->kept,
+                 h->lost);
   if (h->listen_fd >= 0) {
     uv_poll_stop(&h->listen_poll);
     close(h->listen_fd);

@@ -136,15 +136,32 @@ static int restore_leg(struct wsb_session *s, struct wsb_leg *l, const struct ws
   return st->queued.len == 0 ? 0 : UV_EINVAL;
 }
 
+/* Is fd a connected TCP socket (what a session's leg is), whoever sent it? */
+static bool tcp_socket(int fd) {
+  int type = 0, domain = 0;
+  socklen_t len = sizeof(type);
+  struct sockaddr_storage peer;
+  socklen_t plen = sizeof(peer);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+    return false;
+  len = sizeof(domain);
+  return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+         (domain == AF_INET || domain == AF_INET6) &&
+         getpeername(fd, (struct sockaddr *)&peer, &plen) == 0;
+}
+
 /* A session as the old worker had it, on the two sockets; 0, or why it was not taken (the
    descriptors are then closed here: the old worker still has its own). */
 static int adopt(struct wsb_worker *w, const struct wsb_state *st, int cfd, int bfd) {
   wsb_worker_refresh_table(w);
   int slot = slot_named(w, st->backend), pool = pool_named(w, st->pool);
-  if (slot < 0 || pool < 0 || w->draining) {
+  int rc = slot < 0 ? WSB_ENOBACKEND : pool < 0 || w->draining ? UV_ECANCELED : 0;
+  if (rc == 0 && (!tcp_socket(cfd) || !tcp_socket(bfd)))
+    rc = UV_ENOTSOCK;
+  if (rc != 0) {
     close(cfd);
     close(bfd);
-    return slot < 0 ? WSB_ENOBACKEND : UV_ECANCELED;
+    return rc;
   }
   struct wsb_session *s = calloc(1, sizeof(*s));
   if (s == NULL) {
@@ -171,7 +188,7 @@ static int adopt(struct wsb_worker *w, const struct wsb_state *st, int cfd, int 
   s->started_ms = loop_ms(w, st->started_ms);
   s->backend_since_ms = loop_ms(w, st->backend_since_ms);
   s->last_data_ms = loop_ms(w, st->last_data_ms);
-  int rc = restore_leg(s, &s->client, &st->legs[WSB_STATE_CLIENT], cfd);
+  rc = restore_leg(s, &s->client, &st->legs[WSB_STATE_CLIENT], cfd);
   int brc = restore_leg(s, &s->backend, &st->legs[WSB_STATE_BACKEND], bfd);
   rc = rc != 0 ? rc : brc;
   if (rc != 0) {

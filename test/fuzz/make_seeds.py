@@ -334,12 +334,13 @@ def values_seeds():
 #     the rest; fields as common/session_state.h lists them, little-endian ---
 
 
-def state_body(nused=2, protocol=b"chat", replay=b"", legs=None, flags=1, family=2):
+def state_body(nused=2, protocol=b"chat", replay=b"", legs=None, flags=1, family=2, backend=b"b1",
+               last_rx=1765000000300):
     def blob(b):
         return struct.pack("<I", len(b)) + b
 
     head = b"GET /chat HTTP/1.1\r\nHost: h.test\r\nUser-Agent: u\r\n\r\n"
-    body = struct.pack("<Q", 7) + blob(b"default") + blob(b"b1") + blob(protocol)
+    body = struct.pack("<Q", 7) + blob(b"default") + blob(backend) + blob(protocol)
     body += bytes([nused]) + b"".join(blob(b"b%d" % i) for i in range(nused))
     body += blob(head) + struct.pack("<IIIIHHH", 4, 5, 26, 48, 6, 1, 0)
     body += struct.pack("<QQQ", 1765000000000, 1765000000100, 1765000000200)
@@ -352,7 +353,7 @@ def state_body(nused=2, protocol=b"chat", replay=b"", legs=None, flags=1, family
     for leg in legs or [(b"", b"", b"", 0, 0, 0), (b"", b"", b"", 0, 0, 0)]:
         pending, queued, hold, msg_len, opcode, lflags = leg
         body += blob(pending) + blob(queued) + blob(hold) + struct.pack("<QB", msg_len, opcode)
-        body += bytes([lflags]) + struct.pack("<QQ", 1765000000300, 0)
+        body += bytes([lflags]) + struct.pack("<QQ", last_rx, 0)
     return body
 
 

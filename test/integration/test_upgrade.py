@@ -193,6 +193,93 @@ def test_state_format_refused():
     os.unlink(cfg)
 
 
+def read_text(sock):
+    """The next text frame a server sends on sock (wsbal's keepalive pings skipped)."""
+    sock.settimeout(T)
+
+    def exact(n):
+        b = b""
+        while len(b) < n:
+            chunk = sock.recv(n - len(b))
+            if not chunk:
+                raise EOFError("closed")
+            b += chunk
+        return b
+
+    while True:
+        h = exact(2)
+        n = h[1] & 0x7F
+        if n == 126:
+            n = int.from_bytes(exact(2), "big")
+        payload = exact(n)
+        if h[0] & 0x0F == OP_TEXT:
+            return payload
+
+
+def test_handover_socket(echo):
+    """What reaches a worker's hand-over socket is checked: garbage, another format, sockets
+    that are not TCP connections, a backend it does not know are refused, and the worker goes
+    on; a well-formed session on real connections is taken up and relays."""
+    import array
+    import socket
+    sys.path.insert(0, os.path.join(os.environ.get("WSBAL_SOURCE_ROOT", "../.."), "test", "fuzz"))
+    import make_seeds
+    lb = start_lb(echo)
+    name = b"\0wsbal-handover-%d-0" % lb.proc.pid
+    ok = wait_for(lambda: name[1:].decode() in open("/proc/net/unix").read())
+    c.true("worker 0 listens on its hand-over socket", ok)
+
+    def offer(conn, msg, fds):
+        conn.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+                     if fds else [])
+        conn.settimeout(T)
+        return conn.recv(1)
+
+    a, b = socket.socketpair()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(name)
+    c.eq("garbage is refused", b"R", offer(conn, b"GET / HTTP/1.1\r\n\r\n" + bytes(64),
+                                            [a.fileno(), b.fileno()]))
+    c.eq("and the connection closed", b"", conn.recv(1))
+    conn.close()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(name)
+    c.eq("another format version is refused", b"R", offer(
+        conn, make_seeds.state_message(make_seeds.state_body(backend=b"e1"), version=2),
+        [a.fileno(), b.fileno()]))
+    conn.close()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(name)
+    c.eq("a session with no sockets is refused", b"R", offer(
+        conn, make_seeds.state_message(make_seeds.state_body(backend=b"e1")), []))
+    c.eq("sockets that are not TCP connections are refused", b"R", offer(
+        conn, make_seeds.state_message(make_seeds.state_body(backend=b"e1")),
+        [a.fileno(), b.fileno()]))
+    # Real connections: the test's own pair for the client leg, an upgraded one to the backend.
+    ls = socket.create_server(("127.0.0.1", 0))
+    client_side = socket.create_connection(ls.getsockname())
+    wsbal_side, _ = ls.accept()
+    backend = RawClient(echo.port)
+    backend.request("/")
+    c.eq("the backend leg is upgraded", 101, backend.read_head()[0])
+    c.eq("a backend it does not know is refused", b"R", offer(
+        conn, make_seeds.state_message(make_seeds.state_body(backend=b"nope")),
+        [wsbal_side.fileno(), backend.sock.fileno()]))
+    now_ms = int(time.time() * 1000)
+    c.eq("a well-formed session is taken", b"T", offer(
+        conn, make_seeds.state_message(make_seeds.state_body(backend=b"e1", last_rx=now_ms)),
+        [wsbal_side.fileno(), backend.sock.fileno()]))
+    wsbal_side.close()
+    backend.sock.close()
+    client_side.sendall(frame(OP_TEXT, b"handed in"))
+    c.eq("and it relays", b"handed in", read_text(client_side))
+    c.eq("the status counts it", 1, (status(lb) or {}).get("upgraded_sessions"))
+    still_serving(lb, RawClient.upgraded(lb.port)[0], "after the hand-over socket's tests")
+    for s in (a, b, conn, ls, client_side):
+        s.close()
+    lb.stop()
+
+
 def test_hand_over(echo):
     lb = start_lb(echo)
     old = status(lb)
@@ -233,7 +320,8 @@ def main():
     try:
         return run_tests(c, test_state_format_refused, lambda: test_bad_configuration(echo),
                          lambda: test_crash_before_ready(echo), lambda: test_no_program_file(echo),
-                         lambda: test_hang_and_second_signal(echo), lambda: test_hand_over(echo))
+                         lambda: test_hang_and_second_signal(echo),
+                         lambda: test_handover_socket(echo), lambda: test_hand_over(echo))
     finally:
         for lb in LBS:
             lb.stop()

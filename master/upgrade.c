@@ -31,28 +31,17 @@ void wsb_upgrade_init(struct wsb_upgrade *u) {
   u->exe[n > 0 ? n : 0] = '\0';
 }
 
-/* One "key=value" item of WSBAL_UPGRADE: value's fields split at commas in place. */
-static size_t split_fields(char *value, char **fields, size_t max) {
-  size_t n = 0;
-  for (char *save = NULL, *f = strtok_r(value, ",", &save); f != NULL && n < max;
-       f = strtok_r(NULL, ",", &save))
-    fields[n++] = f;
-  return n;
-}
-
 struct inherited {
   int fd;
   unsigned worker; /* its worker in the old pool; UINT32_MAX for the admin listener */
   unsigned port;
-  char *host;
   bool taken;
+  char host[WSB_HOST_MAX];
 };
 
-static int parse_fd(const char *s) {
-  char *end;
-  long v = strtol(s, &end, 10);
-  return *end == '\0' && v >= FIRST_CHILD_FD && v < 65536 && fcntl((int)v, F_GETFD) >= 0 ? (int)v
-                                                                                         : -1;
+/* An inherited descriptor's number, or -1 when it is none this process has open. */
+static int open_fd(int fd) {
+  return fd >= FIRST_CHILD_FD && fcntl(fd, F_GETFD) >= 0 ? fd : -1;
 }
 
 static int refuse(struct wsb_upgrade *u, int rc, const char *why) {
@@ -92,21 +81,21 @@ int wsb_upgrade_inherit(struct wsb_upgrade *u, const struct wsb_config *cfg, uns
   char *save = NULL;
   for (char *item = strtok_r(spec, " ", &save); item != NULL && rc == 0;
        item = strtok_r(NULL, " ", &save)) {
-    char *fields[4];
-    if (strncmp(item, "state=", 6) == 0) {
-      state = strtol(item + 6, NULL, 10);
-    } else if (strncmp(item, "ready=", 6) == 0) {
-      u->ready_fd = parse_fd(item + 6);
-      if (u->ready_fd >= 0)
-        fcntl(u->ready_fd, F_SETFD, FD_CLOEXEC);
-    } else if (strncmp(item, "admin=", 6) == 0 && split_fields(item + 6, fields, 3) == 3 &&
-               nin < max) {
-      in[nin++] = (struct inherited){parse_fd(fields[0]), UINT32_MAX,
-                                     (unsigned)strtoul(fields[1], NULL, 10), fields[2], false};
-    } else if (strncmp(item, "listen=", 7) == 0 && split_fields(item + 7, fields, 4) == 4 &&
-               nin < max) {
-      in[nin++] = (struct inherited){parse_fd(fields[0]), (unsigned)strtoul(fields[1], NULL, 10),
-                                     (unsigned)strtoul(fields[2], NULL, 10), fields[3], false};
+    struct inherited *e = &in[nin];
+    int fd = -1;
+    _Static_assert(WSB_HOST_MAX == 256, "the widths below");
+    if (sscanf(item, "state=%ld", &state) == 1) {
+      continue;
+    } else if (sscanf(item, "ready=%d", &fd) == 1 && (u->ready_fd = open_fd(fd)) >= 0) {
+      fcntl(u->ready_fd, F_SETFD, FD_CLOEXEC);
+    } else if (nin < max && sscanf(item, "admin=%d,%u,%255s", &e->fd, &e->port, e->host) == 3) {
+      e->worker = UINT32_MAX;
+      e->fd = open_fd(e->fd);
+      nin++;
+    } else if (nin < max &&
+               sscanf(item, "listen=%d,%u,%u,%255s", &e->fd, &e->worker, &e->port, e->host) == 4) {
+      e->fd = open_fd(e->fd);
+      nin++;
     } else {
       snprintf(why, sizeof(why), "malformed " WSB_UPGRADE_ENV " item \"%.200s\"", item);
       rc = refuse(u, -EINVAL, why);

@@ -53,6 +53,25 @@ struct wsb_handover {
   unsigned moved, kept, lost;
 };
 
+/* What a session and its state message hold alike, field for field: copied either way. */
+/* clang-format off */
+#define SHARED_FIELDS(X)                                                                      \
+  X(path_off) X(path_len) X(host_off) X(host_len) X(ua_off) X(ua_len) X(path_strip)         \
+  X(messages) X(bytes) X(failovers) X(connect_ms) X(backend_proven) X(backend_heard)         \
+  X(client_family) X(peer_family) X(local_family) X(peer_port) X(local_port) X(client_addr) \
+  X(peer_addr) X(local_addr)
+/* clang-format on */
+#define COPY_FIELD(f)                                                                        \
+  _Static_assert(sizeof(((struct wsb_session *)0)->f) == sizeof(((struct wsb_state *)0)->f), \
+                 #f " has one size in both");                                                \
+  memcpy(&dst_->f, &src_->f, sizeof(dst_->f));
+#define COPY_FIELDS(dst, src)   \
+  do {                          \
+    __typeof__(dst) dst_ = dst; \
+    __typeof__(src) src_ = src; \
+    SHARED_FIELDS(COPY_FIELD)   \
+  } while (0)
+
 static struct wsb_handover *handover(struct wsb_worker *w) {
   if (w->handover == NULL && (w->handover = calloc(1, sizeof(*w->handover))) != NULL) {
     w->handover->w = w;
@@ -205,29 +224,7 @@ static int adopt(struct wsb_worker *w, const struct wsb_state *st, int cfd, int 
   s->head = copy_bytes(st->head);
   s->head_len = st->head.len;
   s->protocol = st->protocol.len > 0 ? copy_bytes(st->protocol) : NULL;
-  s->path_off = st->path_off;
-  s->path_len = st->path_len;
-  s->host_off = st->host_off;
-  s->host_len = st->host_len;
-  s->ua_off = st->ua_off;
-  s->ua_len = st->ua_len;
-  s->path_strip = st->path_strip;
-  for (int d = 0; d < 2; d++) {
-    s->messages[d] = st->messages[d];
-    s->bytes[d] = st->bytes[d];
-  }
-  s->failovers = st->failovers;
-  s->connect_ms = st->connect_ms;
-  s->backend_proven = st->backend_proven;
-  s->backend_heard = st->backend_heard;
-  s->client_family = st->client_family;
-  s->peer_family = st->peer_family;
-  s->local_family = st->local_family;
-  s->peer_port = st->peer_port;
-  s->local_port = st->local_port;
-  memcpy(s->client_addr, st->client_addr, 16);
-  memcpy(s->peer_addr, st->peer_addr, 16);
-  memcpy(s->local_addr, st->local_addr, 16);
+  COPY_FIELDS(s, st);
   for (unsigned i = 0; i < st->nused; i++) {
     int used = slot_named(w, st->used[i]);
     if (used >= 0)
@@ -468,33 +465,8 @@ static void describe(const struct wsb_session *s, struct wsb_state *st) {
   if (st->nused == 0)
     st->used[st->nused++] = st->backend;
   st->head = (struct wsb_state_bytes){(const uint8_t *)s->head, s->head_len};
-  st->path_off = s->path_off;
-  st->path_len = s->path_len;
-  st->host_off = s->host_off;
-  st->host_len = s->host_len;
-  st->ua_off = s->ua_off;
-  st->ua_len = s->ua_len;
-  st->path_strip = s->path_strip;
-  st->started_ms = unix_ms(w, s->started_ms);
-  st->backend_since_ms = unix_ms(w, s->backend_since_ms);
-  st->last_data_ms = unix_ms(w, s->last_data_ms);
-  for (int d = 0; d < 2; d++) {
-    st->messages[d] = s->messages[d];
-    st->bytes[d] = s->bytes[d];
-  }
-  st->failovers = s->failovers;
-  st->connect_ms = s->connect_ms;
+  COPY_FIELDS(st, s);
   st->admitted = s->admitted;
-  st->backend_proven = s->backend_proven;
-  st->backend_heard = s->backend_heard;
-  st->client_family = s->client_family;
-  st->peer_family = s->peer_family;
-  st->local_family = s->local_family;
-  st->peer_port = s->peer_port;
-  st->local_port = s->local_port;
-  memcpy(st->client_addr, s->client_addr, 16);
-  memcpy(st->peer_addr, s->peer_addr, 16);
-  memcpy(st->local_addr, s->local_addr, 16);
   st->replay = (struct wsb_state_bytes){wsb_buf_data(&s->replay), s->replay.len};
   st->replay_open = s->replay_open;
   st->replay_seen = s->replay_seen;

@@ -18,7 +18,7 @@ import time
 import urllib.request
 
 from wsbtest import (OP_TEXT, SANITIZER_MARKERS, T, WSBAL, Checks, Echo, Peer, RawClient, Wsbal,
-                     close_payload, frame, free_port, run_tests, wait_for)
+                     close_payload, frame, free_port, run_tests, self_signed, wait_for)
 
 c = Checks()
 TEXT_RX = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (master|worker \d+) "
@@ -424,15 +424,6 @@ def client_hello(sni, ciphers=(0x003B,)):
             struct.pack("!H", len(ext)) + ext)
     hs = b"\x01" + struct.pack("!I", len(body))[1:] + body
     return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
-
-
-def self_signed(tmp):
-    key, pem = os.path.join(tmp, "k.pem"), os.path.join(tmp, "c.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", pem, "-days", "2",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-                   check=True, capture_output=True, timeout=60)
-    return pem, key
 
 
 HOSTILE_SNI = b'evil"\\\x01\x1b[31m\xff.example'

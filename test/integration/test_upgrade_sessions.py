@@ -51,15 +51,6 @@ def second_build():
     return data.replace(old, b"\x00" + NEW_VERSION + b"\x00")
 
 
-def self_signed():
-    key, pem = os.path.join(SCRATCH, "s.key"), os.path.join(SCRATCH, "s.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", pem, "-days", "2",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    return pem, key
-
-
 class Clients:
     """N sessions in one asyncio loop of their own thread, each sending "i:k" and waiting for its
     echo every INTERVAL; they record every answer's round trip."""
@@ -139,7 +130,7 @@ def pct(values, p):
 
 def test_sessions_survive():
     echoes = [Echo("e1"), Echo("e2")]
-    secure = Peer("s1", tls=self_signed())
+    secure = Peer("s1", tls=wsbtest.self_signed(SCRATCH))
     shutil.copy2(REAL, PROGRAM)
     access = os.path.join(SCRATCH, "access.log")
     admin = free_port()

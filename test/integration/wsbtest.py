@@ -113,6 +113,16 @@ def wait_for(what, timeout=T, step=0.05):
             return v
         time.sleep(step)
 
+def self_signed(tmp):
+    """A self-signed certificate for localhost made by the openssl CLI in tmp: (pem, key)."""
+    key, pem = os.path.join(tmp, "k.pem"), os.path.join(tmp, "c.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", pem, "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return pem, key
+
+
 ALL_PROCESSES = []
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
 

@@ -335,7 +335,7 @@ START_TEST(bad_states) {
   REFUSED(st.legs[WSB_STATE_CLIENT].hold = bytes("x"));
   REFUSED(st.legs[WSB_STATE_BACKEND].open_opcode = 0);
 #undef REFUSED
-  /* The same rules on decoding: a leg flag no version 1 writer sets, an address family. */
+  /* The same rules on decoding: a leg flag no version 1 writer sets is refused. */
   memcpy(buf, good, n);
   buf[n - 17] |= 0x80; /* the backend leg's flags: last_rx_ms and ping_sent_ms follow */
   ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), WSB_ESTATE);

@@ -51,6 +51,8 @@ struct wsb_handover {
   uv_timer_t tick;
   bool tick_init;
   unsigned moved, kept, lost;
+  uint64_t move_ns, longest_ns; /* time the moves took, in all and the longest one: a session
+                                   is not relayed from its encoding to the new worker's answer */
 };
 
 /* What a session and its state message hold alike, field for field: copied either way. */
@@ -560,13 +562,19 @@ static void give_up(struct wsb_handover *h, int rc) {
 static void move_all(struct wsb_handover *h) {
   struct wsb_worker *w = h->w;
   struct wsb_session *s;
+  unsigned before = h->moved;
   WSB_LIST_EACH (s, &w->sessions, link) {
     if (h->out_fd < 0)
-      return;
+      break;
     if (!movable(s))
       continue;
     bool sent = false;
+    uint64_t t0 = uv_hrtime();
     int rc = move_one(h, s, &sent);
+    uint64_t took = uv_hrtime() - t0;
+    h->move_ns += took;
+    if (took > h->longest_ns)
+      h->longest_ns = took;
     if (rc == 0) {
       h->moved++;
       forget(s);
@@ -589,6 +597,11 @@ static void move_all(struct wsb_handover *h) {
       wsb_worker_session_ended(w);
     }
   }
+  /* Its time stamp is that of the last session moved so far (the upgrade's figure). */
+  if (h->moved > before)
+    wsb_log_info("handover: moved %u sessions (%u in all; longest pause %.2f ms, mean %.3f ms)",
+                 h->moved - before, h->moved, (double)h->longest_ns / 1e6,
+                 (double)h->move_ns / 1e6 / h->moved);
 }
 
 /* Connects to the new worker; false while it is not listening yet (it starts after its master

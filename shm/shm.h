@@ -258,9 +258,10 @@ enum wsb_failover_reason {
  */
 struct wsb_shm_worker {
   _Atomic int32_t pid;
-  _Atomic uint64_t live;     /* live sessions of this worker, all backends */
-  _Atomic uint64_t upgraded; /* sessions an old worker handed to this one (binary upgrade) */
-  _Atomic uint64_t sessions[WSB_SHM_MAX_BACKENDS];       /* live, per backend slot */
+  /* Sessions an old worker handed to this one (binary upgrade). */
+  _Atomic uint64_t upgraded;
+  _Atomic uint64_t live;                           /* live sessions of this worker, all backends */
+  _Atomic uint64_t sessions[WSB_SHM_MAX_BACKENDS]; /* live, per backend slot */
   _Atomic uint64_t sessions_total[WSB_SHM_MAX_BACKENDS]; /* started, per backend slot */
   /* live, per pool slot: a session counts in the pool it was placed in, wherever its backend
      has moved since */

@@ -161,8 +161,9 @@ struct wsb_session {
   uint64_t last_data_ms; /* the last data frame either way, for idle_timeout */
   int reason;            /* why it ended: 0 or a negative code */
   enum wsb_closed_by closed_by;
-  uint32_t lingered;     /* bytes read and dropped after wsbal's own close (session.c) */
-  bool handover_refused; /* a binary upgrade's new worker did not take it: it drains here */
+  uint32_t lingered; /* bytes read and dropped after wsbal's own close (session.c) */
+  /* A binary upgrade's new worker did not take it: it drains here (handover.c). */
+  bool handover_refused;
 };
 
 /* What one leg's events do in a state. */

@@ -109,6 +109,8 @@ void wsb_config_defaults(struct wsb_config *cfg) {
   cfg->listen.ping_interval_ms = 30000;
   cfg->listen.http = WSB_HTTP_OFF;
   cfg->listen.max_body_bytes = 100 * 1024 * 1024;
+  cfg->listen.compression_level = 1;
+  cfg->listen.compression_min_bytes = 256;
 
   cfg->upstream.algorithm = WSB_ALG_LEAST_CONN;
   cfg->upstream.hash_key = WSB_HASH_IP;

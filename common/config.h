@@ -163,6 +163,10 @@ struct wsb_config {
     struct wsb_strlist allowed_origins;  /* empty = any */
     enum wsb_http_mode http;             /* off: 426 for plain requests; proxy: proxied */
     uint64_t max_body_bytes;             /* larger plain HTTP request bodies get 413 */
+    bool compression;                    /* permessage-deflate with clients that offer it */
+    unsigned compression_level;          /* zlib level 1..9 */
+    uint64_t compression_min_bytes;      /* smaller messages to the client go uncompressed */
+    bool compression_context_takeover;   /* a zlib stream per session instead of per message */
   } listen;
 
   struct wsb_upstream_config upstream;

@@ -450,6 +450,11 @@ static const struct cfg_key listen_keys[] = {
     WORD("http", listen.http, http_modes, "off or proxy"),
     SIZE("max_body_bytes", listen.max_body_bytes, 0, MAX_MESSAGE_BYTES,
          "e.g. 1m, 100m; 0 = no limit"),
+    BOOL("compression", listen.compression),
+    U32("compression_level", listen.compression_level, 1, 9),
+    SIZE("compression_min_bytes", listen.compression_min_bytes, 0, MAX_MESSAGE_BYTES,
+         "e.g. 0, 256, 1k"),
+    BOOL("compression_context_takeover", listen.compression_context_takeover),
 };
 
 #undef OFF

@@ -24,6 +24,7 @@
   XX(EUTF8, -20111, "invalid UTF-8")                                                          \
   XX(ECLOSE_LEN, -20112, "close frame payload of one byte")                                   \
   XX(ECLOSE_CODE, -20113, "close code not allowed on the wire")                               \
+  XX(EINFLATE, -20114, "compressed message does not inflate")                                 \
   /* HTTP and the upgrade handshake */                                                        \
   XX(EHTTP, -20200, "malformed HTTP message")                                                 \
   XX(EHEAD_TOO_LARGE, -20201, "HTTP head larger than the limit")                              \
@@ -37,6 +38,7 @@
   XX(EPROXY, -20209, "no valid PROXY protocol header")                                        \
   XX(ECHUNKED, -20210, "malformed chunked body")                                              \
   XX(EBODY_TOO_LARGE, -20211, "HTTP body larger than the limit")                              \
+  XX(EEXTENSIONS, -20212, "malformed Sec-WebSocket-Extensions")                               \
   /* configuration */                                                                         \
   XX(ECONFIG, -20300, "configuration error")                                                  \
   XX(EVALUE, -20301, "bad value")                                                             \

@@ -80,6 +80,10 @@ struct wsb_shm_backend {
   XX(LIST, WSB_SHM_LIST_MAX, listen, , allowed_origins, )          \
   XX(VAL, uint32_t, listen, , http, )                              \
   XX(VAL, uint64_t, listen, , max_body_bytes, )                    \
+  XX(VAL, bool, listen, , compression, )                           \
+  XX(VAL, uint32_t, listen, , compression_level, )                 \
+  XX(VAL, uint64_t, listen, , compression_min_bytes, )             \
+  XX(VAL, bool, listen, , compression_context_takeover, )          \
   XX(VAL, uint32_t, upstream, , algorithm, )                       \
   XX(VAL, uint32_t, upstream, , hash_key, )                        \
   XX(STR, WSB_SHM_HEADER_NAME_MAX, upstream, , hash_key, _name)    \

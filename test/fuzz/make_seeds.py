@@ -378,8 +378,45 @@ def session_state_seeds():
     return out
 
 
+# --- pmd: byte 0 = kind (bits 0-1: 0/3 offer, 1 inflate, 2 round trip) and a flag or piece size
+#     (bits 2-7); inflate inputs have the limit / 64 in byte 1 ---
+
+
+def deflate_raw(data, level=6, bits=15):
+    import zlib
+    c = zlib.compressobj(level, zlib.DEFLATED, -bits)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    return out[:-4] if out.endswith(b"\x00\x00\xff\xff") else out
+
+
+def pmd_seeds():
+    offers = ["permessage-deflate", "permessage-deflate; client_max_window_bits",
+              "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+              "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+              'permessage-deflate; server_max_window_bits="10"',
+              "permessage-deflate; server_max_window_bits=8, permessage-deflate",
+              "x-webkit-deflate-frame, permessage-deflate; bogus, permessage-deflate; x=1",
+              "permessage-deflate; server_no_context_takeover=1",
+              "permessage-deflate;;", 'permessage-deflate; a="b\\"c"', " , ,permessage-deflate ,"]
+    out = {}
+    for i, o in enumerate(offers):
+        out[f"offer_{i:02d}"] = bytes([0x00 if i % 2 else 0x04]) + o.encode()
+    hello = b"\xf2\x48\xcd\xc9\xc9\x07\x00"
+    out["inflate_hello"] = bytes([0x01 | (6 << 2), 0]) + hello
+    out["inflate_final"] = bytes([0x01, 1]) + b"\xf3\x48\xcd\xc9\xc9\x07\x00"
+    out["inflate_stored"] = bytes([0x01 | (2 << 2), 0]) + b"\x00\x05\x00\xfa\xffHello\x00"
+    out["inflate_json"] = bytes([0x01 | (63 << 2), 0]) + deflate_raw(
+        b'{"id":1,"user":"alice","text":"hi there","tags":["a","b"]}' * 20)
+    out["inflate_bomb"] = bytes([0x01 | (63 << 2), 16]) + deflate_raw(b"\x00" * 200000, 9)
+    out["inflate_small_window"] = bytes([0x01 | (9 << 2), 0]) + deflate_raw(b"abcabcabd" * 100, 1, 9)
+    out["round_trip_json"] = bytes([0x02 | (30 << 2)]) + b'{"k":"v","n":[1,2,3]}' * 30
+    out["round_trip_keep"] = bytes([0x02 | (1 << 2)]) + b"hello hello hello"
+    out["round_trip_empty"] = bytes([0x02, 0])
+    return out
+
+
 TARGETS = {"frame": frame_seeds, "http": http_seeds, "json": json_seeds, "probe": probe_seeds,
-           "proxy_protocol": pp_seeds, "values": values_seeds,
+           "pmd": pmd_seeds, "proxy_protocol": pp_seeds, "values": values_seeds,
            "session_state": session_state_seeds}
 
 

@@ -167,6 +167,9 @@ static void assert_defaults(const struct wsb_config *c) {
   ck_assert_uint_eq(c->upstream.slow_start_ms, 30000);
   ck_assert_int_eq(c->listen.http, WSB_HTTP_OFF);
   ck_assert_uint_eq(c->listen.max_body_bytes, 100 * 1024 * 1024);
+  ck_assert(!c->listen.compression && !c->listen.compression_context_takeover);
+  ck_assert_uint_eq(c->listen.compression_level, 1);
+  ck_assert_uint_eq(c->listen.compression_min_bytes, 256);
   ck_assert_uint_eq(c->upstream.http_keepalive, 32);
   ck_assert_uint_eq(c->upstream.http_timeout_ms, 60000);
   ck_assert_uint_eq(c->upstream.resolve_interval_ms, 0);
@@ -277,6 +280,9 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_str_eq(c.listen.allowed_origins.items[1], "http://localhost:3000");
   ck_assert_int_eq(c.listen.http, WSB_HTTP_PROXY);
   ck_assert_uint_eq(c.listen.max_body_bytes, 5 * 1024 * 1024);
+  ck_assert(c.listen.compression && c.listen.compression_context_takeover);
+  ck_assert_uint_eq(c.listen.compression_level, 6);
+  ck_assert_uint_eq(c.listen.compression_min_bytes, 1024);
 
   ck_assert_int_eq(c.upstream.algorithm, WSB_ALG_HASH);
   ck_assert_int_eq(c.upstream.hash_key, WSB_HASH_HEADER);
@@ -340,7 +346,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert(!b->enabled);
   ck_assert(b->backup);
   ck_assert_str_eq(b->pool, "chat");
-  ck_assert_int_eq(b->line, 72);
+  ck_assert_int_eq(b->line, 76);
   b = &c.backends[1];
   ck_assert_str_eq(b->name, "app_2.b");
   ck_assert_str_eq(b->url.host, "::1");
@@ -349,7 +355,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert(b->enabled);
   ck_assert(!b->backup);
   ck_assert_str_eq(b->pool, "default");
-  ck_assert_int_eq(b->line, 80);
+  ck_assert_int_eq(b->line, 84);
   ck_assert_uint_eq(c.npools, 2);
   ck_assert_str_eq(c.pools[1].name, "chat");
   ck_assert_int_eq(c.pools[1].upstream.algorithm, WSB_ALG_ROUND_ROBIN);
@@ -367,7 +373,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_str_eq(r->pool, "default");
   ck_assert(r->strip_path);
   ck_assert_int_eq(r->websocket, WSB_ROUTE_WS_ONLY);
-  ck_assert_int_eq(r->line, 88);
+  ck_assert_int_eq(r->line, 92);
   wsb_config_free(&c);
 }
 END_TEST
@@ -394,7 +400,7 @@ static bool file_sets(const char *path, enum cfg_section sec, const char *key) {
    by its name, and full.ini, which the test above reads back, sets every one of them. */
 START_TEST(every_key_is_listed) {
   static const size_t want[] = {
-      [CFG_SEC_WSBAL] = 10, [CFG_SEC_LISTEN] = 16, [CFG_SEC_UPSTREAM] = 32,
+      [CFG_SEC_WSBAL] = 10, [CFG_SEC_LISTEN] = 20, [CFG_SEC_UPSTREAM] = 32,
       [CFG_SEC_ADMIN] = 4,  [CFG_SEC_BACKEND] = 6, [CFG_SEC_ROUTE] = 6,
   };
   size_t total = 0;
@@ -413,7 +419,7 @@ START_TEST(every_key_is_listed) {
     ck_assert_ptr_null(wsb__cfg_key_name(sec, n));
     total += n;
   }
-  ck_assert_uint_eq(total, 74);
+  ck_assert_uint_eq(total, 78);
   /* A pool takes [upstream]'s keys, the very same table. */
   ck_assert_uint_eq(wsb__cfg_key_count(CFG_SEC_POOL), wsb__cfg_key_count(CFG_SEC_UPSTREAM));
   ck_assert_str_eq(wsb__cfg_section_name(CFG_SEC_POOL), "pool");
@@ -781,6 +787,16 @@ START_TEST(error_keys_and_values) {
              "0..10000)",
              "@6: duration \"0\" for [upstream] http_timeout is out of range (expected more than "
              "0, e.g. 500ms, 10s, 5m)");
+  CHECK_FILE("[listen]\ncompression = gzip\ncompression_level = 0\n"
+             "compression_min_bytes = -1\ncompression_context_takeover = 2\n" BACKEND,
+             "@2: bad boolean \"gzip\" for [listen] compression (expected on, off, yes, no, "
+             "true, false, 1 or 0)",
+             "@3: number \"0\" for [listen] compression_level is out of range (expected 1..9)",
+             "@4: bad size \"-1\" for [listen] compression_min_bytes (expected e.g. 0, 256, 1k)",
+             "@5: bad boolean \"2\" for [listen] compression_context_takeover (expected on, off, "
+             "yes, no, true, false, 1 or 0)");
+  CHECK_FILE("[listen]\ncompression_level = 10\n" BACKEND,
+             "@2: number \"10\" for [listen] compression_level is out of range (expected 1..9)");
   CHECK_FILE("[upstream]\nfailover_buffer_total = lots\n" BACKEND,
              "@2: bad size \"lots\" for [upstream] failover_buffer_total (expected e.g. 64m, 1g)");
   CHECK_FILE("[listen]\nmax_header_bytes = 1023\n" BACKEND,

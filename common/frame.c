@@ -9,6 +9,7 @@
 
 #define FIN_BIT       0x80
 #define RSV_BITS      0x70
+#define RSV1_BIT      0x40 /* permessage-deflate's "compressed" (RFC 7692 6) */
 #define OPCODE_BITS   0x0f
 #define MASK_BIT      0x80
 #define LEN7_BITS     0x7f
@@ -44,9 +45,9 @@ static void write_be(uint8_t *p, uint64_t v, size_t n) {
 }
 
 /* Everything wrong with byte 0 is reported before byte 1 arrives. */
-static int check_first_byte(uint8_t b0) {
+static int check_first_byte(uint8_t b0, bool rsv1_ok) {
   uint8_t opcode = b0 & OPCODE_BITS;
-  if ((b0 & RSV_BITS) != 0)
+  if ((b0 & (rsv1_ok ? RSV_BITS & ~RSV1_BIT : RSV_BITS)) != 0)
     return WSB_ERSV;
   if (!opcode_is_known(opcode))
     return WSB_EOPCODE;
@@ -84,10 +85,10 @@ static size_t extended_length_size(uint8_t len7) {
  * control frame's 126/127 marker already means > 125 or non-minimal); byte 2:
  * WSB_ELEN_MSB; byte 3 (16-bit) or byte 7 (64-bit): WSB_ELEN_ENCODING.
  */
-ssize_t wsb_frame_parse(struct wsb_frame *f, const uint8_t *buf, size_t len) {
+static ssize_t parse(struct wsb_frame *f, const uint8_t *buf, size_t len, bool rsv1_ok) {
   if (len < 1)
     return WSB_PARTIAL;
-  int err = check_first_byte(buf[0]);
+  int err = check_first_byte(buf[0], rsv1_ok);
   if (err != 0)
     return err;
   if (len < 2)
@@ -116,7 +117,12 @@ ssize_t wsb_frame_parse(struct wsb_frame *f, const uint8_t *buf, size_t len) {
   f->opcode = opcode;
   f->fin = (buf[0] & FIN_BIT) != 0;
   f->masked = masked;
+  f->rsv1 = (buf[0] & RSV1_BIT) != 0;
   return (ssize_t)header_len;
+}
+
+ssize_t wsb_frame_parse(struct wsb_frame *f, const uint8_t *buf, size_t len) {
+  return parse(f, buf, len, false);
 }
 
 static int check_masking(const struct wsb_frame *f, bool from_client) {
@@ -142,6 +148,8 @@ int wsb_frame_check(struct wsb_msg_state *st, const struct wsb_frame *f, bool fr
   int err = check_masking(f, from_client);
   if (err != 0)
     return err;
+  if (f->rsv1 && (!st->rsv1_ok || f->opcode == WSB_OP_CONT || wsb_opcode_is_control(f->opcode)))
+    return WSB_ERSV;
   if (wsb_opcode_is_control(f->opcode))
     return 0;
 
@@ -163,6 +171,8 @@ int wsb_frame_check(struct wsb_msg_state *st, const struct wsb_frame *f, bool fr
   if (exceeds_limit(so_far, f->payload_len, max_message))
     return WSB_ETOO_BIG;
 
+  if (f->opcode != WSB_OP_CONT)
+    st->compressed = f->rsv1;
   if (f->fin) {
     st->open_opcode = 0;
     st->msg_len = 0;
@@ -175,11 +185,13 @@ int wsb_frame_check(struct wsb_msg_state *st, const struct wsb_frame *f, bool fr
 
 ssize_t wsb_frame_next(struct wsb_msg_state *st, struct wsb_frame *f, const uint8_t *buf,
                        size_t len, bool from_client, uint64_t max_message, uint64_t whole_max) {
-  ssize_t hl = wsb_frame_parse(f, buf, len);
+  ssize_t hl = parse(f, buf, len, st->rsv1_ok);
   if (hl < 0)
     return hl;
   uint64_t total = (uint64_t)hl + f->payload_len;
-  bool waits = total > len && (wsb_opcode_is_control(f->opcode) || total <= whole_max);
+  bool compressed = f->rsv1 || (f->opcode == WSB_OP_CONT && st->open_opcode != 0 && st->compressed);
+  bool waits =
+      total > len && (wsb_opcode_is_control(f->opcode) || total <= whole_max || compressed);
   if (!waits) {
     int err = wsb_frame_check(st, f, from_client, max_message);
     return err != 0 ? err : hl;
@@ -206,6 +218,7 @@ uint16_t wsb_frame_error_close_code(int err) {
   case WSB_ECLOSE_CODE:
     return WSB_CLOSE_PROTOCOL_ERROR;
   case WSB_EUTF8:
+  case WSB_EINFLATE:
     return WSB_CLOSE_INVALID_DATA;
   case WSB_ETOO_BIG:
     return WSB_CLOSE_TOO_BIG;

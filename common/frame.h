@@ -44,6 +44,7 @@ struct wsb_frame {
   uint8_t opcode;
   bool fin;
   bool masked;
+  bool rsv1; /* only where permessage-deflate was negotiated (wsb_msg_state.rsv1_ok) */
 };
 
 static inline bool wsb_opcode_is_control(uint8_t opcode) {
@@ -68,13 +69,17 @@ ssize_t wsb_frame_parse(struct wsb_frame *f, const uint8_t *buf, size_t len);
 struct wsb_msg_state {
   uint64_t msg_len;    /* payload bytes of the open data message so far */
   uint8_t open_opcode; /* WSB_OP_TEXT/BINARY while a fragmented message is open, else 0 */
+  bool rsv1_ok;        /* set by the owner: permessage-deflate was negotiated (RFC 7692) */
+  bool compressed;     /* the message of the last data frame taken has RSV1 on its first frame */
 };
 
 /*
  * Checks a parsed header against the rules that depend on the sender and on
  * the frames before it: masking (from_client frames must be masked, server
  * frames must not), continuation order, and message size (max_message bytes;
- * 0 = no limit). Updates st when the frame is accepted. Returns 0 or WSB_E*.
+ * 0 = no limit). Updates st when the frame is accepted. RSV1 (only parsed with st->rsv1_ok)
+ * may start a data message, never sit on a control or continuation frame (RFC 7692 6.1).
+ * Returns 0 or WSB_E*.
  */
 int wsb_frame_check(struct wsb_msg_state *st, const struct wsb_frame *f, bool from_client,
                     uint64_t max_message);
@@ -83,7 +88,9 @@ int wsb_frame_check(struct wsb_msg_state *st, const struct wsb_frame *f, bool fr
  * The step every reader of a frame stream takes: wsb_frame_parse, then wsb_frame_check against st,
  * each error returned as soon as the header shows it. A control frame, and any frame of at most
  * whole_max bytes with its header, is taken only once all of it is in buf (WSB_PARTIAL until
- * then; 0 streams every data frame from its header on). st changes only when the frame is taken,
+ * then; 0 streams every data frame from its header on); so is every frame of a compressed
+ * message, which is inflated whole. With st->rsv1_ok, RSV1 is read rather than refused.
+ * st changes only when the frame is taken,
  * so a caller that gets WSB_PARTIAL calls again with more bytes and the frame counts once.
  * Returns the header length with f filled, WSB_PARTIAL, or the WSB_E* code of either step.
  */

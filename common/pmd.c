@@ -1,6 +1,7 @@
 /* permessage-deflate negotiation (RFC 7692 section 7) over RFC 6455 9.1's extension grammar. */
 #include "pmd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -222,4 +223,19 @@ size_t wsb_pmd_response(const struct wsb_pmd_params *p, char *out) {
     n += snprintf(out + n, WSB_PMD_RESPONSE_MAX - (size_t)n, "; server_max_window_bits=%u",
                   (unsigned)p->server_bits);
   return (size_t)n;
+}
+
+ssize_t wsb_pmd_response_insert(const struct wsb_pmd_params *p, char *out, size_t cap, size_t len) {
+  char value[WSB_PMD_RESPONSE_MAX];
+  size_t vlen = wsb_pmd_response(p, value);
+  static const char name[] = "Sec-WebSocket-Extensions: ";
+  size_t line = sizeof(name) - 1 + vlen + 2;
+  if (len < 2 || len + line > cap)
+    return -ENOSPC;
+  char *at = out + len - 2; /* the final CRLF */
+  memmove(at + line, at, 2);
+  memcpy(at, name, sizeof(name) - 1);
+  memcpy(at + sizeof(name) - 1, value, vlen);
+  memcpy(at + line - 2, "\r\n", 2);
+  return (ssize_t)(len + line);
 }

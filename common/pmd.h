@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "http.h"
 
@@ -45,5 +46,9 @@ int wsb_pmd_negotiate_value(struct wsb_slice value, bool context_takeover,
  * WSB_PMD_RESPONSE_MAX bytes with the NUL) and returns its length.
  */
 size_t wsb_pmd_response(const struct wsb_pmd_params *p, char *out);
+
+/* Adds the Sec-WebSocket-Extensions line for p to the len-byte response head in out (cap bytes),
+   before its empty line. Returns the new length, or -ENOSPC. */
+ssize_t wsb_pmd_response_insert(const struct wsb_pmd_params *p, char *out, size_t cap, size_t len);
 
 #endif

@@ -320,6 +320,15 @@ void wsb__api_metrics(struct api_call *c) {
   for (int d = 0; d < WSB_DIR_COUNT; d++)
     wsb_text_printf(&t, "wsbal_bytes_total{direction=\"%s\"} %" PRIu64 "\n", dirs[d],
                     WSB_SHM_SUM(shm, bytes[d]));
+  family(&t, "wsbal_compression_bytes_total", "counter",
+         "Payload bytes of permessage-deflate messages on the client leg, by direction: as "
+         "compressed (wire) and as inflated (payload).");
+  for (int d = 0; d < WSB_DIR_COUNT; d++)
+    for (int g = 0; g < WSB_COMPRESSION_STAGES; g++)
+      wsb_text_printf(&t,
+                      "wsbal_compression_bytes_total{direction=\"%s\",stage=\"%s\"} %" PRIu64 "\n",
+                      dirs[d], g == WSB_COMPRESSION_WIRE ? "wire" : "payload",
+                      WSB_SHM_SUM(shm, compression_bytes[d][g]));
   backend_directions(&t, m, "wsbal_backend_messages_total",
                      "Messages relayed to and from each backend, by direction.", false);
   backend_directions(&t, m, "wsbal_backend_bytes_total",

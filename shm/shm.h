@@ -210,6 +210,12 @@ enum wsb_log_kind { WSB_LOG_KIND_REJECTED, WSB_LOG_KIND_TLS, WSB_LOG_KINDS };
   { "rejected", "tls" }
 
 enum wsb_direction { WSB_DIR_TO_BACKEND = 0, WSB_DIR_TO_CLIENT = 1, WSB_DIR_COUNT };
+/* wsbal_compression_bytes_total's stage: compressed payload on the client leg, or inflated. */
+enum wsb_compression_stage {
+  WSB_COMPRESSION_WIRE,
+  WSB_COMPRESSION_PAYLOAD,
+  WSB_COMPRESSION_STAGES
+};
 
 /* Why a session left its backend: a close frame with a failover code, a lost connection, no pong.
  */
@@ -287,6 +293,8 @@ struct wsb_shm_worker {
   _Atomic uint64_t access_log_errors;     /* opens of the access log that failed */
   _Atomic uint64_t failover_buffer_bytes; /* gauge: allocated to its replay windows now */
   _Atomic uint64_t hold_bytes; /* gauge: backend fragments held until their message ends */
+  /* payload bytes of compressed messages, by direction: as compressed and as inflated */
+  _Atomic uint64_t compression_bytes[WSB_DIR_COUNT][WSB_COMPRESSION_STAGES];
   /* sessions that got their 101, when they end: from accept to close */
   _Atomic uint64_t session_buckets[WSB_SESSION_BUCKETS];
   _Atomic uint64_t session_us;

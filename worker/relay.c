@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
 #include "errors.h"
 #include "leg.h"
 #include "log.h"
@@ -139,14 +140,36 @@ void wsb__relay_hold_free(struct wsb_leg *l) {
   wsb_buf_free(&l->hold);
 }
 
-/* Passes a backend's held fragments on, now that their message is whole. */
-static int release_hold(struct wsb_leg *l, struct batch *b) {
+/*
+ * Writes a whole backend message (frames back to back) to a client that negotiated compression,
+ * compressed unless it is too small. Returns 1 when it was not written: the caller passes it on
+ * as it is. Written at once, so the batch never points at the compressed copy.
+ */
+static int send_compressed(struct wsb_leg *l, struct batch *b, const uint8_t *p, size_t len) {
+  struct wsb_buf z = {0};
+  int rc = wsb__compress_message(l->s, p, len, &z);
+  if (rc == 0)
+    rc = flush(l->peer, b);
+  if (rc == 0) {
+    uv_buf_t out = wsb_write_buf(wsb_buf_data(&z), z.len);
+    rc = wsb__leg_write(l->peer, &out, 1);
+  }
+  wsb_buf_free(&z);
+  return rc;
+}
+
+/* Passes a backend's held fragments on: their message is whole, or they cannot wait longer. */
+static int release_hold(struct wsb_leg *l, struct batch *b, bool whole) {
   if (l->hold.len == 0)
     return 0;
-  int rc = flush(l->peer, b);
-  uv_buf_t held = wsb_write_buf(wsb_buf_data(&l->hold), l->hold.len);
-  if (rc == 0)
-    rc = wsb__leg_write(l->peer, &held, 1);
+  const uint8_t *p = wsb_buf_data(&l->hold);
+  int rc = whole && l->s->pmd.on ? send_compressed(l, b, p, l->hold.len) : 1;
+  if (rc == 1) {
+    rc = flush(l->peer, b);
+    uv_buf_t held = wsb_write_buf(p, l->hold.len);
+    if (rc == 0)
+      rc = wsb__leg_write(l->peer, &held, 1);
+  }
   wsb__relay_hold_free(l);
   return rc;
 }
@@ -175,10 +198,14 @@ static int pass_data(struct wsb_leg *l, struct batch *b, const uint8_t *p, size_
     if (wsb_buf_append(&l->hold, p, take) != 0)
       return UV_ENOMEM;
     wsb_shm_add(&s->w->stats->hold_bytes, take);
-    return fin ? release_hold(l, b) : 0;
+    return fin ? release_hold(l, b, true) : 0;
   }
-  int rc = release_hold(l, b);
+  /* A message in one frame may be compressed; one that streamed or outgrew the hold may not. */
+  bool single = whole_frame && fin && l->hold.len == 0 && !l->partial_out;
+  int rc = release_hold(l, b, false);
   if (rc == 0)
+    rc = single && s->pmd.on ? send_compressed(l, b, p, take) : 1;
+  if (rc == 1)
     rc = add(l->peer, b, p, take);
   if (!(whole_frame && fin))
     l->partial_out = true;
@@ -257,6 +284,30 @@ static size_t forward_frames(struct wsb_leg *l, const uint8_t *buf, size_t n) {
     }
     s->last_data_ms = l->last_rx_ms;
     messages += f.fin;
+    if (l->is_client && l->msg.compressed) {
+      /* Taken whole (wsb_frame_next): inflated, it goes on as a plain frame. */
+      struct wsb_buf plain = {0};
+      int err = wsb__compress_inflate_frame(l, &f, buf + pos + hl, &plain);
+      if (err == UV_ENOMEM) {
+        rc = err;
+      } else if (err != 0) {
+        bad = err;
+      } else {
+        rc = flush(to, &b); /* nothing in the batch may outlive plain */
+        if (rc == 0)
+          rc = pass_data(l, &b, wsb_buf_data(&plain), plain.len, true, f.fin);
+        if (rc == 0)
+          rc = flush(to, &b);
+      }
+      wsb_buf_free(&plain);
+      if (bad != 0)
+        break;
+      bytes += total;
+      pos += total;
+      if (rc == 0 && f.fin)
+        message_delivered(l);
+      continue;
+    }
     size_t take = whole ? (size_t)total : n - pos;
     l->stream_left = total - take;
     l->stream_fin = f.fin;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
 #include "errors.h"
 #include "http_pool.h"
 #include "http_proxy.h"
@@ -139,6 +140,7 @@ bool wsb__session_unref(struct wsb_session *s) {
   free(s->backend.pending);
   wsb__relay_hold_free(&s->backend);
   wsb_buf_free(&s->replay);
+  wsb__compress_session_free(s);
   free(s->head);
   free(s->protocol);
   free(s->close_reason);

@@ -40,6 +40,7 @@
 #include "handshake.h"
 #include "http.h"
 #include "leg.h"
+#include "pmd.h"
 #include "worker.h"
 
 enum wsb_session_state {
@@ -112,7 +113,10 @@ struct wsb_session {
                                    plain requests (http_pool.c), or -1 */
   char *head;                   /* the client's request head, to upgrade again on a failover */
   uint32_t head_len;
-  char *protocol;          /* the subprotocol the client has, which a new backend must choose */
+  char *protocol;            /* the subprotocol the client has, which a new backend must choose */
+  struct wsb_pmd_params pmd; /* permessage-deflate with the client, if negotiated */
+  struct wsb_inflater *inflater; /* its own zlib streams (compress.c): with context takeover, */
+  struct wsb_deflater *deflater; /* or a client message spanning reads; NULL while idle */
   struct wsb_buf replay;   /* client data frames the backend has not answered yet, and during a
                               failover the ones that arrive meanwhile: resent to the new backend */
   uint32_t replay_resent;  /* bytes at the front of replay already resent by a failover */

@@ -13,6 +13,7 @@
 #include "http_proxy.h"
 #include "leg.h"
 #include "log.h"
+#include "pmd.h"
 #include "proxy.h"
 #include "proxy_header.h"
 #include "session.h"
@@ -170,6 +171,13 @@ static void on_request(struct wsb_session *s, size_t head_len) {
                                 : NULL);
     return;
   }
+  /* With compression off the header is ignored, as it always was (never forwarded). */
+  if (cfg->compression &&
+      wsb_pmd_negotiate(&hs->req, cfg->compression_context_takeover, &s->pmd) < 0) {
+    reply_error(s, 400, WSB_HS_BAD_REQUEST, "malformed Sec-WebSocket-Extensions");
+    return;
+  }
+  s->client.msg.rsv1_ok = s->pmd.on;
   if (!wsb_proxy_path_allowed(cfg->path, hs->upgrade.path)) {
     reply_error(s, 404, WSB_HS_NOT_FOUND, "path not served");
     return;
@@ -565,6 +573,8 @@ static void answer_client(struct wsb_session *s, size_t head_len) {
   char head[8192];
   ssize_t n = wsb_proxy_response_write(head, sizeof(head), hs->upgrade.key, &hs->resp, &chosen,
                                        wsb__session_pool_settings(s)->pass_headers);
+  if (n >= 0 && s->pmd.on) /* the extension's answer goes before the head's empty line */
+    n = wsb_pmd_response_insert(&s->pmd, head, sizeof(head), (size_t)n);
   if (n < 0) {
     backend_failed(s, (int)n);
     return;

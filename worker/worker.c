@@ -10,6 +10,7 @@
 
 #include <openssl/rand.h>
 
+#include "compress.h"
 #include "control.h"
 #include "handover.h"
 #include "http_pool.h"
@@ -242,6 +243,7 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
     wsb_log_error("event loop closed with handles still open");
   wsb_select_release(w);
   wsb_http_pool_free(w);
+  wsb_compress_worker_free(w);
   wsb_tls_worker_free(w);
   free(w->handover);
   free(w->table);

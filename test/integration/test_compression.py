@@ -5,15 +5,22 @@ Negotiation answers, RSV1 rules and bad compressed data with hand-built frames; 
 the metric. Real processes on 127.0.0.1; every wait has a deadline.
 """
 import asyncio
+import http.server
+import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import zlib
 
 import websockets
 
-from wsbtest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, T, Checks, Echo,
-                     Peer, RawClient, Wsbal, admin_call, frame, free_port, run, run_tests)
+from wsbtest import (ALL_PROCESSES, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, T, Checks, Echo,
+                     Peer, Process, RawClient, Wsbal, admin_call, frame, free_port, run,
+                     run_tests)
 
 c = Checks()
 ON = {"compression": "on", "compression_min_bytes": "16"}
@@ -240,5 +247,171 @@ def test_failover():
             p.stop()
 
 
+class Piped(Process):
+    """A process whose stdin the test writes to, its output collected as Process does."""
+
+    def __init__(self, argv):
+        ALL_PROCESSES.append(self)
+        self.argv = argv
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def say(self, line):
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+
+def kill_and_restart(peers, ident):
+    idx = [p.ident for p in peers].index(ident)
+    peers[idx].stop(sig=signal.SIGKILL)
+    peers[idx] = Peer(ident, port=peers[idx].port)
+
+
+def test_node_ws():
+    """node's ws package (perMessageDeflate), installed from the npm registry into the build."""
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        print("SKIP node ws: npm (or node) is not installed; tools/check installs it", flush=True)
+        return
+    build = os.path.dirname(os.path.abspath(os.environ.get("WSBAL", "build/wsbal")))
+    prefix = os.path.join(build, "node")
+    ws_dir = os.path.join(prefix, "node_modules", "ws")
+    if not os.path.exists(os.path.join(ws_dir, "package.json")):
+        r = subprocess.run([npm, "install", "--prefix", prefix, "--no-audit", "--no-fund", "ws@8"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+        if not c.eq("npm install ws", 0, r.returncode):
+            print(r.stdout.decode(errors="replace")[-2000:], flush=True)
+            return
+    peers = [Peer("p1"), Peer("p2")]
+    lb = Wsbal([(p.ident, p.url) for p in peers], sections={"listen": dict(ON)})
+    here = os.path.dirname(os.path.abspath(__file__))
+    node = Piped(["node", os.path.join(here, "compression_client.js"), ws_dir, lb.url])
+    try:
+        m = node.wait_line(r"^KILL (\S+)", timeout=30)
+        if c.true("node ws: half-way", m is not None, node.output()[-2000:]):
+            kill_and_restart(peers, m.group(1))
+            node.say("ok")
+        m = node.wait_line(r"^RESULT (.*)", timeout=30)
+        res = json.loads(m.group(1)) if m else {}
+        c.eq("node ws: negotiated", BOTH_NO, res.get("extensions"))
+        c.eq("node ws: every message echoed", (22, 22), (res.get("ok"), res.get("total")))
+        c.true("node ws: moved to the other backend", res.get("before") != res.get("after"),
+               repr(res))
+        c.eq("node ws: closed normally", 1000, res.get("close"))
+    finally:
+        node.stop(sig=signal.SIGKILL)
+        lb.stop()
+        for p in peers:
+            p.stop()
+
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>wsbal compression</title><script>
+const SIZES = [0, 1, 15, 16, 100, 1000, 4096, 65535, 65536, 200000, 1 << 20];
+function payload(n, text, seed) {
+  const unit = `{"seq":${seed},"user":"u${seed % 97}","vals":[${seed % 13},${seed % 7}]},`;
+  const s = unit.repeat(Math.floor(n / unit.length) + 1).slice(0, n);
+  if (text) return s;
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (s.charCodeAt(i) + Math.floor(i / 1000)) % 256;
+  return b;
+}
+function same(a, b) {
+  if (typeof a === "string") return a === b;
+  if (!(b instanceof ArrayBuffer) || b.byteLength !== a.length) return false;
+  const v = new Uint8Array(b);
+  for (let i = 0; i < a.length; i++) if (v[i] !== a[i]) return false;
+  return true;
+}
+const ws = new WebSocket("WSURL");
+ws.binaryType = "arraybuffer";
+const queue = [], waiters = [];
+ws.onmessage = (e) => waiters.length ? waiters.shift()(e.data) : queue.push(e.data);
+const recv = () => new Promise((r) => queue.length ? r(queue.shift()) : waiters.push(r));
+const report = (r) => fetch("/result", {method: "POST", body: JSON.stringify(r)});
+ws.onerror = () => report({error: "websocket error"});
+ws.onopen = async () => {
+  const r = {extensions: ws.extensions, ok: 0, total: 0};
+  ws.send("who");
+  r.before = await recv();
+  const msgs = [];
+  SIZES.forEach((n, i) => { msgs.push(payload(n, true, i)); msgs.push(payload(n, false, i)); });
+  for (let i = 0; i < msgs.length; i++) {
+    if (i === msgs.length / 2) await fetch("/kill?who=" + encodeURIComponent(r.before));
+    ws.send(msgs[i]);
+    r.ok += same(msgs[i], await recv()) ? 1 : 0;
+    r.total++;
+  }
+  ws.send("who");
+  r.after = await recv();
+  ws.onclose = (e) => { r.close = e.code; report(r); };
+  ws.close(1000);
+};
+</script>"""
+
+
+def test_chromium():
+    """Headless Chromium's own WebSocket (it always offers permessage-deflate)."""
+    chromium = "/usr/bin/chromium"
+    if not os.access(chromium, os.X_OK):
+        c.true("chromium installed", False, "Debian's chromium package (tools/check installs it)")
+        return
+    peers = [Peer("p1"), Peer("p2")]
+    lb = Wsbal([(p.ident, p.url) for p in peers], sections={"listen": dict(ON)})
+    done = threading.Event()
+    result = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self, body, ctype="text/plain"):
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path.startswith("/kill?who="):
+                kill_and_restart(peers, self.path.split("=", 1)[1])
+                self._answer(b"ok")
+            else:
+                self._answer(PAGE.replace("WSURL", lb.url).encode(), "text/html")
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            result.update(json.loads(body or b"{}"))
+            self._answer(b"ok")
+            done.set()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    profile = tempfile.mkdtemp(prefix="wsbal-chromium-")
+    browser = subprocess.Popen(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--no-first-run", f"--user-data-dir={profile}", f"http://127.0.0.1:{server.server_address[1]}/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        c.true("chromium: the page reported", done.wait(60), "no result within 60 s")
+        c.eq("chromium: negotiated", BOTH_NO, result.get("extensions"))
+        c.eq("chromium: every message echoed", (22, 22), (result.get("ok"), result.get("total")))
+        c.true("chromium: moved to the other backend", result.get("before") != result.get("after"),
+               repr(result))
+        c.eq("chromium: closed normally", 1000, result.get("close"))
+    finally:
+        browser.kill()
+        browser.wait()
+        server.shutdown()
+        shutil.rmtree(profile, ignore_errors=True)
+        lb.stop()
+        for p in peers:
+            p.stop()
+
+
 if __name__ == "__main__":
-    sys.exit(run_tests(c, test_negotiation, test_raw_frames, test_websockets_client, test_failover))
+    sys.exit(run_tests(c, test_negotiation, test_raw_frames, test_websockets_client, test_failover,
+                       test_node_ws, test_chromium))

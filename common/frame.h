@@ -55,8 +55,9 @@ static inline bool wsb_opcode_is_control(uint8_t opcode) {
  * Parses the frame header at buf. Returns the header length (> 0) and fills f,
  * WSB_PARTIAL when len is too short to hold the whole header, or a negative
  * WSB_E* code for a header that breaks a rule independent of who sent it:
- * reserved bits (wsbal never negotiates extensions), unknown opcode, fragmented
- * or over-long control frame, non-minimal or 63-bit-overflowing length.
+ * reserved bits (RSV1 too: only wsb_frame_next reads it, where compression was negotiated),
+ * unknown opcode, fragmented or over-long control frame, non-minimal or 63-bit-overflowing
+ * length.
  * Each error is returned as soon as the bytes deciding it are present, in
  * header order: byte 0 gives WSB_ERSV, then WSB_EOPCODE, then WSB_ECTRL_FRAG;
  * byte 1 WSB_ECTRL_LEN; byte 2 WSB_ELEN_MSB; the end of the extended length

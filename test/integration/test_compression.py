@@ -218,7 +218,7 @@ async def failover_stream(lb, peers):
                                   max_size=2 << 20) as ws:
         await ws.send("who")
         serving = await asyncio.wait_for(ws.recv(), T)
-        msgs = [payload(n, i % 2 == 0, i) for i, n in enumerate(SIZES * 3)]
+        msgs = [payload(n, i % 2 == 0, i) for i, n in enumerate(SIZES + SIZES[:5])]
         got, sent = [], 0
         while len(got) < len(msgs):
             while sent < len(msgs) and sent - len(got) < 3:

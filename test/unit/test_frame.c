@@ -796,6 +796,48 @@ START_TEST(close_build) {
 }
 END_TEST
 
+/* permessage-deflate's RSV1 (RFC 7692 6): read only when negotiated, and only to start a data
+   message; its frames are taken whole, however large. */
+START_TEST(rsv1_when_negotiated) {
+  uint8_t buf[300];
+  struct wsb_frame f;
+  struct wsb_msg_state st = {.rsv1_ok = false};
+  size_t n = put_frame(buf, WSB_OP_TEXT, false, 10, true);
+  buf[0] |= 0x40;
+  ck_assert_int_eq(next_copy(&st, &f, buf, n, true, 0, 0), WSB_ERSV);
+  ck_assert_int_eq(wsb_frame_parse(&f, buf, n), WSB_ERSV); /* the plain parser never reads it */
+  st.rsv1_ok = true;
+  ck_assert_int_eq(next_copy(&st, &f, buf, n, true, 0, 0), 6);
+  ck_assert(f.rsv1 && st.compressed && st.open_opcode == WSB_OP_TEXT);
+  /* A ping inside the message, then RSV1 on a continuation or a control frame. */
+  n = put_frame(buf, WSB_OP_PING, true, 1, true);
+  ck_assert_int_eq(next_copy(&st, &f, buf, n, true, 0, 0), 6);
+  ck_assert(!f.rsv1 && st.compressed);
+  buf[0] |= 0x40;
+  ck_assert_int_eq(next_copy(&st, &f, buf, n, true, 0, 0), WSB_ERSV);
+  n = put_frame(buf, WSB_OP_CONT, true, 10, true);
+  buf[0] |= 0x40;
+  ck_assert_int_eq(next_copy(&st, &f, buf, n, true, 0, 0), WSB_ERSV);
+  /* RSV2 and RSV3 stay errors. */
+  n = put_frame(buf, WSB_OP_BINARY, true, 1, true);
+  buf[0] |= 0x20;
+  ck_assert_int_eq(next_copy(&st, &f, buf, n, true, 0, 0), WSB_ERSV);
+  /* The continuation of a compressed message waits until whole even past whole_max, and its
+     message's size still counts against the limit. */
+  n = put_frame(buf, WSB_OP_CONT, true, 200, true);
+  ck_assert_int_eq(next_copy(&st, &f, buf, n - 1, true, 0, 16), WSB_PARTIAL);
+  ck_assert_int_eq(next_copy(&st, &f, buf, n, true, 0, 16), 8);
+  ck_assert(st.compressed && st.open_opcode == 0);
+  /* A plain message after it is not compressed, and streams as before. */
+  n = put_frame(buf, WSB_OP_TEXT, true, 200, true);
+  ck_assert_int_eq(next_copy(&st, &f, buf, 20, true, 0, 16), 8);
+  ck_assert(!f.rsv1 && !st.compressed);
+  n = put_frame(buf, WSB_OP_TEXT, true, 200, true);
+  buf[0] |= 0x40;
+  ck_assert_int_eq(next_copy(&st, &f, buf, n, true, 100, 16), WSB_ETOO_BIG);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("frame");
   TCase *parse = tcase_create("parse");
@@ -827,6 +869,7 @@ int main(void) {
   tcase_add_test(rules, next_errors_as_parse_and_check);
   suite_add_tcase(s, rules);
 
+  tcase_add_test(rules, rsv1_when_negotiated);
   TCase *close = tcase_create("close");
   tcase_add_test(close, close_code_validity);
   tcase_add_test(close, close_code_sendable_whole_range);

@@ -86,6 +86,8 @@ static void usage(FILE *out) {
       "                        and report their merged results\n"
       "      --source A-B|A/N  bind each connection to the next address of this loopback\n"
       "                        range (IPv4), so ephemeral ports do not run out\n"
+      "      --deflate         idle mode: offer permessage-deflate, so the sessions measured are\n"
+      "                        compressed ones (they send no data)\n"
       "      --json-only       no human summary on stderr\n"
       "      --self-test       check the histogram and payload code, then exit\n"
       "  -h, --help            show this help\n"
@@ -146,6 +148,7 @@ enum {
   OPT_SOURCE,
   OPT_PING_SPREAD,
   OPT_IN_FLIGHT,
+  OPT_DEFLATE,
 };
 
 static int self_test(void);
@@ -162,6 +165,8 @@ static void apply_defaults(struct wsb_load_opts *o, double warmup, bool warmup_s
     o->in_flight = o->mode == MODE_STORM ? 0 : CONNECT_CONCURRENCY;
   if (o->mode == MODE_RATE && o->rate <= 0)
     wsb_cli_usage_error(&cli, "rate mode needs --rate", NULL);
+  if (o->deflate && o->mode != MODE_IDLE)
+    wsb_cli_usage_error(&cli, "--deflate is for idle mode (no compressed data is sent)", NULL);
   if (o->size < wsb_load_payload_head_len(o->text))
     wsb_cli_usage_error(
         &cli, o->text ? "text messages are at least 32 bytes" : "messages are at least 16 bytes",
@@ -181,6 +186,7 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
       {"ping-interval", required_argument, NULL, OPT_PING},
       {"binary", no_argument, NULL, OPT_BINARY},
       {"text", no_argument, NULL, OPT_TEXT},
+      {"deflate", no_argument, NULL, OPT_DEFLATE},
       {"watch", required_argument, NULL, OPT_WATCH},
       {"json-only", no_argument, NULL, OPT_JSON_ONLY},
       {"self-test", no_argument, NULL, OPT_SELF_TEST},
@@ -238,6 +244,9 @@ static void parse_options(int argc, char **argv, struct wsb_load_opts *o) {
       break;
     case OPT_TEXT:
       o->text = true;
+      break;
+    case OPT_DEFLATE:
+      o->deflate = true;
       break;
     case OPT_WATCH:
       if (o->nwatch == WSB_LOAD_WATCH_GROUPS)

@@ -144,6 +144,7 @@ struct wsb_load_opts {
   double ping_interval_s;
   double ping_spread_s; /* a SIGUSR1 ping round is spread over this long */
   bool text;
+  bool deflate; /* offer permessage-deflate (idle mode: the memory of compressed sessions) */
   bool json_only;
   uint32_t in_flight;    /* handshakes at once while the sessions open; 0 = no cap */
   uint32_t processes;    /* load processes the connections are split over (1: no fork) */

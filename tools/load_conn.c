@@ -267,9 +267,10 @@ static void send_request(struct wsb_load_conn *c) {
   int n = snprintf(dst, 512 + WSB_HOST_MAX + WSB_PATH_MAX,
                    "GET %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                   "Sec-WebSocket-Version: 13\r\nUser-Agent: wsbal-load\r\n\r\n",
+                   "Sec-WebSocket-Version: 13\r\nUser-Agent: wsbal-load\r\n%s\r\n",
                    o->url.path[0] != '\0' ? o->url.path : "/", v6 ? "[" : "", o->url.host,
-                   v6 ? "]" : "", o->url.port, key);
+                   v6 ? "]" : "", o->url.port, key,
+                   o->deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "");
   c->fill_len += (size_t)n;
   set_state(c, C_HANDSHAKE);
   wsb_load_conn_flush(c);
@@ -650,8 +651,12 @@ static void feed_head(struct wsb_load_conn *c, const uint8_t *p, size_t n, uint6
     return;
   }
   struct wsb_upgrade_response resp;
-  if (r < 0 ||
-      wsb_handshake_check_response(h, c->accept, (struct wsb_slice){NULL, 0}, &resp) != 0) {
+  int bad = r < 0 ? (int)r
+                  : wsb_handshake_check_response(h, c->accept, (struct wsb_slice){NULL, 0}, &resp);
+  /* With --deflate the answer may accept the offer; idle sessions never send a message. */
+  if (bad == WSB_EHTTP_EXTENSION && c->ctx->o.deflate)
+    bad = 0;
+  if (bad != 0) {
     /* A full answer refusing the upgrade for now (max_sessions, no backend) is its own kind. */
     wsb_load_conn_abort(c, r >= 0 && h->status == 503 ? ERR_REJECTED : ERR_HANDSHAKE);
     return;

@@ -271,6 +271,15 @@ def kill_and_restart(peers, ident):
     peers[idx] = Peer(ident, port=peers[idx].port)
 
 
+def check_client(name, res):
+    """What a client of its own (node, a page) reported: the extension, the echoes of all 22
+    messages, the move to the other backend half-way, and a normal close."""
+    c.eq(f"{name}: negotiated", BOTH_NO, res.get("extensions"))
+    c.eq(f"{name}: every message echoed", (22, 22), (res.get("ok"), res.get("total")))
+    c.true(f"{name}: moved to the other backend", res.get("before") != res.get("after"), repr(res))
+    c.eq(f"{name}: closed normally", 1000, res.get("close"))
+
+
 def test_node_ws():
     """node's ws package (perMessageDeflate), installed from the npm registry into the build."""
     npm = shutil.which("npm")
@@ -296,12 +305,7 @@ def test_node_ws():
             kill_and_restart(peers, m.group(1))
             node.say("ok")
         m = node.wait_line(r"^RESULT (.*)", timeout=30)
-        res = json.loads(m.group(1)) if m else {}
-        c.eq("node ws: negotiated", BOTH_NO, res.get("extensions"))
-        c.eq("node ws: every message echoed", (22, 22), (res.get("ok"), res.get("total")))
-        c.true("node ws: moved to the other backend", res.get("before") != res.get("after"),
-               repr(res))
-        c.eq("node ws: closed normally", 1000, res.get("close"))
+        check_client("node ws", json.loads(m.group(1)) if m else {})
     finally:
         node.stop(sig=signal.SIGKILL)
         lb.stop()
@@ -397,11 +401,7 @@ def test_chromium():
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         c.true("chromium: the page reported", done.wait(60), "no result within 60 s")
-        c.eq("chromium: negotiated", BOTH_NO, result.get("extensions"))
-        c.eq("chromium: every message echoed", (22, 22), (result.get("ok"), result.get("total")))
-        c.true("chromium: moved to the other backend", result.get("before") != result.get("after"),
-               repr(result))
-        c.eq("chromium: closed normally", 1000, result.get("close"))
+        check_client("chromium", result)
     finally:
         browser.kill()
         browser.wait()

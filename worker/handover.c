@@ -426,6 +426,10 @@ static bool movable(const struct wsb_session *s) {
   if (s->state != S_RELAY || s->finishing || s->handover_refused || s->hs != NULL ||
       s->hx != NULL || s->head == NULL || s->replay_unsent || !wsb__slot_valid(s->backend_slot))
     return false;
+  /* The state message (format 1) has no field for permessage-deflate: a compressed session
+     moved without it would reach the new worker as an uncompressed one and break. */
+  if (s->pmd.on)
+    return false;
   for (int i = 0; i < 2; i++) {
     const struct wsb_leg *l = legs[i];
     if (!l->open || l->tls != NULL || l->read_done || l->lingering || l->close_received ||

@@ -7,7 +7,9 @@ WSB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WSB_BUILD_PACKAGES="gcc libc6-dev pkg-config meson ninja-build libuv1-dev libssl-dev libinih-dev zlib1g-dev check node-llhttp scdoc"
 WSB_TEST_PACKAGES="python3 python3-websockets python3-yaml procps systemd prometheus chromium"
 # The compression test installs node's ws package with npm; an npm that came with nodejs will do.
+# Debian's node-ws is its fallback when the npm registry cannot be reached.
 command -v npm >/dev/null 2>&1 || WSB_TEST_PACKAGES="$WSB_TEST_PACKAGES nodejs npm"
+WSB_TEST_PACKAGES="$WSB_TEST_PACKAGES node-ws"
 # tools/package, and the test that builds and installs the package (logrotate -d reads its file).
 WSB_PACKAGE_PACKAGES="debhelper dpkg-dev fakeroot lintian logrotate scdoc"
 # The formatter is pinned: another clang-format version lays out some lines differently.

@@ -39,6 +39,7 @@ struct wsb_http_exchange {
   uint64_t bytes_in;   /* request body bytes sent on */
   uint64_t bytes_out;  /* answer bytes (head included) written to the client */
   size_t stall_queued; /* the client's queue when the timer last found the backend paused */
+  uint64_t stall_in;   /* bytes_in when the timer last found the request body under way */
   unsigned attempts;
   uint16_t status;   /* of the answer the client got; 0 before */
   uint8_t method;    /* enum llhttp_method */
@@ -91,6 +92,18 @@ static void account(struct wsb_session *s, int status) {
 static void cut(struct wsb_session *s, int reason) {
   account(s, s->hx->status);
   s->reason = reason;
+  if (s->hx->dechunk) {
+    /* An HTTP/1.0 client reads this answer until the close, so a clean close would pass the
+       cut answer off as whole: the connection ends with a reset instead (SO_LINGER 0), and
+       without the lingering close, whose FIN would read as the answer's end. */
+    uv_os_fd_t fd;
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    if (uv_fileno((uv_handle_t *)&s->client.tcp, &fd) == 0)
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    s->client.read_done = true;
+    wsb__session_close(s, reason);
+    return;
+  }
   wsb__session_finish(s);
 }
 
@@ -604,7 +617,14 @@ void wsb__http_timer(struct wsb_session *s) {
     return;
   }
   if (!hx->req.body.done && !hx->resp_started) {
-    answer_error(s, 408); /* the client stopped sending its body */
+    /* http_timeout is the longest pause between bytes: a body still coming is waited for. */
+    if (hx->bytes_in != hx->stall_in) {
+      hx->stall_in = hx->bytes_in;
+      wsb__session_timer_start(s, wsb__session_pool_settings(s)->http_timeout_ms);
+      return;
+    }
+    /* Paused for backpressure, the client waits for the backend to read; else it stopped. */
+    answer_error(s, s->client.paused ? 504 : 408);
     return;
   }
   wsb_log_warn("session %016llx: backend %s: no answer within http_timeout",

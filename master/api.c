@@ -73,8 +73,14 @@ int wsb__api_find_backend(const struct master *m, const char *name) {
 bool wsb__api_parse_body(const struct wsb_admin_request *req, struct wsb_json_doc *doc,
                          struct wsb_json_token *tokens, const char *const *known,
                          struct wsb_admin_reply *r) {
+  return wsb__api_parse_body_n(req, doc, tokens, API_BODY_TOKENS, known, r);
+}
+
+bool wsb__api_parse_body_n(const struct wsb_admin_request *req, struct wsb_json_doc *doc,
+                           struct wsb_json_token *tokens, size_t ntokens, const char *const *known,
+                           struct wsb_admin_reply *r) {
   char msg[160];
-  int rc = wsb_json_parse(doc, req->body, req->body_len, tokens, API_BODY_TOKENS, 0);
+  int rc = wsb_json_parse(doc, req->body, req->body_len, tokens, ntokens, 0);
   if (rc < 0) {
     snprintf(msg, sizeof(msg), "body: %s at byte %zu", wsb_strerror(rc), doc->err_off);
     wsb_admin_error(r, 400, msg);

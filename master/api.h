@@ -39,6 +39,10 @@ void wsb__api_accepted(struct wsb_admin_reply *r, const char *what, unsigned rea
 bool wsb__api_parse_body(const struct wsb_admin_request *req, struct wsb_json_doc *doc,
                          struct wsb_json_token *tokens, const char *const *known,
                          struct wsb_admin_reply *r);
+/* The same with ntokens tokens, for bodies holding lists (a route's hosts and paths). */
+bool wsb__api_parse_body_n(const struct wsb_admin_request *req, struct wsb_json_doc *doc,
+                           struct wsb_json_token *tokens, size_t ntokens, const char *const *known,
+                           struct wsb_admin_reply *r);
 /* A typed member's check (rc of wsb_json_get_*): true when fine (absent too when optional),
    false with a 400 naming field and what it expects. */
 bool wsb__api_field_ok(int rc, const char *field, const char *expected, bool optional,

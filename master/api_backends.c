@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "control.h"
+#include "errors.h"
 #include "log.h"
 
 /* ---- answers ---- */
@@ -179,8 +180,8 @@ enum verb { VERB_NONE, VERB_ENABLE, VERB_DISABLE, VERB_DRAIN, VERB_REMOVE };
 
 /* Runs the verbs on a copy of the desired state and publishes it, so the state changes only with
    its table. False with the error answered. */
-static bool change(struct master *m, const char *name, unsigned weight, enum verb verb,
-                   struct wsb_admin_reply *r) {
+static bool change(struct master *m, const char *name, unsigned weight, const char *pool,
+                   enum verb verb, struct wsb_admin_reply *r) {
   static int (*const verbs[])(struct wsb_backends *, const char *) = {
       [VERB_ENABLE] = wsb_backends_enable,
       [VERB_DISABLE] = wsb_backends_disable,
@@ -192,6 +193,8 @@ static bool change(struct master *m, const char *name, unsigned weight, enum ver
   int rc = wsb_backends_copy(&next, &m->backends);
   if (rc == 0 && weight > 0)
     rc = wsb_backends_set_weight(&next, name, weight);
+  if (rc == 0 && pool != NULL)
+    rc = wsb_backends_set_pool(&next, name, pool);
   if (rc == 0 && verb != VERB_NONE)
     rc = verbs[verb](&next, name);
   if (rc == -EPERM) /* the next lookup would bring it back */
@@ -217,9 +220,10 @@ static void log_change(const struct api_call *c, const struct target *t, const c
     wsb_log_info("admin %s: backend %s %s%s", c->req->peer, t->name, what, detail);
 }
 
-/* PATCH {"weight"?, "enabled"?}. */
+/* PATCH {"weight"?, "enabled"?, "pool"?}. A new pool takes the backend's new sessions; its live
+   ones stay in the pool they started in (as after a reload that moves it). */
 void wsb__api_backend_patch(struct api_call *c) {
-  static const char *const known[] = {"weight", "enabled", NULL};
+  static const char *const known[] = {"weight", "enabled", "pool", NULL};
   struct wsb_json_token tokens[API_BODY_TOKENS];
   struct wsb_json_doc doc;
   struct target t;
@@ -227,19 +231,32 @@ void wsb__api_backend_patch(struct api_call *c) {
     return;
   uint64_t weight = 0;
   bool enabled = false;
+  char pool[WSB_SECTION_NAME_MAX];
   int wrc = wsb_json_get_uint(&doc, wsb_json_member(&doc, 0, "weight"), 1, 1000, &weight);
   int erc = wsb_json_get_bool(&doc, wsb_json_member(&doc, 0, "enabled"), &enabled);
+  int prc = wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "pool"), pool, sizeof(pool), NULL);
+  if (prc == 0 && !wsb_config_backend_name_valid(pool))
+    prc = WSB_EVALUE;
   if (!wsb__api_field_ok(wrc, "weight", "an integer from 1 to 1000", true, c->r) ||
-      !wsb__api_field_ok(erc, "enabled", "true or false", true, c->r))
+      !wsb__api_field_ok(erc, "enabled", "true or false", true, c->r) ||
+      !wsb__api_field_ok(prc, "pool", "a string of 1 to 63 letters, digits, '-', '_' or '.'", true,
+                         c->r))
     return;
+  if (prc == 0 && strchr(t.name, '#') != NULL) {
+    wsb_admin_error(c->r, 400, "body: \"pool\" belongs to a backend section, not one address");
+    return;
+  }
   enum verb verb = erc != 0 ? VERB_NONE : enabled ? VERB_ENABLE : VERB_DISABLE;
-  if (change(c->m, t.name, wrc == 0 ? (unsigned)weight : 0, verb, c->r)) {
-    char detail[64] = "";
+  if (change(c->m, t.name, wrc == 0 ? (unsigned)weight : 0, prc == 0 ? pool : NULL, verb, c->r)) {
+    char detail[160] = "";
     if (wrc == 0)
       snprintf(detail, sizeof(detail), ": weight %llu", (unsigned long long)weight);
     if (erc == 0)
       snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), "%s%s",
                wrc == 0 ? ", " : ": ", enabled ? "enabled" : "disabled");
+    if (prc == 0)
+      snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), "%spool %s",
+               detail[0] != '\0' ? ", " : ": ", pool);
     log_change(c, &t, "changed", detail);
     target_json(c->m, &t, c->r);
   }
@@ -248,7 +265,8 @@ void wsb__api_backend_patch(struct api_call *c) {
 /* enable/disable: published as a new generation at once; answers the backend (or section). */
 static void set_enabled(struct api_call *c, bool enabled) {
   struct target t;
-  if (find_target(c, &t) && change(c->m, t.name, 0, enabled ? VERB_ENABLE : VERB_DISABLE, c->r)) {
+  if (find_target(c, &t) &&
+      change(c->m, t.name, 0, NULL, enabled ? VERB_ENABLE : VERB_DISABLE, c->r)) {
     log_change(c, &t, enabled ? "enabled" : "disabled", "");
     target_json(c->m, &t, c->r);
   }
@@ -266,7 +284,7 @@ void wsb__api_backend_disable(struct api_call *c) {
    backend and a section alike: 202 {"status": "draining", "workers", "backends": [names]}. */
 void wsb__api_backend_drain(struct api_call *c) {
   struct target t;
-  if (!find_target(c, &t) || !change(c->m, t.name, 0, VERB_DRAIN, c->r))
+  if (!find_target(c, &t) || !change(c->m, t.name, 0, NULL, VERB_DRAIN, c->r))
     return;
   const char *names[WSB_SHM_MAX_BACKENDS];
   for (size_t i = 0; i < t.n; i++)
@@ -287,7 +305,7 @@ void wsb__api_backend_delete(struct api_call *c) {
     wsb_admin_error(c->r, 400, "sessions= takes keep, failover or close");
     return;
   }
-  if (!change(c->m, t.name, 0, VERB_REMOVE, c->r))
+  if (!change(c->m, t.name, 0, NULL, VERB_REMOVE, c->r))
     return;
   unsigned reached = 0;
   if (strcmp(mode, "keep") != 0)

@@ -11,6 +11,46 @@
 
 #define DELETED_MAX (sizeof(((struct master *)0)->routes_deleted) / WSB_SECTION_NAME_MAX)
 
+/*
+ * A route's body may list many hosts and paths (a file line cannot, the API and the environment
+ * can): up to ROUTE_BODY_TOKENS JSON tokens, which is the object, its eight keys and values and
+ * about 4,080 list items, more than the table's 8,192 items leave to one route in practice.
+ * They take 160 KiB of the heap while one request is read; the admin server's 64 KiB body cap
+ * bounds the text first when items are long.
+ */
+#define ROUTE_BODY_TOKENS 4096
+
+/* A parsed route body: its tokens and room for one member's text (a list joined by commas is
+   never longer than its JSON). */
+struct route_body {
+  struct wsb_json_doc doc;
+  struct wsb_json_token *tokens;
+  char *text;
+  size_t text_cap;
+};
+
+static void route_body_free(struct route_body *b) {
+  free(b->tokens);
+  free(b->text);
+}
+
+/* False with the answer set (400 for the body, 500 without memory). */
+static bool route_body_parse(struct api_call *c, struct route_body *b, const char *const *known) {
+  b->text_cap = c->req->body_len + 1;
+  b->tokens = malloc(ROUTE_BODY_TOKENS * sizeof(*b->tokens));
+  b->text = malloc(b->text_cap);
+  if (b->tokens == NULL || b->text == NULL) {
+    route_body_free(b);
+    wsb_admin_error(c->r, 500, "out of memory");
+    return false;
+  }
+  if (!wsb__api_parse_body_n(c->req, &b->doc, b->tokens, ROUTE_BODY_TOKENS, known, c->r)) {
+    route_body_free(b);
+    return false;
+  }
+  return true;
+}
+
 void wsb_api_adopt_routes(struct master *m, const struct wsb_shm_table *next) {
   const struct wsb_route_table *was = m->table != NULL ? &m->table->routes : NULL;
   for (uint32_t i = 0; i < next->routes.nroutes; i++) {
@@ -225,8 +265,9 @@ static bool member_text(const struct wsb_json_doc *doc, int i, char *out, size_t
  * unsets host, path and header); false with the 400 answered. The name and "before" are read
  * by the caller.
  */
-static bool apply_body(const struct wsb_json_doc *doc, struct wsb_route_config *r,
+static bool apply_body(const struct route_body *b, struct wsb_route_config *r,
                        struct wsb_admin_reply *reply) {
+  const struct wsb_json_doc *doc = &b->doc;
   static const char *const keys[] = {"pool", "host", "path", "header", "websocket", "strip_path"};
   static const char *const expect[] = {"a string",
                                        "a list of strings, a comma list or null",
@@ -238,14 +279,14 @@ static bool apply_body(const struct wsb_json_doc *doc, struct wsb_route_config *
     int i = wsb_json_member(doc, 0, keys[k]);
     if (i == WSB_EJSON_ABSENT)
       continue;
-    char text[2048], msg[512];
+    char msg[512];
     bool unset = i >= 0 && doc->tokens[i].type == WSB_JSON_NULL && k >= 1 && k <= 3;
-    if (!unset && !member_text(doc, i, text, sizeof(text))) {
+    if (!unset && !member_text(doc, i, b->text, b->text_cap)) {
       snprintf(msg, sizeof(msg), "body: \"%s\" must be %s", keys[k], expect[k]);
       wsb_admin_error(reply, 400, msg);
       return false;
     }
-    if (wsb_config_route_set(r, keys[k], unset ? NULL : text, msg, sizeof(msg)) != 0) {
+    if (wsb_config_route_set(r, keys[k], unset ? NULL : b->text, msg, sizeof(msg)) != 0) {
       char full[600];
       snprintf(full, sizeof(full), "body: %s", msg);
       wsb_admin_error(reply, 400, full);
@@ -273,24 +314,31 @@ static void change_routes(struct api_call *c, struct wsb_route_config *routes, s
     route_reply(c->m, i, status, c->r);
 }
 
+static void add_route(struct api_call *c, const struct route_body *body);
+
 /* POST /api/v1/routes: {"name", "pool", "host"?, "path"?, "header"?, "websocket"?,
    "strip_path"?, "before"?}: added before the route "before" names, else last. */
 void wsb__api_routes_add(struct api_call *c) {
   static const char *const known[] = {"name",      "pool",       "host",   "path", "header",
                                       "websocket", "strip_path", "before", NULL};
-  struct master *m = c->m;
-  struct wsb_json_token tokens[API_BODY_TOKENS];
-  struct wsb_json_doc doc;
-  if (!wsb__api_parse_body(c->req, &doc, tokens, known, c->r))
+  struct route_body body;
+  if (!route_body_parse(c, &body, known))
     return;
+  add_route(c, &body);
+  route_body_free(&body);
+}
+
+static void add_route(struct api_call *c, const struct route_body *body) {
+  struct master *m = c->m;
+  const struct wsb_json_doc *doc = &body->doc;
   struct wsb_route_config r = {.websocket = WSB_ROUTE_WS_ANY};
   char before[WSB_SECTION_NAME_MAX + 1] = "";
   if (!wsb__api_field_ok(
-          wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "name"), r.name, sizeof(r.name), NULL),
+          wsb_json_get_string(doc, wsb_json_member(doc, 0, "name"), r.name, sizeof(r.name), NULL),
           "name", "a string of 1 to 63 letters, digits, '-', '_' or '.'", false, c->r) ||
-      !wsb__api_field_ok(wsb_json_get_string(&doc, wsb_json_member(&doc, 0, "before"), before,
-                                             sizeof(before), NULL),
-                         "before", "the name of a route", true, c->r))
+      !wsb__api_field_ok(
+          wsb_json_get_string(doc, wsb_json_member(doc, 0, "before"), before, sizeof(before), NULL),
+          "before", "the name of a route", true, c->r))
     return;
   if (!wsb_config_backend_name_valid(r.name) || strcmp(r.name, "default") == 0) {
     wsb_admin_error(c->r, 400,
@@ -307,7 +355,7 @@ void wsb__api_routes_add(struct api_call *c) {
     wsb_admin_error(c->r, 400, "body: \"before\" names no route");
     return;
   }
-  if (!apply_body(&doc, &r, c->r)) {
+  if (!apply_body(body, &r, c->r)) {
     wsb_config_route_free(&r);
     return;
   }
@@ -340,16 +388,18 @@ void wsb__api_route_patch(struct api_call *c) {
     wsb_admin_error(c->r, 404, "no such route");
     return;
   }
-  struct wsb_json_token tokens[API_BODY_TOKENS];
-  struct wsb_json_doc doc;
-  if (!wsb__api_parse_body(c->req, &doc, tokens, known, c->r))
+  struct route_body body;
+  if (!route_body_parse(c, &body, known))
     return;
   struct wsb_route_config *routes = copy_routes(m->cfg);
   if (routes == NULL) {
+    route_body_free(&body);
     wsb_admin_error(c->r, 500, "out of memory");
     return;
   }
-  if (!apply_body(&doc, &routes[i], c->r)) {
+  bool ok = apply_body(&body, &routes[i], c->r);
+  route_body_free(&body);
+  if (!ok) {
     free_routes(routes, m->cfg->nroutes);
     return;
   }

@@ -176,6 +176,14 @@ int wsb_backends_drain(struct wsb_backends *bs, const char *name) {
   return change(bs, name, 0, 0, true);
 }
 
+int wsb_backends_set_pool(struct wsb_backends *bs, const char *name, const char *pool) {
+  struct wsb_backend_config *s = section(bs, name);
+  if (s == NULL)
+    return -ENOENT;
+  snprintf(s->pool, sizeof(s->pool), "%s", pool);
+  return 0;
+}
+
 bool wsb_backends_draining(const struct wsb_backends *bs, const char *name) {
   char sec[WSB_NAME_MAX];
   wsb_addrs_section(name, sec, sizeof(sec));
@@ -255,6 +263,8 @@ void wsb_backends_discarded(const struct wsb_backends *run, const struct wsb_bac
     if (r->max_sessions != n->max_sessions && (b == NULL || b->max_sessions != r->max_sessions))
       wsb_reload_note(out, "backend %s: max_sessions %u (%u through the API)", r->name,
                       n->max_sessions, r->max_sessions);
+    if (strcmp(r->pool, n->pool) != 0 && (b == NULL || strcmp(b->pool, r->pool) != 0))
+      wsb_reload_note(out, "backend %s: pool %s (%s through the API)", r->name, n->pool, r->pool);
     if (r->backup != n->backup && (b == NULL || b->backup != r->backup))
       wsb_reload_note(out, "backend %s: backup %s (%s through the API)", r->name, on_off(n->backup),
                       on_off(r->backup));

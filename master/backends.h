@@ -60,6 +60,9 @@ int wsb_backends_disable(struct wsb_backends *bs, const char *name);
 /* As far as the desired state goes, a drain is a disable: moving its live sessions is the
    workers' part, asked once the table without it is published. */
 int wsb_backends_drain(struct wsb_backends *bs, const char *name);
+/* Moves a section (all its addresses) to pool: its live sessions stay in the pool they started
+   in, new ones follow it. -ENOENT for an address NAME#ADDR: a pool is a section's. */
+int wsb_backends_set_pool(struct wsb_backends *bs, const char *name, const char *pool);
 /* Whether the backend (a section, or an address NAME#ADDR) was last disabled by a drain:
    enabling or disabling it ends that, and so does a reload (the file's state has no drain). */
 bool wsb_backends_draining(const struct wsb_backends *bs, const char *name);

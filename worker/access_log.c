@@ -268,6 +268,8 @@ static void log_session(struct wsb_worker *w, const struct wsb_session *s, bool 
   wsb_json_uint(&j, s->connect_ms);
   wsb_json_key(&j, "pool");
   wsb_json_cstring(&j, w->table->pools[s->pool % WSB_SHM_MAX_POOLS].name);
+  wsb_json_key(&j, "route");
+  wsb_json_string(&j, s->head + s->head_len, s->route_len);
   wsb_json_key(&j, "worker");
   wsb_json_uint(&j, w->slot);
   end_line(w, &j, line);
@@ -312,6 +314,12 @@ void wsb_access_log_http(struct wsb_worker *w, const struct wsb_session *s,
                   wsb_log_cut(e->user_agent.p, e->user_agent.len, HEADER_VALUE_MAX));
   wsb_json_key(&j, "tls_version");
   wsb_json_cstring(&j, wsb__tls_leg_version(&s->client));
+  if (e->route != NULL && e->route[0] != '\0') {
+    wsb_json_key(&j, "pool");
+    wsb_json_cstring(&j, w->table->pools[s->pool % WSB_SHM_MAX_POOLS].name);
+    wsb_json_key(&j, "route");
+    wsb_json_cstring(&j, e->route);
+  }
   wsb_json_key(&j, "worker");
   wsb_json_uint(&j, w->slot);
   end_line(w, &j, line);

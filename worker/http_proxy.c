@@ -77,6 +77,7 @@ static void account(struct wsb_session *s, int status) {
       .bytes_in = hx->bytes_in,
       .bytes_out = hx->bytes_out,
       .backend_slot = s->backend_slot,
+      .route = hs->route,
       .host = {"", 0},
       .user_agent = {"", 0},
   };
@@ -398,6 +399,8 @@ void wsb__http_begin(struct wsb_session *s, size_t head_len) {
     status = 413;
   if (status == 0)
     status = wsb__upgrade_pick_route(s, false);
+  if (status == 0)
+    status = wsb__upgrade_admit(s);
   if (status != 0) {
     answer_error(s, status);
     return;

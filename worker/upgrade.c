@@ -150,6 +150,20 @@ int wsb__upgrade_pick_route(struct wsb_session *s, bool websocket) {
     return 503; /* the table always has the pools its routes name: a torn invariant */
   s->pool = r != NULL ? r->pool_slot : WSB_SHM_DEFAULT_POOL;
   s->path_strip = (uint16_t)strip;
+  snprintf(hs->route, sizeof(hs->route), "%s", r != NULL ? r->name : "default");
+  return 0;
+}
+
+int wsb__upgrade_admit(struct wsb_session *s) {
+  uint64_t max = s->w->table->settings.max_sessions;
+  if (s->admitted)
+    return 0; /* a connection that carried plain requests upgrades within its place */
+  /* Admitted sessions, not live ones: those counts include connections still sending their
+     request, and in a storm of them every request would see the cap passed and get 503. */
+  if (max > 0 && wsb_shm_admitted(s->w->shm) >= max)
+    return 503;
+  s->admitted = true;
+  wsb_shm_add(&s->w->stats->admitted, 1);
   return 0;
 }
 
@@ -194,14 +208,10 @@ static void on_request(struct wsb_session *s, size_t head_len) {
                               : "the route's pool is not in the table");
     return;
   }
-  /* Admitted sessions, not live ones: those counts include connections still sending their
-     request, and in a storm of them every request would see the cap passed and get 503. */
-  if (cfg->max_sessions > 0 && wsb_shm_admitted(s->w->shm) >= cfg->max_sessions) {
+  if (wsb__upgrade_admit(s) != 0) {
     reply_error(s, 503, WSB_HS_LIMIT, "max_sessions reached");
     return;
   }
-  s->admitted = true;
-  wsb_shm_add(&s->w->stats->admitted, 1);
   /* Bytes the client sent after its head wait, as frames, until the relay starts. */
   size_t early = hs->req_len - head_len;
   if (early > 0) {
@@ -511,11 +521,14 @@ static bool same_protocol(const char *have, struct wsb_slice chosen) {
 /* What a failover needs later: the request to send again, the subprotocol to insist on. */
 static int remember_for_failover(struct wsb_session *s, struct wsb_slice protocol) {
   struct wsb_handshake *hs = s->hs;
-  s->head = malloc(hs->head_len);
+  size_t route_len = strlen(hs->route);
+  s->head = malloc(hs->head_len + route_len);
   if (s->head == NULL)
     return UV_ENOMEM;
   memcpy(s->head, hs->req_buf, hs->head_len);
   s->head_len = (uint32_t)hs->head_len;
+  memcpy(s->head + hs->head_len, hs->route, route_len); /* the access log's, after the head */
+  s->route_len = (uint8_t)route_len;
   s->path_off = (uint32_t)(hs->upgrade.target.p - hs->req_buf);
   s->path_len = (uint32_t)hs->upgrade.target.len;
   /* The access log's Host and User-Agent: where they are in the head kept, not a copy. */

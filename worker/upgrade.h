@@ -34,6 +34,10 @@ int wsb__upgrade_send_request(struct wsb_session *s, struct wsb_proxy_request *p
 /* The route of the request (an upgrade, or plain HTTP when websocket is false) picks the
    session's pool and path_strip; 0, or the status to answer. */
 int wsb__upgrade_pick_route(struct wsb_session *s, bool websocket);
+/* [wsbal] max_sessions counts connections, as HAProxy's maxconn does: a WebSocket session, or a
+   client connection from its first plain request until it closes (an upgrade on it later
+   takes no second place). 0 once counted, or 503 at the cap. */
+int wsb__upgrade_admit(struct wsb_session *s);
 /* Closes the backend connection, then connects to the next one (after a pause in a failover). */
 void wsb__upgrade_retry_after_close(struct wsb_session *s);
 

@@ -115,7 +115,8 @@ struct wsb_http_log {
   uint64_t duration_ms;
   uint64_t bytes_in; /* request body bytes, as framed on the wire */
   uint64_t bytes_out;
-  int backend_slot; /* -1: none (wsbal answered itself) */
+  int backend_slot;  /* -1: none (wsbal answered itself) */
+  const char *route; /* the route it took, "default" for none; "" when refused before */
 };
 void wsb_access_log_http(struct wsb_worker *w, const struct wsb_session *s,
                          const struct wsb_http_log *e);

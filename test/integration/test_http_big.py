@@ -24,7 +24,8 @@ import threading
 import time
 import zlib
 
-from wsbtest import T, Checks, Wsbal, run_tests
+from httpraw import RawServer, content_length, read_answer, read_head
+from wsbtest import Checks, Wsbal, run_tests
 
 c = Checks()
 SANITIZED = os.environ.get("WSBAL_SANITIZED") == "1"
@@ -66,45 +67,21 @@ def recv_crc(sock, size, crc=0):
     return got, crc
 
 
-def read_head(sock, buf=b""):
-    while b"\r\n\r\n" not in buf:
-        more = sock.recv(65536)
-        if not more:
-            raise EOFError(buf)
-        buf += more
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    return head, rest
-
-
-class Streamer:
+class Streamer(RawServer):
     """The backend: POST reads its Content-Length body and answers "BYTES CRC"; GET /down/N
     answers N bytes of the pattern."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"ws://127.0.0.1:{self.port}"
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(self.handle)
 
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
-
-    def handle(self, conn):
+    def handle(self, conn, n):
         conn.settimeout(60)
         rest = b""
         try:
             while True:
                 head, rest = read_head(conn, rest)
                 line = head.split(b"\r\n")[0].split()
-                length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1)) \
-                    if b"ontent-" in head else 0
+                length = content_length(head)
                 if line[0] == b"POST":
                     got, crc = len(rest[:length]), zlib.crc32(rest[:length])
                     rest = rest[length:]
@@ -113,16 +90,13 @@ class Streamer:
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" %
                                  (len(body), body))
                 else:
-                    n = int(line[1].rsplit(b"/", 1)[1])
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
-                    send_pattern(conn, n)
+                    size = int(line[1].rsplit(b"/", 1)[1])
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+                    send_pattern(conn, size)
         except (OSError, EOFError):
             pass
         finally:
             conn.close()
-
-    def stop(self):
-        self.sock.close()
 
 
 class Peak:
@@ -178,9 +152,7 @@ def test_big_both_ways():
     s = connect()
     s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % SIZE)
     send_pattern(s, SIZE)
-    head, rest = read_head(s)
-    while len(rest) < int(re.search(rb"Content-Length: (\d+)", head).group(1)):
-        rest += s.recv(100)
+    head, rest, _ = read_answer(s)
     up = time.monotonic() - t0
     t0 = time.monotonic()
     s.sendall(b"GET /down/%d HTTP/1.1\r\nHost: x\r\n\r\n" % SIZE)

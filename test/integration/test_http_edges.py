@@ -19,12 +19,11 @@ for the upgrade pipelined behind a plain request. What each case must show:
 - HEAD answered with a Content-Length (and by a backend that wrongly sends a body after it): no
   body reaches the client and the next request on the connection gets its own answer.
 """
-import os
 import socket
 import sys
-import threading
 import time
 
+from httpraw import RawServer, content_length, read_answer, read_head
 from wsbtest import OP_TEXT, T, Checks, Echo, Wsbal, frame, run_tests
 
 c = Checks()
@@ -33,51 +32,21 @@ CONT = b"HTTP/1.1 100 Continue\r\n\r\n"
 FINAL = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Final: 1\r\n\r\nhello"
 
 
-class Scripted:
+class Scripted(RawServer):
     """A raw HTTP/1.1 backend: reads a head (and its Content-Length body), runs SCRIPT[path]."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"ws://127.0.0.1:{self.port}"
-        self.accepted = 0
         self.requests = []  # (connection number, path)
-        self.lock = threading.Lock()
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(self.run)
 
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-                n = self.accepted
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self.handle, args=(conn, n), daemon=True).start()
-
-    def handle(self, conn, n):
+    def run(self, conn, n):
         buf = b""
         conn.settimeout(30)
         try:
             while True:
-                while b"\r\n\r\n" not in buf:
-                    more = conn.recv(65536)
-                    if not more:
-                        return
-                    buf += more
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path = lines[0].split()[:2]
-                length = 0
-                for line in lines[1:]:
-                    k, _, v = line.partition(":")
-                    if k.strip().lower() == "content-length":
-                        length = int(v)
+                head, buf = read_head(conn, buf)
+                method, path = head.decode("latin-1").split()[:2]
+                length = content_length(head)
                 with self.lock:
                     self.requests.append((n, path))
                 script = SCRIPTS[path.split("?")[0]]
@@ -89,15 +58,11 @@ class Scripted:
                         buf += more
                     buf = buf[length:]
                 if script(conn, method, path) is False:
-                    conn.close()
                     return
-        except OSError:
+        except (OSError, EOFError):
             return
         finally:
             conn.close()
-
-    def stop(self):
-        self.sock.close()
 
 
 def split_send(conn, data, at):
@@ -147,11 +112,11 @@ def s_plain(conn, method, path):
 
 
 def s_head_length(conn, method, path):
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nX-Head: 1\r\n\r\n")
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
 
 
 def s_head_with_body(conn, method, path):
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nX-Head: 1\r\n\r\nnot this!")
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nnot this!")
 
 
 def s_stall(conn, method, path):
@@ -211,29 +176,6 @@ def read_all(s, timeout=T):
         return data, "timeout"
 
 
-def read_one(s, buf=b""):
-    """One answer with a Content-Length (or none for HEAD/1xx): (head, body, rest)."""
-    while b"\r\n\r\n" not in buf:
-        more = s.recv(65536)
-        if not more:
-            raise EOFError(buf)
-        buf += more
-    head, _, buf = buf.partition(b"\r\n\r\n")
-    n = 0
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length":
-            n = int(v)
-    if b" 100 " in head.split(b"\r\n")[0] or b"X-Head: 1" in head:
-        n = 0
-    while len(buf) < n:
-        more = s.recv(65536)
-        if not more:
-            break
-        buf += more
-    return head, buf[:n], buf[n:]
-
-
 def post(path, body=b"hello"):
     return (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" %
             (path.encode(), len(body), body))
@@ -242,8 +184,8 @@ def post(path, body=b"hello"):
 def test_interim_and_final():
     s = raw()
     s.sendall(post("/cont-one"))
-    h1, _, rest = read_one(s)
-    h2, body, rest = read_one(s, rest)
+    h1, _, rest = read_answer(s)
+    h2, body, rest = read_answer(s, rest)
     s.close()
     c.eq("a 100 and the final answer in one send(): both, in order",
          (b"HTTP/1.1 100 Continue", b"HTTP/1.1 200 OK", b"hello", b""),
@@ -254,8 +196,8 @@ def test_interim_and_final():
     for at in range(1, total):
         s.sendall(post(f"/cont-split?at={at}"))
         try:
-            h1, _, rest = read_one(s)
-            h2, body, rest = read_one(s, rest)
+            h1, _, rest = read_answer(s)
+            h2, body, rest = read_answer(s, rest)
         except (EOFError, OSError) as e:
             bad.append((at, repr(e)))
             s = raw()
@@ -287,7 +229,7 @@ def test_upgrade_pipelined():
               b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" +
               frame(OP_TEXT, b"behind both"))
-    h1, body, rest = read_one(s)
+    h1, body, rest = read_answer(s)
     while b"\r\n\r\n" not in rest:
         rest += s.recv(65536)
     h2, _, rest = rest.partition(b"\r\n\r\n")
@@ -312,11 +254,11 @@ def test_backend_cuts_and_overruns():
         before = B.accepted
         s = raw()
         s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
-        h1, body, rest = read_one(s)
+        h1, body, rest = read_answer(s)
         if path == "/more-later":
             time.sleep(0.4)  # the backend's extra bytes arrive while the connection is kept
         s.sendall(b"GET /plain?after HTTP/1.1\r\nHost: x\r\n\r\n")
-        h2, body2, rest = read_one(s, rest)
+        h2, body2, rest = read_answer(s, rest)
         s.close()
         with B.lock:
             conns = [n for n, p in B.requests if p in (path, "/plain?after")]
@@ -341,7 +283,7 @@ def test_client_stalls():
     for _ in range(parts):
         time.sleep(0.5)  # 3 s in all, each pause a third of http_timeout
         s.sendall(b"x")
-    h, body, _ = read_one(s)
+    h, body, _ = read_answer(s)
     s.close()
     c.eq("a body sent slowly but steadily, longer than http_timeout in all: served",
          (b"HTTP/1.1 200", b"/slow-body"), (h[:12], body))
@@ -351,18 +293,18 @@ def test_head():
     s = raw()
     s.sendall(b"HEAD /head-length HTTP/1.1\r\nHost: x\r\n\r\n"
               b"GET /plain?1 HTTP/1.1\r\nHost: x\r\n\r\n")
-    h1, _, rest = read_one(s)
-    h2, body, rest = read_one(s, rest)
+    h1, _, rest = read_answer(s, bodyless=True)
+    h2, body, rest = read_answer(s, rest)
     s.close()
     c.eq("HEAD answered with a Content-Length: the length passes, no body, the next request "
          "gets its own answer", (True, b"/plain?1", b""),
          (b"Content-Length: 1000" in h1, body, rest))
     s = raw()
     s.sendall(b"HEAD /head-body HTTP/1.1\r\nHost: x\r\n\r\n")
-    h1, _, rest = read_one(s)
+    h1, _, rest = read_answer(s, bodyless=True)
     time.sleep(0.2)
     s.sendall(b"GET /plain?2 HTTP/1.1\r\nHost: x\r\n\r\n")
-    h2, body, rest = read_one(s, rest)
+    h2, body, rest = read_answer(s, rest)
     s.close()
     c.eq("a HEAD answer the backend follows with a body: the body never reaches the client",
          (b"HTTP/1.1 200", b"/plain?2", b""), (h1[:12], body, rest))

@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 
+from httpraw import read_answer
 from wsbtest import (T, Checks, Echo, RawClient, Wsbal, admin_call, free_port, run_tests,
                      wait_for)
 
@@ -50,22 +51,12 @@ def upgrade(port, path="/", host="127.0.0.1"):
 
 
 def plain(sock, path, host="x"):
-    """One GET on sock; (status, head) of its answer, the body read."""
+    """One GET on sock: (status or None when the connection closed first, head)."""
     sock.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path.encode(), host.encode()))
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        more = sock.recv(65536)
-        if not more:
-            return None, buf
-        buf += more
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    n = 0
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length":
-            n = int(v)
-    while len(rest) < n:
-        rest += sock.recv(65536)
+    try:
+        head, _, _ = read_answer(sock)
+    except EOFError as e:
+        return None, e.args[0]
     return int(head.split()[1]), head
 
 

@@ -3,8 +3,8 @@
 The backend is a scripted raw socket server in a thread of this process: for each request head
 it reads it runs the script its path names, byte by byte as written (so an interim answer and a
 final one can share one send(), or be cut anywhere), and it records each connection it accepted.
-Clients are raw sockets, so what wsbal writes is seen exactly, and python3-websockets-free frames
-for the upgrade pipelined behind a plain request. What each case must show:
+Clients are raw sockets, so what wsbal writes is seen exactly, with a hand-built frame behind the
+upgrade pipelined after a plain request. What each case must show:
 - a 100 Continue and the final answer in one send(), and cut at every byte: the client gets both,
   whole and in order; a chunked final answer cut inside a chunk: the client never sees the last
   chunk, and its connection ends (an HTTP/1.0 client, which reads until the close, gets a reset);
@@ -271,12 +271,10 @@ def test_backend_cuts_and_overruns():
 def test_client_stalls():
     s = raw()
     s.sendall(b"POST /stall HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly some")
-    t0 = time.monotonic()
     data, how = read_all(s)
     s.close()
     c.true("a client stalling inside its body: 408 after http_timeout, then the close",
            data.startswith(b"HTTP/1.1 408") and how == "fin", (data[:80], how))
-    c.true("not before http_timeout", time.monotonic() - t0 > 1.0, time.monotonic() - t0)
     s = raw()
     parts = 6
     s.sendall(b"POST /slow-body HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % parts)

@@ -162,6 +162,9 @@ static void client_data(struct wsb_session *s, const uint8_t *data, size_t len) 
     wsb__session_close(s, rc);
     return;
   }
+  /* The answer's http_timeout runs from the request's end, not from the body's last pause. */
+  if (hx->req.body.done && !hx->resp_started)
+    wsb__session_timer_start(s, wsb__session_pool_settings(s)->http_timeout_ms);
   if ((size_t)n < len)
     hold_client(s, data + n, len - (size_t)n);
 }

@@ -14,13 +14,15 @@ upgrade pipelined after a plain request. What each case must show:
 - a backend sending more than its Content-Length (in the same send() and later): the client
   gets exactly the length, its next request a correct answer, and that backend connection is not
   used again;
-- a client stalling inside its request body: 408 after http_timeout, then the close; a client
-  sending its body slowly but steadily (each pause under http_timeout, the whole longer): served;
+- a client stalling inside its request body: 408 after http_timeout, then the close; a backend
+  that stops reading a body (the client paused by backpressure): 504; a client sending its body
+  slowly but steadily (each pause under http_timeout, the whole longer): served;
 - HEAD answered with a Content-Length (and by a backend that wrongly sends a body after it): no
   body reaches the client and the next request on the connection gets its own answer.
 """
 import socket
 import sys
+import threading
 import time
 
 from httpraw import RawServer, content_length, read_answer, read_head
@@ -132,6 +134,15 @@ def s_stall(conn, method, path):
 
 s_stall.before_body = True
 
+
+def s_no_read(conn, method, path):
+    """Reads nothing of the body: wsbal's queue to it fills and the client is paused."""
+    time.sleep(3)
+    return False
+
+
+s_no_read.before_body = True
+
 SCRIPTS = {
     "/cont-one": s_cont_one,
     "/cont-split": s_cont_split,
@@ -143,6 +154,7 @@ SCRIPTS = {
     "/head-length": s_head_length,
     "/head-body": s_head_with_body,
     "/stall": s_stall,
+    "/no-read": s_no_read,
     "/slow-body": s_plain,
 }
 
@@ -150,7 +162,7 @@ B = Scripted()
 ECHO = Echo("e1")
 W = Wsbal([("b1", B.url)], workers=1, sections={
     "listen": {"http": "proxy"},
-    "upstream": {"http_timeout": "1500ms"},
+    "upstream": {"http_timeout": "1s"},
 })
 
 
@@ -276,10 +288,31 @@ def test_client_stalls():
     c.true("a client stalling inside its body: 408 after http_timeout, then the close",
            data.startswith(b"HTTP/1.1 408") and how == "fin", (data[:80], how))
     s = raw()
-    parts = 6
+    big = 64 << 20
+    s.sendall(b"POST /no-read HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % big)
+
+    def push():
+        try:
+            s.sendall(b"x" * big)
+        except OSError:
+            pass  # wsbal closed after its answer
+    pusher = threading.Thread(target=push, daemon=True)
+    pusher.start()
+    data, how = read_all(s)
+    try:
+        s.shutdown(socket.SHUT_RDWR)  # ends the pusher's sendall before its descriptor goes
+    except OSError:
+        pass
+    pusher.join(T)
+    s.close()
+    c.true("a body the backend stops reading (the client paused by backpressure): 504, then "
+           "the close", data.startswith(b"HTTP/1.1 504") and how in ("fin", "reset"),
+           (data[:80], how))
+    s = raw()
+    parts = 8
     s.sendall(b"POST /slow-body HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % parts)
     for _ in range(parts):
-        time.sleep(0.5)  # 3 s in all, each pause a third of http_timeout
+        time.sleep(0.3)  # 2.4 s in all, each pause under a third of http_timeout
         s.sendall(b"x")
     h, body, _ = read_answer(s)
     s.close()

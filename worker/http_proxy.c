@@ -629,8 +629,9 @@ void wsb__http_timer(struct wsb_session *s) {
       wsb__session_timer_start(s, wsb__session_pool_settings(s)->http_timeout_ms);
       return;
     }
-    /* Paused for backpressure, the client waits for the backend to read; else it stopped. */
-    answer_error(s, s->client.paused ? 504 : 408);
+    /* Bytes of the body still wait for the backend (the client is paused, or was until
+       just now): the backend stopped reading it. Otherwise the client stopped sending. */
+    answer_error(s, s->client.paused || s->backend.queued > 0 ? 504 : 408);
     return;
   }
   wsb_log_warn("session %016llx: backend %s: no answer within http_timeout",

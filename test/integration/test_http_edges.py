@@ -288,12 +288,13 @@ def test_client_stalls():
     c.true("a client stalling inside its body: 408 after http_timeout, then the close",
            data.startswith(b"HTTP/1.1 408") and how == "fin", (data[:80], how))
     s = raw()
-    big = 64 << 20
-    s.sendall(b"POST /no-read HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % big)
+    big = 32 << 20  # more than the kernel's buffers on the way hold
+    request = b"POST /no-read HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % big
+    request += b"x" * big  # built first: the body follows its head without a pause
 
     def push():
         try:
-            s.sendall(b"x" * big)
+            s.sendall(request)
         except OSError:
             pass  # wsbal closed after its answer
     pusher = threading.Thread(target=push, daemon=True)

@@ -314,20 +314,7 @@ static void change_routes(struct api_call *c, struct wsb_route_config *routes, s
     route_reply(c->m, i, status, c->r);
 }
 
-static void add_route(struct api_call *c, const struct route_body *body);
-
-/* POST /api/v1/routes: {"name", "pool", "host"?, "path"?, "header"?, "websocket"?,
-   "strip_path"?, "before"?}: added before the route "before" names, else last. */
-void wsb__api_routes_add(struct api_call *c) {
-  static const char *const known[] = {"name",      "pool",       "host",   "path", "header",
-                                      "websocket", "strip_path", "before", NULL};
-  struct route_body body;
-  if (!route_body_parse(c, &body, known))
-    return;
-  add_route(c, &body);
-  route_body_free(&body);
-}
-
+/* The route a POST body describes, checked, added and published, with its answer. */
 static void add_route(struct api_call *c, const struct route_body *body) {
   struct master *m = c->m;
   const struct wsb_json_doc *doc = &body->doc;
@@ -375,6 +362,18 @@ static void add_route(struct api_call *c, const struct route_body *body) {
   r.api = 1;
   routes[at] = r;
   change_routes(c, routes, n + 1, r.name, 201, "added");
+}
+
+/* POST /api/v1/routes: {"name", "pool", "host"?, "path"?, "header"?, "websocket"?,
+   "strip_path"?, "before"?}: added before the route "before" names, else last. */
+void wsb__api_routes_add(struct api_call *c) {
+  static const char *const known[] = {"name",      "pool",       "host",   "path", "header",
+                                      "websocket", "strip_path", "before", NULL};
+  struct route_body body;
+  if (!route_body_parse(c, &body, known))
+    return;
+  add_route(c, &body);
+  route_body_free(&body);
 }
 
 /* PATCH /api/v1/routes/{name}: the keys given replace the route's (null unsets host, path,

@@ -268,8 +268,10 @@ static void log_session(struct wsb_worker *w, const struct wsb_session *s, bool 
   wsb_json_uint(&j, s->connect_ms);
   wsb_json_key(&j, "pool");
   wsb_json_cstring(&j, w->table->pools[s->pool % WSB_SHM_MAX_POOLS].name);
-  wsb_json_key(&j, "route");
-  wsb_json_string(&j, s->head + s->head_len, s->route_len);
+  if (s->route_len > 0) {
+    wsb_json_key(&j, "route");
+    wsb_json_string(&j, s->head + s->head_len, s->route_len);
+  }
   wsb_json_key(&j, "worker");
   wsb_json_uint(&j, w->slot);
   end_line(w, &j, line);

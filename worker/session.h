@@ -86,8 +86,8 @@ struct wsb_handshake {
   struct wsb_slot_set tried; /* backends tried for this session */
   bool relaying_error;       /* passing a backend's non-101 answer through to the client */
   uint64_t error_body_left;
-  char route[WSB_SECTION_NAME_MAX]; /* the route the request took, "default" for none; "" while
-                                       it has not been matched */
+  /* The route the request took, "default" for none; "" while it has not been matched. */
+  char route[WSB_SECTION_NAME_MAX];
 };
 
 struct wsb_session {
@@ -115,7 +115,9 @@ struct wsb_session {
                                    plain requests (http_pool.c), or -1 */
   char *head;                   /* the client's request head, to upgrade again on a failover */
   uint32_t head_len;
-  uint8_t route_len;       /* its route's name for the access log, kept at head + head_len */
+  /* Its route's name for the access log, kept at head + head_len; 0 after a hand-over, whose
+     state message does not carry it yet. */
+  uint8_t route_len;
   char *protocol;            /* the subprotocol the client has, which a new backend must choose */
   struct wsb_pmd_params pmd; /* permessage-deflate with the client, if negotiated */
   struct wsb_inflater *inflater; /* its own zlib streams (compress.c): with context takeover, */

@@ -66,7 +66,10 @@ static void notify_status(struct master *m, const char *state) {
 }
 
 static void on_status_timer(uv_timer_t *t) {
-  notify_status(t->data, "");
+  struct master *m = t->data;
+  notify_status(m, "");
+  /* Reloads and session lists free megabytes that glibc would keep: see common/heap_trim.c. */
+  wsb_heap_trim_tick(&m->heap_trim);
 }
 
 static void on_stop_timer(uv_timer_t *t) {

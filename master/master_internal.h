@@ -10,6 +10,7 @@
 #include "backends.h"
 #include "config.h"
 #include "health.h"
+#include "heap_trim.h"
 #include "discovery.h"
 #include "shm.h"
 #include "tickets.h"
@@ -42,7 +43,8 @@ struct master {
   struct wsb_tickets tickets; /* TLS session ticket keys, rotated on a timer */
   uv_signal_t signals[6];
   uv_timer_t stop_timer;
-  uv_timer_t status_timer; /* refreshes systemd's STATUS= line */
+  uv_timer_t status_timer; /* refreshes systemd's STATUS= line, trims the heap */
+  struct wsb_heap_trim heap_trim;
   bool stopping;
   struct wsb_admin admin;
   int admin_fd;          /* bound at start, -1 when [admin] address = off */

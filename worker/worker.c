@@ -19,6 +19,8 @@
 #include "log.h"
 #include "tls_worker.h"
 
+#define TRIM_INTERVAL_MS 5000
+
 static void log_setup(const struct wsb_worker *w) {
   wsb_log_setup((enum wsb_log_level)w->table->settings.log_level,
                 (enum wsb_log_format)w->table->settings.log_format, "worker", (int)w->slot);
@@ -75,6 +77,7 @@ static void close_worker_handles(struct wsb_worker *w) {
   uv_close((uv_handle_t *)&w->sigint, NULL);
   uv_close((uv_handle_t *)&w->sigusr1, NULL);
   uv_close((uv_handle_t *)&w->drain_tick, NULL);
+  uv_close((uv_handle_t *)&w->trim_timer, NULL);
   wsb_tls_worker_close(w);
   wsb_access_log_close(w);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
@@ -87,6 +90,13 @@ static void close_worker_handles(struct wsb_worker *w) {
 void wsb_worker_session_ended(struct wsb_worker *w) {
   if (w->draining && wsb_list_empty(&w->sessions))
     close_worker_handles(w);
+}
+
+/* A burst (a killed worker's sessions reconnecting here) frees megabytes of handshake buffers
+   within seconds, which glibc keeps resident: see common/heap_trim.c. */
+static void on_trim_timer(uv_timer_t *t) {
+  struct wsb_worker *w = t->data;
+  wsb_heap_trim_tick(&w->heap_trim);
 }
 
 static void on_drain_timeout(uv_timer_t *t) {
@@ -223,6 +233,9 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   uv_timer_init(&w->loop, &w->drain_timer);
   uv_signal_init(&w->loop, &w->sigusr1);
   uv_timer_init(&w->loop, &w->drain_tick);
+  uv_timer_init(&w->loop, &w->trim_timer);
+  w->trim_timer.data = w;
+  uv_timer_start(&w->trim_timer, on_trim_timer, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
   w->drain_tick.data = w;
   w->sigterm.data = w->sigint.data = w->drain_timer.data = w->sigusr1.data = w;
   if (status == 0 && uv_pipe_open(&w->control, start->control_fd) == 0) {

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "frame.h"
+#include "heap_trim.h"
 #include "http.h"
 #include "list.h"
 #include "log.h"
@@ -42,6 +43,8 @@ struct wsb_worker {
   uv_timer_t drain_timer; /* shutdown_timeout of a graceful stop */
   uv_signal_t sigusr1;    /* reopen the access log */
   uv_timer_t drain_tick;  /* paces moving a drained backend's sessions */
+  uv_timer_t trim_timer;  /* gives the heap a burst freed back to the kernel */
+  struct wsb_heap_trim heap_trim;
   struct wsb_slot_set drain_slots;
   struct wsb_log_file *access_log;                /* NULL when off */
   struct wsb_log_limit log_limits[WSB_LOG_KINDS]; /* log_rate_limit's buckets (log_event.c) */

@@ -45,6 +45,7 @@ ECHO_TIMEOUT = 30.0   # a burst not echoed within this is a stalled session
 CONNECT_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 10.0
 SETTLE_TIMEOUT = 60.0
+MEMORY_SETTLE = 6.0   # seconds idle before a memory sample: longer than wsbal's heap trim tick
 KILL_GRACE = 5.0      # a handshake cut this long after a worker kill is the kill's
 SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|"
                        r"Assertion .* failed|\babort")
@@ -67,6 +68,33 @@ def mem_kb(pid):
     except OSError:
         return None
     return out["Pss"], out["Rss"], out["Private_Clean"] + out["Private_Dirty"]
+
+
+def mem_by_mapping(pid):
+    """{mapping: {"rss": KiB, "uss": KiB}} of one process from /proc/PID/smaps, mappings grouped by
+    name: [heap], [stack], each library or file, the shared segment (a MAP_SHARED anonymous
+    mapping reads "/dev/zero (deleted)") and unnamed anonymous mappings as [anon]. It tells which
+    kind of memory moved between two samples; {} once the process is gone."""
+    out = {}
+    cur = None
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                head = line.split()
+                if not head:
+                    continue
+                if not head[0].endswith(":") or "-" in head[0]:
+                    name = " ".join(head[5:]) if len(head) > 5 else "[anon]"
+                    if name.startswith("/") and not name.startswith("/dev/zero"):
+                        name = os.path.basename(name.replace(" (deleted)", ""))  # rebuilt
+                    cur = out.setdefault(name, {"rss": 0, "uss": 0})
+                elif cur is not None and head[0] == "Rss:":
+                    cur["rss"] += int(head[1])
+                elif cur is not None and head[0] in ("Private_Clean:", "Private_Dirty:"):
+                    cur["uss"] += int(head[1])
+    except OSError:
+        return {}
+    return {k: v for k, v in out.items() if v["rss"]}
 
 
 class Processes(compare.Processes):
@@ -772,14 +800,19 @@ class Soak:
 
     async def checkpoint(self, name):
         await self.quiesce()
-        await asyncio.sleep(1.0)
+        # wsbal gives heap freed by a burst back every 5 s (common/heap_trim.c): the sample is
+        # of the memory the sessions hold, after the last burst's was returned.
+        await asyncio.sleep(MEMORY_SETTLE)
         ok = await self.counts_exact(name, sum(1 for s in self.active if s.open))
         m = self.memory()
         m["sessions"] = sum(1 for s in self.active if s.open)
         status = await self.get("/api/v1/status")
         m["workers"] = {str(w["slot"]): w["pid"] for w in status["workers"]}
+        m["worker_sessions"] = {str(w["slot"]): w["sessions"] for w in status["workers"]}
         m["master"] = self.wsbal.pid
         m["t"] = round(time.monotonic() - self.t0, 1)
+        m["maps"] = {"master": mem_by_mapping(self.wsbal.pid),
+                     "worker0": mem_by_mapping(m["workers"].get("0", 0))}
         self.fig["memory_" + name] = m
         log("%s: %d sessions, wsbal PSS %d KiB, RSS %d KiB" % (name, m["sessions"], m["pss_kb"],
                                                                m["rss_kb"]))
@@ -802,7 +835,9 @@ class Soak:
                 trend.append({"t": round(time.monotonic() - self.t0), "worker0_pid": w0,
                               "open": sum(1 for s in self.active if s.open),
                               "master_uss_kb": m[2], "worker0_uss_kb": mw[2],
-                              "worker0_rss_kb": mw[1], "total_pss_kb": self.memory()["pss_kb"]})
+                              "worker0_rss_kb": mw[1], "total_pss_kb": self.memory()["pss_kb"],
+                              "master_maps": mem_by_mapping(self.wsbal.pid),
+                              "worker0_maps": mem_by_mapping(w0)})
             st = self.stats
             log("t=%4.0f s open %d, sent %d, echoed %d, churned %d, faults %s, failures %d" % (
                 time.monotonic() - self.t0, sum(1 for s in self.active if s.open), st["sent"],

@@ -11,7 +11,9 @@ Sessions a worker kill ends are expected closes: each must carry the killed work
 incarnation) in its session id, which the access log's start lines give for each client path.
 
 Memory (PSS, RSS and USS of master + workers) is sampled empty at the start, after the warm-up
-and at the end, both times with exactly --sessions sessions open and churn and faults paused.
+and at the end, both times with exactly --sessions sessions open and churn and faults paused for
+MEMORY_SETTLE seconds (wsbal's heap trim runs in between); the master's and worker 0's memory
+per mapping (heap, segment, anonymous, each library) is kept with each sample and in the trend.
 Worker kills spare slot 0, so the master and worker 0 run the whole soak: the growth of their RSS
 after the warm-up is what is asserted (< 1%), and only for runs of --assert-memory-minutes or more
 (10 by default: a shorter run has no real warm-up). Their PSS and the master's USS move with every

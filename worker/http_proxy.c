@@ -51,6 +51,8 @@ struct wsb_http_exchange {
   bool close_client; /* the client connection ends with this answer */
   bool ending;       /* the answer is complete; what comes now is for the next request */
   bool reused;       /* the backend connection served a request before */
+  bool fresh_retry;  /* a reused connection failed once: the next try may use the same backend */
+  bool client_eof;   /* the client shut its side after the whole request: answer, then close */
 };
 
 /* wsbal_http_requests_total and wsbal_http_request_seconds, and the access log line. */
@@ -186,9 +188,16 @@ void wsb__http_client_read(struct wsb_leg *l, const uint8_t *data, size_t len) {
   client_data(l->s, data, len);
 }
 
-/* The client left, or its connection broke: the exchange ends with it. */
+/* The client left, or its connection broke: the exchange ends with it. A client that only
+   shut its sending side after the whole request (a half-close) still gets its answer. */
 void wsb__http_client_eof(struct wsb_leg *l, int status) {
   struct wsb_session *s = l->s;
+  struct wsb_http_exchange *hx = s->hx;
+  if (status == UV_EOF && hx->req.body.done && !hx->ending) {
+    hx->client_eof = hx->close_client = true;
+    wsb__leg_stop_reading(l);
+    return;
+  }
   s->closed_by = BY_CLIENT;
   if (!s->hx->ending)
     account(s, 499);
@@ -230,11 +239,20 @@ static void backend_failed(struct wsb_session *s, int reason) {
   struct wsb_http_exchange *hx = s->hx;
   assert(wsb__slot_valid(s->backend_slot));
   const struct wsb_shm_backend *b = &s->w->table->backends[s->backend_slot];
-  wsb_breaker_failure(s->w, (uint32_t)s->backend_slot);
-  wsb_log_warn("session %016llx: backend %s failed an HTTP request: %s", (unsigned long long)s->id,
-               b->name, wsb_strerror(reason));
   bool again = !hx->head_sent || (idempotent(hx->method) && hx->req.body.data == 0 &&
                                   hx->bytes_in == 0 && !hx->resp_started);
+  if (again && hx->reused && !hx->fresh_retry && !hx->resp_started) {
+    /* An idle connection the backend closed just as the request went out (its keep-alive
+       timeout): no fault of the backend's, and a new connection to it may take the request. */
+    hx->fresh_retry = true;
+    wsb_slot_set_del(&hx->tried, (uint32_t)s->backend_slot);
+    wsb_log_debug("session %016llx: reused connection to %s failed: %s", (unsigned long long)s->id,
+                  b->name, wsb_strerror(reason));
+  } else {
+    wsb_breaker_failure(s->w, (uint32_t)s->backend_slot);
+    wsb_log_warn("session %016llx: backend %s failed an HTTP request: %s",
+                 (unsigned long long)s->id, b->name, wsb_strerror(reason));
+  }
   s->reason = reason;
   if (!again || hx->answered) {
     answer_error(s, reason == UV_ETIMEDOUT && hx->head_sent ? 504 : 502);
@@ -293,22 +311,29 @@ static void on_backend_connected(uv_connect_t *req, int status) {
 
 /*
  * Sends the request on the connection the session kept from its previous request when it
- * goes to the same backend and that connection is still idle: no system call but the write.
- * Otherwise the kept connection goes to the pool, and its handle closes before the next one
- * is opened (on_backend_closed comes back to connect_next).
+ * goes to the same backend: no system call but the write. The kept connection is read while
+ * idle (wsb__http_kept_read), so one the backend closed is gone already, unless its end came
+ * in this very turn of the loop: a request that may be sent again (GET without a body...)
+ * takes that chance and is retried on a new connection if it fails; any other is sent only
+ * after a peek finds the connection still idle. Otherwise the kept connection goes to the
+ * pool, and its handle closes before the next one is opened (on_backend_closed comes back to
+ * connect_next).
  */
 static void reuse_kept(struct wsb_session *s, int slot) {
   struct wsb_http_exchange *hx = s->hx;
   uv_os_fd_t fd;
+  bool retryable = idempotent(hx->method) && hx->req.body.kind == WSB_BODY_NONE;
   if (slot == s->kept_slot && uv_fileno((uv_handle_t *)&s->backend.tcp, &fd) == 0 &&
-      wsb_http_pool_idle(fd)) {
+      (retryable || wsb_http_pool_idle(fd))) {
     s->kept_slot = -1;
     wsb_slot_set_add(&hx->tried, (uint32_t)slot);
     hx->attempts++;
     hx->reused = true;
+    hx->head_sent = hx->resp_started = false;
+    hx->resp_len = 0;
     wsb__session_hold_backend(s, slot);
     wsb_http_head_init(&hx->resp, true, RESPONSE_HEAD_MAX);
-    int rc = wsb__leg_start_reading(&s->backend);
+    int rc = wsb__leg_start_reading(&s->backend); /* reading already, unless the peek ran */
     if (rc != 0)
       backend_failed(s, rc);
     else
@@ -371,12 +396,47 @@ static void connect_next(struct wsb_session *s) {
     backend_failed(s, rc);
 }
 
+/*
+ * Exchanges whose request is over, kept for the next requests of the worker (one process, one
+ * loop: a file's static is the worker's). Allocating and freeing an exchange and its 16 KiB
+ * answer buffer per request made malloc grow and trim the heap (brk, whose page unmapping
+ * costs a TLB flush on every CPU), while keeping each on its idle keep-alive connection would
+ * cost those connections 20 KiB each.
+ */
+#define SPARE_EXCHANGES 64
+static struct wsb_http_exchange *spare[SPARE_EXCHANGES];
+static unsigned nspare;
+
+static struct wsb_http_exchange *exchange_get(void) {
+  if (nspare > 0) {
+    struct wsb_http_exchange *hx = spare[--nspare];
+    char *resp_buf = hx->resp_buf;
+    *hx = (struct wsb_http_exchange){.resp_buf = resp_buf};
+    return hx;
+  }
+  struct wsb_http_exchange *hx = calloc(1, sizeof(*hx));
+  if (hx != NULL && (hx->resp_buf = malloc(RESPONSE_HEAD_MAX)) == NULL) {
+    free(hx);
+    hx = NULL;
+  }
+  return hx;
+}
+
+/* A draining worker keeps none: wsb_http_close_idle freed the spares, and it will exit. */
+static void exchange_put(struct wsb_worker *w, struct wsb_http_exchange *hx) {
+  if (nspare < SPARE_EXCHANGES && !w->draining) {
+    spare[nspare++] = hx;
+    return;
+  }
+  free(hx->resp_buf);
+  free(hx);
+}
+
 void wsb__http_begin(struct wsb_session *s, size_t head_len) {
   struct wsb_handshake *hs = s->hs;
   const struct wsb_shm_settings *cfg = &s->w->table->settings;
-  struct wsb_http_exchange *hx = calloc(1, sizeof(*hx));
-  if (hx == NULL || (hx->resp_buf = malloc(RESPONSE_HEAD_MAX)) == NULL) {
-    free(hx);
+  struct wsb_http_exchange *hx = exchange_get();
+  if (hx == NULL) {
     wsb__session_close(s, UV_ENOMEM);
     return;
   }
@@ -387,11 +447,12 @@ void wsb__http_begin(struct wsb_session *s, size_t head_len) {
   wsb__session_set_state(s, S_HTTP);
   hs->head_len = head_len;
   wsb__upgrade_find_client_ip(s);
-  /* What followed the head (a body, a pipelined request) waits until a backend is there. */
+  /* What followed the head (a body, a pipelined request) waits until a backend is there.
+     Otherwise the client stays readable: most send nothing until they have their answer, and
+     stopping and restarting the read would cost two epoll_ctl calls per request. What comes
+     anyway is held (client_data), and a half-close is noted (wsb__http_client_eof). */
   if (hs->req_len > head_len)
     hold_client(s, (const uint8_t *)hs->req_buf + head_len, hs->req_len - head_len);
-  else
-    wsb__leg_stop_reading(&s->client);
   if (s->state == S_CLOSED)
     return;
   int status = wsb_http1_check_request(&hs->req, cfg->max_body_bytes, &hs->upgrade, &hx->req);
@@ -429,9 +490,12 @@ static void exchange_done(struct wsb_session *s) {
       hx->reusable && hx->req.body.done && s->backend.open && s->backend.tls == NULL &&
       s->backend.queued == 0 && wsb__slot_valid(slot) &&
       wsb_shm_pool_settings(s->w->table, s->w->table->backends[slot].pool)->http_keepalive > 0;
-  wsb__leg_stop_reading(&s->backend);
+  /* A kept connection stays read, so its end or unexpected bytes are seen while it is idle
+     (wsb__http_kept_read), without an epoll_ctl call per request. */
   if (keep)
     s->kept_slot = (int16_t)slot;
+  else
+    wsb__leg_stop_reading(&s->backend);
   if (hx->close_client) {
     s->closed_by = BY_WSBAL;
     wsb__session_finish(s);
@@ -515,7 +579,7 @@ static void response_head(struct wsb_session *s, size_t head_len) {
     hx->dechunk = !client_11 && hx->resp_body.kind == WSB_BODY_CHUNKED;
     /* A request body the backend did not wait for would be read as the next request. */
     hx->close_client = !hx->req.keep_alive || hx->resp_body.kind == WSB_BODY_CLOSE || hx->dechunk ||
-                       !hx->req.body.done || s->w->draining;
+                       !hx->req.body.done || s->w->draining || hx->client_eof;
   }
   char head[RESPONSE_HEAD_MAX + 256];
   ssize_t n = wsb_http1_response_write(head, sizeof(head), h, &hx->resp_body, hx->dechunk,
@@ -643,8 +707,7 @@ void wsb__http_timer(struct wsb_session *s) {
    starting with what the client already sent behind the last request. */
 static void next_request(struct wsb_session *s) {
   wsb__http_free(s);
-  wsb__session_free_handshake(s);
-  int rc = wsb__session_new_request(s);
+  int rc = wsb__session_new_request(s); /* reuses the handshake state's memory */
   if (rc != 0) {
     wsb__session_close(s, rc);
     return;
@@ -676,6 +739,21 @@ static void next_request(struct wsb_session *s) {
   wsb__upgrade_request_read(c, (const uint8_t *)hs->req_buf, len);
 }
 
+/* The backend connection a session keeps between its requests said something or ended while
+   idle: it can carry no request now. */
+static void drop_kept(struct wsb_session *s) {
+  s->kept_slot = -1;
+  wsb__leg_close_now(&s->backend);
+}
+
+void wsb__http_kept_read(struct wsb_leg *l, const uint8_t *data, size_t len) {
+  drop_kept(l->s);
+}
+
+void wsb__http_kept_eof(struct wsb_leg *l, int status) {
+  drop_kept(l->s);
+}
+
 void wsb_http_close_idle(struct wsb_worker *w) {
   struct wsb_session *s;
   WSB_LIST_EACH (s, &w->sessions, link) {
@@ -683,12 +761,16 @@ void wsb_http_close_idle(struct wsb_worker *w) {
       wsb__session_close(s, 0);
   }
   wsb_http_pool_free(w);
+  while (nspare > 0) {
+    struct wsb_http_exchange *hx = spare[--nspare];
+    free(hx->resp_buf);
+    free(hx);
+  }
 }
 
 void wsb__http_free(struct wsb_session *s) {
   if (s->hx == NULL)
     return;
-  free(s->hx->resp_buf);
-  free(s->hx);
+  exchange_put(s->w, s->hx);
   s->hx = NULL;
 }

@@ -95,11 +95,22 @@ void wsb__session_free_handshake(struct wsb_session *s) {
 }
 
 int wsb__session_new_request(struct wsb_session *s) {
-  if (s->hs == NULL && (s->hs = calloc(1, sizeof(*s->hs))) == NULL)
-    return UV_ENOMEM;
-  struct wsb_handshake *hs = s->hs;
-  hs->prefer = -1;
   size_t max_head = (size_t)s->w->table->settings.max_header_bytes;
+  struct wsb_handshake *hs = s->hs;
+  if (hs != NULL && hs->req_buf != NULL) {
+    /* The next plain request of a kept-alive connection: the head buffer is reused. */
+    char *buf = hs->req_buf;
+    size_t cap = hs->req_cap;
+    wsb_upgrade_request_free(&hs->upgrade);
+    free(hs->resp_buf);
+    free(hs->pp_buf);
+    *hs = (struct wsb_handshake){.req_buf = buf, .req_cap = cap, .prefer = -1};
+    wsb_http_head_init(&hs->req, false, max_head);
+    return 0;
+  }
+  if (hs == NULL && (s->hs = hs = calloc(1, sizeof(*s->hs))) == NULL)
+    return UV_ENOMEM;
+  hs->prefer = -1;
   hs->req_cap = max_head < HEAD_BUFFER_START ? max_head + 1 : HEAD_BUFFER_START;
   hs->req_buf = malloc(hs->req_cap);
   if (hs->req_buf == NULL)

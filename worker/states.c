@@ -17,6 +17,7 @@ const struct wsb_session_ops wsb__session_states[S_COUNT] = {
     [S_READ_REQUEST] =
         {
             .client = {wsb__upgrade_request_read, wsb__upgrade_request_eof},
+            .backend = {wsb__http_kept_read, wsb__http_kept_eof}, /* kept between requests */
             .on_timer = wsb__upgrade_timeout,
         },
     [S_CONNECT_BACKEND] =

@@ -410,7 +410,8 @@ int wsb__upgrade_send_request(struct wsb_session *s, struct wsb_proxy_request *p
   pr->strip = s->path_strip;
   /* The client's head, plus what wsbal adds, always fits in twice its size and a bit. */
   size_t cap = s->hs->req_len * 2 + 2048 + WSB_PATH_MAX;
-  char *out = malloc(cap);
+  char stack[16 * 1024]; /* most heads: no allocation per request */
+  char *out = cap <= sizeof(stack) ? stack : malloc(cap);
   if (out == NULL)
     return UV_ENOMEM;
   ssize_t n = wsb_proxy_request_write(out, cap, pr);
@@ -419,7 +420,8 @@ int wsb__upgrade_send_request(struct wsb_session *s, struct wsb_proxy_request *p
     uv_buf_t b = uv_buf_init(out, (unsigned)n);
     rc = wsb__leg_write(&s->backend, &b, 1);
   }
-  free(out);
+  if (out != stack)
+    free(out);
   return rc;
 }
 

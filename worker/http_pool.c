@@ -10,10 +10,21 @@
 #include "leg.h"
 #include "session.h"
 
+/* A connection parked this recently is handed out without a peek when the request may be sent
+   again: under load connections come and go within milliseconds, while backends close idle
+   ones after seconds (and a request that meets one closed anyway is retried). */
+#define TRUST_MS 1000
+
+struct pool_conn {
+  int fd;
+  uint64_t parked_ms; /* uv_now when it went idle */
+};
+
 /* Idle connections to one backend slot, newest last. */
 struct pool_slot {
-  int *fds;
+  struct pool_conn *conns;
   uint32_t n;
+  uint32_t cap;
   struct sockaddr_storage addr; /* whom they are connected to: a slot may change its backend */
 };
 
@@ -23,7 +34,7 @@ struct wsb_http_pool {
 
 static void pool_flush(struct pool_slot *p) {
   for (uint32_t i = 0; i < p->n; i++)
-    close(p->fds[i]);
+    close(p->conns[i].fd);
   p->n = 0;
 }
 
@@ -32,7 +43,7 @@ void wsb_http_pool_free(struct wsb_worker *w) {
     return;
   for (size_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++) {
     pool_flush(&w->http_pool->slots[i]);
-    free(w->http_pool->slots[i].fds);
+    free(w->http_pool->slots[i].conns);
   }
   free(w->http_pool);
   w->http_pool = NULL;
@@ -47,18 +58,19 @@ bool wsb_http_pool_idle(int fd) {
 }
 
 /* The newest idle connection to slot that is still good, or -1. */
-int wsb_http_pool_take(struct wsb_worker *w, int slot) {
+int wsb_http_pool_take(struct wsb_worker *w, int slot, bool retryable) {
   if (w->http_pool == NULL)
     return -1;
   struct pool_slot *p = &w->http_pool->slots[slot];
   const struct wsb_shm_backend *b = &w->table->backends[slot];
   if (p->n > 0 && memcmp(&p->addr, &b->addr, b->addr_len) != 0)
     pool_flush(p); /* the slot now names another address */
+  uint64_t now = uv_now(&w->loop);
   while (p->n > 0) {
-    int fd = p->fds[--p->n];
-    if (wsb_http_pool_idle(fd))
-      return fd;
-    close(fd);
+    struct pool_conn c = p->conns[--p->n];
+    if ((retryable && now - c.parked_ms < TRUST_MS) || wsb_http_pool_idle(c.fd))
+      return c.fd;
+    close(c.fd);
   }
   return -1;
 }
@@ -75,24 +87,25 @@ void wsb_http_pool_put(struct wsb_worker *w, int slot, uv_os_fd_t fd) {
   const struct wsb_shm_backend *b = &w->table->backends[slot];
   if (p->n > 0 && memcmp(&p->addr, &b->addr, b->addr_len) != 0)
     pool_flush(p);
-  if (p->fds == NULL || p->n > max) {
-    int *fds = realloc(p->fds, sizeof(*fds) * (max + 1));
-    if (fds == NULL)
+  while (p->n > max) /* a reload lowered http_keepalive */
+    close(p->conns[--p->n].fd);
+  if (p->cap < max) { /* first use, or a reload raised it */
+    struct pool_conn *conns = realloc(p->conns, sizeof(*conns) * max);
+    if (conns == NULL)
       return;
-    p->fds = fds;
-    while (p->n > max)
-      close(p->fds[--p->n]);
+    p->conns = conns;
+    p->cap = max;
   }
   int dup_fd = dup(fd);
   if (dup_fd < 0)
     return;
   if (p->n == max) {
-    close(p->fds[0]);
-    memmove(p->fds, p->fds + 1, sizeof(*p->fds) * (p->n - 1));
+    close(p->conns[0].fd);
+    memmove(p->conns, p->conns + 1, sizeof(*p->conns) * (p->n - 1));
     p->n--;
   }
   memcpy(&p->addr, &b->addr, b->addr_len);
-  p->fds[p->n++] = dup_fd;
+  p->conns[p->n++] = (struct pool_conn){dup_fd, uv_now(&w->loop)};
 }
 
 bool wsb_http_pool_keep(struct wsb_session *s) {

@@ -13,8 +13,9 @@ struct wsb_worker;
 bool wsb_http_pool_idle(int fd);
 
 /* The newest idle connection to slot that is still good (its descriptor, now the caller's),
-   or -1. */
-int wsb_http_pool_take(struct wsb_worker *w, int slot);
+   or -1. For a request that may be sent again (retryable), one parked less than a second ago
+   is taken without a peek. */
+int wsb_http_pool_take(struct wsb_worker *w, int slot, bool retryable);
 
 /* Keeps a duplicate of fd, a connection to slot, for a later request; past http_keepalive the
    oldest one goes. The caller still closes its own fd. */

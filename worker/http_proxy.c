@@ -309,6 +309,12 @@ static void on_backend_connected(uv_connect_t *req, int status) {
   send_request(s);
 }
 
+/* A request that may meet a connection the backend closed as it went out: one that goes to a
+   new connection if that fails (backend_failed), once. */
+static bool retryable(const struct wsb_http_exchange *hx) {
+  return idempotent(hx->method) && hx->req.body.kind == WSB_BODY_NONE && !hx->fresh_retry;
+}
+
 /*
  * Sends the request on the connection the session kept from its previous request when it
  * goes to the same backend: no system call but the write. The kept connection is read while
@@ -322,9 +328,8 @@ static void on_backend_connected(uv_connect_t *req, int status) {
 static void reuse_kept(struct wsb_session *s, int slot) {
   struct wsb_http_exchange *hx = s->hx;
   uv_os_fd_t fd;
-  bool retryable = idempotent(hx->method) && hx->req.body.kind == WSB_BODY_NONE;
   if (slot == s->kept_slot && uv_fileno((uv_handle_t *)&s->backend.tcp, &fd) == 0 &&
-      (retryable || wsb_http_pool_idle(fd))) {
+      (retryable(hx) || wsb_http_pool_idle(fd))) {
     s->kept_slot = -1;
     wsb_slot_set_add(&hx->tried, (uint32_t)slot);
     hx->attempts++;
@@ -372,7 +377,7 @@ static void connect_next(struct wsb_session *s) {
   s->handles++;
   wsb_http_head_init(&hx->resp, true, RESPONSE_HEAD_MAX);
   const struct wsb_shm_backend *b = &w->table->backends[slot];
-  int fd = b->url.tls ? -1 : wsb_http_pool_take(w, slot);
+  int fd = b->url.tls ? -1 : wsb_http_pool_take(w, slot, retryable(hx));
   hx->reused = fd >= 0;
   if (hx->reused) {
     int rc = uv_tcp_open(&s->backend.tcp, fd);

@@ -104,6 +104,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(0.5)
             self.close_connection = True
+        elif path.endswith("/thenclose"):
+            self.reply(200, b"bye")  # framed and kept alive, then closed by the backend
+            self.close_connection = True
         elif path.endswith("/slow"):
             time.sleep(3)
             self.reply(200, b"late")
@@ -518,6 +521,39 @@ def test_upgrade_after_plain():
          (st, head[:12], buf[2:2 + len(b"after a GET")]))
 
 
+def test_keepalive_races():
+    w = Wsbal([("b1", B1.url)], workers=1, sections={"listen": {"http": "proxy"}})
+    s = raw(w.port)
+    s.sendall(b"GET /half HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.shutdown(socket.SHUT_WR)
+    data = read_until_close(s)
+    s.close()
+    c.true("a client that half-closes after its request gets the answer, then the close",
+           data.startswith(b"HTTP/1.1 200") and b"connection: close" in data.lower()
+           and data.endswith(b"}"), data[-200:])
+    s = raw(w.port)
+    got = []
+    for path in (b"/thenclose", b"/after"):
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        st, _, body, _ = read_response(s)
+        got.append((st, body[:3]))
+    s.close()
+    c.eq("the backend closes the connection kept for the next request: that one gets a new one",
+         [(200, b"bye"), (200, b'{"i')], got)
+    # Each connection the backend closes after its answer goes to the idle pool with the client
+    # that leaves, and is taken by the next client's GET without a peek: the request goes on to a
+    # new connection to the same (only) backend, never a 502.
+    got = []
+    for i in range(10):
+        s = raw(w.port)
+        s.sendall(b"GET /thenclose HTTP/1.1\r\nHost: x\r\n\r\n")
+        got.append(read_response(s)[0])
+        s.close()
+    w.stop()
+    c.eq("a pooled connection the backend closed: GETs retried on a new connection", [200] * 10,
+         got)
+
+
 def test_stop_closes_idle():
     w = Wsbal([("b1", B1.url)], workers=1, sections={
         "wsbal": {"shutdown_timeout": "60s"},
@@ -588,7 +624,7 @@ def test_routes():
 code = run_tests(c, test_off_answers_426, test_keepalive_headers, test_bodies,
                  test_streaming_memory, test_pipelining_and_methods,
                  test_continue_close_and_http10, test_refusals, test_cut_short,
-                 test_backend_failures, test_retry_rules, test_pool_reuse, test_stop_closes_idle, test_upgrade_after_plain, test_routes,
+                 test_backend_failures, test_retry_rules, test_pool_reuse, test_keepalive_races, test_stop_closes_idle, test_upgrade_after_plain, test_routes,
                  test_log_and_metrics)
 W.stop()
 ECHO.stop()

@@ -25,6 +25,9 @@ struct wsb_pick {
   struct wsb_slot_set excluded; /* slots tried already for this session */
   bool backups;                 /* choose among backups: no primary is available */
   uint64_t key_hash;            /* hash: the hash of the request's key */
+  /* least_conn: among equally loaded slots, one of these wins (the backend a plain HTTP client
+     connection keeps an idle connection to: no switch of connections for nothing). */
+  struct wsb_slot_set preferred;
 };
 
 /*

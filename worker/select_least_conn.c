@@ -1,4 +1,5 @@
-/* least_conn: the fewest live sessions per unit of (slow-start) weight, random among equals. */
+/* least_conn: the fewest live sessions per unit of (slow-start) weight, random among equals
+ * (a preferred one first). */
 #include "select.h"
 
 /* Ties are broken by reservoir sampling, so workers with equal views do not all pick the first. */
@@ -7,14 +8,18 @@ static int least_conn_select(void *state, const struct wsb_pick *p) {
   int best = -1;
   uint64_t best_load = 0, best_weight = 1;
   unsigned ties = 0;
+  bool best_preferred = false;
   for (uint32_t slot = 0; slot < p->table->nslots; slot++) {
     if (!wsb_select_available(p, slot))
       continue;
     uint64_t load = wsb_select_load(p, slot), weight = wsb_select_weight(p, slot);
     int cmp = best < 0 ? -1 : wsb_select_compare(load, weight, best_load, best_weight);
+    bool preferred = wsb_slot_set_has(&p->preferred, slot);
     if (cmp < 0)
       ties = 1;
-    if (cmp < 0 || (cmp == 0 && wsb_select_random(p) % ++ties == 0)) {
+    if (cmp < 0 ||
+        (cmp == 0 && !best_preferred && (preferred || wsb_select_random(p) % ++ties == 0))) {
+      best_preferred = preferred;
       best = (int)slot;
       best_load = load;
       best_weight = weight;

@@ -45,6 +45,12 @@ static uint64_t worker_random(void *w) {
 
 int wsb_select_backend(struct wsb_worker *w, uint32_t pool, const struct wsb_hash_key_source *src,
                        const struct wsb_slot_set *excluded) {
+  return wsb_select_backend_near(w, pool, src, excluded, -1);
+}
+
+int wsb_select_backend_near(struct wsb_worker *w, uint32_t pool,
+                            const struct wsb_hash_key_source *src,
+                            const struct wsb_slot_set *excluded, int kept) {
   wsb_worker_refresh_table(w);
   if (pool >= WSB_SHM_MAX_POOLS)
     return -1;
@@ -58,6 +64,8 @@ int wsb_select_backend(struct wsb_worker *w, uint32_t pool, const struct wsb_has
                        .excluded = *excluded};
   if (s->balancer == &wsb_balancer_hash)
     p.key_hash = key_hash(w, pool, src);
+  if (kept >= 0)
+    wsb_slot_set_add(&p.preferred, (uint32_t)kept);
   for (;;) {
     int slot = wsb_selector_pick(s, &p);
     if (slot < 0 || wsb_breaker_allows(w, (uint32_t)slot))

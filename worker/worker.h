@@ -99,6 +99,10 @@ void wsb_breaker_no_verdict(struct wsb_worker *w, uint32_t slot);
    routes), a failover for the session's pool. */
 int wsb_select_backend(struct wsb_worker *w, uint32_t pool, const struct wsb_hash_key_source *src,
                        const struct wsb_slot_set *excluded);
+/* The same, least_conn choosing kept (a slot, or -1) among equally loaded backends. */
+int wsb_select_backend_near(struct wsb_worker *w, uint32_t pool,
+                            const struct wsb_hash_key_source *src,
+                            const struct wsb_slot_set *excluded, int kept);
 /* Frees the algorithm's tables (at exit). */
 void wsb_select_release(struct wsb_worker *w);
 

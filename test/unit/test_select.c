@@ -190,6 +190,24 @@ START_TEST(least_conn_breaks_ties_at_random) {
 }
 END_TEST
 
+/* A preferred slot wins its ties (the backend a plain HTTP connection is kept to), and only its
+   ties: a less loaded backend still goes first. */
+START_TEST(least_conn_prefers_among_equals) {
+  struct world w;
+  world_open(&w, WSB_ALG_LEAST_CONN, 3, NULL);
+  wsb_slot_set_add(&w.pick.preferred, 2);
+  unsigned counts[WSB_SHM_MAX_BACKENDS + 1];
+  pick_many(&w, 100, false, counts);
+  ck_assert_uint_eq(counts[2], 100);
+  set_live(&w, 2, 1);
+  pick_many(&w, 100, false, counts);
+  ck_assert_uint_eq(counts[2], 0);
+  ck_assert_uint_gt(counts[0], 20);
+  ck_assert_uint_gt(counts[1], 20);
+  world_close(&w);
+}
+END_TEST
+
 /* Slots 0-5 each have one reason not to take a session, and no session; slot 6, the only one
    available, has many: any check that fails lets a wrong slot win. */
 START_TEST(least_conn_skips_unavailable) {
@@ -567,6 +585,7 @@ int main(void) {
   tcase_add_test(tc, least_conn_takes_the_least_loaded);
   tcase_add_test(tc, least_conn_weights);
   tcase_add_test(tc, least_conn_breaks_ties_at_random);
+  tcase_add_test(tc, least_conn_prefers_among_equals);
   tcase_add_test(tc, least_conn_skips_unavailable);
   tcase_add_test(tc, backups_only_without_primary);
   tcase_add_test(tc, round_robin_rotation_is_shared);

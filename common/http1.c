@@ -145,7 +145,9 @@ int wsb_http1_check_request(const struct wsb_http_head *h, uint64_t max_body,
       return 417;
     r->expect_continue = true;
   }
-  r->keep_alive = h->http_minor >= 1 && !wsb_http_has_token(h, "Connection", "close");
+  /* HTTP/1.0 keeps the connection only when asked to (RFC 9112 9.3). */
+  r->keep_alive = h->http_minor >= 1 ? !wsb_http_has_token(h, "Connection", "close")
+                                     : wsb_http_has_token(h, "Connection", "keep-alive");
   status = request_path(u);
   if (status != 0)
     wsb_upgrade_request_free(u);
@@ -313,11 +315,42 @@ ssize_t wsb_body_feed(struct wsb_body *b, const char *buf, size_t len) {
   return (ssize_t)used;
 }
 
+/* The decimal digits of v, written backwards to end (20 bytes are room for any), without
+   printf's cost per answer; returns where they start. */
+static const char *decimal(char *end, uint64_t v) {
+  char *p = end;
+  do {
+    *--p = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  return p;
+}
+
+size_t wsb_http1_chunk_head(char out[WSB_HTTP1_CHUNK_HEAD_MAX], uint64_t len) {
+  static const char hex[] = "0123456789abcdef";
+  char digits[16];
+  size_t n = 0;
+  do {
+    digits[n++] = hex[len & 15];
+    len >>= 4;
+  } while (len > 0);
+  for (size_t i = 0; i < n; i++)
+    out[i] = digits[n - 1 - i];
+  out[n] = '\r';
+  out[n + 1] = '\n';
+  return n + 2;
+}
+
 ssize_t wsb_http1_response_write(char *out, size_t cap, const struct wsb_http_head *h,
-                                 const struct wsb_body *b, bool dechunk, bool close) {
+                                 const struct wsb_body *b, unsigned how) {
   struct wsb_text o;
+  char num[24];
+  char *end = num + sizeof(num);
   wsb_text_init(&o, out, cap);
-  wsb_text_printf(&o, "HTTP/1.1 %u ", (unsigned)h->status);
+  wsb_text_puts(&o, "HTTP/1.1 ");
+  const char *status = decimal(end, h->status);
+  wsb_text_put(&o, status, (size_t)(end - status));
+  wsb_text_put(&o, " ", 1);
   wsb_text_put(&o, h->reason.p, h->reason.len);
   wsb_text_put(&o, "\r\n", 2);
   /* Without a body the length describes the resource (HEAD, 304) and passes as it is. */
@@ -331,12 +364,19 @@ ssize_t wsb_http1_response_write(char *out, size_t cap, const struct wsb_http_he
     wsb_text_put(&o, hdr->value.p, hdr->value.len);
     wsb_text_put(&o, "\r\n", 2);
   }
-  if (b->kind == WSB_BODY_LENGTH)
-    wsb_text_printf(&o, "Content-Length: %llu\r\n", (unsigned long long)b->left);
-  else if (b->kind == WSB_BODY_CHUNKED && !dechunk)
+  if (b->kind == WSB_BODY_LENGTH) {
+    const char *length = decimal(end, b->left);
+    wsb_text_puts(&o, "Content-Length: ");
+    wsb_text_put(&o, length, (size_t)(end - length));
+    wsb_text_put(&o, "\r\n", 2);
+  } else if ((b->kind == WSB_BODY_CHUNKED && !(how & WSB_HTTP1_DECHUNK)) ||
+             (b->kind == WSB_BODY_CLOSE && (how & WSB_HTTP1_RECHUNK))) {
     wsb_text_puts(&o, "Transfer-Encoding: chunked\r\n");
-  if (close)
+  }
+  if (how & WSB_HTTP1_CLOSE)
     wsb_text_puts(&o, "Connection: close\r\n");
+  else if (how & WSB_HTTP1_KEEP_ALIVE)
+    wsb_text_puts(&o, "Connection: keep-alive\r\n");
   wsb_text_put(&o, "\r\n", 2);
   return wsb_text_length(&o);
 }

@@ -79,13 +79,26 @@ ssize_t wsb_body_step(struct wsb_body *b, const char *buf, size_t len, bool *dat
    of wsb_body_step(). */
 ssize_t wsb_body_feed(struct wsb_body *b, const char *buf, size_t len);
 
+/* How the client gets an answer: wsb_http1_response_write's how, or-ed. */
+enum {
+  WSB_HTTP1_DECHUNK = 1,    /* an HTTP/1.0 client: a chunked body's payload, read until the close */
+  WSB_HTTP1_RECHUNK = 2,    /* an HTTP/1.1 client: a body ending at the backend's close, chunked */
+  WSB_HTTP1_CLOSE = 4,      /* Connection: close */
+  WSB_HTTP1_KEEP_ALIVE = 8, /* Connection: keep-alive, without which an HTTP/1.0 client closes */
+};
+
 /*
  * Writes the response head for the client from the backend's head h: its status and reason,
- * its end-to-end headers, the framing the client gets (Content-Length for a LENGTH body,
- * Transfer-Encoding: chunked for a CHUNKED one unless dechunk, where the client reads until the
- * close instead), and Connection: close when close. Returns its length or -ENOSPC.
+ * its end-to-end headers, the framing the client gets (Content-Length for a LENGTH body;
+ * Transfer-Encoding: chunked for a CHUNKED one unless WSB_HTTP1_DECHUNK, where the client reads
+ * until the close instead, and for a CLOSE one with WSB_HTTP1_RECHUNK), and the Connection
+ * header how asks for. Returns its length or -ENOSPC.
  */
 ssize_t wsb_http1_response_write(char *out, size_t cap, const struct wsb_http_head *h,
-                                 const struct wsb_body *b, bool dechunk, bool close);
+                                 const struct wsb_body *b, unsigned how);
+
+/* The size line of a chunk of len bytes (hex digits, CRLF) into out; returns its length. */
+#define WSB_HTTP1_CHUNK_HEAD_MAX 20
+size_t wsb_http1_chunk_head(char out[WSB_HTTP1_CHUNK_HEAD_MAX], uint64_t len);
 
 #endif

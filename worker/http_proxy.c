@@ -48,6 +48,7 @@ struct wsb_http_exchange {
   bool resp_started; /* a byte of an answer came from the current backend */
   bool reusable;     /* the backend connection may carry another request afterwards */
   bool dechunk;      /* an HTTP/1.0 client reads a chunked answer's payload until the close */
+  bool rechunk;      /* an HTTP/1.1 client reads an answer ending at the backend's close chunked */
   bool close_client; /* the client connection ends with this answer */
   bool ending;       /* the answer is complete; what comes now is for the next request */
   bool reused;       /* the backend connection served a request before */
@@ -514,11 +515,36 @@ static void exchange_done(struct wsb_session *s) {
     close_backend(s);
 }
 
+/* Answer bytes ending at the backend's close, to an HTTP/1.1 client: one chunk per read (the
+   last chunk goes when the backend closes, wsb__http_backend_eof). */
+static void response_rechunk(struct wsb_session *s, const char *data, size_t len,
+                             const uv_buf_t *head) {
+  struct wsb_http_exchange *hx = s->hx;
+  char size[WSB_HTTP1_CHUNK_HEAD_MAX];
+  uv_buf_t bufs[4];
+  unsigned n = 0;
+  if (head != NULL)
+    bufs[n++] = *head;
+  if (len > 0) {
+    bufs[n++] = wsb_write_buf(size, wsb_http1_chunk_head(size, len));
+    bufs[n++] = wsb_write_buf(data, len);
+    bufs[n++] = wsb_write_buf("\r\n", 2);
+    hx->bytes_out += bufs[n - 3].len + len + 2;
+  }
+  int rc = wsb__leg_write(&s->client, bufs, n);
+  if (rc != 0)
+    wsb__session_close(s, rc);
+}
+
 /* Answer bytes after the head: passed on as they are, or without the chunked framing for an
    HTTP/1.0 client. */
 static void response_body(struct wsb_session *s, const char *data, size_t len,
                           const uv_buf_t *head) {
   struct wsb_http_exchange *hx = s->hx;
+  if (hx->rechunk) {
+    response_rechunk(s, data, len, head);
+    return;
+  }
   size_t used = 0;
   uv_buf_t bufs[16];
   unsigned n = 0;
@@ -584,13 +610,20 @@ static void response_head(struct wsb_session *s, size_t head_len) {
     hx->reusable = reusable;
     hx->status = h->status;
     hx->dechunk = !client_11 && hx->resp_body.kind == WSB_BODY_CHUNKED;
+    /* As nginx does: the client's connection outlives a backend's that ends its answer. */
+    hx->rechunk = client_11 && hx->resp_body.kind == WSB_BODY_CLOSE;
     /* A request body the backend did not wait for would be read as the next request. */
-    hx->close_client = !hx->req.keep_alive || hx->resp_body.kind == WSB_BODY_CLOSE || hx->dechunk ||
+    hx->close_client = !hx->req.keep_alive ||
+                       (hx->resp_body.kind == WSB_BODY_CLOSE && !hx->rechunk) || hx->dechunk ||
                        !hx->req.body.done || s->w->draining || hx->client_eof;
   }
+  unsigned how = (hx->dechunk ? WSB_HTTP1_DECHUNK : 0) | (hx->rechunk ? WSB_HTTP1_RECHUNK : 0);
+  if (final && hx->close_client)
+    how |= WSB_HTTP1_CLOSE;
+  else if (final && !client_11)
+    how |= WSB_HTTP1_KEEP_ALIVE; /* an HTTP/1.0 client that asked for it */
   char head[RESPONSE_HEAD_MAX + 256];
-  ssize_t n = wsb_http1_response_write(head, sizeof(head), h, &hx->resp_body, hx->dechunk,
-                                       final && hx->close_client);
+  ssize_t n = wsb_http1_response_write(head, sizeof(head), h, &hx->resp_body, how);
   if (n < 0) {
     backend_failed(s, (int)n);
     return;
@@ -661,9 +694,20 @@ void wsb__http_backend_eof(struct wsb_leg *l, int status) {
   struct wsb_http_exchange *hx = s->hx;
   if (hx->ending)
     return;
-  if (hx->answered && hx->resp_body.kind == WSB_BODY_CLOSE) {
+  if (hx->answered && hx->resp_body.kind == WSB_BODY_CLOSE && (!hx->rechunk || status == UV_EOF)) {
     hx->resp_body.done = true; /* the close is the answer's end */
     wsb__leg_lose(&s->backend);
+    if (hx->rechunk) {
+      /* A reset instead is no end: the client sees the cut (below) by the missing last chunk. */
+      static const char last[] = "0\r\n\r\n";
+      uv_buf_t b = wsb_write_buf(last, sizeof(last) - 1);
+      int rc = wsb__leg_write(&s->client, &b, 1);
+      if (rc != 0) {
+        wsb__session_close(s, rc);
+        return;
+      }
+      hx->bytes_out += sizeof(last) - 1;
+    }
     exchange_done(s);
     return;
   }

@@ -360,11 +360,34 @@ def test_continue_close_and_http10():
            data.endswith(b"\r\n\r\nhello chunked world") and b"Transfer-Encoding" not in data,
            data[-200:])
     s = raw(W.port)
-    s.sendall(b"GET /noclose HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.sendall(b"GET /noclose HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     data = read_until_close(s)
     s.close()
-    c.true("an answer delimited by the backend's close ends with the client's close",
-           data.endswith(b"\r\n\r\nuntil the close"), data[-200:])
+    c.true("an answer delimited by the backend's close ends with an HTTP/1.0 client's close",
+           data.endswith(b"\r\n\r\nuntil the close") and b"Transfer-Encoding" not in data,
+           data[-200:])
+    s = raw(W.port)
+    got = []
+    for path in (b"/noclose", b"/after"):
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        st, h, body, _ = read_response(s)
+        got.append((st, h.get("transfer-encoding"), h.get("connection"), body[:6]))
+    s.close()
+    c.eq("re-chunked for an HTTP/1.1 client, whose connection stays for the next request",
+         [(200, "chunked", None, b"until "), (200, None, None, b'{"id":')], got)
+    s = raw(W.port)
+    got = []
+    for i in range(2):
+        s.sendall(b"GET /ten%d HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" % i)
+        st, h, body, _ = read_response(s)
+        got.append((st, h.get("connection"), json.loads(body)["path"]))
+    s.sendall(b"GET /ten2 HTTP/1.0\r\n\r\n")
+    data = read_until_close(s)
+    s.close()
+    c.eq("HTTP/1.0 with Connection: keep-alive: kept, and told so",
+         [(200, "keep-alive", "/pre/ten0"), (200, "keep-alive", "/pre/ten1")], got)
+    c.true("HTTP/1.0 without it: answered, then closed",
+           data.startswith(b"HTTP/1.1 200") and not data.endswith(b"<no close>"), data[-80:])
 
 
 def refused(request, status):

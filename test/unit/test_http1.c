@@ -81,6 +81,8 @@ START_TEST(request_framing) {
   ck_assert_int_eq(r.body.kind, WSB_BODY_CHUNKED);
   ck_assert_int_eq(check_req("GET / HTTP/1.0\r\n\r\n", &r), 0);
   ck_assert(!r.keep_alive);
+  ck_assert_int_eq(check_req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &r), 0);
+  ck_assert(r.keep_alive); /* HTTP/1.0 stays only when it asks to */
   ck_assert_int_eq(check_req("GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n", &r), 0);
   ck_assert(!r.keep_alive);
   ck_assert_int_eq(
@@ -326,26 +328,61 @@ START_TEST(response_head) {
   bool reuse;
   ck_assert_int_eq(wsb_http1_check_response(&h, HTTP_GET, &b, &reuse), 0);
   char out[512];
-  ssize_t n = wsb_http1_response_write(out, sizeof(out), &h, &b, false, false);
+  ssize_t n = wsb_http1_response_write(out, sizeof(out), &h, &b, 0);
   ck_assert_int_gt(n, 0);
   out[n] = '\0';
   ck_assert_str_eq(out, "HTTP/1.1 200 Fine\r\nSet-Cookie: a=1\r\nContent-Length: 3\r\n\r\n");
   parse(&h, true, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
   ck_assert_int_eq(wsb_http1_check_response(&h, HTTP_GET, &b, &reuse), 0);
-  n = wsb_http1_response_write(out, sizeof(out), &h, &b, false, true);
+  n = wsb_http1_response_write(out, sizeof(out), &h, &b, WSB_HTTP1_CLOSE);
   out[n] = '\0';
   ck_assert_str_eq(out,
                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
-  n = wsb_http1_response_write(out, sizeof(out), &h, &b, true, true);
+  n = wsb_http1_response_write(out, sizeof(out), &h, &b, WSB_HTTP1_DECHUNK | WSB_HTTP1_CLOSE);
   out[n] = '\0';
   ck_assert_str_eq(out, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
   /* A HEAD answer's length describes the resource: passed as it is. */
   parse(&h, true, "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n");
   ck_assert_int_eq(wsb_http1_check_response(&h, HTTP_HEAD, &b, &reuse), 0);
-  n = wsb_http1_response_write(out, sizeof(out), &h, &b, false, false);
+  n = wsb_http1_response_write(out, sizeof(out), &h, &b, 0);
   out[n] = '\0';
   ck_assert_str_eq(out, "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n");
-  ck_assert_int_eq(wsb_http1_response_write(out, 20, &h, &b, false, false), -ENOSPC);
+  ck_assert_int_eq(wsb_http1_response_write(out, 20, &h, &b, 0), -ENOSPC);
+  /* An answer ending at the backend's close: chunked for an HTTP/1.1 client kept alive. */
+  parse(&h, true, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\n");
+  ck_assert_int_eq(wsb_http1_check_response(&h, HTTP_GET, &b, &reuse), 0);
+  ck_assert_int_eq(b.kind, WSB_BODY_CLOSE);
+  n = wsb_http1_response_write(out, sizeof(out), &h, &b, WSB_HTTP1_RECHUNK);
+  out[n] = '\0';
+  ck_assert_str_eq(out, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n");
+  n = wsb_http1_response_write(out, sizeof(out), &h, &b, WSB_HTTP1_CLOSE);
+  out[n] = '\0';
+  ck_assert_str_eq(out, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+                        "Connection: close\r\n\r\n");
+  /* An HTTP/1.0 client kept alive is told so; a length of 0 and large ones are written whole. */
+  parse(&h, true, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  ck_assert_int_eq(wsb_http1_check_response(&h, HTTP_GET, &b, &reuse), 0);
+  n = wsb_http1_response_write(out, sizeof(out), &h, &b, WSB_HTTP1_KEEP_ALIVE);
+  out[n] = '\0';
+  ck_assert_str_eq(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n");
+  parse(&h, true, "HTTP/1.1 599 X\r\nContent-Length: 18446744073709551615\r\n\r\n");
+  if (wsb_http1_check_response(&h, HTTP_GET, &b, &reuse) == 0) {
+    n = wsb_http1_response_write(out, sizeof(out), &h, &b, 0);
+    out[n] = '\0';
+    ck_assert_str_eq(out, "HTTP/1.1 599 X\r\nContent-Length: 18446744073709551615\r\n\r\n");
+  }
+}
+END_TEST
+
+START_TEST(chunk_heads) {
+  char out[WSB_HTTP1_CHUNK_HEAD_MAX];
+  ck_assert_uint_eq(wsb_http1_chunk_head(out, 0), 3);
+  ck_assert_int_eq(memcmp(out, "0\r\n", 3), 0);
+  ck_assert_uint_eq(wsb_http1_chunk_head(out, 65536), 7);
+  ck_assert_int_eq(memcmp(out, "10000\r\n", 7), 0);
+  ck_assert_uint_eq(wsb_http1_chunk_head(out, UINT64_MAX), 18);
+  ck_assert_int_eq(memcmp(out, "ffffffffffffffff\r\n", 18), 0);
 }
 END_TEST
 
@@ -412,6 +449,7 @@ static Suite *http1_suite(void) {
   tcase_add_test(tc, chunked_bad);
   tcase_add_test(tc, length_and_close_bodies);
   tcase_add_test(tc, response_head);
+  tcase_add_test(tc, chunk_heads);
   tcase_add_test(tc, backend_request);
   suite_add_tcase(s, tc);
   return s;

@@ -113,10 +113,10 @@ bool wsb_http_pool_keep(struct wsb_session *s) {
   s->kept_slot = -1;
   if (slot < 0 || !s->backend.open)
     return false;
-  /* No peek here: the kept connection was read while idle, and wsb_http_pool_take peeks at
-     every connection before it hands one out. */
+  /* No peek here: the kept connection is read while idle, and one that ended or spoke is no
+     longer read (wsb__http_kept_read). */
   uv_os_fd_t fd;
-  if (s->backend.tls == NULL && s->backend.queued == 0 &&
+  if (s->backend.tls == NULL && s->backend.queued == 0 && s->backend.reading &&
       uv_fileno((uv_handle_t *)&s->backend.tcp, &fd) == 0)
     wsb_http_pool_put(s->w, slot, fd);
   return true;

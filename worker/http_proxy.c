@@ -329,7 +329,8 @@ static bool retryable(const struct wsb_http_exchange *hx) {
 static void reuse_kept(struct wsb_session *s, int slot) {
   struct wsb_http_exchange *hx = s->hx;
   uv_os_fd_t fd;
-  if (slot == s->kept_slot && uv_fileno((uv_handle_t *)&s->backend.tcp, &fd) == 0 &&
+  if (slot == s->kept_slot && s->backend.reading &&
+      uv_fileno((uv_handle_t *)&s->backend.tcp, &fd) == 0 &&
       (retryable(hx) || wsb_http_pool_idle(fd))) {
     s->kept_slot = -1;
     wsb_slot_set_add(&hx->tried, (uint32_t)slot);
@@ -339,11 +340,7 @@ static void reuse_kept(struct wsb_session *s, int slot) {
     hx->resp_len = 0;
     wsb__session_hold_backend(s, slot);
     wsb_http_head_init(&hx->resp, true, RESPONSE_HEAD_MAX);
-    int rc = wsb__leg_start_reading(&s->backend); /* reading already, unless the peek ran */
-    if (rc != 0)
-      backend_failed(s, rc);
-    else
-      send_request(s);
+    send_request(s);
     return;
   }
   wsb_http_pool_keep(s);
@@ -791,10 +788,12 @@ static void next_request(struct wsb_session *s) {
 }
 
 /* The backend connection a session keeps between its requests said something or ended while
-   idle: it can carry no request now. */
+   idle: it can carry no request now. It is no longer read, which marks it (reuse_kept and the
+   pool leave it), and closes when the session next needs its backend leg or ends: closing it
+   now could race a request read in the same turn of the loop, whose backend connection would
+   take the handle while it closes. */
 static void drop_kept(struct wsb_session *s) {
-  s->kept_slot = -1;
-  wsb__leg_close_now(&s->backend);
+  wsb__leg_stop_reading(&s->backend);
 }
 
 void wsb__http_kept_read(struct wsb_leg *l, const uint8_t *data, size_t len) {

@@ -20,7 +20,7 @@ void wsb__http_backend_read(struct wsb_leg *l, const uint8_t *data, size_t len);
 void wsb__http_backend_eof(struct wsb_leg *l, int status);
 void wsb__http_timer(struct wsb_session *s);
 /* READ_REQUEST's backend handlers: the connection kept from the previous request (read while
-   idle) sent bytes or ended; it is closed. */
+   idle) sent bytes or ended; it is not used again. */
 void wsb__http_kept_read(struct wsb_leg *l, const uint8_t *data, size_t len);
 void wsb__http_kept_eof(struct wsb_leg *l, int status);
 

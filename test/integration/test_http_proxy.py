@@ -335,6 +335,15 @@ def test_pipelining_and_methods():
         (200, hashlib.md5(b"abc").hexdigest().encode() + b" 3"), (200, "/pre/p3")], got)
 
 
+def answer_and_close(request):
+    """What W answers to one request on a new connection, until it closes."""
+    s = raw(W.port)
+    s.sendall(request)
+    data = read_until_close(s)
+    s.close()
+    return data
+
+
 def test_continue_close_and_http10():
     s = raw(W.port)
     s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
@@ -352,17 +361,11 @@ def test_continue_close_and_http10():
     c.true("Connection: close: answered with it, then closed",
            data.startswith(b"HTTP/1.1 200") and b"Connection: close" in data and
            not data.endswith(b"<no close>"), data[:200])
-    s = raw(W.port)
-    s.sendall(b"GET /chunked HTTP/1.0\r\n\r\n")
-    data = read_until_close(s)
-    s.close()
+    data = answer_and_close(b"GET /chunked HTTP/1.0\r\n\r\n")
     c.true("HTTP/1.0: the chunked answer's payload, then the close",
            data.endswith(b"\r\n\r\nhello chunked world") and b"Transfer-Encoding" not in data,
            data[-200:])
-    s = raw(W.port)
-    s.sendall(b"GET /noclose HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-    data = read_until_close(s)
-    s.close()
+    data = answer_and_close(b"GET /noclose HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     c.true("an answer delimited by the backend's close ends with an HTTP/1.0 client's close",
            data.endswith(b"\r\n\r\nuntil the close") and b"Transfer-Encoding" not in data,
            data[-200:])

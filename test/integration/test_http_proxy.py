@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.request
 
+from httpraw import read_head
 from wsbtest import OP_TEXT, T, Checks, Echo, Wsbal, free_port, frame, run_tests, wait_for
 
 c = Checks()
@@ -169,12 +170,7 @@ def read_until_close(s):
 
 def read_response(s, buf=b""):
     """One response from s (Content-Length or chunked framing): (status, headers, body, rest)."""
-    while b"\r\n\r\n" not in buf:
-        more = s.recv(65536)
-        if not more:
-            raise EOFError(buf)
-        buf += more
-    head, _, buf = buf.partition(b"\r\n\r\n")
+    head, buf = read_head(s, buf)
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}

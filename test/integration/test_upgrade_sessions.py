@@ -254,10 +254,22 @@ def test_sessions_survive():
         p.stop()
 
 
+def kill_scratch_programs():
+    """Kills every process running a program of SCRATCH: the new master is not this test's
+    child (the old master started it), so a failed run would otherwise leave it serving."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/exe").startswith(SCRATCH + "/"):
+                os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def main():
     try:
         return run_tests(c, test_sessions_survive)
     finally:
+        kill_scratch_programs()
         shutil.rmtree(SCRATCH, ignore_errors=True)
 
 

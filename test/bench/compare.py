@@ -25,7 +25,10 @@ import sys
 import tempfile
 import time
 
-TARGETS = ["direct", "haproxy", "nginx", "wsbal"]
+TARGETS = ["direct", "forwarder", "haproxy", "nginx", "wsbal"]
+# The minimal relay (test/bench/forwarder.c): a reference, not a peer, for these scenarios only.
+FORWARDER = "forwarder"
+FORWARDER_SCENARIOS = ["echo", "rate", "connect"]
 PEERS = ["haproxy", "nginx"]
 SCENARIOS = ["echo", "rate", "idle", "connect", "http", "storm", "compression"]
 # The storm needs several processes per proxy and a minute per run: only when asked for.
@@ -502,6 +505,12 @@ class Bench:
         instances, workers = 1, 0
         if http:
             args, workers = self.http_proxy_args(target, d, port)
+        elif target == FORWARDER:
+            args = [os.path.join(self.build, "test", "bench", "wsbal-bench-forwarder"), "--port",
+                    str(port), "--workers", str(n)]
+            for b in backends:
+                args += ["--backend", str(b)]
+            workers = n
         elif target == "haproxy":
             cfg = os.path.join(d, "haproxy.cfg")
             # Each process holds its share of the storm, with room for an uneven spread.
@@ -840,8 +849,10 @@ def fmt(v, key):
 
 
 def table(summary, targets, scenarios, runs):
-    lines = ["| figure | " + " | ".join(targets) + " | wsbal / best peer |",
-             "|---|" + "---|" * len(targets) + "---|"]
+    fwd = FORWARDER in targets
+    lines = ["| figure | " + " | ".join(targets) + " | wsbal / best peer |" +
+             (" wsbal / haproxy / nginx ÷ forwarder |" if fwd else ""),
+             "|---|" + "---|" * len(targets) + "---|" + ("---|" if fwd else "")]
     for key, label, scenario, value, better, direct_ok in FIGURES:
         if scenario not in scenarios:
             continue
@@ -855,13 +866,20 @@ def table(summary, targets, scenarios, runs):
         if "wsbal" in row and peers:
             best = max(peers) if better == "higher" else min(peers)
             ratio = "%.2f" % (row["wsbal"]["median"] / best) if best else "-"
-        lines.append("| %s (%s is better) | %s | %s |" % (label, better, " | ".join(cells), ratio))
+        line = "| %s (%s is better) | %s | %s |" % (label, better, " | ".join(cells), ratio)
+        if fwd:
+            ref = row.get(FORWARDER, {}).get("median")
+            line += " %s |" % (" / ".join(
+                "%.2f" % (row[t]["median"] / ref) if t in row and ref else "-"
+                for t in ("wsbal", "haproxy", "nginx")) if ref else "-")
+        lines.append(line)
     errs = []
     for t in targets:
         n = sum(r["derived"].get("errors", 0) for r in runs if r["target"] == t and r["derived"]["valid"])
         bad = sum(1 for r in runs if r["target"] == t and not r["derived"]["valid"])
         errs.append(str(n) + (" (+%d runs without result)" % bad if bad else ""))
-    lines.append("| errors + mismatches, all runs | " + " | ".join(errs) + " | |")
+    tail = " | |" + (" |" if fwd else "")
+    lines.append("| errors + mismatches, all runs | " + " | ".join(errs) + tail)
     if "storm" in scenarios:
         kinds = []
         for t in targets:
@@ -871,12 +889,12 @@ def table(summary, targets, scenarios, runs):
                     for k, v in r["derived"]["storm_errors"].items():
                         total[k] = total.get(k, 0) + v
             kinds.append(", ".join("%s %d" % kv for kv in sorted(total.items())) or "0")
-        lines.append("| storm errors by kind, all runs | " + " | ".join(kinds) + " | |")
+        lines.append("| storm errors by kind, all runs | " + " | ".join(kinds) + tail)
     noisy = []
     for t in targets:
         mine = [r for r in runs if r["target"] == t and r["derived"]["valid"]]
         noisy.append("%d/%d" % (sum(1 for r in mine if r["derived"]["noisy"]), len(mine)))
-    lines.append("| noisy runs (excluded) | " + " | ".join(noisy) + " | |")
+    lines.append("| noisy runs (excluded) | " + " | ".join(noisy) + tail)
     return "\n".join(lines)
 
 
@@ -989,6 +1007,8 @@ def main(argv):
                 for target in order:
                     # No backend could hold a storm's sessions alone; compression runs apart.
                     if (scenario == "storm" and target == "direct") or scenario == "compression":
+                        continue
+                    if target == FORWARDER and scenario not in FORWARDER_SCENARIOS:
                         continue
                     r = bench.run_one(rnd, scenario, target)
                     runs.append(r)

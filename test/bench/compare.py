@@ -42,6 +42,15 @@ RATE = 20000
 HTTP_CONNECTIONS = 64  # wrk's keep-alive connections in the http scenario
 HTTP_THREADS = 1  # wrk threads: one loop, as wsbal-load has, leaves the proxy the other core
 NOISE_SHARE = 0.10  # other load above this share of one core marks a round noisy
+# --syscalls: the system calls counted by kind (perf's syscall tracepoints, on the proxy's processes)
+SYSCALL_SCENARIOS = {"echo": "echoed message", "rate": "message at %s msg/s" % format(RATE, ","),
+                     "connect": "handshake"}
+SYSCALL_KINDS = ["read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg",
+                 "epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", "accept", "accept4",
+                 "connect", "socket", "close", "shutdown", "setsockopt", "getsockopt",
+                 "getsockname", "getpeername", "ioctl", "fcntl", "timerfd_settime", "futex",
+                 "io_uring_enter", "splice"]
+SYSCALL_INTERVAL_MS = 100
 
 
 def irq_time_accounting():
@@ -598,10 +607,17 @@ class Bench:
             limit = 60 + self.o.storm_hold + 30 + self.o.storm_clients / 500
         started = time.time()
         alive = True
+        counter = None
+        if self.o.syscalls and pids and scenario in SYSCALL_SCENARIOS:
+            counter = SyscallCounter(self.procs, self.tmp, "%s-%s-%d" % (target, scenario, rnd),
+                                     pids)
         try:
+            load_started = time.monotonic()
             out = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  timeout=limit)
         finally:
+            if counter:
+                counter.stop()
             for p in procs:
                 alive = alive and p.poll() is None
                 self.procs.stop(p)
@@ -618,6 +634,8 @@ class Bench:
         except (IndexError, ValueError):
             record["load"] = None
         record["derived"] = derive(record, target)
+        if counter and record["load"]:
+            record["syscalls"] = counter.per_unit(record["load"], load_started)
         return record
 
 
@@ -696,6 +714,98 @@ class Bench:
                 "watch": {"start": before, "end": after}}
         record["derived"] = derive(record, target)
         return record
+
+
+# ---- system calls by kind (--syscalls) ----
+
+class SyscallCounter:
+    """perf stat on the syscall tracepoints of a proxy's processes, in 100 ms intervals, so the
+    counts can be cut to the load's measurement window (no set-up, warm-up or teardown). The
+    tracepoints cost far less than strace's stops, so the proxy batches as it does unobserved."""
+
+    def __init__(self, procs, tmp, name, pids):
+        self.out = os.path.join(tmp, "perf-%s.csv" % name)
+        have = "/sys/kernel/tracing/events/syscalls"
+        kinds = [k for k in SYSCALL_KINDS if os.path.isdir(os.path.join(have, "sys_enter_" + k))]
+        events = ["raw_syscalls:sys_enter"] + ["syscalls:sys_enter_" + k for k in kinds]
+        self.procs = procs
+        self.p = procs.start("perf-" + name, ["perf", "stat", "-I", str(SYSCALL_INTERVAL_MS),
+                                              "-x,", "-o", self.out, "-e", ",".join(events),
+                                              "-p", ",".join(map(str, pids))])
+        self.t0 = time.monotonic()
+        time.sleep(0.3)  # perf attaches to every thread before the load starts
+        if self.p.poll() is not None:
+            raise RuntimeError("perf stat did not start; see %s/perf-%s.err" % (tmp, name))
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(3)
+            except subprocess.TimeoutExpired:
+                pass
+        self.procs.stop(self.p)
+
+    def per_unit(self, load, load_started):
+        """Counts per message (echo, rate) or per handshake (connect) over the intervals that lie
+        wholly inside the window, the units being the load's rate times their length."""
+        w = load["watch"]
+        lo = load_started - self.t0 + w["start"]["t_s"]
+        hi = load_started - self.t0 + w["end"]["t_s"]
+        counts, ends = {}, set()
+        try:
+            lines = open(self.out).read().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            f = line.split(",")
+            if len(f) < 4 or line.startswith("#"):
+                continue
+            try:
+                t = float(f[0])
+            except ValueError:
+                continue
+            if t - SYSCALL_INTERVAL_MS / 1000.0 < lo or t > hi:
+                continue
+            ends.add(t)
+            kind = "all" if f[3] == "raw_syscalls:sys_enter" else f[3].split("sys_enter_")[-1]
+            counts[kind] = counts.get(kind, 0) + (int(f[1]) if f[1].isdigit() else 0)
+        covered = len(ends) * SYSCALL_INTERVAL_MS / 1000.0
+        rate = load.get("handshakes_per_s") if load["mode"] == "connect" else load.get("msgs_per_s")
+        if not covered or not rate:
+            return None
+        units = rate * covered
+        per = {k: v / units for k, v in counts.items()}
+        per["epoll_wakeups_per_s"] = sum(counts.get(k, 0) for k in
+                                         ("epoll_wait", "epoll_pwait", "epoll_pwait2")) / covered
+        per["seconds_counted"] = covered
+        return per
+
+
+def syscalls_table(runs, targets):
+    """Medians over the rounds of each kind's count per unit, for the kinds some proxy makes."""
+    lines = []
+    for scenario, unit in SYSCALL_SCENARIOS.items():
+        med = {}
+        for t in targets:
+            rs = [r["syscalls"] for r in runs
+                  if r["scenario"] == scenario and r["target"] == t and r.get("syscalls")]
+            if rs:
+                med[t] = {k: statistics.median(r.get(k, 0.0) for r in rs)
+                          for k in set().union(*rs)}
+        if not med:
+            continue
+        cols = [t for t in targets if t in med]
+        lines += ["", "| system calls per %s | %s |" % (unit, " | ".join(cols)),
+                  "|---|" + "---|" * len(cols)]
+        kinds = ["all"] + [k for k in SYSCALL_KINDS if any(m.get(k, 0) >= 0.005
+                                                           for m in med.values())]
+        for k in kinds + ["epoll_wakeups_per_s"]:
+            label = {"all": "all", "epoll_wakeups_per_s": "epoll waits per second"}.get(k, k)
+            cells = [("%.0f" if k == "epoll_wakeups_per_s" else "%.3f") % med[t].get(k, 0.0)
+                     for t in cols]
+            lines.append("| %s | %s |" % (label, " | ".join(cells)))
+    return "\n".join(lines)
 
 
 # ---- figures ----
@@ -945,6 +1055,9 @@ def parse_args(argv):
     p.add_argument("--tls", action="store_true",
                    help="clients speak wss to the proxies, which terminate TLS with one ECDSA "
                         "P-256 certificate (direct stays plain ws: the backends have no TLS)")
+    p.add_argument("--syscalls", action="store_true",
+                   help="also count the proxies' system calls by kind per message and per "
+                        "handshake (echo, rate, connect) with perf's syscall tracepoints")
     p.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"),
                    help="build directory holding wsbal, wsbal-echo, wsbal-load")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"),
@@ -1036,6 +1149,8 @@ def main(argv):
     text = table(summary, o.targets, o.scenarios, runs)
     if comp_runs:
         text += "\n\n" + compression_table(comp_runs, o.targets)
+    if o.syscalls:
+        text += "\n" + syscalls_table(runs, o.targets)
     os.makedirs(o.out, exist_ok=True)
     path = os.path.join(o.out, "compare-%s.json" % started.strftime("%Y%m%d-%H%M%S"))
     with open(path, "w") as f:

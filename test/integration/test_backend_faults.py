@@ -18,7 +18,7 @@ import urllib.request
 import websockets
 
 from wsbtest import (OP_TEXT, T, Checks, Peer, RawClient, Wsbal, frame, free_port, run,
-                     run_tests)
+                     run_tests, wait_for)
 
 c = Checks()
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -383,8 +383,63 @@ def test_client_provoked_close_opens_no_breaker():
             p.stop()
 
 
+def syn_sent_to(port):
+    """Sockets on this machine still connecting (SYN_SENT) to 127.0.0.1:port."""
+    want = "0100007F:%04X" % port
+    with open("/proc/net/tcp") as f:
+        return sum(1 for line in f.readlines()[1:]
+                   if line.split()[2] == want and line.split()[3] == "02")
+
+
+def test_request_waits_for_the_connect():
+    """A backend whose listen queue is full drops wsbal's SYN, so the connection is still under
+    way when wsbal writes the upgrade request: the request waits until the connection is up (the
+    SYN sent again once the queue has room) and the upgrade completes."""
+    slow = socket.socket()
+    slow.bind(("127.0.0.1", 0))
+    slow.listen(0)
+    port = slow.getsockname()[1]
+    fillers = []
+    for _ in range(2):  # a queue of one, and one connect more that stays in SYN_SENT
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(("127.0.0.1", port))
+        fillers.append(f)
+    lb = Wsbal([("a", f"ws://127.0.0.1:{port}")], workers=1,
+               sections={"upstream": {"connect_timeout": "20s"}})
+    cl = None
+    try:
+        c.true("a filler connect is held back", wait_for(lambda: syn_sent_to(port) >= 1))
+        cl = RawClient(lb.port)
+        cl.request("/slow")
+        c.true("wsbal's connect is held back too", wait_for(lambda: syn_sent_to(port) >= 2))
+        got = None
+        slow.settimeout(T)
+        while got is None:  # the fillers come first; wsbal's connection is the one that speaks
+            conn, _ = slow.accept()
+            conn.settimeout(0.5)
+            try:
+                head = conn.recv(65536)
+            except socket.timeout:
+                conn.close()
+                continue
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(65536)
+            got = conn
+        got.sendall(answer_101(head))
+        c.eq("the upgrade completes once the connection is up", 101, cl.read_head()[0])
+        got.close()
+    finally:
+        if cl is not None:
+            cl.close()
+        lb.stop()
+        slow.close()
+        for f in fillers:
+            f.close()
+
+
 def main():
-    return run_tests(c, test_101_and_end_in_one_read, test_5xx_opens_no_breaker,
+    return run_tests(c, test_101_and_end_in_one_read, test_request_waits_for_the_connect, test_5xx_opens_no_breaker,
                      test_status_gives_the_trial_back,
                      test_client_provoked_close_opens_no_breaker)
 

@@ -29,6 +29,8 @@ TARGETS = ["direct", "forwarder", "haproxy", "nginx", "wsbal"]
 # The minimal relay (test/bench/forwarder.c): a reference, not a peer, for these scenarios only.
 FORWARDER = "forwarder"
 FORWARDER_SCENARIOS = ["echo", "rate", "connect"]
+# --baseline DIR: the wsbal of another build (e.g. main's), run as one more target beside this one.
+BASELINE = "baseline"
 PEERS = ["haproxy", "nginx"]
 SCENARIOS = ["echo", "rate", "idle", "connect", "http", "storm", "compression"]
 # The storm needs several processes per proxy and a minute per run: only when asked for.
@@ -543,7 +545,8 @@ class Bench:
             with open(cfg, "w") as f:
                 f.write(wsbal_config(port, backends, self.tls, workers=n,
                                      max_sessions=max(100000, 2 * self.o.storm_clients)))
-            args = [os.path.join(self.build, "wsbal"), "-c", cfg]
+            build = self.o.baseline if target == BASELINE else self.build
+            args = [os.path.join(build, "wsbal"), "-c", cfg]
             workers = n
         ps = [self.procs.start(target if i == 0 else "%s%d" % (target, i + 1), args)
               for i in range(instances)]
@@ -960,8 +963,9 @@ def fmt(v, key):
 
 def table(summary, targets, scenarios, runs):
     fwd = FORWARDER in targets
+    over = [t for t in ("wsbal", BASELINE, "haproxy", "nginx") if t in targets]
     lines = ["| figure | " + " | ".join(targets) + " | wsbal / best peer |" +
-             (" wsbal / haproxy / nginx ÷ forwarder |" if fwd else ""),
+             (" %s ÷ forwarder |" % " / ".join(over) if fwd else ""),
              "|---|" + "---|" * len(targets) + "---|" + ("---|" if fwd else "")]
     for key, label, scenario, value, better, direct_ok in FIGURES:
         if scenario not in scenarios:
@@ -981,7 +985,7 @@ def table(summary, targets, scenarios, runs):
             ref = row.get(FORWARDER, {}).get("median")
             line += " %s |" % (" / ".join(
                 "%.2f" % (row[t]["median"] / ref) if t in row and ref else "-"
-                for t in ("wsbal", "haproxy", "nginx")) if ref else "-")
+                for t in over) if ref else "-")
         lines.append(line)
     errs = []
     for t in targets:
@@ -1058,6 +1062,9 @@ def parse_args(argv):
     p.add_argument("--syscalls", action="store_true",
                    help="also count the proxies' system calls by kind per message and per "
                         "handshake (echo, rate, connect) with perf's syscall tracepoints")
+    p.add_argument("--baseline", default=None,
+                   help="build directory of another wsbal (e.g. main's), run as the target "
+                        "'baseline' beside this one in every round")
     p.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"),
                    help="build directory holding wsbal, wsbal-echo, wsbal-load")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"),
@@ -1066,6 +1073,11 @@ def parse_args(argv):
     if o.quick:
         o.rounds, o.duration, o.warmup, o.idle_hold = 1, 2.0, 0.5, 1.0
     targets = [t for t in o.only.split(",") if t]
+    if o.baseline:
+        o.baseline = os.path.abspath(o.baseline)
+        if not os.access(os.path.join(o.baseline, "wsbal"), os.X_OK):
+            p.error("no wsbal in %s" % o.baseline)
+        targets.append(BASELINE)
     scenarios = [s for s in o.scenarios.split(",") if s]
     for t in targets:
         if t not in TARGETS:
@@ -1074,7 +1086,7 @@ def parse_args(argv):
         if s not in SCENARIOS:
             p.error("unknown scenario %r" % s)
     # Columns and runs keep one order whatever order the lists were given in.
-    o.targets = [t for t in TARGETS if t in targets]
+    o.targets = [t for t in TARGETS + [BASELINE] if t in targets]
     o.scenarios = [s for s in SCENARIOS if s in scenarios]
     if not o.targets or not o.scenarios:
         p.error("nothing to run")
@@ -1122,6 +1134,8 @@ def main(argv):
                     if (scenario == "storm" and target == "direct") or scenario == "compression":
                         continue
                     if target == FORWARDER and scenario not in FORWARDER_SCENARIOS:
+                        continue
+                    if target == BASELINE and scenario == "http":
                         continue
                     r = bench.run_one(rnd, scenario, target)
                     runs.append(r)

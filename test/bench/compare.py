@@ -735,10 +735,30 @@ class SyscallCounter:
         self.p = procs.start("perf-" + name, ["perf", "stat", "-I", str(SYSCALL_INTERVAL_MS),
                                               "-x,", "-o", self.out, "-e", ",".join(events),
                                               "-p", ",".join(map(str, pids))])
-        self.t0 = time.monotonic()
-        time.sleep(0.3)  # perf attaches to every thread before the load starts
-        if self.p.poll() is not None:
+        # perf's interval times count from its own start: the first interval line, seen as it is
+        # written (perf flushes each one), ties them to this clock within the 10 ms poll.
+        deadline = time.monotonic() + 10
+        self.t0 = None
+        while self.t0 is None and time.monotonic() < deadline and self.p.poll() is None:
+            time.sleep(0.01)
+            first = self.first_interval()
+            if first is not None:
+                self.t0 = time.monotonic() - first
+        if self.t0 is None:
+            self.stop()
             raise RuntimeError("perf stat did not start; see %s/perf-%s.err" % (tmp, name))
+
+    def first_interval(self):
+        try:
+            with open(self.out) as f:
+                for line in f:
+                    try:
+                        return float(line.split(",")[0])
+                    except ValueError:
+                        continue
+        except OSError:
+            pass
+        return None
 
     def stop(self):
         if self.p.poll() is None:
@@ -1080,7 +1100,7 @@ def parse_args(argv):
         targets.append(BASELINE)
     scenarios = [s for s in o.scenarios.split(",") if s]
     for t in targets:
-        if t not in TARGETS:
+        if t not in TARGETS + [BASELINE] * bool(o.baseline):
             p.error("unknown target %r" % t)
     for s in scenarios:
         if s not in SCENARIOS:

@@ -82,7 +82,6 @@ struct wsb_handshake {
   uint64_t request_ns;         /* uv_hrtime() when the request head was read whole; 0 before */
   bool backoff;                /* the timer is a pause between failover attempts */
   int prefer;                  /* a backend slot the admin asked for, tried first; -1 for none */
-  uv_connect_t connect;
   struct wsb_slot_set tried; /* backends tried for this session */
   bool relaying_error;       /* passing a backend's non-101 answer through to the client */
   uint64_t error_body_left;

@@ -82,8 +82,8 @@ struct wsb_handshake {
   uint64_t request_ns;         /* uv_hrtime() when the request head was read whole; 0 before */
   bool backoff;                /* the timer is a pause between failover attempts */
   int prefer;                  /* a backend slot the admin asked for, tried first; -1 for none */
-  struct wsb_slot_set tried; /* backends tried for this session */
-  bool relaying_error;       /* passing a backend's non-101 answer through to the client */
+  struct wsb_slot_set tried;   /* backends tried for this session */
+  bool relaying_error;         /* passing a backend's non-101 answer through to the client */
   uint64_t error_body_left;
   /* The route the request took, "default" for none; "" while it has not been matched. */
   char route[WSB_SECTION_NAME_MAX];

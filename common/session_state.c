@@ -11,10 +11,16 @@
 #define STATE_FLAG_HEARD     0x04u
 #define LEG_FLAG_PARTIAL_OUT 0x01u
 #define LEG_FLAG_PING        0x02u
+#define PMD_FLAG_ON          0x01u
+#define PMD_FLAG_SERVER_NO   0x02u /* server_no_context_takeover */
+#define PMD_FLAG_CLIENT_NO   0x04u /* client_no_context_takeover */
+#define PMD_BITS_MIN         9     /* zlib's raw deflate makes no 8-bit window (pmd.h) */
+#define PMD_BITS_MAX         15
 #define FAMILY_INET          2
 #define FAMILY_INET6         10
 #define STATE_KNOWN_FLAGS    (STATE_FLAG_ADMITTED | STATE_FLAG_PROVEN | STATE_FLAG_HEARD)
 #define LEG_KNOWN_FLAGS      (LEG_FLAG_PARTIAL_OUT | LEG_FLAG_PING)
+#define PMD_KNOWN_FLAGS      (PMD_FLAG_ON | PMD_FLAG_SERVER_NO | PMD_FLAG_CLIENT_NO)
 
 /*
  * One walk over the fields serves all three directions, so the writer and the reader cannot
@@ -24,8 +30,9 @@
 struct walk {
   uint8_t *out;
   const uint8_t *in;
-  size_t len; /* bytes written, read or counted so far */
-  size_t cap; /* for reading: bytes the message has */
+  size_t len;       /* bytes written, read or counted so far */
+  size_t cap;       /* for reading: bytes the message has */
+  unsigned version; /* the format walked: fields newer than it are not there */
   bool bad;
 };
 
@@ -127,6 +134,19 @@ static void walk_address(struct walk *w, uint8_t *family, uint8_t addr[16]) {
   put_raw(w, addr, 16);
 }
 
+static void walk_pmd(struct walk *w, struct wsb_pmd_params *p) {
+  uint8_t flags = (p->on ? PMD_FLAG_ON : 0) | (p->server_no_takeover ? PMD_FLAG_SERVER_NO : 0) |
+                  (p->client_no_takeover ? PMD_FLAG_CLIENT_NO : 0);
+  FIELD(w, flags);
+  FIELD(w, p->server_bits);
+  if (w->in != NULL) {
+    p->on = flags & PMD_FLAG_ON;
+    p->server_no_takeover = flags & PMD_FLAG_SERVER_NO;
+    p->client_no_takeover = flags & PMD_FLAG_CLIENT_NO;
+    w->bad |= (flags & ~PMD_KNOWN_FLAGS) != 0;
+  }
+}
+
 static void walk_state(struct walk *w, struct wsb_state *st) {
   FIELD(w, st->id);
   field_bytes(w, &st->pool);
@@ -176,6 +196,10 @@ static void walk_state(struct walk *w, struct wsb_state *st) {
   FIELD(w, st->replay_seen);
   for (int i = 0; i < WSB_STATE_LEGS; i++)
     walk_leg(w, &st->legs[i]);
+  if (w->version < 2)
+    return;
+  walk_pmd(w, &st->pmd);
+  field_bytes(w, &st->route);
 }
 
 static bool name_ok(const struct wsb_state_bytes *b) {
@@ -195,6 +219,15 @@ static bool leg_ok(const struct wsb_state_leg *l, bool backend) {
     return false;
   /* Only the backend leg holds fragments back, and only of an open message. */
   return l->hold.len == 0 || (backend && l->open_opcode != 0);
+}
+
+/* Compression off says nothing else; on carries no zlib stream, so only a session needing none
+   (no context takeover either way) can be written down (session_state.h "Compression"). */
+static bool pmd_ok(const struct wsb_pmd_params *p) {
+  if (!p->on)
+    return !p->server_no_takeover && !p->client_no_takeover && p->server_bits == 0;
+  return p->server_no_takeover && p->client_no_takeover && p->server_bits >= PMD_BITS_MIN &&
+         p->server_bits <= PMD_BITS_MAX;
 }
 
 /* The rules both ends hold a state to: what the worker taking it relies on without checking. */
@@ -217,6 +250,9 @@ static bool state_ok(const struct wsb_state *st) {
     return false;
   if (st->replay_open > st->replay.len || st->replay_seen > st->replay.len)
     return false;
+  if (!pmd_ok(&st->pmd) || st->route.len > WSB_STATE_ROUTE_MAX ||
+      (st->route.len > 0 && memchr(st->route.p, '\0', st->route.len) != NULL))
+    return false;
   return leg_ok(&st->legs[WSB_STATE_CLIENT], false) && leg_ok(&st->legs[WSB_STATE_BACKEND], true);
 }
 
@@ -230,7 +266,7 @@ static void walk_header(struct walk *w, uint32_t *magic, uint16_t *version, uint
 }
 
 size_t wsb_session_state_size(const struct wsb_state *st) {
-  struct walk w = {0};
+  struct walk w = {.version = WSB_STATE_VERSION};
   uint32_t magic = 0, total = 0, reserved = 0;
   uint16_t version = 0, flags = 0;
   walk_header(&w, &magic, &version, &flags, &total, &reserved);
@@ -245,7 +281,7 @@ ssize_t wsb_session_state_encode(const struct wsb_state *st, uint8_t *out, size_
   size_t n = wsb_session_state_size(st);
   if (n == 0 || n > cap)
     return -E2BIG;
-  struct walk w = {.out = out};
+  struct walk w = {.out = out, .version = WSB_STATE_VERSION};
   uint32_t magic = WSB_STATE_MAGIC, total = (uint32_t)n, reserved = 0;
   uint16_t version = WSB_STATE_VERSION, flags = 0;
   walk_header(&w, &magic, &version, &flags, &total, &reserved);
@@ -263,7 +299,7 @@ ssize_t wsb_session_state_peek(const uint8_t *buf, size_t len) {
   if (magic != WSB_STATE_MAGIC)
     return WSB_ESTATE;
   /* The version before anything else: a newer format may use flags and reserved. */
-  if (version != WSB_STATE_VERSION)
+  if (version < WSB_STATE_VERSION_MIN || version > WSB_STATE_VERSION)
     return WSB_ESTATE_VERSION;
   if (flags != 0 || reserved != 0 || total < WSB_STATE_HEADER_LEN)
     return WSB_ESTATE;
@@ -279,7 +315,9 @@ ssize_t wsb_session_state_decode(struct wsb_state *st, const uint8_t *buf, size_
   if ((size_t)total > len)
     return WSB_PARTIAL;
   memset(st, 0, sizeof(*st));
-  struct walk w = {.in = buf, .cap = (size_t)total, .len = WSB_STATE_HEADER_LEN};
+  st->version = (uint16_t)(buf[4] | buf[5] << 8); /* peek read it: one it knows */
+  struct walk w = {
+      .in = buf, .cap = (size_t)total, .len = WSB_STATE_HEADER_LEN, .version = st->version};
   walk_state(&w, st);
   /* A field past the announced end, or bytes left over after the last: not this format. */
   if (w.bad || w.len != (size_t)total || !state_ok(st))

@@ -39,6 +39,16 @@
  * travels. A session that cannot move yet is retried as frames end; one still unmovable after
  * shutdown_timeout ends as in a graceful stop.
  *
+ * Compression. permessage-deflate travels as its negotiated parameters only (format 2), never as
+ * a zlib stream: a zlib stream's window and dictionary are process memory no message can carry
+ * portably. So a compressed session moves only with no_context_takeover both ways (what
+ * compression_context_takeover = off negotiates, or what a client asked for itself), where every
+ * message is compressed and inflated on its own, and only between compressed messages: a client
+ * message compressed in several fragments holds a stream until its last one, which is "inside a
+ * frame" here. With context takeover in either direction the session keeps a stream for its whole
+ * life: it never moves and drains as a TLS one does. The encoder and the decoder both refuse such
+ * a state (WSB_ESTATE), so no build can take one up as if it had no stream.
+ *
  * After a move. The new worker answers each message with one byte: taken, or refused (another
  * format version, no room): refused sessions stay with the old worker. On "taken" the old worker
  * forgets the session without a close frame, a shutdown or an access-log line (its descriptors
@@ -49,8 +59,20 @@
  *
  * The message. A 16-byte header (magic "WSBS", version, flags = 0, total length, reserved = 0)
  * then the fields below in a fixed order, little-endian, byte strings as a 32-bit length and the
- * bytes. A message of another version is refused whole (WSB_ESTATE_VERSION); a new field means
- * a new version. Times are Unix milliseconds, since the two processes' loop clocks differ.
+ * bytes. A new field means a new version, appended after the last one. Times are Unix
+ * milliseconds, since the two processes' loop clocks differ.
+ *
+ * Versions. Format 1 (the first release with binary upgrade) ends with the legs; format 2 adds
+ * the permessage-deflate parameters (a flags byte: on, server and client no_context_takeover;
+ * then server_max_window_bits) and the route's name. A build writes only its own version and
+ * reads WSB_STATE_VERSION_MIN to WSB_STATE_VERSION: a format-1 message is read as it was meant,
+ * compression off (a format-1 writer never moved a compressed session) and no route (the access
+ * log line then has no route field, as before). The alternative, refusing it, would refuse every
+ * binary upgrade from the release that writes format 1 (the new master checks the old one's
+ * format before it says READY), leaving a restart that drops every session as the only way in;
+ * reading it costs one version test in the walk. A version outside that range (a newer build
+ * handing back to an older one, a rollback) is refused whole (WSB_ESTATE_VERSION): the new
+ * master refuses the upgrade and the old one keeps serving.
  */
 
 #include <stdbool.h>
@@ -58,13 +80,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define WSB_STATE_MAGIC      0x53425357u /* "WSBS" as it is on the wire */
-#define WSB_STATE_VERSION    1
-#define WSB_STATE_HEADER_LEN 16
-#define WSB_STATE_MAX_BYTES  (32u * 1024 * 1024) /* a whole message, header included */
-#define WSB_STATE_NAME_MAX   127                 /* backend and pool names */
-#define WSB_STATE_PROTO_MAX  1024                /* the subprotocol */
-#define WSB_STATE_USED_MAX   8                   /* backends the access log names */
+#include "pmd.h"
+
+#define WSB_STATE_MAGIC       0x53425357u /* "WSBS" as it is on the wire */
+#define WSB_STATE_VERSION     2
+#define WSB_STATE_VERSION_MIN 1 /* the oldest format this build still reads */
+#define WSB_STATE_HEADER_LEN  16
+#define WSB_STATE_MAX_BYTES   (32u * 1024 * 1024) /* a whole message, header included */
+#define WSB_STATE_NAME_MAX    127                 /* backend and pool names */
+#define WSB_STATE_PROTO_MAX   1024                /* the subprotocol */
+#define WSB_STATE_USED_MAX    8                   /* backends the access log names */
+#define WSB_STATE_ROUTE_MAX   63                  /* a route name (route.h), 0 for none */
 
 /* Bytes inside a message (decoding points into the input; nothing is copied). */
 struct wsb_state_bytes {
@@ -111,6 +137,11 @@ struct wsb_state {
   uint32_t replay_open; /* bytes at its end of a client message not yet whole */
   uint32_t replay_seen; /* bytes at its front a lost backend had been sent */
   struct wsb_state_leg legs[WSB_STATE_LEGS];
+  /* Format 2. */
+  struct wsb_pmd_params pmd;    /* permessage-deflate with the client: on needs both no_takeover */
+  struct wsb_state_bytes route; /* the route the upgrade took, for the access log (len 0: none) */
+  uint16_t version;             /* decoding: the message's format; encoding always writes the
+                                   current one */
 };
 
 /* Bytes the message for st takes, or 0 when it would pass WSB_STATE_MAX_BYTES. */
@@ -121,10 +152,12 @@ size_t wsb_session_state_size(const struct wsb_state *st);
 ssize_t wsb_session_state_encode(const struct wsb_state *st, uint8_t *out, size_t cap);
 
 /* The total length a message's header announces: WSB_PARTIAL with fewer than
-   WSB_STATE_HEADER_LEN bytes, WSB_ESTATE for a bad header, WSB_ESTATE_VERSION, -E2BIG. */
+   WSB_STATE_HEADER_LEN bytes, WSB_ESTATE for a bad header, WSB_ESTATE_VERSION (a version outside
+   WSB_STATE_VERSION_MIN..WSB_STATE_VERSION), -E2BIG. */
 ssize_t wsb_session_state_peek(const uint8_t *buf, size_t len);
 
-/* Reads one message from buf: st's byte strings point into buf. Returns the bytes it took,
+/* Reads one message from buf: st's byte strings point into buf; fields the message's version
+   lacks are zero. Returns the bytes it took,
    WSB_PARTIAL while the message is not whole, or WSB_ESTATE, WSB_ESTATE_VERSION, -E2BIG
    (st is then unusable). */
 ssize_t wsb_session_state_decode(struct wsb_state *st, const uint8_t *buf, size_t len);

@@ -108,10 +108,10 @@ int wsb_upgrade_inherit(struct wsb_upgrade *u, const struct wsb_config *cfg, uns
   }
   /* The sessions the old workers hand over are written in their build's format: a build that
      cannot read it refuses the whole upgrade rather than leave every session to drain. */
-  if (rc == 0 && state != WSB_STATE_VERSION) {
+  if (rc == 0 && (state < WSB_STATE_VERSION_MIN || state > WSB_STATE_VERSION)) {
     snprintf(why, sizeof(why),
-             "the old master writes session state format %ld; this build reads %d", state,
-             WSB_STATE_VERSION);
+             "the old master writes session state format %ld; this build reads %d to %d", state,
+             WSB_STATE_VERSION_MIN, WSB_STATE_VERSION);
     rc = refuse(u, -EPROTO, why);
   }
   size_t total = (size_t)n * cfg->listen.naddress;

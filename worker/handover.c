@@ -15,6 +15,7 @@
 #include "log.h"
 #include "relay.h"
 #include "replay.h"
+#include "route.h"
 #include "session.h"
 #include "session_state.h"
 
@@ -61,7 +62,7 @@ struct wsb_handover {
   X(path_off) X(path_len) X(host_off) X(host_len) X(ua_off) X(ua_len) X(path_strip)         \
   X(messages) X(bytes) X(failovers) X(connect_ms) X(backend_proven) X(backend_heard)         \
   X(client_family) X(peer_family) X(local_family) X(peer_port) X(local_port) X(client_addr) \
-  X(peer_addr) X(local_addr)
+  X(peer_addr) X(local_addr) X(pmd)
 /* clang-format on */
 #define COPY_FIELD(f)                                                                        \
   _Static_assert(sizeof(((struct wsb_session *)0)->f) == sizeof(((struct wsb_state *)0)->f), \
@@ -113,6 +114,19 @@ static int pool_named(const struct wsb_worker *w, struct wsb_state_bytes name) {
   memcpy(text, name.p, name.len);
   text[name.len] = '\0';
   return wsb_shm_pool_find(w->table, text);
+}
+
+_Static_assert(WSB_STATE_ROUTE_MAX == WSB_ROUTE_NAME_MAX - 1, "a route name fits the message");
+
+/* The request head with the route's name right after it, as upgrade.c keeps them. */
+static char *copy_head(const struct wsb_state *st) {
+  char *p = malloc(st->head.len + st->route.len);
+  if (p != NULL) {
+    memcpy(p, st->head.p, st->head.len);
+    if (st->route.len > 0)
+      memcpy(p + st->head.len, st->route.p, st->route.len);
+  }
+  return p;
 }
 
 /* A NUL-terminated copy. */
@@ -223,10 +237,13 @@ static int adopt(struct wsb_worker *w, const struct wsb_state *st, int cfd, int 
     return rc;
   }
   uv_tcp_nodelay(&s->client.tcp, 1);
-  s->head = copy_bytes(st->head);
+  s->head = copy_head(st);
   s->head_len = st->head.len;
+  s->route_len = (uint8_t)st->route.len;
   s->protocol = st->protocol.len > 0 ? copy_bytes(st->protocol) : NULL;
   COPY_FIELDS(s, st);
+  /* Compression without context: the worker's streams serve it from its next message on. */
+  s->client.msg.rsv1_ok = s->pmd.on;
   for (unsigned i = 0; i < st->nused; i++) {
     int used = slot_named(w, st->used[i]);
     if (used >= 0)
@@ -426,9 +443,11 @@ static bool movable(const struct wsb_session *s) {
   if (s->state != S_RELAY || s->finishing || s->handover_refused || s->hs != NULL ||
       s->hx != NULL || s->head == NULL || s->replay_unsent || !wsb__slot_valid(s->backend_slot))
     return false;
-  /* The state message (format 1) has no field for permessage-deflate: a compressed session
-     moved without it would reach the new worker as an uncompressed one and break. */
-  if (s->pmd.on)
+  /* Compression moves as its parameters: not with a zlib stream of its own (context takeover),
+     nor while a compressed client message is open (a stream lent to it until its end). */
+  if (s->pmd.on &&
+      (!s->pmd.server_no_takeover || !s->pmd.client_no_takeover || s->inflater != NULL ||
+       s->deflater != NULL || (s->client.msg.open_opcode != 0 && s->client.msg.compressed)))
     return false;
   for (int i = 0; i < 2; i++) {
     const struct wsb_leg *l = legs[i];
@@ -471,6 +490,7 @@ static void describe(const struct wsb_session *s, struct wsb_state *st) {
   if (st->nused == 0)
     st->used[st->nused++] = st->backend;
   st->head = (struct wsb_state_bytes){(const uint8_t *)s->head, s->head_len};
+  st->route = (struct wsb_state_bytes){(const uint8_t *)s->head + s->head_len, s->route_len};
   COPY_FIELDS(st, s);
   st->admitted = s->admitted;
   st->replay = (struct wsb_state_bytes){wsb_buf_data(&s->replay), s->replay.len};

@@ -114,8 +114,8 @@ struct wsb_session {
                                    plain requests (http_pool.c), or -1 */
   char *head;                   /* the client's request head, to upgrade again on a failover */
   uint32_t head_len;
-  /* Its route's name for the access log, kept at head + head_len; 0 after a hand-over, whose
-     state message does not carry it yet. */
+  /* Its route's name for the access log, kept at head + head_len; 0 after a hand-over from a
+     build whose state message (format 1) did not carry it. */
   uint8_t route_len;
   char *protocol;            /* the subprotocol the client has, which a new backend must choose */
   struct wsb_pmd_params pmd; /* permessage-deflate with the client, if negotiated */

@@ -330,12 +330,12 @@ def values_seeds():
     return out
 
 
-# --- session_state: byte 0 bit 0 = the message as it is, else a version 1 header is put before
-#     the rest; fields as common/session_state.h lists them, little-endian ---
+# --- session_state: byte 0 bit 0 = the message as it is, else a header of the current version
+#     (2) is put before the rest; fields as common/session_state.h lists them, little-endian ---
 
 
 def state_body(nused=2, protocol=b"chat", replay=b"", legs=None, flags=1, family=2, backend=b"b1",
-               last_rx=1765000000300):
+               last_rx=1765000000300, version=2, pmd=(7, 15), route=b"chat-route"):
     def blob(b):
         return struct.pack("<I", len(b)) + b
 
@@ -354,10 +354,12 @@ def state_body(nused=2, protocol=b"chat", replay=b"", legs=None, flags=1, family
         pending, queued, hold, msg_len, opcode, lflags = leg
         body += blob(pending) + blob(queued) + blob(hold) + struct.pack("<QB", msg_len, opcode)
         body += bytes([lflags]) + struct.pack("<QQ", last_rx, 0)
+    if version >= 2:  # compression (flags: on, server and client no_context_takeover; bits), route
+        body += bytes(pmd) + blob(route)
     return body
 
 
-def state_message(body, version=1):
+def state_message(body, version=2):
     return struct.pack("<4sHHII", b"WSBS", version, 0, 16 + len(body), 0) + body
 
 
@@ -366,7 +368,13 @@ def session_state_seeds():
     out = {
         "plain": b"\x00" + state_body(),
         "whole": b"\x01" + state_message(state_body()),
-        "version2": b"\x01" + state_message(state_body(), version=2),
+        "version1": b"\x01" + state_message(state_body(version=1), version=1),
+        "version3": b"\x01" + state_message(state_body(), version=3),
+        "no_compression": b"\x00" + state_body(pmd=(0, 0), route=b""),
+        "window_9": b"\x00" + state_body(pmd=(7, 9)),
+        "takeover": b"\x00" + state_body(pmd=(1, 15)),
+        "route_63": b"\x00" + state_body(route=b"r" * 63),
+        "route_64": b"\x00" + state_body(route=b"r" * 64),
         "no_protocol": b"\x00" + state_body(protocol=b"", nused=1, flags=7),
         "used_8": b"\x00" + state_body(nused=8),
         "replay": b"\x00" + state_body(replay=b"\x81\x83abcdxyz" * 3),

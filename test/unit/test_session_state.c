@@ -1,4 +1,4 @@
-/* Unit tests for common/session_state.c: every field round trip, versions, truncation, size. */
+/* Unit tests for common/session_state.c: every field, versions, truncation, size, format 2. */
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -80,7 +80,13 @@ static void full_state(struct wsb_state *st) {
   b->msg_len = 3;
   b->open_opcode = 2;
   b->last_rx_ms = 1765000004000ull;
+  st->pmd = (struct wsb_pmd_params){
+      .on = true, .server_no_takeover = true, .client_no_takeover = true, .server_bits = 12};
+  st->route = bytes("chat-route");
 }
+
+/* Bytes format 2 adds after the legs for full_state: pmd flags and bits, the route. */
+#define TAIL_LEN (2 + 4 + 10)
 
 static void assert_same_bytes(struct wsb_state_bytes a, struct wsb_state_bytes b) {
   ck_assert_uint_eq(a.len, b.len);
@@ -140,6 +146,11 @@ static void assert_same(const struct wsb_state *a, const struct wsb_state *b) {
   ck_assert_uint_eq(a->replay_seen, b->replay_seen);
   for (int i = 0; i < WSB_STATE_LEGS; i++)
     assert_same_leg(&a->legs[i], &b->legs[i]);
+  ck_assert(a->pmd.on == b->pmd.on);
+  ck_assert(a->pmd.server_no_takeover == b->pmd.server_no_takeover);
+  ck_assert(a->pmd.client_no_takeover == b->pmd.client_no_takeover);
+  ck_assert_uint_eq(a->pmd.server_bits, b->pmd.server_bits);
+  assert_same_bytes(a->route, b->route);
 }
 
 static size_t encode(const struct wsb_state *st, uint8_t *buf, size_t cap) {
@@ -157,6 +168,8 @@ START_TEST(every_field_round_trips) {
   ck_assert_int_eq(wsb_session_state_peek(buf, n), (ssize_t)n);
   ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), (ssize_t)n);
   assert_same(&st, &got);
+  ck_assert_uint_eq(got.version, WSB_STATE_VERSION);
+  ck_assert_uint_eq(buf[4], 2);
   /* Decoding points into the message: nothing was copied or allocated. */
   ck_assert(got.head.p > buf && got.head.p < buf + n);
   /* Bytes after the message belong to the next one and are not taken. */
@@ -231,6 +244,14 @@ START_TEST(each_field_changes_the_message) {
     DIFFERS(l->ping_sent_ms++);
   }
   DIFFERS(b.legs[WSB_STATE_BACKEND].hold = bytes("\x02\x03xyZ"));
+  DIFFERS(b.pmd = (struct wsb_pmd_params){0});
+  DIFFERS(b.pmd.server_bits = 15);
+  DIFFERS(b.route = bytes("chat-routE"));
+  DIFFERS(b.route = bytes(""));
+  /* The version field is the decoder's: the encoder writes its own whatever it says. */
+  full_state(&b);
+  b.version = 1;
+  ck_assert(encode(&b, bb, sizeof(bb)) == na && memcmp(ba, bb, na) == 0);
 #undef DIFFERS
 }
 END_TEST
@@ -243,6 +264,13 @@ START_TEST(another_version_is_refused) {
   buf[4] = WSB_STATE_VERSION + 1;
   ck_assert_int_eq(wsb_session_state_peek(buf, n), WSB_ESTATE_VERSION);
   ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), WSB_ESTATE_VERSION);
+  buf[4] = 0; /* below the oldest format read */
+  ck_assert_int_eq(wsb_session_state_peek(buf, n), WSB_ESTATE_VERSION);
+  buf[4] = WSB_STATE_VERSION;
+  buf[5] = 1; /* 258: the version is 16 bits */
+  ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), WSB_ESTATE_VERSION);
+  buf[5] = 0;
+  buf[4] = WSB_STATE_VERSION + 1;
   /* Whatever else a newer header says, the version is what the answer names. */
   buf[6] = 1;
   ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), WSB_ESTATE_VERSION);
@@ -251,6 +279,129 @@ START_TEST(another_version_is_refused) {
   buf[6] = 0;
   buf[0] ^= 0x20; /* another magic: not a state message at all */
   ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), WSB_ESTATE);
+}
+END_TEST
+
+/* A format-1 message (what the release before format 2 writes): format 2's message for the same
+   session without compression and route, less the 6 bytes those take, under a version 1 header.
+   It is read (session_state.h "Versions"), with compression off and no route. */
+static size_t format1(uint8_t *buf, size_t cap) {
+  struct wsb_state st;
+  full_state(&st);
+  st.pmd = (struct wsb_pmd_params){0};
+  st.route = bytes("");
+  size_t n = encode(&st, buf, cap) - 6;
+  buf[4] = 1;
+  memcpy(buf + 8, &(uint32_t){(uint32_t)n}, 4);
+  return n;
+}
+
+START_TEST(format_1_is_read) {
+  struct wsb_state st, got;
+  uint8_t buf[1024], again[1024];
+  size_t n = format1(buf, sizeof(buf));
+  ck_assert_int_eq(wsb_session_state_peek(buf, n), (ssize_t)n);
+  ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), (ssize_t)n);
+  ck_assert_uint_eq(got.version, 1);
+  full_state(&st);
+  st.pmd = (struct wsb_pmd_params){0};
+  st.route = bytes("");
+  assert_same(&st, &got);
+  /* Written again it is a format-2 message, the same session. */
+  ck_assert_int_eq(wsb_session_state_encode(&got, again, sizeof(again)), (ssize_t)n + 6);
+  ck_assert_uint_eq(again[4], WSB_STATE_VERSION);
+  ck_assert(memcmp(again + WSB_STATE_HEADER_LEN, buf + WSB_STATE_HEADER_LEN,
+                   n - WSB_STATE_HEADER_LEN) == 0);
+  /* Every prefix asks for more; a header announcing less runs a field past the end. */
+  for (size_t len = 0; len < n; len++)
+    ck_assert_int_eq(wsb_session_state_decode(&got, buf, len), WSB_PARTIAL);
+  memcpy(buf + 8, &(uint32_t){(uint32_t)n - 1}, 4);
+  ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), WSB_ESTATE);
+  /* Format 2's fields under a version 1 header: bytes left over. */
+  n = encode(&st, buf, sizeof(buf));
+  buf[4] = 1;
+  ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), WSB_ESTATE);
+  /* And format 1's under a version 2 header: a field past the end. */
+  n = format1(buf, sizeof(buf));
+  buf[4] = 2;
+  ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), WSB_ESTATE);
+}
+END_TEST
+
+/* Format 2's new fields: every truncation inside them, and their own rules. */
+START_TEST(format_2_fields) {
+  struct wsb_state st, got;
+  uint8_t buf[1024], good[1024];
+  full_state(&st);
+  size_t n = encode(&st, good, sizeof(good));
+  /* The header announcing each length that ends inside the new fields (or before the route's
+     last byte): a field runs past the end. */
+  for (size_t total = n - TAIL_LEN; total < n; total++) {
+    memcpy(buf, good, n);
+    memcpy(buf + 8, &(uint32_t){(uint32_t)total}, 4);
+    ck_assert_msg(wsb_session_state_decode(&got, buf, total) == WSB_ESTATE, "%zu", total);
+  }
+  /* The pmd flags: an unknown bit; on with context takeover either way; window bits. */
+  size_t flags = n - TAIL_LEN, bits = flags + 1;
+  uint8_t bad_flags[] = {0x08, 0x80, 0x01, 0x03, 0x05, 0x06, 0x02};
+  for (size_t i = 0; i < sizeof(bad_flags); i++) {
+    memcpy(buf, good, n);
+    buf[flags] = bad_flags[i];
+    ck_assert_msg(wsb_session_state_decode(&got, buf, n) == WSB_ESTATE, "flags %#x", bad_flags[i]);
+  }
+  uint8_t bad_bits[] = {0, 8, 16, 255};
+  for (size_t i = 0; i < sizeof(bad_bits); i++) {
+    memcpy(buf, good, n);
+    buf[bits] = bad_bits[i];
+    ck_assert_msg(wsb_session_state_decode(&got, buf, n) == WSB_ESTATE, "bits %u", bad_bits[i]);
+  }
+  for (uint8_t b = 9; b <= 15; b++) {
+    memcpy(buf, good, n);
+    buf[bits] = b;
+    ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), (ssize_t)n);
+    ck_assert_uint_eq(got.pmd.server_bits, b);
+  }
+  /* Compression off with anything else set. */
+  memcpy(buf, good, n);
+  buf[flags] = 0;
+  ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), WSB_ESTATE);
+  buf[bits] = 0;
+  ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), (ssize_t)n);
+  ck_assert(!got.pmd.on);
+  /* A NUL in the route name. */
+  memcpy(buf, good, n);
+  buf[n - 1] = '\0';
+  ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), WSB_ESTATE);
+}
+END_TEST
+
+/* A route name of a route's longest length moves; one byte more is refused both ways. */
+START_TEST(route_name_length) {
+  struct wsb_state st, got;
+  uint8_t buf[1024];
+  char name[WSB_STATE_ROUTE_MAX + 2];
+  memset(name, 'r', sizeof(name) - 1);
+  name[WSB_STATE_ROUTE_MAX] = '\0';
+  full_state(&st);
+  st.route = bytes(name);
+  ck_assert_uint_eq(st.route.len, 63);
+  size_t n = encode(&st, buf, sizeof(buf));
+  ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), (ssize_t)n);
+  assert_same(&st, &got);
+  name[WSB_STATE_ROUTE_MAX] = 'r';
+  name[WSB_STATE_ROUTE_MAX + 1] = '\0';
+  st.route = bytes(name);
+  ck_assert_int_eq(wsb_session_state_encode(&st, buf, sizeof(buf)), WSB_ESTATE);
+  /* The same 64 bytes written by hand after the 63-byte message: the decoder refuses them. */
+  memcpy(buf + n - 63 - 4, &(uint32_t){64}, 4);
+  buf[n] = 'r';
+  memcpy(buf + 8, &(uint32_t){(uint32_t)n + 1}, 4);
+  ck_assert_int_eq(wsb_session_state_decode(&got, buf, n + 1), WSB_ESTATE);
+  /* A route name may be empty (a session from format 1 moves on without one). */
+  st.route = bytes("");
+  n = encode(&st, buf, sizeof(buf));
+  ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), (ssize_t)n);
+  ck_assert_uint_eq(got.route.len, 0);
 }
 END_TEST
 
@@ -334,13 +485,20 @@ START_TEST(bad_states) {
   REFUSED(st.legs[WSB_STATE_CLIENT].open_opcode = 0);
   REFUSED(st.legs[WSB_STATE_CLIENT].hold = bytes("x"));
   REFUSED(st.legs[WSB_STATE_BACKEND].open_opcode = 0);
+  REFUSED(st.pmd.server_no_takeover = false);
+  REFUSED(st.pmd.client_no_takeover = false);
+  REFUSED(st.pmd.server_bits = 8);
+  REFUSED(st.pmd.server_bits = 16);
+  REFUSED(st.pmd.on = false);
+  REFUSED(st.route = ((struct wsb_state_bytes){(const uint8_t *)"a\0b", 3}));
 #undef REFUSED
-  /* The same rules on decoding: a leg flag no version 1 writer sets is refused. */
+  /* The same rules on decoding: a leg flag no writer sets is refused. */
+  size_t leg_flags = n - TAIL_LEN - 17; /* the backend leg's: last_rx_ms and ping_sent_ms follow */
   memcpy(buf, good, n);
-  buf[n - 17] |= 0x80; /* the backend leg's flags: last_rx_ms and ping_sent_ms follow */
+  buf[leg_flags] |= 0x80;
   ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), WSB_ESTATE);
   memcpy(buf, good, n);
-  buf[n - 17] ^= 0x02; /* its ping flag: a known bit, still a valid state */
+  buf[leg_flags] ^= 0x02; /* its ping flag: a known bit, still a valid state */
   ck_assert_int_eq(wsb_session_state_decode(&got, buf, n), (ssize_t)n);
   ck_assert(got.legs[WSB_STATE_BACKEND].ping_outstanding);
 }
@@ -375,6 +533,9 @@ int main(void) {
   tcase_add_test(tc, every_field_round_trips);
   tcase_add_test(tc, each_field_changes_the_message);
   tcase_add_test(tc, another_version_is_refused);
+  tcase_add_test(tc, format_1_is_read);
+  tcase_add_test(tc, format_2_fields);
+  tcase_add_test(tc, route_name_length);
   tcase_add_test(tc, truncation);
   tcase_add_test(tc, oversize);
   tcase_add_test(tc, bad_states);

@@ -12,6 +12,7 @@ The program file is the same build (format 2 to format 2); the new master is not
 child, so it is stopped by its pid, or found by its configuration file if the test failed.
 """
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -35,16 +36,15 @@ BOTH_NO = "permessage-deflate; server_no_context_takeover; client_no_context_tak
 INTERVAL = 0.05
 
 
-def text(i, k):
-    """Message k of session i: every other one big and compressible (wsbal deflates 256 B or
-    more), the others small (sent as they are)."""
-    head = f"{i}:{k}:"
-    return head + ("compress me " * 60 if k % 2 == 0 else "x")
+def texts(i, k):
+    """Round k of session i: a big compressible message (wsbal deflates 256 B or more) and a
+    small one (sent as it is), back to back, so their echoes must come in that order."""
+    return [f"{i}:{k}:big:" + "compress me " * 60, f"{i}:{k}:small"]
 
 
 class Clients:
-    """The websockets sessions, in an asyncio loop of their own thread: each sends a message,
-    waits for its echo, and again every INTERVAL until stopped."""
+    """The websockets sessions, in an asyncio loop of their own thread: each sends a round of
+    two messages, waits for both echoes, and again every INTERVAL until stopped."""
 
     def __init__(self, url):
         self.url = url
@@ -53,7 +53,7 @@ class Clients:
         self.rounds = [0] * self.n
         self.codes = [None] * self.n
         self.wrong, self.errors, self.connected = [], [], 0
-        self.stop_event = None
+        self.stopping = False
         self.thread = threading.Thread(target=lambda: self.loop.run_until_complete(self.main()),
                                        daemon=True)
         self.thread.start()
@@ -76,32 +76,28 @@ class Clients:
             return
         self.connected += 1
         try:
-            k = 0
-            while not self.stop_event.is_set():
-                msg = text(i, k)
-                await ws.send(msg)
-                got = await asyncio.wait_for(ws.recv(), T)
-                if got != msg:
-                    self.wrong.append((i, k, got[:40]))
-                k += 1
-                self.rounds[i] = k
-                try:
-                    await asyncio.wait_for(self.stop_event.wait(), INTERVAL)
-                except asyncio.TimeoutError:
-                    pass
+            for k in itertools.count():
+                if self.stopping:
+                    break
+                sent = texts(i, k)
+                for msg in sent:
+                    await ws.send(msg)
+                got = [await asyncio.wait_for(ws.recv(), T) for _ in sent]
+                self.wrong += [(i, k, g[:40]) for m, g in zip(sent, got) if g != m]
+                self.rounds[i] = k + 1
+                await asyncio.sleep(INTERVAL)
             await ws.close()
         except websockets.ConnectionClosed:
-            pass
+            pass  # its close code says how
         except Exception as e:
             self.errors.append(f"{i}: {e!r}")
         self.codes[i] = ws.close_code
 
     async def main(self):
-        self.stop_event = asyncio.Event()
         await asyncio.gather(*(self.one(i) for i in range(self.n)))
 
     def stop(self):
-        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.stopping = True  # each session sees it after its round
         self.thread.join(3 * T)
 
 

@@ -328,19 +328,13 @@ START_TEST(format_1_is_read) {
 }
 END_TEST
 
-/* Format 2's new fields: every truncation inside them, and their own rules. */
+/* Format 2's new fields, their own rules (full_state sets them, so the truncation test cuts the
+   message at every byte of them too). */
 START_TEST(format_2_fields) {
   struct wsb_state st, got;
   uint8_t buf[1024], good[1024];
   full_state(&st);
   size_t n = encode(&st, good, sizeof(good));
-  /* The header announcing each length that ends inside the new fields (or before the route's
-     last byte): a field runs past the end. */
-  for (size_t total = n - TAIL_LEN; total < n; total++) {
-    memcpy(buf, good, n);
-    memcpy(buf + 8, &(uint32_t){(uint32_t)total}, 4);
-    ck_assert_msg(wsb_session_state_decode(&got, buf, total) == WSB_ESTATE, "%zu", total);
-  }
   /* The pmd flags: an unknown bit; on with context takeover either way; window bits. */
   size_t flags = n - TAIL_LEN, bits = flags + 1;
   uint8_t bad_flags[] = {0x08, 0x80, 0x01, 0x03, 0x05, 0x06, 0x02};

@@ -1,15 +1,15 @@
 """Binary upgrade with compressed and routed sessions (issue 19, state format 2).
 
-wsbal runs with compression on and compression_context_takeover = on, so each client decides:
-sessions that offer no_context_takeover both ways (what the default compression_context_takeover
-= off negotiates for every client: the same parameters) stream compressed messages both ways
-through the upgrade and move: no close, nothing lost or reordered, every echo inflating to what
-was sent, the new master's compression counters growing, their route and pool unchanged in the
-access log and in GET /api/v1/sessions. Sessions with context takeover keep a zlib stream and
-drain: they end with the graceful stop's 1001 and are not counted as moved. A raw client inside
-a compressed message (its first fragment sent) stays until the message ends, then moves.
-The program file is the same build (format 2 to format 2); the new master is not this test's
-child, so it is stopped by its pid, or found by its configuration file if the test failed.
+Upgrade 1, compression on with compression_context_takeover = on, so each client decides:
+sessions offering no_context_takeover both ways stream compressed messages both ways through the
+upgrade and move: no close, nothing lost or reordered, every echo inflating to what was sent, the
+new master's compression counters growing, route and pool unchanged in the access log and in
+GET /api/v1/sessions. Sessions with context takeover keep zlib streams and drain: the graceful
+stop's 1001, not counted as moved. A raw client inside a compressed message (its first fragment
+sent) stays until the message ends, then moves. Upgrade 2, after a reload to the default (off):
+python3-websockets' own offer moves too, and the first sessions move a second time.
+The program file is the same build (format 2 to format 2); the new masters are not this test's
+children, so they are stopped by pid, or found by their configuration file if the test failed.
 """
 import asyncio
 import itertools
@@ -19,7 +19,6 @@ import re
 import signal
 import sys
 import threading
-import time
 import zlib
 
 import websockets
@@ -30,10 +29,23 @@ from wsbtest import (OP_CLOSE, OP_CONT, OP_TEXT, T, Checks, Echo, RawClient, Wsb
 
 c = Checks()
 CONFIGS = []  # configuration files of the masters started: a failed run stops them by these
-ROUTED, PLAIN, TAKEOVER = 3, 3, 3  # movable sessions on /chat (route chat-rt), on /, and drainers
-MOVABLE = ROUTED + PLAIN
 BOTH_NO = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 INTERVAL = 0.05
+
+
+def both_no():
+    """Offers no_context_takeover both ways: no zlib stream kept whatever wsbal allows."""
+    return {"compression": None, "extensions": [ClientPerMessageDeflateFactory(
+        server_no_context_takeover=True, client_no_context_takeover=True)]}
+
+
+DEFAULT = {"compression": "deflate"}  # python3-websockets' own offer: context takeover allowed
+# First upgrade, with compression_context_takeover = on: movers on /chat (route chat-rt) and on
+# the default route, and sessions that keep zlib streams and drain.
+FIRST = [(f"/chat/m{i}", both_no()) for i in range(3)] + [(f"/m{i}", both_no()) for i in range(3)]
+TAKEOVER = [(f"/d{i}", DEFAULT) for i in range(3)]
+# Second upgrade, after a reload to the default (off): python3-websockets' default offer moves.
+SECOND = [("/chat/p0", DEFAULT), ("/p1", DEFAULT)]
 
 
 def texts(i, k):
@@ -43,38 +55,29 @@ def texts(i, k):
 
 
 class Clients:
-    """The websockets sessions, in an asyncio loop of their own thread: each sends a round of
-    two messages, waits for both echoes, and again every INTERVAL until stopped."""
+    """python3-websockets sessions (path, connect arguments) in an asyncio loop of their own
+    thread: each sends a round of two messages, waits for both echoes, and again every INTERVAL
+    until stopped."""
 
-    def __init__(self, url):
-        self.url = url
+    def __init__(self, url, specs):
+        self.url, self.specs, self.n = url, specs, len(specs)
         self.loop = asyncio.new_event_loop()
-        self.n = MOVABLE + TAKEOVER
         self.rounds = [0] * self.n
         self.codes = [None] * self.n
-        self.wrong, self.errors, self.connected = [], [], 0
+        self.wrong, self.errors = [], []
         self.stopping = False
         self.thread = threading.Thread(target=lambda: self.loop.run_until_complete(self.main()),
                                        daemon=True)
         self.thread.start()
 
-    @staticmethod
-    def path(i):
-        return f"/chat/m{i}" if i < ROUTED else f"/m{i}" if i < MOVABLE else f"/d{i}"
-
     async def one(self, i):
-        if i < MOVABLE:  # no zlib stream kept: movable
-            kw = {"compression": None, "extensions": [ClientPerMessageDeflateFactory(
-                server_no_context_takeover=True, client_no_context_takeover=True)]}
-        else:  # python3-websockets' default offer: context takeover both ways here
-            kw = {"compression": "deflate"}
+        path, kw = self.specs[i]
         try:
-            ws = await websockets.connect(self.url + self.path(i), ping_interval=None,
-                                          open_timeout=T, **kw)
+            ws = await websockets.connect(self.url + path, ping_interval=None, open_timeout=T,
+                                          **kw)
         except Exception as e:
-            self.errors.append(f"{i}: connect: {e!r}")
+            self.errors.append(f"{path}: connect: {e!r}")
             return
-        self.connected += 1
         try:
             for k in itertools.count():
                 if self.stopping:
@@ -83,18 +86,25 @@ class Clients:
                 for msg in sent:
                     await ws.send(msg)
                 got = [await asyncio.wait_for(ws.recv(), T) for _ in sent]
-                self.wrong += [(i, k, g[:40]) for m, g in zip(sent, got) if g != m]
+                self.wrong += [(path, k, g[:40]) for m, g in zip(sent, got) if g != m]
                 self.rounds[i] = k + 1
                 await asyncio.sleep(INTERVAL)
             await ws.close()
         except websockets.ConnectionClosed:
             pass  # its close code says how
         except Exception as e:
-            self.errors.append(f"{i}: {e!r}")
+            self.errors.append(f"{path}: {e!r}")
         self.codes[i] = ws.close_code
 
     async def main(self):
         await asyncio.gather(*(self.one(i) for i in range(self.n)))
+
+    def streaming(self, rounds=2, which=None):
+        """Waits until each session (of which) has done rounds more rounds than now."""
+        which = range(self.n) if which is None else which
+        now = list(self.rounds)
+        return wait_for(lambda: all(self.rounds[i] >= now[i] + rounds for i in which) or
+                        self.errors, T) and not self.errors
 
     def stop(self):
         self.stopping = True  # each session sees it after its round
@@ -156,91 +166,114 @@ def stray_masters(config):
     return found
 
 
+def upgrade(pid, admin, moved):
+    """SIGUSR2 to the master pid; the new master's status once its workers took moved sessions."""
+    os.kill(pid, signal.SIGUSR2)
+    return wait_for(lambda: (lambda s: s if s.get("pid", pid) != pid and
+                             s.get("upgraded_sessions", 0) >= moved else None)(status(admin)),
+                    timeout=3 * T, step=0.02) or {}
+
+
+def counters_grow(admin, clients, moved, what):
+    """The master at admin compresses and inflates for the moved sessions while they stream on."""
+    before = compression(admin)
+    c.true(f"{what}: every moved session streams on", clients.streaming(4, range(moved)),
+           clients.errors[:3])
+    after = compression(admin)
+    for d in ("client_to_backend", "backend_to_client"):
+        key = f'direction="{d}",stage="wire"'
+        c.true(f"{what}: the new master compresses {d}", after.get(key, 0) > before.get(key, 0),
+               f"{before} {after}")
+
+
 def test_compressed_sessions_move():
     echo, chat = Echo("e1"), Echo("e2")
     admin = free_port()
     access = f"/tmp/wsbal-upgrade-compression-{os.getpid()}.log"
-    lb = Wsbal([("e1", echo.url)], sections={
+    sections = {
         "wsbal": {"shutdown_timeout": "3s", "access_log": access},
         "listen": {"compression": "on", "compression_context_takeover": "on"},
         "admin": {"address": f"127.0.0.1:{admin}"},
         "route:chat-rt": {"path": "/chat", "pool": "chat"},
-        "backend:e2": {"url": chat.url, "pool": "chat"}})
+        "backend:e2": {"url": chat.url, "pool": "chat"}}
+    lb = Wsbal([("e1", echo.url)], sections=sections)
     CONFIGS.append(lb.config)
-    old_pid, new_pid = lb.proc.pid, 0
-    cl = Clients(lb.url)
-    raw = None
+    pids = [lb.proc.pid]
+    first = Clients(lb.url, FIRST + TAKEOVER)
+    second, raw = None, None
     try:
-        c.true("every session streams", wait_for(
-            lambda: min(cl.rounds) >= 2 or cl.errors, T), f"{cl.rounds} {cl.errors[:3]}")
+        c.true("every session streams", first.streaming(), first.errors[:3])
         raw, hdrs = RawClient.upgraded(lb.port, "/chat/raw",
                                        {"Sec-WebSocket-Extensions": BOTH_NO})
-        c.eq("the raw client has compression", BOTH_NO,
-             hdrs.get("sec-websocket-extensions"))
-        before = pools(admin)
-        c.eq("sessions listed with their pools before the upgrade",
-             ["chat"] * (ROUTED + 1) + ["default"] * (PLAIN + TAKEOVER),
-             [before.get(p) for p in [Clients.path(i) for i in range(ROUTED)] + ["/chat/raw"] +
-              [Clients.path(i) for i in range(ROUTED, cl.n)]])
+        c.eq("the raw client has compression", BOTH_NO, hdrs.get("sec-websocket-extensions"))
+        pool_of = {p: "chat" if p.startswith("/chat") else "default"
+                   for p, _ in FIRST + TAKEOVER + SECOND + [("/chat/raw", None)]}
+        listed = pools(admin)
+        c.eq("sessions listed with their pools", {p: pool_of[p] for p in listed}, listed)
         # Inside a compressed message: its first fragment is in, its last is not.
         big = b"raw message " * 50
         z = deflate(big)
         raw.send(frame(OP_TEXT, z[:len(z) // 2], fin=False, rsv=4))
 
         mark = len(lb.lines)
-        lb.proc.send_signal(signal.SIGUSR2)
-        st = wait_for(lambda: (lambda s: s if s.get("pid", old_pid) != old_pid and
-                               s.get("upgraded_sessions", 0) >= MOVABLE else None)(
-            status(admin)), timeout=3 * T, step=0.02)
-        c.true("the compressed sessions without context moved", st is not None,
-               f"{status(admin)} {lb.output()[-2000:]}")
-        st = st or {}
-        new_pid = st.get("pid", 0)
+        st = upgrade(pids[0], admin, len(FIRST))
+        c.true("upgrade 1: the compressed sessions without context moved", st, f"{status(admin)}")
+        pids.append(st.get("pid", 0))
         c.true("the raw client inside its compressed message did not (nor did the takeover ones)",
-               not wait_for(lambda: status(admin).get("upgraded_sessions", 0) > MOVABLE, 0.5))
+               not wait_for(lambda: status(admin).get("upgraded_sessions", 0) > len(FIRST), 0.5))
         raw.send(frame(OP_CONT, z[len(z) // 2:], fin=True))
         c.eq("its message ends whole, and its compressed echo inflates to it", big,
              read_message(raw))
         c.true("then it moves", wait_for(
-            lambda: status(admin).get("upgraded_sessions") == MOVABLE + 1, T), f"{status(admin)}")
+            lambda: status(admin).get("upgraded_sessions") == len(FIRST) + 1, T),
+            f"{status(admin)}")
         again = b"after the move " * 40
         raw.send(frame(OP_TEXT, deflate(again), rsv=4))
         c.eq("the new worker inflates and deflates for it", again, read_message(raw))
-
-        counts = compression(admin)
-        rounds = list(cl.rounds)
-        c.true("every moved session streams on", wait_for(
-            lambda: all(cl.rounds[i] >= rounds[i] + 4 for i in range(MOVABLE)), T),
-            f"{rounds} {cl.rounds}")
-        grown = compression(admin)
-        for d in ("client_to_backend", "backend_to_client"):
-            key = f'direction="{d}",stage="wire"'
-            c.true(f"the new master compresses {d} for the moved sessions",
-                   grown.get(key, 0) > counts.get(key, 0) > 0, f"{counts} {grown}")
-        after = pools(admin)
-        c.eq("the moved sessions keep their pools",
-             {p: before[p] for p in [Clients.path(i) for i in range(MOVABLE)] + ["/chat/raw"]},
-             after)
-        c.true("the takeover sessions drain: the graceful stop's close",
-               wait_for(lambda: all(cl.codes[i] is not None for i in range(MOVABLE, cl.n)),
-                        3 * T), f"{cl.codes}")
-        c.eq("with 1001", [1001] * TAKEOVER, cl.codes[MOVABLE:])
-        c.eq("the old master exits once they have", 0, lb.proc.wait(T))
-        ends = [tuple(map(int, m.groups())) for x in lb.lines[mark:]
-                for m in [re.search(r"handover: (\d+) sessions moved, (\d+) refused, (\d+) lost",
-                                    x)] if m]
-        c.eq("moved, refused and lost in the old workers' logs", (MOVABLE + 1, 0, 0),
-             tuple(sum(e[k] for e in ends) for k in range(3)))
         raw.send(frame(OP_CLOSE, close_payload(1000)))
         fin, op, payload = raw.read_frame()
         c.eq("the raw session closes cleanly", (OP_CLOSE, 1000),
              (op, int.from_bytes(payload[:2], "big")))
+        counters_grow(admin, first, len(FIRST), "upgrade 1")
+        listed = pools(admin)
+        c.eq("the moved sessions keep their pools", {p: pool_of[p] for p, _ in FIRST}, listed)
+        c.true("the takeover sessions drain: the graceful stop's close", wait_for(
+            lambda: all(first.codes[len(FIRST):]), 3 * T), f"{first.codes}")
+        c.eq("with 1001", [1001] * len(TAKEOVER), first.codes[len(FIRST):])
+        c.eq("the first master exits once they have", 0, lb.proc.wait(T))
+        totals = [tuple(map(int, m.groups())) for x in lb.lines[mark:] for m in [re.search(
+            r"handover: (\d+) sessions moved, (\d+) refused, (\d+) lost", x)] if m]
+        c.eq("moved, refused and lost in its workers' logs", (len(FIRST) + 1, 0, 0),
+             tuple(sum(t[k] for t in totals) for k in range(3)))
+
+        # The default setting, reloaded: python3-websockets' own offer gets no context takeover.
+        sections["listen"]["compression_context_takeover"] = "off"
+        lb.write_config([("e1", echo.url)], sections)
+        os.kill(pids[1], signal.SIGHUP)
+        c.true("the second master reloads", wait_for(lambda: status(admin).get("generation") == 2,
+                                                     T), f"{status(admin)}")
+        second = Clients(lb.url, SECOND)
+        c.true("new sessions stream", second.streaming(), second.errors[:3])
+        st = upgrade(pids[1], admin, len(FIRST) + len(SECOND))
+        c.eq("upgrade 2: every session moves (the first ones again)", len(FIRST) + len(SECOND),
+             st.get("upgraded_sessions"))
+        pids.append(st.get("pid", 0))
+        counters_grow(admin, first, len(FIRST), "upgrade 2, the sessions moved twice")
+        counters_grow(admin, second, len(SECOND), "upgrade 2, python3-websockets' default offer")
+        listed = pools(admin)
+        c.eq("the moved sessions keep their pools", {p: pool_of[p] for p, _ in FIRST + SECOND},
+             listed)
+        c.true("the second master exits", wait_for(
+            lambda: not os.path.exists(f"/proc/{pids[1]}"), T))
     finally:
-        cl.stop()
+        for clients in (first, second):
+            if clients is not None:
+                clients.stop()
         if raw is not None:
             raw.close()
-    c.eq("no moved session closed early, lost, changed or reordered a message",
-         ([], [], [1000] * MOVABLE), (cl.errors[:3], cl.wrong[:3], cl.codes[:MOVABLE]))
+    for clients, n in ((first, len(FIRST)), (second, len(SECOND))):
+        c.eq("no moved session closed early, lost, changed or reordered a message",
+             ([], [], [1000] * n), (clients.errors[:3], clients.wrong[:3], clients.codes[:n]))
 
     # One access-log line per session, with its route, whichever process wrote it.
     def ends():
@@ -250,18 +283,17 @@ def test_compressed_sessions_move():
         except OSError:
             return {}
         return {e["path"]: e for e in lines if e.get("event", "end") == "end"}
-    wait_for(lambda: len(ends()) >= cl.n + 1, T)
-    got = {p: e.get("route") for p, e in ends().items()}
-    want = {Clients.path(i): "chat-rt" if i < ROUTED else "default" for i in range(cl.n)}
-    want["/chat/raw"] = "chat-rt"
-    c.eq("each session's one access-log line names its route, moved or not", want, got)
+    wait_for(lambda: len(ends()) >= len(pool_of), T)
+    c.eq("each session's one access-log line names its route, moved or not",
+         {p: "chat-rt" if pool == "chat" else "default" for p, pool in pool_of.items()},
+         {p: e.get("route") for p, e in ends().items()})
 
-    c.true("the new master serves the configuration", new_pid in stray_masters(lb.config),
-           f"{stray_masters(lb.config)} {new_pid}")
-    if new_pid > 1:
-        os.kill(new_pid, signal.SIGTERM)
-        c.true("the new master stops",
-               wait_for(lambda: not os.path.exists(f"/proc/{new_pid}"), T))
+    c.true("the third master serves the configuration", pids[-1] in stray_masters(lb.config),
+           f"{stray_masters(lb.config)} {pids}")
+    if len(pids) == 3 and pids[-1] > 1:
+        os.kill(pids[-1], signal.SIGTERM)
+        c.true("the third master stops",
+               wait_for(lambda: not os.path.exists(f"/proc/{pids[-1]}"), T))
     lb.stop()
     echo.stop()
     chat.stop()

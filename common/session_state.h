@@ -157,9 +157,8 @@ ssize_t wsb_session_state_encode(const struct wsb_state *st, uint8_t *out, size_
 ssize_t wsb_session_state_peek(const uint8_t *buf, size_t len);
 
 /* Reads one message from buf: st's byte strings point into buf; fields the message's version
-   lacks are zero. Returns the bytes it took,
-   WSB_PARTIAL while the message is not whole, or WSB_ESTATE, WSB_ESTATE_VERSION, -E2BIG
-   (st is then unusable). */
+   lacks are zero. Returns the bytes it took, WSB_PARTIAL while the message is not whole, or
+   WSB_ESTATE, WSB_ESTATE_VERSION, -E2BIG (st is then unusable). */
 ssize_t wsb_session_state_decode(struct wsb_state *st, const uint8_t *buf, size_t len);
 
 #endif

@@ -25,6 +25,7 @@
 #define STOP_GRACE_MS      6000 /* beyond shutdown_timeout: the close handshakes' 5 s, and a margin */
 #define STOP_EXIT_MS       4000 /* systemd waits this long past our own SIGKILL, for the exit */
 #define STATUS_INTERVAL_MS 5000
+#define READY_PROBE_MS     10 /* how often a starting master looks whether its workers accept */
 /* Worker slots in the segment: a reload may start a whole new pool while the old one drains. */
 #define WORKER_SLOTS 2048
 
@@ -65,8 +66,34 @@ static void notify_status(struct master *m, const char *state) {
              (unsigned long long)wsb_shm_generation(m->shm));
 }
 
+static void on_status_timer(uv_timer_t *t);
+
+/*
+ * READY (to systemd, and to the old master of a binary upgrade) once every worker accepts on
+ * its hand-over socket, which it opens after its listeners: forked is not ready, and an old
+ * master hands sessions over the moment it reads READY. A worker that never gets there (its
+ * socket failed: it logged why) does not hold the start up past the upgrade's own deadline.
+ */
+static void ready_probe(struct master *m) {
+  unsigned n = worker_count(m->cfg);
+  bool late = uv_now(&m->loop) - m->started_ms >= WSB_UPGRADE_TIMEOUT_MS;
+  if (!wsb_upgrade_workers_accept(n) && !late)
+    return;
+  if (late)
+    wsb_log_warn("not every worker accepts on its hand-over socket: ready without it (a later "
+                 "binary upgrade drains their sessions)");
+  m->ready = true;
+  notify_status(m, "READY=1\n");
+  wsb_upgrade_ready(&m->up, n);
+  uv_timer_start(&m->status_timer, on_status_timer, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS);
+}
+
 static void on_status_timer(uv_timer_t *t) {
   struct master *m = t->data;
+  if (!m->ready) {
+    ready_probe(m);
+    return;
+  }
   notify_status(m, "");
   /* Reloads and session lists free megabytes that glibc would keep: see common/heap_trim.c. */
   wsb_heap_trim_tick(&m->heap_trim);
@@ -501,15 +528,15 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
     wsb_fatal(EXIT_STARTUP, "out of memory");
   m.workers.other_exited = other_exited;
   m.workers.arg = &m;
+  for (unsigned s = 0; s < m.shm->nworkers; s++)
+    m.workers.procs[s].incarnation = m.up.incarnation;
   wsb_workers_start(&m.workers, worker_count(cfg), fds, cfg->listen.naddress);
   m.started_ms = uv_now(&m.loop);
   if (m.admin_fd >= 0 &&
       wsb_admin_start(&m.admin, &m.loop, m.admin_fd, m.cfg, wsb_api_route, &m) != 0)
     wsb_log_error("admin server could not start");
   log_listening(&m);
-  notify_status(&m, "READY=1\n");
-  wsb_upgrade_ready(&m.up, worker_count(cfg));
-  uv_timer_start(&m.status_timer, on_status_timer, STATUS_INTERVAL_MS, STATUS_INTERVAL_MS);
+  uv_timer_start(&m.status_timer, on_status_timer, 0, READY_PROBE_MS);
 
   uv_run(&m.loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&m.loop) != 0)

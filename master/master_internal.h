@@ -46,6 +46,7 @@ struct master {
   uv_timer_t status_timer; /* refreshes systemd's STATUS= line, trims the heap */
   struct wsb_heap_trim heap_trim;
   bool stopping;
+  bool ready; /* READY sent: every worker of the first pool accepted on its hand-over socket */
   struct wsb_admin admin;
   int admin_fd;          /* bound at start, -1 when [admin] address = off */
   struct list_op *lists; /* session lists waiting for the workers' answers (api_sessions.c) */

@@ -3,14 +3,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../worker/handover.h"
 #include "admin.h"
 #include "listen.h"
 #include "log.h"
@@ -84,7 +88,8 @@ int wsb_upgrade_inherit(struct wsb_upgrade *u, const struct wsb_config *cfg, uns
     struct inherited *e = &in[nin];
     int fd = -1;
     _Static_assert(WSB_HOST_MAX == 256, "the widths below");
-    if (sscanf(item, "state=%ld", &state) == 1) {
+    if (sscanf(item, "state=%ld", &state) == 1 ||
+        sscanf(item, "incarnation=%" SCNu32, &u->incarnation) == 1) {
       continue;
     } else if (sscanf(item, "ready=%d", &fd) == 1 && (u->ready_fd = open_fd(fd)) >= 0) {
       fcntl(u->ready_fd, F_SETFD, FD_CLOEXEC);
@@ -156,6 +161,21 @@ static void write_line(struct wsb_upgrade *u, const char *line) {
     wsb_log_warn("upgrade: the old master did not take the answer: %s", strerror(errno));
   close(u->ready_fd);
   u->ready_fd = -1;
+}
+
+bool wsb_upgrade_workers_accept(unsigned n) {
+  for (unsigned slot = 0; slot < n; slot++) {
+    struct sockaddr_un sa;
+    socklen_t len = wsb_handover_socket_name(&sa, getpid(), slot);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* A listening Unix socket completes a connect at once (the worker then reads end of file). */
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, len) == 0;
+    if (fd >= 0)
+      close(fd);
+    if (!ok)
+      return false;
+  }
+  return true;
 }
 
 void wsb_upgrade_ready(struct wsb_upgrade *u, unsigned nworkers) {
@@ -253,6 +273,14 @@ static size_t describe(struct master *m, int ready_fd, char *spec, int *pass, si
            (unsigned)m->cfg->admin.address.port, m->cfg->admin.address.host);
     pass[k++] = m->admin.fd;
   }
+  /* The new workers' session ids must differ from those of the sessions they take in: their
+     incarnations start past every one of this master's (a session id holds slot, incarnation
+     and a sequence; worker/session.c). */
+  uint32_t incarnation = 0;
+  for (unsigned s = 0; s < m->shm->nworkers; s++)
+    if (m->workers.procs[s].incarnation > incarnation)
+      incarnation = m->workers.procs[s].incarnation;
+  append(spec, &used, " incarnation=%" PRIu32, incarnation);
   unsigned worker = 0;
   for (unsigned s = 0; s < m->shm->nworkers; s++) {
     const struct wsb_worker_proc *w = &m->workers.procs[s];

@@ -44,6 +44,8 @@ struct wsb_upgrade {
   pid_t handed_to;      /* the new master this one handed over to; 0 before */
   unsigned new_workers; /* its worker count: old worker i hands to its worker i mod this */
   int ready_fd;         /* the new master's side: where READY goes once it is; -1 */
+  uint32_t incarnation; /* the new master's side: where its workers' incarnations start, past
+                           every one of the old master's, so that session ids stay unique */
 };
 
 /* At start: where the program file is, and the new master's inherited descriptors are taken
@@ -59,6 +61,10 @@ void wsb_upgrade_init(struct wsb_upgrade *u);
  */
 int wsb_upgrade_inherit(struct wsb_upgrade *u, const struct wsb_config *cfg, unsigned n, int **fds,
                         int *admin_fd);
+
+/* Whether each of the first n worker slots of this master accepts on its hand-over socket
+   (a worker opens it after its listeners): what READY waits for. */
+bool wsb_upgrade_workers_accept(unsigned n);
 
 /* The new master is serving with nworkers workers: "READY PID N" to the old one. */
 void wsb_upgrade_ready(struct wsb_upgrade *u, unsigned nworkers);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,7 @@ static struct wsb_handover *handover(struct wsb_worker *w) {
   return w->handover;
 }
 
-static socklen_t socket_name(struct sockaddr_un *sa, pid_t master, unsigned slot) {
+socklen_t wsb_handover_socket_name(struct sockaddr_un *sa, pid_t master, unsigned slot) {
   memset(sa, 0, sizeof(*sa));
   sa->sun_family = AF_UNIX;
   /* Abstract: nothing in the file system to clean up after a crash. */
@@ -327,6 +328,13 @@ static bool take_messages(struct hconn *c) {
     int rc = total < 0 ? (int)total : (int)wsb_session_state_decode(&st, c->buf, c->len);
     char answer = ANSWER_REFUSED;
     if (rc >= 0 && c->nfds >= 2) {
+#ifdef WSB_FAULT_INJECTION
+      /* Tests: WSB_TEST_HANDOVER_DIE_AFTER=N: a new worker dies as the session after its Nth
+         comes in, unanswered (test_upgrade.py: a crash loses at most the session in flight). */
+      const char *die = getenv("WSB_TEST_HANDOVER_DIE_AFTER");
+      if (die != NULL && atomic_load(&w->stats->upgraded) >= strtoull(die, NULL, 10))
+        raise(SIGKILL);
+#endif
       int cfd = c->fds[0], bfd = c->fds[1];
       c->nfds -= 2;
       memmove(c->fds, c->fds + 2, c->nfds * sizeof(int));
@@ -418,7 +426,7 @@ int wsb_handover_listen(struct wsb_worker *w) {
   if (h == NULL)
     return -ENOMEM;
   struct sockaddr_un sa;
-  socklen_t len = socket_name(&sa, getppid(), w->slot);
+  socklen_t len = wsb_handover_socket_name(&sa, getppid(), w->slot);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -errno;
@@ -632,7 +640,7 @@ static void move_all(struct wsb_handover *h) {
    said READY) or cannot be reached. */
 static bool connect_new(struct wsb_handover *h) {
   struct sockaddr_un sa;
-  socklen_t len = socket_name(&sa, h->master, h->target);
+  socklen_t len = wsb_handover_socket_name(&sa, h->master, h->target);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
   if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||

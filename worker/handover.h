@@ -4,9 +4,16 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
+struct sockaddr_un;
+
 struct wsb_worker;
+
+/* The address of the hand-over socket of master's worker in slot; returns its length. The
+   new master connects to it too: it says READY once each of its workers accepts there. */
+socklen_t wsb_handover_socket_name(struct sockaddr_un *sa, pid_t master, unsigned slot);
 
 /* Every worker: listens for an old worker's sessions on the Unix socket named after its
    master and slot (abstract namespace, peers of this uid only). Returns 0 or a negative errno

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -223,6 +224,17 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   }
   if (status == 0 && open_listeners(w, start) != 0)
     status = 3;
+#ifdef WSB_FAULT_INJECTION
+  /* Tests: a worker started while the file WSB_TEST_SLOW_HANDOVER names exists opens its
+     hand-over socket as many ms late as the file says (test_upgrade.py: READY waits for it). */
+  const char *slow = getenv("WSB_TEST_SLOW_HANDOVER");
+  FILE *slow_f = slow != NULL ? fopen(slow, "r") : NULL;
+  unsigned slow_ms = 0;
+  if (slow_f != NULL && fscanf(slow_f, "%u", &slow_ms) == 1)
+    nanosleep(&(struct timespec){slow_ms / 1000, (long)(slow_ms % 1000) * 1000000}, NULL);
+  if (slow_f != NULL)
+    fclose(slow_f);
+#endif
   /* A later binary upgrade's old workers hand their sessions in here. */
   if (status == 0 && wsb_handover_listen(w) != 0)
     wsb_log_warn("handover socket: sessions of an older wsbal cannot come to this worker");

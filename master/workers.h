@@ -84,6 +84,10 @@ unsigned wsb_workers_send(struct wsb_workers *ws, int slot, const struct wsb_con
 /* Stop: no more respawns, the master's copies of the sockets closed, SIGTERM to every worker. */
 void wsb_workers_stop(struct wsb_workers *ws);
 
+/* After wsb_workers_stop: the workers it stopped go on draining as retired ones, so that a new
+   pool may start (a binary upgrade whose new master died: upgrade.c). */
+void wsb_workers_resume(struct wsb_workers *ws);
+
 /* Closes the table's handles (after the loop's last use of them) and its sockets. */
 void wsb_workers_close(struct wsb_workers *ws);
 

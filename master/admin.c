@@ -212,7 +212,7 @@ static void on_written(uv_write_t *req, int status) {
   free(w);
   if (c->state != CONN_WRITING)
     return;
-  if (status < 0 || c->close_after) {
+  if (status < 0 || c->close_after || c->a->quiescing) {
     close_conn(c);
     return;
   }
@@ -385,7 +385,7 @@ static void answer(struct admin_conn *c, struct wsb_admin_reply *r) {
   c->len -= used;
   wsb_http_head_init(&c->head, false, HEAD_MAX);
   c->fed = c->head_len = c->body_len = 0;
-  send_reply(c, r, c->keep_alive);
+  send_reply(c, r, c->keep_alive && !c->a->quiescing);
   free(r->body);
   r->body = NULL;
 }
@@ -631,6 +631,7 @@ int wsb_admin_start(struct wsb_admin *a, uv_loop_t *loop, int fd, const struct w
   a->cfg = cfg;
   a->route = route;
   a->ctx = ctx;
+  a->quiescing = false;
   uv_tcp_init(loop, &a->listener);
   a->listener.data = a;
   int rc = uv_tcp_open(&a->listener, fd);
@@ -639,11 +640,18 @@ int wsb_admin_start(struct wsb_admin *a, uv_loop_t *loop, int fd, const struct w
   return rc;
 }
 
-void wsb_admin_stop(struct wsb_admin *a) {
-  if (a->fd < 0)
-    return;
+void wsb_admin_quiesce(struct wsb_admin *a) {
+  if (a->fd >= 0)
+    uv_close((uv_handle_t *)&a->listener, NULL);
   a->fd = -1;
-  uv_close((uv_handle_t *)&a->listener, NULL);
+  a->quiescing = true;
+  for (struct admin_conn *c = a->conns; c != NULL; c = c->next)
+    if (c->state == CONN_NEW || c->state == CONN_IDLE)
+      close_conn(c);
+}
+
+void wsb_admin_stop(struct wsb_admin *a) {
+  wsb_admin_quiesce(a);
   for (struct admin_conn *c = a->conns; c != NULL; c = c->next)
     close_conn(c);
 }

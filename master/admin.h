@@ -51,6 +51,7 @@ struct wsb_admin {
                                    rewrites it in place */
   wsb_admin_route_fn route;
   void *ctx;
+  bool quiescing;       /* no more accepting: each request under way is answered, then closed */
   unsigned connections; /* open and not closing */
   uint64_t next_conn;
   struct admin_conn *conns; /* every connection until its handles are closed */
@@ -62,6 +63,11 @@ int wsb_admin_bind(const struct wsb_hostport *hp, char *err, size_t errlen);
 /* Serves on fd from now on, with cfg's [admin] token and timeouts as they are at each use. */
 int wsb_admin_start(struct wsb_admin *a, uv_loop_t *loop, int fd, const struct wsb_config *cfg,
                     wsb_admin_route_fn route, void *ctx);
+
+/* Stops accepting (the listening socket's queue is left to whoever else serves it: a binary
+   upgrade's new master) and closes idle connections; a request under way is answered, with
+   Connection: close, then its connection closes. */
+void wsb_admin_quiesce(struct wsb_admin *a);
 
 /* Closes the listener and every connection. */
 void wsb_admin_stop(struct wsb_admin *a);

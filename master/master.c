@@ -136,7 +136,7 @@ static void begin_stop(struct master *m, int signum) {
 
 void wsb_master_handed_over(struct master *m, pid_t pid) {
   wsb_upgrade_keep(m);
-  wsb_admin_stop(&m->admin);
+  wsb_admin_quiesce(&m->admin);
   /* Each worker hands its sessions to the new master's worker of its slot (modulo their
      count); what cannot move drains as below. */
   struct wsb_control_msg msg = {.type = WSB_CTL_HANDOVER,

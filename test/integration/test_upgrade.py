@@ -6,8 +6,10 @@ file (a crash, a hang, nothing) at the master's own path. Every wait has a deadl
 """
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,7 +65,6 @@ def status(lb):
 def wait_output(lb, pattern, start=0, timeout=T):
     """Like wait_line, but goes on after the old master exited: the new one writes to the same
     pipe."""
-    import re
     rx = re.compile(pattern)
     deadline = time.monotonic() + timeout
     with lb.cond:
@@ -261,11 +262,38 @@ def test_handover_socket(echo):
     lb.stop()
 
 
+def read_answer(sock, until_eof=False):
+    """One HTTP answer from a raw socket: (head, body); to the end of the stream if asked."""
+    data = b""
+    while b"\r\n\r\n" not in data or until_eof:
+        more = sock.recv(65536)
+        if not more:
+            break
+        data += more
+        if not until_eof and b"\r\n\r\n" in data:
+            head, _, rest = data.partition(b"\r\n\r\n")
+            m = re.search(rb"Content-Length: (\d+)", head)
+            if m and len(rest) < int(m.group(1)):
+                continue
+            break
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.decode(errors="replace"), body
+
+
 def test_hand_over(echo):
     lb = start_lb(echo)
     old = status(lb)
     chat = Chatters(lb.url, 20)
     c.true("sessions echo before the upgrade", chat.more_echoes(40))
+    # An admin request the old master has accepted and is reading as it hands over: it answers
+    # it (Connection: close), while new connections go to the new master.
+    inflight = socket.create_connection(("127.0.0.1", lb.admin), timeout=T)
+    get = f"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1:{lb.admin}\r\n".encode()
+    inflight.sendall(get + b"\r\n")
+    head, body = read_answer(inflight)
+    c.true("a keep-alive admin connection to the old master", head.startswith("HTTP/1.1 200") and
+           json.loads(body).get("pid") == lb.proc.pid, head)
+    inflight.sendall(get)  # the head's last line is still to come
     mark = len(lb.lines)
     code, body = admin_call(lb.admin, "POST", "/api/v1/upgrade", timeout=3 * T)
     c.eq("POST /api/v1/upgrade answers 200 once the new master is ready", 200, code)
@@ -276,6 +304,12 @@ def test_hand_over(echo):
            wait_output(lb, r"took the old master's listeners; 0 bound anew", mark) is not None)
     c.true("the old master hands over",
            wait_output(lb, rf"handed over to pid {new_pid}", mark) is not None)
+    inflight.sendall(b"\r\n")
+    head, body = read_answer(inflight, until_eof=True)
+    c.true("the request in flight at the hand-over is answered by the old master, and closed",
+           head.startswith("HTTP/1.1 200") and "Connection: close" in head and
+           json.loads(body or b"{}").get("pid") == lb.proc.pid, head)
+    inflight.close()
     st = wait_for(lambda: (lambda s: s if s and s["pid"] == new_pid else None)(status(lb)))
     c.true("GET /api/v1/status is the new master's", st is not None)
     if st:

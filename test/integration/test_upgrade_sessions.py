@@ -120,8 +120,9 @@ class Clients:
 
 
 def status(lb):
-    """The status, or {} for a request the old master accepted but closed unanswered as it
-    handed the admin port over (a known gap: it does not finish requests in flight)."""
+    """The status, or {} when the request failed (the old master now answers a request it had
+    accepted as it hands the admin port over, and closes idle connections: http.client may
+    have reused one of those)."""
     try:
         code, body = admin_call(lb.admin, "GET", "/api/v1/status")
     except (ConnectionError, http.client.HTTPException):

@@ -449,6 +449,7 @@ void wsb_upgrade_child_exited(struct master *m, pid_t pid, int status) {
        clean exit is an operator's stop, which this master does not undo. */
     char buf[128];
     u->child = u->handed_to = 0;
+    uv_timer_stop(&u->timer);
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
       wsb_master_take_back(m, describe_exit(status, buf, sizeof(buf)));
     return;
@@ -528,10 +529,33 @@ int wsb_upgrade_start(struct master *m, uint64_t conn, bool from_api, char *why,
   return 0;
 }
 
+static void drop_kept(struct wsb_upgrade *u) {
+  for (size_t i = 0; u->kept_fds != NULL && i < (size_t)u->kept_workers * u->kept_naddr; i++)
+    close(u->kept_fds[i]);
+  free(u->kept_fds);
+  u->kept_fds = NULL;
+  if (u->kept_admin >= 0)
+    close(u->kept_admin);
+  u->kept_admin = -1;
+}
+
+/* The hand-over is long done: a listener kept after the new master closed its own (a reload to
+   other addresses) would take connections into its queue that nobody accepts. */
+static void on_keep_timeout(uv_timer_t *t) {
+  struct master *m = t->data;
+  drop_kept(&m->up);
+}
+
 void wsb_upgrade_keep(struct master *m) {
   struct wsb_upgrade *u = &m->up;
   size_t naddr = m->cfg->listen.naddress, k = 0;
-  unsigned n = wsb_workers_current(&m->workers);
+  unsigned n = 0;
+  for (unsigned s = 0; s < m->shm->nworkers; s++) {
+    const struct wsb_worker_proc *w = &m->workers.procs[s];
+    n += w->in_use && !w->retiring && w->generation == m->workers.generation &&
+         w->listen_fds != NULL && w->nlisten == naddr;
+  }
+  uv_timer_start(&u->timer, on_keep_timeout, WSB_UPGRADE_TIMEOUT_MS, 0);
   u->kept_fds = malloc((size_t)n * naddr * sizeof(int));
   for (unsigned s = 0; s < m->shm->nworkers && u->kept_fds != NULL && k < (size_t)n * naddr; s++) {
     const struct wsb_worker_proc *w = &m->workers.procs[s];
@@ -572,11 +596,5 @@ void wsb_upgrade_close(struct wsb_upgrade *u) {
     close(u->ready_fd);
     u->ready_fd = -1;
   }
-  for (size_t i = 0; u->kept_fds != NULL && i < (size_t)u->kept_workers * u->kept_naddr; i++)
-    close(u->kept_fds[i]);
-  free(u->kept_fds);
-  u->kept_fds = NULL;
-  if (u->kept_admin >= 0)
-    close(u->kept_admin);
-  u->kept_admin = -1;
+  drop_kept(u);
 }

@@ -99,7 +99,10 @@ static void on_status_timer(uv_timer_t *t) {
     ready_probe(m);
     return;
   }
-  notify_status(m, "");
+  /* While the old master of an upgrade lives it is the service's main process, and systemd
+     would log each message of this one as one it does not take (NotifyAccess=main). */
+  if (m->up.old_master <= 0 || getppid() != m->up.old_master)
+    notify_status(m, "");
   /* Reloads and session lists free megabytes that glibc would keep: see common/heap_trim.c. */
   wsb_heap_trim_tick(&m->heap_trim);
 }

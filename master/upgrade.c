@@ -74,6 +74,7 @@ int wsb_upgrade_inherit(struct wsb_upgrade *u, const struct wsb_config *cfg, uns
   char *spec = strdup(env);
   /* Workers, and a later upgrade of this master, must not see it. */
   unsetenv(WSB_UPGRADE_ENV);
+  u->old_master = getppid();
   if (spec == NULL)
     return -ENOMEM;
   size_t max = 1, nin = 0;

@@ -52,6 +52,7 @@ struct wsb_upgrade {
   unsigned kept_workers;
   size_t kept_naddr;
   int kept_admin;       /* -1 when none */
+  pid_t old_master;     /* the new master's side: the master that started it; 0 when none */
   uint32_t incarnation; /* the new master's side: where its workers' incarnations start, past
                            every one of the old master's, so that session ids stay unique */
 };

@@ -1,4 +1,4 @@
-/* The idle plain HTTP backend connections of a worker: descriptors kept per backend slot. */
+/* The idle HTTP backend connections of a worker: descriptors (with their TLS state) per slot. */
 #include "http_pool.h"
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 
 #include "leg.h"
 #include "session.h"
+#include "tls_leg.h"
 
 /* A connection parked this recently is handed out without a peek when the request may be sent
    again: under load connections come and go within milliseconds, while backends close idle
@@ -17,7 +18,8 @@
 
 struct pool_conn {
   int fd;
-  uint64_t parked_ms; /* uv_now when it went idle */
+  struct wsb_tls_leg *tls; /* a TLS backend's connection state, NULL for a plain one */
+  uint64_t parked_ms;      /* uv_now when it went idle */
 };
 
 /* Idle connections to one backend slot, newest last. */
@@ -32,9 +34,14 @@ struct wsb_http_pool {
   struct pool_slot slots[WSB_SHM_MAX_BACKENDS];
 };
 
+static void conn_close(struct pool_conn *c) {
+  close(c->fd);
+  wsb__tls_conn_free(c->tls);
+}
+
 static void pool_flush(struct pool_slot *p) {
   for (uint32_t i = 0; i < p->n; i++)
-    close(p->conns[i].fd);
+    conn_close(&p->conns[i]);
   p->n = 0;
 }
 
@@ -58,7 +65,8 @@ bool wsb_http_pool_idle(int fd) {
 }
 
 /* The newest idle connection to slot that is still good, or -1. */
-int wsb_http_pool_take(struct wsb_worker *w, int slot, bool retryable) {
+int wsb_http_pool_take(struct wsb_worker *w, int slot, bool retryable, struct wsb_tls_leg **tls) {
+  *tls = NULL;
   if (w->http_pool == NULL)
     return -1;
   struct pool_slot *p = &w->http_pool->slots[slot];
@@ -68,44 +76,49 @@ int wsb_http_pool_take(struct wsb_worker *w, int slot, bool retryable) {
   uint64_t now = uv_now(&w->loop);
   while (p->n > 0) {
     struct pool_conn c = p->conns[--p->n];
-    if ((retryable && now - c.parked_ms < TRUST_MS) || wsb_http_pool_idle(c.fd))
+    if ((retryable && now - c.parked_ms < TRUST_MS) || wsb_http_pool_idle(c.fd)) {
+      *tls = c.tls;
       return c.fd;
-    close(c.fd);
+    }
+    conn_close(&c);
   }
   return -1;
 }
 
-/* Keeps a duplicate of the backend connection's socket for the next request to slot; past
-   http_keepalive the oldest one goes. */
-void wsb_http_pool_put(struct wsb_worker *w, int slot, uv_os_fd_t fd) {
+/* Keeps a duplicate of the backend connection's socket (and its TLS state, now the pool's)
+   for the next request to slot; past http_keepalive the oldest one goes. */
+static void pool_put(struct wsb_worker *w, int slot, uv_os_fd_t fd, struct wsb_tls_leg *tls) {
   uint32_t max = wsb_shm_pool_settings(w->table, w->table->backends[slot].pool)->http_keepalive;
-  if (max == 0)
+  if (max == 0 ||
+      (w->http_pool == NULL && (w->http_pool = calloc(1, sizeof(*w->http_pool))) == NULL)) {
+    wsb__tls_conn_free(tls);
     return;
-  if (w->http_pool == NULL && (w->http_pool = calloc(1, sizeof(*w->http_pool))) == NULL)
-    return;
+  }
   struct pool_slot *p = &w->http_pool->slots[slot];
   const struct wsb_shm_backend *b = &w->table->backends[slot];
   if (p->n > 0 && memcmp(&p->addr, &b->addr, b->addr_len) != 0)
     pool_flush(p);
   while (p->n > max) /* a reload lowered http_keepalive */
-    close(p->conns[--p->n].fd);
+    conn_close(&p->conns[--p->n]);
   if (p->cap < max) { /* first use, or a reload raised it */
     struct pool_conn *conns = realloc(p->conns, sizeof(*conns) * max);
-    if (conns == NULL)
-      return;
-    p->conns = conns;
-    p->cap = max;
+    if (conns != NULL) {
+      p->conns = conns;
+      p->cap = max;
+    }
   }
-  int dup_fd = dup(fd);
-  if (dup_fd < 0)
+  int dup_fd = p->cap >= max ? dup(fd) : -1;
+  if (dup_fd < 0) {
+    wsb__tls_conn_free(tls);
     return;
+  }
   if (p->n == max) {
-    close(p->conns[0].fd);
+    conn_close(&p->conns[0]);
     memmove(p->conns, p->conns + 1, sizeof(*p->conns) * (p->n - 1));
     p->n--;
   }
   memcpy(&p->addr, &b->addr, b->addr_len);
-  p->conns[p->n++] = (struct pool_conn){dup_fd, uv_now(&w->loop)};
+  p->conns[p->n++] = (struct pool_conn){dup_fd, tls, uv_now(&w->loop)};
 }
 
 bool wsb_http_pool_keep(struct wsb_session *s) {
@@ -116,9 +129,12 @@ bool wsb_http_pool_keep(struct wsb_session *s) {
   /* No peek here: the kept connection is read while idle, and one that ended or spoke is no
      longer read (wsb__http_kept_read). */
   uv_os_fd_t fd;
-  if (s->backend.tls == NULL && s->backend.queued == 0 && s->backend.reading &&
-      uv_fileno((uv_handle_t *)&s->backend.tcp, &fd) == 0)
-    wsb_http_pool_put(s->w, slot, fd);
+  if (s->backend.queued > 0 || !s->backend.reading ||
+      uv_fileno((uv_handle_t *)&s->backend.tcp, &fd) != 0)
+    return true;
+  struct wsb_tls_leg *tls = wsb__tls_leg_detach(&s->backend);
+  if (tls != NULL || s->backend.tls == NULL)
+    pool_put(s->w, slot, fd, tls);
   return true;
 }
 

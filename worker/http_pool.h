@@ -1,4 +1,4 @@
-/* The idle plain HTTP connections to backends a worker keeps (http_keepalive per backend). */
+/* The idle HTTP connections to backends a worker keeps (http_keepalive per backend). */
 #ifndef WSB_HTTP_POOL_H
 #define WSB_HTTP_POOL_H
 
@@ -6,23 +6,22 @@
 #include <uv.h>
 
 struct wsb_session;
+struct wsb_tls_leg;
 struct wsb_worker;
 
 /* True when the connection's peer has not closed, reset or written to it: a peek finds
    nothing to read yet. */
 bool wsb_http_pool_idle(int fd);
 
-/* The newest idle connection to slot that is still good (its descriptor, now the caller's),
-   or -1. For a request that may be sent again (retryable), one parked less than a second ago
-   is taken without a peek. */
-int wsb_http_pool_take(struct wsb_worker *w, int slot, bool retryable);
-
-/* Keeps a duplicate of fd, a connection to slot, for a later request; past http_keepalive the
-   oldest one goes. The caller still closes its own fd. */
-void wsb_http_pool_put(struct wsb_worker *w, int slot, uv_os_fd_t fd);
+/* The newest idle connection to slot that is still good (its descriptor, now the caller's,
+   and for a TLS backend its TLS state in *tls, to attach to the leg), or -1. For a request
+   that may be sent again (retryable), one parked less than a second ago is taken without a
+   peek. */
+int wsb_http_pool_take(struct wsb_worker *w, int slot, bool retryable, struct wsb_tls_leg **tls);
 
 /* A session's backend leg kept connected between its plain requests (s->kept_slot) goes to
-   the pool (when still idle) and stops being kept; the caller closes the leg's handle.
+   the pool (when still idle; a TLS one with its TLS state) and stops being kept; the caller
+   closes the leg's handle.
    Returns false when none was kept. */
 bool wsb_http_pool_keep(struct wsb_session *s);
 

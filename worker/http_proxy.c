@@ -377,10 +377,13 @@ static void connect_next(struct wsb_session *s) {
   s->handles++;
   wsb_http_head_init(&hx->resp, true, RESPONSE_HEAD_MAX);
   const struct wsb_shm_backend *b = &w->table->backends[slot];
-  int fd = b->url.tls ? -1 : wsb_http_pool_take(w, slot, retryable(hx));
+  struct wsb_tls_leg *tls;
+  int fd = wsb_http_pool_take(w, slot, retryable(hx), &tls);
   hx->reused = fd >= 0;
   if (hx->reused) {
     int rc = uv_tcp_open(&s->backend.tcp, fd);
+    if (tls != NULL)
+      wsb__tls_leg_attach(&s->backend, tls); /* freed with the leg from here on */
     if (rc == 0)
       rc = wsb__leg_start_reading(&s->backend);
     if (rc != 0) {
@@ -492,8 +495,8 @@ static void exchange_done(struct wsb_session *s) {
   /* Not a connection the request's body has not all gone through: the backend would read the
      next request as the rest of it. */
   bool keep =
-      hx->reusable && hx->req.body.done && s->backend.open && s->backend.tls == NULL &&
-      s->backend.queued == 0 && wsb__slot_valid(slot) &&
+      hx->reusable && hx->req.body.done && s->backend.open && s->backend.queued == 0 &&
+      wsb__slot_valid(slot) &&
       wsb_shm_pool_settings(s->w->table, s->w->table->backends[slot].pool)->http_keepalive > 0;
   /* A kept connection stays read, so its end or unexpected bytes are seen while it is idle
      (wsb__http_kept_read), without an epoll_ctl call per request. */

@@ -426,14 +426,40 @@ void wsb__tls_leg_close_notify(struct wsb_leg *l) {
   }
 }
 
+void wsb__tls_conn_free(struct wsb_tls_leg *tl) {
+  if (tl == NULL)
+    return;
+  SSL_free(tl->ssl);
+  free(tl->saved);
+  wsb_buf_free(&tl->early);
+  free(tl);
+}
+
 void wsb__tls_leg_free(struct wsb_leg *l) {
   struct wsb_tls_leg *tl = l->tls;
   if (tl == NULL)
     return;
   wsb__tls_worker_drain_remove(l->s->w, tl);
-  SSL_free(tl->ssl);
-  free(tl->saved);
-  wsb_buf_free(&tl->early);
-  free(tl);
+  wsb__tls_conn_free(tl);
   l->tls = NULL;
+}
+
+/* Only a connection whose handshake is over and that holds nothing (no ciphertext read and not
+   yet decrypted, no plaintext waiting) may carry another request: anything held would be read
+   as the start of the next answer. */
+struct wsb_tls_leg *wsb__tls_leg_detach(struct wsb_leg *l) {
+  struct wsb_tls_leg *tl = l->tls;
+  if (tl == NULL || !tl->done || tl->failed || tl->draining || tl->saved != NULL ||
+      tl->early.len > 0 || SSL_pending(tl->ssl) > 0 || SSL_has_pending(tl->ssl))
+    return NULL;
+  tl->leg = NULL;
+  SSL_set_app_data(tl->ssl, NULL);
+  l->tls = NULL;
+  return tl;
+}
+
+void wsb__tls_leg_attach(struct wsb_leg *l, struct wsb_tls_leg *tl) {
+  tl->leg = l;
+  SSL_set_app_data(tl->ssl, l);
+  l->tls = tl;
 }

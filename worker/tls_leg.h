@@ -22,6 +22,13 @@ void wsb__tls_leg_resume(struct wsb_leg *l);
 /* Sends close_notify if it can go out at once; the connection closes right after. */
 void wsb__tls_leg_close_notify(struct wsb_leg *l);
 void wsb__tls_leg_free(struct wsb_leg *l);
+/* A backend connection's TLS state travels with it to the idle pool between requests
+   (http_pool.c): detach takes it from the leg, or returns NULL (and leaves it) when the
+   connection cannot carry another request; attach gives it to the leg that takes the
+   connection; a pooled one that is dropped is freed with wsb__tls_conn_free. */
+struct wsb_tls_leg *wsb__tls_leg_detach(struct wsb_leg *l);
+void wsb__tls_leg_attach(struct wsb_leg *l, struct wsb_tls_leg *tl);
+void wsb__tls_conn_free(struct wsb_tls_leg *tl);
 bool wsb__tls_leg_handshaking(const struct wsb_leg *l);
 /* Counts a failed handshake of the leg, and logs it (see tls_leg.c). */
 void wsb__tls_leg_count_error(struct wsb_leg *l, enum wsb_tls_error e);

@@ -1,5 +1,5 @@
 /* least_conn: the fewest live sessions per unit of (slow-start) weight, random among equals
- * (a preferred one first). */
+ * (a preferred one first, with one session of slack). */
 #include "select.h"
 
 /* Ties are broken by reservoir sampling, so workers with equal views do not all pick the first. */
@@ -13,8 +13,13 @@ static int least_conn_select(void *state, const struct wsb_pick *p) {
     if (!wsb_select_available(p, slot))
       continue;
     uint64_t load = wsb_select_load(p, slot), weight = wsb_select_weight(p, slot);
-    int cmp = best < 0 ? -1 : wsb_select_compare(load, weight, best_load, best_weight);
     bool preferred = wsb_slot_set_has(&p->preferred, slot);
+    /* One request of slack for the preferred backend (a plain HTTP connection's kept one):
+       counts of requests in flight move by one with every answer, and following each such
+       move would switch backend connections on every third request. */
+    if (preferred && load > 0)
+      load--;
+    int cmp = best < 0 ? -1 : wsb_select_compare(load, weight, best_load, best_weight);
     if (cmp < 0)
       ties = 1;
     if (cmp < 0 ||

@@ -670,7 +670,8 @@ class Bench:
         cfg = os.path.join(d, "wsbal-http.ini")
         with open(cfg, "w") as f:
             f.write(wsbal_http_config(port, backends))
-        return [os.path.join(self.build, "wsbal"), "-c", cfg], 2
+        build = self.o.baseline if target == BASELINE else self.build
+        return [os.path.join(build, "wsbal"), "-c", cfg], 2
 
     def run_http(self, rnd, target):
         """wrk over keep-alive connections: a warm-up run, then the measured one, with the CPU
@@ -1154,8 +1155,6 @@ def main(argv):
                     if (scenario == "storm" and target == "direct") or scenario == "compression":
                         continue
                     if target == FORWARDER and scenario not in FORWARDER_SCENARIOS:
-                        continue
-                    if target == BASELINE and scenario == "http":
                         continue
                     r = bench.run_one(rnd, scenario, target)
                     runs.append(r)

@@ -190,8 +190,8 @@ START_TEST(least_conn_breaks_ties_at_random) {
 }
 END_TEST
 
-/* A preferred slot wins its ties (the backend a plain HTTP connection is kept to), and only its
-   ties: a less loaded backend still goes first. */
+/* A preferred slot (the backend a plain HTTP connection is kept to) wins its ties and a
+   difference of one session, and only that: a backend two sessions less loaded goes first. */
 START_TEST(least_conn_prefers_among_equals) {
   struct world w;
   world_open(&w, WSB_ALG_LEAST_CONN, 3, NULL);
@@ -200,6 +200,9 @@ START_TEST(least_conn_prefers_among_equals) {
   pick_many(&w, 100, false, counts);
   ck_assert_uint_eq(counts[2], 100);
   set_live(&w, 2, 1);
+  pick_many(&w, 100, false, counts);
+  ck_assert_uint_eq(counts[2], 100);
+  set_live(&w, 2, 2);
   pick_many(&w, 100, false, counts);
   ck_assert_uint_eq(counts[2], 0);
   ck_assert_uint_gt(counts[0], 20);

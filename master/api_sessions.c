@@ -48,7 +48,7 @@ struct list_op {
   uint64_t id;     /* one: the session */
   int32_t slot;    /* only this backend's sessions, or -1 */
   unsigned worker; /* the worker slot asked now; sessions are listed in id order, and a
-                      session's id starts with its worker's slot */
+                      session's id starts with the slot of the worker that opened it */
   uint64_t skip;   /* matching sessions of the workers still to ask to pass over */
   uint64_t offset;
   uint64_t limit;
@@ -121,16 +121,17 @@ static void list_end(struct list_op *op) {
   uv_close((uv_handle_t *)&op->timer, on_list_timer_closed);
 }
 
-/* A close or a failover sent to a live session's worker: 202, since the worker acts when it
-   reads the command (and the session may end first). */
-static void send_command(struct master *m, struct session_command *cmd, struct wsb_admin_reply *r) {
+/* A close or a failover sent to the worker that holds the session (the one whose lookup found
+   it): 202, since the worker acts when it reads the command (and the session may end first). */
+static void send_command(struct master *m, struct session_command *cmd, unsigned worker,
+                         struct wsb_admin_reply *r) {
   struct wsb_control_msg *msg = &cmd->msg;
   const char *peer = cmd->peer;
   if (cmd->target[0] != '\0' && (msg->slot = wsb__api_find_backend(m, cmd->target)) < 0) {
     wsb_admin_error(r, 404, "no such backend");
     return;
   }
-  unsigned reached = wsb_workers_send(&m->workers, (int)(msg->session >> 52), msg);
+  unsigned reached = wsb_workers_send(&m->workers, (int)worker, msg);
   if (reached == 0) {
     wsb_admin_error(r, 404, "no such session: its worker is not running");
     return;
@@ -152,7 +153,7 @@ static void list_answer(struct list_op *op, struct wsb_admin_reply *r) {
     wsb_admin_error(r, op->partial ? 504 : 404,
                     op->partial ? "its worker did not answer in time" : "no such session");
   } else if (op->command) {
-    send_command(m, &op->cmd, r);
+    send_command(m, &op->cmd, op->entries[0].worker, r);
   } else if (wsb__api_json_begin_sized(&j, r, 1024 + op->n * SESSION_JSON_MAX)) {
     if (op->one) {
       session_json(m, &j, &op->entries[0]);
@@ -193,9 +194,14 @@ static void finish_list(struct list_op *op) {
 /* Asks the next running worker for its part of the page; false when none is left. */
 static bool list_ask(struct list_op *op) {
   struct master *m = op->m;
+  /* One session is looked for in every worker until one has it, not only in the worker its id
+     names: a binary upgrade hands sessions to a worker of another slot when the worker count
+     changed. */
+  if (op->one && op->n > 0)
+    return false;
   for (; op->worker < m->shm->nworkers; op->worker++) {
     const struct wsb_worker_proc *w = &m->workers.procs[op->worker];
-    if ((op->one && op->worker != (op->id >> 52)) || w->pid == 0 || w->control_fd < 0)
+    if (w->pid == 0 || w->control_fd < 0)
       continue; /* a worker not running has no sessions */
     struct wsb_control_msg msg = {
         .type = WSB_CTL_LIST_SESSIONS,

@@ -45,8 +45,26 @@ static void forget_master_in_child(void *arg) {
     uv_signal_stop(&m->signals[i]);
 }
 
+static void close_handles(void *arg);
+
+static void on_admin_wait(uv_timer_t *t) {
+  close_handles(t->data);
+}
+
+/* How often a master that handed over looks whether its last admin requests have ended. */
+#define ADMIN_WAIT_STEP_MS 20
+
 static void close_handles(void *arg) {
   struct master *m = arg;
+  /* After a hand-over the admin port is the new master's, but a request this one had accepted
+     is answered before it exits: wait for it, within [admin] request_timeout (past that the
+     connection has had its 408 and closed). */
+  if (m->up.handed_to > 0 && m->admin.connections > 0 &&
+      m->admin_waited_ms < m->cfg->admin.request_timeout_ms + ADMIN_WAIT_STEP_MS) {
+    m->admin_waited_ms += ADMIN_WAIT_STEP_MS;
+    uv_timer_start(&m->stop_timer, on_admin_wait, ADMIN_WAIT_STEP_MS, 0);
+    return;
+  }
   /* systemd follows the new master from now on. Not sooner: until this master's last worker
      is gone it may have to serve again (wsb_master_take_back), as the service's main process
      (NotifyAccess=main would ignore it otherwise). */

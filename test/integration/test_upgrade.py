@@ -426,6 +426,60 @@ def test_ready_waits_for_workers(echo):
     lb.stop()
 
 
+def sessions_by_worker(lb):
+    code, body = admin_call(lb.admin, "GET", "/api/v1/sessions?limit=1000")
+    return {e["id"]: e["worker"] for e in json.loads(body)["sessions"]} if code == 200 else {}
+
+
+def still_echoes(cl):
+    try:
+        return echoes(cl, b"after")
+    except OSError:  # the session closed by the test
+        return False
+
+
+def test_fewer_workers(echo):
+    """An upgrade whose configuration has fewer workers hands worker 1's sessions to worker 0:
+    their ids still name slot 1, and GET / DELETE /api/v1/sessions/{id} must still find them."""
+    lb = start_lb(echo, workers=2)
+    clients, moved = [], {}
+    for _ in range(40):  # SO_REUSEPORT spreads them: worker 1 gets some of the first few
+        cl = RawClient.upgraded(lb.port)[0]
+        c.true("a session echoes before the upgrade", echoes(cl, b"before"))
+        clients.append(cl)
+        if len(clients) >= 6 and 1 in sessions_by_worker(lb).values():
+            break
+    on_one = [i for i, w in sessions_by_worker(lb).items() if w == 1]
+    c.true("worker 1 holds sessions", len(on_one) >= 1, str(on_one))
+    lb.workers = 1
+    lb.write_config([("e1", echo.url)], sections={"admin": {"address": f"127.0.0.1:{lb.admin}"},
+                                                  "wsbal": {"shutdown_timeout": "60s"}})
+    new_pid = upgrade_by_api(lb)
+    c.true("every session moved to the one new worker", wait_for(
+        lambda: (status(lb) or {}).get("upgraded_sessions") == len(clients)),
+        json.dumps(status(lb))[:300])
+    c.eq("the old master exits 0", 0, lb.proc.wait(T))
+    moved = sessions_by_worker(lb)
+    c.true("worker 1's sessions are listed under worker 0, with their ids",
+           on_one and all(moved.get(i) == 0 for i in on_one), json.dumps(moved))
+    if on_one:
+        code, body = admin_call(lb.admin, "GET", f"/api/v1/sessions/{on_one[0]}")
+        c.eq("GET of a moved session by its id", (200, 0),
+             (code, json.loads(body).get("worker") if code == 200 else None))
+        code, _ = admin_call(lb.admin, "DELETE", f"/api/v1/sessions/{on_one[0]}?code=4001")
+        c.eq("DELETE of a moved session by its id: 202", 202, code)
+        c.true("it ends", wait_for(lambda: admin_call(
+            lb.admin, "GET", f"/api/v1/sessions/{on_one[0]}")[0] == 404))
+        code, _ = admin_call(lb.admin, "GET", "/api/v1/sessions/1ff0000000000000")
+        c.eq("an id no worker holds: 404", 404, code)
+    c.eq("the other sessions echo on", len(clients) - 1, sum(still_echoes(cl) for cl in clients))
+    for cl in clients:
+        cl.close()
+    os.kill(new_pid, signal.SIGTERM)
+    c.true("the new master stops on SIGTERM", wait_for(lambda: not alive(new_pid)))
+    lb.stop()
+
+
 def main():
     echo = Echo("e1")
     try:
@@ -434,7 +488,8 @@ def main():
                          lambda: test_hang_and_second_signal(echo),
                          lambda: test_handover_socket(echo), lambda: test_hand_over(echo),
                          lambda: test_crash_during_handover(echo),
-                         lambda: test_ready_waits_for_workers(echo))
+                         lambda: test_ready_waits_for_workers(echo),
+                         lambda: test_fewer_workers(echo))
     finally:
         for lb in LBS:
             lb.stop()

@@ -23,10 +23,11 @@
 
 /* The longest one session's JSON can be: every string byte escaped as \u00XX, numbers at 20
    digits, keys and punctuation well under 256 bytes. */
-#define SESSION_JSON_MAX                                               \
-  (256 +                                                               \
-   6 * (sizeof(((struct wsb_session_info *)0)->client) +               \
-        sizeof(((struct wsb_session_info *)0)->path) + WSB_NAME_MAX) + \
+#define SESSION_JSON_MAX                                                                     \
+  (256 +                                                                                     \
+   6 * (sizeof(((struct wsb_session_info *)0)->client) +                                     \
+        sizeof(((struct wsb_session_info *)0)->path) +                                       \
+        sizeof(((struct wsb_session_info *)0)->route) + WSB_NAME_MAX + WSB_ROUTE_NAME_MAX) + \
    7 * 20 + 32)
 
 /* A close or a failover of one session, sent once a lookup has found the session live, so an id
@@ -47,6 +48,7 @@ struct list_op {
   bool partial;    /* a worker did not answer, or could not */
   uint64_t id;     /* one: the session */
   int32_t slot;    /* only this backend's sessions, or -1 */
+  int32_t pool;    /* only the sessions placed in this pool slot, or -1 */
   unsigned worker; /* the worker slot asked now; sessions are listed in id order, and a
                       session's id starts with the slot of the worker that opened it */
   uint64_t skip;   /* matching sessions of the workers still to ask to pass over */
@@ -90,6 +92,11 @@ static void session_json(struct master *m, struct wsb_json *j, const struct wsb_
     wsb_json_cstring(j, m->table->pools[e->pool].name);
   else
     wsb_json_null(j); /* its pool was removed by a reload since */
+  wsb_json_key(j, "route");
+  if (e->route[0] != '\0')
+    wsb_json_string(j, e->route, strnlen(e->route, sizeof(e->route)));
+  else
+    wsb_json_null(j); /* moved by a binary upgrade from a build that did not say */
   wsb_json_key(j, "started");
   wsb_json_cstring(j, ts);
   wsb_json_key(j, "messages_in");
@@ -210,6 +217,7 @@ static bool list_ask(struct list_op *op) {
         .session = op->id,
         .one = op->one,
         .slot = op->slot,
+        .pool = op->pool,
         .skip = op->skip < UINT32_MAX ? (uint32_t)op->skip : UINT32_MAX,
         .limit = (uint32_t)(op->cap - op->n),
     };
@@ -273,6 +281,17 @@ void wsb__api_sessions_stop(struct master *m) {
   }
 }
 
+/* The largest page; a debug build takes a smaller one from WSB_TEST_SESSION_PAGE_MAX, so that a
+   test pages through a few sessions (wsbalctl follows pages). */
+static uint64_t page_max(void) {
+#ifdef WSB_FAULT_INJECTION
+  const char *t = getenv("WSB_TEST_SESSION_PAGE_MAX");
+  if (t != NULL && atoi(t) > 0 && atoi(t) < PAGE_MAX)
+    return (uint64_t)atoi(t);
+#endif
+  return PAGE_MAX;
+}
+
 static bool query_uint(const char *query, const char *key, uint64_t *v) {
   char buf[24], *end;
   int rc = wsb__api_query_value(query, key, buf, sizeof(buf), NULL);
@@ -283,13 +302,33 @@ static bool query_uint(const char *query, const char *key, uint64_t *v) {
   return rc == 0 && buf[0] >= '0' && buf[0] <= '9' && *end == '\0' && errno == 0;
 }
 
-/* GET /api/v1/sessions[?backend=&limit=&offset=] or one session: asks the workers in turn.
-   With cmd (one session, whose query is the command's), cmd goes to the session once found. */
+/* ?pool=NAME: its slot in *pool (left at -1 when absent). False with a 400 (a bad escape) or a
+   404 (no pool of that name) answered. */
+static bool query_pool(struct master *m, const char *query, int *pool, struct wsb_admin_reply *r) {
+  char name[WSB_ROUTE_NAME_MAX];
+  int rc = wsb__api_query_value(query, "pool", name, sizeof(name), NULL);
+  if (rc == -ENOENT)
+    return true;
+  if (rc == -EINVAL) {
+    wsb_admin_error(r, 400, "pool= has a bad %-escape or a NUL byte");
+    return false;
+  }
+  /* Too long for a pool name (-E2BIG) is no pool's name either. */
+  if (rc != 0 || (*pool = wsb_shm_pool_find(m->table, name)) < 0) {
+    wsb_admin_error(r, 404, "no such pool");
+    return false;
+  }
+  return true;
+}
+
+/* GET /api/v1/sessions[?backend=&pool=&limit=&offset=] or one session: asks the workers in
+   turn. With cmd (one session, whose query is the command's), cmd goes to the session once
+   found. */
 static void list_sessions(struct master *m, const struct wsb_admin_request *req, bool one,
                           uint64_t id, const struct session_command *cmd,
                           struct wsb_admin_reply *r) {
-  uint64_t limit = PAGE_MAX, offset = 0;
-  int slot = -1;
+  uint64_t most = page_max(), limit = most, offset = 0;
+  int slot = -1, pool = -1;
   char name[WSB_NAME_MAX + 1];
   const char *query = cmd != NULL ? "" : req->query;
   if (!query_uint(query, "limit", &limit) || !query_uint(query, "offset", &offset)) {
@@ -301,7 +340,9 @@ static void list_sessions(struct master *m, const struct wsb_admin_request *req,
     wsb_admin_error(r, 404, "no such backend");
     return;
   }
-  limit = limit < PAGE_MAX ? limit : PAGE_MAX;
+  if (!query_pool(m, query, &pool, r))
+    return;
+  limit = limit < most ? limit : most;
   size_t cap = one ? 1 : (size_t)limit, held = 0;
   for (const struct list_op *o = m->lists; o != NULL; o = o->next)
     held += o->cap > 0 ? o->cap : 1;
@@ -319,6 +360,7 @@ static void list_sessions(struct master *m, const struct wsb_admin_request *req,
                          .one = one,
                          .id = id,
                          .slot = slot,
+                         .pool = pool,
                          .skip = one ? 0 : offset,
                          .offset = one ? 0 : offset,
                          .limit = limit,

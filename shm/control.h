@@ -24,6 +24,7 @@ struct wsb_control_msg {
   uint32_t one;     /* LIST_SESSIONS: only the session named by session */
   int32_t slot;     /* *_BACKEND: the backend; FAILOVER_SESSION: the target, or -1;
                        LIST_SESSIONS: only this backend's, or -1 */
+  int32_t pool;     /* LIST_SESSIONS: only the sessions placed in this pool slot, or -1 */
   uint32_t skip;    /* LIST_SESSIONS: matching sessions passed over first, in id order */
   uint32_t limit;   /* LIST_SESSIONS: at most this many described after them */
   uint16_t code;    /* KILL_SESSION: the close code */
@@ -44,6 +45,8 @@ struct wsb_session_info {
   uint16_t pool; /* the pool slot it was placed in */
   char client[46];
   char path[256]; /* cut to fit */
+  char route[64]; /* the route it took, "default" for none; "" when not known (moved by a binary
+                     upgrade from a build whose state message did not carry it) */
 };
 
 #define WSB_SESSIONS_PER_CHUNK 128

@@ -19,6 +19,9 @@
  *   works and a script still sees the exit status.
  * - Every request is one connection with Connection: close; nothing is retried, since add,
  *   remove, drain, kill and failover are not idempotent.
+ * - sessions asks for every page (limit/offset, at most WSB_CTL_SESSION_PAGES of them); with
+ *   --json, a list of more than one page is printed as one object of a page's shape holding
+ *   them all (plus "pages"), not as the server's several answers.
  * - Names and session ids are percent-encoded into the path as they are; the server judges them.
  */
 
@@ -36,7 +39,7 @@ enum option_bit {
   OPT_SESSIONS = 1 << 3, /* remove --sessions keep|failover|close */
   OPT_WAIT = 1 << 4,     /* drain --wait */
   OPT_TIMEOUT = 1 << 5,  /* drain --wait --timeout S */
-  OPT_POOL = 1 << 6,     /* add --pool P */
+  OPT_POOL = 1 << 6,     /* add --pool P, sessions --pool P */
 };
 
 /* How long drain --wait waits by default, and how often it looks: HAProxy's operators wait on
@@ -82,7 +85,7 @@ struct command {
   const char *path;
   const char *suffix;
   bool (*body)(const struct options *o, struct call *c);
-  int (*print)(const struct wsb_ctl_answer *ans);
+  int (*print)(const struct wsb_ctl_answer *ans); /* NULL: sessions, asked page by page */
 };
 
 static void usage(FILE *out) {
@@ -91,7 +94,8 @@ static void usage(FILE *out) {
           "commands:\n"
           "  status                            version, uptime, workers and totals\n"
           "  backends                          every backend with its state and counters\n"
-          "  sessions [--backend NAME]         live sessions\n"
+          "  sessions [--backend NAME] [--pool P]\n"
+          "                                    live sessions, every page of them\n"
           "  add NAME URL [--weight W] [--pool P]\n"
           "                                    add a backend (ws:// or wss:// URL, W 1..1000) to\n"
           "                                    pool P (default: default)\n"
@@ -155,16 +159,18 @@ static bool append_encoded(char *out, size_t cap, const char *s) {
   return true;
 }
 
-/* Appends ?name=encoded(value) to the target. */
+/* Appends ?name=encoded(value) to the target, or &name=... after a first one. */
 static bool add_query(struct call *c, const char *name, const char *value) {
   size_t len = strlen(c->target);
-  return snprintf(c->target + len, sizeof(c->target) - len, "?%s=", name) <
-             (int)(sizeof(c->target) - len) &&
+  return snprintf(c->target + len, sizeof(c->target) - len,
+                  "%c%s=", strchr(c->target, '?') != NULL ? '&' : '?',
+                  name) < (int)(sizeof(c->target) - len) &&
          append_encoded(c->target, sizeof(c->target), value);
 }
 
 static bool sessions_query(const struct options *o, struct call *c) {
-  return o->backend == NULL || add_query(c, "backend", o->backend);
+  return (o->backend == NULL || add_query(c, "backend", o->backend)) &&
+         (o->pool == NULL || add_query(c, "pool", o->pool));
 }
 
 static bool remove_query(const struct options *o, struct call *c) {
@@ -237,8 +243,8 @@ static bool weight_body(const struct options *o, struct call *c) {
 static const struct command commands[] = {
     {"status", 0, 0, "status", "GET", "/api/v1/status", "", NULL, wsb_ctl_print_status},
     {"backends", 0, 0, "backends", "GET", "/api/v1/backends", "", NULL, wsb_ctl_print_backends},
-    {"sessions", 0, OPT_BACKEND, "sessions [--backend NAME]", "GET", "/api/v1/sessions", "",
-     sessions_query, wsb_ctl_print_sessions},
+    {"sessions", 0, OPT_BACKEND | OPT_POOL, "sessions [--backend NAME] [--pool P]", "GET",
+     "/api/v1/sessions", "", sessions_query, NULL},
     {"add", 2, OPT_WEIGHT | OPT_POOL, "add NAME URL [--weight W] [--pool P]", "POST",
      "/api/v1/backends", "", add_body, wsb_ctl_print_backend},
     {"remove", 1, OPT_SESSIONS, "remove NAME [--sessions keep|failover|close]", "DELETE",
@@ -462,11 +468,8 @@ static bool answer_ok(const struct wsb_ctl_answer *ans) {
 
 /* With --json, the body to stdout as it came. */
 static void print_raw(const struct options *o, const struct wsb_ctl_answer *ans) {
-  if (!o->json)
-    return;
-  fwrite(ans->body, 1, ans->len, stdout);
-  if (ans->len > 0 && ans->body[ans->len - 1] != '\n')
-    fputc('\n', stdout);
+  if (o->json)
+    wsb_ctl_print_body(ans);
 }
 
 static int flush_stdout(int rc) {
@@ -533,9 +536,24 @@ static int wait_drained(const struct options *o, const struct wsb_ctl_addr *addr
   }
 }
 
+/* Where the pages of a session list are asked for. */
+struct page_source {
+  const struct options *o;
+  const struct wsb_ctl_addr *addr;
+};
+
+static bool fetch_page(void *arg, const char *target, struct wsb_ctl_answer *ans) {
+  const struct page_source *src = arg;
+  return call(src->o, src->addr, "GET", target, NULL, ans);
+}
+
 /* Sends the call and reports the answer; returns the exit status. */
 static int run(const struct options *o, const struct wsb_ctl_addr *addr, const struct call *c,
                const struct command *cmd) {
+  if (cmd->print == NULL) {
+    struct page_source src = {o, addr};
+    return flush_stdout(wsb_ctl_sessions(c->target, o->json, fetch_page, &src));
+  }
   struct wsb_ctl_answer ans;
   if (!call(o, addr, c->method, c->target, c, &ans))
     return WSB_CTL_EXIT_ERROR;

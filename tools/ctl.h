@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "json_read.h"
+
 #define WSB_CTL_DEFAULT_ADDR "127.0.0.1:8081"
 #define WSB_CTL_DEFAULT_PORT "8081"
 
@@ -71,6 +73,54 @@ void wsb_ctl_table_add(struct wsb_ctl_table *t, const char *cell);
 int wsb_ctl_table_print(struct wsb_ctl_table *t, FILE *out);
 void wsb_ctl_table_free(struct wsb_ctl_table *t);
 
+/* ---- reading answers into tables (ctl_print.c) ---- */
+
+/* A column: its title, the member it shows (a dot names a member of an object member:
+   "settings.algorithm"), and whether it is a number (aligned right). */
+struct wsb_ctl_column {
+  const char *title;
+  const char *key;
+  bool right;
+};
+
+/* An answer's JSON body, parsed. */
+struct wsb_ctl_reader {
+  struct wsb_json_doc doc;
+  struct wsb_json_token *tokens;
+};
+
+/* Parses the body; unless quiet, says why on stderr and returns false when it is not JSON. */
+bool wsb_ctl_read_json(const struct wsb_ctl_answer *ans, struct wsb_ctl_reader *r, bool quiet);
+void wsb_ctl_reader_free(struct wsb_ctl_reader *r);
+/* The type of token i, 0 when i is not one (a member not found). */
+enum wsb_json_type wsb_ctl_json_type(const struct wsb_json_doc *doc, int i);
+/* "the admin API's answer is not what wsbalctl expects: why" on stderr. */
+void wsb_ctl_unexpected(const char *why);
+/* The titles as t's first row; right[] (one per column, kept by t) says which align right. */
+void wsb_ctl_table_header(struct wsb_ctl_table *t, const struct wsb_ctl_column *cols, size_t ncols,
+                          bool *right);
+/* One row: the members of object obj that cols name, as cells ("-" when absent or null). */
+void wsb_ctl_table_row(struct wsb_ctl_table *t, const struct wsb_json_doc *doc, int obj,
+                       const struct wsb_ctl_column *cols, size_t ncols);
+/* An answer's body to stdout as it came, with a newline after it if it had none. */
+void wsb_ctl_print_body(const struct wsb_ctl_answer *ans);
+/* Prints t to stdout and frees it; returns an exit status. */
+int wsb_ctl_table_finish(struct wsb_ctl_table *t);
+
+/* ---- sessions, every page (ctl_sessions.c) ---- */
+
+/* Asks for one target; false when there is no answer (the reason is on stderr). */
+typedef bool (*wsb_ctl_fetch_fn)(void *arg, const char *target, struct wsb_ctl_answer *ans);
+
+/*
+ * sessions: GET target (/api/v1/sessions with its filter), then the next page at each
+ * next_offset until the last, at most WSB_CTL_SESSION_PAGES pages, each session once. Prints
+ * them as one table, or with json as the first answer's body when it was the only page, else
+ * one object of the same shape holding every page's sessions. Returns an exit status.
+ */
+#define WSB_CTL_SESSION_PAGES 1000
+int wsb_ctl_sessions(const char *target, bool json, wsb_ctl_fetch_fn fetch, void *arg);
+
 /*
  * Printers of successful answers, by command. Each reads the JSON body, prints to stdout and
  * returns an exit status: an answer that is not the JSON expected is reported on stderr (1).
@@ -80,7 +130,6 @@ int wsb_ctl_print_backends(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_backend(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_pools(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_pool(const struct wsb_ctl_answer *ans);
-int wsb_ctl_print_sessions(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_reload(const struct wsb_ctl_answer *ans);
 int wsb_ctl_print_routes(const struct wsb_ctl_answer *ans);
 /* drain --wait: the live sessions of a backend's answer, or the sum over a section's

@@ -12,13 +12,7 @@
 #define CELL_MAX    512
 #define MAX_COLUMNS 16
 
-struct column {
-  const char *title;
-  const char *key;
-  bool right; /* a number */
-};
-
-static const struct column backend_columns[] = {
+static const struct wsb_ctl_column backend_columns[] = {
     {"NAME", "name", false},          {"URL", "url", false},
     {"WEIGHT", "weight", true},       {"MAX", "max_sessions", true},
     {"BACKUP", "backup", false},      {"POOL", "pool", false},
@@ -29,7 +23,7 @@ static const struct column backend_columns[] = {
 };
 
 /* A key with a dot names a member of an object member ("settings.algorithm"). */
-static const struct column pool_columns[] = {
+static const struct wsb_ctl_column pool_columns[] = {
     {"NAME", "name", false},
     {"ALGORITHM", "settings.algorithm", false},
     {"BACKENDS", "backends", false},
@@ -39,27 +33,13 @@ static const struct column pool_columns[] = {
     {"HEALTH", "settings.health_check", false},
 };
 
-static const struct column session_columns[] = {
-    {"ID", "id", false},
-    {"WORKER", "worker", true},
-    {"CLIENT", "client", false},
-    {"PATH", "path", false},
-    {"BACKEND", "backend", false},
-    {"STARTED", "started", false},
-    {"MSGS_IN", "messages_in", true},
-    {"MSGS_OUT", "messages_out", true},
-    {"BYTES_IN", "bytes_in", true},
-    {"BYTES_OUT", "bytes_out", true},
-    {"FAILOVERS", "failovers", true},
-};
-
-static const struct column route_columns[] = {
+static const struct wsb_ctl_column route_columns[] = {
     {"NAME", "name", false},        {"POOL", "pool", false},      {"HOST", "host", false},
     {"PATH", "path", false},        {"HEADER", "header", false},  {"WEBSOCKET", "websocket", false},
     {"STRIP", "strip_path", false}, {"MATCHES", "matches", true},
 };
 
-static const struct column worker_columns[] = {
+static const struct wsb_ctl_column worker_columns[] = {
     {"SLOT", "slot", true},
     {"PID", "pid", true},
     {"SESSIONS", "sessions", true},
@@ -70,23 +50,18 @@ static const struct column worker_columns[] = {
 
 /* ---- reading the answer ---- */
 
-struct reader {
-  struct wsb_json_doc doc;
-  struct wsb_json_token *tokens;
-};
-
-static void unexpected(const char *why) {
+void wsb_ctl_unexpected(const char *why) {
   fprintf(stderr, "wsbalctl: the admin API's answer is not what wsbalctl expects: %s\n", why);
 }
 
 /* Parses the body; prints why not and returns false when it is not a JSON object. */
-static bool read_json(const struct wsb_ctl_answer *ans, struct reader *r, bool quiet) {
+bool wsb_ctl_read_json(const struct wsb_ctl_answer *ans, struct wsb_ctl_reader *r, bool quiet) {
   /* Every token but the last takes at least two bytes of text (itself and a comma or colon). */
   size_t ntokens = ans->len / 2 + 2;
   r->tokens = malloc(ntokens * sizeof(*r->tokens));
   if (r->tokens == NULL) {
     if (!quiet)
-      unexpected("out of memory");
+      wsb_ctl_unexpected("out of memory");
     return false;
   }
   int n = wsb_json_parse(&r->doc, ans->body, ans->len, r->tokens, ntokens, 0);
@@ -94,7 +69,7 @@ static bool read_json(const struct wsb_ctl_answer *ans, struct reader *r, bool q
     if (!quiet) {
       char why[128];
       snprintf(why, sizeof(why), "%s at byte %zu", wsb_strerror(n), r->doc.err_off);
-      unexpected(why);
+      wsb_ctl_unexpected(why);
     }
     free(r->tokens);
     r->tokens = NULL;
@@ -103,11 +78,11 @@ static bool read_json(const struct wsb_ctl_answer *ans, struct reader *r, bool q
   return true;
 }
 
-static void reader_free(struct reader *r) {
+void wsb_ctl_reader_free(struct wsb_ctl_reader *r) {
   free(r->tokens);
 }
 
-static enum wsb_json_type type_of(const struct wsb_json_doc *doc, int i) {
+enum wsb_json_type wsb_ctl_json_type(const struct wsb_json_doc *doc, int i) {
   return i >= 0 && i < doc->count ? doc->tokens[i].type : 0;
 }
 
@@ -132,7 +107,7 @@ static void raw_text(const struct wsb_json_doc *doc, int i, char *buf, size_t ca
  * empty as "-". An object of scalars becomes "k=v k=v"; anything deeper stays JSON text.
  */
 static void value_text(const struct wsb_json_doc *doc, int i, char *buf, size_t cap) {
-  switch (type_of(doc, i)) {
+  switch (wsb_ctl_json_type(doc, i)) {
   case WSB_JSON_STRING:
     /* A string too long or holding U+0000 still shows what was decoded. */
     wsb_json_get_string(doc, i, buf, cap, NULL);
@@ -153,7 +128,7 @@ static void value_text(const struct wsb_json_doc *doc, int i, char *buf, size_t 
     size_t len = 0;
     buf[0] = '\0';
     for (int k = wsb_json_next_child(doc, i, 0); k > 0; k = wsb_json_next_child(doc, i, k)) {
-      enum wsb_json_type t = type_of(doc, k + 1);
+      enum wsb_json_type t = wsb_ctl_json_type(doc, k + 1);
       if (t == WSB_JSON_OBJECT || t == WSB_JSON_ARRAY) {
         raw_text(doc, i, buf, cap);
         return;
@@ -174,7 +149,7 @@ static void value_text(const struct wsb_json_doc *doc, int i, char *buf, size_t 
     size_t len = 0;
     buf[0] = '\0';
     for (int k = wsb_json_next_child(doc, i, 0); k > 0; k = wsb_json_next_child(doc, i, k)) {
-      enum wsb_json_type t = type_of(doc, k);
+      enum wsb_json_type t = wsb_ctl_json_type(doc, k);
       if (t == WSB_JSON_OBJECT || t == WSB_JSON_ARRAY) {
         raw_text(doc, i, buf, cap);
         return;
@@ -197,8 +172,8 @@ static void value_text(const struct wsb_json_doc *doc, int i, char *buf, size_t 
 
 /* ---- tables ---- */
 
-static void add_header(struct wsb_ctl_table *t, const struct column *cols, size_t ncols,
-                       bool *right) {
+void wsb_ctl_table_header(struct wsb_ctl_table *t, const struct wsb_ctl_column *cols, size_t ncols,
+                          bool *right) {
   for (size_t c = 0; c < ncols; c++) {
     right[c] = cols[c].right;
     wsb_ctl_table_add(t, cols[c].title);
@@ -215,11 +190,12 @@ static int member_path(const struct wsb_json_doc *doc, int obj, const char *key)
     key = dot + 1;
     dot = strchr(key, '.');
   }
-  return obj >= 0 && type_of(doc, obj) == WSB_JSON_OBJECT ? wsb_json_member(doc, obj, key) : -1;
+  return obj >= 0 && wsb_ctl_json_type(doc, obj) == WSB_JSON_OBJECT ? wsb_json_member(doc, obj, key)
+                                                                    : -1;
 }
 
-static void add_row(struct wsb_ctl_table *t, const struct wsb_json_doc *doc, int obj,
-                    const struct column *cols, size_t ncols) {
+void wsb_ctl_table_row(struct wsb_ctl_table *t, const struct wsb_json_doc *doc, int obj,
+                       const struct wsb_ctl_column *cols, size_t ncols) {
   char cell[CELL_MAX];
   for (size_t c = 0; c < ncols; c++) {
     value_text(doc, member_path(doc, obj, cols[c].key), cell, sizeof(cell));
@@ -227,7 +203,13 @@ static void add_row(struct wsb_ctl_table *t, const struct wsb_json_doc *doc, int
   }
 }
 
-static int finish_table(struct wsb_ctl_table *t) {
+void wsb_ctl_print_body(const struct wsb_ctl_answer *ans) {
+  fwrite(ans->body, 1, ans->len, stdout);
+  if (ans->len > 0 && ans->body[ans->len - 1] != '\n')
+    fputc('\n', stdout);
+}
+
+int wsb_ctl_table_finish(struct wsb_ctl_table *t) {
   if (wsb_ctl_table_print(t, stdout) != 0) {
     fprintf(stderr, "wsbalctl: out of memory\n");
     return WSB_CTL_EXIT_ERROR;
@@ -236,28 +218,28 @@ static int finish_table(struct wsb_ctl_table *t) {
 }
 
 /* One row per object of the array member `key` of the top-level object. */
-static int print_rows(const struct wsb_json_doc *doc, const char *key, const struct column *cols,
-                      size_t ncols) {
+static int print_rows(const struct wsb_json_doc *doc, const char *key,
+                      const struct wsb_ctl_column *cols, size_t ncols) {
   int array = wsb_json_member(doc, 0, key);
-  if (type_of(doc, array) != WSB_JSON_ARRAY) {
+  if (wsb_ctl_json_type(doc, array) != WSB_JSON_ARRAY) {
     char why[96];
     snprintf(why, sizeof(why), "no \"%s\" array", key);
-    unexpected(why);
+    wsb_ctl_unexpected(why);
     return WSB_CTL_EXIT_ERROR;
   }
   bool right[MAX_COLUMNS];
   struct wsb_ctl_table t;
   wsb_ctl_table_init(&t, ncols, right);
-  add_header(&t, cols, ncols, right);
+  wsb_ctl_table_header(&t, cols, ncols, right);
   for (int e = wsb_json_next_child(doc, array, 0); e > 0; e = wsb_json_next_child(doc, array, e)) {
-    if (type_of(doc, e) != WSB_JSON_OBJECT) {
+    if (wsb_ctl_json_type(doc, e) != WSB_JSON_OBJECT) {
       wsb_ctl_table_free(&t);
-      unexpected("a list element is not an object");
+      wsb_ctl_unexpected("a list element is not an object");
       return WSB_CTL_EXIT_ERROR;
     }
-    add_row(&t, doc, e, cols, ncols);
+    wsb_ctl_table_row(&t, doc, e, cols, ncols);
   }
-  return finish_table(&t);
+  return wsb_ctl_table_finish(&t);
 }
 
 /* "key  value" lines for the members of obj, except arrays and the keys in skip. */
@@ -266,7 +248,7 @@ static void add_fields(struct wsb_ctl_table *t, const struct wsb_json_doc *doc, 
   char key[128], val[CELL_MAX];
   for (int k = wsb_json_next_child(doc, obj, 0); k > 0; k = wsb_json_next_child(doc, obj, k)) {
     wsb_json_get_string(doc, k, key, sizeof(key), NULL);
-    bool skipped = type_of(doc, k + 1) == WSB_JSON_ARRAY;
+    bool skipped = wsb_ctl_json_type(doc, k + 1) == WSB_JSON_ARRAY;
     for (size_t s = 0; skip != NULL && skip[s] != NULL && !skipped; s++)
       skipped = strcmp(key, skip[s]) == 0;
     if (skipped)
@@ -281,44 +263,45 @@ static void add_fields(struct wsb_ctl_table *t, const struct wsb_json_doc *doc, 
 /* ---- printers ---- */
 
 int wsb_ctl_print_status(const struct wsb_ctl_answer *ans) {
-  struct reader r;
-  if (!read_json(ans, &r, false))
+  struct wsb_ctl_reader r;
+  if (!wsb_ctl_read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
   static const char *const skip[] = {"totals", "workers", NULL};
   struct wsb_ctl_table t;
   wsb_ctl_table_init(&t, 2, NULL);
   add_fields(&t, &r.doc, 0, skip);
   int totals = wsb_json_member(&r.doc, 0, "totals");
-  if (type_of(&r.doc, totals) == WSB_JSON_OBJECT)
+  if (wsb_ctl_json_type(&r.doc, totals) == WSB_JSON_OBJECT)
     add_fields(&t, &r.doc, totals, NULL);
-  int rc = finish_table(&t);
+  int rc = wsb_ctl_table_finish(&t);
   if (rc == WSB_CTL_EXIT_OK) {
     fputc('\n', stdout);
     rc = print_rows(&r.doc, "workers", worker_columns, COUNT(worker_columns));
   }
-  reader_free(&r);
+  wsb_ctl_reader_free(&r);
   return rc;
 }
 
 /* The answer's array member key, one row per object, under its columns. */
-static int print_list(const struct wsb_ctl_answer *ans, const char *key, const struct column *cols,
-                      size_t ncols) {
-  struct reader r;
-  if (!read_json(ans, &r, false))
+static int print_list(const struct wsb_ctl_answer *ans, const char *key,
+                      const struct wsb_ctl_column *cols, size_t ncols) {
+  struct wsb_ctl_reader r;
+  if (!wsb_ctl_read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
   int rc = print_rows(&r.doc, key, cols, ncols);
-  reader_free(&r);
+  wsb_ctl_reader_free(&r);
   return rc;
 }
 
 /* The answer's top-level object as one row under its columns. */
-static int print_one(const struct wsb_json_doc *doc, const struct column *cols, size_t ncols) {
+static int print_one(const struct wsb_json_doc *doc, const struct wsb_ctl_column *cols,
+                     size_t ncols) {
   bool right[MAX_COLUMNS] = {false}; /* add_header sets them; the table keeps the pointer */
   struct wsb_ctl_table t;
   wsb_ctl_table_init(&t, ncols, right);
-  add_header(&t, cols, ncols, right);
-  add_row(&t, doc, 0, cols, ncols);
-  return finish_table(&t);
+  wsb_ctl_table_header(&t, cols, ncols, right);
+  wsb_ctl_table_row(&t, doc, 0, cols, ncols);
+  return wsb_ctl_table_finish(&t);
 }
 
 int wsb_ctl_print_backends(const struct wsb_ctl_answer *ans) {
@@ -330,32 +313,33 @@ int wsb_ctl_print_pools(const struct wsb_ctl_answer *ans) {
 }
 
 int wsb_ctl_print_pool(const struct wsb_ctl_answer *ans) {
-  struct reader r;
-  if (!read_json(ans, &r, false))
+  struct wsb_ctl_reader r;
+  if (!wsb_ctl_read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
   int rc = print_one(&r.doc, pool_columns, COUNT(pool_columns));
-  reader_free(&r);
+  wsb_ctl_reader_free(&r);
   return rc;
 }
 
 /* The routes in matching order, then what no route takes: "(default)" and its count. */
 int wsb_ctl_print_routes(const struct wsb_ctl_answer *ans) {
-  struct reader r;
-  if (!read_json(ans, &r, false))
+  struct wsb_ctl_reader r;
+  if (!wsb_ctl_read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
   const struct wsb_json_doc *doc = &r.doc;
   int list = wsb_json_member(doc, 0, "routes"), fallback = wsb_json_member(doc, 0, "default");
-  if (type_of(doc, list) != WSB_JSON_ARRAY || type_of(doc, fallback) != WSB_JSON_OBJECT) {
-    reader_free(&r);
-    unexpected("no \"routes\" array or \"default\" object");
+  if (wsb_ctl_json_type(doc, list) != WSB_JSON_ARRAY ||
+      wsb_ctl_json_type(doc, fallback) != WSB_JSON_OBJECT) {
+    wsb_ctl_reader_free(&r);
+    wsb_ctl_unexpected("no \"routes\" array or \"default\" object");
     return WSB_CTL_EXIT_ERROR;
   }
   bool right[MAX_COLUMNS];
   struct wsb_ctl_table t;
   wsb_ctl_table_init(&t, COUNT(route_columns), right);
-  add_header(&t, route_columns, COUNT(route_columns), right);
+  wsb_ctl_table_header(&t, route_columns, COUNT(route_columns), right);
   for (int e = wsb_json_next_child(doc, list, 0); e > 0; e = wsb_json_next_child(doc, list, e))
-    add_row(&t, doc, e, route_columns, COUNT(route_columns));
+    wsb_ctl_table_row(&t, doc, e, route_columns, COUNT(route_columns));
   char cell[CELL_MAX];
   for (size_t c = 0; c < COUNT(route_columns); c++) {
     const char *key = route_columns[c].key;
@@ -365,37 +349,37 @@ int wsb_ctl_print_routes(const struct wsb_ctl_answer *ans) {
       value_text(doc, wsb_json_member(doc, fallback, key), cell, sizeof(cell));
     wsb_ctl_table_add(&t, cell);
   }
-  reader_free(&r);
-  return finish_table(&t);
+  wsb_ctl_reader_free(&r);
+  return wsb_ctl_table_finish(&t);
 }
 
 int wsb_ctl_print_backend(const struct wsb_ctl_answer *ans) {
-  struct reader r;
-  if (!read_json(ans, &r, false))
+  struct wsb_ctl_reader r;
+  if (!wsb_ctl_read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
   int rc;
-  if (type_of(&r.doc, wsb_json_member(&r.doc, 0, "backends")) == WSB_JSON_ARRAY) {
-    reader_free(&r);
+  if (wsb_ctl_json_type(&r.doc, wsb_json_member(&r.doc, 0, "backends")) == WSB_JSON_ARRAY) {
+    wsb_ctl_reader_free(&r);
     return wsb_ctl_print_backends(ans); /* a section of several addresses */
   }
   if (wsb_json_member(&r.doc, 0, "name") < 0) {
-    reader_free(&r);
+    wsb_ctl_reader_free(&r);
     return wsb_ctl_print_fields(ans); /* some other acknowledgement */
   }
   rc = print_one(&r.doc, backend_columns, COUNT(backend_columns));
-  reader_free(&r);
+  wsb_ctl_reader_free(&r);
   return rc;
 }
 
 int wsb_ctl_sessions_left(const struct wsb_ctl_answer *ans, uint64_t *left) {
-  struct reader r;
-  if (!read_json(ans, &r, false))
+  struct wsb_ctl_reader r;
+  if (!wsb_ctl_read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
   const struct wsb_json_doc *doc = &r.doc;
   int list = wsb_json_member(doc, 0, "backends");
   bool ok = true;
   *left = 0;
-  if (type_of(doc, list) == WSB_JSON_ARRAY) {
+  if (wsb_ctl_json_type(doc, list) == WSB_JSON_ARRAY) {
     for (int e = wsb_json_next_child(doc, list, 0); ok && e > 0;
          e = wsb_json_next_child(doc, list, e)) {
       uint64_t n = 0;
@@ -405,40 +389,10 @@ int wsb_ctl_sessions_left(const struct wsb_ctl_answer *ans, uint64_t *left) {
   } else {
     ok = wsb_json_get_uint(doc, wsb_json_member(doc, 0, "sessions"), 0, UINT64_MAX, left) == 0;
   }
-  reader_free(&r);
+  wsb_ctl_reader_free(&r);
   if (!ok)
-    unexpected("a backend without a \"sessions\" count");
+    wsb_ctl_unexpected("a backend without a \"sessions\" count");
   return ok ? WSB_CTL_EXIT_OK : WSB_CTL_EXIT_ERROR;
-}
-
-/* Notes on stderr, so stdout stays the table: a list cut by the server's limit, or partial. */
-static void note_incomplete_list(const struct wsb_json_doc *doc, int shown) {
-  bool partial = false;
-  uint64_t total = 0;
-  if (wsb_json_get_uint(doc, wsb_json_member(doc, 0, "total"), 0, UINT64_MAX, &total) == 0 &&
-      total > (uint64_t)shown)
-    fprintf(stderr, "wsbalctl: %d of %llu sessions shown\n", shown, (unsigned long long)total);
-  if (wsb_json_get_bool(doc, wsb_json_member(doc, 0, "partial"), &partial) == 0 && partial)
-    fprintf(stderr, "wsbalctl: some workers did not answer in time: the list is partial\n");
-}
-
-int wsb_ctl_print_sessions(const struct wsb_ctl_answer *ans) {
-  struct reader r;
-  if (!read_json(ans, &r, false))
-    return WSB_CTL_EXIT_ERROR;
-  int list = wsb_json_member(&r.doc, 0, "sessions"), shown = 0;
-  for (int e = wsb_json_next_child(&r.doc, list, 0); e > 0;
-       e = wsb_json_next_child(&r.doc, list, e))
-    shown++;
-  int rc = WSB_CTL_EXIT_OK;
-  if (type_of(&r.doc, list) == WSB_JSON_ARRAY && shown == 0)
-    printf("no live sessions\n");
-  else
-    rc = print_rows(&r.doc, "sessions", session_columns, COUNT(session_columns));
-  if (rc == WSB_CTL_EXIT_OK)
-    note_incomplete_list(&r.doc, shown);
-  reader_free(&r);
-  return rc;
 }
 
 /* The strings of an answer's array member key, one indented line each after prefix. */
@@ -458,8 +412,8 @@ static void print_error_lines(const struct wsb_json_doc *doc, FILE *out) {
 }
 
 int wsb_ctl_print_reload(const struct wsb_ctl_answer *ans) {
-  struct reader r;
-  if (!read_json(ans, &r, false))
+  struct wsb_ctl_reader r;
+  if (!wsb_ctl_read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
   char result[64], generation[32];
   value_text(&r.doc, wsb_json_member(&r.doc, 0, "result"), result, sizeof(result));
@@ -468,19 +422,19 @@ int wsb_ctl_print_reload(const struct wsb_ctl_answer *ans) {
   print_error_lines(&r.doc, stdout);
   /* Runtime changes the file did not make, gone with the reload. */
   print_lines(&r.doc, "discarded", "discarded: ", stdout);
-  reader_free(&r);
+  wsb_ctl_reader_free(&r);
   return WSB_CTL_EXIT_OK;
 }
 
 int wsb_ctl_print_fields(const struct wsb_ctl_answer *ans) {
-  struct reader r;
-  if (!read_json(ans, &r, false))
+  struct wsb_ctl_reader r;
+  if (!wsb_ctl_read_json(ans, &r, false))
     return WSB_CTL_EXIT_ERROR;
   struct wsb_ctl_table t;
   wsb_ctl_table_init(&t, 2, NULL);
   add_fields(&t, &r.doc, 0, NULL);
-  int rc = finish_table(&t);
-  reader_free(&r);
+  int rc = wsb_ctl_table_finish(&t);
+  wsb_ctl_reader_free(&r);
   return rc;
 }
 
@@ -500,23 +454,24 @@ static void first_line(const char *body, size_t len, char *buf, size_t cap) {
 
 bool wsb_ctl_error_starts(const struct wsb_ctl_answer *ans, const char *prefix) {
   char msg[CELL_MAX] = "";
-  struct reader r;
-  if (ans->len == 0 || !read_json(ans, &r, true))
+  struct wsb_ctl_reader r;
+  if (ans->len == 0 || !wsb_ctl_read_json(ans, &r, true))
     return false;
   int i = wsb_json_member(&r.doc, 0, "error");
-  if (type_of(&r.doc, i) == WSB_JSON_STRING)
+  if (wsb_ctl_json_type(&r.doc, i) == WSB_JSON_STRING)
     value_text(&r.doc, i, msg, sizeof(msg));
-  reader_free(&r);
+  wsb_ctl_reader_free(&r);
   return strncmp(msg, prefix, strlen(prefix)) == 0;
 }
 
 void wsb_ctl_print_error(const struct wsb_ctl_answer *ans) {
   char msg[CELL_MAX] = "";
-  struct reader r;
-  bool json = ans->len > 0 && read_json(ans, &r, true);
+  struct wsb_ctl_reader r;
+  bool json = ans->len > 0 && wsb_ctl_read_json(ans, &r, true);
   if (ans->status == 401) {
     snprintf(msg, sizeof(msg), "missing or wrong bearer token (set WSBAL_TOKEN or -T)");
-  } else if (json && type_of(&r.doc, wsb_json_member(&r.doc, 0, "error")) == WSB_JSON_STRING) {
+  } else if (json &&
+             wsb_ctl_json_type(&r.doc, wsb_json_member(&r.doc, 0, "error")) == WSB_JSON_STRING) {
     value_text(&r.doc, wsb_json_member(&r.doc, 0, "error"), msg, sizeof(msg));
   } else if (!json) {
     first_line(ans->body ? ans->body : "", ans->len, msg, sizeof(msg));
@@ -526,6 +481,6 @@ void wsb_ctl_print_error(const struct wsb_ctl_answer *ans) {
   fprintf(stderr, "wsbalctl: %d: %s\n", ans->status, msg);
   if (json) {
     print_error_lines(&r.doc, stderr);
-    reader_free(&r);
+    wsb_ctl_reader_free(&r);
   }
 }

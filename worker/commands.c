@@ -12,6 +12,7 @@
 #include "failover.h"
 #include "leg.h"
 #include "log.h"
+#include "route.h"
 #include "session.h"
 
 #define DRAIN_BATCH   50  /* sessions moved per tick while draining a backend */
@@ -77,6 +78,10 @@ static void describe(const struct wsb_worker *w, const struct wsb_session *s,
     inet_ntop(s->client_family, s->client_addr, e->client, sizeof(e->client));
   size_t n = s->path_len < sizeof(e->path) - 1 ? s->path_len : sizeof(e->path) - 1;
   memcpy(e->path, s->head + s->path_off, n);
+  /* Kept after the head, as the access log reads it (upgrade.c, handover.c). */
+  _Static_assert(sizeof(e->route) == WSB_ROUTE_NAME_MAX, "a route name fits the list entry");
+  n = s->route_len < sizeof(e->route) - 1 ? s->route_len : sizeof(e->route) - 1;
+  memcpy(e->route, s->head + s->head_len, n);
 }
 
 /* A chunk of a session list on its way to the master: freed once written (or the socket gone). */
@@ -131,7 +136,8 @@ static void refuse_list(struct wsb_worker *w, uint64_t request, int err) {
 /* Sessions that have a 101 (a head kept) and pass the request's filter. */
 static bool listed(const struct wsb_session *s, const struct wsb_control_msg *m) {
   return s->head != NULL && s->state != S_CLOSED && (!m->one || s->id == m->session) &&
-         (m->slot < 0 || s->backend_slot == m->slot);
+         (m->slot < 0 || s->backend_slot == m->slot) &&
+         (m->pool < 0 || s->pool == (uint32_t)m->pool);
 }
 
 static int by_id(const void *a, const void *b) {

@@ -95,6 +95,8 @@ class Fake:
                                       "headers": headers, "body": body})
                 with lock:
                     answer = fake.queue.pop(0) if fake.queue else fake.reply
+                if callable(answer):  # a function of the target
+                    answer = answer(target)
                 if answer:
                     self.request.sendall(answer)
                 self.request.shutdown(socket.SHUT_WR)
@@ -126,8 +128,11 @@ SESSION_ID = "0010000000000001"
 COMMANDS = [
     (["status"], "GET", "/api/v1/status", None),
     (["backends"], "GET", "/api/v1/backends", None),
-    (["sessions"], "GET", "/api/v1/sessions", None),
-    (["sessions", "--backend", "e1"], "GET", "/api/v1/sessions?backend=e1", None),
+    (["sessions"], "GET", "/api/v1/sessions?limit=1000&offset=0", None),
+    (["sessions", "--backend", "e1"], "GET", "/api/v1/sessions?backend=e1&limit=1000&offset=0",
+     None),
+    (["sessions", "--pool", "p 1", "--backend", "e1"], "GET",
+     "/api/v1/sessions?backend=e1&pool=p%201&limit=1000&offset=0", None),
     (["add", "e3", "ws://10.0.0.3:9000/app"], "POST", "/api/v1/backends",
      {"name": "e3", "url": "ws://10.0.0.3:9000/app"}),
     (["add", "--weight", "7", "e3", "wss://h.example:443"], "POST", "/api/v1/backends",
@@ -329,15 +334,15 @@ def test_answers():
         fake.reply = Fake.json_reply(200, sessions)
         rc, out, err = ctl("-a", fake.addr, "sessions")
         rows = table(out)
-        c.eq("sessions: exit 0, the header", (0, "ID WORKER CLIENT PATH BACKEND STARTED MSGS_IN "
-                                                "MSGS_OUT BYTES_IN BYTES_OUT FAILOVERS"),
+        c.eq("sessions: exit 0, the header", (0, "ID WORKER CLIENT PATH POOL ROUTE BACKEND STARTED "
+                                                "MSGS_IN MSGS_OUT BYTES_IN BYTES_OUT FAILOVERS"),
              (rc, " ".join(out.split("\n")[0].split())))
         c.eq("sessions: rows", [
             {"ID": "0000000000000001", "WORKER": "0", "CLIENT": "127.0.0.1:40000", "PATH": "/a?x=1",
-             "BACKEND": "e1", "STARTED": "2024-05-01T10:00:00.000Z", "MSGS_IN": "12",
+             "POOL": "-", "ROUTE": "-", "BACKEND": "e1", "STARTED": "2024-05-01T10:00:00.000Z", "MSGS_IN": "12",
              "MSGS_OUT": "11", "BYTES_IN": "1200", "BYTES_OUT": "1100", "FAILOVERS": "0"},
             {"ID": "0010000000000002", "WORKER": "1", "CLIENT": "[::1]:40001",
-             "PATH": "/evil?[31m", "BACKEND": "-", "STARTED": "2024-05-01T10:00:01.000Z",
+             "PATH": "/evil?[31m", "POOL": "-", "ROUTE": "-", "BACKEND": "-", "STARTED": "2024-05-01T10:00:01.000Z",
              "MSGS_IN": "0", "MSGS_OUT": "0", "BYTES_IN": "0", "BYTES_OUT": "123456789012",
              "FAILOVERS": "2"}], rows)
         c.true("sessions: columns aligned, numbers right",
@@ -387,6 +392,76 @@ def test_answers():
         fake.reply = b"SSH-2.0-OpenSSH_9.2\r\n\r\n"
         rc, out, err = ctl("-a", fake.addr, "backends")
         c.true("not HTTP: exit 1, malformed", rc == 1 and "malformed" in err, err)
+        fake.take()
+    finally:
+        fake.close()
+
+
+def session(n):
+    return {"id": f"{n:016x}", "worker": 0, "client": "127.0.0.1:4000", "path": f"/s{n}",
+            "pool": "default", "route": "r", "backend": "e1",
+            "started": "2024-05-01T10:00:00.000Z", "messages_in": n, "messages_out": 0,
+            "bytes_in": 0, "bytes_out": 0, "failovers": 0}
+
+
+def page(total, offset, nxt, ids, partial=False):
+    return {"total": total, "partial": partial, "offset": offset, "limit": 2,
+            "next_offset": nxt, "sessions": [session(n) for n in ids]}
+
+
+def test_pages():
+    """sessions follows next_offset page after page: one table or one JSON object, a session a
+    page repeats shown once, an error on a later page, and the bound of 1,000 pages."""
+    fake = Fake()
+    script = [page(5, 0, 2, [1, 2]), page(5, 2, 4, [2, 3]),  # 3 opened: 2 comes again
+              page(5, 4, None, [4, 5], partial=True)]
+    try:
+        fake.queue = [Fake.json_reply(200, p) for p in script]
+        rc, out, err = ctl("-a", fake.addr, "sessions", "--pool", "default")
+        c.eq("every page asked for in turn, at each next_offset",
+             ["/api/v1/sessions?pool=default&limit=1000&offset=0",
+              "/api/v1/sessions?pool=default&limit=1000&offset=2",
+              "/api/v1/sessions?pool=default&limit=1000&offset=4"],
+             [r["target"] for r in fake.take()])
+        c.eq("one table of the three pages, each session once; partial noted",
+             (0, [f"/s{n}" for n in range(1, 6)],
+              "wsbalctl: some workers did not answer in time: the list is partial\n"),
+             (rc, [r["PATH"] for r in table(out)], err))
+        fake.queue = [Fake.json_reply(200, p) for p in script]
+        rc, out, err = ctl("-a", fake.addr, "--json", "sessions")
+        doc = json.loads(out) if rc == 0 else {}
+        c.eq("--json: one object of a page's shape holding every page's sessions",
+             (0, 5, True, 0, 5, None, 3, [session(n) for n in range(1, 6)], ""),
+             (rc, doc.get("total"), doc.get("partial"), doc.get("offset"), doc.get("limit"),
+              doc.get("next_offset"), doc.get("pages"), doc.get("sessions"), err))
+        fake.queue = [Fake.json_reply(200, page(3, 0, 2, [1, 2])),
+                      Fake.json_reply(503, {"error": "too many session lists at once"})]
+        rc, out, err = ctl("-a", fake.addr, "--json", "sessions")
+        c.eq("an error on a later page: exit 1, its body on stdout with --json, its message",
+             (1, {"error": "too many session lists at once"},
+              "wsbalctl: 503: too many session lists at once\n"),
+             (rc, json.loads(out) if out else None, err))
+        fake.take()
+        fake.queue = [Fake.json_reply(200, page(9, 0, 0, [1, 2]))]
+        rc, out, err = ctl("-a", fake.addr, "sessions")
+        c.eq("a next_offset that does not move on ends the walk",
+             (0, 2, 1, "wsbalctl: 2 of 9 sessions shown\n"),
+             (rc, len(table(out)), len(fake.take()), err))
+
+        def endless(target):
+            offset = int(target.rsplit("offset=", 1)[1])
+            return Fake.json_reply(200, page(10 ** 6, offset, offset + 1, [offset]))
+        fake.reply = endless
+        rc, out, err = ctl("-a", fake.addr, "sessions")
+        c.eq("at most 1,000 pages, and says so",
+             (0, 1000, 1000, "wsbalctl: stopped after 1000 pages\n"
+              "wsbalctl: 1000 of 1000000 sessions shown\n"),
+             (rc, len(table(out)), len(fake.take()), err))
+        rc, out, err = ctl("-a", fake.addr, "--json", "sessions")
+        doc = json.loads(out) if rc == 0 else {}
+        c.eq("--json at the bound: next_offset says where to go on",
+             (0, 1000, 1000, 1000, ""), (rc, doc.get("pages"), len(doc.get("sessions", [])),
+                                         doc.get("next_offset"), err))
         fake.take()
     finally:
         fake.close()
@@ -664,8 +739,8 @@ def test_token(e1):
 def main():
     e1, e2 = Echo("e1"), Echo("e2")
     try:
-        rc = run_tests(c, test_usage, test_unreachable, test_exact_requests, test_drain_wait,
-                       test_answers,
+        rc = run_tests(c, test_usage, test_unreachable, test_exact_requests, test_pages,
+                       test_drain_wait, test_answers,
                        lambda: test_live(e1, e2), lambda: test_token(e1),
                        lambda: c.true("no sanitizer reports from wsbalctl", not ctl_sanitizer_lines,
                                       "\n".join(ctl_sanitizer_lines[:20])))

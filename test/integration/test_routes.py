@@ -13,7 +13,8 @@ import tempfile
 
 CTL = os.environ.get("WSBALCTL", "build/wsbalctl")
 
-from wsbtest import OP_TEXT, WSBAL, Checks, Peer, RawClient, Wsbal, free_port, frame, run_tests
+from wsbtest import (OP_TEXT, WSBAL, Checks, Peer, RawClient, Wsbal, free_port, frame, run_tests,
+                     wait_for)
 
 c = Checks()
 
@@ -251,6 +252,99 @@ def test_pools(a, b):
         lb.stop()
 
 
+def sessions(port, query=""):
+    status, body = api(port, "/api/v1/sessions" + query)
+    return status, json.loads(body) if body else None
+
+
+def ctl(admin, *args):
+    return subprocess.run([CTL, "-a", f"127.0.0.1:{admin}", *args], capture_output=True,
+                          text=True, timeout=20)
+
+
+def test_session_listing(a, b):
+    """Each listed session names its pool and route ("default" for none), ?pool= filters (with
+    ?backend= too), bad filters get a JSON error, and wsbalctl sessions shows both and follows
+    the pages (3 sessions a page here, a debug build's WSB_TEST_SESSION_PAGE_MAX)."""
+    admin = free_port()
+    secs = {"admin": {"address": f"127.0.0.1:{admin}"},
+            "route:chat": {"path": "/chat", "pool": "chat"},
+            "route:feed": {"path": "/feed", "pool": "default"},
+            "backend:a": {"url": a.url},
+            "backend:b": {"url": b.url, "pool": "chat"}}
+    lb = Wsbal([], sections=secs, extra_env={"WSB_TEST_SESSION_PAGE_MAX": "3"})
+    want = {"/chat/1": ["chat", "chat"], "/chat/2": ["chat", "chat"],
+            "/feed/1": ["default", "feed"], "/feed/2": ["default", "feed"],
+            "/other": ["default", "default"]}
+    held = []
+    try:
+        for path in want:
+            held.append(RawClient.upgraded(lb.port, path)[0])
+        c.true("the five sessions are listed", wait_for(
+            lambda: (sessions(admin)[1] or {}).get("total") == 5))
+        st, first = sessions(admin)
+        st2, second = sessions(admin, f"?offset={first.get('next_offset')}")
+        c.eq("two pages of at most 3", (200, 3, 3, 200, 2, None),
+             (st, len(first["sessions"]), first["next_offset"], st2, len(second["sessions"]),
+              second["next_offset"]))
+        listed = {e["path"]: [e["pool"], e["route"]] for e in first["sessions"] +
+                  second["sessions"]}
+        c.eq("each session's pool and route", want, listed)
+        for query, paths in (("?pool=chat", ["/chat/1", "/chat/2"]),
+                             ("?pool=default&limit=3", ["/feed/1", "/feed/2", "/other"]),
+                             ("?pool=default&backend=a", ["/feed/1", "/feed/2", "/other"]),
+                             ("?backend=a&pool=chat", [])):
+            st, doc = sessions(admin, query)
+            c.eq(f"GET /api/v1/sessions{query}", (200, len(paths), paths),
+                 (st, doc and doc["total"], sorted(e["path"] for e in (doc or {"sessions": []})[
+                     "sessions"])))
+        one = next(e["id"] for e in first["sessions"] + second["sessions"]
+                   if e["path"] == "/chat/2")
+        st, doc = sessions(admin, f"/{one}")
+        c.eq("one session by id: its pool and route", (200, "chat", "chat"),
+             (st, doc and doc.get("pool"), doc and doc.get("route")))
+        for query, code, error in (("?pool=nope", 404, "no such pool"),
+                                   ("?pool=", 404, "no such pool"),
+                                   ("?pool=" + "p" * 300, 404, "no such pool"),
+                                   ("?pool=ch%zzat", 400, "pool= has a bad %-escape or a NUL byte"),
+                                   ("?pool=ch%00at", 400, "pool= has a bad %-escape or a NUL byte"),
+                                   ("?pool=chat&backend=nope", 404, "no such backend")):
+            st, doc = sessions(admin, query)
+            c.eq(f"GET /api/v1/sessions{query[:40]}: a JSON error", (code, {"error": error}),
+                 (st, doc))
+
+        # wsbalctl: the POOL and ROUTE columns, every page, one JSON object.
+        out = ctl(admin, "sessions")
+        lines = out.stdout.strip().split("\n")
+        head = lines[0].split()
+        rows = {r[head.index("PATH")]: [r[head.index("POOL")], r[head.index("ROUTE")]]
+                for r in (line.split() for line in lines[1:])} if "POOL" in head else {}
+        c.eq("wsbalctl sessions: both pages, each with its pool and route", (0, want, ""),
+             (out.returncode, rows, out.stderr))
+        out = ctl(admin, "--json", "sessions")
+        doc = json.loads(out.stdout) if out.returncode == 0 else {}
+        ids = [e["id"] for e in doc.get("sessions", [])]
+        c.eq("wsbalctl --json sessions: one object of both pages, each session once",
+             (0, 5, 2, None, 5), (out.returncode, doc.get("total"), doc.get("pages"),
+                                  doc.get("next_offset"), len(set(ids))))
+        c.eq("with pool and route", want, {e["path"]: [e["pool"], e["route"]]
+                                           for e in doc.get("sessions", [])})
+        out = ctl(admin, "--json", "sessions", "--pool", "chat")
+        doc = json.loads(out.stdout) if out.returncode == 0 else {}
+        c.eq("wsbalctl --json sessions --pool chat: the one page as the server sent it",
+             (0, 2, False), (out.returncode, doc.get("total"), "pages" in doc))
+        out = ctl(admin, "sessions", "--pool", "default", "--backend", "a")
+        c.eq("wsbalctl sessions --pool default --backend a", (0, 4),
+             (out.returncode, len(out.stdout.strip().split("\n"))))
+        out = ctl(admin, "sessions", "--pool", "nope")
+        c.eq("wsbalctl sessions --pool nope: the server's error", (1, "wsbalctl: 404: no such pool"),
+             (out.returncode, out.stderr.strip()))
+    finally:
+        for h in held:
+            h.close()
+        lb.stop()
+
+
 def test_strip_after_failover(a, b):
     """A session's stripped path is what a failover sends the next backend too."""
     lb = Wsbal([("a", a.url), ("b", b.url)], sections=SECTIONS)
@@ -302,7 +396,8 @@ def main():
     try:
         return run_tests(c, lambda: test_matching_and_strip(a, admin),
                          test_check_config, lambda: test_api_changes(a),
-                         lambda: test_pools(a, b), lambda: test_strip_after_failover(a, b))
+                         lambda: test_pools(a, b), lambda: test_session_listing(a, b),
+                         lambda: test_strip_after_failover(a, b))
     finally:
         a.stop()
         b.stop()

@@ -120,9 +120,10 @@ def status(admin):
 
 
 def pools(admin):
-    """path -> pool of every session the master at admin lists."""
+    """path -> (pool, route) of every session the master at admin lists."""
     code, body = admin_call(admin, "GET", "/api/v1/sessions?limit=100")
-    return {s["path"]: s["pool"] for s in json.loads(body)["sessions"]} if code == 200 else {}
+    return {s["path"]: (s["pool"], s["route"]) for s in json.loads(body)["sessions"]
+            } if code == 200 else {}
 
 
 def compression(admin):
@@ -206,10 +207,11 @@ def test_compressed_sessions_move():
         raw, hdrs = RawClient.upgraded(lb.port, "/chat/raw",
                                        {"Sec-WebSocket-Extensions": BOTH_NO})
         c.eq("the raw client has compression", BOTH_NO, hdrs.get("sec-websocket-extensions"))
-        pool_of = {p: "chat" if p.startswith("/chat") else "default"
+        pool_of = {p: ("chat", "chat-rt") if p.startswith("/chat") else ("default", "default")
                    for p, _ in FIRST + TAKEOVER + SECOND + [("/chat/raw", None)]}
         listed = pools(admin)
-        c.eq("sessions listed with their pools", {p: pool_of[p] for p in listed}, listed)
+        c.eq("sessions listed with their pools and routes", {p: pool_of[p] for p in listed},
+             listed)
         # Inside a compressed message: its first fragment is in, its last is not.
         big = b"raw message " * 50
         z = deflate(big)
@@ -236,7 +238,8 @@ def test_compressed_sessions_move():
              (op, int.from_bytes(payload[:2], "big")))
         counters_grow(admin, first, len(FIRST), "upgrade 1")
         listed = pools(admin)
-        c.eq("the moved sessions keep their pools", {p: pool_of[p] for p, _ in FIRST}, listed)
+        c.eq("the moved sessions keep their pools and routes", {p: pool_of[p] for p, _ in FIRST},
+             listed)
         c.true("the takeover sessions drain: the graceful stop's close", wait_for(
             lambda: all(first.codes[len(FIRST):]), 3 * T), f"{first.codes}")
         c.eq("with 1001", [1001] * len(TAKEOVER), first.codes[len(FIRST):])
@@ -261,8 +264,8 @@ def test_compressed_sessions_move():
         counters_grow(admin, first, len(FIRST), "upgrade 2, the sessions moved twice")
         counters_grow(admin, second, len(SECOND), "upgrade 2, python3-websockets' default offer")
         listed = pools(admin)
-        c.eq("the moved sessions keep their pools", {p: pool_of[p] for p, _ in FIRST + SECOND},
-             listed)
+        c.eq("the moved sessions keep their pools and routes",
+             {p: pool_of[p] for p, _ in FIRST + SECOND}, listed)
         c.true("the second master exits", wait_for(
             lambda: not os.path.exists(f"/proc/{pids[1]}"), T))
     finally:
@@ -285,7 +288,7 @@ def test_compressed_sessions_move():
         return {e["path"]: e for e in lines if e.get("event", "end") == "end"}
     wait_for(lambda: len(ends()) >= len(pool_of), T)
     c.eq("each session's one access-log line names its route, moved or not",
-         {p: "chat-rt" if pool == "chat" else "default" for p, pool in pool_of.items()},
+         {p: route for p, (pool, route) in pool_of.items()},
          {p: e.get("route") for p, e in ends().items()})
 
     c.true("the third master serves the configuration", pids[-1] in stray_masters(lb.config),

@@ -128,6 +128,11 @@ static void on_closed(uv_handle_t *h) {
   if (c->next)
     c->next->prev = c->prev;
   free(c);
+  if (a->connections == 0 && a->on_idle != NULL) {
+    void (*cb)(void *) = a->on_idle;
+    a->on_idle = NULL; /* once: cb may close the server, or serve again */
+    cb(a->idle_arg);
+  }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -648,6 +653,12 @@ void wsb_admin_quiesce(struct wsb_admin *a) {
   for (struct admin_conn *c = a->conns; c != NULL; c = c->next)
     if (c->state == CONN_NEW || c->state == CONN_IDLE)
       close_conn(c);
+}
+
+bool wsb_admin_when_idle(struct wsb_admin *a, void (*cb)(void *arg), void *arg) {
+  a->on_idle = a->connections > 0 ? cb : NULL;
+  a->idle_arg = arg;
+  return a->on_idle != NULL;
 }
 
 void wsb_admin_stop(struct wsb_admin *a) {

@@ -53,6 +53,8 @@ struct wsb_admin {
   void *ctx;
   bool quiescing;       /* no more accepting: each request under way is answered, then closed */
   unsigned connections; /* open and not closing */
+  void (*on_idle)(void *arg); /* wsb_admin_when_idle's callback, until it runs */
+  void *idle_arg;
   uint64_t next_conn;
   struct admin_conn *conns; /* every connection until its handles are closed */
 };
@@ -68,6 +70,11 @@ int wsb_admin_start(struct wsb_admin *a, uv_loop_t *loop, int fd, const struct w
    upgrade's new master) and closes idle connections; a request under way is answered, with
    Connection: close, then its connection closes. */
 void wsb_admin_quiesce(struct wsb_admin *a);
+
+/* After wsb_admin_quiesce: cb(arg) runs once, when the last open connection has closed (from
+   its close callback, never from inside this call). Returns true when armed; false, arming
+   nothing, when no connection is open (or cb is NULL, which disarms). */
+bool wsb_admin_when_idle(struct wsb_admin *a, void (*cb)(void *arg), void *arg);
 
 /* Closes the listener and every connection. */
 void wsb_admin_stop(struct wsb_admin *a);

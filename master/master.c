@@ -47,24 +47,44 @@ static void forget_master_in_child(void *arg) {
 
 static void close_handles(void *arg);
 
-static void on_admin_wait(uv_timer_t *t) {
-  close_handles(t->data);
+/* Past [admin] request_timeout, the time for the 408 of a request that ran out of it to go. */
+#define ADMIN_WAIT_MARGIN_MS 100
+
+/* The admin requests a master that handed over had accepted have ended (its last connection
+   closed), or their time is up: it exits now. */
+static void admin_wait_over(void *arg) {
+  struct master *m = arg;
+  bool closed = m->admin.connections == 0;
+  uv_timer_stop(&m->stop_timer);
+  wsb_admin_when_idle(&m->admin, NULL, NULL);
+  m->admin_wait = ADMIN_WAIT_OVER;
+  wsb_log_info("handed over: %s", closed ? "the admin requests under way have been answered"
+                                         : "admin requests still under way: closing them");
+  close_handles(m);
 }
 
-/* How often a master that handed over looks whether its last admin requests have ended. */
-#define ADMIN_WAIT_STEP_MS 20
+static void on_admin_wait_timeout(uv_timer_t *t) {
+  admin_wait_over(t->data);
+}
 
 static void close_handles(void *arg) {
   struct master *m = arg;
   /* After a hand-over the admin port is the new master's, but a request this one had accepted
-     is answered before it exits: wait for it, within [admin] request_timeout (past that the
-     connection has had its 408 and closed). */
-  if (m->up.handed_to > 0 && m->admin.connections > 0 &&
-      m->admin_waited_ms < m->cfg->admin.request_timeout_ms + ADMIN_WAIT_STEP_MS) {
-    m->admin_waited_ms += ADMIN_WAIT_STEP_MS;
-    uv_timer_start(&m->stop_timer, on_admin_wait, ADMIN_WAIT_STEP_MS, 0);
-    return;
+     is answered before it exits: it waits until the admin server's last connection closes, at
+     most [admin] request_timeout (past that the connection has had its 408 and closed). */
+  if (m->up.handed_to > 0 && m->admin_wait == ADMIN_WAIT_NONE) {
+    unsigned n = m->admin.connections;
+    if (wsb_admin_when_idle(&m->admin, admin_wait_over, m)) {
+      m->admin_wait = ADMIN_WAITING;
+      uv_timer_start(&m->stop_timer, on_admin_wait_timeout,
+                     m->cfg->admin.request_timeout_ms + ADMIN_WAIT_MARGIN_MS, 0);
+      wsb_log_info("handed over: waiting up to %llu ms for %u admin request%s under way",
+                   (unsigned long long)m->cfg->admin.request_timeout_ms, n, n == 1 ? "" : "s");
+      return;
+    }
   }
+  if (m->admin_wait == ADMIN_WAITING)
+    return; /* admin_wait_over comes back here */
   /* systemd follows the new master from now on. Not sooner: until this master's last worker
      is gone it may have to serve again (wsb_master_take_back), as the service's main process
      (NotifyAccess=main would ignore it otherwise). */
@@ -181,6 +201,10 @@ void wsb_master_take_back(struct master *m, const char *why) {
   }
   m->stopping = false;
   uv_timer_stop(&m->stop_timer); /* the draining workers end on their own shutdown_timeout */
+  /* It may have been waiting for its admin requests to exit: it does not now, and a later
+     hand-over waits for its own the whole time again. */
+  wsb_admin_when_idle(&m->admin, NULL, NULL);
+  m->admin_wait = ADMIN_WAIT_NONE;
   wsb_workers_resume(&m->workers);
   int *fds = u->kept_fds;
   u->kept_fds = NULL; /* the pool owns them now */

@@ -43,8 +43,9 @@ struct master {
   struct wsb_tickets tickets; /* TLS session ticket keys, rotated on a timer */
   uv_signal_t signals[6];
   uv_timer_t stop_timer;
-  uint64_t admin_waited_ms; /* after a hand-over: waiting for admin requests under way to end */
-  uv_timer_t status_timer;  /* refreshes systemd's STATUS= line, trims the heap */
+  /* After a hand-over: waiting (master.c) for the admin requests under way to end. */
+  enum { ADMIN_WAIT_NONE, ADMIN_WAITING, ADMIN_WAIT_OVER } admin_wait;
+  uv_timer_t status_timer; /* refreshes systemd's STATUS= line, trims the heap */
   struct wsb_heap_trim heap_trim;
   bool stopping;
   bool ready;              /* READY sent: each worker of the pool accepts on its hand-over socket */

@@ -43,13 +43,14 @@ def install(kind):
     os.chmod(PROGRAM, 0o755)
 
 
-def start_lb(echo, **kw):
+def start_lb(echo, admin_keys=None, **kw):
     install("real")
     wsbtest.WSBAL = PROGRAM
     try:
         admin = free_port()
-        lb = Wsbal([("e1", echo.url)], sections={"admin": {"address": f"127.0.0.1:{admin}"},
-                                                 "wsbal": {"shutdown_timeout": "60s"}}, **kw)
+        lb = Wsbal([("e1", echo.url)],
+                   sections={"admin": {"address": f"127.0.0.1:{admin}", **(admin_keys or {})},
+                             "wsbal": {"shutdown_timeout": "60s"}}, **kw)
     finally:
         wsbtest.WSBAL = REAL
     lb.admin = admin
@@ -287,13 +288,7 @@ def test_hand_over(echo):
     c.true("sessions echo before the upgrade", chat.more_echoes(40))
     # An admin request the old master has accepted and is reading as it hands over: it answers
     # it (Connection: close), while new connections go to the new master.
-    inflight = socket.create_connection(("127.0.0.1", lb.admin), timeout=T)
-    get = f"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1:{lb.admin}\r\n".encode()
-    inflight.sendall(get + b"\r\n")
-    head, body = read_answer(inflight)
-    c.true("a keep-alive admin connection to the old master", head.startswith("HTTP/1.1 200") and
-           json.loads(body).get("pid") == lb.proc.pid, head)
-    inflight.sendall(get)  # the head's last line is still to come
+    inflight = in_flight(lb)
     mark = len(lb.lines)
     code, body = admin_call(lb.admin, "POST", "/api/v1/upgrade", timeout=3 * T)
     c.eq("POST /api/v1/upgrade answers 200 once the new master is ready", 200, code)
@@ -333,6 +328,69 @@ def test_hand_over(echo):
     chat.stop_and_check(c, "across the hand-over")
     c.true("the new one serves on", echoes(cl, b"later"))
     cl.close()
+    os.kill(new_pid, signal.SIGTERM)
+    c.true("the new master stops on SIGTERM", wait_for(lambda: not alive(new_pid)))
+    lb.stop()
+
+
+def in_flight(lb):
+    """An admin connection the old master has accepted (its first request answered, keep-alive)
+    with a second request whose head's last line is still to come; and that last line."""
+    get = f"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1:{lb.admin}\r\n".encode()
+    sock = socket.create_connection(("127.0.0.1", lb.admin), timeout=T)
+    sock.sendall(get + b"\r\n")
+    head, body = read_answer(sock)
+    c.true("a keep-alive admin connection to the old master", head.startswith("HTTP/1.1 200") and
+           json.loads(body).get("pid") == lb.proc.pid, head)
+    sock.sendall(get)
+    return sock
+
+
+def test_wait_after_take_back(echo):
+    """The old master's wait for the admin requests it had accepted starts afresh after a
+    take-back: the new master is killed 4 s into the old one's wait (of [admin]
+    request_timeout, 8 s) for one request, which the old one, serving again, then answers; at a
+    second hand-over it waits for another request past the 4 s the first wait had left, answers
+    it, and exits as that connection closes."""
+    lb = start_lb(echo, workers=1, admin_keys={"request_timeout": "8s"})
+    waiting = r"handed over: waiting up to 8000 ms for 1 admin request under way"
+    first = in_flight(lb)
+    mark = len(lb.lines)
+    new_pid = upgrade_by_api(lb)
+    c.true("the old master waits for the request under way",
+           wait_output(lb, waiting, mark) is not None, lb.output()[-800:])
+    time.sleep(4)  # half of its wait
+    mark = len(lb.lines)
+    os.kill(new_pid, signal.SIGKILL)
+    c.true("the new master killed mid-wait: the old one serves again", wait_output(
+        lb, r"upgrade: the new master died during the hand-over", mark) is not None)
+    first.sendall(b"\r\n")
+    head, body = read_answer(first)
+    c.true("it answers the request it was waiting for", head.startswith("HTTP/1.1 200") and
+           json.loads(body or b"{}").get("pid") == lb.proc.pid, head)
+    first.close()
+    cl = RawClient.upgraded(lb.port)[0]
+    c.true("a new session goes to the old master's new worker", echoes(cl, b"taken back"))
+    cl.close()
+    c.true("the old master does not exit as that connection closes", wait_output(
+        lb, r"handed over: the admin requests under way have been answered", mark, 0.5) is None
+        and lb.proc.poll() is None)
+
+    second = in_flight(lb)
+    mark = len(lb.lines)
+    new_pid = upgrade_by_api(lb)
+    c.true("the second hand-over waits for its request",
+           wait_output(lb, waiting, mark) is not None, lb.output()[-800:])
+    time.sleep(5)  # past the 4 s the first wait had left
+    second.sendall(b"\r\n")
+    head, body = read_answer(second, until_eof=True)
+    c.true("past what the first wait had left, the request is answered by the old master, and "
+           "closed", head.startswith("HTTP/1.1 200") and "Connection: close" in head and
+           json.loads(body or b"{}").get("pid") == lb.proc.pid, head)
+    second.close()
+    c.true("the old master exits as that connection closes, not at the timeout", wait_output(
+        lb, r"handed over: the admin requests under way have been answered", mark) is not None)
+    c.eq("with status 0", 0, lb.proc.wait(T))
     os.kill(new_pid, signal.SIGTERM)
     c.true("the new master stops on SIGTERM", wait_for(lambda: not alive(new_pid)))
     lb.stop()
@@ -488,6 +546,7 @@ def main():
                          lambda: test_hang_and_second_signal(echo),
                          lambda: test_handover_socket(echo), lambda: test_hand_over(echo),
                          lambda: test_crash_during_handover(echo),
+                         lambda: test_wait_after_take_back(echo),
                          lambda: test_ready_waits_for_workers(echo),
                          lambda: test_fewer_workers(echo))
     finally:

@@ -432,6 +432,61 @@ START_TEST(cap_makes_way) {
 }
 END_TEST
 
+static int idle_calls;
+
+static void on_idle(void *arg) {
+  ck_assert_ptr_eq(arg, &admin);
+  ck_assert_uint_eq(admin.connections, 0);
+  idle_calls++;
+}
+
+/*
+ * After quiesce (a binary upgrade's old master) the server calls back once, when its last
+ * connection has closed: here a request arriving and one the master answers later, each
+ * answered with Connection: close. Nothing to wait for, or a disarmed wait, never calls.
+ */
+START_TEST(idle_after_quiesce) {
+  idle_calls = 0;
+  int reading = open_as("reading"), waiting = open_as("waiting"), idle = open_as("idle");
+  wsb_admin_quiesce(&admin);
+  ck_assert(wsb_admin_when_idle(&admin, on_idle, &admin));
+  run_for(20);
+  ck_assert(ended(idle));
+  ck_assert_int_eq(idle_calls, 0);
+  struct wsb_admin_reply r = {0};
+  fill(&r);
+  wsb_admin_complete(&admin, later_conns[0], &r);
+  ck_assert_int_eq(read_status(waiting), 200);
+  run_for(20);
+  ck_assert_int_eq(idle_calls, 0); /* the request arriving is still under way */
+  send_all(reading, "Host: 127.0.0.1\r\n\r\n", 19);
+  ck_assert_int_eq(read_status(reading), 200);
+  run_for(20);
+  ck_assert(ended(reading) && ended(waiting));
+  ck_assert_int_eq(idle_calls, 1);
+  ck_assert(!wsb_admin_when_idle(&admin, on_idle, &admin)); /* none open: nothing armed */
+  close(reading);
+  close(waiting);
+  close(idle);
+  run_for(20);
+  ck_assert_int_eq(idle_calls, 1);
+}
+END_TEST
+
+/* A wait given up (the old master serves again) never calls back, when connections close later. */
+START_TEST(idle_disarmed) {
+  idle_calls = 0;
+  int reading = open_as("reading");
+  wsb_admin_quiesce(&admin);
+  ck_assert(wsb_admin_when_idle(&admin, on_idle, &admin));
+  ck_assert(!wsb_admin_when_idle(&admin, NULL, NULL));
+  close(reading);
+  run_for(50);
+  ck_assert_uint_eq(admin.connections, 0);
+  ck_assert_int_eq(idle_calls, 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("admin");
   TCase *tc = tcase_create("admin");
@@ -442,6 +497,8 @@ int main(void) {
   tcase_add_test(tc, cross_site_requests_refused);
   tcase_add_test(tc, deferred_answers);
   tcase_add_test(tc, cap_makes_way);
+  tcase_add_test(tc, idle_after_quiesce);
+  tcase_add_test(tc, idle_disarmed);
   suite_add_tcase(s, tc);
   return wsb_run_suite(s);
 }

@@ -19,9 +19,9 @@
  *   works and a script still sees the exit status.
  * - Every request is one connection with Connection: close; nothing is retried, since add,
  *   remove, drain, kill and failover are not idempotent.
- * - sessions asks for every page (limit/offset, at most WSB_CTL_SESSION_PAGES of them); with
- *   --json, a list of more than one page is printed as one object of a page's shape holding
- *   them all (plus "pages"), not as the server's several answers.
+ * - sessions asks for every page (limit/offset, within the bounds ctl.h gives); with --json,
+ *   a list of more than one page is printed as one object of a page's shape holding them all
+ *   (plus "pages"), not as the server's several answers.
  * - Names and session ids are percent-encoded into the path as they are; the server judges them.
  */
 

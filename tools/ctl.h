@@ -114,11 +114,13 @@ typedef bool (*wsb_ctl_fetch_fn)(void *arg, const char *target, struct wsb_ctl_a
 
 /*
  * sessions: GET target (/api/v1/sessions with its filter), then the next page at each
- * next_offset until the last, at most WSB_CTL_SESSION_PAGES pages, each session once. Prints
- * them as one table, or with json as the first answer's body when it was the only page, else
- * one object of the same shape holding every page's sessions. Returns an exit status.
+ * next_offset until the last, each session once, at most WSB_CTL_SESSION_PAGES pages or past
+ * WSB_CTL_SESSIONS_MAX sessions (what a server that lies about next_offset can make it hold).
+ * Prints them as one table, or with json as the first answer's body when it was the only page,
+ * else one object of the same shape holding every page's sessions. Returns an exit status.
  */
 #define WSB_CTL_SESSION_PAGES 1000
+#define WSB_CTL_SESSIONS_MAX  1000000
 int wsb_ctl_sessions(const char *target, bool json, wsb_ctl_fetch_fn fetch, void *arg);
 
 /*

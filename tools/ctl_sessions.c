@@ -157,7 +157,7 @@ static void print_json(const struct listing *l, bool cut, uint64_t next) {
 /* Notes on stderr, so stdout stays the table (the JSON says as much in its own fields). */
 static void notes(const struct listing *l, bool cut) {
   if (cut)
-    fprintf(stderr, "wsbalctl: stopped after %u pages\n", l->pages);
+    fprintf(stderr, "wsbalctl: stopped after %u pages, %" PRIu64 " sessions\n", l->pages, l->shown);
   if (l->total > l->shown)
     fprintf(stderr, "wsbalctl: %" PRIu64 " of %" PRIu64 " sessions shown\n", l->shown, l->total);
   if (l->partial)
@@ -211,7 +211,7 @@ int wsb_ctl_sessions(const char *target, bool json, wsb_ctl_fetch_fn fetch, void
   wsb_ctl_table_header(&l.table, session_columns, NCOLUMNS, l.right);
   uint64_t offset = 0;
   bool more = true, ok = true;
-  while (ok && more && l.pages < WSB_CTL_SESSION_PAGES)
+  while (ok && more && l.pages < WSB_CTL_SESSION_PAGES && l.shown < WSB_CTL_SESSIONS_MAX)
     ok = one_page(&l, target, &offset, &more, fetch, arg);
   int rc = ok ? WSB_CTL_EXIT_OK : WSB_CTL_EXIT_ERROR;
   if (ok && json && !l.printed)

@@ -454,7 +454,7 @@ def test_pages():
         fake.reply = endless
         rc, out, err = ctl("-a", fake.addr, "sessions")
         c.eq("at most 1,000 pages, and says so",
-             (0, 1000, 1000, "wsbalctl: stopped after 1000 pages\n"
+             (0, 1000, 1000, "wsbalctl: stopped after 1000 pages, 1000 sessions\n"
               "wsbalctl: 1000 of 1000000 sessions shown\n"),
              (rc, len(table(out)), len(fake.take()), err))
         rc, out, err = ctl("-a", fake.addr, "--json", "sessions")

@@ -106,13 +106,13 @@ static bool take_page(struct listing *l, const struct wsb_json_doc *doc) {
   if (wsb_json_get_bool(doc, wsb_json_member(doc, 0, "partial"), &partial) == 0 && partial)
     l->partial = true;
   for (int e = wsb_json_next_child(doc, list, 0); e > 0; e = wsb_json_next_child(doc, list, e)) {
-    char hex[24], *end;
+    char hex[24];
     if (wsb_ctl_json_type(doc, e) != WSB_JSON_OBJECT ||
         wsb_json_get_string(doc, wsb_json_member(doc, e, "id"), hex, sizeof(hex), NULL) != 0) {
       wsb_ctl_unexpected("a session that is not an object with an \"id\"");
       return false;
     }
-    int fresh = id_add(&l->seen, strtoull(hex, &end, 16));
+    int fresh = id_add(&l->seen, strtoull(hex, NULL, 16));
     if (fresh < 0) {
       fprintf(stderr, "wsbalctl: out of memory\n");
       return false;

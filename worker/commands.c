@@ -91,7 +91,7 @@ struct chunk_write {
 };
 
 /* Past this much queued on the control socket (the master not reading) a list is refused rather
-   than queued: a few pages, where one page is at most 8 chunks of 47 KiB. */
+   than queued: a few pages, where one page is at most 8 chunks of 54 KiB. */
 #define CONTROL_QUEUE_MAX (4u << 20)
 
 static void on_chunk_written(uv_write_t *req, int status) {

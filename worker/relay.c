@@ -15,6 +15,11 @@
 #define MAX_IOV           64
 #define KEEPALIVE_PAYLOAD "wsbal-ka"
 #define KEEPALIVE_LEN     (sizeof(KEEPALIVE_PAYLOAD) - 1)
+/* A ping due while a frame from the leg's peer is half-way through to it cannot go in between:
+   the timer looks again this much later. Arming it for the due time, already past, fired it again
+   at once, and libuv runs such a timer over and over without polling: one client that stalled
+   inside a frame held its worker at 100% CPU for good, and the worker outlived its master. */
+#define PING_RETRY_MS 250
 
 /* Frames to forward from one read, pointing into the read buffer until written. */
 struct batch {
@@ -453,6 +458,8 @@ void wsb__relay_arm_timer(struct wsb_session *s) {
     if (every == 0)
       continue;
     uint64_t at = (legs[i]->ping_outstanding ? legs[i]->ping_sent_ms : legs[i]->last_rx_ms) + every;
+    if (!legs[i]->ping_outstanding && at <= now && !wsb__leg_can_inject(legs[i]))
+      at = now + PING_RETRY_MS;
     if (at < next)
       next = at;
   }

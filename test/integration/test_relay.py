@@ -592,6 +592,44 @@ def test_keepalive_and_idle(echo1):
         lb.stop()
 
 
+def test_ping_due_inside_a_stalled_frame(echo1):
+    """The backend's keepalive ping falls due while the client's frame to it is half-way through:
+    wsbal cannot put a ping in between and must look again later. It used to re-arm the timer for
+    the time already past, and libuv ran it over and over: the worker spun at 100% CPU and served
+    nothing more (and outlived its master)."""
+    lb = Wsbal([("e1", echo1.url)], workers=1,
+               sections={"listen": {"ping_interval": "0"}, "upstream": {"ping_interval": "1s"}})
+    try:
+        stalled, _ = RawClient.upgraded(lb.port)
+        # Larger than a read buffer (64 KiB), so it streams: 14 bytes of head and key, 10 of payload.
+        whole = frame(OP_BINARY, b"s" * 200000)
+        stalled.send(whole[:14 + 10])
+        time.sleep(2)  # no event to wait on: the backend's ping falls due at 1 s, the frame still open
+        other = RawClient(lb.port)
+        other.request("/")
+        try:
+            status = other.read_head(timeout=5)[0]
+        except Exception as e:  # a timeout: the worker no longer polls
+            status = repr(e)
+        c.eq("a new session on the same worker upgrades while one stalls inside a frame", 101, status)
+        if status == 101:
+            other.send(frame(OP_TEXT, b"served"))
+            fin, op, payload = other.read_frame(timeout=5)
+            c.eq("and echoes", (OP_TEXT, b"served"), (op, payload))
+        stalled.send(whole[14 + 10:])
+        fin, op, payload = stalled.read_frame(timeout=5)
+        first, got = op, len(payload)
+        while not fin:  # the echo may come back in fragments
+            fin, op, payload = stalled.read_frame(timeout=5)
+            got += len(payload)
+        c.eq("the stalled frame, finished, is echoed whole", (OP_BINARY, 200000), (first, got))
+        other.close()
+        stalled.close()
+        c.eq("wsbal stops cleanly", 0, lb.stop())
+    finally:
+        lb.stop()
+
+
 def test_backend_policies(echo1, echo2):
     def backend_counts(lb, n):
         held, counts = [], {}
@@ -722,6 +760,7 @@ def main():
         test_backpressure()
         test_backpressure_to_backend()
         test_keepalive_and_idle(echo1)
+        test_ping_due_inside_a_stalled_frame(echo1)
         test_backend_policies(echo1, echo2)
         test_worker_respawn(echo1)
         test_balance(echo1, echo2)

@@ -1,6 +1,7 @@
 /* HTTP/1.1 head parsing on llhttp, header lookups and the error answers wsbal writes itself. */
 #include "http.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,6 +62,8 @@ static int on_header_field_complete(llhttp_t *parser) {
   /* An empty value still points into the head, so "present but empty" has p != NULL. */
   hdr->value.p = hdr->name.p + hdr->name.len;
   hdr->value.len = 0;
+  if (h->nheaders < WSB_HTTP_MAX_HEADERS) /* the next name starts empty (wsb_http_head_init) */
+    h->headers[h->nheaders].name = (struct wsb_slice){NULL, 0};
   h->in_value = true;
   return HPE_OK;
 }
@@ -185,7 +188,12 @@ static int check_lines(struct wsb_http_head *h, const char *buf, size_t len) {
 }
 
 void wsb_http_head_init(struct wsb_http_head *h, bool response, size_t max_bytes) {
-  memset(h, 0, sizeof(*h));
+  /* All but the header table, whose 3 KiB a keep-alive connection would clear for every request
+     and answer: a slot is cleared as the parser reaches it (on_header_field_complete), and
+     nothing reads past nheaders. */
+  memset(h, 0, offsetof(struct wsb_http_head, headers));
+  memset(&h->nheaders, 0, sizeof(*h) - offsetof(struct wsb_http_head, nheaders));
+  h->headers[0] = (struct wsb_header){{NULL, 0}, {NULL, 0}};
   llhttp_init(&h->parser, response ? HTTP_RESPONSE : HTTP_REQUEST, &http_settings);
   h->max_bytes = max_bytes;
   h->lines = LINE_LEADING;
@@ -243,7 +251,7 @@ static char ascii_lower(char c) {
 }
 
 /* Header names and tokens are ASCII: no locale, and a NUL byte is just a byte. */
-static bool mem_eq_nocase(const char *a, const char *b, size_t n) {
+bool wsb_mem_eq_nocase(const char *a, const char *b, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (ascii_lower(a[i]) != ascii_lower(b[i]))
       return false;
@@ -251,20 +259,16 @@ static bool mem_eq_nocase(const char *a, const char *b, size_t n) {
   return true;
 }
 
-bool wsb_slice_eq(struct wsb_slice s, const char *str) {
-  size_t n = strlen(str);
-  return s.len == n && mem_eq_nocase(s.p, str, n);
-}
-
 static bool slice_eq_slice(struct wsb_slice a, struct wsb_slice b) {
-  return a.len == b.len && mem_eq_nocase(a.p, b.p, a.len);
+  return a.len == b.len && wsb_mem_eq_nocase(a.p, b.p, a.len);
 }
 
 const struct wsb_header *wsb_http_find(const struct wsb_http_head *h, const char *name,
                                        const struct wsb_header *after) {
   size_t i = after == NULL ? 0 : (size_t)(after - h->headers) + 1;
+  struct wsb_slice want = {name, strlen(name)};
   for (; i < h->nheaders; i++) {
-    if (wsb_slice_eq(h->headers[i].name, name))
+    if (slice_eq_slice(h->headers[i].name, want))
       return &h->headers[i];
   }
   return NULL;
@@ -308,19 +312,22 @@ bool wsb_http_has_token(const struct wsb_http_head *h, const char *name, const c
 }
 
 bool wsb_http_is_hop_by_hop(const struct wsb_http_head *h, const struct wsb_header *hdr) {
-  static const char *const standard[] = {
-      "Connection",
-      "Keep-Alive",
-      "Proxy-Connection",
-      "Proxy-Authenticate",
-      "Proxy-Authorization",
-      "TE",
-      "Trailer",
-      "Transfer-Encoding",
-      "Upgrade",
+#define WSB_NAME(s) \
+  { s, sizeof(s) - 1 }
+  static const struct wsb_slice standard[] = {
+      WSB_NAME("Connection"),
+      WSB_NAME("Keep-Alive"),
+      WSB_NAME("Proxy-Connection"),
+      WSB_NAME("Proxy-Authenticate"),
+      WSB_NAME("Proxy-Authorization"),
+      WSB_NAME("TE"),
+      WSB_NAME("Trailer"),
+      WSB_NAME("Transfer-Encoding"),
+      WSB_NAME("Upgrade"),
   };
+#undef WSB_NAME
   for (size_t i = 0; i < sizeof(standard) / sizeof(standard[0]); i++) {
-    if (wsb_slice_eq(hdr->name, standard[i]))
+    if (slice_eq_slice(hdr->name, standard[i]))
       return true;
   }
   if (hdr->name.len == 0)

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include <llhttp.h>
@@ -60,8 +61,15 @@ void wsb_http_head_init(struct wsb_http_head *h, bool response, size_t max_bytes
  */
 ssize_t wsb_http_feed(struct wsb_http_head *h, const char *buf, size_t len);
 
-/* Case-insensitive comparison of a slice with a NUL-terminated string. */
-bool wsb_slice_eq(struct wsb_slice s, const char *str);
+/* Case-insensitive comparison of n bytes: header names and tokens are ASCII. */
+bool wsb_mem_eq_nocase(const char *a, const char *b, size_t n);
+
+/* Case-insensitive comparison of a slice with a NUL-terminated string. Inline: most callers
+   name a literal, whose length the compiler knows, and most slices differ in length. */
+static inline bool wsb_slice_eq(struct wsb_slice s, const char *str) {
+  size_t n = strlen(str);
+  return s.len == n && wsb_mem_eq_nocase(s.p, str, n);
+}
 
 /* s without the spaces and tabs around it. */
 struct wsb_slice wsb_slice_trim(struct wsb_slice s);

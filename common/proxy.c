@@ -1,7 +1,6 @@
 /* Writing the backend's upgrade request and the client's 101 from the heads the proxy has read. */
 #include "proxy.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -24,6 +23,18 @@ static void put_raw_header(struct wsb_text *o, const struct wsb_header *hdr) {
   wsb_text_put(o, ": ", 2);
   put_slice(o, hdr->value);
   wsb_text_put(o, "\r\n", 2);
+}
+
+/* ":port", the port in decimal. */
+static void put_port(struct wsb_text *o, unsigned port) {
+  char digits[8];
+  size_t i = sizeof(digits);
+  do {
+    digits[--i] = (char)('0' + port % 10);
+    port /= 10;
+  } while (port > 0 && i > 1);
+  digits[--i] = ':';
+  wsb_text_put(o, digits + i, sizeof(digits) - i);
 }
 
 static struct wsb_slice cstr(const char *s) {
@@ -93,15 +104,15 @@ ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_re
   if (r->preserve_host && r->upgrade->host.len > 0) {
     put_header(&o, "Host", r->upgrade->host);
   } else {
-    char host[WSB_HOST_MAX + 16];
+    /* Written piece by piece, not with snprintf: it goes into every request. */
     bool v6 = strchr(r->backend->host, ':') != NULL;
-    bool default_port = r->backend->port == (r->backend->tls ? 443 : 80);
-    if (default_port)
-      snprintf(host, sizeof(host), v6 ? "[%s]" : "%s", r->backend->host);
-    else
-      snprintf(host, sizeof(host), v6 ? "[%s]:%u" : "%s:%u", r->backend->host,
-               (unsigned)r->backend->port);
-    put_header(&o, "Host", cstr(host));
+    wsb_text_puts(&o, v6 ? "Host: [" : "Host: ");
+    wsb_text_puts(&o, r->backend->host);
+    if (v6)
+      wsb_text_put(&o, "]", 1);
+    if (r->backend->port != (r->backend->tls ? 443 : 80))
+      put_port(&o, r->backend->port);
+    wsb_text_put(&o, "\r\n", 2);
   }
   if (plain) {
     if (r->body->kind == WSB_BODY_LENGTH)
@@ -133,8 +144,9 @@ ssize_t wsb_proxy_request_write(char *buf, size_t cap, const struct wsb_proxy_re
   /* X-Forwarded-For: the client's own chain, combined, only when the operator trusts what is in
      front; empty lines add no empty element. */
   wsb_text_puts(&o, "X-Forwarded-For: ");
-  for (const struct wsb_header *xff = wsb_http_find(h, "X-Forwarded-For", NULL);
-       r->trust_forwarded && xff != NULL; xff = wsb_http_find(h, "X-Forwarded-For", xff)) {
+  for (const struct wsb_header *xff = r->trust_forwarded ? wsb_http_find(h, "X-Forwarded-For", NULL)
+                                                         : NULL;
+       xff != NULL; xff = wsb_http_find(h, "X-Forwarded-For", xff)) {
     if (xff->value.len == 0)
       continue;
     put_slice(&o, xff->value);

@@ -54,10 +54,6 @@ void wsb_text_put_slow(struct wsb_text *t, const void *s, size_t n) {
   t->len += n;
 }
 
-void wsb_text_puts(struct wsb_text *t, const char *s) {
-  wsb_text_put(t, s, strlen(s));
-}
-
 void wsb_text_printf(struct wsb_text *t, const char *fmt, ...) {
   if (t->overflow)
     return;

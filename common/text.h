@@ -41,7 +41,11 @@ static inline void wsb_text_put(struct wsb_text *t, const void *s, size_t n) {
   }
 }
 
-void wsb_text_puts(struct wsb_text *t, const char *s);
+/* Inline too: the length of a literal is known where it is written. */
+static inline void wsb_text_puts(struct wsb_text *t, const char *s) {
+  wsb_text_put(t, s, strlen(s));
+}
+
 __attribute__((format(printf, 2, 3))) void wsb_text_printf(struct wsb_text *t, const char *fmt,
                                                            ...);
 

@@ -35,11 +35,12 @@ struct wsb_http_exchange {
   size_t resp_len;
   struct wsb_slot_set tried;
   uv_connect_t connect;
-  uint64_t started_ns; /* the request head was read whole */
-  uint64_t bytes_in;   /* request body bytes sent on */
-  uint64_t bytes_out;  /* answer bytes (head included) written to the client */
-  size_t stall_queued; /* the client's queue when the timer last found the backend paused */
-  uint64_t stall_in;   /* bytes_in when the timer last found the request body under way */
+  uint64_t started_ns;  /* the request head was read whole */
+  uint64_t deadline_ms; /* uv_now of the exchange's timeout, which the timer may come before */
+  uint64_t bytes_in;    /* request body bytes sent on */
+  uint64_t bytes_out;   /* answer bytes (head included) written to the client */
+  size_t stall_queued;  /* the client's queue when the timer last found the backend paused */
+  uint64_t stall_in;    /* bytes_in when the timer last found the request body under way */
   unsigned attempts;
   uint16_t status;   /* of the answer the client got; 0 before */
   uint8_t method;    /* enum llhttp_method */
@@ -89,6 +90,18 @@ static void account(struct wsb_session *s, int status) {
   if (ua != NULL)
     e.user_agent = ua->value;
   wsb_access_log_http(s->w, s, &e);
+}
+
+/*
+ * Sets the exchange's timeout ms from now. A session timer already due sooner is left as it
+ * is, and wsb__http_timer sets it again for what is left when it comes early: a request and
+ * each read of its answer moving the timer in libuv's heap cost more than that rare wakeup.
+ */
+static void http_timer(struct wsb_session *s, uint64_t ms) {
+  s->hx->deadline_ms = uv_now(&s->w->loop) + ms;
+  if (uv_is_active((uv_handle_t *)&s->timer) && uv_timer_get_due_in(&s->timer) <= ms)
+    return;
+  wsb__session_timer_start(s, ms);
 }
 
 /* The answer was cut short (the backend left, sent a broken body, or the client stopped
@@ -167,7 +180,7 @@ static void client_data(struct wsb_session *s, const uint8_t *data, size_t len) 
   }
   /* The answer's http_timeout runs from the request's end, not from the body's last pause. */
   if (hx->req.body.done && !hx->resp_started)
-    wsb__session_timer_start(s, wsb__session_pool_settings(s)->http_timeout_ms);
+    http_timer(s, wsb__session_pool_settings(s)->http_timeout_ms);
   if ((size_t)n < len)
     hold_client(s, data + n, len - (size_t)n);
 }
@@ -275,7 +288,7 @@ static void send_request(struct wsb_session *s) {
     return;
   }
   hx->head_sent = true;
-  wsb__session_timer_start(s, cfg->http_timeout_ms);
+  http_timer(s, cfg->http_timeout_ms);
   /* wsbal takes the body itself, so it says go on once a backend is there to stream it to. */
   if (hx->req.expect_continue && !hx->req.body.done && !hx->answered) {
     static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -395,7 +408,7 @@ static void connect_next(struct wsb_session *s) {
     send_request(s);
     return;
   }
-  wsb__session_timer_start(s, wsb__session_pool_settings(s)->connect_timeout_ms);
+  http_timer(s, wsb__session_pool_settings(s)->connect_timeout_ms);
   int rc = uv_tcp_connect(&hx->connect, &s->backend.tcp, (const struct sockaddr *)&b->addr,
                           on_backend_connected);
   if (rc == 0)
@@ -685,7 +698,7 @@ void wsb__http_backend_read(struct wsb_leg *l, const uint8_t *data, size_t len) 
   if (s->hx->ending)
     return; /* the answer is complete; what else comes is dropped with the connection */
   s->hx->resp_started = true;
-  wsb__session_timer_start(s, wsb__session_pool_settings(s)->http_timeout_ms);
+  http_timer(s, wsb__session_pool_settings(s)->http_timeout_ms);
   backend_bytes(s, (const char *)data, len);
 }
 
@@ -721,6 +734,11 @@ void wsb__http_backend_eof(struct wsb_leg *l, int status) {
 
 void wsb__http_timer(struct wsb_session *s) {
   struct wsb_http_exchange *hx = s->hx;
+  uint64_t now = uv_now(&s->w->loop);
+  if (now < hx->deadline_ms) {
+    wsb__session_timer_start(s, hx->deadline_ms - now); /* an earlier timer's (http_timer) */
+    return;
+  }
   if (hx->answered && s->backend.paused) {
     /* The backend waits for the client to read, which is no fault of the backend's; a client
        that took nothing in a whole http_timeout is given up on, as nginx's send_timeout does. */
@@ -730,7 +748,7 @@ void wsb__http_timer(struct wsb_session *s) {
       return;
     }
     hx->stall_queued = s->client.queued;
-    wsb__session_timer_start(s, wsb__session_pool_settings(s)->http_timeout_ms);
+    http_timer(s, wsb__session_pool_settings(s)->http_timeout_ms);
     return;
   }
   if (!hx->head_sent) {
@@ -741,7 +759,7 @@ void wsb__http_timer(struct wsb_session *s) {
     /* http_timeout is the longest pause between bytes: a body still coming is waited for. */
     if (hx->bytes_in != hx->stall_in) {
       hx->stall_in = hx->bytes_in;
-      wsb__session_timer_start(s, wsb__session_pool_settings(s)->http_timeout_ms);
+      http_timer(s, wsb__session_pool_settings(s)->http_timeout_ms);
       return;
     }
     /* Bytes of the body still wait for the backend (the client is paused, or was until

@@ -104,7 +104,13 @@ int wsb__session_new_request(struct wsb_session *s) {
     wsb_upgrade_request_free(&hs->upgrade);
     free(hs->resp_buf);
     free(hs->pp_buf);
+    /* The connection's ends stay what they were: no inet_ntop per request. */
+    char client_ip[sizeof(hs->client_ip)], peer_ip[sizeof(hs->peer_ip)];
+    memcpy(client_ip, hs->client_ip, sizeof(client_ip));
+    memcpy(peer_ip, hs->peer_ip, sizeof(peer_ip));
     *hs = (struct wsb_handshake){.req_buf = buf, .req_cap = cap, .prefer = -1};
+    memcpy(hs->client_ip, client_ip, sizeof(client_ip));
+    memcpy(hs->peer_ip, peer_ip, sizeof(peer_ip));
     wsb_http_head_init(&hs->req, false, max_head);
     return 0;
   }

@@ -117,6 +117,8 @@ static int grow_head(struct wsb_http_head *head, char **buf, size_t *cap, size_t
 
 void wsb__upgrade_find_client_ip(struct wsb_session *s) {
   struct wsb_handshake *hs = s->hs;
+  if (hs->peer_ip[0] != '\0')
+    return; /* a later request of the connection: the same ends (wsb__session_new_request) */
   hs->client_ip[0] = hs->peer_ip[0] = '\0';
   if (wsb__proxy_header_tcp_ends(s, false) != 0)
     return;
@@ -155,7 +157,10 @@ int wsb__upgrade_pick_route(struct wsb_session *s, bool websocket) {
     return 503; /* the table always has the pools its routes name: a torn invariant */
   s->pool = r != NULL ? r->pool_slot : WSB_SHM_DEFAULT_POOL;
   s->path_strip = (uint16_t)strip;
-  snprintf(hs->route, sizeof(hs->route), "%s", r != NULL ? r->name : "default");
+  const char *name = r != NULL ? r->name : "default";
+  size_t len = strnlen(name, sizeof(hs->route) - 1); /* a copy on every request: no snprintf */
+  memcpy(hs->route, name, len);
+  hs->route[len] = '\0';
   return 0;
 }
 

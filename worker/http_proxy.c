@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -432,7 +433,13 @@ static struct wsb_http_exchange *exchange_get(void) {
   if (nspare > 0) {
     struct wsb_http_exchange *hx = spare[--nspare];
     char *resp_buf = hx->resp_buf;
-    *hx = (struct wsb_http_exchange){.resp_buf = resp_buf};
+    /* Cleared but for the answer's head, which wsb_http_head_init sets up before each
+       attempt without its 3 KiB header table. */
+    size_t resp = offsetof(struct wsb_http_exchange, resp), resp_end = resp + sizeof(hx->resp);
+    memset(hx, 0, resp);
+    memset((char *)hx + resp_end, 0, sizeof(*hx) - resp_end);
+    wsb_http_head_init(&hx->resp, true, RESPONSE_HEAD_MAX);
+    hx->resp_buf = resp_buf;
     return hx;
   }
   struct wsb_http_exchange *hx = calloc(1, sizeof(*hx));

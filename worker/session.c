@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "compress.h"
@@ -108,7 +109,17 @@ int wsb__session_new_request(struct wsb_session *s) {
     char client_ip[sizeof(hs->client_ip)], peer_ip[sizeof(hs->peer_ip)];
     memcpy(client_ip, hs->client_ip, sizeof(client_ip));
     memcpy(peer_ip, hs->peer_ip, sizeof(peer_ip));
-    *hs = (struct wsb_handshake){.req_buf = buf, .req_cap = cap, .prefer = -1};
+    /* Cleared but for the two heads, which wsb_http_head_init sets up without their 3 KiB
+       header tables: zeroing those for every request showed in profiles. */
+    size_t req_end = offsetof(struct wsb_handshake, req) + sizeof(hs->req);
+    size_t resp = offsetof(struct wsb_handshake, resp), resp_end = resp + sizeof(hs->resp);
+    memset(hs, 0, offsetof(struct wsb_handshake, req));
+    memset((char *)hs + req_end, 0, resp - req_end);
+    memset((char *)hs + resp_end, 0, sizeof(*hs) - resp_end);
+    wsb_http_head_init(&hs->resp, true, 0);
+    hs->req_buf = buf;
+    hs->req_cap = cap;
+    hs->prefer = -1;
     memcpy(hs->client_ip, client_ip, sizeof(client_ip));
     memcpy(hs->peer_ip, peer_ip, sizeof(peer_ip));
     wsb_http_head_init(&hs->req, false, max_head);

@@ -126,6 +126,35 @@ START_TEST(test_request_fields) {
 }
 END_TEST
 
+/* A head parsed again into the same struct (a keep-alive connection's next request), with its
+   names arriving a byte at a time: nothing of the earlier head's header table shows through
+   (wsb_http_head_init leaves the table and clears each slot as it is reached). */
+START_TEST(test_reused_head_fresh_names) {
+  struct wsb_http_head h;
+  char *first;
+  size_t len = sizeof(upgrade_request) - 1;
+  ck_assert_int_eq(parse_whole(&h, false, 16384, upgrade_request, len, &first), (ssize_t)len);
+  ck_assert_uint_eq(h.nheaders, 7);
+  static const char next[] = "GET /b HTTP/1.1\r\nA: 1\r\nBc: 2\r\nX-Y: \r\n\r\n";
+  char *buf = copy_exact(next, sizeof(next) - 1);
+  wsb_http_head_init(&h, false, 16384);
+  size_t at;
+  ck_assert_int_gt(feed_bytewise(&h, buf, sizeof(next) - 1, &at), 0);
+  ck_assert(h.complete);
+  ck_assert_uint_eq(h.seen, sizeof(next) - 1);
+  ck_assert_uint_eq(h.nheaders, 3);
+  ck_assert_slice(h.headers[0].name, "A");
+  ck_assert_slice(h.headers[0].value, "1");
+  ck_assert_slice(h.headers[1].name, "Bc");
+  ck_assert_slice(h.headers[1].value, "2");
+  ck_assert_slice(h.headers[2].name, "X-Y");
+  ck_assert_slice(h.headers[2].value, "");
+  ck_assert_ptr_null(wsb_http_find(&h, "Host", NULL));
+  free(buf);
+  free(first);
+}
+END_TEST
+
 START_TEST(test_response_fields) {
   struct wsb_http_head h;
   char *buf;
@@ -646,6 +675,7 @@ static Suite *http_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_request_fields);
+  tcase_add_test(tc, test_reused_head_fresh_names);
   tcase_add_test(tc, test_response_fields);
   tcase_add_test(tc, test_request_prefixes);
   tcase_add_test(tc, test_response_prefixes);

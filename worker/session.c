@@ -3,8 +3,8 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
-#include <stdlib.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compress.h"

@@ -191,7 +191,8 @@ START_TEST(least_conn_breaks_ties_at_random) {
 END_TEST
 
 /* A preferred slot (the backend a plain HTTP connection is kept to) wins its ties and a
-   difference of one session, and only that: a backend two sessions less loaded goes first. */
+   difference of one session plus a quarter of its load, and only that: from idle, a backend two
+   sessions less loaded goes first; at 8 elsewhere, the preferred one keeps up to 12, not 13. */
 START_TEST(least_conn_prefers_among_equals) {
   struct world w;
   world_open(&w, WSB_ALG_LEAST_CONN, 3, NULL);
@@ -207,6 +208,14 @@ START_TEST(least_conn_prefers_among_equals) {
   ck_assert_uint_eq(counts[2], 0);
   ck_assert_uint_gt(counts[0], 20);
   ck_assert_uint_gt(counts[1], 20);
+  set_live(&w, 0, 8);
+  set_live(&w, 1, 8);
+  set_live(&w, 2, 12);
+  pick_many(&w, 100, false, counts);
+  ck_assert_uint_eq(counts[2], 100);
+  set_live(&w, 2, 13);
+  pick_many(&w, 100, false, counts);
+  ck_assert_uint_eq(counts[2], 0);
   world_close(&w);
 }
 END_TEST

@@ -9,6 +9,7 @@
 #include "relay.h"
 #include "session.h"
 #include "tls_leg.h"
+#include "uring.h"
 
 struct write_req {
   uv_write_t req;
@@ -40,6 +41,15 @@ int wsb__leg_write_raw(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs) 
     total += bufs[i].len;
   if (total == 0)
     return 0;
+  if (l->io != NULL) {
+    int rc = wsb_uring_write(l, bufs, nbufs);
+    if (rc != 0)
+      return rc;
+    l->queued += total;
+    if (l->queued > LEG_QUEUE_HIGH_WATER)
+      wsb__leg_pause(l->peer);
+    return 0;
+  }
   /* uv_try_write refuses (UV_EAGAIN) while earlier writes are queued, which keeps order. */
   int n = uv_try_write((uv_stream_t *)&l->tcp, bufs, nbufs);
   if (n == UV_EAGAIN)
@@ -83,7 +93,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 void wsb__leg_stop_reading(struct wsb_leg *l) {
   if (l->open && l->reading) {
     l->reading = false;
-    uv_read_stop((uv_stream_t *)&l->tcp);
+    if (l->io != NULL)
+      wsb_uring_read_stop(l);
+    else
+      uv_read_stop((uv_stream_t *)&l->tcp);
   }
 }
 
@@ -146,6 +159,11 @@ int wsb__leg_start_reading(struct wsb_leg *l) {
   l->paused = false;
   if (l->reading)
     return 0;
+  if (l->io != NULL) {
+    l->reading = true;
+    wsb_uring_read_start(l);
+    return 0;
+  }
   int rc = uv_read_start((uv_stream_t *)&l->tcp, leg_alloc, on_read);
   if (rc == 0) {
     l->reading = true;
@@ -168,6 +186,7 @@ void wsb__leg_reset(struct wsb_leg *l) {
 }
 
 void wsb__leg_close_now(struct wsb_leg *l) {
+  wsb_uring_release(l);
   l->open = false;
   l->reading = false;
   l->lingering = false;

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "replay.h"
 #include "session.h"
+#include "uring.h"
 
 #define MAX_IOV           64
 #define KEEPALIVE_PAYLOAD "wsbal-ka"
@@ -510,6 +511,8 @@ void wsb__relay_timer(struct wsb_session *s) {
 void wsb__relay_start(struct wsb_session *s, const uint8_t *backend_early,
                       size_t backend_early_len) {
   wsb__session_set_state(s, S_RELAY);
+  wsb_uring_adopt(&s->client); /* where it can, relaying goes through io_uring */
+  wsb_uring_adopt(&s->backend);
   uint64_t now = uv_now(&s->w->loop);
   s->client.last_rx_ms = s->backend.last_rx_ms = s->last_data_ms = now;
   /* Frames the backend sent right behind its 101 follow the client's 101. */

@@ -17,6 +17,7 @@
 #include "replay.h"
 #include "tls_leg.h"
 #include "tls_worker.h"
+#include "uring.h"
 
 #define HEAD_BUFFER_START  2048 /* a request head buffer grows from here to max_header_bytes */
 #define CLOSING_TIMEOUT_MS 5000 /* time a peer gets to finish the close handshake */
@@ -240,6 +241,7 @@ static bool leg_linger(struct wsb_leg *l) {
     return false;
   }
   wsb__tls_leg_close_notify(l);
+  wsb_uring_release(l); /* the socket goes back to libuv to linger */
   uv_shutdown_t *req = malloc(sizeof(*req));
   if (req == NULL || uv_shutdown(req, (uv_stream_t *)&l->tcp, linger_shut) != 0) {
     free(req);

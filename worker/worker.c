@@ -19,6 +19,7 @@
 #include "errors.h"
 #include "log.h"
 #include "tls_worker.h"
+#include "uring.h"
 
 #define TRIM_INTERVAL_MS 5000
 
@@ -80,6 +81,7 @@ static void close_worker_handles(struct wsb_worker *w) {
   uv_close((uv_handle_t *)&w->drain_tick, NULL);
   uv_close((uv_handle_t *)&w->trim_timer, NULL);
   wsb_tls_worker_close(w);
+  wsb_uring_close(w);
   wsb_access_log_close(w);
   uv_close((uv_handle_t *)&w->drain_timer, NULL);
   signal(SIGTERM, SIG_IGN);
@@ -222,6 +224,8 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
     wsb_log_error("cannot set up TLS");
     status = 3;
   }
+  if (status == 0)
+    wsb_uring_start(w);
   if (status == 0 && open_listeners(w, start) != 0)
     status = 3;
 #ifdef WSB_FAULT_INJECTION
@@ -270,6 +274,7 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
   wsb_http_pool_free(w);
   wsb_compress_worker_free(w);
   wsb_tls_worker_free(w);
+  wsb_uring_free(w);
   free(w->handover);
   free(w->table);
   free(w);

@@ -1,0 +1,414 @@
+/* Socket I/O of relaying plain legs through one io_uring per worker, driven by its libuv loop. */
+#include "uring.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include "buffer.h"
+#include "leg.h"
+#include "log.h"
+#include "session.h"
+#include "worker.h"
+
+/*
+ * The legs of established plain WebSocket sessions read through one multishot
+ * receive each into the worker's provided-buffer ring, and their writes are
+ * queued during a loop iteration and submitted together in the prepare phase
+ * (one io_uring_enter per iteration instead of one send per write). The ring's
+ * descriptor is watched by a uv_poll, so the loop stays libuv's. Everything
+ * else (handshakes, TLS, plain HTTP, lingering) stays on libuv streams.
+ */
+
+#define SQ_ENTRIES  256
+#define CQ_ENTRIES  4096
+#define NBUFS       64 /* a power of two */
+#define BUF_SIZE    (16 * 1024)
+#define BGID        1
+#define REAP_ROUNDS 4
+
+enum { OP_RECV = 0, OP_SEND = 1, OP_TAG = 3 };
+
+struct wsb_uring {
+  struct io_uring ring;
+  uv_poll_t poll;       /* the ring's descriptor: completions to reap */
+  uv_prepare_t prepare; /* submits what the iteration queued, before the loop waits */
+  struct io_uring_buf_ring *br;
+  uint8_t *bufs;
+  struct wsb_uring_leg *dirty; /* legs with something for the next submission */
+  bool defer;                  /* IORING_SETUP_DEFER_TASKRUN: completions run when asked */
+};
+
+struct wsb_uring_leg {
+  struct wsb_uring *u;
+  struct wsb_leg *leg; /* NULL once released: freed when its last operation ends */
+  struct wsb_uring_leg *next_dirty;
+  int fd;
+  unsigned ops; /* operations in flight (the multishot receive counts once) */
+  bool want_read, recv_armed, cancel_queued, sending, listed;
+  bool ended;   /* the end of the stream (or an error) went to the session: no more receives */
+  int held_end; /* end of stream read while not reading (0: none) */
+  struct wsb_buf held; /* bytes read while not reading, delivered when reading resumes */
+  struct wsb_buf out;  /* written this iteration, not yet submitted */
+  struct wsb_buf fly;  /* being sent */
+};
+
+static void mark_dirty(struct wsb_uring_leg *io) {
+  if (io->listed)
+    return;
+  io->listed = true;
+  io->next_dirty = io->u->dirty;
+  io->u->dirty = io;
+}
+
+static struct io_uring_sqe *get_sqe(struct wsb_uring *u) {
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+  if (sqe == NULL) {
+    io_uring_submit(&u->ring); /* a full queue goes now; the rest follows */
+    sqe = io_uring_get_sqe(&u->ring);
+  }
+  return sqe;
+}
+
+static void arm_recv(struct wsb_uring_leg *io) {
+  struct io_uring_sqe *sqe = get_sqe(io->u);
+  if (sqe == NULL)
+    return; /* cannot happen after a submit; the next resume tries again */
+  io_uring_prep_recv_multishot(sqe, io->fd, NULL, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = BGID;
+  io_uring_sqe_set_data(sqe, (void *)((uintptr_t)io | OP_RECV));
+  io->recv_armed = true;
+  io->ops++;
+}
+
+static void cancel_recv(struct wsb_uring_leg *io) {
+  if (!io->recv_armed || io->cancel_queued)
+    return;
+  struct io_uring_sqe *sqe = get_sqe(io->u);
+  if (sqe == NULL)
+    return;
+  io_uring_prep_cancel(sqe, (void *)((uintptr_t)io | OP_RECV), 0);
+  io_uring_sqe_set_data(sqe, NULL); /* its own completion says nothing we need */
+  io->cancel_queued = true;
+}
+
+static void send_next(struct wsb_uring_leg *io) {
+  if (io->sending)
+    return;
+  if (io->fly.len == 0) {
+    if (io->out.len == 0)
+      return;
+    struct wsb_buf t = io->fly;
+    io->fly = io->out;
+    io->out = t;
+  }
+  struct io_uring_sqe *sqe = get_sqe(io->u);
+  if (sqe == NULL)
+    return;
+  io_uring_prep_send(sqe, io->fd, wsb_buf_data(&io->fly), io->fly.len, MSG_NOSIGNAL);
+  io_uring_sqe_set_data(sqe, (void *)((uintptr_t)io | OP_SEND));
+  io->sending = true;
+  io->ops++;
+}
+
+static void leg_io_free(struct wsb_uring_leg *io) {
+  wsb_buf_free(&io->held);
+  wsb_buf_free(&io->out);
+  wsb_buf_free(&io->fly);
+  free(io);
+}
+
+/* Gives what was read while the leg did not read to the session, as a libuv read would. */
+static void deliver_held(struct wsb_uring_leg *io) {
+  struct wsb_leg *l = io->leg;
+  while (l != NULL && io->want_read && (io->held.len > 0 || io->held_end != 0)) {
+    if (io->held.len > 0) {
+      struct wsb_buf b = io->held;
+      io->held = (struct wsb_buf){0};
+      uv_buf_t buf = wsb_write_buf(wsb_buf_data(&b), b.len);
+      wsb__session_dispatch(l, (ssize_t)b.len, &buf);
+      wsb_buf_free(&b);
+    } else {
+      int end = io->held_end;
+      io->held_end = 0;
+      io->ended = true;
+      uv_buf_t none = uv_buf_init(NULL, 0);
+      wsb__session_dispatch(l, end, &none);
+    }
+    l = io->leg;
+  }
+}
+
+/* Puts everything queued on the ring: held bytes delivered, receives armed, sends. */
+static void flush_dirty(struct wsb_uring *u) {
+  while (u->dirty != NULL) {
+    struct wsb_uring_leg *io = u->dirty;
+    u->dirty = io->next_dirty;
+    io->listed = false;
+    if (io->leg == NULL) {
+      cancel_recv(io);
+      if (io->ops == 0)
+        leg_io_free(io);
+      continue;
+    }
+    deliver_held(io);
+    if (io->leg == NULL) {
+      mark_dirty(io); /* released while delivering: the next round cancels and frees */
+      continue;
+    }
+    if (io->want_read && !io->recv_armed && io->held_end == 0 && !io->ended)
+      arm_recv(io);
+    else if (!io->want_read)
+      cancel_recv(io);
+    send_next(io);
+  }
+}
+
+static void on_recv(struct wsb_uring *u, struct wsb_uring_leg *io, const struct io_uring_cqe *c) {
+  bool more = (c->flags & IORING_CQE_F_MORE) != 0;
+  if (!more) {
+    io->recv_armed = io->cancel_queued = false;
+    io->ops--;
+  }
+  uint8_t *data = NULL;
+  unsigned bid = 0;
+  if (c->flags & IORING_CQE_F_BUFFER) {
+    bid = c->flags >> IORING_CQE_BUFFER_SHIFT;
+    data = u->bufs + (size_t)bid * BUF_SIZE;
+  }
+  struct wsb_leg *l = io->leg;
+  int res = c->res;
+  if (res == -ENOBUFS || res == -ECANCELED)
+    res = 0x7fffffff; /* nothing read: re-armed below if still wanted */
+  else if (res == 0)
+    res = UV_EOF;
+  if (l != NULL && res != 0x7fffffff) {
+    if (io->want_read && io->held.len == 0 && io->held_end == 0) {
+      if (res < 0)
+        io->ended = true;
+      uv_buf_t buf = wsb_write_buf(data, res > 0 ? (size_t)res : 0);
+      wsb__session_dispatch(l, res, &buf);
+    } else if (res > 0) {
+      /* Stopped while this was on its way: kept, at most what one receive brings. */
+      if (wsb_buf_append(&io->held, data, (size_t)res) != 0)
+        io->held_end = UV_ENOMEM;
+    } else {
+      io->held_end = res;
+    }
+  }
+  if (data != NULL) {
+    io_uring_buf_ring_add(u->br, data, BUF_SIZE, (unsigned short)bid, io_uring_buf_ring_mask(NBUFS),
+                          0);
+    io_uring_buf_ring_advance(u->br, 1);
+  }
+  if (!more || (io->want_read && (io->held.len > 0 || io->held_end != 0)))
+    mark_dirty(io); /* re-armed, delivered or freed at the next flush */
+}
+
+static void on_send(struct wsb_uring_leg *io, int res) {
+  io->sending = false;
+  io->ops--;
+  struct wsb_leg *l = io->leg;
+  if (l == NULL) {
+    if (io->ops == 0)
+      mark_dirty(io);
+    return;
+  }
+  if (res == -EAGAIN || res == -EINTR)
+    res = 0;
+  if (res < 0) {
+    l->queued -= io->fly.len + io->out.len;
+    wsb_buf_free(&io->fly);
+    wsb_buf_free(&io->out);
+    wsb__session_written(l, res);
+    return;
+  }
+  wsb_buf_consume(&io->fly, (size_t)res);
+  l->queued -= (size_t)res;
+  if (io->fly.len > 0 || io->out.len > 0)
+    mark_dirty(io);
+  wsb__session_written(l, 0);
+}
+
+/* Handles every completion there is; returns how many. */
+static unsigned reap(struct wsb_uring *u) {
+  unsigned n = 0;
+  struct io_uring_cqe *c;
+  while (io_uring_peek_cqe(&u->ring, &c) == 0) {
+    uintptr_t d = (uintptr_t)io_uring_cqe_get_data(c);
+    struct io_uring_cqe cqe = *c;
+    io_uring_cqe_seen(&u->ring, c);
+    n++;
+    if (d == 0)
+      continue;
+    struct wsb_uring_leg *io = (struct wsb_uring_leg *)(d & ~(uintptr_t)OP_TAG);
+    if ((d & OP_TAG) == OP_RECV)
+      on_recv(u, io, &cqe);
+    else
+      on_send(io, cqe.res);
+  }
+  return n;
+}
+
+static void run(struct wsb_uring *u) {
+  for (int round = 0; round < REAP_ROUNDS; round++) {
+    flush_dirty(u);
+    if (io_uring_sq_ready(&u->ring) > 0)
+      io_uring_submit(&u->ring);
+    if (reap(u) == 0 && u->dirty == NULL)
+      return;
+  }
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  run(h->data);
+}
+
+static void on_ring(uv_poll_t *h, int status, int events) {
+  struct wsb_uring *u = h->data;
+  (void)status, (void)events;
+  if (u->defer)
+    io_uring_get_events(&u->ring);
+  reap(u);
+  run(u);
+}
+
+static int ring_setup(struct wsb_uring *u) {
+  struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_ENTRIES};
+  const char *defer = getenv("WSBAL_URING_DEFER");
+  if (defer != NULL && strcmp(defer, "1") == 0)
+    p.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  int rc = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &p);
+  if (rc < 0)
+    return rc;
+  u->defer = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+  size_t ring_bytes = NBUFS * sizeof(struct io_uring_buf);
+  u->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  u->bufs = malloc((size_t)NBUFS * BUF_SIZE);
+  if (u->br == MAP_FAILED || u->bufs == NULL) {
+    rc = -ENOMEM;
+  } else {
+    io_uring_buf_ring_init(u->br);
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uintptr_t)u->br, .ring_entries = NBUFS, .bgid = BGID};
+    rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
+  }
+  if (rc < 0) {
+    if (u->br != MAP_FAILED)
+      munmap(u->br, ring_bytes);
+    free(u->bufs);
+    io_uring_queue_exit(&u->ring);
+    return rc;
+  }
+  for (unsigned i = 0; i < NBUFS; i++)
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
+                          io_uring_buf_ring_mask(NBUFS), (int)i);
+  io_uring_buf_ring_advance(u->br, NBUFS);
+  return 0;
+}
+
+int wsb_uring_start(struct wsb_worker *w) {
+  const char *mode = getenv("WSBAL_IO");
+  if (mode != NULL && strcmp(mode, "epoll") == 0)
+    return 0;
+  struct wsb_uring *u = calloc(1, sizeof(*u));
+  if (u == NULL)
+    return 0;
+  int rc = ring_setup(u);
+  if (rc < 0) {
+    wsb_log_info("io_uring unavailable (%s): relaying through epoll", strerror(-rc));
+    free(u);
+    return 0;
+  }
+  uv_poll_init(&w->loop, &u->poll, u->ring.ring_fd);
+  uv_prepare_init(&w->loop, &u->prepare);
+  u->poll.data = u->prepare.data = u;
+  uv_poll_start(&u->poll, UV_READABLE, on_ring);
+  uv_prepare_start(&u->prepare, on_prepare);
+  w->uring = u;
+  wsb_log_debug("relaying through io_uring%s", u->defer ? " (deferred task run)" : "");
+  return 0;
+}
+
+void wsb_uring_close(struct wsb_worker *w) {
+  if (w->uring == NULL)
+    return;
+  uv_close((uv_handle_t *)&w->uring->poll, NULL);
+  uv_close((uv_handle_t *)&w->uring->prepare, NULL);
+}
+
+void wsb_uring_free(struct wsb_worker *w) {
+  struct wsb_uring *u = w->uring;
+  if (u == NULL)
+    return;
+  io_uring_queue_exit(&u->ring); /* ends what is still in flight */
+  munmap(u->br, NBUFS * sizeof(struct io_uring_buf));
+  free(u->bufs);
+  free(u);
+  w->uring = NULL;
+}
+
+int wsb_uring_adopt(struct wsb_leg *l) {
+  struct wsb_uring *u = l->s->w->uring;
+  if (u == NULL || l->io != NULL || l->tls != NULL || !l->open || l->lingering || l->queued != 0)
+    return UV_ENOTSUP;
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&l->tcp, &fd) != 0)
+    return UV_EBADF;
+  struct wsb_uring_leg *io = calloc(1, sizeof(*io));
+  if (io == NULL)
+    return UV_ENOMEM;
+  io->u = u;
+  io->leg = l;
+  io->fd = fd;
+  l->io = io;
+  if (l->reading) {
+    uv_read_stop((uv_stream_t *)&l->tcp);
+    io->want_read = true;
+    mark_dirty(io);
+  }
+  return 0;
+}
+
+void wsb_uring_release(struct wsb_leg *l) {
+  struct wsb_uring_leg *io = l->io;
+  if (io == NULL)
+    return;
+  l->io = NULL;
+  io->leg = NULL;
+  io->want_read = false;
+  l->queued -= io->out.len + io->fly.len; /* lost with the connection, as libuv's would be */
+  wsb_buf_free(&io->out);
+  mark_dirty(io);
+}
+
+void wsb_uring_read_start(struct wsb_leg *l) {
+  struct wsb_uring_leg *io = l->io;
+  io->want_read = true;
+  if (!io->recv_armed || io->held.len > 0 || io->held_end != 0)
+    mark_dirty(io);
+}
+
+void wsb_uring_read_stop(struct wsb_leg *l) {
+  struct wsb_uring_leg *io = l->io;
+  io->want_read = false;
+  mark_dirty(io);
+}
+
+int wsb_uring_write(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs) {
+  struct wsb_uring_leg *io = l->io;
+  size_t added = 0;
+  for (unsigned i = 0; i < nbufs; i++) {
+    if (wsb_buf_append(&io->out, bufs[i].base, bufs[i].len) != 0) {
+      wsb_buf_drop_tail(&io->out, added); /* nothing partial stays queued */
+      return UV_ENOMEM;
+    }
+    added += bufs[i].len;
+  }
+  mark_dirty(io);
+  return 0;
+}

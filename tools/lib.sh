@@ -4,7 +4,7 @@
 WSB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building needs, and what the tests add (their peers come from Debian too).
-WSB_BUILD_PACKAGES="gcc libc6-dev pkg-config meson ninja-build libuv1-dev libssl-dev libinih-dev zlib1g-dev check node-llhttp scdoc"
+WSB_BUILD_PACKAGES="gcc libc6-dev pkg-config meson ninja-build libuv1-dev libssl-dev libinih-dev zlib1g-dev liburing-dev check node-llhttp scdoc"
 WSB_TEST_PACKAGES="python3 python3-websockets python3-yaml procps systemd prometheus chromium"
 # The compression test installs node's ws package with npm; an npm that came with nodejs will do.
 # Debian's node-ws is its fallback when the npm registry cannot be reached.

@@ -19,6 +19,7 @@
 #include "route.h"
 #include "session.h"
 #include "session_state.h"
+#include "uring.h"
 
 #define TICK_MS          20  /* how often an old worker looks again for sessions that can move */
 #define IO_TIMEOUT_S     5   /* a new worker that takes longer than this is not taking it */
@@ -567,6 +568,10 @@ static void forget(struct wsb_session *s) {
 
 /* Sends one session; *sent says whether all of it went out (the answer may then be lost). */
 static int move_one(struct wsb_handover *h, struct wsb_session *s, bool *sent) {
+  /* Its sockets leave io_uring first, or a receive still armed could take bytes meant for the
+     new worker. */
+  if (wsb_uring_quiesce(&s->client) != 0 || wsb_uring_quiesce(&s->backend) != 0)
+    return WSB_ESTATE;
   struct wsb_state st;
   describe(s, &st);
   size_t size = wsb_session_state_size(&st);

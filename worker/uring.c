@@ -39,7 +39,7 @@ struct wsb_uring {
   struct io_uring_buf_ring *br;
   uint8_t *bufs;
   struct wsb_uring_leg *dirty; /* legs with something for the next submission */
-  bool defer;                  /* IORING_SETUP_DEFER_TASKRUN: completions run when asked */
+  unsigned nlegs;              /* leg states allocated, released ones with operations included */
 };
 
 struct wsb_uring_leg {
@@ -116,6 +116,7 @@ static void send_next(struct wsb_uring_leg *io) {
 }
 
 static void leg_io_free(struct wsb_uring_leg *io) {
+  io->u->nlegs--;
   wsb_buf_free(&io->held);
   wsb_buf_free(&io->out);
   wsb_buf_free(&io->fly);
@@ -254,6 +255,8 @@ static unsigned reap(struct wsb_uring *u) {
   return n;
 }
 
+/* Submits what is queued and handles what completes at once (sends mostly do), a few rounds;
+   whatever the last round leaves is submitted too, so the loop never waits with work queued. */
 static void run(struct wsb_uring *u) {
   for (int round = 0; round < REAP_ROUNDS; round++) {
     flush_dirty(u);
@@ -262,6 +265,9 @@ static void run(struct wsb_uring *u) {
     if (reap(u) == 0 && u->dirty == NULL)
       return;
   }
+  flush_dirty(u);
+  if (io_uring_sq_ready(&u->ring) > 0)
+    io_uring_submit(&u->ring);
 }
 
 static void on_prepare(uv_prepare_t *h) {
@@ -271,21 +277,18 @@ static void on_prepare(uv_prepare_t *h) {
 static void on_ring(uv_poll_t *h, int status, int events) {
   struct wsb_uring *u = h->data;
   (void)status, (void)events;
-  if (u->defer)
-    io_uring_get_events(&u->ring);
   reap(u);
   run(u);
 }
 
 static int ring_setup(struct wsb_uring *u) {
+  /* Deferred task running (IORING_SETUP_DEFER_TASKRUN) would spare the interrupted
+     epoll_wait each arriving packet costs, but then the ring's descriptor does not become
+     readable when a receive is ready, and the loop waits for ever: measured, not kept. */
   struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_ENTRIES};
-  const char *defer = getenv("WSBAL_URING_DEFER");
-  if (defer != NULL && strcmp(defer, "1") == 0)
-    p.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
   int rc = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &p);
   if (rc < 0)
     return rc;
-  u->defer = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
   size_t ring_bytes = NBUFS * sizeof(struct io_uring_buf);
   u->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   u->bufs = malloc((size_t)NBUFS * BUF_SIZE);
@@ -313,14 +316,20 @@ static int ring_setup(struct wsb_uring *u) {
 
 int wsb_uring_start(struct wsb_worker *w) {
   const char *mode = getenv("WSBAL_IO");
+  bool forced = mode != NULL && strcmp(mode, "uring") == 0;
   if (mode != NULL && strcmp(mode, "epoll") == 0)
     return 0;
+  if (mode != NULL && !forced && strcmp(mode, "auto") != 0 && *mode != '\0')
+    wsb_log_warn("WSBAL_IO=%s is none of auto, epoll, uring: taken as auto", mode);
   struct wsb_uring *u = calloc(1, sizeof(*u));
-  if (u == NULL)
-    return 0;
-  int rc = ring_setup(u);
+  int rc = u == NULL ? -ENOMEM : ring_setup(u);
   if (rc < 0) {
-    wsb_log_info("io_uring unavailable (%s): relaying through epoll", strerror(-rc));
+    /* Old kernels (ENOSYS), io_uring_disabled or seccomp (EPERM), locked memory (ENOMEM). */
+    if (forced)
+      wsb_log_warn("WSBAL_IO=uring: io_uring unavailable (%s): relaying through epoll",
+                   strerror(-rc));
+    else
+      wsb_log_info("io_uring unavailable (%s): relaying through epoll", strerror(-rc));
     free(u);
     return 0;
   }
@@ -330,7 +339,7 @@ int wsb_uring_start(struct wsb_worker *w) {
   uv_poll_start(&u->poll, UV_READABLE, on_ring);
   uv_prepare_start(&u->prepare, on_prepare);
   w->uring = u;
-  wsb_log_debug("relaying through io_uring%s", u->defer ? " (deferred task run)" : "");
+  wsb_log_debug("relaying through io_uring");
   return 0;
 }
 
@@ -345,7 +354,16 @@ void wsb_uring_free(struct wsb_worker *w) {
   struct wsb_uring *u = w->uring;
   if (u == NULL)
     return;
-  io_uring_queue_exit(&u->ring); /* ends what is still in flight */
+  /* Released legs whose cancelled receives have not ended yet: every session is gone, so what
+     still completes touches nothing but them. Bounded: a cancel ends at once. */
+  for (int i = 0; i < 100 && u->nlegs > 0; i++) {
+    run(u);
+    struct io_uring_cqe *c;
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+    if (u->nlegs > 0)
+      io_uring_wait_cqe_timeout(&u->ring, &c, &ts);
+  }
+  io_uring_queue_exit(&u->ring);
   munmap(u->br, NBUFS * sizeof(struct io_uring_buf));
   free(u->bufs);
   free(u);
@@ -363,6 +381,7 @@ int wsb_uring_adopt(struct wsb_leg *l) {
   if (io == NULL)
     return UV_ENOMEM;
   io->u = u;
+  u->nlegs++;
   io->leg = l;
   io->fd = fd;
   l->io = io;
@@ -411,4 +430,34 @@ int wsb_uring_write(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs) {
   }
   mark_dirty(io);
   return 0;
+}
+
+int wsb_uring_quiesce(struct wsb_leg *l) {
+  struct wsb_uring_leg *io = l->io;
+  if (io == NULL)
+    return 0;
+  struct wsb_uring *u = io->u;
+  uintptr_t recv = (uintptr_t)io | OP_RECV;
+  if (io->recv_armed) {
+    struct io_uring_sync_cancel_reg reg = {.addr = recv, .timeout = {.tv_sec = -1, .tv_nsec = -1}};
+    int rc = io_uring_register_sync_cancel(&u->ring, &reg);
+    if (rc < 0 && rc != -ENOENT && rc != -EALREADY)
+      return rc;
+  }
+  /* Bytes the receive took that the loop has not handled yet are in no state message. */
+  bool unread = io->held.len > 0 || io->held_end != 0 || io->out.len > 0 || io->fly.len > 0;
+  unsigned head;
+  struct io_uring_cqe *c;
+  io_uring_for_each_cqe(&u->ring, head, c) {
+    if ((uintptr_t)io_uring_cqe_get_data(c) == recv && c->res > 0)
+      unread = true;
+  }
+  if (unread) {
+    mark_dirty(io); /* receives again once the cancelled one has ended */
+    return UV_EAGAIN;
+  }
+  bool reading = l->reading;
+  wsb_uring_release(l);
+  l->reading = false;
+  return reading ? wsb__leg_start_reading(l) : 0;
 }

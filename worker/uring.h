@@ -21,6 +21,9 @@ void wsb_uring_free(struct wsb_worker *w);
 int wsb_uring_adopt(struct wsb_leg *l);
 /* The leg's socket closes or goes back to libuv: its reads are cancelled, unsent bytes lost. */
 void wsb_uring_release(struct wsb_leg *l);
+/* Hands a leg back to libuv for good, reading there if it read (a binary upgrade passes its
+   socket on): UV_EAGAIN while bytes the ring read are not handled yet. */
+int wsb_uring_quiesce(struct wsb_leg *l);
 void wsb_uring_read_start(struct wsb_leg *l);
 void wsb_uring_read_stop(struct wsb_leg *l);
 /* Queues bytes, sent with the others of this loop iteration in one submission. */
@@ -42,6 +45,10 @@ static inline int wsb_uring_adopt(struct wsb_leg *l) {
 }
 static inline void wsb_uring_release(struct wsb_leg *l) {
   (void)l;
+}
+static inline int wsb_uring_quiesce(struct wsb_leg *l) {
+  (void)l;
+  return 0;
 }
 static inline void wsb_uring_read_start(struct wsb_leg *l) {
   (void)l;

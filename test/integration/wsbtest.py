@@ -264,7 +264,9 @@ class Wsbal(Process):
         fd, self.config = tempfile.mkstemp(prefix="wsbal-test-", suffix=".ini")
         os.close(fd)
         self.write_config(backends, sections)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WSBAL_")}
+        # WSBAL_IO (the relay's I/O path) is no configuration: `meson test --setup epoll` sets it.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("WSBAL_") or k == "WSBAL_IO"}
         env.update(extra_env or {})
         # wrapper: a command line that ends by exec'ing its arguments (test_discovery's namespace).
         super().__init__((wrapper or []) + [WSBAL, "-c", self.config], env=env)

@@ -570,8 +570,11 @@ static void forget(struct wsb_session *s) {
 static int move_one(struct wsb_handover *h, struct wsb_session *s, bool *sent) {
   /* Its sockets leave io_uring first, or a receive still armed could take bytes meant for the
      new worker. */
-  if (wsb_uring_quiesce(&s->client) != 0 || wsb_uring_quiesce(&s->backend) != 0)
-    return WSB_ESTATE;
+  int rc = wsb_uring_quiesce(&s->client);
+  if (rc == 0)
+    rc = wsb_uring_quiesce(&s->backend);
+  if (rc != 0)
+    return rc == UV_EAGAIN ? rc : WSB_ESTATE;
   struct wsb_state st;
   describe(s, &st);
   size_t size = wsb_session_state_size(&st);
@@ -580,7 +583,7 @@ static int move_one(struct wsb_handover *h, struct wsb_session *s, bool *sent) {
     return size == 0 ? -E2BIG : -ENOMEM;
   ssize_t n = wsb_session_state_encode(&st, msg, size);
   uv_os_fd_t cfd, bfd;
-  int rc = n < 0 ? (int)n : uv_fileno((uv_handle_t *)&s->client.tcp, &cfd);
+  rc = n < 0 ? (int)n : uv_fileno((uv_handle_t *)&s->client.tcp, &cfd);
   if (rc == 0)
     rc = uv_fileno((uv_handle_t *)&s->backend.tcp, &bfd);
   if (rc == 0)
@@ -616,6 +619,8 @@ static void move_all(struct wsb_handover *h) {
       h->moved++;
       forget(s);
       wsb_worker_session_ended(w);
+    } else if (rc == UV_EAGAIN) {
+      continue; /* bytes its io_uring read are handled first: a later tick */
     } else if (rc == -EREMOTEIO || rc == -E2BIG || rc == WSB_ESTATE) {
       s->handover_refused = true; /* it stays here, and drains */
       h->kept++;

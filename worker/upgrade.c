@@ -23,6 +23,7 @@
 #include "proxy_header.h"
 #include "session.h"
 #include "tls_leg.h"
+#include "uring.h"
 
 #define BACKEND_HEAD_MAX (16 * 1024) /* a backend's answer head may be this large */
 #define ERROR_BODY_MAX   (64 * 1024) /* bytes of a backend's non-101 body passed to the client */
@@ -298,6 +299,7 @@ void wsb__upgrade_client_gone(struct wsb_leg *l, int status) {
 static void on_backend_closed_for_retry(uv_handle_t *h);
 
 void wsb__upgrade_retry_after_close(struct wsb_session *s) {
+  wsb_uring_release(&s->backend); /* the old connection's reads end with it */
   s->backend.open = false;
   s->backend.reading = false;
   uv_close((uv_handle_t *)&s->backend.tcp, on_backend_closed_for_retry);

@@ -49,8 +49,9 @@ struct wsb_uring_leg {
   int fd;
   unsigned ops; /* operations in flight (the multishot receive counts once) */
   bool want_read, recv_armed, cancel_queued, sending, listed;
-  bool ended;   /* the end of the stream (or an error) went to the session: no more receives */
-  int held_end; /* end of stream read while not reading (0: none) */
+  bool ended;    /* the end of the stream (or an error) went to the session: no more receives */
+  bool handback; /* goes back to libuv once its last receive is handled (wsb_uring_quiesce) */
+  int held_end;  /* end of stream read while not reading (0: none) */
   struct wsb_buf held; /* bytes read while not reading, delivered when reading resumes */
   struct wsb_buf out;  /* written this iteration, not yet submitted */
   struct wsb_buf fly;  /* being sent */
@@ -144,6 +145,14 @@ static void deliver_held(struct wsb_uring_leg *io) {
   }
 }
 
+/* The leg reads and writes through its libuv stream again (reading there if it read here). */
+static int to_libuv(struct wsb_leg *l) {
+  bool reading = l->reading;
+  wsb_uring_release(l);
+  l->reading = false;
+  return reading ? wsb__leg_start_reading(l) : 0;
+}
+
 /* Puts everything queued on the ring: held bytes delivered, receives armed, sends. */
 static void flush_dirty(struct wsb_uring *u) {
   while (u->dirty != NULL) {
@@ -161,7 +170,11 @@ static void flush_dirty(struct wsb_uring *u) {
       mark_dirty(io); /* released while delivering: the next round cancels and frees */
       continue;
     }
-    if (io->want_read && !io->recv_armed && io->held_end == 0 && !io->ended)
+    if (io->handback && !io->recv_armed && io->held.len == 0 && io->held_end == 0) {
+      to_libuv(io->leg);
+      continue;
+    }
+    if (io->want_read && !io->recv_armed && io->held_end == 0 && !io->ended && !io->handback)
       arm_recv(io);
     else if (!io->want_read)
       cancel_recv(io);
@@ -453,11 +466,9 @@ int wsb_uring_quiesce(struct wsb_leg *l) {
       unread = true;
   }
   if (unread) {
-    mark_dirty(io); /* receives again once the cancelled one has ended */
+    io->handback = true; /* what it read is handled first, then libuv reads */
+    mark_dirty(io);
     return UV_EAGAIN;
   }
-  bool reading = l->reading;
-  wsb_uring_release(l);
-  l->reading = false;
-  return reading ? wsb__leg_start_reading(l) : 0;
+  return to_libuv(l);
 }

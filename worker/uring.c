@@ -25,10 +25,12 @@
 
 #define SQ_ENTRIES  256
 #define CQ_ENTRIES  4096
-#define NBUFS       64 /* a power of two */
+#define NBUFS       16 /* a power of two */
 #define BUF_SIZE    (16 * 1024)
 #define BGID        1
 #define REAP_ROUNDS 4
+#define SPARE_SIZE  4096 /* send buffers of this size are kept for the next sends */
+#define SPARES      64
 
 enum { OP_RECV = 0, OP_SEND = 1, OP_TAG = 3 };
 
@@ -40,6 +42,10 @@ struct wsb_uring {
   uint8_t *bufs;
   struct wsb_uring_leg *dirty; /* legs with something for the next submission */
   unsigned nlegs;              /* leg states allocated, released ones with operations included */
+  /* Emptied send buffers for any leg's next sends: no allocation per send, and none held by
+     an idle session. */
+  uint8_t *spare[SPARES];
+  unsigned nspare;
 };
 
 struct wsb_uring_leg {
@@ -56,6 +62,24 @@ struct wsb_uring_leg {
   struct wsb_buf out;  /* written this iteration, not yet submitted */
   struct wsb_buf fly;  /* being sent */
 };
+
+/* An empty send buffer starts as a spare (of the size that is kept), reused or new. */
+static void buf_take(struct wsb_uring *u, struct wsb_buf *b) {
+  if (b->p != NULL)
+    return;
+  uint8_t *p = u->nspare > 0 ? u->spare[--u->nspare] : malloc(SPARE_SIZE);
+  if (p != NULL)
+    *b = (struct wsb_buf){.p = p, .cap = SPARE_SIZE};
+}
+
+/* Empties a send buffer, keeping its memory as a spare if it has the spares' size. */
+static void buf_give(struct wsb_uring *u, struct wsb_buf *b) {
+  if (b->p != NULL && b->cap == SPARE_SIZE && u->nspare < SPARES)
+    u->spare[u->nspare++] = b->p;
+  else
+    free(b->p);
+  *b = (struct wsb_buf){0};
+}
 
 static void mark_dirty(struct wsb_uring_leg *io) {
   if (io->listed)
@@ -119,8 +143,8 @@ static void send_next(struct wsb_uring_leg *io) {
 static void leg_io_free(struct wsb_uring_leg *io) {
   io->u->nlegs--;
   wsb_buf_free(&io->held);
-  wsb_buf_free(&io->out);
-  wsb_buf_free(&io->fly);
+  buf_give(io->u, &io->out);
+  buf_give(io->u, &io->fly);
   free(io);
 }
 
@@ -236,12 +260,15 @@ static void on_send(struct wsb_uring_leg *io, int res) {
     res = 0;
   if (res < 0) {
     l->queued -= io->fly.len + io->out.len;
-    wsb_buf_free(&io->fly);
-    wsb_buf_free(&io->out);
+    buf_give(io->u, &io->fly);
+    buf_give(io->u, &io->out);
     wsb__session_written(l, res);
     return;
   }
-  wsb_buf_consume(&io->fly, (size_t)res);
+  if ((size_t)res >= io->fly.len)
+    buf_give(io->u, &io->fly);
+  else
+    wsb_buf_consume(&io->fly, (size_t)res);
   l->queued -= (size_t)res;
   if (io->fly.len > 0 || io->out.len > 0)
     mark_dirty(io);
@@ -377,6 +404,8 @@ void wsb_uring_free(struct wsb_worker *w) {
       io_uring_wait_cqe_timeout(&u->ring, &c, &ts);
   }
   io_uring_queue_exit(&u->ring);
+  while (u->nspare > 0)
+    free(u->spare[--u->nspare]);
   munmap(u->br, NBUFS * sizeof(struct io_uring_buf));
   free(u->bufs);
   free(u);
@@ -414,7 +443,7 @@ void wsb_uring_release(struct wsb_leg *l) {
   io->leg = NULL;
   io->want_read = false;
   l->queued -= io->out.len + io->fly.len; /* lost with the connection, as libuv's would be */
-  wsb_buf_free(&io->out);
+  buf_give(io->u, &io->out);
   mark_dirty(io);
 }
 
@@ -433,6 +462,7 @@ void wsb_uring_read_stop(struct wsb_leg *l) {
 
 int wsb_uring_write(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs) {
   struct wsb_uring_leg *io = l->io;
+  buf_take(io->u, &io->out);
   size_t added = 0;
   for (unsigned i = 0; i < nbufs; i++) {
     if (wsb_buf_append(&io->out, bufs[i].base, bufs[i].len) != 0) {

@@ -5,6 +5,7 @@
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 
@@ -17,27 +18,35 @@
 /*
  * The legs of established plain WebSocket sessions read through one multishot
  * receive each into the worker's provided-buffer ring, and their writes are
- * queued during a loop iteration and submitted together in the prepare phase
- * (one io_uring_enter per iteration instead of one send per write). The ring's
- * descriptor is watched by a uv_poll, so the loop stays libuv's. Everything
- * else (handshakes, TLS, plain HTTP, lingering) stays on libuv streams.
+ * queued and submitted together. The ring runs its completion work only when
+ * this process asks (IORING_SETUP_DEFER_TASKRUN), so the worker waits in the
+ * ring, not in epoll_wait: wsb_uring_run is its loop. It waits in one
+ * io_uring_enter that also submits the sends queued so far, for a completion or
+ * libuv's next timer; libuv's epoll descriptor is one more poll on the ring, and
+ * a libuv pass (uv_run UV_RUN_NOWAIT: timers, its sockets, prepare, check,
+ * close callbacks) runs when that poll fires or a timer is due. An arriving
+ * packet interrupts nothing (without deferred completions, each receive's task
+ * work broke epoll_wait with EINTR) and waits for no eventfd (whose signal of
+ * deferred work comes a grace period late, 15-25 ms, on this kernel). Handshakes,
+ * TLS, plain HTTP and lingering stay on libuv streams.
  */
 
-#define SQ_ENTRIES  256
-#define CQ_ENTRIES  4096
-#define NBUFS       16 /* a power of two */
-#define BUF_SIZE    (16 * 1024)
-#define BGID        1
-#define REAP_ROUNDS 4
-#define SPARE_SIZE  4096 /* send buffers of this size are kept for the next sends */
-#define SPARES      64
+#define SQ_ENTRIES 256
+#define CQ_ENTRIES 4096
+#define NBUFS      16 /* a power of two */
+#define BUF_SIZE   (16 * 1024)
+#define BGID       1
+#define ROUNDS     8    /* passes of one wake before the loop gets its turn again */
+#define SPARE_SIZE 4096 /* send buffers of this size are kept for the next sends */
+#define SPARES     64
 
-enum { OP_RECV = 0, OP_SEND = 1, OP_TAG = 3 };
+enum { OP_RECV = 0, OP_SEND = 1, OP_LOOP = 2, OP_TAG = 3 };
 
 struct wsb_uring {
   struct io_uring ring;
-  uv_poll_t poll;       /* the ring's descriptor: completions to reap */
-  uv_prepare_t prepare; /* submits what the iteration queued, before the loop waits */
+  uv_prepare_t prepare; /* submits what a libuv pass queued before its epoll_wait */
+  bool loop_armed;      /* a poll of libuv's epoll descriptor is on the ring */
+  bool loop_ready;      /* it fired: libuv has events (or timers) to run */
   struct io_uring_buf_ring *br;
   uint8_t *bufs;
   struct wsb_uring_leg *dirty; /* legs with something for the next submission */
@@ -286,6 +295,11 @@ static unsigned reap(struct wsb_uring *u) {
     n++;
     if (d == 0)
       continue;
+    if ((d & OP_TAG) == OP_LOOP) {
+      u->loop_ready = true;
+      u->loop_armed = false;
+      continue;
+    }
     struct wsb_uring_leg *io = (struct wsb_uring_leg *)(d & ~(uintptr_t)OP_TAG);
     if ((d & OP_TAG) == OP_RECV)
       on_recv(u, io, &cqe);
@@ -295,37 +309,81 @@ static unsigned reap(struct wsb_uring *u) {
   return n;
 }
 
-/* Submits what is queued and handles what completes at once (sends mostly do), a few rounds;
-   whatever the last round leaves is submitted too, so the loop never waits with work queued. */
+/* Completion work the kernel holds for us (deferred receives) or CQEs it could not post. */
+static bool kernel_work(struct wsb_uring *u) {
+  return (IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) !=
+         0;
+}
+
+/* Submits what is queued (running the deferred completions in the same system call when there
+   are any) and handles the completions; again while that queued more (the sends of the echoes
+   just read go out now, not a wait later), a few rounds. What is left waits for the next wait,
+   which submits it and runs the kernel's deferred work before it sleeps. */
 static void run(struct wsb_uring *u) {
-  for (int round = 0; round < REAP_ROUNDS; round++) {
+  for (int round = 0; round < ROUNDS; round++) {
     flush_dirty(u);
-    if (io_uring_sq_ready(&u->ring) > 0)
+    if (kernel_work(u))
+      io_uring_submit_and_get_events(&u->ring);
+    else if (io_uring_sq_ready(&u->ring) > 0)
       io_uring_submit(&u->ring);
-    if (reap(u) == 0 && u->dirty == NULL)
-      return;
+    if (reap(u) == 0 && u->dirty == NULL && !kernel_work(u))
+      break;
   }
   flush_dirty(u);
-  if (io_uring_sq_ready(&u->ring) > 0)
-    io_uring_submit(&u->ring);
 }
 
 static void on_prepare(uv_prepare_t *h) {
-  run(h->data);
+  struct wsb_uring *u = h->data;
+  if (u->dirty != NULL || kernel_work(u))
+    run(u);
 }
 
-static void on_ring(uv_poll_t *h, int status, int events) {
-  struct wsb_uring *u = h->data;
-  (void)status, (void)events;
-  reap(u);
-  run(u);
+int wsb_uring_run(struct wsb_worker *w) {
+  struct wsb_uring *u = w->uring;
+  uv_loop_t *loop = &w->loop;
+  if (u == NULL)
+    return UV_ENOTSUP;
+  u->loop_ready = true;
+  for (;;) {
+    if (u->loop_ready || uv_backend_timeout(loop) == 0) {
+      u->loop_ready = false;
+      uv_run(loop, UV_RUN_NOWAIT);
+      if (!uv_loop_alive(loop))
+        return 0;
+    }
+    if (!u->loop_armed) {
+      /* One-shot, armed again after each pass: arming checks the descriptor, so events libuv
+         left (level-triggered sockets it did not drain) fire it at once. */
+      struct io_uring_sqe *sqe = get_sqe(u);
+      if (sqe != NULL) {
+        io_uring_prep_poll_add(sqe, uv_backend_fd(loop), POLLIN);
+        io_uring_sqe_set_data(sqe, (void *)((uintptr_t)u | OP_LOOP));
+        u->loop_armed = true;
+      }
+    }
+    flush_dirty(u);
+    int timeout = uv_backend_timeout(loop);
+    struct io_uring_cqe *c;
+    if (io_uring_cq_ready(&u->ring) > 0 || u->dirty != NULL) {
+      io_uring_submit(&u->ring);
+    } else if (timeout < 0) {
+      io_uring_submit_and_wait(&u->ring, 1);
+    } else {
+      struct __kernel_timespec ts = {.tv_sec = timeout / 1000,
+                                     .tv_nsec = (long long)(timeout % 1000) * 1000000};
+      io_uring_submit_and_wait_timeout(&u->ring, &c, 1, &ts, NULL);
+    }
+    run(u);
+    uv_update_time(loop);
+  }
 }
 
 static int ring_setup(struct wsb_uring *u) {
-  /* Deferred task running (IORING_SETUP_DEFER_TASKRUN) would spare the interrupted
-     epoll_wait each arriving packet costs, but then the ring's descriptor does not become
-     readable when a receive is ready, and the loop waits for ever: measured, not kept. */
-  struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_ENTRIES};
+  /* Completion work runs only when this process asks (no task work interrupting epoll_wait,
+     which cost 40% of the waits an EINTR), and the kernel flags when there is some. */
+  struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+                                       IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+                              .cq_entries = CQ_ENTRIES};
   int rc = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &p);
   if (rc < 0)
     return rc;
@@ -373,10 +431,8 @@ int wsb_uring_start(struct wsb_worker *w) {
     free(u);
     return 0;
   }
-  uv_poll_init(&w->loop, &u->poll, u->ring.ring_fd);
   uv_prepare_init(&w->loop, &u->prepare);
-  u->poll.data = u->prepare.data = u;
-  uv_poll_start(&u->poll, UV_READABLE, on_ring);
+  u->prepare.data = u;
   uv_prepare_start(&u->prepare, on_prepare);
   w->uring = u;
   wsb_log_debug("relaying through io_uring");
@@ -386,7 +442,6 @@ int wsb_uring_start(struct wsb_worker *w) {
 void wsb_uring_close(struct wsb_worker *w) {
   if (w->uring == NULL)
     return;
-  uv_close((uv_handle_t *)&w->uring->poll, NULL);
   uv_close((uv_handle_t *)&w->uring->prepare, NULL);
 }
 
@@ -487,6 +542,8 @@ int wsb_uring_quiesce(struct wsb_leg *l) {
     if (rc < 0 && rc != -ENOENT && rc != -EALREADY)
       return rc;
   }
+  /* Deferred completions are posted first, so the scan below sees every receive's bytes. */
+  io_uring_get_events(&u->ring);
   /* Bytes the receive took that the loop has not handled yet are in no state message. */
   bool unread = io->held.len > 0 || io->held_end != 0 || io->out.len > 0 || io->fly.len > 0;
   unsigned head;

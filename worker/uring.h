@@ -14,6 +14,9 @@ struct wsb_uring_leg;
 /* Sets the worker's ring up unless WSBAL_IO=epoll or the kernel refuses (then the legs stay on
    libuv streams); logs which. Returns 0 either way: the ring is an optimisation. */
 int wsb_uring_start(struct wsb_worker *w);
+/* Runs the worker's loop until it ends, waiting in the ring: 0, or UV_ENOTSUP when there is no
+   ring (the caller runs libuv's loop as usual). */
+int wsb_uring_run(struct wsb_worker *w);
 /* Closes the ring's handles; the ring itself goes with wsb_uring_free once the loop ended. */
 void wsb_uring_close(struct wsb_worker *w);
 void wsb_uring_free(struct wsb_worker *w);
@@ -32,6 +35,10 @@ int wsb_uring_write(struct wsb_leg *l, const uv_buf_t *bufs, unsigned nbufs);
 static inline int wsb_uring_start(struct wsb_worker *w) {
   (void)w;
   return 0;
+}
+static inline int wsb_uring_run(struct wsb_worker *w) {
+  (void)w;
+  return UV_ENOTSUP;
 }
 static inline void wsb_uring_close(struct wsb_worker *w) {
   (void)w;

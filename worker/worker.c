@@ -261,7 +261,8 @@ int wsb_worker_main(const struct wsb_worker_start *start) {
     uv_signal_start(&w->sigusr1, on_reopen, SIGUSR1);
     unblock_stop_signals();
     wsb_log_debug("started");
-    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (wsb_uring_run(w) != 0)
+      uv_run(&w->loop, UV_RUN_DEFAULT);
   } else {
     status = 3;
     unblock_stop_signals();

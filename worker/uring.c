@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 
@@ -287,12 +288,18 @@ static void on_send(struct wsb_uring_leg *io, int res) {
 /* Handles every completion there is; returns how many. */
 static unsigned reap(struct wsb_uring *u) {
   unsigned n = 0;
-  struct io_uring_cqe *c;
-  while (io_uring_peek_cqe(&u->ring, &c) == 0) {
-    uintptr_t d = (uintptr_t)io_uring_cqe_get_data(c);
-    struct io_uring_cqe cqe = *c;
-    io_uring_cqe_seen(&u->ring, c);
+  /* Only what is posted (io_uring_peek_cqe would enter the kernel for deferred work, and under
+     steady load never stop): the rounds of run() decide when to ask for more. */
+  while (io_uring_cq_ready(&u->ring) > 0) {
+    struct io_uring_cqe cqe = {0}, *c;
+    unsigned head;
+    io_uring_for_each_cqe(&u->ring, head, c) {
+      cqe = *c;
+      break;
+    }
+    io_uring_cq_advance(&u->ring, 1);
     n++;
+    uintptr_t d = (uintptr_t)cqe.user_data;
     if (d == 0)
       continue;
     if ((d & OP_TAG) == OP_LOOP) {
@@ -315,20 +322,23 @@ static bool kernel_work(struct wsb_uring *u) {
          0;
 }
 
-/* Submits what is queued (running the deferred completions in the same system call when there
-   are any) and handles the completions; again while that queued more (the sends of the echoes
-   just read go out now, not a wait later), a few rounds. What is left waits for the next wait,
-   which submits it and runs the kernel's deferred work before it sleeps. */
+/* Handles the completions posted, then submits what that queued (the sends of the echoes just
+   read go out now, not a wait later), running the kernel's deferred completions in the same
+   system call when there are any; again while that brought more, a few rounds. What is left is
+   submitted by the next wait, which also runs the deferred work before it sleeps. */
 static void run(struct wsb_uring *u) {
   for (int round = 0; round < ROUNDS; round++) {
+    reap(u);
     flush_dirty(u);
-    if (kernel_work(u))
+    bool deferred = kernel_work(u);
+    if (io_uring_sq_ready(&u->ring) == 0 && !deferred)
+      return;
+    if (deferred)
       io_uring_submit_and_get_events(&u->ring);
-    else if (io_uring_sq_ready(&u->ring) > 0)
+    else
       io_uring_submit(&u->ring);
-    if (reap(u) == 0 && u->dirty == NULL && !kernel_work(u))
-      break;
   }
+  reap(u);
   flush_dirty(u);
 }
 
@@ -364,14 +374,22 @@ int wsb_uring_run(struct wsb_worker *w) {
     flush_dirty(u);
     int timeout = uv_backend_timeout(loop);
     struct io_uring_cqe *c;
+    int rc;
     if (io_uring_cq_ready(&u->ring) > 0 || u->dirty != NULL) {
-      io_uring_submit(&u->ring);
+      rc = io_uring_submit(&u->ring);
     } else if (timeout < 0) {
-      io_uring_submit_and_wait(&u->ring, 1);
+      rc = io_uring_submit_and_wait(&u->ring, 1);
     } else {
       struct __kernel_timespec ts = {.tv_sec = timeout / 1000,
                                      .tv_nsec = (long long)(timeout % 1000) * 1000000};
-      io_uring_submit_and_wait_timeout(&u->ring, &c, 1, &ts, NULL);
+      rc = io_uring_submit_and_wait_timeout(&u->ring, &c, 1, &ts, NULL);
+    }
+    if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
+      /* Never seen; a wait that fails at once must not turn into a busy loop: libuv's own
+         blocking wait instead (its sockets, signals and timers go on). */
+      wsb_log_error("io_uring wait: %s", strerror(-rc));
+      uv_run(loop, UV_RUN_ONCE);
+      u->loop_ready = true;
     }
     run(u);
     uv_update_time(loop);
@@ -487,6 +505,10 @@ int wsb_uring_adopt(struct wsb_leg *l) {
     io->want_read = true;
     mark_dirty(io);
   }
+  /* libuv leaves a stopped descriptor in its epoll set until epoll reports it; the ring's reads
+     drain the socket before libuv's next epoll_wait, so it never would, and every packet would
+     wake a libuv pass that finds nothing. libuv adds it again if the leg goes back to it. */
+  epoll_ctl(uv_backend_fd(&l->s->w->loop), EPOLL_CTL_DEL, fd, &(struct epoll_event){0});
   return 0;
 }
 

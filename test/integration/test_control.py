@@ -122,15 +122,44 @@ def test_master_gone(echo):
     lb.proc.send_signal(signal.SIGKILL)
     c.eq("its client hears 1001 once the drain ends", 1001, close_code(cl, timeout=6))
     cl.close()
-    deadline = time.monotonic() + T
-    while any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"
-              for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    alive = [p for p in workers
-             if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
-    c.eq("workers exit when the master is gone", [], alive)
+    c.eq("workers exit when the master is gone", [], live_after(workers, T))
     c.true("they said why", lb.wait_line(r"master gone") is not None, lb.output()[-1000:])
     lb.stop()
+
+
+def live_after(pids, timeout):
+    """The processes of pids still running (not gone, not zombies) once all ended or timeout."""
+    def live():
+        out = []
+        for p in pids:
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    if f.read().split()[2] != "Z":
+                        out.append(p)
+            except OSError:
+                pass
+        return out
+    deadline = time.monotonic() + timeout
+    while live() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return live()
+
+
+def test_master_killed_while_relaying(echo):
+    """kill -9 of the master while sessions relay in both workers (through io_uring or epoll,
+    whichever WSBAL_IO picks): every worker notices, drains and exits; none lingers or spins."""
+    lb = Wsbal([("e1", echo.url)], workers=2, sections={"wsbal": {"shutdown_timeout": "1s"}})
+    workers = [p for p in lb.pids() if p != lb.proc.pid]
+    chat = Chatters(lb.url, 8)
+    try:
+        c.true("sessions relay before the kill", chat.more_echoes(40), str(chat.stats))
+        lb.proc.send_signal(signal.SIGKILL)
+        c.eq("every worker exits when the master is killed mid-relay", [], live_after(workers, T))
+    finally:
+        chat.stop()
+        for p in live_after(workers, 0):
+            os.kill(p, signal.SIGKILL)  # no orphan outlives a failed check
+        lb.stop()
 
 
 def backend_of_new_sessions(lb, n, held=None):
@@ -571,6 +600,7 @@ def main():
     try:
         return run_tests(c, lambda: test_graceful_stop(e1), lambda: test_stop_signal_flood(e1),
                          lambda: test_master_gone(e1),
+                         lambda: test_master_killed_while_relaying(e1),
                          lambda: test_reload(e1, e2), lambda: test_reload_worker_count(e1),
                          lambda: test_access_log(e1),
                          lambda: test_access_log_reopen_failure(e1),

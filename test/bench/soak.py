@@ -711,6 +711,12 @@ class Soak:
             target = r.choice(self.available() + [None])
             q = "?backend=%s" % target.name if target is not None else ""
             st, body = await self.api("POST", "/api/v1/sessions/%s/failover%s" % (sess["id"], q))
+            if st == 504:
+                # "its worker did not answer in time": a worker the soak killed is still starting
+                # (slow under ASan) and the lookup asks every worker. Asked again once it runs,
+                # the answer is 202 or 404; a second 504 is a failure.
+                await asyncio.sleep(2)
+                st, body = await self.api("POST", "/api/v1/sessions/%s/failover%s" % (sess["id"], q))
             if st == 202:
                 moved += 1
             elif st == 404:

@@ -88,6 +88,11 @@ static size_t held_len(const struct wsb_uring_leg *io) {
   return io->b != NULL ? io->b->held.len : 0;
 }
 
+/* Read while the leg did not read, bytes or the stream's end, and not given to the session yet. */
+static bool holds(const struct wsb_uring_leg *io) {
+  return held_len(io) > 0 || io->held_end != 0;
+}
+
 /* Bytes queued or being sent. */
 static size_t queued_len(const struct wsb_uring_leg *io) {
   return io->b != NULL ? io->b->out.len + io->b->fly.len : 0;
@@ -210,7 +215,7 @@ static void leg_io_free(struct wsb_uring_leg *io) {
 /* Gives what was read while the leg did not read to the session, as a libuv read would. */
 static void deliver_held(struct wsb_uring_leg *io) {
   struct wsb_leg *l = io->leg;
-  while (l != NULL && io->want_read && (held_len(io) > 0 || io->held_end != 0)) {
+  while (l != NULL && io->want_read && holds(io)) {
     if (held_len(io) > 0) {
       struct wsb_buf b = io->b->held;
       io->b->held = (struct wsb_buf){0};
@@ -254,7 +259,7 @@ static void flush_dirty(struct wsb_uring *u) {
       mark_dirty(io); /* released while delivering: the next round cancels and frees */
       continue;
     }
-    if (io->handback && !io->recv_armed && held_len(io) == 0 && io->held_end == 0) {
+    if (io->handback && !io->recv_armed && !holds(io)) {
       to_libuv(io->leg);
       continue;
     }
@@ -285,7 +290,7 @@ static void on_recv(struct wsb_uring *u, struct wsb_uring_leg *io, const struct 
   else if (res == 0)
     res = UV_EOF;
   if (l != NULL && res != 0x7fffffff) {
-    if (io->want_read && held_len(io) == 0 && io->held_end == 0) {
+    if (io->want_read && !holds(io)) {
       if (res < 0)
         io->ended = true;
       uv_buf_t buf = wsb_write_buf(data, res > 0 ? (size_t)res : 0);
@@ -303,7 +308,7 @@ static void on_recv(struct wsb_uring *u, struct wsb_uring_leg *io, const struct 
                           0);
     io_uring_buf_ring_advance(u->br, 1);
   }
-  if (!more || (io->want_read && (held_len(io) > 0 || io->held_end != 0)))
+  if (!more || (io->want_read && holds(io)))
     mark_dirty(io); /* re-armed, delivered or freed at the next flush */
 }
 
@@ -584,7 +589,7 @@ void wsb_uring_release(struct wsb_leg *l) {
 void wsb_uring_read_start(struct wsb_leg *l) {
   struct wsb_uring_leg *io = l->io;
   io->want_read = true;
-  if (!io->recv_armed || held_len(io) > 0 || io->held_end != 0)
+  if (!io->recv_armed || holds(io))
     mark_dirty(io);
 }
 
@@ -628,7 +633,7 @@ int wsb_uring_quiesce(struct wsb_leg *l) {
   /* Deferred completions are posted first, so the scan below sees every receive's bytes. */
   io_uring_get_events(&u->ring);
   /* Bytes the receive took that the loop has not handled yet are in no state message. */
-  bool unread = held_len(io) > 0 || io->held_end != 0 || queued_len(io) > 0;
+  bool unread = holds(io) || queued_len(io) > 0;
   unsigned head;
   struct io_uring_cqe *c;
   io_uring_for_each_cqe(&u->ring, head, c) {

@@ -187,7 +187,7 @@ void wsb__leg_reset(struct wsb_leg *l) {
 }
 
 void wsb__leg_close_now(struct wsb_leg *l) {
-  wsb_uring_release(l);
+  wsb_uring_close_socket(l);
   l->open = false;
   l->reading = false;
   l->lingering = false;

@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "buffer.h"
 #include "leg.h"
@@ -81,6 +82,7 @@ struct wsb_uring_leg {
   bool want_read : 1, recv_armed : 1, cancel_queued : 1, sending : 1, listed : 1;
   bool ended : 1;    /* the end of the stream (or an error) went to the session: no more receives */
   bool handback : 1; /* goes back to libuv once its last receive is handled (wsb_uring_quiesce) */
+  bool close_fd : 1; /* released to be closed: the ring closes the socket (wsb_uring_close_socket) */
 };
 _Static_assert(sizeof(struct wsb_uring_leg) <= 40, "a leg's ring state fits a 48-byte heap block");
 
@@ -186,6 +188,21 @@ static void cancel_recv(struct wsb_uring_leg *io) {
   io->cancel_queued = true;
 }
 
+/* The ring closes the socket of a leg released to be closed, after cancelling its receive (the
+   same batch); a send still on its way keeps the socket until it ends, as close() would. */
+static void close_socket(struct wsb_uring_leg *io) {
+  if (!io->close_fd)
+    return;
+  io->close_fd = false;
+  struct io_uring_sqe *sqe = get_sqe(io->u);
+  if (sqe == NULL) {
+    close(io->fd);
+    return;
+  }
+  io_uring_prep_close(sqe, io->fd);
+  io_uring_sqe_set_data(sqe, NULL); /* a close of a socket does not fail in a way we could help */
+}
+
 static void send_next(struct wsb_uring_leg *io) {
   struct leg_bufs *b = io->b;
   if (io->sending || b == NULL)
@@ -250,6 +267,7 @@ static void flush_dirty(struct wsb_uring *u) {
     io->listed = false;
     if (io->leg == NULL) {
       cancel_recv(io);
+      close_socket(io);
       if (io->ops == 0)
         leg_io_free(io);
       continue;
@@ -584,6 +602,20 @@ void wsb_uring_release(struct wsb_leg *l) {
     buf_give(io->u, &io->b->out); /* what is being sent is given back when its send ends */
   bufs_settle(io);
   mark_dirty(io);
+}
+
+bool wsb_uring_close_socket(struct wsb_leg *l) {
+  struct wsb_uring_leg *io = l->io;
+  if (io == NULL)
+    return false;
+  io->close_fd = true;
+  wsb_uring_release(l);
+  /* libuv's handle no longer has the descriptor, so uv_close neither removes it from libuv's
+     epoll set (wsb_uring_adopt did) nor closes it: the 2 system calls it would make, of about
+     24 per session, are saved, and the close goes with the ring's next submission. libuv's
+     stream close skips a descriptor of -1 (its watcher was stopped when the ring adopted it). */
+  l->tcp.io_watcher.fd = -1;
+  return true;
 }
 
 void wsb_uring_read_start(struct wsb_leg *l) {

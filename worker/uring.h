@@ -24,6 +24,9 @@ void wsb_uring_free(struct wsb_worker *w);
 int wsb_uring_adopt(struct wsb_leg *l);
 /* The leg's socket closes or goes back to libuv: its reads are cancelled, unsent bytes lost. */
 void wsb_uring_release(struct wsb_leg *l);
+/* Releases a leg whose connection ends: the ring closes its socket, and its libuv handle is left
+   without one, to be closed as usual (uv_close). False (nothing done) for a leg not on the ring. */
+bool wsb_uring_close_socket(struct wsb_leg *l);
 /* Hands a leg back to libuv for good, reading there if it read (a binary upgrade passes its
    socket on): UV_EAGAIN while bytes the ring read are not handled yet. */
 int wsb_uring_quiesce(struct wsb_leg *l);
@@ -52,6 +55,10 @@ static inline int wsb_uring_adopt(struct wsb_leg *l) {
 }
 static inline void wsb_uring_release(struct wsb_leg *l) {
   (void)l;
+}
+static inline bool wsb_uring_close_socket(struct wsb_leg *l) {
+  (void)l;
+  return false;
 }
 static inline int wsb_uring_quiesce(struct wsb_leg *l) {
   (void)l;

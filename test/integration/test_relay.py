@@ -630,6 +630,69 @@ def test_ping_due_inside_a_stalled_frame(echo1):
         lb.stop()
 
 
+def tcp_socket_count(pid):
+    """TCP sockets the process holds (its unix sockets to the master are not counted)."""
+    tcp = set()
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(f) as fh:
+            tcp |= {int(line.split()[9]) for line in list(fh)[1:]}
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        n += link.startswith("socket:[") and int(link[8:-1]) in tcp
+    return n
+
+
+def test_sockets_closed_after_sessions(echo1):
+    """Every socket of an ended session is closed, however it ended: on io_uring the ring
+    closes a relaying leg's socket itself (libuv's handle is left without one), so a leak or a
+    socket left half-open there shows up here as descriptors the worker keeps."""
+    lb = Wsbal([("e1", echo1.url)], workers=1)
+    try:
+        worker = [p for p in lb.pids() if p != lb.proc.pid][0]
+        before = tcp_socket_count(worker)
+        backend_port = echo1.port
+        for i in range(60):
+            cl, _ = RawClient.upgraded(lb.port)
+            cl.send(frame(OP_BINARY, b"x" * 100, mask=True))
+            c.eq(f"session {i} echoes", (True, OP_BINARY, b"x" * 100), cl.read_frame())
+            if i % 3 == 0:  # the client's close handshake
+                cl.send(frame(OP_CLOSE, struct.pack("!H", 1000), mask=True))
+                c.eq(f"session {i} close answered", OP_CLOSE, cl.read_frame()[1])
+                c.true(f"session {i} closed by wsbal", cl.closed_by_peer())
+            elif i % 3 == 1:  # the client vanishes mid-session
+                cl.close()
+            else:  # the client half-closes: wsbal reads the end of its stream
+                cl.sock.shutdown(socket.SHUT_WR)
+                c.true(f"session {i} closed after the client's FIN", cl.closed_by_peer())
+            cl.close()
+        deadline = time.monotonic() + T
+        while time.monotonic() < deadline and tcp_socket_count(worker) > before:
+            time.sleep(0.05)
+        c.eq("the worker holds as many TCP sockets as before the 60 sessions (its listener)",
+             before, tcp_socket_count(worker))
+        open_to_backend = [st for st, _ in tcp_sockets_to(backend_port) if st in ("01", "08")]
+        c.eq("no connection to the backend is left established or half-closed", [],
+             open_to_backend)
+    finally:
+        lb.stop()
+
+
+def tcp_sockets_to(port):
+    """(state, local port) of the IPv4 TCP sockets whose remote port is port."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if int(fields[2].split(":")[1], 16) == port:
+                out.append((fields[3], int(fields[1].split(":")[1], 16)))
+    return out
+
+
 def test_backend_policies(echo1, echo2):
     def backend_counts(lb, n):
         held, counts = [], {}
@@ -763,6 +826,7 @@ def main():
         test_ping_due_inside_a_stalled_frame(echo1)
         test_backend_policies(echo1, echo2)
         test_worker_respawn(echo1)
+        test_sockets_closed_after_sessions(echo1)
         test_balance(echo1, echo2)
         test_early_frames()
         c.eq("wsbal stops cleanly on SIGTERM", 0, lb.stop())

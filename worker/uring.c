@@ -82,7 +82,7 @@ struct wsb_uring_leg {
   bool want_read : 1, recv_armed : 1, cancel_queued : 1, sending : 1, listed : 1;
   bool ended : 1;    /* the end of the stream (or an error) went to the session: no more receives */
   bool handback : 1; /* goes back to libuv once its last receive is handled (wsb_uring_quiesce) */
-  bool close_fd : 1; /* released to be closed: the ring closes the socket (wsb_uring_close_socket) */
+  bool close_fd : 1; /* released for its connection's end: the ring closes the socket */
 };
 _Static_assert(sizeof(struct wsb_uring_leg) <= 40, "a leg's ring state fits a 48-byte heap block");
 

@@ -228,12 +228,16 @@ void wsb_ws_accept(struct wsb_slice key, char out[WSB_WS_ACCEPT_LEN + 1]) {
     EVP_EncodeBlock((unsigned char *)out, digest, 20);
 }
 
+void wsb_ws_key_encode(const uint8_t nonce[WSB_WS_NONCE_LEN], char out[WSB_WS_KEY_LEN + 1]) {
+  EVP_EncodeBlock((unsigned char *)out, nonce, WSB_WS_NONCE_LEN);
+}
+
 int wsb_ws_key_generate(char out[WSB_WS_KEY_LEN + 1]) {
-  unsigned char nonce[16];
+  unsigned char nonce[WSB_WS_NONCE_LEN];
   out[0] = '\0';
   if (RAND_bytes(nonce, sizeof(nonce)) != 1)
     return -EIO;
-  EVP_EncodeBlock((unsigned char *)out, nonce, sizeof(nonce));
+  wsb_ws_key_encode(nonce, out);
   return 0;
 }
 

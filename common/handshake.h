@@ -7,7 +7,8 @@
 
 #include "http.h"
 
-#define WSB_WS_KEY_LEN    24 /* base64 of 16 bytes */
+#define WSB_WS_NONCE_LEN  16
+#define WSB_WS_KEY_LEN    24 /* base64 of the 16-byte nonce */
 #define WSB_WS_ACCEPT_LEN 28 /* base64 of a SHA-1 digest */
 
 /*
@@ -55,6 +56,9 @@ bool wsb_ws_key_valid(struct wsb_slice key);
 
 /* Writes the Sec-WebSocket-Accept value for key: base64(SHA-1(key + GUID)), NUL-terminated. */
 void wsb_ws_accept(struct wsb_slice key, char out[WSB_WS_ACCEPT_LEN + 1]);
+
+/* Writes the key of a 16-byte nonce (its base64), NUL-terminated. */
+void wsb_ws_key_encode(const uint8_t nonce[WSB_WS_NONCE_LEN], char out[WSB_WS_KEY_LEN + 1]);
 
 /* Writes a fresh random key (OpenSSL RAND_bytes), NUL-terminated. Returns 0, or -EIO when no
  * randomness. */

@@ -511,8 +511,7 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
     wsb__session_close(s, UV_ECONNABORTED);
     return;
   }
-  uv_tcp_nodelay(&s->client.tcp, 1);
-  wsb_worker_refresh_table(w);
+  wsb_worker_refresh_table(w); /* TCP_NODELAY came from the listener (open_listeners) */
   if (wsb_tls_worker_listens_tls(w)) {
     int trc = wsb__tls_leg_accept(&s->client);
     if (trc != 0) {

@@ -178,6 +178,11 @@ static int open_listeners(struct wsb_worker *w, const struct wsb_worker_start *s
     t->data = w;
     w->nlisten = i + 1; /* counts initialised handles, so a failure here closes only those */
     int rc = uv_tcp_open(t, start->listen_fds[i]);
+    /* The sockets it accepts inherit TCP_NODELAY from it (the master sets it before listen):
+       one system call here instead of one per connection. Set here again for a listener an
+       older master handed over, whose queue may hold a few connections without it. */
+    if (rc == 0)
+      rc = uv_tcp_nodelay(t, 1);
     if (rc == 0)
       rc = uv_listen((uv_stream_t *)t, 1024, on_connection);
     if (rc != 0) {

@@ -681,6 +681,62 @@ def test_sockets_closed_after_sessions(echo1):
         lb.stop()
 
 
+def worker_socket_option(pid, local_port, remote_port, level, option):
+    """An option of the worker's TCP socket between those ports, read from a copy of its
+    descriptor (pidfd_getfd, Linux 5.6; the test runs as the same user): None if none is."""
+    import ctypes
+    inodes = {}
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(f) as fh:
+            for line in list(fh)[1:]:
+                fields = line.split()
+                lp = int(fields[1].split(":")[-1], 16)
+                rp = int(fields[2].split(":")[-1], 16)
+                inodes[int(fields[9])] = (lp, rp)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if not link.startswith("socket:[") or \
+                    inodes.get(int(link[8:-1])) != (local_port, remote_port):
+                continue
+            copy = libc.syscall(438, pidfd, int(fd), 0)  # pidfd_getfd
+            if copy < 0:
+                raise OSError(ctypes.get_errno(), "pidfd_getfd")
+            with socket.socket(fileno=copy) as sock:
+                return sock.getsockopt(level, option)
+    finally:
+        os.close(pidfd)
+    return None
+
+
+def test_no_delay_on_both_legs(echo1):
+    """Both legs of a session send at once (TCP_NODELAY): the client's leg has it from the
+    worker's listener, the backend's is set when it connects."""
+    lb = Wsbal([("e1", echo1.url)], workers=1)
+    try:
+        worker = [p for p in lb.pids() if p != lb.proc.pid][0]
+        cl, _ = RawClient.upgraded(lb.port)
+        cl.send(frame(OP_BINARY, b"n", mask=True))
+        c.eq("session echoes", (True, OP_BINARY, b"n"), cl.read_frame())
+        client_port = cl.sock.getsockname()[1]
+        c.eq("TCP_NODELAY on the client's leg", 1,
+             worker_socket_option(worker, lb.port, client_port, socket.IPPROTO_TCP,
+                                  socket.TCP_NODELAY))
+        to_backend = [lp for st, lp in tcp_sockets_to(echo1.port) if st == "01"]
+        c.eq("one connection to the backend", 1, len(to_backend))
+        c.eq("TCP_NODELAY on the backend's leg", 1,
+             worker_socket_option(worker, to_backend[0], echo1.port, socket.IPPROTO_TCP,
+                                  socket.TCP_NODELAY) if to_backend else None)
+        cl.close()
+    finally:
+        lb.stop()
+
+
 def tcp_sockets_to(port):
     """(state, local port) of the IPv4 TCP sockets whose remote port is port."""
     out = []
@@ -827,6 +883,7 @@ def main():
         test_backend_policies(echo1, echo2)
         test_worker_respawn(echo1)
         test_sockets_closed_after_sessions(echo1)
+        test_no_delay_on_both_legs(echo1)
         test_balance(echo1, echo2)
         test_early_frames()
         c.eq("wsbal stops cleanly on SIGTERM", 0, lb.stop())

@@ -380,6 +380,15 @@ START_TEST(test_key_generate) {
 }
 END_TEST
 
+/* RFC 6455 4.1's example: the nonce "the sample nonce" is the key dGhlIHNhbXBsZSBub25jZQ==. */
+START_TEST(test_key_encode) {
+  char key[WSB_WS_KEY_LEN + 1];
+  wsb_ws_key_encode((const uint8_t *)"the sample nonce", key);
+  ck_assert_str_eq(key, "dGhlIHNhbXBsZSBub25jZQ==");
+  ck_assert(wsb_ws_key_valid((struct wsb_slice){key, strlen(key)}));
+}
+END_TEST
+
 START_TEST(test_header_is_own) {
   static const struct {
     const char *name;
@@ -523,6 +532,7 @@ static Suite *handshake_suite(void) {
   tcase_add_test(tc, test_key_valid);
   tcase_add_test(tc, test_accept);
   tcase_add_test(tc, test_key_generate);
+  tcase_add_test(tc, test_key_encode);
   tcase_add_test(tc, test_header_is_own);
   tcase_add_loop_test(tc, test_response_checks, 0, N_RESPONSE_CASES);
   tcase_add_test(tc, test_generated_key_round_trip);

@@ -528,6 +528,11 @@ void wsb_session_accept(struct wsb_worker *w, uv_stream_t *listener) {
   }
   /* One deadline for the PROXY header, the TLS handshake and the request head together. */
   wsb__session_timer_start(s, w->table->settings.handshake_timeout_ms);
+  /* A plain WebSocket client reads its handshake through the ring already (where there is
+     one), so its socket never enters libuv's epoll set: 2 epoll_ctl fewer per session. Plain
+     HTTP clients (http = proxy) stay on libuv until they upgrade. */
+  if (w->table->settings.http != WSB_HTTP_PROXY)
+    wsb_uring_adopt_new(&s->client);
   rc = wsb__leg_start_reading(&s->client);
   if (rc != 0)
     wsb__session_close(s, rc);

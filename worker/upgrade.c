@@ -383,6 +383,10 @@ static int connect_and_send(struct wsb_session *s, const struct sockaddr *addr) 
     close(fd);
     return rc;
   }
+  /* A plain backend's handshake goes through the ring already (where there is one): its
+     socket never enters libuv's epoll set. A TLS one stays on libuv (the ring relays no TLS). */
+  if (!s->w->table->backends[s->backend_slot].url.tls)
+    wsb_uring_adopt_new(&s->backend);
   rc = wsb__leg_start_reading(&s->backend);
   return rc != 0 ? rc : backend_connected(s);
 }

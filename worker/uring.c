@@ -14,6 +14,7 @@
 #include "buffer.h"
 #include "leg.h"
 #include "log.h"
+#include "proxy_header.h"
 #include "session.h"
 #include "worker.h"
 
@@ -229,25 +230,62 @@ static void leg_io_free(struct wsb_uring_leg *io) {
   free(io);
 }
 
+/* Keeps bytes that arrived while the leg did not read, at most what one receive brings. */
+static void hold(struct wsb_uring_leg *io, const uint8_t *data, size_t len) {
+  if (bufs_take(io) == NULL || wsb_buf_append(&io->b->held, data, len) != 0)
+    io->held_end = UV_ENOMEM;
+}
+
+/*
+ * Gives bytes read to the session where a libuv read would have put them. Relaying reads into
+ * the loop's buffer, so the ring's is passed as it is; a handshake reads into its head buffer,
+ * so they are copied there, as much as it has room for each time, as successive reads would
+ * bring them (the head may end inside them, and the rest then goes where the next state reads).
+ * What comes after the leg stopped reading is held; after it was released, dropped with it.
+ */
+static void deliver(struct wsb_uring_leg *io, const uint8_t *data, size_t len) {
+  while (len > 0 && io->leg != NULL) {
+    struct wsb_leg *l = io->leg;
+    if (!io->want_read) {
+      hold(io, data, len);
+      return;
+    }
+    uv_buf_t buf;
+    wsb__session_read_buf(l, &buf);
+    if (buf.base == (char *)l->s->w->read_buffer) {
+      buf = wsb_write_buf(data, len);
+      wsb__session_dispatch(l, (ssize_t)len, &buf);
+      return;
+    }
+    if (buf.len == 0) { /* a full head buffer: what libuv reports for a read into no room */
+      io->ended = true;
+      wsb__session_dispatch(l, UV_ENOBUFS, &buf);
+      return;
+    }
+    size_t n = len < buf.len ? len : buf.len;
+    memcpy(buf.base, data, n);
+    wsb__session_dispatch(l, (ssize_t)n, &buf);
+    data += n;
+    len -= n;
+  }
+}
+
 /* Gives what was read while the leg did not read to the session, as a libuv read would. */
 static void deliver_held(struct wsb_uring_leg *io) {
-  struct wsb_leg *l = io->leg;
-  while (l != NULL && io->want_read && holds(io)) {
+  while (io->leg != NULL && io->want_read && holds(io)) {
     if (held_len(io) > 0) {
       struct wsb_buf b = io->b->held;
       io->b->held = (struct wsb_buf){0};
       bufs_settle(io); /* before the session runs: it may release the leg */
-      uv_buf_t buf = wsb_write_buf(wsb_buf_data(&b), b.len);
-      wsb__session_dispatch(l, (ssize_t)b.len, &buf);
+      deliver(io, wsb_buf_data(&b), b.len);
       wsb_buf_free(&b);
     } else {
       int end = io->held_end;
       io->held_end = 0;
       io->ended = true;
       uv_buf_t none = uv_buf_init(NULL, 0);
-      wsb__session_dispatch(l, end, &none);
+      wsb__session_dispatch(io->leg, end, &none);
     }
-    l = io->leg;
   }
 }
 
@@ -308,15 +346,14 @@ static void on_recv(struct wsb_uring *u, struct wsb_uring_leg *io, const struct 
   else if (res == 0)
     res = UV_EOF;
   if (l != NULL && res != 0x7fffffff) {
-    if (io->want_read && !holds(io)) {
-      if (res < 0)
-        io->ended = true;
-      uv_buf_t buf = wsb_write_buf(data, res > 0 ? (size_t)res : 0);
-      wsb__session_dispatch(l, res, &buf);
+    if (io->want_read && !holds(io) && res > 0) {
+      deliver(io, data, (size_t)res);
+    } else if (io->want_read && !holds(io)) {
+      io->ended = true;
+      uv_buf_t none = uv_buf_init(NULL, 0);
+      wsb__session_dispatch(l, res, &none);
     } else if (res > 0) {
-      /* Stopped while this was on its way: kept, at most what one receive brings. */
-      if (bufs_take(io) == NULL || wsb_buf_append(&io->b->held, data, (size_t)res) != 0)
-        io->held_end = UV_ENOMEM;
+      hold(io, data, (size_t)res); /* stopped while this was on its way */
     } else {
       io->held_end = (int16_t)res;
     }
@@ -563,9 +600,10 @@ void wsb_uring_free(struct wsb_worker *w) {
   w->uring = NULL;
 }
 
-int wsb_uring_adopt(struct wsb_leg *l) {
+static int adopt(struct wsb_leg *l, bool in_libuv_epoll) {
   struct wsb_uring *u = l->s->w->uring;
-  if (u == NULL || l->io != NULL || l->tls != NULL || !l->open || l->lingering || l->queued != 0)
+  if (u == NULL || l->io != NULL || l->tls != NULL || !l->open || l->lingering || l->queued != 0 ||
+      wsb__proxy_header_waiting(l))
     return UV_ENOTSUP;
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&l->tcp, &fd) != 0)
@@ -586,8 +624,17 @@ int wsb_uring_adopt(struct wsb_leg *l) {
   /* libuv leaves a stopped descriptor in its epoll set until epoll reports it; the ring's reads
      drain the socket before libuv's next epoll_wait, so it never would, and every packet would
      wake a libuv pass that finds nothing. libuv adds it again if the leg goes back to it. */
-  epoll_ctl(uv_backend_fd(&l->s->w->loop), EPOLL_CTL_DEL, fd, &(struct epoll_event){0});
+  if (in_libuv_epoll)
+    epoll_ctl(uv_backend_fd(&l->s->w->loop), EPOLL_CTL_DEL, fd, &(struct epoll_event){0});
   return 0;
+}
+
+int wsb_uring_adopt(struct wsb_leg *l) {
+  return adopt(l, true);
+}
+
+int wsb_uring_adopt_new(struct wsb_leg *l) {
+  return adopt(l, false);
 }
 
 void wsb_uring_release(struct wsb_leg *l) {

@@ -22,6 +22,9 @@ void wsb_uring_close(struct wsb_worker *w);
 void wsb_uring_free(struct wsb_worker *w);
 /* Moves a leg's reads and writes to the ring (nothing queued on its stream): 0 or negative. */
 int wsb_uring_adopt(struct wsb_leg *l);
+/* The same for a connection libuv has not read or written yet (just accepted or connecting):
+   it was never in libuv's epoll set, so nothing is removed from it. */
+int wsb_uring_adopt_new(struct wsb_leg *l);
 /* The leg's socket closes or goes back to libuv: its reads are cancelled, unsent bytes lost. */
 void wsb_uring_release(struct wsb_leg *l);
 /* Releases a leg whose connection ends: the ring closes its socket, and its libuv handle is left
@@ -50,6 +53,10 @@ static inline void wsb_uring_free(struct wsb_worker *w) {
   (void)w;
 }
 static inline int wsb_uring_adopt(struct wsb_leg *l) {
+  (void)l;
+  return -1;
+}
+static inline int wsb_uring_adopt_new(struct wsb_leg *l) {
   (void)l;
   return -1;
 }

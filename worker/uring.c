@@ -30,8 +30,10 @@
  * close callbacks) runs when that poll fires or a timer is due. An arriving
  * packet interrupts nothing (without deferred completions, each receive's task
  * work broke epoll_wait with EINTR) and waits for no eventfd (whose signal of
- * deferred work comes a grace period late, 15-25 ms, on this kernel). Handshakes,
- * TLS, plain HTTP and lingering stay on libuv streams.
+ * deferred work comes a grace period late, 15-25 ms, on this kernel). A plain
+ * WebSocket session's sockets read and write here from accept and connect on, so
+ * its handshake too, and the ring closes them; TLS, plain HTTP, PROXY headers and
+ * lingering stay on libuv streams.
  */
 
 #define SQ_ENTRIES 256

@@ -44,8 +44,10 @@
 #define ROUNDS     8    /* passes of one wake before the loop gets its turn again */
 #define SPARE_SIZE 4096 /* send buffers of this size are kept for the next sends */
 #define SPARES     64
+#define PROBE_SIZE (64 * 1024) /* more than the probe socket's send buffer: a short send */
 
-enum { OP_RECV = 0, OP_SEND = 1, OP_LOOP = 2, OP_TAG = 3 };
+/* The tag of an operation's user data: what completed (a quick send's only when it fell short). */
+enum { OP_RECV = 0, OP_SEND = 1, OP_LOOP = 2, OP_QUICK_SEND = 3, OP_TAG = 3 };
 
 struct wsb_uring {
   struct io_uring ring;
@@ -62,6 +64,12 @@ struct wsb_uring {
   unsigned nspare;
   struct leg_bufs *spare_bufs[SPARES]; /* the same for the buffers' bookkeeping */
   unsigned nspare_bufs;
+  /* Sends that post no completion when they send everything (see send_next): the legs of those
+     submitted since the last settle_quick, and whether this kernel does that safely. */
+  struct wsb_uring_leg **quick;
+  unsigned nquick, quick_cap;
+  bool quick_ok;
+  bool in_pass; /* inside wsb_uring_run's own libuv pass: its next wait submits */
 };
 
 /* What a leg has while bytes are on their way through it: taken when the first is queued or
@@ -187,7 +195,9 @@ static void cancel_recv(struct wsb_uring_leg *io) {
   if (sqe == NULL)
     return;
   io_uring_prep_cancel(sqe, (void *)((uintptr_t)io | OP_RECV), 0);
-  io_uring_sqe_set_data(sqe, NULL); /* its own completion says nothing we need */
+  /* Its own completion says nothing we need: none is posted unless it failed (then ignored). */
+  io_uring_sqe_set_data(sqe, NULL);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   io->cancel_queued = true;
 }
 
@@ -206,22 +216,53 @@ static void close_socket(struct wsb_uring_leg *io) {
   io_uring_sqe_set_data(sqe, NULL); /* a close of a socket does not fail in a way we could help */
 }
 
+/* Notes a quick send to be settled after the system call that submits it; false without memory
+   (the send then posts its completion as usual). */
+static bool quick_add(struct wsb_uring *u, struct wsb_uring_leg *io) {
+  if (u->nquick == u->quick_cap) {
+    unsigned cap = u->quick_cap != 0 ? 2 * u->quick_cap : 64;
+    struct wsb_uring_leg **q = realloc(u->quick, cap * sizeof(*q));
+    if (q == NULL)
+      return false;
+    u->quick = q;
+    u->quick_cap = cap;
+  }
+  u->quick[u->nquick++] = io;
+  return true;
+}
+
+/*
+ * Sends the leg's next bytes. A send of fresh bytes is quick: MSG_DONTWAIT makes it never wait
+ * for room in the kernel (it fails with EAGAIN instead), MSG_WAITALL makes a short send a
+ * failure that reports how much went, and a send that failed in no way posts no completion
+ * (IOSQE_CQE_SKIP_SUCCESS). So it has ended, all sent or with a completion saying otherwise,
+ * once the system call that submitted it returns, and the wait in that same system call is not
+ * cut short by the echo's own completion: one io_uring_enter a wake instead of two or three.
+ * The rest of a short send waits for room as before (and posts its completion): a full socket
+ * is never polled in a loop.
+ */
 static void send_next(struct wsb_uring_leg *io) {
+  struct wsb_uring *u = io->u;
   struct leg_bufs *b = io->b;
   if (io->sending || b == NULL)
     return;
-  if (b->fly.len == 0) {
+  bool fresh = b->fly.len == 0;
+  if (fresh) {
     if (b->out.len == 0)
       return;
     struct wsb_buf t = b->fly;
     b->fly = b->out;
     b->out = t;
   }
-  struct io_uring_sqe *sqe = get_sqe(io->u);
+  struct io_uring_sqe *sqe = get_sqe(u);
   if (sqe == NULL)
     return;
-  io_uring_prep_send(sqe, io->fd, wsb_buf_data(&b->fly), b->fly.len, MSG_NOSIGNAL);
-  io_uring_sqe_set_data(sqe, (void *)((uintptr_t)io | OP_SEND));
+  bool quick = fresh && u->quick_ok && quick_add(u, io);
+  int flags = MSG_NOSIGNAL | (quick ? MSG_DONTWAIT | MSG_WAITALL : 0);
+  io_uring_prep_send(sqe, io->fd, wsb_buf_data(&b->fly), b->fly.len, flags);
+  io_uring_sqe_set_data(sqe, (void *)((uintptr_t)io | (quick ? OP_QUICK_SEND : OP_SEND)));
+  if (quick)
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   io->sending = true;
   io->ops++;
 }
@@ -369,6 +410,15 @@ static void on_recv(struct wsb_uring *u, struct wsb_uring_leg *io, const struct 
     mark_dirty(io); /* re-armed, delivered or freed at the next flush */
 }
 
+/* A quick send that fell short (it posted a completion): no longer one to settle. */
+static void quick_drop(struct wsb_uring *u, struct wsb_uring_leg *io) {
+  for (unsigned i = 0; i < u->nquick; i++)
+    if (u->quick[i] == io) {
+      u->quick[i] = u->quick[--u->nquick];
+      break;
+    }
+}
+
 static void on_send(struct wsb_uring_leg *io, int res) {
   io->sending = false;
   io->ops--;
@@ -423,10 +473,13 @@ static unsigned reap(struct wsb_uring *u) {
       continue;
     }
     struct wsb_uring_leg *io = (struct wsb_uring_leg *)(d & ~(uintptr_t)OP_TAG);
-    if ((d & OP_TAG) == OP_RECV)
+    if ((d & OP_TAG) == OP_RECV) {
       on_recv(u, io, &cqe);
-    else
+    } else {
+      if ((d & OP_TAG) == OP_QUICK_SEND)
+        quick_drop(u, io);
       on_send(io, cqe.res);
+    }
   }
   return n;
 }
@@ -437,14 +490,36 @@ static bool kernel_work(struct wsb_uring *u) {
          0;
 }
 
+/* Quick sends without a completion sent everything, once no submission is left in the queue
+   (each one was issued, and with MSG_DONTWAIT ended, inside the system call that took it) and
+   every completion was handled (reap: those that fell short left the list). A completion the
+   kernel could not post yet (overflow) may be one of theirs: settled after the next wait. */
+static void settle_quick(struct wsb_uring *u) {
+  if (u->nquick == 0 || io_uring_sq_ready(&u->ring) > 0 ||
+      (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0)
+    return;
+  unsigned n = u->nquick;
+  u->nquick = 0; /* on_send queues no send, so none is added meanwhile */
+  for (unsigned i = 0; i < n; i++) {
+    struct wsb_uring_leg *io = u->quick[i];
+    on_send(io, (int)io->b->fly.len);
+  }
+}
+
+/* Completions handled, quick sends settled, then what they queued is put on the ring. */
+static void process(struct wsb_uring *u) {
+  reap(u);
+  settle_quick(u);
+  flush_dirty(u);
+}
+
 /* Handles the completions posted, then submits what that queued (the sends of the echoes just
    read go out now, not a wait later), running the kernel's deferred completions in the same
    system call when there are any; again while that brought more, a few rounds. What is left is
    submitted by the next wait, which also runs the deferred work before it sleeps. */
 static void run(struct wsb_uring *u) {
   for (int round = 0; round < ROUNDS; round++) {
-    reap(u);
-    flush_dirty(u);
+    process(u);
     bool deferred = kernel_work(u);
     if (io_uring_sq_ready(&u->ring) == 0 && !deferred)
       return;
@@ -453,14 +528,30 @@ static void run(struct wsb_uring *u) {
     else
       io_uring_submit(&u->ring);
   }
-  reap(u);
-  flush_dirty(u);
+  process(u);
 }
 
 static void on_prepare(uv_prepare_t *h) {
   struct wsb_uring *u = h->data;
+  if (u->in_pass)
+    return; /* libuv polls without waiting; the ring's wait right after submits */
   if (u->dirty != NULL || kernel_work(u))
     run(u);
+}
+
+/* The worker's one system call a wake: submits everything queued (the sends of the last
+   completions among it), runs the kernel's deferred completions and, when none is posted yet,
+   sleeps until one is or libuv's next timer (timeout in ms, -1: none). Quick sends post
+   nothing, so the echo just sent does not end the wait it shares a call with. */
+static int wait_once(struct wsb_uring *u, int timeout) {
+  if (io_uring_cq_ready(&u->ring) > 0) /* e.g. a send that failed in an early submission */
+    return io_uring_submit_and_get_events(&u->ring);
+  if (timeout < 0)
+    return io_uring_submit_and_wait(&u->ring, 1);
+  struct io_uring_cqe *c;
+  struct __kernel_timespec ts = {.tv_sec = timeout / 1000,
+                                 .tv_nsec = (long long)(timeout % 1000) * 1000000};
+  return io_uring_submit_and_wait_timeout(&u->ring, &c, 1, &ts, NULL);
 }
 
 int wsb_uring_run(struct wsb_worker *w) {
@@ -472,7 +563,9 @@ int wsb_uring_run(struct wsb_worker *w) {
   for (;;) {
     if (u->loop_ready || uv_backend_timeout(loop) == 0) {
       u->loop_ready = false;
+      u->in_pass = true;
       uv_run(loop, UV_RUN_NOWAIT);
+      u->in_pass = false;
       if (!uv_loop_alive(loop))
         return 0;
     }
@@ -487,18 +580,7 @@ int wsb_uring_run(struct wsb_worker *w) {
       }
     }
     flush_dirty(u);
-    int timeout = uv_backend_timeout(loop);
-    struct io_uring_cqe *c;
-    int rc;
-    if (io_uring_cq_ready(&u->ring) > 0 || u->dirty != NULL) {
-      rc = io_uring_submit(&u->ring);
-    } else if (timeout < 0) {
-      rc = io_uring_submit_and_wait(&u->ring, 1);
-    } else {
-      struct __kernel_timespec ts = {.tv_sec = timeout / 1000,
-                                     .tv_nsec = (long long)(timeout % 1000) * 1000000};
-      rc = io_uring_submit_and_wait_timeout(&u->ring, &c, 1, &ts, NULL);
-    }
+    int rc = wait_once(u, uv_backend_timeout(loop));
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
       /* Never seen; a wait that fails at once must not turn into a busy loop: libuv's own
          blocking wait instead (its sockets, signals and timers go on). */
@@ -506,9 +588,75 @@ int wsb_uring_run(struct wsb_worker *w) {
       uv_run(loop, UV_RUN_ONCE);
       u->loop_ready = true;
     }
-    run(u);
+    process(u);
     uv_update_time(loop);
   }
+}
+
+/* Whether the ring has one posted completion now, without entering the kernel: its result. */
+static bool posted(struct io_uring *ring, int *res) {
+  struct io_uring_cqe *c;
+  unsigned head;
+  if (io_uring_cq_ready(ring) != 1)
+    return false;
+  io_uring_for_each_cqe(ring, head, c) {
+    *res = c->res;
+  }
+  io_uring_cq_advance(ring, 1);
+  return true;
+}
+
+/* Submits one quick send (as send_next does) of len bytes from p on fd; 0 or negative. */
+static int probe_send(struct io_uring *ring, int fd, const uint8_t *p, size_t len) {
+  struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+  if (sqe == NULL)
+    return -EBUSY;
+  io_uring_prep_send(sqe, fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_WAITALL);
+  io_uring_sqe_set_data(sqe, NULL); /* a late completion is ignored by reap */
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  int rc = io_uring_submit(ring);
+  return rc == 1 ? 0 : rc < 0 ? rc : -EIO;
+}
+
+/* Bytes waiting on a non-blocking socket, read and dropped. */
+static size_t drain(int fd, uint8_t *scratch, size_t cap) {
+  size_t total = 0;
+  ssize_t n;
+  while ((n = recv(fd, scratch, cap, MSG_DONTWAIT)) > 0)
+    total += (size_t)n;
+  return total;
+}
+
+/*
+ * Quick sends are safe only where the kernel behaves as send_next counts on, so it is tried
+ * on a socket pair before any leg relies on it: a send into a small socket buffer falls short
+ * and posts at once how much went (not a bare EAGAIN: the bytes would go twice), a send into
+ * the full buffer fails at once with EAGAIN (not a wait for room: the buffer would be reused
+ * under it), and a send with room posts nothing and has sent everything when the submitting
+ * system call returns. Anything else leaves every send posting its completion, as before.
+ */
+static bool quick_sends_work(struct io_uring *ring) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+    return false;
+  uint8_t *p = calloc(1, PROBE_SIZE);
+  int small = 4096, res = 0, sent = 0;
+  bool ok = false, submitted = false;
+  if (p != NULL && setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)) == 0) {
+    submitted = true;
+    ok = probe_send(ring, sv[0], p, PROBE_SIZE) == 0 && posted(ring, &sent) && sent > 0 &&
+         sent < PROBE_SIZE && probe_send(ring, sv[0], p, PROBE_SIZE) == 0 && posted(ring, &res) &&
+         res == -EAGAIN && drain(sv[1], p, PROBE_SIZE) == (size_t)sent &&
+         probe_send(ring, sv[0], p, 64) == 0 && io_uring_cq_ready(ring) == 0 &&
+         drain(sv[1], p, PROBE_SIZE) == 64;
+  }
+  close(sv[0]);
+  close(sv[1]);
+  /* Where the kernel did otherwise, a send may still hold the buffer (waiting for room that
+     never comes): kept for good rather than freed under it. */
+  if (ok || !submitted)
+    free(p);
+  return ok;
 }
 
 static int ring_setup(struct wsb_uring *u) {
@@ -542,6 +690,7 @@ static int ring_setup(struct wsb_uring *u) {
     io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
                           io_uring_buf_ring_mask(NBUFS), (int)i);
   io_uring_buf_ring_advance(u->br, NBUFS);
+  u->quick_ok = (p.features & IORING_FEAT_CQE_SKIP) != 0 && quick_sends_work(&u->ring);
   return 0;
 }
 
@@ -568,7 +717,8 @@ int wsb_uring_start(struct wsb_worker *w) {
   u->prepare.data = u;
   uv_prepare_start(&u->prepare, on_prepare);
   w->uring = u;
-  wsb_log_debug("relaying through io_uring");
+  wsb_log_debug("relaying through io_uring%s",
+                u->quick_ok ? "" : " (sends post every completion: quick sends unsafe here)");
   return 0;
 }
 
@@ -596,6 +746,7 @@ void wsb_uring_free(struct wsb_worker *w) {
     free(u->spare[--u->nspare]);
   while (u->nspare_bufs > 0)
     free(u->spare_bufs[--u->nspare_bufs]);
+  free(u->quick);
   munmap(u->br, NBUFS * sizeof(struct io_uring_buf));
   free(u->bufs);
   free(u);

@@ -362,6 +362,12 @@ void wsb__session_written(struct wsb_leg *l, int status) {
     ops->on_writable(l);
 }
 
+bool wsb__session_awaits_written(const struct wsb_leg *l) {
+  const struct wsb_session *s = l->s;
+  return s->state != S_CLOSED &&
+         (s->finishing || l->peer->paused || wsb__session_ops(s)->on_writable != NULL);
+}
+
 /* During the handshake a leg reads straight into its head buffer, afterwards into the loop's. */
 void wsb__session_read_buf(struct wsb_leg *l, uv_buf_t *buf) {
   struct wsb_session *s = l->s;

@@ -260,6 +260,9 @@ void wsb__session_dispatch(struct wsb_leg *l, ssize_t nread, const uv_buf_t *buf
 void wsb__session_read_buf(struct wsb_leg *l, uv_buf_t *buf);
 /* A queued write to l ended with status. */
 void wsb__session_written(struct wsb_leg *l, int status);
+/* Whether a successful write's end would do anything now (see wsb__session_written): the ring
+   learns of some sends' ends only after its next wake, and must not sleep on one that matters. */
+bool wsb__session_awaits_written(const struct wsb_leg *l);
 /* The backend is gone under the relay (relay.c): to the state's on_backend_lost. */
 void wsb__session_backend_lost(struct wsb_session *s, enum wsb_failover_reason why, int detail);
 

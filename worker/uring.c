@@ -506,6 +506,18 @@ static void settle_quick(struct wsb_uring *u) {
   }
 }
 
+/* Whether a quick send not settled yet has a session waiting for its end (a paused reader to
+   resume, a close after the last bytes): it then may not be slept on, since its success posts
+   no completion to wake the worker. */
+static bool quick_awaited(const struct wsb_uring *u) {
+  for (unsigned i = 0; i < u->nquick; i++) {
+    const struct wsb_uring_leg *io = u->quick[i];
+    if (io->leg != NULL && wsb__session_awaits_written(io->leg))
+      return true;
+  }
+  return false;
+}
+
 /* Completions handled, quick sends settled, then what they queued is put on the ring. */
 static void process(struct wsb_uring *u) {
   reap(u);
@@ -544,7 +556,9 @@ static void on_prepare(uv_prepare_t *h) {
    sleeps until one is or libuv's next timer (timeout in ms, -1: none). Quick sends post
    nothing, so the echo just sent does not end the wait it shares a call with. */
 static int wait_once(struct wsb_uring *u, int timeout) {
-  if (io_uring_cq_ready(&u->ring) > 0) /* e.g. a send that failed in an early submission */
+  /* A completion is there already (e.g. of a send in an early submission), or a quick send's
+     end is awaited: submitted without sleeping, settled right after. */
+  if (io_uring_cq_ready(&u->ring) > 0 || quick_awaited(u))
     return io_uring_submit_and_get_events(&u->ring);
   if (timeout < 0)
     return io_uring_submit_and_wait(&u->ring, 1);

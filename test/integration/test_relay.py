@@ -452,6 +452,73 @@ def test_backpressure():
         fb.close()
 
 
+def echo_through_full_sockets(port, seed):
+    """One session of test_full_sockets_keep_order: None, or what went wrong."""
+    import random
+    import threading
+    cl = RawClient(port)
+    cl.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    cl.request("/")
+    if cl.read_head()[0] != 101:
+        return "no upgrade"
+    rnd = random.Random(seed)
+    sizes = [rnd.choice((1, 125, 126, 3000, 65535, 65536, 150000)) for _ in range(1000)]
+    payloads = [rnd.randbytes(n) for n in sizes]
+    progress = {"sent": 0, "error": None}
+
+    def writer():
+        try:
+            for p in payloads:
+                cl.sock.sendall(frame(OP_BINARY, p))
+                progress["sent"] += 1
+        except OSError as e:
+            progress["error"] = repr(e)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    # Until the client's writes stall: every socket on the way is full.
+    last, still, deadline = -1, 0, time.monotonic() + 10
+    while still < 5 and progress["sent"] < len(payloads) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        still = still + 1 if progress["sent"] == last else 0
+        last = progress["sent"]
+    if progress["sent"] == len(payloads):
+        return "the client's writes never stalled: the sockets were not full"
+    try:
+        for i, p in enumerate(payloads):
+            # A relay that stopped shows as a timeout here (or as the ping due 30 s later).
+            fin, op, payload = cl.read_frame(timeout=5)
+            first = op
+            while not fin:  # the echo backend sends large messages in fragments
+                fin, op, more = cl.read_frame(timeout=5)
+                payload += more
+            if (first, payload) != (OP_BINARY, p):
+                return f"message {i}: {len(payload)} bytes, opcode {first}, expected {len(p)}"
+    except socket.timeout:
+        return f"the relay stopped before message {i} of {len(payloads)}"
+    finally:
+        cl.close()
+        t.join(T)
+    return progress["error"]
+
+
+def test_full_sockets_keep_order(echo1):
+    """Echoes much larger than the sockets' buffers, while the client reads nothing for a while:
+    wsbal's sends find no room or fall short on both legs (to the client, then to the backend
+    whose echoes back up), its readers pause and resume, and every byte still arrives once and
+    in order. On io_uring this is where a quick send (MSG_DONTWAIT, no completion when it sends
+    everything) gives way to a send that waits for room, and where a paused reader waits for a
+    quick send's end (which once stalled the relay until the next ping)."""
+    lb = Wsbal([("e1", echo1.url)])
+    try:
+        for seed in range(3):
+            bad = echo_through_full_sockets(lb.port, seed)
+            c.true(f"every echo whole and in order through full sockets (session {seed})",
+                   bad is None, bad)
+    finally:
+        lb.stop()
+
+
 def test_balance(echo1, echo2):
     lb = Wsbal([("e1", echo1.url), ("e2", echo2.url)],
                sections={"upstream": {"pass_headers": "X-Backend-Id"}})
@@ -878,6 +945,7 @@ def main():
         test_headers_and_subprotocols(lambda backends, sections: Wsbal(backends, sections=sections))
         test_backpressure()
         test_backpressure_to_backend()
+        test_full_sockets_keep_order(echo1)
         test_keepalive_and_idle(echo1)
         test_ping_due_inside_a_stalled_frame(echo1)
         test_backend_policies(echo1, echo2)

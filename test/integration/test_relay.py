@@ -424,6 +424,64 @@ async def flood_backend(ready, stop, port_box):
         await stop.wait()
 
 
+class OnePacketBackend:
+    """A backend that answers the upgrade and ends the connection in one TCP segment (corked:
+    the FIN rides on the data), so wsbal finds the end of the stream already there when it reads
+    the 101. By the request's path: /bare the 101 alone, /frame the 101 and a text frame,
+    /close the 101, a text frame and a close frame 1000."""
+
+    def __init__(self):
+        import threading
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import base64
+        import hashlib
+        import re
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            with conn:
+                conn.settimeout(T)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                m = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head)
+                if m is None:
+                    continue
+                path = head.split(b" ")[1]
+                guid = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+                accept = base64.b64encode(hashlib.sha1(m.group(1) + guid).digest())
+                out = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                       b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+                if path in (b"/frame", b"/close"):
+                    out += frame(OP_TEXT, b"early", mask=False)
+                if path == b"/close":
+                    out += frame(OP_CLOSE, close_payload(1000, b"done"), mask=False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                conn.sendall(out)
+                conn.shutdown(socket.SHUT_WR)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+                try:  # until wsbal closes, reading what it still sends (its close answer)
+                    while conn.recv(4096):
+                        pass
+                except OSError:
+                    pass
+
+    def close(self):
+        self.server.close()
+        self.thread.join(T)
+
+
 # AddressSanitizer's quarantine keeps freed buffers resident: off for the memory-bound checks,
 # so VmRSS counts wsbal's own buffers in both builds (a CI run under ASan saw 17,196 KiB).
 NO_QUARANTINE = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0"}
@@ -891,6 +949,40 @@ def test_worker_respawn(echo1):
         lb.stop()
 
 
+def test_backend_ends_with_its_101():
+    """A backend whose 101, first frames and end of stream come in one packet: what came with the
+    101 is relayed, then its close (relayed as it is) or the loss of the connection (a failover,
+    with no other backend here: close 1013), at once. On io_uring the ring takes the leg over
+    only after libuv read the 101, so the end of the stream must not get lost between them."""
+    ob = OnePacketBackend()
+    lb = Wsbal([("one", ob.url)])
+    try:
+        for path, want in (("/close", [(OP_TEXT, b"early"), (OP_CLOSE, close_payload(1000, b"done"))]),
+                           ("/frame", [(OP_TEXT, b"early"), (OP_CLOSE, close_payload(1013))]),
+                           ("/bare", [(OP_CLOSE, close_payload(1013))])):
+            for attempt in range(3):
+                cl = RawClient(lb.port)
+                cl.request(path)
+                status = cl.read_head()[0]
+                got = []
+                try:
+                    while len(got) < len(want):
+                        fin, op, payload = cl.read_frame(timeout=5)
+                        if op == OP_CLOSE:  # the code, and the reason where one is expected
+                            payload = payload[:len(want[-1][1])]
+                        got.append((op, payload))
+                except (socket.timeout, EOFError, ConnectionResetError) as e:
+                    got.append(repr(e))
+                cl.close()
+                if (status, got) != (101, want):
+                    break
+            c.eq(f"{path}: the 101, what came with it, then the end, at once (3 sessions)",
+                 (101, want), (status, got))
+    finally:
+        lb.stop()
+        ob.close()
+
+
 def test_early_frames():
     """Frames a client sends before its 101 (it should not) are held and relayed in order after
     it, whether they came with the request head or while the backend was slow to answer."""
@@ -954,6 +1046,7 @@ def main():
         test_no_delay_on_both_legs(echo1)
         test_balance(echo1, echo2)
         test_early_frames()
+        test_backend_ends_with_its_101()
         c.eq("wsbal stops cleanly on SIGTERM", 0, lb.stop())
     except Exception as e:  # a crash of the test itself is a failure, never a pass
         import traceback

@@ -534,14 +534,13 @@ def echo_through_full_sockets(port, seed):
 
     t = threading.Thread(target=writer, daemon=True)
     t.start()
-    # Until the client's writes stall: every socket on the way is full.
+    # Until the client's writes stall or end (the echo backend may buffer what it cannot send):
+    # meanwhile wsbal's sends to the client, which reads nothing, find its socket full.
     last, still, deadline = -1, 0, time.monotonic() + 10
     while still < 5 and progress["sent"] < len(payloads) and time.monotonic() < deadline:
         time.sleep(0.05)
         still = still + 1 if progress["sent"] == last else 0
         last = progress["sent"]
-    if progress["sent"] == len(payloads):
-        return "the client's writes never stalled: the sockets were not full"
     try:
         for i, p in enumerate(payloads):
             # A relay that stopped shows as a timeout here (or as the ping due 30 s later).

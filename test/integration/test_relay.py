@@ -951,8 +951,9 @@ def test_worker_respawn(echo1):
 def test_backend_ends_with_its_101():
     """A backend whose 101, first frames and end of stream come in one packet: what came with the
     101 is relayed, then its close (relayed as it is) or the loss of the connection (a failover,
-    with no other backend here: close 1013), at once. On io_uring the ring takes the leg over
-    only after libuv read the 101, so the end of the stream must not get lost between them."""
+    with no other backend here: close 1013), at once. On io_uring the ring reads the handshake
+    too: the bytes past the 101's head and the end of the stream found with them must reach the
+    relay (on epoll libuv reads them all before the relay starts)."""
     ob = OnePacketBackend()
     lb = Wsbal([("one", ob.url)])
     try:

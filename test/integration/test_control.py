@@ -11,7 +11,7 @@ import sys
 import time
 
 from wsbtest import (OP_CLOSE, OP_TEXT, T, Chatters, Checks, Echo, RawClient, Wsbal,
-                     close_payload, frame, run, run_tests)
+                     close_payload, frame, run, run_tests, socket_fds, tcp_table)
 
 c = Checks()
 
@@ -445,26 +445,7 @@ def test_access_log_reopen_failure(e1):
 
 def tcp_sockets(port):
     """{inode: (state, remote port)} of the IPv4 TCP sockets whose local port is port."""
-    out = {}
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if int(fields[1].split(":")[1], 16) == port:
-                out[int(fields[9])] = (fields[3], int(fields[2].split(":")[1], 16))
-    return out
-
-
-def socket_inodes(pid):
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            m = re.match(r"socket:\[(\d+)\]$", os.readlink(f"/proc/{pid}/fd/{fd}"))
-        except OSError:
-            continue
-        if m:
-            inodes.add(int(m.group(1)))
-    return inodes
+    return {i: (st, rp) for i, (st, lp, rp) in tcp_table(v6=False).items() if lp == port}
 
 
 def test_worker_fds(e1):
@@ -486,7 +467,7 @@ def test_worker_fds(e1):
         socks = tcp_sockets(ap)
         listener = {i for i, (st, _) in socks.items() if st == "0A"}
         conn = {i for i, (st, rp) in socks.items() if rp == cport and st == "01"}
-        master = socket_inodes(lb.proc.pid)
+        master = set(socket_fds(lb.proc.pid))
         c.true("the master holds the admin listener and the connection",
                len(listener) == 1 and len(conn) == 1 and listener | conn <= master,
                (socks, master))
@@ -497,14 +478,11 @@ def test_worker_fds(e1):
         c.true("worker respawned",
                lb.wait_line(r"worker 0 debug: started", start=mark) is not None, lb.output())
         new = [p for p in lb.pids() if p not in old and p != lb.proc.pid]
-        held = socket_inodes(new[0]) if new else set()
+        held = set(socket_fds(new[0])) if new else set()
         c.true("the respawned worker holds neither the admin listener nor the admin connection",
                new and not (held & (listener | conn)), (new, held, listener, conn))
         own = set(tcp_sockets(lb.port))
-        tcp_all = set()
-        for f in ("/proc/net/tcp", "/proc/net/tcp6"):
-            with open(f) as fh:
-                tcp_all |= {int(l.split()[9]) for l in list(fh)[1:]}
+        tcp_all = set(tcp_table())
         c.eq("its only TCP socket is its own listener (no health probe, no admin socket)",
              own, held & tcp_all)
         admin.close()

@@ -15,7 +15,8 @@ import websockets
 import websockets.server
 
 from wsbtest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, T, Checks, Echo,
-                     Peer, RawClient, Wsbal, close_payload, frame, free_port, run)
+                     Peer, RawClient, Wsbal, close_payload, frame, free_port, run, socket_fds,
+                     tcp_table)
 
 c = Checks()
 
@@ -756,18 +757,8 @@ def test_ping_due_inside_a_stalled_frame(echo1):
 
 def tcp_socket_count(pid):
     """TCP sockets the process holds (its unix sockets to the master are not counted)."""
-    tcp = set()
-    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(f) as fh:
-            tcp |= {int(line.split()[9]) for line in list(fh)[1:]}
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        n += link.startswith("socket:[") and int(link[8:-1]) in tcp
-    return n
+    tcp = tcp_table()
+    return sum(1 for inode in socket_fds(pid) if inode in tcp)
 
 
 def test_sockets_closed_after_sessions(echo1):
@@ -809,26 +800,14 @@ def worker_socket_option(pid, local_port, remote_port, level, option):
     """An option of the worker's TCP socket between those ports, read from a copy of its
     descriptor (pidfd_getfd, Linux 5.6; the test runs as the same user): None if none is."""
     import ctypes
-    inodes = {}
-    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(f) as fh:
-            for line in list(fh)[1:]:
-                fields = line.split()
-                lp = int(fields[1].split(":")[-1], 16)
-                rp = int(fields[2].split(":")[-1], 16)
-                inodes[int(fields[9])] = (lp, rp)
+    ports = {inode: (lp, rp) for inode, (_, lp, rp) in tcp_table().items()}
     libc = ctypes.CDLL(None, use_errno=True)
     pidfd = os.pidfd_open(pid)
     try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
+        for inode, fd in socket_fds(pid).items():
+            if ports.get(inode) != (local_port, remote_port):
                 continue
-            if not link.startswith("socket:[") or \
-                    inodes.get(int(link[8:-1])) != (local_port, remote_port):
-                continue
-            copy = libc.syscall(438, pidfd, int(fd), 0)  # pidfd_getfd
+            copy = libc.syscall(438, pidfd, fd, 0)  # pidfd_getfd
             if copy < 0:
                 raise OSError(ctypes.get_errno(), "pidfd_getfd")
             with socket.socket(fileno=copy) as sock:
@@ -863,14 +842,7 @@ def test_no_delay_on_both_legs(echo1):
 
 def tcp_sockets_to(port):
     """(state, local port) of the IPv4 TCP sockets whose remote port is port."""
-    out = []
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if int(fields[2].split(":")[1], 16) == port:
-                out.append((fields[3], int(fields[1].split(":")[1], 16)))
-    return out
+    return [(st, lp) for st, lp, rp in tcp_table(v6=False).values() if rp == port]
 
 
 def test_backend_policies(echo1, echo2):

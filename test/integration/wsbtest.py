@@ -67,6 +67,34 @@ def _ephemeral_low():
         return 32768
 
 
+def tcp_table(v6=True):
+    """{inode: (state, local port, remote port)} of this machine's TCP sockets, from /proc/net
+    (IPv4, and IPv6 unless v6 is False); the state is the kernel's hex code ("01" established,
+    "0A" listening)."""
+    out = {}
+    for name in ("/proc/net/tcp", "/proc/net/tcp6") if v6 else ("/proc/net/tcp",):
+        with open(name) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                out[int(fields[9])] = (fields[3], int(fields[1].rsplit(":", 1)[1], 16),
+                                       int(fields[2].rsplit(":", 1)[1], 16))
+    return out
+
+
+def socket_fds(pid):
+    """{inode: descriptor number} of the sockets process pid holds."""
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            m = re.match(r"socket:\[(\d+)\]$", os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+        if m:
+            out[int(m.group(1))] = int(fd)
+    return out
+
+
 def free_port():
     """A free port below the kernel's ephemeral range, for wsbal to bind by number a moment later.
 

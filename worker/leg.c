@@ -173,7 +173,7 @@ int wsb__leg_start_reading(struct wsb_leg *l) {
 }
 
 void wsb__leg_reset(struct wsb_leg *l) {
-  wsb_uring_release(l); /* a new connection starts on libuv (its handshake) */
+  wsb_uring_release(l); /* a new connection starts on libuv, or the ring adopts it anew */
   wsb__tls_leg_free(l);
   free(l->pending);
   wsb__relay_hold_free(l);

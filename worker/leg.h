@@ -16,7 +16,7 @@ struct wsb_uring_leg;
 struct wsb_leg {
   uv_tcp_t tcp;
   struct wsb_tls_leg *tls;  /* NULL for plain ws */
-  struct wsb_uring_leg *io; /* relaying through the worker's io_uring (uring.c), else NULL */
+  struct wsb_uring_leg *io; /* its I/O through the worker's io_uring (uring.c), else NULL */
   struct wsb_session *s;
   struct wsb_leg *peer;
   bool is_client;

@@ -299,7 +299,7 @@ void wsb__upgrade_client_gone(struct wsb_leg *l, int status) {
 static void on_backend_closed_for_retry(uv_handle_t *h);
 
 void wsb__upgrade_retry_after_close(struct wsb_session *s) {
-  wsb_uring_release(&s->backend); /* the old connection's reads end with it */
+  wsb_uring_close_socket(&s->backend); /* a leg on the ring: the ring closes the socket */
   s->backend.open = false;
   s->backend.reading = false;
   uv_close((uv_handle_t *)&s->backend.tcp, on_backend_closed_for_retry);

@@ -1,4 +1,5 @@
-/* Socket I/O of relaying plain legs through one io_uring per worker, driven by its libuv loop. */
+/* Socket I/O of plain WebSocket sessions through one io_uring per worker, driven by its libuv
+   loop. */
 #include "uring.h"
 
 #include <errno.h>
@@ -825,9 +826,9 @@ bool wsb_uring_close_socket(struct wsb_leg *l) {
   io->close_fd = true;
   wsb_uring_release(l);
   /* libuv's handle no longer has the descriptor, so uv_close neither removes it from libuv's
-     epoll set (wsb_uring_adopt did) nor closes it: the 2 system calls it would make, of about
-     24 per session, are saved, and the close goes with the ring's next submission. libuv's
-     stream close skips a descriptor of -1 (its watcher was stopped when the ring adopted it). */
+     epoll set (it never entered it, or wsb_uring_adopt removed it) nor closes it: the 2 system
+     calls it would make are saved, and the close goes with the ring's next submission. libuv's
+     stream close skips a descriptor of -1 (its watcher is not started while the ring has it). */
   l->tcp.io_watcher.fd = -1;
   return true;
 }

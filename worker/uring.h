@@ -1,4 +1,5 @@
-/* Socket I/O of relaying plain legs through one io_uring per worker, driven by its libuv loop. */
+/* Socket I/O of plain WebSocket sessions through one io_uring per worker, driven by its libuv
+   loop: from accept or connect on where the handshake allows, else from relay start. */
 #ifndef WSB_URING_H
 #define WSB_URING_H
 

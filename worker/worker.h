@@ -59,7 +59,7 @@ struct wsb_worker {
   struct wsb_http_pool *http_pool; /* idle plain HTTP backend connections (http_proxy.c) */
   struct wsb_handover *handover;   /* binary upgrade: sessions in or out (handover.c) */
   struct wsb_pmd_worker *pmd;      /* shared zlib streams of compression (compress.c) */
-  struct wsb_uring *uring;         /* relaying legs' io_uring (uring.c); NULL: epoll */
+  struct wsb_uring *uring;         /* plain sessions' io_uring (uring.c); NULL: epoll */
   struct wsb_list sessions;        /* every live session (link), newest first: stop, admin API */
   /* Failover replay windows (failover.c): bytes allocated to them all, and the sessions that
      hold one (window_link), oldest first, for failover_buffer_total. */

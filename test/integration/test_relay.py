@@ -982,6 +982,18 @@ def test_early_frames():
         c.eq("the glued frame is relayed", (OP_TEXT, b"glued"), cl.read_frame()[1:])
         cl.close()
 
+        # A head larger than the head buffer's first size (2 KiB), with a frame glued to it, in
+        # one packet: on io_uring one receive brings it all, and it goes into the head buffer
+        # in pieces of the room it has (the buffer grows between them), the head ending inside
+        # the last piece and the frame going on from there.
+        cl = RawClient(lb.port)
+        big = head[:-2] + b"X-Padding: " + b"p" * 4000 + b"\r\n\r\n"  # the backend takes 4 KB
+        cl.send(big + frame(OP_TEXT, b"behind a big head"))
+        c.eq("an upgrade with a 4 KB head and a glued frame succeeds", 101, cl.read_head()[0])
+        c.eq("the frame behind the big head is relayed", (OP_TEXT, b"behind a big head"),
+             cl.read_frame()[1:])
+        cl.close()
+
         # A client that gives up while its backend is still connecting leaves nothing behind.
         cl = RawClient(lb.port)
         cl.request("/")

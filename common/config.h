@@ -25,6 +25,8 @@ enum wsb_hash_key { WSB_HASH_IP, WSB_HASH_PATH, WSB_HASH_HEADER, WSB_HASH_COOKIE
 enum wsb_health_check { WSB_HEALTH_OFF, WSB_HEALTH_TCP, WSB_HEALTH_HTTP };
 /* [listen] http: what a request that is not an upgrade gets. */
 enum wsb_http_mode { WSB_HTTP_OFF, WSB_HTTP_PROXY };
+/* [wsbal] worker_balance: which workers new connections go to (common/worker_pack.h). */
+enum wsb_worker_balance { WSB_WORKER_SPREAD, WSB_WORKER_PACK };
 
 /* [upstream] failover_codes: one type in the configuration and in the segment, one lookup. */
 struct wsb_close_codes {
@@ -134,6 +136,7 @@ struct wsb_config {
 
   struct {
     unsigned workers; /* 0 = auto: one per online CPU */
+    enum wsb_worker_balance worker_balance;
     char *user;       /* NULL = keep */
     char *group;
     enum wsb_log_level log_level;

@@ -373,12 +373,14 @@ static const char *const pp_modes[] = {"off", "v1", "v2", "any", NULL};
 static const char *const pp_send_modes[] = {"off", "v1", "v2", NULL};
 static const char *const route_websocket[] = {"any", "only", "never", NULL};
 static const char *const http_modes[] = {"off", "proxy", NULL};
+static const char *const worker_balances[] = {"spread", "pack", NULL};
 _Static_assert(sizeof(enum wsb_log_level) == sizeof(int) &&
                    sizeof(enum wsb_log_format) == sizeof(int) &&
                    sizeof(enum wsb_algorithm) == sizeof(int) &&
                    sizeof(enum wsb_health_check) == sizeof(int) &&
                    sizeof(enum wsb_pp_mode) == sizeof(int) &&
-                   sizeof(enum wsb_http_mode) == sizeof(int),
+                   sizeof(enum wsb_http_mode) == sizeof(int) &&
+                   sizeof(enum wsb_worker_balance) == sizeof(int),
                "K_WORD stores an int");
 
 #define OFF(field) offsetof(struct wsb_config, field)
@@ -409,6 +411,7 @@ _Static_assert(sizeof(enum wsb_log_level) == sizeof(int) &&
 
 static const struct cfg_key wsbal_keys[] = {
     CUSTOM("workers", set_workers, "value", "auto or 1..1024"),
+    WORD("worker_balance", wsbal.worker_balance, worker_balances, "spread or pack"),
     STR("user", wsbal.user, true, visible_valid, "user", "a user name"),
     STR("group", wsbal.group, true, visible_valid, "group", "a group name"),
     WORD("log_level", wsbal.log_level, log_levels, "error, warn, info or debug"),

@@ -405,6 +405,9 @@ void wsb__api_metrics(struct api_call *c) {
             http_v, WSB_SHM_SUM(shm, http_us), WSB_SHM_SUM(shm, http_count));
   family(&t, "wsbal_workers", "gauge", "Worker processes running the current configuration.");
   wsb_text_printf(&t, "wsbal_workers %u\n", wsb_workers_current(&m->workers));
+  family(&t, "wsbal_workers_taking_new_sessions", "gauge",
+         "Workers new connections go to: all of them, or fewer with worker_balance = pack.");
+  wsb_text_printf(&t, "wsbal_workers_taking_new_sessions %u\n", wsb_pack_taking_new(&m->pack));
   family(&t, "wsbal_worker_restarts_total", "counter", "Workers respawned after dying.");
   wsb_text_printf(&t, "wsbal_worker_restarts_total %" PRIu64 "\n",
                   atomic_load(&shm->worker_restarts));

@@ -136,6 +136,10 @@ void wsb__api_status(struct api_call *c) {
   wsb_json_uint(&j, (uv_now(&m->loop) - m->started_ms) / 1000);
   wsb_json_key(&j, "generation");
   wsb_json_uint(&j, wsb_shm_generation(m->shm));
+  wsb_json_key(&j, "worker_balance");
+  wsb_json_cstring(&j, m->cfg->wsbal.worker_balance == WSB_WORKER_PACK ? "pack" : "spread");
+  wsb_json_key(&j, "workers_taking_new_sessions");
+  wsb_json_uint(&j, wsb_pack_taking_new(&m->pack));
   workers(m, &j);
   totals(m, &j);
   wsb_json_object_end(&j);

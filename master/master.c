@@ -32,6 +32,10 @@
 static const int handled_signals[] = {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2};
 #define NSIGNALS (sizeof(handled_signals) / sizeof(handled_signals[0]))
 
+static bool packs(const struct wsb_config *cfg) {
+  return cfg->wsbal.worker_balance == WSB_WORKER_PACK;
+}
+
 static unsigned worker_count(const struct wsb_config *cfg) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   return cfg->wsbal.workers ? cfg->wsbal.workers : (unsigned)(cpus > 0 ? cpus : 1);
@@ -99,6 +103,7 @@ static void close_handles(void *arg) {
   for (size_t i = 0; i < NSIGNALS; i++)
     uv_close((uv_handle_t *)&m->signals[i], NULL);
   wsb_workers_close(&m->workers);
+  wsb_pack_close(&m->pack);
   uv_close((uv_handle_t *)&m->stop_timer, NULL);
   uv_close((uv_handle_t *)&m->status_timer, NULL);
 }
@@ -209,6 +214,8 @@ void wsb_master_take_back(struct master *m, const char *why) {
   int *fds = u->kept_fds;
   u->kept_fds = NULL; /* the pool owns them now */
   wsb_workers_start(&m->workers, u->kept_workers, fds, u->kept_naddr);
+  /* The kept sockets sat in their groups beside the new master's: their places are not known. */
+  wsb_pack_pool_started(&m->pack, false, packs(m->cfg));
   if (u->kept_admin >= 0 &&
       wsb_admin_start(&m->admin, &m->loop, u->kept_admin, m->cfg, wsb_api_route, m) != 0)
     wsb_log_error("admin server could not start again");
@@ -222,9 +229,21 @@ void wsb_master_take_back(struct master *m, const char *why) {
 static void drain(struct master *m) {
   m->stopping = true;
   uv_timer_stop(&m->status_timer);
+  wsb_pack_stop(&m->pack);
   uv_timer_start(&m->stop_timer, on_stop_timer, m->cfg->wsbal.shutdown_timeout_ms + STOP_GRACE_MS,
                  0);
   wsb_workers_stop(&m->workers);
+}
+
+/* Whether a new pool for b would bind an address a's pool listens on: its sockets would join
+   the same SO_REUSEPORT groups, after the old ones. */
+static bool shares_an_address(const struct wsb_config *a, const struct wsb_config *b) {
+  for (size_t i = 0; i < a->listen.naddress; i++)
+    for (size_t j = 0; j < b->listen.naddress; j++)
+      if (a->listen.address[i].port == b->listen.address[j].port &&
+          strcmp(a->listen.address[i].host, b->listen.address[j].host) == 0)
+        return true;
+  return false;
 }
 
 static bool same_listeners(const struct wsb_config *a, const struct wsb_config *b) {
@@ -339,6 +358,7 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs,
      old pool stops accepting, so the port never refuses a connection in between. */
   int *fds = NULL;
   bool new_pool = !same_listeners(&next, m->cfg);
+  bool shared_groups = shares_an_address(&next, m->cfg);
   if (new_pool && (rc = wsb_workers_bind(&next, worker_count(&next), &fds)) != 0) {
     next_free(&n);
     wsb_backends_free(&bs);
@@ -376,7 +396,10 @@ static int reload_apply(struct master *m, struct wsb_config_errors *errs,
       wsb_workers_start(&m->workers, worker_count(m->cfg), fds, m->cfg->listen.naddress) == 0) {
     wsb_log_info("new listeners or worker count: %u new workers; the old ones drain",
                  worker_count(m->cfg));
+    wsb_pack_pool_started(&m->pack, !shared_groups, packs(m->cfg));
     wsb_workers_retire_old(&m->workers);
+  } else if (!new_pool) {
+    wsb_pack_configure(&m->pack, packs(m->cfg));
   }
   return 0;
 }
@@ -422,6 +445,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     break;
   case SIGCHLD:
     wsb_workers_reap(&m->workers);
+    wsb_pack_workers_changed(&m->pack);
     break;
   case SIGHUP:
     wsb_master_reload(m, NULL, NULL);
@@ -437,6 +461,13 @@ static void on_signal(uv_signal_t *h, int signum) {
     wsb_workers_signal(&m->workers, SIGUSR1);
     break;
   }
+}
+
+/* Not while an upgrade's new master starts or serves: it took the groups over (and gave them
+   back to the kernel's hash) at its start. */
+static bool may_steer(void *arg) {
+  const struct master *m = arg;
+  return !m->stopping && m->up.child == 0 && m->up.handed_to == 0;
 }
 
 static void other_exited(void *arg, pid_t pid, int status) {
@@ -604,6 +635,9 @@ int wsb_master_run(struct wsb_config *cfg, const char *path, int workers_overrid
   for (unsigned s = 0; s < m.shm->nworkers; s++)
     m.workers.procs[s].incarnation = m.up.incarnation;
   wsb_workers_start(&m.workers, worker_count(cfg), fds, cfg->listen.naddress);
+  wsb_pack_init(&m.pack, &m.loop, &m.workers, may_steer, &m);
+  /* An upgrade's listeners come with their places in their groups unknown to this master. */
+  wsb_pack_pool_started(&m.pack, m.up.old_master == 0, packs(cfg));
   m.started_ms = uv_now(&m.loop);
   if (m.admin_fd >= 0 &&
       wsb_admin_start(&m.admin, &m.loop, m.admin_fd, m.cfg, wsb_api_route, &m) != 0)

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "health.h"
 #include "heap_trim.h"
+#include "pack.h"
 #include "discovery.h"
 #include "shm.h"
 #include "tickets.h"
@@ -39,6 +40,7 @@ struct master {
   struct wsb_shm *shm;
   struct wsb_discovery disc; /* the addresses m->table was built from */
   struct wsb_workers workers;
+  struct wsb_pack_ctl pack;   /* worker_balance = pack: which workers take new connections */
   struct wsb_health *health;  /* health checks and load reports of the backends */
   struct wsb_tickets tickets; /* TLS session ticket keys, rotated on a timer */
   uv_signal_t signals[6];

@@ -435,6 +435,20 @@ unsigned wsb_workers_current(const struct wsb_workers *ws) {
   return n;
 }
 
+unsigned wsb_workers_pool(struct wsb_workers *ws, struct wsb_worker_proc **out, unsigned max) {
+  /* wsb_workers_start hands a pool's sockets to free slots in ascending order. */
+  unsigned n = 0;
+  for (unsigned s = 0; s < ws->shm->nworkers && n < max; s++) {
+    struct wsb_worker_proc *w = &ws->procs[s];
+    if (w->in_use && !w->retiring && w->generation == ws->generation) {
+      if (out != NULL)
+        out[n] = w;
+      n++;
+    }
+  }
+  return n;
+}
+
 unsigned wsb_workers_send(struct wsb_workers *ws, int slot, const struct wsb_control_msg *msg) {
   unsigned reached = 0;
   for (unsigned s = 0; s < ws->shm->nworkers; s++) {

@@ -91,6 +91,10 @@ void wsb_workers_resume(struct wsb_workers *ws);
 /* Closes the table's handles (after the loop's last use of them) and its sockets. */
 void wsb_workers_close(struct wsb_workers *ws);
 
+/* The newest pool's slots in the pool's order (the order its listeners were bound in), at most
+   max of them into out (or only counted when out is NULL); returns how many. Running or not. */
+unsigned wsb_workers_pool(struct wsb_workers *ws, struct wsb_worker_proc **out, unsigned max);
+
 /* Workers of the newest pool that are running. */
 unsigned wsb_workers_current(const struct wsb_workers *ws);
 

@@ -105,6 +105,7 @@ static void expect_errors(const struct fixture *f, const char *const *want, size
 
 static void assert_defaults(const struct wsb_config *c) {
   ck_assert_uint_eq(c->wsbal.workers, 0);
+  ck_assert_int_eq(c->wsbal.worker_balance, WSB_WORKER_SPREAD);
   ck_assert_ptr_null(c->wsbal.user);
   ck_assert_ptr_null(c->wsbal.group);
   ck_assert_int_eq(c->wsbal.log_level, WSB_LOG_INFO);
@@ -240,6 +241,7 @@ START_TEST(full_file_reads_every_key) {
   load_ok(&c, WSB_TEST_DATA_DIR "/full.ini");
 
   ck_assert_uint_eq(c.wsbal.workers, 7);
+  ck_assert_int_eq(c.wsbal.worker_balance, WSB_WORKER_PACK);
   ck_assert_str_eq(c.wsbal.user, "wsbal");
   ck_assert_str_eq(c.wsbal.group, "nogroup");
   ck_assert_int_eq(c.wsbal.log_level, WSB_LOG_DEBUG);
@@ -346,7 +348,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert(!b->enabled);
   ck_assert(b->backup);
   ck_assert_str_eq(b->pool, "chat");
-  ck_assert_int_eq(b->line, 76);
+  ck_assert_int_eq(b->line, 77);
   b = &c.backends[1];
   ck_assert_str_eq(b->name, "app_2.b");
   ck_assert_str_eq(b->url.host, "::1");
@@ -355,7 +357,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert(b->enabled);
   ck_assert(!b->backup);
   ck_assert_str_eq(b->pool, "default");
-  ck_assert_int_eq(b->line, 84);
+  ck_assert_int_eq(b->line, 85);
   ck_assert_uint_eq(c.npools, 2);
   ck_assert_str_eq(c.pools[1].name, "chat");
   ck_assert_int_eq(c.pools[1].upstream.algorithm, WSB_ALG_ROUND_ROBIN);
@@ -373,7 +375,7 @@ START_TEST(full_file_reads_every_key) {
   ck_assert_str_eq(r->pool, "default");
   ck_assert(r->strip_path);
   ck_assert_int_eq(r->websocket, WSB_ROUTE_WS_ONLY);
-  ck_assert_int_eq(r->line, 92);
+  ck_assert_int_eq(r->line, 93);
   wsb_config_free(&c);
 }
 END_TEST
@@ -400,7 +402,7 @@ static bool file_sets(const char *path, enum cfg_section sec, const char *key) {
    by its name, and full.ini, which the test above reads back, sets every one of them. */
 START_TEST(every_key_is_listed) {
   static const size_t want[] = {
-      [CFG_SEC_WSBAL] = 10, [CFG_SEC_LISTEN] = 20, [CFG_SEC_UPSTREAM] = 32,
+      [CFG_SEC_WSBAL] = 11, [CFG_SEC_LISTEN] = 20, [CFG_SEC_UPSTREAM] = 32,
       [CFG_SEC_ADMIN] = 4,  [CFG_SEC_BACKEND] = 6, [CFG_SEC_ROUTE] = 6,
   };
   size_t total = 0;
@@ -419,7 +421,7 @@ START_TEST(every_key_is_listed) {
     ck_assert_ptr_null(wsb__cfg_key_name(sec, n));
     total += n;
   }
-  ck_assert_uint_eq(total, 78);
+  ck_assert_uint_eq(total, 79);
   /* A pool takes [upstream]'s keys, the very same table. */
   ck_assert_uint_eq(wsb__cfg_key_count(CFG_SEC_POOL), wsb__cfg_key_count(CFG_SEC_UPSTREAM));
   ck_assert_str_eq(wsb__cfg_section_name(CFG_SEC_POOL), "pool");
@@ -810,6 +812,8 @@ START_TEST(error_keys_and_values) {
              "@4: number \"0\" for [wsbal] max_sessions is out of range (expected 1..10000000)");
   CHECK_FILE("[wsbal]\nworkers = 0\n" BACKEND,
              "@2: value \"0\" for [wsbal] workers is out of range (expected auto or 1..1024)");
+  CHECK_FILE("[wsbal]\nworker_balance = fill\n" BACKEND,
+             "@2: bad value \"fill\" for [wsbal] worker_balance (expected spread or pack)");
   CHECK_FILE(
       "[wsbal]\nworkers = 1025\nlog_level = verbose\n" BACKEND,
       "@2: value \"1025\" for [wsbal] workers is out of range (expected auto or 1..1024)",

@@ -1,0 +1,225 @@
+/* worker_balance = pack: the master samples its workers' CPU and gives each listener's
+   SO_REUSEPORT group the program that sends new connections to the first of them
+   (common/worker_pack.h says when, and why it pays). */
+#include "pack.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "log.h"
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A process's CPU time (all its threads, user and system) in ns: 0 when it cannot be read. */
+static uint64_t cpu_ns_of(pid_t pid) {
+  clockid_t clock;
+  struct timespec ts;
+  if (pid <= 0 || clock_getcpuclockid(pid, &clock) != 0 || clock_gettime(clock, &ts) != 0)
+    return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The current pool in its order (a pool keeps its slots until it retires). */
+static unsigned current_pool(struct wsb_pack_ctl *c, struct wsb_worker_proc **pool) {
+  return wsb_workers_pool(c->ws, pool, c->npool);
+}
+
+/* Gives every group of the pool its program: `active` sockets from `first`, or none (the
+   kernel's hash) when active is 0. Any socket of a group reaches the group's program; the
+   pool's first worker keeps its sockets in the master while it is respawned. Returns 0 or the
+   first error. */
+static int steer(struct wsb_pack_ctl *c, struct wsb_worker_proc *first_worker, unsigned first,
+                 unsigned active) {
+  struct sock_filter code[WSB_PACK_PROGRAM_MAX];
+  struct sock_fprog prog = {.filter = code};
+  if (active > 0)
+    prog.len = (unsigned short)wsb_pack_program(first, active, code);
+  int rc = 0;
+  for (size_t a = 0; a < first_worker->nlisten; a++) {
+    int fd = first_worker->listen_fds[a], none = 0;
+    int r = active > 0
+                ? setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog))
+                : setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &none, sizeof(none));
+    if (r != 0 && !(active == 0 && errno == ENOENT) && rc == 0) /* ENOENT: there was none */
+      rc = -errno;
+  }
+  c->steered_first = first;
+  c->steered_active = active;
+  c->steered_known = rc == 0;
+  return rc;
+}
+
+/* Back to the kernel's hash over the whole pool. */
+static void spread(struct wsb_pack_ctl *c) {
+  struct wsb_worker_proc *pool[c->npool > 0 ? c->npool : 1];
+  unsigned n = current_pool(c, pool);
+  if (n == 0 || (c->steered_known && c->steered_active == 0))
+    return;
+  int rc = steer(c, pool[0], 0, 0);
+  if (rc != 0)
+    wsb_log_warn("worker_balance: the listeners' program could not be removed: %s",
+                 strerror(-rc));
+}
+
+/* Steers to the first c->state.active workers, or to the first running one instead of a
+   stopped one: a stopped worker's queue waits for its respawn. */
+static void apply(struct wsb_pack_ctl *c) {
+  struct wsb_worker_proc *pool[c->npool > 0 ? c->npool : 1];
+  unsigned n = current_pool(c, pool);
+  unsigned active = c->state.active, first = 0;
+  if (n < 2 || active == 0 || active >= n) {
+    spread(c);
+    return;
+  }
+  bool all_running = true;
+  for (unsigned i = 0; i < active; i++)
+    all_running &= pool[i]->pid > 0;
+  if (!all_running) {
+    first = n;
+    for (unsigned i = 0; i < n && first == n; i++)
+      if (pool[i]->pid > 0)
+        first = i;
+    if (active > 1 || first == n) {
+      spread(c);
+      return;
+    }
+  }
+  if (c->steered_known && c->steered_active == active && c->steered_first == first)
+    return;
+  int rc = steer(c, pool[0], first, active);
+  if (rc != 0) {
+    wsb_log_warn("worker_balance: the listeners cannot be steered (%s): new connections spread "
+                 "over every worker",
+                 strerror(-rc));
+    c->own_groups = false;
+    spread(c);
+    return;
+  }
+  wsb_log_debug("worker_balance: new connections go to %u of %u workers (from %u)", active, n,
+                first);
+}
+
+static void sample(struct wsb_pack_ctl *c) {
+  struct wsb_worker_proc *pool[c->npool > 0 ? c->npool : 1];
+  unsigned n = current_pool(c, pool);
+  uint64_t now = now_ns(), elapsed = now - c->sampled_ns;
+  for (unsigned i = 0; i < n; i++) {
+    uint64_t cpu = cpu_ns_of(pool[i]->pid);
+    /* A worker started since the last sample (or not running) is counted from now. */
+    bool same = pool[i]->pid > 0 && pool[i]->pid == c->pid[i] && cpu >= c->cpu_ns[i];
+    c->busy[i] = same && elapsed > 0 ? (double)(cpu - c->cpu_ns[i]) / (double)elapsed : 0;
+    c->pid[i] = pool[i]->pid;
+    c->cpu_ns[i] = cpu;
+  }
+  c->sampled_ns = now;
+  wsb_pack_next(&c->state, c->busy, n);
+}
+
+static void on_timer(uv_timer_t *t) {
+  struct wsb_pack_ctl *c = t->data;
+  if (!c->pack || !c->own_groups)
+    return;
+  if (c->may_steer != NULL && !c->may_steer(c->arg)) {
+    c->paused = true;
+    return;
+  }
+  if (c->paused) /* an upgrade's new master may have changed the groups meanwhile */
+    c->steered_known = c->paused = false;
+  sample(c);
+  apply(c);
+}
+
+void wsb_pack_init(struct wsb_pack_ctl *c, uv_loop_t *loop, struct wsb_workers *ws,
+                   bool (*may_steer)(void *arg), void *arg) {
+  memset(c, 0, sizeof(*c));
+  c->ws = ws;
+  c->may_steer = may_steer;
+  c->arg = arg;
+  uv_timer_init(loop, &c->timer);
+  c->timer.data = c;
+}
+
+static void restart(struct wsb_pack_ctl *c) {
+  uv_timer_stop(&c->timer);
+  c->state = (struct wsb_pack){0};
+  c->sampled_ns = now_ns();
+  for (unsigned i = 0; i < c->npool; i++) {
+    c->pid[i] = 0;
+    c->busy[i] = 0;
+  }
+  if (c->pack && c->own_groups) {
+    c->state.active = 1; /* the pool starts packed: it has no sessions yet */
+    apply(c);
+    uv_timer_start(&c->timer, on_timer, WSB_PACK_SAMPLE_MS, WSB_PACK_SAMPLE_MS);
+  } else {
+    spread(c);
+  }
+}
+
+void wsb_pack_pool_started(struct wsb_pack_ctl *c, bool own_groups, bool pack) {
+  unsigned n = wsb_workers_pool(c->ws, NULL, UINT_MAX);
+  free(c->pid);
+  free(c->cpu_ns);
+  free(c->busy);
+  c->pid = calloc(n ? n : 1, sizeof(*c->pid));
+  c->cpu_ns = calloc(n ? n : 1, sizeof(*c->cpu_ns));
+  c->busy = calloc(n ? n : 1, sizeof(*c->busy));
+  if (c->pid == NULL || c->cpu_ns == NULL || c->busy == NULL)
+    wsb_fatal(3, "out of memory");
+  c->npool = n;
+  c->pack = pack;
+  c->own_groups = own_groups;
+  c->paused = false;
+  /* Whatever an earlier pool or master gave the groups is not this pool's. */
+  c->steered_known = false;
+  if (pack && !own_groups)
+    wsb_log_info("worker_balance = pack: these workers' listeners share their groups with "
+                 "sockets of earlier workers, so new connections spread over every worker until "
+                 "the next start");
+  restart(c);
+}
+
+void wsb_pack_configure(struct wsb_pack_ctl *c, bool pack) {
+  if (pack == c->pack)
+    return;
+  c->pack = pack;
+  if (pack && !c->own_groups)
+    wsb_log_info("worker_balance = pack: the listeners share their groups with earlier "
+                 "workers' sockets, so new connections spread over every worker until the next "
+                 "start");
+  restart(c);
+}
+
+void wsb_pack_workers_changed(struct wsb_pack_ctl *c) {
+  if (c->pack && c->own_groups && uv_is_active((uv_handle_t *)&c->timer) && !c->paused)
+    apply(c);
+}
+
+unsigned wsb_pack_taking_new(const struct wsb_pack_ctl *c) {
+  unsigned running = wsb_workers_current(c->ws);
+  if (!c->steered_known || c->steered_active == 0 || c->steered_active > running)
+    return running;
+  return c->steered_active;
+}
+
+void wsb_pack_stop(struct wsb_pack_ctl *c) {
+  uv_timer_stop(&c->timer);
+}
+
+void wsb_pack_close(struct wsb_pack_ctl *c) {
+  uv_close((uv_handle_t *)&c->timer, NULL);
+  free(c->pid);
+  free(c->cpu_ns);
+  free(c->busy);
+  c->pid = NULL;
+  c->cpu_ns = NULL;
+  c->busy = NULL;
+}

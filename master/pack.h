@@ -1,0 +1,60 @@
+/* [wsbal] worker_balance = pack, the master's half: samples the current pool's CPU and steers each
+   listener's SO_REUSEPORT group to the workers that take new connections (common/worker_pack.h). */
+#ifndef WSB_PACK_H
+#define WSB_PACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "worker_pack.h"
+#include "workers.h"
+
+struct wsb_pack_ctl {
+  struct wsb_workers *ws;
+  uv_timer_t timer;
+  bool pack;       /* worker_balance = pack */
+  bool own_groups; /* the pool's listeners are alone in their groups, in the pool's order */
+  bool paused;     /* may_steer said no at the last sample: steer anew once it says yes */
+  /* Whether this master may steer now (not while an upgrade's new master is starting or has
+     taken over: that one steers its groups). */
+  bool (*may_steer)(void *arg);
+  void *arg;
+  struct wsb_pack state;
+  /* What the groups were last given: `active` sockets from `first`, or 0 for the kernel's hash;
+     steered_known false when nobody knows (nothing given yet, or someone else may have). */
+  unsigned steered_first, steered_active;
+  bool steered_known;
+  unsigned npool;          /* workers in the current pool */
+  pid_t *pid;              /* per position: the process sampled last, */
+  uint64_t *cpu_ns;        /* its CPU time then */
+  double *busy;            /* and its share of a core over the last sample */
+  uint64_t sampled_ns;     /* when */
+};
+
+void wsb_pack_init(struct wsb_pack_ctl *c, uv_loop_t *loop, struct wsb_workers *ws,
+                   bool (*may_steer)(void *arg), void *arg);
+
+/* A new pool started (wsb_workers_start). own_groups: its sockets were bound while no other
+   pool's listened on the same addresses, so their order in each group is the pool's. Otherwise
+   (an upgrade's inherited listeners, a reload that kept an address) the groups are left to the
+   kernel's hash: the program steers by place in the group, and that place is not known. */
+void wsb_pack_pool_started(struct wsb_pack_ctl *c, bool own_groups, bool pack);
+
+/* A reload that kept the pool: worker_balance may have changed. */
+void wsb_pack_configure(struct wsb_pack_ctl *c, bool pack);
+
+/* After workers exited: new connections stop going to a worker that is not running. */
+void wsb_pack_workers_changed(struct wsb_pack_ctl *c);
+
+/* How many workers of the current pool take new connections now (all the running ones but
+   while packing). */
+unsigned wsb_pack_taking_new(const struct wsb_pack_ctl *c);
+
+/* Stops sampling (a stop); nothing is given back to the groups. */
+void wsb_pack_stop(struct wsb_pack_ctl *c);
+
+void wsb_pack_close(struct wsb_pack_ctl *c);
+
+#endif

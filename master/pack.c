@@ -5,8 +5,10 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -32,79 +34,67 @@ static unsigned current_pool(struct wsb_pack_ctl *c, struct wsb_worker_proc **po
   return wsb_workers_pool(c->ws, pool, c->npool);
 }
 
-/* Gives every group of the pool its program: `active` sockets from `first`, or none (the
-   kernel's hash) when active is 0. Any socket of a group reaches the group's program; the
-   pool's first worker keeps its sockets in the master while it is respawned. Returns 0 or the
-   first error. */
-static int steer(struct wsb_pack_ctl *c, struct wsb_worker_proc *first_worker, unsigned first,
-                 unsigned active) {
-  struct sock_filter code[WSB_PACK_PROGRAM_MAX];
+/* Gives every group of the pool its program: new connections to the sockets at the positions
+   in set, or to any (the kernel's hash) when m is 0. Any socket of a group reaches the group's
+   program; the pool's first worker keeps its sockets in the master while it is respawned.
+   Returns 0 or the first error. */
+static int steer(struct wsb_pack_ctl *c, struct wsb_worker_proc *first_worker,
+                 const unsigned *set, unsigned m) {
+  struct sock_filter code[WSB_PACK_PROGRAM_MAX(c->npool)];
   struct sock_fprog prog = {.filter = code};
-  if (active > 0)
-    prog.len = (unsigned short)wsb_pack_program(first, active, code);
+  if (m > 0)
+    prog.len = (unsigned short)wsb_pack_program(set, m, code);
   int rc = 0;
   for (size_t a = 0; a < first_worker->nlisten; a++) {
     int fd = first_worker->listen_fds[a], none = 0;
-    int r = active > 0
-                ? setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog))
-                : setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &none, sizeof(none));
-    if (r != 0 && !(active == 0 && errno == ENOENT) && rc == 0) /* ENOENT: there was none */
+    int r = m > 0 ? setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog))
+                  : setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &none, sizeof(none));
+    if (r != 0 && !(m == 0 && errno == ENOENT) && rc == 0) /* ENOENT: there was none */
       rc = -errno;
   }
-  c->steered_first = first;
-  c->steered_active = active;
+  memcpy(c->set, set, m * sizeof(*set));
+  c->nset = m;
   c->steered_known = rc == 0;
   return rc;
 }
 
-/* Back to the kernel's hash over the whole pool. */
-static void spread(struct wsb_pack_ctl *c) {
-  struct wsb_worker_proc *pool[c->npool > 0 ? c->npool : 1];
-  unsigned n = current_pool(c, pool);
-  if (n == 0 || (c->steered_known && c->steered_active == 0))
-    return;
-  int rc = steer(c, pool[0], 0, 0);
-  if (rc != 0)
-    wsb_log_warn("worker_balance: the listeners' program could not be removed: %s",
-                 strerror(-rc));
-}
-
-/* Steers to the first c->state.active workers, or to the first running one instead of a
-   stopped one: a stopped worker's queue waits for its respawn. */
+/* Chooses the workers that take new connections from the last sample and what the pool is
+   now (running, sessions), and gives the groups their program when that changed. */
 static void apply(struct wsb_pack_ctl *c) {
   struct wsb_worker_proc *pool[c->npool > 0 ? c->npool : 1];
-  unsigned n = current_pool(c, pool);
-  unsigned active = c->state.active, first = 0;
-  if (n < 2 || active == 0 || active >= n) {
-    spread(c);
+  unsigned set[c->npool > 0 ? c->npool : 1];
+  unsigned n = current_pool(c, pool), m = 0;
+  if (n == 0)
     return;
+  for (unsigned i = 0; i < n; i++) {
+    c->w[i].running = pool[i]->pid > 0;
+    c->w[i].sessions = atomic_load(&c->ws->shm->workers[pool[i]->slot].live);
   }
-  bool all_running = true;
-  for (unsigned i = 0; i < active; i++)
-    all_running &= pool[i]->pid > 0;
-  if (!all_running) {
-    first = n;
-    for (unsigned i = 0; i < n && first == n; i++)
-      if (pool[i]->pid > 0)
-        first = i;
-    if (active > 1 || first == n) {
-      spread(c);
-      return;
-    }
-  }
-  if (c->steered_known && c->steered_active == active && c->steered_first == first)
+  if (c->pack && c->own_groups && n >= 2)
+    m = wsb_pack_choose(c->state.active, c->w, n, c->session_cap, set);
+  for (unsigned i = 0; i < n; i++)
+    c->w[i].taking = m == 0;
+  for (unsigned j = 0; j < m; j++)
+    c->w[set[j]].taking = true;
+  if (c->steered_known && m == c->nset && memcmp(set, c->set, m * sizeof(*set)) == 0)
     return;
-  int rc = steer(c, pool[0], first, active);
-  if (rc != 0) {
+  int rc = steer(c, pool[0], set, m);
+  if (rc != 0 && m > 0) {
     wsb_log_warn("worker_balance: the listeners cannot be steered (%s): new connections spread "
                  "over every worker",
                  strerror(-rc));
     c->own_groups = false;
-    spread(c);
-    return;
+    uv_timer_stop(&c->timer);
+    rc = steer(c, pool[0], set, 0);
   }
-  wsb_log_debug("worker_balance: new connections go to %u of %u workers (from %u)", active, n,
-                first);
+  if (rc != 0)
+    wsb_log_warn("worker_balance: the listeners' program could not be removed: %s",
+                 strerror(-rc));
+  else if (m > 0)
+    wsb_log_debug("worker_balance: new connections go to %u of %u workers (from %u)", m, n,
+                  set[0]);
+  else
+    wsb_log_debug("worker_balance: new connections go to any of %u workers", n);
 }
 
 static void sample(struct wsb_pack_ctl *c) {
@@ -115,18 +105,16 @@ static void sample(struct wsb_pack_ctl *c) {
     uint64_t cpu = cpu_ns_of(pool[i]->pid);
     /* A worker started since the last sample (or not running) is counted from now. */
     bool same = pool[i]->pid > 0 && pool[i]->pid == c->pid[i] && cpu >= c->cpu_ns[i];
-    c->busy[i] = same && elapsed > 0 ? (double)(cpu - c->cpu_ns[i]) / (double)elapsed : 0;
+    c->w[i].busy = same && elapsed > 0 ? (double)(cpu - c->cpu_ns[i]) / (double)elapsed : 0;
     c->pid[i] = pool[i]->pid;
     c->cpu_ns[i] = cpu;
   }
   c->sampled_ns = now;
-  wsb_pack_next(&c->state, c->busy, n);
+  wsb_pack_next(&c->state, c->w, n);
 }
 
 static void on_timer(uv_timer_t *t) {
   struct wsb_pack_ctl *c = t->data;
-  if (!c->pack || !c->own_groups)
-    return;
   if (c->may_steer != NULL && !c->may_steer(c->arg)) {
     c->paused = true;
     return;
@@ -149,35 +137,37 @@ void wsb_pack_init(struct wsb_pack_ctl *c, uv_loop_t *loop, struct wsb_workers *
 
 static void restart(struct wsb_pack_ctl *c) {
   uv_timer_stop(&c->timer);
-  c->state = (struct wsb_pack){0};
+  c->state = (struct wsb_pack){.active = 1}; /* a new pool starts packed: no sessions yet */
   c->sampled_ns = now_ns();
   for (unsigned i = 0; i < c->npool; i++) {
     c->pid[i] = 0;
-    c->busy[i] = 0;
+    c->w[i] = (struct wsb_pack_worker){0};
   }
-  if (c->pack && c->own_groups) {
-    c->state.active = 1; /* the pool starts packed: it has no sessions yet */
-    apply(c);
+  apply(c);
+  if (c->pack && c->own_groups && c->npool >= 2)
     uv_timer_start(&c->timer, on_timer, WSB_PACK_SAMPLE_MS, WSB_PACK_SAMPLE_MS);
-  } else {
-    spread(c);
-  }
 }
 
 void wsb_pack_pool_started(struct wsb_pack_ctl *c, bool own_groups, bool pack) {
   unsigned n = wsb_workers_pool(c->ws, NULL, UINT_MAX);
+  free(c->w);
   free(c->pid);
   free(c->cpu_ns);
-  free(c->busy);
+  free(c->set);
+  c->w = calloc(n ? n : 1, sizeof(*c->w));
   c->pid = calloc(n ? n : 1, sizeof(*c->pid));
   c->cpu_ns = calloc(n ? n : 1, sizeof(*c->cpu_ns));
-  c->busy = calloc(n ? n : 1, sizeof(*c->busy));
-  if (c->pid == NULL || c->cpu_ns == NULL || c->busy == NULL)
+  c->set = calloc(n ? n : 1, sizeof(*c->set));
+  if (c->w == NULL || c->pid == NULL || c->cpu_ns == NULL || c->set == NULL)
     wsb_fatal(3, "out of memory");
   c->npool = n;
   c->pack = pack;
   c->own_groups = own_groups;
   c->paused = false;
+  struct rlimit fds;
+  c->session_cap = getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY
+                       ? wsb_pack_session_cap(fds.rlim_cur)
+                       : UINT64_MAX; /* workers inherit the master's limit */
   /* Whatever an earlier pool or master gave the groups is not this pool's. */
   c->steered_known = false;
   if (pack && !own_groups)
@@ -199,15 +189,13 @@ void wsb_pack_configure(struct wsb_pack_ctl *c, bool pack) {
 }
 
 void wsb_pack_workers_changed(struct wsb_pack_ctl *c) {
-  if (c->pack && c->own_groups && uv_is_active((uv_handle_t *)&c->timer) && !c->paused)
+  if (uv_is_active((uv_handle_t *)&c->timer) && !c->paused)
     apply(c);
 }
 
 unsigned wsb_pack_taking_new(const struct wsb_pack_ctl *c) {
   unsigned running = wsb_workers_current(c->ws);
-  if (!c->steered_known || c->steered_active == 0 || c->steered_active > running)
-    return running;
-  return c->steered_active;
+  return c->steered_known && c->nset > 0 && c->nset < running ? c->nset : running;
 }
 
 void wsb_pack_stop(struct wsb_pack_ctl *c) {
@@ -216,10 +204,12 @@ void wsb_pack_stop(struct wsb_pack_ctl *c) {
 
 void wsb_pack_close(struct wsb_pack_ctl *c) {
   uv_close((uv_handle_t *)&c->timer, NULL);
+  free(c->w);
   free(c->pid);
   free(c->cpu_ns);
-  free(c->busy);
+  free(c->set);
+  c->w = NULL;
   c->pid = NULL;
   c->cpu_ns = NULL;
-  c->busy = NULL;
+  c->set = NULL;
 }

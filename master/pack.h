@@ -22,15 +22,18 @@ struct wsb_pack_ctl {
   bool (*may_steer)(void *arg);
   void *arg;
   struct wsb_pack state;
-  /* What the groups were last given: `active` sockets from `first`, or 0 for the kernel's hash;
-     steered_known false when nobody knows (nothing given yet, or someone else may have). */
-  unsigned steered_first, steered_active;
+  uint64_t session_cap; /* wsb_pack_session_cap of the workers' descriptor limit */
+  unsigned npool;       /* workers in the current pool; per position: */
+  struct wsb_pack_worker *w; /* what the last sample saw, */
+  pid_t *pid;                /* the process it sampled, */
+  uint64_t *cpu_ns;          /* and that one's CPU time then */
+  uint64_t sampled_ns;       /* when */
+  /* What the groups were last given: the positions in set (nset of them), or the kernel's
+     hash when nset is 0; steered_known false when nobody knows (nothing given yet, or someone
+     else may have). */
+  unsigned *set;
+  unsigned nset;
   bool steered_known;
-  unsigned npool;          /* workers in the current pool */
-  pid_t *pid;              /* per position: the process sampled last, */
-  uint64_t *cpu_ns;        /* its CPU time then */
-  double *busy;            /* and its share of a core over the last sample */
-  uint64_t sampled_ns;     /* when */
 };
 
 void wsb_pack_init(struct wsb_pack_ctl *c, uv_loop_t *loop, struct wsb_workers *ws,

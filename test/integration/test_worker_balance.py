@@ -21,12 +21,13 @@ LOAD = os.environ.get("WSBAL_LOAD", "build/wsbal-load")
 STARTED = []  # pids of upgraded masters, stopped at the end whatever happens
 
 
-def start_lb(echo, balance, workers, log_level="info"):
+def start_lb(echo, balance, workers, log_level="info", wrapper=None):
     admin = free_port()
     sections = {"admin": {"address": f"127.0.0.1:{admin}"}}
     if balance is not None:
         sections["wsbal"] = {"worker_balance": balance}
-    lb = Wsbal([("e1", echo.url)], workers=workers, sections=sections, log_level=log_level)
+    lb = Wsbal([("e1", echo.url)], workers=workers, sections=sections, log_level=log_level,
+               wrapper=wrapper)
     lb.admin = admin
     return lb
 
@@ -155,6 +156,29 @@ def test_dead_worker(echo):
     lb.stop()
 
 
+def test_full_worker(echo):
+    """A worker that holds its share of sessions (a quarter of its descriptors: 10 with 104)
+    takes no more while packing; the next one does. The storm this guards against: 20,000
+    clients at once sent 8,751 to a worker out of descriptors before the cap."""
+    lb = start_lb(echo, "pack", 2, log_level="debug", wrapper=["prlimit", "--nofile=104:104"])
+    first = min(sessions_by_slot(lb))
+    mark = len(lb.lines)
+    clients = open_echoing(lb, 10, "pack up to the cap")
+    c.eq("pack: 10 sessions on the first worker", 10, live_counts(lb, 10)[first])
+    c.true("pack: it is full: the second worker takes new sessions",
+           lb.wait_line(r"new connections go to 1 of 2 workers \(from 1\)", start=mark))
+    clients += open_echoing(lb, 10, "pack past the cap")
+    counts = live_counts(lb, 20)
+    c.eq("pack: the next 10 are on the second worker", [10, 10],
+         [counts[s] for s in sorted(counts)])
+    mark = len(lb.lines)
+    clients += open_echoing(lb, 4, "pack with both full")
+    c.true("pack: both full: new sessions go to any worker",
+           lb.wait_line(r"new connections go to any of 2 workers", start=mark))
+    close_all(lb, clients)
+    lb.stop()
+
+
 def test_reload_keeping_the_address(echo):
     """More workers on the same address join the old ones' groups, in an order the master does
     not know: their new sessions spread, and the status says so."""
@@ -224,6 +248,7 @@ def main():
         return run_tests(c, lambda: test_pack_and_spread(echo),
                          lambda: test_grows_under_load_and_shrinks(echo),
                          lambda: test_dead_worker(echo),
+                         lambda: test_full_worker(echo),
                          lambda: test_reload_keeping_the_address(echo),
                          lambda: test_upgrade(echo))
     finally:

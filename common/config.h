@@ -137,7 +137,7 @@ struct wsb_config {
   struct {
     unsigned workers; /* 0 = auto: one per online CPU */
     enum wsb_worker_balance worker_balance;
-    char *user;       /* NULL = keep */
+    char *user; /* NULL = keep */
     char *group;
     enum wsb_log_level log_level;
     enum wsb_log_format log_format;

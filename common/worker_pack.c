@@ -52,8 +52,8 @@ size_t wsb_pack_program(const unsigned *set, unsigned m, struct sock_filter *out
   }
   /* A = a random number (the kernel's prandom) % m; then index set[A]. */
   size_t len = 0;
-  out[len++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-                                            (__u32)(SKF_AD_OFF + SKF_AD_RANDOM));
+  out[len++] =
+      (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (__u32)(SKF_AD_OFF + SKF_AD_RANDOM));
   out[len++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, m);
   bool from_zero = true;
   for (unsigned j = 0; j < m; j++)

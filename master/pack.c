@@ -38,8 +38,8 @@ static unsigned current_pool(struct wsb_pack_ctl *c, struct wsb_worker_proc **po
    in set, or to any (the kernel's hash) when m is 0. Any socket of a group reaches the group's
    program; the pool's first worker keeps its sockets in the master while it is respawned.
    Returns 0 or the first error. */
-static int steer(struct wsb_pack_ctl *c, struct wsb_worker_proc *first_worker,
-                 const unsigned *set, unsigned m) {
+static int steer(struct wsb_pack_ctl *c, struct wsb_worker_proc *first_worker, const unsigned *set,
+                 unsigned m) {
   struct sock_filter code[WSB_PACK_PROGRAM_MAX(c->npool)];
   struct sock_fprog prog = {.filter = code};
   if (m > 0)
@@ -88,11 +88,9 @@ static void apply(struct wsb_pack_ctl *c) {
     rc = steer(c, pool[0], set, 0);
   }
   if (rc != 0)
-    wsb_log_warn("worker_balance: the listeners' program could not be removed: %s",
-                 strerror(-rc));
+    wsb_log_warn("worker_balance: the listeners' program could not be removed: %s", strerror(-rc));
   else if (m > 0)
-    wsb_log_debug("worker_balance: new connections go to %u of %u workers (from %u)", m, n,
-                  set[0]);
+    wsb_log_debug("worker_balance: new connections go to %u of %u workers (from %u)", m, n, set[0]);
   else
     wsb_log_debug("worker_balance: new connections go to any of %u workers", n);
 }

@@ -22,8 +22,8 @@ struct wsb_pack_ctl {
   bool (*may_steer)(void *arg);
   void *arg;
   struct wsb_pack state;
-  uint64_t session_cap; /* wsb_pack_session_cap of the workers' descriptor limit */
-  unsigned npool;       /* workers in the current pool; per position: */
+  uint64_t session_cap;      /* wsb_pack_session_cap of the workers' descriptor limit */
+  unsigned npool;            /* workers in the current pool; per position: */
   struct wsb_pack_worker *w; /* what the last sample saw, */
   pid_t *pid;                /* the process it sampled, */
   uint64_t *cpu_ns;          /* and that one's CPU time then */

@@ -71,8 +71,8 @@ START_TEST(test_a_smaller_pool_clamps) {
 END_TEST
 
 START_TEST(test_choose_skips_stopped_and_full_workers) {
-  struct wsb_pack_worker w[4] = {{.running = true}, {.running = true}, {.running = true},
-                                 {.running = true}};
+  struct wsb_pack_worker w[4] = {
+      {.running = true}, {.running = true}, {.running = true}, {.running = true}};
   unsigned set[4];
   ck_assert_uint_eq(wsb_pack_choose(1, w, 4, 100, set), 1);
   ck_assert_uint_eq(set[0], 0);

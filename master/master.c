@@ -192,6 +192,7 @@ void wsb_master_handed_over(struct master *m, pid_t pid) {
   wsb_workers_send(&m->workers, -1, &msg);
   wsb_log_info("handed over to pid %ld: the workers stop accepting; sessions have %llu ms to end",
                (long)pid, (unsigned long long)m->cfg->wsbal.shutdown_timeout_ms);
+  wsb_pack_release(&m->pack);
   drain(m);
 }
 

@@ -196,6 +196,13 @@ unsigned wsb_pack_taking_new(const struct wsb_pack_ctl *c) {
   return c->steered_known && c->nset > 0 && c->nset < running ? c->nset : running;
 }
 
+void wsb_pack_release(struct wsb_pack_ctl *c) {
+  uv_timer_stop(&c->timer);
+  c->own_groups = false;
+  c->steered_known = false; /* removed even if this master never gave one */
+  apply(c);
+}
+
 void wsb_pack_stop(struct wsb_pack_ctl *c) {
   uv_timer_stop(&c->timer);
 }

@@ -55,6 +55,11 @@ void wsb_pack_workers_changed(struct wsb_pack_ctl *c);
    while packing). */
 unsigned wsb_pack_taking_new(const struct wsb_pack_ctl *c);
 
+/* A binary upgrade handed over: the groups go back to the kernel's hash (the new master
+   spreads over the listeners it inherited, and a build from before worker_balance would keep
+   this one's program for good), and this master steers no more. */
+void wsb_pack_release(struct wsb_pack_ctl *c);
+
 /* Stops sampling (a stop); nothing is given back to the groups. */
 void wsb_pack_stop(struct wsb_pack_ctl *c);
 

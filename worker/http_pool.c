@@ -45,6 +45,22 @@ static void pool_flush(struct pool_slot *p) {
   p->n = 0;
 }
 
+void wsb_http_pool_drop_tls(struct wsb_worker *w) {
+  if (w->http_pool == NULL)
+    return;
+  for (size_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++) {
+    struct pool_slot *p = &w->http_pool->slots[i];
+    uint32_t kept = 0;
+    for (uint32_t j = 0; j < p->n; j++) {
+      if (p->conns[j].tls != NULL)
+        conn_close(&p->conns[j]);
+      else
+        p->conns[kept++] = p->conns[j]; /* oldest first still */
+    }
+    p->n = kept;
+  }
+}
+
 void wsb_http_pool_free(struct wsb_worker *w) {
   if (w->http_pool == NULL)
     return;

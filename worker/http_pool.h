@@ -29,6 +29,11 @@ bool wsb_http_pool_keep(struct wsb_session *s);
    duplicate of the connection too). */
 void wsb_http_pool_park(struct wsb_session *s);
 
+/* A reload made the TLS settings new: the pooled TLS connections, made under the old ones (a
+   CA, verification, a client certificate), are closed, so that every request from then on
+   goes over a connection the new settings allowed. Plain ones stay. */
+void wsb_http_pool_drop_tls(struct wsb_worker *w);
+
 /* Closes every idle connection and frees the pool (a stopping worker, exit). */
 void wsb_http_pool_free(struct wsb_worker *w);
 

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "http_pool.h"
 #include "log.h"
 #include "session.h"
 #include "tls_context.h"
@@ -243,6 +244,7 @@ int wsb_tls_worker_start(struct wsb_worker *w) {
 void wsb_tls_worker_refresh(struct wsb_worker *w) {
   if (w->tls != NULL && w->tls->serial != w->table->settings.tls_serial) {
     load(w);
+    wsb_http_pool_drop_tls(w);
     wsb_log_info("TLS certificates loaded again (reload %llu)", (unsigned long long)w->tls->serial);
   }
 }

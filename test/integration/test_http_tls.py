@@ -133,11 +133,44 @@ def test_backend_closes_idle(cert, key):
            log[-2000:])
 
 
+def test_reload_drops_pooled_tls(cert, key):
+    """A reload makes the TLS settings new: a pooled connection made under the old ones is not
+    handed to a new client, as nginx's and HAProxy's new workers start with none. Here the
+    reload turns verification on, which this self-signed backend fails: 502, not the old
+    connection's 200."""
+    b = TLSBackend(cert, key)
+    sections = {"listen": {"http": "proxy"}, "upstream": {"tls_verify": "off"}}
+    w = Wsbal([("t1", b.url)], workers=1, sections=sections)
+    conn = http.client.HTTPConnection("127.0.0.1", w.port, timeout=T)
+    first = request(conn)[0]
+    conn.close()
+    conn = http.client.HTTPConnection("127.0.0.1", w.port, timeout=T)
+    second = request(conn)[0]
+    conn.close()
+    c.eq("before the reload: 200 twice on one pooled TLS connection", (200, 200, 1),
+         (first, second, b.accepted))
+    sections["upstream"]["tls_verify"] = "on"
+    verdict, lines = w.reload([("t1", b.url)], sections)
+    c.true("reload turning tls_verify on", verdict and verdict.startswith("reloaded"),
+           repr(lines[-5:]))
+    conn = http.client.HTTPConnection("127.0.0.1", w.port, timeout=T)
+    conn.request("GET", "/x")
+    r = conn.getresponse()
+    after = r.status
+    r.read()
+    conn.close()
+    c.eq("after it a new client is not given the old connection: verification fails, 502",
+         (502, 2), (after, b.accepted))
+    w.stop()
+    b.stop()
+
+
 def main():
     with tempfile.TemporaryDirectory() as d:
         cert, key = self_signed(d)
         return run_tests(c, lambda: test_kept_alive(cert, key),
-                         lambda: test_backend_closes_idle(cert, key))
+                         lambda: test_backend_closes_idle(cert, key),
+                         lambda: test_reload_drops_pooled_tls(cert, key))
 
 
 if __name__ == "__main__":

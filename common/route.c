@@ -350,7 +350,7 @@ static void assign_slots(struct wsb_route_table *t, const struct wsb_route_table
     size_t slot = (size_t)kept[i];
     if (kept[i] < 0) {
       slot = 0;
-      while (slot < WSB_ROUTE_MAX && bit_has(old, slot) | bit_has(mine, slot))
+      while (slot < WSB_ROUTE_MAX && (bit_has(old, slot) || bit_has(mine, slot)))
         slot++;
       for (slot = slot < WSB_ROUTE_MAX ? slot : 0; bit_has(mine, slot);)
         slot++;

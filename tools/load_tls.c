@@ -1,10 +1,11 @@
 /* wsbal-load over wss://: OpenSSL with memory BIOs between the socket and the frame code. */
 #include "load.h"
 
-#include <arpa/inet.h>
 #include <string.h>
 
 #include <openssl/err.h>
+
+#include "tls_context.h"
 
 /*
  * A benchmark against a proxy on loopback: the server's certificate is not
@@ -45,10 +46,12 @@ int wsb_load_tls_start(struct wsb_load_conn *c) {
     return -1;
   }
   SSL_set_bio(c->ssl, in, out);
-  unsigned char addr[16];
-  const char *host = ctx->o.url.host;
-  if (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1)
-    SSL_set_tlsext_host_name(c->ssl, host);
+  /* SNI unless the host is an address, ALPN http/1.1, no verification: as a worker's backend
+     leg with tls_verify off. */
+  if (wsb_tls_client_prepare(c->ssl, ctx->o.url.host, false) != 0) {
+    ERR_clear_error();
+    return -1;
+  }
   SSL_set_connect_state(c->ssl);
   int rc = SSL_do_handshake(c->ssl);
   if (rc != 1 && SSL_get_error(c->ssl, rc) != SSL_ERROR_WANT_READ) {

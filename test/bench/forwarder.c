@@ -239,7 +239,7 @@ static void on_term(int sig) {
 
 int main(int argc, char **argv) {
   int port = -1, workers = 1;
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) { /* --option value pairs */
     if (i + 1 >= argc)
       usage();
     int v = atoi(argv[i + 1]);
@@ -254,7 +254,6 @@ int main(int argc, char **argv) {
       n_backends++;
     } else
       usage();
-    i++;
   }
   if (port < 0 || n_backends == 0)
     usage();

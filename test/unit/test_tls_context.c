@@ -117,8 +117,11 @@ static long handshake(SSL_CTX *sctx, const char *sni, const char **alpn) {
   ck_assert_int_eq(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
   SSL_set_bio(c, cb, cb);
   SSL_set_bio(s, sb, sb);
-  if (sni != NULL)
-    SSL_set_tlsext_host_name(c, sni);
+  char name[256]; /* the macro casts its name to void *: a copy that is not const */
+  if (sni != NULL) {
+    snprintf(name, sizeof(name), "%s", sni);
+    SSL_set_tlsext_host_name(c, name);
+  }
   SSL_set_alpn_protos(c, (const unsigned char *)"\x02h2\x08http/1.1", 12);
   SSL_set_connect_state(c);
   SSL_set_accept_state(s);

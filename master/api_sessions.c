@@ -54,8 +54,11 @@ struct list_op {
   uint64_t skip;   /* matching sessions of the workers still to ask to pass over */
   uint64_t offset;
   uint64_t limit;
-  uint64_t total; /* matching sessions of the workers asked so far */
-  bool command;   /* one: cmd goes to the session once found */
+  bool cursor;           /* ?after=: the page starts past a session, not at an offset */
+  unsigned after_worker; /* that session's worker slot, */
+  uint64_t after_id;     /* and its id */
+  uint64_t total;        /* matching sessions of the workers asked so far */
+  bool command;          /* one: cmd goes to the session once found */
   struct session_command cmd;
   size_t n;
   size_t cap;    /* entries reserved: limit, or 1 for one */
@@ -174,12 +177,25 @@ static void list_answer(struct list_op *op, struct wsb_admin_reply *r) {
       wsb_json_uint(&j, op->offset);
       wsb_json_key(&j, "limit");
       wsb_json_uint(&j, op->limit);
-      /* Where the next page starts, or null after the last one (or an empty page). */
+      /* Where the next page starts, or null after the last one (or an empty page). By offset
+         (a session that ends between two pages moves the later ones up one), and by cursor
+         (after=: past the page's last session, whatever ends meanwhile; a full page may be
+         followed by an empty one). */
       wsb_json_key(&j, "next_offset");
-      if (op->n > 0 && op->offset + op->n < op->total)
+      if (!op->cursor && op->n > 0 && op->offset + op->n < op->total)
         wsb_json_uint(&j, op->offset + op->n);
       else
         wsb_json_null(&j);
+      wsb_json_key(&j, "next_after");
+      if (op->n > 0 && op->n == op->limit) {
+        char cursor[40];
+        const struct wsb_session_info *last = &op->entries[op->n - 1];
+        snprintf(cursor, sizeof(cursor), "%u.%016llx", (unsigned)last->worker,
+                 (unsigned long long)last->id);
+        wsb_json_cstring(&j, cursor);
+      } else {
+        wsb_json_null(&j);
+      }
       wsb_json_key(&j, "sessions");
       wsb_json_array_begin(&j);
       for (size_t i = 0; i < op->n; i++)
@@ -221,6 +237,14 @@ static bool list_ask(struct list_op *op) {
         .skip = op->skip < UINT32_MAX ? (uint32_t)op->skip : UINT32_MAX,
         .limit = (uint32_t)(op->cap - op->n),
     };
+    /* After a cursor: the workers before its own are only counted (for total), its own lists
+       past its session, the later ones from their first. */
+    if (op->cursor && op->worker < op->after_worker)
+      msg.limit = 0;
+    else if (op->cursor && op->worker == op->after_worker) {
+      msg.cursor = 1;
+      msg.after = op->after_id;
+    }
     if (wsb_workers_send(&m->workers, (int)op->worker, &msg) == 1) {
       op->request = msg.request;
       op->step_n = 0;
@@ -342,6 +366,21 @@ static void list_sessions(struct master *m, const struct wsb_admin_request *req,
   }
   if (!query_pool(m, query, &pool, r))
     return;
+  /* ?after=WORKER.ID (a page's next_after): a cursor instead of an offset. */
+  char after[40];
+  unsigned after_worker = 0;
+  unsigned long long after_id = 0;
+  int n = 0;
+  bool cursor = wsb__api_query_get(query, "after", after, sizeof(after));
+  if (cursor && (sscanf(after, "%u.%16llx%n", &after_worker, &after_id, &n) != 2 ||
+                 after[n] != '\0' || strchr(after, '-') != NULL)) {
+    wsb_admin_error(r, 400, "after= takes a page's next_after (WORKER.ID)");
+    return;
+  }
+  if (cursor && offset != 0) {
+    wsb_admin_error(r, 400, "after= and offset= exclude each other");
+    return;
+  }
   limit = limit < most ? limit : most;
   size_t cap = one ? 1 : (size_t)limit, held = 0;
   for (const struct list_op *o = m->lists; o != NULL; o = o->next)
@@ -364,6 +403,9 @@ static void list_sessions(struct master *m, const struct wsb_admin_request *req,
                          .skip = one ? 0 : offset,
                          .offset = one ? 0 : offset,
                          .limit = limit,
+                         .cursor = cursor && !one,
+                         .after_worker = after_worker,
+                         .after_id = after_id,
                          .cap = cap,
                          .command = cmd != NULL};
   if (cmd != NULL)

@@ -27,6 +27,9 @@ struct wsb_control_msg {
   int32_t pool;     /* LIST_SESSIONS: only the sessions placed in this pool slot, or -1 */
   uint32_t skip;    /* LIST_SESSIONS: matching sessions passed over first, in id order */
   uint32_t limit;   /* LIST_SESSIONS: at most this many described after them */
+  uint32_t cursor;  /* LIST_SESSIONS: pass over the matching sessions whose id is after or less
+                       first, before skip */
+  uint64_t after;
   uint16_t code;    /* KILL_SESSION: the close code */
   char reason[124]; /* KILL_SESSION: the close reason, NUL-terminated */
 };

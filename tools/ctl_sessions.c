@@ -27,10 +27,10 @@ static const struct wsb_ctl_column session_columns[] = {
 #define NCOLUMNS (sizeof(session_columns) / sizeof(session_columns[0]))
 
 /*
- * Session ids already shown. Pages are asked for by offset while sessions come and go: a
- * session opened in a worker listed earlier pushes the rest one place on, and the next page
- * starts with the previous one's last session again. An open-addressing set of ids, kept at
- * most half full.
+ * Session ids already shown. Pages are asked for past the last page's last session (next_after)
+ * and then nothing is shown twice; an older server pages by offset only, where a session opened
+ * in a worker listed earlier pushes the rest one place on and the next page starts with the
+ * previous one's last session again. An open-addressing set of ids, kept at most half full.
  */
 struct id_set {
   uint64_t *slots; /* 0 = empty: the id 0 is kept in has_zero */
@@ -134,21 +134,44 @@ static bool take_page(struct listing *l, const struct wsb_json_doc *doc) {
   return true;
 }
 
-/* The page's next_offset: false after the last page (null), or when it does not move on. */
-static bool next_page(const struct wsb_json_doc *doc, uint64_t offset, uint64_t *next) {
-  return wsb_json_get_uint(doc, wsb_json_member(doc, 0, "next_offset"), 0, UINT64_MAX, next) == 0 &&
-         *next > offset;
+/* Where the next page starts: past a session (after, a server's next_after) or, from a server
+   without cursors, at an offset. */
+struct page_at {
+  uint64_t offset;
+  char after[48]; /* "" while paging by offset */
+};
+
+/* The page's next_after, or next_offset from an older server: false after the last page (null),
+   or when it does not move on. */
+static bool next_page(const struct wsb_json_doc *doc, struct page_at *at) {
+  int cursor = wsb_json_member(doc, 0, "next_after");
+  if (cursor >= 0) {
+    char next[sizeof(at->after)];
+    if (wsb_json_get_string(doc, cursor, next, sizeof(next), NULL) != 0 ||
+        strcmp(next, at->after) == 0)
+      return false; /* null: the last page */
+    memcpy(at->after, next, sizeof(next));
+    return true;
+  }
+  uint64_t next;
+  if (wsb_json_get_uint(doc, wsb_json_member(doc, 0, "next_offset"), 0, UINT64_MAX, &next) != 0 ||
+      next <= at->offset)
+    return false;
+  at->offset = next;
+  return true;
 }
 
-/* Every page gathered: the same shape as one page that held them all; next_offset is where the
-   page bound stopped the walk (cut), else null. */
-static void print_json(const struct listing *l, bool cut, uint64_t next) {
-  char at[24] = "null";
-  if (cut)
-    snprintf(at, sizeof(at), "%" PRIu64, next);
+/* Every page gathered: the same shape as one page that held them all; next_offset or
+   next_after is where the page bound stopped the walk (cut), else null. */
+static void print_json(const struct listing *l, bool cut, const struct page_at *next) {
+  char offset[24] = "null", after[sizeof(next->after) + 2] = "null";
+  if (cut && next->after[0] != '\0')
+    snprintf(after, sizeof(after), "\"%s\"", next->after); /* digits, '.' and hex: no escape */
+  else if (cut)
+    snprintf(offset, sizeof(offset), "%" PRIu64, next->offset);
   printf("{\"total\":%" PRIu64 ",\"partial\":%s,\"offset\":0,\"limit\":%" PRIu64
-         ",\"next_offset\":%s,\"pages\":%u,\"sessions\":[",
-         l->total, l->partial ? "true" : "false", l->shown, at, l->pages);
+         ",\"next_offset\":%s,\"next_after\":%s,\"pages\":%u,\"sessions\":[",
+         l->total, l->partial ? "true" : "false", l->shown, offset, after, l->pages);
   if (l->objects.len > 0)
     fwrite(wsb_buf_data(&l->objects), 1, l->objects.len, stdout);
   fputs("]}\n", stdout);
@@ -164,21 +187,25 @@ static void notes(const struct listing *l, bool cut) {
     fprintf(stderr, "wsbalctl: some workers did not answer in time: the list is partial\n");
 }
 
-/* base with ?limit=&offset= (or &...), or false when it does not fit. */
-static bool page_target(char *out, size_t cap, const char *base, uint64_t offset) {
-  int n = snprintf(out, cap, "%s%climit=%d&offset=%" PRIu64, base,
-                   strchr(base, '?') != NULL ? '&' : '?', PAGE_LIMIT, offset);
+/* base with ?limit= and &after= or &offset= (or &... after base's own query), or false when it
+   does not fit. */
+static bool page_target(char *out, size_t cap, const char *base, const struct page_at *at) {
+  char sep = strchr(base, '?') != NULL ? '&' : '?';
+  int n =
+      at->after[0] != '\0'
+          ? snprintf(out, cap, "%s%climit=%d&after=%s", base, sep, PAGE_LIMIT, at->after)
+          : snprintf(out, cap, "%s%climit=%d&offset=%" PRIu64, base, sep, PAGE_LIMIT, at->offset);
   return n > 0 && (size_t)n < cap;
 }
 
-/* One page: asked for, checked and taken into l. *offset becomes the next page's; *more says
+/* One page: asked for, checked and taken into l. *at becomes the next page's start; *more says
    whether there is one. False when the listing cannot go on (said on stderr). */
-static bool one_page(struct listing *l, const char *target, uint64_t *offset, bool *more,
+static bool one_page(struct listing *l, const char *target, struct page_at *at, bool *more,
                      wsb_ctl_fetch_fn fetch, void *arg) {
   char page[2048];
   struct wsb_ctl_answer ans;
   *more = false;
-  if (!page_target(page, sizeof(page), target, *offset)) {
+  if (!page_target(page, sizeof(page), target, at)) {
     fprintf(stderr, "wsbalctl: an argument is too long\n");
     return false;
   }
@@ -193,7 +220,7 @@ static bool one_page(struct listing *l, const char *target, uint64_t *offset, bo
   } else if ((ok = wsb_ctl_read_json(&ans, &r, false))) {
     l->pages++;
     ok = take_page(l, &r.doc);
-    *more = ok && next_page(&r.doc, *offset, offset);
+    *more = ok && next_page(&r.doc, at);
     /* The only page: its body as the server sent it, as with every other command. */
     if (ok && l->json && !*more && l->pages == 1) {
       wsb_ctl_print_body(&ans);
@@ -209,13 +236,13 @@ int wsb_ctl_sessions(const char *target, bool json, wsb_ctl_fetch_fn fetch, void
   struct listing l = {.json = json};
   wsb_ctl_table_init(&l.table, NCOLUMNS, l.right);
   wsb_ctl_table_header(&l.table, session_columns, NCOLUMNS, l.right);
-  uint64_t offset = 0;
+  struct page_at at = {0};
   bool more = true, ok = true;
   while (ok && more && l.pages < WSB_CTL_SESSION_PAGES && l.shown < WSB_CTL_SESSIONS_MAX)
-    ok = one_page(&l, target, &offset, &more, fetch, arg);
+    ok = one_page(&l, target, &at, &more, fetch, arg);
   int rc = ok ? WSB_CTL_EXIT_OK : WSB_CTL_EXIT_ERROR;
   if (ok && json && !l.printed)
-    print_json(&l, more, offset);
+    print_json(&l, more, &at);
   else if (ok && !json && l.shown == 0)
     printf("no live sessions\n");
   if (ok && !json && l.shown > 0)

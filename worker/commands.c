@@ -152,11 +152,14 @@ static void list_sessions(struct wsb_worker *w, const struct wsb_control_msg *m)
     refuse_list(w, m->request, -EBUSY);
     return;
   }
-  size_t matched = 0;
+  size_t matched = 0, before = 0; /* before: at or below m->after, which a cursor passed */
   struct wsb_session *s;
   WSB_LIST_EACH (s, &w->sessions, link)
-    matched += listed(s, m);
-  size_t first = m->skip < matched ? m->skip : matched;
+    if (listed(s, m)) {
+      matched++;
+      before += m->cursor && s->id <= m->after;
+    }
+  size_t first = m->skip < matched - before ? before + m->skip : matched;
   size_t n = matched - first < m->limit ? matched - first : m->limit;
   /* Sessions are added at the head with growing ids, so the list is normally newest first;
      the page is picked from a sorted copy of the pointers rather than trusting that order. */

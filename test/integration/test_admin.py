@@ -385,6 +385,57 @@ def list_all(ap, query=""):
     return pages, sessions
 
 
+def test_session_cursor(e1):
+    """Paging past a session (?after=, each page's next_after) rather than by offset: a session
+    that ends between two pages moves none of the later ones onto the page already read."""
+    ap = free_port()
+    lb = Wsbal([("e1", e1.url)], workers=2, sections={"admin": {"address": f"127.0.0.1:{ap}"}})
+    held = open_sessions(lb.port, [f"/c{i}" for i in range(10)])
+    try:
+        wait_for(lambda: jbody(request(ap, "GET", "/api/v1/sessions"))["total"] == 10)
+        everything = jbody(request(ap, "GET", "/api/v1/sessions"))["sessions"]
+        order = [(x["worker"], x["id"]) for x in everything]
+        c.eq("the list is in worker, then id order", sorted(order), order)
+        pages, after = [], None
+        while len(pages) < 10:
+            doc = jbody(request(ap, "GET", "/api/v1/sessions?limit=3" +
+                                (f"&after={after}" if after else "")))
+            pages.append(doc)
+            after = doc.get("next_after")
+            if after is None:
+                break
+        # The first page, asked without a cursor, also has next_offset; pages past a cursor
+        # have none (an offset means nothing there).
+        c.eq("pages of 3 by cursor: 3, 3, 3, 1, each cursor its page's last session",
+             ([3, 3, 3, 1], [f"{p['sessions'][-1]['worker']}.{p['sessions'][-1]['id']}"
+                             for p in pages[:3]], [3, None, None, None], [10] * 4),
+             ([len(p["sessions"]) for p in pages], [p.get("next_after") for p in pages[:3]],
+              [p.get("next_offset") for p in pages], [p.get("total") for p in pages]))
+        c.eq("every session once, in the list's order", [x["id"] for x in everything],
+             [x["id"] for p in pages for x in p["sessions"]])
+        # The first page read, then its first session ends: by offset the next page would start
+        # one session late; past the cursor it starts where it should.
+        first = jbody(request(ap, "GET", "/api/v1/sessions?limit=3"))
+        gone = first["sessions"][0]
+        c.eq("a session ends", 202, request(ap, "DELETE", f"/api/v1/sessions/{gone['id']}")[0])
+        wait_for(lambda: jbody(request(ap, "GET", "/api/v1/sessions"))["total"] == 9)
+        by_offset = jbody(request(ap, "GET", "/api/v1/sessions?limit=3&offset=3"))["sessions"]
+        by_cursor = jbody(request(ap, "GET", "/api/v1/sessions?limit=3&after=" +
+                                  first["next_after"]))["sessions"]
+        c.eq("by offset the fourth session is skipped; past the cursor it comes next",
+             (everything[4]["id"], everything[3]["id"]),
+             (by_offset[0]["id"], by_cursor[0]["id"]))
+        for bad in ("x", "1.", "-1.5", "1.5x", "1.00000000000000001", "1.-5"):
+            c.eq(f"after={bad}: 400", 400,
+                 request(ap, "GET", f"/api/v1/sessions?after={bad}")[0])
+        c.eq("after= with offset=: 400", 400,
+             request(ap, "GET", "/api/v1/sessions?offset=1&after=" + first["next_after"])[0])
+    finally:
+        for h in held:
+            h.close()
+        lb.stop()
+
+
 def test_session_list_at_scale(e1):
     """3,000 sessions with 200-byte paths on one worker: every one listed once, through pages,
     nothing partial; many listings at once are answered or refused (503), never dropped."""
@@ -677,7 +728,8 @@ def main():
     e1, e2 = Echo("e1"), Echo("e2")
     try:
         return run_tests(c, lambda: test_api(e1, e2), lambda: test_token(e1),
-                         lambda: test_session_list(e1, e2), lambda: test_session_list_at_scale(e1),
+                         lambda: test_session_list(e1, e2), lambda: test_session_cursor(e1),
+                         lambda: test_session_list_at_scale(e1),
                          lambda: test_kill_codes(e1),
                          lambda: test_partial_answer(e1),
                          lambda: test_prometheus_scrape(e1), lambda: test_admin_under_traffic(e1, e2),

@@ -467,6 +467,48 @@ def test_pages():
         fake.close()
 
 
+def test_cursor_pages():
+    """With a server that gives next_after, sessions follows it (after=) rather than the
+    offset; the same bound applies, and --json says where to go on by cursor."""
+    fake = Fake()
+
+    def cursor_page(total, ids, nxt):
+        p = page(total, 0, None, ids)
+        p["next_after"] = nxt
+        return p
+    script = [cursor_page(5, [1, 2], "0.0000000000000002"),
+              cursor_page(5, [3, 4], "1.0000000000000004"), cursor_page(5, [5], None)]
+    try:
+        fake.queue = [Fake.json_reply(200, p) for p in script]
+        rc, out, err = ctl("-a", fake.addr, "sessions")
+        c.eq("each page asked for past the last one's cursor",
+             ["/api/v1/sessions?limit=1000&offset=0",
+              "/api/v1/sessions?limit=1000&after=0.0000000000000002",
+              "/api/v1/sessions?limit=1000&after=1.0000000000000004"],
+             [r["target"] for r in fake.take()])
+        c.eq("one table of the three pages", (0, [f"/s{n}" for n in range(1, 6)], ""),
+             (rc, [r["PATH"] for r in table(out)], err))
+        fake.queue = [Fake.json_reply(200, cursor_page(9, [1, 2], "0.0000000000000002"))] * 2
+        rc, out, err = ctl("-a", fake.addr, "sessions")
+        c.eq("a cursor that does not move on ends the walk",
+             (0, 2, 2, "wsbalctl: 2 of 9 sessions shown\n"),
+             (rc, len(table(out)), len(fake.take()), err))
+
+        def endless(target):
+            n = int(target.rsplit(".", 1)[1], 16) + 1 if "after=" in target else 1
+            return Fake.json_reply(200, cursor_page(10 ** 6, [n], f"0.{n:016x}"))
+        fake.reply = endless
+        rc, out, err = ctl("-a", fake.addr, "--json", "sessions")
+        doc = json.loads(out) if rc == 0 else {}
+        c.eq("--json at the bound: next_after says where to go on",
+             (0, 1000, 1000, None, f"0.{1000:016x}", ""),
+             (rc, doc.get("pages"), len(doc.get("sessions", [])), doc.get("next_offset"),
+              doc.get("next_after"), err))
+        fake.take()
+    finally:
+        fake.close()
+
+
 def test_usage():
     fake = Fake()
     cases = [
@@ -739,7 +781,7 @@ def test_token(e1):
 def main():
     e1, e2 = Echo("e1"), Echo("e2")
     try:
-        rc = run_tests(c, test_usage, test_unreachable, test_exact_requests, test_pages,
+        rc = run_tests(c, test_usage, test_unreachable, test_exact_requests, test_pages, test_cursor_pages,
                        test_drain_wait, test_answers,
                        lambda: test_live(e1, e2), lambda: test_token(e1),
                        lambda: c.true("no sanitizer reports from wsbalctl", not ctl_sanitizer_lines,

@@ -40,7 +40,7 @@ unsigned wsb_pack_choose(unsigned active, const struct wsb_pack_worker *w, unsig
                          uint64_t session_cap, unsigned *set) {
   unsigned m = 0;
   for (unsigned i = 0; i < n && m < active; i++)
-    if (w[i].running && w[i].sessions < session_cap)
+    if (w[i].running && !w[i].stalled && w[i].sessions < session_cap)
       set[m++] = i;
   return m == n ? 0 : m;
 }

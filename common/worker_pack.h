@@ -15,8 +15,9 @@
  * busy or full: one more worker takes new connections as soon as one that takes them uses more
  * than WSB_PACK_BUSY of a core (as many more as the whole pool's load asks for, at once), and
  * one fewer once the pool could have done with one fewer for WSB_PACK_CALM_SAMPLES samples in a
- * row. A worker that holds its share of sessions (see wsb_pack_session_cap) or is not running
- * takes none: the next one does. Sessions never move: only new ones are steered.
+ * row. A worker that holds its share of sessions (see wsb_pack_session_cap), is not running or
+ * leaves connections in its accept queue takes none: the next one does. Sessions never move:
+ * only new ones are steered.
  */
 #define WSB_PACK_SAMPLE_MS    200  /* how often the master samples the workers */
 #define WSB_PACK_BUSY         0.5  /* share of a core above which a worker takes no more alone */
@@ -33,7 +34,9 @@ struct wsb_pack_worker {
   double busy;       /* share of a core used since the last sample */
   uint64_t sessions; /* live sessions */
   bool running;
-  bool taking; /* it took new connections since the last sample */
+  bool taking;  /* it took new connections since the last sample */
+  bool stalled; /* connections waited in its accept queue at two samples in a row: a worker
+                   that is stopped or hung, which would leave every new one waiting */
 };
 
 /* Sessions a worker takes while packing: half of what its descriptors allow (two a session),
@@ -44,9 +47,9 @@ uint64_t wsb_pack_session_cap(uint64_t max_fds);
    should take new connections, 1..n, also kept in p->active. */
 unsigned wsb_pack_next(struct wsb_pack *p, const struct wsb_pack_worker *w, unsigned n);
 
-/* Which workers take them: the first `active` of those running and below session_cap, their
-   positions into set (room for n). Returns how many, or 0 when all n do or none can (the
-   kernel's hash over every worker). */
+/* Which workers take them: the first `active` of those running, not stalled and below
+   session_cap, their positions into set (room for n). Returns how many, or 0 when all n do or none
+   can (the kernel's hash over every worker). */
 unsigned wsb_pack_choose(unsigned active, const struct wsb_pack_worker *w, unsigned n,
                          uint64_t session_cap, unsigned *set);
 

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -95,17 +97,39 @@ static void apply(struct wsb_pack_ctl *c) {
     wsb_log_debug("worker_balance: new connections go to any of %u workers", n);
 }
 
+/* Connections waiting in a worker's accept queues (TCP_INFO's tcpi_unacked of a listener). */
+static uint32_t queued_of(const struct wsb_worker_proc *w) {
+  uint32_t n = 0;
+  for (size_t a = 0; a < w->nlisten; a++) {
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (getsockopt(w->listen_fds[a], IPPROTO_TCP, TCP_INFO, &ti, &len) == 0)
+      n += ti.tcpi_unacked;
+  }
+  return n;
+}
+
 static void sample(struct wsb_pack_ctl *c) {
   struct wsb_worker_proc *pool[c->npool > 0 ? c->npool : 1];
   unsigned n = current_pool(c, pool);
   uint64_t now = now_ns(), elapsed = now - c->sampled_ns;
   for (unsigned i = 0; i < n; i++) {
     uint64_t cpu = cpu_ns_of(pool[i]->pid);
+    uint32_t queued = queued_of(pool[i]);
     /* A worker started since the last sample (or not running) is counted from now. */
     bool same = pool[i]->pid > 0 && pool[i]->pid == c->pid[i] && cpu >= c->cpu_ns[i];
     c->w[i].busy = same && elapsed > 0 ? (double)(cpu - c->cpu_ns[i]) / (double)elapsed : 0;
+    /* A worker drains its queue within a loop pass; one that left connections there at two
+       samples in a row is not accepting (stopped, hung), whatever its CPU says. */
+    bool stalled = same && queued > 0 && c->queued[i] > 0;
+    if (stalled && !c->w[i].stalled)
+      wsb_log_warn("worker %u (pid %d) has left %u connections in its accept queue for %d ms: "
+                   "no new ones go to it while it does",
+                   pool[i]->slot, (int)pool[i]->pid, queued, WSB_PACK_SAMPLE_MS);
+    c->w[i].stalled = stalled;
     c->pid[i] = pool[i]->pid;
     c->cpu_ns[i] = cpu;
+    c->queued[i] = queued;
   }
   c->sampled_ns = now;
   wsb_pack_next(&c->state, c->w, n);
@@ -139,6 +163,7 @@ static void restart(struct wsb_pack_ctl *c) {
   c->sampled_ns = now_ns();
   for (unsigned i = 0; i < c->npool; i++) {
     c->pid[i] = 0;
+    c->queued[i] = 0;
     c->w[i] = (struct wsb_pack_worker){0};
   }
   apply(c);
@@ -151,12 +176,14 @@ void wsb_pack_pool_started(struct wsb_pack_ctl *c, bool own_groups, bool pack) {
   free(c->w);
   free(c->pid);
   free(c->cpu_ns);
+  free(c->queued);
   free(c->set);
   c->w = calloc(n ? n : 1, sizeof(*c->w));
+  c->queued = calloc(n ? n : 1, sizeof(*c->queued));
   c->pid = calloc(n ? n : 1, sizeof(*c->pid));
   c->cpu_ns = calloc(n ? n : 1, sizeof(*c->cpu_ns));
   c->set = calloc(n ? n : 1, sizeof(*c->set));
-  if (c->w == NULL || c->pid == NULL || c->cpu_ns == NULL || c->set == NULL)
+  if (c->w == NULL || c->pid == NULL || c->cpu_ns == NULL || c->queued == NULL || c->set == NULL)
     wsb_fatal(3, "out of memory");
   c->npool = n;
   c->pack = pack;
@@ -212,8 +239,10 @@ void wsb_pack_close(struct wsb_pack_ctl *c) {
   free(c->w);
   free(c->pid);
   free(c->cpu_ns);
+  free(c->queued);
   free(c->set);
   c->w = NULL;
+  c->queued = NULL;
   c->pid = NULL;
   c->cpu_ns = NULL;
   c->set = NULL;

@@ -26,7 +26,8 @@ struct wsb_pack_ctl {
   unsigned npool;            /* workers in the current pool; per position: */
   struct wsb_pack_worker *w; /* what the last sample saw, */
   pid_t *pid;                /* the process it sampled, */
-  uint64_t *cpu_ns;          /* and that one's CPU time then */
+  uint64_t *cpu_ns;          /* and that one's CPU time then, */
+  uint32_t *queued;          /* and the connections its accept queues held then */
   uint64_t sampled_ns;       /* when */
   /* What the groups were last given: the positions in set (nset of them), or the kernel's
      hash when nset is 0; steered_known false when nobody knows (nothing given yet, or someone

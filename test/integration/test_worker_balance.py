@@ -1,7 +1,8 @@
 """[wsbal] worker_balance: spread (the kernel's hash over every worker) and pack (new sessions
 on the fewest workers that are not busy), through the status API and /metrics: where sessions
-land, growing under a real load and shrinking after it, a worker that dies, a reload that keeps
-the address with more workers, and a binary upgrade.
+land, growing under a real load and shrinking after it, a worker that dies, one that is full,
+one that stops accepting, a reload that keeps the address with more workers, and a binary
+upgrade.
 
 Real processes on 127.0.0.1 (wsbal, wsbal-echo, wsbal-load) and raw-socket clients. Every wait
 has a deadline; the load is bounded in time and stopped at the end of its check.
@@ -156,6 +157,36 @@ def test_dead_worker(echo):
     lb.stop()
 
 
+def test_stopped_worker(echo):
+    """A worker that stops accepting (SIGSTOP here; a hung one alike) would leave every new
+    connection waiting in its queue while packing: once connections wait there at two samples
+    in a row, the next worker takes new ones; those that waited are served when it goes on."""
+    lb = start_lb(echo, "pack", 2, log_level="debug")
+    first = min(sessions_by_slot(lb))
+    pid = next(w["pid"] for w in status(lb)["workers"] if w["slot"] == first)
+    mark = len(lb.lines)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        waiting = RawClient(lb.port)
+        waiting.request("/waiting")
+        c.true("pack: the stopped worker's waiting connection is seen",
+               lb.wait_line(r"worker %d \(pid %d\) has left 1 connections in its accept queue"
+                            % (first, pid), start=mark))
+        c.true("pack: new connections go to the second worker",
+               lb.wait_line(r"new connections go to 1 of 2 workers \(from 1\)", start=mark))
+        clients = open_echoing(lb, 4, "pack with the first worker stopped")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    status_code = waiting.read_head()[0]
+    c.eq("the connection that waited is served once it goes on", 101, status_code)
+    mark = len(lb.lines)
+    c.true("pack: and the first worker takes new sessions again",
+           lb.wait_line(r"new connections go to 1 of 2 workers \(from 0\)", start=mark))
+    waiting.close()
+    close_all(lb, clients)
+    lb.stop()
+
+
 def test_full_worker(echo):
     """A worker that holds its share of sessions (a quarter of its descriptors: 10 with 104)
     takes no more while packing; the next one does. The storm this guards against: 20,000
@@ -249,6 +280,7 @@ def main():
                          lambda: test_grows_under_load_and_shrinks(echo),
                          lambda: test_dead_worker(echo),
                          lambda: test_full_worker(echo),
+                         lambda: test_stopped_worker(echo),
                          lambda: test_reload_keeping_the_address(echo),
                          lambda: test_upgrade(echo))
     finally:

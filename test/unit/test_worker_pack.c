@@ -88,6 +88,11 @@ START_TEST(test_choose_skips_stopped_and_full_workers) {
   ck_assert_uint_eq(wsb_pack_choose(3, w, 4, 100, set), 2);
   ck_assert_uint_eq(set[0], 2);
   ck_assert_uint_eq(set[1], 3);
+  /* The third one left connections in its accept queue for two samples: stopped or hung. */
+  w[2].stalled = true;
+  ck_assert_uint_eq(wsb_pack_choose(1, w, 4, 100, set), 1);
+  ck_assert_uint_eq(set[0], 3);
+  w[2].stalled = false;
   /* None can: every worker, rather than none. */
   w[2].sessions = w[3].sessions = 150;
   ck_assert_uint_eq(wsb_pack_choose(1, w, 4, 100, set), 0);

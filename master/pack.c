@@ -123,9 +123,9 @@ static void sample(struct wsb_pack_ctl *c) {
        samples in a row is not accepting (stopped, hung), whatever its CPU says. */
     bool stalled = same && queued > 0 && c->queued[i] > 0;
     if (stalled && !c->w[i].stalled)
-      wsb_log_warn("worker %u (pid %d) has left %u connections in its accept queue for %d ms: "
-                   "no new ones go to it while it does",
-                   pool[i]->slot, (int)pool[i]->pid, queued, WSB_PACK_SAMPLE_MS);
+      wsb_log_warn("worker %u (pid %d): connections waited in its accept queue for %d ms (%u "
+                   "now: stopped, hung or swamped): new ones go to other workers while they do",
+                   pool[i]->slot, (int)pool[i]->pid, WSB_PACK_SAMPLE_MS, queued);
     c->w[i].stalled = stalled;
     c->pid[i] = pool[i]->pid;
     c->cpu_ns[i] = cpu;

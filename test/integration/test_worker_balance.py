@@ -170,8 +170,8 @@ def test_stopped_worker(echo):
         waiting = RawClient(lb.port)
         waiting.request("/waiting")
         c.true("pack: the stopped worker's waiting connection is seen",
-               lb.wait_line(r"worker %d \(pid %d\) has left 1 connections in its accept queue"
-                            % (first, pid), start=mark))
+               lb.wait_line(r"worker %d \(pid %d\): connections waited in its accept queue for "
+                            r"200 ms \(1 now" % (first, pid), start=mark))
         c.true("pack: new connections go to the second worker",
                lb.wait_line(r"new connections go to 1 of 2 workers \(from 1\)", start=mark))
         clients = open_echoing(lb, 4, "pack with the first worker stopped")

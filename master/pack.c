@@ -117,19 +117,18 @@ static void sample(struct wsb_pack_ctl *c) {
     uint64_t cpu = cpu_ns_of(pool[i]->pid);
     uint32_t queued = queued_of(pool[i]);
     /* A worker started since the last sample (or not running) is counted from now. */
-    bool same = pool[i]->pid > 0 && pool[i]->pid == c->pid[i] && cpu >= c->cpu_ns[i];
-    c->w[i].busy = same && elapsed > 0 ? (double)(cpu - c->cpu_ns[i]) / (double)elapsed : 0;
+    struct wsb_pack_reading *last = &c->read[i];
+    bool same = pool[i]->pid > 0 && pool[i]->pid == last->pid && cpu >= last->cpu_ns;
+    c->w[i].busy = same && elapsed > 0 ? (double)(cpu - last->cpu_ns) / (double)elapsed : 0;
     /* A worker drains its queue within a loop pass; one that left connections there at two
        samples in a row is not accepting (stopped, hung), whatever its CPU says. */
-    bool stalled = same && queued > 0 && c->queued[i] > 0;
+    bool stalled = same && queued > 0 && last->queued > 0;
     if (stalled && !c->w[i].stalled)
       wsb_log_warn("worker %u (pid %d): connections waited in its accept queue for %d ms (%u "
                    "now: stopped, hung or swamped): new ones go to other workers while they do",
                    pool[i]->slot, (int)pool[i]->pid, WSB_PACK_SAMPLE_MS, queued);
     c->w[i].stalled = stalled;
-    c->pid[i] = pool[i]->pid;
-    c->cpu_ns[i] = cpu;
-    c->queued[i] = queued;
+    *last = (struct wsb_pack_reading){pool[i]->pid, cpu, queued};
   }
   c->sampled_ns = now;
   wsb_pack_next(&c->state, c->w, n);
@@ -162,29 +161,33 @@ static void restart(struct wsb_pack_ctl *c) {
   c->state = (struct wsb_pack){.active = 1}; /* a new pool starts packed: no sessions yet */
   c->sampled_ns = now_ns();
   for (unsigned i = 0; i < c->npool; i++) {
-    c->pid[i] = 0;
-    c->queued[i] = 0;
+    c->read[i] = (struct wsb_pack_reading){0};
     c->w[i] = (struct wsb_pack_worker){0};
   }
+  if (c->pack && !c->own_groups)
+    wsb_log_info("worker_balance = pack: these workers' listeners share their groups with "
+                 "sockets of earlier workers, so new connections spread over every worker until "
+                 "the next start");
   apply(c);
   if (c->pack && c->own_groups && c->npool >= 2)
     uv_timer_start(&c->timer, on_timer, WSB_PACK_SAMPLE_MS, WSB_PACK_SAMPLE_MS);
 }
 
+/* The per-position arrays, for a pool of n (none when n is 0). */
+static void size_arrays(struct wsb_pack_ctl *c, unsigned n) {
+  free(c->w);
+  free(c->read);
+  free(c->set);
+  c->w = n ? calloc(n, sizeof(*c->w)) : NULL;
+  c->read = n ? calloc(n, sizeof(*c->read)) : NULL;
+  c->set = n ? calloc(n, sizeof(*c->set)) : NULL;
+  if (n > 0 && (c->w == NULL || c->read == NULL || c->set == NULL))
+    wsb_fatal(3, "out of memory");
+}
+
 void wsb_pack_pool_started(struct wsb_pack_ctl *c, bool own_groups, bool pack) {
   unsigned n = wsb_workers_pool(c->ws, NULL, UINT_MAX);
-  free(c->w);
-  free(c->pid);
-  free(c->cpu_ns);
-  free(c->queued);
-  free(c->set);
-  c->w = calloc(n ? n : 1, sizeof(*c->w));
-  c->queued = calloc(n ? n : 1, sizeof(*c->queued));
-  c->pid = calloc(n ? n : 1, sizeof(*c->pid));
-  c->cpu_ns = calloc(n ? n : 1, sizeof(*c->cpu_ns));
-  c->set = calloc(n ? n : 1, sizeof(*c->set));
-  if (c->w == NULL || c->pid == NULL || c->cpu_ns == NULL || c->queued == NULL || c->set == NULL)
-    wsb_fatal(3, "out of memory");
+  size_arrays(c, n);
   c->npool = n;
   c->pack = pack;
   c->own_groups = own_groups;
@@ -195,10 +198,6 @@ void wsb_pack_pool_started(struct wsb_pack_ctl *c, bool own_groups, bool pack) {
                        : UINT64_MAX; /* workers inherit the master's limit */
   /* Whatever an earlier pool or master gave the groups is not this pool's. */
   c->steered_known = false;
-  if (pack && !own_groups)
-    wsb_log_info("worker_balance = pack: these workers' listeners share their groups with "
-                 "sockets of earlier workers, so new connections spread over every worker until "
-                 "the next start");
   restart(c);
 }
 
@@ -206,10 +205,6 @@ void wsb_pack_configure(struct wsb_pack_ctl *c, bool pack) {
   if (pack == c->pack)
     return;
   c->pack = pack;
-  if (pack && !c->own_groups)
-    wsb_log_info("worker_balance = pack: the listeners share their groups with earlier "
-                 "workers' sockets, so new connections spread over every worker until the next "
-                 "start");
   restart(c);
 }
 
@@ -236,14 +231,5 @@ void wsb_pack_stop(struct wsb_pack_ctl *c) {
 
 void wsb_pack_close(struct wsb_pack_ctl *c) {
   uv_close((uv_handle_t *)&c->timer, NULL);
-  free(c->w);
-  free(c->pid);
-  free(c->cpu_ns);
-  free(c->queued);
-  free(c->set);
-  c->w = NULL;
-  c->queued = NULL;
-  c->pid = NULL;
-  c->cpu_ns = NULL;
-  c->set = NULL;
+  size_arrays(c, 0);
 }

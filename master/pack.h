@@ -11,6 +11,13 @@
 #include "worker_pack.h"
 #include "workers.h"
 
+/* The raw readings of one worker at the last sample, from which the next one's figures come. */
+struct wsb_pack_reading {
+  pid_t pid;       /* the process read */
+  uint64_t cpu_ns; /* its CPU time */
+  uint32_t queued; /* connections its accept queues held */
+};
+
 struct wsb_pack_ctl {
   struct wsb_workers *ws;
   uv_timer_t timer;
@@ -22,13 +29,11 @@ struct wsb_pack_ctl {
   bool (*may_steer)(void *arg);
   void *arg;
   struct wsb_pack state;
-  uint64_t session_cap;      /* wsb_pack_session_cap of the workers' descriptor limit */
-  unsigned npool;            /* workers in the current pool; per position: */
-  struct wsb_pack_worker *w; /* what the last sample saw, */
-  pid_t *pid;                /* the process it sampled, */
-  uint64_t *cpu_ns;          /* and that one's CPU time then, */
-  uint32_t *queued;          /* and the connections its accept queues held then */
-  uint64_t sampled_ns;       /* when */
+  uint64_t session_cap;          /* wsb_pack_session_cap of the workers' descriptor limit */
+  unsigned npool;                /* workers in the current pool; per position: */
+  struct wsb_pack_worker *w;     /* what the last sample made of them, */
+  struct wsb_pack_reading *read; /* and what it read */
+  uint64_t sampled_ns;           /* when */
   /* What the groups were last given: the positions in set (nset of them), or the kernel's
      hash when nset is 0; steered_known false when nobody knows (nothing given yet, or someone
      else may have). */

@@ -39,26 +39,28 @@ static void conn_close(struct pool_conn *c) {
   wsb__tls_conn_free(c->tls);
 }
 
+/* Closes the slot's idle connections, or only its TLS ones; the rest keep their order (oldest
+   first). */
+static void pool_close(struct pool_slot *p, bool tls_only) {
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < p->n; i++) {
+    if (!tls_only || p->conns[i].tls != NULL)
+      conn_close(&p->conns[i]);
+    else
+      p->conns[kept++] = p->conns[i];
+  }
+  p->n = kept;
+}
+
 static void pool_flush(struct pool_slot *p) {
-  for (uint32_t i = 0; i < p->n; i++)
-    conn_close(&p->conns[i]);
-  p->n = 0;
+  pool_close(p, false);
 }
 
 void wsb_http_pool_drop_tls(struct wsb_worker *w) {
   if (w->http_pool == NULL)
     return;
-  for (size_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++) {
-    struct pool_slot *p = &w->http_pool->slots[i];
-    uint32_t kept = 0;
-    for (uint32_t j = 0; j < p->n; j++) {
-      if (p->conns[j].tls != NULL)
-        conn_close(&p->conns[j]);
-      else
-        p->conns[kept++] = p->conns[j]; /* oldest first still */
-    }
-    p->n = kept;
-  }
+  for (size_t i = 0; i < WSB_SHM_MAX_BACKENDS; i++)
+    pool_close(&w->http_pool->slots[i], true);
 }
 
 void wsb_http_pool_free(struct wsb_worker *w) {

@@ -236,13 +236,16 @@ static void drain(struct master *m) {
   wsb_workers_stop(&m->workers);
 }
 
+static bool same_address(const struct wsb_hostport *a, const struct wsb_hostport *b) {
+  return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
 /* Whether a new pool for b would bind an address a's pool listens on: its sockets would join
    the same SO_REUSEPORT groups, after the old ones. */
 static bool shares_an_address(const struct wsb_config *a, const struct wsb_config *b) {
   for (size_t i = 0; i < a->listen.naddress; i++)
     for (size_t j = 0; j < b->listen.naddress; j++)
-      if (a->listen.address[i].port == b->listen.address[j].port &&
-          strcmp(a->listen.address[i].host, b->listen.address[j].host) == 0)
+      if (same_address(&a->listen.address[i], &b->listen.address[j]))
         return true;
   return false;
 }
@@ -251,8 +254,7 @@ static bool same_listeners(const struct wsb_config *a, const struct wsb_config *
   if (worker_count(a) != worker_count(b) || a->listen.naddress != b->listen.naddress)
     return false;
   for (size_t i = 0; i < a->listen.naddress; i++)
-    if (a->listen.address[i].port != b->listen.address[i].port ||
-        strcmp(a->listen.address[i].host, b->listen.address[i].host) != 0)
+    if (!same_address(&a->listen.address[i], &b->listen.address[i]))
       return false;
   return true;
 }

@@ -11,7 +11,7 @@ import sys
 import time
 
 from wsbtest import (OP_CLOSE, OP_TEXT, T, Chatters, Checks, Echo, RawClient, Wsbal,
-                     close_payload, frame, run, run_tests, socket_fds, tcp_table)
+                     close_payload, frame, metric_value, run, run_tests, socket_fds, tcp_table)
 
 c = Checks()
 
@@ -370,13 +370,6 @@ def one_logged_session(lb, path):
     cl.send(frame(OP_CLOSE, close_payload(1000)))
     close_code(cl)
     cl.close()
-
-
-def metric_value(admin_port, name):
-    import urllib.request
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=T) as r:
-        m = re.search(rf"^{name} (\d+)$", r.read().decode(), re.M)
-    return int(m.group(1)) if m else None
 
 
 def test_access_log_reopen_failure(e1):

@@ -17,7 +17,7 @@ import time
 
 import wsbtest
 from wsbtest import (OP_PING, OP_TEXT, T, Chatters, Checks, Echo, RawClient, Wsbal, admin_call,
-                     frame, free_port, run_tests, wait_for)
+                     admin_status, frame, free_port, run_tests, wait_for)
 
 c = Checks()
 SCRATCH = tempfile.mkdtemp(prefix="wsbal-upgrade-")
@@ -59,8 +59,7 @@ def start_lb(echo, admin_keys=None, **kw):
 
 
 def status(lb):
-    code, body = admin_call(lb.admin, "GET", "/api/v1/status")
-    return json.loads(body) if code == 200 else None
+    return admin_status(lb.admin)
 
 
 def wait_output(lb, pattern, start=0, timeout=T):

@@ -9,13 +9,12 @@ has a deadline; the load is bounded in time and stopped at the end of its check.
 """
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 
-from wsbtest import (OP_TEXT, T, Checks, Echo, RawClient, Wsbal, admin_call, frame, free_port,
-                     run_tests, wait_for)
+from wsbtest import (OP_TEXT, T, Checks, Echo, RawClient, Wsbal, admin_call, admin_status, frame,
+                     free_port, metric_value, run_tests, wait_for)
 
 c = Checks()
 LOAD = os.environ.get("WSBAL_LOAD", "build/wsbal-load")
@@ -34,8 +33,7 @@ def start_lb(echo, balance, workers, log_level="info", wrapper=None):
 
 
 def status(lb):
-    code, body = admin_call(lb.admin, "GET", "/api/v1/status")
-    return json.loads(body) if code == 200 else None
+    return admin_status(lb.admin)
 
 
 def sessions_by_slot(lb):
@@ -49,9 +47,7 @@ def taking_new(lb):
 
 
 def metric(lb, name):
-    code, body = admin_call(lb.admin, "GET", "/metrics")
-    m = re.search(rb"^" + re.escape(name.encode()) + rb" (\d+)$", body, re.M)
-    return int(m.group(1)) if code == 200 and m else None
+    return metric_value(lb.admin, name)
 
 
 def open_echoing(lb, n, what):

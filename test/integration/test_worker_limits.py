@@ -16,7 +16,7 @@ import time
 import urllib.request
 
 from wsbtest import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, T, Checks, Echo, Peer, RawClient, Wsbal,
-                     frame, free_port, run_tests)
+                     frame, free_port, metric_value, run_tests)
 
 c = Checks()
 
@@ -45,16 +45,10 @@ def send_ignoring_reset(cl, data):
         return e
 
 
-def metric(admin_port, name):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=T).read()
-    m = re.search(rb"^" + re.escape(name.encode()) + rb" (\d+)$", text, re.M)
-    return int(m.group(1)) if m else None
-
-
 def wait_metric(admin_port, name, want, timeout=T):
     deadline = time.monotonic() + timeout
     while True:
-        got = metric(admin_port, name)
+        got = metric_value(admin_port, name)
         if got == want or time.monotonic() > deadline:
             return got
         time.sleep(0.05)
@@ -83,7 +77,7 @@ def close_code_after_burst(lb, ap, bad, burst, backlog=200):
     cl.request("/")
     if cl.read_head()[0] != 101:
         raise RuntimeError("no upgrade")
-    before = metric(ap, TO_CLIENT)
+    before = metric_value(ap, TO_CLIENT)
     cl.send(b"".join(frame(OP_TEXT, b"%04d" % i + b"." * 996) for i in range(backlog)))
     # Every echo has left wsbal towards the client (most wait in the socket buffers).
     wait_metric(ap, TO_CLIENT, before + backlog)
@@ -311,7 +305,7 @@ def test_failover_buffer_total():
         "admin": {"address": f"127.0.0.1:{ap}"},
         "backend:e2": {"url": e2.url, "backup": "on"}})
     try:
-        c.eq("no window held at first", 0, metric(ap, "wsbal_failover_buffer_bytes"))
+        c.eq("no window held at first", 0, metric_value(ap, "wsbal_failover_buffer_bytes"))
         clients, held = [], []
         for i in range(n):
             clients.append(upgraded(lb, f"/s{i}"))

@@ -132,6 +132,21 @@ def admin_call(port, method, path, body=None, timeout=T):
     return r.status, data
 
 
+def admin_status(port):
+    """GET /api/v1/status of the admin server on 127.0.0.1:port, parsed, or None when not 200."""
+    import json
+    code, body = admin_call(port, "GET", "/api/v1/status")
+    return json.loads(body) if code == 200 else None
+
+
+def metric_value(port, name):
+    """The value of one unlabelled (or fully labelled, as written) integer sample of /metrics,
+    or None when it is not there."""
+    code, body = admin_call(port, "GET", "/metrics")
+    m = re.search(rb"^" + re.escape(name.encode()) + rb" (\d+)$", body, re.M)
+    return int(m.group(1)) if code == 200 and m else None
+
+
 def wait_for(what, timeout=T, step=0.05):
     """Polls what() until it is true or the deadline passes; returns its last value."""
     deadline = time.monotonic() + timeout
